@@ -1,0 +1,52 @@
+//! ringnet: kernel-like sockets on fixed ring buffers, over smoltcp, with every buffer
+//! transition said out loud.
+//!
+//! A kernel hides its socket buffers: `recv` just blocks, `send` just blocks, and the
+//! reasons never show. ringnet gives the same BSD-socket behaviour (the semantics Python's
+//! `socket` module exposes) on top of smoltcp, but every ring running full or empty, every
+//! zero window, every truncated or dropped datagram and every blocked call is logged through
+//! [`log`] and counted.
+//!
+//! The crate is `no_std` and never allocates: all memory is supplied by the caller up front.
+//!
+//! # Layers
+//!
+//! - [`phy`]: device wrappers in smoltcp's `phy` style. [`phy::Inspector`] reads every frame
+//!   through zero-copy `wire` views so the stack can see zero windows and datagram drops that
+//!   smoltcp itself does not report.
+//! - [`stack`]: the [`Stack`], which owns the smoltcp `Interface` and a fixed socket table,
+//!   and is polled with a caller-supplied time (the core never reads a clock).
+//! - [`socket`]: the BSD-style calls. [`socket::tcp`] for streams (listen, accept, connect,
+//!   recv, send, shutdown, close), [`socket::udp`] for datagrams (recv_from with `MSG_TRUNC`
+//!   reporting, send_to, `SO_BROADCAST`), [`socket::SocketOption`] for `setsockopt` and
+//!   `getsockopt`.
+//! - [`blocking`]: the blocking forms of those calls. A [`blocking::Driver`] makes the world
+//!   progress (polls devices, sleeps, or advances a virtual clock); each block is logged when
+//!   it starts and when it ends.
+//! - [`observe`]: per-socket counters, ring occupancy levels and the stats table.
+//! - [`framing`]: message boundaries over a byte stream (TCP's "sticky packets").
+//! - [`sim`]: a simulated Ethernet hub with seeded faults and a virtual clock, so that two or
+//!   more stacks can be driven against each other in-process, deterministically.
+//!
+//! # Errors
+//!
+//! Each operation has its own small error enum, in the style of smoltcp: for example
+//! [`socket::tcp::RecvError`] and [`socket::udp::SendError`]. `WouldBlock` is the
+//! non-blocking answer (`EAGAIN`); a partial stream write returns a count, not an error.
+#![cfg_attr(not(test), no_std)]
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod blocking;
+pub mod framing;
+pub mod observe;
+pub mod phy;
+pub mod sim;
+pub mod socket;
+pub mod stack;
+
+pub use smoltcp;
+pub use smoltcp::time::{Duration, Instant};
+pub use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+pub use socket::{SocketHandle, SocketOption, SocketType};
+pub use stack::{Stack, StackConfig, StackResources};

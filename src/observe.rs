@@ -1,0 +1,276 @@
+//! What a kernel does not show: ring occupancy, transitions and per-socket counters.
+//!
+//! Each socket carries a [`SocketStats`] and two [`RingWatch`]es. The stack feeds the
+//! watches the occupancy of each ring after every poll and every call; a watch logs a line
+//! only when the ring's [`Fill`] level changes (empty, holding data, full), never once per
+//! poll. Levels: `debug` for transitions, `info` for lifecycle, `warn` for loss.
+
+use core::fmt;
+
+use crate::socket::{SocketHandle, SocketType};
+use crate::Duration;
+
+/// How full a ring is, coarsely: the three states whose changes are worth a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fill {
+    /// Nothing queued.
+    #[default]
+    Empty,
+    /// Some bytes queued, some room left.
+    Partial,
+    /// No room left: a sender blocks (tx) or the peer is told to stop (rx, zero window).
+    Full,
+}
+
+impl Fill {
+    /// The level of a ring holding `used` of `capacity` bytes.
+    pub fn of(used: usize, capacity: usize) -> Fill {
+        if used == 0 {
+            Fill::Empty
+        } else if used >= capacity {
+            Fill::Full
+        } else {
+            Fill::Partial
+        }
+    }
+}
+
+/// Which of a socket's two rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// The receive ring: filled by the network, drained by `recv`.
+    Rx,
+    /// The transmit ring: filled by `send`, drained as the peer acknowledges (TCP) or as
+    /// datagrams leave (UDP).
+    Tx,
+}
+
+impl fmt::Display for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ring::Rx => "rx",
+            Ring::Tx => "tx",
+        })
+    }
+}
+
+/// Per-socket counters, the figures of the stats table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Bytes handed to the application by `recv`/`recv_from`.
+    pub bytes_in: u64,
+    /// Bytes accepted from the application by `send`/`send_to`.
+    pub bytes_out: u64,
+    /// Datagrams returned by `recv_from` (UDP).
+    pub datagrams_in: u64,
+    /// Datagrams queued by `send_to` (UDP).
+    pub datagrams_out: u64,
+    /// Calls that returned `WouldBlock` because the rx ring was empty.
+    pub rx_would_block: u64,
+    /// Calls that returned `WouldBlock` because the tx ring was full.
+    pub tx_would_block: u64,
+    /// Blocking calls that had to wait for the rx ring (or for a connection).
+    pub rx_blocks: u32,
+    /// Blocking calls that had to wait for room in the tx ring.
+    pub tx_blocks: u32,
+    /// Total time spent blocked, both directions.
+    pub time_blocked: Duration,
+    /// Times the rx ring became full.
+    pub rx_full_events: u32,
+    /// Times the tx ring became full.
+    pub tx_full_events: u32,
+    /// Highest rx ring occupancy seen, in bytes.
+    pub rx_high_water: usize,
+    /// Highest tx ring occupancy seen, in bytes.
+    pub tx_high_water: usize,
+    /// Times this socket advertised a zero receive window to its peer (TCP).
+    pub zero_windows: u32,
+    /// Datagrams that arrived for this socket but were dropped because its rx ring had no
+    /// room (UDP; Linux counts these as `RcvbufErrors`).
+    pub rx_drops: u32,
+    /// Datagrams that `recv_from` cut short because the caller's buffer was smaller
+    /// (UDP; Linux `MSG_TRUNC`).
+    pub truncations: u32,
+    /// Bytes lost to those truncations.
+    pub truncated_bytes: u64,
+}
+
+/// Follows one ring's fill level and logs each change of level.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RingWatch {
+    level: Fill,
+}
+
+impl RingWatch {
+    /// Records the ring's occupancy; logs and counts if the level changed.
+    pub(crate) fn update(
+        &mut self,
+        socket: SocketHandle,
+        kind: SocketType,
+        ring: Ring,
+        used: usize,
+        capacity: usize,
+        stats: &mut SocketStats,
+    ) {
+        let high_water = match ring {
+            Ring::Rx => &mut stats.rx_high_water,
+            Ring::Tx => &mut stats.tx_high_water,
+        };
+        *high_water = (*high_water).max(used);
+        let level = Fill::of(used, capacity);
+        if level == self.level {
+            return;
+        }
+        let before = core::mem::replace(&mut self.level, level);
+        let why = match (ring, before, level) {
+            (Ring::Rx, _, Fill::Full) => "FULL: the peer is told to stop sending",
+            (Ring::Rx, Fill::Empty, Fill::Partial) => "data arrived",
+            (Ring::Rx, Fill::Full, _) => "room again after full",
+            (Ring::Rx, _, Fill::Empty) => "drained: recv would block",
+            (Ring::Tx, _, Fill::Full) => "FULL: send would block",
+            (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
+            (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
+            (Ring::Tx, _, Fill::Empty) => "empty: everything sent and acknowledged",
+            _ => "changed",
+        };
+        if level == Fill::Full {
+            match ring {
+                Ring::Rx => stats.rx_full_events += 1,
+                Ring::Tx => stats.tx_full_events += 1,
+            }
+        }
+        log::debug!("{kind}{socket} {ring} ring {used}/{capacity}: {why}");
+    }
+
+    /// The level last recorded.
+    pub fn level(&self) -> Fill {
+        self.level
+    }
+}
+
+/// Follows whether a TCP socket is advertising a zero window, and logs each change.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowWatch {
+    closed: bool,
+}
+
+impl WindowWatch {
+    /// Records the window of a segment this socket sent.
+    pub(crate) fn segment_sent(
+        &mut self,
+        socket: SocketHandle,
+        window: u16,
+        rx_used: usize,
+        rx_capacity: usize,
+        stats: &mut SocketStats,
+    ) {
+        let closed = window == 0;
+        if closed == self.closed {
+            return;
+        }
+        self.closed = closed;
+        if closed {
+            stats.zero_windows += 1;
+            log::debug!(
+                "tcp{socket} zero window advertised (rx {rx_used}/{rx_capacity}): peer must wait"
+            );
+        } else {
+            log::debug!(
+                "tcp{socket} window reopened to {window} (rx {rx_used}/{rx_capacity}): peer may send"
+            );
+        }
+    }
+
+    /// Whether the last segment sent advertised a zero window.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+/// One row of the stats table: a socket's identity, ring occupancy and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsRow {
+    /// The socket.
+    pub handle: SocketHandle,
+    /// Its type.
+    pub kind: SocketType,
+    /// Its local port (0 when unbound).
+    pub local_port: u16,
+    /// Bytes in the rx ring now, and its capacity.
+    pub rx: (usize, usize),
+    /// Bytes in the tx ring now, and its capacity.
+    pub tx: (usize, usize),
+    /// The counters.
+    pub stats: SocketStats,
+}
+
+impl StatsRow {
+    /// The table's header line, matching [`StatsRow`]'s `Display`.
+    pub const HEADER: &'static str = "sock   type    port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc";
+}
+
+impl fmt::Display for StatsRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "{:<6} {:<6} {:>5} {:>6}/{:<6} {:>6}/{:<6} {:>12} {:>13} {:>6} {:>6} {:>7} {:>6} {:>11} {:>8} {:>7} {:>5} {:>6} {:>6}",
+            self.handle,
+            self.kind,
+            self.local_port,
+            self.rx.0,
+            self.rx.1,
+            self.tx.0,
+            self.tx.1,
+            s.bytes_in,
+            s.bytes_out,
+            s.rx_high_water,
+            s.tx_high_water,
+            s.rx_blocks,
+            s.tx_blocks,
+            s.time_blocked.total_millis(),
+            s.rx_full_events,
+            s.tx_full_events,
+            s.zero_windows,
+            s.rx_drops,
+            s.truncations,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_levels() {
+        assert_eq!(Fill::of(0, 10), Fill::Empty);
+        assert_eq!(Fill::of(1, 10), Fill::Partial);
+        assert_eq!(Fill::of(10, 10), Fill::Full);
+    }
+
+    #[test]
+    fn ring_watch_counts_full_transitions_once() {
+        let mut watch = RingWatch::default();
+        let mut stats = SocketStats::default();
+        let h = SocketHandle(1);
+        for used in [0, 4, 8, 8, 8, 3, 8, 0] {
+            watch.update(h, SocketType::Stream, Ring::Tx, used, 8, &mut stats);
+        }
+        assert_eq!(stats.tx_full_events, 2);
+        assert_eq!(stats.tx_high_water, 8);
+        assert_eq!(watch.level(), Fill::Empty);
+    }
+
+    #[test]
+    fn window_watch_counts_each_closing() {
+        let mut watch = WindowWatch::default();
+        let mut stats = SocketStats::default();
+        let h = SocketHandle(2);
+        for window in [100, 0, 0, 50, 0, 10] {
+            watch.segment_sent(h, window, 0, 8, &mut stats);
+        }
+        assert_eq!(stats.zero_windows, 2);
+        assert!(!watch.is_closed());
+    }
+}

@@ -1,0 +1,283 @@
+use core::cell::RefCell;
+
+use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
+use smoltcp::time::Instant;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+};
+
+/// What the [`Inspector`] saw in one frame that the stack cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameEvent {
+    /// A UDP datagram arrived.
+    UdpIn {
+        /// Its destination port.
+        dst_port: u16,
+        /// Where it came from.
+        src: IpEndpoint,
+        /// Its payload length in bytes.
+        payload_len: usize,
+    },
+    /// This stack sent a TCP segment.
+    TcpOut {
+        /// The sending (local) port.
+        src_port: u16,
+        /// The remote endpoint.
+        dst: IpEndpoint,
+        /// The raw window field (before scaling): zero means a zero window.
+        window_field: u16,
+    },
+}
+
+/// Capacity of a [`FrameLog`]: events between two drains. The stack drains after every
+/// ingress frame and every egress round, so this only overflows with very many sockets.
+const FRAME_LOG_CAPACITY: usize = 32;
+
+/// Events recorded by an [`Inspector`] since the stack last drained them, and frame counts.
+#[derive(Debug, Default)]
+pub struct FrameLog {
+    events: heapless::Vec<FrameEvent, FRAME_LOG_CAPACITY>,
+    /// Events that did not fit (observation lost, never data).
+    pub overflowed: u32,
+    /// Frames received.
+    pub frames_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+}
+
+impl FrameLog {
+    fn record(&mut self, event: FrameEvent) {
+        if self.events.push(event).is_err() {
+            self.overflowed += 1;
+        }
+    }
+
+    /// Removes and returns the oldest event.
+    pub fn pop_front(&mut self) -> Option<FrameEvent> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+}
+
+/// Wraps a device and records a [`FrameEvent`] for every frame that matters.
+///
+/// Malformed frames are passed through untouched (smoltcp decides what to do with them);
+/// the inspector only reads headers that pass the views' `new_checked`.
+pub struct Inspector<'d, 'l, D: Device + ?Sized> {
+    inner: &'d mut D,
+    log: &'l RefCell<FrameLog>,
+}
+
+impl<'d, 'l, D: Device + ?Sized> Inspector<'d, 'l, D> {
+    /// Wraps `inner`, recording into `log`.
+    pub fn new(inner: &'d mut D, log: &'l RefCell<FrameLog>) -> Self {
+        Inspector { inner, log }
+    }
+}
+
+fn inspect_incoming(frame: &[u8]) -> Option<FrameEvent> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Udp {
+        return None;
+    }
+    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
+    Some(FrameEvent::UdpIn {
+        dst_port: udp.dst_port(),
+        src: IpEndpoint::new(ip.src_addr().into(), udp.src_port()),
+        payload_len: udp.payload().len(),
+    })
+}
+
+fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    if tcp.rst() {
+        return None;
+    }
+    Some(FrameEvent::TcpOut {
+        src_port: tcp.src_port(),
+        dst: IpEndpoint::new(ip.dst_addr().into(), tcp.dst_port()),
+        window_field: tcp.window_len(),
+    })
+}
+
+/// Receive token of an [`Inspector`].
+pub struct InspectRxToken<'l, T> {
+    inner: T,
+    log: &'l RefCell<FrameLog>,
+}
+
+impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        let log = self.log;
+        self.inner.consume(|frame| {
+            {
+                // Released before `f`: smoltcp may transmit a reply from inside it.
+                let mut log = log.borrow_mut();
+                log.frames_in += 1;
+                if let Some(event) = inspect_incoming(frame) {
+                    log.record(event);
+                }
+            }
+            f(frame)
+        })
+    }
+
+    fn meta(&self) -> smoltcp::phy::PacketMeta {
+        self.inner.meta()
+    }
+}
+
+/// Transmit token of an [`Inspector`].
+pub struct InspectTxToken<'l, T> {
+    inner: T,
+    log: &'l RefCell<FrameLog>,
+}
+
+impl<T: TxToken> TxToken for InspectTxToken<'_, T> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let log = self.log;
+        self.inner.consume(len, |frame| {
+            let result = f(frame);
+            let mut log = log.borrow_mut();
+            log.frames_out += 1;
+            if let Some(event) = inspect_outgoing(frame) {
+                log.record(event);
+            }
+            result
+        })
+    }
+
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.inner.set_meta(meta)
+    }
+}
+
+impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
+    type RxToken<'a>
+        = InspectRxToken<'l, D::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = InspectTxToken<'l, D::TxToken<'a>>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let log = self.log;
+        self.inner.receive(timestamp).map(|(rx, tx)| {
+            (
+                InspectRxToken { inner: rx, log },
+                InspectTxToken { inner: tx, log },
+            )
+        })
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        let log = self.log;
+        self.inner
+            .transmit(timestamp)
+            .map(|tx| InspectTxToken { inner: tx, log })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.inner.capabilities()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Repr, UdpRepr};
+
+    /// An Ethernet + IPv4 + UDP frame built with smoltcp's own `Repr`s.
+    fn udp_frame(payload: &[u8]) -> std::vec::Vec<u8> {
+        let src = Ipv4Address::new(10, 0, 0, 1);
+        let dst = Ipv4Address::new(10, 0, 0, 2);
+        let udp = UdpRepr {
+            src_port: 4000,
+            dst_port: 9000,
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Udp,
+            payload_len: udp.header_len() + payload.len(),
+            hop_limit: 64,
+        };
+        let mut buf = std::vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 1]));
+        eth.set_dst_addr(EthernetAddress([2, 0, 0, 0, 0, 2]));
+        eth.set_ethertype(EthernetProtocol::Ipv4);
+        let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
+        ip.emit(&mut ipp, &smoltcp::phy::ChecksumCapabilities::default());
+        let mut udpp = UdpPacket::new_unchecked(ipp.payload_mut());
+        udp.emit(
+            &mut udpp,
+            &src.into(),
+            &dst.into(),
+            payload.len(),
+            |p| p.copy_from_slice(payload),
+            &smoltcp::phy::ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    #[test]
+    fn sees_udp_arrival() {
+        let frame = udp_frame(b"hello");
+        assert_eq!(
+            inspect_incoming(&frame),
+            Some(FrameEvent::UdpIn {
+                dst_port: 9000,
+                src: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 4000),
+                payload_len: 5,
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_frames_are_ignored_not_panicked_on() {
+        let frame = udp_frame(b"hello");
+        for cut in 0..frame.len() - 5 {
+            assert_eq!(inspect_incoming(&frame[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(inspect_outgoing(&frame), None, "UDP is not a TCP event");
+    }
+
+    #[test]
+    fn log_overflow_is_counted() {
+        let mut log = FrameLog::default();
+        let event = FrameEvent::TcpOut {
+            src_port: 1,
+            dst: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 2),
+            window_field: 0,
+        };
+        for _ in 0..FRAME_LOG_CAPACITY + 3 {
+            log.record(event);
+        }
+        assert_eq!(log.overflowed, 3);
+        assert_eq!(log.pop_front(), Some(event));
+    }
+}
