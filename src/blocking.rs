@@ -1,1 +1,373 @@
-//! x
+//! Blocking calls, with the block made visible.
+//!
+//! A kernel socket call that cannot complete puts the thread to sleep until the network
+//! changes. ringnet's core never sleeps by itself: a [`Driver`] does the waiting (polls
+//! the device and sleeps on the host, waits for an interrupt on the firmware, or advances
+//! the virtual clock of the [`sim`](crate::sim)). [`Blocking`] retries a non-blocking call
+//! between waits until it completes or the socket's timeout (`SO_RCVTIMEO`,
+//! `SO_SNDTIMEO`) expires, and logs each block twice: when it starts (which ring, its
+//! occupancy, why) and when it ends (how long, how many polls, what ended it).
+
+use core::fmt;
+
+use smoltcp::wire::IpEndpoint;
+
+use crate::observe::Ring;
+use crate::socket::{tcp, udp, SocketHandle};
+use crate::{Duration, Instant, Stack};
+
+/// Whether the world can still change, as a [`Driver`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Something may have changed, or time passed: try the call again.
+    Continue,
+    /// Nothing can ever change (no frame in flight, no timer, no peer activity): waiting
+    /// longer is pointless. Only a simulation can know this; the blocked call then fails
+    /// as if its timeout had expired.
+    Stalled,
+}
+
+/// What makes the world progress while a call is blocked.
+pub trait Driver {
+    /// The current time.
+    fn now(&self) -> Instant;
+
+    /// Polls `stack` (and whatever else this driver runs), then waits until something
+    /// may have changed, but not past `deadline`.
+    fn wait(&mut self, stack: &mut Stack<'_>, deadline: Option<Instant>) -> Progress;
+}
+
+/// An error that has a non-blocking "would block" form and a "timed out" form.
+pub(crate) trait MayBlock {
+    fn would_block(&self) -> bool;
+    fn timed_out() -> Self;
+}
+
+macro_rules! may_block {
+    ($($error:ty),*) => {$(
+        impl MayBlock for $error {
+            fn would_block(&self) -> bool {
+                matches!(self, <$error>::WouldBlock)
+            }
+            fn timed_out() -> Self {
+                <$error>::TimedOut
+            }
+        }
+    )*};
+}
+
+may_block!(
+    tcp::RecvError,
+    tcp::SendError,
+    tcp::AcceptError,
+    tcp::ConnectError,
+    udp::RecvError,
+    udp::SendError
+);
+
+/// Error from [`Blocking::send_all`]: the error that stopped it, and how much of the data
+/// had been queued before (Python's `sendall` loses this figure; ringnet keeps it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendAllError {
+    /// Bytes queued before the error.
+    pub sent: usize,
+    /// What stopped the send.
+    pub error: tcp::SendError,
+}
+
+impl fmt::Display for SendAllError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} after {} bytes were queued", self.error, self.sent)
+    }
+}
+
+impl core::error::Error for SendAllError {}
+
+/// What one blocked call waits for, for its log lines.
+struct Wait {
+    handle: SocketHandle,
+    call: &'static str,
+    ring: Ring,
+    reason: &'static str,
+    timeout: Option<Duration>,
+}
+
+/// The blocking forms of the socket calls, on one stack and one driver.
+pub struct Blocking<'s, 'a, D: Driver> {
+    stack: &'s mut Stack<'a>,
+    driver: &'s mut D,
+}
+
+impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
+    /// Blocking calls on `stack`, waiting with `driver`.
+    pub fn new(stack: &'s mut Stack<'a>, driver: &'s mut D) -> Self {
+        Blocking { stack, driver }
+    }
+
+    /// The stack, for non-blocking calls between blocking ones.
+    pub fn stack(&mut self) -> &mut Stack<'a> {
+        self.stack
+    }
+
+    /// The driver.
+    pub fn driver(&mut self) -> &mut D {
+        self.driver
+    }
+
+    fn timeouts(&self, handle: SocketHandle) -> (Option<Duration>, Option<Duration>) {
+        self.stack
+            .slot(handle)
+            .map_or((None, None), |slot| {
+                (slot.options.recv_timeout, slot.options.send_timeout)
+            })
+    }
+
+    /// Runs `op` until it stops saying `WouldBlock`, waiting with the driver in between.
+    fn block_on<T, E: MayBlock>(
+        &mut self,
+        wait: Wait,
+        mut op: impl FnMut(&mut Stack<'a>) -> Result<T, E>,
+        ended_by: impl Fn(&Result<T, E>) -> &'static str,
+    ) -> Result<T, E> {
+        let first = op(self.stack);
+        if !matches!(&first, Err(e) if e.would_block()) {
+            return first;
+        }
+        let name = self.stack.name();
+        let kind = self.stack.kind_of(wait.handle);
+        let handle = wait.handle;
+        let (used, capacity) = self.stack.ring_of(handle, wait.ring);
+        log::debug!(
+            "{name}: {kind}{handle} {} BLOCKS: {} ring {used}/{capacity}, {}",
+            wait.call,
+            wait.ring,
+            wait.reason
+        );
+        if let Some(stats) = self.stack.stats_mut(handle) {
+            match wait.ring {
+                Ring::Rx => stats.rx_blocks += 1,
+                Ring::Tx => stats.tx_blocks += 1,
+            }
+        }
+        let start = self.driver.now();
+        let deadline = wait.timeout.map(|t| start + t);
+        let mut polls: u64 = 0;
+        loop {
+            let progress = self.driver.wait(self.stack, deadline);
+            polls += 1;
+            let result = op(self.stack);
+            let now = self.driver.now();
+            let elapsed = now - start;
+            let still_blocked = matches!(&result, Err(e) if e.would_block());
+            let expired = deadline.is_some_and(|d| now >= d);
+            if still_blocked && !expired && progress == Progress::Continue {
+                continue;
+            }
+            if let Some(stats) = self.stack.stats_mut(handle) {
+                stats.time_blocked += elapsed;
+            }
+            let (used, capacity) = self.stack.ring_of(handle, wait.ring);
+            if !still_blocked {
+                log::debug!(
+                    "{name}: {kind}{handle} {} unblocked after {elapsed} ({polls} polls): {}; {} ring {used}/{capacity}",
+                    wait.call,
+                    ended_by(&result),
+                    wait.ring
+                );
+                return result;
+            }
+            if progress == Progress::Stalled {
+                log::warn!(
+                    "{name}: {kind}{handle} {} gives up after {elapsed} ({polls} polls): nothing can unblock it",
+                    wait.call
+                );
+            } else {
+                log::warn!(
+                    "{name}: {kind}{handle} {} timed out after {elapsed} ({polls} polls); {} ring {used}/{capacity}",
+                    wait.call,
+                    wait.ring
+                );
+            }
+            return Err(E::timed_out());
+        }
+    }
+
+    /// Blocking `recv()`: waits while the rx ring is empty. Returns `Ok(0)` at end of
+    /// stream; see [`Stack::recv`].
+    pub fn recv(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, tcp::RecvError> {
+        let (timeout, _) = self.timeouts(handle);
+        let wait = Wait {
+            handle,
+            call: "recv",
+            ring: Ring::Rx,
+            reason: "waiting for data",
+            timeout,
+        };
+        self.block_on(
+            wait,
+            |stack| stack.recv(handle, buf),
+            |result| match result {
+                Ok(0) => "peer closed (end of stream)",
+                Ok(_) => "data arrived",
+                Err(_) => "the connection failed",
+            },
+        )
+    }
+
+    /// Blocking `send()`: waits while the tx ring is full, then queues what fits and
+    /// returns the count (which may be less than `data.len()`).
+    pub fn send(&mut self, handle: SocketHandle, data: &[u8]) -> Result<usize, tcp::SendError> {
+        let (_, timeout) = self.timeouts(handle);
+        let wait = Wait {
+            handle,
+            call: "send",
+            ring: Ring::Tx,
+            reason: "waiting for the peer to acknowledge",
+            timeout,
+        };
+        self.block_on(
+            wait,
+            |stack| stack.send(handle, data),
+            |result| match result {
+                Ok(_) => "room in the tx ring",
+                Err(_) => "the connection failed",
+            },
+        )
+    }
+
+    /// `sendall()`: queues all of `data`, blocking as often as the tx ring runs full.
+    pub fn send_all(&mut self, handle: SocketHandle, data: &[u8]) -> Result<(), SendAllError> {
+        let mut sent = 0;
+        while sent < data.len() {
+            match self.send(handle, &data[sent..]) {
+                Ok(n) => sent += n,
+                Err(error) => return Err(SendAllError { sent, error }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives exactly `buf.len()` bytes, blocking as needed; `Ok(false)` if the stream
+    /// ended first (what arrived is in `buf`, the count in the error-free path is whole).
+    pub fn recv_exact(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<bool, tcp::RecvError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.recv(handle, &mut buf[filled..])? {
+                0 => return Ok(false),
+                n => filled += n,
+            }
+        }
+        Ok(true)
+    }
+
+    /// Waits until every byte in the tx ring has been acknowledged by the peer (Linux has
+    /// no such call; `SO_LINGER` waits like this on close).
+    pub fn flush(&mut self, handle: SocketHandle) -> Result<(), tcp::SendError> {
+        let (_, timeout) = self.timeouts(handle);
+        let wait = Wait {
+            handle,
+            call: "flush",
+            ring: Ring::Tx,
+            reason: "waiting for the peer to acknowledge everything",
+            timeout,
+        };
+        self.block_on(
+            wait,
+            |stack| match stack.ring_usage(handle) {
+                None => Err(tcp::SendError::BadHandle),
+                Some((_, (0, _))) => Ok(()),
+                Some(_) => Err(tcp::SendError::WouldBlock),
+            },
+            |_| "tx ring empty",
+        )
+    }
+
+    /// Blocking `accept()`: waits for a connection (`SO_RCVTIMEO` bounds the wait).
+    pub fn accept(
+        &mut self,
+        listener: SocketHandle,
+    ) -> Result<(SocketHandle, IpEndpoint), tcp::AcceptError> {
+        let (timeout, _) = self.timeouts(listener);
+        let wait = Wait {
+            handle: listener,
+            call: "accept",
+            ring: Ring::Rx,
+            reason: "waiting for a connection",
+            timeout,
+        };
+        self.block_on(
+            wait,
+            |stack| stack.accept(listener),
+            |_| "a connection completed",
+        )
+    }
+
+    /// Blocking `connect()`: starts the handshake and waits for its outcome
+    /// (`SO_SNDTIMEO` bounds the wait, as on Linux). A timed-out attempt is aborted.
+    pub fn connect(&mut self, handle: SocketHandle, remote: IpEndpoint) -> Result<(), tcp::ConnectError> {
+        self.stack.connect(handle, remote)?;
+        let (_, timeout) = self.timeouts(handle);
+        let wait = Wait {
+            handle,
+            call: "connect",
+            ring: Ring::Tx,
+            reason: "handshake in progress",
+            timeout,
+        };
+        let result = self.block_on(
+            wait,
+            |stack| stack.poll_connect(handle),
+            |result| match result {
+                Ok(()) => "connection established",
+                Err(_) => "connection failed",
+            },
+        );
+        if result == Err(tcp::ConnectError::TimedOut) {
+            let _ = self.stack.abort(handle);
+        }
+        result
+    }
+
+    /// Blocking `recvfrom()`: waits for a datagram; see [`Stack::recv_from`].
+    pub fn recv_from(
+        &mut self,
+        handle: SocketHandle,
+        buf: &mut [u8],
+    ) -> Result<udp::Datagram, udp::RecvError> {
+        let (timeout, _) = self.timeouts(handle);
+        let wait = Wait {
+            handle,
+            call: "recv_from",
+            ring: Ring::Rx,
+            reason: "waiting for a datagram",
+            timeout,
+        };
+        self.block_on(
+            wait,
+            |stack| stack.recv_from(handle, buf),
+            |_| "a datagram arrived",
+        )
+    }
+
+    /// Blocking `sendto()`: waits while the tx ring has no room for the datagram.
+    pub fn send_to(
+        &mut self,
+        handle: SocketHandle,
+        data: &[u8],
+        to: IpEndpoint,
+    ) -> Result<usize, udp::SendError> {
+        let (_, timeout) = self.timeouts(handle);
+        let wait = Wait {
+            handle,
+            call: "send_to",
+            ring: Ring::Tx,
+            reason: "waiting for queued datagrams to leave",
+            timeout,
+        };
+        self.block_on(
+            wait,
+            |stack| stack.send_to(handle, data, to),
+            |_| "room in the tx ring",
+        )
+    }
+}
