@@ -105,6 +105,7 @@ impl RingWatch {
     /// Records the ring's occupancy; logs and counts if the level changed.
     pub(crate) fn update(
         &mut self,
+        stack: &str,
         socket: SocketHandle,
         kind: SocketType,
         ring: Ring,
@@ -139,7 +140,7 @@ impl RingWatch {
                 Ring::Tx => stats.tx_full_events += 1,
             }
         }
-        log::debug!("{kind}{socket} {ring} ring {used}/{capacity}: {why}");
+        log::debug!("{stack}: {kind}{socket} {ring} ring {used}/{capacity}: {why}");
     }
 
     /// The level last recorded.
@@ -158,6 +159,7 @@ impl WindowWatch {
     /// Records the window of a segment this socket sent.
     pub(crate) fn segment_sent(
         &mut self,
+        stack: &str,
         socket: SocketHandle,
         window: u16,
         rx_used: usize,
@@ -172,11 +174,11 @@ impl WindowWatch {
         if closed {
             stats.zero_windows += 1;
             log::debug!(
-                "tcp{socket} zero window advertised (rx {rx_used}/{rx_capacity}): peer must wait"
+                "{stack}: tcp{socket} zero window advertised (rx {rx_used}/{rx_capacity}): peer must wait"
             );
         } else {
             log::debug!(
-                "tcp{socket} window reopened to {window} (rx {rx_used}/{rx_capacity}): peer may send"
+                "{stack}: tcp{socket} window reopened to {window} (rx {rx_used}/{rx_capacity}): peer may send"
             );
         }
     }
@@ -255,7 +257,7 @@ mod tests {
         let mut stats = SocketStats::default();
         let h = SocketHandle(1);
         for used in [0, 4, 8, 8, 8, 3, 8, 0] {
-            watch.update(h, SocketType::Stream, Ring::Tx, used, 8, &mut stats);
+            watch.update("t", h, SocketType::Stream, Ring::Tx, used, 8, &mut stats);
         }
         assert_eq!(stats.tx_full_events, 2);
         assert_eq!(stats.tx_high_water, 8);
@@ -268,7 +270,7 @@ mod tests {
         let mut stats = SocketStats::default();
         let h = SocketHandle(2);
         for window in [100, 0, 0, 50, 0, 10] {
-            watch.segment_sent(h, window, 0, 8, &mut stats);
+            watch.segment_sent("t", h, window, 0, 8, &mut stats);
         }
         assert_eq!(stats.zero_windows, 2);
         assert!(!watch.is_closed());

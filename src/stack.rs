@@ -137,6 +137,7 @@ pub(crate) struct TcpSlot {
     pub accepted: bool,
     pub ready_seq: u32,
     pub connected_once: bool,
+    pub time_wait_since: Option<Instant>,
 }
 
 impl TcpSlot {
@@ -157,6 +158,7 @@ impl TcpSlot {
             accepted: false,
             ready_seq: 0,
             connected_once: false,
+            time_wait_since: None,
         }
     }
 }
@@ -239,6 +241,8 @@ pub struct Stack<'a> {
 
 /// First port of the ephemeral range (IANA's, as Linux's `ip_local_port_range` suggests).
 const EPHEMERAL_FIRST: u16 = 49152;
+/// How long a closed connection's slot stays in TIME-WAIT before it is reused.
+const SHORT_TIME_WAIT: Duration = Duration::from_millis(200);
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
 
@@ -332,7 +336,7 @@ impl<'a> Stack<'a> {
             drain_frame_events(self.name, &self.frames, self.slots, &mut self.sockets);
         }
         drain_frame_events(self.name, &self.frames, self.slots, &mut self.sockets);
-        self.observe_sockets();
+        self.observe_sockets(true);
         changed
     }
 
@@ -678,7 +682,7 @@ impl<'a> Stack<'a> {
             socket.close();
         }
         t.orphaned = true;
-        self.observe_sockets();
+        self.observe_slot(handle.fileno());
     }
 
     fn close_listener(&mut self, listener: SocketHandle) {
@@ -701,18 +705,24 @@ impl<'a> Stack<'a> {
             }
         }
         self.slots[listener.fileno()] = None;
-        self.observe_sockets();
+        self.observe_sockets(false);
     }
 
     /// Updates every socket's watches and lifecycle after a poll or a call.
-    pub(crate) fn observe_sockets(&mut self) {
+    pub(crate) fn observe_sockets(&mut self, reap: bool) {
         for index in 0..self.slots.len() {
-            self.observe_slot(index);
+            self.observe_slot_with(index, reap);
         }
     }
 
-    /// Updates one socket's watches and lifecycle.
+    /// Updates one socket's watches and state after a call.
     pub(crate) fn observe_slot(&mut self, index: usize) {
+        self.observe_slot_with(index, false);
+    }
+
+    /// Updates one socket's watches and lifecycle; with `reap`, also frees or recycles a
+    /// closed connection's slot (only after a poll, so a pending RST or ACK has left).
+    fn observe_slot_with(&mut self, index: usize, reap: bool) {
         {
             let handle = SocketHandle(index as u16);
             let Some(slot) = self.slots[index].as_mut() else {
@@ -723,6 +733,7 @@ impl<'a> Stack<'a> {
                 SlotKind::Tcp(t) => {
                     let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
                     slot.rx_watch.update(
+                        self.name,
                         handle,
                         kind,
                         Ring::Rx,
@@ -731,6 +742,7 @@ impl<'a> Stack<'a> {
                         &mut slot.stats,
                     );
                     slot.tx_watch.update(
+                        self.name,
                         handle,
                         kind,
                         Ring::Tx,
@@ -756,32 +768,43 @@ impl<'a> Stack<'a> {
                         socket.abort();
                         t.end = Some(TcpEnd::Aborted);
                     }
-                    if socket.state() == tcp::State::Closed {
-                        if t.member_of.is_some() {
-                            if t.orphaned || !t.accepted {
-                                // Back to the listener's backlog, as a fresh listening socket.
-                                if socket.listen(t.backlog_port).is_ok() {
-                                    *t = TcpSlot {
-                                        last_state: tcp::State::Listen,
-                                        ..TcpSlot::fresh(t.inner, t.member_of, t.backlog_port)
-                                    };
-                                    log::debug!(
-                                        "{}: tcp{handle} back in the backlog of port {}",
-                                        self.name,
-                                        t.backlog_port
-                                    );
-                                }
-                            }
-                        } else if t.orphaned {
-                            self.sockets.remove(t.inner);
-                            self.slots[index] = None;
-                            log::debug!("{}: tcp{handle} connection gone, slot free", self.name);
+                    if state == tcp::State::TimeWait && t.time_wait_since.is_none() {
+                        t.time_wait_since = Some(self.now);
+                    }
+                    // A connection is over once an abort's RST has left (smoltcp then
+                    // forgets the peer), or after a short TIME-WAIT: memory is fixed, so
+                    // a slot cannot wait the full 2*MSL.
+                    let over = match socket.state() {
+                        tcp::State::Closed => socket.remote_endpoint().is_none(),
+                        tcp::State::TimeWait => t
+                            .time_wait_since
+                            .is_some_and(|since| self.now - since >= SHORT_TIME_WAIT),
+                        _ => false,
+                    };
+                    if reap && over && t.member_of.is_some() && (t.orphaned || !t.accepted) {
+                        // Back to the listener's backlog, as a fresh listening socket.
+                        socket.abort();
+                        if socket.listen(t.backlog_port).is_ok() {
+                            *t = TcpSlot {
+                                last_state: tcp::State::Listen,
+                                ..TcpSlot::fresh(t.inner, t.member_of, t.backlog_port)
+                            };
+                            log::debug!(
+                                "{}: tcp{handle} back in the backlog of port {}",
+                                self.name,
+                                t.backlog_port
+                            );
                         }
+                    } else if reap && over && t.orphaned {
+                        self.sockets.remove(t.inner);
+                        self.slots[index] = None;
+                        log::debug!("{}: tcp{handle} connection gone, slot free", self.name);
                     }
                 }
                 SlotKind::Udp(u) => {
                     let socket = self.sockets.get::<udp::Socket>(u.inner);
                     slot.rx_watch.update(
+                        self.name,
                         handle,
                         kind,
                         Ring::Rx,
@@ -790,6 +813,7 @@ impl<'a> Stack<'a> {
                         &mut slot.stats,
                     );
                     slot.tx_watch.update(
+                        self.name,
                         handle,
                         kind,
                         Ring::Tx,
@@ -912,6 +936,7 @@ fn drain_frame_events(
                         && socket.remote_endpoint() == Some(dst);
                     if matches {
                         t.window.segment_sent(
+                            name,
                             SocketHandle(index as u16),
                             window_field,
                             socket.recv_queue(),

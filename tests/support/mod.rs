@@ -1,0 +1,142 @@
+//! Two or three stacks on a simulated wire, with memory leaked for `'static` (test and
+//! host code only: the core itself never allocates).
+#![allow(dead_code)]
+
+use ringnet::sim::{Faults, PortQueue, Wire};
+use ringnet::smoltcp::socket::udp::PacketMetadata;
+use ringnet::smoltcp::storage::PacketMetadata as WireMetadata;
+use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+use ringnet::socket::udp::UdpBuffer;
+use ringnet::{Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig, StackResources};
+
+/// Ports of the stacks on the wire.
+pub const A: usize = 0;
+/// Port of the second stack.
+pub const B: usize = 1;
+/// Port of the third stack.
+pub const C: usize = 2;
+
+/// Sockets per stack.
+pub const SOCKETS: usize = 8;
+/// An Ethernet MTU.
+pub const ETHERNET_MTU: usize = 1514;
+
+/// Stacks on a wire of `PORTS` ports.
+pub struct World<const PORTS: usize> {
+    /// The wire, with the virtual clock.
+    pub wire: &'static Wire<'static, PORTS>,
+    /// One stack per port, named A, B, C.
+    pub stacks: Vec<Stack<'static>>,
+}
+
+/// `n` zeroed bytes that live for the rest of the process.
+pub fn leak(n: usize) -> &'static mut [u8] {
+    vec![0u8; n].leak()
+}
+
+/// The address of the stack on `port`: 10.0.0.(port + 1).
+pub fn ip(port: usize) -> Ipv4Address {
+    Ipv4Address::new(10, 0, 0, port as u8 + 1)
+}
+
+/// An endpoint on the stack at `port`.
+pub fn ep(port: usize, tcp_or_udp_port: u16) -> IpEndpoint {
+    IpEndpoint::new(ip(port).into(), tcp_or_udp_port)
+}
+
+/// Stacks named A, B, C… on a wire with the given faults and seed, MTU `mtu`, `queue_bytes`
+/// of queue per port.
+pub fn world_with<const PORTS: usize>(faults: Faults, seed: u64, mtu: usize, queue_bytes: usize) -> World<PORTS> {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let queues: [PortQueue<'static>; PORTS] = core::array::from_fn(|_| PortQueue {
+        meta: vec![WireMetadata::EMPTY; 256].leak(),
+        bytes: leak(queue_bytes),
+        held_meta: vec![WireMetadata::EMPTY; 1].leak(),
+        held_bytes: leak(mtu),
+    });
+    let wire: &'static Wire<'static, PORTS> = Box::leak(Box::new(Wire::new(queues, leak(mtu), faults, seed)));
+    let names = ["A", "B", "C", "D"];
+    let stacks = (0..PORTS)
+        .map(|port| {
+            let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
+            let config = StackConfig {
+                name: names[port],
+                mac: EthernetAddress([0x02, 0, 0, 0, 0, port as u8 + 1]),
+                ip: Ipv4Cidr::new(ip(port), 24),
+                gateway: None,
+                seed: seed.wrapping_add(port as u64 * 7919),
+            };
+            Stack::new(config, &mut wire.port(port), resources, Instant::ZERO)
+        })
+        .collect();
+    World { wire, stacks }
+}
+
+/// Two stacks, A and B, on a 1514-byte MTU wire.
+pub fn pair(faults: Faults, seed: u64) -> World<2> {
+    world_with(faults, seed, ETHERNET_MTU, 256 * 1024)
+}
+
+/// A stream socket with rings of `rx` and `tx` bytes.
+pub fn tcp_socket(stack: &mut Stack<'static>, rx: usize, tx: usize) -> SocketHandle {
+    stack.tcp_socket(leak(rx), leak(tx)).expect("socket table has room")
+}
+
+/// A datagram socket with `slots` datagrams and `bytes` payload bytes per ring.
+pub fn udp_socket(stack: &mut Stack<'static>, slots: usize, bytes: usize) -> SocketHandle {
+    let ring = || UdpBuffer {
+        slots: vec![PacketMetadata::EMPTY; slots].leak(),
+        payload: leak(bytes),
+    };
+    stack.udp_socket(ring(), ring()).expect("socket table has room")
+}
+
+impl<const PORTS: usize> World<PORTS> {
+    /// The stacks on ports `i` and `j`, both mutable.
+    pub fn two(&mut self, i: usize, j: usize) -> (&mut Stack<'static>, &mut Stack<'static>) {
+        assert!(i != j);
+        let (low, high) = self.stacks.split_at_mut(i.max(j));
+        if i < j {
+            (&mut low[i], &mut high[0])
+        } else {
+            (&mut high[0], &mut low[j])
+        }
+    }
+
+    /// Runs every stack until the wire has been quiet for 50 ms (at most 10 s).
+    pub fn settle(&mut self) {
+        let mut hosts: Vec<(&mut Stack<'static>, usize)> =
+            self.stacks.iter_mut().enumerate().map(|(port, s)| (s, port)).collect();
+        ringnet::sim::settle(
+            self.wire,
+            &mut hosts,
+            ringnet::Duration::from_millis(50),
+            ringnet::Duration::from_secs(10),
+        );
+    }
+
+    /// Runs every stack for `duration` of virtual time.
+    pub fn run_for(&mut self, duration: ringnet::Duration) {
+        let until = self.wire.now() + duration;
+        while self.wire.now() < until {
+            self.settle();
+            if self.wire.now() < until {
+                self.wire.advance_to(self.wire.now() + ringnet::Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Connects a new socket on A to a new listener on B at `port`; returns
+    /// `(client on A, accepted on B, listener on B)`.
+    pub fn connect(&mut self, port: u16, a_rings: (usize, usize), b_rings: (usize, usize)) -> (SocketHandle, SocketHandle, SocketHandle) {
+        let (a, b) = self.two(A, B);
+        let client = tcp_socket(a, a_rings.0, a_rings.1);
+        let backlog = tcp_socket(b, b_rings.0, b_rings.1);
+        let listener = b.listen(port, &[backlog]).expect("listen");
+        a.connect(client, ep(B, port)).expect("connect starts");
+        self.settle();
+        let (accepted, peer) = self.stacks[B].accept(listener).expect("a connection is waiting");
+        assert_eq!(peer, self.stacks[A].local_addr(client).unwrap());
+        (client, accepted, listener)
+    }
+}
