@@ -208,17 +208,19 @@ pub struct StatsRow {
 
 impl StatsRow {
     /// The table's header line, matching [`StatsRow`]'s `Display`.
-    pub const HEADER: &'static str = "sock   type    port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc";
+    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc";
 }
 
 impl fmt::Display for StatsRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.stats;
+        let mut socket = heapless::String::<16>::new();
+        // Cannot overflow: a type name and a 16-bit number fit in 16 bytes.
+        let _ = fmt::Write::write_fmt(&mut socket, format_args!("{}{}", self.kind, self.handle));
         write!(
             f,
-            "{:<6} {:<6} {:>5} {:>6}/{:<6} {:>6}/{:<6} {:>12} {:>13} {:>6} {:>6} {:>7} {:>6} {:>11} {:>8} {:>7} {:>5} {:>6} {:>6}",
-            self.handle,
-            self.kind,
+            "{:<10} {:>6} {:>6}/{:<6} {:>6}/{:<6} {:>12} {:>13} {:>6} {:>6} {:>7} {:>6} {:>11} {:>8} {:>7} {:>5} {:>6} {:>6}",
+            socket,
             self.local_port,
             self.rx.0,
             self.rx.1,
