@@ -115,11 +115,9 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
     }
 
     fn timeouts(&self, handle: SocketHandle) -> (Option<Duration>, Option<Duration>) {
-        self.stack
-            .slot(handle)
-            .map_or((None, None), |slot| {
-                (slot.options.recv_timeout, slot.options.send_timeout)
-            })
+        self.stack.slot(handle).map_or((None, None), |slot| {
+            (slot.options.recv_timeout, slot.options.send_timeout)
+        })
     }
 
     /// Runs `op` until it stops saying `WouldBlock`, waiting with the driver in between.
@@ -249,7 +247,11 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
 
     /// Receives exactly `buf.len()` bytes, blocking as needed; `Ok(false)` if the stream
     /// ended first (what arrived is in `buf`, the count in the error-free path is whole).
-    pub fn recv_exact(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<bool, tcp::RecvError> {
+    pub fn recv_exact(
+        &mut self,
+        handle: SocketHandle,
+        buf: &mut [u8],
+    ) -> Result<bool, tcp::RecvError> {
         let mut filled = 0;
         while filled < buf.len() {
             match self.recv(handle, &mut buf[filled..])? {
@@ -304,7 +306,11 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
 
     /// Blocking `connect()`: starts the handshake and waits for its outcome
     /// (`SO_SNDTIMEO` bounds the wait, as on Linux). A timed-out attempt is aborted.
-    pub fn connect(&mut self, handle: SocketHandle, remote: IpEndpoint) -> Result<(), tcp::ConnectError> {
+    pub fn connect(
+        &mut self,
+        handle: SocketHandle,
+        remote: IpEndpoint,
+    ) -> Result<(), tcp::ConnectError> {
         self.stack.connect(handle, remote)?;
         let (_, timeout) = self.timeouts(handle);
         let wait = Wait {

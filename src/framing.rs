@@ -69,7 +69,11 @@ pub fn encode_length_prefixed(payload: &[u8], out: &mut [u8]) -> Result<usize, F
 }
 
 /// Writes `payload` and the `delimiter` into `out`; returns the bytes written.
-pub fn encode_delimited(payload: &[u8], delimiter: u8, out: &mut [u8]) -> Result<usize, FrameError> {
+pub fn encode_delimited(
+    payload: &[u8],
+    delimiter: u8,
+    out: &mut [u8],
+) -> Result<usize, FrameError> {
     if payload.contains(&delimiter) {
         return Err(FrameError::ContainsDelimiter);
     }

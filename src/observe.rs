@@ -109,8 +109,7 @@ impl RingWatch {
         socket: SocketHandle,
         kind: SocketType,
         ring: Ring,
-        used: usize,
-        capacity: usize,
+        (used, capacity): (usize, usize),
         stats: &mut SocketStats,
     ) {
         let high_water = match ring {
@@ -131,6 +130,9 @@ impl RingWatch {
             (Ring::Tx, _, Fill::Full) => "FULL: send would block",
             (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
             (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
+            (Ring::Tx, _, Fill::Empty) if kind == SocketType::Datagram => {
+                "empty: all datagrams sent"
+            }
             (Ring::Tx, _, Fill::Empty) => "empty: everything sent and acknowledged",
             _ => "changed",
         };
@@ -259,7 +261,7 @@ mod tests {
         let mut stats = SocketStats::default();
         let h = SocketHandle(1);
         for used in [0, 4, 8, 8, 8, 3, 8, 0] {
-            watch.update("t", h, SocketType::Stream, Ring::Tx, used, 8, &mut stats);
+            watch.update("t", h, SocketType::Stream, Ring::Tx, (used, 8), &mut stats);
         }
         assert_eq!(stats.tx_full_events, 2);
         assert_eq!(stats.tx_high_water, 8);

@@ -377,12 +377,7 @@ impl<'a> Stack<'a> {
     }
 
     pub(crate) fn install(&mut self, handle: SocketHandle, slot: Slot) {
-        log::info!(
-            "{}: {}{} opened",
-            self.name,
-            slot.socket_type(),
-            handle
-        );
+        log::info!("{}: {}{} opened", self.name, slot.socket_type(), handle);
         self.slots[handle.fileno()] = Some(slot);
     }
 
@@ -627,7 +622,10 @@ impl<'a> Stack<'a> {
     /// unread received data makes it a reset instead, as Linux does.
     pub fn close(&mut self, handle: SocketHandle) -> Result<(), CloseError> {
         let name = self.name;
-        let kind = self.slot(handle).ok_or(CloseError::BadHandle)?.socket_type();
+        let kind = self
+            .slot(handle)
+            .ok_or(CloseError::BadHandle)?
+            .socket_type();
         match kind {
             SocketType::Listener => self.close_listener(handle),
             SocketType::Stream => self.close_stream(handle, false),
@@ -649,7 +647,11 @@ impl<'a> Stack<'a> {
     /// Aborts a stream with RST (`SO_LINGER` with a zero timeout, then `close()`); other
     /// sockets are simply closed.
     pub fn abort(&mut self, handle: SocketHandle) -> Result<(), CloseError> {
-        match self.slot(handle).ok_or(CloseError::BadHandle)?.socket_type() {
+        match self
+            .slot(handle)
+            .ok_or(CloseError::BadHandle)?
+            .socket_type()
+        {
             SocketType::Stream => {
                 self.close_stream(handle, true);
                 log::info!("{}: tcp{handle} aborted (RST)", self.name);
@@ -737,8 +739,7 @@ impl<'a> Stack<'a> {
                         handle,
                         kind,
                         Ring::Rx,
-                        socket.recv_queue(),
-                        socket.recv_capacity(),
+                        (socket.recv_queue(), socket.recv_capacity()),
                         &mut slot.stats,
                     );
                     slot.tx_watch.update(
@@ -746,8 +747,7 @@ impl<'a> Stack<'a> {
                         handle,
                         kind,
                         Ring::Tx,
-                        socket.send_queue(),
-                        socket.send_capacity(),
+                        (socket.send_queue(), socket.send_capacity()),
                         &mut slot.stats,
                     );
                     let state = socket.state();
@@ -808,8 +808,7 @@ impl<'a> Stack<'a> {
                         handle,
                         kind,
                         Ring::Rx,
-                        socket.recv_queue(),
-                        socket.payload_recv_capacity(),
+                        (socket.recv_queue(), socket.payload_recv_capacity()),
                         &mut slot.stats,
                     );
                     slot.tx_watch.update(
@@ -817,8 +816,7 @@ impl<'a> Stack<'a> {
                         handle,
                         kind,
                         Ring::Tx,
-                        socket.send_queue(),
-                        socket.payload_send_capacity(),
+                        (socket.send_queue(), socket.payload_send_capacity()),
                         &mut slot.stats,
                     );
                 }

@@ -19,10 +19,20 @@ fn recv_from_takes_one_datagram_per_call_with_its_sender() {
     let sender = w.stacks[B].local_addr(tx).unwrap().port;
     let mut buf = [0u8; 64];
     let first = w.stacks[A].recv_from(rx, &mut buf).unwrap();
-    assert_eq!((&buf[..first.len], first.from), (&b"one"[..], ep(B, sender)));
+    assert_eq!(
+        (&buf[..first.len], first.from),
+        (&b"one"[..], ep(B, sender))
+    );
     let second = w.stacks[A].recv_from(rx, &mut buf).unwrap();
-    assert_eq!(&buf[..second.len], b"two", "datagrams keep their boundaries");
-    assert_eq!(w.stacks[A].recv_from(rx, &mut buf), Err(RecvError::WouldBlock));
+    assert_eq!(
+        &buf[..second.len],
+        b"two",
+        "datagrams keep their boundaries"
+    );
+    assert_eq!(
+        w.stacks[A].recv_from(rx, &mut buf),
+        Err(RecvError::WouldBlock)
+    );
     assert_eq!(w.stacks[A].stats(rx).unwrap().datagrams_in, 2);
 }
 
@@ -59,7 +69,10 @@ fn datagrams_arriving_at_a_full_ring_are_dropped_and_counted() {
     }
     w.settle();
     let stats = w.stacks[A].stats(rx).unwrap();
-    assert_eq!(stats.rx_drops, 3, "256 bytes hold two 100-byte datagrams: {stats:?}");
+    assert_eq!(
+        stats.rx_drops, 3,
+        "256 bytes hold two 100-byte datagrams: {stats:?}"
+    );
     let mut buf = [0u8; 128];
     let mut got = Vec::new();
     while let Ok(d) = w.stacks[A].recv_from(rx, &mut buf) {
@@ -93,7 +106,9 @@ fn broadcast_is_refused_without_so_broadcast_and_reaches_every_host_with_it() {
         w.stacks[A].get_option(sender, ringnet::socket::OptionName::Broadcast),
         Ok(SocketOption::Broadcast(false))
     );
-    w.stacks[A].set_option(sender, SocketOption::Broadcast(true)).unwrap();
+    w.stacks[A]
+        .set_option(sender, SocketOption::Broadcast(true))
+        .unwrap();
     w.stacks[A].send_to(sender, b"beacon", limited).unwrap();
     w.stacks[A].send_to(sender, b"subnet", subnet).unwrap();
     w.settle();
@@ -111,14 +126,20 @@ fn send_to_binds_an_ephemeral_port_and_refuses_what_can_never_fit() {
     let mut w = pair(Faults::NONE, 24);
     let s = udp_socket(&mut w.stacks[A], 4, 512);
     assert!(w.stacks[A].local_addr(s).is_err(), "unbound at first");
-    assert_eq!(w.stacks[A].send_to(s, &[0; 513], ep(B, 9)), Err(SendError::TooLarge));
+    assert_eq!(
+        w.stacks[A].send_to(s, &[0; 513], ep(B, 9)),
+        Err(SendError::TooLarge)
+    );
     let big = udp_socket(&mut w.stacks[A], 4, 4096);
     assert_eq!(
         w.stacks[A].send_to(big, &[0; 1500], ep(B, 9)),
         Err(SendError::TooLarge),
         "larger than the MTU"
     );
-    assert_eq!(w.stacks[A].send_to(s, b"x", ep(B, 0)), Err(SendError::Unaddressable));
+    assert_eq!(
+        w.stacks[A].send_to(s, b"x", ep(B, 0)),
+        Err(SendError::Unaddressable)
+    );
     w.stacks[A].send_to(s, b"x", ep(B, 9)).unwrap();
     let port = w.stacks[A].local_addr(s).unwrap().port;
     assert!(port >= 49152, "ephemeral port {port}");
@@ -130,9 +151,16 @@ fn a_full_tx_ring_says_would_block() {
     let s = udp_socket(&mut w.stacks[A], 2, 512);
     w.stacks[A].send_to(s, &[1; 200], ep(B, 9)).unwrap();
     w.stacks[A].send_to(s, &[2; 200], ep(B, 9)).unwrap();
-    assert_eq!(w.stacks[A].send_to(s, &[3; 200], ep(B, 9)), Err(SendError::WouldBlock));
+    assert_eq!(
+        w.stacks[A].send_to(s, &[3; 200], ep(B, 9)),
+        Err(SendError::WouldBlock)
+    );
     w.settle();
-    assert_eq!(w.stacks[A].send_to(s, &[3; 200], ep(B, 9)), Ok(200), "room after the ring drained");
+    assert_eq!(
+        w.stacks[A].send_to(s, &[3; 200], ep(B, 9)),
+        Ok(200),
+        "room after the ring drained"
+    );
 }
 
 #[test]
@@ -141,7 +169,13 @@ fn a_udp_port_cannot_be_bound_twice() {
     let first = udp_socket(&mut w.stacks[A], 2, 256);
     let second = udp_socket(&mut w.stacks[A], 2, 256);
     w.stacks[A].udp_bind(first, 5000).unwrap();
-    assert_eq!(w.stacks[A].udp_bind(second, 5000), Err(BindError::AddrInUse));
-    assert_eq!(w.stacks[A].udp_bind(first, 5001), Err(BindError::AlreadyBound));
+    assert_eq!(
+        w.stacks[A].udp_bind(second, 5000),
+        Err(BindError::AddrInUse)
+    );
+    assert_eq!(
+        w.stacks[A].udp_bind(first, 5001),
+        Err(BindError::AlreadyBound)
+    );
     assert_eq!(w.stacks[A].udp_bind(second, 0), Err(BindError::InvalidPort));
 }

@@ -22,11 +22,17 @@ fn recv_blocks_on_an_empty_ring_until_data_arrives() {
         }
     });
     let mut buf = [0u8; 64];
-    let n = Blocking::new(a, &mut driver).recv(client, &mut buf).unwrap();
+    let n = Blocking::new(a, &mut driver)
+        .recv(client, &mut buf)
+        .unwrap();
     assert_eq!(&buf[..n], b"hello");
     let stats = a.stats(client).unwrap();
     assert_eq!(stats.rx_blocks, 1);
-    assert!(stats.time_blocked >= Duration::from_millis(50), "{:?}", stats.time_blocked);
+    assert!(
+        stats.time_blocked >= Duration::from_millis(50),
+        "{:?}",
+        stats.time_blocked
+    );
     assert_eq!(stats.bytes_in, 5);
 }
 
@@ -35,7 +41,10 @@ fn nonblocking_recv_on_an_empty_ring_says_would_block() {
     let mut w = pair(Faults::NONE, 2);
     let (client, _, _) = w.connect(7, (512, 512), (512, 512));
     let mut buf = [0u8; 16];
-    assert_eq!(w.stacks[A].recv(client, &mut buf), Err(RecvError::WouldBlock));
+    assert_eq!(
+        w.stacks[A].recv(client, &mut buf),
+        Err(RecvError::WouldBlock)
+    );
     assert_eq!(w.stacks[A].stats(client).unwrap().rx_would_block, 1);
 }
 
@@ -65,13 +74,16 @@ fn send_blocks_on_a_full_tx_ring_while_a_slow_reader_drains() {
     sock.send_all(client, &data).unwrap();
     sock.flush(client).unwrap();
     let peer_stats = driver.peer().stats(server).unwrap();
-    drop(driver);
+
     let stats = a.stats(client).unwrap();
     assert!(stats.tx_blocks >= 1, "{stats:?}");
     assert!(stats.tx_full_events >= 1, "{stats:?}");
     assert!(stats.time_blocked > Duration::from_millis(100));
     assert_eq!(stats.bytes_out, 8192);
-    assert!(peer_stats.zero_windows >= 1, "slow reader advertised a zero window: {peer_stats:?}");
+    assert!(
+        peer_stats.zero_windows >= 1,
+        "slow reader advertised a zero window: {peer_stats:?}"
+    );
     assert_eq!(peer_stats.rx_high_water, 256);
     // The reader drains what is still buffered.
     let mut rest = [0u8; 512];
@@ -149,7 +161,10 @@ fn sending_to_a_closed_peer_ends_in_broken_pipe() {
     assert_eq!(w.stacks[A].send(client, b"anyone?"), Ok(7));
     w.settle();
     // ...the closed peer answers with RST, and the next send fails.
-    assert_eq!(w.stacks[A].send(client, b"hello?"), Err(SendError::BrokenPipe));
+    assert_eq!(
+        w.stacks[A].send(client, b"hello?"),
+        Err(SendError::BrokenPipe)
+    );
 }
 
 #[test]
@@ -161,8 +176,15 @@ fn a_peer_reset_is_connection_reset_on_recv_after_the_data() {
     w.stacks[B].abort(server).unwrap();
     w.settle();
     let mut buf = [0u8; 32];
-    assert_eq!(w.stacks[A].recv(client, &mut buf), Ok(7), "data before the RST is kept");
-    assert_eq!(w.stacks[A].recv(client, &mut buf), Err(RecvError::ConnectionReset));
+    assert_eq!(
+        w.stacks[A].recv(client, &mut buf),
+        Ok(7),
+        "data before the RST is kept"
+    );
+    assert_eq!(
+        w.stacks[A].recv(client, &mut buf),
+        Err(RecvError::ConnectionReset)
+    );
     assert_eq!(w.stacks[A].send(client, b"x"), Err(SendError::BrokenPipe));
 }
 
@@ -179,7 +201,9 @@ fn two_sends_arrive_as_one_recv_and_a_length_prefix_restores_them() {
     assert_eq!(&buf[..n], b"helloworld", "the stream keeps no boundaries");
 
     for message in [&b"hello"[..], b"world"] {
-        w.stacks[B].send(server, &length_prefix(message.len()).unwrap()).unwrap();
+        w.stacks[B]
+            .send(server, &length_prefix(message.len()).unwrap())
+            .unwrap();
         w.stacks[B].send(server, message).unwrap();
     }
     w.settle();
@@ -220,14 +244,20 @@ fn recv_timeout_expires_with_timed_out() {
     let mut w = pair(Faults::NONE, 11);
     let (client, _, _) = w.connect(7, (512, 512), (512, 512));
     w.stacks[A]
-        .set_option(client, SocketOption::RecvTimeout(Some(Duration::from_millis(100))))
+        .set_option(
+            client,
+            SocketOption::RecvTimeout(Some(Duration::from_millis(100))),
+        )
         .unwrap();
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let start = wire.now();
     let mut driver = PeerDriver::new(wire, A, b, B, |_: &mut Stack<'static>, _: Instant| {});
     let mut buf = [0u8; 8];
-    assert_eq!(Blocking::new(a, &mut driver).recv(client, &mut buf), Err(RecvError::TimedOut));
+    assert_eq!(
+        Blocking::new(a, &mut driver).recv(client, &mut buf),
+        Err(RecvError::TimedOut)
+    );
     assert!(wire.now() - start >= Duration::from_millis(100));
     assert!(wire.now() - start < Duration::from_millis(200));
 }
@@ -240,7 +270,10 @@ fn a_call_nothing_can_unblock_gives_up_instead_of_hanging() {
     let (a, b) = w.two(A, B);
     let mut driver = PeerDriver::new(wire, A, b, B, |_: &mut Stack<'static>, _: Instant| {});
     let mut buf = [0u8; 8];
-    assert_eq!(Blocking::new(a, &mut driver).recv(client, &mut buf), Err(RecvError::TimedOut));
+    assert_eq!(
+        Blocking::new(a, &mut driver).recv(client, &mut buf),
+        Err(RecvError::TimedOut)
+    );
     assert!(wire.now() >= Instant::ZERO + ringnet::sim::STALL_AFTER);
 }
 
@@ -248,16 +281,24 @@ fn a_call_nothing_can_unblock_gives_up_instead_of_hanging() {
 fn accept_takes_connections_in_order_and_a_full_backlog_refuses() {
     use ringnet::socket::tcp::{AcceptError, ConnectError};
     let mut w = pair(Faults::NONE, 13);
-    let backlog = [tcp_socket(&mut w.stacks[B], 256, 256), tcp_socket(&mut w.stacks[B], 256, 256)];
+    let backlog = [
+        tcp_socket(&mut w.stacks[B], 256, 256),
+        tcp_socket(&mut w.stacks[B], 256, 256),
+    ];
     let listener = w.stacks[B].listen(80, &backlog).unwrap();
-    let clients: Vec<_> = (0..3).map(|_| tcp_socket(&mut w.stacks[A], 256, 256)).collect();
+    let clients: Vec<_> = (0..3)
+        .map(|_| tcp_socket(&mut w.stacks[A], 256, 256))
+        .collect();
     for &c in &clients[..2] {
         w.stacks[A].connect(c, ep(B, 80)).unwrap();
         w.settle();
     }
     w.stacks[A].connect(clients[2], ep(B, 80)).unwrap();
     w.settle();
-    assert_eq!(w.stacks[A].poll_connect(clients[2]), Err(ConnectError::Refused));
+    assert_eq!(
+        w.stacks[A].poll_connect(clients[2]),
+        Err(ConnectError::Refused)
+    );
     let (first, peer1) = w.stacks[B].accept(listener).unwrap();
     let (second, peer2) = w.stacks[B].accept(listener).unwrap();
     assert_eq!(peer1, w.stacks[A].local_addr(clients[0]).unwrap());
@@ -272,7 +313,10 @@ fn accept_takes_connections_in_order_and_a_full_backlog_refuses() {
     w.settle();
     assert_eq!(w.stacks[A].poll_connect(again), Ok(()));
     let (third, _) = w.stacks[B].accept(listener).unwrap();
-    assert_eq!(third, first, "the recycled backlog socket took the connection");
+    assert_eq!(
+        third, first,
+        "the recycled backlog socket took the connection"
+    );
     assert_ne!(third, second);
 }
 
@@ -302,7 +346,7 @@ fn a_lossy_wire_still_delivers_every_byte_in_order_and_reproducibly() {
         let mut sock = Blocking::new(a, &mut driver);
         sock.send_all(client, &data).unwrap();
         sock.flush(client).unwrap();
-        drop(driver);
+
         w.settle();
         let mut chunk = [0u8; 1024];
         while let Ok(n) = w.stacks[B].recv(server, &mut chunk) {
@@ -313,6 +357,9 @@ fn a_lossy_wire_still_delivers_every_byte_in_order_and_reproducibly() {
         (w.wire.stats(), w.wire.now())
     };
     let (stats, end) = run(42);
-    assert!(stats.lost > 0 && stats.corrupted > 0 && stats.duplicated > 0 && stats.reordered > 0, "{stats:?}");
+    assert!(
+        stats.lost > 0 && stats.corrupted > 0 && stats.duplicated > 0 && stats.reordered > 0,
+        "{stats:?}"
+    );
     assert_eq!(run(42), (stats, end), "same seed, same run");
 }

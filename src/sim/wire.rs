@@ -211,7 +211,12 @@ impl<'s, const PORTS: usize> Wire<'s, PORTS> {
         self.ports
             .iter()
             .flat_map(|port| {
-                let queued = port.queue.borrow_mut().peek().ok().map(|(h, _)| h.0.deliver_at);
+                let queued = port
+                    .queue
+                    .borrow_mut()
+                    .peek()
+                    .ok()
+                    .map(|(h, _)| h.0.deliver_at);
                 let held = port
                     .held
                     .borrow_mut()
@@ -227,7 +232,11 @@ impl<'s, const PORTS: usize> Wire<'s, PORTS> {
     /// Port `index` as a smoltcp device. Panics if `index >= PORTS`: a programming error
     /// in the simulation's set-up, not a run-time condition.
     pub fn port(&self, index: usize) -> Port<'_, 's, PORTS> {
-        assert!(index < PORTS, "the wire has {PORTS} ports, not {}", index + 1);
+        assert!(
+            index < PORTS,
+            "the wire has {PORTS} ports, not {}",
+            index + 1
+        );
         Port { wire: self, index }
     }
 
@@ -252,9 +261,7 @@ impl<'s, const PORTS: usize> Wire<'s, PORTS> {
         let sender = &self.ports[from];
         let start = sender.tx_free_at.get().max(now);
         let serialisation = match self.faults.rate {
-            Some(rate) if rate > 0 => {
-                Duration::from_micros(frame.len() as u64 * 1_000_000 / rate)
-            }
+            Some(rate) if rate > 0 => Duration::from_micros(frame.len() as u64 * 1_000_000 / rate),
             _ => Duration::ZERO,
         };
         sender.tx_free_at.set(start + serialisation);

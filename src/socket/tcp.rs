@@ -19,7 +19,6 @@ use crate::observe::Ring;
 use crate::socket::{SocketHandle, SocketType};
 use crate::stack::{visible_mut, OpenError, Slot, SlotKind, Stack, TcpEnd, TcpSlot};
 
-
 error_enum! {
     /// Error from [`Stack::listen`].
     pub enum ListenError {
@@ -141,7 +140,10 @@ impl<'a> Stack<'a> {
         let handle = self.free_slot().ok_or(OpenError::TableFull)?;
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         let inner = self.sockets.add(socket);
-        self.install(handle, Slot::new(SlotKind::Tcp(TcpSlot::fresh(inner, None, 0))));
+        self.install(
+            handle,
+            Slot::new(SlotKind::Tcp(TcpSlot::fresh(inner, None, 0))),
+        );
         Ok(handle)
     }
 
@@ -188,9 +190,7 @@ impl<'a> Stack<'a> {
                 continue;
             };
             let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-            socket
-                .listen(port)
-                .map_err(|_| ListenError::InvalidPort)?;
+            socket.listen(port).map_err(|_| ListenError::InvalidPort)?;
             t.member_of = Some(listener);
             t.backlog_port = port;
             t.last_state = tcp::State::Listen;
@@ -252,7 +252,10 @@ impl<'a> Stack<'a> {
             .sockets
             .get::<tcp::Socket>(t.inner)
             .remote_endpoint()
-            .unwrap_or(IpEndpoint::new(smoltcp::wire::IpAddress::Ipv4(smoltcp::wire::Ipv4Address::UNSPECIFIED), 0));
+            .unwrap_or(IpEndpoint::new(
+                smoltcp::wire::IpAddress::Ipv4(smoltcp::wire::Ipv4Address::UNSPECIFIED),
+                0,
+            ));
         let handle = SocketHandle(index as u16);
         log::info!(
             "{}: listen{listener} accepted tcp{handle} from {peer}",
@@ -263,7 +266,11 @@ impl<'a> Stack<'a> {
 
     /// Starts connecting `handle` to `remote` from an ephemeral port, and returns at once
     /// (non-blocking `connect()`, `EINPROGRESS`); [`Stack::poll_connect`] tells the outcome.
-    pub fn connect(&mut self, handle: SocketHandle, remote: IpEndpoint) -> Result<(), ConnectError> {
+    pub fn connect(
+        &mut self,
+        handle: SocketHandle,
+        remote: IpEndpoint,
+    ) -> Result<(), ConnectError> {
         let slot = self.slot(handle).ok_or(ConnectError::BadHandle)?;
         let SlotKind::Tcp(t) = &slot.kind else {
             return Err(ConnectError::NotStream);

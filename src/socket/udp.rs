@@ -138,7 +138,14 @@ impl<'a> Stack<'a> {
         rx: UdpBuffer<'a>,
         tx: UdpBuffer<'a>,
     ) -> Result<SocketHandle, OpenError> {
-        if [rx.slots.len(), rx.payload.len(), tx.slots.len(), tx.payload.len()].contains(&0) {
+        if [
+            rx.slots.len(),
+            rx.payload.len(),
+            tx.slots.len(),
+            tx.payload.len(),
+        ]
+        .contains(&0)
+        {
             return Err(OpenError::ZeroCapacity);
         }
         let handle = self.free_slot().ok_or(OpenError::TableFull)?;

@@ -46,7 +46,12 @@ pub fn ep(port: usize, tcp_or_udp_port: u16) -> IpEndpoint {
 
 /// Stacks named A, B, C… on a wire with the given faults and seed, MTU `mtu`, `queue_bytes`
 /// of queue per port.
-pub fn world_with<const PORTS: usize>(faults: Faults, seed: u64, mtu: usize, queue_bytes: usize) -> World<PORTS> {
+pub fn world_with<const PORTS: usize>(
+    faults: Faults,
+    seed: u64,
+    mtu: usize,
+    queue_bytes: usize,
+) -> World<PORTS> {
     let _ = env_logger::builder().is_test(true).try_init();
     let queues: [PortQueue<'static>; PORTS] = core::array::from_fn(|_| PortQueue {
         meta: vec![WireMetadata::EMPTY; 256].leak(),
@@ -54,7 +59,8 @@ pub fn world_with<const PORTS: usize>(faults: Faults, seed: u64, mtu: usize, que
         held_meta: vec![WireMetadata::EMPTY; 1].leak(),
         held_bytes: leak(mtu),
     });
-    let wire: &'static Wire<'static, PORTS> = Box::leak(Box::new(Wire::new(queues, leak(mtu), faults, seed)));
+    let wire: &'static Wire<'static, PORTS> =
+        Box::leak(Box::new(Wire::new(queues, leak(mtu), faults, seed)));
     let names = ["A", "B", "C", "D"];
     let stacks = (0..PORTS)
         .map(|port| {
@@ -79,7 +85,9 @@ pub fn pair(faults: Faults, seed: u64) -> World<2> {
 
 /// A stream socket with rings of `rx` and `tx` bytes.
 pub fn tcp_socket(stack: &mut Stack<'static>, rx: usize, tx: usize) -> SocketHandle {
-    stack.tcp_socket(leak(rx), leak(tx)).expect("socket table has room")
+    stack
+        .tcp_socket(leak(rx), leak(tx))
+        .expect("socket table has room")
 }
 
 /// A datagram socket with `slots` datagrams and `bytes` payload bytes per ring.
@@ -88,7 +96,9 @@ pub fn udp_socket(stack: &mut Stack<'static>, slots: usize, bytes: usize) -> Soc
         slots: vec![PacketMetadata::EMPTY; slots].leak(),
         payload: leak(bytes),
     };
-    stack.udp_socket(ring(), ring()).expect("socket table has room")
+    stack
+        .udp_socket(ring(), ring())
+        .expect("socket table has room")
 }
 
 impl<const PORTS: usize> World<PORTS> {
@@ -105,8 +115,12 @@ impl<const PORTS: usize> World<PORTS> {
 
     /// Runs every stack until the wire has been quiet for 50 ms (at most 10 s).
     pub fn settle(&mut self) {
-        let mut hosts: Vec<(&mut Stack<'static>, usize)> =
-            self.stacks.iter_mut().enumerate().map(|(port, s)| (s, port)).collect();
+        let mut hosts: Vec<(&mut Stack<'static>, usize)> = self
+            .stacks
+            .iter_mut()
+            .enumerate()
+            .map(|(port, s)| (s, port))
+            .collect();
         ringnet::sim::settle(
             self.wire,
             &mut hosts,
@@ -121,21 +135,29 @@ impl<const PORTS: usize> World<PORTS> {
         while self.wire.now() < until {
             self.settle();
             if self.wire.now() < until {
-                self.wire.advance_to(self.wire.now() + ringnet::Duration::from_millis(10));
+                self.wire
+                    .advance_to(self.wire.now() + ringnet::Duration::from_millis(10));
             }
         }
     }
 
     /// Connects a new socket on A to a new listener on B at `port`; returns
     /// `(client on A, accepted on B, listener on B)`.
-    pub fn connect(&mut self, port: u16, a_rings: (usize, usize), b_rings: (usize, usize)) -> (SocketHandle, SocketHandle, SocketHandle) {
+    pub fn connect(
+        &mut self,
+        port: u16,
+        a_rings: (usize, usize),
+        b_rings: (usize, usize),
+    ) -> (SocketHandle, SocketHandle, SocketHandle) {
         let (a, b) = self.two(A, B);
         let client = tcp_socket(a, a_rings.0, a_rings.1);
         let backlog = tcp_socket(b, b_rings.0, b_rings.1);
         let listener = b.listen(port, &[backlog]).expect("listen");
         a.connect(client, ep(B, port)).expect("connect starts");
         self.settle();
-        let (accepted, peer) = self.stacks[B].accept(listener).expect("a connection is waiting");
+        let (accepted, peer) = self.stacks[B]
+            .accept(listener)
+            .expect("a connection is waiting");
         assert_eq!(peer, self.stacks[A].local_addr(client).unwrap());
         (client, accepted, listener)
     }
