@@ -363,3 +363,23 @@ fn a_lossy_wire_still_delivers_every_byte_in_order_and_reproducibly() {
     );
     assert_eq!(run(42), (stats, end), "same seed, same run");
 }
+
+#[test]
+fn a_send_larger_than_the_room_returns_a_partial_count_then_would_block() {
+    let mut w = pair(Faults::NONE, 14);
+    let (client, _, _) = w.connect(7, (128, 128), (128, 128));
+    let a = &mut w.stacks[A];
+    assert_eq!(a.send(client, &[7; 100]), Ok(100));
+    assert_eq!(
+        a.send(client, &[8; 100]),
+        Ok(28),
+        "only the room left is taken"
+    );
+    assert_eq!(a.send(client, &[9; 1]), Err(SendError::WouldBlock));
+    let stats = a.stats(client).unwrap();
+    assert_eq!(
+        (stats.bytes_out, stats.tx_would_block, stats.tx_full_events),
+        (128, 1, 1)
+    );
+    assert_eq!(a.ring_usage(client).unwrap().1, (128, 128));
+}
