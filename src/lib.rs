@@ -25,6 +25,8 @@
 //!   it starts and when it ends.
 //! - [`observe`]: per-socket counters, ring occupancy levels and the stats table.
 //! - [`framing`]: message boundaries over a byte stream (TCP's "sticky packets").
+//! - [`services`]: the services every ringnet host runs (echo, file out, file in, UDP
+//!   report, stats query, broadcast beacon), as poll-driven state machines.
 //! - [`sim`]: a simulated Ethernet hub with seeded faults and a virtual clock, so that two or
 //!   more stacks can be driven against each other in-process, deterministically.
 //!
@@ -41,6 +43,7 @@ pub mod blocking;
 pub mod framing;
 pub mod observe;
 pub mod phy;
+pub mod services;
 pub mod sim;
 pub mod socket;
 pub mod stack;

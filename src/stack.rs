@@ -297,6 +297,13 @@ impl<'a> Stack<'a> {
         self.iface.ipv4_addr().unwrap_or(Ipv4Address::UNSPECIFIED)
     }
 
+    /// The directed broadcast address of this stack's subnet, if its prefix has one.
+    pub fn ipv4_broadcast(&self) -> Option<Ipv4Address> {
+        self.iface.ip_addrs().iter().find_map(|cidr| match cidr {
+            IpCidr::Ipv4(c) => c.broadcast(),
+        })
+    }
+
     /// The time of the last poll.
     pub fn now(&self) -> Instant {
         self.now

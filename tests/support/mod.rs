@@ -17,7 +17,7 @@ pub const B: usize = 1;
 pub const C: usize = 2;
 
 /// Sockets per stack.
-pub const SOCKETS: usize = 8;
+pub const SOCKETS: usize = 16;
 /// An Ethernet MTU.
 pub const ETHERNET_MTU: usize = 1514;
 

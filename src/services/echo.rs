@@ -1,0 +1,59 @@
+use heapless::Vec;
+
+use super::{tx_room, ServiceError, MAX_CONNECTIONS};
+use crate::socket::tcp::RecvError;
+use crate::{SocketHandle, Stack};
+
+/// TCP echo (RFC 862): every byte received is sent back; when the peer closes, the
+/// connection closes after the echo has left. Reads only as much as the tx ring has room
+/// for, so a client that does not read makes the echo block, never lose bytes.
+pub struct Echo {
+    listener: SocketHandle,
+    connections: Vec<SocketHandle, MAX_CONNECTIONS>,
+}
+
+impl Echo {
+    /// Listens on `port` with `backlog` (fresh stream sockets).
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+    ) -> Result<Echo, ServiceError> {
+        if backlog.len() > MAX_CONNECTIONS {
+            return Err(ServiceError::TooManySockets);
+        }
+        let listener = stack.listen(port, backlog)?;
+        Ok(Echo {
+            listener,
+            connections: Vec::new(),
+        })
+    }
+
+    /// Accepts, echoes and closes; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        while let Ok((conn, _)) = stack.accept(self.listener) {
+            // Cannot overflow: the backlog is no larger than the table.
+            let _ = self.connections.push(conn);
+        }
+        self.connections.retain(|&conn| {
+            let mut buf = [0u8; 512];
+            loop {
+                let room = tx_room(stack, conn).min(buf.len());
+                if room == 0 {
+                    return true;
+                }
+                match stack.recv(conn, &mut buf[..room]) {
+                    Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
+                        let _ = stack.close(conn);
+                        return false;
+                    }
+                    Ok(n) => {
+                        // Cannot be short: `n` is at most the room measured above.
+                        let _ = stack.send(conn, &buf[..n]);
+                    }
+                    Err(_) => return true,
+                }
+            }
+        });
+    }
+}

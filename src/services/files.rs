@@ -1,0 +1,345 @@
+use core::fmt::Write as _;
+
+use heapless::{String, Vec};
+use sha2::{Digest, Sha256};
+
+use super::{tx_room, ServiceError, MAX_CONNECTIONS};
+use crate::socket::tcp::{RecvError, SendError};
+use crate::{Duration, Instant, SocketHandle, Stack};
+
+/// A source could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadError;
+
+/// Something [`FileOut`] can send: a file on the host, one built into the firmware, or a
+/// generated pattern.
+pub trait FileSource {
+    /// Length in bytes.
+    fn len(&self) -> u64;
+    /// Whether the source is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copies bytes from `offset` into `buf`; returns how many (0 only at the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError>;
+}
+
+/// The byte at `offset` of every ringnet pattern: `(offset * 7 + (offset >> 11)) mod 256`,
+/// easy to regenerate anywhere, and not periodic over short spans.
+pub fn pattern_byte(offset: u64) -> u8 {
+    (offset.wrapping_mul(7).wrapping_add(offset >> 11) & 0xff) as u8
+}
+
+/// A generated pattern of `len` bytes (see [`pattern_byte`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pattern(pub u64);
+
+impl FileSource for Pattern {
+    fn len(&self) -> u64 {
+        self.0
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        let n = (self.0.saturating_sub(offset)).min(buf.len() as u64) as usize;
+        for (i, byte) in buf[..n].iter_mut().enumerate() {
+            *byte = pattern_byte(offset + i as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// A file held in memory (for firmware: built into the image).
+#[derive(Debug, Clone, Copy)]
+pub struct StaticFile<'f>(pub &'f [u8]);
+
+impl FileSource for StaticFile<'_> {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        let start = usize::try_from(offset)
+            .map_err(|_| ReadError)?
+            .min(self.0.len());
+        let n = (self.0.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
+}
+
+/// How long [`FileOut`] waits for an optional size request before it sends its file.
+pub const REQUEST_WAIT: Duration = Duration::from_millis(100);
+
+/// Longest size request line accepted (`"<decimal bytes>\n"`).
+const REQUEST_MAX: usize = 24;
+
+enum OutState {
+    /// Waiting up to [`REQUEST_WAIT`] for `"<size>\n"`.
+    Deciding {
+        until: Instant,
+        request: Vec<u8, REQUEST_MAX>,
+    },
+    /// Sending the file (or a pattern of `Some(len)` bytes).
+    Sending { pattern: Option<u64>, sent: u64 },
+}
+
+/// TCP file out: on connect, sends its file and closes (`nc HOST 7001 > f`). A client
+/// that first sends a decimal size and a newline (`echo 1048576 | nc HOST 7001`) gets a
+/// [`Pattern`] of that size instead. Reads the source only as fast as the tx ring drains.
+pub struct FileOut<'f> {
+    listener: SocketHandle,
+    source: &'f dyn FileSource,
+    connections: Vec<(SocketHandle, OutState), MAX_CONNECTIONS>,
+}
+
+impl<'f> FileOut<'f> {
+    /// Listens on `port` with `backlog`, serving `source`.
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+        source: &'f dyn FileSource,
+    ) -> Result<Self, ServiceError> {
+        if backlog.len() > MAX_CONNECTIONS {
+            return Err(ServiceError::TooManySockets);
+        }
+        Ok(FileOut {
+            listener: stack.listen(port, backlog)?,
+            source,
+            connections: Vec::new(),
+        })
+    }
+
+    /// Accepts, decides, sends and closes; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
+        while let Ok((conn, _)) = stack.accept(self.listener) {
+            let state = OutState::Deciding {
+                until: now + REQUEST_WAIT,
+                request: Vec::new(),
+            };
+            let _ = self.connections.push((conn, state));
+        }
+        let source = self.source;
+        let name = stack.name();
+        self.connections.retain_mut(|(conn, state)| {
+            let conn = *conn;
+            if let OutState::Deciding { until, request } = state {
+                match decide(stack, conn, now, *until, request) {
+                    Decision::Wait => return true,
+                    Decision::Refuse => {
+                        log::warn!("{name}: file-out tcp{conn}: bad size request, closing");
+                        let _ = stack.send(conn, b"error: expected a decimal size and a newline\n");
+                        let _ = stack.close(conn);
+                        return false;
+                    }
+                    Decision::Send(pattern) => {
+                        let len = pattern.map_or(source.len(), |p| p);
+                        log::info!("{name}: file-out tcp{conn}: sending {len} bytes");
+                        *state = OutState::Sending { pattern, sent: 0 };
+                    }
+                }
+            }
+            let OutState::Sending { pattern, sent } = state else {
+                return true;
+            };
+            let pattern_source;
+            let source: &dyn FileSource = match pattern {
+                Some(len) => {
+                    pattern_source = Pattern(*len);
+                    &pattern_source
+                }
+                None => source,
+            };
+            let mut buf = [0u8; 1024];
+            loop {
+                if *sent >= source.len() {
+                    log::info!("{name}: file-out tcp{conn}: all {sent} bytes queued, closing");
+                    let _ = stack.close(conn);
+                    return false;
+                }
+                let room = tx_room(stack, conn).min(buf.len());
+                if room == 0 {
+                    return true;
+                }
+                let n = match source.read_at(*sent, &mut buf[..room]) {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        log::warn!(
+                            "{name}: file-out tcp{conn}: source unreadable at {sent}, aborting"
+                        );
+                        let _ = stack.abort(conn);
+                        return false;
+                    }
+                };
+                match stack.send(conn, &buf[..n]) {
+                    Ok(queued) => *sent += queued as u64,
+                    Err(SendError::WouldBlock) => return true,
+                    Err(e) => {
+                        log::warn!("{name}: file-out tcp{conn}: {e} after {sent} bytes");
+                        let _ = stack.close(conn);
+                        return false;
+                    }
+                }
+            }
+        });
+    }
+}
+
+enum Decision {
+    Wait,
+    Refuse,
+    Send(Option<u64>),
+}
+
+fn decide(
+    stack: &mut Stack<'_>,
+    conn: SocketHandle,
+    now: Instant,
+    until: Instant,
+    request: &mut Vec<u8, REQUEST_MAX>,
+) -> Decision {
+    let mut byte = [0u8; 1];
+    loop {
+        match stack.recv(conn, &mut byte) {
+            Ok(1) if byte[0] == b'\n' => {
+                let text = core::str::from_utf8(request).unwrap_or("").trim();
+                return match text.parse::<u64>() {
+                    Ok(len) => Decision::Send(Some(len)),
+                    Err(_) => Decision::Refuse,
+                };
+            }
+            Ok(1) => {
+                if request.push(byte[0]).is_err() {
+                    return Decision::Refuse;
+                }
+            }
+            // End of stream before any request: the client only wants the file.
+            Ok(_) if request.is_empty() => return Decision::Send(None),
+            Ok(_) => return Decision::Refuse,
+            Err(RecvError::WouldBlock) if now < until => return Decision::Wait,
+            Err(RecvError::WouldBlock) if request.is_empty() => return Decision::Send(None),
+            Err(_) => return Decision::Refuse,
+        }
+    }
+}
+
+struct Incoming {
+    conn: SocketHandle,
+    received: u64,
+    hasher: Sha256,
+    reply: Option<(String<96>, usize)>,
+}
+
+/// TCP file in: counts and hashes everything received until the peer shuts down its
+/// write side, then replies `"<bytes> <sha256-hex>\n"` and closes (`nc -N HOST 7002 < f`).
+pub struct FileIn {
+    listener: SocketHandle,
+    connections: Vec<Incoming, MAX_CONNECTIONS>,
+}
+
+impl FileIn {
+    /// Listens on `port` with `backlog`.
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+    ) -> Result<Self, ServiceError> {
+        if backlog.len() > MAX_CONNECTIONS {
+            return Err(ServiceError::TooManySockets);
+        }
+        Ok(FileIn {
+            listener: stack.listen(port, backlog)?,
+            connections: Vec::new(),
+        })
+    }
+
+    /// Accepts, hashes, replies and closes; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        while let Ok((conn, _)) = stack.accept(self.listener) {
+            let _ = self.connections.push(Incoming {
+                conn,
+                received: 0,
+                hasher: Sha256::new(),
+                reply: None,
+            });
+        }
+        let name = stack.name();
+        self.connections.retain_mut(|incoming| {
+            let conn = incoming.conn;
+            let mut buf = [0u8; 1024];
+            while incoming.reply.is_none() {
+                match stack.recv(conn, &mut buf) {
+                    Ok(0) => {
+                        let digest = core::mem::take(&mut incoming.hasher).finalize();
+                        let mut line = String::new();
+                        let _ = write!(line, "{} ", incoming.received);
+                        for byte in digest {
+                            let _ = write!(line, "{byte:02x}");
+                        }
+                        let _ = line.push('\n');
+                        log::info!("{name}: file-in tcp{conn}: {}", line.trim_end());
+                        incoming.reply = Some((line, 0));
+                    }
+                    Ok(n) => {
+                        incoming.hasher.update(&buf[..n]);
+                        incoming.received += n as u64;
+                    }
+                    Err(RecvError::WouldBlock) => return true,
+                    Err(e) => {
+                        log::warn!(
+                            "{name}: file-in tcp{conn}: {e} after {} bytes",
+                            incoming.received
+                        );
+                        let _ = stack.close(conn);
+                        return false;
+                    }
+                }
+            }
+            let Some((line, sent)) = &mut incoming.reply else {
+                return true;
+            };
+            match stack.send(conn, &line.as_bytes()[*sent..]) {
+                Ok(n) => *sent += n,
+                Err(SendError::WouldBlock) => return true,
+                Err(_) => {
+                    let _ = stack.close(conn);
+                    return false;
+                }
+            }
+            if *sent == line.len() {
+                let _ = stack.close(conn);
+                return false;
+            }
+            true
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_reads_match_pattern_bytes_at_any_offset() {
+        let pattern = Pattern(5000);
+        let mut buf = [0u8; 700];
+        let n = pattern.read_at(4500, &mut buf).unwrap();
+        assert_eq!(n, 500);
+        assert!(buf[..n]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern_byte(4500 + i as u64)));
+        assert_eq!(pattern.read_at(5000, &mut buf), Ok(0));
+        assert_eq!(pattern.read_at(u64::MAX, &mut buf), Ok(0));
+    }
+
+    #[test]
+    fn static_file_reads_clamp_at_the_end() {
+        let file = StaticFile(b"0123456789");
+        let mut buf = [0u8; 4];
+        assert_eq!(file.read_at(8, &mut buf), Ok(2));
+        assert_eq!(&buf[..2], b"89");
+        assert_eq!(file.read_at(11, &mut buf), Ok(0));
+    }
+}

@@ -1,0 +1,96 @@
+//! The services every ringnet host runs, on the same ports everywhere (the tap host, the
+//! firmware): poll-driven state machines over the socket calls, with no memory of their
+//! own beyond a few fixed tables. The caller creates the sockets (and so supplies every
+//! ring) and hands their handles over.
+//!
+//! | port | service |
+//! |---|---|
+//! | TCP [`ECHO_PORT`] | [`Echo`]: sends back what it receives |
+//! | TCP [`FILE_OUT_PORT`] | [`FileOut`]: on connect, sends a file (or a pattern of a requested size) and closes |
+//! | TCP [`FILE_IN_PORT`] | [`FileIn`]: receives until the peer shuts down writing, replies `<bytes> <sha256-hex>\n`, closes |
+//! | UDP [`REPORT_PORT`] | [`UdpReport`]: logs every datagram and answers with a one-line report |
+//! | UDP [`STATS_PORT`] | [`StatsQuery`]: answers any datagram with the stats table |
+//! | UDP [`BEACON_PORT`] | [`Beacon`]: broadcasts a line naming the host and its services about once a second |
+
+mod datagram;
+mod echo;
+mod files;
+
+pub use datagram::{Beacon, StatsQuery, UdpReport};
+pub use echo::Echo;
+pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, StaticFile};
+
+use core::fmt;
+
+use crate::socket::tcp::ListenError;
+use crate::socket::udp::BindError;
+use crate::socket::OptionError;
+
+/// TCP echo.
+pub const ECHO_PORT: u16 = 7;
+/// TCP file out.
+pub const FILE_OUT_PORT: u16 = 7001;
+/// TCP file in.
+pub const FILE_IN_PORT: u16 = 7002;
+/// TCP framed transfer protocol.
+pub const TRANSFER_PORT: u16 = 7003;
+/// UDP receive-and-report.
+pub const REPORT_PORT: u16 = 9000;
+/// UDP stats query.
+pub const STATS_PORT: u16 = 9001;
+/// UDP broadcast beacon.
+pub const BEACON_PORT: u16 = 9999;
+
+/// Error setting up a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceError {
+    /// Listening on the service's TCP port failed.
+    Listen(ListenError),
+    /// Binding the service's UDP port failed.
+    Bind(BindError),
+    /// Setting an option the service needs failed.
+    Option(OptionError),
+    /// More sockets were given than the service can track.
+    TooManySockets,
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::Listen(e) => write!(f, "listen: {e}"),
+            ServiceError::Bind(e) => write!(f, "bind: {e}"),
+            ServiceError::Option(e) => write!(f, "setsockopt: {e}"),
+            ServiceError::TooManySockets => f.write_str("more sockets than the service tracks"),
+        }
+    }
+}
+
+impl core::error::Error for ServiceError {}
+
+impl From<ListenError> for ServiceError {
+    fn from(e: ListenError) -> Self {
+        ServiceError::Listen(e)
+    }
+}
+
+impl From<BindError> for ServiceError {
+    fn from(e: BindError) -> Self {
+        ServiceError::Bind(e)
+    }
+}
+
+impl From<OptionError> for ServiceError {
+    fn from(e: OptionError) -> Self {
+        ServiceError::Option(e)
+    }
+}
+
+/// Connections one TCP service tracks at once (its backlog can be no larger).
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// Room left in a socket's tx ring.
+pub(crate) fn tx_room(stack: &crate::Stack<'_>, handle: crate::SocketHandle) -> usize {
+    stack
+        .ring_usage(handle)
+        .map_or(0, |(_, (used, capacity))| capacity - used)
+}

@@ -1,0 +1,260 @@
+//! The services every ringnet host runs, exercised by a client stack over the wire.
+
+mod support;
+
+use ringnet::blocking::Blocking;
+use ringnet::services::{
+    self, pattern_byte, Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport,
+};
+use ringnet::sim::{Faults, PeerDriver};
+use ringnet::{Duration, Instant, SocketHandle, Stack};
+use sha2::{Digest, Sha256};
+use support::*;
+
+/// The device (stack B) with every service running, polled by the driver's app closure.
+struct Device {
+    echo: Echo,
+    file_out: FileOut<'static>,
+    file_in: FileIn,
+    report: UdpReport<64>,
+    stats: StatsQuery,
+    beacon: Beacon,
+}
+
+impl Device {
+    fn start(b: &mut Stack<'static>, file: &'static [u8]) -> Device {
+        let backlog = |n: usize, b: &mut Stack<'static>| -> Vec<SocketHandle> {
+            (0..n).map(|_| tcp_socket(b, 2048, 2048)).collect()
+        };
+        let echo_backlog = backlog(1, b);
+        let out_backlog = backlog(1, b);
+        let in_backlog = backlog(1, b);
+        let source: &'static StaticFile<'static> = Box::leak(Box::new(StaticFile(file)));
+        let report_socket = udp_socket(b, 4, 2048);
+        let stats_socket = udp_socket(b, 2, 2048);
+        let beacon_socket = udp_socket(b, 2, 1024);
+        Device {
+            echo: Echo::new(b, services::ECHO_PORT, &echo_backlog).unwrap(),
+            file_out: FileOut::new(b, services::FILE_OUT_PORT, &out_backlog, source).unwrap(),
+            file_in: FileIn::new(b, services::FILE_IN_PORT, &in_backlog).unwrap(),
+            report: UdpReport::new(b, report_socket, services::REPORT_PORT).unwrap(),
+            stats: StatsQuery::new(b, stats_socket, services::STATS_PORT).unwrap(),
+            beacon: Beacon::new(
+                b,
+                beacon_socket,
+                services::BEACON_PORT,
+                Duration::from_secs(1),
+            )
+            .unwrap(),
+        }
+    }
+
+    fn poll(&mut self, b: &mut Stack<'static>) {
+        self.echo.poll(b);
+        self.file_out.poll(b);
+        self.file_in.poll(b);
+        self.report.poll(b);
+        self.stats.poll(b);
+        self.beacon.poll(b);
+    }
+}
+
+fn device_world(seed: u64, file: &'static [u8]) -> (World<2>, Device) {
+    let mut w = pair(Faults::NONE, seed);
+    let device = Device::start(&mut w.stacks[B], file);
+    (w, device)
+}
+
+/// Reads a stream until its end.
+fn read_to_end(
+    sock: &mut Blocking<'_, 'static, impl ringnet::blocking::Driver>,
+    conn: SocketHandle,
+) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.recv(conn, &mut buf).unwrap() {
+            0 => return all,
+            n => all.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[test]
+fn echo_sends_back_everything_even_to_a_slow_client() {
+    let (mut w, mut device) = device_world(40, b"");
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let conn = tcp_socket(a, 512, 512);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        device.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(conn, ep(B, services::ECHO_PORT)).unwrap();
+    let data: Vec<u8> = (0..20_000u32).map(|i| (i % 249) as u8).collect();
+    let mut echoed = Vec::new();
+    let mut buf = [0u8; 700];
+    let mut sent = 0;
+    for chunk in data.chunks(1000) {
+        sock.send_all(conn, chunk).unwrap();
+        sent += chunk.len();
+        while echoed.len() < sent {
+            let n = sock.recv(conn, &mut buf).unwrap();
+            echoed.extend_from_slice(&buf[..n]);
+        }
+    }
+    sock.stack().shutdown_write(conn).unwrap();
+    echoed.extend(read_to_end(&mut sock, conn));
+    assert_eq!(echoed, data);
+}
+
+#[test]
+fn file_out_sends_its_file_then_closes() {
+    static FILE: &[u8] = include_bytes!("../src/lib.rs");
+    let (mut w, mut device) = device_world(41, FILE);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let conn = tcp_socket(a, 1024, 256);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        device.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(conn, ep(B, services::FILE_OUT_PORT)).unwrap();
+    assert_eq!(read_to_end(&mut sock, conn), FILE);
+}
+
+#[test]
+fn file_out_sends_a_pattern_of_the_requested_size() {
+    let (mut w, mut device) = device_world(42, b"unused");
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let conn = tcp_socket(a, 4096, 256);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        device.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(conn, ep(B, services::FILE_OUT_PORT)).unwrap();
+    sock.send_all(conn, b"100000\n").unwrap();
+    let got = read_to_end(&mut sock, conn);
+    assert_eq!(got.len(), 100_000);
+    assert!(got
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == pattern_byte(i as u64)));
+}
+
+#[test]
+fn file_out_refuses_a_malformed_request() {
+    let (mut w, mut device) = device_world(43, b"unused");
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let conn = tcp_socket(a, 4096, 256);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        device.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(conn, ep(B, services::FILE_OUT_PORT)).unwrap();
+    sock.send_all(conn, b"lots please\n").unwrap();
+    let got = read_to_end(&mut sock, conn);
+    assert!(
+        got.starts_with(b"error:"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn file_in_replies_with_the_size_and_sha256() {
+    for size in [0usize, 1, 300_000] {
+        let (mut w, mut device) = device_world(44, b"");
+        let wire = w.wire;
+        let (a, b) = w.two(A, B);
+        let conn = tcp_socket(a, 256, 2048);
+        let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+            device.poll(b)
+        });
+        let mut sock = Blocking::new(a, &mut driver);
+        sock.connect(conn, ep(B, services::FILE_IN_PORT)).unwrap();
+        let data: Vec<u8> = (0..size as u64).map(pattern_byte).collect();
+        sock.send_all(conn, &data).unwrap();
+        sock.stack().shutdown_write(conn).unwrap();
+        let reply = String::from_utf8(read_to_end(&mut sock, conn)).unwrap();
+        let digest: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(reply, format!("{size} {digest}\n"));
+    }
+}
+
+#[test]
+fn udp_report_tells_the_sender_about_truncation() {
+    let (mut w, mut device) = device_world(45, b"");
+    let client = udp_socket(&mut w.stacks[A], 4, 4096);
+    w.stacks[A]
+        .send_to(client, &[1; 10], ep(B, services::REPORT_PORT))
+        .unwrap();
+    w.stacks[A]
+        .send_to(client, &[2; 1000], ep(B, services::REPORT_PORT))
+        .unwrap();
+    for _ in 0..3 {
+        w.settle();
+        device.poll(&mut w.stacks[B]);
+    }
+    let from_port = w.stacks[A].local_addr(client).unwrap().port;
+    let mut buf = [0u8; 200];
+    let first = w.stacks[A].recv_from(client, &mut buf).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..first.len]),
+        format!("10 bytes from 10.0.0.1:{from_port}\n")
+    );
+    let second = w.stacks[A].recv_from(client, &mut buf).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&buf[..second.len]),
+        format!("1000 bytes from 10.0.0.1:{from_port}, truncated: 936 lost\n")
+    );
+    assert_eq!(
+        w.stacks[B]
+            .stats(device.report_socket())
+            .unwrap()
+            .truncations,
+        1
+    );
+}
+
+#[test]
+fn stats_query_answers_with_the_table_and_the_beacon_broadcasts() {
+    let (mut w, mut device) = device_world(46, b"");
+    let client = udp_socket(&mut w.stacks[A], 4, 4096);
+    let listener = udp_socket(&mut w.stacks[A], 4, 4096);
+    w.stacks[A]
+        .udp_bind(listener, services::BEACON_PORT)
+        .unwrap();
+    w.stacks[A]
+        .send_to(client, b"?", ep(B, services::STATS_PORT))
+        .unwrap();
+    for _ in 0..3 {
+        device.poll(&mut w.stacks[B]);
+        w.settle();
+    }
+    let mut buf = [0u8; 2048];
+    let d = w.stacks[A].recv_from(client, &mut buf).unwrap();
+    let table = String::from_utf8_lossy(&buf[..d.len]).into_owned();
+    assert!(
+        table.contains("listen#") && table.contains("bytes in"),
+        "{table}"
+    );
+    let beacon = w.stacks[A].recv_from(listener, &mut buf).unwrap();
+    let line = String::from_utf8_lossy(&buf[..beacon.len]).into_owned();
+    assert!(
+        line.starts_with("ringnet B 10.0.0.2 ") && line.contains("beacon #1"),
+        "{line}"
+    );
+    assert!(device.beacon.sent() >= 1);
+}
+
+impl Device {
+    fn report_socket(&self) -> SocketHandle {
+        self.report.socket()
+    }
+}
