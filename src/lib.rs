@@ -27,6 +27,8 @@
 //! - [`framing`]: message boundaries over a byte stream (TCP's "sticky packets").
 //! - [`services`]: the services every ringnet host runs (echo, file out, file in, UDP
 //!   report, stats query, broadcast beacon), as poll-driven state machines.
+//! - [`transfer`]: verified file transfer (put and get, resumable, SHA-256 checked),
+//!   server and client, over any [`transfer::Store`].
 //! - [`sim`]: a simulated Ethernet hub with seeded faults and a virtual clock, so that two or
 //!   more stacks can be driven against each other in-process, deterministically.
 //!
@@ -47,6 +49,7 @@ pub mod services;
 pub mod sim;
 pub mod socket;
 pub mod stack;
+pub mod transfer;
 
 pub use smoltcp;
 pub use smoltcp::time::{Duration, Instant};

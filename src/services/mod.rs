@@ -18,7 +18,7 @@ mod files;
 
 pub use datagram::{Beacon, StatsQuery, UdpReport};
 pub use echo::Echo;
-pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, StaticFile};
+pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, ReadError, StaticFile};
 
 use core::fmt;
 

@@ -18,7 +18,7 @@ use crate::{Duration, Instant, Stack};
 /// blocked call is declared stalled: nothing would ever wake it.
 pub const STALL_AFTER: Duration = Duration::from_secs(120);
 
-/// How often the peer's application runs while nothing else happens.
+/// How often the peer's application runs while nothing else happens, by default.
 pub const APP_TICK: Duration = Duration::from_millis(1);
 
 /// Runs a blocked stack, a peer stack and the peer's application code on a wire.
@@ -31,6 +31,7 @@ pub struct PeerDriver<'r, 's, 'a, F, const PORTS: usize> {
     peer: &'r mut Stack<'a>,
     peer_port: usize,
     app: F,
+    app_tick: Duration,
     quiet_since: Instant,
 }
 
@@ -53,7 +54,16 @@ where
             peer,
             peer_port,
             app,
+            app_tick: APP_TICK,
         }
+    }
+
+    /// Runs the app at least every `tick` while nothing else happens (default
+    /// [`APP_TICK`]). An app that only reacts to its sockets can take a long tick, so
+    /// that long retransmission waits pass in few steps.
+    pub fn with_app_tick(mut self, tick: Duration) -> Self {
+        self.app_tick = tick;
+        self
     }
 
     /// The peer stack.
@@ -79,12 +89,12 @@ where
             self.peer.poll_at(),
             self.wire.next_delivery(),
             deadline,
-            Some(now + APP_TICK),
+            Some(now + self.app_tick),
         ]
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(now + APP_TICK);
+        .unwrap_or(now + self.app_tick);
         self.wire
             .advance_to(next.max(now + Duration::from_micros(1)));
         false

@@ -154,10 +154,18 @@ impl<const PORTS: usize> World<PORTS> {
         let backlog = tcp_socket(b, b_rings.0, b_rings.1);
         let listener = b.listen(port, &[backlog]).expect("listen");
         a.connect(client, ep(B, port)).expect("connect starts");
-        self.settle();
-        let (accepted, peer) = self.stacks[B]
-            .accept(listener)
-            .expect("a connection is waiting");
+        // On a lossy wire the handshake may need retransmissions: wait up to a minute.
+        let deadline = self.wire.now() + ringnet::Duration::from_secs(60);
+        let (accepted, peer) = loop {
+            self.settle();
+            match self.stacks[B].accept(listener) {
+                Ok(connection) => break connection,
+                Err(e) if self.wire.now() >= deadline => panic!("no connection: {e}"),
+                Err(_) => self
+                    .wire
+                    .advance_to(self.wire.now() + ringnet::Duration::from_millis(100)),
+            }
+        };
         assert_eq!(peer, self.stacks[A].local_addr(client).unwrap());
         (client, accepted, listener)
     }

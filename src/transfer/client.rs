@@ -1,0 +1,252 @@
+//! The transfer client: blocking put and get, so any ringnet host can send files to a
+//! peer or fetch them, and see every block in the log.
+
+use core::fmt;
+
+use heapless::String;
+use sha2::{Digest as _, Sha256};
+
+use super::wire::{Digest, Message, Status, WireError, MAX_FRAME, MAX_REASON};
+use crate::blocking::{Blocking, Driver};
+use crate::framing::PREFIX_LEN;
+use crate::services::{FileSource, ReadError};
+use crate::socket::tcp::{RecvError, SendError};
+use crate::SocketHandle;
+
+/// A transfer failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferError {
+    /// Sending failed (the connection broke, or `SO_SNDTIMEO` expired).
+    Send(SendError),
+    /// Receiving failed (the connection broke, or `SO_RCVTIMEO` expired).
+    Recv(RecvError),
+    /// The peer closed the connection in the middle of the transfer.
+    UnexpectedEnd,
+    /// The peer sent a malformed frame.
+    Wire(WireError),
+    /// The peer sent a frame that does not fit the protocol's sequence.
+    UnexpectedMessage,
+    /// The peer refused or failed the transfer, and said why.
+    Refused {
+        /// Its status.
+        status: Status,
+        /// Its reason.
+        reason: String<MAX_REASON>,
+    },
+    /// The data received does not match the digest the peer announced.
+    DigestMismatch,
+    /// The local file could not be read.
+    Source,
+    /// The received data could not be written locally.
+    Sink,
+    /// The local name is invalid (see [`super::validate_name`]).
+    BadName,
+}
+
+impl fmt::Display for TransferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransferError::Send(e) => write!(f, "send: {e}"),
+            TransferError::Recv(e) => write!(f, "recv: {e}"),
+            TransferError::UnexpectedEnd => f.write_str("the peer closed mid-transfer"),
+            TransferError::Wire(e) => write!(f, "malformed frame: {e}"),
+            TransferError::UnexpectedMessage => f.write_str("unexpected frame"),
+            TransferError::Refused { status, reason } => write!(f, "peer said {status}: {reason}"),
+            TransferError::DigestMismatch => f.write_str("SHA-256 mismatch: data is corrupt"),
+            TransferError::Source => f.write_str("local file unreadable"),
+            TransferError::Sink => f.write_str("local file unwritable"),
+            TransferError::BadName => f.write_str("invalid file name"),
+        }
+    }
+}
+
+impl core::error::Error for TransferError {}
+
+impl From<ReadError> for TransferError {
+    fn from(_: ReadError) -> Self {
+        TransferError::Source
+    }
+}
+
+/// A frame read off the stream, owned so that the stream can move on.
+#[derive(Debug)]
+enum Reply {
+    Accept {
+        size: u64,
+        offset: u64,
+    },
+    Status {
+        status: Status,
+        digest: Digest,
+        reason: String<MAX_REASON>,
+    },
+}
+
+fn send_frame<D: Driver>(
+    sock: &mut Blocking<'_, '_, D>,
+    conn: SocketHandle,
+    message: Message<'_>,
+) -> Result<(), TransferError> {
+    let mut frame = [0u8; MAX_FRAME + PREFIX_LEN];
+    let n = message.emit(&mut frame).map_err(|e| match e {
+        WireError::BadName(_) => TransferError::BadName,
+        other => TransferError::Wire(other),
+    })?;
+    sock.send_all(conn, &frame[..n])
+        .map_err(|e| TransferError::Send(e.error))
+}
+
+/// Reads exactly one frame, and not a byte more (data may follow it).
+fn read_frame<D: Driver>(
+    sock: &mut Blocking<'_, '_, D>,
+    conn: SocketHandle,
+) -> Result<Reply, TransferError> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    if !sock
+        .recv_exact(conn, &mut prefix)
+        .map_err(TransferError::Recv)?
+    {
+        return Err(TransferError::UnexpectedEnd);
+    }
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(TransferError::Wire(WireError::TooLong));
+    }
+    let mut payload = [0u8; MAX_FRAME];
+    if !sock
+        .recv_exact(conn, &mut payload[..len])
+        .map_err(TransferError::Recv)?
+    {
+        return Err(TransferError::UnexpectedEnd);
+    }
+    match Message::parse(&payload[..len]).map_err(TransferError::Wire)? {
+        Message::Accept { size, offset } => Ok(Reply::Accept { size, offset }),
+        Message::Status {
+            status,
+            digest,
+            reason,
+        } => Ok(Reply::Status {
+            status,
+            digest,
+            reason: String::try_from(reason).unwrap_or_default(),
+        }),
+        _ => Err(TransferError::UnexpectedMessage),
+    }
+}
+
+fn expect_ok(reply: Reply) -> Result<Digest, TransferError> {
+    match reply {
+        Reply::Status {
+            status: Status::Ok,
+            digest,
+            ..
+        } => Ok(digest),
+        Reply::Status { status, reason, .. } => Err(TransferError::Refused { status, reason }),
+        Reply::Accept { .. } => Err(TransferError::UnexpectedMessage),
+    }
+}
+
+/// Puts `source` under `name` on the peer at the other end of the connected `conn`, and
+/// returns the SHA-256 both sides agreed on. `progress` is told the bytes sent so far.
+pub fn put<D: Driver>(
+    sock: &mut Blocking<'_, '_, D>,
+    conn: SocketHandle,
+    name: &str,
+    source: &dyn FileSource,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Digest, TransferError> {
+    let size = source.len();
+    let mut buf = [0u8; 4096];
+    let mut hasher = Sha256::new();
+    let mut offset = 0;
+    while offset < size {
+        let n = source.read_at(offset, &mut buf)?;
+        if n == 0 {
+            return Err(TransferError::Source);
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    let digest: Digest = hasher.finalize().into();
+    send_frame(
+        sock,
+        conn,
+        Message::Put {
+            name,
+            size,
+            sha256: digest,
+        },
+    )?;
+    match read_frame(sock, conn)? {
+        Reply::Accept { .. } => {}
+        other => {
+            return Err(expect_ok(other)
+                .err()
+                .unwrap_or(TransferError::UnexpectedMessage))
+        }
+    }
+    let mut sent = 0;
+    while sent < size {
+        let n = source.read_at(sent, &mut buf)?;
+        if n == 0 {
+            return Err(TransferError::Source);
+        }
+        sock.send_all(conn, &buf[..n])
+            .map_err(|e| TransferError::Send(e.error))?;
+        sent += n as u64;
+        progress(sent, size);
+    }
+    let agreed = expect_ok(read_frame(sock, conn)?)?;
+    if agreed != digest {
+        return Err(TransferError::DigestMismatch);
+    }
+    Ok(digest)
+}
+
+/// Gets `name` from the peer into `sink`, from `resume.0` on, where `resume.1` holds the
+/// SHA-256 state of the bytes already kept (a fresh hasher for a whole file). Returns the
+/// file's size and verified SHA-256; on a mismatch the caller must not keep the file.
+pub fn get<D: Driver>(
+    sock: &mut Blocking<'_, '_, D>,
+    conn: SocketHandle,
+    name: &str,
+    resume: (u64, Sha256),
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), ()>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, Digest), TransferError> {
+    let (offset, mut hasher) = resume;
+    send_frame(sock, conn, Message::Get { name, offset })?;
+    let size = match read_frame(sock, conn)? {
+        Reply::Accept {
+            size,
+            offset: start,
+        } if start == offset => size,
+        Reply::Accept { .. } => return Err(TransferError::UnexpectedMessage),
+        other => {
+            return Err(expect_ok(other)
+                .err()
+                .unwrap_or(TransferError::UnexpectedMessage))
+        }
+    };
+    let mut received = offset;
+    let mut buf = [0u8; 4096];
+    while received < size {
+        let want = ((size - received) as usize).min(buf.len());
+        let n = sock
+            .recv(conn, &mut buf[..want])
+            .map_err(TransferError::Recv)?;
+        if n == 0 {
+            return Err(TransferError::UnexpectedEnd);
+        }
+        hasher.update(&buf[..n]);
+        sink(&buf[..n]).map_err(|()| TransferError::Sink)?;
+        received += n as u64;
+        progress(received, size);
+    }
+    let announced = expect_ok(read_frame(sock, conn)?)?;
+    let digest: Digest = hasher.finalize().into();
+    if announced != digest {
+        return Err(TransferError::DigestMismatch);
+    }
+    Ok((size, digest))
+}

@@ -1,0 +1,31 @@
+//! Verified file transfer over TCP (port [`TRANSFER_PORT`](crate::services::TRANSFER_PORT)),
+//! in both directions, from both sides.
+//!
+//! TCP delivers bytes, not files: a transfer that stops early looks like a short file, and
+//! a corrupted one like a good one. This protocol frames its requests with a length
+//! prefix, announces sizes, and checks SHA-256 end to end, so a file is either complete
+//! and verified or reported as failed, never half-there under its final name.
+//!
+//! A session is one connection and one file:
+//!
+//! - put: client → `Put{name, size, sha256}`; server → `Accept` (or a `Status` error and
+//!   close); client → `size` raw bytes; server → `Status{Ok, sha256}` if the data matched
+//!   and was committed, else `Status{DigestMismatch | SizeMismatch | …}`; close.
+//! - get: client → `Get{name, offset}`; server → `Accept{size, offset}` (or a `Status`
+//!   error); server → `size - offset` raw bytes, then `Status{Ok, sha256 of the whole
+//!   file}`; close. A client resumes an interrupted get by asking from the length it kept.
+//!
+//! Frames are `u32` big-endian length + payload, payload = `"RNT1"` + kind + fields; see
+//! [`wire`] and `docs/transfer.md` for the byte-level layout. A frame over 256 bytes, bad
+//! magic, an unknown kind, a bad name: a `Status{BadRequest | BadName}` and the connection
+//! closes.
+
+pub mod client;
+pub mod server;
+pub mod store;
+pub mod wire;
+
+pub use client::{get, put, TransferError};
+pub use server::TransferServer;
+pub use store::{DigestSink, RamStore, Store, StoreError};
+pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};

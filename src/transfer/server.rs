@@ -1,0 +1,537 @@
+//! The transfer server: one state machine per connection, polled like the other services.
+
+use heapless::{String, Vec};
+use sha2::{Digest as _, Sha256};
+
+use super::store::{Store, StoreError};
+use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
+use crate::framing::LengthPrefixDecoder;
+use crate::services::{tx_room, ServiceError, MAX_CONNECTIONS};
+use crate::socket::tcp::{RecvError, SendError};
+use crate::{Duration, Instant, SocketHandle, Stack};
+
+/// How long a connection may stay silent before the server gives up on it: longer than
+/// two of smoltcp's largest retransmission backoffs (60 s), so a lossy link is not
+/// mistaken for a dead peer.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Bytes of a resumed file's prefix hashed per poll, so one resume cannot stall the rest.
+const PREFIX_HASH_PER_POLL: usize = 16 * 1024;
+
+enum Phase<U> {
+    /// Reading the request frame.
+    Request,
+    /// Receiving a put's data.
+    Receiving {
+        upload: Option<U>,
+        size: u64,
+        received: u64,
+        expected: Digest,
+        hasher: Sha256,
+    },
+    /// Sending a get's data (after hashing the skipped prefix, for a resume).
+    Sending {
+        name: String<MAX_NAME>,
+        size: u64,
+        start: u64,
+        hashed: u64,
+        sent: u64,
+        hasher: Sha256,
+    },
+    /// Flushing the final frame, then closing.
+    Closing,
+}
+
+struct Connection<U> {
+    socket: SocketHandle,
+    phase: Phase<U>,
+    decoder: LengthPrefixDecoder<MAX_FRAME>,
+    /// Frames not yet sent: room for two (an accept and, for an empty file, its status).
+    out: Vec<u8, { 2 * (MAX_FRAME + 4) }>,
+    out_sent: usize,
+    last_activity: Instant,
+}
+
+/// What one poll of a connection decided.
+enum Next {
+    Keep,
+    Drop,
+}
+
+/// The transfer protocol's server on a [`Store`] (see the module docs for the protocol).
+pub struct TransferServer<S: Store> {
+    listener: SocketHandle,
+    store: S,
+    connections: Vec<Connection<S::Upload>, MAX_CONNECTIONS>,
+    idle_timeout: Duration,
+    completed: u32,
+}
+
+impl<S: Store> TransferServer<S> {
+    /// Listens on `port` with `backlog`, keeping files in `store`.
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+        store: S,
+    ) -> Result<Self, ServiceError> {
+        if backlog.len() > MAX_CONNECTIONS {
+            return Err(ServiceError::TooManySockets);
+        }
+        Ok(TransferServer {
+            listener: stack.listen(port, backlog)?,
+            store,
+            connections: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            completed: 0,
+        })
+    }
+
+    /// Changes how long a silent peer is waited for.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// The store.
+    pub fn store(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Transfers completed with a matching digest.
+    pub fn completed(&self) -> u32 {
+        self.completed
+    }
+
+    /// Connections in progress.
+    pub fn active(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Accepts and advances every transfer; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
+        while let Ok((socket, peer)) = stack.accept(self.listener) {
+            log::info!(
+                "{}: transfer tcp{socket}: connection from {peer}",
+                stack.name()
+            );
+            let _ = self.connections.push(Connection {
+                socket,
+                phase: Phase::Request,
+                decoder: LengthPrefixDecoder::new(),
+                out: Vec::new(),
+                out_sent: 0,
+                last_activity: now,
+            });
+        }
+        let store = &mut self.store;
+        let timeout = self.idle_timeout;
+        let completed = &mut self.completed;
+        self.connections.retain_mut(|conn| {
+            matches!(
+                advance(stack, store, conn, now, timeout, completed),
+                Next::Keep
+            )
+        })
+    }
+}
+
+fn queue_frame<U>(conn: &mut Connection<U>, message: Message<'_>) {
+    let mut frame = [0u8; MAX_FRAME + 4];
+    if let Ok(n) = message.emit(&mut frame) {
+        if conn.out_sent == conn.out.len() {
+            conn.out.clear();
+            conn.out_sent = 0;
+        }
+        // Cannot overflow: at most two frames are ever pending.
+        let _ = conn.out.extend_from_slice(&frame[..n]);
+    }
+}
+
+fn refuse<S: Store>(
+    stack: &Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    status: Status,
+    reason: &str,
+) {
+    log::warn!(
+        "{}: transfer tcp{}: {status}: {reason}",
+        stack.name(),
+        conn.socket
+    );
+    if let Phase::Receiving { upload, .. } = &mut conn.phase {
+        if let Some(upload) = upload.take() {
+            store.abort(upload);
+        }
+    }
+    queue_frame(
+        conn,
+        Message::Status {
+            status,
+            digest: [0; 32],
+            reason,
+        },
+    );
+    conn.phase = Phase::Closing;
+}
+
+fn store_status(error: StoreError) -> Status {
+    match error {
+        StoreError::NotFound => Status::NotFound,
+        StoreError::NoSpace => Status::NoSpace,
+        StoreError::Busy => Status::Busy,
+        StoreError::Io | StoreError::Unreadable => Status::Storage,
+    }
+}
+
+/// Drops the connection without a reply (reset or silence): the upload is discarded.
+fn give_up<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+) -> Next {
+    if let Phase::Receiving { upload, .. } = &mut conn.phase {
+        if let Some(upload) = upload.take() {
+            store.abort(upload);
+        }
+    }
+    let _ = stack.abort(conn.socket);
+    Next::Drop
+}
+
+fn advance<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+    timeout: Duration,
+    completed: &mut u32,
+) -> Next {
+    let name = stack.name();
+    let socket = conn.socket;
+    // Flush the pending frame first.
+    while conn.out_sent < conn.out.len() {
+        match stack.send(socket, &conn.out[conn.out_sent..]) {
+            Ok(n) => {
+                conn.out_sent += n;
+                conn.last_activity = now;
+            }
+            Err(SendError::WouldBlock) => break,
+            Err(_) => return give_up(stack, store, conn),
+        }
+    }
+    let flushed = conn.out_sent == conn.out.len();
+    let mut buf = [0u8; 2048];
+    match &mut conn.phase {
+        Phase::Closing if flushed => {
+            let _ = stack.close(socket);
+            return Next::Drop;
+        }
+        Phase::Closing => {}
+        Phase::Request => loop {
+            let n = match stack.recv(socket, &mut buf) {
+                Ok(0) | Err(RecvError::ConnectionReset) => return give_up(stack, store, conn),
+                Ok(n) => n,
+                Err(RecvError::WouldBlock) => break,
+                Err(_) => return give_up(stack, store, conn),
+            };
+            conn.last_activity = now;
+            let mut used = 0;
+            while used < n {
+                let (consumed, frame) = match conn.decoder.decode(&buf[used..n]) {
+                    Ok(result) => result,
+                    Err(e) => {
+                        let mut reason: String<64> = String::new();
+                        let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+                        refuse(stack, store, conn, Status::BadRequest, &reason);
+                        return Next::Keep;
+                    }
+                };
+                used += consumed;
+                let Some(frame) = frame else { continue };
+                let mut frame_copy = [0u8; MAX_FRAME];
+                frame_copy[..frame.len()].copy_from_slice(frame);
+                let frame = &frame_copy[..frame.len()];
+                start(stack, store, conn, frame);
+                if let Phase::Receiving { .. } = conn.phase {
+                    // Data that came with the request belongs to the upload.
+                    let mut extra = [0u8; 2048];
+                    let rest = n - used;
+                    extra[..rest].copy_from_slice(&buf[used..n]);
+                    if receive(stack, store, conn, &extra[..rest], completed) {
+                        return Next::Keep;
+                    }
+                } else if used < n {
+                    refuse(
+                        stack,
+                        store,
+                        conn,
+                        Status::BadRequest,
+                        "data after the request",
+                    );
+                }
+                return Next::Keep;
+            }
+        },
+        Phase::Receiving { size, received, .. } => {
+            let remaining = *size - *received;
+            let want = remaining.min(buf.len() as u64) as usize;
+            if want > 0 {
+                match stack.recv(socket, &mut buf[..want]) {
+                    Ok(0) => {
+                        let reason = "the peer closed before the announced size";
+                        refuse(stack, store, conn, Status::SizeMismatch, reason);
+                    }
+                    Ok(n) => {
+                        conn.last_activity = now;
+                        let data = buf;
+                        receive(stack, store, conn, &data[..n], completed);
+                    }
+                    Err(RecvError::WouldBlock) => {}
+                    Err(e) => {
+                        log::warn!("{name}: transfer tcp{socket}: {e} during upload, discarded");
+                        return give_up(stack, store, conn);
+                    }
+                }
+            }
+        }
+        Phase::Sending {
+            name: file,
+            size,
+            start,
+            hashed,
+            sent,
+            hasher,
+        } => {
+            if *hashed < *start {
+                let want = ((*start - *hashed) as usize).min(PREFIX_HASH_PER_POLL);
+                let mut done = 0;
+                while done < want {
+                    let chunk = (want - done).min(buf.len());
+                    match store.read_at(file, *hashed, &mut buf[..chunk]) {
+                        Ok(n) if n > 0 => {
+                            hasher.update(&buf[..n]);
+                            *hashed += n as u64;
+                            done += n;
+                        }
+                        _ => return give_up(stack, store, conn),
+                    }
+                }
+                conn.last_activity = now;
+            } else if flushed {
+                loop {
+                    if *sent == *size {
+                        let digest: Digest = core::mem::take(hasher).finalize().into();
+                        log::info!("{name}: transfer tcp{socket}: sent {file} ({size} bytes)");
+                        *completed += 1;
+                        queue_frame(
+                            conn,
+                            Message::Status {
+                                status: Status::Ok,
+                                digest,
+                                reason: "",
+                            },
+                        );
+                        conn.phase = Phase::Closing;
+                        return Next::Keep;
+                    }
+                    let room = tx_room(stack, socket).min(buf.len());
+                    if room == 0 {
+                        break;
+                    }
+                    let n = match store.read_at(file, *sent, &mut buf[..room]) {
+                        Ok(n) if n > 0 => n,
+                        _ => {
+                            log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}");
+                            return give_up(stack, store, conn);
+                        }
+                    };
+                    match stack.send(socket, &buf[..n]) {
+                        Ok(queued) => {
+                            hasher.update(&buf[..queued]);
+                            *sent += queued as u64;
+                            conn.last_activity = now;
+                        }
+                        Err(SendError::WouldBlock) => break,
+                        Err(_) => return give_up(stack, store, conn),
+                    }
+                }
+            }
+        }
+    }
+    if now - conn.last_activity > timeout {
+        log::warn!(
+            "{name}: transfer tcp{socket}: peer silent for {}; giving up",
+            now - conn.last_activity
+        );
+        return give_up(stack, store, conn);
+    }
+    Next::Keep
+}
+
+/// Acts on a request frame.
+fn start<S: Store>(
+    stack: &Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    frame: &[u8],
+) {
+    let message = match Message::parse(frame) {
+        Ok(m) => m,
+        Err(e) => {
+            let mut reason: String<64> = String::new();
+            let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+            let status = if matches!(e, super::wire::WireError::BadName(_)) {
+                Status::BadName
+            } else {
+                Status::BadRequest
+            };
+            refuse(stack, store, conn, status, &reason);
+            return;
+        }
+    };
+    match message {
+        Message::Put { name, size, sha256 } => match store.begin(name, size) {
+            Ok(upload) => {
+                log::info!(
+                    "{}: transfer tcp{}: receiving {name} ({size} bytes)",
+                    stack.name(),
+                    conn.socket
+                );
+                queue_frame(conn, Message::Accept { size, offset: 0 });
+                conn.phase = Phase::Receiving {
+                    upload: Some(upload),
+                    size,
+                    received: 0,
+                    expected: sha256,
+                    hasher: Sha256::new(),
+                };
+            }
+            Err(e) => refuse(
+                stack,
+                store,
+                conn,
+                store_status(e),
+                "the store refused the upload",
+            ),
+        },
+        Message::Get { name, offset } => match store.size(name) {
+            Ok(size) if offset > size => refuse(
+                stack,
+                store,
+                conn,
+                Status::OffsetBeyondEnd,
+                "resume offset beyond the end",
+            ),
+            Ok(size) => {
+                log::info!(
+                    "{}: transfer tcp{}: sending {name} from {offset} of {size}",
+                    stack.name(),
+                    conn.socket
+                );
+                queue_frame(conn, Message::Accept { size, offset });
+                conn.phase = Phase::Sending {
+                    name: String::try_from(name).unwrap_or_default(),
+                    size,
+                    start: offset,
+                    hashed: 0,
+                    sent: offset,
+                    hasher: Sha256::new(),
+                };
+            }
+            Err(e) => refuse(stack, store, conn, store_status(e), "no such file"),
+        },
+        _ => refuse(
+            stack,
+            store,
+            conn,
+            Status::BadRequest,
+            "expected a put or get request",
+        ),
+    }
+}
+
+/// Takes upload data; returns whether the upload is finished (and answered).
+fn receive<S: Store>(
+    stack: &Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    data: &[u8],
+    completed: &mut u32,
+) -> bool {
+    let Phase::Receiving {
+        upload,
+        size,
+        received,
+        expected,
+        hasher,
+    } = &mut conn.phase
+    else {
+        return false;
+    };
+    let take = data.len().min((*size - *received) as usize);
+    if take > 0 {
+        hasher.update(&data[..take]);
+        *received += take as u64;
+        if let Some(up) = upload.as_mut() {
+            if let Err(e) = store.write(up, &data[..take]) {
+                refuse(
+                    stack,
+                    store,
+                    conn,
+                    store_status(e),
+                    "the store failed during the upload",
+                );
+                return true;
+            }
+        }
+    }
+    if *received < *size {
+        return false;
+    }
+    let digest: Digest = core::mem::take(hasher).finalize().into();
+    let expected = *expected;
+    let size = *size;
+    let Some(upload) = upload.take() else {
+        return true;
+    };
+    if digest != expected {
+        store.abort(upload);
+        refuse(
+            stack,
+            store,
+            conn,
+            Status::DigestMismatch,
+            "data differs from the announced SHA-256",
+        );
+        return true;
+    }
+    match store.commit(upload) {
+        Ok(()) => {
+            log::info!(
+                "{}: transfer tcp{}: stored {size} bytes, digest verified",
+                stack.name(),
+                conn.socket
+            );
+            *completed += 1;
+            queue_frame(
+                conn,
+                Message::Status {
+                    status: Status::Ok,
+                    digest,
+                    reason: "",
+                },
+            );
+            conn.phase = Phase::Closing;
+        }
+        Err(e) => refuse(
+            stack,
+            store,
+            conn,
+            store_status(e),
+            "the store could not commit",
+        ),
+    }
+    true
+}

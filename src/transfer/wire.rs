@@ -1,0 +1,452 @@
+//! The transfer protocol's frames, as zero-copy views: [`Message::parse`] checks a whole
+//! frame and borrows the name from it; [`Message::emit`] writes one with its length prefix.
+
+use core::fmt;
+
+use crate::framing::{FrameError, PREFIX_LEN};
+
+/// First bytes of every frame's payload.
+pub const MAGIC: [u8; 4] = *b"RNT1";
+/// Largest frame payload: a request with the longest name fits with room to spare.
+pub const MAX_FRAME: usize = 256;
+/// Longest file name, in bytes.
+pub const MAX_NAME: usize = 128;
+/// Bytes of a SHA-256 digest.
+pub const DIGEST_LEN: usize = 32;
+/// Longest reason text in a status frame.
+pub const MAX_REASON: usize = 64;
+
+/// A SHA-256 digest.
+pub type Digest = [u8; DIGEST_LEN];
+
+const KIND_PUT: u8 = 1;
+const KIND_GET: u8 = 2;
+const KIND_ACCEPT: u8 = 3;
+const KIND_STATUS: u8 = 4;
+
+/// The outcome a status frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Status {
+    /// The transfer completed and the digest matched.
+    Ok = 0,
+    /// The request frame was malformed (bad magic, unknown kind, truncated).
+    BadRequest = 1,
+    /// The name broke the naming rules.
+    BadName = 2,
+    /// No file of that name.
+    NotFound = 3,
+    /// The store has no room for the announced size.
+    NoSpace = 4,
+    /// The data's SHA-256 differs from the announced one; nothing was stored.
+    DigestMismatch = 5,
+    /// A resume offset lies beyond the end of the file.
+    OffsetBeyondEnd = 6,
+    /// The peer ended the data before the announced size.
+    SizeMismatch = 7,
+    /// The store failed (I/O error).
+    Storage = 8,
+    /// The store is busy with another upload.
+    Busy = 9,
+    /// The peer fell silent for longer than the idle timeout.
+    TimedOut = 10,
+}
+
+impl Status {
+    fn from_u8(code: u8) -> Option<Status> {
+        use Status::*;
+        [
+            Ok,
+            BadRequest,
+            BadName,
+            NotFound,
+            NoSpace,
+            DigestMismatch,
+            OffsetBeyondEnd,
+            SizeMismatch,
+            Storage,
+            Busy,
+            TimedOut,
+        ]
+        .into_iter()
+        .find(|s| *s as u8 == code)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "ok",
+            Status::BadRequest => "bad request",
+            Status::BadName => "bad name",
+            Status::NotFound => "not found",
+            Status::NoSpace => "no space",
+            Status::DigestMismatch => "digest mismatch",
+            Status::OffsetBeyondEnd => "offset beyond end",
+            Status::SizeMismatch => "size mismatch",
+            Status::Storage => "storage error",
+            Status::Busy => "busy",
+            Status::TimedOut => "timed out",
+        })
+    }
+}
+
+/// Why a name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameError {
+    /// The name is empty.
+    Empty,
+    /// The name is longer than [`MAX_NAME`].
+    TooLong,
+    /// The name contains `/` or `\`.
+    Separator,
+    /// The name contains `..`, starts with `.`, or ends with `.part` (the suffix of
+    /// uploads in progress).
+    Reserved,
+    /// The name has a byte outside printable ASCII.
+    NotPrintable,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameError::Empty => "empty name",
+            NameError::TooLong => "name longer than 128 bytes",
+            NameError::Separator => "name contains a path separator",
+            NameError::Reserved => "name contains '..', starts with '.' or ends with '.part'",
+            NameError::NotPrintable => "name is not printable ASCII",
+        })
+    }
+}
+
+impl core::error::Error for NameError {}
+
+/// Checks a file name: 1 to [`MAX_NAME`] printable ASCII bytes, no path separator, no
+/// `..`, no leading `.`, no `.part` suffix. Names can then never leave a store's folder.
+pub fn validate_name(name: &[u8]) -> Result<&str, NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_NAME {
+        return Err(NameError::TooLong);
+    }
+    if !name.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Err(NameError::NotPrintable);
+    }
+    if name.contains(&b'/') || name.contains(&b'\\') {
+        return Err(NameError::Separator);
+    }
+    if name.starts_with(b".") || name.windows(2).any(|w| w == b"..") || name.ends_with(b".part") {
+        return Err(NameError::Reserved);
+    }
+    core::str::from_utf8(name).map_err(|_| NameError::NotPrintable)
+}
+
+/// A malformed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// The payload does not start with [`MAGIC`].
+    BadMagic,
+    /// The kind byte is unknown.
+    UnknownKind(u8),
+    /// The payload ends before its fields do.
+    Truncated,
+    /// Bytes follow the last field.
+    TrailingBytes,
+    /// The name breaks the rules.
+    BadName(NameError),
+    /// The status code is unknown.
+    UnknownStatus(u8),
+    /// The frame would exceed [`MAX_FRAME`] or the output buffer.
+    TooLong,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::BadMagic => f.write_str("bad magic"),
+            WireError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
+            WireError::Truncated => f.write_str("truncated frame"),
+            WireError::TrailingBytes => f.write_str("trailing bytes in frame"),
+            WireError::BadName(e) => write!(f, "{e}"),
+            WireError::UnknownStatus(s) => write!(f, "unknown status {s}"),
+            WireError::TooLong => f.write_str("frame too long"),
+        }
+    }
+}
+
+impl core::error::Error for WireError {}
+
+impl From<FrameError> for WireError {
+    fn from(_: FrameError) -> Self {
+        WireError::TooLong
+    }
+}
+
+/// One frame of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// Client → server: store `size` bytes whose SHA-256 is `sha256` under `name`; the
+    /// data follows once the server accepts.
+    Put {
+        /// The file name.
+        name: &'a str,
+        /// The size in bytes.
+        size: u64,
+        /// The SHA-256 of the data.
+        sha256: Digest,
+    },
+    /// Client → server: send `name` from `offset` on (0 for all; more to resume).
+    Get {
+        /// The file name.
+        name: &'a str,
+        /// Where to start.
+        offset: u64,
+    },
+    /// Server → client: go ahead. For a get, `size` bytes in all, `size - offset` follow.
+    Accept {
+        /// The whole file's size.
+        size: u64,
+        /// Where the data starts.
+        offset: u64,
+    },
+    /// Server → client (and client → server, for a refused get): the outcome.
+    Status {
+        /// The outcome.
+        status: Status,
+        /// The SHA-256 of the whole file when `status` is `Ok`; zeros otherwise.
+        digest: Digest,
+        /// Human-readable detail.
+        reason: &'a str,
+    },
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if self.bytes.len() < n {
+            return Err(WireError::Truncated);
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn digest(&mut self) -> Result<Digest, WireError> {
+        let mut d = [0u8; DIGEST_LEN];
+        d.copy_from_slice(self.take(DIGEST_LEN)?);
+        Ok(d)
+    }
+
+    fn name(&mut self) -> Result<&'a str, WireError> {
+        let len = usize::from(self.u8()?);
+        validate_name(self.take(len)?).map_err(WireError::BadName)
+    }
+}
+
+impl<'a> Message<'a> {
+    /// Parses one frame payload (without its length prefix).
+    pub fn parse(payload: &'a [u8]) -> Result<Message<'a>, WireError> {
+        let mut r = Reader { bytes: payload };
+        if r.take(MAGIC.len()).map_err(|_| WireError::BadMagic)? != MAGIC {
+            return Err(WireError::BadMagic);
+        }
+        let message = match r.u8()? {
+            KIND_PUT => Message::Put {
+                name: r.name()?,
+                size: r.u64()?,
+                sha256: r.digest()?,
+            },
+            KIND_GET => Message::Get {
+                name: r.name()?,
+                offset: r.u64()?,
+            },
+            KIND_ACCEPT => Message::Accept {
+                size: r.u64()?,
+                offset: r.u64()?,
+            },
+            KIND_STATUS => {
+                let code = r.u8()?;
+                let status = Status::from_u8(code).ok_or(WireError::UnknownStatus(code))?;
+                let digest = r.digest()?;
+                let len = usize::from(r.u8()?);
+                let reason = core::str::from_utf8(r.take(len)?).unwrap_or("(unreadable reason)");
+                Message::Status {
+                    status,
+                    digest,
+                    reason,
+                }
+            }
+            kind => return Err(WireError::UnknownKind(kind)),
+        };
+        if !r.bytes.is_empty() {
+            return Err(WireError::TrailingBytes);
+        }
+        Ok(message)
+    }
+
+    /// Writes the frame, length prefix included, into `out`; returns its length.
+    pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
+        let mut payload = heapless::Vec::<u8, MAX_FRAME>::new();
+        let mut put = |bytes: &[u8]| {
+            payload
+                .extend_from_slice(bytes)
+                .map_err(|_| WireError::TooLong)
+        };
+        put(&MAGIC)?;
+        match *self {
+            Message::Put { name, size, sha256 } => {
+                let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
+                put(&[KIND_PUT, name.len() as u8])?;
+                put(name.as_bytes())?;
+                put(&size.to_be_bytes())?;
+                put(&sha256)?;
+            }
+            Message::Get { name, offset } => {
+                let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
+                put(&[KIND_GET, name.len() as u8])?;
+                put(name.as_bytes())?;
+                put(&offset.to_be_bytes())?;
+            }
+            Message::Accept { size, offset } => {
+                put(&[KIND_ACCEPT])?;
+                put(&size.to_be_bytes())?;
+                put(&offset.to_be_bytes())?;
+            }
+            Message::Status {
+                status,
+                digest,
+                reason,
+            } => {
+                let mut cut = reason.len().min(MAX_REASON);
+                while !reason.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                put(&[KIND_STATUS, status as u8])?;
+                put(&digest)?;
+                put(&[cut as u8])?;
+                put(&reason.as_bytes()[..cut])?;
+            }
+        }
+        let total = PREFIX_LEN + payload.len();
+        if out.len() < total {
+            return Err(WireError::TooLong);
+        }
+        out[..PREFIX_LEN].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        out[PREFIX_LEN..total].copy_from_slice(&payload);
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(message: Message<'_>) {
+        let mut buf = [0u8; 300];
+        let n = message.emit(&mut buf).unwrap();
+        let len = u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, n - 4);
+        assert_eq!(Message::parse(&buf[4..n]), Ok(message));
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        round_trip(Message::Put {
+            name: "notes.txt",
+            size: 1 << 40,
+            sha256: [7; 32],
+        });
+        round_trip(Message::Get {
+            name: "a",
+            offset: 12345,
+        });
+        round_trip(Message::Accept {
+            size: u64::MAX,
+            offset: 3,
+        });
+        round_trip(Message::Status {
+            status: Status::DigestMismatch,
+            digest: [0; 32],
+            reason: "the data's digest differs",
+        });
+    }
+
+    #[test]
+    fn a_put_request_has_the_documented_bytes() {
+        let mut buf = [0u8; 64];
+        let n = Message::Put {
+            name: "hi",
+            size: 5,
+            sha256: [0xab; 32],
+        }
+        .emit(&mut buf)
+        .unwrap();
+        let mut expected = std::vec![0, 0, 0, 48, b'R', b'N', b'T', b'1', 1, 2, b'h', b'i'];
+        expected.extend_from_slice(&5u64.to_be_bytes());
+        expected.extend_from_slice(&[0xab; 32]);
+        assert_eq!(&buf[..n], &expected[..]);
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for (name, error) in [
+            (&b""[..], NameError::Empty),
+            (b"../x", NameError::Separator),
+            (b"a/b", NameError::Separator),
+            (b"a\\b", NameError::Separator),
+            (b"..", NameError::Reserved),
+            (b".hidden", NameError::Reserved),
+            (b"x.part", NameError::Reserved),
+            (b"tab\there", NameError::NotPrintable),
+            (&[b'x'; 300][..], NameError::TooLong),
+        ] {
+            assert_eq!(
+                validate_name(name),
+                Err(error),
+                "{:?}",
+                core::str::from_utf8(name)
+            );
+        }
+        assert_eq!(validate_name(b"report 2026.txt"), Ok("report 2026.txt"));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors_at_every_cut() {
+        let mut buf = [0u8; 300];
+        let n = Message::Get {
+            name: "file",
+            offset: 9,
+        }
+        .emit(&mut buf)
+        .unwrap();
+        for cut in 4..n - 1 {
+            assert!(Message::parse(&buf[4..cut]).is_err(), "cut at {cut}");
+        }
+        let mut bad = buf;
+        bad[4] = b'X';
+        assert_eq!(Message::parse(&bad[4..n]), Err(WireError::BadMagic));
+        bad = buf;
+        bad[8] = 99;
+        assert_eq!(Message::parse(&bad[4..n]), Err(WireError::UnknownKind(99)));
+        let mut longer = [0u8; 300];
+        longer[..n].copy_from_slice(&buf[..n]);
+        assert_eq!(
+            Message::parse(&longer[4..n + 1]),
+            Err(WireError::TrailingBytes)
+        );
+    }
+}

@@ -1,0 +1,422 @@
+//! The transfer protocol over the simulated wire: both directions, faults, vanishing
+//! peers and every kind of bad input.
+
+mod support;
+
+use std::collections::HashMap;
+
+use ringnet::blocking::Blocking;
+use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
+use ringnet::sim::{Faults, PeerDriver};
+use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
+use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
+use sha2::{Digest, Sha256};
+use support::*;
+
+/// Files in a HashMap; uploads kept apart until committed.
+#[derive(Default)]
+struct MemStore {
+    files: HashMap<String, Vec<u8>>,
+}
+
+struct MemUpload {
+    name: String,
+    data: Vec<u8>,
+}
+
+impl Store for MemStore {
+    type Upload = MemUpload;
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.files
+            .get(name)
+            .map(|f| f.len() as u64)
+            .ok_or(StoreError::NotFound)
+    }
+    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let file = self.files.get(name).ok_or(StoreError::NotFound)?;
+        let start = (offset as usize).min(file.len());
+        let n = (file.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&file[start..start + n]);
+        Ok(n)
+    }
+    fn begin(&mut self, name: &str, _: u64) -> Result<MemUpload, StoreError> {
+        Ok(MemUpload {
+            name: name.into(),
+            data: Vec::new(),
+        })
+    }
+    fn write(&mut self, upload: &mut MemUpload, data: &[u8]) -> Result<(), StoreError> {
+        upload.data.extend_from_slice(data);
+        Ok(())
+    }
+    fn commit(&mut self, upload: MemUpload) -> Result<(), StoreError> {
+        self.files.insert(upload.name, upload.data);
+        Ok(())
+    }
+    fn abort(&mut self, _: MemUpload) {}
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        for (name, data) in &self.files {
+            f(name, data.len() as u64);
+        }
+    }
+}
+
+fn lossy(p: f32) -> Faults {
+    Faults {
+        loss: p,
+        corrupt: p,
+        duplicate: p,
+        reorder: p,
+        latency: Duration::from_millis(1),
+        rate: None,
+    }
+}
+
+/// A world with a transfer server on B, and the rings given to A's client socket.
+fn setup(
+    faults: Faults,
+    seed: u64,
+    rings: usize,
+) -> (World<2>, TransferServer<MemStore>, SocketHandle) {
+    let mut w = pair(faults, seed);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], rings, rings))
+        .collect();
+    let server = TransferServer::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog,
+        MemStore::default(),
+    )
+    .unwrap();
+    let client = tcp_socket(&mut w.stacks[A], rings, rings);
+    (w, server, client)
+}
+
+fn digest_of(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+fn pattern(size: u64) -> Vec<u8> {
+    (0..size).map(pattern_byte).collect()
+}
+
+/// Puts a pattern of `size` bytes from A, then gets it back; both verified.
+fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) {
+    let (mut w, mut server, client) = setup(faults, seed, rings);
+    // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death.
+    server.set_idle_timeout(Duration::from_secs(600));
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let digest = transfer::put(
+        &mut sock,
+        client,
+        "data.bin",
+        &Pattern(size),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(digest, digest_of(&pattern(size)));
+    sock.stack().close(client).unwrap();
+
+    let again = tcp_socket(sock.stack(), rings, rings);
+    sock.connect(again, ep(B, TRANSFER_PORT)).unwrap();
+    let mut got = Vec::new();
+    let (got_size, got_digest) = transfer::get(
+        &mut sock,
+        again,
+        "data.bin",
+        (0, Sha256::new()),
+        &mut |d| {
+            got.extend_from_slice(d);
+            Ok(())
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!((got_size, got_digest), (size, digest));
+    assert!(got == pattern(size), "bytes differ");
+    sock.stack().close(again).unwrap();
+    assert_eq!(server.completed(), 2);
+    assert_eq!(server.store().files["data.bin"].len() as u64, size);
+}
+
+#[test]
+fn small_files_survive_a_wire_with_twenty_percent_faults() {
+    for (seed, size) in [(50, 0), (51, 1), (52, 1 << 20)] {
+        put_then_get(lossy(0.2), seed, size, 4096);
+    }
+}
+
+#[test]
+fn a_64_mib_file_goes_both_ways_bit_exact() {
+    put_then_get(lossy(0.01), 53, 64 << 20, 64 * 1024);
+}
+
+#[test]
+fn a_resumed_get_fetches_only_the_rest_and_verifies_the_whole() {
+    let (mut w, mut server, client) = setup(Faults::NONE, 54, 4096);
+    let file = pattern(100_000);
+    server.store().files.insert("big".into(), file.clone());
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let kept = &file[..60_000];
+    let mut hasher = Sha256::new();
+    hasher.update(kept);
+    let mut rest = Vec::new();
+    let (size, digest) = transfer::get(
+        &mut sock,
+        client,
+        "big",
+        (60_000, hasher),
+        &mut |d| {
+            rest.extend_from_slice(d);
+            Ok(())
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(size, 100_000);
+    assert_eq!(rest, &file[60_000..]);
+    assert_eq!(digest, digest_of(&file));
+}
+
+/// Sends raw bytes as a client and returns the status the server answers with.
+fn raw_status(bytes: &[u8], shutdown: bool) -> (Status, String, TransferServer<MemStore>) {
+    let (mut w, mut server, client) = setup(Faults::NONE, 55, 4096);
+    server
+        .store()
+        .files
+        .insert("small".into(), b"12345".to_vec());
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(client, bytes).unwrap();
+    if shutdown {
+        sock.stack().shutdown_write(client).unwrap();
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match sock.recv(client, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
+    // Skip an Accept frame, if any, to the final status.
+    let mut frames = &reply[..];
+    loop {
+        let len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+        match Message::parse(&frames[4..4 + len]).unwrap() {
+            Message::Status { status, reason, .. } => {
+                let reason = reason.to_string();
+                return (status, reason, server);
+            }
+            _ => frames = &frames[4 + len..],
+        }
+    }
+}
+
+fn put_frame(name: &[u8], size: u64, sha: [u8; 32]) -> Vec<u8> {
+    let mut payload = b"RNT1".to_vec();
+    payload.push(1);
+    payload.push(name.len() as u8);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(&size.to_be_bytes());
+    payload.extend_from_slice(&sha);
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+#[test]
+fn bad_requests_get_a_specific_status_and_store_nothing() {
+    let mut bad_magic = put_frame(b"x", 1, [0; 32]);
+    bad_magic[4] = b'Z';
+    assert_eq!(raw_status(&bad_magic, false).0, Status::BadRequest);
+
+    let oversize = 100_000u32.to_be_bytes();
+    let (status, reason, _) = raw_status(&oversize, false);
+    assert_eq!(status, Status::BadRequest);
+    assert!(reason.contains("exceeds"), "{reason}");
+
+    for name in [&b"../x"[..], b"a/b", b"", &[b'n'; 200][..]] {
+        let (status, _, server) = raw_status(&put_frame(name, 1, [0; 32]), false);
+        assert_eq!(
+            status,
+            Status::BadName,
+            "{:?}",
+            String::from_utf8_lossy(name)
+        );
+        assert_eq!(server.completed(), 0);
+    }
+
+    let data = b"hello";
+    let mut wrong_size = put_frame(b"f", 10, digest_of(data));
+    wrong_size.extend_from_slice(data);
+    let (status, _, mut server) = raw_status(&wrong_size, true);
+    assert_eq!(status, Status::SizeMismatch);
+    assert_eq!(
+        server.store().size("f"),
+        Err(StoreError::NotFound),
+        "no partial file"
+    );
+
+    let mut wrong_digest = put_frame(b"f", 5, [9; 32]);
+    wrong_digest.extend_from_slice(data);
+    let (status, _, mut server) = raw_status(&wrong_digest, false);
+    assert_eq!(status, Status::DigestMismatch);
+    assert_eq!(
+        server.store().size("f"),
+        Err(StoreError::NotFound),
+        "nothing stored"
+    );
+
+    let mut get = b"RNT1".to_vec();
+    get.extend_from_slice(&[2, 5]);
+    get.extend_from_slice(b"small");
+    get.extend_from_slice(&6u64.to_be_bytes());
+    let mut frame = (get.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&get);
+    assert_eq!(raw_status(&frame, false).0, Status::OffsetBeyondEnd);
+
+    let mut missing = b"RNT1".to_vec();
+    missing.extend_from_slice(&[2, 4]);
+    missing.extend_from_slice(b"none");
+    missing.extend_from_slice(&0u64.to_be_bytes());
+    let mut frame = (missing.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&missing);
+    assert_eq!(raw_status(&frame, false).0, Status::NotFound);
+}
+
+#[test]
+fn a_client_that_aborts_mid_put_leaves_no_file_and_frees_the_socket() {
+    let (mut w, mut server, client) = setup(Faults::NONE, 56, 4096);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let data = pattern(50_000);
+    let mut frame = put_frame(b"half", 50_000, digest_of(&data));
+    frame.extend_from_slice(&data[..20_000]);
+    sock.send_all(client, &frame).unwrap();
+    sock.flush(client).unwrap();
+    sock.stack().abort(client).unwrap();
+    driver.run_for(a, Duration::from_millis(500));
+    assert_eq!(server.active(), 0, "the server dropped the connection");
+    assert_eq!(server.store().size("half"), Err(StoreError::NotFound));
+    w.run_for(Duration::from_secs(1));
+    // Both backlog sockets are listening again.
+    assert_eq!(
+        w.stacks[B]
+            .stats_rows()
+            .filter(|r| r.kind == ringnet::SocketType::Stream)
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_client_that_falls_silent_times_out_and_leaves_no_file() {
+    let (mut w, mut server, client) = setup(Faults::NONE, 57, 4096);
+    server.set_idle_timeout(Duration::from_secs(2));
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let start = wire.now();
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let mut frame = put_frame(b"slow", 1000, [0; 32]);
+    frame.extend_from_slice(&[1; 10]);
+    sock.send_all(client, &frame).unwrap();
+    // The client waits for a reply that never comes: the server gives up and resets.
+    let mut buf = [0u8; 64];
+    let mut seen = Vec::new();
+    let outcome = loop {
+        match sock.recv(client, &mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
+        }
+    };
+    assert_eq!(
+        outcome,
+        Err(ringnet::socket::tcp::RecvError::ConnectionReset)
+    );
+    assert!(wire.now() - start >= Duration::from_secs(2));
+    assert_eq!(server.active(), 0);
+    assert_eq!(server.store().size("slow"), Err(StoreError::NotFound));
+}
+
+#[test]
+fn a_server_that_vanishes_mid_get_is_an_error_not_a_short_file() {
+    let (mut w, mut server, client) = setup(Faults::NONE, 58, 2048);
+    server.store().files.insert("big".into(), pattern(200_000));
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut polls = 0;
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        polls += 1;
+        if polls < 200 {
+            server.poll(b);
+        } else if polls == 200 {
+            // The server's host dies: every connection reset.
+            let handles: Vec<_> = b.handles().collect();
+            for h in handles {
+                let _ = b.abort(h);
+            }
+        }
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.stack()
+        .set_option(
+            client,
+            SocketOption::RecvTimeout(Some(Duration::from_secs(5))),
+        )
+        .unwrap();
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let mut kept = 0usize;
+    let result = transfer::get(
+        &mut sock,
+        client,
+        "big",
+        (0, Sha256::new()),
+        &mut |d| {
+            kept += d.len();
+            Ok(())
+        },
+        &mut |_, _| {},
+    );
+    assert!(
+        matches!(
+            result,
+            Err(TransferError::Recv(_)) | Err(TransferError::UnexpectedEnd)
+        ),
+        "{result:?}"
+    );
+    assert!(kept < 200_000, "the transfer really was cut short ({kept})");
+}
