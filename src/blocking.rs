@@ -377,3 +377,78 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
         )
     }
 }
+
+/// Error of a [`TcpStream`]: the failed call's own error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamError {
+    /// A receive failed.
+    Recv(tcp::RecvError),
+    /// A send failed.
+    Send(tcp::SendError),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Recv(e) => write!(f, "recv: {e}"),
+            StreamError::Send(e) => write!(f, "send: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for StreamError {}
+
+impl embedded_io::Error for StreamError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        use embedded_io::ErrorKind;
+        match self {
+            StreamError::Recv(tcp::RecvError::ConnectionReset) => ErrorKind::ConnectionReset,
+            StreamError::Recv(tcp::RecvError::TimedOut)
+            | StreamError::Send(tcp::SendError::TimedOut) => ErrorKind::TimedOut,
+            StreamError::Recv(tcp::RecvError::NotConnected)
+            | StreamError::Send(tcp::SendError::NotConnected) => ErrorKind::NotConnected,
+            StreamError::Send(tcp::SendError::BrokenPipe) => ErrorKind::BrokenPipe,
+            StreamError::Recv(tcp::RecvError::EmptyBuffer) => ErrorKind::InvalidInput,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A connected stream socket as a blocking byte stream with the `embedded-io` traits, so
+/// code written for any reader or writer (a codec, a protocol client) runs on ringnet:
+/// `read` is [`Blocking::recv`] (`Ok(0)` at end of stream), `write` is [`Blocking::send`],
+/// `flush` waits until the peer has acknowledged everything.
+pub struct TcpStream<'b, 's, 'a, D: Driver> {
+    sock: &'b mut Blocking<'s, 'a, D>,
+    handle: SocketHandle,
+}
+
+impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
+    /// The stream socket `handle` as an `embedded-io` reader and writer.
+    pub fn stream(&mut self, handle: SocketHandle) -> TcpStream<'_, 's, 'a, D> {
+        TcpStream { sock: self, handle }
+    }
+}
+
+impl<D: Driver> embedded_io::ErrorType for TcpStream<'_, '_, '_, D> {
+    type Error = StreamError;
+}
+
+impl<D: Driver> embedded_io::Read for TcpStream<'_, '_, '_, D> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.sock.recv(self.handle, buf).map_err(StreamError::Recv)
+    }
+}
+
+impl<D: Driver> embedded_io::Write for TcpStream<'_, '_, '_, D> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, StreamError> {
+        self.sock.send(self.handle, buf).map_err(StreamError::Send)
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        self.sock.flush(self.handle).map_err(StreamError::Send)
+    }
+}

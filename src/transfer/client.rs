@@ -1,5 +1,6 @@
-//! The transfer client: blocking put and get, so any ringnet host can send files to a
-//! peer or fetch them, and see every block in the log.
+//! The transfer client: put and get over any blocking byte stream with the `embedded-io`
+//! traits: a ringnet [`TcpStream`](crate::blocking::TcpStream) (every block shows in the
+//! log), or a kernel socket on the host through an `embedded-io` adapter.
 
 use core::fmt;
 
@@ -7,19 +8,16 @@ use heapless::String;
 use sha2::{Digest as _, Sha256};
 
 use super::wire::{Digest, Message, Status, WireError, MAX_FRAME, MAX_REASON};
-use crate::blocking::{Blocking, Driver};
+use embedded_io::{ErrorKind, Read, ReadExactError, Write};
+
 use crate::framing::PREFIX_LEN;
 use crate::services::{FileSource, ReadError};
-use crate::socket::tcp::{RecvError, SendError};
-use crate::SocketHandle;
 
 /// A transfer failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferError {
-    /// Sending failed (the connection broke, or `SO_SNDTIMEO` expired).
-    Send(SendError),
-    /// Receiving failed (the connection broke, or `SO_RCVTIMEO` expired).
-    Recv(RecvError),
+    /// The stream failed: the connection broke, or a timeout expired.
+    Io(ErrorKind),
     /// The peer closed the connection in the middle of the transfer.
     UnexpectedEnd,
     /// The peer sent a malformed frame.
@@ -46,8 +44,7 @@ pub enum TransferError {
 impl fmt::Display for TransferError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TransferError::Send(e) => write!(f, "send: {e}"),
-            TransferError::Recv(e) => write!(f, "recv: {e}"),
+            TransferError::Io(kind) => write!(f, "connection failed: {kind:?}"),
             TransferError::UnexpectedEnd => f.write_str("the peer closed mid-transfer"),
             TransferError::Wire(e) => write!(f, "malformed frame: {e}"),
             TransferError::UnexpectedMessage => f.write_str("unexpected frame"),
@@ -61,6 +58,17 @@ impl fmt::Display for TransferError {
 }
 
 impl core::error::Error for TransferError {}
+
+fn io<E: embedded_io::Error>(error: E) -> TransferError {
+    TransferError::Io(error.kind())
+}
+
+fn read_exact<S: Read>(stream: &mut S, buf: &mut [u8]) -> Result<(), TransferError> {
+    stream.read_exact(buf).map_err(|e| match e {
+        ReadExactError::UnexpectedEof => TransferError::UnexpectedEnd,
+        ReadExactError::Other(e) => io(e),
+    })
+}
 
 impl From<ReadError> for TransferError {
     fn from(_: ReadError) -> Self {
@@ -82,43 +90,25 @@ enum Reply {
     },
 }
 
-fn send_frame<D: Driver>(
-    sock: &mut Blocking<'_, '_, D>,
-    conn: SocketHandle,
-    message: Message<'_>,
-) -> Result<(), TransferError> {
+fn send_frame<S: Write>(stream: &mut S, message: Message<'_>) -> Result<(), TransferError> {
     let mut frame = [0u8; MAX_FRAME + PREFIX_LEN];
     let n = message.emit(&mut frame).map_err(|e| match e {
         WireError::BadName(_) => TransferError::BadName,
         other => TransferError::Wire(other),
     })?;
-    sock.send_all(conn, &frame[..n])
-        .map_err(|e| TransferError::Send(e.error))
+    stream.write_all(&frame[..n]).map_err(io)
 }
 
 /// Reads exactly one frame, and not a byte more (data may follow it).
-fn read_frame<D: Driver>(
-    sock: &mut Blocking<'_, '_, D>,
-    conn: SocketHandle,
-) -> Result<Reply, TransferError> {
+fn read_frame<S: Read>(stream: &mut S) -> Result<Reply, TransferError> {
     let mut prefix = [0u8; PREFIX_LEN];
-    if !sock
-        .recv_exact(conn, &mut prefix)
-        .map_err(TransferError::Recv)?
-    {
-        return Err(TransferError::UnexpectedEnd);
-    }
+    read_exact(stream, &mut prefix)?;
     let len = u32::from_be_bytes(prefix) as usize;
     if len > MAX_FRAME {
         return Err(TransferError::Wire(WireError::TooLong));
     }
     let mut payload = [0u8; MAX_FRAME];
-    if !sock
-        .recv_exact(conn, &mut payload[..len])
-        .map_err(TransferError::Recv)?
-    {
-        return Err(TransferError::UnexpectedEnd);
-    }
+    read_exact(stream, &mut payload[..len])?;
     match Message::parse(&payload[..len]).map_err(TransferError::Wire)? {
         Message::Accept { size, offset } => Ok(Reply::Accept { size, offset }),
         Message::Status {
@@ -146,11 +136,10 @@ fn expect_ok(reply: Reply) -> Result<Digest, TransferError> {
     }
 }
 
-/// Puts `source` under `name` on the peer at the other end of the connected `conn`, and
-/// returns the SHA-256 both sides agreed on. `progress` is told the bytes sent so far.
-pub fn put<D: Driver>(
-    sock: &mut Blocking<'_, '_, D>,
-    conn: SocketHandle,
+/// Puts `source` under `name` on the peer at the other end of `stream`, and returns the
+/// SHA-256 both sides agreed on. `progress` is told the bytes sent so far.
+pub fn put<S: Read + Write>(
+    stream: &mut S,
     name: &str,
     source: &dyn FileSource,
     progress: &mut dyn FnMut(u64, u64),
@@ -169,15 +158,14 @@ pub fn put<D: Driver>(
     }
     let digest: Digest = hasher.finalize().into();
     send_frame(
-        sock,
-        conn,
+        stream,
         Message::Put {
             name,
             size,
             sha256: digest,
         },
     )?;
-    match read_frame(sock, conn)? {
+    match read_frame(stream)? {
         Reply::Accept { .. } => {}
         other => {
             return Err(expect_ok(other)
@@ -191,32 +179,31 @@ pub fn put<D: Driver>(
         if n == 0 {
             return Err(TransferError::Source);
         }
-        sock.send_all(conn, &buf[..n])
-            .map_err(|e| TransferError::Send(e.error))?;
+        stream.write_all(&buf[..n]).map_err(io)?;
         sent += n as u64;
         progress(sent, size);
     }
-    let agreed = expect_ok(read_frame(sock, conn)?)?;
+    let agreed = expect_ok(read_frame(stream)?)?;
     if agreed != digest {
         return Err(TransferError::DigestMismatch);
     }
     Ok(digest)
 }
 
-/// Gets `name` from the peer into `sink`, from `resume.0` on, where `resume.1` holds the
-/// SHA-256 state of the bytes already kept (a fresh hasher for a whole file). Returns the
-/// file's size and verified SHA-256; on a mismatch the caller must not keep the file.
-pub fn get<D: Driver>(
-    sock: &mut Blocking<'_, '_, D>,
-    conn: SocketHandle,
+/// Gets `name` from the peer at the other end of `stream` into `sink`, from `resume.0`
+/// on, where `resume.1` holds the SHA-256 state of the bytes already kept (a fresh hasher
+/// for a whole file). Returns the file's size and verified SHA-256; on any error the
+/// caller must not keep the file under its final name.
+pub fn get<S: Read + Write>(
+    stream: &mut S,
     name: &str,
     resume: (u64, Sha256),
     sink: &mut dyn FnMut(&[u8]) -> Result<(), ()>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(u64, Digest), TransferError> {
     let (offset, mut hasher) = resume;
-    send_frame(sock, conn, Message::Get { name, offset })?;
-    let size = match read_frame(sock, conn)? {
+    send_frame(stream, Message::Get { name, offset })?;
+    let size = match read_frame(stream)? {
         Reply::Accept {
             size,
             offset: start,
@@ -232,9 +219,7 @@ pub fn get<D: Driver>(
     let mut buf = [0u8; 4096];
     while received < size {
         let want = ((size - received) as usize).min(buf.len());
-        let n = sock
-            .recv(conn, &mut buf[..want])
-            .map_err(TransferError::Recv)?;
+        let n = stream.read(&mut buf[..want]).map_err(io)?;
         if n == 0 {
             return Err(TransferError::UnexpectedEnd);
         }
@@ -243,7 +228,7 @@ pub fn get<D: Driver>(
         received += n as u64;
         progress(received, size);
     }
-    let announced = expect_ok(read_frame(sock, conn)?)?;
+    let announced = expect_ok(read_frame(stream)?)?;
     let digest: Digest = hasher.finalize().into();
     if announced != digest {
         return Err(TransferError::DigestMismatch);
