@@ -6,3 +6,4 @@
 pub mod world;
 
 pub mod demo;
+pub mod transfer;

@@ -1,0 +1,357 @@
+//! The transfer protocol on the host: a directory store for a ringnet server, and the
+//! client over kernel sockets (`host-sim peer put` / `peer get`).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use embedded_io_adapters::std::FromStd;
+use indicatif::{ProgressBar, ProgressStyle};
+use ringnet::services::{FileSource, ReadError};
+use ringnet::transfer::{self, validate_name, Store, StoreError, TransferError};
+use sha2::{Digest, Sha256};
+
+/// Files in a directory. An upload is written to `NAME.part`, and renamed to `NAME` only
+/// once its SHA-256 matched: a failed transfer never leaves a file under the final name.
+/// Names are checked by [`validate_name`], so nothing outside the directory is touched.
+pub struct DirStore {
+    root: PathBuf,
+    /// The file last read, kept open so a large get does not reopen it per chunk.
+    reading: Option<(String, File)>,
+}
+
+/// An upload into a [`DirStore`].
+pub struct DirUpload {
+    name: String,
+    part: PathBuf,
+    file: File,
+}
+
+impl DirStore {
+    /// A store in `root`, which must exist.
+    pub fn new(root: impl Into<PathBuf>) -> io::Result<DirStore> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", root.display()),
+            ));
+        }
+        Ok(DirStore {
+            root,
+            reading: None,
+        })
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
+        validate_name(name.as_bytes()).map_err(|_| StoreError::NotFound)?;
+        Ok(self.root.join(name))
+    }
+}
+
+fn store_error(e: io::Error) -> StoreError {
+    match e.kind() {
+        io::ErrorKind::NotFound => StoreError::NotFound,
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::NoSpace,
+        _ => StoreError::Io,
+    }
+}
+
+impl Store for DirStore {
+    type Upload = DirUpload;
+
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        let meta = fs::metadata(self.path(name)?).map_err(store_error)?;
+        if meta.is_file() {
+            Ok(meta.len())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        if self.reading.as_ref().is_none_or(|(open, _)| open != name) {
+            let file = File::open(self.path(name)?).map_err(store_error)?;
+            self.reading = Some((name.to_string(), file));
+        }
+        let Some((_, file)) = self.reading.as_mut() else {
+            return Err(StoreError::Io);
+        };
+        file.seek(SeekFrom::Start(offset)).map_err(store_error)?;
+        file.read(buf).map_err(store_error)
+    }
+
+    fn begin(&mut self, name: &str, _size: u64) -> Result<DirUpload, StoreError> {
+        let path = self.path(name)?;
+        let part = path.with_file_name(format!("{name}.part"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&part)
+            .map_err(store_error)?;
+        Ok(DirUpload {
+            name: name.to_string(),
+            part,
+            file,
+        })
+    }
+
+    fn write(&mut self, upload: &mut DirUpload, data: &[u8]) -> Result<(), StoreError> {
+        upload.file.write_all(data).map_err(store_error)
+    }
+
+    fn commit(&mut self, upload: DirUpload) -> Result<(), StoreError> {
+        upload.file.sync_all().map_err(store_error)?;
+        let target = self.path(&upload.name)?;
+        if self
+            .reading
+            .as_ref()
+            .is_some_and(|(open, _)| *open == upload.name)
+        {
+            self.reading = None;
+        }
+        fs::rename(&upload.part, target).map_err(store_error)
+    }
+
+    fn abort(&mut self, upload: DirUpload) {
+        drop(upload.file);
+        let _ = fs::remove_file(&upload.part);
+    }
+
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if validate_name(name.as_bytes()).is_err() {
+                continue;
+            }
+            if let Ok(meta) = entry.metadata() {
+                if meta.is_file() {
+                    f(name, meta.len());
+                }
+            }
+        }
+    }
+}
+
+/// A local file as a [`FileSource`] for `put`.
+pub struct LocalFile {
+    file: std::cell::RefCell<File>,
+    len: u64,
+}
+
+impl LocalFile {
+    /// Opens `path`.
+    pub fn open(path: &Path) -> io::Result<LocalFile> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(LocalFile {
+            file: std::cell::RefCell::new(file),
+            len,
+        })
+    }
+}
+
+impl FileSource for LocalFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
+        let mut file = self.file.borrow_mut();
+        file.seek(SeekFrom::Start(offset)).map_err(|_| ReadError)?;
+        file.read(buf).map_err(|_| ReadError)
+    }
+}
+
+fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(verb.to_string());
+    bar
+}
+
+fn connect(peer: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&peer, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+/// What a finished transfer reports.
+#[derive(Debug)]
+pub struct Outcome {
+    /// File size in bytes.
+    pub size: u64,
+    /// Bytes moved over the network this time (less than `size` for a resumed get).
+    pub moved: u64,
+    /// The verified SHA-256, in hex.
+    pub sha256: String,
+    /// Wall time taken.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Throughput in MB/s.
+    pub fn megabytes_per_second(&self) -> f64 {
+        self.moved as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A failed host-side transfer.
+#[derive(Debug)]
+pub enum PeerError {
+    /// A local file or the connection failed.
+    Io(io::Error),
+    /// The protocol failed.
+    Transfer(TransferError),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerError::Io(e) => write!(f, "{e}"),
+            PeerError::Transfer(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+impl From<io::Error> for PeerError {
+    fn from(e: io::Error) -> Self {
+        PeerError::Io(e)
+    }
+}
+
+impl From<TransferError> for PeerError {
+    fn from(e: TransferError) -> Self {
+        PeerError::Transfer(e)
+    }
+}
+
+/// Puts the local `file` under `name` on the transfer server at `peer`.
+pub fn put_file(
+    peer: SocketAddr,
+    file: &Path,
+    name: &str,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Outcome, PeerError> {
+    let source = LocalFile::open(file)?;
+    let mut stream = FromStd::new(connect(peer, timeout)?);
+    let bar = progress_bar(source.len(), "put", quiet);
+    let start = Instant::now();
+    let digest = transfer::put(&mut stream, name, &source, &mut |sent, _| {
+        bar.set_position(sent)
+    })?;
+    bar.finish_and_clear();
+    Ok(Outcome {
+        size: source.len(),
+        moved: source.len(),
+        sha256: hex(&digest),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Gets `name` from the transfer server at `peer` into `output`, through `output.part`.
+/// With `resume`, an existing `output.part` is continued from its length (its bytes are
+/// hashed first, so the whole file is still verified). The part file is renamed to
+/// `output` only once the SHA-256 matched; on a mismatch it is deleted.
+pub fn get_file(
+    peer: SocketAddr,
+    name: &str,
+    output: &Path,
+    resume: bool,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Outcome, PeerError> {
+    let mut part_name = output.as_os_str().to_owned();
+    part_name.push(".part");
+    let part = PathBuf::from(part_name);
+    let mut hasher = Sha256::new();
+    let mut offset = 0;
+    if resume && part.exists() {
+        let mut existing = File::open(&part)?;
+        offset = io::copy(&mut existing, &mut HashWriter(&mut hasher))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(resume)
+        .write(true)
+        .truncate(!resume)
+        .open(&part)?;
+    let mut stream = FromStd::new(connect(peer, timeout)?);
+    let bar = progress_bar(0, "get", quiet);
+    bar.set_position(offset);
+    let start = Instant::now();
+    let mut write_failed = None;
+    let result = transfer::get(
+        &mut stream,
+        name,
+        (offset, hasher),
+        &mut |data| {
+            file.write_all(data).map_err(|e| {
+                write_failed = Some(e);
+            })
+        },
+        &mut |received, size| {
+            bar.set_length(size);
+            bar.set_position(received);
+        },
+    );
+    bar.finish_and_clear();
+    match result {
+        Ok((size, digest)) => {
+            file.sync_all()?;
+            fs::rename(&part, output)?;
+            Ok(Outcome {
+                size,
+                moved: size - offset,
+                sha256: hex(&digest),
+                elapsed: start.elapsed(),
+            })
+        }
+        Err(TransferError::DigestMismatch) => {
+            let _ = fs::remove_file(&part);
+            Err(TransferError::DigestMismatch.into())
+        }
+        Err(TransferError::Sink) => {
+            Err(write_failed.map_or(PeerError::Transfer(TransferError::Sink), PeerError::Io))
+        }
+        // Anything else leaves the part file for a later `--resume`.
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
