@@ -125,10 +125,17 @@ impl RingWatch {
         let why = match (ring, before, level) {
             (Ring::Rx, _, Fill::Full) => "FULL: the peer is told to stop sending",
             (Ring::Rx, Fill::Empty, Fill::Partial) => "data arrived",
+            (Ring::Rx, Fill::Full, Fill::Empty) => "drained after full: recv would block",
             (Ring::Rx, Fill::Full, _) => "room again after full",
             (Ring::Rx, _, Fill::Empty) => "drained: recv would block",
             (Ring::Tx, _, Fill::Full) => "FULL: send would block",
             (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
+            (Ring::Tx, Fill::Full, Fill::Empty) if kind == SocketType::Datagram => {
+                "empty after full: all datagrams sent"
+            }
+            (Ring::Tx, Fill::Full, Fill::Empty) => {
+                "empty after full: all acknowledged, send can proceed"
+            }
             (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
             (Ring::Tx, _, Fill::Empty) if kind == SocketType::Datagram => {
                 "empty: all datagrams sent"
