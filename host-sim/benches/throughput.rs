@@ -1,0 +1,130 @@
+//! Bulk TCP between two ringnet stacks over the simulated wire (64 KiB rings, no faults),
+//! next to smoltcp's own `examples/loopback_benchmark.rs` built from the registry copy of
+//! the smoltcp crate and run in the same invocation. A benchmark, not a test.
+//!
+//! `RINGNET_BENCH_BYTES` shortens the ringnet runs (default 1 GiB, as the anchor moves);
+//! `RINGNET_BENCH_ANCHOR=0` skips the anchor.
+
+use std::process::Command;
+use std::time::Instant as WallClock;
+
+use host_sim::world::{world_with, A, B};
+use ringnet::socket::tcp::{RecvError, SendError};
+use ringnet::Duration;
+
+const RING: usize = 64 * 1024;
+
+/// Moves `total` bytes from A to B with non-blocking calls, polling both stacks in turn,
+/// as smoltcp's loopback benchmark does; returns Gbit/s.
+fn ringnet_bulk(total: u64, mtu: usize) -> f64 {
+    let mut w = world_with::<2>(ringnet::sim::Faults::NONE, 7, mtu, 1 << 20);
+    let (client, server, _) = w.connect(1234, (RING, RING), (RING, RING));
+    let wire = w.wire;
+    let block: Vec<u8> = (0..RING as u32).map(|i| (i * 7 % 253) as u8).collect();
+    let mut buf = vec![0u8; RING];
+    let (mut sent, mut received, mut checksum) = (0u64, 0u64, 0u64);
+    let start = WallClock::now();
+    while received < total {
+        let now = wire.now();
+        let (a, b) = w.two(A, B);
+        let mut moved = a.poll(now, &mut wire.port(A));
+        moved |= b.poll(now, &mut wire.port(B));
+        while sent < total {
+            let offset = (sent % RING as u64) as usize;
+            let end = RING.min(offset + (total - sent) as usize);
+            match a.send(client, &block[offset..end]) {
+                Ok(n) => {
+                    sent += n as u64;
+                    moved = true;
+                }
+                Err(SendError::WouldBlock) => break,
+                Err(e) => panic!("send: {e}"),
+            }
+        }
+        loop {
+            match b.recv(server, &mut buf) {
+                Ok(n) => {
+                    checksum = buf[..n]
+                        .iter()
+                        .fold(checksum, |c, &x| c.wrapping_add(x as u64));
+                    received += n as u64;
+                    moved = true;
+                }
+                Err(RecvError::WouldBlock) => break,
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        if !moved {
+            let next = [a.poll_at(), b.poll_at(), wire.next_delivery()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + Duration::from_millis(1));
+            wire.advance_to(next.max(now + Duration::from_micros(1)));
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let expected = (0..total).fold(0u64, |c, i| {
+        c.wrapping_add(block[(i % RING as u64) as usize] as u64)
+    });
+    assert_eq!(
+        (received, checksum),
+        (total, expected),
+        "every byte arrived intact"
+    );
+    let gbps = total as f64 * 8.0 / seconds / 1e9;
+    println!(
+        "ringnet, 2 stacks on the simulated wire, MTU {mtu:>5}: {:>5} MiB in {seconds:.3} s = {gbps:.2} Gbit/s",
+        total >> 20
+    );
+    gbps
+}
+
+/// Runs smoltcp's loopback benchmark; returns its Gbit/s.
+fn smoltcp_anchor() -> Option<f64> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/bench-smoltcp-anchor.sh"
+    );
+    let output = Command::new("bash")
+        .arg(script)
+        .arg("loopback_benchmark")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.contains("bandwidth is"))?;
+    println!("smoltcp examples/loopback_benchmark (1 stack, Loopback device):  {line}");
+    line.split("bandwidth is ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn main() {
+    let total = std::env::var("RINGNET_BENCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1u64 << 30);
+    println!("throughput benchmark: 64 KiB rings, no faults");
+    let anchor = if std::env::var("RINGNET_BENCH_ANCHOR").as_deref() == Ok("0") {
+        None
+    } else {
+        smoltcp_anchor()
+    };
+    let ringnet = ringnet_bulk(total, 65535);
+    ringnet_bulk(total, 1514);
+    match anchor {
+        Some(anchor) => println!(
+            "ratio ringnet/smoltcp at equal MTU = {:.2} (target: at least 0.80): {}",
+            ringnet / anchor,
+            if ringnet >= 0.8 * anchor {
+                "met"
+            } else {
+                "NOT met"
+            }
+        ),
+        None => println!("smoltcp's loopback benchmark did not run: no ratio"),
+    }
+}
