@@ -515,15 +515,27 @@ impl<'a> Stack<'a> {
         self.slot_mut(handle).map(|slot| &mut slot.stats)
     }
 
-    /// One [`StatsRow`] for each open socket.
+    /// One [`StatsRow`] for each socket in the table: the open ones, and also the backlog
+    /// sockets of listeners and connections still closing after `close()`, whose
+    /// counters are where a server's buffer story is.
     pub fn stats_rows(&self) -> impl Iterator<Item = StatsRow> + use<'_, 'a> {
-        self.handles().filter_map(|handle| {
-            let slot = self.slot(handle)?;
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            let slot = slot.as_ref()?;
+            let handle = SocketHandle(index as u16);
             let (rx, tx) = self.usage_of(&slot.kind);
+            let local_port = match &slot.kind {
+                SlotKind::Tcp(t) => self
+                    .sockets
+                    .get::<tcp::Socket>(t.inner)
+                    .local_endpoint()
+                    .map_or(t.backlog_port, |ep| ep.port),
+                SlotKind::Udp(u) => u.port,
+                SlotKind::Listener(l) => l.port,
+            };
             Some(StatsRow {
                 handle,
                 kind: slot.socket_type(),
-                local_port: self.local_addr(handle).map_or(0, |ep| ep.port),
+                local_port,
                 rx,
                 tx,
                 stats: slot.stats,
@@ -531,7 +543,7 @@ impl<'a> Stack<'a> {
         })
     }
 
-    /// The stats table of every open socket; `Display` prints it.
+    /// The stats table of every socket in the table; `Display` prints it.
     pub fn stats_table(&self) -> StatsTable<'_, 'a> {
         StatsTable { stack: self }
     }

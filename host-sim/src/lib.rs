@@ -6,4 +6,8 @@
 pub mod world;
 
 pub mod demo;
+pub mod device_client;
+pub mod peer;
+pub mod serve;
+pub mod tap;
 pub mod transfer;

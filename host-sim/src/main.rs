@@ -1,6 +1,13 @@
-//! `host-sim`: ringnet on a Linux host.
+//! `host-sim`: ringnet on a Linux host: the simulated-wire demo, a tap host, and the Linux
+//! side's peer tools.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+use ringnet::{Duration, IpEndpoint};
 
 #[derive(Parser)]
 #[command(
@@ -12,22 +19,401 @@ struct Cli {
     command: Command,
 }
 
+/// Where the device sits on the tap (shared by serve, send, udp-send).
+#[derive(clap::Args, Clone)]
+struct TapArgs {
+    /// The tap interface (it must exist; see scripts/netns.sh).
+    #[arg(long, default_value = "tap0")]
+    tap: String,
+    /// ringnet's address and prefix on the tap.
+    #[arg(long, default_value = "192.168.69.1/24", value_parser = parse_cidr)]
+    ip: Ipv4Cidr,
+    /// Default gateway.
+    #[arg(long)]
+    gateway: Option<Ipv4Addr>,
+    /// Receive ring of each TCP socket, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    rx_buf: usize,
+    /// Transmit ring of each TCP socket, in bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    tx_buf: usize,
+    /// Write every frame to this pcap file (open it with Wireshark or `tshark -r`).
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Guided tour over the simulated wire: blocking, full rings, EOF, broken pipes,
-    /// sticky packets, truncated datagrams, broadcast, options, and the stats table.
+    /// sticky packets, truncated datagrams, broadcast, options, a verified transfer, and
+    /// the stats table.
     Demo,
+    /// Run ringnet as a host on a tap interface with every service: echo 7, file out 7001,
+    /// file in 7002, transfer 7003, UDP report 9000, stats 9001, beacon 9999.
+    Serve {
+        #[command(flatten)]
+        tap: TapArgs,
+        /// Directory of the transfer service's files (and of --file).
+        #[arg(long)]
+        files: Option<PathBuf>,
+        /// The file TCP 7001 sends (a name inside --files); default: a generated pattern.
+        #[arg(long)]
+        file: Option<String>,
+        /// Size of the pattern TCP 7001 sends when no --file is given.
+        #[arg(long, default_value_t = 1 << 20)]
+        pattern_size: u64,
+        /// Stop after this many seconds (default: until SIGINT or SIGTERM).
+        #[arg(long)]
+        duration: Option<u64>,
+    },
+    /// ringnet as the client: send FILE over TCP to a Linux listener, print its answer.
+    Send {
+        /// The file to send.
+        file: PathBuf,
+        /// Where to send it.
+        #[arg(long)]
+        to: SocketAddrV4,
+        #[command(flatten)]
+        tap: TapArgs,
+        /// Give up after this many seconds without progress.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// ringnet as the client: send one UDP datagram, print the answer if one comes.
+    UdpSend {
+        /// The datagram's text.
+        message: String,
+        /// Where to send it (a broadcast address needs --broadcast).
+        #[arg(long)]
+        to: SocketAddrV4,
+        /// Set SO_BROADCAST first.
+        #[arg(long)]
+        broadcast: bool,
+        #[command(flatten)]
+        tap: TapArgs,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 2)]
+        timeout: u64,
+    },
+    /// Linux-side tools on the kernel's own sockets; they work against any host.
+    #[command(subcommand)]
+    Peer(PeerCommand),
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => match host_sim::demo::run() {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("demo failed: {error}");
-                std::process::ExitCode::FAILURE
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// `get IP:PORT -o FILE`: save everything the port sends (like `nc IP PORT > FILE`).
+    /// `get NAME IP -o FILE`: fetch NAME with the verified transfer protocol (TCP 7003).
+    Get {
+        /// IP:PORT for a raw stream, or the file NAME for the transfer protocol.
+        first: String,
+        /// The host's IP, for the transfer protocol.
+        host: Option<Ipv4Addr>,
+        /// Where to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Raw stream: first send "<N>\n" (ringnet's file out then sends an N-byte pattern).
+        #[arg(long)]
+        request: Option<u64>,
+        /// Transfer protocol: continue OUTPUT.part from where an interrupted get stopped.
+        #[arg(long)]
+        resume: bool,
+        /// Seconds without progress before giving up.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// `put FILE IP:PORT`: send FILE, shut down writing, print the answer (like `nc -N`).
+    /// `put FILE IP`: store FILE on the host with the verified transfer protocol (TCP 7003).
+    Put {
+        /// The file to send.
+        file: PathBuf,
+        /// IP:PORT for a raw stream, or IP for the transfer protocol.
+        target: String,
+        /// Transfer protocol: the name to store it under (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Seconds without progress before giving up.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Send one UDP datagram (MESSAGE, or --size bytes) and print the answer.
+    Udp {
+        /// Where to.
+        to: SocketAddrV4,
+        /// The text to send.
+        message: Option<String>,
+        /// Send this many bytes instead of a message.
+        #[arg(long)]
+        size: Option<usize>,
+        /// Set SO_BROADCAST (needed for a broadcast address).
+        #[arg(long)]
+        broadcast: bool,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 2)]
+        timeout: u64,
+    },
+    /// Print broadcasts arriving on PORT (bound to 0.0.0.0).
+    ListenBroadcast {
+        /// The port.
+        port: u16,
+        /// Stop after this many datagrams.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Stop after this many seconds.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+}
+
+fn parse_cidr(text: &str) -> Result<Ipv4Cidr, String> {
+    let (addr, prefix) = text.split_once('/').ok_or_else(|| {
+        format!("bad CIDR '{text}': expected ADDRESS/PREFIX, e.g. 192.168.69.1/24")
+    })?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("bad CIDR '{text}': '{addr}' is not an IPv4 address"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| (1..=30).contains(p))
+        .ok_or_else(|| format!("bad CIDR '{text}': the prefix must be 1 to 30"))?;
+    if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
+        return Err(format!(
+            "bad CIDR '{text}': {addr} cannot be a host's address"
+        ));
+    }
+    Ok(Ipv4Cidr::new(addr, prefix))
+}
+
+fn endpoint(addr: SocketAddrV4) -> IpEndpoint {
+    IpEndpoint::new((*addr.ip()).into(), addr.port())
+}
+
+fn device(tap: &TapArgs) -> host_sim::device_client::DeviceConfig {
+    host_sim::device_client::DeviceConfig {
+        tap: tap.tap.clone(),
+        ip: tap.ip,
+        gateway: tap.gateway,
+        rx_buf: tap.rx_buf,
+        tx_buf: tap.tx_buf,
+        pcap: tap.pcap.clone(),
+    }
+}
+
+fn init_logging() {
+    let _ = env_logger::Builder::new()
+        .parse_filters("info,ringnet=debug,smoltcp=warn")
+        .parse_env("RUST_LOG")
+        .try_init();
+}
+
+fn run(command: Command) -> Result<(), String> {
+    let seconds = |s: u64| std::time::Duration::from_secs(s);
+    match command {
+        Command::Demo => host_sim::demo::run().map_err(|e| e.to_string()),
+        Command::Serve {
+            tap,
+            files,
+            file,
+            pattern_size,
+            duration,
+        } => {
+            init_logging();
+            if tap.rx_buf == 0 || tap.tx_buf == 0 {
+                return Err("--rx-buf and --tx-buf must be at least 1".into());
+            }
+            host_sim::serve::serve(host_sim::serve::ServeConfig {
+                tap: tap.tap,
+                ip: tap.ip,
+                gateway: tap.gateway,
+                mac: EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x01]),
+                files,
+                file,
+                pattern_size,
+                rx_buf: tap.rx_buf,
+                tx_buf: tap.tx_buf,
+                pcap: tap.pcap,
+                duration: duration.map(Duration::from_secs),
+            })
+            .map_err(|e| e.to_string())
+        }
+        Command::Send {
+            file,
+            to,
+            tap,
+            timeout,
+        } => {
+            init_logging();
+            let reply = host_sim::device_client::send_file(
+                &device(&tap),
+                &file,
+                endpoint(to),
+                Duration::from_secs(timeout),
+            )?;
+            print!("{reply}");
+            Ok(())
+        }
+        Command::UdpSend {
+            message,
+            to,
+            broadcast,
+            tap,
+            timeout,
+        } => {
+            init_logging();
+            let answer = host_sim::device_client::udp_send(
+                &device(&tap),
+                message.as_bytes(),
+                endpoint(to),
+                broadcast,
+                Duration::from_secs(timeout),
+            )?;
+            println!("{}", answer.as_deref().unwrap_or("no answer"));
+            Ok(())
+        }
+        Command::Peer(peer) => run_peer(peer, seconds),
+    }
+}
+
+fn run_peer(
+    command: PeerCommand,
+    seconds: impl Fn(u64) -> std::time::Duration,
+) -> Result<(), String> {
+    use host_sim::{peer, transfer};
+    match command {
+        PeerCommand::Get {
+            first,
+            host: Some(host),
+            output,
+            resume,
+            timeout,
+            quiet,
+            ..
+        } => {
+            let addr = SocketAddr::from((host, ringnet::services::TRANSFER_PORT));
+            let outcome =
+                transfer::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
+                    .map_err(|e| e.to_string())?;
+            println!(
+                "got {first}: {} bytes ({} over the network) in {:.3} s = {:.1} MB/s, sha256 {} verified",
+                outcome.size,
+                outcome.moved,
+                outcome.elapsed.as_secs_f64(),
+                outcome.megabytes_per_second(),
+                outcome.sha256
+            );
+            Ok(())
+        }
+        PeerCommand::Get {
+            first,
+            host: None,
+            output,
+            request,
+            timeout,
+            quiet,
+            ..
+        } => {
+            let addr: SocketAddr = first.parse().map_err(|_| {
+                format!("'{first}' is not IP:PORT (for the transfer protocol: get NAME IP)")
+            })?;
+            let moved = peer::get(addr, &output, request, seconds(timeout), quiet)
+                .map_err(|e| format!("{addr}: {e}"))?;
+            println!("got {moved}");
+            Ok(())
+        }
+        PeerCommand::Put {
+            file,
+            target,
+            name,
+            timeout,
+            quiet,
+        } => match target.parse::<SocketAddr>() {
+            Ok(addr) => {
+                let (moved, reply) = peer::put(&file, addr, seconds(timeout), quiet)
+                    .map_err(|e| format!("{addr}: {e}"))?;
+                println!("sent {moved}");
+                print!("{reply}");
+                Ok(())
+            }
+            Err(_) => {
+                let host: Ipv4Addr = target
+                    .parse()
+                    .map_err(|_| format!("'{target}' is neither IP:PORT nor IP"))?;
+                let name = match name {
+                    Some(name) => name,
+                    None => file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .ok_or("the file has no usable name: give --name")?
+                        .to_string(),
+                };
+                let addr = SocketAddr::from((host, ringnet::services::TRANSFER_PORT));
+                let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "put {name}: {} bytes in {:.3} s = {:.1} MB/s, sha256 {} verified by the peer",
+                    outcome.size,
+                    outcome.elapsed.as_secs_f64(),
+                    outcome.megabytes_per_second(),
+                    outcome.sha256
+                );
+                Ok(())
             }
         },
+        PeerCommand::Udp {
+            to,
+            message,
+            size,
+            broadcast,
+            timeout,
+        } => {
+            let payload = match (message, size) {
+                (_, Some(size)) => vec![b'x'; size],
+                (Some(message), None) => message.into_bytes(),
+                (None, None) => return Err("give a MESSAGE or --size".into()),
+            };
+            match peer::udp(SocketAddr::V4(to), &payload, broadcast, seconds(timeout))
+                .map_err(|e| format!("{to}: {e}"))?
+            {
+                Some((answer, from)) => println!(
+                    "answer from {from}: {}",
+                    String::from_utf8_lossy(&answer).trim_end()
+                ),
+                None => println!("no answer within {timeout} s"),
+            }
+            Ok(())
+        }
+        PeerCommand::ListenBroadcast {
+            port,
+            count,
+            timeout,
+        } => {
+            let seen = peer::listen_broadcast(port, count, seconds(timeout))
+                .map_err(|e| format!("port {port}: {e}"))?;
+            for (text, from) in &seen {
+                println!("{from}: {text}");
+            }
+            if seen.is_empty() {
+                return Err(format!("no broadcast on port {port} within {timeout} s"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("host-sim: {error}");
+            ExitCode::FAILURE
+        }
     }
 }

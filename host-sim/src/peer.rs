@@ -1,0 +1,208 @@
+//! `host-sim peer …`: the Linux side, on the kernel's own sockets (`std::net`), so the
+//! same tools work against ringnet or any other host.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+fn bar(len: Option<u64>, verb: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = match len {
+        Some(len) => ProgressBar::new(len),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = if len.is_some() {
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}"
+    } else {
+        "{msg} {spinner} {bytes} {bytes_per_sec}"
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(verb.to_string());
+    bar
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A finished stream transfer, for the closing throughput line.
+pub struct Moved {
+    /// Bytes moved.
+    pub bytes: u64,
+    /// SHA-256 of them, in hex.
+    pub sha256: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "{} bytes in {:.3} s = {:.1} MB/s, sha256 {}",
+            self.bytes,
+            secs,
+            self.bytes as f64 / secs / 1e6,
+            self.sha256
+        )
+    }
+}
+
+fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+/// Connects to `addr` and writes everything it sends into `output` until it closes (what
+/// `nc ADDR > output` does). With `request`, first sends `"<request>\n"` (ringnet's file
+/// out then sends a pattern of that size).
+pub fn get(
+    addr: SocketAddr,
+    output: &Path,
+    request: Option<u64>,
+    timeout: Duration,
+    quiet: bool,
+) -> io::Result<Moved> {
+    let mut stream = connect(addr, timeout)?;
+    if let Some(size) = request {
+        stream.write_all(format!("{size}\n").as_bytes())?;
+    }
+    let mut file = File::create(output)?;
+    let progress = bar(request, "get", quiet);
+    let start = Instant::now();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+        progress.set_position(bytes);
+    }
+    progress.finish_and_clear();
+    Ok(Moved {
+        bytes,
+        sha256: hex(&hasher.finalize()),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Sends `input` to `addr`, shuts down writing, and returns what the peer answers (what
+/// `nc -N ADDR < input` does; ringnet's file in answers `"<bytes> <sha256>\n"`).
+pub fn put(
+    input: &Path,
+    addr: SocketAddr,
+    timeout: Duration,
+    quiet: bool,
+) -> io::Result<(Moved, String)> {
+    let mut file = File::open(input)?;
+    let len = file.metadata()?.len();
+    let mut stream = connect(addr, timeout)?;
+    let progress = bar(Some(len), "put", quiet);
+    let start = Instant::now();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buf[..n])?;
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+        progress.set_position(bytes);
+    }
+    stream.shutdown(Shutdown::Write)?;
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok((
+        Moved {
+            bytes,
+            sha256: hex(&hasher.finalize()),
+            elapsed,
+        },
+        reply,
+    ))
+}
+
+/// Sends one datagram to `addr` (with `SO_BROADCAST` when `broadcast`), and waits up to
+/// `timeout` for one answer.
+pub fn udp(
+    addr: SocketAddr,
+    payload: &[u8],
+    broadcast: bool,
+    timeout: Duration,
+) -> io::Result<Option<(Vec<u8>, SocketAddr)>> {
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.set_broadcast(broadcast)?;
+    socket.set_read_timeout(Some(timeout))?;
+    socket.send_to(payload, addr)?;
+    let mut buf = vec![0u8; 65536];
+    match socket.recv_from(&mut buf) {
+        Ok((n, from)) => Ok(Some((buf[..n].to_vec(), from))),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Receives broadcasts on `port` (bound to 0.0.0.0) until `count` arrived or `timeout`
+/// passed; returns them.
+pub fn listen_broadcast(
+    port: u16,
+    count: usize,
+    timeout: Duration,
+) -> io::Result<Vec<(String, SocketAddr)>> {
+    let socket = UdpSocket::bind(("0.0.0.0", port))?;
+    let end = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 2048];
+    while seen.len() < count {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => seen.push((
+                String::from_utf8_lossy(&buf[..n]).trim_end().to_string(),
+                from,
+            )),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(seen)
+}

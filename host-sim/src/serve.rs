@@ -1,0 +1,209 @@
+//! `host-sim serve`: ringnet as a network host on a Linux tap interface, running every
+//! service on its port, until a time limit or SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ringnet::services::{
+    Beacon, Echo, FileOut, FileSource, Pattern, StatsQuery, UdpReport, BEACON_PORT, ECHO_PORT,
+    FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT, TRANSFER_PORT,
+};
+use ringnet::smoltcp::socket::udp::PacketMetadata;
+use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use ringnet::socket::udp::UdpBuffer;
+use ringnet::transfer::{DigestSink, TransferServer};
+use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
+
+use crate::tap::{HostClock, HostStore, TapDevice, TapError};
+use crate::transfer::{DirStore, LocalFile};
+
+/// Sockets in the host's table: every service's backlog, its UDP sockets, and spares.
+const SOCKETS: usize = 48;
+
+/// What `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The tap interface to attach to.
+    pub tap: String,
+    /// ringnet's address and prefix on the tap.
+    pub ip: Ipv4Cidr,
+    /// A default gateway, if any.
+    pub gateway: Option<Ipv4Address>,
+    /// The Ethernet address.
+    pub mac: EthernetAddress,
+    /// Directory for the transfer service's files (and `--file`).
+    pub files: Option<PathBuf>,
+    /// The file TCP 7001 sends, inside `files`; without it, a pattern of `pattern_size`.
+    pub file: Option<String>,
+    /// Size of the default pattern TCP 7001 sends.
+    pub pattern_size: u64,
+    /// Ring sizes of every TCP service socket.
+    pub rx_buf: usize,
+    /// Ring sizes of every TCP service socket.
+    pub tx_buf: usize,
+    /// Capture every frame into this pcap file.
+    pub pcap: Option<PathBuf>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+}
+
+/// Why `serve` stopped with an error.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The tap.
+    Tap(TapError),
+    /// A bad option value.
+    Config(String),
+    /// A service could not start.
+    Service(String),
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Tap(e) => write!(f, "{e}"),
+            ServeError::Config(e) => write!(f, "{e}"),
+            ServeError::Service(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+fn leak(n: usize) -> &'static mut [u8] {
+    vec![0u8; n].leak()
+}
+
+fn udp_socket(
+    stack: &mut Stack<'static>,
+    slots: usize,
+    bytes: usize,
+) -> Result<SocketHandle, ServeError> {
+    let ring = || UdpBuffer {
+        slots: vec![PacketMetadata::EMPTY; slots].leak(),
+        payload: leak(bytes),
+    };
+    stack
+        .udp_socket(ring(), ring())
+        .map_err(|e| ServeError::Service(format!("udp socket: {e}")))
+}
+
+fn backlog(
+    stack: &mut Stack<'static>,
+    n: usize,
+    rx: usize,
+    tx: usize,
+) -> Result<Vec<SocketHandle>, ServeError> {
+    (0..n)
+        .map(|_| {
+            stack
+                .tcp_socket(leak(rx), leak(tx))
+                .map_err(|e| ServeError::Service(format!("tcp socket: {e}")))
+        })
+        .collect()
+}
+
+/// Runs the host until the time limit or a termination signal; prints the stats table
+/// at the end.
+pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    if config.rx_buf == 0 || config.tx_buf == 0 {
+        return Err(ServeError::Config(
+            "--rx-buf and --tx-buf must be at least 1 byte".into(),
+        ));
+    }
+    let files = match &config.files {
+        Some(dir) => {
+            Some(DirStore::new(dir).map_err(|e| ServeError::Config(format!("--files: {e}")))?)
+        }
+        None => None,
+    };
+    let source: &'static dyn FileSource = match (&config.file, &config.files) {
+        (Some(name), Some(dir)) => {
+            let path = dir.join(name);
+            Box::leak(Box::new(LocalFile::open(&path).map_err(|e| {
+                ServeError::Config(format!("--file {}: {e}", path.display()))
+            })?))
+        }
+        (Some(_), None) => return Err(ServeError::Config("--file needs --files DIR".into())),
+        (None, _) => Box::leak(Box::new(Pattern(config.pattern_size))),
+    };
+    let mut device =
+        TapDevice::open(&config.tap, config.pcap.as_deref()).map_err(ServeError::Tap)?;
+    let clock = HostClock::start();
+    let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
+    let stack_config = StackConfig {
+        name: "dev",
+        mac: config.mac,
+        ip: config.ip,
+        gateway: config.gateway,
+        seed: std::process::id() as u64,
+    };
+    let mut stack = Stack::new(stack_config, &mut device, resources, clock.now());
+    let (rx, tx) = (config.rx_buf, config.tx_buf);
+    let service = |e: ringnet::services::ServiceError| ServeError::Service(e.to_string());
+
+    let sockets = backlog(&mut stack, 4, rx, tx)?;
+    let mut echo = Echo::new(&mut stack, ECHO_PORT, &sockets).map_err(service)?;
+    let sockets = backlog(&mut stack, 2, rx, tx)?;
+    let mut file_out =
+        FileOut::new(&mut stack, FILE_OUT_PORT, &sockets, source).map_err(service)?;
+    let sockets = backlog(&mut stack, 2, rx, tx)?;
+    let mut file_in =
+        ringnet::services::FileIn::new(&mut stack, FILE_IN_PORT, &sockets).map_err(service)?;
+    let sockets = backlog(&mut stack, 2, rx, tx)?;
+    let store = match files {
+        Some(dir) => HostStore::Dir(dir),
+        None => HostStore::Digests(Box::new(DigestSink::new())),
+    };
+    let mut transfer =
+        TransferServer::new(&mut stack, TRANSFER_PORT, &sockets, store).map_err(service)?;
+    let socket = udp_socket(&mut stack, 16, 16 * 1024)?;
+    let mut report = UdpReport::<512>::new(&mut stack, socket, REPORT_PORT).map_err(service)?;
+    let socket = udp_socket(&mut stack, 4, 4096)?;
+    let mut stats = StatsQuery::new(&mut stack, socket, STATS_PORT).map_err(service)?;
+    let socket = udp_socket(&mut stack, 4, 2048)?;
+    let mut beacon =
+        Beacon::new(&mut stack, socket, BEACON_PORT, Duration::from_secs(1)).map_err(service)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Fails only if a handler is already set, and this is the only one.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let end = config.duration.map(|d| clock.now() + d);
+    log::info!(
+        "dev: serving on {} as {}: echo 7, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
+        config.tap,
+        config.ip,
+        source.len()
+    );
+    while !stop.load(Ordering::SeqCst) && end.is_none_or(|end| clock.now() < end) {
+        stack.poll(clock.now(), &mut device);
+        echo.poll(&mut stack);
+        file_out.poll(&mut stack);
+        file_in.poll(&mut stack);
+        transfer.poll(&mut stack);
+        report.poll(&mut stack);
+        stats.poll(&mut stack);
+        beacon.poll(&mut stack);
+        // Services may have queued data: send it before sleeping.
+        stack.poll(clock.now(), &mut device);
+        let now = clock.now();
+        let beacon_in = if beacon.poll_at() > now {
+            beacon.poll_at() - now
+        } else {
+            Duration::ZERO
+        };
+        let delay = stack
+            .poll_delay()
+            .unwrap_or(Duration::from_millis(100))
+            .min(beacon_in)
+            .min(Duration::from_millis(100));
+        device.wait(Some(delay));
+    }
+    log::info!("dev: stopping");
+    println!("{}", stack.stats_table());
+    Ok(())
+}
