@@ -241,8 +241,10 @@ pub struct Stack<'a> {
 
 /// First port of the ephemeral range (IANA's, as Linux's `ip_local_port_range` suggests).
 const EPHEMERAL_FIRST: u16 = 49152;
-/// How long a closed connection's slot stays in TIME-WAIT before it is reused.
-const SHORT_TIME_WAIT: Duration = Duration::from_millis(200);
+/// How long a closed connection's slot stays in TIME-WAIT before it is reused: long
+/// enough for the final ACK to leave (the delayed-ACK timer is 10 ms by default), short
+/// enough that a fixed backlog is ready for the next client at once.
+const SHORT_TIME_WAIT: Duration = Duration::from_millis(50);
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
 
@@ -772,8 +774,9 @@ impl<'a> Stack<'a> {
                     let state = socket.state();
                     if state != t.last_state {
                         let before = core::mem::replace(&mut t.last_state, state);
+                        let was_connected = t.connected_once;
                         tcp_transition(self.name, handle, t, before, state, socket);
-                        if state == tcp::State::Established && t.member_of.is_some() {
+                        if !was_connected && t.connected_once && t.member_of.is_some() {
                             self.ready_counter = self.ready_counter.wrapping_add(1);
                             t.ready_seq = self.ready_counter;
                         }
@@ -864,14 +867,20 @@ fn tcp_transition(
     socket: &tcp::Socket<'_>,
 ) {
     use tcp::State::*;
-    match state {
-        Established => {
-            t.connected_once = true;
-            if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
-            {
-                log::info!("{name}: tcp{handle} connected {local} <-> {remote}");
-            }
+    // A handshake and a quick FIN can land in one poll: any synchronised state means the
+    // connection was established, even if ESTABLISHED itself was never observed.
+    let synchronised = matches!(
+        state,
+        Established | FinWait1 | FinWait2 | CloseWait | Closing | LastAck | TimeWait
+    );
+    if synchronised && !t.connected_once {
+        t.connected_once = true;
+        if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint()) {
+            log::info!("{name}: tcp{handle} connected {local} <-> {remote}");
         }
+    }
+    match state {
+        Established => {}
         CloseWait => log::info!(
             "{name}: tcp{handle} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read",
             socket.recv_queue()

@@ -145,10 +145,10 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     let sockets = backlog(&mut stack, 4, rx, tx)?;
     let mut echo = Echo::new(&mut stack, ECHO_PORT, &sockets).map_err(service)?;
-    let sockets = backlog(&mut stack, 2, rx, tx)?;
+    let sockets = backlog(&mut stack, 4, rx, tx)?;
     let mut file_out =
         FileOut::new(&mut stack, FILE_OUT_PORT, &sockets, source).map_err(service)?;
-    let sockets = backlog(&mut stack, 2, rx, tx)?;
+    let sockets = backlog(&mut stack, 4, rx, tx)?;
     let mut file_in =
         ringnet::services::FileIn::new(&mut stack, FILE_IN_PORT, &sockets).map_err(service)?;
     let sockets = backlog(&mut stack, 2, rx, tx)?;
