@@ -325,7 +325,9 @@ fn a_client_that_aborts_mid_put_leaves_no_file_and_frees_the_socket() {
     assert_eq!(server.store().size("half"), Err(StoreError::NotFound));
     w.run_for(Duration::from_secs(1));
     // Both backlog sockets are listening again: two new connections are taken at once.
-    let fresh: Vec<_> = (0..2).map(|_| tcp_socket(&mut w.stacks[A], 1024, 1024)).collect();
+    let fresh: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[A], 1024, 1024))
+        .collect();
     for &conn in &fresh {
         w.stacks[A].connect(conn, ep(B, TRANSFER_PORT)).unwrap();
     }

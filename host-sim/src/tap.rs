@@ -232,7 +232,9 @@ impl Store for HostStore {
     fn begin(&mut self, name: &str, size: u64) -> Result<HostUpload, StoreError> {
         match self {
             HostStore::Dir(s) => s.begin(name, size).map(HostUpload::Dir),
-            HostStore::Digests(s) => s.begin(name, size).map(|u| HostUpload::Digests(Box::new(u))),
+            HostStore::Digests(s) => s
+                .begin(name, size)
+                .map(|u| HostUpload::Digests(Box::new(u))),
         }
     }
 
