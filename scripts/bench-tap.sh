@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Bulk TCP over a tap, both directions, ringnet next to smoltcp's own
+# examples/benchmark.rs (built from the cargo registry copy) with the same 64 KiB buffers.
+# Runs in a throwaway network namespace; needs root. A benchmark, not a test.
+#   RUNS=5 BYTES=1000000000 sudo scripts/bench-tap.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-5}
+bytes=${BYTES:-1000000000}
+ns=rn-bench-$$
+cleanup() { ip netns del "$ns" 2>/dev/null || true; }
+trap cleanup EXIT
+scripts/netns.sh up "$ns" tap0 >/dev/null
+cargo build --quiet --release -p host-sim
+anchor=$(ANCHOR_BUILD_ONLY=1 bash scripts/bench-smoltcp-anchor.sh benchmark)
+bin=target/release/host-sim
+in_ns() { ip netns exec "$ns" "$@"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+big=target/bench-tap-input.bin
+truncate -s "$bytes" "$big"
+
+echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, median of $runs"
+RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --rx-buf 65535 --tx-buf 65535 --duration 3600 >/dev/null 2>&1 &
+serve=$!
+sleep 1
+out=(); in=()
+for _ in $(seq "$runs"); do
+  # MB/s from the tool's closing line; Gbit/s = MB/s * 8 / 1000.
+  out+=("$(in_ns "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+  in+=("$(in_ns "$bin" peer put "$big" 192.168.69.1:7002 -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+done
+kill "$serve"; wait "$serve" 2>/dev/null || true
+ringnet_out=$(printf '%s\n' "${out[@]}" | median)
+ringnet_in=$(printf '%s\n' "${in[@]}" | median)
+
+smoltcp() {
+  in_ns "$anchor" --tap tap0 "$1" 2>/dev/null \
+    | sed -n 's/throughput: \([0-9.]*\) Gbps/\1/p'
+}
+reader=(); writer=()
+for _ in $(seq "$runs"); do
+  reader+=("$(smoltcp reader)")
+  writer+=("$(smoltcp writer)")
+done
+smoltcp_out=$(printf '%s\n' "${reader[@]}" | median)
+smoltcp_in=$(printf '%s\n' "${writer[@]}" | median)
+
+awk -v ro="$ringnet_out" -v ri="$ringnet_in" -v so="$smoltcp_out" -v si="$smoltcp_in" 'BEGIN {
+  printf "device -> Linux: ringnet %.2f Gbit/s (file out, pattern), smoltcp benchmark reader %.2f Gbit/s: ratio %.2f\n", ro*8/1000, so, ro*8/1000/so
+  printf "Linux -> device: ringnet %.2f Gbit/s (file in, SHA-256), smoltcp benchmark writer %.2f Gbit/s: ratio %.2f\n", ri*8/1000, si, ri*8/1000/si
+}'
