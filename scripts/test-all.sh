@@ -6,6 +6,26 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "system packages the tap and QEMU tests use"
+missing=()
+command -v nc >/dev/null || missing+=(netcat-openbsd)
+command -v tshark >/dev/null || missing+=(tshark)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v python3 >/dev/null || missing+=(python3)
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif [ -n "${CI:-}" ]; then
+    echo "missing ${missing[*]} and not root: cannot install them" >&2
+    exit 1
+  else
+    echo "missing ${missing[*]}: the tap tests will say they are skipped (sudo apt-get install ${missing[*]})"
+  fi
+fi
+echo "packages checked"
+
 step "toolchain (rust-toolchain.toml) and the thumbv7m-none-eabi target"
 rustup show active-toolchain
 rustup target add thumbv7m-none-eabi
@@ -20,7 +40,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "the core builds for thumbv7m-none-eabi: no_std, no alloc"
 cargo build --lib --target thumbv7m-none-eabi
 
-step "unit and scenario tests"
+step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace
 
 step "the demo runs to the end and checks what it shows"
