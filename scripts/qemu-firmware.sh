@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Boots a ringnet firmware image under QEMU's lm3s6965evb with the Stellaris Ethernet.
+#   scripts/qemu-firmware.sh IMAGE                       # user-mode networking, services on 127.0.0.1
+#   NET=tap TAP=tap0 scripts/qemu-firmware.sh IMAGE      # on a tap (run it inside a namespace)
+#   PCAP=file.pcap ...                                   # also dump every frame (filter-dump)
+# Host ports under user-mode networking (all bound to 127.0.0.1 only):
+#   TCP 17007 -> 7 echo, 17001 -> 7001 file out, 17002 -> 7002 file in, 17003 -> 7003 transfer
+#   UDP 19000 -> 9000 report, 19001 -> 9001 stats
+# The UART log goes to stdout; a panic ends QEMU with a failure status (semihosting).
+set -euo pipefail
+image=${1:?usage: $0 IMAGE}
+base=${PORT_BASE:-17000}
+udp_base=${UDP_PORT_BASE:-19000}
+case "${NET:-user}" in
+  user)
+    fwd="hostfwd=tcp:127.0.0.1:$((base + 7))-10.0.2.15:7"
+    for port in 7001 7002 7003; do
+      fwd+=",hostfwd=tcp:127.0.0.1:$((base + port - 7000))-10.0.2.15:$port"
+    done
+    for port in 9000 9001; do
+      fwd+=",hostfwd=udp:127.0.0.1:$((udp_base + port - 9000))-10.0.2.15:$port"
+    done
+    netdev="user,id=net0,net=10.0.2.0/24,host=10.0.2.2,$fwd"
+    ;;
+  tap)
+    netdev="tap,id=net0,ifname=${TAP:-tap0},script=no,downscript=no"
+    ;;
+  *)
+    echo "NET must be user or tap" >&2
+    exit 2
+    ;;
+esac
+dump=()
+if [ -n "${PCAP:-}" ]; then
+  dump=(-object "filter-dump,id=dump0,netdev=net0,file=$PCAP")
+fi
+exec qemu-system-arm -machine lm3s6965evb -nographic -monitor none -serial stdio \
+  -semihosting-config enable=on,target=native \
+  -netdev "$netdev" -net nic,netdev=net0,model=stellaris "${dump[@]}" \
+  -kernel "$image"
