@@ -43,6 +43,10 @@ cargo build --lib --target thumbv7m-none-eabi
 step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace
 
+step "firmware: clippy, format, then boot it under QEMU and test it from Linux"
+(cd firmware && cargo fmt --check && cargo clippy --quiet --release -- -D warnings)
+bash scripts/test-firmware.sh
+
 step "the demo runs to the end and checks what it shows"
 cargo run --release -p host-sim -- demo > target/demo.log
 tail -n 1 target/demo.log

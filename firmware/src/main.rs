@@ -227,6 +227,18 @@ unsafe fn DefaultHandler(irqn: i16) {
     }
 }
 
+/// A fault (a stack overflow into the statics, a bad access) ends QEMU with a failure
+/// status too, rather than spinning in the default handler.
+#[exception]
+unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(uart::Uart, "HARD FAULT at pc {:#010x}", frame.pc());
+    cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::bkpt();
+    }
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     use core::fmt::Write;
