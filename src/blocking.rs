@@ -114,6 +114,17 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
         self.driver
     }
 
+    /// Lets the world run for `duration`, as `time.sleep` does in a program whose sockets
+    /// the kernel keeps serving meanwhile.
+    pub fn sleep(&mut self, duration: Duration) {
+        let until = self.driver.now() + duration;
+        while self.driver.now() < until {
+            if self.driver.wait(self.stack, Some(until)) == Progress::Stalled {
+                break;
+            }
+        }
+    }
+
     fn timeouts(&self, handle: SocketHandle) -> (Option<Duration>, Option<Duration>) {
         self.stack.slot(handle).map_or((None, None), |slot| {
             (slot.options.recv_timeout, slot.options.send_timeout)

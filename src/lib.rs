@@ -29,6 +29,8 @@
 //!   report, stats query, broadcast beacon), as poll-driven state machines.
 //! - [`transfer`]: verified file transfer (put and get, resumable, SHA-256 checked),
 //!   server and client, over any [`transfer::Store`].
+//! - [`http`]: a small HTTP/1.1 server (GET, HEAD, PUT, OPTIONS, ranges, persistent
+//!   connections, `/stats` as JSON) on the same stores.
 //! - [`sim`]: a simulated Ethernet hub with seeded faults and a virtual clock, so that two or
 //!   more stacks can be driven against each other in-process, deterministically.
 //!
@@ -43,6 +45,7 @@
 
 pub mod blocking;
 pub mod framing;
+pub mod http;
 pub mod observe;
 pub mod phy;
 pub mod services;

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};
@@ -12,54 +10,6 @@ use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError,
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use sha2::{Digest, Sha256};
 use support::*;
-
-/// Files in a HashMap; uploads kept apart until committed.
-#[derive(Default)]
-struct MemStore {
-    files: HashMap<String, Vec<u8>>,
-}
-
-struct MemUpload {
-    name: String,
-    data: Vec<u8>,
-}
-
-impl Store for MemStore {
-    type Upload = MemUpload;
-    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
-        self.files
-            .get(name)
-            .map(|f| f.len() as u64)
-            .ok_or(StoreError::NotFound)
-    }
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let file = self.files.get(name).ok_or(StoreError::NotFound)?;
-        let start = (offset as usize).min(file.len());
-        let n = (file.len() - start).min(buf.len());
-        buf[..n].copy_from_slice(&file[start..start + n]);
-        Ok(n)
-    }
-    fn begin(&mut self, name: &str, _: u64) -> Result<MemUpload, StoreError> {
-        Ok(MemUpload {
-            name: name.into(),
-            data: Vec::new(),
-        })
-    }
-    fn write(&mut self, upload: &mut MemUpload, data: &[u8]) -> Result<(), StoreError> {
-        upload.data.extend_from_slice(data);
-        Ok(())
-    }
-    fn commit(&mut self, upload: MemUpload) -> Result<(), StoreError> {
-        self.files.insert(upload.name, upload.data);
-        Ok(())
-    }
-    fn abort(&mut self, _: MemUpload) {}
-    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
-        for (name, data) in &self.files {
-            f(name, data.len() as u64);
-        }
-    }
-}
 
 fn lossy(p: f32) -> Faults {
     Faults {

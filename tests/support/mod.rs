@@ -2,11 +2,14 @@
 //! host code only: the core itself never allocates).
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+
 use ringnet::sim::{Faults, PortQueue, Wire};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::storage::PacketMetadata as WireMetadata;
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 use ringnet::socket::udp::UdpBuffer;
+use ringnet::transfer::{Store, StoreError};
 use ringnet::{Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig, StackResources};
 
 /// Ports of the stacks on the wire.
@@ -168,5 +171,55 @@ impl<const PORTS: usize> World<PORTS> {
         };
         assert_eq!(peer, self.stacks[A].local_addr(client).unwrap());
         (client, accepted, listener)
+    }
+}
+
+/// Files in a HashMap; uploads kept apart until committed.
+#[derive(Default)]
+pub struct MemStore {
+    /// The committed files.
+    pub files: HashMap<String, Vec<u8>>,
+}
+
+/// An upload into a [`MemStore`].
+pub struct MemUpload {
+    name: String,
+    data: Vec<u8>,
+}
+
+impl Store for MemStore {
+    type Upload = MemUpload;
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.files
+            .get(name)
+            .map(|f| f.len() as u64)
+            .ok_or(StoreError::NotFound)
+    }
+    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let file = self.files.get(name).ok_or(StoreError::NotFound)?;
+        let start = (offset as usize).min(file.len());
+        let n = (file.len() - start).min(buf.len());
+        buf[..n].copy_from_slice(&file[start..start + n]);
+        Ok(n)
+    }
+    fn begin(&mut self, name: &str, _: u64) -> Result<MemUpload, StoreError> {
+        Ok(MemUpload {
+            name: name.into(),
+            data: Vec::new(),
+        })
+    }
+    fn write(&mut self, upload: &mut MemUpload, data: &[u8]) -> Result<(), StoreError> {
+        upload.data.extend_from_slice(data);
+        Ok(())
+    }
+    fn commit(&mut self, upload: MemUpload) -> Result<(), StoreError> {
+        self.files.insert(upload.name, upload.data);
+        Ok(())
+    }
+    fn abort(&mut self, _: MemUpload) {}
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        for (name, data) in &self.files {
+            f(name, data.len() as u64);
+        }
     }
 }

@@ -1,0 +1,818 @@
+use core::fmt::{self, Write as _};
+
+use heapless::{String, Vec};
+
+use crate::observe::StatsRow;
+use crate::services::{tx_room, ServiceError};
+use crate::socket::tcp::{RecvError, SendError};
+use crate::transfer::{validate_name, Store, StoreError};
+use crate::{Duration, Instant, SocketHandle, Stack};
+
+/// Longest request head (request line and headers) accepted.
+pub const HEAD_MAX: usize = 1024;
+/// How long a client may stay silent (mid-request, or idle between requests).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+/// Room for a response head or a short generated body.
+const OUT_MAX: usize = 512;
+/// Headers parsed per request.
+const MAX_HEADERS: usize = 16;
+const ALLOW: &str = "GET, HEAD, PUT, OPTIONS";
+
+/// What a response's body is.
+enum Body {
+    None,
+    /// Bytes `next..end` of a stored file.
+    File {
+        name: String<128>,
+        next: u64,
+        end: u64,
+    },
+    /// Bytes `next..` of the server's snapshot (the file list, or the stats).
+    Snapshot {
+        next: usize,
+    },
+}
+
+enum Phase<U> {
+    /// Reading a request head.
+    Head,
+    /// Receiving a PUT body into the store.
+    Upload {
+        upload: Option<U>,
+        remaining: u64,
+        keep_alive: bool,
+    },
+    /// Sending `out` and then the body.
+    Respond { body: Body, keep_alive: bool },
+    /// The response is out and writing is shut down: reading and discarding what the
+    /// client still sends until it closes, so that closing with unread data (which resets
+    /// the connection) cannot destroy the response in flight.
+    Linger { until: Instant },
+}
+
+struct Connection<U> {
+    socket: SocketHandle,
+    phase: Phase<U>,
+    head: Vec<u8, HEAD_MAX>,
+    out: Vec<u8, OUT_MAX>,
+    out_sent: usize,
+    last_activity: Instant,
+}
+
+/// A writer into a fixed buffer that counts what did not fit.
+struct Out<'b, const N: usize> {
+    buf: &'b mut Vec<u8, N>,
+}
+
+impl<const N: usize> fmt::Write for Out<'_, N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.buf
+            .extend_from_slice(s.as_bytes())
+            .map_err(|_| fmt::Error)
+    }
+}
+
+/// Room for a generated body (the file list, the stats), taken whole when the request
+/// arrives so that its `Content-Length` is exact even as the counters move on.
+const SNAPSHOT_MAX: usize = 4096;
+
+/// The generated body being sent, and to whom.
+struct Snapshot {
+    bytes: Vec<u8, SNAPSHOT_MAX>,
+    owner: Option<SocketHandle>,
+}
+
+/// The HTTP/1.1 server: up to `CONNS` connections, one of them kept to say `503`.
+pub struct HttpServer<S: Store, const CONNS: usize> {
+    listener: SocketHandle,
+    store: S,
+    connections: Vec<Connection<S::Upload>, CONNS>,
+    snapshot: Snapshot,
+    idle_timeout: Duration,
+    served: u32,
+}
+
+impl<S: Store, const CONNS: usize> HttpServer<S, CONNS> {
+    /// Listens on `port` with `backlog` (at most `CONNS` fresh stream sockets), serving
+    /// the files of `store`.
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+        store: S,
+    ) -> Result<Self, ServiceError> {
+        if backlog.len() > CONNS {
+            return Err(ServiceError::TooManySockets);
+        }
+        Ok(HttpServer {
+            listener: stack.listen(port, backlog)?,
+            store,
+            connections: Vec::new(),
+            snapshot: Snapshot {
+                bytes: Vec::new(),
+                owner: None,
+            },
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            served: 0,
+        })
+    }
+
+    /// Changes the idle timeout.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// The store.
+    pub fn store(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Responses sent so far.
+    pub fn served(&self) -> u32 {
+        self.served
+    }
+
+    /// Connections open now.
+    pub fn active(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Accepts, reads, answers; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
+        while let Ok((socket, _)) = stack.accept(self.listener) {
+            let mut conn = Connection {
+                socket,
+                phase: Phase::Head,
+                head: Vec::new(),
+                out: Vec::new(),
+                out_sent: 0,
+                last_activity: now,
+            };
+            if self.connections.len() + 1 >= CONNS {
+                log::warn!(
+                    "{}: http tcp{socket}: every connection busy: 503",
+                    stack.name()
+                );
+                respond(
+                    &mut conn,
+                    503,
+                    "Service Unavailable",
+                    false,
+                    "all connections are busy\n",
+                );
+            }
+            if let Err(conn) = self.connections.push(conn) {
+                let _ = stack.abort(conn.socket);
+            }
+        }
+        let mut shared = Shared {
+            store: &mut self.store,
+            snapshot: &mut self.snapshot,
+            served: &mut self.served,
+        };
+        let timeout = self.idle_timeout;
+        self.connections.retain_mut(|conn| {
+            let keep = advance(stack, &mut shared, conn, now, timeout);
+            if !keep && shared.snapshot.owner == Some(conn.socket) {
+                shared.snapshot.owner = None;
+            }
+            keep
+        });
+    }
+}
+
+/// What every connection of a server shares.
+struct Shared<'s, S: Store> {
+    store: &'s mut S,
+    snapshot: &'s mut Snapshot,
+    served: &'s mut u32,
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        206 => "Partial Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// Queues a complete response with a short text body.
+fn respond<U>(conn: &mut Connection<U>, status: u16, _text: &str, keep_alive: bool, body: &str) {
+    let mut head = head_start(conn, status, keep_alive);
+    let _ = write!(
+        head,
+        "Content-Type: text/plain\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if status == 405 || status == 501 {
+        let _ = write!(head, "Allow: {ALLOW}\r\n");
+    }
+    let _ = write!(head, "\r\n{body}");
+    conn.phase = Phase::Respond {
+        body: Body::None,
+        keep_alive,
+    };
+}
+
+/// Starts a response head in `conn.out` (after anything still unsent).
+fn head_start<U>(conn: &mut Connection<U>, status: u16, keep_alive: bool) -> Out<'_, OUT_MAX> {
+    if conn.out_sent == conn.out.len() {
+        conn.out.clear();
+        conn.out_sent = 0;
+    }
+    let mut out = Out { buf: &mut conn.out };
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nServer: ringnet\r\nConnection: {connection}\r\n",
+        reason(status)
+    );
+    out
+}
+
+/// Percent-decodes a request path into a store name; `None` if malformed.
+fn decode_name(path: &str) -> Option<String<128>> {
+    let path = path.split('?').next()?.strip_prefix('/')?;
+    let mut name: Vec<u8, 128> = Vec::new();
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = if bytes[i] == b'%' {
+            let hex = core::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            i += 3;
+            u8::from_str_radix(hex, 16).ok()?
+        } else {
+            i += 1;
+            bytes[i - 1]
+        };
+        name.push(byte).ok()?;
+    }
+    let name = validate_name(&name).ok()?;
+    String::try_from(name).ok()
+}
+
+/// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N` against a file of `len` bytes.
+/// `Some(Ok(range))`, `Some(Err(()))` when unsatisfiable, `None` to ignore the header.
+fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let (start, end) = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            if n == 0 {
+                return Some(Err(()));
+            }
+            (len.saturating_sub(n), len)
+        }
+        (s, "") => (s.parse().ok()?, len),
+        (s, e) => {
+            let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
+            if e < s {
+                return None;
+            }
+            (s, (e + 1).min(len))
+        }
+    };
+    if start >= len {
+        return Some(Err(()));
+    }
+    Some(Ok((start, end)))
+}
+
+fn json_row(out: &mut dyn fmt::Write, row: &StatsRow, first: bool) -> fmt::Result {
+    let s = &row.stats;
+    write!(
+        out,
+        "{}{{\"socket\":\"{}{}\",\"port\":{},\"rx\":[{},{}],\"tx\":[{},{}],\"bytes_in\":{},\"bytes_out\":{},\"rx_high_water\":{},\"tx_high_water\":{},\"rx_blocks\":{},\"tx_blocks\":{},\"blocked_ms\":{},\"rx_full\":{},\"tx_full\":{},\"zero_windows\":{},\"drops\":{},\"truncations\":{}}}",
+        if first { "" } else { "," },
+        row.kind,
+        row.handle,
+        row.local_port,
+        row.rx.0,
+        row.rx.1,
+        row.tx.0,
+        row.tx.1,
+        s.bytes_in,
+        s.bytes_out,
+        s.rx_high_water,
+        s.tx_high_water,
+        s.rx_blocks,
+        s.tx_blocks,
+        s.time_blocked.total_millis(),
+        s.rx_full_events,
+        s.tx_full_events,
+        s.zero_windows,
+        s.rx_drops,
+        s.truncations
+    )
+}
+
+/// Writes the file list into `out`, a line per file, as many as fit.
+fn write_listing<S: Store>(store: &mut S, out: &mut Vec<u8, SNAPSHOT_MAX>) {
+    store.for_each(&mut |name, size| {
+        let mut line: String<160> = String::new();
+        let _ = writeln!(line, "{name} {size}");
+        let _ = out.extend_from_slice(line.as_bytes());
+    });
+}
+
+/// Writes the stats as JSON into `out`: every row that fits, and always a valid document.
+fn write_stats(stack: &Stack<'_>, out: &mut Vec<u8, SNAPSHOT_MAX>) {
+    let _ = write!(
+        Out { buf: out },
+        "{{\"host\":\"{}\",\"sockets\":[",
+        stack.name()
+    );
+    let mut complete = true;
+    for (i, row) in stack.stats_rows().enumerate() {
+        let mut item: Vec<u8, 512> = Vec::new();
+        let _ = json_row(&mut Out { buf: &mut item }, &row, i == 0);
+        // Keep room for the closing bytes.
+        if out.len() + item.len() + 32 > SNAPSHOT_MAX {
+            complete = false;
+            break;
+        }
+        let _ = out.extend_from_slice(&item);
+    }
+    let _ = writeln!(Out { buf: out }, "],\"complete\":{complete}}}");
+}
+
+/// Acts on a complete request head; `consumed` bytes of `conn.head` were the head.
+fn start<S: Store>(
+    stack: &Stack<'_>,
+    shared: &mut Shared<'_, S>,
+    conn: &mut Connection<S::Upload>,
+    consumed: usize,
+) {
+    let store = &mut *shared.store;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let head = conn.head.clone();
+    if !matches!(request.parse(&head), Ok(httparse::Status::Complete(_))) {
+        respond(conn, 400, "", false, "malformed request\n");
+        return;
+    }
+    let method = request.method.unwrap_or("");
+    let path = request.path.unwrap_or("/");
+    let version = request.version.unwrap_or(0);
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| core::str::from_utf8(h.value).ok())
+    };
+    let wants_close = header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let content_length = header("Content-Length").map(|v| v.trim().parse::<u64>());
+    let chunked = header("Transfer-Encoding").is_some();
+    let has_body = chunked
+        || matches!(content_length, Some(Ok(n)) if n > 0)
+        || matches!(content_length, Some(Err(_)));
+    // A body we will not read makes the stream unusable for a next request.
+    let mut keep_alive = version == 1 && !wants_close;
+    log::info!(
+        "{}: http tcp{} {method} {path} HTTP/1.{version}",
+        stack.name(),
+        conn.socket
+    );
+    // Keep what followed the head: a PUT body's start, or a pipelined request.
+    let rest = conn.head.len() - consumed;
+    conn.head.copy_within(consumed.., 0);
+    conn.head.truncate(rest);
+
+    match method {
+        "GET" | "HEAD" => {
+            keep_alive &= !has_body;
+            let body = match path {
+                // `next` tells the two apart until the snapshot is taken.
+                "/" => Body::Snapshot { next: 0 },
+                "/stats" => Body::Snapshot { next: 1 },
+                _ => {
+                    let Some(name) = decode_name(path) else {
+                        respond(conn, 404, "", keep_alive, "not found\n");
+                        return;
+                    };
+                    let Ok(len) = store.size(&name) else {
+                        respond(conn, 404, "", keep_alive, "not found\n");
+                        return;
+                    };
+                    let range = header("Range").and_then(|r| parse_range(r, len));
+                    let (status, start, end) = match range {
+                        Some(Err(())) => {
+                            let mut out = head_start(conn, 416, keep_alive);
+                            let _ = write!(
+                                out,
+                                "Content-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n"
+                            );
+                            conn.phase = Phase::Respond {
+                                body: Body::None,
+                                keep_alive,
+                            };
+                            return;
+                        }
+                        Some(Ok((s, e))) => (206, s, e),
+                        None => (200, 0, len),
+                    };
+                    let mut out = head_start(conn, status, keep_alive);
+                    let _ = write!(out, "Content-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\nContent-Length: {}\r\n", end - start);
+                    if status == 206 {
+                        let _ = write!(
+                            out,
+                            "Content-Range: bytes {start}-{}/{len}\r\n",
+                            end.saturating_sub(1)
+                        );
+                    }
+                    let _ = out.write_str("\r\n");
+                    let body = if method == "HEAD" {
+                        Body::None
+                    } else {
+                        Body::File {
+                            name,
+                            next: start,
+                            end,
+                        }
+                    };
+                    conn.phase = Phase::Respond { body, keep_alive };
+                    return;
+                }
+            };
+            if shared
+                .snapshot
+                .owner
+                .is_some_and(|owner| owner != conn.socket)
+            {
+                respond(conn, 503, "", keep_alive, "busy with another listing\n");
+                return;
+            }
+            let snapshot = &mut *shared.snapshot;
+            snapshot.bytes.clear();
+            let kind = if matches!(body, Body::Snapshot { next: 1 }) {
+                write_stats(stack, &mut snapshot.bytes);
+                "application/json"
+            } else {
+                write_listing(store, &mut snapshot.bytes);
+                "text/plain"
+            };
+            let len = snapshot.bytes.len();
+            let mut out = head_start(conn, 200, keep_alive);
+            let _ = write!(out, "Content-Type: {kind}\r\nContent-Length: {len}\r\n\r\n");
+            let body = if method == "HEAD" {
+                Body::None
+            } else {
+                snapshot.owner = Some(conn.socket);
+                Body::Snapshot { next: 0 }
+            };
+            conn.phase = Phase::Respond { body, keep_alive };
+        }
+        "PUT" => {
+            let Some(name) = decode_name(path) else {
+                respond(conn, 400, "", false, "bad file name\n");
+                return;
+            };
+            if chunked {
+                respond(conn, 501, "", false, "chunked uploads are not supported\n");
+                return;
+            }
+            let length = match content_length {
+                Some(Ok(n)) => n,
+                Some(Err(_)) => return respond(conn, 400, "", false, "bad Content-Length\n"),
+                None => return respond(conn, 411, "", false, "Content-Length required\n"),
+            };
+            match store.begin(&name, length) {
+                Ok(upload) => {
+                    if header("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+                        let _ = conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    }
+                    conn.phase = Phase::Upload {
+                        upload: Some(upload),
+                        remaining: length,
+                        keep_alive,
+                    };
+                }
+                Err(StoreError::NoSpace) => {
+                    respond(conn, 413, "", false, "the file does not fit\n")
+                }
+                Err(StoreError::Busy) => {
+                    respond(conn, 503, "", false, "another upload is in progress\n")
+                }
+                Err(_) => respond(conn, 500, "", false, "the store failed\n"),
+            }
+        }
+        "OPTIONS" => {
+            keep_alive &= !has_body;
+            let mut out = head_start(conn, 204, keep_alive);
+            let _ = write!(out, "Allow: {ALLOW}\r\nContent-Length: 0\r\n\r\n");
+            conn.phase = Phase::Respond {
+                body: Body::None,
+                keep_alive,
+            };
+        }
+        "POST" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => respond(
+            conn,
+            405,
+            "",
+            keep_alive && !has_body,
+            "method not allowed\n",
+        ),
+        _ => respond(conn, 501, "", false, "method not implemented\n"),
+    }
+}
+
+/// Moves one connection forward; `false` when it is finished.
+fn advance<S: Store>(
+    stack: &mut Stack<'_>,
+    shared: &mut Shared<'_, S>,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+    timeout: Duration,
+) -> bool {
+    let socket = conn.socket;
+    let mut buf = [0u8; 512];
+    loop {
+        // Flush the pending head (or short body) first.
+        while conn.out_sent < conn.out.len() {
+            match stack.send(socket, &conn.out[conn.out_sent..]) {
+                Ok(n) => {
+                    conn.out_sent += n;
+                    conn.last_activity = now;
+                }
+                Err(SendError::WouldBlock) => return true,
+                Err(_) => return drop_connection(stack, &mut *shared.store, conn),
+            }
+        }
+        match &mut conn.phase {
+            Phase::Head => {
+                if let Some(consumed) = complete_head(conn) {
+                    start(stack, shared, conn, consumed);
+                    continue;
+                }
+                if conn.head.is_full() {
+                    let line_ends = conn.head.windows(2).any(|w| w == b"\r\n");
+                    let (status, why) = if line_ends {
+                        (431, "request head too large\n")
+                    } else {
+                        (414, "request line too long\n")
+                    };
+                    respond(conn, status, "", false, why);
+                    continue;
+                }
+                let room = (HEAD_MAX - conn.head.len()).min(buf.len());
+                match stack.recv(socket, &mut buf[..room]) {
+                    Ok(0) => {
+                        let _ = stack.close(socket);
+                        return false;
+                    }
+                    Ok(n) => {
+                        let _ = conn.head.extend_from_slice(&buf[..n]);
+                        conn.last_activity = now;
+                    }
+                    Err(RecvError::WouldBlock) => break,
+                    Err(_) => return drop_connection(stack, &mut *shared.store, conn),
+                }
+            }
+            Phase::Upload {
+                upload,
+                remaining,
+                keep_alive,
+            } => {
+                // Body bytes that came with the head first.
+                let take = (conn.head.len() as u64).min(*remaining) as usize;
+                if take > 0 {
+                    let mut chunk = [0u8; 512];
+                    let part = take.min(chunk.len());
+                    chunk[..part].copy_from_slice(&conn.head[..part]);
+                    conn.head.copy_within(part.., 0);
+                    let left = conn.head.len() - part;
+                    conn.head.truncate(left);
+                    if !store_body(&mut *shared.store, upload, &chunk[..part], remaining) {
+                        respond(conn, 500, "", false, "the store failed\n");
+                        continue;
+                    }
+                    continue;
+                }
+                if *remaining == 0 {
+                    let keep_alive = *keep_alive;
+                    if let Some(up) = upload.take() {
+                        if shared.store.commit(up).is_err() {
+                            respond(conn, 500, "", false, "the store could not commit\n");
+                            continue;
+                        }
+                    }
+                    respond(conn, 201, "", keep_alive, "stored\n");
+                    continue;
+                }
+                let want = (*remaining).min(buf.len() as u64) as usize;
+                match stack.recv(socket, &mut buf[..want]) {
+                    Ok(0) => {
+                        log::warn!(
+                            "{}: http tcp{socket}: upload cut short, discarded",
+                            stack.name()
+                        );
+                        return drop_connection(stack, &mut *shared.store, conn);
+                    }
+                    Ok(n) => {
+                        conn.last_activity = now;
+                        let data = buf;
+                        if !store_body(&mut *shared.store, upload, &data[..n], remaining) {
+                            respond(conn, 500, "", false, "the store failed\n");
+                        }
+                    }
+                    Err(RecvError::WouldBlock) => break,
+                    Err(_) => return drop_connection(stack, &mut *shared.store, conn),
+                }
+            }
+            Phase::Respond { body, keep_alive } => {
+                let keep_alive = *keep_alive;
+                match body {
+                    Body::None => {}
+                    Body::File { name, next, end } => {
+                        while *next < *end {
+                            let room = tx_room(stack, socket)
+                                .min(buf.len())
+                                .min((*end - *next) as usize);
+                            if room == 0 {
+                                return check_timeout(
+                                    stack,
+                                    &mut *shared.store,
+                                    conn,
+                                    now,
+                                    timeout,
+                                );
+                            }
+                            let n = match shared.store.read_at(name, *next, &mut buf[..room]) {
+                                Ok(n) if n > 0 => n,
+                                _ => return drop_connection(stack, &mut *shared.store, conn),
+                            };
+                            match stack.send(socket, &buf[..n]) {
+                                Ok(sent) => {
+                                    *next += sent as u64;
+                                    conn.last_activity = now;
+                                }
+                                Err(SendError::WouldBlock) => return true,
+                                Err(_) => return drop_connection(stack, &mut *shared.store, conn),
+                            }
+                        }
+                    }
+                    Body::Snapshot { next } => {
+                        let bytes = &shared.snapshot.bytes;
+                        while *next < bytes.len() {
+                            match stack.send(socket, &bytes[*next..]) {
+                                Ok(n) => {
+                                    *next += n;
+                                    conn.last_activity = now;
+                                }
+                                Err(SendError::WouldBlock) => return true,
+                                Err(_) => return drop_connection(stack, &mut *shared.store, conn),
+                            }
+                        }
+                        shared.snapshot.owner = None;
+                    }
+                }
+                *shared.served += 1;
+                if keep_alive {
+                    conn.phase = Phase::Head;
+                    continue;
+                }
+                let _ = stack.shutdown_write(socket);
+                conn.phase = Phase::Linger {
+                    until: now + LINGER,
+                };
+            }
+            Phase::Linger { until } => match stack.recv(socket, &mut buf) {
+                Ok(0) => {
+                    let _ = stack.close(socket);
+                    return false;
+                }
+                Ok(_) => {}
+                Err(RecvError::WouldBlock) if now < *until => return true,
+                Err(_) => {
+                    let _ = stack.abort(socket);
+                    return false;
+                }
+            },
+        }
+    }
+    check_timeout(stack, &mut *shared.store, conn, now, timeout)
+}
+
+fn store_body<S: Store>(
+    store: &mut S,
+    upload: &mut Option<S::Upload>,
+    data: &[u8],
+    remaining: &mut u64,
+) -> bool {
+    *remaining -= data.len() as u64;
+    match upload.as_mut() {
+        Some(up) => store.write(up, data).is_ok(),
+        None => false,
+    }
+}
+
+/// Where the request head ends, if it is complete.
+fn complete_head<U>(conn: &Connection<U>) -> Option<usize> {
+    conn.head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
+}
+
+fn check_timeout<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+    timeout: Duration,
+) -> bool {
+    if now - conn.last_activity <= timeout {
+        return true;
+    }
+    log::warn!(
+        "{}: http tcp{}: silent for {}: 408",
+        stack.name(),
+        conn.socket,
+        now - conn.last_activity
+    );
+    if let Phase::Upload { upload, .. } = &mut conn.phase {
+        if let Some(up) = upload.take() {
+            store.abort(up);
+        }
+    }
+    conn.out.clear();
+    conn.out_sent = 0;
+    respond(conn, 408, "", false, "request timeout\n");
+    let _ = stack.send(conn.socket, &conn.out);
+    let _ = stack.close(conn.socket);
+    false
+}
+
+fn drop_connection<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+) -> bool {
+    if let Phase::Upload { upload, .. } = &mut conn.phase {
+        if let Some(up) = upload.take() {
+            store.abort(up);
+        }
+    }
+    let _ = stack.abort(conn.socket);
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_decoded_and_traversal_is_refused() {
+        assert_eq!(decode_name("/a%20b.txt").as_deref(), Some("a b.txt"));
+        assert_eq!(decode_name("/file?x=1").as_deref(), Some("file"));
+        for bad in [
+            "/../etc/passwd",
+            "/%2e%2e%2fetc%2fpasswd",
+            "/..%2Fx",
+            "/a/b",
+            "/%zz",
+            "/%2",
+            "/",
+            "/.hidden",
+        ] {
+            assert_eq!(decode_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 10))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 100))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 100))));
+        assert_eq!(parse_range("bytes=50-500", 100), Some(Ok((50, 100))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(
+            parse_range("bytes=0-1,5-6", 100),
+            None,
+            "multiple ranges: served whole"
+        );
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

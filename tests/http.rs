@@ -1,0 +1,340 @@
+//! The HTTP/1.1 server over the simulated wire, with a client stack speaking raw HTTP.
+
+mod support;
+
+use ringnet::blocking::Blocking;
+use ringnet::http::HttpServer;
+use ringnet::services::pattern_byte;
+use ringnet::sim::{Faults, PeerDriver};
+use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
+use sha2::{Digest, Sha256};
+use support::*;
+
+const PORT: u16 = 80;
+
+struct Response {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// A world with an HTTP server of `CONNS` connections on B, holding `files`.
+fn setup<const CONNS: usize>(files: &[(&str, Vec<u8>)]) -> (World<2>, HttpServer<MemStore, CONNS>) {
+    let mut w = pair(Faults::NONE, 70);
+    let backlog: Vec<_> = (0..CONNS)
+        .map(|_| tcp_socket(&mut w.stacks[B], 2048, 2048))
+        .collect();
+    let mut server =
+        HttpServer::new(&mut w.stacks[B], PORT, &backlog, MemStore::default()).unwrap();
+    for (name, data) in files {
+        server.store().files.insert(name.to_string(), data.clone());
+    }
+    (w, server)
+}
+
+/// Reads one response (head, then Content-Length bytes unless `head_only`).
+fn read_response<D: ringnet::blocking::Driver>(
+    sock: &mut Blocking<'_, 'static, D>,
+    conn: SocketHandle,
+    head_only: bool,
+) -> Response {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            sock.recv(conn, &mut byte),
+            Ok(1),
+            "the head ended early: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8(raw).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let mut response = Response {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    if status == 100 {
+        return read_response(sock, conn, head_only);
+    }
+    let len: usize = response
+        .header("Content-Length")
+        .map_or(0, |v| v.parse().unwrap());
+    if !head_only {
+        response.body = vec![0u8; len];
+        assert_eq!(sock.recv_exact(conn, &mut response.body), Ok(true));
+    }
+    response
+}
+
+fn pattern(size: usize) -> Vec<u8> {
+    (0..size as u64).map(pattern_byte).collect()
+}
+
+macro_rules! client {
+    ($w:ident, $server:ident, $sock:ident, $conn:ident) => {
+        let wire = $w.wire;
+        let (a, b) = $w.two(A, B);
+        let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+            $server.poll(b)
+        })
+        .with_app_tick(Duration::from_millis(50));
+        let mut $sock = Blocking::new(a, &mut driver);
+        let $conn = tcp_socket($sock.stack(), 4096, 4096);
+        $sock.connect($conn, ep(B, PORT)).unwrap();
+    };
+}
+
+#[test]
+fn gets_of_every_size_reuse_one_connection() {
+    let files = [
+        ("empty", vec![]),
+        ("one", vec![7]),
+        ("big", pattern(300_000)),
+    ];
+    let (mut w, mut server) = setup::<4>(&files);
+    client!(w, server, sock, conn);
+    for (name, data) in &files {
+        sock.send_all(
+            conn,
+            format!("GET /{name} HTTP/1.1\r\nHost: dev\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, 200, "{}", r.head);
+        assert_eq!(Sha256::digest(&r.body), Sha256::digest(data), "{name}");
+        assert_eq!(r.header("Accept-Ranges"), Some("bytes"));
+        assert_eq!(r.header("Connection"), Some("keep-alive"));
+    }
+    assert_eq!(server.served(), 3, "three responses on one connection");
+}
+
+#[test]
+fn head_has_the_headers_and_no_body_and_options_lists_methods() {
+    let (mut w, mut server) = setup::<4>(&[("f", pattern(1000))]);
+    client!(w, server, sock, conn);
+    sock.send_all(conn, b"HEAD /f HTTP/1.1\r\n\r\nOPTIONS * HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let head = read_response(&mut sock, conn, true);
+    assert_eq!(
+        (head.status, head.header("Content-Length")),
+        (200, Some("1000"))
+    );
+    let options = read_response(&mut sock, conn, false);
+    assert_eq!(
+        options.status, 204,
+        "the HEAD sent no body: the next response follows at once"
+    );
+    assert_eq!(options.header("Allow"), Some("GET, HEAD, PUT, OPTIONS"));
+}
+
+#[test]
+fn a_range_resumes_a_download_and_an_unsatisfiable_one_is_416() {
+    let file = pattern(50_000);
+    let (mut w, mut server) = setup::<4>(&[("f", file.clone())]);
+    client!(w, server, sock, conn);
+    sock.send_all(conn, b"GET /f HTTP/1.1\r\nRange: bytes=20000-\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut sock, conn, false);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("Content-Range"), Some("bytes 20000-49999/50000"));
+    assert_eq!(r.body, &file[20000..]);
+    sock.send_all(conn, b"GET /f HTTP/1.1\r\nRange: bytes=60000-\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut sock, conn, false);
+    assert_eq!(
+        (r.status, r.header("Content-Range")),
+        (416, Some("bytes */50000"))
+    );
+}
+
+#[test]
+fn put_stores_a_file_and_an_interrupted_put_leaves_none() {
+    let (mut w, mut server) = setup::<4>(&[]);
+    {
+        client!(w, server, sock, conn);
+        let body = pattern(20_000);
+        let head = format!(
+            "PUT /up.bin HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        sock.send_all(conn, head.as_bytes()).unwrap();
+        sock.send_all(conn, &body).unwrap();
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, 201, "{}", r.head);
+        sock.send_all(conn, b"GET /up.bin HTTP/1.1\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut sock, conn, false).body, body);
+        sock.send_all(
+            conn,
+            b"PUT /half.bin HTTP/1.1\r\nContent-Length: 1000\r\n\r\n",
+        )
+        .unwrap();
+        sock.send_all(conn, &[1; 500]).unwrap();
+        sock.flush(conn).unwrap();
+        sock.stack().abort(conn).unwrap();
+        // The server carries on: a new client lists the files.
+        let next = tcp_socket(sock.stack(), 4096, 4096);
+        sock.connect(next, ep(B, PORT)).unwrap();
+        sock.send_all(next, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let listing = read_response(&mut sock, next, false);
+        assert_eq!(String::from_utf8(listing.body).unwrap(), "up.bin 20000\n");
+        // Closing our side lets the server's lingering close finish.
+        sock.stack().shutdown_write(next).unwrap();
+        assert_eq!(sock.recv(next, &mut [0u8; 8]), Ok(0));
+        sock.sleep(Duration::from_millis(100));
+    }
+    assert!(server.store().files.contains_key("up.bin"));
+    assert!(
+        !server.store().files.contains_key("half.bin"),
+        "no partial file under the final name"
+    );
+    assert_eq!(server.active(), 0);
+}
+
+#[test]
+fn bad_requests_get_the_status_codes_users_expect() {
+    let (mut w, mut server) = setup::<4>(&[("f", vec![1, 2, 3])]);
+    let cases: [(&[u8], u16); 9] = [
+        (b"this is not http\r\n\r\n", 400),
+        (b"BREW /pot HTTP/1.1\r\n\r\n", 501),
+        (b"POST /f HTTP/1.1\r\n\r\n", 405),
+        (b"DELETE /f HTTP/1.1\r\n\r\n", 405),
+        (b"GET /../etc/passwd HTTP/1.1\r\n\r\n", 404),
+        (b"GET /%2e%2e%2fetc%2fpasswd HTTP/1.1\r\n\r\n", 404),
+        (b"GET /nothing HTTP/1.1\r\n\r\n", 404),
+        (b"PUT /x HTTP/1.1\r\n\r\n", 411),
+        (b"PUT /a%2fb HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 400),
+    ];
+    for (request, status) in cases {
+        client!(w, server, sock, conn);
+        sock.send_all(conn, request).unwrap();
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, status, "{}", String::from_utf8_lossy(request));
+        if status == 405 || status == 501 {
+            assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, OPTIONS"));
+        }
+        sock.stack().close(conn).unwrap();
+    }
+}
+
+#[test]
+fn oversize_heads_get_431_and_414() {
+    let (mut w, mut server) = setup::<4>(&[]);
+    for (request, status) in [
+        (
+            format!("GET / HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(2000)),
+            431,
+        ),
+        (format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(2000)), 414),
+    ] {
+        client!(w, server, sock, conn);
+        let _ = sock.send_all(conn, request.as_bytes());
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, status);
+        sock.stack().abort(conn).unwrap();
+    }
+}
+
+#[test]
+fn a_client_that_stops_half_way_gets_408_and_its_socket_is_freed() {
+    let (mut w, mut server) = setup::<4>(&[]);
+    server.set_idle_timeout(Duration::from_secs(2));
+    {
+        client!(w, server, sock, conn);
+        sock.stack()
+            .set_option(
+                conn,
+                SocketOption::RecvTimeout(Some(Duration::from_secs(10))),
+            )
+            .unwrap();
+        sock.send_all(conn, b"GET / HTTP/1.1\r\nHost: d").unwrap();
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, 408);
+        assert_eq!(r.header("Connection"), Some("close"));
+    }
+    assert_eq!(server.active(), 0);
+}
+
+#[test]
+fn more_clients_than_connections_are_served_or_told_503() {
+    let (mut w, mut server) = setup::<3>(&[("f", pattern(100))]);
+    let wire = w.wire;
+    let clients: Vec<_> = (0..3)
+        .map(|_| tcp_socket(&mut w.stacks[A], 1024, 1024))
+        .collect();
+    for &c in &clients {
+        w.stacks[A].connect(c, ep(B, PORT)).unwrap();
+    }
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    let mut statuses = Vec::new();
+    for &c in &clients {
+        sock.send_all(c, b"GET /f HTTP/1.1\r\n\r\n").unwrap();
+        statuses.push(read_response(&mut sock, c, false).status);
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![200, 200, 503],
+        "two served, the third told to come back"
+    );
+}
+
+#[test]
+fn stats_are_json_the_root_lists_files_and_http_1_0_closes() {
+    let (mut w, mut server) = setup::<4>(&[("a.txt", vec![0; 12]), ("b.bin", vec![0; 3])]);
+    client!(w, server, sock, conn);
+    sock.send_all(
+        conn,
+        b"GET /stats HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let stats = read_response(&mut sock, conn, false);
+    assert_eq!(stats.header("Content-Type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&stats.body).expect("valid JSON");
+    assert!(
+        json["sockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["port"] == 80),
+        "{json}"
+    );
+    let listing = read_response(&mut sock, conn, false);
+    let mut lines: Vec<_> = std::str::from_utf8(&listing.body)
+        .unwrap()
+        .lines()
+        .collect();
+    lines.sort();
+    assert_eq!(lines, vec!["a.txt 12", "b.bin 3"]);
+    assert_eq!(listing.header("Connection"), Some("close"));
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        sock.recv(conn, &mut buf),
+        Ok(0),
+        "closed after Connection: close"
+    );
+    let again = tcp_socket(sock.stack(), 2048, 2048);
+    sock.connect(again, ep(B, PORT)).unwrap();
+    sock.send_all(again, b"GET /b.bin HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut sock, again, false);
+    assert_eq!((r.status, r.header("Connection")), (200, Some("close")));
+    assert_eq!(sock.recv(again, &mut buf), Ok(0), "HTTP/1.0 closes");
+}
