@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use ringnet::http::HttpServer;
 use ringnet::services::{
     Beacon, Echo, FileOut, FileSource, Pattern, StatsQuery, UdpReport, BEACON_PORT, ECHO_PORT,
     FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT, TRANSFER_PORT,
@@ -17,6 +18,11 @@ use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
 
 use crate::tap::{HostClock, HostStore, TapDevice, TapError};
 use crate::transfer::{DirStore, LocalFile};
+
+/// HTTP's port.
+const HTTP_PORT: u16 = 80;
+/// HTTP connections at once (one of them answers 503 when the others are busy).
+const HTTP_CONNECTIONS: usize = 4;
 
 /// Sockets in the host's table: every service's backlog, its UDP sockets, and spares.
 const SOCKETS: usize = 48;
@@ -112,12 +118,18 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             "--rx-buf and --tx-buf must be at least 1 byte".into(),
         ));
     }
-    let files = match &config.files {
-        Some(dir) => {
-            Some(DirStore::new(dir).map_err(|e| ServeError::Config(format!("--files: {e}")))?)
-        }
-        None => None,
+    // The transfer and HTTP services each get a store on the same directory; without
+    // --files, uploads keep only their size and digest.
+    let open_files = || -> Result<HostStore, ServeError> {
+        Ok(match &config.files {
+            Some(dir) => HostStore::Dir(
+                DirStore::new(dir).map_err(|e| ServeError::Config(format!("--files: {e}")))?,
+            ),
+            None => HostStore::Digests(Box::new(DigestSink::new())),
+        })
     };
+    let transfer_store = open_files()?;
+    let http_store = open_files()?;
     let source: &'static dyn FileSource = match (&config.file, &config.files) {
         (Some(name), Some(dir)) => {
             let path = dir.join(name);
@@ -152,12 +164,15 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let mut file_in =
         ringnet::services::FileIn::new(&mut stack, FILE_IN_PORT, &sockets).map_err(service)?;
     let sockets = backlog(&mut stack, 2, rx, tx)?;
-    let store = match files {
-        Some(dir) => HostStore::Dir(dir),
-        None => HostStore::Digests(Box::new(DigestSink::new())),
-    };
-    let mut transfer =
-        TransferServer::new(&mut stack, TRANSFER_PORT, &sockets, store).map_err(service)?;
+    let mut transfer = TransferServer::new(&mut stack, TRANSFER_PORT, &sockets, transfer_store)
+        .map_err(service)?;
+    let sockets = backlog(&mut stack, HTTP_CONNECTIONS, rx, tx)?;
+    let mut http = Box::new(
+        HttpServer::<HostStore, HTTP_CONNECTIONS, 16384>::new(
+            &mut stack, HTTP_PORT, &sockets, http_store,
+        )
+        .map_err(service)?,
+    );
     let socket = udp_socket(&mut stack, 16, 16 * 1024)?;
     let mut report = UdpReport::<512>::new(&mut stack, socket, REPORT_PORT).map_err(service)?;
     let socket = udp_socket(&mut stack, 4, 4096)?;
@@ -174,7 +189,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     let end = config.duration.map(|d| clock.now() + d);
     log::info!(
-        "dev: serving on {} as {}: echo 7, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
+        "dev: serving on {} as {}: echo 7, http 80, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
         config.tap,
         config.ip,
         source.len()
@@ -185,6 +200,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         file_out.poll(&mut stack);
         file_in.poll(&mut stack);
         transfer.poll(&mut stack);
+        http.poll(&mut stack);
         report.poll(&mut stack);
         stats.poll(&mut stack);
         beacon.poll(&mut stack);

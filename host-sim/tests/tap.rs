@@ -404,3 +404,154 @@ fn serve_says_clearly_what_is_wrong() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad CIDR"));
 }
+
+fn write_pattern_file(path: &Path, size: u64) -> String {
+    let data: Vec<u8> = (0..size).map(pattern_byte).collect();
+    fs::write(path, &data).unwrap();
+    hex(&Sha256::digest(&data))
+}
+
+#[test]
+fn curl_and_python_speak_http_with_the_device() {
+    let Some(mut ns) = Netns::create("http") else {
+        return;
+    };
+    let files = ns.dir.join("files");
+    fs::create_dir_all(&files).unwrap();
+    let sizes = [
+        ("empty.bin", 0u64),
+        ("one.bin", 1),
+        ("mid.bin", 1 << 20),
+        ("big.bin", 16 << 20),
+    ];
+    let digests: Vec<String> = sizes
+        .iter()
+        .map(|(n, s)| write_pattern_file(&files.join(n), *s))
+        .collect();
+    ns.serve("--files files", "info");
+    let url = format!("http://{DEVICE}");
+    for ((name, _), digest) in sizes.iter().zip(&digests) {
+        let got = ns.ok(
+            &format!("curl -sf --max-time 60 {url}/{name} | sha256sum"),
+            90,
+        );
+        assert_eq!(
+            got.split_whitespace().next(),
+            Some(digest.as_str()),
+            "GET {name}"
+        );
+    }
+    let head = ns.ok(&format!("curl -sfI --max-time 10 {url}/mid.bin"), 20);
+    assert!(
+        head.contains("Content-Length: 1048576") && head.contains("Accept-Ranges: bytes"),
+        "{head}"
+    );
+
+    // curl -C - resumes from the length of the partial file.
+    let big: Vec<u8> = (0..16u64 << 20).map(pattern_byte).collect();
+    fs::write(ns.dir.join("partial.bin"), &big[..3_000_000]).unwrap();
+    ns.ok(
+        &format!("curl -sf --max-time 60 -C - -o partial.bin {url}/big.bin"),
+        90,
+    );
+    assert_eq!(
+        hex(&Sha256::digest(
+            fs::read(ns.dir.join("partial.bin")).unwrap()
+        )),
+        digests[3]
+    );
+
+    // curl -T uploads; the file appears whole under its name.
+    let upload_digest = write_pattern_file(&ns.dir.join("local.bin"), 500_000);
+    let code = ns.ok(&format!("curl -s --max-time 30 -o /dev/null -w '%{{http_code}}' -T local.bin {url}/uploaded.bin"), 40);
+    assert_eq!(code, "201");
+    assert_eq!(
+        hex(&Sha256::digest(
+            fs::read(files.join("uploaded.bin")).unwrap()
+        )),
+        upload_digest
+    );
+
+    // Two requests on one connection reuse it.
+    let verbose = ns.ok(
+        &format!(
+            "curl -sv --max-time 10 -o /dev/null -o /dev/null {url}/one.bin {url}/one.bin 2>&1"
+        ),
+        20,
+    );
+    assert!(
+        verbose.contains("e-using existing connection") || verbose.contains("Reusing existing"),
+        "{verbose}"
+    );
+
+    // Bad requests.
+    let first_line = |command: &str| ns.ok(command, 20).lines().next().unwrap_or("").to_string();
+    assert_eq!(
+        first_line(&format!(
+            "printf 'nonsense\\r\\n\\r\\n' | nc -N -w 3 {DEVICE} 80"
+        )),
+        "HTTP/1.1 400 Bad Request"
+    );
+    let code = |args: &str| {
+        ns.ok(
+            &format!("curl -s --max-time 10 -o /dev/null -w '%{{http_code}}' {args}"),
+            20,
+        )
+    };
+    assert_eq!(code(&format!("-X BREW {url}/one.bin")), "501");
+    assert_eq!(code(&format!("-X DELETE {url}/one.bin")), "405");
+    assert_eq!(code(&format!("--path-as-is {url}/../etc/passwd")), "404");
+    assert_eq!(code(&format!("{url}/%2e%2e%2fetc%2fpasswd")), "404");
+    assert_eq!(code(&format!("{url}/..%2F..%2Fetc%2Fpasswd")), "404");
+
+    // Python's http.client: a persistent connection, /stats as JSON.
+    let script = r#"
+import http.client, json
+c = http.client.HTTPConnection("192.168.69.1", 80, timeout=10)
+c.request("GET", "/stats")
+r = c.getresponse()
+stats = json.loads(r.read())
+assert r.status == 200 and any(s["port"] == 80 for s in stats["sockets"]), stats
+c.request("HEAD", "/one.bin")
+r = c.getresponse()
+assert r.status == 200 and r.getheader("Content-Length") == "1" and r.read() == b""
+c.request("GET", "/")
+listing = c.getresponse().read().decode()
+assert "uploaded.bin 500000" in listing, listing
+print("ok")
+"#;
+    fs::write(ns.dir.join("client.py"), script).unwrap();
+    assert_eq!(ns.ok("python3 client.py", 30).trim(), "ok");
+}
+
+#[test]
+fn a_half_sent_http_request_gets_408_and_parallel_clients_are_served_or_refused() {
+    let Some(mut ns) = Netns::create("http limits") else {
+        return;
+    };
+    let files = ns.dir.join("files");
+    fs::create_dir_all(&files).unwrap();
+    write_pattern_file(&files.join("f.bin"), 200_000);
+    ns.serve("--files files", "info");
+    let reply = ns.ok(
+        &format!("(printf 'GET / HTTP/1.1\\r\\nHost: dev'; sleep 13) | nc -w 15 {DEVICE} 80"),
+        30,
+    );
+    assert!(reply.starts_with("HTTP/1.1 408 Request Timeout"), "{reply}");
+    let out = ns.ok(
+        &format!("for i in $(seq 8); do (curl -s --max-time 20 -o /dev/null -w '%{{http_code}}\\n' http://{DEVICE}/f.bin; true) & done; wait"),
+        60,
+    );
+    let outcomes: Vec<&str> = out.lines().collect();
+    assert_eq!(outcomes.len(), 8, "{out}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| ["200", "503", "000", "refused"].contains(o)),
+        "{out}"
+    );
+    assert!(
+        outcomes.iter().filter(|o| **o == "200").count() >= 3,
+        "{out}"
+    );
+}

@@ -17,4 +17,4 @@
 
 mod server;
 
-pub use server::{HttpServer, DEFAULT_IDLE_TIMEOUT, HEAD_MAX};
+pub use server::{HttpServer, DEFAULT_IDLE_TIMEOUT, HEAD_MAX, SNAPSHOT_DEFAULT};

@@ -74,27 +74,29 @@ impl<const N: usize> fmt::Write for Out<'_, N> {
     }
 }
 
-/// Room for a generated body (the file list, the stats), taken whole when the request
-/// arrives so that its `Content-Length` is exact even as the counters move on.
-const SNAPSHOT_MAX: usize = 4096;
+/// Default room for a generated body (the file list, the stats), taken whole when the
+/// request arrives so that its `Content-Length` is exact even as the counters move on.
+pub const SNAPSHOT_DEFAULT: usize = 4096;
 
 /// The generated body being sent, and to whom.
-struct Snapshot {
-    bytes: Vec<u8, SNAPSHOT_MAX>,
+struct Snapshot<const N: usize> {
+    bytes: Vec<u8, N>,
     owner: Option<SocketHandle>,
 }
 
-/// The HTTP/1.1 server: up to `CONNS` connections, one of them kept to say `503`.
-pub struct HttpServer<S: Store, const CONNS: usize> {
+/// The HTTP/1.1 server: up to `CONNS` connections, one of them kept to say `503`, and
+/// `SNAPSHOT` bytes for a generated body (a stats table longer than that is cut at a row
+/// boundary and says `"complete":false`).
+pub struct HttpServer<S: Store, const CONNS: usize, const SNAPSHOT: usize = SNAPSHOT_DEFAULT> {
     listener: SocketHandle,
     store: S,
     connections: Vec<Connection<S::Upload>, CONNS>,
-    snapshot: Snapshot,
+    snapshot: Snapshot<SNAPSHOT>,
     idle_timeout: Duration,
     served: u32,
 }
 
-impl<S: Store, const CONNS: usize> HttpServer<S, CONNS> {
+impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, SNAPSHOT> {
     /// Listens on `port` with `backlog` (at most `CONNS` fresh stream sockets), serving
     /// the files of `store`.
     pub fn new(
@@ -185,9 +187,9 @@ impl<S: Store, const CONNS: usize> HttpServer<S, CONNS> {
 }
 
 /// What every connection of a server shares.
-struct Shared<'s, S: Store> {
+struct Shared<'s, S: Store, const N: usize> {
     store: &'s mut S,
-    snapshot: &'s mut Snapshot,
+    snapshot: &'s mut Snapshot<N>,
     served: &'s mut u32,
 }
 
@@ -328,7 +330,7 @@ fn json_row(out: &mut dyn fmt::Write, row: &StatsRow, first: bool) -> fmt::Resul
 }
 
 /// Writes the file list into `out`, a line per file, as many as fit.
-fn write_listing<S: Store>(store: &mut S, out: &mut Vec<u8, SNAPSHOT_MAX>) {
+fn write_listing<S: Store, const N: usize>(store: &mut S, out: &mut Vec<u8, N>) {
     store.for_each(&mut |name, size| {
         let mut line: String<160> = String::new();
         let _ = writeln!(line, "{name} {size}");
@@ -337,7 +339,7 @@ fn write_listing<S: Store>(store: &mut S, out: &mut Vec<u8, SNAPSHOT_MAX>) {
 }
 
 /// Writes the stats as JSON into `out`: every row that fits, and always a valid document.
-fn write_stats(stack: &Stack<'_>, out: &mut Vec<u8, SNAPSHOT_MAX>) {
+fn write_stats<const N: usize>(stack: &Stack<'_>, out: &mut Vec<u8, N>) {
     let _ = write!(
         Out { buf: out },
         "{{\"host\":\"{}\",\"sockets\":[",
@@ -348,7 +350,7 @@ fn write_stats(stack: &Stack<'_>, out: &mut Vec<u8, SNAPSHOT_MAX>) {
         let mut item: Vec<u8, 512> = Vec::new();
         let _ = json_row(&mut Out { buf: &mut item }, &row, i == 0);
         // Keep room for the closing bytes.
-        if out.len() + item.len() + 32 > SNAPSHOT_MAX {
+        if out.len() + item.len() + 32 > N {
             complete = false;
             break;
         }
@@ -358,9 +360,9 @@ fn write_stats(stack: &Stack<'_>, out: &mut Vec<u8, SNAPSHOT_MAX>) {
 }
 
 /// Acts on a complete request head; `consumed` bytes of `conn.head` were the head.
-fn start<S: Store>(
+fn start<S: Store, const N: usize>(
     stack: &Stack<'_>,
-    shared: &mut Shared<'_, S>,
+    shared: &mut Shared<'_, S, N>,
     conn: &mut Connection<S::Upload>,
     consumed: usize,
 ) {
@@ -539,9 +541,9 @@ fn start<S: Store>(
 }
 
 /// Moves one connection forward; `false` when it is finished.
-fn advance<S: Store>(
+fn advance<S: Store, const N: usize>(
     stack: &mut Stack<'_>,
-    shared: &mut Shared<'_, S>,
+    shared: &mut Shared<'_, S, N>,
     conn: &mut Connection<S::Upload>,
     now: Instant,
     timeout: Duration,
