@@ -10,6 +10,7 @@ step "system packages the tap and QEMU tests use"
 missing=()
 command -v nc >/dev/null || missing+=(netcat-openbsd)
 command -v tshark >/dev/null || missing+=(tshark)
+command -v curl >/dev/null || missing+=(curl)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v python3 >/dev/null || missing+=(python3)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
