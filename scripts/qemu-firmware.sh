@@ -4,7 +4,8 @@
 #   NET=tap TAP=tap0 scripts/qemu-firmware.sh IMAGE      # on a tap (run it inside a namespace)
 #   PCAP=file.pcap ...                                   # also dump every frame (filter-dump)
 # Host ports under user-mode networking (all bound to 127.0.0.1 only):
-#   TCP 17007 -> 7 echo, 17001 -> 7001 file out, 17002 -> 7002 file in, 17003 -> 7003 transfer
+#   TCP 17007 -> 7 echo, 17080 -> 80 http, 17001 -> 7001 file out, 17002 -> 7002 file in,
+#   17003 -> 7003 transfer
 #   UDP 19000 -> 9000 report, 19001 -> 9001 stats
 # The UART log goes to stdout; a panic ends QEMU with a failure status (semihosting).
 set -euo pipefail
@@ -13,7 +14,7 @@ base=${PORT_BASE:-17000}
 udp_base=${UDP_PORT_BASE:-19000}
 case "${NET:-user}" in
   user)
-    fwd="hostfwd=tcp:127.0.0.1:$((base + 7))-10.0.2.15:7"
+    fwd="hostfwd=tcp:127.0.0.1:$((base + 7))-10.0.2.15:7,hostfwd=tcp:127.0.0.1:$((base + 80))-10.0.2.15:80"
     for port in 7001 7002 7003; do
       fwd+=",hostfwd=tcp:127.0.0.1:$((base + port - 7000))-10.0.2.15:$port"
     done

@@ -6,11 +6,13 @@
 mod clock;
 mod config;
 mod enet;
+mod store;
 mod uart;
 
 use core::sync::atomic::Ordering;
 
 use cortex_m_rt::{entry, exception};
+use ringnet::http::HttpServer;
 use ringnet::services::{
     Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport, BEACON_PORT, ECHO_PORT,
     FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT, TRANSFER_PORT,
@@ -57,9 +59,20 @@ struct Tables {
     beacon_tx: UdpStorage<BEACON_SLOTS, BEACON_TX>,
 }
 
-// Filled in at boot rather than stored as an image in flash: its empty state is not
-// all zeros, and flash is the scarcer of the two.
-static TABLES: StaticCell<Tables> = StaticCell::new();
+// Its empty state is not all zeros, so it is stored as an image in flash (`.data`):
+// building it at boot would need its 11 KiB on the stack too, and RAM is the scarcer.
+static TABLES: ConstStaticCell<Tables> = ConstStaticCell::new(Tables {
+    resources: StackResources::new(),
+    report_rx: UdpStorage::new(),
+    report_tx: UdpStorage::new(),
+    stats_rx: UdpStorage::new(),
+    stats_tx: UdpStorage::new(),
+    beacon_rx: UdpStorage::new(),
+    beacon_tx: UdpStorage::new(),
+});
+
+type Http = HttpServer<store::FirmwareStore, HTTP_BACKLOG, HTTP_SNAPSHOT>;
+static HTTP: StaticCell<Http> = StaticCell::new();
 
 /// The stream rings and the driver's frames: all zeros, so they cost no flash.
 struct Memory {
@@ -67,6 +80,7 @@ struct Memory {
     file_out: [TcpRings<FILE_OUT_RX, FILE_OUT_TX>; FILE_OUT_BACKLOG],
     file_in: [TcpRings<FILE_IN_RX, FILE_IN_TX>; FILE_IN_BACKLOG],
     transfer: [TcpRings<TRANSFER_RX, TRANSFER_TX>; TRANSFER_BACKLOG],
+    http: [TcpRings<HTTP_RX, HTTP_TX>; HTTP_BACKLOG],
     frame_rx: [u8; FRAME],
     frame_tx: [u8; FRAME],
 }
@@ -76,6 +90,7 @@ static MEMORY: ConstStaticCell<Memory> = ConstStaticCell::new(Memory {
     file_out: [const { TcpRings::new() }; FILE_OUT_BACKLOG],
     file_in: [const { TcpRings::new() }; FILE_IN_BACKLOG],
     transfer: [const { TcpRings::new() }; TRANSFER_BACKLOG],
+    http: [const { TcpRings::new() }; HTTP_BACKLOG],
     frame_rx: [0; FRAME],
     frame_tx: [0; FRAME],
 });
@@ -114,15 +129,7 @@ fn main() -> ! {
     log::set_max_level(LOGGER.level);
 
     let memory = MEMORY.take();
-    let tables = TABLES.init_with(|| Tables {
-        resources: StackResources::new(),
-        report_rx: UdpStorage::new(),
-        report_tx: UdpStorage::new(),
-        stats_rx: UdpStorage::new(),
-        stats_tx: UdpStorage::new(),
-        beacon_rx: UdpStorage::new(),
-        beacon_tx: UdpStorage::new(),
-    });
+    let tables = TABLES.take();
     let mut device = enet::Stellaris::new(&mut memory.frame_rx, &mut memory.frame_tx);
     let config = StackConfig {
         name: "mcu",
@@ -142,7 +149,7 @@ fn main() -> ! {
         core::mem::size_of::<Tables>(),
         SOCKETS
     );
-    log::info!("rings: echo {ECHO_RX}/{ECHO_TX} x{ECHO_BACKLOG}, file out {FILE_OUT_RX}/{FILE_OUT_TX}, file in {FILE_IN_RX}/{FILE_IN_TX}, transfer {TRANSFER_RX}/{TRANSFER_TX}");
+    log::info!("rings: echo {ECHO_RX}/{ECHO_TX} x{ECHO_BACKLOG}, file out {FILE_OUT_RX}/{FILE_OUT_TX}, file in {FILE_IN_RX}/{FILE_IN_TX}, transfer {TRANSFER_RX}/{TRANSFER_TX}, http {HTTP_RX}/{HTTP_TX} x{HTTP_BACKLOG}");
     log::info!("udp: report {REPORT_RX}/{REPORT_TX} (reads {REPORT_BUFFER} B), stats {STATS_RX}/{STATS_TX}, beacon {BEACON_RX}/{BEACON_TX}; frames {FRAME} x2");
 
     let mut stack = Stack::new(config, &mut device, &mut tables.resources, clock::now());
@@ -161,6 +168,11 @@ fn main() -> ! {
     let mut transfer =
         TransferServer::new(&mut stack, TRANSFER_PORT, &sockets, DigestSink::<4>::new())
             .unwrap_or_else(|e| service("transfer", e));
+    let sockets = backlog(&mut stack, &mut memory.http);
+    let http = HTTP.init(
+        Http::new(&mut stack, 80, &sockets, store::FirmwareStore::new(WELCOME))
+            .unwrap_or_else(|e| service("http", e)),
+    );
     let udp = |stack: &mut Stack<'static>, rx, tx| {
         stack
             .udp_socket(rx, tx)
@@ -191,7 +203,7 @@ fn main() -> ! {
     // SAFETY: the Ethernet interrupt's handler only masks the controller and sets a flag;
     // no data is shared with it that a critical section would have to protect.
     unsafe { cortex_m::peripheral::NVIC::unmask(enet::EthernetIrq) };
-    log::info!("ready: echo 7, file out 7001 ({} bytes built in), file in 7002, transfer 7003, udp 9000/9001, beacon 9999", WELCOME.len());
+    log::info!("ready: echo 7, http 80, file out 7001 ({} bytes built in), file in 7002, transfer 7003, udp 9000/9001, beacon 9999", WELCOME.len());
 
     loop {
         let now = clock::now();
@@ -200,6 +212,7 @@ fn main() -> ! {
         file_out.poll(&mut stack);
         file_in.poll(&mut stack);
         transfer.poll(&mut stack);
+        http.poll(&mut stack);
         report.poll(&mut stack);
         stats.poll(&mut stack);
         beacon.poll(&mut stack);

@@ -27,5 +27,5 @@ pub mod wire;
 
 pub use client::{get, put, TransferError};
 pub use server::TransferServer;
-pub use store::{DigestSink, RamStore, Store, StoreError};
+pub use store::{DigestSink, RamStore, RamUpload, Store, StoreError};
 pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};
