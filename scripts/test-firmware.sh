@@ -27,6 +27,11 @@ skip() {
 command -v qemu-system-arm >/dev/null || skip "qemu-system-arm is not installed (apt-get install qemu-system-arm)"
 command -v nc >/dev/null || skip "nc is not installed (apt-get install netcat-openbsd)"
 
+# Ports of this run's forwarding (another QEMU on the machine keeps its own).
+base=$((20000 + ($$ % 400) * 100))
+udp_base=$((base + 50))
+export PORT_BASE=$base UDP_PORT_BASE=$udp_base
+tcp() { echo $((base + $1 - 7000)); }
 passed=0
 failed=0
 check() {
@@ -69,42 +74,42 @@ pattern_sha() {
   python3 -c "import hashlib,sys; n=int(sys.argv[1]); print(hashlib.sha256(bytes(((i*7+(i>>11))&0xff) for i in range(n))).hexdigest())" "$1"
 }
 
-echo "== user-mode networking (slirp), services on 127.0.0.1"
+echo "== user-mode networking (slirp), services on 127.0.0.1 from port $base"
 log=$work/uart.log
 boot "$log" PCAP="$work/net.pcap" || skip "QEMU could not boot the firmware"
 
-check "echo round trip" test "$(printf 'ringnet echo\n' | nc -N -w 5 127.0.0.1 17007)" = "ringnet echo"
+check "echo round trip" test "$(printf 'ringnet echo\n' | nc -N -w 5 127.0.0.1 $((base + 7)))" = "ringnet echo"
 check "the built-in file from 7001" \
-  test "$(nc -N -w 5 127.0.0.1 17001 </dev/null | sha256sum | cut -d' ' -f1)" = "$(sha256sum <firmware/assets/welcome.txt | cut -d' ' -f1)"
+  test "$(nc -N -w 5 127.0.0.1 "$(tcp 7001)" </dev/null | sha256sum | cut -d' ' -f1)" = "$(sha256sum <firmware/assets/welcome.txt | cut -d' ' -f1)"
 for size in 0 1 1048576 16777216; do
-  got=$(printf '%s\n' "$size" | timeout 120 nc -N -w 10 127.0.0.1 17001 | sha256sum | cut -d' ' -f1)
+  got=$(printf '%s\n' "$size" | timeout 120 nc -N -w 10 127.0.0.1 "$(tcp 7001)" | sha256sum | cut -d' ' -f1)
   check "7001 sends a $size-byte pattern intact" test "$got" = "$(pattern_sha "$size")"
   head -c "$size" /dev/urandom >"$work/in.bin"
-  reply=$(timeout 120 nc -N -w 10 127.0.0.1 17002 <"$work/in.bin")
+  reply=$(timeout 120 nc -N -w 10 127.0.0.1 "$(tcp 7002)" <"$work/in.bin")
   check "7002 receives $size bytes and replies their SHA-256" \
     test "$reply" = "$size $(sha256sum <"$work/in.bin" | cut -d' ' -f1)"
 done
 answer=$(python3 - <<'PY'
-import socket
+import os, socket
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(5)
-u.sendto(b"x" * 600, ("127.0.0.1", 19000))
+u.sendto(b"x" * 600, ("127.0.0.1", int(os.environ["UDP_PORT_BASE"])))
 print(u.recvfrom(2048)[0].decode().strip())
 PY
 )
 check "a 600-byte datagram is reported truncated to the sender" grep -q "^600 bytes from .*, truncated: 344 lost$" <<<"$answer"
 check "the UART log reports the truncation" grep -q "udp#[0-9]* datagram from .* truncated: 256 of 600 bytes fit, 344 lost" "$log"
 stats=$(python3 - <<'PY'
-import socket
+import os, socket
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.settimeout(5)
-u.sendto(b"?", ("127.0.0.1", 19001))
+u.sendto(b"?", ("127.0.0.1", int(os.environ["UDP_PORT_BASE"]) + 1))
 print(u.recvfrom(4096)[0].decode())
 PY
 )
 check "the stats query answers with the table" grep -q "listen#3 .* 7001" <<<"$stats"
-echo "-- HTTP on 127.0.0.1:17080"
-http=http://127.0.0.1:17080
+http=http://127.0.0.1:$((base + 80))
+echo "-- HTTP on $http"
 check "GET the built-in file" \
   test "$(curl -sf --max-time 10 $http/welcome.txt | sha256sum | cut -d' ' -f1)" = "$(sha256sum <firmware/assets/welcome.txt | cut -d' ' -f1)"
 for size in 0 1 1048576 16777216; do

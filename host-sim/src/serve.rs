@@ -5,22 +5,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ringnet::http::HttpServer;
-use ringnet::services::{
-    Beacon, Echo, FileOut, FileSource, Pattern, StatsQuery, UdpReport, BEACON_PORT, ECHO_PORT,
-    FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT, TRANSFER_PORT,
-};
+use ringnet::services::{FileSource, Pattern, ServiceSet, ServiceSockets};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 use ringnet::socket::udp::UdpBuffer;
-use ringnet::transfer::{DigestSink, TransferServer};
+use ringnet::transfer::DigestSink;
 use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
 
 use crate::tap::{HostClock, HostStore, TapDevice, TapError};
 use crate::transfer::{DirStore, LocalFile};
 
-/// HTTP's port.
-const HTTP_PORT: u16 = 80;
+/// The host's services: files from a directory (or digests only), HTTP with room for
+/// the stats of every socket, a 512-byte UDP read buffer.
+type HostServices = ServiceSet<'static, HostStore, HostStore, HTTP_CONNECTIONS, 16384, 512>;
 /// HTTP connections at once (one of them answers 503 when the others are busy).
 const HTTP_CONNECTIONS: usize = 4;
 
@@ -155,31 +152,25 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let (rx, tx) = (config.rx_buf, config.tx_buf);
     let service = |e: ringnet::services::ServiceError| ServeError::Service(e.to_string());
 
-    let sockets = backlog(&mut stack, 4, rx, tx)?;
-    let mut echo = Echo::new(&mut stack, ECHO_PORT, &sockets).map_err(service)?;
-    let sockets = backlog(&mut stack, 4, rx, tx)?;
-    let mut file_out =
-        FileOut::new(&mut stack, FILE_OUT_PORT, &sockets, source).map_err(service)?;
-    let sockets = backlog(&mut stack, 4, rx, tx)?;
-    let mut file_in =
-        ringnet::services::FileIn::new(&mut stack, FILE_IN_PORT, &sockets).map_err(service)?;
-    let sockets = backlog(&mut stack, 2, rx, tx)?;
-    let mut transfer = TransferServer::new(&mut stack, TRANSFER_PORT, &sockets, transfer_store)
-        .map_err(service)?;
-    let sockets = backlog(&mut stack, HTTP_CONNECTIONS, rx, tx)?;
-    let mut http = Box::new(
-        HttpServer::<HostStore, HTTP_CONNECTIONS, 16384>::new(
-            &mut stack, HTTP_PORT, &sockets, http_store,
-        )
-        .map_err(service)?,
+    let echo = backlog(&mut stack, 4, rx, tx)?;
+    let file_out = backlog(&mut stack, 4, rx, tx)?;
+    let file_in = backlog(&mut stack, 4, rx, tx)?;
+    let transfer = backlog(&mut stack, 2, rx, tx)?;
+    let http = backlog(&mut stack, HTTP_CONNECTIONS, rx, tx)?;
+    let sockets = ServiceSockets {
+        echo: &echo,
+        file_out: &file_out,
+        file_in: &file_in,
+        transfer: &transfer,
+        http: &http,
+        report: udp_socket(&mut stack, 16, 16 * 1024)?,
+        stats: udp_socket(&mut stack, 4, 4096)?,
+        beacon: udp_socket(&mut stack, 4, 2048)?,
+    };
+    let mut services = Box::new(
+        HostServices::start(&mut stack, sockets, source, transfer_store, http_store)
+            .map_err(service)?,
     );
-    let socket = udp_socket(&mut stack, 16, 16 * 1024)?;
-    let mut report = UdpReport::<512>::new(&mut stack, socket, REPORT_PORT).map_err(service)?;
-    let socket = udp_socket(&mut stack, 4, 4096)?;
-    let mut stats = StatsQuery::new(&mut stack, socket, STATS_PORT).map_err(service)?;
-    let socket = udp_socket(&mut stack, 4, 2048)?;
-    let mut beacon =
-        Beacon::new(&mut stack, socket, BEACON_PORT, Duration::from_secs(1)).map_err(service)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -196,19 +187,12 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     );
     while !stop.load(Ordering::SeqCst) && end.is_none_or(|end| clock.now() < end) {
         stack.poll(clock.now(), &mut device);
-        echo.poll(&mut stack);
-        file_out.poll(&mut stack);
-        file_in.poll(&mut stack);
-        transfer.poll(&mut stack);
-        http.poll(&mut stack);
-        report.poll(&mut stack);
-        stats.poll(&mut stack);
-        beacon.poll(&mut stack);
+        services.poll(&mut stack);
         // Services may have queued data: send it before sleeping.
         stack.poll(clock.now(), &mut device);
         let now = clock.now();
-        let beacon_in = if beacon.poll_at() > now {
-            beacon.poll_at() - now
+        let beacon_in = if services.poll_at() > now {
+            services.poll_at() - now
         } else {
             Duration::ZERO
         };

@@ -3,7 +3,7 @@ use core::fmt::{self, Write as _};
 use heapless::{String, Vec};
 
 use crate::observe::StatsRow;
-use crate::services::{tx_room, ServiceError};
+use crate::services::{listen_for_service, tx_room, ServiceError};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::transfer::{validate_name, Store, StoreError};
 use crate::{Duration, Instant, SocketHandle, Stack};
@@ -105,11 +105,8 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
         backlog: &[SocketHandle],
         store: S,
     ) -> Result<Self, ServiceError> {
-        if backlog.len() > CONNS {
-            return Err(ServiceError::TooManySockets);
-        }
         Ok(HttpServer {
-            listener: stack.listen(port, backlog)?,
+            listener: listen_for_service(stack, port, backlog, CONNS)?,
             store,
             connections: Vec::new(),
             snapshot: Snapshot {

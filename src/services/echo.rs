@@ -1,6 +1,6 @@
 use heapless::Vec;
 
-use super::{tx_room, ServiceError, MAX_CONNECTIONS};
+use super::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::RecvError;
 use crate::{SocketHandle, Stack};
 
@@ -19,10 +19,7 @@ impl Echo {
         port: u16,
         backlog: &[SocketHandle],
     ) -> Result<Echo, ServiceError> {
-        if backlog.len() > MAX_CONNECTIONS {
-            return Err(ServiceError::TooManySockets);
-        }
-        let listener = stack.listen(port, backlog)?;
+        let listener = listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?;
         Ok(Echo {
             listener,
             connections: Vec::new(),

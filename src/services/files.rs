@@ -3,7 +3,7 @@ use core::fmt::Write as _;
 use heapless::{String, Vec};
 use sha2::{Digest, Sha256};
 
-use super::{tx_room, ServiceError, MAX_CONNECTIONS};
+use super::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::{Duration, Instant, SocketHandle, Stack};
 
@@ -110,11 +110,8 @@ impl<'f> FileOut<'f> {
         backlog: &[SocketHandle],
         source: &'f dyn FileSource,
     ) -> Result<Self, ServiceError> {
-        if backlog.len() > MAX_CONNECTIONS {
-            return Err(ServiceError::TooManySockets);
-        }
         Ok(FileOut {
-            listener: stack.listen(port, backlog)?,
+            listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             source,
             connections: Vec::new(),
         })
@@ -255,11 +252,8 @@ impl FileIn {
         port: u16,
         backlog: &[SocketHandle],
     ) -> Result<Self, ServiceError> {
-        if backlog.len() > MAX_CONNECTIONS {
-            return Err(ServiceError::TooManySockets);
-        }
         Ok(FileIn {
-            listener: stack.listen(port, backlog)?,
+            listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             connections: Vec::new(),
         })
     }

@@ -6,7 +6,7 @@ use sha2::{Digest as _, Sha256};
 use super::store::{Store, StoreError};
 use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
 use crate::framing::LengthPrefixDecoder;
-use crate::services::{tx_room, ServiceError, MAX_CONNECTIONS};
+use crate::services::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::{Duration, Instant, SocketHandle, Stack};
 
@@ -75,11 +75,8 @@ impl<S: Store> TransferServer<S> {
         backlog: &[SocketHandle],
         store: S,
     ) -> Result<Self, ServiceError> {
-        if backlog.len() > MAX_CONNECTIONS {
-            return Err(ServiceError::TooManySockets);
-        }
         Ok(TransferServer {
-            listener: stack.listen(port, backlog)?,
+            listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             store,
             connections: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
