@@ -126,6 +126,16 @@ check "PUT of more than the RAM store holds is 413" \
   test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -T "$work/large.bin" $http/large.bin)" = 413
 check "DELETE is 405" test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE $http/small.bin)" = 405
 check "traversal is 404" test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' $http/%2e%2e%2fetc%2fpasswd)" = 404
+check "two requests reuse one connection" \
+  grep -qE "(Re-using|Reusing) existing" <(curl -sv --max-time 10 -o /dev/null -o /dev/null $http/welcome.txt $http/welcome.txt 2>&1)
+check "a malformed request is 400" \
+  grep -q "^HTTP/1.1 400 Bad Request" <(printf 'nonsense\r\n\r\n' | nc -N -w 5 127.0.0.1 $((base + 80)))
+check "an unknown method is 501" test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X BREW $http/welcome.txt)" = 501
+parallel=$(for _ in 1 2 3 4; do (curl -s --max-time 30 -o /dev/null -w '%{http_code}\n' $http/pattern-100000; true) & done; wait)
+check "four parallel clients are served or cleanly refused" \
+  test "$(grep -cE '^(200|503|000)$' <<<"$parallel")" = 4 -a "$(grep -c '^200$' <<<"$parallel")" -ge 1
+check "a client that sends half a request gets 408" \
+  grep -q "^HTTP/1.1 408" <( (printf 'GET / HTTP/1.1\r\nHost: mcu'; sleep 12) | nc -w 15 127.0.0.1 $((base + 80)))
 check "/stats is JSON" python3 -c "import json,urllib.request; d=json.load(urllib.request.urlopen('$http/stats', timeout=10)); assert d['host'] == 'mcu'"
 sleep 1.5
 stop

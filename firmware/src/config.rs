@@ -4,7 +4,7 @@
 // hold the socket table (about 11 KiB) while it is built at boot.
 
 /// Sockets in the table: one per backlog socket, one per listener, one per UDP service.
-pub const SOCKETS: usize = 15;
+pub const SOCKETS: usize = 16;
 
 /// TCP echo (port 7): backlog sockets and their rings.
 pub const ECHO_BACKLOG: usize = 1;
@@ -47,8 +47,8 @@ pub const BEACON_TX: usize = 512;
 pub const FRAME: usize = 1536;
 
 /// HTTP (80): connections (one answers 503 when the others are busy) and their rings.
-pub const HTTP_BACKLOG: usize = 2;
-pub const HTTP_RX: usize = 1024;
+pub const HTTP_BACKLOG: usize = 3;
+pub const HTTP_RX: usize = 512;
 pub const HTTP_TX: usize = 2048;
 /// Room for the generated `/` and `/stats` bodies.
 pub const HTTP_SNAPSHOT: usize = 2048;

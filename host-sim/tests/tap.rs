@@ -555,3 +555,43 @@ fn a_half_sent_http_request_gets_408_and_parallel_clients_are_served_or_refused(
         "{out}"
     );
 }
+
+#[test]
+fn linux_puts_and_gets_files_with_the_transfer_protocol() {
+    let Some(mut ns) = Netns::create("transfer") else {
+        return;
+    };
+    fs::create_dir_all(ns.dir.join("files")).unwrap();
+    let digest = write_pattern_file(&ns.dir.join("local.bin"), 3_000_000);
+    ns.serve("--files files", "info");
+    let put = ns.ok(
+        &format!("{HOST_SIM} peer put local.bin {DEVICE} --name stored.bin -q"),
+        60,
+    );
+    assert!(put.contains(&digest) && put.contains("verified"), "{put}");
+    assert_eq!(
+        hex(&Sha256::digest(
+            fs::read(ns.dir.join("files/stored.bin")).unwrap()
+        )),
+        digest
+    );
+    let get = ns.ok(
+        &format!("{HOST_SIM} peer get stored.bin {DEVICE} -o fetched.bin -q"),
+        60,
+    );
+    assert!(get.contains(&digest), "{get}");
+    assert_eq!(
+        fs::read(ns.dir.join("fetched.bin")).unwrap(),
+        fs::read(ns.dir.join("local.bin")).unwrap()
+    );
+    let missing = ns.sh(
+        &format!("{HOST_SIM} peer get nothing.bin {DEVICE} -o x.bin -q"),
+        30,
+    );
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
