@@ -1,5 +1,6 @@
 //! The HTTP/1.1 server over the simulated wire, with a client stack speaking raw HTTP.
 
+#[macro_use]
 mod support;
 
 use ringnet::blocking::Blocking;
@@ -82,20 +83,6 @@ fn pattern(size: usize) -> Vec<u8> {
     (0..size as u64).map(pattern_byte).collect()
 }
 
-macro_rules! client {
-    ($w:ident, $server:ident, $sock:ident, $conn:ident) => {
-        let wire = $w.wire;
-        let (a, b) = $w.two(A, B);
-        let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-            $server.poll(b)
-        })
-        .with_app_tick(Duration::from_millis(50));
-        let mut $sock = Blocking::new(a, &mut driver);
-        let $conn = tcp_socket($sock.stack(), 4096, 4096);
-        $sock.connect($conn, ep(B, PORT)).unwrap();
-    };
-}
-
 #[test]
 fn gets_of_every_size_reuse_one_connection() {
     let files = [
@@ -104,7 +91,14 @@ fn gets_of_every_size_reuse_one_connection() {
         ("big", pattern(300_000)),
     ];
     let (mut w, mut server) = setup::<4>(&files);
-    client!(w, server, sock, conn);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
     for (name, data) in &files {
         sock.send_all(
             conn,
@@ -123,7 +117,14 @@ fn gets_of_every_size_reuse_one_connection() {
 #[test]
 fn head_has_the_headers_and_no_body_and_options_lists_methods() {
     let (mut w, mut server) = setup::<4>(&[("f", pattern(1000))]);
-    client!(w, server, sock, conn);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
     sock.send_all(conn, b"HEAD /f HTTP/1.1\r\n\r\nOPTIONS * HTTP/1.1\r\n\r\n")
         .unwrap();
     let head = read_response(&mut sock, conn, true);
@@ -143,7 +144,14 @@ fn head_has_the_headers_and_no_body_and_options_lists_methods() {
 fn a_range_resumes_a_download_and_an_unsatisfiable_one_is_416() {
     let file = pattern(50_000);
     let (mut w, mut server) = setup::<4>(&[("f", file.clone())]);
-    client!(w, server, sock, conn);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
     sock.send_all(conn, b"GET /f HTTP/1.1\r\nRange: bytes=20000-\r\n\r\n")
         .unwrap();
     let r = read_response(&mut sock, conn, false);
@@ -163,7 +171,14 @@ fn a_range_resumes_a_download_and_an_unsatisfiable_one_is_416() {
 fn put_stores_a_file_and_an_interrupted_put_leaves_none() {
     let (mut w, mut server) = setup::<4>(&[]);
     {
-        client!(w, server, sock, conn);
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (4096, 4096)
+        );
         let body = pattern(20_000);
         let head = format!(
             "PUT /up.bin HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
@@ -219,7 +234,14 @@ fn bad_requests_get_the_status_codes_users_expect() {
         (b"PUT /a%2fb HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 400),
     ];
     for (request, status) in cases {
-        client!(w, server, sock, conn);
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (4096, 4096)
+        );
         sock.send_all(conn, request).unwrap();
         let r = read_response(&mut sock, conn, false);
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(request));
@@ -240,7 +262,14 @@ fn oversize_heads_get_431_and_414() {
         ),
         (format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(2000)), 414),
     ] {
-        client!(w, server, sock, conn);
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (4096, 4096)
+        );
         let _ = sock.send_all(conn, request.as_bytes());
         let r = read_response(&mut sock, conn, false);
         assert_eq!(r.status, status);
@@ -253,7 +282,14 @@ fn a_client_that_stops_half_way_gets_408_and_its_socket_is_freed() {
     let (mut w, mut server) = setup::<4>(&[]);
     server.set_idle_timeout(Duration::from_secs(2));
     {
-        client!(w, server, sock, conn);
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (4096, 4096)
+        );
         sock.stack()
             .set_option(
                 conn,
@@ -299,7 +335,14 @@ fn more_clients_than_connections_are_served_or_told_503() {
 #[test]
 fn stats_are_json_the_root_lists_files_and_http_1_0_closes() {
     let (mut w, mut server) = setup::<4>(&[("a.txt", vec![0; 12]), ("b.bin", vec![0; 3])]);
-    client!(w, server, sock, conn);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
     sock.send_all(
         conn,
         b"GET /stats HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",

@@ -1,12 +1,13 @@
 //! The services every ringnet host runs, exercised by a client stack over the wire.
 
+#[macro_use]
 mod support;
 
 use ringnet::blocking::Blocking;
 use ringnet::services::{
     self, pattern_byte, Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport,
 };
-use ringnet::sim::{Faults, PeerDriver};
+use ringnet::sim::Faults;
 use ringnet::{Duration, Instant, SocketHandle, Stack};
 use sha2::{Digest, Sha256};
 use support::*;
@@ -83,14 +84,14 @@ fn read_to_end(
 #[test]
 fn echo_sends_back_everything_even_to_a_slow_client() {
     let (mut w, mut device) = device_world(40, b"");
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let conn = tcp_socket(a, 512, 512);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        device.poll(b)
-    });
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.connect(conn, ep(B, services::ECHO_PORT)).unwrap();
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| device.poll(b),
+        sock,
+        conn,
+        services::ECHO_PORT,
+        (512, 512)
+    );
     let data: Vec<u8> = (0..20_000u32).map(|i| (i % 249) as u8).collect();
     let mut echoed = Vec::new();
     let mut buf = [0u8; 700];
@@ -112,28 +113,28 @@ fn echo_sends_back_everything_even_to_a_slow_client() {
 fn file_out_sends_its_file_then_closes() {
     static FILE: &[u8] = include_bytes!("../src/lib.rs");
     let (mut w, mut device) = device_world(41, FILE);
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let conn = tcp_socket(a, 1024, 256);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        device.poll(b)
-    });
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.connect(conn, ep(B, services::FILE_OUT_PORT)).unwrap();
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| device.poll(b),
+        sock,
+        conn,
+        services::FILE_OUT_PORT,
+        (1024, 256)
+    );
     assert_eq!(read_to_end(&mut sock, conn), FILE);
 }
 
 #[test]
 fn file_out_sends_a_pattern_of_the_requested_size() {
     let (mut w, mut device) = device_world(42, b"unused");
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let conn = tcp_socket(a, 4096, 256);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        device.poll(b)
-    });
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.connect(conn, ep(B, services::FILE_OUT_PORT)).unwrap();
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| device.poll(b),
+        sock,
+        conn,
+        services::FILE_OUT_PORT,
+        (4096, 256)
+    );
     sock.send_all(conn, b"100000\n").unwrap();
     let got = read_to_end(&mut sock, conn);
     assert_eq!(got.len(), 100_000);
@@ -146,14 +147,14 @@ fn file_out_sends_a_pattern_of_the_requested_size() {
 #[test]
 fn file_out_refuses_a_malformed_request() {
     let (mut w, mut device) = device_world(43, b"unused");
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let conn = tcp_socket(a, 4096, 256);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        device.poll(b)
-    });
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.connect(conn, ep(B, services::FILE_OUT_PORT)).unwrap();
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| device.poll(b),
+        sock,
+        conn,
+        services::FILE_OUT_PORT,
+        (4096, 256)
+    );
     sock.send_all(conn, b"lots please\n").unwrap();
     let got = read_to_end(&mut sock, conn);
     assert!(
@@ -167,14 +168,14 @@ fn file_out_refuses_a_malformed_request() {
 fn file_in_replies_with_the_size_and_sha256() {
     for size in [0usize, 1, 300_000] {
         let (mut w, mut device) = device_world(44, b"");
-        let wire = w.wire;
-        let (a, b) = w.two(A, B);
-        let conn = tcp_socket(a, 256, 2048);
-        let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-            device.poll(b)
-        });
-        let mut sock = Blocking::new(a, &mut driver);
-        sock.connect(conn, ep(B, services::FILE_IN_PORT)).unwrap();
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| device.poll(b),
+            sock,
+            conn,
+            services::FILE_IN_PORT,
+            (256, 2048)
+        );
         let data: Vec<u8> = (0..size as u64).map(pattern_byte).collect();
         sock.send_all(conn, &data).unwrap();
         sock.stack().shutdown_write(conn).unwrap();

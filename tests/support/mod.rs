@@ -12,6 +12,22 @@ use ringnet::socket::udp::UdpBuffer;
 use ringnet::transfer::{Store, StoreError};
 use ringnet::{Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig, StackResources};
 
+/// Connects a new stream socket of A (rings `$rings`) to `$port` on B while `$app` (a
+/// closure of B's stack and the time) runs on B, and binds `$sock`, the blocking view of
+/// A, and `$conn`, the connected socket.
+#[allow(unused_macros)]
+macro_rules! client_of {
+    ($w:ident, $app:expr, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
+        let wire = $w.wire;
+        let (a, b) = $w.two(A, B);
+        let mut driver = ringnet::sim::PeerDriver::new(wire, A, b, B, $app)
+            .with_app_tick(ringnet::Duration::from_millis(50));
+        let mut $sock = ringnet::blocking::Blocking::new(a, &mut driver);
+        let $conn = tcp_socket($sock.stack(), $rings.0, $rings.1);
+        $sock.connect($conn, ep(B, $port)).unwrap();
+    };
+}
+
 /// Ports of the stacks on the wire.
 pub const A: usize = 0;
 /// Port of the second stack.
