@@ -259,3 +259,35 @@ impl Device {
         self.report.socket()
     }
 }
+
+#[test]
+fn discard_swallows_everything_and_closes_after_the_peer() {
+    use ringnet::services::Discard;
+    let mut w = pair(Faults::NONE, 47);
+    let backlog = [tcp_socket(&mut w.stacks[B], 1024, 1024)];
+    let mut discard = Discard::new(&mut w.stacks[B], services::DISCARD_PORT, &backlog).unwrap();
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| discard.poll(b),
+            sock,
+            conn,
+            services::DISCARD_PORT,
+            (512, 4096)
+        );
+        sock.send_all(conn, &[7; 100_000]).unwrap();
+        sock.stack().shutdown_write(conn).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Ok(0),
+            "nothing comes back; it closes after us"
+        );
+    }
+    let received: u64 = w.stacks[B]
+        .stats_rows()
+        .filter(|r| r.local_port == services::DISCARD_PORT)
+        .map(|r| r.stats.bytes_in)
+        .sum();
+    assert_eq!(received, 100_000);
+}

@@ -153,12 +153,14 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let service = |e: ringnet::services::ServiceError| ServeError::Service(e.to_string());
 
     let echo = backlog(&mut stack, 4, rx, tx)?;
+    let discard = backlog(&mut stack, 2, rx, tx)?;
     let file_out = backlog(&mut stack, 4, rx, tx)?;
     let file_in = backlog(&mut stack, 4, rx, tx)?;
     let transfer = backlog(&mut stack, 2, rx, tx)?;
     let http = backlog(&mut stack, HTTP_CONNECTIONS, rx, tx)?;
     let sockets = ServiceSockets {
         echo: &echo,
+        discard: &discard,
         file_out: &file_out,
         file_in: &file_in,
         transfer: &transfer,
@@ -180,7 +182,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     let end = config.duration.map(|d| clock.now() + d);
     log::info!(
-        "dev: serving on {} as {}: echo 7, http 80, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
+        "dev: serving on {} as {}: echo 7, discard 9, http 80, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
         config.tap,
         config.ip,
         source.len()

@@ -54,3 +54,45 @@ impl Echo {
         });
     }
 }
+
+/// TCP discard (RFC 863): reads and drops everything, closes when the peer does. The
+/// receive ring drains as fast as the stack can poll, so it measures the path into the
+/// device without any work on the data.
+pub struct Discard {
+    listener: SocketHandle,
+    connections: Vec<SocketHandle, MAX_CONNECTIONS>,
+}
+
+impl Discard {
+    /// Listens on `port` with `backlog` (fresh stream sockets).
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+    ) -> Result<Discard, ServiceError> {
+        Ok(Discard {
+            listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
+            connections: Vec::new(),
+        })
+    }
+
+    /// Accepts, drains and closes; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        while let Ok((conn, _)) = stack.accept(self.listener) {
+            let _ = self.connections.push(conn);
+        }
+        self.connections.retain(|&conn| {
+            let mut buf = [0u8; 1024];
+            loop {
+                match stack.recv(conn, &mut buf) {
+                    Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
+                        let _ = stack.close(conn);
+                        return false;
+                    }
+                    Ok(_) => {}
+                    Err(_) => return true,
+                }
+            }
+        });
+    }
+}

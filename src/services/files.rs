@@ -158,7 +158,7 @@ impl<'f> FileOut<'f> {
                 }
                 None => source,
             };
-            let mut buf = [0u8; 1024];
+            let mut buf = [0u8; 4096];
             loop {
                 if *sent >= source.len() {
                     log::info!("{name}: file-out tcp{conn}: all {sent} bytes queued, closing");

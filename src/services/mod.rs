@@ -6,6 +6,7 @@
 //! | port | service |
 //! |---|---|
 //! | TCP [`ECHO_PORT`] | [`Echo`]: sends back what it receives |
+//! | TCP [`DISCARD_PORT`] | [`Discard`]: reads and drops everything (tap host) |
 //! | TCP [`FILE_OUT_PORT`] | [`FileOut`]: on connect, sends a file (or a pattern of a requested size) and closes |
 //! | TCP [`FILE_IN_PORT`] | [`FileIn`]: receives until the peer shuts down writing, replies `<bytes> <sha256-hex>\n`, closes |
 //! | UDP [`REPORT_PORT`] | [`UdpReport`]: logs every datagram and answers with a one-line report |
@@ -17,7 +18,7 @@ mod echo;
 mod files;
 
 pub use datagram::{Beacon, StatsQuery, UdpReport};
-pub use echo::Echo;
+pub use echo::{Discard, Echo};
 pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, ReadError, StaticFile};
 
 use core::fmt;
@@ -28,6 +29,8 @@ use crate::socket::OptionError;
 
 /// TCP echo.
 pub const ECHO_PORT: u16 = 7;
+/// TCP discard.
+pub const DISCARD_PORT: u16 = 9;
 /// TCP file out.
 pub const FILE_OUT_PORT: u16 = 7001;
 /// TCP file in.
@@ -112,6 +115,8 @@ pub(crate) fn tx_room(stack: &crate::Stack<'_>, handle: crate::SocketHandle) -> 
 pub struct ServiceSockets<'h> {
     /// Fresh stream sockets for echo's backlog.
     pub echo: &'h [crate::SocketHandle],
+    /// Fresh stream sockets for discard's backlog.
+    pub discard: &'h [crate::SocketHandle],
     /// Fresh stream sockets for file out's backlog.
     pub file_out: &'h [crate::SocketHandle],
     /// Fresh stream sockets for file in's backlog.
@@ -140,6 +145,8 @@ pub struct ServiceSet<
 > {
     /// TCP echo.
     pub echo: Echo,
+    /// TCP discard.
+    pub discard: Discard,
     /// TCP file out.
     pub file_out: FileOut<'f>,
     /// TCP file in.
@@ -176,6 +183,7 @@ where
     ) -> Result<Self, ServiceError> {
         Ok(ServiceSet {
             echo: Echo::new(stack, ECHO_PORT, sockets.echo)?,
+            discard: Discard::new(stack, DISCARD_PORT, sockets.discard)?,
             file_out: FileOut::new(stack, FILE_OUT_PORT, sockets.file_out, file)?,
             file_in: FileIn::new(stack, FILE_IN_PORT, sockets.file_in)?,
             transfer: crate::transfer::TransferServer::new(
@@ -194,6 +202,7 @@ where
     /// Lets every service act on what the last poll of the stack brought.
     pub fn poll(&mut self, stack: &mut crate::Stack<'_>) {
         self.echo.poll(stack);
+        self.discard.poll(stack);
         self.file_out.poll(stack);
         self.file_in.poll(stack);
         self.transfer.poll(stack);
