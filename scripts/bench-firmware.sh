@@ -34,8 +34,8 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 out=(); in=()
 head -c "$bytes" /dev/zero >target/bench-firmware-input.bin
 for _ in $(seq "$runs"); do
-  out+=("$(target/release/host-sim peer get 127.0.0.1:17001 --request "$bytes" -o /dev/null -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  in+=("$(target/release/host-sim peer put target/bench-firmware-input.bin 127.0.0.1:17002 -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+  out+=("$(target/release/host-sim peer get 127.0.0.1:17001 --request "$bytes" -o /dev/null -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+  in+=("$(target/release/host-sim peer put target/bench-firmware-input.bin 127.0.0.1:17002 -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
 done
 echo "guest -> host: $(printf '%s\n' "${out[@]}" | median) MB/s (median of $runs x $bytes bytes; target >= 40)"
 echo "host -> guest: $(printf '%s\n' "${in[@]}" | median) MB/s (median of $runs x $bytes bytes; target >= 60)"

@@ -383,3 +383,80 @@ fn a_send_larger_than_the_room_returns_a_partial_count_then_would_block() {
     );
     assert_eq!(a.ring_usage(client).unwrap().1, (128, 128));
 }
+
+#[test]
+fn zero_copy_recv_lends_wrapped_bytes_in_order_and_keeps_the_rest() {
+    let mut w = pair(Faults::NONE, 13);
+    let (client, server, _) = w.connect(7, (100, 100), (100, 100));
+    let mut expected = Vec::new();
+    let mut got = Vec::new();
+    let mut pieces = 0;
+    for round in 0..5u8 {
+        let chunk: Vec<u8> = (0..70).map(|i| i ^ round).collect();
+        assert_eq!(w.stacks[B].send(server, &chunk), Ok(70));
+        expected.extend_from_slice(&chunk);
+        w.settle();
+        // Two calls: a short one, then the rest, which wraps around the ring's end.
+        let n = w.stacks[A]
+            .recv_with(client, 25, |bytes| {
+                pieces += 1;
+                got.extend_from_slice(bytes)
+            })
+            .unwrap();
+        assert_eq!(n, 25);
+        let n = w.stacks[A]
+            .recv_with(client, 1000, |bytes| {
+                pieces += 1;
+                got.extend_from_slice(bytes)
+            })
+            .unwrap();
+        assert_eq!(n, 45);
+        assert_eq!(w.stacks[A].ring_usage(client).unwrap().0, (0, 100));
+    }
+    assert_eq!(got, expected);
+    assert!(pieces > 10, "some reads wrapped into two pieces: {pieces}");
+    assert_eq!(w.stacks[A].stats(client).unwrap().bytes_in, 350);
+    assert_eq!(
+        w.stacks[A].recv_with(client, 10, |_| panic!("nothing to lend")),
+        Err(RecvError::WouldBlock)
+    );
+    w.stacks[B].close(server).unwrap();
+    w.settle();
+    assert_eq!(
+        w.stacks[A].recv_with(client, 10, |_| {}),
+        Ok(0),
+        "end of stream"
+    );
+}
+
+#[test]
+fn zero_copy_send_queues_what_the_filler_wrote_and_blocks_when_full() {
+    let mut w = pair(Faults::NONE, 14);
+    let (client, server, _) = w.connect(7, (512, 512), (512, 100));
+    // The filler writes only 30 of what it is lent: only those are queued.
+    let n = w.stacks[B]
+        .send_with(server, 1000, |room| {
+            room[..30].fill(b'a');
+            30
+        })
+        .unwrap();
+    assert_eq!(n, 30);
+    let n = w.stacks[B]
+        .send_with(server, 1000, |room| {
+            room.fill(b'b');
+            room.len()
+        })
+        .unwrap();
+    assert_eq!(n, 70, "the rest of the 100-byte ring");
+    assert_eq!(
+        w.stacks[B].send_with(server, 1000, |_| panic!("no room to lend")),
+        Err(SendError::WouldBlock)
+    );
+    w.settle();
+    let mut buf = [0u8; 200];
+    let n = w.stacks[A].recv(client, &mut buf).unwrap();
+    let mut expected = vec![b'a'; 30];
+    expected.extend_from_slice(&[b'b'; 70]);
+    assert_eq!(&buf[..n], &expected[..]);
+    assert_eq!(w.stacks[B].stats(server).unwrap().bytes_out, 100);
+}

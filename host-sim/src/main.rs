@@ -115,6 +115,10 @@ enum PeerCommand {
         /// Raw stream: first send "<N>\n" (ringnet's file out then sends an N-byte pattern).
         #[arg(long)]
         request: Option<u64>,
+        /// Raw stream: do not compute the SHA-256 (benchmarks, where it would take CPU
+        /// time from the transfer being measured).
+        #[arg(long)]
+        no_digest: bool,
         /// Transfer protocol: continue OUTPUT.part from where an interrupted get stopped.
         #[arg(long)]
         resume: bool,
@@ -135,6 +139,10 @@ enum PeerCommand {
         /// Transfer protocol: the name to store it under (default: the file's name).
         #[arg(long)]
         name: Option<String>,
+        /// Raw stream: do not compute the SHA-256 (benchmarks, where it would take CPU
+        /// time from the transfer being measured).
+        #[arg(long)]
+        no_digest: bool,
         /// Seconds without progress before giving up.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -317,12 +325,13 @@ fn run_peer(
             request,
             timeout,
             quiet,
+            no_digest,
             ..
         } => {
             let addr: SocketAddr = first.parse().map_err(|_| {
                 format!("'{first}' is not IP:PORT (for the transfer protocol: get NAME IP)")
             })?;
-            let moved = peer::get(addr, &output, request, seconds(timeout), quiet)
+            let moved = peer::get(addr, &output, request, seconds(timeout), quiet, !no_digest)
                 .map_err(|e| format!("{addr}: {e}"))?;
             println!("got {moved}");
             Ok(())
@@ -333,9 +342,10 @@ fn run_peer(
             name,
             timeout,
             quiet,
+            no_digest,
         } => match target.parse::<SocketAddr>() {
             Ok(addr) => {
-                let (moved, reply) = peer::put(&file, addr, seconds(timeout), quiet)
+                let (moved, reply) = peer::put(&file, addr, seconds(timeout), quiet, !no_digest)
                     .map_err(|e| format!("{addr}: {e}"))?;
                 println!("sent {moved}");
                 print!("{reply}");

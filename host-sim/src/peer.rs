@@ -38,8 +38,8 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Moved {
     /// Bytes moved.
     pub bytes: u64,
-    /// SHA-256 of them, in hex.
-    pub sha256: String,
+    /// SHA-256 of them, in hex (`None` when asked not to hash).
+    pub sha256: Option<String>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -53,8 +53,32 @@ impl std::fmt::Display for Moved {
             self.bytes,
             secs,
             self.bytes as f64 / secs / 1e6,
-            self.sha256
+            self.sha256.as_deref().unwrap_or("not computed")
         )
+    }
+}
+
+/// Bytes moved per read or write: as many as a 1 MiB buffer holds, so that a bulk
+/// transfer costs few system calls.
+const CHUNK: usize = 1 << 20;
+
+/// SHA-256 of what passes, unless asked not to (for benchmarks, where hashing would take
+/// CPU time from the transfer being measured).
+struct MaybeHash(Option<Sha256>);
+
+impl MaybeHash {
+    fn new(digest: bool) -> MaybeHash {
+        MaybeHash(digest.then(Sha256::new))
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        if let Some(hasher) = self.0.as_mut() {
+            hasher.update(bytes);
+        }
+    }
+
+    fn finish(self) -> Option<String> {
+        self.0.map(|hasher| hex(&hasher.finalize()))
     }
 }
 
@@ -67,13 +91,14 @@ fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
 
 /// Connects to `addr` and writes everything it sends into `output` until it closes (what
 /// `nc ADDR > output` does). With `request`, first sends `"<request>\n"` (ringnet's file
-/// out then sends a pattern of that size).
+/// out then sends a pattern of that size). Hashes what it gets when `digest`.
 pub fn get(
     addr: SocketAddr,
     output: &Path,
     request: Option<u64>,
     timeout: Duration,
     quiet: bool,
+    digest: bool,
 ) -> io::Result<Moved> {
     let mut stream = connect(addr, timeout)?;
     if let Some(size) = request {
@@ -82,8 +107,8 @@ pub fn get(
     let mut file = File::create(output)?;
     let progress = bar(request, "get", quiet);
     let start = Instant::now();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut hasher = MaybeHash::new(digest);
+    let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
     loop {
         let n = stream.read(&mut buf)?;
@@ -98,26 +123,28 @@ pub fn get(
     progress.finish_and_clear();
     Ok(Moved {
         bytes,
-        sha256: hex(&hasher.finalize()),
+        sha256: hasher.finish(),
         elapsed: start.elapsed(),
     })
 }
 
 /// Sends `input` to `addr`, shuts down writing, and returns what the peer answers (what
 /// `nc -N ADDR < input` does; ringnet's file in answers `"<bytes> <sha256>\n"`).
+/// Hashes what it sends when `digest`.
 pub fn put(
     input: &Path,
     addr: SocketAddr,
     timeout: Duration,
     quiet: bool,
+    digest: bool,
 ) -> io::Result<(Moved, String)> {
     let mut file = File::open(input)?;
     let len = file.metadata()?.len();
     let mut stream = connect(addr, timeout)?;
     let progress = bar(Some(len), "put", quiet);
     let start = Instant::now();
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut hasher = MaybeHash::new(digest);
+    let mut buf = vec![0u8; CHUNK];
     let mut bytes = 0u64;
     loop {
         let n = file.read(&mut buf)?;
@@ -137,7 +164,7 @@ pub fn put(
     Ok((
         Moved {
             bytes,
-            sha256: hex(&hasher.finalize()),
+            sha256: hasher.finish(),
             elapsed,
         },
         reply,

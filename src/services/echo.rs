@@ -82,9 +82,9 @@ impl Discard {
             let _ = self.connections.push(conn);
         }
         self.connections.retain(|&conn| {
-            let mut buf = [0u8; 1024];
             loop {
-                match stack.recv(conn, &mut buf) {
+                // Dropped where they lie in the rx ring (recv with MSG_TRUNC).
+                match stack.recv_with(conn, usize::MAX, |_| {}) {
                     Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
                         let _ = stack.close(conn);
                         return false;

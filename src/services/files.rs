@@ -3,7 +3,7 @@ use core::fmt::Write as _;
 use heapless::{String, Vec};
 use sha2::{Digest, Sha256};
 
-use super::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
+use super::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::{Duration, Instant, SocketHandle, Stack};
 
@@ -30,6 +30,18 @@ pub fn pattern_byte(offset: u64) -> u8 {
     (offset.wrapping_mul(7).wrapping_add(offset >> 11) & 0xff) as u8
 }
 
+/// `7 * i mod 256` for i in 0..512: any 256 consecutive bytes of a pattern block, from
+/// any starting point.
+static SEVENS: [u8; 512] = {
+    let mut table = [0u8; 512];
+    let mut i = 0;
+    while i < 512 {
+        table[i] = (i * 7 % 256) as u8;
+        i += 1;
+    }
+    table
+};
+
 /// A generated pattern of `len` bytes (see [`pattern_byte`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pattern(pub u64);
@@ -41,18 +53,20 @@ impl FileSource for Pattern {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
         let n = (self.0.saturating_sub(offset)).min(buf.len() as u64) as usize;
-        // Step by step instead of per byte: each byte is 7 more than the last, plus one
-        // where the offset crosses a multiple of 2048 (cheap on a 32-bit core).
-        let mut value = pattern_byte(offset);
-        let mut to_boundary = 2048 - (offset % 2048) as u32;
-        for byte in &mut buf[..n] {
-            *byte = value;
-            to_boundary -= 1;
-            value = value.wrapping_add(7);
-            if to_boundary == 0 {
-                value = value.wrapping_add(1);
-                to_boundary = 2048;
-            }
+        // Within a 2048-byte block each byte is 7 more than the last, so a block is a run
+        // of SEVENS (period 256) and is copied from it rather than computed byte by byte.
+        let mut offset = offset;
+        let mut out = &mut buf[..n];
+        while !out.is_empty() {
+            let in_block = (2048 - (offset % 2048)) as usize;
+            // The index into SEVENS whose byte is pattern_byte(offset): 183 is 7's inverse
+            // modulo 256.
+            let start = usize::from(pattern_byte(offset).wrapping_mul(183));
+            let len = out.len().min(in_block).min(256);
+            let (head, rest) = out.split_at_mut(len);
+            head.copy_from_slice(&SEVENS[start..start + len]);
+            out = rest;
+            offset += len as u64;
         }
         Ok(n)
     }
@@ -158,30 +172,36 @@ impl<'f> FileOut<'f> {
                 }
                 None => source,
             };
-            let mut buf = [0u8; 4096];
             loop {
                 if *sent >= source.len() {
                     log::info!("{name}: file-out tcp{conn}: all {sent} bytes queued, closing");
                     let _ = stack.close(conn);
                     return false;
                 }
-                let room = tx_room(stack, conn).min(buf.len());
-                if room == 0 {
-                    return true;
-                }
-                let n = match source.read_at(*sent, &mut buf[..room]) {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        log::warn!(
-                            "{name}: file-out tcp{conn}: source unreadable at {sent}, aborting"
-                        );
-                        let _ = stack.abort(conn);
-                        return false;
+                // Read straight into the tx ring: no buffer, no copy.
+                let mut unreadable = false;
+                // The ring lends its free space in up to two pieces, read one after the other.
+                let mut offset = *sent;
+                let queued = stack.send_with(conn, usize::MAX, |room| {
+                    match source.read_at(offset, room) {
+                        Ok(n) if n > 0 => {
+                            offset += n as u64;
+                            n
+                        }
+                        _ => {
+                            unreadable = true;
+                            0
+                        }
                     }
-                };
-                match stack.send(conn, &buf[..n]) {
+                });
+                if unreadable {
+                    log::warn!("{name}: file-out tcp{conn}: source unreadable at {sent}, aborting");
+                    let _ = stack.abort(conn);
+                    return false;
+                }
+                match queued {
+                    Ok(0) | Err(SendError::WouldBlock) => return true,
                     Ok(queued) => *sent += queued as u64,
-                    Err(SendError::WouldBlock) => return true,
                     Err(e) => {
                         log::warn!("{name}: file-out tcp{conn}: {e} after {sent} bytes");
                         let _ = stack.close(conn);
@@ -271,9 +291,10 @@ impl FileIn {
         let name = stack.name();
         self.connections.retain_mut(|incoming| {
             let conn = incoming.conn;
-            let mut buf = [0u8; 1024];
             while incoming.reply.is_none() {
-                match stack.recv(conn, &mut buf) {
+                // Hashed where they lie in the rx ring: no buffer, no copy.
+                let hasher = &mut incoming.hasher;
+                match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
                     Ok(0) => {
                         let digest = core::mem::take(&mut incoming.hasher).finalize();
                         let mut line = String::new();
@@ -285,10 +306,7 @@ impl FileIn {
                         log::info!("{name}: file-in tcp{conn}: {}", line.trim_end());
                         incoming.reply = Some((line, 0));
                     }
-                    Ok(n) => {
-                        incoming.hasher.update(&buf[..n]);
-                        incoming.received += n as u64;
-                    }
+                    Ok(n) => incoming.received += n as u64,
                     Err(RecvError::WouldBlock) => return true,
                     Err(e) => {
                         log::warn!(
@@ -336,6 +354,25 @@ mod tests {
             .all(|(i, &b)| b == pattern_byte(4500 + i as u64)));
         assert_eq!(pattern.read_at(5000, &mut buf), Ok(0));
         assert_eq!(pattern.read_at(u64::MAX, &mut buf), Ok(0));
+    }
+
+    #[test]
+    fn pattern_reads_across_block_boundaries_match_pattern_bytes() {
+        let pattern = Pattern(1 << 40);
+        let mut buf = [0u8; 5000];
+        for (offset, len) in [
+            (0, 5000),
+            (2047, 2),
+            (2040, 600),
+            (4095, 4097),
+            ((1 << 39) + 3, 4999),
+        ] {
+            let n = pattern.read_at(offset, &mut buf[..len]).unwrap();
+            assert_eq!(n, len);
+            for (i, &b) in buf[..n].iter().enumerate() {
+                assert_eq!(b, pattern_byte(offset + i as u64), "offset {offset} + {i}");
+            }
+        }
     }
 
     #[test]

@@ -343,15 +343,65 @@ impl<'a> Stack<'a> {
             Ok(0) => Err(RecvError::WouldBlock),
             Ok(n) => Ok(n),
             Err(tcp::RecvError::Finished) => Ok(0),
-            Err(tcp::RecvError::InvalidState) => Err(match socket.state() {
-                tcp::State::SynSent | tcp::State::SynReceived => RecvError::WouldBlock,
-                _ => match t.end {
-                    Some(TcpEnd::Reset) => RecvError::ConnectionReset,
-                    // A connection that ended in order reads as end of stream for ever.
-                    None if t.connected_once => return Ok(0),
-                    _ => RecvError::NotConnected,
-                },
-            }),
+            Err(tcp::RecvError::InvalidState) => recv_without_connection(socket.state(), t),
+        };
+        match result {
+            Ok(n) => {
+                slot.stats.bytes_in += n as u64;
+                self.observe_slot(handle.fileno());
+            }
+            Err(RecvError::WouldBlock) => slot.stats.rx_would_block += 1,
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// `recv()` without the copy: lends up to `max` bytes of the rx ring to `f` (in two
+    /// pieces when they wrap around the ring's end, never an empty one), then drops them
+    /// from the ring. The results mean what [`Stack::recv`]'s do. With an `f` that
+    /// ignores its bytes this is Linux's `recv(fd, NULL, max, MSG_TRUNC)` on a TCP
+    /// socket, which discards what it reads; with one that hashes them, a checksum
+    /// without a buffer.
+    pub fn recv_with<F: FnMut(&[u8])>(
+        &mut self,
+        handle: SocketHandle,
+        max: usize,
+        mut f: F,
+    ) -> Result<usize, RecvError> {
+        let slot = visible_mut(self.slots, handle).ok_or(RecvError::BadHandle)?;
+        let t = match &mut slot.kind {
+            SlotKind::Tcp(t) => t,
+            SlotKind::Listener(_) => return Err(RecvError::Listening),
+            SlotKind::Udp(_) => return Err(RecvError::NotStream),
+        };
+        if max == 0 {
+            return Err(RecvError::EmptyBuffer);
+        }
+        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
+        let mut taken = 0;
+        let mut ended = None;
+        while taken < max {
+            let piece = socket.recv(|data| {
+                let n = data.len().min(max - taken);
+                if n > 0 {
+                    f(&data[..n]);
+                }
+                (n, n)
+            });
+            match piece {
+                Ok(0) => break,
+                Ok(n) => taken += n,
+                Err(e) => {
+                    ended = Some(e);
+                    break;
+                }
+            }
+        }
+        let result = match (taken, ended) {
+            (0, None) => Err(RecvError::WouldBlock),
+            (0, Some(tcp::RecvError::Finished)) => Ok(0),
+            (0, Some(tcp::RecvError::InvalidState)) => recv_without_connection(socket.state(), t),
+            (n, _) => Ok(n),
         };
         match result {
             Ok(n) => {
@@ -402,6 +452,72 @@ impl<'a> Stack<'a> {
         result
     }
 
+    /// `send()` without the copy: lends up to `max` bytes of free tx ring to `f` (in two
+    /// pieces when they wrap around the ring's end), which fills a prefix and returns
+    /// its length; that much is queued. Stops at the first piece `f` leaves unfilled.
+    /// The results mean what [`Stack::send`]'s do: `WouldBlock` when the ring is full,
+    /// `Ok(0)` when `max` is 0 or `f` wrote nothing.
+    pub fn send_with<F: FnMut(&mut [u8]) -> usize>(
+        &mut self,
+        handle: SocketHandle,
+        max: usize,
+        mut f: F,
+    ) -> Result<usize, SendError> {
+        let slot = visible_mut(self.slots, handle).ok_or(SendError::BadHandle)?;
+        let t = match &mut slot.kind {
+            SlotKind::Tcp(t) => t,
+            SlotKind::Listener(_) => return Err(SendError::NotConnected),
+            SlotKind::Udp(_) => return Err(SendError::NotStream),
+        };
+        if t.shut_write {
+            return Err(SendError::BrokenPipe);
+        }
+        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
+        let mut queued = 0;
+        let mut result = Ok(0);
+        while queued < max {
+            let piece = socket.send(|room| {
+                let lent = room.len().min(max - queued);
+                let written = if lent > 0 {
+                    f(&mut room[..lent]).min(lent)
+                } else {
+                    0
+                };
+                (written, (written, lent))
+            });
+            match piece {
+                Ok((_, 0)) if queued == 0 => result = Err(SendError::WouldBlock),
+                Ok((written, lent)) => {
+                    queued += written;
+                    result = Ok(queued);
+                    if lent > 0 && written == lent {
+                        continue;
+                    }
+                }
+                Err(tcp::SendError::InvalidState) => {
+                    result = Err(match socket.state() {
+                        tcp::State::SynSent | tcp::State::SynReceived => SendError::WouldBlock,
+                        _ if t.connected_once => SendError::BrokenPipe,
+                        _ => SendError::NotConnected,
+                    })
+                }
+            }
+            break;
+        }
+        match result {
+            Ok(n) => {
+                slot.stats.bytes_out += n as u64;
+                self.observe_slot(handle.fileno());
+            }
+            Err(SendError::WouldBlock) => slot.stats.tx_would_block += 1,
+            Err(SendError::BrokenPipe) => {
+                log::warn!("{}: tcp{handle} send: broken pipe", self.name)
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
     /// `shutdown(SHUT_WR)`: sends FIN once the queued data is out; the socket can still
     /// receive until the peer closes. Further sends fail with `BrokenPipe`.
     pub fn shutdown_write(&mut self, handle: SocketHandle) -> Result<(), ShutdownError> {
@@ -432,5 +548,18 @@ impl<'a> Stack<'a> {
     /// The type of socket, for log lines.
     pub(crate) fn kind_of(&self, handle: SocketHandle) -> SocketType {
         self.socket_type(handle).unwrap_or(SocketType::Stream)
+    }
+}
+
+/// What `recv` says when smoltcp has no connection to read from: still connecting, reset,
+/// or (for ever, once it ended in order) end of stream.
+fn recv_without_connection(state: tcp::State, t: &TcpSlot) -> Result<usize, RecvError> {
+    match state {
+        tcp::State::SynSent | tcp::State::SynReceived => Err(RecvError::WouldBlock),
+        _ => match t.end {
+            Some(TcpEnd::Reset) => Err(RecvError::ConnectionReset),
+            None if t.connected_once => Ok(0),
+            _ => Err(RecvError::NotConnected),
+        },
     }
 }
