@@ -11,7 +11,9 @@ use smoltcp::phy::Device;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
-use crate::observe::{Ring, RingWatch, SocketStats, StatsRow, WindowWatch};
+use crate::observe::{
+    LogGate, LogLimit, LogThrottle, Ring, RingWatch, SocketStats, StatsRow, WindowWatch,
+};
 use crate::phy::{FrameEvent, FrameLog, Inspector};
 use crate::socket::{
     AddressFamily, LocalOptions, OptionError, OptionName, SocketHandle, SocketOption, SocketType,
@@ -46,6 +48,29 @@ impl<const N: usize> StackResources<'_, N> {
         StackResources {
             sockets: [SocketStorage::EMPTY; N],
             slots: [const { None }; N],
+        }
+    }
+}
+
+impl<'a, const N: usize> StackResources<'a, N> {
+    /// Empty storage for `N` sockets, built where it lies, one entry at a time. For a
+    /// table in a `static` cell on a small microcontroller: [`StackResources::new`] there
+    /// would cost the table's size in flash (its image in `.data`) or on the stack (a
+    /// temporary copied into place).
+    #[allow(unsafe_code)]
+    pub fn new_in(place: &mut core::mem::MaybeUninit<Self>) -> &mut Self {
+        let table = place.as_mut_ptr();
+        // SAFETY: `table` points to writable memory for a whole `Self`. Every element of
+        // both arrays is written exactly once before the whole is treated as initialised,
+        // and `write` drops nothing (there is nothing there yet to drop).
+        unsafe {
+            let sockets = core::ptr::addr_of_mut!((*table).sockets).cast::<SocketStorage<'a>>();
+            let slots = core::ptr::addr_of_mut!((*table).slots).cast::<Option<Slot>>();
+            for i in 0..N {
+                sockets.add(i).write(SocketStorage::EMPTY);
+                slots.add(i).write(None);
+            }
+            place.assume_init_mut()
         }
     }
 }
@@ -191,6 +216,7 @@ pub struct Slot {
     pub(crate) stats: SocketStats,
     pub(crate) rx_watch: RingWatch,
     pub(crate) tx_watch: RingWatch,
+    pub(crate) log_throttle: LogThrottle,
 }
 
 impl Slot {
@@ -201,6 +227,7 @@ impl Slot {
             stats: SocketStats::default(),
             rx_watch: RingWatch::default(),
             tx_watch: RingWatch::default(),
+            log_throttle: LogThrottle::default(),
         }
     }
 
@@ -237,6 +264,7 @@ pub struct Stack<'a> {
     pub(crate) mtu: usize,
     next_ephemeral: u16,
     ready_counter: u32,
+    log_limit: Option<LogLimit>,
 }
 
 /// First port of the ephemeral range (IANA's, as Linux's `ip_local_port_range` suggests).
@@ -286,6 +314,26 @@ impl<'a> Stack<'a> {
             mtu,
             next_ephemeral: EPHEMERAL_FIRST + (config.seed % 16384) as u16,
             ready_counter: 0,
+            log_limit: None,
+        }
+    }
+
+    /// The cap on transition lines, if any ([`Stack::set_log_limit`]).
+    pub fn log_limit(&self) -> Option<LogLimit> {
+        self.log_limit
+    }
+
+    /// Caps the transition lines each socket logs ([`LogLimit`], after Linux's
+    /// `net_ratelimit()`); `None`, the default, logs every one.
+    pub fn set_log_limit(&mut self, limit: Option<LogLimit>) {
+        self.log_limit = limit;
+    }
+
+    fn log_gate(&self) -> LogGate<'static> {
+        LogGate {
+            stack: self.name,
+            now: self.now,
+            limit: self.log_limit,
         }
     }
 
@@ -336,15 +384,30 @@ impl<'a> Stack<'a> {
                 PollIngressSingleResult::PacketProcessed => {}
                 PollIngressSingleResult::SocketStateChanged => changed = true,
             }
-            drain_frame_events(self.name, &self.frames, self.slots, &mut self.sockets);
+            drain_frame_events(
+                &self.log_gate(),
+                &self.frames,
+                self.slots,
+                &mut self.sockets,
+            );
         }
         while self.iface.poll_egress(now, &mut device, &mut self.sockets)
             == PollResult::SocketStateChanged
         {
             changed = true;
-            drain_frame_events(self.name, &self.frames, self.slots, &mut self.sockets);
+            drain_frame_events(
+                &self.log_gate(),
+                &self.frames,
+                self.slots,
+                &mut self.sockets,
+            );
         }
-        drain_frame_events(self.name, &self.frames, self.slots, &mut self.sockets);
+        drain_frame_events(
+            &self.log_gate(),
+            &self.frames,
+            self.slots,
+            &mut self.sockets,
+        );
         self.observe_sockets(true);
         changed
     }
@@ -752,11 +815,18 @@ impl<'a> Stack<'a> {
                 return;
             };
             let kind = slot.socket_type();
+            let gate = LogGate {
+                stack: self.name,
+                now: self.now,
+                limit: self.log_limit,
+            };
+            slot.log_throttle.flush(&gate, kind, handle);
             match &mut slot.kind {
                 SlotKind::Tcp(t) => {
                     let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
                     slot.rx_watch.update(
-                        self.name,
+                        &gate,
+                        &mut slot.log_throttle,
                         handle,
                         kind,
                         Ring::Rx,
@@ -764,7 +834,8 @@ impl<'a> Stack<'a> {
                         &mut slot.stats,
                     );
                     slot.tx_watch.update(
-                        self.name,
+                        &gate,
+                        &mut slot.log_throttle,
                         handle,
                         kind,
                         Ring::Tx,
@@ -826,7 +897,8 @@ impl<'a> Stack<'a> {
                 SlotKind::Udp(u) => {
                     let socket = self.sockets.get::<udp::Socket>(u.inner);
                     slot.rx_watch.update(
-                        self.name,
+                        &gate,
+                        &mut slot.log_throttle,
                         handle,
                         kind,
                         Ring::Rx,
@@ -834,7 +906,8 @@ impl<'a> Stack<'a> {
                         &mut slot.stats,
                     );
                     slot.tx_watch.update(
-                        self.name,
+                        &gate,
+                        &mut slot.log_throttle,
                         handle,
                         kind,
                         Ring::Tx,
@@ -904,11 +977,12 @@ fn tcp_transition(
 
 /// Matches the inspector's frame events against the sockets.
 fn drain_frame_events(
-    name: &str,
+    gate: &LogGate<'_>,
     frames: &RefCell<FrameLog>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
 ) {
+    let name = gate.stack;
     let mut frames = frames.borrow_mut();
     while let Some(event) = frames.pop_front() {
         match event {
@@ -952,6 +1026,7 @@ fn drain_frame_events(
                     let Some(Slot {
                         kind: SlotKind::Tcp(t),
                         stats,
+                        log_throttle,
                         ..
                     }) = slot
                     else {
@@ -962,7 +1037,8 @@ fn drain_frame_events(
                         && socket.remote_endpoint() == Some(dst);
                     if matches {
                         t.window.segment_sent(
-                            name,
+                            gate,
+                            log_throttle,
                             SocketHandle(index as u16),
                             window_field,
                             socket.recv_queue(),
