@@ -253,10 +253,7 @@ fn advance<S: Store>(
                 start(stack, store, conn, frame);
                 if let Phase::Receiving { .. } = conn.phase {
                     // Data that came with the request belongs to the upload.
-                    let mut extra = [0u8; 2048];
-                    let rest = n - used;
-                    extra[..rest].copy_from_slice(&buf[used..n]);
-                    if receive(stack, store, conn, &extra[..rest], completed) {
+                    if receive(stack, store, conn, &buf[used..n], completed) {
                         return Next::Keep;
                     }
                 } else if used < n {
@@ -282,8 +279,7 @@ fn advance<S: Store>(
                     }
                     Ok(n) => {
                         conn.last_activity = now;
-                        let data = buf;
-                        receive(stack, store, conn, &data[..n], completed);
+                        receive(stack, store, conn, &buf[..n], completed);
                     }
                     Err(RecvError::WouldBlock) => {}
                     Err(e) => {

@@ -61,16 +61,33 @@ pub trait Store {
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64));
 }
 
+/// What a [`RamStore`] slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RamSlot {
+    Free,
+    Uploading,
+    Committed,
+}
+
 struct RamFile<const MAX: usize> {
     name: String<MAX_NAME>,
     data: Vec<u8, MAX>,
-    committed: bool,
+    slot: RamSlot,
+}
+
+impl<const MAX: usize> RamFile<MAX> {
+    const FREE: Self = RamFile {
+        name: String::new(),
+        data: Vec::new(),
+        slot: RamSlot::Free,
+    };
 }
 
 /// A fixed-capacity store in RAM: at most `FILES` files of at most `MAX` bytes each, one
-/// of which may be an upload in progress.
+/// of which may be an upload in progress. Files never move: each has its slot, so no
+/// file-sized value ever lands on the (small) stack.
 pub struct RamStore<const FILES: usize, const MAX: usize> {
-    files: Vec<RamFile<MAX>, FILES>,
+    files: [RamFile<MAX>; FILES],
 }
 
 /// An upload into a [`RamStore`]: the index of its (uncommitted) slot.
@@ -80,13 +97,15 @@ pub struct RamUpload(usize);
 impl<const FILES: usize, const MAX: usize> RamStore<FILES, MAX> {
     /// An empty store.
     pub const fn new() -> Self {
-        RamStore { files: Vec::new() }
+        RamStore {
+            files: [const { RamFile::FREE }; FILES],
+        }
     }
 
     fn find(&self, name: &str) -> Option<usize> {
         self.files
             .iter()
-            .position(|f| f.committed && f.name.as_str() == name)
+            .position(|f| f.slot == RamSlot::Committed && f.name.as_str() == name)
     }
 }
 
@@ -116,51 +135,59 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
     }
 
     fn begin(&mut self, name: &str, size: u64) -> Result<RamUpload, StoreError> {
-        if self.files.iter().any(|f| !f.committed) {
+        if self.files.iter().any(|f| f.slot == RamSlot::Uploading) {
             return Err(StoreError::Busy);
         }
         if size > MAX as u64 {
             return Err(StoreError::NoSpace);
         }
         let name = String::try_from(name).map_err(|_| StoreError::NoSpace)?;
-        let file = RamFile {
-            name,
-            data: Vec::new(),
-            committed: false,
-        };
-        self.files.push(file).map_err(|_| StoreError::NoSpace)?;
-        Ok(RamUpload(self.files.len() - 1))
+        let index = self
+            .files
+            .iter()
+            .position(|f| f.slot == RamSlot::Free)
+            .ok_or(StoreError::NoSpace)?;
+        let file = &mut self.files[index];
+        file.name = name;
+        file.data.clear();
+        file.slot = RamSlot::Uploading;
+        Ok(RamUpload(index))
     }
 
     fn write(&mut self, upload: &mut RamUpload, data: &[u8]) -> Result<(), StoreError> {
-        let file = self.files.get_mut(upload.0).ok_or(StoreError::Io)?;
+        let file = self
+            .files
+            .get_mut(upload.0)
+            .filter(|f| f.slot == RamSlot::Uploading)
+            .ok_or(StoreError::Io)?;
         file.data
             .extend_from_slice(data)
             .map_err(|_| StoreError::NoSpace)
     }
 
     fn commit(&mut self, upload: RamUpload) -> Result<(), StoreError> {
-        let name = self.files.get(upload.0).ok_or(StoreError::Io)?.name.clone();
-        if let Some(old) = self.find(&name) {
-            self.files.remove(old);
-        }
-        let index = self
+        let file = self
             .files
-            .iter()
-            .position(|f| !f.committed)
+            .get(upload.0)
+            .filter(|f| f.slot == RamSlot::Uploading)
             .ok_or(StoreError::Io)?;
-        self.files[index].committed = true;
+        if let Some(old) = self.find(&file.name.clone()) {
+            self.files[old].slot = RamSlot::Free;
+        }
+        self.files[upload.0].slot = RamSlot::Committed;
         Ok(())
     }
 
     fn abort(&mut self, upload: RamUpload) {
-        if upload.0 < self.files.len() && !self.files[upload.0].committed {
-            self.files.remove(upload.0);
+        if let Some(file) = self.files.get_mut(upload.0) {
+            if file.slot == RamSlot::Uploading {
+                file.slot = RamSlot::Free;
+            }
         }
     }
 
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
-        for file in self.files.iter().filter(|f| f.committed) {
+        for file in self.files.iter().filter(|f| f.slot == RamSlot::Committed) {
             f(&file.name, file.data.len() as u64);
         }
     }
