@@ -1,7 +1,10 @@
-//! Puts memory.x where the linker finds it, and rebuilds when it changes.
+//! Puts memory.x where the linker finds it, and passes the log level chosen with
+//! `RINGNET_LOG` (error, warn, info or debug; debug when unset) to the firmware.
 use std::env;
 use std::fs;
 use std::path::PathBuf;
+
+const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -9,4 +12,16 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
+
+    println!("cargo:rerun-if-env-changed=RINGNET_LOG");
+    let level = env::var("RINGNET_LOG").unwrap_or_else(|_| "debug".into());
+    let level = level.trim().to_ascii_lowercase();
+    if !LEVELS.contains(&level.as_str()) {
+        eprintln!(
+            "RINGNET_LOG={level:?} is not a log level the firmware knows: use one of {}",
+            LEVELS.join(", ")
+        );
+        std::process::exit(1);
+    }
+    println!("cargo:rustc-env=RINGNET_LOG_LEVEL={level}");
 }

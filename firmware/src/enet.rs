@@ -1,7 +1,15 @@
-//! The LM3S6965's Ethernet controller, as QEMU's `stellaris` model provides it, as a
-//! smoltcp [`Device`]. Frames move word by word through the RX and TX FIFOs; the driver
-//! says in the log when the RX FIFO holds its 31 frames (QEMU then keeps further frames
-//! back) and when a frame could not be taken.
+//! The LM3S6965's Ethernet controller, as QEMU's `stellaris` NIC models it, as a smoltcp
+//! [`Device`].
+//!
+//! Frames move a 32-bit word at a time through the DATA register. Received frames wait
+//! in a FIFO of 31 frames; the first word of each holds its length (the frame plus 6: the
+//! two length bytes and the CRC) and the frame's first two bytes. A frame to send starts
+//! with a word holding the payload length (the frame less its 14-byte header) and the
+//! frame's first two bytes; writing TR sends it.
+//!
+//! The driver's own exhaustion is logged like the sockets' is: the RX FIFO holding all its
+//! frames (QEMU then keeps further frames back until the FIFO is empty), frames it had to
+//! drop, and a transmitter still busy with the previous frame.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +18,7 @@ use ringnet::smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::Instant;
 
-use crate::config::FRAME;
+use crate::config::{FRAME, FRAME_BUFFER};
 
 const BASE: usize = 0x4004_8000;
 /// Raw interrupt status (read) / acknowledge (write).
@@ -19,16 +27,18 @@ const RIS: usize = 0x00;
 const IM: usize = 0x04;
 const RCTL: usize = 0x08;
 const TCTL: usize = 0x0c;
-/// The FIFOs, a 32-bit word at a time.
+/// The FIFOs, a word at a time.
 const DATA: usize = 0x10;
+/// The station address: its first four bytes, then the last two.
 const IA0: usize = 0x14;
 const IA1: usize = 0x18;
 /// Frames waiting in the RX FIFO.
 const NP: usize = 0x34;
-/// Transmission request.
+/// Transmission request; reads back non-zero while a frame is being sent.
 const TR: usize = 0x38;
 
 const INT_RX: u32 = 0x01;
+const INT_TXER: u32 = 0x02;
 const INT_FOV: u32 = 0x08;
 const RCTL_RXEN: u32 = 0x01;
 const RCTL_RSTFIFO: u32 = 0x10;
@@ -38,71 +48,85 @@ const TCTL_CRC: u32 = 0x04;
 const TR_NEWTX: u32 = 0x01;
 
 /// Frames the RX FIFO holds.
-const RX_FIFO_FRAMES: u32 = 31;
+pub const RX_FIFO_FRAMES: u32 = 31;
 /// Ethernet header bytes, which the TX length word does not count.
 const HEADER: usize = 14;
+/// Bytes a received record adds to its frame: the length half-word and the CRC.
+const RECORD_EXTRA: usize = 6;
+/// The shortest frame worth handing on: an Ethernet header.
+const MIN_FRAME: usize = HEADER;
 
-/// The Ethernet controller's interrupt line.
+/// The Ethernet controller's interrupt line (IRQ 42 on the LM3S6965).
 #[derive(Clone, Copy)]
 pub struct EthernetIrq;
 
-// SAFETY: 42 is the LM3S6965's Ethernet interrupt number, within the NVIC's range.
+/// The Ethernet controller's interrupt number.
+pub const IRQ: u16 = 42;
+
+// SAFETY: 42 is the LM3S6965's Ethernet interrupt, within the NVIC's range.
 unsafe impl InterruptNumber for EthernetIrq {
     fn number(self) -> u16 {
-        42
+        IRQ
     }
 }
 
-/// Set by the interrupt handler: frames arrived while the loop slept.
+/// Set by the interrupt handler: a frame arrived while the loop was not looking.
 pub static RX_PENDING: AtomicBool = AtomicBool::new(false);
 
 fn read(offset: usize) -> u32 {
-    // SAFETY: BASE + offset is one of the controller's documented registers, always
-    // mapped on this chip; volatile word reads are the access the hardware expects.
+    // SAFETY: BASE + offset is one of the controller's registers, always mapped on this
+    // chip; volatile word accesses are what the hardware expects.
     unsafe { core::ptr::read_volatile((BASE + offset) as *const u32) }
 }
 
 fn write(offset: usize, value: u32) {
-    // SAFETY: as in `read`, for writes.
+    // SAFETY: as in `read`.
     unsafe { core::ptr::write_volatile((BASE + offset) as *mut u32, value) }
 }
 
-/// Called from the interrupt handler: mask the controller's interrupts (the line is
-/// level-triggered) and let the main loop drain the FIFO.
+/// The interrupt handler's work: mask the controller (its line is level-triggered and
+/// stays up until the FIFO is drained) and tell the loop.
 pub fn on_interrupt() {
     write(IM, 0);
     RX_PENDING.store(true, Ordering::Release);
 }
 
-/// Counters of the driver itself.
+/// The driver's own counters, printed with the stats table.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DriverStats {
-    /// Frames received.
+    /// Frames received and handed to the stack.
     pub rx_frames: u32,
     /// Frames sent.
     pub tx_frames: u32,
     /// Times the RX FIFO was found holding all its frames.
     pub rx_fifo_full: u32,
-    /// Frames dropped: too long for the driver's buffer, or reported as FIFO overrun.
+    /// Most frames seen waiting in the RX FIFO at once.
+    pub rx_fifo_high_water: u32,
+    /// Frames lost: too long for the FIFO (overrun), or of a length the driver refuses.
     pub rx_dropped: u32,
-    /// Times a send found the controller still busy with the previous frame.
+    /// Times a send found the transmitter still busy with the previous frame.
     pub tx_busy: u32,
+    /// Frames the controller refused to send (TX error).
+    pub tx_errors: u32,
 }
 
 /// The Stellaris Ethernet controller.
 pub struct Stellaris {
-    rx: &'static mut [u8; FRAME],
-    tx: &'static mut [u8; FRAME],
-    fifo_full: bool,
-    tx_was_busy: bool,
+    rx: &'static mut [u8; FRAME_BUFFER],
+    tx: &'static mut [u8; FRAME_BUFFER],
+    rx_fifo_full: bool,
+    tx_busy: bool,
     /// The driver's counters.
     pub stats: DriverStats,
 }
 
 impl Stellaris {
-    /// Resets the FIFOs and enables the receiver, the transmitter (with padding and CRC)
-    /// and the receive interrupt.
-    pub fn new(rx: &'static mut [u8; FRAME], tx: &'static mut [u8; FRAME]) -> Stellaris {
+    /// Resets the RX FIFO, enables the receiver, the transmitter (padding short frames,
+    /// appending the CRC) and the receive interrupt, with `rx` and `tx` as frame buffers.
+    pub fn new(
+        rx: &'static mut [u8; FRAME_BUFFER],
+        tx: &'static mut [u8; FRAME_BUFFER],
+    ) -> Stellaris {
         write(RCTL, RCTL_RSTFIFO);
         write(RCTL, RCTL_RXEN);
         write(TCTL, TCTL_TXEN | TCTL_PADEN | TCTL_CRC);
@@ -111,13 +135,13 @@ impl Stellaris {
         Stellaris {
             rx,
             tx,
-            fifo_full: false,
-            tx_was_busy: false,
+            rx_fifo_full: false,
+            tx_busy: false,
             stats: DriverStats::default(),
         }
     }
 
-    /// The MAC address the board was given.
+    /// The station (MAC) address the board was given.
     pub fn mac(&self) -> EthernetAddress {
         let low = read(IA0).to_le_bytes();
         let high = read(IA1).to_le_bytes();
@@ -129,66 +153,86 @@ impl Stellaris {
         read(NP)
     }
 
-    /// Re-enables the receive interrupt after the loop drained the FIFO.
+    /// Acknowledges the receive interrupt and unmasks it again, once the loop has
+    /// drained the FIFO; the caller then checks [`Self::frames_waiting`] once more, since
+    /// a frame may have arrived in between.
     pub fn listen(&self) {
         write(RIS, INT_RX);
         write(IM, INT_RX);
     }
 
-    /// Reads the next frame into the RX buffer; its length, or `None` if there is none
-    /// or it had to be dropped.
-    fn take_frame(&mut self) -> Option<usize> {
-        let waiting = read(NP);
-        if waiting >= RX_FIFO_FRAMES && !self.fifo_full {
-            self.fifo_full = true;
+    /// Notes FIFO overruns and the FIFO's fill level; logs the full and drained edges.
+    fn watch_fifo(&mut self, waiting: u32) {
+        self.stats.rx_fifo_high_water = self.stats.rx_fifo_high_water.max(waiting);
+        if waiting >= RX_FIFO_FRAMES && !self.rx_fifo_full {
+            self.rx_fifo_full = true;
             self.stats.rx_fifo_full += 1;
-            log::warn!(
-                "enet: RX FIFO full ({RX_FIFO_FRAMES} frames): QEMU holds further frames back"
-            );
-        } else if waiting < RX_FIFO_FRAMES / 2 && self.fifo_full {
-            self.fifo_full = false;
-            log::debug!("enet: RX FIFO has room again ({waiting}/{RX_FIFO_FRAMES} frames)");
+            log::warn!("enet: RX FIFO FULL ({waiting}/{RX_FIFO_FRAMES} frames): QEMU holds further frames back");
+        } else if waiting == 0 && self.rx_fifo_full {
+            self.rx_fifo_full = false;
+            log::debug!("enet: RX FIFO empty after full: frames flow again");
         }
-        if read(RIS) & INT_FOV != 0 {
+        let status = read(RIS);
+        if status & INT_FOV != 0 {
             write(RIS, INT_FOV);
             self.stats.rx_dropped += 1;
-            log::warn!("enet: a frame too long for the RX FIFO was dropped");
+            log::warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
         }
+        if status & INT_TXER != 0 {
+            // Acknowledging TXER also empties the TX FIFO.
+            write(RIS, INT_TXER);
+            self.stats.tx_errors += 1;
+            log::warn!("enet: TX error: the controller refused a frame");
+        }
+    }
+
+    /// Reads the next frame into the RX buffer: its length, or `None` if the FIFO is
+    /// empty or the frame had to be dropped.
+    fn take_frame(&mut self) -> Option<usize> {
+        let waiting = read(NP);
+        self.watch_fifo(waiting);
         if waiting == 0 {
             return None;
         }
         let first = read(DATA);
-        // The first half-word counts the frame plus its own 2 bytes and the 4-byte CRC.
         let record = (first & 0xffff) as usize;
-        let words = record.div_ceil(4);
-        let len = record.saturating_sub(6);
-        if !(2..=FRAME).contains(&len) {
-            for _ in 1..words {
+        let len = record.saturating_sub(RECORD_EXTRA);
+        // Words left after the first: the rest of the frame and the CRC.
+        let words = record.div_ceil(4).saturating_sub(1);
+        if !(MIN_FRAME..=FRAME).contains(&len) {
+            for _ in 0..words {
                 read(DATA);
             }
             self.stats.rx_dropped += 1;
-            log::warn!("enet: dropped a frame of {len} bytes (buffer {FRAME})");
+            log::warn!(
+                "enet: dropped a received frame of {len} bytes (accepts {MIN_FRAME} to {FRAME})"
+            );
             return None;
         }
-        self.rx[..2].copy_from_slice(&first.to_le_bytes()[2..]);
-        let mut at = 2;
-        for _ in 1..words {
-            let bytes = read(DATA).to_le_bytes();
-            let n = (len.saturating_sub(at)).min(4);
-            self.rx[at..at + n].copy_from_slice(&bytes[..n]);
-            at += n;
+        let [_, _, b0, b1] = first.to_le_bytes();
+        self.rx[0] = b0;
+        self.rx[1] = b1;
+        // Whole words, CRC included: FRAME_BUFFER has room for them past the frame.
+        for chunk in self.rx[2..2 + 4 * words].chunks_exact_mut(4) {
+            chunk.copy_from_slice(&read(DATA).to_le_bytes());
         }
         self.stats.rx_frames += 1;
         Some(len)
     }
 
+    /// Whether the transmitter can take a frame; logs when it could not and when it can
+    /// again. (QEMU sends a frame the moment TR is written, so there it never is busy.)
     fn tx_ready(&mut self) -> bool {
         let busy = read(TR) & TR_NEWTX != 0;
-        if busy && !self.tx_was_busy {
-            self.stats.tx_busy += 1;
-            log::debug!("enet: TX FIFO busy with the previous frame");
+        if busy != self.tx_busy {
+            self.tx_busy = busy;
+            if busy {
+                self.stats.tx_busy += 1;
+                log::debug!("enet: TX busy with the previous frame: send waits");
+            } else {
+                log::debug!("enet: TX free again");
+            }
         }
-        self.tx_was_busy = busy;
         !busy
     }
 }
@@ -204,32 +248,35 @@ impl phy::RxToken for RxToken<'_> {
     }
 }
 
-/// Room for a frame to send.
+/// Room for one frame to send.
 pub struct TxToken<'a> {
-    buf: &'a mut [u8; FRAME],
+    buf: &'a mut [u8; FRAME_BUFFER],
     sent: &'a mut u32,
 }
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        // smoltcp asks for at most the MTU, which is FRAME.
         let len = len.min(FRAME);
         let result = f(&mut self.buf[..len]);
-        if len >= HEADER {
-            let frame = &self.buf[..len];
-            // First word: the length without the header, then the frame's first 2 bytes.
-            let data_len = (len - HEADER) as u32;
+        if len < HEADER {
+            return result;
+        }
+        let frame = &self.buf[..len];
+        write(
+            DATA,
+            (len - HEADER) as u32 | u32::from(frame[0]) << 16 | u32::from(frame[1]) << 24,
+        );
+        // The rest in whole words; the bytes past the frame in the last word are ignored.
+        let words = (len - 2).div_ceil(4);
+        for chunk in self.buf[2..2 + 4 * words].chunks_exact(4) {
             write(
                 DATA,
-                data_len | u32::from(frame[0]) << 16 | u32::from(frame[1]) << 24,
+                u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
             );
-            for chunk in frame[2..].chunks(4) {
-                let mut word = [0u8; 4];
-                word[..chunk.len()].copy_from_slice(chunk);
-                write(DATA, u32::from_le_bytes(word));
-            }
-            write(TR, TR_NEWTX);
-            *self.sent += 1;
         }
+        write(TR, TR_NEWTX);
+        *self.sent += 1;
         result
     }
 }
@@ -264,8 +311,9 @@ impl Device for Stellaris {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        // Bursts as large as the peer's window: a burst of one frame throttles badly.
+        caps.max_transmission_unit = FRAME;
+        // As many frames as the peer's window allows: a burst of one throttles a bulk
+        // transfer into the device to a trickle.
         caps.max_burst_size = None;
         caps
     }

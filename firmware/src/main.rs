@@ -1,25 +1,28 @@
 //! ringnet firmware for the LM3S6965 (Cortex-M3) under QEMU: the core's sockets and
-//! services on the Stellaris Ethernet, logging every buffer transition on UART0.
+//! services on the Stellaris Ethernet, every buffer static, every buffer transition
+//! logged on UART0.
 #![no_std]
 #![no_main]
 
 mod clock;
 mod config;
 mod enet;
+mod stack_usage;
+#[cfg(feature = "http")]
 mod store;
 mod uart;
 
 use core::sync::atomic::Ordering;
 
 use cortex_m_rt::{entry, exception};
-use ringnet::http::HttpServer;
+use ringnet::observe::LogLimit;
 use ringnet::services::{
-    Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport, BEACON_PORT, ECHO_PORT,
-    FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT, TRANSFER_PORT,
+    Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport, BEACON_INTERVAL, BEACON_PORT,
+    ECHO_PORT, FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT,
 };
+use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::{Ipv4Address, Ipv4Cidr};
-use ringnet::socket::udp::UdpStorage;
-use ringnet::transfer::{DigestSink, TransferServer};
+use ringnet::socket::udp::UdpBuffer;
 use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
 use static_cell::{ConstStaticCell, StaticCell};
 
@@ -33,223 +36,368 @@ static WELCOME: &[u8] = include_bytes!("../assets/welcome.txt");
 const ADDRESS: Ipv4Cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24);
 const GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 
-/// A stream socket's two rings.
-struct TcpRings<const RX: usize, const TX: usize> {
+/// The log level chosen at build time (`RINGNET_LOG`, see build.rs).
+const LOG_LEVEL: &str = env!("RINGNET_LOG_LEVEL");
+
+/// A socket's two rings (a datagram socket's payload rings too).
+struct RingPair<const RX: usize, const TX: usize> {
     rx: [u8; RX],
     tx: [u8; TX],
 }
 
-impl<const RX: usize, const TX: usize> TcpRings<RX, TX> {
+impl<const RX: usize, const TX: usize> RingPair<RX, TX> {
     const fn new() -> Self {
-        TcpRings {
+        RingPair {
             rx: [0; RX],
             tx: [0; TX],
         }
     }
 }
 
-/// The socket table and the datagram rings' slot tables.
-struct Tables {
-    resources: StackResources<'static, SOCKETS>,
-    report_rx: UdpStorage<REPORT_SLOTS, REPORT_RX>,
-    report_tx: UdpStorage<REPORT_SLOTS, REPORT_TX>,
-    stats_rx: UdpStorage<STATS_SLOTS, STATS_RX>,
-    stats_tx: UdpStorage<STATS_SLOTS, STATS_TX>,
-    beacon_rx: UdpStorage<BEACON_SLOTS, BEACON_RX>,
-    beacon_tx: UdpStorage<BEACON_SLOTS, BEACON_TX>,
+/// Every ring and frame buffer. All zeros when empty, so they cost no flash (`.bss`).
+struct Rings {
+    echo: [RingPair<ECHO_RX, ECHO_TX>; ECHO_BACKLOG],
+    file_out: [RingPair<FILE_OUT_RX, FILE_OUT_TX>; FILE_OUT_BACKLOG],
+    file_in: [RingPair<FILE_IN_RX, FILE_IN_TX>; FILE_IN_BACKLOG],
+    #[cfg(feature = "transfer")]
+    transfer: [RingPair<TRANSFER_RX, TRANSFER_TX>; TRANSFER_BACKLOG],
+    #[cfg(feature = "http")]
+    http: [RingPair<HTTP_RX, HTTP_TX>; HTTP_BACKLOG],
+    report: RingPair<REPORT_RX, REPORT_TX>,
+    stats: RingPair<STATS_RX, STATS_TX>,
+    beacon: RingPair<BEACON_RX, BEACON_TX>,
+    frame_rx: [u8; FRAME_BUFFER],
+    frame_tx: [u8; FRAME_BUFFER],
 }
 
-// Its empty state is not all zeros, so it is stored as an image in flash (`.data`):
-// building it at boot would need its 11 KiB on the stack too, and RAM is the scarcer.
-static TABLES: ConstStaticCell<Tables> = ConstStaticCell::new(Tables {
-    resources: StackResources::new(),
-    report_rx: UdpStorage::new(),
-    report_tx: UdpStorage::new(),
-    stats_rx: UdpStorage::new(),
-    stats_tx: UdpStorage::new(),
-    beacon_rx: UdpStorage::new(),
-    beacon_tx: UdpStorage::new(),
+static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
+    echo: [const { RingPair::new() }; ECHO_BACKLOG],
+    file_out: [const { RingPair::new() }; FILE_OUT_BACKLOG],
+    file_in: [const { RingPair::new() }; FILE_IN_BACKLOG],
+    #[cfg(feature = "transfer")]
+    transfer: [const { RingPair::new() }; TRANSFER_BACKLOG],
+    #[cfg(feature = "http")]
+    http: [const { RingPair::new() }; HTTP_BACKLOG],
+    report: RingPair::new(),
+    stats: RingPair::new(),
+    beacon: RingPair::new(),
+    frame_rx: [0; FRAME_BUFFER],
+    frame_tx: [0; FRAME_BUFFER],
 });
 
-type Http = HttpServer<store::FirmwareStore, HTTP_BACKLOG, HTTP_SNAPSHOT>;
+/// A datagram ring's slot table (one entry per queued datagram).
+type Slots<const N: usize> = [PacketMetadata; N];
+
+/// The socket table. Its empty state is not all zeros, so as a constant image it would
+/// take its size in flash (`.data`); it is built at boot where it lies instead.
+static RESOURCES: StaticCell<StackResources<'static, SOCKETS>> = StaticCell::new();
+
+/// The datagram sockets' slot tables (small: their image in `.data` costs little).
+struct SlotTables {
+    report: (Slots<REPORT_SLOTS>, Slots<REPORT_SLOTS>),
+    stats: (Slots<STATS_SLOTS>, Slots<STATS_SLOTS>),
+    beacon: (Slots<BEACON_SLOTS>, Slots<BEACON_SLOTS>),
+}
+
+static SLOT_TABLES: ConstStaticCell<SlotTables> = ConstStaticCell::new(SlotTables {
+    report: (
+        [PacketMetadata::EMPTY; REPORT_SLOTS],
+        [PacketMetadata::EMPTY; REPORT_SLOTS],
+    ),
+    stats: (
+        [PacketMetadata::EMPTY; STATS_SLOTS],
+        [PacketMetadata::EMPTY; STATS_SLOTS],
+    ),
+    beacon: (
+        [PacketMetadata::EMPTY; BEACON_SLOTS],
+        [PacketMetadata::EMPTY; BEACON_SLOTS],
+    ),
+});
+
+#[cfg(feature = "http")]
+type Http = ringnet::http::HttpServer<store::FirmwareStore, HTTP_BACKLOG, HTTP_SNAPSHOT>;
+#[cfg(feature = "http")]
 static HTTP: StaticCell<Http> = StaticCell::new();
 
-/// The stream rings and the driver's frames: all zeros, so they cost no flash.
-struct Memory {
-    echo: [TcpRings<ECHO_RX, ECHO_TX>; ECHO_BACKLOG],
-    file_out: [TcpRings<FILE_OUT_RX, FILE_OUT_TX>; FILE_OUT_BACKLOG],
-    file_in: [TcpRings<FILE_IN_RX, FILE_IN_TX>; FILE_IN_BACKLOG],
-    transfer: [TcpRings<TRANSFER_RX, TRANSFER_TX>; TRANSFER_BACKLOG],
-    http: [TcpRings<HTTP_RX, HTTP_TX>; HTTP_BACKLOG],
-    frame_rx: [u8; FRAME],
-    frame_tx: [u8; FRAME],
+#[cfg(feature = "transfer")]
+type Transfer = ringnet::transfer::TransferServer<ringnet::transfer::DigestSink<TRANSFER_DIGESTS>>;
+#[cfg(feature = "transfer")]
+static TRANSFER: StaticCell<Transfer> = StaticCell::new();
+
+static SOURCE: StaticFile<'static> = StaticFile(WELCOME);
+
+static LOGGER: uart::UartLogger = uart::UartLogger;
+
+/// A set-up step failed: only a mistake in config.rs can cause this, so say what and
+/// stop (the panic handler ends QEMU with a failure status).
+fn setup_failed(what: &str, error: &dyn core::fmt::Display) -> ! {
+    panic!("setting up {what}: {error}")
 }
 
-static MEMORY: ConstStaticCell<Memory> = ConstStaticCell::new(Memory {
-    echo: [const { TcpRings::new() }; ECHO_BACKLOG],
-    file_out: [const { TcpRings::new() }; FILE_OUT_BACKLOG],
-    file_in: [const { TcpRings::new() }; FILE_IN_BACKLOG],
-    transfer: [const { TcpRings::new() }; TRANSFER_BACKLOG],
-    http: [const { TcpRings::new() }; HTTP_BACKLOG],
-    frame_rx: [0; FRAME],
-    frame_tx: [0; FRAME],
-});
+/// A stream socket on `rx` and `tx`.
+fn stream(
+    stack: &mut Stack<'static>,
+    rx: &'static mut [u8],
+    tx: &'static mut [u8],
+) -> SocketHandle {
+    stack
+        .tcp_socket(rx, tx)
+        .unwrap_or_else(|e| setup_failed("a stream socket", &e))
+}
 
-static LOGGER: uart::UartLogger = uart::UartLogger {
-    level: log::LevelFilter::Debug,
-};
-
-/// Creates stream sockets on `rings` for a backlog.
+/// Stream sockets on `rings`, for a service's backlog.
 fn backlog<const RX: usize, const TX: usize, const N: usize>(
     stack: &mut Stack<'static>,
-    rings: &'static mut [TcpRings<RX, TX>; N],
-) -> heapless::Vec<SocketHandle, N> {
-    let mut handles = heapless::Vec::new();
-    for ring in rings.iter_mut() {
-        match stack.tcp_socket(&mut ring.rx, &mut ring.tx) {
-            Ok(handle) => {
-                let _ = handles.push(handle);
-            }
-            Err(e) => log::error!("tcp socket: {e}"),
-        }
-    }
-    handles
+    rings: &'static mut [RingPair<RX, TX>; N],
+) -> [SocketHandle; N] {
+    let mut rings = rings.iter_mut();
+    core::array::from_fn(|_| {
+        // from_fn calls this N times, once per ring.
+        let ring = rings
+            .next()
+            .unwrap_or_else(|| setup_failed("a backlog", &"no ring"));
+        stream(stack, &mut ring.rx, &mut ring.tx)
+    })
 }
 
-fn halt(what: &str, error: impl core::fmt::Display) -> ! {
-    panic!("{what}: {error}")
+/// A datagram socket on `rings`, with `slots` for the rx and tx rings.
+fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
+    stack: &mut Stack<'static>,
+    rings: &'static mut RingPair<RX, TX>,
+    slots: &'static mut (Slots<SLOTS>, Slots<SLOTS>),
+) -> SocketHandle {
+    let rx = UdpBuffer {
+        slots: &mut slots.0,
+        payload: &mut rings.rx,
+    };
+    let tx = UdpBuffer {
+        slots: &mut slots.1,
+        payload: &mut rings.tx,
+    };
+    stack
+        .udp_socket(rx, tx)
+        .unwrap_or_else(|e| setup_failed("a datagram socket", &e))
+}
+
+/// The transfer server, built into its static cell. Not inlined: the server is a few
+/// kilobytes, and built inside `main` it would stay on the stack under the main loop.
+#[cfg(feature = "transfer")]
+#[inline(never)]
+fn start_transfer(
+    stack: &mut Stack<'static>,
+    rings: &'static mut [RingPair<TRANSFER_RX, TRANSFER_TX>; TRANSFER_BACKLOG],
+) -> &'static mut Transfer {
+    let sockets = backlog(stack, rings);
+    let server = Transfer::new(
+        stack,
+        ringnet::services::TRANSFER_PORT,
+        &sockets,
+        ringnet::transfer::DigestSink::new(),
+    )
+    .unwrap_or_else(|e| setup_failed("transfer", &e));
+    TRANSFER.init(server)
+}
+
+/// The HTTP server, built into its static cell (not inlined, as [`start_transfer`]).
+#[cfg(feature = "http")]
+#[inline(never)]
+fn start_http(
+    stack: &mut Stack<'static>,
+    rings: &'static mut [RingPair<HTTP_RX, HTTP_TX>; HTTP_BACKLOG],
+) -> &'static mut Http {
+    let sockets = backlog(stack, rings);
+    let server = Http::new(
+        stack,
+        ringnet::services::HTTP_PORT,
+        &sockets,
+        store::FirmwareStore::new(WELCOME),
+    )
+    .unwrap_or_else(|e| setup_failed("http", &e));
+    HTTP.init(server)
+}
+
+/// Logs what every static buffer is for, and their total.
+fn log_memory_map() {
+    log::info!(
+        "memory: {SOCKETS} sockets, table {} B; tcp rings rx/tx: echo {ECHO_RX}/{ECHO_TX} x{ECHO_BACKLOG}, file out {FILE_OUT_RX}/{FILE_OUT_TX} x{FILE_OUT_BACKLOG}, file in {FILE_IN_RX}/{FILE_IN_TX} x{FILE_IN_BACKLOG}",
+        core::mem::size_of::<StackResources<'static, SOCKETS>>()
+    );
+    #[cfg(feature = "transfer")]
+    log::info!("memory: transfer {TRANSFER_RX}/{TRANSFER_TX} x{TRANSFER_BACKLOG}");
+    #[cfg(feature = "http")]
+    log::info!(
+        "memory: http {HTTP_RX}/{HTTP_TX} x{HTTP_BACKLOG}, server {} B",
+        core::mem::size_of::<Http>()
+    );
+    log::info!(
+        "memory: udp rings rx/tx: report {REPORT_RX}/{REPORT_TX} ({REPORT_SLOTS} datagrams, reads {REPORT_BUFFER} B), stats {STATS_RX}/{STATS_TX}, beacon {BEACON_RX}/{BEACON_TX}; frames {FRAME_BUFFER} x2"
+    );
+    log::info!(
+        "memory: rings and frames {} B, statics {} B of 65536, stack {} B",
+        core::mem::size_of::<Rings>(),
+        stack_usage::statics(),
+        stack_usage::capacity()
+    );
 }
 
 #[entry]
 fn main() -> ! {
-    let core = cortex_m::Peripherals::take().unwrap_or_else(|| halt("peripherals", "taken twice"));
+    stack_usage::paint();
+    let core =
+        cortex_m::Peripherals::take().unwrap_or_else(|| setup_failed("the core", &"taken twice"));
     clock::start(core.SYST);
     // Fails only if a logger was set already, and this is the only one.
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(LOGGER.level);
+    log::set_max_level(match LOG_LEVEL {
+        "error" => log::LevelFilter::Error,
+        "warn" => log::LevelFilter::Warn,
+        "info" => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    });
 
-    let memory = MEMORY.take();
-    let tables = TABLES.take();
-    let mut device = enet::Stellaris::new(&mut memory.frame_rx, &mut memory.frame_tx);
+    let rings = RINGS.take();
+    let tables = SLOT_TABLES.take();
+    let resources = StackResources::new_in(RESOURCES.uninit());
+    let mut device = enet::Stellaris::new(&mut rings.frame_rx, &mut rings.frame_tx);
     let config = StackConfig {
         name: "mcu",
         mac: device.mac(),
         ip: ADDRESS,
         gateway: Some(GATEWAY),
-        seed: 0x005E_ED0F_4E47,
+        seed: 0x005e_ed0f_4e47,
     };
     log::info!(
-        "ringnet firmware {} on LM3S6965 (Cortex-M3), Stellaris Ethernet {}",
+        "ringnet firmware {} on LM3S6965 (Cortex-M3), Stellaris Ethernet {}, log level {LOG_LEVEL}",
         env!("CARGO_PKG_VERSION"),
         config.mac
     );
-    log::info!(
-        "memory: {} bytes of stream rings and frames, {} bytes of socket table and datagram rings; {} sockets",
-        core::mem::size_of::<Memory>(),
-        core::mem::size_of::<Tables>(),
-        SOCKETS
-    );
-    log::info!("rings: echo {ECHO_RX}/{ECHO_TX} x{ECHO_BACKLOG}, file out {FILE_OUT_RX}/{FILE_OUT_TX}, file in {FILE_IN_RX}/{FILE_IN_TX}, transfer {TRANSFER_RX}/{TRANSFER_TX}, http {HTTP_RX}/{HTTP_TX} x{HTTP_BACKLOG}");
-    log::info!("udp: report {REPORT_RX}/{REPORT_TX} (reads {REPORT_BUFFER} B), stats {STATS_RX}/{STATS_TX}, beacon {BEACON_RX}/{BEACON_TX}; frames {FRAME} x2");
+    log_memory_map();
 
-    let mut stack = Stack::new(config, &mut device, &mut tables.resources, clock::now());
-    let service = |what: &str, e: ringnet::services::ServiceError| -> ! { halt(what, e) };
-    let sockets = backlog(&mut stack, &mut memory.echo);
+    let mut stack = Stack::new(config, &mut device, resources, clock::now());
+    stack.set_log_limit(Some(LogLimit {
+        burst: LOG_BURST,
+        interval: Duration::from_secs(1),
+    }));
+    log::info!("log: at most {LOG_BURST} transition lines per socket per second; the stats table counts them all");
+    let service = |what: &str, e: ringnet::services::ServiceError| -> ! { setup_failed(what, &e) };
+    let sockets = backlog(&mut stack, &mut rings.echo);
     let mut echo =
         Echo::new(&mut stack, ECHO_PORT, &sockets).unwrap_or_else(|e| service("echo", e));
-    let sockets = backlog(&mut stack, &mut memory.file_out);
-    static SOURCE: StaticFile<'static> = StaticFile(WELCOME);
+    let sockets = backlog(&mut stack, &mut rings.file_out);
     let mut file_out = FileOut::new(&mut stack, FILE_OUT_PORT, &sockets, &SOURCE)
         .unwrap_or_else(|e| service("file out", e));
-    let sockets = backlog(&mut stack, &mut memory.file_in);
+    let sockets = backlog(&mut stack, &mut rings.file_in);
     let mut file_in =
         FileIn::new(&mut stack, FILE_IN_PORT, &sockets).unwrap_or_else(|e| service("file in", e));
-    let sockets = backlog(&mut stack, &mut memory.transfer);
-    let mut transfer =
-        TransferServer::new(&mut stack, TRANSFER_PORT, &sockets, DigestSink::<4>::new())
-            .unwrap_or_else(|e| service("transfer", e));
-    let sockets = backlog(&mut stack, &mut memory.http);
-    let http = HTTP.init(
-        Http::new(&mut stack, 80, &sockets, store::FirmwareStore::new(WELCOME))
-            .unwrap_or_else(|e| service("http", e)),
-    );
-    let udp = |stack: &mut Stack<'static>, rx, tx| {
-        stack
-            .udp_socket(rx, tx)
-            .unwrap_or_else(|e| halt("udp socket", e))
-    };
-    let socket = udp(
-        &mut stack,
-        tables.report_rx.buffer(),
-        tables.report_tx.buffer(),
-    );
+    #[cfg(feature = "transfer")]
+    let transfer = start_transfer(&mut stack, &mut rings.transfer);
+    #[cfg(feature = "http")]
+    let http = start_http(&mut stack, &mut rings.http);
+    let socket = datagram(&mut stack, &mut rings.report, &mut tables.report);
     let mut report = UdpReport::<REPORT_BUFFER>::new(&mut stack, socket, REPORT_PORT)
         .unwrap_or_else(|e| service("report", e));
-    let socket = udp(
-        &mut stack,
-        tables.stats_rx.buffer(),
-        tables.stats_tx.buffer(),
-    );
-    let mut stats =
-        StatsQuery::new(&mut stack, socket, STATS_PORT).unwrap_or_else(|e| service("stats", e));
-    let socket = udp(
-        &mut stack,
-        tables.beacon_rx.buffer(),
-        tables.beacon_tx.buffer(),
-    );
-    let mut beacon = Beacon::new(&mut stack, socket, BEACON_PORT, Duration::from_secs(1))
+    let stats_socket = datagram(&mut stack, &mut rings.stats, &mut tables.stats);
+    let mut stats = StatsQuery::new(&mut stack, stats_socket, STATS_PORT)
+        .unwrap_or_else(|e| service("stats", e));
+    let socket = datagram(&mut stack, &mut rings.beacon, &mut tables.beacon);
+    let mut beacon = Beacon::new(&mut stack, socket, BEACON_PORT, BEACON_INTERVAL)
         .unwrap_or_else(|e| service("beacon", e));
 
-    // SAFETY: the Ethernet interrupt's handler only masks the controller and sets a flag;
-    // no data is shared with it that a critical section would have to protect.
+    // SAFETY: the Ethernet interrupt's handler only masks the controller and sets an
+    // atomic flag; it shares nothing a critical section would have to protect.
     unsafe { cortex_m::peripheral::NVIC::unmask(enet::EthernetIrq) };
-    log::info!("ready: echo 7, http 80, file out 7001 ({} bytes built in), file in 7002, transfer 7003, udp 9000/9001, beacon 9999", WELCOME.len());
+    log::info!(
+        "ready: echo 7, file out 7001 ({} bytes built in), file in 7002{}{}, udp report 9000, stats 9001, beacon 9999",
+        WELCOME.len(),
+        if cfg!(feature = "transfer") { ", transfer 7003" } else { "" },
+        if cfg!(feature = "http") { ", http 80" } else { "" },
+    );
+    let mut stack_watch = stack_usage::StackWatch::new();
+    let mut next_check = clock::now();
+    let mut queries = 0;
 
     loop {
+        stack.poll(clock::now(), &mut device);
+        apart(|| echo.poll(&mut stack));
+        apart(|| file_out.poll(&mut stack));
+        apart(|| file_in.poll(&mut stack));
+        #[cfg(feature = "transfer")]
+        apart(|| transfer.poll(&mut stack));
+        #[cfg(feature = "http")]
+        apart(|| http.poll(&mut stack));
+        apart(|| report.poll(&mut stack));
+        apart(|| stats.poll(&mut stack));
+        apart(|| beacon.poll(&mut stack));
+        // What the services queued goes out now, not after the next frame or tick.
         let now = clock::now();
         stack.poll(now, &mut device);
-        echo.poll(&mut stack);
-        file_out.poll(&mut stack);
-        file_in.poll(&mut stack);
-        transfer.poll(&mut stack);
-        http.poll(&mut stack);
-        report.poll(&mut stack);
-        stats.poll(&mut stack);
-        beacon.poll(&mut stack);
-        stack.poll(clock::now(), &mut device);
+
+        let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);
+        if answered != queries {
+            queries = answered;
+            log_driver(&device.stats);
+        }
+        if now >= next_check {
+            next_check = now + Duration::from_secs(1);
+            stack_watch.check();
+        }
+
         enet::RX_PENDING.store(false, Ordering::Release);
         device.listen();
         if device.frames_waiting() > 0 || stack.poll_delay() == Some(Duration::ZERO) {
             continue;
         }
-        // Sleep until a frame arrives or the 10 ms tick; with interrupts masked around the
-        // check, a frame arriving in between still ends the sleep at once.
-        cortex_m::interrupt::free(|_| {
-            if !enet::RX_PENDING.load(Ordering::Acquire) {
-                cortex_m::asm::wfi();
-            }
-        });
+        idle();
     }
 }
 
-/// Every device interrupt lands here; the Ethernet's is 42.
+/// Runs `f` in a stack frame of its own. Each service's poll has buffers of its own on
+/// the stack; inlined into `main`, they would all stay there at once, under the loop.
+#[inline(never)]
+fn apart(f: impl FnOnce()) {
+    f()
+}
+
+/// The driver's counters, logged with each stats query.
+fn log_driver(stats: &enet::DriverStats) {
+    log::info!(
+        "enet: rx {} frames, tx {}; RX FIFO full {} times (high water {}/{}), {} dropped; TX busy {} times, {} errors",
+        stats.rx_frames,
+        stats.tx_frames,
+        stats.rx_fifo_full,
+        stats.rx_fifo_high_water,
+        enet::RX_FIFO_FRAMES,
+        stats.rx_dropped,
+        stats.tx_busy,
+        stats.tx_errors
+    );
+}
+
+/// Sleeps until a frame arrives or the next tick (10 ms). Interrupts stay masked
+/// around the check, so a frame arriving just before `WFI` still ends the sleep at once.
+fn idle() {
+    cortex_m::interrupt::free(|_| {
+        if !enet::RX_PENDING.load(Ordering::Acquire) {
+            cortex_m::asm::wfi();
+        }
+    });
+}
+
+/// Every device interrupt lands here; the Ethernet's is the only one unmasked.
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    if irqn == 42 {
+    if irqn == enet::IRQ as i16 {
         enet::on_interrupt();
     }
 }
 
-/// A fault (a stack overflow into the statics, a bad access) ends QEMU with a failure
+/// A fault (a bad access, a stack grown into the statics) ends QEMU with a failure
 /// status too, rather than spinning in the default handler.
 #[exception]
 unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
     use core::fmt::Write;
     let _ = writeln!(uart::Uart, "HARD FAULT at pc {:#010x}", frame.pc());
-    cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    exit_failure()
 }
 
 #[panic_handler]
@@ -257,7 +405,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     use core::fmt::Write;
     cortex_m::interrupt::disable();
     let _ = writeln!(uart::Uart, "PANIC: {info}");
-    // Ends QEMU with a failure status (semihosting), never a hang.
+    exit_failure()
+}
+
+/// Ends QEMU with a failure status through semihosting; on a board without a debugger
+/// attached, stops at a breakpoint instead of running on.
+fn exit_failure() -> ! {
     cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::bkpt();
