@@ -238,6 +238,20 @@ impl Store for HostStore {
         }
     }
 
+    fn begin_verified(
+        &mut self,
+        name: &str,
+        size: u64,
+        sha256: &ringnet::transfer::Digest,
+    ) -> Result<HostUpload, StoreError> {
+        match self {
+            HostStore::Dir(s) => s.begin_verified(name, size, sha256).map(HostUpload::Dir),
+            HostStore::Digests(s) => s
+                .begin_verified(name, size, sha256)
+                .map(|u| HostUpload::Digests(Box::new(u))),
+        }
+    }
+
     fn write(&mut self, upload: &mut HostUpload, data: &[u8]) -> Result<(), StoreError> {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.write(u, data),

@@ -270,16 +270,35 @@ fn advance<S: Store>(
         },
         Phase::Receiving { size, received, .. } => {
             let remaining = *size - *received;
-            let want = remaining.min(buf.len() as u64) as usize;
+            let want = usize::try_from(remaining).unwrap_or(usize::MAX);
             if want > 0 {
-                match stack.recv(socket, &mut buf[..want]) {
+                // Hashed and stored where the bytes lie in the rx ring: no copy.
+                let mut failed = None;
+                let phase = &mut conn.phase;
+                let got = stack.recv_with(socket, want, |bytes| {
+                    if failed.is_none() {
+                        failed = absorb(store, phase, bytes).err();
+                    }
+                });
+                match got {
                     Ok(0) => {
                         let reason = "the peer closed before the announced size";
                         refuse(stack, store, conn, Status::SizeMismatch, reason);
                     }
-                    Ok(n) => {
+                    Ok(_) => {
                         conn.last_activity = now;
-                        receive(stack, store, conn, &buf[..n], completed);
+                        match failed {
+                            Some(e) => refuse(
+                                stack,
+                                store,
+                                conn,
+                                store_status(e),
+                                "the store failed during the upload",
+                            ),
+                            None => {
+                                finish_upload(stack, store, conn, completed);
+                            }
+                        }
                     }
                     Err(RecvError::WouldBlock) => {}
                     Err(e) => {
@@ -385,7 +404,7 @@ fn start<S: Store>(
         }
     };
     match message {
-        Message::Put { name, size, sha256 } => match store.begin(name, size) {
+        Message::Put { name, size, sha256 } => match store.begin_verified(name, size, &sha256) {
             Ok(upload) => {
                 log::info!(
                     "{}: transfer tcp{}: receiving {name} ({size} bytes)",
@@ -453,6 +472,57 @@ fn receive<S: Store>(
     data: &[u8],
     completed: &mut u32,
 ) -> bool {
+    let Phase::Receiving { size, received, .. } = &conn.phase else {
+        return false;
+    };
+    let take = data.len().min((*size - *received) as usize);
+    if take > 0 {
+        if let Err(e) = absorb(store, &mut conn.phase, &data[..take]) {
+            refuse(
+                stack,
+                store,
+                conn,
+                store_status(e),
+                "the store failed during the upload",
+            );
+            return true;
+        }
+    }
+    finish_upload(stack, store, conn, completed)
+}
+
+/// Hashes and stores `data` where it lies (in the rx ring), for [`Stack::recv_with`];
+/// the store's error, if it failed. The caller takes at most what the upload still lacks.
+fn absorb<S: Store>(
+    store: &mut S,
+    phase: &mut Phase<S::Upload>,
+    data: &[u8],
+) -> Result<(), StoreError> {
+    let Phase::Receiving {
+        upload,
+        received,
+        hasher,
+        ..
+    } = phase
+    else {
+        return Ok(());
+    };
+    hasher.update(data);
+    *received += data.len() as u64;
+    match upload.as_mut() {
+        Some(up) => store.write(up, data),
+        None => Ok(()),
+    }
+}
+
+/// Once the announced size is in: checks the digest, then commits or refuses. Returns
+/// whether the upload is over.
+fn finish_upload<S: Store>(
+    stack: &Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    completed: &mut u32,
+) -> bool {
     let Phase::Receiving {
         upload,
         size,
@@ -463,23 +533,6 @@ fn receive<S: Store>(
     else {
         return false;
     };
-    let take = data.len().min((*size - *received) as usize);
-    if take > 0 {
-        hasher.update(&data[..take]);
-        *received += take as u64;
-        if let Some(up) = upload.as_mut() {
-            if let Err(e) = store.write(up, &data[..take]) {
-                refuse(
-                    stack,
-                    store,
-                    conn,
-                    store_status(e),
-                    "the store failed during the upload",
-                );
-                return true;
-            }
-        }
-    }
     if *received < *size {
         return false;
     }

@@ -51,6 +51,17 @@ pub trait Store {
     fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError>;
     /// Starts an upload of `size` bytes for `name`, kept apart until committed.
     fn begin(&mut self, name: &str, size: u64) -> Result<Self::Upload, StoreError>;
+    /// [`Store::begin`] for an upload whose SHA-256 the caller announces and checks
+    /// itself before it commits (the transfer server does): a store that keeps digests
+    /// may record this one instead of hashing the data a second time.
+    fn begin_verified(
+        &mut self,
+        name: &str,
+        size: u64,
+        _sha256: &Digest,
+    ) -> Result<Self::Upload, StoreError> {
+        self.begin(name, size)
+    }
     /// Appends to an upload.
     fn write(&mut self, upload: &mut Self::Upload, data: &[u8]) -> Result<(), StoreError>;
     /// Makes the upload visible under its name, replacing any older file.
@@ -203,7 +214,15 @@ pub struct DigestSink<const N: usize> {
 pub struct SinkUpload {
     name: String<MAX_NAME>,
     size: u64,
-    hasher: Sha256,
+    digest: SinkDigest,
+}
+
+/// Where a [`SinkUpload`]'s digest comes from.
+enum SinkDigest {
+    /// Hashed here as the data arrives.
+    Hashing(Sha256),
+    /// Announced, and checked by the caller before commit ([`Store::begin_verified`]).
+    Verified(Digest),
 }
 
 impl<const N: usize> DigestSink<N> {
@@ -246,12 +265,27 @@ impl<const N: usize> Store for DigestSink<N> {
         Ok(SinkUpload {
             name: String::try_from(name).map_err(|_| StoreError::NoSpace)?,
             size: 0,
-            hasher: Sha256::new(),
+            digest: SinkDigest::Hashing(Sha256::new()),
+        })
+    }
+
+    fn begin_verified(
+        &mut self,
+        name: &str,
+        _: u64,
+        sha256: &Digest,
+    ) -> Result<SinkUpload, StoreError> {
+        Ok(SinkUpload {
+            name: String::try_from(name).map_err(|_| StoreError::NoSpace)?,
+            size: 0,
+            digest: SinkDigest::Verified(*sha256),
         })
     }
 
     fn write(&mut self, upload: &mut SinkUpload, data: &[u8]) -> Result<(), StoreError> {
-        upload.hasher.update(data);
+        if let SinkDigest::Hashing(hasher) = &mut upload.digest {
+            hasher.update(data);
+        }
         upload.size += data.len() as u64;
         Ok(())
     }
@@ -261,7 +295,10 @@ impl<const N: usize> Store for DigestSink<N> {
         if self.records.is_full() {
             self.records.remove(0);
         }
-        let digest: Digest = upload.hasher.finalize().into();
+        let digest: Digest = match upload.digest {
+            SinkDigest::Hashing(hasher) => hasher.finalize().into(),
+            SinkDigest::Verified(digest) => digest,
+        };
         let _ = self.records.push((upload.name, upload.size, digest));
         Ok(())
     }
@@ -304,6 +341,42 @@ mod tests {
         let mut count = 0;
         store.for_each(&mut |_, _| count += 1);
         assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn a_digest_sink_hashes_plain_uploads_and_records_verified_ones_as_announced() {
+        let mut sink = DigestSink::<2>::new();
+        let mut up = sink.begin("plain", 3).unwrap();
+        sink.write(&mut up, b"abc").unwrap();
+        sink.commit(up).unwrap();
+        let abc: Digest = Sha256::digest(b"abc").into();
+        assert_eq!(sink.record("plain"), Some((3, abc)));
+
+        let announced = [7u8; 32];
+        let mut up = sink.begin_verified("checked", 3, &announced).unwrap();
+        sink.write(&mut up, b"abc").unwrap();
+        sink.commit(up).unwrap();
+        assert_eq!(sink.record("checked"), Some((3, announced)));
+    }
+
+    #[test]
+    fn a_full_ram_store_refuses_a_new_upload_until_a_slot_is_free() {
+        let mut store = RamStore::<1, 8>::new();
+        let up = store.begin("a", 1).unwrap();
+        store.commit(up).unwrap();
+        assert!(matches!(store.begin("b", 1), Err(StoreError::NoSpace)));
+        let up = store.begin("a", 1);
+        assert!(
+            matches!(up, Err(StoreError::NoSpace)),
+            "one slot, holding a"
+        );
+        let mut store = RamStore::<2, 8>::new();
+        let up = store.begin("a", 1).unwrap();
+        store.abort(up);
+        let up = store.begin("b", 1).unwrap();
+        store.commit(up).unwrap();
+        assert_eq!(store.size("a"), Err(StoreError::NotFound));
+        assert_eq!(store.size("b"), Ok(0));
     }
 
     #[test]
