@@ -273,6 +273,22 @@ const EPHEMERAL_FIRST: u16 = 49152;
 /// enough for the final ACK to leave (the delayed-ACK timer is 10 ms by default), short
 /// enough that a fixed backlog is ready for the next client at once.
 const SHORT_TIME_WAIT: Duration = Duration::from_millis(50);
+/// When a socket in TIME-WAIT is done with it. Normally after [`SHORT_TIME_WAIT`]; when
+/// its backlog has no listening socket left, as soon as the ACK of the peer's FIN has left
+/// (after the delayed-ACK timer), so the next SYN is not refused: Linux likewise cuts
+/// TIME-WAIT short rather than refuse connections when its time-wait buckets run out.
+fn time_wait_end(t: &TcpSlot, socket: &tcp::Socket, starved: bool) -> Option<Instant> {
+    if socket.state() != tcp::State::TimeWait {
+        return None;
+    }
+    let since = t.time_wait_since?;
+    Some(if starved {
+        since + socket.ack_delay().unwrap_or(Duration::ZERO)
+    } else {
+        since + SHORT_TIME_WAIT
+    })
+}
+
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
 
@@ -414,13 +430,50 @@ impl<'a> Stack<'a> {
 
     /// When the stack next needs a poll even if no frame arrives (a retransmission, a
     /// delayed ACK, a keepalive), or `None` if only a frame can change anything.
+    ///
+    /// Besides smoltcp's own timers, this is when a backlog socket in TIME-WAIT may rejoin
+    /// its backlog.
     pub fn poll_at(&mut self) -> Option<Instant> {
-        self.iface.poll_at(self.now, &self.sockets)
+        let smoltcp = self.iface.poll_at(self.now, &self.sockets);
+        match (smoltcp, self.next_backlog_return()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// [`Stack::poll_at`] as a delay from the last poll.
     pub fn poll_delay(&mut self) -> Option<Duration> {
-        self.iface.poll_delay(self.now, &self.sockets)
+        self.poll_at().map(|at| {
+            if at > self.now {
+                at - self.now
+            } else {
+                Duration::ZERO
+            }
+        })
+    }
+
+    /// The earliest moment a backlog socket in TIME-WAIT may go back to listening.
+    fn next_backlog_return(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| match &slot.kind {
+                SlotKind::Tcp(t) if t.member_of.is_some() && (t.orphaned || !t.accepted) => {
+                    let socket = self.sockets.get::<tcp::Socket>(t.inner);
+                    let starved = t.member_of.is_some_and(|l| self.backlog_starved(l));
+                    time_wait_end(t, socket, starved)
+                }
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Whether no socket of `listener`'s backlog is listening: a SYN would meet a RST.
+    fn backlog_starved(&self, listener: SocketHandle) -> bool {
+        !self.slots.iter().flatten().any(|slot| {
+            matches!(&slot.kind, SlotKind::Tcp(t)
+                if t.member_of == Some(listener) && t.last_state == tcp::State::Listen)
+        })
     }
 
     pub(crate) fn slot(&self, handle: SocketHandle) -> Option<&Slot> {
@@ -809,6 +862,14 @@ impl<'a> Stack<'a> {
     /// Updates one socket's watches and lifecycle; with `reap`, also frees or recycles a
     /// closed connection's slot (only after a poll, so a pending RST or ACK has left).
     fn observe_slot_with(&mut self, index: usize, reap: bool) {
+        let starved = match self.slots[index].as_ref().map(|slot| &slot.kind) {
+            Some(SlotKind::Tcp(TcpSlot {
+                member_of: Some(listener),
+                last_state: tcp::State::TimeWait,
+                ..
+            })) => self.backlog_starved(*listener),
+            _ => false,
+        };
         {
             let handle = SocketHandle(index as u16);
             let Some(slot) = self.slots[index].as_mut() else {
@@ -869,9 +930,9 @@ impl<'a> Stack<'a> {
                     // a slot cannot wait the full 2*MSL.
                     let over = match socket.state() {
                         tcp::State::Closed => socket.remote_endpoint().is_none(),
-                        tcp::State::TimeWait => t
-                            .time_wait_since
-                            .is_some_and(|since| self.now - since >= SHORT_TIME_WAIT),
+                        tcp::State::TimeWait => {
+                            time_wait_end(t, socket, starved).is_some_and(|end| end <= self.now)
+                        }
                         _ => false,
                     };
                     if reap && over && t.member_of.is_some() && (t.orphaned || !t.accepted) {

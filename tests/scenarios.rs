@@ -460,3 +460,50 @@ fn zero_copy_send_queues_what_the_filler_wrote_and_blocks_when_full() {
     assert_eq!(&buf[..n], &expected[..]);
     assert_eq!(w.stacks[B].stats(server).unwrap().bytes_out, 100);
 }
+
+/// Polls both stacks for `duration` of virtual time, waking when a stack or the wire is due
+/// (never waiting out a quiet period, unlike `settle`).
+fn step_for(w: &mut World<2>, duration: Duration) {
+    let until = w.wire.now() + duration;
+    while w.wire.now() < until {
+        let now = w.wire.now();
+        for (port, stack) in w.stacks.iter_mut().enumerate() {
+            stack.poll(now, &mut w.wire.port(port));
+        }
+        let next = w
+            .stacks
+            .iter_mut()
+            .filter_map(|stack| stack.poll_at())
+            .chain(w.wire.next_delivery())
+            .min()
+            .unwrap_or(until)
+            .clamp(now + Duration::from_micros(1), until);
+        w.wire.advance_to(next);
+    }
+}
+
+#[test]
+fn a_backlog_socket_in_time_wait_makes_way_for_the_next_syn() {
+    let mut w = pair(Faults::NONE, 17);
+    let (client, server, listener) = w.connect(7003, (256, 256), (256, 256));
+    // The server closes first, so its socket, the backlog's only one, ends in TIME-WAIT.
+    w.stacks[B].send(server, b"bye").unwrap();
+    w.stacks[B].close(server).unwrap();
+    step_for(&mut w, Duration::from_millis(5));
+    let mut buf = [0u8; 8];
+    assert_eq!(w.stacks[A].recv(client, &mut buf), Ok(3));
+    assert_eq!(w.stacks[A].recv(client, &mut buf), Ok(0));
+    w.stacks[A].close(client).unwrap();
+    step_for(&mut w, Duration::from_millis(2));
+    assert!(
+        w.stacks[B].poll_at().is_some(),
+        "the stack asks to be polled when the backlog socket may listen again"
+    );
+    // Well inside the 50 ms short TIME-WAIT: the starved backlog has taken it back already.
+    step_for(&mut w, Duration::from_millis(13));
+    let again = tcp_socket(&mut w.stacks[A], 256, 256);
+    w.stacks[A].connect(again, ep(B, 7003)).unwrap();
+    step_for(&mut w, Duration::from_millis(5));
+    assert_eq!(w.stacks[A].poll_connect(again), Ok(()));
+    assert!(w.stacks[B].accept(listener).is_ok());
+}
