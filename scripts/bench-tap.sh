@@ -22,33 +22,31 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 big=target/bench-tap-input.bin
 truncate -s "$bytes" "$big"
 
-echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, median of $runs"
-RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --rx-buf 65535 --tx-buf 65535 --duration 3600 >/dev/null 2>&1 &
-serve=$!
-sleep 1
-out=(); in=(); hashed=()
-for _ in $(seq "$runs"); do
-  # MB/s from the tool's closing line; Gbit/s = MB/s * 8 / 1000.
-  out+=("$(in_ns "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  in+=("$(in_ns "$bin" peer put "$big" 192.168.69.1:9 -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  hashed+=("$(in_ns "$bin" peer put "$big" 192.168.69.1:7002 -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-done
-kill "$serve"; wait "$serve" 2>/dev/null || true
-ringnet_out=$(printf '%s\n' "${out[@]}" | median)
-ringnet_in=$(printf '%s\n' "${in[@]}" | median)
-ringnet_hashed=$(printf '%s\n' "${hashed[@]}" | median)
-
+echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, median of $runs (ringnet and smoltcp take turns)"
 smoltcp() {
   in_ns "$anchor" --tap tap0 "$1" 2>/dev/null \
     | sed -n 's/throughput: \([0-9.]*\) Gbps/\1/p'
 }
-reader=(); writer=()
+out=(); in=(); hashed=(); reader=(); writer=()
 for _ in $(seq "$runs"); do
+  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --rx-buf 65535 --tx-buf 65535 --duration 600 >/dev/null 2>&1 &
+  serve=$!
+  sleep 1
+  # MB/s from the tool's closing line; Gbit/s = MB/s * 8 / 1000.
+  out+=("$(in_ns "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+  in+=("$(in_ns "$bin" peer put "$big" 192.168.69.1:9 -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+  hashed+=("$(in_ns "$bin" peer put "$big" 192.168.69.1:7002 -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+  kill "$serve"; wait "$serve" 2>/dev/null || true
+  # The tap takes one program at a time: smoltcp's turn.
   reader+=("$(smoltcp reader)")
   writer+=("$(smoltcp writer)")
 done
+ringnet_out=$(printf '%s\n' "${out[@]}" | median)
+ringnet_in=$(printf '%s\n' "${in[@]}" | median)
+ringnet_hashed=$(printf '%s\n' "${hashed[@]}" | median)
 smoltcp_out=$(printf '%s\n' "${reader[@]}" | median)
 smoltcp_in=$(printf '%s\n' "${writer[@]}" | median)
+echo "per run: ringnet out ${out[*]} MB/s; smoltcp reader ${reader[*]} Gbit/s; ringnet in ${in[*]} MB/s; smoltcp writer ${writer[*]} Gbit/s"
 
 awk -v ro="$ringnet_out" -v ri="$ringnet_in" -v rh="$ringnet_hashed" -v so="$smoltcp_out" -v si="$smoltcp_in" 'BEGIN {
   printf "device -> Linux: ringnet %.2f Gbit/s (file out, pattern), smoltcp benchmark reader %.2f Gbit/s: ratio %.2f\n", ro*8/1000, so, ro*8/1000/so

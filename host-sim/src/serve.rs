@@ -190,8 +190,8 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     while !stop.load(Ordering::SeqCst) && end.is_none_or(|end| clock.now() < end) {
         stack.poll(clock.now(), &mut device);
         services.poll(&mut stack);
-        // Services may have queued data: send it before sleeping.
-        stack.poll(clock.now(), &mut device);
+        // Sleep only when nothing is due: what the services just queued makes the stack
+        // due at once, and the next poll sends it without a system call in between.
         let now = clock.now();
         let beacon_in = if services.poll_at() > now {
             services.poll_at() - now
@@ -203,7 +203,9 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             .unwrap_or(Duration::from_millis(100))
             .min(beacon_in)
             .min(Duration::from_millis(100));
-        device.wait(Some(delay));
+        if delay > Duration::ZERO {
+            device.wait(Some(delay));
+        }
     }
     log::info!("dev: stopping");
     println!("{}", stack.stats_table());

@@ -83,6 +83,18 @@ impl PcapSink for PcapFile {
             let _ = Write::flush(out);
         }
     }
+
+    fn packet(&mut self, timestamp: Instant, packet: &[u8]) {
+        // Without a capture, nothing at all per frame (the default writes the header a
+        // field at a time).
+        if self.out.is_none() {
+            return;
+        }
+        let captured = packet.len().min(self.max_packet_size() as usize);
+        self.packet_header(timestamp, packet.len());
+        self.write(&packet[..captured]);
+        self.flush();
+    }
 }
 
 /// The tap, seen through a pcap writer (which writes nothing without `--pcap`).
