@@ -45,12 +45,10 @@ fn err(e: impl std::fmt::Display) -> DemoError {
 }
 
 /// Logs to stdout, so log lines and scenario headings interleave in order, stamped with
-/// the virtual time. `RUST_LOG` overrides the default filter.
+/// the virtual time. `RUST_LOG`, when set, replaces the default filter.
 fn init_logging() {
-    let mut builder = env_logger::Builder::new();
+    let mut builder = env_logger::Builder::from_env(crate::log_filter());
     builder
-        .parse_filters("info,ringnet=debug,smoltcp=warn")
-        .parse_env("RUST_LOG")
         .target(env_logger::Target::Stdout)
         .format(|out, record| {
             let now = CLOCK.with(|c| c.get().map(|w| w.now()));

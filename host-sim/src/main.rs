@@ -215,10 +215,7 @@ fn device(tap: &TapArgs) -> host_sim::device_client::DeviceConfig {
 }
 
 fn init_logging() {
-    let _ = env_logger::Builder::new()
-        .parse_filters("info,ringnet=debug,smoltcp=warn")
-        .parse_env("RUST_LOG")
-        .try_init();
+    let _ = env_logger::Builder::from_env(host_sim::log_filter()).try_init();
 }
 
 fn run(command: Command) -> Result<(), String> {
