@@ -199,6 +199,9 @@ pub(crate) struct UdpSlot {
 #[derive(Debug)]
 pub(crate) struct ListenerSlot {
     pub port: u16,
+    /// The stack's ready counter when `accept` last found nothing: until it moves, no
+    /// backlog socket has become ready and `accept` need not search the table.
+    pub nothing_ready_at: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -263,7 +266,7 @@ pub struct Stack<'a> {
     pub(crate) now: Instant,
     pub(crate) mtu: usize,
     next_ephemeral: u16,
-    ready_counter: u32,
+    pub(crate) ready_counter: u32,
     log_limit: Option<LogLimit>,
 }
 
@@ -458,7 +461,11 @@ impl<'a> Stack<'a> {
             .iter()
             .flatten()
             .filter_map(|slot| match &slot.kind {
-                SlotKind::Tcp(t) if t.member_of.is_some() && (t.orphaned || !t.accepted) => {
+                SlotKind::Tcp(t)
+                    if t.time_wait_since.is_some()
+                        && t.member_of.is_some()
+                        && (t.orphaned || !t.accepted) =>
+                {
                     let socket = self.sockets.get::<tcp::Socket>(t.inner);
                     let starved = t.member_of.is_some_and(|l| self.backlog_starved(l));
                     time_wait_end(t, socket, starved)
@@ -1083,7 +1090,14 @@ fn drain_frame_events(
                 dst,
                 window_field,
             } => {
-                for (index, slot) in slots.iter_mut().enumerate() {
+                let hint = frames.tcp_out_hint.min(slots.len());
+                let (wrapped, from_hint) = slots.split_at_mut(hint);
+                let in_order = from_hint
+                    .iter_mut()
+                    .enumerate()
+                    .map(|(i, slot)| (hint + i, slot))
+                    .chain(wrapped.iter_mut().enumerate());
+                for (index, slot) in in_order {
                     let Some(Slot {
                         kind: SlotKind::Tcp(t),
                         stats,
@@ -1106,6 +1120,7 @@ fn drain_frame_events(
                             socket.recv_capacity(),
                             stats,
                         );
+                        frames.tcp_out_hint = index;
                         break;
                     }
                 }

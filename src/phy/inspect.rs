@@ -43,6 +43,9 @@ pub struct FrameLog {
     pub frames_in: u64,
     /// Frames sent.
     pub frames_out: u64,
+    /// The socket table index the last outgoing segment belonged to: a bulk sender's
+    /// segments all do, so the table is searched only when the sender changes.
+    pub tcp_out_hint: usize,
 }
 
 impl FrameLog {

@@ -197,7 +197,10 @@ impl<'a> Stack<'a> {
         }
         self.install(
             listener,
-            Slot::new(SlotKind::Listener(crate::stack::ListenerSlot { port })),
+            Slot::new(SlotKind::Listener(crate::stack::ListenerSlot {
+                port,
+                nothing_ready_at: None,
+            })),
         );
         log::info!(
             "{}: listen{listener} listening on port {port}, backlog {}",
@@ -214,9 +217,14 @@ impl<'a> Stack<'a> {
         &mut self,
         listener: SocketHandle,
     ) -> Result<(SocketHandle, IpEndpoint), AcceptError> {
+        let ready_counter = self.ready_counter;
         let slot = self.slot_mut(listener).ok_or(AcceptError::BadHandle)?;
-        if !matches!(slot.kind, SlotKind::Listener(_)) {
+        let SlotKind::Listener(l) = &slot.kind else {
             return Err(AcceptError::NotListening);
+        };
+        if l.nothing_ready_at == Some(ready_counter) {
+            slot.stats.rx_would_block += 1;
+            return Err(AcceptError::WouldBlock);
         }
         let mut oldest: Option<(usize, u32)> = None;
         for (index, slot) in self.slots.iter().enumerate() {
@@ -237,6 +245,9 @@ impl<'a> Stack<'a> {
         let Some((index, _)) = oldest else {
             if let Some(slot) = self.slot_mut(listener) {
                 slot.stats.rx_would_block += 1;
+                if let SlotKind::Listener(l) = &mut slot.kind {
+                    l.nothing_ready_at = Some(ready_counter);
+                }
             }
             return Err(AcceptError::WouldBlock);
         };
