@@ -150,6 +150,21 @@ enum PeerCommand {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// `blast IP:PORT --bytes N`: send N zero bytes from memory, shut down writing, print
+    /// the answer and the throughput (a load generator, like smoltcp's benchmark client).
+    Blast {
+        /// Where to.
+        target: SocketAddr,
+        /// How many bytes.
+        #[arg(long)]
+        bytes: u64,
+        /// Seconds without progress before giving up.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Send one UDP datagram (MESSAGE, or --size bytes) and print the answer.
     Udp {
         /// Where to.
@@ -373,6 +388,18 @@ fn run_peer(
                 Ok(())
             }
         },
+        PeerCommand::Blast {
+            target,
+            bytes,
+            timeout,
+            quiet,
+        } => {
+            let (moved, reply) = peer::blast(target, bytes, seconds(timeout), quiet)
+                .map_err(|e| format!("{target}: {e}"))?;
+            println!("sent {moved}");
+            print!("{reply}");
+            Ok(())
+        }
         PeerCommand::Udp {
             to,
             message,

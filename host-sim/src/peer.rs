@@ -171,6 +171,44 @@ pub fn put(
     ))
 }
 
+/// Sends `bytes` zero bytes from one buffer in memory, shuts down writing, and returns
+/// what the peer answers: a load generator that, like smoltcp's benchmark client, costs
+/// the Linux side nothing but its `write` calls (no file to read, nothing to hash).
+pub fn blast(
+    addr: SocketAddr,
+    bytes: u64,
+    timeout: Duration,
+    quiet: bool,
+) -> io::Result<(Moved, String)> {
+    let mut stream = connect(addr, timeout)?;
+    let progress = bar(Some(bytes), "blast", quiet);
+    let start = Instant::now();
+    let buf = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = (bytes - sent).min(CHUNK as u64) as usize;
+        let written = stream.write(&buf[..n])?;
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        sent += written as u64;
+        progress.set_position(sent);
+    }
+    stream.shutdown(Shutdown::Write)?;
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok((
+        Moved {
+            bytes: sent,
+            sha256: None,
+            elapsed,
+        },
+        reply,
+    ))
+}
+
 /// Sends one datagram to `addr` (with `SO_BROADCAST` when `broadcast`), and waits up to
 /// `timeout` for one answer.
 pub fn udp(
@@ -232,4 +270,29 @@ pub fn listen_broadcast(
         }
     }
     Ok(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn blast_sends_exactly_the_bytes_asked_for_and_returns_the_answer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sink = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut received = Vec::new();
+            stream.read_to_end(&mut received).unwrap();
+            let zeros = received.iter().all(|&b| b == 0);
+            writeln!(stream, "{} {zeros}", received.len()).unwrap();
+            received.len()
+        });
+        let bytes = 3 * CHUNK as u64 + 7;
+        let (moved, reply) = blast(addr, bytes, Duration::from_secs(10), true).unwrap();
+        assert_eq!(sink.join().unwrap() as u64, bytes);
+        assert_eq!(moved.bytes, bytes);
+        assert_eq!(reply, format!("{bytes} true\n"));
+    }
 }
