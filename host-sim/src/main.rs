@@ -441,7 +441,20 @@ fn run_peer(
     }
 }
 
+/// Lets SIGPIPE end the program quietly when its output pipe closes (`host-sim demo |
+/// head`), as it ends every Unix tool; Rust ignores the signal, and `println!` would then
+/// panic. Sockets are unaffected: std sends on them with `MSG_NOSIGNAL`.
+#[allow(unsafe_code)]
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread
+    // exists, touches no Rust state.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    die_quietly_on_closed_stdout();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
