@@ -163,6 +163,8 @@ pub(crate) struct TcpSlot {
     pub ready_seq: u32,
     pub connected_once: bool,
     pub time_wait_since: Option<Instant>,
+    /// A segment left this socket in TIME-WAIT: the ACK of the peer's FIN is out.
+    pub time_wait_acked: bool,
 }
 
 impl TcpSlot {
@@ -184,6 +186,7 @@ impl TcpSlot {
             ready_seq: 0,
             connected_once: false,
             time_wait_since: None,
+            time_wait_acked: false,
         }
     }
 }
@@ -277,16 +280,16 @@ const EPHEMERAL_FIRST: u16 = 49152;
 /// enough that a fixed backlog is ready for the next client at once.
 const SHORT_TIME_WAIT: Duration = Duration::from_millis(50);
 /// When a socket in TIME-WAIT is done with it. Normally after [`SHORT_TIME_WAIT`]; when
-/// its backlog has no listening socket left, as soon as the ACK of the peer's FIN has left
-/// (after the delayed-ACK timer), so the next SYN is not refused: Linux likewise cuts
-/// TIME-WAIT short rather than refuse connections when its time-wait buckets run out.
+/// its backlog has no listening socket left, as soon as the ACK of the peer's FIN has been
+/// seen leaving, so the next SYN is not refused: Linux likewise cuts TIME-WAIT short
+/// rather than refuse connections when its time-wait buckets run out.
 fn time_wait_end(t: &TcpSlot, socket: &tcp::Socket, starved: bool) -> Option<Instant> {
     if socket.state() != tcp::State::TimeWait {
         return None;
     }
     let since = t.time_wait_since?;
-    Some(if starved {
-        since + socket.ack_delay().unwrap_or(Duration::ZERO)
+    Some(if starved && t.time_wait_acked {
+        since
     } else {
         since + SHORT_TIME_WAIT
     })
@@ -1111,6 +1114,9 @@ fn drain_frame_events(
                     let matches = socket.local_endpoint().is_some_and(|l| l.port == src_port)
                         && socket.remote_endpoint() == Some(dst);
                     if matches {
+                        if socket.state() == tcp::State::TimeWait {
+                            t.time_wait_acked = true;
+                        }
                         t.window.segment_sent(
                             gate,
                             log_throttle,

@@ -1,7 +1,7 @@
 //! ringnet as the client on a tap: `host-sim send` and `host-sim udp-send`, with every
 //! block of the device's sockets in the log.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use ringnet::blocking::Blocking;
@@ -96,7 +96,8 @@ pub fn send_file(
     while driver.clock.now() < end {
         ringnet::blocking::Driver::wait(&mut driver, &mut stack, Some(end));
     }
-    println!("{}", stack.stats_table());
+    // Written, not printed: stdout may be a capture's pipe whose reader has gone.
+    let _ = writeln!(std::io::stdout(), "{}", stack.stats_table());
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
@@ -137,6 +138,7 @@ pub fn udp_send(
         Err(ringnet::socket::udp::RecvError::TimedOut) => None,
         Err(e) => return Err(e.to_string()),
     };
-    println!("{}", stack.stats_table());
+    // Written, not printed: stdout may be a capture's pipe whose reader has gone.
+    let _ = writeln!(std::io::stdout(), "{}", stack.stats_table());
     Ok(answer)
 }

@@ -443,7 +443,9 @@ fn run_peer(
 
 /// Lets SIGPIPE end the program quietly when its output pipe closes (`host-sim demo |
 /// head`), as it ends every Unix tool; Rust ignores the signal, and `println!` would then
-/// panic. Sockets are unaffected: std sends on them with `MSG_NOSIGNAL`.
+/// panic. Sockets are unaffected: std sends on them with `MSG_NOSIGNAL`. Not for a
+/// capture (`--pcap`), which may go to a pipe: when its reader quits, the capture stops
+/// and the device carries on.
 #[allow(unsafe_code)]
 fn die_quietly_on_closed_stdout() {
     // SAFETY: restoring a signal's default disposition at start-up, before any thread
@@ -453,9 +455,23 @@ fn die_quietly_on_closed_stdout() {
     }
 }
 
+impl Command {
+    /// Whether the command writes a pcap capture.
+    fn captures(&self) -> bool {
+        match self {
+            Command::Serve { tap, .. }
+            | Command::Send { tap, .. }
+            | Command::UdpSend { tap, .. } => tap.pcap.is_some(),
+            _ => false,
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    die_quietly_on_closed_stdout();
     let cli = Cli::parse();
+    if !cli.command.captures() {
+        die_quietly_on_closed_stdout();
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -187,11 +187,8 @@ pub fn blast(
     let mut sent = 0u64;
     while sent < bytes {
         let n = (bytes - sent).min(CHUNK as u64) as usize;
-        let written = stream.write(&buf[..n])?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        sent += written as u64;
+        stream.write_all(&buf[..n])?;
+        sent += n as u64;
         progress.set_position(sent);
     }
     stream.shutdown(Shutdown::Write)?;

@@ -1,6 +1,7 @@
 //! `host-sim serve`: ringnet as a network host on a Linux tap interface, running every
 //! service on its port, until a time limit or SIGINT/SIGTERM.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -208,6 +209,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         }
     }
     log::info!("dev: stopping");
-    println!("{}", stack.stats_table());
+    // Written, not printed: stdout may be a capture's pipe whose reader has gone.
+    let _ = writeln!(std::io::stdout(), "{}", stack.stats_table());
     Ok(())
 }

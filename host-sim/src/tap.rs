@@ -66,21 +66,32 @@ impl PcapFile {
             out: Some(BufWriter::new(File::create(path)?)),
         })
     }
+
+    /// Ends the capture after a write error (a full disk, a pipe whose reader quit); the
+    /// device carries on without it.
+    fn stop(&mut self, error: io::Error) {
+        log::warn!("pcap capture stopped: {error}");
+        if let Some(out) = self.out.take() {
+            // What is still buffered cannot be written either.
+            let _ = out.into_parts();
+        }
+    }
 }
 
 impl PcapSink for PcapFile {
     fn write(&mut self, data: &[u8]) {
         if let Some(out) = self.out.as_mut() {
             if let Err(e) = Write::write_all(out, data) {
-                log::warn!("pcap capture stopped: {e}");
-                self.out = None;
+                self.stop(e);
             }
         }
     }
 
     fn flush(&mut self) {
         if let Some(out) = self.out.as_mut() {
-            let _ = Write::flush(out);
+            if let Err(e) = Write::flush(out) {
+                self.stop(e);
+            }
         }
     }
 

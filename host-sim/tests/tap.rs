@@ -336,6 +336,32 @@ fn the_pcap_capture_opens_in_tshark_and_shows_the_handshake() {
 }
 
 #[test]
+fn a_capture_piped_to_a_reader_that_quits_stops_and_the_device_carries_on() {
+    let Some(ns) = Netns::create("pcap pipe") else {
+        return;
+    };
+    // `head` takes the 24-byte pcap header and quits; the next frame meets a closed pipe.
+    let script = format!(
+        "RUST_LOG=info {HOST_SIM} serve --tap tap0 --ip {DEVICE}/24 --duration 4 --pcap /dev/stdout 2>serve.log | head -c 24 > head.bin &
+         serve=$!
+         for _ in $(seq 50); do nc -z -w 1 {DEVICE} 7 && break; sleep 0.1; done
+         echo hi | nc -N -w 5 {DEVICE} 7 > echoed.txt
+         wait $serve"
+    );
+    let out = ns.sh(&script, 30);
+    let log = fs::read_to_string(ns.dir.join("serve.log")).unwrap_or_default();
+    assert!(out.status.success(), "serve died ({}):\n{log}", out.status);
+    assert!(log.contains("pcap capture stopped"), "{log}");
+    assert_eq!(
+        fs::read_to_string(ns.dir.join("echoed.txt")).unwrap(),
+        "hi\n"
+    );
+    let header = fs::read(ns.dir.join("head.bin")).unwrap();
+    assert_eq!(header.len(), 24);
+    assert_eq!(header[..4], [0xd4, 0xc3, 0xb2, 0xa1], "pcap magic");
+}
+
+#[test]
 fn the_device_as_client_sends_a_file_and_a_broadcast() {
     let Some(ns) = Netns::create("device client") else {
         return;
