@@ -185,13 +185,17 @@ fn nc_fetches_patterns_and_files_from_7001_intact() {
     ns.serve("--files files --file served.bin", "info");
     for size in [0u64, 1, 1 << 20, 64 << 20] {
         let out = ns.ok(
-            &format!("printf '{size}\\n' | nc -N -w 10 {DEVICE} 7001 | sha256sum"),
+            &format!("printf '{size}\\n' | nc -N -w 10 {DEVICE} 7001 | tee got.bin | sha256sum"),
             120,
         );
+        // File out waits REQUEST_WAIT (100 ms) for the size line, then sends its file: a
+        // mismatch says which it sent and what the device logged.
+        let got = fs::metadata(ns.dir.join("got.bin")).map_or(0, |m| m.len());
         assert_eq!(
             out.split_whitespace().next(),
             Some(pattern_sha(size).as_str()),
-            "{size} bytes"
+            "{size} bytes asked for, {got} received:\n{}",
+            ns.log()
         );
     }
     let out = ns.ok(
