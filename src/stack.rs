@@ -168,6 +168,12 @@ pub(crate) struct TcpSlot {
 }
 
 impl TcpSlot {
+    /// A backlog socket the user no longer holds (never accepted, or closed): once its
+    /// connection is over it goes back to listening.
+    fn returns_to_backlog(&self) -> bool {
+        self.member_of.is_some() && (self.orphaned || !self.accepted)
+    }
+
     pub(crate) fn fresh(
         inner: smoltcp::iface::SocketHandle,
         member_of: Option<SocketHandle>,
@@ -464,11 +470,7 @@ impl<'a> Stack<'a> {
             .iter()
             .flatten()
             .filter_map(|slot| match &slot.kind {
-                SlotKind::Tcp(t)
-                    if t.time_wait_since.is_some()
-                        && t.member_of.is_some()
-                        && (t.orphaned || !t.accepted) =>
-                {
+                SlotKind::Tcp(t) if t.time_wait_since.is_some() && t.returns_to_backlog() => {
                     let socket = self.sockets.get::<tcp::Socket>(t.inner);
                     let starved = t.member_of.is_some_and(|l| self.backlog_starved(l));
                     time_wait_end(t, socket, starved)
@@ -945,7 +947,7 @@ impl<'a> Stack<'a> {
                         }
                         _ => false,
                     };
-                    if reap && over && t.member_of.is_some() && (t.orphaned || !t.accepted) {
+                    if reap && over && t.returns_to_backlog() {
                         // Back to the listener's backlog, as a fresh listening socket.
                         socket.abort();
                         if socket.listen(t.backlog_port).is_ok() {

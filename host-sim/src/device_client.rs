@@ -1,7 +1,7 @@
 //! ringnet as the client on a tap: `host-sim send` and `host-sim udp-send`, with every
 //! block of the device's sockets in the log.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use ringnet::blocking::Blocking;
@@ -96,8 +96,7 @@ pub fn send_file(
     while driver.clock.now() < end {
         ringnet::blocking::Driver::wait(&mut driver, &mut stack, Some(end));
     }
-    // Written, not printed: stdout may be a capture's pipe whose reader has gone.
-    let _ = writeln!(std::io::stdout(), "{}", stack.stats_table());
+    crate::tap::print_stats_table(&stack);
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
@@ -138,7 +137,6 @@ pub fn udp_send(
         Err(ringnet::socket::udp::RecvError::TimedOut) => None,
         Err(e) => return Err(e.to_string()),
     };
-    // Written, not printed: stdout may be a capture's pipe whose reader has gone.
-    let _ = writeln!(std::io::stdout(), "{}", stack.stats_table());
+    crate::tap::print_stats_table(&stack);
     Ok(answer)
 }

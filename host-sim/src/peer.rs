@@ -156,6 +156,18 @@ pub fn put(
         bytes += n as u64;
         progress.set_position(bytes);
     }
+    finish_sending(stream, progress, start, bytes, hasher.finish())
+}
+
+/// Shuts down writing (the peer sees end of stream), stops the clock, and reads the
+/// peer's answer until it closes.
+fn finish_sending(
+    mut stream: TcpStream,
+    progress: ProgressBar,
+    start: Instant,
+    bytes: u64,
+    sha256: Option<String>,
+) -> io::Result<(Moved, String)> {
     stream.shutdown(Shutdown::Write)?;
     let elapsed = start.elapsed();
     progress.finish_and_clear();
@@ -164,7 +176,7 @@ pub fn put(
     Ok((
         Moved {
             bytes,
-            sha256: hasher.finish(),
+            sha256,
             elapsed,
         },
         reply,
@@ -191,19 +203,7 @@ pub fn blast(
         sent += n as u64;
         progress.set_position(sent);
     }
-    stream.shutdown(Shutdown::Write)?;
-    let elapsed = start.elapsed();
-    progress.finish_and_clear();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
-    Ok((
-        Moved {
-            bytes: sent,
-            sha256: None,
-            elapsed,
-        },
-        reply,
-    ))
+    finish_sending(stream, progress, start, sent, None)
 }
 
 /// Sends one datagram to `addr` (with `SO_BROADCAST` when `broadcast`), and waits up to

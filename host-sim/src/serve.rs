@@ -1,7 +1,6 @@
 //! `host-sim serve`: ringnet as a network host on a Linux tap interface, running every
 //! service on its port, until a time limit or SIGINT/SIGTERM.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -226,7 +225,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         }
     }
     log::info!("dev: stopping");
-    // Written, not printed: stdout may be a capture's pipe whose reader has gone.
-    let _ = writeln!(std::io::stdout(), "{}", stack.stats_table());
+    crate::tap::print_stats_table(&stack);
     Ok(())
 }

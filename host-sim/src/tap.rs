@@ -49,6 +49,12 @@ impl std::fmt::Display for TapError {
 
 impl std::error::Error for TapError {}
 
+/// Prints a device's stats table at the end of a run. Written, not printed: stdout may be
+/// a capture's pipe whose reader has gone, and then there is no one to tell.
+pub fn print_stats_table(stack: &Stack<'_>) {
+    let _ = writeln!(io::stdout(), "{}", stack.stats_table());
+}
+
 /// A pcap sink that reports its first write error instead of panicking, then stops.
 pub struct PcapFile {
     out: Option<BufWriter<File>>,
