@@ -4,7 +4,7 @@
 mod support;
 
 use ringnet::blocking::Blocking;
-use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
+use ringnet::services::{pattern_byte, Pattern, ServiceError, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};
 use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
@@ -191,6 +191,28 @@ fn put_frame(name: &[u8], size: u64, sha: [u8; 32]) -> Vec<u8> {
     let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&payload);
     frame
+}
+
+#[test]
+fn a_server_sized_for_one_connection_takes_a_backlog_of_one_and_no_more() {
+    let mut w = pair(lossy(0.0), 7);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    let too_many = TransferServer::<MemStore, 1>::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog,
+        MemStore::default(),
+    );
+    assert!(matches!(too_many, Err(ServiceError::TooManySockets)));
+    let one = TransferServer::<MemStore, 1>::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog[..1],
+        MemStore::default(),
+    );
+    assert!(one.is_ok());
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn raw_stream(source: &Cyclic) -> f64 {
 fn framed_transfer(source: &Cyclic) -> f64 {
     let mut w = world_with::<2>(Faults::NONE, 2, MTU, 1 << 20);
     let backlog = tcp_socket(&mut w.stacks[B], RING, RING);
-    let mut server = TransferServer::new(
+    let mut server: TransferServer<_, 1> = TransferServer::new(
         &mut w.stacks[B],
         TRANSFER_PORT,
         &[backlog],

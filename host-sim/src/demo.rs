@@ -398,7 +398,7 @@ fn file_transfer(w: &mut World<2>) -> Result<(), DemoError> {
     );
     let backlog = tcp_socket(&mut w.stacks[B], 256, 256);
     let store = RamStore::<1, 4096>::new();
-    let mut server =
+    let mut server: TransferServer<_, 1> =
         TransferServer::new(&mut w.stacks[B], TRANSFER_PORT, &[backlog], store).map_err(err)?;
     let conn = tcp_socket(&mut w.stacks[A], 256, 256);
     let wire = w.wire;

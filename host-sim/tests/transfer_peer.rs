@@ -166,7 +166,7 @@ fn a_directory_store_commits_verified_uploads_only() {
     let backlog: Vec<_> = (0..2)
         .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
         .collect();
-    let mut server = TransferServer::new(
+    let mut server: TransferServer<_> = TransferServer::new(
         &mut w.stacks[B],
         TRANSFER_PORT,
         &backlog,

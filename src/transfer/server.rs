@@ -58,17 +58,21 @@ enum Next {
     Drop,
 }
 
-/// The transfer protocol's server on a [`Store`] (see the module docs for the protocol).
-pub struct TransferServer<S: Store> {
+/// The transfer protocol's server on a [`Store`] (see the module docs for the protocol),
+/// with room for `CONNS` connections at once: like a listening socket's backlog, the
+/// sockets it is given are capped at that, so a small device need not hold state for
+/// connections it has no socket for.
+pub struct TransferServer<S: Store, const CONNS: usize = MAX_CONNECTIONS> {
     listener: SocketHandle,
     store: S,
-    connections: Vec<Connection<S::Upload>, MAX_CONNECTIONS>,
+    connections: Vec<Connection<S::Upload>, CONNS>,
     idle_timeout: Duration,
     completed: u32,
 }
 
-impl<S: Store> TransferServer<S> {
-    /// Listens on `port` with `backlog`, keeping files in `store`.
+impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
+    /// Listens on `port` with `backlog`, keeping files in `store`. A backlog of more than
+    /// `CONNS` sockets is refused ([`ServiceError::TooManySockets`]).
     pub fn new(
         stack: &mut Stack<'_>,
         port: u16,
@@ -76,7 +80,7 @@ impl<S: Store> TransferServer<S> {
         store: S,
     ) -> Result<Self, ServiceError> {
         Ok(TransferServer {
-            listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
+            listener: listen_for_service(stack, port, backlog, CONNS)?,
             store,
             connections: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
