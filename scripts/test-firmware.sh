@@ -139,6 +139,11 @@ check "a client that sends half a request gets 408" \
 check "/stats is JSON" python3 -c "import json,urllib.request; d=json.load(urllib.request.urlopen('$http/stats', timeout=10)); assert d['host'] == 'mcu'"
 sleep 1.5
 stop
+# Every service above ran, HTTP's deepest calls among them: the stack must have stayed
+# 2 KiB clear of the statics (the loop warns otherwise), and nothing may have faulted.
+high_water=$(grep -o 'stack high water [0-9]*/[0-9]*' "$log" | tail -n 1 || true)
+check "the stack kept its headroom through every service (${high_water:-no high water logged})" \
+  bash -c "grep -q 'memory: stack high water' '$log' && ! grep -qE 'left before the statics|PANIC|HARD FAULT' '$log'"
 # Golden excerpts: the boot banner, and a full-then-room sequence of the file-out ring.
 strip() { sed -E 's/^\[ *[0-9]+\.[0-9]{3}\] //'; }
 check "boot banner matches firmware/expected/boot.txt" \

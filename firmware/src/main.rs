@@ -120,7 +120,10 @@ type Http = ringnet::http::HttpServer<store::FirmwareStore, HTTP_BACKLOG, HTTP_S
 static HTTP: StaticCell<Http> = StaticCell::new();
 
 #[cfg(feature = "transfer")]
-type Transfer = ringnet::transfer::TransferServer<ringnet::transfer::DigestSink<TRANSFER_DIGESTS>>;
+type Transfer = ringnet::transfer::TransferServer<
+    ringnet::transfer::DigestSink<TRANSFER_DIGESTS>,
+    TRANSFER_BACKLOG,
+>;
 #[cfg(feature = "transfer")]
 static TRANSFER: StaticCell<Transfer> = StaticCell::new();
 
