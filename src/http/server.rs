@@ -142,29 +142,27 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
         let now = stack.now();
         while let Ok((socket, _)) = stack.accept(self.listener) {
-            let mut conn = Connection {
+            if self.connections.is_full() {
+                let _ = stack.abort(socket);
+                continue;
+            }
+            // Built where it lies in the table: a connection is kilobytes of buffers.
+            let _ = self.connections.push(Connection {
                 socket,
                 phase: Phase::Head,
                 head: Vec::new(),
                 out: Vec::new(),
                 out_sent: 0,
                 last_activity: now,
-            };
-            if self.connections.len() + 1 >= CONNS {
+            });
+            if self.connections.len() >= CONNS {
                 log::warn!(
                     "{}: http tcp{socket}: every connection busy: 503",
                     stack.name()
                 );
-                respond(
-                    &mut conn,
-                    503,
-                    "Service Unavailable",
-                    false,
-                    "all connections are busy\n",
-                );
-            }
-            if let Err(conn) = self.connections.push(conn) {
-                let _ = stack.abort(conn.socket);
+                if let Some(conn) = self.connections.last_mut() {
+                    respond(conn, 503, false, "all connections are busy\n");
+                }
             }
         }
         let mut shared = Shared {
@@ -213,7 +211,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Queues a complete response with a short text body.
-fn respond<U>(conn: &mut Connection<U>, status: u16, _text: &str, keep_alive: bool, body: &str) {
+fn respond<U>(conn: &mut Connection<U>, status: u16, keep_alive: bool, body: &str) {
     let mut head = head_start(conn, status, keep_alive);
     let _ = write!(
         head,
@@ -267,35 +265,49 @@ fn decode_name(path: &str) -> Option<String<128>> {
     String::try_from(name).ok()
 }
 
-/// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N` against a file of `len` bytes.
-/// `Some(Ok(range))`, `Some(Err(()))` when unsatisfiable, `None` to ignore the header.
-fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+/// One range of a `Range` header, before the file's length is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangeSpec {
+    /// `bytes=A-`
+    From(u64),
+    /// `bytes=A-B` (B inclusive)
+    FromTo(u64, u64),
+    /// `bytes=-N`: the last N bytes.
+    Last(u64),
+}
+
+impl RangeSpec {
+    /// The bytes `start..end` of a file of `len` bytes, or `Err` when unsatisfiable (`416`).
+    fn resolve(self, len: u64) -> Result<(u64, u64), ()> {
+        let (start, end) = match self {
+            RangeSpec::Last(0) => return Err(()),
+            RangeSpec::Last(n) => (len.saturating_sub(n), len),
+            RangeSpec::From(s) => (s, len),
+            RangeSpec::FromTo(s, e) => (s, e.saturating_add(1).min(len)),
+        };
+        if start >= len {
+            return Err(());
+        }
+        Ok((start, end))
+    }
+}
+
+/// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N`; `None` to ignore the header (another unit,
+/// several ranges, or a malformed one), as RFC 9110 allows.
+fn parse_range(value: &str) -> Option<RangeSpec> {
     let spec = value.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (start, end) = spec.split_once('-')?;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().ok()?;
-            if n == 0 {
-                return Some(Err(()));
-            }
-            (len.saturating_sub(n), len)
-        }
-        (s, "") => (s.parse().ok()?, len),
+    match (start.trim(), end.trim()) {
+        ("", suffix) => suffix.parse().ok().map(RangeSpec::Last),
+        (s, "") => s.parse().ok().map(RangeSpec::From),
         (s, e) => {
             let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
-            if e < s {
-                return None;
-            }
-            (s, (e + 1).min(len))
+            (e >= s).then_some(RangeSpec::FromTo(s, e))
         }
-    };
-    if start >= len {
-        return Some(Err(()));
     }
-    Some(Ok((start, end)))
 }
 
 fn json_row(out: &mut dyn fmt::Write, row: &StatsRow, first: bool) -> fmt::Result {
@@ -356,6 +368,86 @@ fn write_stats<const N: usize>(stack: &Stack<'_>, out: &mut Vec<u8, N>) {
     let _ = writeln!(Out { buf: out }, "],\"complete\":{complete}}}");
 }
 
+/// A request's method, as far as the server tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Method {
+    Get,
+    Head,
+    Put,
+    Options,
+    /// A method HTTP defines that this server does not allow (`405`).
+    NotAllowed,
+    /// Anything else (`501`).
+    Unknown,
+}
+
+/// What the server acts on, taken out of a request head so that the head's buffer can
+/// be reused before the response is built.
+struct Request {
+    method: Method,
+    /// The `x` of `HTTP/1.x`.
+    version: u8,
+    /// `/` or `/stats`: a snapshot of the file list or of the stats.
+    snapshot: Option<Body>,
+    /// The path as a store name, if it is one.
+    name: Option<String<128>>,
+    wants_close: bool,
+    content_length: Option<Result<u64, ()>>,
+    chunked: bool,
+    range: Option<RangeSpec>,
+    expect_continue: bool,
+}
+
+impl Request {
+    /// Parses a complete request head; `None` if it is malformed. Logs the request line.
+    fn parse(head: &[u8], stack: &Stack<'_>, socket: SocketHandle) -> Option<Request> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+            return None;
+        }
+        let method = request.method.unwrap_or("");
+        let path = request.path.unwrap_or("/");
+        let version = request.version.unwrap_or(0);
+        log::info!(
+            "{}: http tcp{socket} {method} {path} HTTP/1.{version}",
+            stack.name()
+        );
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| core::str::from_utf8(h.value).ok())
+        };
+        Some(Request {
+            method: match method {
+                "GET" => Method::Get,
+                "HEAD" => Method::Head,
+                "PUT" => Method::Put,
+                "OPTIONS" => Method::Options,
+                "POST" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => Method::NotAllowed,
+                _ => Method::Unknown,
+            },
+            version,
+            snapshot: match path {
+                // `next` tells the two apart until the snapshot is taken.
+                "/" => Some(Body::Snapshot { next: 0 }),
+                "/stats" => Some(Body::Snapshot { next: 1 }),
+                _ => None,
+            },
+            name: decode_name(path),
+            wants_close: header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close")),
+            content_length: header("Content-Length")
+                .map(|v| v.trim().parse::<u64>().map_err(|_| ())),
+            chunked: header("Transfer-Encoding").is_some(),
+            range: header("Range").and_then(parse_range),
+            expect_continue: header("Expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
+        })
+    }
+}
+
 /// Acts on a complete request head; `consumed` bytes of `conn.head` were the head.
 fn start<S: Store, const N: usize>(
     stack: &Stack<'_>,
@@ -364,58 +456,39 @@ fn start<S: Store, const N: usize>(
     consumed: usize,
 ) {
     let store = &mut *shared.store;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let head = conn.head.clone();
-    if !matches!(request.parse(&head), Ok(httparse::Status::Complete(_))) {
-        respond(conn, 400, "", false, "malformed request\n");
-        return;
-    }
-    let method = request.method.unwrap_or("");
-    let path = request.path.unwrap_or("/");
-    let version = request.version.unwrap_or(0);
-    let header = |name: &str| {
-        request
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| core::str::from_utf8(h.value).ok())
-    };
-    let wants_close = header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-    let content_length = header("Content-Length").map(|v| v.trim().parse::<u64>());
-    let chunked = header("Transfer-Encoding").is_some();
-    let has_body = chunked
-        || matches!(content_length, Some(Ok(n)) if n > 0)
-        || matches!(content_length, Some(Err(_)));
-    // A body we will not read makes the stream unusable for a next request.
-    let mut keep_alive = version == 1 && !wants_close;
-    log::info!(
-        "{}: http tcp{} {method} {path} HTTP/1.{version}",
-        stack.name(),
-        conn.socket
-    );
+    let request = Request::parse(&conn.head[..consumed], stack, conn.socket);
     // Keep what followed the head: a PUT body's start, or a pipelined request.
     let rest = conn.head.len() - consumed;
     conn.head.copy_within(consumed.., 0);
     conn.head.truncate(rest);
+    let Some(request) = request else {
+        respond(conn, 400, false, "malformed request\n");
+        return;
+    };
+    let method = request.method;
+    let chunked = request.chunked;
+    let content_length = request.content_length;
+    let has_body = chunked
+        || matches!(content_length, Some(Ok(n)) if n > 0)
+        || matches!(content_length, Some(Err(())));
+    // A body we will not read makes the stream unusable for a next request.
+    let mut keep_alive = request.version == 1 && !request.wants_close;
 
     match method {
-        "GET" | "HEAD" => {
+        Method::Get | Method::Head => {
             keep_alive &= !has_body;
-            let body = match path {
-                // `next` tells the two apart until the snapshot is taken.
-                "/" => Body::Snapshot { next: 0 },
-                "/stats" => Body::Snapshot { next: 1 },
-                _ => {
-                    let Some(name) = decode_name(path) else {
-                        respond(conn, 404, "", keep_alive, "not found\n");
+            let body = match request.snapshot {
+                Some(snapshot) => snapshot,
+                None => {
+                    let Some(name) = request.name else {
+                        respond(conn, 404, keep_alive, "not found\n");
                         return;
                     };
                     let Ok(len) = store.size(&name) else {
-                        respond(conn, 404, "", keep_alive, "not found\n");
+                        respond(conn, 404, keep_alive, "not found\n");
                         return;
                     };
-                    let range = header("Range").and_then(|r| parse_range(r, len));
+                    let range = request.range.map(|r| r.resolve(len));
                     let (status, start, end) = match range {
                         Some(Err(())) => {
                             let mut out = head_start(conn, 416, keep_alive);
@@ -442,7 +515,7 @@ fn start<S: Store, const N: usize>(
                         );
                     }
                     let _ = out.write_str("\r\n");
-                    let body = if method == "HEAD" {
+                    let body = if method == Method::Head {
                         Body::None
                     } else {
                         Body::File {
@@ -460,7 +533,7 @@ fn start<S: Store, const N: usize>(
                 .owner
                 .is_some_and(|owner| owner != conn.socket)
             {
-                respond(conn, 503, "", keep_alive, "busy with another listing\n");
+                respond(conn, 503, keep_alive, "busy with another listing\n");
                 return;
             }
             let snapshot = &mut *shared.snapshot;
@@ -475,7 +548,7 @@ fn start<S: Store, const N: usize>(
             let len = snapshot.bytes.len();
             let mut out = head_start(conn, 200, keep_alive);
             let _ = write!(out, "Content-Type: {kind}\r\nContent-Length: {len}\r\n\r\n");
-            let body = if method == "HEAD" {
+            let body = if method == Method::Head {
                 Body::None
             } else {
                 snapshot.owner = Some(conn.socket);
@@ -483,23 +556,23 @@ fn start<S: Store, const N: usize>(
             };
             conn.phase = Phase::Respond { body, keep_alive };
         }
-        "PUT" => {
-            let Some(name) = decode_name(path) else {
-                respond(conn, 400, "", false, "bad file name\n");
+        Method::Put => {
+            let Some(name) = request.name else {
+                respond(conn, 400, false, "bad file name\n");
                 return;
             };
             if chunked {
-                respond(conn, 501, "", false, "chunked uploads are not supported\n");
+                respond(conn, 501, false, "chunked uploads are not supported\n");
                 return;
             }
             let length = match content_length {
                 Some(Ok(n)) => n,
-                Some(Err(_)) => return respond(conn, 400, "", false, "bad Content-Length\n"),
-                None => return respond(conn, 411, "", false, "Content-Length required\n"),
+                Some(Err(_)) => return respond(conn, 400, false, "bad Content-Length\n"),
+                None => return respond(conn, 411, false, "Content-Length required\n"),
             };
             match store.begin(&name, length) {
                 Ok(upload) => {
-                    if header("Expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+                    if request.expect_continue {
                         let _ = conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                     conn.phase = Phase::Upload {
@@ -508,16 +581,14 @@ fn start<S: Store, const N: usize>(
                         keep_alive,
                     };
                 }
-                Err(StoreError::NoSpace) => {
-                    respond(conn, 413, "", false, "the file does not fit\n")
-                }
+                Err(StoreError::NoSpace) => respond(conn, 413, false, "the file does not fit\n"),
                 Err(StoreError::Busy) => {
-                    respond(conn, 503, "", false, "another upload is in progress\n")
+                    respond(conn, 503, false, "another upload is in progress\n")
                 }
-                Err(_) => respond(conn, 500, "", false, "the store failed\n"),
+                Err(_) => respond(conn, 500, false, "the store failed\n"),
             }
         }
-        "OPTIONS" => {
+        Method::Options => {
             keep_alive &= !has_body;
             let mut out = head_start(conn, 204, keep_alive);
             let _ = write!(out, "Allow: {ALLOW}\r\nContent-Length: 0\r\n\r\n");
@@ -526,14 +597,8 @@ fn start<S: Store, const N: usize>(
                 keep_alive,
             };
         }
-        "POST" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => respond(
-            conn,
-            405,
-            "",
-            keep_alive && !has_body,
-            "method not allowed\n",
-        ),
-        _ => respond(conn, 501, "", false, "method not implemented\n"),
+        Method::NotAllowed => respond(conn, 405, keep_alive && !has_body, "method not allowed\n"),
+        Method::Unknown => respond(conn, 501, false, "method not implemented\n"),
     }
 }
 
@@ -572,7 +637,7 @@ fn advance<S: Store, const N: usize>(
                     } else {
                         (414, "request line too long\n")
                     };
-                    respond(conn, status, "", false, why);
+                    respond(conn, status, false, why);
                     continue;
                 }
                 let room = (HEAD_MAX - conn.head.len()).min(buf.len());
@@ -604,7 +669,7 @@ fn advance<S: Store, const N: usize>(
                     let left = conn.head.len() - part;
                     conn.head.truncate(left);
                     if !store_body(&mut *shared.store, upload, &chunk[..part], remaining) {
-                        respond(conn, 500, "", false, "the store failed\n");
+                        respond(conn, 500, false, "the store failed\n");
                         continue;
                     }
                     continue;
@@ -613,11 +678,11 @@ fn advance<S: Store, const N: usize>(
                     let keep_alive = *keep_alive;
                     if let Some(up) = upload.take() {
                         if shared.store.commit(up).is_err() {
-                            respond(conn, 500, "", false, "the store could not commit\n");
+                            respond(conn, 500, false, "the store could not commit\n");
                             continue;
                         }
                     }
-                    respond(conn, 201, "", keep_alive, "stored\n");
+                    respond(conn, 201, keep_alive, "stored\n");
                     continue;
                 }
                 let want = (*remaining).min(buf.len() as u64) as usize;
@@ -633,7 +698,7 @@ fn advance<S: Store, const N: usize>(
                         conn.last_activity = now;
                         let data = buf;
                         if !store_body(&mut *shared.store, upload, &data[..n], remaining) {
-                            respond(conn, 500, "", false, "the store failed\n");
+                            respond(conn, 500, false, "the store failed\n");
                         }
                     }
                     Err(RecvError::WouldBlock) => break,
@@ -758,7 +823,7 @@ fn check_timeout<S: Store>(
     }
     conn.out.clear();
     conn.out_sent = 0;
-    respond(conn, 408, "", false, "request timeout\n");
+    respond(conn, 408, false, "request timeout\n");
     let _ = stack.send(conn.socket, &conn.out);
     let _ = stack.close(conn.socket);
     false
@@ -802,16 +867,25 @@ mod tests {
 
     #[test]
     fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 10))));
-        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 100))));
-        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 100))));
-        assert_eq!(parse_range("bytes=50-500", 100), Some(Ok((50, 100))));
-        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        let range = |value: &str, len: u64| parse_range(value).map(|r| r.resolve(len));
+        assert_eq!(range("bytes=0-9", 100), Some(Ok((0, 10))));
+        assert_eq!(range("bytes=90-", 100), Some(Ok((90, 100))));
+        assert_eq!(range("bytes=-10", 100), Some(Ok((90, 100))));
+        assert_eq!(range("bytes=-500", 100), Some(Ok((0, 100))));
+        assert_eq!(range("bytes=50-500", 100), Some(Ok((50, 100))));
+        assert_eq!(range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(range("bytes=-0", 100), Some(Err(())), "an empty suffix");
         assert_eq!(
-            parse_range("bytes=0-1,5-6", 100),
+            range("bytes=0-18446744073709551615", 100),
+            Some(Ok((0, 100))),
+            "the largest end does not overflow"
+        );
+        assert_eq!(
+            range("bytes=0-1,5-6", 100),
             None,
             "multiple ranges: served whole"
         );
-        assert_eq!(parse_range("items=0-1", 100), None);
+        assert_eq!(range("bytes=9-3", 100), None, "backwards: ignored");
+        assert_eq!(range("items=0-1", 100), None);
     }
 }
