@@ -140,6 +140,60 @@ fn a_resumed_get_fetches_only_the_rest_and_verifies_the_whole() {
     assert_eq!(digest, digest_of(&file));
 }
 
+#[test]
+fn a_get_from_a_digest_sink_is_refused_before_any_data_not_cut_off() {
+    let mut w = pair(Faults::NONE, 56);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
+        .collect();
+    let mut server: TransferServer<transfer::DigestSink<2>> = TransferServer::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog,
+        transfer::DigestSink::new(),
+    )
+    .unwrap();
+    let client = tcp_socket(&mut w.stacks[A], 4096, 4096);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let digest = transfer::put(
+        &mut sock.stream(client),
+        "kept",
+        &Pattern(10_000),
+        &mut |_, _| {},
+    );
+    assert_eq!(digest.unwrap(), digest_of(&pattern(10_000)));
+    sock.stack().close(client).unwrap();
+
+    let again = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(again, ep(B, TRANSFER_PORT)).unwrap();
+    let mut received = 0;
+    let result = transfer::get(
+        &mut sock.stream(again),
+        "kept",
+        (0, Sha256::new()),
+        &mut |d| {
+            received += d.len();
+            Ok(())
+        },
+        &mut |_, _| {},
+    );
+    match result {
+        Err(TransferError::Refused { status, reason }) => {
+            assert_eq!(status, Status::Storage);
+            assert_eq!(reason.as_str(), StoreError::Unreadable.as_str());
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(received, 0);
+}
+
 /// Sends raw bytes as a client and returns the status the server answers with.
 fn raw_status(bytes: &[u8], shutdown: bool) -> (Status, String, TransferServer<MemStore>) {
     let (mut w, mut server, client) = setup(Faults::NONE, 55, 4096);

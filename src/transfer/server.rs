@@ -440,6 +440,11 @@ fn start<S: Store>(
                 Status::OffsetBeyondEnd,
                 "resume offset beyond the end",
             ),
+            // A store that cannot read the file back says so before the data starts:
+            // once it has, a failure can only end the connection.
+            Ok(_) if let Err(e) = store.read_at(name, 0, &mut [0; 1]) => {
+                refuse(stack, store, conn, store_status(e), e.as_str())
+            }
             Ok(size) => {
                 log::info!(
                     "{}: transfer tcp{}: sending {name} from {offset} of {size}",
@@ -456,7 +461,7 @@ fn start<S: Store>(
                     hasher: Sha256::new(),
                 };
             }
-            Err(e) => refuse(stack, store, conn, store_status(e), "no such file"),
+            Err(e) => refuse(stack, store, conn, store_status(e), e.as_str()),
         },
         _ => refuse(
             stack,

@@ -26,15 +26,22 @@ pub enum StoreError {
     Unreadable,
 }
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl StoreError {
+    /// What went wrong, in words (the `Display` text, also sent as a status's reason).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             StoreError::NotFound => "no such file",
             StoreError::NoSpace => "no space for the file",
             StoreError::Busy => "another upload is in progress",
             StoreError::Io => "storage I/O error",
             StoreError::Unreadable => "this store keeps digests only",
-        })
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
