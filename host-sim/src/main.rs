@@ -122,6 +122,10 @@ enum PeerCommand {
         /// Transfer protocol: continue OUTPUT.part from where an interrupted get stopped.
         #[arg(long)]
         resume: bool,
+        /// Transfer protocol: the host's port (7003; another when it is forwarded, as
+        /// QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
+        #[arg(long, default_value_t = ringnet::services::TRANSFER_PORT)]
+        port: u16,
         /// Seconds without progress before giving up.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -139,6 +143,10 @@ enum PeerCommand {
         /// Transfer protocol: the name to store it under (default: the file's name).
         #[arg(long)]
         name: Option<String>,
+        /// Transfer protocol: the host's port (7003; another when it is forwarded, as
+        /// QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
+        #[arg(long, default_value_t = ringnet::services::TRANSFER_PORT)]
+        port: u16,
         /// Raw stream: do not compute the SHA-256 (benchmarks, where it would take CPU
         /// time from the transfer being measured).
         #[arg(long)]
@@ -312,11 +320,12 @@ fn run_peer(
             host: Some(host),
             output,
             resume,
+            port,
             timeout,
             quiet,
             ..
         } => {
-            let addr = SocketAddr::from((host, ringnet::services::TRANSFER_PORT));
+            let addr = SocketAddr::from((host, port));
             let outcome =
                 transfer::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
                     .map_err(|e| e.to_string())?;
@@ -352,6 +361,7 @@ fn run_peer(
             file,
             target,
             name,
+            port,
             timeout,
             quiet,
             no_digest,
@@ -375,7 +385,7 @@ fn run_peer(
                         .ok_or("the file has no usable name: give --name")?
                         .to_string(),
                 };
-                let addr = SocketAddr::from((host, ringnet::services::TRANSFER_PORT));
+                let addr = SocketAddr::from((host, port));
                 let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
                     .map_err(|e| e.to_string())?;
                 println!(
