@@ -110,6 +110,30 @@ fn an_interrupted_get_resumes_and_the_whole_file_is_verified() {
 }
 
 #[test]
+fn the_command_line_reaches_a_transfer_host_on_a_forwarded_port() {
+    // `peer get NAME IP --port P`: as for the firmware's 7003, forwarded by QEMU.
+    let dir = tempdir();
+    let output = dir.join("fetched.bin");
+    let file = pattern(50_000);
+    let server = scripted_get_server(file.clone(), Script::Honest);
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_host-sim"))
+        .args(["peer", "get", "f", "127.0.0.1", "--port"])
+        .arg(server.port().to_string())
+        .arg("-o")
+        .arg(&output)
+        .args(["-q", "--timeout", "10"])
+        .output()
+        .expect("host-sim runs");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("verified"));
+    assert_eq!(std::fs::read(&output).unwrap(), file);
+}
+
+#[test]
 fn a_corrupted_get_is_a_clear_error_and_leaves_no_file() {
     let dir = tempdir();
     let output = dir.join("out.bin");
