@@ -168,6 +168,38 @@ fn a_range_resumes_a_download_and_an_unsatisfiable_one_is_416() {
 }
 
 #[test]
+fn blank_lines_before_a_request_and_bare_lf_line_ends_are_accepted_once_each() {
+    let file = pattern(3000);
+    let (mut w, mut server) = setup::<4>(&[("f", file.clone())]);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
+    // RFC 9112 (2.2): empty lines before a request line are ignored, and a bare LF may end
+    // a line. Each request below must be answered exactly once, in order.
+    sock.send_all(
+        conn,
+        b"\r\n\r\nGET /f HTTP/1.1\r\n\r\nGET /f HTTP/1.1\nRange: bytes=0-9\n\nHEAD /f HTTP/1.1\r\n\r\n",
+    )
+    .unwrap();
+    let r = read_response(&mut sock, conn, false);
+    assert_eq!((r.status, r.body.len()), (200, 3000));
+    let r = read_response(&mut sock, conn, false);
+    assert_eq!((r.status, &r.body[..]), (206, &file[..10]));
+    let r = read_response(&mut sock, conn, true);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("3000"));
+    // Nothing more is answered: the next request gets the next response.
+    sock.send_all(conn, b"GET /missing HTTP/1.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut sock, conn, false).status, 404);
+}
+
+#[test]
 fn put_stores_a_file_and_an_interrupted_put_leaves_none() {
     let (mut w, mut server) = setup::<4>(&[]);
     {

@@ -399,13 +399,14 @@ struct Request {
 }
 
 impl Request {
-    /// Parses a complete request head; `None` if it is malformed. Logs the request line.
-    fn parse(head: &[u8], stack: &Stack<'_>, socket: SocketHandle) -> Option<Request> {
+    /// Parses a complete request head at the start of `head`, and says how many bytes it
+    /// took; `None` if it is malformed. Logs the request line.
+    fn parse(head: &[u8], stack: &Stack<'_>, socket: SocketHandle) -> Option<(Request, usize)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
-        if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+        let Ok(httparse::Status::Complete(length)) = request.parse(head) else {
             return None;
-        }
+        };
         let method = request.method.unwrap_or("");
         let path = request.path.unwrap_or("/");
         let version = request.version.unwrap_or(0);
@@ -420,7 +421,7 @@ impl Request {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .and_then(|h| core::str::from_utf8(h.value).ok())
         };
-        Some(Request {
+        let request = Request {
             method: match method {
                 "GET" => Method::Get,
                 "HEAD" => Method::Head,
@@ -444,24 +445,27 @@ impl Request {
             range: header("Range").and_then(parse_range),
             expect_continue: header("Expect")
                 .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
-        })
+        };
+        Some((request, length))
     }
 }
 
-/// Acts on a complete request head; `consumed` bytes of `conn.head` were the head.
+/// Acts on the complete request head at the start of `conn.head`, which ends after
+/// `head_end` bytes.
 fn start<S: Store, const N: usize>(
     stack: &Stack<'_>,
     shared: &mut Shared<'_, S, N>,
     conn: &mut Connection<S::Upload>,
-    consumed: usize,
+    head_end: usize,
 ) {
     let store = &mut *shared.store;
-    let request = Request::parse(&conn.head[..consumed], stack, conn.socket);
+    let parsed = Request::parse(&conn.head, stack, conn.socket);
     // Keep what followed the head: a PUT body's start, or a pipelined request.
+    let consumed = parsed.as_ref().map_or(head_end, |(_, length)| *length);
     let rest = conn.head.len() - consumed;
     conn.head.copy_within(consumed.., 0);
     conn.head.truncate(rest);
-    let Some(request) = request else {
+    let Some((request, _)) = parsed else {
         respond(conn, 400, false, "malformed request\n");
         return;
     };
@@ -626,8 +630,8 @@ fn advance<S: Store, const N: usize>(
         }
         match &mut conn.phase {
             Phase::Head => {
-                if let Some(consumed) = complete_head(conn) {
-                    start(stack, shared, conn, consumed);
+                if let Some(head_end) = complete_head(conn) {
+                    start(stack, shared, conn, head_end);
                     continue;
                 }
                 if conn.head.is_full() {
@@ -793,11 +797,26 @@ fn store_body<S: Store>(
 }
 
 /// Where the request head ends, if it is complete.
-fn complete_head<U>(conn: &Connection<U>) -> Option<usize> {
-    conn.head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| at + 4)
+/// Where the head waiting in `conn.head` ends, once it is complete: at the first empty
+/// line, whether lines end in CRLF or, as RFC 9112 (2.2) lets a server accept, a bare LF.
+/// Empty lines before the request line are dropped first, as that section asks.
+fn complete_head<U>(conn: &mut Connection<U>) -> Option<usize> {
+    let blank = conn
+        .head
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    if blank > 0 {
+        let rest = conn.head.len() - blank;
+        conn.head.copy_within(blank.., 0);
+        conn.head.truncate(rest);
+    }
+    let head = &conn.head;
+    (0..head.len()).find_map(|i| match (head[i], head.get(i + 1), head.get(i + 2)) {
+        (b'\n', Some(b'\n'), _) => Some(i + 2),
+        (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
+        _ => None,
+    })
 }
 
 fn check_timeout<S: Store>(
