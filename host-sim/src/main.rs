@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ringnet::services::TRANSFER_PORT;
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 use ringnet::{Duration, IpEndpoint};
 
@@ -122,10 +123,10 @@ enum PeerCommand {
         /// Transfer protocol: continue OUTPUT.part from where an interrupted get stopped.
         #[arg(long)]
         resume: bool,
-        /// Transfer protocol: the host's port (7003; another when it is forwarded, as
-        /// QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
-        #[arg(long, default_value_t = ringnet::services::TRANSFER_PORT)]
-        port: u16,
+        /// Transfer protocol: the host's port (default 7003; another when it is forwarded,
+        /// as QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
+        #[arg(long)]
+        port: Option<u16>,
         /// Seconds without progress before giving up.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -143,10 +144,10 @@ enum PeerCommand {
         /// Transfer protocol: the name to store it under (default: the file's name).
         #[arg(long)]
         name: Option<String>,
-        /// Transfer protocol: the host's port (7003; another when it is forwarded, as
-        /// QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
-        #[arg(long, default_value_t = ringnet::services::TRANSFER_PORT)]
-        port: u16,
+        /// Transfer protocol: the host's port (default 7003; another when it is forwarded,
+        /// as QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
+        #[arg(long)]
+        port: Option<u16>,
         /// Raw stream: do not compute the SHA-256 (benchmarks, where it would take CPU
         /// time from the transfer being measured).
         #[arg(long)]
@@ -309,6 +310,16 @@ fn run(command: Command) -> Result<(), String> {
     }
 }
 
+/// `--port` names the transfer protocol's port; with an IP:PORT it would be ignored.
+fn refuse_port_with_address(port: Option<u16>, addr: SocketAddr) -> Result<(), String> {
+    match port {
+        Some(port) => Err(format!(
+            "--port {port} is for the transfer protocol, given an IP without a port; {addr} already names one"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn run_peer(
     command: PeerCommand,
     seconds: impl Fn(u64) -> std::time::Duration,
@@ -325,7 +336,7 @@ fn run_peer(
             quiet,
             ..
         } => {
-            let addr = SocketAddr::from((host, port));
+            let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
             let outcome =
                 transfer::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
                     .map_err(|e| e.to_string())?;
@@ -344,6 +355,7 @@ fn run_peer(
             host: None,
             output,
             request,
+            port,
             timeout,
             quiet,
             no_digest,
@@ -352,6 +364,7 @@ fn run_peer(
             let addr: SocketAddr = first.parse().map_err(|_| {
                 format!("'{first}' is not IP:PORT (for the transfer protocol: get NAME IP)")
             })?;
+            refuse_port_with_address(port, addr)?;
             let moved = peer::get(addr, &output, request, seconds(timeout), quiet, !no_digest)
                 .map_err(|e| format!("{addr}: {e}"))?;
             println!("got {moved}");
@@ -367,6 +380,7 @@ fn run_peer(
             no_digest,
         } => match target.parse::<SocketAddr>() {
             Ok(addr) => {
+                refuse_port_with_address(port, addr)?;
                 let (moved, reply) = peer::put(&file, addr, seconds(timeout), quiet, !no_digest)
                     .map_err(|e| format!("{addr}: {e}"))?;
                 println!("sent {moved}");
@@ -385,7 +399,7 @@ fn run_peer(
                         .ok_or("the file has no usable name: give --name")?
                         .to_string(),
                 };
-                let addr = SocketAddr::from((host, port));
+                let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
                 let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
                     .map_err(|e| e.to_string())?;
                 println!(

@@ -25,3 +25,37 @@ fn a_closed_output_pipe_ends_the_program_quietly_like_any_unix_tool() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
 }
+
+#[test]
+fn a_port_option_next_to_an_address_that_names_one_is_an_error_not_ignored() {
+    for args in [
+        &[
+            "peer",
+            "put",
+            "Cargo.toml",
+            "127.0.0.1:9",
+            "--port",
+            "17003",
+        ][..],
+        &[
+            "peer",
+            "get",
+            "127.0.0.1:9",
+            "-o",
+            "/dev/null",
+            "--port",
+            "17003",
+        ][..],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_host-sim"))
+            .args(args)
+            .output()
+            .expect("host-sim runs");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("--port 17003") && stderr.contains("127.0.0.1:9"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
