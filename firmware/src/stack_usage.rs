@@ -72,6 +72,7 @@ pub fn high_water() -> usize {
 /// headroom is left.
 pub struct StackWatch {
     reported: usize,
+    warned: bool,
 }
 
 impl StackWatch {
@@ -85,18 +86,24 @@ impl StackWatch {
             "memory: stack {used} of {} bytes used after start-up",
             capacity()
         );
-        StackWatch { reported: used }
+        StackWatch {
+            reported: used,
+            warned: false,
+        }
     }
 
     /// Checks the high water again.
     pub fn check(&mut self) {
         let used = high_water();
-        if used < self.reported + Self::STEP {
+        let left = capacity().saturating_sub(used);
+        // Low headroom is worth a warning however little the stack grew to get there.
+        let newly_low = left < LOW_HEADROOM && !self.warned;
+        if used < self.reported + Self::STEP && !newly_low {
             return;
         }
         self.reported = used;
-        let left = capacity().saturating_sub(used);
         if left < LOW_HEADROOM {
+            self.warned = true;
             log::warn!(
                 "memory: stack high water {used}/{} bytes: only {left} left before the statics",
                 capacity()
