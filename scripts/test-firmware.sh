@@ -50,7 +50,7 @@ check() {
 image=firmware/target/thumbv7m-none-eabi/release/ringnet-firmware
 # The Linux side of the transfer protocol (the test command has built it already).
 cargo build --quiet -p host-sim
-peer=target/debug/host-sim
+host_sim() { cargo run --quiet -p host-sim -- "$@"; }
 
 boot() {
   # boot LOG [env...]: starts QEMU in the background, waits for the firmware's "ready".
@@ -113,11 +113,11 @@ PY
 check "the stats query answers with the table" grep -q "listen#3 .* 7001" <<<"$stats"
 echo "-- verified transfer on 127.0.0.1:$(tcp 7003)"
 head -c 1048576 /dev/urandom >"$work/up.bin"
-put=$("$peer" peer put "$work/up.bin" 127.0.0.1 --port "$(tcp 7003)" --name up.bin -q --timeout 30 2>&1 || true)
+put=$(host_sim peer put "$work/up.bin" 127.0.0.1 --port "$(tcp 7003)" --name up.bin -q --timeout 30 2>&1 || true)
 check "a 1 MiB put over 7003 is verified by the device" \
   grep -q "^put up.bin: 1048576 bytes .* sha256 $(sha256sum <"$work/up.bin" | cut -d' ' -f1) verified by the peer" <<<"$put"
 check "the UART log records the stored digest" grep -q "transfer tcp#[0-9]*: stored 1048576 bytes, digest verified" "$log"
-got=$("$peer" peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
+got=$(host_sim peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
 check "a get from the digest-only store is refused with a reason" grep -q "this store keeps digests only" <<<"$got"
 http=http://127.0.0.1:$((base + 80))
 echo "-- HTTP on $http"

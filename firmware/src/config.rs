@@ -100,6 +100,6 @@ pub const SOCKETS: usize =
 
 /// Transition lines each socket may log per second before the rest are only counted
 /// (Linux's `net_ratelimit()` allows 10 per 5 s). Every line costs the UART about 80
-/// register writes, and a bulk transfer through a 4 KiB ring changes level every few
+/// register writes, and a bulk transfer through a ring of a few KiB changes level every few
 /// kilobytes: logged in full, the UART, not the network, would set the transfer's pace.
 pub const LOG_BURST: u16 = 10;
