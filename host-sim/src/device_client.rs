@@ -96,7 +96,7 @@ pub fn send_file(
     while driver.clock.now() < end {
         ringnet::blocking::Driver::wait(&mut driver, &mut stack, Some(end));
     }
-    crate::tap::print_stats_table(&stack);
+    crate::tap::print_stats_table(&stack, &driver.device);
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
@@ -137,6 +137,6 @@ pub fn udp_send(
         Err(ringnet::socket::udp::RecvError::TimedOut) => None,
         Err(e) => return Err(e.to_string()),
     };
-    crate::tap::print_stats_table(&stack);
+    crate::tap::print_stats_table(&stack, &driver.device);
     Ok(answer)
 }

@@ -225,6 +225,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         }
     }
     log::info!("dev: stopping");
-    crate::tap::print_stats_table(&stack);
+    crate::tap::print_stats_table(&stack, &device);
     Ok(())
 }

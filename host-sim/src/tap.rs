@@ -49,10 +49,20 @@ impl std::fmt::Display for TapError {
 
 impl std::error::Error for TapError {}
 
-/// Prints a device's stats table at the end of a run. Written, not printed: stdout may be
-/// a capture's pipe whose reader has gone, and then there is no one to tell.
-pub fn print_stats_table(stack: &Stack<'_>) {
-    let _ = writeln!(io::stdout(), "{}", stack.stats_table());
+/// Prints a device's stats table at the end of a run, and what the tap could not move, if
+/// anything. Written, not printed: stdout may be a capture's pipe whose reader has gone,
+/// and then there is no one to tell.
+pub fn print_stats_table(stack: &Stack<'_>, device: &TapDevice) {
+    let mut out = io::stdout();
+    let _ = writeln!(out, "{}", stack.stats_table());
+    let errors = device.link_errors();
+    if errors != LinkErrors::default() {
+        let _ = writeln!(
+            out,
+            "tap: {} frames dropped (queue full), {} writes failed, {} reads failed",
+            errors.tx_dropped, errors.tx_failed, errors.rx_failed
+        );
+    }
 }
 
 /// A pcap sink that reports its first write error instead of panicking, then stops.
@@ -114,9 +124,150 @@ impl PcapSink for PcapFile {
     }
 }
 
+/// Frames the link could not move, by cause. The kernel's `ip -s link` counts the same
+/// for an interface: frames dropped and frames in error, each way.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LinkErrors {
+    /// Frames not sent because the descriptor would have blocked (the tap's queue is full).
+    pub tx_dropped: u64,
+    /// Frames not sent because writing failed (the interface is down, or gone).
+    pub tx_failed: u64,
+    /// Reads that failed for another reason than "nothing to read".
+    pub rx_failed: u64,
+}
+
+/// A frame link over a file descriptor that moves one frame per `read` or `write`, as a
+/// tap does: reads into and writes from two buffers it keeps, so a frame costs no
+/// allocation, and a failed read or write is counted and logged, never a panic.
+pub struct FrameLink<F: AsRawFd> {
+    /// Owns the descriptor (a tap's [`TunTapInterface`], or a socket in tests).
+    owner: F,
+    mtu: usize,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    errors: LinkErrors,
+}
+
+impl<F: AsRawFd> FrameLink<F> {
+    /// A link over `owner`'s descriptor (non-blocking) for frames of up to `mtu` bytes.
+    pub fn new(owner: F, mtu: usize) -> FrameLink<F> {
+        FrameLink {
+            owner,
+            mtu,
+            rx: vec![0; mtu],
+            tx: vec![0; mtu],
+            errors: LinkErrors::default(),
+        }
+    }
+
+    /// What the link could not move so far.
+    pub fn errors(&self) -> LinkErrors {
+        self.errors
+    }
+}
+
+fn note_failure(count: &mut u64, what: &str, error: &io::Error) {
+    *count += 1;
+    // The first of a run says why; the rest are counted (the kernel rate-limits the same).
+    if count.is_power_of_two() {
+        log::warn!("tap: {what} failed ({count} so far): {error}");
+    }
+}
+
+/// A frame read from a [`FrameLink`].
+pub struct LinkRxToken<'a> {
+    frame: &'a [u8],
+}
+
+impl phy::RxToken for LinkRxToken<'_> {
+    fn consume<R, G: FnOnce(&[u8]) -> R>(self, f: G) -> R {
+        f(self.frame)
+    }
+}
+
+/// Room for a frame to write to a [`FrameLink`].
+pub struct LinkTxToken<'a> {
+    fd: i32,
+    buf: &'a mut [u8],
+    errors: &'a mut LinkErrors,
+}
+
+impl phy::TxToken for LinkTxToken<'_> {
+    fn consume<R, G: FnOnce(&mut [u8]) -> R>(self, len: usize, f: G) -> R {
+        // smoltcp asks for at most the MTU, the buffer's size.
+        let len = len.min(self.buf.len());
+        let frame = &mut self.buf[..len];
+        let result = f(frame);
+        // SAFETY: `frame` is valid for reads of its length, and `fd` stays open for as
+        // long as the link that lent this token owns it.
+        let written = unsafe { libc::write(self.fd, frame.as_ptr().cast(), frame.len()) };
+        if written < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::WouldBlock {
+                self.errors.tx_dropped += 1;
+            } else {
+                note_failure(&mut self.errors.tx_failed, "write", &error);
+            }
+        }
+        result
+    }
+}
+
+impl<F: AsRawFd> Device for FrameLink<F> {
+    type RxToken<'a>
+        = LinkRxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = LinkTxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, _: Instant) -> Option<(LinkRxToken<'_>, LinkTxToken<'_>)> {
+        let fd = self.owner.as_raw_fd();
+        // SAFETY: `rx` is valid for writes of its length, and `fd` is open while `owner` is.
+        let read = unsafe { libc::read(fd, self.rx.as_mut_ptr().cast(), self.rx.len()) };
+        if read < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::WouldBlock {
+                note_failure(&mut self.errors.rx_failed, "read", &error);
+            }
+            return None;
+        }
+        if read == 0 {
+            // No frame is empty; a descriptor at its end has nothing to give.
+            return None;
+        }
+        let rx = LinkRxToken {
+            frame: &self.rx[..read as usize],
+        };
+        let tx = LinkTxToken {
+            fd,
+            buf: &mut self.tx,
+            errors: &mut self.errors,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<LinkTxToken<'_>> {
+        Some(LinkTxToken {
+            fd: self.owner.as_raw_fd(),
+            buf: &mut self.tx,
+            errors: &mut self.errors,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu;
+        caps
+    }
+}
+
 /// The tap, seen through a pcap writer (which writes nothing without `--pcap`).
 pub struct TapDevice {
-    inner: PcapWriter<TunTapInterface, PcapFile>,
+    inner: PcapWriter<FrameLink<TunTapInterface>, PcapFile>,
     fd: i32,
 }
 
@@ -133,13 +284,15 @@ impl TapDevice {
             _ => TapError::Other(name.to_string(), e),
         })?;
         let fd = tap.as_raw_fd();
+        // smoltcp's own device reads the interface's MTU (without the Ethernet header).
+        let mtu = tap.capabilities().max_transmission_unit;
         let sink = match pcap {
             Some(path) => PcapFile::create(path)
                 .map_err(|e| TapError::Other(path.display().to_string(), e))?,
             None => PcapFile::none(),
         };
         Ok(TapDevice {
-            inner: PcapWriter::new(tap, sink, PcapMode::Both),
+            inner: PcapWriter::new(FrameLink::new(tap, mtu), sink, PcapMode::Both),
             fd,
         })
     }
@@ -148,15 +301,20 @@ impl TapDevice {
     pub fn wait(&self, timeout: Option<Duration>) {
         let _ = phy::wait(self.fd, timeout);
     }
+
+    /// Frames the tap could not move so far.
+    pub fn link_errors(&self) -> LinkErrors {
+        self.inner.get_ref().errors()
+    }
 }
 
 impl Device for TapDevice {
     type RxToken<'a>
-        = <PcapWriter<TunTapInterface, PcapFile> as Device>::RxToken<'a>
+        = <PcapWriter<FrameLink<TunTapInterface>, PcapFile> as Device>::RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
-        = <PcapWriter<TunTapInterface, PcapFile> as Device>::TxToken<'a>
+        = <PcapWriter<FrameLink<TunTapInterface>, PcapFile> as Device>::TxToken<'a>
     where
         Self: 'a;
 
@@ -310,5 +468,74 @@ impl Store for HostStore {
             HostStore::Dir(s) => s.for_each(f),
             HostStore::Digests(s) => s.for_each(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringnet::smoltcp::phy::{RxToken as _, TxToken as _};
+    use std::os::unix::net::UnixDatagram;
+
+    /// A link over one end of a datagram socket pair, which, like a tap, moves one frame
+    /// per read or write; the other end plays the kernel.
+    fn link() -> (FrameLink<UnixDatagram>, UnixDatagram) {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        (FrameLink::new(ours, 1514), theirs)
+    }
+
+    fn now() -> Instant {
+        Instant::from_millis(0)
+    }
+
+    #[test]
+    fn frames_cross_both_ways_whole_through_the_reused_buffers() {
+        let (mut link, kernel) = link();
+        for len in [1514usize, 60, 1000] {
+            let frame: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            kernel.send(&frame).unwrap();
+            let (rx, _) = link.receive(now()).expect("a frame waits");
+            assert_eq!(rx.consume(|got| got.to_vec()), frame, "received {len}");
+
+            let tx = link.transmit(now()).unwrap();
+            tx.consume(len, |room| room.copy_from_slice(&frame));
+            let mut got = vec![0u8; 2000];
+            let n = kernel.recv(&mut got).unwrap();
+            assert_eq!(&got[..n], &frame[..], "sent {len}");
+        }
+        assert_eq!(link.errors(), LinkErrors::default());
+    }
+
+    #[test]
+    fn nothing_to_read_is_no_frame_and_no_error() {
+        let (mut link, _kernel) = link();
+        assert!(link.receive(now()).is_none());
+        assert_eq!(link.errors(), LinkErrors::default());
+    }
+
+    #[test]
+    fn a_full_queue_drops_frames_and_a_dead_peer_fails_them_counted_not_panicking() {
+        let (mut link, kernel) = link();
+        let mut sent = 0;
+        while link.errors().tx_dropped == 0 && sent < 100_000 {
+            link.transmit(now())
+                .unwrap()
+                .consume(100, |room| room.fill(1));
+            sent += 1;
+        }
+        assert_eq!(
+            link.errors().tx_dropped,
+            1,
+            "the queue filled after {sent} frames"
+        );
+
+        drop(kernel);
+        link.transmit(now())
+            .unwrap()
+            .consume(100, |room| room.fill(2));
+        assert_eq!(link.errors().tx_failed, 1);
+        assert!(link.receive(now()).is_none(), "{:?}", link.errors());
     }
 }
