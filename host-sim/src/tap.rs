@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::time::Instant as WallClock;
 
@@ -141,7 +141,9 @@ pub struct LinkErrors {
 /// allocation, and a failed read or write is counted and logged, never a panic.
 pub struct FrameLink<F: AsRawFd> {
     /// Owns the descriptor (a tap's [`TunTapInterface`], or a socket in tests).
-    owner: F,
+    _owner: F,
+    /// The descriptor, looked up once (a tap's lookup goes through a `RefCell`).
+    fd: RawFd,
     mtu: usize,
     rx: Vec<u8>,
     tx: Vec<u8>,
@@ -152,7 +154,8 @@ impl<F: AsRawFd> FrameLink<F> {
     /// A link over `owner`'s descriptor (non-blocking) for frames of up to `mtu` bytes.
     pub fn new(owner: F, mtu: usize) -> FrameLink<F> {
         FrameLink {
-            owner,
+            fd: owner.as_raw_fd(),
+            _owner: owner,
             mtu,
             rx: vec![0; mtu],
             tx: vec![0; mtu],
@@ -187,7 +190,7 @@ impl phy::RxToken for LinkRxToken<'_> {
 
 /// Room for a frame to write to a [`FrameLink`].
 pub struct LinkTxToken<'a> {
-    fd: i32,
+    fd: RawFd,
     buf: &'a mut [u8],
     errors: &'a mut LinkErrors,
 }
@@ -224,8 +227,8 @@ impl<F: AsRawFd> Device for FrameLink<F> {
         Self: 'a;
 
     fn receive(&mut self, _: Instant) -> Option<(LinkRxToken<'_>, LinkTxToken<'_>)> {
-        let fd = self.owner.as_raw_fd();
-        // SAFETY: `rx` is valid for writes of its length, and `fd` is open while `owner` is.
+        let fd = self.fd;
+        // SAFETY: `rx` is valid for writes of its length, and `fd` is open while `_owner` is.
         let read = unsafe { libc::read(fd, self.rx.as_mut_ptr().cast(), self.rx.len()) };
         if read < 0 {
             let error = io::Error::last_os_error();
@@ -251,7 +254,7 @@ impl<F: AsRawFd> Device for FrameLink<F> {
 
     fn transmit(&mut self, _: Instant) -> Option<LinkTxToken<'_>> {
         Some(LinkTxToken {
-            fd: self.owner.as_raw_fd(),
+            fd: self.fd,
             buf: &mut self.tx,
             errors: &mut self.errors,
         })
