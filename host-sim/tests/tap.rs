@@ -366,6 +366,35 @@ fn a_capture_piped_to_a_reader_that_quits_stops_and_the_device_carries_on() {
 }
 
 #[test]
+fn a_tap_taken_down_under_the_device_fails_its_writes_counted_and_the_device_carries_on() {
+    let Some(mut ns) = Netns::create("tap down") else {
+        return;
+    };
+    ns.serve("", "info");
+    // The beacon writes a frame a second: with the link down, each write fails (EIO).
+    ns.ok(
+        "ip link set tap0 down && sleep 2.5 && ip link set tap0 up",
+        10,
+    );
+    let echoed = ns.ok(&format!("echo back | nc -N -w 5 {DEVICE} 7"), 15);
+    assert_eq!(echoed, "back\n");
+    let out = ns.stop();
+    let log = ns.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(log.contains("tap: write failed"), "{log}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("tap: "))
+        .unwrap_or_else(|| panic!("no link line after the stats table:\n{out}"));
+    let failed: u64 = line
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" writes failed"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(failed >= 1, "{line}");
+}
+
+#[test]
 fn the_device_as_client_sends_a_file_and_a_broadcast() {
     let Some(ns) = Netns::create("device client") else {
         return;
