@@ -293,6 +293,10 @@ fn oversize_heads_get_431_and_414() {
             431,
         ),
         (format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(2000)), 414),
+        (
+            format!("GET / HTTP/1.1\nX-Long: {}\n\n", "a".repeat(2000)),
+            431,
+        ),
     ] {
         client_of!(
             w,

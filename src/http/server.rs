@@ -635,7 +635,7 @@ fn advance<S: Store, const N: usize>(
                     continue;
                 }
                 if conn.head.is_full() {
-                    let line_ends = conn.head.windows(2).any(|w| w == b"\r\n");
+                    let line_ends = conn.head.contains(&b'\n');
                     let (status, why) = if line_ends {
                         (431, "request head too large\n")
                     } else {
@@ -796,7 +796,6 @@ fn store_body<S: Store>(
     }
 }
 
-/// Where the request head ends, if it is complete.
 /// Where the head waiting in `conn.head` ends, once it is complete: at the first empty
 /// line, whether lines end in CRLF or, as RFC 9112 (2.2) lets a server accept, a bare LF.
 /// Empty lines before the request line are dropped first, as that section asks.
