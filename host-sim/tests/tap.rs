@@ -395,6 +395,33 @@ fn a_tap_taken_down_under_the_device_fails_its_writes_counted_and_the_device_car
 }
 
 #[test]
+fn a_tap_deleted_under_the_device_ends_serve_with_a_clear_error_not_a_spin() {
+    let Some(mut ns) = Netns::create("tap deleted") else {
+        return;
+    };
+    ns.serve("", "info");
+    ns.ok("ip link del tap0", 10);
+    let child = ns.serve.as_mut().expect("serve runs");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "serve still runs 10 s after its tap was deleted:\n{}",
+            ns.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    ns.serve = None;
+    let log = ns.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("tap 'tap0' went away"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+#[test]
 fn the_device_as_client_sends_a_file_and_a_broadcast() {
     let Some(ns) = Netns::create("device client") else {
         return;
