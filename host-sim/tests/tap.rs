@@ -188,7 +188,7 @@ fn nc_fetches_patterns_and_files_from_7001_intact() {
             &format!("printf '{size}\\n' | nc -N -w 10 {DEVICE} 7001 | tee got.bin | sha256sum"),
             120,
         );
-        // File out waits REQUEST_WAIT (100 ms) for the size line, then sends its file: a
+        // File out waits REQUEST_WAIT (250 ms) for the size line, then sends its file: a
         // mismatch says which it sent and what the device logged.
         let got = fs::metadata(ns.dir.join("got.bin")).map_or(0, |m| m.len());
         assert_eq!(

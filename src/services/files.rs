@@ -91,8 +91,11 @@ impl FileSource for StaticFile<'_> {
     }
 }
 
-/// How long [`FileOut`] waits for an optional size request before it sends its file.
-pub const REQUEST_WAIT: Duration = Duration::from_millis(100);
+/// How long [`FileOut`] waits for an optional size request before it sends its file:
+/// long enough that a request leaving a moment after the handshake (a loaded machine, a
+/// slow link) is not taken for a client that wants the file, short enough to go unnoticed
+/// by one that does.
+pub const REQUEST_WAIT: Duration = Duration::from_millis(250);
 
 /// Longest size request line accepted (`"<decimal bytes>\n"`).
 const REQUEST_MAX: usize = 24;
