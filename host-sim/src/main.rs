@@ -378,40 +378,45 @@ fn run_peer(
             timeout,
             quiet,
             no_digest,
-        } => match target.parse::<SocketAddr>() {
-            Ok(addr) => {
-                refuse_port_with_address(port, addr)?;
-                let (moved, reply) = peer::put(&file, addr, seconds(timeout), quiet, !no_digest)
-                    .map_err(|e| format!("{addr}: {e}"))?;
-                println!("sent {moved}");
-                print!("{reply}");
-                Ok(())
-            }
-            Err(_) => {
-                let host: Ipv4Addr = target
-                    .parse()
-                    .map_err(|_| format!("'{target}' is neither IP:PORT nor IP"))?;
-                let name = match name {
-                    Some(name) => name,
-                    None => file
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .ok_or("the file has no usable name: give --name")?
-                        .to_string(),
-                };
-                let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
-                let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
-                    .map_err(|e| e.to_string())?;
-                println!(
+        } => {
+            // Said about the file, not about the address the send would have gone to.
+            std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            match target.parse::<SocketAddr>() {
+                Ok(addr) => {
+                    refuse_port_with_address(port, addr)?;
+                    let (moved, reply) =
+                        peer::put(&file, addr, seconds(timeout), quiet, !no_digest)
+                            .map_err(|e| format!("{addr}: {e}"))?;
+                    println!("sent {moved}");
+                    print!("{reply}");
+                    Ok(())
+                }
+                Err(_) => {
+                    let host: Ipv4Addr = target
+                        .parse()
+                        .map_err(|_| format!("'{target}' is neither IP:PORT nor IP"))?;
+                    let name = match name {
+                        Some(name) => name,
+                        None => file
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .ok_or("the file has no usable name: give --name")?
+                            .to_string(),
+                    };
+                    let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
+                    let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
+                        .map_err(|e| e.to_string())?;
+                    println!(
                     "put {name}: {} bytes in {:.3} s = {:.1} MB/s, sha256 {} verified by the peer",
                     outcome.size,
                     outcome.elapsed.as_secs_f64(),
                     outcome.megabytes_per_second(),
                     outcome.sha256
                 );
-                Ok(())
+                    Ok(())
+                }
             }
-        },
+        }
         PeerCommand::Blast {
             target,
             bytes,
