@@ -28,17 +28,21 @@ fn setup(
     seed: u64,
     rings: usize,
 ) -> (World<2>, TransferServer<MemStore>, SocketHandle) {
+    setup_with(faults, seed, rings, MemStore::default())
+}
+
+/// As [`setup`], with the server keeping its files in `store`.
+fn setup_with<S: Store>(
+    faults: Faults,
+    seed: u64,
+    rings: usize,
+    store: S,
+) -> (World<2>, TransferServer<S>, SocketHandle) {
     let mut w = pair(faults, seed);
     let backlog: Vec<_> = (0..2)
         .map(|_| tcp_socket(&mut w.stacks[B], rings, rings))
         .collect();
-    let server = TransferServer::new(
-        &mut w.stacks[B],
-        TRANSFER_PORT,
-        &backlog,
-        MemStore::default(),
-    )
-    .unwrap();
+    let server = TransferServer::new(&mut w.stacks[B], TRANSFER_PORT, &backlog, store).unwrap();
     let client = tcp_socket(&mut w.stacks[A], rings, rings);
     (w, server, client)
 }
@@ -142,18 +146,8 @@ fn a_resumed_get_fetches_only_the_rest_and_verifies_the_whole() {
 
 #[test]
 fn a_get_from_a_digest_sink_is_refused_before_any_data_not_cut_off() {
-    let mut w = pair(Faults::NONE, 56);
-    let backlog: Vec<_> = (0..2)
-        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
-        .collect();
-    let mut server: TransferServer<transfer::DigestSink<2>> = TransferServer::new(
-        &mut w.stacks[B],
-        TRANSFER_PORT,
-        &backlog,
-        transfer::DigestSink::new(),
-    )
-    .unwrap();
-    let client = tcp_socket(&mut w.stacks[A], 4096, 4096);
+    let (mut w, mut server, client) =
+        setup_with(Faults::NONE, 56, 4096, transfer::DigestSink::<2>::new());
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
