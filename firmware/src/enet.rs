@@ -14,6 +14,7 @@
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m::interrupt::InterruptNumber;
+use ringnet::phy::BorrowedFrame;
 use ringnet::smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::Instant;
@@ -237,17 +238,6 @@ impl Stellaris {
     }
 }
 
-/// A received frame.
-pub struct RxToken<'a> {
-    frame: &'a [u8],
-}
-
-impl phy::RxToken for RxToken<'_> {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(self.frame)
-    }
-}
-
 /// Room for one frame to send.
 pub struct TxToken<'a> {
     buf: &'a mut [u8; FRAME_BUFFER],
@@ -282,15 +272,13 @@ impl phy::TxToken for TxToken<'_> {
 }
 
 impl Device for Stellaris {
-    type RxToken<'a> = RxToken<'a>;
+    type RxToken<'a> = BorrowedFrame<'a>;
     type TxToken<'a> = TxToken<'a>;
 
-    fn receive(&mut self, _timestamp: Instant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+    fn receive(&mut self, _timestamp: Instant) -> Option<(BorrowedFrame<'_>, TxToken<'_>)> {
         let len = self.take_frame()?;
         Some((
-            RxToken {
-                frame: &self.rx[..len],
-            },
+            BorrowedFrame(&self.rx[..len]),
             TxToken {
                 buf: self.tx,
                 sent: &mut self.stats.tx_frames,

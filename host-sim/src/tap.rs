@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Instant as WallClock;
 
 use ringnet::blocking::{Driver, Progress};
+use ringnet::phy::BorrowedFrame;
 use ringnet::smoltcp::phy::{
     self, Device, DeviceCapabilities, Medium, PcapMode, PcapSink, PcapWriter, TunTapInterface,
 };
@@ -221,17 +222,6 @@ impl<F: AsRawFd> FrameLink<F> {
     }
 }
 
-/// A frame read from a [`FrameLink`].
-pub struct LinkRxToken<'a> {
-    frame: &'a [u8],
-}
-
-impl phy::RxToken for LinkRxToken<'_> {
-    fn consume<R, G: FnOnce(&[u8]) -> R>(self, f: G) -> R {
-        f(self.frame)
-    }
-}
-
 /// Room for a frame to write to a [`FrameLink`].
 pub struct LinkTxToken<'a> {
     fd: RawFd,
@@ -270,7 +260,7 @@ impl phy::TxToken for LinkTxToken<'_> {
 
 impl<F: AsRawFd> Device for FrameLink<F> {
     type RxToken<'a>
-        = LinkRxToken<'a>
+        = BorrowedFrame<'a>
     where
         Self: 'a;
     type TxToken<'a>
@@ -278,7 +268,7 @@ impl<F: AsRawFd> Device for FrameLink<F> {
     where
         Self: 'a;
 
-    fn receive(&mut self, _: Instant) -> Option<(LinkRxToken<'_>, LinkTxToken<'_>)> {
+    fn receive(&mut self, _: Instant) -> Option<(BorrowedFrame<'_>, LinkTxToken<'_>)> {
         if self.gone.is_some() {
             return None;
         }
@@ -320,9 +310,7 @@ impl<F: AsRawFd> Device for FrameLink<F> {
             }
             return None;
         }
-        let rx = LinkRxToken {
-            frame: &self.rx[..read],
-        };
+        let rx = BorrowedFrame(&self.rx[..read]);
         let tx = LinkTxToken {
             fd,
             buf: &mut self.tx,

@@ -5,7 +5,34 @@
 //! smoltcp [`Device`](smoltcp::phy::Device) and reads each frame's headers through
 //! zero-copy `wire` views as it passes, recording a [`FrameEvent`] for the stack to match
 //! against its sockets.
+//!
+//! [`BorrowedFrame`] is the receive token of a device that reads each whole frame into a
+//! buffer of its own (a tap, a NIC drained a FIFO word at a time), as the host and the
+//! firmware drivers do.
 
 mod inspect;
 
 pub use inspect::{FrameEvent, FrameLog, Inspector};
+
+/// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into
+/// the receive ring, handed to the stack without a copy.
+pub struct BorrowedFrame<'a>(pub &'a [u8]);
+
+impl smoltcp::phy::RxToken for BorrowedFrame<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::RxToken as _;
+
+    #[test]
+    fn a_borrowed_frame_is_consumed_as_it_lies() {
+        let buffer = [1u8, 2, 3, 4, 5];
+        let frame = BorrowedFrame(&buffer[1..4]);
+        assert_eq!(frame.consume(|bytes| bytes.to_vec()), [2, 3, 4]);
+    }
+}
