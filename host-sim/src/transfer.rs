@@ -3,7 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -186,13 +186,6 @@ fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn connect(peer: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&peer, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
-}
-
 /// What a finished transfer reports.
 #[derive(Debug)]
 pub struct Outcome {
@@ -258,7 +251,7 @@ pub fn put_file(
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
     let source = LocalFile::open(file)?;
-    let mut stream = FromStd::new(connect(peer, timeout)?);
+    let mut stream = FromStd::new(crate::peer::connect(peer, timeout)?);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
     let digest = transfer::put(&mut stream, name, &source, &mut |sent, _| {
@@ -300,7 +293,7 @@ pub fn get_file(
         .write(true)
         .truncate(!resume)
         .open(&part)?;
-    let mut stream = FromStd::new(connect(peer, timeout)?);
+    let mut stream = FromStd::new(crate::peer::connect(peer, timeout)?);
     let bar = progress_bar(0, "get", quiet);
     bar.set_position(offset);
     let start = Instant::now();
