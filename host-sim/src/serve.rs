@@ -224,10 +224,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             device.wait(Some(delay));
         }
         if let Some(error) = device.gone() {
-            let error = error.raw_os_error().map_or_else(
-                || std::io::Error::other(error.to_string()),
-                std::io::Error::from_raw_os_error,
-            );
             let gone = TapError::Gone(config.tap.clone(), error);
             log::error!("dev: stopping: {gone}");
             crate::tap::print_stats_table(&stack, &device);

@@ -176,9 +176,7 @@ impl Failures {
 
 /// Read errors after which the descriptor will never give a frame again: the interface
 /// was deleted (or its namespace torn down) under the link.
-fn is_gone(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(libc::EBADFD | libc::ENODEV))
-}
+const GONE: [i32; 2] = [libc::EBADFD, libc::ENODEV];
 
 /// A frame link over a file descriptor that moves one frame per `read` or `write`, as a
 /// tap does: reads into and writes from two buffers it keeps, so a frame costs no
@@ -193,7 +191,8 @@ pub struct FrameLink<F: AsRawFd> {
     rx: Vec<u8>,
     tx: Vec<u8>,
     failures: Failures,
-    gone: Option<io::Error>,
+    /// The error (one of [`GONE`]) that ended the link.
+    gone: Option<i32>,
 }
 
 impl<F: AsRawFd> FrameLink<F> {
@@ -217,8 +216,8 @@ impl<F: AsRawFd> FrameLink<F> {
     }
 
     /// Why the link will never move a frame again, once a read said so.
-    pub fn gone(&self) -> Option<&io::Error> {
-        self.gone.as_ref()
+    pub fn gone(&self) -> Option<io::Error> {
+        self.gone.map(io::Error::from_raw_os_error)
     }
 }
 
@@ -287,9 +286,9 @@ impl<F: AsRawFd> Device for FrameLink<F> {
                 "read",
                 &error,
             );
-            if is_gone(&error) {
+            if let Some(code) = error.raw_os_error().filter(|code| GONE.contains(code)) {
                 log::error!("tap: the interface is gone: {error}");
-                self.gone = Some(error);
+                self.gone = Some(code);
             }
             return None;
         }
@@ -378,7 +377,7 @@ impl TapDevice {
     }
 
     /// Why the tap will never move a frame again (it was deleted under the device).
-    pub fn gone(&self) -> Option<&io::Error> {
+    pub fn gone(&self) -> Option<io::Error> {
         self.inner.get_ref().gone()
     }
 }
