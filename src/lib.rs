@@ -48,6 +48,7 @@ pub mod framing;
 pub mod http;
 pub mod observe;
 pub mod phy;
+pub mod service_set;
 pub mod services;
 pub mod sim;
 pub mod socket;

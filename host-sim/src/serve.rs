@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ringnet::services::{FileSource, Pattern, ServiceSet, ServiceSockets};
+use ringnet::service_set::{ServiceSet, ServiceSockets};
+use ringnet::services::{FileSource, Pattern};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 use ringnet::socket::udp::UdpBuffer;
