@@ -43,8 +43,12 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+#[macro_use]
+mod macros;
+
 pub mod blocking;
 pub mod framing;
+pub mod handle;
 pub mod http;
 pub mod observe;
 pub mod phy;
@@ -55,8 +59,9 @@ pub mod socket;
 pub mod stack;
 pub mod transfer;
 
+pub use handle::{AddressFamily, SocketHandle, SocketType};
 pub use smoltcp;
 pub use smoltcp::time::{Duration, Instant};
 pub use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
-pub use socket::{SocketHandle, SocketOption, SocketType};
+pub use socket::SocketOption;
 pub use stack::{Stack, StackConfig, StackResources};

@@ -5,8 +5,9 @@ mod support;
 use ringnet::sim::Faults;
 use ringnet::socket::tcp::{AcceptError, ConnectError, ListenError, RecvError, SendError};
 use ringnet::socket::udp;
+use ringnet::socket::AddrError;
 use ringnet::socket::{AddressFamily, OptionError, OptionName, SocketOption};
-use ringnet::stack::{AddrError, CloseError, OpenError};
+use ringnet::stack::{CloseError, OpenError};
 use ringnet::{Duration, SocketType};
 use support::*;
 

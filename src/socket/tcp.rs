@@ -15,9 +15,10 @@
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpEndpoint;
 
-use crate::observe::Ring;
-use crate::socket::{SocketHandle, SocketType};
-use crate::stack::{visible_mut, OpenError, Slot, SlotKind, Stack, TcpEnd, TcpSlot};
+use crate::handle::SocketHandle;
+use crate::stack::{
+    visible_mut, ListenerSlot, NoConnection, OpenError, Slot, SlotKind, Stack, TcpSlot,
+};
 
 error_enum! {
     /// Error from [`Stack::listen`].
@@ -140,10 +141,7 @@ impl<'a> Stack<'a> {
         let handle = self.free_slot().ok_or(OpenError::TableFull)?;
         let socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         let inner = self.sockets.add(socket);
-        self.install(
-            handle,
-            Slot::new(SlotKind::Tcp(TcpSlot::fresh(inner, None, 0))),
-        );
+        self.install(handle, Slot::new(SlotKind::Tcp(TcpSlot::new(inner))));
         Ok(handle)
     }
 
@@ -173,9 +171,7 @@ impl<'a> Stack<'a> {
             let SlotKind::Tcp(t) = &slot.kind else {
                 return Err(ListenError::NotFresh);
             };
-            let fresh = t.member_of.is_none()
-                && !t.connected_once
-                && self.sockets.get::<tcp::Socket>(t.inner).state() == tcp::State::Closed;
+            let fresh = t.is_fresh(self.sockets.get::<tcp::Socket>(t.inner()));
             if !fresh || backlog[..i].contains(&member) {
                 return Err(ListenError::NotFresh);
             }
@@ -189,15 +185,13 @@ impl<'a> Stack<'a> {
             else {
                 continue;
             };
-            let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
+            let socket = self.sockets.get_mut::<tcp::Socket>(t.inner());
             socket.listen(port).map_err(|_| ListenError::InvalidPort)?;
-            t.member_of = Some(listener);
-            t.backlog_port = port;
-            t.last_state = tcp::State::Listen;
+            t.join_backlog(listener, port);
         }
         self.install(
             listener,
-            Slot::new(SlotKind::Listener(crate::stack::ListenerSlot {
+            Slot::new(SlotKind::Listener(ListenerSlot {
                 port,
                 nothing_ready_at: None,
             })),
@@ -235,11 +229,11 @@ impl<'a> Stack<'a> {
             else {
                 continue;
             };
-            if t.member_of != Some(listener) || t.accepted || !t.connected_once || t.orphaned {
+            let Some(ready_seq) = t.ready_in(listener) else {
                 continue;
-            }
-            if oldest.is_none_or(|(_, seq)| t.ready_seq < seq) {
-                oldest = Some((index, t.ready_seq));
+            };
+            if oldest.is_none_or(|(_, seq)| ready_seq < seq) {
+                oldest = Some((index, ready_seq));
             }
         }
         let Some((index, _)) = oldest else {
@@ -258,10 +252,10 @@ impl<'a> Stack<'a> {
         else {
             return Err(AcceptError::WouldBlock);
         };
-        t.accepted = true;
+        t.accept();
         let peer = self
             .sockets
-            .get::<tcp::Socket>(t.inner)
+            .get::<tcp::Socket>(t.inner())
             .remote_endpoint()
             .unwrap_or(IpEndpoint::new(
                 smoltcp::wire::IpAddress::Ipv4(smoltcp::wire::Ipv4Address::UNSPECIFIED),
@@ -286,12 +280,8 @@ impl<'a> Stack<'a> {
         let SlotKind::Tcp(t) = &slot.kind else {
             return Err(ConnectError::NotStream);
         };
-        let inner = t.inner;
-        if t.member_of.is_some()
-            || t.connected_once
-            || t.end.is_some()
-            || self.sockets.get::<tcp::Socket>(inner).state() != tcp::State::Closed
-        {
+        let inner = t.inner();
+        if !t.can_connect(self.sockets.get::<tcp::Socket>(inner)) {
             return Err(ConnectError::AlreadyConnected);
         }
         if remote.port == 0 || remote.addr.is_unspecified() {
@@ -322,10 +312,10 @@ impl<'a> Stack<'a> {
         let SlotKind::Tcp(t) = &slot.kind else {
             return Err(ConnectError::NotStream);
         };
-        if t.connected_once {
+        if t.connected_once() {
             return Ok(());
         }
-        match self.sockets.get::<tcp::Socket>(t.inner).state() {
+        match self.sockets.get::<tcp::Socket>(t.inner()).state() {
             tcp::State::SynSent | tcp::State::SynReceived => Err(ConnectError::WouldBlock),
             _ => Err(ConnectError::Refused),
         }
@@ -340,31 +330,14 @@ impl<'a> Stack<'a> {
     /// - `ConnectionReset`: the peer sent RST; data that arrived before it is still
     ///   returned first.
     pub fn recv(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
-        let slot = visible_mut(self.slots, handle).ok_or(RecvError::BadHandle)?;
-        let t = match &mut slot.kind {
-            SlotKind::Tcp(t) => t,
-            SlotKind::Listener(_) => return Err(RecvError::Listening),
-            SlotKind::Udp(_) => return Err(RecvError::NotStream),
-        };
-        if buf.is_empty() {
-            return Err(RecvError::EmptyBuffer);
-        }
-        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-        let result = match socket.recv_slice(buf) {
-            Ok(0) => Err(RecvError::WouldBlock),
-            Ok(n) => Ok(n),
-            Err(tcp::RecvError::Finished) => Ok(0),
-            Err(tcp::RecvError::InvalidState) => recv_without_connection(socket.state(), t),
-        };
-        match result {
-            Ok(n) => {
-                slot.stats.bytes_in += n as u64;
-                self.observe_slot(handle.fileno());
+        self.recv_from_ring(handle, buf.is_empty(), |socket, t| {
+            match socket.recv_slice(buf) {
+                Ok(0) => Err(RecvError::WouldBlock),
+                Ok(n) => Ok(n),
+                Err(tcp::RecvError::Finished) => Ok(0),
+                Err(tcp::RecvError::InvalidState) => recv_without_connection(socket, t),
             }
-            Err(RecvError::WouldBlock) => slot.stats.rx_would_block += 1,
-            Err(_) => {}
-        }
-        result
+        })
     }
 
     /// `recv()` without the copy: lends up to `max` bytes of the rx ring to `f` (in two
@@ -379,41 +352,53 @@ impl<'a> Stack<'a> {
         max: usize,
         mut f: F,
     ) -> Result<usize, RecvError> {
+        self.recv_from_ring(handle, max == 0, |socket, t| {
+            let mut taken = 0;
+            let mut ended = None;
+            while taken < max {
+                let piece = socket.recv(|data| {
+                    let n = data.len().min(max - taken);
+                    if n > 0 {
+                        f(&data[..n]);
+                    }
+                    (n, n)
+                });
+                match piece {
+                    Ok(0) => break,
+                    Ok(n) => taken += n,
+                    Err(e) => {
+                        ended = Some(e);
+                        break;
+                    }
+                }
+            }
+            match (taken, ended) {
+                (0, None) => Err(RecvError::WouldBlock),
+                (0, Some(tcp::RecvError::Finished)) => Ok(0),
+                (0, Some(tcp::RecvError::InvalidState)) => recv_without_connection(socket, t),
+                (n, _) => Ok(n),
+            }
+        })
+    }
+
+    /// What `recv` and `recv_with` share: the checks before `read` runs on the stream's
+    /// smoltcp socket, and the counting and watching after.
+    fn recv_from_ring(
+        &mut self,
+        handle: SocketHandle,
+        empty_request: bool,
+        read: impl FnOnce(&mut tcp::Socket<'a>, &TcpSlot) -> Result<usize, RecvError>,
+    ) -> Result<usize, RecvError> {
         let slot = visible_mut(self.slots, handle).ok_or(RecvError::BadHandle)?;
-        let t = match &mut slot.kind {
+        let t = match &slot.kind {
             SlotKind::Tcp(t) => t,
             SlotKind::Listener(_) => return Err(RecvError::Listening),
             SlotKind::Udp(_) => return Err(RecvError::NotStream),
         };
-        if max == 0 {
+        if empty_request {
             return Err(RecvError::EmptyBuffer);
         }
-        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-        let mut taken = 0;
-        let mut ended = None;
-        while taken < max {
-            let piece = socket.recv(|data| {
-                let n = data.len().min(max - taken);
-                if n > 0 {
-                    f(&data[..n]);
-                }
-                (n, n)
-            });
-            match piece {
-                Ok(0) => break,
-                Ok(n) => taken += n,
-                Err(e) => {
-                    ended = Some(e);
-                    break;
-                }
-            }
-        }
-        let result = match (taken, ended) {
-            (0, None) => Err(RecvError::WouldBlock),
-            (0, Some(tcp::RecvError::Finished)) => Ok(0),
-            (0, Some(tcp::RecvError::InvalidState)) => recv_without_connection(socket.state(), t),
-            (n, _) => Ok(n),
-        };
+        let result = read(self.sockets.get_mut::<tcp::Socket>(t.inner()), t);
         match result {
             Ok(n) => {
                 slot.stats.bytes_in += n as u64;
@@ -430,37 +415,11 @@ impl<'a> Stack<'a> {
     /// `BrokenPipe` once the peer has reset the connection or after
     /// [`Stack::shutdown_write`]. An empty `data` returns `Ok(0)`.
     pub fn send(&mut self, handle: SocketHandle, data: &[u8]) -> Result<usize, SendError> {
-        let slot = visible_mut(self.slots, handle).ok_or(SendError::BadHandle)?;
-        let t = match &mut slot.kind {
-            SlotKind::Tcp(t) => t,
-            SlotKind::Listener(_) => return Err(SendError::NotConnected),
-            SlotKind::Udp(_) => return Err(SendError::NotStream),
-        };
-        if t.shut_write {
-            return Err(SendError::BrokenPipe);
-        }
-        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-        let result = match socket.send_slice(data) {
+        self.send_into_ring(handle, |socket, t| match socket.send_slice(data) {
             Ok(0) if !data.is_empty() => Err(SendError::WouldBlock),
             Ok(n) => Ok(n),
-            Err(tcp::SendError::InvalidState) => Err(match socket.state() {
-                tcp::State::SynSent | tcp::State::SynReceived => SendError::WouldBlock,
-                _ if t.connected_once => SendError::BrokenPipe,
-                _ => SendError::NotConnected,
-            }),
-        };
-        match result {
-            Ok(n) => {
-                slot.stats.bytes_out += n as u64;
-                self.observe_slot(handle.fileno());
-            }
-            Err(SendError::WouldBlock) => slot.stats.tx_would_block += 1,
-            Err(SendError::BrokenPipe) => {
-                log::warn!("{}: tcp{handle} send: broken pipe", self.name)
-            }
-            Err(_) => {}
-        }
-        result
+            Err(tcp::SendError::InvalidState) => Err(send_refused(socket, t)),
+        })
     }
 
     /// `send()` without the copy: lends up to `max` bytes of free tx ring to `f` (in two
@@ -474,47 +433,53 @@ impl<'a> Stack<'a> {
         max: usize,
         mut f: F,
     ) -> Result<usize, SendError> {
+        self.send_into_ring(handle, |socket, t| {
+            if max == 0 {
+                return Ok(0);
+            }
+            let mut queued = 0;
+            loop {
+                let piece = socket.send(|room| {
+                    let lent = room.len().min(max - queued);
+                    let written = if lent > 0 {
+                        f(&mut room[..lent]).min(lent)
+                    } else {
+                        0
+                    };
+                    (written, (written, lent))
+                });
+                match piece {
+                    Ok((_, 0)) if queued == 0 => return Err(SendError::WouldBlock),
+                    Ok((written, lent)) => {
+                        queued += written;
+                        if lent > 0 && written == lent && queued < max {
+                            continue;
+                        }
+                        return Ok(queued);
+                    }
+                    Err(tcp::SendError::InvalidState) => return Err(send_refused(socket, t)),
+                }
+            }
+        })
+    }
+
+    /// What `send` and `send_with` share: the checks before `write` runs on the stream's
+    /// smoltcp socket, and the counting and logging after.
+    fn send_into_ring(
+        &mut self,
+        handle: SocketHandle,
+        write: impl FnOnce(&mut tcp::Socket<'a>, &TcpSlot) -> Result<usize, SendError>,
+    ) -> Result<usize, SendError> {
         let slot = visible_mut(self.slots, handle).ok_or(SendError::BadHandle)?;
-        let t = match &mut slot.kind {
+        let t = match &slot.kind {
             SlotKind::Tcp(t) => t,
             SlotKind::Listener(_) => return Err(SendError::NotConnected),
             SlotKind::Udp(_) => return Err(SendError::NotStream),
         };
-        if t.shut_write {
+        if t.write_shut() {
             return Err(SendError::BrokenPipe);
         }
-        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-        let mut queued = 0;
-        let mut result = Ok(0);
-        while queued < max {
-            let piece = socket.send(|room| {
-                let lent = room.len().min(max - queued);
-                let written = if lent > 0 {
-                    f(&mut room[..lent]).min(lent)
-                } else {
-                    0
-                };
-                (written, (written, lent))
-            });
-            match piece {
-                Ok((_, 0)) if queued == 0 => result = Err(SendError::WouldBlock),
-                Ok((written, lent)) => {
-                    queued += written;
-                    result = Ok(queued);
-                    if lent > 0 && written == lent {
-                        continue;
-                    }
-                }
-                Err(tcp::SendError::InvalidState) => {
-                    result = Err(match socket.state() {
-                        tcp::State::SynSent | tcp::State::SynReceived => SendError::WouldBlock,
-                        _ if t.connected_once => SendError::BrokenPipe,
-                        _ => SendError::NotConnected,
-                    })
-                }
-            }
-            break;
-        }
+        let result = write(self.sockets.get_mut::<tcp::Socket>(t.inner()), t);
         match result {
             Ok(n) => {
                 slot.stats.bytes_out += n as u64;
@@ -537,40 +502,32 @@ impl<'a> Stack<'a> {
         let SlotKind::Tcp(t) = &mut slot.kind else {
             return Err(ShutdownError::NotStream);
         };
-        if !t.connected_once {
+        if !t.connected_once() {
             return Err(ShutdownError::NotConnected);
         }
-        t.shut_write = true;
-        self.sockets.get_mut::<tcp::Socket>(t.inner).close();
+        t.shut_write(self.sockets.get_mut::<tcp::Socket>(t.inner()));
         log::info!("{name}: tcp{handle} shutdown(SHUT_WR): FIN after the queued data");
         Ok(())
-    }
-
-    /// Which ring a blocked call on this socket waits for, for the blocking layer's logs.
-    pub(crate) fn ring_of(&self, handle: SocketHandle, ring: Ring) -> (usize, usize) {
-        self.ring_usage(handle)
-            .map(|(rx, tx)| match ring {
-                Ring::Rx => rx,
-                Ring::Tx => tx,
-            })
-            .unwrap_or((0, 0))
-    }
-
-    /// The type of socket, for log lines.
-    pub(crate) fn kind_of(&self, handle: SocketHandle) -> SocketType {
-        self.socket_type(handle).unwrap_or(SocketType::Stream)
     }
 }
 
 /// What `recv` says when smoltcp has no connection to read from: still connecting, reset,
 /// or (for ever, once it ended in order) end of stream.
-fn recv_without_connection(state: tcp::State, t: &TcpSlot) -> Result<usize, RecvError> {
-    match state {
-        tcp::State::SynSent | tcp::State::SynReceived => Err(RecvError::WouldBlock),
-        _ => match t.end {
-            Some(TcpEnd::Reset) => Err(RecvError::ConnectionReset),
-            None if t.connected_once => Ok(0),
-            _ => Err(RecvError::NotConnected),
-        },
+fn recv_without_connection(socket: &tcp::Socket, t: &TcpSlot) -> Result<usize, RecvError> {
+    match t.no_connection(socket) {
+        NoConnection::Connecting => Err(RecvError::WouldBlock),
+        NoConnection::Reset => Err(RecvError::ConnectionReset),
+        NoConnection::Ended => Ok(0),
+        NoConnection::NeverConnected => Err(RecvError::NotConnected),
+    }
+}
+
+/// Why smoltcp refused to queue data: still connecting, the connection is gone, or there
+/// never was one.
+fn send_refused(socket: &tcp::Socket, t: &TcpSlot) -> SendError {
+    match socket.state() {
+        tcp::State::SynSent | tcp::State::SynReceived => SendError::WouldBlock,
+        _ if t.connected_once() => SendError::BrokenPipe,
+        _ => SendError::NotConnected,
     }
 }

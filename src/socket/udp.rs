@@ -13,7 +13,7 @@
 use smoltcp::socket::udp;
 use smoltcp::wire::IpEndpoint;
 
-use crate::socket::SocketHandle;
+use crate::handle::SocketHandle;
 use crate::stack::{visible_mut, OpenError, Slot, SlotKind, Stack, UdpSlot};
 
 /// Ethernet, IPv4 and UDP headers: what an MTU must hold besides the payload.

@@ -1,0 +1,55 @@
+//! The names of sockets: the bottom of ringnet, imported by every layer above.
+//!
+//! A [`SocketHandle`] is what a file descriptor is to a kernel socket; [`SocketType`] and
+//! [`AddressFamily`] are what `s.type` and `s.family` report.
+
+use core::fmt;
+
+/// A socket's number in its stack's table: what `fileno()` returns for a kernel socket.
+///
+/// As with file descriptors, a number is reused once its socket is gone, and a call on a
+/// number that names no socket fails with a `BadHandle` error (`EBADF`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketHandle(pub(crate) u16);
+
+impl SocketHandle {
+    /// The table index, as an integer (Python's `s.fileno()`).
+    pub fn fileno(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+impl fmt::Display for SocketHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The kind of socket, as `s.type` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketType {
+    /// A byte stream (`SOCK_STREAM`): a connected TCP socket, or one not yet connected.
+    Stream,
+    /// A listening stream socket: `listen()` was called on it and `accept()` takes
+    /// connections from it.
+    Listener,
+    /// A datagram socket (`SOCK_DGRAM`): UDP.
+    Datagram,
+}
+
+impl fmt::Display for SocketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SocketType::Stream => "tcp",
+            SocketType::Listener => "listen",
+            SocketType::Datagram => "udp",
+        })
+    }
+}
+
+/// The address family, as `s.family` reports it. ringnet speaks IPv4 only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressFamily {
+    /// `AF_INET`.
+    Inet,
+}

@@ -1,0 +1,153 @@
+//! A cap on transition lines, after Linux's `net_ratelimit()`.
+
+use crate::handle::{SocketHandle, SocketType};
+use crate::Duration;
+use crate::Instant;
+
+/// A cap on how many transition lines (ring levels, zero windows) one socket logs, the
+/// way Linux's `net_ratelimit()` caps its network messages: at most `burst` lines per
+/// `interval`, then one line saying how many were left out. The counters still count
+/// every transition. Off by default; meant for a slow log such as a UART, which a bulk
+/// transfer (a transition every few kilobytes) would otherwise turn into the bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimit {
+    /// Lines logged per interval before the rest are only counted.
+    pub burst: u16,
+    /// The length of an interval.
+    pub interval: Duration,
+}
+
+/// What a watch needs to log a line: the stack's name, the time, and the limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogGate<'n> {
+    pub stack: &'n str,
+    pub now: Instant,
+    pub limit: Option<LogLimit>,
+}
+
+/// One socket's account under a [`LogLimit`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogThrottle {
+    since: Option<Instant>,
+    logged: u16,
+    left_out: u32,
+}
+
+impl LogThrottle {
+    /// Whether a transition line may be logged now; counts it as left out if not.
+    pub(super) fn admit(
+        &mut self,
+        gate: &LogGate<'_>,
+        kind: SocketType,
+        socket: SocketHandle,
+    ) -> bool {
+        let Some(limit) = gate.limit else {
+            return true;
+        };
+        self.flush(gate, kind, socket);
+        if self.since.is_none() {
+            self.since = Some(gate.now);
+        }
+        if self.logged < limit.burst {
+            self.logged += 1;
+            true
+        } else {
+            self.left_out += 1;
+            false
+        }
+    }
+
+    /// Ends the interval if it is over, with a line saying how many lines it left out.
+    pub(crate) fn flush(&mut self, gate: &LogGate<'_>, kind: SocketType, socket: SocketHandle) {
+        let (Some(limit), Some(since)) = (gate.limit, self.since) else {
+            return;
+        };
+        if gate.now < since + limit.interval {
+            return;
+        }
+        if self.left_out > 0 {
+            log::debug!(
+                "{}: {kind}{socket} {} transition lines left out in the last {} ms (limit {} per {} ms); the stats table counts them all",
+                gate.stack,
+                self.left_out,
+                (gate.now - since).total_millis(),
+                limit.burst,
+                limit.interval.total_millis()
+            );
+        }
+        *self = LogThrottle::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{Ring, RingWatch, SocketStats};
+
+    #[test]
+    fn a_log_limit_admits_its_burst_per_interval_and_counts_the_rest() {
+        let limit = LogLimit {
+            burst: 3,
+            interval: Duration::from_millis(1000),
+        };
+        let mut throttle = LogThrottle::default();
+        let h = SocketHandle(3);
+        let at = |ms| LogGate {
+            stack: "t",
+            now: Instant::from_millis(ms),
+            limit: Some(limit),
+        };
+        let admitted: usize = (0..10)
+            .filter(|&i| throttle.admit(&at(i * 10), SocketType::Stream, h))
+            .count();
+        assert_eq!(admitted, 3);
+        assert_eq!(throttle.left_out, 7);
+        // Within the interval nothing changes; after it, a fresh burst.
+        throttle.flush(&at(999), SocketType::Stream, h);
+        assert_eq!(throttle.left_out, 7);
+        assert!(throttle.admit(&at(1000), SocketType::Stream, h));
+        assert_eq!(throttle.left_out, 0);
+        assert_eq!(throttle.logged, 1);
+    }
+
+    #[test]
+    fn without_a_log_limit_every_transition_is_admitted() {
+        let mut throttle = LogThrottle::default();
+        let gate = LogGate {
+            stack: "t",
+            now: Instant::ZERO,
+            limit: None,
+        };
+        assert!((0..1000).all(|_| throttle.admit(&gate, SocketType::Datagram, SocketHandle(0))));
+    }
+
+    #[test]
+    fn a_throttled_watch_still_counts_every_full_transition() {
+        let gate = LogGate {
+            stack: "t",
+            now: Instant::ZERO,
+            limit: Some(LogLimit {
+                burst: 1,
+                interval: Duration::from_secs(1),
+            }),
+        };
+        let mut throttle = LogThrottle::default();
+        let mut watch = RingWatch::default();
+        let mut stats = SocketStats::default();
+        for _ in 0..50 {
+            for used in [8, 3] {
+                watch.update(
+                    &gate,
+                    &mut throttle,
+                    SocketHandle(4),
+                    SocketType::Stream,
+                    Ring::Tx,
+                    (used, 8),
+                    &mut stats,
+                );
+            }
+        }
+        assert_eq!(stats.tx_full_events, 50);
+        assert_eq!(throttle.left_out, 99);
+    }
+}

@@ -1,0 +1,124 @@
+//! What a kernel does not show: ring occupancy, transitions and per-socket counters.
+//!
+//! Each socket carries a [`SocketStats`] and two [`RingWatch`]es. The stack feeds the
+//! watches the occupancy of each ring after every poll and every call; a watch logs a line
+//! only when the ring's [`Fill`] level changes (empty, holding data, full), never once per
+//! poll. Levels: `debug` for transitions, `info` for lifecycle, `warn` for loss.
+//!
+//! - `watch`: [`RingWatch`] and [`WindowWatch`], which turn occupancy into transitions.
+//! - `log_limit`: [`LogLimit`], the `net_ratelimit()`-style cap on transition lines.
+//! - `table`: [`StatsRow`] and [`StatsTable`], the stats table.
+//!
+//! This layer knows sockets only by their [`SocketHandle`](crate::SocketHandle) and
+//! [`SocketType`](crate::SocketType): it sits
+//! below the stack, which feeds it.
+
+mod log_limit;
+mod table;
+mod watch;
+
+pub use log_limit::LogLimit;
+pub(crate) use log_limit::{LogGate, LogThrottle};
+pub use table::{StatsRow, StatsTable};
+pub use watch::{RingWatch, WindowWatch};
+
+use core::fmt;
+
+use crate::Duration;
+
+/// How full a ring is, coarsely: the three states whose changes are worth a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fill {
+    /// Nothing queued.
+    #[default]
+    Empty,
+    /// Some bytes queued, some room left.
+    Partial,
+    /// No room left: a sender blocks (tx) or the peer is told to stop (rx, zero window).
+    Full,
+}
+
+impl Fill {
+    /// The level of a ring holding `used` of `capacity` bytes.
+    pub fn of(used: usize, capacity: usize) -> Fill {
+        if used == 0 {
+            Fill::Empty
+        } else if used >= capacity {
+            Fill::Full
+        } else {
+            Fill::Partial
+        }
+    }
+}
+
+/// Which of a socket's two rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// The receive ring: filled by the network, drained by `recv`.
+    Rx,
+    /// The transmit ring: filled by `send`, drained as the peer acknowledges (TCP) or as
+    /// datagrams leave (UDP).
+    Tx,
+}
+
+impl fmt::Display for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Ring::Rx => "rx",
+            Ring::Tx => "tx",
+        })
+    }
+}
+
+/// Per-socket counters, the figures of the stats table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Bytes handed to the application by `recv`/`recv_from`.
+    pub bytes_in: u64,
+    /// Bytes accepted from the application by `send`/`send_to`.
+    pub bytes_out: u64,
+    /// Datagrams returned by `recv_from` (UDP).
+    pub datagrams_in: u64,
+    /// Datagrams queued by `send_to` (UDP).
+    pub datagrams_out: u64,
+    /// Calls that returned `WouldBlock` because the rx ring was empty.
+    pub rx_would_block: u64,
+    /// Calls that returned `WouldBlock` because the tx ring was full.
+    pub tx_would_block: u64,
+    /// Blocking calls that had to wait for the rx ring (or for a connection).
+    pub rx_blocks: u32,
+    /// Blocking calls that had to wait for room in the tx ring.
+    pub tx_blocks: u32,
+    /// Total time spent blocked, both directions.
+    pub time_blocked: Duration,
+    /// Times the rx ring became full.
+    pub rx_full_events: u32,
+    /// Times the tx ring became full.
+    pub tx_full_events: u32,
+    /// Highest rx ring occupancy seen, in bytes.
+    pub rx_high_water: usize,
+    /// Highest tx ring occupancy seen, in bytes.
+    pub tx_high_water: usize,
+    /// Times this socket advertised a zero receive window to its peer (TCP).
+    pub zero_windows: u32,
+    /// Datagrams that arrived for this socket but were dropped because its rx ring had no
+    /// room (UDP; Linux counts these as `RcvbufErrors`).
+    pub rx_drops: u32,
+    /// Datagrams that `recv_from` cut short because the caller's buffer was smaller
+    /// (UDP; Linux `MSG_TRUNC`).
+    pub truncations: u32,
+    /// Bytes lost to those truncations.
+    pub truncated_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_levels() {
+        assert_eq!(Fill::of(0, 10), Fill::Empty);
+        assert_eq!(Fill::of(1, 10), Fill::Partial);
+        assert_eq!(Fill::of(10, 10), Fill::Full);
+    }
+}

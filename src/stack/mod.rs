@@ -1,0 +1,272 @@
+//! The [`Stack`]: a smoltcp `Interface`, a fixed socket table, and the observation that
+//! turns smoltcp's silent buffers into logged transitions and counters.
+//!
+//! - `table`: [`StackResources`], the slots and what each holds beside its smoltcp socket.
+//! - `lifecycle`: a TCP socket's life in the table, from backlog to reuse;
+//!   [`Stack::close`] and [`Stack::abort`].
+//! - `frames`: the inspector's frame events matched to sockets (drops, zero windows).
+//! - `watch`: every socket's rings fed to its watches after a poll or a call.
+//!
+//! This module and the ones it holds import only the layers below: [`crate::handle`],
+//! [`crate::phy`] and [`crate::observe`]. The socket calls on top of it are in
+//! [`crate::socket`].
+
+mod frames;
+mod lifecycle;
+mod table;
+mod watch;
+
+pub use lifecycle::CloseError;
+pub(crate) use lifecycle::{NoConnection, TcpSlot};
+pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
+pub use table::{OpenError, StackResources};
+
+use core::cell::RefCell;
+
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketSet};
+use smoltcp::phy::Device;
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+
+use crate::handle::SocketHandle;
+use crate::observe::{LogGate, LogLimit, StatsRow, StatsTable};
+use crate::phy::{FrameLog, Inspector};
+use crate::{Duration, Instant};
+use frames::drain_frame_events;
+use table::EPHEMERAL_FIRST;
+
+/// How a stack presents itself on the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackConfig {
+    /// A short name that prefixes every log line of this stack (e.g. `"dev"`, `"A"`).
+    pub name: &'static str,
+    /// The Ethernet address.
+    pub mac: EthernetAddress,
+    /// The IPv4 address and prefix.
+    pub ip: Ipv4Cidr,
+    /// The default gateway, if any.
+    pub gateway: Option<Ipv4Address>,
+    /// Seed for initial sequence numbers and ephemeral ports.
+    pub seed: u64,
+}
+
+/// A network stack: one interface, one socket table, BSD-socket semantics.
+///
+/// Create sockets with [`Stack::tcp_socket`] and [`Stack::udp_socket`], drive the stack with
+/// [`Stack::poll`], and sleep until [`Stack::poll_at`]. The socket calls themselves are
+/// documented in [`crate::socket::tcp`] and [`crate::socket::udp`]; their blocking forms in
+/// [`crate::blocking`].
+pub struct Stack<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'a>,
+    pub(crate) slots: &'a mut [Option<Slot>],
+    frames: RefCell<FrameLog>,
+    pub(crate) now: Instant,
+    pub(crate) mtu: usize,
+    pub(crate) next_ephemeral: u16,
+    pub(crate) ready_counter: u32,
+    pub(crate) log_limit: Option<LogLimit>,
+}
+
+/// At most this many frames are taken in one poll, so a flood cannot starve egress.
+const INGRESS_BUDGET: usize = 256;
+
+impl<'a> Stack<'a> {
+    /// A stack on `device` with the sockets of `resources`, at time `now`.
+    pub fn new<D: Device + ?Sized, const N: usize>(
+        config: StackConfig,
+        device: &mut D,
+        resources: &'a mut StackResources<'a, N>,
+        now: Instant,
+    ) -> Stack<'a> {
+        let mut iface_config = Config::new(config.mac.into());
+        iface_config.random_seed = config.seed;
+        let mut iface = Interface::new(iface_config, device, now);
+        iface.update_ip_addrs(|addrs| {
+            // One address always fits: smoltcp's table holds at least one.
+            let _ = addrs.push(IpCidr::Ipv4(config.ip));
+        });
+        if let Some(gateway) = config.gateway {
+            // Fails only when the route table is full, and it is empty here.
+            let _ = iface.routes_mut().add_default_ipv4_route(gateway);
+        }
+        let mtu = device.capabilities().max_transmission_unit;
+        log::info!(
+            "{}: up, {} ({}), {} sockets, MTU {}",
+            config.name,
+            config.ip,
+            config.mac,
+            N,
+            mtu
+        );
+        Stack {
+            name: config.name,
+            iface,
+            sockets: SocketSet::new(&mut resources.sockets[..]),
+            slots: &mut resources.slots[..],
+            frames: RefCell::new(FrameLog::default()),
+            now,
+            mtu,
+            next_ephemeral: EPHEMERAL_FIRST + (config.seed % 16384) as u16,
+            ready_counter: 0,
+            log_limit: None,
+        }
+    }
+
+    /// The cap on transition lines, if any ([`Stack::set_log_limit`]).
+    pub fn log_limit(&self) -> Option<LogLimit> {
+        self.log_limit
+    }
+
+    /// Caps the transition lines each socket logs ([`LogLimit`], after Linux's
+    /// `net_ratelimit()`); `None`, the default, logs every one.
+    pub fn set_log_limit(&mut self, limit: Option<LogLimit>) {
+        self.log_limit = limit;
+    }
+
+    pub(crate) fn log_gate(&self) -> LogGate<'static> {
+        LogGate {
+            stack: self.name,
+            now: self.now,
+            limit: self.log_limit,
+        }
+    }
+
+    /// The name given in [`StackConfig::name`].
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// This stack's IPv4 address.
+    pub fn ipv4_addr(&self) -> Ipv4Address {
+        self.iface.ipv4_addr().unwrap_or(Ipv4Address::UNSPECIFIED)
+    }
+
+    /// The directed broadcast address of this stack's subnet, if its prefix has one.
+    pub fn ipv4_broadcast(&self) -> Option<Ipv4Address> {
+        self.iface.ip_addrs().iter().find_map(|cidr| match cidr {
+            IpCidr::Ipv4(c) => c.broadcast(),
+        })
+    }
+
+    /// The time of the last poll.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Frames received and sent since the stack was created.
+    pub fn frame_counts(&self) -> (u64, u64) {
+        let frames = self.frames.borrow();
+        (frames.frames_in, frames.frames_out)
+    }
+
+    /// Moves frames between `device` and the sockets, and updates every socket's counters
+    /// and watches. Returns `true` if any socket's state may have changed.
+    ///
+    /// This is where the kernel's softirq work happens; ringnet does it when the caller
+    /// says so, with the caller's notion of time.
+    pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.now = now;
+        let mut changed = false;
+        let mut device = Inspector::new(device, &self.frames);
+        self.iface.poll_maintenance(now);
+        for _ in 0..INGRESS_BUDGET {
+            match self
+                .iface
+                .poll_ingress_single(now, &mut device, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => changed = true,
+            }
+            drain_frame_events(
+                &self.log_gate(),
+                &self.frames,
+                self.slots,
+                &mut self.sockets,
+            );
+        }
+        while self.iface.poll_egress(now, &mut device, &mut self.sockets)
+            == PollResult::SocketStateChanged
+        {
+            changed = true;
+            drain_frame_events(
+                &self.log_gate(),
+                &self.frames,
+                self.slots,
+                &mut self.sockets,
+            );
+        }
+        drain_frame_events(
+            &self.log_gate(),
+            &self.frames,
+            self.slots,
+            &mut self.sockets,
+        );
+        self.observe_sockets(true);
+        changed
+    }
+
+    /// When the stack next needs a poll even if no frame arrives (a retransmission, a
+    /// delayed ACK, a keepalive), or `None` if only a frame can change anything.
+    ///
+    /// Besides smoltcp's own timers, this is when a backlog socket in TIME-WAIT may rejoin
+    /// its backlog.
+    pub fn poll_at(&mut self) -> Option<Instant> {
+        let smoltcp = self.iface.poll_at(self.now, &self.sockets);
+        match (smoltcp, self.next_backlog_return()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// [`Stack::poll_at`] as a delay from the last poll.
+    pub fn poll_delay(&mut self) -> Option<Duration> {
+        self.poll_at().map(|at| {
+            if at > self.now {
+                at - self.now
+            } else {
+                Duration::ZERO
+            }
+        })
+    }
+
+    /// Whether `addr` is a broadcast address for this interface: the limited broadcast
+    /// `255.255.255.255` or the subnet's directed broadcast.
+    pub fn is_broadcast(&self, addr: IpAddress) -> bool {
+        let IpAddress::Ipv4(v4) = addr;
+        v4.is_broadcast()
+            || self.iface.ip_addrs().iter().any(|cidr| match cidr {
+                IpCidr::Ipv4(c) => c.broadcast() == Some(v4),
+            })
+    }
+
+    /// One [`StatsRow`] for each socket in the table: the open ones, and also the backlog
+    /// sockets of listeners and connections still closing after `close()`, whose
+    /// counters are where a server's buffer story is.
+    pub fn stats_rows(&self) -> impl Iterator<Item = StatsRow> + Clone + use<'_, 'a> {
+        self.slots.iter().enumerate().filter_map(|(index, slot)| {
+            let slot = slot.as_ref()?;
+            let handle = SocketHandle(index as u16);
+            let (rx, tx) = self.usage_of(&slot.kind);
+            Some(StatsRow {
+                handle,
+                kind: slot.socket_type(),
+                local_port: self.local_port_of(&slot.kind),
+                rx,
+                tx,
+                stats: slot.stats,
+            })
+        })
+    }
+
+    /// The stats table of every socket in the table; `Display` prints it.
+    pub fn stats_table(&self) -> StatsTable<impl Iterator<Item = StatsRow> + Clone + use<'_, 'a>> {
+        StatsTable {
+            name: self.name,
+            addr: self.ipv4_addr(),
+            frames: self.frame_counts(),
+            rows: self.stats_rows(),
+        }
+    }
+}

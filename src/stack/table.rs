@@ -1,0 +1,264 @@
+//! The socket table: fixed slots, each a smoltcp socket (or a listener, which holds none)
+//! with ringnet's own state beside it. What a kernel's file-descriptor table and its
+//! socket structs are, in memory supplied up front.
+
+use smoltcp::iface::{SocketSet, SocketStorage};
+use smoltcp::socket::{tcp, udp};
+
+use super::lifecycle::TcpSlot;
+use super::Stack;
+use crate::handle::{SocketHandle, SocketType};
+use crate::observe::{LogThrottle, RingWatch, SocketStats};
+use crate::Duration;
+
+/// Fixed memory for a stack's socket table: `N` sockets at most, counting listeners
+/// (Linux's `RLIMIT_NOFILE`, here fixed at build time).
+pub struct StackResources<'a, const N: usize> {
+    pub(super) sockets: [SocketStorage<'a>; N],
+    pub(super) slots: [Option<Slot>; N],
+}
+
+impl<const N: usize> StackResources<'_, N> {
+    /// Empty storage for `N` sockets.
+    pub const fn new() -> Self {
+        StackResources {
+            sockets: [SocketStorage::EMPTY; N],
+            slots: [const { None }; N],
+        }
+    }
+}
+
+impl<'a, const N: usize> StackResources<'a, N> {
+    /// Empty storage for `N` sockets, built where it lies, one entry at a time. For a
+    /// table in a `static` cell on a small microcontroller: [`StackResources::new`] there
+    /// would cost the table's size in flash (its image in `.data`) or on the stack (a
+    /// temporary copied into place).
+    #[allow(unsafe_code)]
+    pub fn new_in(place: &mut core::mem::MaybeUninit<Self>) -> &mut Self {
+        let table = place.as_mut_ptr();
+        // SAFETY: `table` points to writable memory for a whole `Self`. Every element of
+        // both arrays is written exactly once before the whole is treated as initialised,
+        // and `write` drops nothing (there is nothing there yet to drop).
+        unsafe {
+            let sockets = core::ptr::addr_of_mut!((*table).sockets).cast::<SocketStorage<'a>>();
+            let slots = core::ptr::addr_of_mut!((*table).slots).cast::<Option<Slot>>();
+            for i in 0..N {
+                sockets.add(i).write(SocketStorage::EMPTY);
+                slots.add(i).write(None);
+            }
+            place.assume_init_mut()
+        }
+    }
+}
+
+impl<const N: usize> Default for StackResources<'_, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+error_enum! {
+    /// Error from creating a socket ([`Stack::tcp_socket`], [`Stack::udp_socket`]).
+    pub enum OpenError {
+        /// Every slot of the socket table is in use (`EMFILE`).
+        TableFull => "socket table full",
+        /// A ring of zero capacity was supplied: such a socket could never move a byte.
+        ZeroCapacity => "a ring buffer of zero capacity was supplied",
+    }
+}
+
+/// Options kept by ringnet itself rather than by the smoltcp socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LocalOptions {
+    pub recv_timeout: Option<Duration>,
+    pub send_timeout: Option<Duration>,
+    pub broadcast: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct UdpSlot {
+    pub inner: smoltcp::iface::SocketHandle,
+    pub port: u16,
+    /// rx ring bytes after the last frame or call: the baseline for spotting drops.
+    pub rx_bytes_seen: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct ListenerSlot {
+    pub port: u16,
+    /// The stack's ready counter when `accept` last found nothing: until it moves, no
+    /// backlog socket has become ready and `accept` need not search the table.
+    pub nothing_ready_at: Option<u32>,
+}
+
+#[derive(Debug)]
+pub(crate) enum SlotKind {
+    Tcp(TcpSlot),
+    Udp(UdpSlot),
+    Listener(ListenerSlot),
+}
+
+/// One entry of the socket table.
+#[derive(Debug)]
+pub struct Slot {
+    pub(crate) kind: SlotKind,
+    pub(crate) options: LocalOptions,
+    pub(crate) stats: SocketStats,
+    pub(crate) rx_watch: RingWatch,
+    pub(crate) tx_watch: RingWatch,
+    pub(crate) log_throttle: LogThrottle,
+}
+
+impl Slot {
+    pub(crate) fn new(kind: SlotKind) -> Slot {
+        Slot {
+            kind,
+            options: LocalOptions::default(),
+            stats: SocketStats::default(),
+            rx_watch: RingWatch::default(),
+            tx_watch: RingWatch::default(),
+            log_throttle: LogThrottle::default(),
+        }
+    }
+
+    pub(crate) fn socket_type(&self) -> SocketType {
+        match self.kind {
+            SlotKind::Tcp(_) => SocketType::Stream,
+            SlotKind::Udp(_) => SocketType::Datagram,
+            SlotKind::Listener(_) => SocketType::Listener,
+        }
+    }
+
+    /// Whether the user may name this slot: not closed, not an unaccepted backlog socket.
+    fn visible(&self) -> bool {
+        match &self.kind {
+            SlotKind::Tcp(t) => t.is_visible(),
+            _ => true,
+        }
+    }
+}
+
+/// The slot `handle` names, if the user may name it; borrows only the table, so the
+/// smoltcp socket set stays free to borrow alongside.
+pub(crate) fn visible_mut(slots: &mut [Option<Slot>], handle: SocketHandle) -> Option<&mut Slot> {
+    slots
+        .get_mut(handle.fileno())
+        .and_then(Option::as_mut)
+        .filter(|slot| slot.visible())
+}
+
+/// First port of the ephemeral range (IANA's, as Linux's `ip_local_port_range` suggests).
+pub(super) const EPHEMERAL_FIRST: u16 = 49152;
+
+impl<'a> Stack<'a> {
+    pub(crate) fn slot(&self, handle: SocketHandle) -> Option<&Slot> {
+        self.slots
+            .get(handle.fileno())
+            .and_then(Option::as_ref)
+            .filter(|slot| slot.visible())
+    }
+
+    pub(crate) fn slot_mut(&mut self, handle: SocketHandle) -> Option<&mut Slot> {
+        visible_mut(self.slots, handle)
+    }
+
+    pub(crate) fn stats_mut(&mut self, handle: SocketHandle) -> Option<&mut SocketStats> {
+        self.slot_mut(handle).map(|slot| &mut slot.stats)
+    }
+
+    /// Finds a free slot, checking that smoltcp's set has room as well.
+    pub(crate) fn free_slot(&self) -> Option<SocketHandle> {
+        let index = self.slots.iter().position(Option::is_none)?;
+        let used_inner = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|slot| !matches!(slot.kind, SlotKind::Listener(_)))
+            .count();
+        // Listeners hold no smoltcp socket, so the set has room whenever the table does.
+        debug_assert!(used_inner < self.slots.len());
+        u16::try_from(index).ok().map(SocketHandle)
+    }
+
+    pub(crate) fn install(&mut self, handle: SocketHandle, slot: Slot) {
+        log::info!("{}: {}{} opened", self.name, slot.socket_type(), handle);
+        self.slots[handle.fileno()] = Some(slot);
+    }
+
+    /// Picks a free ephemeral port for `protocol_is_tcp` sockets.
+    pub(crate) fn ephemeral_port(&mut self, protocol_is_tcp: bool) -> Option<u16> {
+        for _ in 0..16384 {
+            let port = self.next_ephemeral;
+            self.next_ephemeral = if port == u16::MAX {
+                EPHEMERAL_FIRST
+            } else {
+                port + 1
+            };
+            if !self.port_in_use(port, protocol_is_tcp) {
+                return Some(port);
+            }
+        }
+        None
+    }
+
+    /// Whether a socket of the protocol already owns `port` locally.
+    pub(crate) fn port_in_use(&self, port: u16, protocol_is_tcp: bool) -> bool {
+        self.slots.iter().flatten().any(|slot| match &slot.kind {
+            SlotKind::Listener(l) => protocol_is_tcp && l.port == port,
+            SlotKind::Tcp(t) => {
+                protocol_is_tcp
+                    && t.listener().is_none()
+                    && self
+                        .sockets
+                        .get::<tcp::Socket>(t.inner())
+                        .local_endpoint()
+                        .is_some_and(|ep| ep.port == port)
+            }
+            SlotKind::Udp(u) => !protocol_is_tcp && u.port == port,
+        })
+    }
+
+    /// Bytes used and capacity of a slot's rx and tx rings; listeners hold none.
+    pub(crate) fn usage_of(&self, kind: &SlotKind) -> ((usize, usize), (usize, usize)) {
+        ring_usage(&self.sockets, kind)
+    }
+
+    /// The local port a slot shows in the stats table: a backlog socket that is not
+    /// connected shows its listener's.
+    pub(crate) fn local_port_of(&self, kind: &SlotKind) -> u16 {
+        match kind {
+            SlotKind::Tcp(t) => self
+                .sockets
+                .get::<tcp::Socket>(t.inner())
+                .local_endpoint()
+                .map_or(t.backlog_port(), |ep| ep.port),
+            SlotKind::Udp(u) => u.port,
+            SlotKind::Listener(l) => l.port,
+        }
+    }
+}
+
+/// Bytes used and capacity of a slot's rx and tx rings:
+/// `((rx_used, rx_capacity), (tx_used, tx_capacity))`. Listeners hold none.
+pub(crate) fn ring_usage(
+    sockets: &SocketSet<'_>,
+    kind: &SlotKind,
+) -> ((usize, usize), (usize, usize)) {
+    match kind {
+        SlotKind::Tcp(t) => {
+            let s = sockets.get::<tcp::Socket>(t.inner());
+            (
+                (s.recv_queue(), s.recv_capacity()),
+                (s.send_queue(), s.send_capacity()),
+            )
+        }
+        SlotKind::Udp(u) => {
+            let s = sockets.get::<udp::Socket>(u.inner);
+            (
+                (s.recv_queue(), s.payload_recv_capacity()),
+                (s.send_queue(), s.payload_send_capacity()),
+            )
+        }
+        SlotKind::Listener(_) => ((0, 0), (0, 0)),
+    }
+}
