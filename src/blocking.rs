@@ -14,7 +14,8 @@ use smoltcp::wire::IpEndpoint;
 
 use crate::observe::Ring;
 use crate::socket::{tcp, udp, SocketHandle};
-use crate::{Duration, Instant, Stack};
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
 
 /// Whether the world can still change, as a [`Driver`] sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! A cap on transition lines, after Linux's `net_ratelimit()`.
 
 use crate::handle::{SocketHandle, SocketType};
-use crate::Duration;
-use crate::Instant;
+use smoltcp::time::Duration;
+use smoltcp::time::Instant;
 
 /// A cap on how many transition lines (ring levels, zero windows) one socket logs, the
 /// way Linux's `net_ratelimit()` caps its network messages: at most `burst` lines per

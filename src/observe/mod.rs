@@ -24,7 +24,7 @@ pub use watch::{RingWatch, WindowWatch};
 
 use core::fmt;
 
-use crate::Duration;
+use smoltcp::time::Duration;
 
 /// How full a ring is, coarsely: the three states whose changes are worth a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

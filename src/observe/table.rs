@@ -4,7 +4,7 @@ use core::fmt;
 
 use super::SocketStats;
 use crate::handle::{SocketHandle, SocketType};
-use crate::Ipv4Address;
+use smoltcp::wire::Ipv4Address;
 
 /// One row of the stats table: a socket's identity, ring occupancy and counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -125,7 +125,7 @@ impl WindowWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Instant;
+    use smoltcp::time::Instant;
 
     #[test]
     fn ring_watch_counts_full_transitions_once() {

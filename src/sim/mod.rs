@@ -12,7 +12,8 @@ mod wire;
 pub use wire::{Faults, InFlightHeader, Port, PortQueue, PortStorage, Wire, WireStats};
 
 use crate::blocking::{Driver, Progress};
-use crate::{Duration, Instant, Stack};
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
 
 /// How long the world may stay quiet (no frame, no socket change, no timer) before a
 /// blocked call is declared stalled: nothing would ever wake it.

@@ -5,7 +5,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::storage::{PacketBuffer, PacketMetadata};
 
-use crate::{Duration, Instant};
+use smoltcp::time::{Duration, Instant};
 
 /// Faults the wire applies to every frame it carries, each drawn from the seeded RNG.
 ///

@@ -8,7 +8,7 @@ use smoltcp::socket::{tcp, udp};
 
 use crate::handle::SocketHandle;
 use crate::stack::{visible_mut, SlotKind, Stack};
-use crate::Duration;
+use smoltcp::time::Duration;
 
 /// The name of an option, for [`Stack::get_option`](crate::Stack::get_option): the
 /// `(level, optname)` pair of `getsockopt`.

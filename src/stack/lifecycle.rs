@@ -1,18 +1,14 @@
-//! The life of a TCP socket in the table, from creation to reuse: connect or a place in a
-//! listener's backlog, accept, `shutdown`, `close` (the orphan the kernel keeps until the
-//! connection is over), abort, and the return of a finished backlog socket to listening
-//! after a short TIME-WAIT.
-//!
-//! [`TcpSlot`]'s fields are private to this module: every change of a TCP socket's
-//! lifecycle goes through a method here.
+//! The stack's part in a socket's life: `close()` and `abort()`, a listener's close, when
+//! a backlog socket in TIME-WAIT may rejoin its backlog, and the lifecycle step after
+//! every poll, which frees or recycles a slot whose connection is over. The TCP state
+//! itself changes only in `TcpSlot`'s methods.
 
 use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
 
 use super::table::{Slot, SlotKind};
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
-use crate::observe::{LogGate, LogThrottle, SocketStats, WindowWatch};
-use crate::{Duration, Instant};
 
 error_enum! {
     /// Error from [`Stack::close`] and [`Stack::abort`].
@@ -20,298 +16,6 @@ error_enum! {
         /// The handle names no socket (`EBADF`), for instance because it was closed already.
         BadHandle => "no socket with that handle",
     }
-}
-
-/// How a TCP connection ended other than by an orderly close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TcpEnd {
-    /// The peer sent RST while connected.
-    Reset,
-    /// The peer answered our SYN with RST.
-    Refused,
-    /// This side aborted.
-    Aborted,
-}
-
-/// Why smoltcp has no connection for a `recv` to read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NoConnection {
-    /// The handshake is still under way.
-    Connecting,
-    /// The peer reset the connection.
-    Reset,
-    /// The connection ended in order: end of stream, for ever.
-    Ended,
-    /// There never was one (or it was refused or aborted).
-    NeverConnected,
-}
-
-/// A backlog socket's tie to its listener.
-#[derive(Debug, Clone, Copy)]
-struct Membership {
-    listener: SocketHandle,
-    /// `accept` handed it to the user.
-    accepted: bool,
-    /// The stack's ready counter when its handshake completed: `accept` takes the lowest.
-    ready_seq: u32,
-}
-
-/// A socket in TIME-WAIT.
-#[derive(Debug, Clone, Copy)]
-struct TimeWait {
-    since: Instant,
-    /// A segment left this socket in TIME-WAIT: the ACK of the peer's FIN is out.
-    acked: bool,
-}
-
-/// ringnet's state of one TCP socket beside smoltcp's.
-#[derive(Debug)]
-pub(crate) struct TcpSlot {
-    inner: smoltcp::iface::SocketHandle,
-    window: WindowWatch,
-    last_state: tcp::State,
-    end: Option<TcpEnd>,
-    write_shut: bool,
-    /// `close()` was called: the handle is gone, the connection lingers until it is over.
-    orphaned: bool,
-    backlog: Option<Membership>,
-    /// The port of the listener this socket joined (kept for the stats table).
-    backlog_port: u16,
-    connected_once: bool,
-    time_wait: Option<TimeWait>,
-}
-
-/// How long a closed connection's slot stays in TIME-WAIT before it is reused: long
-/// enough for the final ACK to leave (the delayed-ACK timer is 10 ms by default), short
-/// enough that a fixed backlog is ready for the next client at once.
-const SHORT_TIME_WAIT: Duration = Duration::from_millis(50);
-
-impl TcpSlot {
-    /// A fresh socket around smoltcp's `inner`: never connected, in no backlog.
-    pub(crate) fn new(inner: smoltcp::iface::SocketHandle) -> TcpSlot {
-        TcpSlot {
-            inner,
-            window: WindowWatch::default(),
-            last_state: tcp::State::Closed,
-            end: None,
-            write_shut: false,
-            orphaned: false,
-            backlog: None,
-            backlog_port: 0,
-            connected_once: false,
-            time_wait: None,
-        }
-    }
-
-    /// smoltcp's handle of the socket.
-    pub(crate) fn inner(&self) -> smoltcp::iface::SocketHandle {
-        self.inner
-    }
-
-    /// Whether the user may name it: not closed, and not an unaccepted backlog socket.
-    pub(crate) fn is_visible(&self) -> bool {
-        !self.orphaned && self.backlog.is_none_or(|m| m.accepted)
-    }
-
-    /// The listener whose backlog it serves.
-    pub(crate) fn listener(&self) -> Option<SocketHandle> {
-        self.backlog.map(|m| m.listener)
-    }
-
-    /// The port of the listener it joined, 0 if none.
-    pub(crate) fn backlog_port(&self) -> u16 {
-        self.backlog_port
-    }
-
-    /// Whether the handshake ever completed.
-    pub(crate) fn connected_once(&self) -> bool {
-        self.connected_once
-    }
-
-    /// Whether `shutdown(SHUT_WR)` was called.
-    pub(crate) fn write_shut(&self) -> bool {
-        self.write_shut
-    }
-
-    /// In no backlog, never connected, no connection under way: what `listen` asks of a
-    /// backlog socket.
-    pub(crate) fn is_fresh(&self, socket: &tcp::Socket) -> bool {
-        self.backlog.is_none() && !self.connected_once && socket.state() == tcp::State::Closed
-    }
-
-    /// Fresh, and no attempt of its own ended (refused or aborted): what `connect` asks.
-    pub(crate) fn can_connect(&self, socket: &tcp::Socket) -> bool {
-        self.is_fresh(socket) && self.end.is_none()
-    }
-
-    /// Joins `listener`'s backlog; `socket` is already listening on `port`.
-    pub(crate) fn join_backlog(&mut self, listener: SocketHandle, port: u16) {
-        self.backlog = Some(Membership {
-            listener,
-            accepted: false,
-            ready_seq: 0,
-        });
-        self.backlog_port = port;
-        self.last_state = tcp::State::Listen;
-    }
-
-    /// When it became ready, if it is a connection of `listener` waiting for `accept`.
-    pub(crate) fn ready_in(&self, listener: SocketHandle) -> Option<u32> {
-        match self.backlog {
-            Some(m) if m.listener == listener && !m.accepted && self.connected_once => {
-                (!self.orphaned).then_some(m.ready_seq)
-            }
-            _ => None,
-        }
-    }
-
-    /// `accept` hands it to the user.
-    pub(crate) fn accept(&mut self) {
-        if let Some(m) = &mut self.backlog {
-            m.accepted = true;
-        }
-    }
-
-    /// `shutdown(SHUT_WR)`: FIN after the queued data.
-    pub(crate) fn shut_write(&mut self, socket: &mut tcp::Socket) {
-        self.write_shut = true;
-        socket.close();
-    }
-
-    /// What `recv` reports when smoltcp has no connection to read from.
-    pub(crate) fn no_connection(&self, socket: &tcp::Socket) -> NoConnection {
-        match (socket.state(), self.end) {
-            (tcp::State::SynSent | tcp::State::SynReceived, _) => NoConnection::Connecting,
-            (_, Some(TcpEnd::Reset)) => NoConnection::Reset,
-            (_, None) if self.connected_once => NoConnection::Ended,
-            _ => NoConnection::NeverConnected,
-        }
-    }
-
-    /// Records the window of a segment this socket sent (the inspector saw it leave).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn segment_sent(
-        &mut self,
-        socket: &tcp::Socket,
-        gate: &LogGate<'_>,
-        throttle: &mut LogThrottle,
-        handle: SocketHandle,
-        window_field: u16,
-        stats: &mut SocketStats,
-    ) {
-        if socket.state() == tcp::State::TimeWait {
-            // This segment may leave in the very poll that entered TIME-WAIT, before the
-            // lifecycle step has seen the state: start the TIME-WAIT here then.
-            self.enter_time_wait(gate.now).acked = true;
-        }
-        self.window.segment_sent(
-            gate,
-            throttle,
-            handle,
-            window_field,
-            socket.recv_queue(),
-            socket.recv_capacity(),
-            stats,
-        );
-    }
-
-    /// Its TIME-WAIT, begun at `now` if it had not begun yet.
-    fn enter_time_wait(&mut self, now: Instant) -> &mut TimeWait {
-        self.time_wait.get_or_insert(TimeWait {
-            since: now,
-            acked: false,
-        })
-    }
-
-    /// A backlog socket the user no longer holds (never accepted, or closed): once its
-    /// connection is over it goes back to listening.
-    fn returns_to_backlog(&self) -> bool {
-        self.backlog.is_some_and(|m| self.orphaned || !m.accepted)
-    }
-
-    /// When its TIME-WAIT is over. Normally after [`SHORT_TIME_WAIT`]; when its backlog
-    /// has no listening socket left (`starved`), as soon as the ACK of the peer's FIN has
-    /// been seen leaving, so the next SYN is not refused: Linux likewise cuts TIME-WAIT
-    /// short rather than refuse connections when its time-wait buckets run out.
-    fn time_wait_end(&self, socket: &tcp::Socket, starved: bool) -> Option<Instant> {
-        if socket.state() != tcp::State::TimeWait {
-            return None;
-        }
-        let time_wait = self.time_wait?;
-        Some(if starved && time_wait.acked {
-            time_wait.since
-        } else {
-            time_wait.since + SHORT_TIME_WAIT
-        })
-    }
-
-    /// Whether it is one of `listener`'s backlog sockets and listening.
-    fn listening_for(&self, listener: SocketHandle) -> bool {
-        self.listener() == Some(listener) && self.last_state == tcp::State::Listen
-    }
-
-    /// Aborts the connection with RST.
-    fn abort(&mut self, socket: &mut tcp::Socket) {
-        socket.abort();
-        self.end = Some(TcpEnd::Aborted);
-    }
-
-    /// Logs a state change and records how the connection ended; returns whether the
-    /// handshake has just completed.
-    fn transition(
-        &mut self,
-        name: &str,
-        handle: SocketHandle,
-        state: tcp::State,
-        socket: &tcp::Socket<'_>,
-    ) -> bool {
-        use tcp::State::*;
-        let before = core::mem::replace(&mut self.last_state, state);
-        // A handshake and a quick FIN can land in one poll: any synchronised state means
-        // the connection was established, even if ESTABLISHED itself was never observed.
-        let synchronised = matches!(
-            state,
-            Established | FinWait1 | FinWait2 | CloseWait | Closing | LastAck | TimeWait
-        );
-        let now_connected = synchronised && !self.connected_once;
-        if now_connected {
-            self.connected_once = true;
-            if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
-            {
-                log::info!("{name}: tcp{handle} connected {local} <-> {remote}");
-            }
-        }
-        match state {
-            Established => {}
-            CloseWait => log::info!(
-                "{name}: tcp{handle} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read",
-                socket.recv_queue()
-            ),
-            Closed => match before {
-                SynSent if self.end.is_none() => {
-                    self.end = Some(TcpEnd::Refused);
-                    log::warn!("{name}: tcp{handle} connection refused (RST)");
-                }
-                SynReceived | Established | FinWait1 | FinWait2 | CloseWait | Closing
-                    if self.end.is_none() =>
-                {
-                    self.end = Some(TcpEnd::Reset);
-                    log::warn!("{name}: tcp{handle} connection reset by peer (RST) in {before}");
-                }
-                _ => log::info!("{name}: tcp{handle} closed (was {before})"),
-            },
-            _ => log::debug!("{name}: tcp{handle} {before} -> {state}"),
-        }
-        now_connected
-    }
-}
-
-/// What became of a TCP slot in one lifecycle step.
-enum Reaped {
-    /// Still in use.
-    Kept,
-    /// Its connection is over and nobody holds it: the slot is free.
-    Freed,
 }
 
 impl<'a> Stack<'a> {
@@ -367,20 +71,12 @@ impl<'a> Stack<'a> {
         else {
             return;
         };
-        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-        if abort || socket.recv_queue() > 0 {
-            if !abort {
-                log::warn!(
-                    "{}: tcp{handle} closed with {} unread bytes: sending RST, as Linux does",
-                    self.name,
-                    socket.recv_queue()
-                );
-            }
-            t.abort(socket);
-        } else {
-            socket.close();
-        }
-        t.orphaned = true;
+        t.close(
+            self.sockets.get_mut::<tcp::Socket>(t.inner()),
+            abort,
+            self.name,
+            handle,
+        );
         self.observe_slot(handle.fileno());
     }
 
@@ -391,17 +87,7 @@ impl<'a> Stack<'a> {
                 ..
             }) = &mut self.slots[index]
             {
-                let Some(membership) = t.backlog.filter(|m| m.listener == listener) else {
-                    continue;
-                };
-                t.backlog = None;
-                if !membership.accepted {
-                    // Connections nobody accepted are reset, as when a Linux listener
-                    // closes with a full accept queue.
-                    let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-                    socket.abort();
-                    t.orphaned = true;
-                }
+                t.leave_backlog_of(listener, self.sockets.get_mut::<tcp::Socket>(t.inner()));
             }
         }
         self.slots[listener.fileno()] = None;
@@ -414,10 +100,10 @@ impl<'a> Stack<'a> {
             .iter()
             .flatten()
             .filter_map(|slot| match &slot.kind {
-                SlotKind::Tcp(t) if t.time_wait.is_some() && t.returns_to_backlog() => {
-                    let socket = self.sockets.get::<tcp::Socket>(t.inner);
+                SlotKind::Tcp(t) => {
+                    let socket = self.sockets.get::<tcp::Socket>(t.inner());
                     let starved = t.listener().is_some_and(|l| self.backlog_starved(l));
-                    t.time_wait_end(socket, starved)
+                    t.backlog_return_at(socket, starved)
                 }
                 _ => None,
             })
@@ -433,15 +119,14 @@ impl<'a> Stack<'a> {
             .any(|slot| matches!(&slot.kind, SlotKind::Tcp(t) if t.listening_for(listener)))
     }
 
-    /// One lifecycle step of the TCP socket in slot `index`, after its ring watches: logs
-    /// state changes, resets a closed socket that still receives data, starts TIME-WAIT;
-    /// with `reap`, also frees or recycles a closed connection's slot (only after a poll,
-    /// so a pending RST or ACK has left).
+    /// One lifecycle step of the TCP socket in slot `index`, after its ring watches
+    /// (`TcpSlot::step`); with `reap`, a connection that is over leaves its slot free or
+    /// back in its backlog (only after a poll, so a pending RST or ACK has left).
     pub(super) fn tcp_lifecycle(&mut self, index: usize, reap: bool) {
         let starved = match self.slots[index].as_ref().map(|slot| &slot.kind) {
-            Some(SlotKind::Tcp(t)) if t.last_state == tcp::State::TimeWait => {
-                t.listener().is_some_and(|l| self.backlog_starved(l))
-            }
+            Some(SlotKind::Tcp(t)) => t
+                .time_wait_listener()
+                .is_some_and(|l| self.backlog_starved(l)),
             _ => false,
         };
         let handle = SocketHandle(index as u16);
@@ -452,59 +137,18 @@ impl<'a> Stack<'a> {
         else {
             return;
         };
-        let socket = self.sockets.get_mut::<tcp::Socket>(t.inner);
-        let state = socket.state();
-        if state != t.last_state && t.transition(self.name, handle, state, socket) {
-            if let Some(m) = &mut t.backlog {
-                self.ready_counter = self.ready_counter.wrapping_add(1);
-                m.ready_seq = self.ready_counter;
-            }
-        }
-        if t.orphaned && socket.recv_queue() > 0 && socket.state() != tcp::State::Closed {
-            log::warn!(
-                "{}: tcp{handle} data arrived after close: sending RST, as Linux does",
-                self.name
-            );
-            t.abort(socket);
-        }
-        if state == tcp::State::TimeWait {
-            t.enter_time_wait(self.now);
-        }
-        // A connection is over once an abort's RST has left (smoltcp then forgets the
-        // peer), or after a short TIME-WAIT: memory is fixed, so a slot cannot wait the
-        // full 2*MSL.
-        let over = match socket.state() {
-            tcp::State::Closed => socket.remote_endpoint().is_none(),
-            tcp::State::TimeWait => t
-                .time_wait_end(socket, starved)
-                .is_some_and(|end| end <= self.now),
-            _ => false,
-        };
-        if !(reap && over) {
-            return;
-        }
-        let reaped = if t.returns_to_backlog() {
-            // Back to the listener's backlog, as a fresh listening socket.
-            socket.abort();
-            if socket.listen(t.backlog_port).is_ok() {
-                let (listener, port) = (t.listener(), t.backlog_port);
-                *t = TcpSlot::new(t.inner);
-                if let Some(listener) = listener {
-                    t.join_backlog(listener, port);
-                }
-                log::debug!(
-                    "{}: tcp{handle} back in the backlog of port {port}",
-                    self.name
-                );
-            }
-            Reaped::Kept
-        } else if t.orphaned {
-            self.sockets.remove(t.inner);
-            Reaped::Freed
-        } else {
-            Reaped::Kept
-        };
-        if let Reaped::Freed = reaped {
+        let inner = t.inner();
+        let freed = t.step(
+            self.sockets.get_mut::<tcp::Socket>(inner),
+            self.name,
+            handle,
+            self.now,
+            starved,
+            reap,
+            &mut self.ready_counter,
+        );
+        if freed {
+            self.sockets.remove(inner);
             self.slots[index] = None;
             log::debug!("{}: tcp{handle} connection gone, slot free", self.name);
         }

@@ -2,8 +2,10 @@
 //! turns smoltcp's silent buffers into logged transitions and counters.
 //!
 //! - `table`: [`StackResources`], the slots and what each holds beside its smoltcp socket.
-//! - `lifecycle`: a TCP socket's life in the table, from backlog to reuse;
-//!   [`Stack::close`] and [`Stack::abort`].
+//! - `tcp_slot`: a TCP socket's state beside smoltcp's, from backlog to reuse, changed
+//!   only through its methods.
+//! - `lifecycle`: [`Stack::close`], [`Stack::abort`], and the freeing or recycling of a
+//!   slot whose connection is over.
 //! - `frames`: the inspector's frame events matched to sockets (drops, zero windows).
 //! - `watch`: every socket's rings fed to its watches after a poll or a call.
 //!
@@ -14,12 +16,13 @@
 mod frames;
 mod lifecycle;
 mod table;
+mod tcp_slot;
 mod watch;
 
 pub use lifecycle::CloseError;
-pub(crate) use lifecycle::{NoConnection, TcpSlot};
 pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
+pub(crate) use tcp_slot::{NoConnection, TcpSlot};
 
 use core::cell::RefCell;
 
@@ -30,8 +33,8 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 use crate::handle::SocketHandle;
 use crate::observe::{LogGate, LogLimit, StatsRow, StatsTable};
 use crate::phy::{FrameLog, Inspector};
-use crate::{Duration, Instant};
 use frames::drain_frame_events;
+use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
 
 /// How a stack presents itself on the network.

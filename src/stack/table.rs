@@ -5,11 +5,11 @@
 use smoltcp::iface::{SocketSet, SocketStorage};
 use smoltcp::socket::{tcp, udp};
 
-use super::lifecycle::TcpSlot;
+use super::tcp_slot::TcpSlot;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 use crate::observe::{LogThrottle, RingWatch, SocketStats};
-use crate::Duration;
+use smoltcp::time::Duration;
 
 /// Fixed memory for a stack's socket table: `N` sockets at most, counting listeners
 /// (Linux's `RLIMIT_NOFILE`, here fixed at build time).

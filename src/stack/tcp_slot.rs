@@ -1,0 +1,413 @@
+//! [`TcpSlot`], ringnet's state of one TCP socket beside smoltcp's: the life of a TCP
+//! socket in the table, from creation to reuse: connect or a place in a listener's
+//! backlog, accept, `shutdown`, `close` (the orphan the kernel keeps until the connection
+//! is over), abort, and the return of a finished backlog socket to listening after a
+//! short TIME-WAIT.
+//!
+//! Its fields are private to this module: every change of a TCP socket's lifecycle goes
+//! through a method here.
+
+use smoltcp::socket::tcp;
+
+use smoltcp::time::{Duration, Instant};
+
+use crate::handle::SocketHandle;
+use crate::observe::{LogGate, LogThrottle, SocketStats, WindowWatch};
+
+/// How a TCP connection ended other than by an orderly close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TcpEnd {
+    /// The peer sent RST while connected.
+    Reset,
+    /// The peer answered our SYN with RST.
+    Refused,
+    /// This side aborted.
+    Aborted,
+}
+
+/// Why smoltcp has no connection for a `recv` to read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoConnection {
+    /// The handshake is still under way.
+    Connecting,
+    /// The peer reset the connection.
+    Reset,
+    /// The connection ended in order: end of stream, for ever.
+    Ended,
+    /// There never was one (or it was refused or aborted).
+    NeverConnected,
+}
+
+/// A backlog socket's tie to its listener.
+#[derive(Debug, Clone, Copy)]
+struct Membership {
+    listener: SocketHandle,
+    /// `accept` handed it to the user.
+    accepted: bool,
+    /// The stack's ready counter when its handshake completed: `accept` takes the lowest.
+    ready_seq: u32,
+}
+
+/// A socket in TIME-WAIT.
+#[derive(Debug, Clone, Copy)]
+struct TimeWait {
+    since: Instant,
+    /// A segment left this socket in TIME-WAIT: the ACK of the peer's FIN is out.
+    acked: bool,
+}
+
+/// ringnet's state of one TCP socket beside smoltcp's.
+#[derive(Debug)]
+pub(crate) struct TcpSlot {
+    inner: smoltcp::iface::SocketHandle,
+    window: WindowWatch,
+    last_state: tcp::State,
+    end: Option<TcpEnd>,
+    write_shut: bool,
+    /// `close()` was called: the handle is gone, the connection lingers until it is over.
+    orphaned: bool,
+    backlog: Option<Membership>,
+    /// The port of the listener this socket joined (kept for the stats table).
+    backlog_port: u16,
+    connected_once: bool,
+    time_wait: Option<TimeWait>,
+}
+
+/// How long a closed connection's slot stays in TIME-WAIT before it is reused: long
+/// enough for the final ACK to leave (the delayed-ACK timer is 10 ms by default), short
+/// enough that a fixed backlog is ready for the next client at once.
+const SHORT_TIME_WAIT: Duration = Duration::from_millis(50);
+
+impl TcpSlot {
+    /// A fresh socket around smoltcp's `inner`: never connected, in no backlog.
+    pub(crate) fn new(inner: smoltcp::iface::SocketHandle) -> TcpSlot {
+        TcpSlot {
+            inner,
+            window: WindowWatch::default(),
+            last_state: tcp::State::Closed,
+            end: None,
+            write_shut: false,
+            orphaned: false,
+            backlog: None,
+            backlog_port: 0,
+            connected_once: false,
+            time_wait: None,
+        }
+    }
+
+    /// smoltcp's handle of the socket.
+    pub(crate) fn inner(&self) -> smoltcp::iface::SocketHandle {
+        self.inner
+    }
+
+    /// Whether the user may name it: not closed, and not an unaccepted backlog socket.
+    pub(crate) fn is_visible(&self) -> bool {
+        !self.orphaned && self.backlog.is_none_or(|m| m.accepted)
+    }
+
+    /// The listener whose backlog it serves.
+    pub(crate) fn listener(&self) -> Option<SocketHandle> {
+        self.backlog.map(|m| m.listener)
+    }
+
+    /// The port of the listener it joined, 0 if none.
+    pub(crate) fn backlog_port(&self) -> u16 {
+        self.backlog_port
+    }
+
+    /// Whether the handshake ever completed.
+    pub(crate) fn connected_once(&self) -> bool {
+        self.connected_once
+    }
+
+    /// Whether `shutdown(SHUT_WR)` was called.
+    pub(crate) fn write_shut(&self) -> bool {
+        self.write_shut
+    }
+
+    /// In no backlog, never connected, no connection under way: what `listen` asks of a
+    /// backlog socket.
+    pub(crate) fn is_fresh(&self, socket: &tcp::Socket) -> bool {
+        self.backlog.is_none() && !self.connected_once && socket.state() == tcp::State::Closed
+    }
+
+    /// Fresh, and no attempt of its own ended (refused or aborted): what `connect` asks.
+    pub(crate) fn can_connect(&self, socket: &tcp::Socket) -> bool {
+        self.is_fresh(socket) && self.end.is_none()
+    }
+
+    /// Joins `listener`'s backlog; `socket` is already listening on `port`.
+    pub(crate) fn join_backlog(&mut self, listener: SocketHandle, port: u16) {
+        self.backlog = Some(Membership {
+            listener,
+            accepted: false,
+            ready_seq: 0,
+        });
+        self.backlog_port = port;
+        self.last_state = tcp::State::Listen;
+    }
+
+    /// When it became ready, if it is a connection of `listener` waiting for `accept`.
+    pub(crate) fn ready_in(&self, listener: SocketHandle) -> Option<u32> {
+        match self.backlog {
+            Some(m) if m.listener == listener && !m.accepted && self.connected_once => {
+                (!self.orphaned).then_some(m.ready_seq)
+            }
+            _ => None,
+        }
+    }
+
+    /// `accept` hands it to the user.
+    pub(crate) fn accept(&mut self) {
+        if let Some(m) = &mut self.backlog {
+            m.accepted = true;
+        }
+    }
+
+    /// `shutdown(SHUT_WR)`: FIN after the queued data.
+    pub(crate) fn shut_write(&mut self, socket: &mut tcp::Socket) {
+        self.write_shut = true;
+        socket.close();
+    }
+
+    /// What `recv` reports when smoltcp has no connection to read from.
+    pub(crate) fn no_connection(&self, socket: &tcp::Socket) -> NoConnection {
+        match (socket.state(), self.end) {
+            (tcp::State::SynSent | tcp::State::SynReceived, _) => NoConnection::Connecting,
+            (_, Some(TcpEnd::Reset)) => NoConnection::Reset,
+            (_, None) if self.connected_once => NoConnection::Ended,
+            _ => NoConnection::NeverConnected,
+        }
+    }
+
+    /// Records the window of a segment this socket sent (the inspector saw it leave).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn segment_sent(
+        &mut self,
+        socket: &tcp::Socket,
+        gate: &LogGate<'_>,
+        throttle: &mut LogThrottle,
+        handle: SocketHandle,
+        window_field: u16,
+        stats: &mut SocketStats,
+    ) {
+        if socket.state() == tcp::State::TimeWait {
+            // This segment may leave in the very poll that entered TIME-WAIT, before the
+            // lifecycle step has seen the state: start the TIME-WAIT here then.
+            self.enter_time_wait(gate.now).acked = true;
+        }
+        self.window.segment_sent(
+            gate,
+            throttle,
+            handle,
+            window_field,
+            socket.recv_queue(),
+            socket.recv_capacity(),
+            stats,
+        );
+    }
+
+    /// Its TIME-WAIT, begun at `now` if it had not begun yet.
+    fn enter_time_wait(&mut self, now: Instant) -> &mut TimeWait {
+        self.time_wait.get_or_insert(TimeWait {
+            since: now,
+            acked: false,
+        })
+    }
+
+    /// A backlog socket the user no longer holds (never accepted, or closed): once its
+    /// connection is over it goes back to listening.
+    fn returns_to_backlog(&self) -> bool {
+        self.backlog.is_some_and(|m| self.orphaned || !m.accepted)
+    }
+
+    /// When its TIME-WAIT is over. Normally after [`SHORT_TIME_WAIT`]; when its backlog
+    /// has no listening socket left (`starved`), as soon as the ACK of the peer's FIN has
+    /// been seen leaving, so the next SYN is not refused: Linux likewise cuts TIME-WAIT
+    /// short rather than refuse connections when its time-wait buckets run out.
+    fn time_wait_end(&self, socket: &tcp::Socket, starved: bool) -> Option<Instant> {
+        if socket.state() != tcp::State::TimeWait {
+            return None;
+        }
+        let time_wait = self.time_wait?;
+        Some(if starved && time_wait.acked {
+            time_wait.since
+        } else {
+            time_wait.since + SHORT_TIME_WAIT
+        })
+    }
+
+    /// Whether it is one of `listener`'s backlog sockets and listening.
+    pub(crate) fn listening_for(&self, listener: SocketHandle) -> bool {
+        self.listener() == Some(listener) && self.last_state == tcp::State::Listen
+    }
+
+    /// Aborts the connection with RST.
+    fn abort(&mut self, socket: &mut tcp::Socket) {
+        socket.abort();
+        self.end = Some(TcpEnd::Aborted);
+    }
+
+    /// Logs a state change and records how the connection ended; returns whether the
+    /// handshake has just completed.
+    fn transition(
+        &mut self,
+        name: &str,
+        handle: SocketHandle,
+        state: tcp::State,
+        socket: &tcp::Socket<'_>,
+    ) -> bool {
+        use tcp::State::*;
+        let before = core::mem::replace(&mut self.last_state, state);
+        // A handshake and a quick FIN can land in one poll: any synchronised state means
+        // the connection was established, even if ESTABLISHED itself was never observed.
+        let synchronised = matches!(
+            state,
+            Established | FinWait1 | FinWait2 | CloseWait | Closing | LastAck | TimeWait
+        );
+        let now_connected = synchronised && !self.connected_once;
+        if now_connected {
+            self.connected_once = true;
+            if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
+            {
+                log::info!("{name}: tcp{handle} connected {local} <-> {remote}");
+            }
+        }
+        match state {
+            Established => {}
+            CloseWait => log::info!(
+                "{name}: tcp{handle} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read",
+                socket.recv_queue()
+            ),
+            Closed => match before {
+                SynSent if self.end.is_none() => {
+                    self.end = Some(TcpEnd::Refused);
+                    log::warn!("{name}: tcp{handle} connection refused (RST)");
+                }
+                SynReceived | Established | FinWait1 | FinWait2 | CloseWait | Closing
+                    if self.end.is_none() =>
+                {
+                    self.end = Some(TcpEnd::Reset);
+                    log::warn!("{name}: tcp{handle} connection reset by peer (RST) in {before}");
+                }
+                _ => log::info!("{name}: tcp{handle} closed (was {before})"),
+            },
+            _ => log::debug!("{name}: tcp{handle} {before} -> {state}"),
+        }
+        now_connected
+    }
+
+    /// `close()`, or `abort()` with `abort`: FIN after the queued data, or RST when asked
+    /// or when received data is left unread, as Linux does. The handle is gone; the
+    /// connection lingers as an orphan until it is over.
+    pub(crate) fn close(
+        &mut self,
+        socket: &mut tcp::Socket,
+        abort: bool,
+        name: &str,
+        handle: SocketHandle,
+    ) {
+        if abort || socket.recv_queue() > 0 {
+            if !abort {
+                log::warn!(
+                    "{name}: tcp{handle} closed with {} unread bytes: sending RST, as Linux does",
+                    socket.recv_queue()
+                );
+            }
+            self.abort(socket);
+        } else {
+            socket.close();
+        }
+        self.orphaned = true;
+    }
+
+    /// `listener` closed: the socket leaves its backlog. A connection nobody accepted is
+    /// reset, as when a Linux listener closes with a full accept queue.
+    pub(crate) fn leave_backlog_of(&mut self, listener: SocketHandle, socket: &mut tcp::Socket) {
+        let Some(membership) = self.backlog.filter(|m| m.listener == listener) else {
+            return;
+        };
+        self.backlog = None;
+        if !membership.accepted {
+            socket.abort();
+            self.orphaned = true;
+        }
+    }
+
+    /// When it goes back to listening, if it is a backlog socket in TIME-WAIT.
+    pub(crate) fn backlog_return_at(&self, socket: &tcp::Socket, starved: bool) -> Option<Instant> {
+        if self.time_wait.is_some() && self.returns_to_backlog() {
+            self.time_wait_end(socket, starved)
+        } else {
+            None
+        }
+    }
+
+    /// The listener whose backlog it serves, if it is in TIME-WAIT there: whether that
+    /// backlog is starved decides when its TIME-WAIT ends.
+    pub(crate) fn time_wait_listener(&self) -> Option<SocketHandle> {
+        self.listener()
+            .filter(|_| self.last_state == tcp::State::TimeWait)
+    }
+
+    /// One lifecycle step after a poll or a call: logs a state change (and stamps a
+    /// completed handshake in a backlog with the next `ready_counter`), resets a closed
+    /// socket that still receives data, starts TIME-WAIT. With `reap`, once the
+    /// connection is over (an abort's RST has left, or TIME-WAIT ended) a backlog socket
+    /// nobody holds goes back to listening; the return is `true` when the slot is to be
+    /// freed instead (an orphan in no backlog).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn step(
+        &mut self,
+        socket: &mut tcp::Socket,
+        name: &str,
+        handle: SocketHandle,
+        now: Instant,
+        starved: bool,
+        reap: bool,
+        ready_counter: &mut u32,
+    ) -> bool {
+        let state = socket.state();
+        if state != self.last_state && self.transition(name, handle, state, socket) {
+            if let Some(m) = &mut self.backlog {
+                *ready_counter = ready_counter.wrapping_add(1);
+                m.ready_seq = *ready_counter;
+            }
+        }
+        if self.orphaned && socket.recv_queue() > 0 && socket.state() != tcp::State::Closed {
+            log::warn!("{name}: tcp{handle} data arrived after close: sending RST, as Linux does");
+            self.abort(socket);
+        }
+        if state == tcp::State::TimeWait {
+            self.enter_time_wait(now);
+        }
+        // A connection is over once an abort's RST has left (smoltcp then forgets the
+        // peer), or after a short TIME-WAIT: memory is fixed, so a slot cannot wait the
+        // full 2*MSL.
+        let over = match socket.state() {
+            tcp::State::Closed => socket.remote_endpoint().is_none(),
+            tcp::State::TimeWait => self
+                .time_wait_end(socket, starved)
+                .is_some_and(|end| end <= now),
+            _ => false,
+        };
+        if !(reap && over) {
+            return false;
+        }
+        if self.returns_to_backlog() {
+            // Back to the listener's backlog, as a fresh listening socket.
+            socket.abort();
+            if socket.listen(self.backlog_port).is_ok() {
+                let (listener, port) = (self.listener(), self.backlog_port);
+                *self = TcpSlot::new(self.inner);
+                if let Some(listener) = listener {
+                    self.join_backlog(listener, port);
+                }
+                log::debug!("{name}: tcp{handle} back in the backlog of port {port}");
+            }
+            false
+        } else {
+            self.orphaned
+        }
+    }
+}
