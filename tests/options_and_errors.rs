@@ -1,14 +1,12 @@
 //! setsockopt/getsockopt round trips, introspection, and every bad input the issue names.
 
-mod support;
-
 use ringnet::sim::Faults;
 use ringnet::socket::tcp::{AcceptError, ConnectError, ListenError, RecvError, SendError};
 use ringnet::socket::udp;
 use ringnet::socket::{AddressFamily, OptionError, OptionName, SocketOption};
 use ringnet::stack::{AddrError, CloseError, OpenError};
 use ringnet::{Duration, SocketType};
-use support::*;
+use ringnet_testkit::*;
 
 #[test]
 fn every_option_round_trips() {

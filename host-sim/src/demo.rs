@@ -11,9 +11,9 @@ use ringnet::sim::{Faults, PeerDriver, Wire};
 use ringnet::socket::{OptionName, SocketOption};
 use ringnet::{Duration, Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack};
 
-use crate::world::{ep, pair, tcp_socket, udp_socket, World, A, B};
 use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::transfer::{self, RamStore, TransferServer};
+use ringnet_testkit::{ep, pair, tcp_socket, udp_socket, World, A, B};
 
 thread_local! {
     /// The wire whose virtual clock stamps the log lines.
