@@ -4,6 +4,7 @@ pub mod demo;
 pub mod device_client;
 pub mod peer;
 pub mod serve;
+pub mod store;
 pub mod tap;
 pub mod transfer;
 

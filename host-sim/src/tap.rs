@@ -1,5 +1,5 @@
-//! ringnet on a Linux tap interface: the device (with an optional pcap capture), the
-//! real-time [`Driver`], and the host's file store.
+//! ringnet on a Linux tap interface: the device (with an optional pcap capture) and the
+//! real-time [`Driver`].
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -12,10 +12,7 @@ use ringnet::phy::BorrowedFrame;
 use ringnet::smoltcp::phy::{
     self, Device, DeviceCapabilities, Medium, PcapMode, PcapSink, PcapWriter, TunTapInterface,
 };
-use ringnet::transfer::{DigestSink, Store, StoreError};
 use ringnet::{Duration, Instant, Stack};
-
-use crate::transfer::{DirStore, DirUpload};
 
 /// Why the tap could not be opened, in words a user can act on.
 #[derive(Debug)]
@@ -458,94 +455,6 @@ impl Driver for TapDriver {
             .wait(Some(delay.min(Duration::from_millis(100))));
         stack.poll(self.clock.now(), &mut self.device);
         Progress::Continue
-    }
-}
-
-/// The host's transfer store: a directory (`--files DIR`), or digests only.
-pub enum HostStore {
-    /// Files in a directory.
-    Dir(DirStore),
-    /// Sizes and digests of the last uploads.
-    Digests(Box<DigestSink<16>>),
-}
-
-/// An upload into a [`HostStore`].
-pub enum HostUpload {
-    /// Into the directory.
-    Dir(DirUpload),
-    /// Into the digest sink.
-    Digests(Box<<DigestSink<16> as Store>::Upload>),
-}
-
-impl Store for HostStore {
-    type Upload = HostUpload;
-
-    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
-        match self {
-            HostStore::Dir(s) => s.size(name),
-            HostStore::Digests(s) => s.size(name),
-        }
-    }
-
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        match self {
-            HostStore::Dir(s) => s.read_at(name, offset, buf),
-            HostStore::Digests(s) => s.read_at(name, offset, buf),
-        }
-    }
-
-    fn begin(&mut self, name: &str, size: u64) -> Result<HostUpload, StoreError> {
-        match self {
-            HostStore::Dir(s) => s.begin(name, size).map(HostUpload::Dir),
-            HostStore::Digests(s) => s
-                .begin(name, size)
-                .map(|u| HostUpload::Digests(Box::new(u))),
-        }
-    }
-
-    fn begin_verified(
-        &mut self,
-        name: &str,
-        size: u64,
-        sha256: &ringnet::transfer::Digest,
-    ) -> Result<HostUpload, StoreError> {
-        match self {
-            HostStore::Dir(s) => s.begin_verified(name, size, sha256).map(HostUpload::Dir),
-            HostStore::Digests(s) => s
-                .begin_verified(name, size, sha256)
-                .map(|u| HostUpload::Digests(Box::new(u))),
-        }
-    }
-
-    fn write(&mut self, upload: &mut HostUpload, data: &[u8]) -> Result<(), StoreError> {
-        match (self, upload) {
-            (HostStore::Dir(s), HostUpload::Dir(u)) => s.write(u, data),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.write(u, data),
-            _ => Err(StoreError::Io),
-        }
-    }
-
-    fn commit(&mut self, upload: HostUpload) -> Result<(), StoreError> {
-        match (self, upload) {
-            (HostStore::Dir(s), HostUpload::Dir(u)) => s.commit(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit(*u),
-            _ => Err(StoreError::Io),
-        }
-    }
-
-    fn abort(&mut self, upload: HostUpload) {
-        match (self, upload) {
-            (HostStore::Dir(s), HostUpload::Dir(u)) => s.abort(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.abort(*u),
-            _ => {}
-        }
-    }
-
-    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
-        match self {
-            HostStore::Dir(s) => s.for_each(f),
-            HostStore::Digests(s) => s.for_each(f),
-        }
     }
 }
 

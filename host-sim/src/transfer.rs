@@ -1,5 +1,5 @@
-//! The transfer protocol on the host: a directory store for a ringnet server, and the
-//! client over kernel sockets (`host-sim peer put` / `peer get`).
+//! The transfer protocol's client over kernel sockets (`host-sim peer put` / `peer get`),
+//! on the Linux side of the wire.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -10,135 +10,8 @@ use std::time::{Duration, Instant};
 use embedded_io_adapters::std::FromStd;
 use indicatif::{ProgressBar, ProgressStyle};
 use ringnet::services::{FileSource, ReadError};
-use ringnet::transfer::{self, validate_name, Store, StoreError, TransferError};
+use ringnet::transfer::{self, TransferError};
 use sha2::{Digest, Sha256};
-
-/// Files in a directory. An upload is written to `NAME.part`, and renamed to `NAME` only
-/// once its SHA-256 matched: a failed transfer never leaves a file under the final name.
-/// Names are checked by [`validate_name`], so nothing outside the directory is touched.
-pub struct DirStore {
-    root: PathBuf,
-    /// The file last read, kept open so a large get does not reopen it per chunk.
-    reading: Option<(String, File)>,
-}
-
-/// An upload into a [`DirStore`].
-pub struct DirUpload {
-    name: String,
-    part: PathBuf,
-    file: File,
-}
-
-impl DirStore {
-    /// A store in `root`, which must exist.
-    pub fn new(root: impl Into<PathBuf>) -> io::Result<DirStore> {
-        let root = root.into();
-        if !root.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} is not a directory", root.display()),
-            ));
-        }
-        Ok(DirStore {
-            root,
-            reading: None,
-        })
-    }
-
-    fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
-        validate_name(name.as_bytes()).map_err(|_| StoreError::NotFound)?;
-        Ok(self.root.join(name))
-    }
-}
-
-fn store_error(e: io::Error) -> StoreError {
-    match e.kind() {
-        io::ErrorKind::NotFound => StoreError::NotFound,
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::NoSpace,
-        _ => StoreError::Io,
-    }
-}
-
-impl Store for DirStore {
-    type Upload = DirUpload;
-
-    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
-        let meta = fs::metadata(self.path(name)?).map_err(store_error)?;
-        if meta.is_file() {
-            Ok(meta.len())
-        } else {
-            Err(StoreError::NotFound)
-        }
-    }
-
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        if self.reading.as_ref().is_none_or(|(open, _)| open != name) {
-            let file = File::open(self.path(name)?).map_err(store_error)?;
-            self.reading = Some((name.to_string(), file));
-        }
-        let Some((_, file)) = self.reading.as_mut() else {
-            return Err(StoreError::Io);
-        };
-        file.seek(SeekFrom::Start(offset)).map_err(store_error)?;
-        file.read(buf).map_err(store_error)
-    }
-
-    fn begin(&mut self, name: &str, _size: u64) -> Result<DirUpload, StoreError> {
-        let path = self.path(name)?;
-        let part = path.with_file_name(format!("{name}.part"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&part)
-            .map_err(store_error)?;
-        Ok(DirUpload {
-            name: name.to_string(),
-            part,
-            file,
-        })
-    }
-
-    fn write(&mut self, upload: &mut DirUpload, data: &[u8]) -> Result<(), StoreError> {
-        upload.file.write_all(data).map_err(store_error)
-    }
-
-    fn commit(&mut self, upload: DirUpload) -> Result<(), StoreError> {
-        upload.file.sync_all().map_err(store_error)?;
-        let target = self.path(&upload.name)?;
-        if self
-            .reading
-            .as_ref()
-            .is_some_and(|(open, _)| *open == upload.name)
-        {
-            self.reading = None;
-        }
-        fs::rename(&upload.part, target).map_err(store_error)
-    }
-
-    fn abort(&mut self, upload: DirUpload) {
-        drop(upload.file);
-        let _ = fs::remove_file(&upload.part);
-    }
-
-    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
-        let Ok(entries) = fs::read_dir(&self.root) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if validate_name(name.as_bytes()).is_err() {
-                continue;
-            }
-            if let Ok(meta) = entry.metadata() {
-                if meta.is_file() {
-                    f(name, meta.len());
-                }
-            }
-        }
-    }
-}
 
 /// A local file as a [`FileSource`] for `put`.
 pub struct LocalFile {

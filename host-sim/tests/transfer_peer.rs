@@ -7,7 +7,8 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use host_sim::transfer::{get_file, put_file, DirStore, PeerError};
+use host_sim::store::DirStore;
+use host_sim::transfer::{get_file, put_file, PeerError};
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};
