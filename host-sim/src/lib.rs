@@ -2,11 +2,12 @@
 
 pub mod demo;
 pub mod device_client;
-pub mod peer;
+pub mod hex;
+pub mod linux;
+pub mod local_file;
 pub mod serve;
 pub mod store;
 pub mod tap;
-pub mod transfer;
 
 /// The log filter: `RUST_LOG` when set (it replaces the default, as everywhere else
 /// `env_logger` is used), otherwise every ring transition (`ringnet=debug`) and smoltcp's

@@ -324,7 +324,7 @@ fn run_peer(
     command: PeerCommand,
     seconds: impl Fn(u64) -> std::time::Duration,
 ) -> Result<(), String> {
-    use host_sim::{peer, transfer};
+    use host_sim::linux::{peer, transfer_client};
     match command {
         PeerCommand::Get {
             first,
@@ -338,7 +338,7 @@ fn run_peer(
         } => {
             let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
             let outcome =
-                transfer::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
+                transfer_client::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
                     .map_err(|e| e.to_string())?;
             println!(
                 "got {first}: {} bytes ({} over the network) in {:.3} s = {:.1} MB/s, sha256 {} verified",
@@ -404,8 +404,9 @@ fn run_peer(
                             .to_string(),
                     };
                     let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
-                    let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
-                        .map_err(|e| e.to_string())?;
+                    let outcome =
+                        transfer_client::put_file(addr, &file, &name, seconds(timeout), quiet)
+                            .map_err(|e| e.to_string())?;
                     println!(
                     "put {name}: {} bytes in {:.3} s = {:.1} MB/s, sha256 {} verified by the peer",
                     outcome.size,

@@ -13,9 +13,9 @@ use ringnet::socket::udp::UdpBuffer;
 use ringnet::transfer::DigestSink;
 use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
 
+use crate::local_file::LocalFile;
 use crate::store::{DirStore, HostStore};
 use crate::tap::{HostClock, TapDevice, TapError};
-use crate::transfer::LocalFile;
 
 /// The host's services: files from a directory (or digests only), HTTP with room for
 /// the stats of every socket, a 512-byte UDP read buffer.

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
+use host_sim::linux::transfer_client::{get_file, put_file, PeerError};
 use host_sim::store::DirStore;
-use host_sim::transfer::{get_file, put_file, PeerError};
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};

@@ -1,47 +1,21 @@
 //! The transfer protocol's client over kernel sockets (`host-sim peer put` / `peer get`),
-//! on the Linux side of the wire.
+//! on the Linux side of the wire: it talks to any transfer server, ringnet's or another.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
 use indicatif::{ProgressBar, ProgressStyle};
-use ringnet::services::{FileSource, ReadError};
+use ringnet::services::FileSource;
 use ringnet::transfer::{self, TransferError};
 use sha2::{Digest, Sha256};
 
-/// A local file as a [`FileSource`] for `put`.
-pub struct LocalFile {
-    file: std::cell::RefCell<File>,
-    len: u64,
-}
-
-impl LocalFile {
-    /// Opens `path`.
-    pub fn open(path: &Path) -> io::Result<LocalFile> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        Ok(LocalFile {
-            file: std::cell::RefCell::new(file),
-            len,
-        })
-    }
-}
-
-impl FileSource for LocalFile {
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
-        let mut file = self.file.borrow_mut();
-        file.seek(SeekFrom::Start(offset)).map_err(|_| ReadError)?;
-        file.read(buf).map_err(|_| ReadError)
-    }
-}
+use super::peer;
+use crate::hex::hex;
+use crate::local_file::LocalFile;
 
 fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
     if quiet {
@@ -77,10 +51,6 @@ impl Outcome {
     pub fn megabytes_per_second(&self) -> f64 {
         self.moved as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
     }
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A failed host-side transfer.
@@ -124,7 +94,7 @@ pub fn put_file(
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
     let source = LocalFile::open(file)?;
-    let mut stream = FromStd::new(crate::peer::connect(peer, timeout)?);
+    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
     let digest = transfer::put(&mut stream, name, &source, &mut |sent, _| {
@@ -166,7 +136,7 @@ pub fn get_file(
         .write(true)
         .truncate(!resume)
         .open(&part)?;
-    let mut stream = FromStd::new(crate::peer::connect(peer, timeout)?);
+    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
     let bar = progress_bar(0, "get", quiet);
     bar.set_position(offset);
     let start = Instant::now();
