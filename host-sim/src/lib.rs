@@ -1,11 +1,23 @@
-//! ringnet on a host: stacks on the simulated wire, and the guided demo.
+//! ringnet on a Linux host: the guided demo on the simulated wire, ringnet as a device on
+//! a tap interface, and the Linux side's tools that talk to it.
+//!
+//! The modules are laid out by side of the wire, and imports point down:
+//!
+//! - [`programs`]: ringnet's own programs behind the subcommands `demo`, `serve`, `send`
+//!   and `udp-send` ([`programs::demo`], [`programs::serve`], [`programs::send`]); thin
+//!   shells that choose parts from below. `main.rs` is only the command line over them
+//!   and over the Linux side's tools (`peer …`).
+//! - Device side: [`tap`] (the tap link, the pcap capture, the real-time driver, and
+//!   [`tap::bring_up`], which every program on the tap starts with) and [`store`] (the
+//!   files the device serves).
+//! - Linux side: [`linux`] (the peer tools and the transfer client on kernel sockets).
+//!   It imports nothing of the device side, nor the device side of it.
+//! - Below both: [`local_file`], [`hex`], and the log filter here.
 
-pub mod demo;
-pub mod device_client;
 pub mod hex;
 pub mod linux;
 pub mod local_file;
-pub mod serve;
+pub mod programs;
 pub mod store;
 pub mod tap;
 

@@ -1,6 +1,7 @@
 //! ringnet on a Linux tap interface, on the device side of the wire: the tap device
-//! (through an optional pcap capture), the host's clock, and the real-time [`Driver`]
-//! that polls a stack on them.
+//! (through an optional pcap capture), the host's clock, the real-time [`Driver`] that
+//! polls a stack on them, and [`bring_up`], which puts a device's stack on the tap for
+//! every program that runs there.
 //!
 //! - [`link`]: the [`FrameLink`] under the device, one frame per `read` or `write`.
 //! - [`pcap`]: the capture (`--pcap FILE`), which stops on a write error.
@@ -10,14 +11,15 @@ pub mod pcap;
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant as WallClock;
 
 use ringnet::blocking::{Driver, Progress};
 use ringnet::smoltcp::phy::{
     self, Device, DeviceCapabilities, Medium, PcapMode, PcapWriter, TunTapInterface,
 };
-use ringnet::{Duration, Instant, Stack};
+use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use ringnet::{Duration, Instant, Stack, StackConfig, StackResources};
 
 use link::{FrameLink, LinkErrors};
 use pcap::PcapFile;
@@ -202,4 +204,40 @@ impl Driver for TapDriver {
         stack.poll(self.clock.now(), &mut self.device);
         Progress::Continue
     }
+}
+
+/// Where a device sits on the tap, and whether it captures: what every program on the tap
+/// (`serve`, `send`, `udp-send`) is given.
+#[derive(Debug, Clone)]
+pub struct TapConfig {
+    /// The tap interface to attach to (it must exist).
+    pub tap: String,
+    /// The device's address and prefix on the tap.
+    pub ip: Ipv4Cidr,
+    /// A default gateway, if any.
+    pub gateway: Option<Ipv4Address>,
+    /// Capture every frame into this pcap file.
+    pub pcap: Option<PathBuf>,
+}
+
+/// Brings a device up on the tap: attaches to it ([`TapDevice::open`]), starts the clock,
+/// and makes the stack `dev` at `mac` with a socket table of `SOCKETS` slots (leaked for
+/// `'static`), seeded with the process id. The device and the clock come back as the
+/// driver that polls the stack in real time.
+pub fn bring_up<const SOCKETS: usize>(
+    config: &TapConfig,
+    mac: EthernetAddress,
+) -> Result<(Stack<'static>, TapDriver), TapError> {
+    let mut device = TapDevice::open(&config.tap, config.pcap.as_deref())?;
+    let clock = HostClock::start();
+    let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
+    let stack_config = StackConfig {
+        name: "dev",
+        mac,
+        ip: config.ip,
+        gateway: config.gateway,
+        seed: std::process::id() as u64,
+    };
+    let stack = Stack::new(stack_config, &mut device, resources, clock.now());
+    Ok((stack, TapDriver { device, clock }))
 }
