@@ -38,8 +38,9 @@ cargo fmt --all --check
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "the core builds for thumbv7m-none-eabi: no_std, no alloc"
+step "the core builds for thumbv7m-none-eabi: no_std, no alloc (with and without the default features)"
 cargo build --lib --target thumbv7m-none-eabi
+cargo build --lib --target thumbv7m-none-eabi --no-default-features
 
 step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace

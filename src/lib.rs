@@ -31,8 +31,16 @@
 //!   server and client, over any [`transfer::Store`].
 //! - [`http`]: a small HTTP/1.1 server (GET, HEAD, PUT, OPTIONS, ranges, persistent
 //!   connections, `/stats` as JSON) on the same stores.
-//! - [`sim`]: a simulated Ethernet hub with seeded faults and a virtual clock, so that two or
-//!   more stacks can be driven against each other in-process, deterministically.
+#![cfg_attr(
+    feature = "sim",
+    doc = " - [`sim`] (feature `sim`, on by default): a simulated Ethernet hub with seeded faults"
+)]
+#![cfg_attr(
+    not(feature = "sim"),
+    doc = " - `sim` (feature `sim`, left out of this build): a simulated Ethernet hub with seeded faults"
+)]
+//!   and a virtual clock, so that two or more stacks can be driven against each other
+//!   in-process, deterministically. The firmware builds without it.
 //!
 //! # Errors
 //!
@@ -54,6 +62,7 @@ pub mod observe;
 pub mod phy;
 pub mod service_set;
 pub mod services;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod socket;
 pub mod stack;

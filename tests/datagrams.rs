@@ -1,11 +1,9 @@
 //! UDP scenarios: one datagram per call, truncation, drops on a full ring, broadcast.
 
-mod support;
-
 use ringnet::sim::Faults;
 use ringnet::socket::udp::{BindError, RecvError, SendError};
 use ringnet::{IpEndpoint, Ipv4Address, SocketOption};
-use support::*;
+use ringnet_testkit::*;
 
 #[test]
 fn recv_from_takes_one_datagram_per_call_with_its_sender() {

@@ -1,15 +1,12 @@
 //! The HTTP/1.1 server over the simulated wire, with a client stack speaking raw HTTP.
 
-#[macro_use]
-mod support;
-
 use ringnet::blocking::Blocking;
 use ringnet::http::HttpServer;
 use ringnet::services::pattern_byte;
 use ringnet::sim::{Faults, PeerDriver};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
+use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
-use support::*;
 
 const PORT: u16 = 80;
 

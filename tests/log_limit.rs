@@ -3,14 +3,12 @@
 //! counters still count every transition. Its own test binary, since it installs the
 //! process's logger to read the lines back.
 
-mod support;
-
 use std::sync::Mutex;
 
 use ringnet::observe::LogLimit;
 use ringnet::sim::Faults;
 use ringnet::Duration;
-use support::*;
+use ringnet_testkit::*;
 
 static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 

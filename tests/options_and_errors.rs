@@ -1,7 +1,5 @@
 //! setsockopt/getsockopt round trips, introspection, and every bad input the issue names.
 
-mod support;
-
 use ringnet::sim::Faults;
 use ringnet::socket::tcp::{AcceptError, ConnectError, ListenError, RecvError, SendError};
 use ringnet::socket::udp;
@@ -9,7 +7,7 @@ use ringnet::socket::AddrError;
 use ringnet::socket::{AddressFamily, OptionError, OptionName, SocketOption};
 use ringnet::stack::{CloseError, OpenError};
 use ringnet::{Duration, SocketType};
-use support::*;
+use ringnet_testkit::*;
 
 #[test]
 fn every_option_round_trips() {

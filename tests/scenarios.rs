@@ -1,12 +1,10 @@
 //! One scenario per socket behaviour, two stacks against each other on the simulated wire.
 
-mod support;
-
 use ringnet::blocking::Blocking;
 use ringnet::sim::{Faults, PeerDriver};
 use ringnet::socket::tcp::{RecvError, SendError};
 use ringnet::{Duration, Instant, Stack};
-use support::*;
+use ringnet_testkit::*;
 
 #[test]
 fn recv_blocks_on_an_empty_ring_until_data_arrives() {

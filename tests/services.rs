@@ -1,16 +1,13 @@
 //! The services every ringnet host runs, exercised by a client stack over the wire.
 
-#[macro_use]
-mod support;
-
 use ringnet::blocking::Blocking;
 use ringnet::services::{
     self, pattern_byte, Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport,
 };
 use ringnet::sim::Faults;
 use ringnet::{Duration, Instant, SocketHandle, Stack};
+use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
-use support::*;
 
 /// The device (stack B) with every service running, polled by the driver's app closure.
 struct Device {

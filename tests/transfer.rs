@@ -1,15 +1,13 @@
 //! The transfer protocol over the simulated wire: both directions, faults, vanishing
 //! peers and every kind of bad input.
 
-mod support;
-
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, ServiceError, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};
 use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
+use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
-use support::*;
 
 fn lossy(p: f32) -> Faults {
     Faults {

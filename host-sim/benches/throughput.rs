@@ -8,9 +8,9 @@
 use std::process::Command;
 use std::time::Instant as WallClock;
 
-use host_sim::world::{world_with, A, B};
 use ringnet::socket::tcp::{RecvError, SendError};
 use ringnet::Duration;
+use ringnet_testkit::{world_with, A, B};
 
 const RING: usize = 64 * 1024;
 

@@ -4,12 +4,12 @@
 
 use std::time::Instant as WallClock;
 
-use host_sim::world::{ep, tcp_socket, world_with, A, B};
 use ringnet::blocking::Blocking;
 use ringnet::services::{FileSource, ReadError, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};
 use ringnet::transfer::{self, DigestSink, TransferServer};
 use ringnet::{Instant, Stack};
+use ringnet_testkit::{ep, tcp_socket, world_with, A, B};
 use sha2::{Digest, Sha256};
 
 const RING: usize = 64 * 1024;

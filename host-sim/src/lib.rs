@@ -1,16 +1,25 @@
-//! ringnet on a host: stacks on the simulated wire, and the guided demo.
+//! ringnet on a Linux host: the guided demo on the simulated wire, ringnet as a device on
+//! a tap interface, and the Linux side's tools that talk to it.
+//!
+//! The modules are laid out by side of the wire, and imports point down:
+//!
+//! - [`programs`]: ringnet's own programs behind the subcommands `demo`, `serve`, `send`
+//!   and `udp-send` ([`programs::demo`], [`programs::serve`], [`programs::send`]); thin
+//!   shells that choose parts from below. `main.rs` is only the command line over them
+//!   and over the Linux side's tools (`peer …`).
+//! - Device side: [`tap`] (the tap link, the pcap capture, the real-time driver, and
+//!   [`tap::bring_up`], which every program on the tap starts with) and [`store`] (the
+//!   files the device serves).
+//! - Linux side: [`linux`] (the peer tools and the transfer client on kernel sockets).
+//!   It imports nothing of the device side, nor the device side of it.
+//! - Below both: [`local_file`], [`hex`], and the log filter here.
 
-/// Stacks on a simulated wire with memory leaked for `'static`: the same builder the
-/// scenario tests use.
-#[path = "../../tests/support/mod.rs"]
-pub mod world;
-
-pub mod demo;
-pub mod device_client;
-pub mod peer;
-pub mod serve;
+pub mod hex;
+pub mod linux;
+pub mod local_file;
+pub mod programs;
+pub mod store;
 pub mod tap;
-pub mod transfer;
 
 /// The log filter: `RUST_LOG` when set (it replaces the default, as everywhere else
 /// `env_logger` is used), otherwise every ring transition (`ringnet=debug`) and smoltcp's

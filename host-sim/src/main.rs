@@ -6,8 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use host_sim::linux::{peer, transfer_client};
+use host_sim::programs::demo;
+use host_sim::programs::send::{self, SendConfig};
+use host_sim::programs::serve::{self, ServeConfig};
+use host_sim::tap::TapConfig;
 use ringnet::services::TRANSFER_PORT;
-use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+use ringnet::smoltcp::wire::Ipv4Cidr;
 use ringnet::{Duration, IpEndpoint};
 
 #[derive(Parser)]
@@ -227,14 +232,20 @@ fn endpoint(addr: SocketAddrV4) -> IpEndpoint {
     IpEndpoint::new((*addr.ip()).into(), addr.port())
 }
 
-fn device(tap: &TapArgs) -> host_sim::device_client::DeviceConfig {
-    host_sim::device_client::DeviceConfig {
+fn tap_config(tap: &TapArgs) -> TapConfig {
+    TapConfig {
         tap: tap.tap.clone(),
         ip: tap.ip,
         gateway: tap.gateway,
+        pcap: tap.pcap.clone(),
+    }
+}
+
+fn send_config(tap: &TapArgs) -> SendConfig {
+    SendConfig {
+        tap: tap_config(tap),
         rx_buf: tap.rx_buf,
         tx_buf: tap.tx_buf,
-        pcap: tap.pcap.clone(),
     }
 }
 
@@ -245,7 +256,7 @@ fn init_logging() {
 fn run(command: Command) -> Result<(), String> {
     let seconds = |s: u64| std::time::Duration::from_secs(s);
     match command {
-        Command::Demo => host_sim::demo::run().map_err(|e| e.to_string()),
+        Command::Demo => demo::run().map_err(|e| e.to_string()),
         Command::Serve {
             tap,
             files,
@@ -257,17 +268,13 @@ fn run(command: Command) -> Result<(), String> {
             if tap.rx_buf == 0 || tap.tx_buf == 0 {
                 return Err("--rx-buf and --tx-buf must be at least 1".into());
             }
-            host_sim::serve::serve(host_sim::serve::ServeConfig {
-                tap: tap.tap,
-                ip: tap.ip,
-                gateway: tap.gateway,
-                mac: EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x01]),
+            serve::serve(ServeConfig {
+                tap: tap_config(&tap),
                 files,
                 file,
                 pattern_size,
                 rx_buf: tap.rx_buf,
                 tx_buf: tap.tx_buf,
-                pcap: tap.pcap,
                 duration: duration.map(Duration::from_secs),
             })
             .map_err(|e| e.to_string())
@@ -279,8 +286,8 @@ fn run(command: Command) -> Result<(), String> {
             timeout,
         } => {
             init_logging();
-            let reply = host_sim::device_client::send_file(
-                &device(&tap),
+            let reply = send::send_file(
+                &send_config(&tap),
                 &file,
                 endpoint(to),
                 Duration::from_secs(timeout),
@@ -296,8 +303,8 @@ fn run(command: Command) -> Result<(), String> {
             timeout,
         } => {
             init_logging();
-            let answer = host_sim::device_client::udp_send(
-                &device(&tap),
+            let answer = send::udp_send(
+                &send_config(&tap),
                 message.as_bytes(),
                 endpoint(to),
                 broadcast,
@@ -324,7 +331,6 @@ fn run_peer(
     command: PeerCommand,
     seconds: impl Fn(u64) -> std::time::Duration,
 ) -> Result<(), String> {
-    use host_sim::{peer, transfer};
     match command {
         PeerCommand::Get {
             first,
@@ -338,7 +344,7 @@ fn run_peer(
         } => {
             let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
             let outcome =
-                transfer::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
+                transfer_client::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
                     .map_err(|e| e.to_string())?;
             println!(
                 "got {first}: {} bytes ({} over the network) in {:.3} s = {:.1} MB/s, sha256 {} verified",
@@ -404,8 +410,9 @@ fn run_peer(
                             .to_string(),
                     };
                     let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
-                    let outcome = transfer::put_file(addr, &file, &name, seconds(timeout), quiet)
-                        .map_err(|e| e.to_string())?;
+                    let outcome =
+                        transfer_client::put_file(addr, &file, &name, seconds(timeout), quiet)
+                            .map_err(|e| e.to_string())?;
                     println!(
                     "put {name}: {} bytes in {:.3} s = {:.1} MB/s, sha256 {} verified by the peer",
                     outcome.size,

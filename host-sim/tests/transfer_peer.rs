@@ -7,13 +7,14 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use host_sim::transfer::{get_file, put_file, DirStore, PeerError};
-use host_sim::world::{ep, pair, tcp_socket, A, B};
+use host_sim::linux::transfer_client::{get_file, put_file, PeerError};
+use host_sim::store::DirStore;
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerDriver};
 use ringnet::transfer::{self, Message, Status, TransferError, TransferServer};
 use ringnet::{Instant, Stack};
+use ringnet_testkit::{ep, pair, tcp_socket, A, B};
 use sha2::{Digest, Sha256};
 
 fn pattern(size: usize) -> Vec<u8> {

@@ -1,58 +1,43 @@
-//! ringnet as the client on a tap: `host-sim send` and `host-sim udp-send`, with every
-//! block of the device's sockets in the log.
+//! `host-sim send` and `host-sim udp-send`: ringnet as the client on a tap, with every
+//! block of the device's sockets in the log. A program on the device side of the wire: it
+//! brings the device up as `serve` does, with [`bring_up`], and a smaller socket table.
 
 use std::io::Read;
 use std::path::Path;
 
 use ringnet::blocking::Blocking;
 use ringnet::smoltcp::socket::udp::PacketMetadata;
-use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::udp::UdpBuffer;
-use ringnet::{Duration, IpEndpoint, SocketOption, Stack, StackConfig, StackResources};
+use ringnet::{Duration, IpEndpoint, SocketOption, Stack};
 
-use crate::tap::{HostClock, TapDevice, TapDriver};
+use crate::tap::{bring_up, print_stats_table, TapConfig, TapDriver};
 
-/// Where the device is.
+/// The sending device's Ethernet address (not serve's: both may be on one tap).
+pub const MAC: EthernetAddress = EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x02]);
+
+/// Slots in the sending device's socket table.
+const SOCKETS: usize = 4;
+
+/// What `send` and `udp-send` run with.
 #[derive(Debug, Clone)]
-pub struct DeviceConfig {
-    /// The tap.
-    pub tap: String,
-    /// The device's address.
-    pub ip: Ipv4Cidr,
-    /// A gateway, if any.
-    pub gateway: Option<Ipv4Address>,
-    /// Ring sizes.
+pub struct SendConfig {
+    /// Where the device sits on the tap.
+    pub tap: TapConfig,
+    /// Receive ring of the stream socket, in bytes.
     pub rx_buf: usize,
-    /// Ring sizes.
+    /// Transmit ring of the stream socket, in bytes.
     pub tx_buf: usize,
-    /// Capture file.
-    pub pcap: Option<std::path::PathBuf>,
 }
 
-fn up(config: &DeviceConfig) -> Result<(Stack<'static>, TapDriver), String> {
-    let mut device =
-        TapDevice::open(&config.tap, config.pcap.as_deref()).map_err(|e| e.to_string())?;
-    let clock = HostClock::start();
-    let resources = Box::leak(Box::new(StackResources::<'static, 4>::new()));
-    let stack = Stack::new(
-        StackConfig {
-            name: "dev",
-            mac: EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x02]),
-            ip: config.ip,
-            gateway: config.gateway,
-            seed: std::process::id() as u64,
-        },
-        &mut device,
-        resources,
-        clock.now(),
-    );
-    Ok((stack, TapDriver { device, clock }))
+fn up(config: &SendConfig) -> Result<(Stack<'static>, TapDriver), String> {
+    bring_up::<SOCKETS>(&config.tap, MAC).map_err(|e| e.to_string())
 }
 
 /// Sends the file at `path` to `to` over a ringnet TCP connection, shuts down writing, and
 /// returns what the peer answered before closing (the seed's "client sends a file").
 pub fn send_file(
-    config: &DeviceConfig,
+    config: &SendConfig,
     path: &Path,
     to: IpEndpoint,
     timeout: Duration,
@@ -96,14 +81,14 @@ pub fn send_file(
     while driver.clock.now() < end {
         ringnet::blocking::Driver::wait(&mut driver, &mut stack, Some(end));
     }
-    crate::tap::print_stats_table(&stack, &driver.device);
+    print_stats_table(&stack, &driver.device);
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
 /// Sends one datagram to `to` from the device (setting `SO_BROADCAST` first when
 /// `broadcast`), and waits up to `timeout` for an answer.
 pub fn udp_send(
-    config: &DeviceConfig,
+    config: &SendConfig,
     payload: &[u8],
     to: IpEndpoint,
     broadcast: bool,
@@ -137,6 +122,6 @@ pub fn udp_send(
         Err(ringnet::socket::udp::RecvError::TimedOut) => None,
         Err(e) => return Err(e.to_string()),
     };
-    crate::tap::print_stats_table(&stack, &driver.device);
+    print_stats_table(&stack, &driver.device);
     Ok(answer)
 }

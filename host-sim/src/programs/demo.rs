@@ -11,9 +11,10 @@ use ringnet::sim::{Faults, PeerDriver, Wire};
 use ringnet::socket::{OptionName, SocketOption};
 use ringnet::{Duration, Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack};
 
-use crate::world::{ep, pair, tcp_socket, udp_socket, World, A, B};
+use crate::hex::hex;
 use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::transfer::{self, RamStore, TransferServer};
+use ringnet_testkit::{ep, pair, tcp_socket, udp_socket, World, A, B};
 
 thread_local! {
     /// The wire whose virtual clock stamps the log lines.
@@ -411,8 +412,10 @@ fn file_transfer(w: &mut World<2>) -> Result<(), DemoError> {
     let file = Pattern(1536);
     let digest =
         transfer::put(&mut sock.stream(conn), "pattern.bin", &file, &mut |_, _| {}).map_err(err)?;
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    println!("A put pattern.bin (1536 bytes); both sides agree on SHA-256 {hex}");
+    println!(
+        "A put pattern.bin (1536 bytes); both sides agree on SHA-256 {}",
+        hex(&digest)
+    );
     sock.stack().close(conn).map_err(err)?;
     let stats = a.stats(conn);
     check(stats.is_none(), "the closed socket's handle is gone")?;

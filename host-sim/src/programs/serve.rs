@@ -1,5 +1,7 @@
 //! `host-sim serve`: ringnet as a network host on a Linux tap interface, running every
-//! service on its port, until a time limit or SIGINT/SIGTERM.
+//! service on its port, until a time limit or SIGINT/SIGTERM. A program on the device
+//! side of the wire: it brings the device up with [`bring_up`] and serves files from the
+//! device's [`store`](crate::store).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,13 +10,14 @@ use std::sync::Arc;
 use ringnet::service_set::{ServiceSet, ServiceSockets};
 use ringnet::services::{FileSource, Pattern};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
-use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::udp::UdpBuffer;
 use ringnet::transfer::DigestSink;
-use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
+use ringnet::{Duration, SocketHandle, Stack};
 
-use crate::tap::{HostClock, HostStore, TapDevice, TapError};
-use crate::transfer::{DirStore, LocalFile};
+use crate::local_file::LocalFile;
+use crate::store::{DirStore, HostStore};
+use crate::tap::{bring_up, print_stats_table, TapConfig, TapDriver, TapError};
 
 /// The host's services: files from a directory (or digests only), HTTP with room for
 /// the stats of every socket, a 512-byte UDP read buffer.
@@ -42,17 +45,14 @@ const SOCKETS: usize = ECHO_BACKLOG
     + 6
     + 3;
 
+/// The serving device's Ethernet address.
+pub const MAC: EthernetAddress = EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x01]);
+
 /// What `serve` runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// The tap interface to attach to.
-    pub tap: String,
-    /// ringnet's address and prefix on the tap.
-    pub ip: Ipv4Cidr,
-    /// A default gateway, if any.
-    pub gateway: Option<Ipv4Address>,
-    /// The Ethernet address.
-    pub mac: EthernetAddress,
+    /// Where the device sits on the tap.
+    pub tap: TapConfig,
     /// Directory for the transfer service's files (and `--file`).
     pub files: Option<PathBuf>,
     /// The file TCP 7001 sends, inside `files`; without it, a pattern of `pattern_size`.
@@ -63,8 +63,6 @@ pub struct ServeConfig {
     pub rx_buf: usize,
     /// Ring sizes of every TCP service socket.
     pub tx_buf: usize,
-    /// Capture every frame into this pcap file.
-    pub pcap: Option<PathBuf>,
     /// Stop after this long.
     pub duration: Option<Duration>,
 }
@@ -155,18 +153,8 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         (Some(_), None) => return Err(ServeError::Config("--file needs --files DIR".into())),
         (None, _) => Box::leak(Box::new(Pattern(config.pattern_size))),
     };
-    let mut device =
-        TapDevice::open(&config.tap, config.pcap.as_deref()).map_err(ServeError::Tap)?;
-    let clock = HostClock::start();
-    let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
-    let stack_config = StackConfig {
-        name: "dev",
-        mac: config.mac,
-        ip: config.ip,
-        gateway: config.gateway,
-        seed: std::process::id() as u64,
-    };
-    let mut stack = Stack::new(stack_config, &mut device, resources, clock.now());
+    let (mut stack, TapDriver { mut device, clock }) =
+        bring_up::<SOCKETS>(&config.tap, MAC).map_err(ServeError::Tap)?;
     let (rx, tx) = (config.rx_buf, config.tx_buf);
     let service = |e: ringnet::services::ServiceError| ServeError::Service(e.to_string());
 
@@ -201,8 +189,8 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let end = config.duration.map(|d| clock.now() + d);
     log::info!(
         "dev: serving on {} as {}: echo 7, discard 9, http 80, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
-        config.tap,
-        config.ip,
+        config.tap.tap,
+        config.tap.ip,
         source.len()
     );
     while !stop.load(Ordering::SeqCst) && end.is_none_or(|end| clock.now() < end) {
@@ -225,13 +213,13 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             device.wait(Some(delay));
         }
         if let Some(error) = device.gone() {
-            let gone = TapError::Gone(config.tap.clone(), error);
+            let gone = TapError::Gone(config.tap.tap.clone(), error);
             log::error!("dev: stopping: {gone}");
-            crate::tap::print_stats_table(&stack, &device);
+            print_stats_table(&stack, &device);
             return Err(ServeError::Tap(gone));
         }
     }
     log::info!("dev: stopping");
-    crate::tap::print_stats_table(&stack, &device);
+    print_stats_table(&stack, &device);
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! `host-sim peer …`: the Linux side, on the kernel's own sockets (`std::net`), so the
-//! same tools work against ringnet or any other host.
+//! `host-sim peer …`: raw streams and datagrams on the Linux side of the wire, on the
+//! kernel's own sockets (`std::net`), so the same tools work against ringnet or any other
+//! host.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
+
+use crate::hex::hex;
 
 fn bar(len: Option<u64>, verb: &str, quiet: bool) -> ProgressBar {
     if quiet {
@@ -28,10 +31,6 @@ fn bar(len: Option<u64>, verb: &str, quiet: bool) -> ProgressBar {
     );
     bar.set_message(verb.to_string());
     bar
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A finished stream transfer, for the closing throughput line.
@@ -83,7 +82,7 @@ impl MaybeHash {
 }
 
 /// Connects to `addr`, with `timeout` for the connection and for every read and write.
-pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+pub(super) fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;

@@ -1,6 +1,12 @@
-//! Two or three stacks on a simulated wire, with memory leaked for `'static` (test and
-//! host code only: the core itself never allocates).
-#![allow(dead_code)]
+//! ringnet's test world: two or three stacks on a simulated wire, with memory leaked for
+//! `'static` (test and host code only: the core itself never allocates).
+//!
+//! The scenario tests, the host's demo and its benchmarks build their stacks here:
+//! [`pair`] or [`world_with`] for a [`World`], [`tcp_socket`] and [`udp_socket`] for
+//! sockets with leaked rings, [`ep`] for an address on the wire, [`client_of!`] for a
+//! client connected while a server program runs on the other stack, and [`MemStore`] for
+//! a transfer store in memory.
+#![deny(missing_docs)]
 
 use std::collections::HashMap;
 
@@ -15,18 +21,23 @@ use ringnet::{Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig
 /// Connects a new stream socket of A (rings `$rings`) to `$port` on B while `$app` (a
 /// closure of B's stack and the time) runs on B, and binds `$sock`, the blocking view of
 /// A, and `$conn`, the connected socket.
-#[allow(unused_macros)]
+#[macro_export]
 macro_rules! client_of {
     ($w:ident, $app:expr, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
         let wire = $w.wire;
-        let (a, b) = $w.two(A, B);
-        let mut driver = ringnet::sim::PeerDriver::new(wire, A, b, B, $app)
-            .with_app_tick(ringnet::Duration::from_millis(50));
-        let mut $sock = ringnet::blocking::Blocking::new(a, &mut driver);
-        let $conn = tcp_socket($sock.stack(), $rings.0, $rings.1);
-        $sock.connect($conn, ep(B, $port)).unwrap();
+        let (a, b) = $w.two($crate::A, $crate::B);
+        let mut driver =
+            $crate::__ringnet::sim::PeerDriver::new(wire, $crate::A, b, $crate::B, $app)
+                .with_app_tick($crate::__ringnet::Duration::from_millis(50));
+        let mut $sock = $crate::__ringnet::blocking::Blocking::new(a, &mut driver);
+        let $conn = $crate::tcp_socket($sock.stack(), $rings.0, $rings.1);
+        $sock.connect($conn, $crate::ep($crate::B, $port)).unwrap();
     };
 }
+
+/// The ringnet the world is built on, for [`client_of!`] in crates that name it otherwise.
+#[doc(hidden)]
+pub use ringnet as __ringnet;
 
 /// Ports of the stacks on the wire.
 pub const A: usize = 0;

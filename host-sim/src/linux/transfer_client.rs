@@ -1,0 +1,193 @@
+//! The transfer protocol's client over kernel sockets (`host-sim peer put` / `peer get`),
+//! on the Linux side of the wire: it talks to any transfer server, ringnet's or another.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use embedded_io_adapters::std::FromStd;
+use indicatif::{ProgressBar, ProgressStyle};
+use ringnet::services::FileSource;
+use ringnet::transfer::{self, TransferError};
+use sha2::{Digest, Sha256};
+
+use super::peer;
+use crate::hex::hex;
+use crate::local_file::LocalFile;
+
+fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(verb.to_string());
+    bar
+}
+
+/// What a finished transfer reports.
+#[derive(Debug)]
+pub struct Outcome {
+    /// File size in bytes.
+    pub size: u64,
+    /// Bytes moved over the network this time (less than `size` for a resumed get).
+    pub moved: u64,
+    /// The verified SHA-256, in hex.
+    pub sha256: String,
+    /// Wall time taken.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Throughput in MB/s.
+    pub fn megabytes_per_second(&self) -> f64 {
+        self.moved as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e6
+    }
+}
+
+/// A failed host-side transfer.
+#[derive(Debug)]
+pub enum PeerError {
+    /// A local file or the connection failed.
+    Io(io::Error),
+    /// The protocol failed.
+    Transfer(TransferError),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerError::Io(e) => write!(f, "{e}"),
+            PeerError::Transfer(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+impl From<io::Error> for PeerError {
+    fn from(e: io::Error) -> Self {
+        PeerError::Io(e)
+    }
+}
+
+impl From<TransferError> for PeerError {
+    fn from(e: TransferError) -> Self {
+        PeerError::Transfer(e)
+    }
+}
+
+/// Puts the local `file` under `name` on the transfer server at `peer`.
+pub fn put_file(
+    peer: SocketAddr,
+    file: &Path,
+    name: &str,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Outcome, PeerError> {
+    let source = LocalFile::open(file)?;
+    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let bar = progress_bar(source.len(), "put", quiet);
+    let start = Instant::now();
+    let digest = transfer::put(&mut stream, name, &source, &mut |sent, _| {
+        bar.set_position(sent)
+    })?;
+    bar.finish_and_clear();
+    Ok(Outcome {
+        size: source.len(),
+        moved: source.len(),
+        sha256: hex(&digest),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Gets `name` from the transfer server at `peer` into `output`, through `output.part`.
+/// With `resume`, an existing `output.part` is continued from its length (its bytes are
+/// hashed first, so the whole file is still verified). The part file is renamed to
+/// `output` only once the SHA-256 matched; on a mismatch it is deleted.
+pub fn get_file(
+    peer: SocketAddr,
+    name: &str,
+    output: &Path,
+    resume: bool,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Outcome, PeerError> {
+    let mut part_name = output.as_os_str().to_owned();
+    part_name.push(".part");
+    let part = PathBuf::from(part_name);
+    let mut hasher = Sha256::new();
+    let mut offset = 0;
+    if resume && part.exists() {
+        let mut existing = File::open(&part)?;
+        offset = io::copy(&mut existing, &mut HashWriter(&mut hasher))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(resume)
+        .write(true)
+        .truncate(!resume)
+        .open(&part)?;
+    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let bar = progress_bar(0, "get", quiet);
+    bar.set_position(offset);
+    let start = Instant::now();
+    let mut write_failed = None;
+    let result = transfer::get(
+        &mut stream,
+        name,
+        (offset, hasher),
+        &mut |data| {
+            file.write_all(data).map_err(|e| {
+                write_failed = Some(e);
+            })
+        },
+        &mut |received, size| {
+            bar.set_length(size);
+            bar.set_position(received);
+        },
+    );
+    bar.finish_and_clear();
+    match result {
+        Ok((size, digest)) => {
+            file.sync_all()?;
+            fs::rename(&part, output)?;
+            Ok(Outcome {
+                size,
+                moved: size - offset,
+                sha256: hex(&digest),
+                elapsed: start.elapsed(),
+            })
+        }
+        Err(TransferError::DigestMismatch) => {
+            let _ = fs::remove_file(&part);
+            Err(TransferError::DigestMismatch.into())
+        }
+        Err(TransferError::Sink) => {
+            Err(write_failed.map_or(PeerError::Transfer(TransferError::Sink), PeerError::Io))
+        }
+        // Anything else leaves the part file for a later `--resume`.
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

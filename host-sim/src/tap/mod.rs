@@ -1,0 +1,243 @@
+//! ringnet on a Linux tap interface, on the device side of the wire: the tap device
+//! (through an optional pcap capture), the host's clock, the real-time [`Driver`] that
+//! polls a stack on them, and [`bring_up`], which puts a device's stack on the tap for
+//! every program that runs there.
+//!
+//! - [`link`]: the [`FrameLink`] under the device, one frame per `read` or `write`.
+//! - [`pcap`]: the capture (`--pcap FILE`), which stops on a write error.
+
+pub mod link;
+pub mod pcap;
+
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Instant as WallClock;
+
+use ringnet::blocking::{Driver, Progress};
+use ringnet::smoltcp::phy::{
+    self, Device, DeviceCapabilities, Medium, PcapMode, PcapWriter, TunTapInterface,
+};
+use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
+use ringnet::{Duration, Instant, Stack, StackConfig, StackResources};
+
+use link::{FrameLink, LinkErrors};
+use pcap::PcapFile;
+
+/// Why the tap could not be opened, in words a user can act on.
+#[derive(Debug)]
+pub enum TapError {
+    /// No interface of that name exists (in this network namespace).
+    Missing(String),
+    /// Opening `/dev/net/tun` or attaching to the tap was refused.
+    Permission(String, io::Error),
+    /// Any other failure.
+    Other(String, io::Error),
+    /// The tap was deleted while the device was attached to it.
+    Gone(String, io::Error),
+}
+
+impl std::fmt::Display for TapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HOW: &str = "create one inside a network namespace with `sudo scripts/netns.sh up` \
+                           and run ringnet there: `sudo ip netns exec ringnet host-sim serve --tap tap0`";
+        match self {
+            TapError::Missing(name) => write!(
+                f,
+                "no tap interface '{name}' in this network namespace; {HOW}"
+            ),
+            TapError::Permission(name, e) => {
+                write!(
+                    f,
+                    "cannot attach to tap '{name}': {e}; run as root (or own the tap); {HOW}"
+                )
+            }
+            TapError::Other(name, e) => write!(f, "cannot attach to tap '{name}': {e}"),
+            TapError::Gone(name, e) => write!(
+                f,
+                "tap '{name}' went away while the device was using it ({e}); was it deleted, or its network namespace?"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TapError {}
+
+/// Prints a device's stats table at the end of a run, and what the tap could not move, if
+/// anything. Written, not printed: stdout may be a capture's pipe whose reader has gone,
+/// and then there is no one to tell.
+pub fn print_stats_table(stack: &Stack<'_>, device: &TapDevice) {
+    let mut out = io::stdout();
+    let _ = writeln!(out, "{}", stack.stats_table());
+    let errors = device.link_errors();
+    if errors != LinkErrors::default() {
+        let _ = writeln!(
+            out,
+            "tap: {} frames dropped (queue full), {} writes failed, {} reads failed, {} frames over the MTU",
+            errors.tx_dropped, errors.tx_failed, errors.rx_failed, errors.rx_oversized
+        );
+    }
+}
+
+/// The tap, seen through a pcap writer (which writes nothing without `--pcap`).
+pub struct TapDevice {
+    inner: PcapWriter<FrameLink<TunTapInterface>, PcapFile>,
+    fd: i32,
+}
+
+impl TapDevice {
+    /// Attaches to the existing tap `name`. Never creates one: a tap appearing in the
+    /// wrong network namespace would put ringnet's traffic where it does not belong.
+    pub fn open(name: &str, pcap: Option<&Path>) -> Result<TapDevice, TapError> {
+        if !Path::new("/sys/class/net").join(name).exists() {
+            return Err(TapError::Missing(name.to_string()));
+        }
+        let tap = TunTapInterface::new(name, Medium::Ethernet).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => TapError::Permission(name.to_string(), e),
+            _ if e.raw_os_error() == Some(1) => TapError::Permission(name.to_string(), e),
+            _ => TapError::Other(name.to_string(), e),
+        })?;
+        let fd = tap.as_raw_fd();
+        // smoltcp's own device reads the interface's MTU and adds the Ethernet header.
+        let mtu = tap.capabilities().max_transmission_unit;
+        let sink = match pcap {
+            Some(path) => PcapFile::create(path)
+                .map_err(|e| TapError::Other(path.display().to_string(), e))?,
+            None => PcapFile::none(),
+        };
+        Ok(TapDevice {
+            inner: PcapWriter::new(FrameLink::new(tap, mtu), sink, PcapMode::Both),
+            fd,
+        })
+    }
+
+    /// Sleeps until the tap has a frame or `timeout` passes.
+    pub fn wait(&self, timeout: Option<Duration>) {
+        let _ = phy::wait(self.fd, timeout);
+    }
+
+    /// Frames the tap could not move so far.
+    pub fn link_errors(&self) -> LinkErrors {
+        self.inner.get_ref().errors()
+    }
+
+    /// Why the tap will never move a frame again (it was deleted under the device).
+    pub fn gone(&self) -> Option<io::Error> {
+        self.inner.get_ref().gone()
+    }
+}
+
+impl Device for TapDevice {
+    type RxToken<'a>
+        = <PcapWriter<FrameLink<TunTapInterface>, PcapFile> as Device>::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = <PcapWriter<FrameLink<TunTapInterface>, PcapFile> as Device>::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        self.inner.receive(timestamp)
+    }
+
+    fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(timestamp)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.inner.capabilities()
+    }
+}
+
+/// The host's clock as smoltcp time, counted from when the program started.
+#[derive(Debug, Clone, Copy)]
+pub struct HostClock {
+    start: WallClock,
+}
+
+impl HostClock {
+    /// A clock at zero now.
+    pub fn start() -> HostClock {
+        HostClock {
+            start: WallClock::now(),
+        }
+    }
+
+    /// The time since start.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.start.elapsed().as_micros() as i64)
+    }
+}
+
+/// The real-time driver: polls the stack on the tap and sleeps on the tap's file
+/// descriptor until a frame arrives or a timer is due.
+pub struct TapDriver {
+    /// The device.
+    pub device: TapDevice,
+    /// The clock.
+    pub clock: HostClock,
+}
+
+impl Driver for TapDriver {
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn wait(&mut self, stack: &mut Stack<'_>, deadline: Option<Instant>) -> Progress {
+        if self.device.gone().is_some() {
+            // No frame will ever come: the blocked call fails as if it had timed out.
+            return Progress::Stalled;
+        }
+        let now = self.clock.now();
+        stack.poll(now, &mut self.device);
+        let mut delay = stack.poll_delay().unwrap_or(Duration::from_millis(100));
+        if let Some(deadline) = deadline {
+            delay = delay.min(if deadline > now {
+                deadline - now
+            } else {
+                Duration::ZERO
+            });
+        }
+        self.device
+            .wait(Some(delay.min(Duration::from_millis(100))));
+        stack.poll(self.clock.now(), &mut self.device);
+        Progress::Continue
+    }
+}
+
+/// Where a device sits on the tap, and whether it captures: what every program on the tap
+/// (`serve`, `send`, `udp-send`) is given.
+#[derive(Debug, Clone)]
+pub struct TapConfig {
+    /// The tap interface to attach to (it must exist).
+    pub tap: String,
+    /// The device's address and prefix on the tap.
+    pub ip: Ipv4Cidr,
+    /// A default gateway, if any.
+    pub gateway: Option<Ipv4Address>,
+    /// Capture every frame into this pcap file.
+    pub pcap: Option<PathBuf>,
+}
+
+/// Brings a device up on the tap: attaches to it ([`TapDevice::open`]), starts the clock,
+/// and makes the stack `dev` at `mac` with a socket table of `SOCKETS` slots (leaked for
+/// `'static`), seeded with the process id. The device and the clock come back as the
+/// driver that polls the stack in real time.
+pub fn bring_up<const SOCKETS: usize>(
+    config: &TapConfig,
+    mac: EthernetAddress,
+) -> Result<(Stack<'static>, TapDriver), TapError> {
+    let mut device = TapDevice::open(&config.tap, config.pcap.as_deref())?;
+    let clock = HostClock::start();
+    let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
+    let stack_config = StackConfig {
+        name: "dev",
+        mac,
+        ip: config.ip,
+        gateway: config.gateway,
+        seed: std::process::id() as u64,
+    };
+    let stack = Stack::new(stack_config, &mut device, resources, clock.now());
+    Ok((stack, TapDriver { device, clock }))
+}
