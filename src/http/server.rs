@@ -2,7 +2,7 @@ use core::fmt::{self, Write as _};
 
 use heapless::{String, Vec};
 
-use crate::observe::StatsRow;
+use crate::observe::{StatField, StatValue, StatsRow};
 use crate::services::{listen_for_service, tx_room, ServiceError};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::transfer::{validate_name, Store, StoreError};
@@ -310,32 +310,17 @@ fn parse_range(value: &str) -> Option<RangeSpec> {
     }
 }
 
+/// One socket's stats as a JSON object, from the fields the stats table is written from.
 fn json_row(out: &mut dyn fmt::Write, row: &StatsRow, first: bool) -> fmt::Result {
-    let s = &row.stats;
-    write!(
-        out,
-        "{}{{\"socket\":\"{}{}\",\"port\":{},\"rx\":[{},{}],\"tx\":[{},{}],\"bytes_in\":{},\"bytes_out\":{},\"rx_high_water\":{},\"tx_high_water\":{},\"rx_blocks\":{},\"tx_blocks\":{},\"blocked_ms\":{},\"rx_full\":{},\"tx_full\":{},\"zero_windows\":{},\"drops\":{},\"truncations\":{}}}",
-        if first { "" } else { "," },
-        row.kind,
-        row.handle,
-        row.local_port,
-        row.rx.0,
-        row.rx.1,
-        row.tx.0,
-        row.tx.1,
-        s.bytes_in,
-        s.bytes_out,
-        s.rx_high_water,
-        s.tx_high_water,
-        s.rx_blocks,
-        s.tx_blocks,
-        s.time_blocked.total_millis(),
-        s.rx_full_events,
-        s.tx_full_events,
-        s.zero_windows,
-        s.rx_drops,
-        s.truncations
-    )
+    let comma = if first { "" } else { "," };
+    write!(out, "{comma}{{\"socket\":\"{}{}\"", row.kind, row.handle)?;
+    for StatField { name, value, .. } in row.fields() {
+        match value {
+            StatValue::Count(n) => write!(out, ",\"{name}\":{n}")?,
+            StatValue::Ring(used, capacity) => write!(out, ",\"{name}\":[{used},{capacity}]")?,
+        }
+    }
+    out.write_str("}")
 }
 
 /// Writes the file list into `out`, a line per file, as many as fit.
@@ -881,6 +866,43 @@ mod tests {
         ] {
             assert_eq!(decode_name(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_stats_row_is_one_json_object() {
+        let row = StatsRow {
+            handle: crate::SocketHandle(3),
+            kind: crate::SocketType::Stream,
+            local_port: 7003,
+            rx: (10, 4096),
+            tx: (0, 2048),
+            stats: crate::observe::SocketStats {
+                bytes_in: 123_456,
+                bytes_out: 7,
+                rx_high_water: 4096,
+                tx_high_water: 512,
+                rx_blocks: 2,
+                tx_blocks: 1,
+                time_blocked: Duration::from_millis(1500),
+                rx_full_events: 4,
+                tx_full_events: 5,
+                zero_windows: 6,
+                rx_drops: 8,
+                truncations: 9,
+                ..Default::default()
+            },
+        };
+        let mut json = std::string::String::new();
+        json_row(&mut json, &row, false).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#",{"socket":"tcp#3","port":7003,"rx":[10,4096],"tx":[0,2048],"#,
+                r#""bytes_in":123456,"bytes_out":7,"rx_high_water":4096,"tx_high_water":512,"#,
+                r#""rx_blocks":2,"tx_blocks":1,"blocked_ms":1500,"rx_full":4,"tx_full":5,"#,
+                r#""zero_windows":6,"drops":8,"truncations":9}"#
+            )
+        );
     }
 
     #[test]
