@@ -3,7 +3,8 @@ use core::fmt::{self, Write as _};
 use heapless::{String, Vec};
 
 use crate::observe::{StatField, StatValue, StatsRow};
-use crate::services::{listen_for_service, tx_room, ServiceError};
+use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
+use crate::services::{listen_for_service, ServiceError};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::transfer::{validate_name, Store, StoreError};
 use crate::{Duration, Instant, SocketHandle, Stack};
@@ -52,13 +53,21 @@ enum Phase<U> {
     Linger { until: Instant },
 }
 
+impl<U> HoldsUpload for Phase<U> {
+    type Upload = U;
+
+    fn take_upload(&mut self) -> Option<U> {
+        match self {
+            Phase::Upload { upload, .. } => upload.take(),
+            _ => None,
+        }
+    }
+}
+
 struct Connection<U> {
-    socket: SocketHandle,
+    io: connection::Connection<OUT_MAX>,
     phase: Phase<U>,
     head: Vec<u8, HEAD_MAX>,
-    out: Vec<u8, OUT_MAX>,
-    out_sent: usize,
-    last_activity: Instant,
 }
 
 /// A writer into a fixed buffer that counts what did not fit.
@@ -138,6 +147,20 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
         self.connections.len()
     }
 
+    /// When the server needs a poll even if nothing arrives: the soonest a silent client
+    /// times out or a lingering close gives up (`None` without connections). Like
+    /// [`Stack::poll_at`], for a caller that sleeps between polls.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let timeout = self.idle_timeout;
+        self.connections
+            .iter()
+            .map(|conn| match conn.phase {
+                Phase::Linger { until } => until,
+                _ => conn.io.deadline(timeout),
+            })
+            .min()
+    }
+
     /// Accepts, reads, answers; call after every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
         let now = stack.now();
@@ -148,12 +171,9 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
             }
             // Built where it lies in the table: a connection is kilobytes of buffers.
             let _ = self.connections.push(Connection {
-                socket,
+                io: connection::Connection::new(socket, now),
                 phase: Phase::Head,
                 head: Vec::new(),
-                out: Vec::new(),
-                out_sent: 0,
-                last_activity: now,
             });
             if self.connections.len() >= CONNS {
                 log::warn!(
@@ -173,7 +193,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
         let timeout = self.idle_timeout;
         self.connections.retain_mut(|conn| {
             let keep = advance(stack, &mut shared, conn, now, timeout);
-            if !keep && shared.snapshot.owner == Some(conn.socket) {
+            if !keep && shared.snapshot.owner == Some(conn.io.socket()) {
                 shared.snapshot.owner = None;
             }
             keep
@@ -212,7 +232,16 @@ fn reason(status: u16) -> &'static str {
 
 /// Queues a complete response with a short text body.
 fn respond<U>(conn: &mut Connection<U>, status: u16, keep_alive: bool, body: &str) {
-    let mut head = head_start(conn, status, keep_alive);
+    text_response(conn.io.queue(), status, keep_alive, body);
+    conn.phase = Phase::Respond {
+        body: Body::None,
+        keep_alive,
+    };
+}
+
+/// Writes a complete response with a short text body into `out`.
+fn text_response<const N: usize>(out: &mut Vec<u8, N>, status: u16, keep_alive: bool, body: &str) {
+    let mut head = head_start(out, status, keep_alive);
     let _ = write!(
         head,
         "Content-Type: text/plain\r\nContent-Length: {}\r\n",
@@ -222,19 +251,11 @@ fn respond<U>(conn: &mut Connection<U>, status: u16, keep_alive: bool, body: &st
         let _ = write!(head, "Allow: {ALLOW}\r\n");
     }
     let _ = write!(head, "\r\n{body}");
-    conn.phase = Phase::Respond {
-        body: Body::None,
-        keep_alive,
-    };
 }
 
-/// Starts a response head in `conn.out` (after anything still unsent).
-fn head_start<U>(conn: &mut Connection<U>, status: u16, keep_alive: bool) -> Out<'_, OUT_MAX> {
-    if conn.out_sent == conn.out.len() {
-        conn.out.clear();
-        conn.out_sent = 0;
-    }
-    let mut out = Out { buf: &mut conn.out };
+/// Starts a response head in `out` (a connection's queue).
+fn head_start<const N: usize>(out: &mut Vec<u8, N>, status: u16, keep_alive: bool) -> Out<'_, N> {
+    let mut out = Out { buf: out };
     let connection = if keep_alive { "keep-alive" } else { "close" };
     let _ = write!(
         out,
@@ -444,7 +465,7 @@ fn start<S: Store, const N: usize>(
     head_end: usize,
 ) {
     let store = &mut *shared.store;
-    let parsed = Request::parse(&conn.head, stack, conn.socket);
+    let parsed = Request::parse(&conn.head, stack, conn.io.socket());
     // Keep what followed the head: a PUT body's start, or a pipelined request.
     let consumed = parsed.as_ref().map_or(head_end, |(_, length)| *length);
     let rest = conn.head.len() - consumed;
@@ -480,7 +501,7 @@ fn start<S: Store, const N: usize>(
                     let range = request.range.map(|r| r.resolve(len));
                     let (status, start, end) = match range {
                         Some(Err(())) => {
-                            let mut out = head_start(conn, 416, keep_alive);
+                            let mut out = head_start(conn.io.queue(), 416, keep_alive);
                             let _ = write!(
                                 out,
                                 "Content-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n"
@@ -494,7 +515,7 @@ fn start<S: Store, const N: usize>(
                         Some(Ok((s, e))) => (206, s, e),
                         None => (200, 0, len),
                     };
-                    let mut out = head_start(conn, status, keep_alive);
+                    let mut out = head_start(conn.io.queue(), status, keep_alive);
                     let _ = write!(out, "Content-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\nContent-Length: {}\r\n", end - start);
                     if status == 206 {
                         let _ = write!(
@@ -520,7 +541,7 @@ fn start<S: Store, const N: usize>(
             if shared
                 .snapshot
                 .owner
-                .is_some_and(|owner| owner != conn.socket)
+                .is_some_and(|owner| owner != conn.io.socket())
             {
                 respond(conn, 503, keep_alive, "busy with another listing\n");
                 return;
@@ -535,12 +556,12 @@ fn start<S: Store, const N: usize>(
                 "text/plain"
             };
             let len = snapshot.bytes.len();
-            let mut out = head_start(conn, 200, keep_alive);
+            let mut out = head_start(conn.io.queue(), 200, keep_alive);
             let _ = write!(out, "Content-Type: {kind}\r\nContent-Length: {len}\r\n\r\n");
             let body = if method == Method::Head {
                 Body::None
             } else {
-                snapshot.owner = Some(conn.socket);
+                snapshot.owner = Some(conn.io.socket());
                 Body::Snapshot { next: 0 }
             };
             conn.phase = Phase::Respond { body, keep_alive };
@@ -562,7 +583,10 @@ fn start<S: Store, const N: usize>(
             match store.begin(&name, length) {
                 Ok(upload) => {
                     if request.expect_continue {
-                        let _ = conn.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                        let _ = conn
+                            .io
+                            .queue()
+                            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
                     }
                     conn.phase = Phase::Upload {
                         upload: Some(upload),
@@ -579,7 +603,7 @@ fn start<S: Store, const N: usize>(
         }
         Method::Options => {
             keep_alive &= !has_body;
-            let mut out = head_start(conn, 204, keep_alive);
+            let mut out = head_start(conn.io.queue(), 204, keep_alive);
             let _ = write!(out, "Allow: {ALLOW}\r\nContent-Length: 0\r\n\r\n");
             conn.phase = Phase::Respond {
                 body: Body::None,
@@ -599,19 +623,14 @@ fn advance<S: Store, const N: usize>(
     now: Instant,
     timeout: Duration,
 ) -> bool {
-    let socket = conn.socket;
+    let socket = conn.io.socket();
     let mut buf = [0u8; 512];
     loop {
         // Flush the pending head (or short body) first.
-        while conn.out_sent < conn.out.len() {
-            match stack.send(socket, &conn.out[conn.out_sent..]) {
-                Ok(n) => {
-                    conn.out_sent += n;
-                    conn.last_activity = now;
-                }
-                Err(SendError::WouldBlock) => return true,
-                Err(_) => return drop_connection(stack, &mut *shared.store, conn),
-            }
+        match conn.io.flush(stack, now) {
+            Ok(Flush::Done) => {}
+            Ok(Flush::Pending) => return true,
+            Err(_) => return drop_connection(stack, &mut *shared.store, conn),
         }
         match &mut conn.phase {
             Phase::Head => {
@@ -637,7 +656,7 @@ fn advance<S: Store, const N: usize>(
                     }
                     Ok(n) => {
                         let _ = conn.head.extend_from_slice(&buf[..n]);
-                        conn.last_activity = now;
+                        conn.io.touch(now);
                     }
                     Err(RecvError::WouldBlock) => break,
                     Err(_) => return drop_connection(stack, &mut *shared.store, conn),
@@ -684,7 +703,7 @@ fn advance<S: Store, const N: usize>(
                         return drop_connection(stack, &mut *shared.store, conn);
                     }
                     Ok(n) => {
-                        conn.last_activity = now;
+                        conn.io.touch(now);
                         let data = buf;
                         if !store_body(&mut *shared.store, upload, &data[..n], remaining) {
                             respond(conn, 500, false, "the store failed\n");
@@ -700,40 +719,34 @@ fn advance<S: Store, const N: usize>(
                     Body::None => {}
                     Body::File { name, next, end } => {
                         while *next < *end {
-                            let room = tx_room(stack, socket)
-                                .min(buf.len())
-                                .min((*end - *next) as usize);
-                            if room == 0 {
-                                return check_timeout(
-                                    stack,
-                                    &mut *shared.store,
-                                    conn,
-                                    now,
-                                    timeout,
-                                );
-                            }
-                            let n = match shared.store.read_at(name, *next, &mut buf[..room]) {
-                                Ok(n) if n > 0 => n,
-                                _ => return drop_connection(stack, &mut *shared.store, conn),
+                            let (at, store) = (*next, &mut *shared.store);
+                            let read = |into: &mut [u8]| {
+                                store.read_at(name, at, into).ok().filter(|&n| n > 0)
                             };
-                            match stack.send(socket, &buf[..n]) {
-                                Ok(sent) => {
-                                    *next += sent as u64;
-                                    conn.last_activity = now;
+                            let limit = (*end - *next) as usize;
+                            match conn.io.send_chunk(stack, now, &mut buf, limit, read) {
+                                Chunk::Sent(sent) => *next += sent as u64,
+                                Chunk::NoRoom => {
+                                    return check_timeout(
+                                        stack,
+                                        &mut *shared.store,
+                                        conn,
+                                        now,
+                                        timeout,
+                                    );
                                 }
-                                Err(SendError::WouldBlock) => return true,
-                                Err(_) => return drop_connection(stack, &mut *shared.store, conn),
+                                Chunk::Blocked => return true,
+                                Chunk::Unreadable | Chunk::Failed(_) => {
+                                    return drop_connection(stack, &mut *shared.store, conn)
+                                }
                             }
                         }
                     }
                     Body::Snapshot { next } => {
                         let bytes = &shared.snapshot.bytes;
                         while *next < bytes.len() {
-                            match stack.send(socket, &bytes[*next..]) {
-                                Ok(n) => {
-                                    *next += n;
-                                    conn.last_activity = now;
-                                }
+                            match conn.io.send(stack, now, &bytes[*next..]) {
+                                Ok(n) => *next += n,
                                 Err(SendError::WouldBlock) => return true,
                                 Err(_) => return drop_connection(stack, &mut *shared.store, conn),
                             }
@@ -803,6 +816,8 @@ fn complete_head<U>(conn: &mut Connection<U>) -> Option<usize> {
     })
 }
 
+/// Answers `408` and closes once the client has been silent past the timeout; `false`
+/// when it has.
 fn check_timeout<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
@@ -810,25 +825,14 @@ fn check_timeout<S: Store>(
     now: Instant,
     timeout: Duration,
 ) -> bool {
-    if now - conn.last_activity <= timeout {
+    if !conn.io.idle_expired(stack, now, timeout, "http", "408") {
         return true;
     }
-    log::warn!(
-        "{}: http tcp{}: silent for {}: 408",
-        stack.name(),
-        conn.socket,
-        now - conn.last_activity
-    );
-    if let Phase::Upload { upload, .. } = &mut conn.phase {
-        if let Some(up) = upload.take() {
-            store.abort(up);
-        }
-    }
-    conn.out.clear();
-    conn.out_sent = 0;
-    respond(conn, 408, false, "request timeout\n");
-    let _ = stack.send(conn.socket, &conn.out);
-    let _ = stack.close(conn.socket);
+    conn.io.discard_queue();
+    text_response(conn.io.queue(), 408, false, "request timeout\n");
+    let abort = |upload| store.abort(upload);
+    conn.io
+        .give_up(stack, &mut conn.phase, abort, Ending::Close);
     false
 }
 
@@ -837,12 +841,9 @@ fn drop_connection<S: Store>(
     store: &mut S,
     conn: &mut Connection<S::Upload>,
 ) -> bool {
-    if let Phase::Upload { upload, .. } = &mut conn.phase {
-        if let Some(up) = upload.take() {
-            store.abort(up);
-        }
-    }
-    let _ = stack.abort(conn.socket);
+    let abort = |upload| store.abort(upload);
+    conn.io
+        .give_up(stack, &mut conn.phase, abort, Ending::Abort);
     false
 }
 

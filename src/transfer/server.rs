@@ -6,8 +6,9 @@ use sha2::{Digest as _, Sha256};
 use super::store::{Store, StoreError};
 use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
 use crate::framing::LengthPrefixDecoder;
-use crate::services::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
-use crate::socket::tcp::{RecvError, SendError};
+use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
+use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
+use crate::socket::tcp::RecvError;
 use crate::{Duration, Instant, SocketHandle, Stack};
 
 /// How long a connection may stay silent before the server gives up on it: longer than
@@ -42,14 +43,24 @@ enum Phase<U> {
     Closing,
 }
 
+impl<U> HoldsUpload for Phase<U> {
+    type Upload = U;
+
+    fn take_upload(&mut self) -> Option<U> {
+        match self {
+            Phase::Receiving { upload, .. } => upload.take(),
+            _ => None,
+        }
+    }
+}
+
+/// Frames not yet sent: room for two (an accept and, for an empty file, its status).
+const OUT_MAX: usize = 2 * (MAX_FRAME + 4);
+
 struct Connection<U> {
-    socket: SocketHandle,
+    io: connection::Connection<OUT_MAX>,
     phase: Phase<U>,
     decoder: LengthPrefixDecoder<MAX_FRAME>,
-    /// Frames not yet sent: room for two (an accept and, for an empty file, its status).
-    out: Vec<u8, { 2 * (MAX_FRAME + 4) }>,
-    out_sent: usize,
-    last_activity: Instant,
 }
 
 /// What one poll of a connection decided.
@@ -108,6 +119,17 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         self.connections.len()
     }
 
+    /// When the server needs a poll even if nothing arrives: the soonest a silent peer
+    /// times out (`None` without connections). Like [`Stack::poll_at`], for a caller that
+    /// sleeps between polls.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let timeout = self.idle_timeout;
+        self.connections
+            .iter()
+            .map(|conn| conn.io.deadline(timeout))
+            .min()
+    }
+
     /// Accepts and advances every transfer; call after every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
         let now = stack.now();
@@ -117,12 +139,9 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                 stack.name()
             );
             let _ = self.connections.push(Connection {
-                socket,
+                io: connection::Connection::new(socket, now),
                 phase: Phase::Request,
                 decoder: LengthPrefixDecoder::new(),
-                out: Vec::new(),
-                out_sent: 0,
-                last_activity: now,
             });
         }
         let store = &mut self.store;
@@ -140,12 +159,8 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
 fn queue_frame<U>(conn: &mut Connection<U>, message: Message<'_>) {
     let mut frame = [0u8; MAX_FRAME + 4];
     if let Ok(n) = message.emit(&mut frame) {
-        if conn.out_sent == conn.out.len() {
-            conn.out.clear();
-            conn.out_sent = 0;
-        }
         // Cannot overflow: at most two frames are ever pending.
-        let _ = conn.out.extend_from_slice(&frame[..n]);
+        let _ = conn.io.queue().extend_from_slice(&frame[..n]);
     }
 }
 
@@ -159,12 +174,10 @@ fn refuse<S: Store>(
     log::warn!(
         "{}: transfer tcp{}: {status}: {reason}",
         stack.name(),
-        conn.socket
+        conn.io.socket()
     );
-    if let Phase::Receiving { upload, .. } = &mut conn.phase {
-        if let Some(upload) = upload.take() {
-            store.abort(upload);
-        }
+    if let Some(upload) = conn.phase.take_upload() {
+        store.abort(upload);
     }
     queue_frame(
         conn,
@@ -192,12 +205,9 @@ fn give_up<S: Store>(
     store: &mut S,
     conn: &mut Connection<S::Upload>,
 ) -> Next {
-    if let Phase::Receiving { upload, .. } = &mut conn.phase {
-        if let Some(upload) = upload.take() {
-            store.abort(upload);
-        }
-    }
-    let _ = stack.abort(conn.socket);
+    let abort = |upload| store.abort(upload);
+    conn.io
+        .give_up(stack, &mut conn.phase, abort, Ending::Abort);
     Next::Drop
 }
 
@@ -210,19 +220,12 @@ fn advance<S: Store>(
     completed: &mut u32,
 ) -> Next {
     let name = stack.name();
-    let socket = conn.socket;
+    let socket = conn.io.socket();
     // Flush the pending frame first.
-    while conn.out_sent < conn.out.len() {
-        match stack.send(socket, &conn.out[conn.out_sent..]) {
-            Ok(n) => {
-                conn.out_sent += n;
-                conn.last_activity = now;
-            }
-            Err(SendError::WouldBlock) => break,
-            Err(_) => return give_up(stack, store, conn),
-        }
-    }
-    let flushed = conn.out_sent == conn.out.len();
+    let flushed = match conn.io.flush(stack, now) {
+        Ok(flush) => flush == Flush::Done,
+        Err(_) => return give_up(stack, store, conn),
+    };
     let mut buf = [0u8; 2048];
     match &mut conn.phase {
         Phase::Closing if flushed => {
@@ -237,7 +240,7 @@ fn advance<S: Store>(
                 Err(RecvError::WouldBlock) => break,
                 Err(_) => return give_up(stack, store, conn),
             };
-            conn.last_activity = now;
+            conn.io.touch(now);
             let mut used = 0;
             while used < n {
                 let (consumed, frame) = match conn.decoder.decode(&buf[used..n]) {
@@ -290,7 +293,7 @@ fn advance<S: Store>(
                         refuse(stack, store, conn, Status::SizeMismatch, reason);
                     }
                     Ok(_) => {
-                        conn.last_activity = now;
+                        conn.io.touch(now);
                         match failed {
                             Some(e) => refuse(
                                 stack,
@@ -334,7 +337,7 @@ fn advance<S: Store>(
                         _ => return give_up(stack, store, conn),
                     }
                 }
-                conn.last_activity = now;
+                conn.io.touch(now);
             } else if flushed {
                 loop {
                     if *sent == *size {
@@ -352,35 +355,29 @@ fn advance<S: Store>(
                         conn.phase = Phase::Closing;
                         return Next::Keep;
                     }
-                    let room = tx_room(stack, socket).min(buf.len());
-                    if room == 0 {
-                        break;
-                    }
-                    let n = match store.read_at(file, *sent, &mut buf[..room]) {
-                        Ok(n) if n > 0 => n,
-                        _ => {
+                    let at = *sent;
+                    let read =
+                        |into: &mut [u8]| store.read_at(file, at, into).ok().filter(|&n| n > 0);
+                    match conn.io.send_chunk(stack, now, &mut buf, usize::MAX, read) {
+                        Chunk::Sent(queued) => {
+                            hasher.update(&buf[..queued]);
+                            *sent += queued as u64;
+                        }
+                        Chunk::NoRoom | Chunk::Blocked => break,
+                        Chunk::Unreadable => {
                             log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}");
                             return give_up(stack, store, conn);
                         }
-                    };
-                    match stack.send(socket, &buf[..n]) {
-                        Ok(queued) => {
-                            hasher.update(&buf[..queued]);
-                            *sent += queued as u64;
-                            conn.last_activity = now;
-                        }
-                        Err(SendError::WouldBlock) => break,
-                        Err(_) => return give_up(stack, store, conn),
+                        Chunk::Failed(_) => return give_up(stack, store, conn),
                     }
                 }
             }
         }
     }
-    if now - conn.last_activity > timeout {
-        log::warn!(
-            "{name}: transfer tcp{socket}: peer silent for {}; giving up",
-            now - conn.last_activity
-        );
+    if conn
+        .io
+        .idle_expired(stack, now, timeout, "transfer", "giving up")
+    {
         return give_up(stack, store, conn);
     }
     Next::Keep
@@ -413,7 +410,7 @@ fn start<S: Store>(
                 log::info!(
                     "{}: transfer tcp{}: receiving {name} ({size} bytes)",
                     stack.name(),
-                    conn.socket
+                    conn.io.socket()
                 );
                 queue_frame(conn, Message::Accept { size, offset: 0 });
                 conn.phase = Phase::Receiving {
@@ -449,7 +446,7 @@ fn start<S: Store>(
                 log::info!(
                     "{}: transfer tcp{}: sending {name} from {offset} of {size}",
                     stack.name(),
-                    conn.socket
+                    conn.io.socket()
                 );
                 queue_frame(conn, Message::Accept { size, offset });
                 conn.phase = Phase::Sending {
@@ -567,7 +564,7 @@ fn finish_upload<S: Store>(
             log::info!(
                 "{}: transfer tcp{}: stored {size} bytes, digest verified",
                 stack.name(),
-                conn.socket
+                conn.io.socket()
             );
             *completed += 1;
             queue_frame(
