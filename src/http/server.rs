@@ -367,6 +367,16 @@ fn start<S: Store, const N: usize>(
     }
 }
 
+/// What one step of a connection decided.
+enum Step {
+    /// Go round again: flush, then the step of the (maybe new) phase.
+    Again,
+    /// Waiting on the client, so the idle timeout applies.
+    Wait,
+    /// This poll is over: keep the connection (`true`) or it is finished (`false`).
+    Done(bool),
+}
+
 /// Moves one connection forward; `false` when it is finished.
 fn advance<S: Store, const N: usize>(
     stack: &mut Stack<'_>,
@@ -375,8 +385,6 @@ fn advance<S: Store, const N: usize>(
     now: Instant,
     timeout: Duration,
 ) -> bool {
-    let socket = conn.io.socket();
-    let mut buf = [0u8; 512];
     loop {
         // Flush the pending head (or short body) first.
         match conn.io.flush(stack, now) {
@@ -384,153 +392,195 @@ fn advance<S: Store, const N: usize>(
             Ok(Flush::Pending) => return true,
             Err(_) => return drop_connection(stack, &mut *shared.store, conn),
         }
-        match &mut conn.phase {
-            Phase::Head => {
-                if let Some(head_end) = complete_head(&mut conn.head) {
-                    start(stack, shared, conn, head_end);
-                    continue;
-                }
-                if conn.head.is_full() {
-                    let line_ends = conn.head.contains(&b'\n');
-                    let (status, why) = if line_ends {
-                        (431, "request head too large\n")
-                    } else {
-                        (414, "request line too long\n")
-                    };
-                    respond(conn, status, false, why);
-                    continue;
-                }
-                let room = (HEAD_MAX - conn.head.len()).min(buf.len());
-                match stack.recv(socket, &mut buf[..room]) {
-                    Ok(0) => {
-                        let _ = stack.close(socket);
-                        return false;
-                    }
-                    Ok(n) => {
-                        let _ = conn.head.extend_from_slice(&buf[..n]);
-                        conn.io.touch(now);
-                    }
-                    Err(RecvError::WouldBlock) => break,
-                    Err(_) => return drop_connection(stack, &mut *shared.store, conn),
-                }
-            }
-            Phase::Upload {
-                upload,
-                remaining,
-                keep_alive,
-            } => {
-                // Body bytes that came with the head first.
-                let take = (conn.head.len() as u64).min(*remaining) as usize;
-                if take > 0 {
-                    let mut chunk = [0u8; 512];
-                    let part = take.min(chunk.len());
-                    chunk[..part].copy_from_slice(&conn.head[..part]);
-                    conn.head.copy_within(part.., 0);
-                    let left = conn.head.len() - part;
-                    conn.head.truncate(left);
-                    if !store_body(&mut *shared.store, upload, &chunk[..part], remaining) {
-                        respond(conn, 500, false, "the store failed\n");
-                        continue;
-                    }
-                    continue;
-                }
-                if *remaining == 0 {
-                    let keep_alive = *keep_alive;
-                    if let Some(up) = upload.take() {
-                        if shared.store.commit(up).is_err() {
-                            respond(conn, 500, false, "the store could not commit\n");
-                            continue;
-                        }
-                    }
-                    respond(conn, 201, keep_alive, "stored\n");
-                    continue;
-                }
-                let want = (*remaining).min(buf.len() as u64) as usize;
-                match stack.recv(socket, &mut buf[..want]) {
-                    Ok(0) => {
-                        log::warn!(
-                            "{}: http tcp{socket}: upload cut short, discarded",
-                            stack.name()
-                        );
-                        return drop_connection(stack, &mut *shared.store, conn);
-                    }
-                    Ok(n) => {
-                        conn.io.touch(now);
-                        let data = buf;
-                        if !store_body(&mut *shared.store, upload, &data[..n], remaining) {
-                            respond(conn, 500, false, "the store failed\n");
-                        }
-                    }
-                    Err(RecvError::WouldBlock) => break,
-                    Err(_) => return drop_connection(stack, &mut *shared.store, conn),
-                }
-            }
-            Phase::Respond { body, keep_alive } => {
-                let keep_alive = *keep_alive;
-                match body {
-                    Body::None => {}
-                    Body::File { name, next, end } => {
-                        while *next < *end {
-                            let (at, store) = (*next, &mut *shared.store);
-                            let read = |into: &mut [u8]| {
-                                store.read_at(name, at, into).ok().filter(|&n| n > 0)
-                            };
-                            let limit = (*end - *next) as usize;
-                            match conn.io.send_chunk(stack, now, &mut buf, limit, read) {
-                                Chunk::Sent(sent) => *next += sent as u64,
-                                Chunk::NoRoom => {
-                                    return check_timeout(
-                                        stack,
-                                        &mut *shared.store,
-                                        conn,
-                                        now,
-                                        timeout,
-                                    );
-                                }
-                                Chunk::Blocked => return true,
-                                Chunk::Unreadable | Chunk::Failed(_) => {
-                                    return drop_connection(stack, &mut *shared.store, conn)
-                                }
-                            }
-                        }
-                    }
-                    Body::Snapshot { next } => {
-                        let bytes = &shared.snapshot.bytes;
-                        while *next < bytes.len() {
-                            match conn.io.send(stack, now, &bytes[*next..]) {
-                                Ok(n) => *next += n,
-                                Err(SendError::WouldBlock) => return true,
-                                Err(_) => return drop_connection(stack, &mut *shared.store, conn),
-                            }
-                        }
-                        shared.snapshot.owner = None;
-                    }
-                }
-                *shared.served += 1;
-                if keep_alive {
-                    conn.phase = Phase::Head;
-                    continue;
-                }
-                let _ = stack.shutdown_write(socket);
-                conn.phase = Phase::Linger {
-                    until: now + LINGER,
-                };
-            }
-            Phase::Linger { until } => match stack.recv(socket, &mut buf) {
-                Ok(0) => {
-                    let _ = stack.close(socket);
-                    return false;
-                }
-                Ok(_) => {}
-                Err(RecvError::WouldBlock) if now < *until => return true,
-                Err(_) => {
-                    let _ = stack.abort(socket);
-                    return false;
-                }
-            },
+        let step = match conn.phase {
+            Phase::Head => read_head(stack, shared, conn, now),
+            Phase::Upload { .. } => receive_body(stack, shared, conn, now),
+            Phase::Respond { .. } => send_response(stack, shared, conn, now),
+            Phase::Linger { until } => linger(stack, conn, now, until),
+        };
+        match step {
+            Step::Again => {}
+            Step::Wait => break,
+            Step::Done(keep) => return keep,
         }
     }
     check_timeout(stack, &mut *shared.store, conn, now, timeout)
+}
+
+/// [`Phase::Head`]: reads until the head is complete, then acts on the request.
+fn read_head<S: Store, const N: usize>(
+    stack: &mut Stack<'_>,
+    shared: &mut Shared<'_, S, N>,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+) -> Step {
+    if let Some(head_end) = complete_head(&mut conn.head) {
+        start(stack, shared, conn, head_end);
+        return Step::Again;
+    }
+    if conn.head.is_full() {
+        let line_ends = conn.head.contains(&b'\n');
+        let (status, why) = if line_ends {
+            (431, "request head too large\n")
+        } else {
+            (414, "request line too long\n")
+        };
+        respond(conn, status, false, why);
+        return Step::Again;
+    }
+    let socket = conn.io.socket();
+    let mut buf = [0u8; 512];
+    let room = (HEAD_MAX - conn.head.len()).min(buf.len());
+    match stack.recv(socket, &mut buf[..room]) {
+        Ok(0) => {
+            let _ = stack.close(socket);
+            Step::Done(false)
+        }
+        Ok(n) => {
+            let _ = conn.head.extend_from_slice(&buf[..n]);
+            conn.io.touch(now);
+            Step::Again
+        }
+        Err(RecvError::WouldBlock) => Step::Wait,
+        Err(_) => Step::Done(drop_connection(stack, &mut *shared.store, conn)),
+    }
+}
+
+/// [`Phase::Upload`]: stores a PUT's body (what came with the head first), then commits
+/// it and answers `201`.
+fn receive_body<S: Store, const N: usize>(
+    stack: &mut Stack<'_>,
+    shared: &mut Shared<'_, S, N>,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+) -> Step {
+    let Phase::Upload {
+        upload,
+        remaining,
+        keep_alive,
+    } = &mut conn.phase
+    else {
+        return Step::Again;
+    };
+    // Body bytes that came with the head first.
+    let take = (conn.head.len() as u64).min(*remaining) as usize;
+    if take > 0 {
+        let mut chunk = [0u8; 512];
+        let part = take.min(chunk.len());
+        chunk[..part].copy_from_slice(&conn.head[..part]);
+        conn.head.copy_within(part.., 0);
+        let left = conn.head.len() - part;
+        conn.head.truncate(left);
+        if !store_body(&mut *shared.store, upload, &chunk[..part], remaining) {
+            respond(conn, 500, false, "the store failed\n");
+        }
+        return Step::Again;
+    }
+    if *remaining == 0 {
+        let keep_alive = *keep_alive;
+        if let Some(up) = upload.take() {
+            if shared.store.commit(up).is_err() {
+                respond(conn, 500, false, "the store could not commit\n");
+                return Step::Again;
+            }
+        }
+        respond(conn, 201, keep_alive, "stored\n");
+        return Step::Again;
+    }
+    let socket = conn.io.socket();
+    let mut buf = [0u8; 512];
+    let want = (*remaining).min(buf.len() as u64) as usize;
+    match stack.recv(socket, &mut buf[..want]) {
+        Ok(0) => {
+            log::warn!(
+                "{}: http tcp{socket}: upload cut short, discarded",
+                stack.name()
+            );
+            Step::Done(drop_connection(stack, &mut *shared.store, conn))
+        }
+        Ok(n) => {
+            conn.io.touch(now);
+            if !store_body(&mut *shared.store, upload, &buf[..n], remaining) {
+                respond(conn, 500, false, "the store failed\n");
+            }
+            Step::Again
+        }
+        Err(RecvError::WouldBlock) => Step::Wait,
+        Err(_) => Step::Done(drop_connection(stack, &mut *shared.store, conn)),
+    }
+}
+
+/// [`Phase::Respond`]: sends the body once the head is out, then waits for the next
+/// request or, without keep-alive, shuts down writing and lingers.
+fn send_response<S: Store, const N: usize>(
+    stack: &mut Stack<'_>,
+    shared: &mut Shared<'_, S, N>,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+) -> Step {
+    let Phase::Respond { body, keep_alive } = &mut conn.phase else {
+        return Step::Again;
+    };
+    let keep_alive = *keep_alive;
+    let mut buf = [0u8; 512];
+    match body {
+        Body::None => {}
+        Body::File { name, next, end } => {
+            while *next < *end {
+                let (at, store) = (*next, &mut *shared.store);
+                let read = |into: &mut [u8]| store.read_at(name, at, into).ok().filter(|&n| n > 0);
+                let limit = (*end - *next) as usize;
+                match conn.io.send_chunk(stack, now, &mut buf, limit, read) {
+                    Chunk::Sent(sent) => *next += sent as u64,
+                    Chunk::NoRoom => return Step::Wait,
+                    Chunk::Blocked => return Step::Done(true),
+                    Chunk::Unreadable | Chunk::Failed(_) => {
+                        return Step::Done(drop_connection(stack, &mut *shared.store, conn))
+                    }
+                }
+            }
+        }
+        Body::Snapshot { next } => {
+            let bytes = &shared.snapshot.bytes;
+            while *next < bytes.len() {
+                match conn.io.send(stack, now, &bytes[*next..]) {
+                    Ok(n) => *next += n,
+                    Err(SendError::WouldBlock) => return Step::Done(true),
+                    Err(_) => return Step::Done(drop_connection(stack, &mut *shared.store, conn)),
+                }
+            }
+            shared.snapshot.owner = None;
+        }
+    }
+    *shared.served += 1;
+    if keep_alive {
+        conn.phase = Phase::Head;
+        return Step::Again;
+    }
+    let _ = stack.shutdown_write(conn.io.socket());
+    conn.phase = Phase::Linger {
+        until: now + LINGER,
+    };
+    Step::Again
+}
+
+/// [`Phase::Linger`]: reads and drops what the client still sends, until it closes or
+/// the linger time is up.
+fn linger<U>(stack: &mut Stack<'_>, conn: &Connection<U>, now: Instant, until: Instant) -> Step {
+    let socket = conn.io.socket();
+    let mut buf = [0u8; 512];
+    match stack.recv(socket, &mut buf) {
+        Ok(0) => {
+            let _ = stack.close(socket);
+            Step::Done(false)
+        }
+        Ok(_) => Step::Again,
+        Err(RecvError::WouldBlock) if now < until => Step::Done(true),
+        Err(_) => {
+            let _ = stack.abort(socket);
+            Step::Done(false)
+        }
+    }
 }
 
 fn store_body<S: Store>(
