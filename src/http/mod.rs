@@ -15,6 +15,8 @@
 //! client silent for the idle timeout gets `408`, and when every connection is busy a new
 //! client gets `503` from a socket kept in reserve.
 
+mod request;
+mod response;
 mod server;
 
 pub use server::{HttpServer, DEFAULT_IDLE_TIMEOUT, HEAD_MAX, SNAPSHOT_DEFAULT};

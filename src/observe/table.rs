@@ -26,36 +26,66 @@ pub struct StatsRow {
 impl StatsRow {
     /// The table's header line, matching [`StatsRow`]'s `Display`.
     pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc";
+
+    /// The row's figures after the socket's name, in the table's column order: the one
+    /// list both the table and the JSON of `GET /stats` are written from.
+    pub fn fields(&self) -> [StatField; 15] {
+        let s = &self.stats;
+        let field = |name, width, value| StatField { name, width, value };
+        let count = |n: u64| StatValue::Count(n);
+        [
+            field("port", 6, count(self.local_port.into())),
+            field("rx", 6, StatValue::Ring(self.rx.0, self.rx.1)),
+            field("tx", 6, StatValue::Ring(self.tx.0, self.tx.1)),
+            field("bytes_in", 12, count(s.bytes_in)),
+            field("bytes_out", 13, count(s.bytes_out)),
+            field("rx_high_water", 6, count(s.rx_high_water as u64)),
+            field("tx_high_water", 6, count(s.tx_high_water as u64)),
+            field("rx_blocks", 7, count(s.rx_blocks.into())),
+            field("tx_blocks", 6, count(s.tx_blocks.into())),
+            field("blocked_ms", 11, count(s.time_blocked.total_millis())),
+            field("rx_full", 8, count(s.rx_full_events.into())),
+            field("tx_full", 7, count(s.tx_full_events.into())),
+            field("zero_windows", 5, count(s.zero_windows.into())),
+            field("drops", 6, count(s.rx_drops.into())),
+            field("truncations", 6, count(s.truncations.into())),
+        ]
+    }
+}
+
+/// One figure of a [`StatsRow`], as [`StatsRow::fields`] lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatField {
+    /// Its name in JSON.
+    pub name: &'static str,
+    /// Its column's width in the table (each half's, for a ring).
+    pub width: usize,
+    /// The figure.
+    pub value: StatValue,
+}
+
+/// The value of a [`StatField`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatValue {
+    /// A count or an amount.
+    Count(u64),
+    /// A ring's bytes in use and its capacity.
+    Ring(usize, usize),
 }
 
 impl fmt::Display for StatsRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.stats;
         let mut socket = heapless::String::<16>::new();
         // Cannot overflow: a type name and a 16-bit number fit in 16 bytes.
         let _ = fmt::Write::write_fmt(&mut socket, format_args!("{}{}", self.kind, self.handle));
-        write!(
-            f,
-            "{:<10} {:>6} {:>6}/{:<6} {:>6}/{:<6} {:>12} {:>13} {:>6} {:>6} {:>7} {:>6} {:>11} {:>8} {:>7} {:>5} {:>6} {:>6}",
-            socket,
-            self.local_port,
-            self.rx.0,
-            self.rx.1,
-            self.tx.0,
-            self.tx.1,
-            s.bytes_in,
-            s.bytes_out,
-            s.rx_high_water,
-            s.tx_high_water,
-            s.rx_blocks,
-            s.tx_blocks,
-            s.time_blocked.total_millis(),
-            s.rx_full_events,
-            s.tx_full_events,
-            s.zero_windows,
-            s.rx_drops,
-            s.truncations,
-        )
+        write!(f, "{socket:<10}")?;
+        for StatField { width, value, .. } in self.fields() {
+            match value {
+                StatValue::Count(n) => write!(f, " {n:>width$}")?,
+                StatValue::Ring(used, capacity) => write!(f, " {used:>width$}/{capacity:<width$}")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -85,5 +115,39 @@ impl<I: Iterator<Item = StatsRow> + Clone> fmt::Display for StatsTable<I> {
             writeln!(f, "{row}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::time::Duration;
+
+    #[test]
+    fn a_table_row_keeps_its_columns() {
+        let row = StatsRow {
+            handle: SocketHandle(3),
+            kind: SocketType::Stream,
+            local_port: 7003,
+            rx: (10, 4096),
+            tx: (0, 2048),
+            stats: SocketStats {
+                bytes_in: 123_456,
+                bytes_out: 7,
+                rx_high_water: 4096,
+                tx_high_water: 512,
+                rx_blocks: 2,
+                tx_blocks: 1,
+                time_blocked: Duration::from_millis(1500),
+                rx_full_events: 4,
+                tx_full_events: 5,
+                zero_windows: 6,
+                rx_drops: 8,
+                truncations: 9,
+                ..SocketStats::default()
+            },
+        };
+        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9";
+        assert_eq!(std::format!("{row}"), expected);
     }
 }

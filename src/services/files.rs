@@ -1,10 +1,11 @@
 use core::fmt::Write as _;
 
 use heapless::{String, Vec};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use super::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::{RecvError, SendError};
+use crate::transfer::wire::{Digest, DigestHex};
 use crate::{Duration, Instant, SocketHandle, Stack};
 
 /// A source could not be read.
@@ -299,13 +300,10 @@ impl FileIn {
                 let hasher = &mut incoming.hasher;
                 match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
                     Ok(0) => {
-                        let digest = core::mem::take(&mut incoming.hasher).finalize();
+                        let digest: Digest =
+                            core::mem::take(&mut incoming.hasher).finalize().into();
                         let mut line = String::new();
-                        let _ = write!(line, "{} ", incoming.received);
-                        for byte in digest {
-                            let _ = write!(line, "{byte:02x}");
-                        }
-                        let _ = line.push('\n');
+                        let _ = writeln!(line, "{} {}", incoming.received, DigestHex(&digest));
                         log::info!("{name}: file-in tcp{conn}: {}", line.trim_end());
                         incoming.reply = Some((line, 0));
                     }

@@ -13,6 +13,7 @@
 //! | UDP [`STATS_PORT`] | [`StatsQuery`]: answers any datagram with the stats table |
 //! | UDP [`BEACON_PORT`] | [`Beacon`]: broadcasts a line naming the host and its services about once a second |
 
+pub(crate) mod connection;
 mod datagram;
 mod echo;
 mod files;

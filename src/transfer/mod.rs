@@ -28,4 +28,4 @@ pub mod wire;
 pub use client::{get, put, TransferError};
 pub use server::TransferServer;
 pub use store::{DigestSink, RamStore, RamUpload, Store, StoreError};
-pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};
+pub use wire::{validate_name, Digest, DigestHex, Message, NameError, Status, WireError};

@@ -1,13 +1,16 @@
 //! The transfer server: one state machine per connection, polled like the other services.
 
+use core::ops::ControlFlow::{self, Break, Continue};
+
 use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
 use super::store::{Store, StoreError};
 use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
 use crate::framing::LengthPrefixDecoder;
-use crate::services::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
-use crate::socket::tcp::{RecvError, SendError};
+use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
+use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
+use crate::socket::tcp::RecvError;
 use crate::{Duration, Instant, SocketHandle, Stack};
 
 /// How long a connection may stay silent before the server gives up on it: longer than
@@ -42,14 +45,24 @@ enum Phase<U> {
     Closing,
 }
 
+impl<U> HoldsUpload for Phase<U> {
+    type Upload = U;
+
+    fn take_upload(&mut self) -> Option<U> {
+        match self {
+            Phase::Receiving { upload, .. } => upload.take(),
+            _ => None,
+        }
+    }
+}
+
+/// Frames not yet sent: room for two (an accept and, for an empty file, its status).
+const OUT_MAX: usize = 2 * (MAX_FRAME + 4);
+
 struct Connection<U> {
-    socket: SocketHandle,
+    io: connection::Connection<OUT_MAX>,
     phase: Phase<U>,
     decoder: LengthPrefixDecoder<MAX_FRAME>,
-    /// Frames not yet sent: room for two (an accept and, for an empty file, its status).
-    out: Vec<u8, { 2 * (MAX_FRAME + 4) }>,
-    out_sent: usize,
-    last_activity: Instant,
 }
 
 /// What one poll of a connection decided.
@@ -108,6 +121,17 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         self.connections.len()
     }
 
+    /// When the server needs a poll even if nothing arrives: the soonest a silent peer
+    /// times out (`None` without connections). Like [`Stack::poll_at`], for a caller that
+    /// sleeps between polls.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let timeout = self.idle_timeout;
+        self.connections
+            .iter()
+            .map(|conn| conn.io.deadline(timeout))
+            .min()
+    }
+
     /// Accepts and advances every transfer; call after every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
         let now = stack.now();
@@ -117,12 +141,9 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                 stack.name()
             );
             let _ = self.connections.push(Connection {
-                socket,
+                io: connection::Connection::new(socket, now),
                 phase: Phase::Request,
                 decoder: LengthPrefixDecoder::new(),
-                out: Vec::new(),
-                out_sent: 0,
-                last_activity: now,
             });
         }
         let store = &mut self.store;
@@ -140,12 +161,8 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
 fn queue_frame<U>(conn: &mut Connection<U>, message: Message<'_>) {
     let mut frame = [0u8; MAX_FRAME + 4];
     if let Ok(n) = message.emit(&mut frame) {
-        if conn.out_sent == conn.out.len() {
-            conn.out.clear();
-            conn.out_sent = 0;
-        }
         // Cannot overflow: at most two frames are ever pending.
-        let _ = conn.out.extend_from_slice(&frame[..n]);
+        let _ = conn.io.queue().extend_from_slice(&frame[..n]);
     }
 }
 
@@ -159,12 +176,10 @@ fn refuse<S: Store>(
     log::warn!(
         "{}: transfer tcp{}: {status}: {reason}",
         stack.name(),
-        conn.socket
+        conn.io.socket()
     );
-    if let Phase::Receiving { upload, .. } = &mut conn.phase {
-        if let Some(upload) = upload.take() {
-            store.abort(upload);
-        }
+    if let Some(upload) = conn.phase.take_upload() {
+        store.abort(upload);
     }
     queue_frame(
         conn,
@@ -192,15 +207,13 @@ fn give_up<S: Store>(
     store: &mut S,
     conn: &mut Connection<S::Upload>,
 ) -> Next {
-    if let Phase::Receiving { upload, .. } = &mut conn.phase {
-        if let Some(upload) = upload.take() {
-            store.abort(upload);
-        }
-    }
-    let _ = stack.abort(conn.socket);
+    let abort = |upload| store.abort(upload);
+    conn.io
+        .give_up(stack, &mut conn.phase, abort, Ending::Abort);
     Next::Drop
 }
 
+/// Moves one connection forward: flushes what is queued, then takes the step of its phase.
 fn advance<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
@@ -209,181 +222,225 @@ fn advance<S: Store>(
     timeout: Duration,
     completed: &mut u32,
 ) -> Next {
-    let name = stack.name();
-    let socket = conn.socket;
     // Flush the pending frame first.
-    while conn.out_sent < conn.out.len() {
-        match stack.send(socket, &conn.out[conn.out_sent..]) {
-            Ok(n) => {
-                conn.out_sent += n;
-                conn.last_activity = now;
-            }
-            Err(SendError::WouldBlock) => break,
-            Err(_) => return give_up(stack, store, conn),
-        }
+    let flushed = match conn.io.flush(stack, now) {
+        Ok(flush) => flush == Flush::Done,
+        Err(_) => return give_up(stack, store, conn),
+    };
+    let step = match conn.phase {
+        Phase::Request => read_request(stack, store, conn, now, completed),
+        Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
+        Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
+        Phase::Closing => close_when_flushed(stack, conn, flushed),
+    };
+    if let ControlFlow::Break(next) = step {
+        return next;
     }
-    let flushed = conn.out_sent == conn.out.len();
-    let mut buf = [0u8; 2048];
-    match &mut conn.phase {
-        Phase::Closing if flushed => {
-            let _ = stack.close(socket);
-            return Next::Drop;
-        }
-        Phase::Closing => {}
-        Phase::Request => loop {
-            let n = match stack.recv(socket, &mut buf) {
-                Ok(0) | Err(RecvError::ConnectionReset) => return give_up(stack, store, conn),
-                Ok(n) => n,
-                Err(RecvError::WouldBlock) => break,
-                Err(_) => return give_up(stack, store, conn),
-            };
-            conn.last_activity = now;
-            let mut used = 0;
-            while used < n {
-                let (consumed, frame) = match conn.decoder.decode(&buf[used..n]) {
-                    Ok(result) => result,
-                    Err(e) => {
-                        let mut reason: String<64> = String::new();
-                        let _ = core::fmt::write(&mut reason, format_args!("{e}"));
-                        refuse(stack, store, conn, Status::BadRequest, &reason);
-                        return Next::Keep;
-                    }
-                };
-                used += consumed;
-                let Some(frame) = frame else { continue };
-                let mut frame_copy = [0u8; MAX_FRAME];
-                frame_copy[..frame.len()].copy_from_slice(frame);
-                let frame = &frame_copy[..frame.len()];
-                start(stack, store, conn, frame);
-                if let Phase::Receiving { .. } = conn.phase {
-                    // Data that came with the request belongs to the upload.
-                    if receive(stack, store, conn, &buf[used..n], completed) {
-                        return Next::Keep;
-                    }
-                } else if used < n {
-                    refuse(
-                        stack,
-                        store,
-                        conn,
-                        Status::BadRequest,
-                        "data after the request",
-                    );
-                }
-                return Next::Keep;
-            }
-        },
-        Phase::Receiving { size, received, .. } => {
-            let remaining = *size - *received;
-            let want = usize::try_from(remaining).unwrap_or(usize::MAX);
-            if want > 0 {
-                // Hashed and stored where the bytes lie in the rx ring: no copy.
-                let mut failed = None;
-                let phase = &mut conn.phase;
-                let got = stack.recv_with(socket, want, |bytes| {
-                    if failed.is_none() {
-                        failed = absorb(store, phase, bytes).err();
-                    }
-                });
-                match got {
-                    Ok(0) => {
-                        let reason = "the peer closed before the announced size";
-                        refuse(stack, store, conn, Status::SizeMismatch, reason);
-                    }
-                    Ok(_) => {
-                        conn.last_activity = now;
-                        match failed {
-                            Some(e) => refuse(
-                                stack,
-                                store,
-                                conn,
-                                store_status(e),
-                                "the store failed during the upload",
-                            ),
-                            None => {
-                                finish_upload(stack, store, conn, completed);
-                            }
-                        }
-                    }
-                    Err(RecvError::WouldBlock) => {}
-                    Err(e) => {
-                        log::warn!("{name}: transfer tcp{socket}: {e} during upload, discarded");
-                        return give_up(stack, store, conn);
-                    }
-                }
-            }
-        }
-        Phase::Sending {
-            name: file,
-            size,
-            start,
-            hashed,
-            sent,
-            hasher,
-        } => {
-            if *hashed < *start {
-                let want = ((*start - *hashed) as usize).min(PREFIX_HASH_PER_POLL);
-                let mut done = 0;
-                while done < want {
-                    let chunk = (want - done).min(buf.len());
-                    match store.read_at(file, *hashed, &mut buf[..chunk]) {
-                        Ok(n) if n > 0 => {
-                            hasher.update(&buf[..n]);
-                            *hashed += n as u64;
-                            done += n;
-                        }
-                        _ => return give_up(stack, store, conn),
-                    }
-                }
-                conn.last_activity = now;
-            } else if flushed {
-                loop {
-                    if *sent == *size {
-                        let digest: Digest = core::mem::take(hasher).finalize().into();
-                        log::info!("{name}: transfer tcp{socket}: sent {file} ({size} bytes)");
-                        *completed += 1;
-                        queue_frame(
-                            conn,
-                            Message::Status {
-                                status: Status::Ok,
-                                digest,
-                                reason: "",
-                            },
-                        );
-                        conn.phase = Phase::Closing;
-                        return Next::Keep;
-                    }
-                    let room = tx_room(stack, socket).min(buf.len());
-                    if room == 0 {
-                        break;
-                    }
-                    let n = match store.read_at(file, *sent, &mut buf[..room]) {
-                        Ok(n) if n > 0 => n,
-                        _ => {
-                            log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}");
-                            return give_up(stack, store, conn);
-                        }
-                    };
-                    match stack.send(socket, &buf[..n]) {
-                        Ok(queued) => {
-                            hasher.update(&buf[..queued]);
-                            *sent += queued as u64;
-                            conn.last_activity = now;
-                        }
-                        Err(SendError::WouldBlock) => break,
-                        Err(_) => return give_up(stack, store, conn),
-                    }
-                }
-            }
-        }
-    }
-    if now - conn.last_activity > timeout {
-        log::warn!(
-            "{name}: transfer tcp{socket}: peer silent for {}; giving up",
-            now - conn.last_activity
-        );
+    if conn
+        .io
+        .idle_expired(stack, now, timeout, "transfer", "giving up")
+    {
         return give_up(stack, store, conn);
     }
     Next::Keep
+}
+
+/// What a phase's step decided: `Break` ends this poll of the connection with its
+/// verdict; `Continue` means it waits on the peer, so the idle timeout applies.
+type Step = ControlFlow<Next>;
+
+/// [`Phase::Request`]: reads until the request frame is whole, then acts on it.
+fn read_request<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+    completed: &mut u32,
+) -> Step {
+    let socket = conn.io.socket();
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = match stack.recv(socket, &mut buf) {
+            Ok(0) | Err(RecvError::ConnectionReset) => return Break(give_up(stack, store, conn)),
+            Ok(n) => n,
+            Err(RecvError::WouldBlock) => return Continue(()),
+            Err(_) => return Break(give_up(stack, store, conn)),
+        };
+        conn.io.touch(now);
+        let mut used = 0;
+        while used < n {
+            let (consumed, frame) = match conn.decoder.decode(&buf[used..n]) {
+                Ok(result) => result,
+                Err(e) => {
+                    let mut reason: String<64> = String::new();
+                    let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+                    refuse(stack, store, conn, Status::BadRequest, &reason);
+                    return Break(Next::Keep);
+                }
+            };
+            used += consumed;
+            let Some(frame) = frame else { continue };
+            let mut frame_copy = [0u8; MAX_FRAME];
+            frame_copy[..frame.len()].copy_from_slice(frame);
+            let frame = &frame_copy[..frame.len()];
+            start(stack, store, conn, frame);
+            if let Phase::Receiving { .. } = conn.phase {
+                // Data that came with the request belongs to the upload.
+                receive(stack, store, conn, &buf[used..n], completed);
+            } else if used < n {
+                refuse(
+                    stack,
+                    store,
+                    conn,
+                    Status::BadRequest,
+                    "data after the request",
+                );
+            }
+            return Break(Next::Keep);
+        }
+    }
+}
+
+/// [`Phase::Receiving`]: hashes and stores a put's data until the announced size is in,
+/// then answers.
+fn receive_data<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+    completed: &mut u32,
+) -> Step {
+    let Phase::Receiving { size, received, .. } = &conn.phase else {
+        return Continue(());
+    };
+    let want = usize::try_from(*size - *received).unwrap_or(usize::MAX);
+    if want == 0 {
+        return Continue(());
+    }
+    let socket = conn.io.socket();
+    // Hashed and stored where the bytes lie in the rx ring: no copy.
+    let mut failed = None;
+    let phase = &mut conn.phase;
+    let got = stack.recv_with(socket, want, |bytes| {
+        if failed.is_none() {
+            failed = absorb(store, phase, bytes).err();
+        }
+    });
+    match got {
+        Ok(0) => {
+            let reason = "the peer closed before the announced size";
+            refuse(stack, store, conn, Status::SizeMismatch, reason);
+        }
+        Ok(_) => {
+            conn.io.touch(now);
+            match failed {
+                Some(e) => refuse(
+                    stack,
+                    store,
+                    conn,
+                    store_status(e),
+                    "the store failed during the upload",
+                ),
+                None => finish_upload(stack, store, conn, completed),
+            }
+        }
+        Err(RecvError::WouldBlock) => {}
+        Err(e) => {
+            log::warn!(
+                "{}: transfer tcp{socket}: {e} during upload, discarded",
+                stack.name()
+            );
+            return Break(give_up(stack, store, conn));
+        }
+    }
+    Continue(())
+}
+
+/// [`Phase::Sending`]: for a resume, hashes the prefix the client kept first (a slice
+/// per poll); then, once the accept is out, sends the data as the tx ring takes it and
+/// the final status after it.
+fn send_data<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload>,
+    now: Instant,
+    flushed: bool,
+    completed: &mut u32,
+) -> Step {
+    let name = stack.name();
+    let socket = conn.io.socket();
+    let Phase::Sending {
+        name: file,
+        size,
+        start,
+        hashed,
+        sent,
+        hasher,
+    } = &mut conn.phase
+    else {
+        return Continue(());
+    };
+    let mut buf = [0u8; 2048];
+    if *hashed < *start {
+        let want = ((*start - *hashed) as usize).min(PREFIX_HASH_PER_POLL);
+        let mut done = 0;
+        while done < want {
+            let chunk = (want - done).min(buf.len());
+            match store.read_at(file, *hashed, &mut buf[..chunk]) {
+                Ok(n) if n > 0 => {
+                    hasher.update(&buf[..n]);
+                    *hashed += n as u64;
+                    done += n;
+                }
+                _ => return Break(give_up(stack, store, conn)),
+            }
+        }
+        conn.io.touch(now);
+        return Continue(());
+    }
+    if !flushed {
+        return Continue(());
+    }
+    loop {
+        if *sent == *size {
+            let digest: Digest = core::mem::take(hasher).finalize().into();
+            log::info!("{name}: transfer tcp{socket}: sent {file} ({size} bytes)");
+            *completed += 1;
+            queue_frame(
+                conn,
+                Message::Status {
+                    status: Status::Ok,
+                    digest,
+                    reason: "",
+                },
+            );
+            conn.phase = Phase::Closing;
+            return Break(Next::Keep);
+        }
+        let at = *sent;
+        let read = |into: &mut [u8]| store.read_at(file, at, into).ok().filter(|&n| n > 0);
+        match conn.io.send_chunk(stack, now, &mut buf, usize::MAX, read) {
+            Chunk::Sent(queued) => {
+                hasher.update(&buf[..queued]);
+                *sent += queued as u64;
+            }
+            Chunk::NoRoom | Chunk::Blocked => return Continue(()),
+            Chunk::Unreadable => {
+                log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}");
+                return Break(give_up(stack, store, conn));
+            }
+            Chunk::Failed(_) => return Break(give_up(stack, store, conn)),
+        }
+    }
+}
+
+/// [`Phase::Closing`]: closes once the final frame is out.
+fn close_when_flushed<U>(stack: &mut Stack<'_>, conn: &Connection<U>, flushed: bool) -> Step {
+    if !flushed {
+        return Continue(());
+    }
+    let _ = stack.close(conn.io.socket());
+    Break(Next::Drop)
 }
 
 /// Acts on a request frame.
@@ -413,7 +470,7 @@ fn start<S: Store>(
                 log::info!(
                     "{}: transfer tcp{}: receiving {name} ({size} bytes)",
                     stack.name(),
-                    conn.socket
+                    conn.io.socket()
                 );
                 queue_frame(conn, Message::Accept { size, offset: 0 });
                 conn.phase = Phase::Receiving {
@@ -449,7 +506,7 @@ fn start<S: Store>(
                 log::info!(
                     "{}: transfer tcp{}: sending {name} from {offset} of {size}",
                     stack.name(),
-                    conn.socket
+                    conn.io.socket()
                 );
                 queue_frame(conn, Message::Accept { size, offset });
                 conn.phase = Phase::Sending {
@@ -473,16 +530,16 @@ fn start<S: Store>(
     }
 }
 
-/// Takes upload data; returns whether the upload is finished (and answered).
+/// Takes upload data that came with the request, and answers if that was all of it.
 fn receive<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
     conn: &mut Connection<S::Upload>,
     data: &[u8],
     completed: &mut u32,
-) -> bool {
+) {
     let Phase::Receiving { size, received, .. } = &conn.phase else {
-        return false;
+        return;
     };
     let take = data.len().min((*size - *received) as usize);
     if take > 0 {
@@ -494,10 +551,10 @@ fn receive<S: Store>(
                 store_status(e),
                 "the store failed during the upload",
             );
-            return true;
+            return;
         }
     }
-    finish_upload(stack, store, conn, completed)
+    finish_upload(stack, store, conn, completed);
 }
 
 /// Hashes and stores `data` where it lies (in the rx ring), for [`Stack::recv_with`];
@@ -524,14 +581,13 @@ fn absorb<S: Store>(
     }
 }
 
-/// Once the announced size is in: checks the digest, then commits or refuses. Returns
-/// whether the upload is over.
+/// Once the announced size is in: checks the digest, then commits or refuses.
 fn finish_upload<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
     conn: &mut Connection<S::Upload>,
     completed: &mut u32,
-) -> bool {
+) {
     let Phase::Receiving {
         upload,
         size,
@@ -540,16 +596,16 @@ fn finish_upload<S: Store>(
         hasher,
     } = &mut conn.phase
     else {
-        return false;
+        return;
     };
     if *received < *size {
-        return false;
+        return;
     }
     let digest: Digest = core::mem::take(hasher).finalize().into();
     let expected = *expected;
     let size = *size;
     let Some(upload) = upload.take() else {
-        return true;
+        return;
     };
     if digest != expected {
         store.abort(upload);
@@ -560,14 +616,14 @@ fn finish_upload<S: Store>(
             Status::DigestMismatch,
             "data differs from the announced SHA-256",
         );
-        return true;
+        return;
     }
     match store.commit(upload) {
         Ok(()) => {
             log::info!(
                 "{}: transfer tcp{}: stored {size} bytes, digest verified",
                 stack.name(),
-                conn.socket
+                conn.io.socket()
             );
             *completed += 1;
             queue_frame(
@@ -588,5 +644,4 @@ fn finish_upload<S: Store>(
             "the store could not commit",
         ),
     }
-    true
 }

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::framing::{FrameError, PREFIX_LEN};
+use crate::framing::{encode_length_prefixed, FrameError};
 
 /// First bytes of every frame's payload.
 pub const MAGIC: [u8; 4] = *b"RNT1";
@@ -18,6 +18,17 @@ pub const MAX_REASON: usize = 64;
 
 /// A SHA-256 digest.
 pub type Digest = [u8; DIGEST_LEN];
+
+/// A digest written as 64 lowercase hex digits, the form `sha256sum` prints: for logs and
+/// text replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestHex<'a>(pub &'a Digest);
+
+impl fmt::Display for DigestHex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
 
 const KIND_PUT: u8 = 1;
 const KIND_GET: u8 = 2;
@@ -341,13 +352,7 @@ impl<'a> Message<'a> {
                 put(&reason.as_bytes()[..cut])?;
             }
         }
-        let total = PREFIX_LEN + payload.len();
-        if out.len() < total {
-            return Err(WireError::TooLong);
-        }
-        out[..PREFIX_LEN].copy_from_slice(&(payload.len() as u32).to_be_bytes());
-        out[PREFIX_LEN..total].copy_from_slice(&payload);
-        Ok(total)
+        Ok(encode_length_prefixed(&payload, out)?)
     }
 }
 
@@ -399,6 +404,17 @@ mod tests {
         expected.extend_from_slice(&5u64.to_be_bytes());
         expected.extend_from_slice(&[0xab; 32]);
         assert_eq!(&buf[..n], &expected[..]);
+    }
+
+    #[test]
+    fn a_digest_is_written_as_lowercase_hex() {
+        let mut digest = [0u8; DIGEST_LEN];
+        digest[0] = 0xab;
+        digest[31] = 0x0f;
+        let text = std::format!("{}", DigestHex(&digest));
+        assert_eq!(text.len(), 64);
+        assert!(text.starts_with("ab00"), "{text}");
+        assert!(text.ends_with("000f"), "{text}");
     }
 
     #[test]
