@@ -1,9 +1,9 @@
 //! Blocking calls, with the block made visible.
 //!
 //! A kernel socket call that cannot complete puts the thread to sleep until the network
-//! changes. ringnet's core never sleeps by itself: a [`Driver`] does the waiting (polls
+//! changes. ringnet's core never sleeps by itself: a [`Waiter`] does the waiting (polls
 //! the device and sleeps on the host, waits for an interrupt on the firmware, or advances
-//! the virtual clock of the [`sim`](crate::sim)). [`Blocking`] retries a non-blocking call
+//! the virtual clock of the simulated wire). [`Blocking`] retries a non-blocking call
 //! between waits until it completes or the socket's timeout (`SO_RCVTIMEO`,
 //! `SO_SNDTIMEO`) expires, and logs each block twice: when it starts (which ring, its
 //! occupancy, why) and when it ends (how long, how many polls, what ended it).
@@ -17,7 +17,7 @@ use crate::socket::{tcp, udp, SocketHandle};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
-/// Whether the world can still change, as a [`Driver`] sees it.
+/// Whether the world can still change, as a [`Waiter`] sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     /// Something may have changed, or time passed: try the call again.
@@ -29,11 +29,11 @@ pub enum Progress {
 }
 
 /// What makes the world progress while a call is blocked.
-pub trait Driver {
+pub trait Waiter {
     /// The current time.
     fn now(&self) -> Instant;
 
-    /// Polls `stack` (and whatever else this driver runs), then waits until something
+    /// Polls `stack` (and whatever else this waiter runs), then waits until something
     /// may have changed, but not past `deadline`.
     fn wait(&mut self, stack: &mut Stack<'_>, deadline: Option<Instant>) -> Progress;
 }
@@ -93,16 +93,16 @@ struct Wait {
     timeout: Option<Duration>,
 }
 
-/// The blocking forms of the socket calls, on one stack and one driver.
-pub struct Blocking<'s, 'a, D: Driver> {
+/// The blocking forms of the socket calls, on one stack and one waiter.
+pub struct Blocking<'s, 'a, W: Waiter> {
     stack: &'s mut Stack<'a>,
-    driver: &'s mut D,
+    waiter: &'s mut W,
 }
 
-impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
-    /// Blocking calls on `stack`, waiting with `driver`.
-    pub fn new(stack: &'s mut Stack<'a>, driver: &'s mut D) -> Self {
-        Blocking { stack, driver }
+impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
+    /// Blocking calls on `stack`, waiting with `waiter`.
+    pub fn new(stack: &'s mut Stack<'a>, waiter: &'s mut W) -> Self {
+        Blocking { stack, waiter }
     }
 
     /// The stack, for non-blocking calls between blocking ones.
@@ -110,17 +110,17 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
         self.stack
     }
 
-    /// The driver.
-    pub fn driver(&mut self) -> &mut D {
-        self.driver
+    /// The waiter.
+    pub fn waiter(&mut self) -> &mut W {
+        self.waiter
     }
 
     /// Lets the world run for `duration`, as `time.sleep` does in a program whose sockets
     /// the kernel keeps serving meanwhile.
     pub fn sleep(&mut self, duration: Duration) {
-        let until = self.driver.now() + duration;
-        while self.driver.now() < until {
-            if self.driver.wait(self.stack, Some(until)) == Progress::Stalled {
+        let until = self.waiter.now() + duration;
+        while self.waiter.now() < until {
+            if self.waiter.wait(self.stack, Some(until)) == Progress::Stalled {
                 break;
             }
         }
@@ -132,7 +132,7 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
         })
     }
 
-    /// Runs `op` until it stops saying `WouldBlock`, waiting with the driver in between.
+    /// Runs `op` until it stops saying `WouldBlock`, waiting with the waiter in between.
     fn block_on<T, E: MayBlock>(
         &mut self,
         wait: Wait,
@@ -159,14 +159,14 @@ impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
                 Ring::Tx => stats.tx_blocks += 1,
             }
         }
-        let start = self.driver.now();
+        let start = self.waiter.now();
         let deadline = wait.timeout.map(|t| start + t);
         let mut polls: u64 = 0;
         loop {
-            let progress = self.driver.wait(self.stack, deadline);
+            let progress = self.waiter.wait(self.stack, deadline);
             polls += 1;
             let result = op(self.stack);
-            let now = self.driver.now();
+            let now = self.waiter.now();
             let elapsed = now - start;
             let still_blocked = matches!(&result, Err(e) if e.would_block());
             let expired = deadline.is_some_and(|d| now >= d);
@@ -430,23 +430,23 @@ impl embedded_io::Error for StreamError {
 /// code written for any reader or writer (a codec, a protocol client) runs on ringnet:
 /// `read` is [`Blocking::recv`] (`Ok(0)` at end of stream), `write` is [`Blocking::send`],
 /// `flush` waits until the peer has acknowledged everything.
-pub struct TcpStream<'b, 's, 'a, D: Driver> {
-    sock: &'b mut Blocking<'s, 'a, D>,
+pub struct TcpStream<'b, 's, 'a, W: Waiter> {
+    sock: &'b mut Blocking<'s, 'a, W>,
     handle: SocketHandle,
 }
 
-impl<'s, 'a, D: Driver> Blocking<'s, 'a, D> {
+impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
     /// The stream socket `handle` as an `embedded-io` reader and writer.
-    pub fn stream(&mut self, handle: SocketHandle) -> TcpStream<'_, 's, 'a, D> {
+    pub fn stream(&mut self, handle: SocketHandle) -> TcpStream<'_, 's, 'a, W> {
         TcpStream { sock: self, handle }
     }
 }
 
-impl<D: Driver> embedded_io::ErrorType for TcpStream<'_, '_, '_, D> {
+impl<W: Waiter> embedded_io::ErrorType for TcpStream<'_, '_, '_, W> {
     type Error = StreamError;
 }
 
-impl<D: Driver> embedded_io::Read for TcpStream<'_, '_, '_, D> {
+impl<W: Waiter> embedded_io::Read for TcpStream<'_, '_, '_, W> {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, StreamError> {
         if buf.is_empty() {
             return Ok(0);
@@ -455,7 +455,7 @@ impl<D: Driver> embedded_io::Read for TcpStream<'_, '_, '_, D> {
     }
 }
 
-impl<D: Driver> embedded_io::Write for TcpStream<'_, '_, '_, D> {
+impl<W: Waiter> embedded_io::Write for TcpStream<'_, '_, '_, W> {
     fn write(&mut self, buf: &[u8]) -> Result<usize, StreamError> {
         self.sock.send(self.handle, buf).map_err(StreamError::Send)
     }

@@ -20,7 +20,7 @@
 //!   recv, send, shutdown, close), [`socket::udp`] for datagrams (recv_from with `MSG_TRUNC`
 //!   reporting, send_to, `SO_BROADCAST`), [`socket::SocketOption`] for `setsockopt` and
 //!   `getsockopt`.
-//! - [`blocking`]: the blocking forms of those calls. A [`blocking::Driver`] makes the world
+//! - [`blocking`]: the blocking forms of those calls. A [`blocking::Waiter`] makes the world
 //!   progress (polls devices, sleeps, or advances a virtual clock); each block is logged when
 //!   it starts and when it ends.
 //! - [`observe`]: per-socket counters, ring occupancy levels and the stats table.
@@ -55,11 +55,13 @@
 mod macros;
 
 pub mod blocking;
+pub mod digest;
 pub mod framing;
 pub mod handle;
 pub mod http;
 pub mod observe;
 pub mod phy;
+pub mod run;
 pub mod service_set;
 pub mod services;
 #[cfg(feature = "sim")]

@@ -1,109 +1,328 @@
-//! The [`ServiceSet`]: every service of a ringnet host on its port, started and polled
-//! together. It sits above [`services`](crate::services), [`transfer`](crate::transfer)
-//! and [`http`](crate::http), which it builds.
+//! The [`ServiceSet`]: the services of a ringnet host on their ports, started from one
+//! [`ServicePlan`] and polled together. It sits above [`services`](crate::services),
+//! [`transfer`](crate::transfer) and [`http`](crate::http), which it builds; the tap
+//! host, the firmware and the scenario tests all run one.
 
-use crate::services::*;
+use heapless::Vec;
+use smoltcp::time::Instant;
 
-/// The sockets a [`ServiceSet`] runs on; the caller creates them, and so supplies every ring.
-pub struct ServiceSockets<'h> {
-    /// Fresh stream sockets for echo's backlog.
-    pub echo: &'h [crate::SocketHandle],
-    /// Fresh stream sockets for discard's backlog.
-    pub discard: &'h [crate::SocketHandle],
-    /// Fresh stream sockets for file out's backlog.
-    pub file_out: &'h [crate::SocketHandle],
-    /// Fresh stream sockets for file in's backlog.
-    pub file_in: &'h [crate::SocketHandle],
-    /// Fresh stream sockets for the transfer protocol's backlog.
-    pub transfer: &'h [crate::SocketHandle],
-    /// Fresh stream sockets for HTTP's backlog.
-    pub http: &'h [crate::SocketHandle],
-    /// An unbound datagram socket for the report service.
-    pub report: crate::SocketHandle,
-    /// An unbound datagram socket for the stats query.
-    pub stats: crate::SocketHandle,
-    /// A datagram socket for the beacon.
-    pub beacon: crate::SocketHandle,
-}
+use crate::handle::SocketHandle;
+use crate::http::HttpServer;
+use crate::run::Service;
+use crate::services::{
+    Beacon, Discard, Echo, FileIn, FileOut, FileSource, Member, ServiceError, ServicePlan,
+    StatsQuery, UdpReport, BEACON_INTERVAL,
+};
+use crate::stack::{OpenError, Stack};
+use crate::transfer::{Store, TransferServer};
 
-/// Every service of a ringnet host on its port, started and polled together: what the
-/// tap host and the firmware both run. `REPORT` is the report service's read buffer.
-pub struct ServiceSet<
-    'f,
-    T: crate::transfer::Store,
-    H: crate::transfer::Store,
-    const HTTP_CONNS: usize,
-    const SNAPSHOT: usize,
-    const REPORT: usize,
-> {
+/// The largest backlog a set gives one service: HTTP may track more connections than
+/// the small services' [`MAX_CONNECTIONS`](crate::services::MAX_CONNECTIONS).
+pub const MAX_BACKLOG: usize = 8;
+
+/// A service's backlog, as the set hands it to the service.
+pub type Backlog = Vec<SocketHandle, MAX_BACKLOG>;
+
+/// The services of a host, each started if its [`ServicePlan`] runs it. `T` and `H` are
+/// the transfer and HTTP servers (or `()` where a host is built without them); `REPORT`
+/// is the report service's read buffer.
+pub struct ServiceSet<'f, T = (), H = (), const REPORT: usize = 512> {
+    plan: ServicePlan,
     /// TCP echo.
-    pub echo: Echo,
+    pub echo: Option<Echo>,
     /// TCP discard.
-    pub discard: Discard,
+    pub discard: Option<Discard>,
     /// TCP file out.
-    pub file_out: FileOut<'f>,
+    pub file_out: Option<FileOut<'f>>,
     /// TCP file in.
-    pub file_in: FileIn,
+    pub file_in: Option<FileIn>,
     /// The transfer protocol.
-    pub transfer: crate::transfer::TransferServer<T>,
+    pub transfer: Option<T>,
     /// HTTP.
-    pub http: crate::http::HttpServer<H, HTTP_CONNS, SNAPSHOT>,
+    pub http: Option<H>,
     /// UDP report.
-    pub report: UdpReport<REPORT>,
+    pub report: Option<UdpReport<REPORT>>,
     /// UDP stats query.
-    pub stats: StatsQuery,
-    /// UDP beacon.
-    pub beacon: Beacon,
+    pub stats: Option<StatsQuery>,
+    /// UDP beacon, announcing the plan's ports.
+    pub beacon: Option<Beacon>,
 }
 
-impl<'f, T, H, const HTTP_CONNS: usize, const SNAPSHOT: usize, const REPORT: usize>
-    ServiceSet<'f, T, H, HTTP_CONNS, SNAPSHOT, REPORT>
-where
-    T: crate::transfer::Store,
-    H: crate::transfer::Store,
-{
-    /// Starts every service on its port: file out sends `file`, the transfer protocol
-    /// keeps its files in `transfer_store`, HTTP serves `http_store`.
-    pub fn start(
-        stack: &mut crate::Stack<'_>,
-        sockets: ServiceSockets<'_>,
+/// Error from [`ServiceSet::start`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartError {
+    /// A socket for `Member` could not be created.
+    Socket(Member, OpenError),
+    /// `Member` could not start.
+    Service(Member, ServiceError),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Socket(member, e) => write!(f, "{}: socket: {e}", member.name()),
+            StartError::Service(member, e) => write!(f, "{}: {e}", member.name()),
+        }
+    }
+}
+
+impl core::error::Error for StartError {}
+
+/// How a host starts its transfer and HTTP servers: each is given the stack and the
+/// backlog the set made for it, and is called only when the plan runs it.
+pub struct Servers<FT, FH> {
+    /// Starts the transfer server on [`TRANSFER_PORT`](crate::services::TRANSFER_PORT).
+    pub transfer: FT,
+    /// Starts the HTTP server on [`HTTP_PORT`](crate::services::HTTP_PORT).
+    pub http: FH,
+}
+
+/// A server start for [`Servers`] where a host has none.
+pub fn no_server(_: &mut Stack<'_>, _: &[SocketHandle]) -> Result<(), ServiceError> {
+    Ok(())
+}
+
+impl<'f, T, H, const REPORT: usize> ServiceSet<'f, T, H, REPORT> {
+    /// A set for `plan` with no member started yet ([`ServiceSet::start_in_place`]).
+    pub const fn new(plan: ServicePlan) -> Self {
+        ServiceSet {
+            plan,
+            echo: None,
+            discard: None,
+            file_out: None,
+            file_in: None,
+            transfer: None,
+            http: None,
+            report: None,
+            stats: None,
+            beacon: None,
+        }
+    }
+
+    /// Starts every service `plan` runs. `socket` creates each socket the set needs (and so
+    /// supplies every ring), told which member it is for; file out sends `file`.
+    pub fn start<'a, FT, FH>(
+        stack: &mut Stack<'a>,
+        plan: ServicePlan,
+        socket: &mut dyn FnMut(&mut Stack<'a>, Member) -> Result<SocketHandle, OpenError>,
         file: &'f dyn FileSource,
-        transfer_store: T,
-        http_store: H,
-    ) -> Result<Self, ServiceError> {
-        Ok(ServiceSet {
-            echo: Echo::new(stack, ECHO_PORT, sockets.echo)?,
-            discard: Discard::new(stack, DISCARD_PORT, sockets.discard)?,
-            file_out: FileOut::new(stack, FILE_OUT_PORT, sockets.file_out, file)?,
-            file_in: FileIn::new(stack, FILE_IN_PORT, sockets.file_in)?,
-            transfer: crate::transfer::TransferServer::new(
-                stack,
-                TRANSFER_PORT,
-                sockets.transfer,
-                transfer_store,
-            )?,
-            http: crate::http::HttpServer::new(stack, HTTP_PORT, sockets.http, http_store)?,
-            report: UdpReport::new(stack, sockets.report, REPORT_PORT)?,
-            stats: StatsQuery::new(stack, sockets.stats, STATS_PORT)?,
-            beacon: Beacon::new(stack, sockets.beacon, BEACON_PORT, BEACON_INTERVAL)?,
-        })
+        servers: Servers<FT, FH>,
+    ) -> Result<Self, StartError>
+    where
+        FT: FnOnce(&mut Stack<'a>, &[SocketHandle]) -> Result<T, ServiceError>,
+        FH: FnOnce(&mut Stack<'a>, &[SocketHandle]) -> Result<H, ServiceError>,
+    {
+        let mut set = ServiceSet::new(plan);
+        set.start_in_place(stack, socket, file, servers)?;
+        Ok(set)
     }
 
-    /// Lets every service act on what the last poll of the stack brought.
-    pub fn poll(&mut self, stack: &mut crate::Stack<'_>) {
-        self.echo.poll(stack);
-        self.discard.poll(stack);
-        self.file_out.poll(stack);
-        self.file_in.poll(stack);
-        self.transfer.poll(stack);
-        self.http.poll(stack);
-        self.report.poll(stack);
-        self.stats.poll(stack);
-        self.beacon.poll(stack);
+    /// [`ServiceSet::start`] where the set lies: each member is built into its field, so a
+    /// microcontroller's stack never holds a second copy of the set.
+    pub fn start_in_place<'a, FT, FH>(
+        &mut self,
+        stack: &mut Stack<'a>,
+        socket: &mut dyn FnMut(&mut Stack<'a>, Member) -> Result<SocketHandle, OpenError>,
+        file: &'f dyn FileSource,
+        servers: Servers<FT, FH>,
+    ) -> Result<(), StartError>
+    where
+        FT: FnOnce(&mut Stack<'a>, &[SocketHandle]) -> Result<T, ServiceError>,
+        FH: FnOnce(&mut Stack<'a>, &[SocketHandle]) -> Result<H, ServiceError>,
+    {
+        let plan = self.plan;
+        // Every socket first, in the members' order, then every service: a host's
+        // socket numbers are its backlogs in a row, its listeners after them.
+        let mut backlogs: [Backlog; Member::ALL.len()] = Default::default();
+        for (member, backlog) in Member::ALL.into_iter().zip(backlogs.iter_mut()) {
+            for _ in 0..plan.backlog(member) {
+                let handle = socket(stack, member).map_err(|e| StartError::Socket(member, e))?;
+                backlog
+                    .push(handle)
+                    .map_err(|_| StartError::Service(member, ServiceError::TooManySockets))?;
+            }
+        }
+        // Each member starts only if the plan runs it; the error names which failed.
+        macro_rules! member {
+            ($field:ident, $member:expr, |$sockets:ident| $start:expr) => {
+                if plan.runs($member) {
+                    let $sockets = &backlogs[$member as usize];
+                    self.$field = Some($start.map_err(|e| StartError::Service($member, e))?);
+                }
+            };
+        }
+        let port = Member::port;
+        member!(echo, Member::Echo, |s| Echo::new(
+            stack,
+            port(Member::Echo),
+            s
+        ));
+        member!(discard, Member::Discard, |s| Discard::new(
+            stack,
+            port(Member::Discard),
+            s
+        ));
+        member!(file_out, Member::FileOut, |s| FileOut::new(
+            stack,
+            port(Member::FileOut),
+            s,
+            file
+        ));
+        member!(file_in, Member::FileIn, |s| FileIn::new(
+            stack,
+            port(Member::FileIn),
+            s
+        ));
+        member!(transfer, Member::Transfer, |s| (servers.transfer)(stack, s));
+        member!(http, Member::Http, |s| (servers.http)(stack, s));
+        member!(report, Member::Report, |s| UdpReport::new(
+            stack,
+            s[0],
+            port(Member::Report)
+        ));
+        member!(stats, Member::Stats, |s| StatsQuery::new(
+            stack,
+            s[0],
+            port(Member::Stats)
+        ));
+        member!(beacon, Member::Beacon, |s| Beacon::new(
+            stack,
+            s[0],
+            port(Member::Beacon),
+            BEACON_INTERVAL,
+            plan
+        ));
+        Ok(())
     }
 
-    /// When a service next needs a poll though nothing arrives (the beacon's timer).
-    pub fn poll_at(&self) -> crate::Instant {
-        self.beacon.poll_at()
+    /// The plan the set was started from.
+    pub fn plan(&self) -> &ServicePlan {
+        &self.plan
+    }
+}
+
+/// Polls each member in a call of its own: every member's poll keeps buffers on the call
+/// stack, and inlined into one function they would all be there at once (on a
+/// microcontroller, under the main loop for good).
+#[inline(never)]
+fn poll_apart<'a, S: Service<'a>>(service: &mut S, stack: &mut Stack<'a>) {
+    service.poll(stack)
+}
+
+/// The earliest of two deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl<'a, T: Service<'a>, H: Service<'a>, const REPORT: usize> Service<'a>
+    for ServiceSet<'_, T, H, REPORT>
+{
+    /// Lets every member act on what the last poll of the stack brought, in the plan's
+    /// order.
+    fn poll(&mut self, stack: &mut Stack<'a>) {
+        poll_apart(&mut self.echo, stack);
+        poll_apart(&mut self.discard, stack);
+        poll_apart(&mut self.file_out, stack);
+        poll_apart(&mut self.file_in, stack);
+        poll_apart(&mut self.transfer, stack);
+        poll_apart(&mut self.http, stack);
+        poll_apart(&mut self.report, stack);
+        poll_apart(&mut self.stats, stack);
+        poll_apart(&mut self.beacon, stack);
+    }
+
+    /// The earliest timer of any member: the beacon's interval, file out's wait for a
+    /// size line, the transfer and HTTP servers' timeouts.
+    fn poll_at(&self) -> Option<Instant> {
+        [
+            self.echo.poll_at(),
+            self.discard.poll_at(),
+            self.file_out.poll_at(),
+            self.file_in.poll_at(),
+            self.transfer.poll_at(),
+            self.http.poll_at(),
+            self.report.poll_at(),
+            self.stats.poll_at(),
+            self.beacon.poll_at(),
+        ]
+        .into_iter()
+        .fold(None, earliest)
+    }
+}
+
+// Each member as a [`Service`]: its own `poll`, and its timer where it has one.
+
+impl Service<'_> for Echo {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        Echo::poll(self, stack)
+    }
+}
+
+impl Service<'_> for Discard {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        Discard::poll(self, stack)
+    }
+}
+
+impl Service<'_> for FileOut<'_> {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        FileOut::poll(self, stack)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        FileOut::poll_at(self)
+    }
+}
+
+impl Service<'_> for FileIn {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        FileIn::poll(self, stack)
+    }
+}
+
+impl<const REPORT: usize> Service<'_> for UdpReport<REPORT> {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        UdpReport::poll(self, stack)
+    }
+}
+
+impl Service<'_> for StatsQuery {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        StatsQuery::poll(self, stack)
+    }
+}
+
+impl Service<'_> for Beacon {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        Beacon::poll(self, stack)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        Some(Beacon::poll_at(self))
+    }
+}
+
+impl<S: Store, const CONNS: usize> Service<'_> for TransferServer<S, CONNS> {
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        TransferServer::poll(self, stack)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        TransferServer::poll_at(self)
+    }
+}
+
+impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> Service<'_>
+    for HttpServer<S, CONNS, SNAPSHOT>
+{
+    fn poll(&mut self, stack: &mut Stack<'_>) {
+        HttpServer::poll(self, stack)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        HttpServer::poll_at(self)
     }
 }

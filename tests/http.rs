@@ -3,7 +3,7 @@
 use ringnet::blocking::Blocking;
 use ringnet::http::HttpServer;
 use ringnet::services::pattern_byte;
-use ringnet::sim::{Faults, PeerDriver};
+use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
@@ -40,7 +40,7 @@ fn setup<const CONNS: usize>(files: &[(&str, Vec<u8>)]) -> (World<2>, HttpServer
 }
 
 /// Reads one response (head, then Content-Length bytes unless `head_only`).
-fn read_response<D: ringnet::blocking::Driver>(
+fn read_response<D: ringnet::blocking::Waiter>(
     sock: &mut Blocking<'_, 'static, D>,
     conn: SocketHandle,
     head_only: bool,
@@ -348,7 +348,7 @@ fn more_clients_than_connections_are_served_or_told_503() {
         w.stacks[A].connect(c, ep(B, PORT)).unwrap();
     }
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     });
     let mut sock = Blocking::new(a, &mut driver);

@@ -1,7 +1,7 @@
 //! One scenario per socket behaviour, two stacks against each other on the simulated wire.
 
 use ringnet::blocking::Blocking;
-use ringnet::sim::{Faults, PeerDriver};
+use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::socket::tcp::{RecvError, SendError};
 use ringnet::{Duration, Instant, Stack};
 use ringnet_testkit::*;
@@ -14,7 +14,7 @@ fn recv_blocks_on_an_empty_ring_until_data_arrives() {
     let mut sent = false;
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
         if !sent && now >= start + Duration::from_millis(50) {
             sent = b.send(server, b"hello").unwrap() == 5;
         }
@@ -59,7 +59,7 @@ fn send_blocks_on_a_full_tx_ring_while_a_slow_reader_drains() {
     let mut next_read = w.wire.now();
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
         if now >= next_read {
             let mut chunk = [0u8; 64];
             if let Ok(n) = b.recv(server, &mut chunk) {
@@ -138,7 +138,7 @@ fn blocking_recv_wakes_with_zero_when_the_peer_closes() {
     let (a, b) = w.two(A, B);
     let close_at = wire.now() + Duration::from_millis(20);
     let mut closed = false;
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
         if !closed && now >= close_at {
             closed = b.close(server).is_ok();
         }
@@ -250,7 +250,7 @@ fn recv_timeout_expires_with_timed_out() {
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let start = wire.now();
-    let mut driver = PeerDriver::new(wire, A, b, B, |_: &mut Stack<'static>, _: Instant| {});
+    let mut driver = PeerWaiter::new(wire, A, b, B, |_: &mut Stack<'static>, _: Instant| {});
     let mut buf = [0u8; 8];
     assert_eq!(
         Blocking::new(a, &mut driver).recv(client, &mut buf),
@@ -266,7 +266,7 @@ fn a_call_nothing_can_unblock_gives_up_instead_of_hanging() {
     let (client, _, _) = w.connect(7, (512, 512), (512, 512));
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |_: &mut Stack<'static>, _: Instant| {});
+    let mut driver = PeerWaiter::new(wire, A, b, B, |_: &mut Stack<'static>, _: Instant| {});
     let mut buf = [0u8; 8];
     assert_eq!(
         Blocking::new(a, &mut driver).recv(client, &mut buf),
@@ -335,7 +335,7 @@ fn a_lossy_wire_still_delivers_every_byte_in_order_and_reproducibly() {
         let mut received = Vec::new();
         let wire = w.wire;
         let (a, b) = w.two(A, B);
-        let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
             let mut chunk = [0u8; 1024];
             while let Ok(n) = b.recv(server, &mut chunk) {
                 received.extend_from_slice(&chunk[..n]);

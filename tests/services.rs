@@ -1,71 +1,53 @@
 //! The services every ringnet host runs, exercised by a client stack over the wire.
 
 use ringnet::blocking::Blocking;
-use ringnet::services::{
-    self, pattern_byte, Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport,
-};
+use ringnet::run::Service;
+use ringnet::service_set::{no_server, Servers, ServiceSet};
+use ringnet::services::{self, pattern_byte, Member, ServicePlan, StaticFile};
 use ringnet::sim::Faults;
-use ringnet::{Duration, Instant, SocketHandle, Stack};
+use ringnet::{Instant, SocketHandle, Stack};
 use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
 
-/// The device (stack B) with every service running, polled by the driver's app closure.
-struct Device {
-    echo: Echo,
-    file_out: FileOut<'static>,
-    file_in: FileIn,
-    report: UdpReport<64>,
-    stats: StatsQuery,
-    beacon: Beacon,
-}
+/// The services the device (stack B) runs, polled by the driver's app closure.
+const DEVICE_PLAN: ServicePlan = ServicePlan {
+    echo: 1,
+    file_out: 1,
+    file_in: 1,
+    report: true,
+    stats: true,
+    beacon: true,
+    ..ServicePlan::NONE
+};
 
-impl Device {
-    fn start(b: &mut Stack<'static>, file: &'static [u8]) -> Device {
-        let backlog = |n: usize, b: &mut Stack<'static>| -> Vec<SocketHandle> {
-            (0..n).map(|_| tcp_socket(b, 2048, 2048)).collect()
-        };
-        let echo_backlog = backlog(1, b);
-        let out_backlog = backlog(1, b);
-        let in_backlog = backlog(1, b);
-        let source: &'static StaticFile<'static> = Box::leak(Box::new(StaticFile(file)));
-        let report_socket = udp_socket(b, 4, 2048);
-        let stats_socket = udp_socket(b, 2, 2048);
-        let beacon_socket = udp_socket(b, 2, 1024);
-        Device {
-            echo: Echo::new(b, services::ECHO_PORT, &echo_backlog).unwrap(),
-            file_out: FileOut::new(b, services::FILE_OUT_PORT, &out_backlog, source).unwrap(),
-            file_in: FileIn::new(b, services::FILE_IN_PORT, &in_backlog).unwrap(),
-            report: UdpReport::new(b, report_socket, services::REPORT_PORT).unwrap(),
-            stats: StatsQuery::new(b, stats_socket, services::STATS_PORT).unwrap(),
-            beacon: Beacon::new(
-                b,
-                beacon_socket,
-                services::BEACON_PORT,
-                Duration::from_secs(1),
-            )
-            .unwrap(),
-        }
-    }
+type Device = ServiceSet<'static, (), (), 64>;
 
-    fn poll(&mut self, b: &mut Stack<'static>) {
-        self.echo.poll(b);
-        self.file_out.poll(b);
-        self.file_in.poll(b);
-        self.report.poll(b);
-        self.stats.poll(b);
-        self.beacon.poll(b);
-    }
+fn start_device(b: &mut Stack<'static>, file: &'static [u8]) -> Device {
+    let source: &'static StaticFile<'static> = Box::leak(Box::new(StaticFile(file)));
+    let mut socket = |b: &mut Stack<'static>, member: Member| {
+        Ok(match member {
+            Member::Report => udp_socket(b, 4, 2048),
+            Member::Stats => udp_socket(b, 2, 2048),
+            Member::Beacon => udp_socket(b, 2, 1024),
+            _ => tcp_socket(b, 2048, 2048),
+        })
+    };
+    let servers = Servers {
+        transfer: no_server,
+        http: no_server,
+    };
+    Device::start(b, DEVICE_PLAN, &mut socket, source, servers).unwrap()
 }
 
 fn device_world(seed: u64, file: &'static [u8]) -> (World<2>, Device) {
     let mut w = pair(Faults::NONE, seed);
-    let device = Device::start(&mut w.stacks[B], file);
+    let device = start_device(&mut w.stacks[B], file);
     (w, device)
 }
 
 /// Reads a stream until its end.
 fn read_to_end(
-    sock: &mut Blocking<'_, 'static, impl ringnet::blocking::Driver>,
+    sock: &mut Blocking<'_, 'static, impl ringnet::blocking::Waiter>,
     conn: SocketHandle,
 ) -> Vec<u8> {
     let mut all = Vec::new();
@@ -213,7 +195,7 @@ fn udp_report_tells_the_sender_about_truncation() {
     );
     assert_eq!(
         w.stacks[B]
-            .stats(device.report_socket())
+            .stats(device.report.as_ref().unwrap().socket())
             .unwrap()
             .truncations,
         1
@@ -248,13 +230,7 @@ fn stats_query_answers_with_the_table_and_the_beacon_broadcasts() {
         line.starts_with("ringnet B 10.0.0.2 ") && line.contains("beacon #1"),
         "{line}"
     );
-    assert!(device.beacon.sent() >= 1);
-}
-
-impl Device {
-    fn report_socket(&self) -> SocketHandle {
-        self.report.socket()
-    }
+    assert!(device.beacon.as_ref().unwrap().sent() >= 1);
 }
 
 #[test]

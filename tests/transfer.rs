@@ -3,7 +3,7 @@
 
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, ServiceError, TRANSFER_PORT};
-use ringnet::sim::{Faults, PeerDriver};
+use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
@@ -60,7 +60,7 @@ fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) {
     server.set_idle_timeout(Duration::from_secs(600));
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     })
     .with_app_tick(Duration::from_millis(100));
@@ -116,7 +116,7 @@ fn a_resumed_get_fetches_only_the_rest_and_verifies_the_whole() {
     server.store().files.insert("big".into(), file.clone());
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     })
     .with_app_tick(Duration::from_millis(100));
@@ -148,7 +148,7 @@ fn a_get_from_a_digest_sink_is_refused_before_any_data_not_cut_off() {
         setup_with(Faults::NONE, 56, 4096, transfer::DigestSink::<2>::new());
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     })
     .with_app_tick(Duration::from_millis(100));
@@ -195,7 +195,7 @@ fn raw_status(bytes: &[u8], shutdown: bool) -> (Status, String, TransferServer<M
         .insert("small".into(), b"12345".to_vec());
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     })
     .with_app_tick(Duration::from_millis(100));
@@ -326,7 +326,7 @@ fn a_client_that_aborts_mid_put_leaves_no_file_and_frees_the_socket() {
     let (mut w, mut server, client) = setup(Faults::NONE, 56, 4096);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     })
     .with_app_tick(Duration::from_millis(100));
@@ -362,7 +362,7 @@ fn a_client_that_falls_silent_times_out_and_leaves_no_file() {
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let start = wire.now();
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     })
     .with_app_tick(Duration::from_millis(100));
@@ -397,7 +397,7 @@ fn a_server_that_vanishes_mid_get_is_an_error_not_a_short_file() {
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut polls = 0;
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         polls += 1;
         if polls < 200 {
             server.poll(b);

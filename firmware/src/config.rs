@@ -11,6 +11,8 @@
 //! 4/8/11/16 KiB of rx ring about 34/42/44/51 MB/s. So the two bulk rings get what the
 //! other services and the stack leave.
 
+use ringnet::services::ServicePlan;
+
 /// TCP echo (port 7): backlog sockets and each one's rings.
 pub const ECHO_BACKLOG: usize = 1;
 pub const ECHO_RX: usize = 1024;
@@ -58,7 +60,6 @@ pub const FRAME: usize = 1514;
 pub const FRAME_BUFFER: usize = (FRAME + 7).next_multiple_of(4);
 
 /// TCP transfer protocol (7003, feature `transfer`): uploads keep only their digests.
-#[cfg(feature = "transfer")]
 pub const TRANSFER_BACKLOG: usize = 1;
 #[cfg(feature = "transfer")]
 pub const TRANSFER_RX: usize = 2048;
@@ -68,7 +69,6 @@ pub const TRANSFER_TX: usize = 1024;
 pub const TRANSFER_DIGESTS: usize = 4;
 
 /// HTTP (80, feature `http`): connections (one answers 503 when the others are busy).
-#[cfg(feature = "http")]
 pub const HTTP_BACKLOG: usize = 3;
 #[cfg(feature = "http")]
 pub const HTTP_RX: usize = 512;
@@ -83,20 +83,32 @@ pub const UPLOAD_FILES: usize = 1;
 #[cfg(feature = "http")]
 pub const UPLOAD_MAX: usize = 2048;
 
-#[cfg(feature = "transfer")]
-const TRANSFER_SOCKETS: usize = TRANSFER_BACKLOG + 1;
-#[cfg(not(feature = "transfer"))]
-const TRANSFER_SOCKETS: usize = 0;
-#[cfg(feature = "http")]
-const HTTP_SOCKETS: usize = HTTP_BACKLOG + 1;
-#[cfg(not(feature = "http"))]
-const HTTP_SOCKETS: usize = 0;
+/// The services this image runs: the tap host's, less discard, with one connection
+/// each for the small ones; transfer and HTTP only when their features are on.
+pub const PLAN: ServicePlan = ServicePlan {
+    echo: ECHO_BACKLOG,
+    discard: 0,
+    file_out: FILE_OUT_BACKLOG,
+    file_in: FILE_IN_BACKLOG,
+    transfer: if cfg!(feature = "transfer") {
+        TRANSFER_BACKLOG
+    } else {
+        0
+    },
+    http: if cfg!(feature = "http") {
+        HTTP_BACKLOG
+    } else {
+        0
+    },
+    report: true,
+    stats: true,
+    beacon: true,
+};
 
-/// Slots in the socket table: each TCP service's backlog and listener, and the three
-/// UDP services. Each slot costs about 530 bytes of RAM and as much flash (its empty
-/// state is not all zeros, so it is an image in `.data`).
-pub const SOCKETS: usize =
-    ECHO_BACKLOG + FILE_OUT_BACKLOG + FILE_IN_BACKLOG + 3 + 3 + TRANSFER_SOCKETS + HTTP_SOCKETS;
+/// Slots in the socket table: what [`PLAN`] needs, each backlog, listener and datagram
+/// socket. Each slot costs about 530 bytes of RAM and as much flash (its empty state is
+/// not all zeros, so it is an image in `.data`).
+pub const SOCKETS: usize = PLAN.sockets();
 
 /// Transition lines each socket may log per second before the rest are only counted
 /// (Linux's `net_ratelimit()` allows 10 per 5 s). Every line costs the UART about 80

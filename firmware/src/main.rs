@@ -16,14 +16,13 @@ use core::sync::atomic::Ordering;
 
 use cortex_m_rt::{entry, exception};
 use ringnet::observe::LogLimit;
-use ringnet::services::{
-    Beacon, Echo, FileIn, FileOut, StaticFile, StatsQuery, UdpReport, BEACON_INTERVAL, BEACON_PORT,
-    ECHO_PORT, FILE_IN_PORT, FILE_OUT_PORT, REPORT_PORT, STATS_PORT,
-};
+use ringnet::service_set::{Servers, ServiceSet};
+use ringnet::services::{Member, StaticFile};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 use ringnet::socket::udp::UdpBuffer;
-use ringnet::{Duration, SocketHandle, Stack, StackConfig, StackResources};
+use ringnet::stack::OpenError;
+use ringnet::{run, Duration, SocketHandle, Stack, StackConfig, StackResources};
 use static_cell::{ConstStaticCell, StaticCell};
 
 use config::*;
@@ -56,6 +55,13 @@ impl<const RX: usize, const TX: usize> RingPair<RX, TX> {
 
 /// Every ring and frame buffer. All zeros when empty, so they cost no flash (`.bss`).
 struct Rings {
+    services: ServiceRings,
+    frame_rx: [u8; FRAME_BUFFER],
+    frame_tx: [u8; FRAME_BUFFER],
+}
+
+/// The services' rings, one pair per socket.
+struct ServiceRings {
     echo: [RingPair<ECHO_RX, ECHO_TX>; ECHO_BACKLOG],
     file_out: [RingPair<FILE_OUT_RX, FILE_OUT_TX>; FILE_OUT_BACKLOG],
     file_in: [RingPair<FILE_IN_RX, FILE_IN_TX>; FILE_IN_BACKLOG],
@@ -66,21 +72,21 @@ struct Rings {
     report: RingPair<REPORT_RX, REPORT_TX>,
     stats: RingPair<STATS_RX, STATS_TX>,
     beacon: RingPair<BEACON_RX, BEACON_TX>,
-    frame_rx: [u8; FRAME_BUFFER],
-    frame_tx: [u8; FRAME_BUFFER],
 }
 
 static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
-    echo: [const { RingPair::new() }; ECHO_BACKLOG],
-    file_out: [const { RingPair::new() }; FILE_OUT_BACKLOG],
-    file_in: [const { RingPair::new() }; FILE_IN_BACKLOG],
-    #[cfg(feature = "transfer")]
-    transfer: [const { RingPair::new() }; TRANSFER_BACKLOG],
-    #[cfg(feature = "http")]
-    http: [const { RingPair::new() }; HTTP_BACKLOG],
-    report: RingPair::new(),
-    stats: RingPair::new(),
-    beacon: RingPair::new(),
+    services: ServiceRings {
+        echo: [const { RingPair::new() }; ECHO_BACKLOG],
+        file_out: [const { RingPair::new() }; FILE_OUT_BACKLOG],
+        file_in: [const { RingPair::new() }; FILE_IN_BACKLOG],
+        #[cfg(feature = "transfer")]
+        transfer: [const { RingPair::new() }; TRANSFER_BACKLOG],
+        #[cfg(feature = "http")]
+        http: [const { RingPair::new() }; HTTP_BACKLOG],
+        report: RingPair::new(),
+        stats: RingPair::new(),
+        beacon: RingPair::new(),
+    },
     frame_rx: [0; FRAME_BUFFER],
     frame_tx: [0; FRAME_BUFFER],
 });
@@ -137,38 +143,26 @@ fn setup_failed(what: &str, error: &dyn core::fmt::Display) -> ! {
     panic!("setting up {what}: {error}")
 }
 
-/// A stream socket on `rx` and `tx`.
-fn stream(
+/// A stream socket on the next of a service's rings; a service with more sockets than
+/// rings is a mistake in config.rs.
+fn stream<const RX: usize, const TX: usize>(
     stack: &mut Stack<'static>,
-    rx: &'static mut [u8],
-    tx: &'static mut [u8],
-) -> SocketHandle {
-    stack
-        .tcp_socket(rx, tx)
-        .unwrap_or_else(|e| setup_failed("a stream socket", &e))
+    ring: Option<&'static mut RingPair<RX, TX>>,
+) -> Result<SocketHandle, OpenError> {
+    let ring = ring.unwrap_or_else(|| setup_failed("a stream socket", &"no ring left for it"));
+    stack.tcp_socket(&mut ring.rx, &mut ring.tx)
 }
 
-/// Stream sockets on `rings`, for a service's backlog.
-fn backlog<const RX: usize, const TX: usize, const N: usize>(
-    stack: &mut Stack<'static>,
-    rings: &'static mut [RingPair<RX, TX>; N],
-) -> [SocketHandle; N] {
-    let mut rings = rings.iter_mut();
-    core::array::from_fn(|_| {
-        // from_fn calls this N times, once per ring.
-        let ring = rings
-            .next()
-            .unwrap_or_else(|| setup_failed("a backlog", &"no ring"));
-        stream(stack, &mut ring.rx, &mut ring.tx)
-    })
-}
-
-/// A datagram socket on `rings`, with `slots` for the rx and tx rings.
+/// A datagram socket on `rings`, with `slots` for the rx and tx rings (once per service).
 fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
     stack: &mut Stack<'static>,
-    rings: &'static mut RingPair<RX, TX>,
-    slots: &'static mut (Slots<SLOTS>, Slots<SLOTS>),
-) -> SocketHandle {
+    rings: Option<(
+        &'static mut RingPair<RX, TX>,
+        &'static mut (Slots<SLOTS>, Slots<SLOTS>),
+    )>,
+) -> Result<SocketHandle, OpenError> {
+    let (rings, slots) =
+        rings.unwrap_or_else(|| setup_failed("a datagram socket", &"its rings are taken"));
     let rx = UdpBuffer {
         slots: &mut slots.0,
         payload: &mut rings.rx,
@@ -177,9 +171,7 @@ fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
         slots: &mut slots.1,
         payload: &mut rings.tx,
     };
-    stack
-        .udp_socket(rx, tx)
-        .unwrap_or_else(|e| setup_failed("a datagram socket", &e))
+    stack.udp_socket(rx, tx)
 }
 
 /// The transfer server, built into its static cell. Not inlined: the server is a few
@@ -188,17 +180,18 @@ fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
 #[inline(never)]
 fn start_transfer(
     stack: &mut Stack<'static>,
-    rings: &'static mut [RingPair<TRANSFER_RX, TRANSFER_TX>; TRANSFER_BACKLOG],
-) -> &'static mut Transfer {
-    let sockets = backlog(stack, rings);
+    backlog: &[SocketHandle],
+) -> Result<&'static mut Transfer, ringnet::services::ServiceError> {
+    // Built where it lies: a `?` here would keep the whole server on the stack in a
+    // `Result` before the copy into the cell.
     let server = Transfer::new(
         stack,
-        ringnet::services::TRANSFER_PORT,
-        &sockets,
+        Member::Transfer.port(),
+        backlog,
         ringnet::transfer::DigestSink::new(),
     )
     .unwrap_or_else(|e| setup_failed("transfer", &e));
-    TRANSFER.init(server)
+    Ok(TRANSFER.init(server))
 }
 
 /// The HTTP server, built into its static cell (not inlined, as [`start_transfer`]).
@@ -206,17 +199,83 @@ fn start_transfer(
 #[inline(never)]
 fn start_http(
     stack: &mut Stack<'static>,
-    rings: &'static mut [RingPair<HTTP_RX, HTTP_TX>; HTTP_BACKLOG],
-) -> &'static mut Http {
-    let sockets = backlog(stack, rings);
+    backlog: &[SocketHandle],
+) -> Result<&'static mut Http, ringnet::services::ServiceError> {
+    // Built where it lies, as the transfer server.
     let server = Http::new(
         stack,
-        ringnet::services::HTTP_PORT,
-        &sockets,
+        Member::Http.port(),
+        backlog,
         store::FirmwareStore::new(WELCOME),
     )
     .unwrap_or_else(|e| setup_failed("http", &e));
-    HTTP.init(server)
+    Ok(HTTP.init(server))
+}
+
+#[cfg(feature = "transfer")]
+type TransferMember = &'static mut Transfer;
+#[cfg(not(feature = "transfer"))]
+type TransferMember = ();
+#[cfg(feature = "http")]
+type HttpMember = &'static mut Http;
+#[cfg(not(feature = "http"))]
+type HttpMember = ();
+
+/// Every service of [`PLAN`], on the static rings.
+type Services = ServiceSet<'static, TransferMember, HttpMember, REPORT_BUFFER>;
+
+/// Starts every service of [`PLAN`] in `services`, on the rings and slot tables, and
+/// returns the stats query's socket (whose queries the loop counts). Not inlined: what
+/// starting takes on the stack is given back before the main loop.
+#[inline(never)]
+fn start_services(
+    services: &mut Services,
+    stack: &mut Stack<'static>,
+    rings: &'static mut ServiceRings,
+    tables: &'static mut SlotTables,
+) -> SocketHandle {
+    let mut echo = rings.echo.iter_mut();
+    let mut file_out = rings.file_out.iter_mut();
+    let mut file_in = rings.file_in.iter_mut();
+    #[cfg(feature = "transfer")]
+    let mut transfer = rings.transfer.iter_mut();
+    #[cfg(feature = "http")]
+    let mut http = rings.http.iter_mut();
+    let mut report = Some((&mut rings.report, &mut tables.report));
+    let mut stats = Some((&mut rings.stats, &mut tables.stats));
+    let mut beacon = Some((&mut rings.beacon, &mut tables.beacon));
+    let mut stats_socket = None;
+    let mut socket = |stack: &mut Stack<'static>, member: Member| match member {
+        Member::Echo => stream(stack, echo.next()),
+        Member::FileOut => stream(stack, file_out.next()),
+        Member::FileIn => stream(stack, file_in.next()),
+        #[cfg(feature = "transfer")]
+        Member::Transfer => stream(stack, transfer.next()),
+        #[cfg(feature = "http")]
+        Member::Http => stream(stack, http.next()),
+        Member::Report => datagram(stack, report.take()),
+        Member::Stats => {
+            let handle = datagram(stack, stats.take())?;
+            stats_socket = Some(handle);
+            Ok(handle)
+        }
+        Member::Beacon => datagram(stack, beacon.take()),
+        _ => setup_failed(member.name(), &"no rings in this image"),
+    };
+    let servers = Servers {
+        #[cfg(feature = "transfer")]
+        transfer: start_transfer,
+        #[cfg(not(feature = "transfer"))]
+        transfer: ringnet::service_set::no_server,
+        #[cfg(feature = "http")]
+        http: start_http,
+        #[cfg(not(feature = "http"))]
+        http: ringnet::service_set::no_server,
+    };
+    services
+        .start_in_place(stack, &mut socket, &SOURCE, servers)
+        .unwrap_or_else(|e| setup_failed("the services", &e));
+    stats_socket.unwrap_or_else(|| setup_failed("the stats query", &"no socket"))
 }
 
 /// Logs what every static buffer is for, and their total.
@@ -282,58 +341,24 @@ fn main() -> ! {
         interval: Duration::from_secs(1),
     }));
     log::info!("log: at most {LOG_BURST} transition lines per socket per second; the stats table counts them all");
-    let service = |what: &str, e: ringnet::services::ServiceError| -> ! { setup_failed(what, &e) };
-    let sockets = backlog(&mut stack, &mut rings.echo);
-    let mut echo =
-        Echo::new(&mut stack, ECHO_PORT, &sockets).unwrap_or_else(|e| service("echo", e));
-    let sockets = backlog(&mut stack, &mut rings.file_out);
-    let mut file_out = FileOut::new(&mut stack, FILE_OUT_PORT, &sockets, &SOURCE)
-        .unwrap_or_else(|e| service("file out", e));
-    let sockets = backlog(&mut stack, &mut rings.file_in);
-    let mut file_in =
-        FileIn::new(&mut stack, FILE_IN_PORT, &sockets).unwrap_or_else(|e| service("file in", e));
-    #[cfg(feature = "transfer")]
-    let transfer = start_transfer(&mut stack, &mut rings.transfer);
-    #[cfg(feature = "http")]
-    let http = start_http(&mut stack, &mut rings.http);
-    let socket = datagram(&mut stack, &mut rings.report, &mut tables.report);
-    let mut report = UdpReport::<REPORT_BUFFER>::new(&mut stack, socket, REPORT_PORT)
-        .unwrap_or_else(|e| service("report", e));
-    let stats_socket = datagram(&mut stack, &mut rings.stats, &mut tables.stats);
-    let mut stats = StatsQuery::new(&mut stack, stats_socket, STATS_PORT)
-        .unwrap_or_else(|e| service("stats", e));
-    let socket = datagram(&mut stack, &mut rings.beacon, &mut tables.beacon);
-    let mut beacon = Beacon::new(&mut stack, socket, BEACON_PORT, BEACON_INTERVAL)
-        .unwrap_or_else(|e| service("beacon", e));
+    let mut services = Services::new(PLAN);
+    let stats_socket = start_services(&mut services, &mut stack, &mut rings.services, tables);
 
     // SAFETY: the Ethernet interrupt's handler only masks the controller and sets an
     // atomic flag; it shares nothing a critical section would have to protect.
     unsafe { cortex_m::peripheral::NVIC::unmask(enet::EthernetIrq) };
     log::info!(
-        "ready: echo 7, file out 7001 ({} bytes built in), file in 7002{}{}, udp report 9000, stats 9001, beacon 9999",
-        WELCOME.len(),
-        if cfg!(feature = "transfer") { ", transfer 7003" } else { "" },
-        if cfg!(feature = "http") { ", http 80" } else { "" },
+        "ready: {}; file out sends {} bytes built in",
+        services.plan(),
+        WELCOME.len()
     );
     let mut stack_watch = stack_usage::StackWatch::new();
     let mut next_check = clock::now();
     let mut queries = 0;
 
     loop {
-        stack.poll(clock::now(), &mut device);
-        apart(|| echo.poll(&mut stack));
-        apart(|| file_out.poll(&mut stack));
-        apart(|| file_in.poll(&mut stack));
-        #[cfg(feature = "transfer")]
-        apart(|| transfer.poll(&mut stack));
-        #[cfg(feature = "http")]
-        apart(|| http.poll(&mut stack));
-        apart(|| report.poll(&mut stack));
-        apart(|| stats.poll(&mut stack));
-        apart(|| beacon.poll(&mut stack));
-        // What the services queued goes out now, not after the next frame or tick.
+        let turn = run::step(clock::now(), &mut stack, &mut device, &mut services);
         let now = clock::now();
-        stack.poll(now, &mut device);
 
         let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);
         if answered != queries {
@@ -347,18 +372,12 @@ fn main() -> ! {
 
         enet::RX_PENDING.store(false, Ordering::Release);
         device.listen();
-        if device.frames_waiting() > 0 || stack.poll_delay() == Some(Duration::ZERO) {
+        // What the services queued makes the stack due at once: the next step sends it.
+        if device.frames_waiting() > 0 || turn.next.is_some_and(|at| at <= now) {
             continue;
         }
         idle();
     }
-}
-
-/// Runs `f` in a stack frame of its own. Each service's poll has buffers of its own on
-/// the stack; inlined into `main`, they would all stay there at once, under the loop.
-#[inline(never)]
-fn apart(f: impl FnOnce()) {
-    f()
 }
 
 /// The driver's counters, logged with each stats query.

@@ -6,7 +6,7 @@ use std::time::Instant as WallClock;
 
 use ringnet::blocking::Blocking;
 use ringnet::services::{FileSource, ReadError, TRANSFER_PORT};
-use ringnet::sim::{Faults, PeerDriver};
+use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, DigestSink, TransferServer};
 use ringnet::{Instant, Stack};
 use ringnet_testkit::{ep, tcp_socket, world_with, A, B};
@@ -59,7 +59,7 @@ fn raw_stream(source: &Cyclic) -> f64 {
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut received = 0u64;
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         let mut buf = [0u8; 16 * 1024];
         while let Ok(n @ 1..) = b.recv(server, &mut buf) {
             received += n as u64;
@@ -93,7 +93,7 @@ fn framed_transfer(source: &Cyclic) -> f64 {
     let client = tcp_socket(&mut w.stacks[A], RING, RING);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     });
     let mut sock = Blocking::new(a, &mut driver);

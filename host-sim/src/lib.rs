@@ -12,9 +12,8 @@
 //!   files the device serves).
 //! - Linux side: [`linux`] (the peer tools and the transfer client on kernel sockets).
 //!   It imports nothing of the device side, nor the device side of it.
-//! - Below both: [`local_file`], [`hex`], and the log filter here.
+//! - Below both: [`local_file`] and the log filter here.
 
-pub mod hex;
 pub mod linux;
 pub mod local_file;
 pub mod programs;

@@ -54,8 +54,11 @@ enum Command {
     /// sticky packets, truncated datagrams, broadcast, options, a verified transfer, and
     /// the stats table.
     Demo,
-    /// Run ringnet as a host on a tap interface with every service: echo 7, file out 7001,
-    /// file in 7002, transfer 7003, UDP report 9000, stats 9001, beacon 9999.
+    // The port list comes from the plan serve runs, like its log line and the beacon.
+    #[command(about = format!(
+        "Run ringnet as a host on a tap interface with every service: {}",
+        host_sim::programs::serve::PLAN
+    ))]
     Serve {
         #[command(flatten)]
         tap: TapArgs,

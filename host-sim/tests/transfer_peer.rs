@@ -11,7 +11,7 @@ use host_sim::linux::transfer_client::{get_file, put_file, PeerError};
 use host_sim::store::DirStore;
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
-use ringnet::sim::{Faults, PeerDriver};
+use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Message, Status, TransferError, TransferServer};
 use ringnet::{Instant, Stack};
 use ringnet_testkit::{ep, pair, tcp_socket, A, B};
@@ -200,7 +200,7 @@ fn a_directory_store_commits_verified_uploads_only() {
     .unwrap();
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     });
     let mut sock = Blocking::new(a, &mut driver);

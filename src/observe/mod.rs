@@ -19,7 +19,7 @@ mod watch;
 
 pub use log_limit::LogLimit;
 pub(crate) use log_limit::{LogGate, LogThrottle};
-pub use table::{StatsRow, StatsTable};
+pub use table::{StatField, StatValue, StatsRow, StatsTable};
 pub use watch::{RingWatch, WindowWatch};
 
 use core::fmt;

@@ -3,7 +3,7 @@ use core::fmt::Write as _;
 use heapless::String;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-use super::ServiceError;
+use super::{ServiceError, ServicePlan};
 use crate::socket::udp::SendError;
 use crate::{Duration, Instant, SocketHandle, SocketOption, Stack};
 
@@ -82,23 +82,26 @@ impl StatsQuery {
 }
 
 /// Broadcast beacon: every `interval`, one datagram to the subnet's broadcast address and
-/// one to `255.255.255.255`, naming the host, its address and its services. Sets
-/// `SO_BROADCAST` on its socket, as a Linux program must.
+/// one to `255.255.255.255`, naming the host, its address and the services of its plan.
+/// Sets `SO_BROADCAST` on its socket, as a Linux program must.
 pub struct Beacon {
     socket: SocketHandle,
     port: u16,
     interval: Duration,
     next: Instant,
     sent: u32,
+    services: ServicePlan,
 }
 
 impl Beacon {
-    /// Beacons to `port` every `interval` from `socket`.
+    /// Beacons to `port` every `interval` from `socket`, announcing the ports of
+    /// `services`.
     pub fn new(
         stack: &mut Stack<'_>,
         socket: SocketHandle,
         port: u16,
         interval: Duration,
+        services: ServicePlan,
     ) -> Result<Self, ServiceError> {
         stack.set_option(socket, SocketOption::Broadcast(true))?;
         Ok(Beacon {
@@ -107,6 +110,7 @@ impl Beacon {
             interval,
             next: stack.now(),
             sent: 0,
+            services,
         })
     }
 
@@ -129,11 +133,13 @@ impl Beacon {
         self.next = now + self.interval;
         let ip = stack.ipv4_addr();
         let mut line: String<160> = String::new();
+        // Fits: a name, an address, nine ports and a count take well under 160 bytes.
         let _ = writeln!(
             line,
-            "ringnet {} {} tcp:7,7001,7002,7003,80 udp:9000,9001 beacon #{}",
+            "ringnet {} {} {} beacon #{}",
             stack.name(),
             ip,
+            self.services.announcement(),
             self.sent + 1
         );
         let subnet = subnet_broadcast(stack, ip);

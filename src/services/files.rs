@@ -4,8 +4,8 @@ use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
 use super::{listen_for_service, ServiceError, MAX_CONNECTIONS};
+use crate::digest::{Digest, DigestHex};
 use crate::socket::tcp::{RecvError, SendError};
-use crate::transfer::wire::{Digest, DigestHex};
 use crate::{Duration, Instant, SocketHandle, Stack};
 
 /// A source could not be read.
@@ -133,6 +133,18 @@ impl<'f> FileOut<'f> {
             source,
             connections: Vec::new(),
         })
+    }
+
+    /// When the first connection still waiting for a size line stops waiting and gets
+    /// the file.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.connections
+            .iter()
+            .filter_map(|(_, state)| match state {
+                OutState::Deciding { until, .. } => Some(*until),
+                OutState::Sending { .. } => None,
+            })
+            .min()
     }
 
     /// Accepts, decides, sends and closes; call after every poll of the stack.

@@ -17,10 +17,12 @@ pub(crate) mod connection;
 mod datagram;
 mod echo;
 mod files;
+mod plan;
 
 pub use datagram::{Beacon, StatsQuery, UdpReport};
 pub use echo::{Discard, Echo};
 pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, ReadError, StaticFile};
+pub use plan::{Announcement, Member, Protocol, ServicePlan};
 
 use core::fmt;
 

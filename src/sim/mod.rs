@@ -2,8 +2,8 @@
 //!
 //! A [`Wire`] is an Ethernet hub whose ports are smoltcp devices. It keeps the virtual
 //! clock, so a scenario that waits seconds for a retransmission runs in microseconds and
-//! every run with the same seed is the same run. [`PeerDriver`] is the
-//! [`Driver`](crate::blocking::Driver) for a blocking call on one stack while a peer stack
+//! every run with the same seed is the same run. [`PeerWaiter`] is the
+//! [`Waiter`] for a blocking call on one stack while a peer stack
 //! (and the application code on it) runs on the other end; [`settle`] runs any number of
 //! stacks until the wire is quiet.
 
@@ -11,7 +11,8 @@ mod wire;
 
 pub use wire::{Faults, InFlightHeader, Port, PortQueue, PortStorage, Wire, WireStats};
 
-use crate::blocking::{Driver, Progress};
+use crate::blocking::{Progress, Waiter};
+use crate::run::{self, FnService};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ pub const APP_TICK: Duration = Duration::from_millis(1);
 ///
 /// `app` is called with the peer stack and the virtual time on every step: it plays the
 /// other program (a slow reader, a server that closes, a sender that waits 50 ms).
-pub struct PeerDriver<'r, 's, 'a, F, const PORTS: usize> {
+pub struct PeerWaiter<'r, 's, 'a, F, const PORTS: usize> {
     wire: &'r Wire<'s, PORTS>,
     own_port: usize,
     peer: &'r mut Stack<'a>,
@@ -36,11 +37,11 @@ pub struct PeerDriver<'r, 's, 'a, F, const PORTS: usize> {
     quiet_since: Instant,
 }
 
-impl<'r, 's, 'a, F, const PORTS: usize> PeerDriver<'r, 's, 'a, F, PORTS>
+impl<'r, 's, 'a, F, const PORTS: usize> PeerWaiter<'r, 's, 'a, F, PORTS>
 where
     F: FnMut(&mut Stack<'a>, Instant),
 {
-    /// A driver for the stack on `own_port`, with `peer` on `peer_port` running `app`.
+    /// A waiter for the stack on `own_port`, with `peer` on `peer_port` running `app`.
     pub fn new(
         wire: &'r Wire<'s, PORTS>,
         own_port: usize,
@@ -48,7 +49,7 @@ where
         peer_port: usize,
         app: F,
     ) -> Self {
-        PeerDriver {
+        PeerWaiter {
             quiet_since: wire.now(),
             wire,
             own_port,
@@ -78,8 +79,13 @@ where
         let now = self.wire.now();
         let sent_before = self.wire.stats().sent;
         let mut active = stack.poll(now, &mut self.wire.port(self.own_port));
-        (self.app)(self.peer, now);
-        active |= self.peer.poll(now, &mut self.wire.port(self.peer_port));
+        let peer = run::step(
+            now,
+            self.peer,
+            &mut self.wire.port(self.peer_port),
+            &mut FnService(&mut self.app),
+        );
+        active |= peer.changed;
         active |= self.wire.stats().sent != sent_before;
         if active {
             self.quiet_since = now;
@@ -87,7 +93,7 @@ where
         }
         let next = [
             stack.poll_at(),
-            self.peer.poll_at(),
+            peer.next,
             self.wire.next_delivery(),
             deadline,
             Some(now + self.app_tick),
@@ -110,7 +116,7 @@ where
     }
 }
 
-impl<'a, F, const PORTS: usize> Driver for PeerDriver<'_, '_, 'a, F, PORTS>
+impl<'a, F, const PORTS: usize> Waiter for PeerWaiter<'_, '_, 'a, F, PORTS>
 where
     F: FnMut(&mut Stack<'a>, Instant),
 {

@@ -25,7 +25,8 @@ pub mod server;
 pub mod store;
 pub mod wire;
 
+pub use crate::digest::DigestHex;
 pub use client::{get, put, TransferError};
 pub use server::TransferServer;
 pub use store::{DigestSink, RamStore, RamUpload, Store, StoreError};
-pub use wire::{validate_name, Digest, DigestHex, Message, NameError, Status, WireError};
+pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};

@@ -11,24 +11,10 @@ pub const MAGIC: [u8; 4] = *b"RNT1";
 pub const MAX_FRAME: usize = 256;
 /// Longest file name, in bytes.
 pub const MAX_NAME: usize = 128;
-/// Bytes of a SHA-256 digest.
-pub const DIGEST_LEN: usize = 32;
 /// Longest reason text in a status frame.
 pub const MAX_REASON: usize = 64;
 
-/// A SHA-256 digest.
-pub type Digest = [u8; DIGEST_LEN];
-
-/// A digest written as 64 lowercase hex digits, the form `sha256sum` prints: for logs and
-/// text replies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DigestHex<'a>(pub &'a Digest);
-
-impl fmt::Display for DigestHex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
-    }
-}
+pub use crate::digest::{Digest, DIGEST_LEN};
 
 const KIND_PUT: u8 = 1;
 const KIND_GET: u8 = 2;
@@ -404,17 +390,6 @@ mod tests {
         expected.extend_from_slice(&5u64.to_be_bytes());
         expected.extend_from_slice(&[0xab; 32]);
         assert_eq!(&buf[..n], &expected[..]);
-    }
-
-    #[test]
-    fn a_digest_is_written_as_lowercase_hex() {
-        let mut digest = [0u8; DIGEST_LEN];
-        digest[0] = 0xab;
-        digest[31] = 0x0f;
-        let text = std::format!("{}", DigestHex(&digest));
-        assert_eq!(text.len(), 64);
-        assert!(text.starts_with("ab00"), "{text}");
-        assert!(text.ends_with("000f"), "{text}");
     }
 
     #[test]

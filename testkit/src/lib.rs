@@ -27,7 +27,7 @@ macro_rules! client_of {
         let wire = $w.wire;
         let (a, b) = $w.two($crate::A, $crate::B);
         let mut driver =
-            $crate::__ringnet::sim::PeerDriver::new(wire, $crate::A, b, $crate::B, $app)
+            $crate::__ringnet::sim::PeerWaiter::new(wire, $crate::A, b, $crate::B, $app)
                 .with_app_tick($crate::__ringnet::Duration::from_millis(50));
         let mut $sock = $crate::__ringnet::blocking::Blocking::new(a, &mut driver);
         let $conn = $crate::tcp_socket($sock.stack(), $rings.0, $rings.1);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::hex::hex;
+use ringnet::digest::DigestHex;
 
 fn bar(len: Option<u64>, verb: &str, quiet: bool) -> ProgressBar {
     if quiet {
@@ -77,7 +77,8 @@ impl MaybeHash {
     }
 
     fn finish(self) -> Option<String> {
-        self.0.map(|hasher| hex(&hasher.finalize()))
+        self.0
+            .map(|hasher| DigestHex(&hasher.finalize().into()).to_string())
     }
 }
 

@@ -14,8 +14,8 @@ use ringnet::transfer::{self, TransferError};
 use sha2::{Digest, Sha256};
 
 use super::peer;
-use crate::hex::hex;
 use crate::local_file::LocalFile;
+use ringnet::digest::DigestHex;
 
 fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
     if quiet {
@@ -104,7 +104,7 @@ pub fn put_file(
     Ok(Outcome {
         size: source.len(),
         moved: source.len(),
-        sha256: hex(&digest),
+        sha256: DigestHex(&digest).to_string(),
         elapsed: start.elapsed(),
     })
 }
@@ -163,7 +163,7 @@ pub fn get_file(
             Ok(Outcome {
                 size,
                 moved: size - offset,
-                sha256: hex(&digest),
+                sha256: DigestHex(&digest).to_string(),
                 elapsed: start.elapsed(),
             })
         }

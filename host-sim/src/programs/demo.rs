@@ -7,11 +7,11 @@ use std::io::Write;
 
 use ringnet::blocking::Blocking;
 use ringnet::framing::{length_prefix, LengthPrefixDecoder};
-use ringnet::sim::{Faults, PeerDriver, Wire};
+use ringnet::sim::{Faults, PeerWaiter, Wire};
 use ringnet::socket::{OptionName, SocketOption};
 use ringnet::{Duration, Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack};
 
-use crate::hex::hex;
+use ringnet::digest::DigestHex;
 use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::transfer::{self, RamStore, TransferServer};
 use ringnet_testkit::{ep, pair, tcp_socket, udp_socket, World, A, B};
@@ -111,7 +111,7 @@ fn recv_blocks(
     let wake_at = wire.now() + Duration::from_millis(50);
     let (a, b) = w.two(A, B);
     let mut sent = false;
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
         if !sent && now >= wake_at {
             sent = b.send(server, b"hello after 50 ms").is_ok();
         }
@@ -148,7 +148,7 @@ fn send_blocks(
     let wire = w.wire;
     let mut next_read = wire.now();
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
         if now >= next_read {
             let mut chunk = [0u8; 128];
             if let Ok(n) = b.recv(server, &mut chunk) {
@@ -404,7 +404,7 @@ fn file_transfer(w: &mut World<2>) -> Result<(), DemoError> {
     let conn = tcp_socket(&mut w.stacks[A], 256, 256);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
-    let mut driver = PeerDriver::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
         server.poll(b)
     });
     let mut sock = Blocking::new(a, &mut driver);
@@ -414,7 +414,7 @@ fn file_transfer(w: &mut World<2>) -> Result<(), DemoError> {
         transfer::put(&mut sock.stream(conn), "pattern.bin", &file, &mut |_, _| {}).map_err(err)?;
     println!(
         "A put pattern.bin (1536 bytes); both sides agree on SHA-256 {}",
-        hex(&digest)
+        DigestHex(&digest)
     );
     sock.stack().close(conn).map_err(err)?;
     let stats = a.stats(conn);

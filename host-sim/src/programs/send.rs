@@ -11,7 +11,7 @@ use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::udp::UdpBuffer;
 use ringnet::{Duration, IpEndpoint, SocketOption, Stack};
 
-use crate::tap::{bring_up, print_stats_table, TapConfig, TapDriver};
+use crate::tap::{bring_up, print_stats_table, TapConfig, TapWaiter};
 
 /// The sending device's Ethernet address (not serve's: both may be on one tap).
 pub const MAC: EthernetAddress = EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x02]);
@@ -30,7 +30,7 @@ pub struct SendConfig {
     pub tx_buf: usize,
 }
 
-fn up(config: &SendConfig) -> Result<(Stack<'static>, TapDriver), String> {
+fn up(config: &SendConfig) -> Result<(Stack<'static>, TapWaiter), String> {
     bring_up::<SOCKETS>(&config.tap, MAC).map_err(|e| e.to_string())
 }
 
@@ -79,7 +79,7 @@ pub fn send_file(
     // Let the FIN and the last ACK leave before the process ends.
     let end = driver.clock.now() + Duration::from_millis(200);
     while driver.clock.now() < end {
-        ringnet::blocking::Driver::wait(&mut driver, &mut stack, Some(end));
+        ringnet::blocking::Waiter::wait(&mut driver, &mut stack, Some(end));
     }
     print_stats_table(&stack, &driver.device);
     Ok(String::from_utf8_lossy(&reply).into_owned())

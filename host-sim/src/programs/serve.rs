@@ -7,43 +7,35 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ringnet::service_set::{ServiceSet, ServiceSockets};
-use ringnet::services::{FileSource, Pattern};
+use ringnet::http::HttpServer;
+use ringnet::run;
+use ringnet::service_set::{Servers, ServiceSet};
+use ringnet::services::{FileSource, Member, Pattern, ServicePlan};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::udp::UdpBuffer;
-use ringnet::transfer::DigestSink;
+use ringnet::stack::OpenError;
+use ringnet::transfer::{DigestSink, TransferServer};
 use ringnet::{Duration, SocketHandle, Stack};
 
 use crate::local_file::LocalFile;
 use crate::store::{DirStore, HostStore};
-use crate::tap::{bring_up, print_stats_table, TapConfig, TapDriver, TapError};
+use crate::tap::{bring_up, print_stats_table, TapConfig, TapError, TapWaiter, MAX_WAIT};
 
-/// The host's services: files from a directory (or digests only), HTTP with room for
-/// the stats of every socket, a 512-byte UDP read buffer.
-type HostServices = ServiceSet<'static, HostStore, HostStore, HTTP_CONNECTIONS, 16384, 512>;
-/// HTTP connections at once (one of them answers 503 when the others are busy).
-const HTTP_CONNECTIONS: usize = 4;
+/// The services `serve` runs: every one, each stream service taking a few connections
+/// at once.
+pub const PLAN: ServicePlan = ServicePlan::TAP_HOST;
 
-/// Connections each stream service takes at once (its backlog of sockets).
-const ECHO_BACKLOG: usize = 4;
-const DISCARD_BACKLOG: usize = 2;
-const FILE_OUT_BACKLOG: usize = 4;
-const FILE_IN_BACKLOG: usize = 4;
-const TRANSFER_BACKLOG: usize = 2;
-
-/// Slots in the host's socket table: every backlog, a listener for each of the six stream
-/// services, and the three datagram sockets. Exactly that many: every poll, and smoltcp
+/// Slots in the host's socket table: exactly what [`PLAN`] needs. Every poll, and smoltcp
 /// for every segment it sends, steps over each slot, empty or not (48 slots cost a bulk
 /// sender about 5% more CPU than these 29).
-const SOCKETS: usize = ECHO_BACKLOG
-    + DISCARD_BACKLOG
-    + FILE_OUT_BACKLOG
-    + FILE_IN_BACKLOG
-    + TRANSFER_BACKLOG
-    + HTTP_CONNECTIONS
-    + 6
-    + 3;
+const SOCKETS: usize = PLAN.sockets();
+
+/// The host's HTTP server: files from a directory (or digests only), with room for the
+/// stats of every socket in its generated pages.
+type HostHttp = HttpServer<HostStore, { PLAN.http }, 16384>;
+/// The host's services, with a 512-byte UDP read buffer.
+type HostServices = ServiceSet<'static, TransferServer<HostStore>, HostHttp, 512>;
 
 /// The serving device's Ethernet address.
 pub const MAC: EthernetAddress = EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x01]);
@@ -94,33 +86,26 @@ fn leak(n: usize) -> &'static mut [u8] {
     vec![0u8; n].leak()
 }
 
-fn udp_socket(
+/// A socket for `member` of the plan: every stream service on the `--rx-buf`/`--tx-buf`
+/// rings, each datagram service on rings sized for its traffic.
+fn service_socket(
     stack: &mut Stack<'static>,
-    slots: usize,
-    bytes: usize,
-) -> Result<SocketHandle, ServeError> {
-    let ring = || UdpBuffer {
-        slots: vec![PacketMetadata::EMPTY; slots].leak(),
-        payload: leak(bytes),
+    member: Member,
+    (rx, tx): (usize, usize),
+) -> Result<SocketHandle, OpenError> {
+    let udp = |stack: &mut Stack<'static>, slots: usize, bytes: usize| {
+        let ring = || UdpBuffer {
+            slots: vec![PacketMetadata::EMPTY; slots].leak(),
+            payload: leak(bytes),
+        };
+        stack.udp_socket(ring(), ring())
     };
-    stack
-        .udp_socket(ring(), ring())
-        .map_err(|e| ServeError::Service(format!("udp socket: {e}")))
-}
-
-fn backlog(
-    stack: &mut Stack<'static>,
-    n: usize,
-    rx: usize,
-    tx: usize,
-) -> Result<Vec<SocketHandle>, ServeError> {
-    (0..n)
-        .map(|_| {
-            stack
-                .tcp_socket(leak(rx), leak(tx))
-                .map_err(|e| ServeError::Service(format!("tcp socket: {e}")))
-        })
-        .collect()
+    match member {
+        Member::Report => udp(stack, 16, 16 * 1024),
+        Member::Stats => udp(stack, 4, 4096),
+        Member::Beacon => udp(stack, 4, 2048),
+        _ => stack.tcp_socket(leak(rx), leak(tx)),
+    }
 }
 
 /// Runs the host until the time limit or a termination signal; prints the stats table
@@ -153,31 +138,26 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         (Some(_), None) => return Err(ServeError::Config("--file needs --files DIR".into())),
         (None, _) => Box::leak(Box::new(Pattern(config.pattern_size))),
     };
-    let (mut stack, TapDriver { mut device, clock }) =
+    let (mut stack, TapWaiter { mut device, clock }) =
         bring_up::<SOCKETS>(&config.tap, MAC).map_err(ServeError::Tap)?;
-    let (rx, tx) = (config.rx_buf, config.tx_buf);
-    let service = |e: ringnet::services::ServiceError| ServeError::Service(e.to_string());
-
-    let echo = backlog(&mut stack, ECHO_BACKLOG, rx, tx)?;
-    let discard = backlog(&mut stack, DISCARD_BACKLOG, rx, tx)?;
-    let file_out = backlog(&mut stack, FILE_OUT_BACKLOG, rx, tx)?;
-    let file_in = backlog(&mut stack, FILE_IN_BACKLOG, rx, tx)?;
-    let transfer = backlog(&mut stack, TRANSFER_BACKLOG, rx, tx)?;
-    let http = backlog(&mut stack, HTTP_CONNECTIONS, rx, tx)?;
-    let sockets = ServiceSockets {
-        echo: &echo,
-        discard: &discard,
-        file_out: &file_out,
-        file_in: &file_in,
-        transfer: &transfer,
-        http: &http,
-        report: udp_socket(&mut stack, 16, 16 * 1024)?,
-        stats: udp_socket(&mut stack, 4, 4096)?,
-        beacon: udp_socket(&mut stack, 4, 2048)?,
+    let rings = (config.rx_buf, config.tx_buf);
+    let servers = Servers {
+        transfer: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {
+            TransferServer::new(stack, Member::Transfer.port(), backlog, transfer_store)
+        },
+        http: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {
+            HostHttp::new(stack, Member::Http.port(), backlog, http_store)
+        },
     };
     let mut services = Box::new(
-        HostServices::start(&mut stack, sockets, source, transfer_store, http_store)
-            .map_err(service)?,
+        HostServices::start(
+            &mut stack,
+            PLAN,
+            &mut |stack, member| service_socket(stack, member, rings),
+            source,
+            servers,
+        )
+        .map_err(|e| ServeError::Service(e.to_string()))?,
     );
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -188,29 +168,20 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     let end = config.duration.map(|d| clock.now() + d);
     log::info!(
-        "dev: serving on {} as {}: echo 7, discard 9, http 80, file out 7001 ({} bytes), file in 7002, transfer 7003, udp 9000/9001, beacon 9999",
+        "dev: serving on {} as {}: {}; file out sends {} bytes",
         config.tap.tap,
         config.tap.ip,
+        services.plan(),
         source.len()
     );
     while !stop.load(Ordering::SeqCst) && end.is_none_or(|end| clock.now() < end) {
-        stack.poll(clock.now(), &mut device);
-        services.poll(&mut stack);
-        // Sleep only when nothing is due: what the services just queued makes the stack
-        // due at once, and the next poll sends it without a system call in between.
         let now = clock.now();
-        let beacon_in = if services.poll_at() > now {
-            services.poll_at() - now
-        } else {
-            Duration::ZERO
-        };
-        let delay = stack
-            .poll_delay()
-            .unwrap_or(Duration::from_millis(100))
-            .min(beacon_in)
-            .min(Duration::from_millis(100));
-        if delay > Duration::ZERO {
-            device.wait(Some(delay));
+        let turn = run::step(now, &mut stack, &mut device, &mut *services);
+        // Sleep only when nothing is due: what the services just queued makes the stack
+        // due at once, and the next turn sends it without a system call in between.
+        let wait = turn.wait(clock.now(), MAX_WAIT);
+        if wait > Duration::ZERO {
+            device.wait(Some(wait));
         }
         if let Some(error) = device.gone() {
             let gone = TapError::Gone(config.tap.tap.clone(), error);

@@ -1,5 +1,5 @@
 //! ringnet on a Linux tap interface, on the device side of the wire: the tap device
-//! (through an optional pcap capture), the host's clock, the real-time [`Driver`] that
+//! (through an optional pcap capture), the host's clock, the real-time [`Waiter`] that
 //! polls a stack on them, and [`bring_up`], which puts a device's stack on the tap for
 //! every program that runs there.
 //!
@@ -14,12 +14,12 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant as WallClock;
 
-use ringnet::blocking::{Driver, Progress};
+use ringnet::blocking::{Progress, Waiter};
 use ringnet::smoltcp::phy::{
     self, Device, DeviceCapabilities, Medium, PcapMode, PcapWriter, TunTapInterface,
 };
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
-use ringnet::{Duration, Instant, Stack, StackConfig, StackResources};
+use ringnet::{run, Duration, Instant, Stack, StackConfig, StackResources};
 
 use link::{FrameLink, LinkErrors};
 use pcap::PcapFile;
@@ -170,16 +170,16 @@ impl HostClock {
     }
 }
 
-/// The real-time driver: polls the stack on the tap and sleeps on the tap's file
+/// The real-time waiter: polls the stack on the tap and sleeps on the tap's file
 /// descriptor until a frame arrives or a timer is due.
-pub struct TapDriver {
+pub struct TapWaiter {
     /// The device.
     pub device: TapDevice,
     /// The clock.
     pub clock: HostClock,
 }
 
-impl Driver for TapDriver {
+impl Waiter for TapWaiter {
     fn now(&self) -> Instant {
         self.clock.now()
     }
@@ -190,8 +190,9 @@ impl Driver for TapDriver {
             return Progress::Stalled;
         }
         let now = self.clock.now();
-        stack.poll(now, &mut self.device);
-        let mut delay = stack.poll_delay().unwrap_or(Duration::from_millis(100));
+        // No program runs beside a blocked call: the turn polls the stack alone.
+        let turn = run::step(now, stack, &mut self.device, &mut ());
+        let mut delay = turn.wait(now, MAX_WAIT);
         if let Some(deadline) = deadline {
             delay = delay.min(if deadline > now {
                 deadline - now
@@ -199,12 +200,16 @@ impl Driver for TapDriver {
                 Duration::ZERO
             });
         }
-        self.device
-            .wait(Some(delay.min(Duration::from_millis(100))));
+        self.device.wait(Some(delay));
+        // Take in what the wait brought before the blocked call looks again.
         stack.poll(self.clock.now(), &mut self.device);
         Progress::Continue
     }
 }
+
+/// The longest a host on the tap sleeps between two turns: a termination signal or a
+/// deleted tap is noticed at least this often.
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
 
 /// Where a device sits on the tap, and whether it captures: what every program on the tap
 /// (`serve`, `send`, `udp-send`) is given.
@@ -223,11 +228,11 @@ pub struct TapConfig {
 /// Brings a device up on the tap: attaches to it ([`TapDevice::open`]), starts the clock,
 /// and makes the stack `dev` at `mac` with a socket table of `SOCKETS` slots (leaked for
 /// `'static`), seeded with the process id. The device and the clock come back as the
-/// driver that polls the stack in real time.
+/// waiter that polls the stack in real time.
 pub fn bring_up<const SOCKETS: usize>(
     config: &TapConfig,
     mac: EthernetAddress,
-) -> Result<(Stack<'static>, TapDriver), TapError> {
+) -> Result<(Stack<'static>, TapWaiter), TapError> {
     let mut device = TapDevice::open(&config.tap, config.pcap.as_deref())?;
     let clock = HostClock::start();
     let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
@@ -239,5 +244,5 @@ pub fn bring_up<const SOCKETS: usize>(
         seed: std::process::id() as u64,
     };
     let stack = Stack::new(stack_config, &mut device, resources, clock.now());
-    Ok((stack, TapDriver { device, clock }))
+    Ok((stack, TapWaiter { device, clock }))
 }
