@@ -5,8 +5,9 @@ use core::num::ParseIntError;
 
 use heapless::{String, Vec};
 
+use crate::handle::SocketHandle;
+use crate::stack::Stack;
 use crate::transfer::validate_name;
-use crate::{SocketHandle, Stack};
 
 /// Headers parsed per request.
 const MAX_HEADERS: usize = 16;

@@ -6,8 +6,8 @@ use core::fmt::{self, Write as _};
 use heapless::{String, Vec};
 
 use crate::observe::{StatField, StatValue, StatsRow};
+use crate::stack::Stack;
 use crate::transfer::Store;
-use crate::Stack;
 
 /// The methods the server allows, for `Allow`.
 pub(super) const ALLOW: &str = "GET, HEAD, PUT, OPTIONS";

@@ -7,11 +7,13 @@ use heapless::{String, Vec};
 
 use super::request::{complete_head, Generated, Method, Request, Unsatisfiable};
 use super::response::{head_start, text_response, write_listing, write_stats, ALLOW};
+use crate::handle::SocketHandle;
 use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
 use crate::services::{listen_for_service, ServiceError};
 use crate::socket::tcp::{RecvError, SendError};
+use crate::stack::Stack;
 use crate::transfer::{Store, StoreError};
-use crate::{Duration, Instant, SocketHandle, Stack};
+use smoltcp::time::{Duration, Instant};
 
 /// Longest request head (request line and headers) accepted.
 pub const HEAD_MAX: usize = 1024;

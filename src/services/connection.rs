@@ -13,8 +13,10 @@
 use heapless::Vec;
 
 use super::tx_room;
+use crate::handle::SocketHandle;
 use crate::socket::tcp::SendError;
-use crate::{Duration, Instant, SocketHandle, Stack};
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
 
 /// A protocol state that may hold an upload in progress, which giving up must abort so
 /// that nothing half-written stays in the store.

@@ -4,8 +4,11 @@ use heapless::String;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::{ServiceError, ServicePlan};
+use crate::handle::SocketHandle;
 use crate::socket::udp::SendError;
-use crate::{Duration, Instant, SocketHandle, SocketOption, Stack};
+use crate::socket::SocketOption;
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
 
 /// UDP receive-and-report: takes each datagram with a buffer of `BUF` bytes (so larger
 /// ones are visibly truncated), logs it, and answers the sender with one line:

@@ -1,8 +1,9 @@
 use heapless::Vec;
 
 use super::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
+use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
-use crate::{SocketHandle, Stack};
+use crate::stack::Stack;
 
 /// TCP echo (RFC 862): every byte received is sent back; when the peer closes, the
 /// connection closes after the echo has left. Reads only as much as the tx ring has room

@@ -5,8 +5,10 @@ use sha2::{Digest as _, Sha256};
 
 use super::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::digest::{Digest, DigestHex};
+use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
-use crate::{Duration, Instant, SocketHandle, Stack};
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
 
 /// A source could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,11 @@ pub use plan::{Announcement, Member, Protocol, ServicePlan};
 
 use core::fmt;
 
+use smoltcp::time::Duration;
+
+use crate::handle::SocketHandle;
+use crate::stack::Stack;
+
 use crate::socket::tcp::ListenError;
 use crate::socket::udp::BindError;
 use crate::socket::OptionError;
@@ -98,11 +103,11 @@ pub const MAX_CONNECTIONS: usize = 4;
 
 /// Listens on `port` with `backlog` for a service that tracks at most `max` connections.
 pub(crate) fn listen_for_service(
-    stack: &mut crate::Stack<'_>,
+    stack: &mut Stack<'_>,
     port: u16,
-    backlog: &[crate::SocketHandle],
+    backlog: &[SocketHandle],
     max: usize,
-) -> Result<crate::SocketHandle, ServiceError> {
+) -> Result<SocketHandle, ServiceError> {
     if backlog.len() > max {
         return Err(ServiceError::TooManySockets);
     }
@@ -110,11 +115,11 @@ pub(crate) fn listen_for_service(
 }
 
 /// Room left in a socket's tx ring.
-pub(crate) fn tx_room(stack: &crate::Stack<'_>, handle: crate::SocketHandle) -> usize {
+pub(crate) fn tx_room(stack: &Stack<'_>, handle: SocketHandle) -> usize {
     stack
         .ring_usage(handle)
         .map_or(0, |(_, (used, capacity))| capacity - used)
 }
 
 /// How often the beacon goes out.
-pub const BEACON_INTERVAL: crate::Duration = crate::Duration::from_secs(1);
+pub const BEACON_INTERVAL: Duration = Duration::from_secs(1);

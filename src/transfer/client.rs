@@ -190,6 +190,11 @@ pub fn put<S: Read + Write>(
     Ok(digest)
 }
 
+/// What a [`get`]'s sink says when it could not keep the bytes it was given (a local
+/// write failed; the sink keeps the reason): the get stops with [`TransferError::Sink`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkError;
+
 /// Gets `name` from the peer at the other end of `stream` into `sink`, from `resume.0`
 /// on, where `resume.1` holds the SHA-256 state of the bytes already kept (a fresh hasher
 /// for a whole file). Returns the file's size and verified SHA-256; on any error the
@@ -198,7 +203,7 @@ pub fn get<S: Read + Write>(
     stream: &mut S,
     name: &str,
     resume: (u64, Sha256),
-    sink: &mut dyn FnMut(&[u8]) -> Result<(), ()>,
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), SinkError>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(u64, Digest), TransferError> {
     let (offset, mut hasher) = resume;
@@ -224,7 +229,7 @@ pub fn get<S: Read + Write>(
             return Err(TransferError::UnexpectedEnd);
         }
         hasher.update(&buf[..n]);
-        sink(&buf[..n]).map_err(|()| TransferError::Sink)?;
+        sink(&buf[..n]).map_err(|SinkError| TransferError::Sink)?;
         received += n as u64;
         progress(received, size);
     }

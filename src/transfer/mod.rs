@@ -26,7 +26,7 @@ pub mod store;
 pub mod wire;
 
 pub use crate::digest::DigestHex;
-pub use client::{get, put, TransferError};
+pub use client::{get, put, SinkError, TransferError};
 pub use server::TransferServer;
 pub use store::{DigestSink, RamStore, RamUpload, Store, StoreError};
 pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};

@@ -8,10 +8,12 @@ use sha2::{Digest as _, Sha256};
 use super::store::{Store, StoreError};
 use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
 use crate::framing::LengthPrefixDecoder;
+use crate::handle::SocketHandle;
 use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
 use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::RecvError;
-use crate::{Duration, Instant, SocketHandle, Stack};
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
 
 /// How long a connection may stay silent before the server gives up on it: longer than
 /// two of smoltcp's largest retransmission backoffs (60 s), so a lossy link is not

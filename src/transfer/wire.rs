@@ -88,35 +88,22 @@ impl fmt::Display for Status {
     }
 }
 
-/// Why a name is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameError {
-    /// The name is empty.
-    Empty,
-    /// The name is longer than [`MAX_NAME`].
-    TooLong,
-    /// The name contains `/` or `\`.
-    Separator,
-    /// The name contains `..`, starts with `.`, or ends with `.part` (the suffix of
-    /// uploads in progress).
-    Reserved,
-    /// The name has a byte outside printable ASCII.
-    NotPrintable,
-}
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NameError::Empty => "empty name",
-            NameError::TooLong => "name longer than 128 bytes",
-            NameError::Separator => "name contains a path separator",
-            NameError::Reserved => "name contains '..', starts with '.' or ends with '.part'",
-            NameError::NotPrintable => "name is not printable ASCII",
-        })
+error_enum! {
+    /// Why a name is refused.
+    pub enum NameError {
+        /// The name is empty.
+        Empty => "empty name",
+        /// The name is longer than [`MAX_NAME`].
+        TooLong => "name longer than 128 bytes",
+        /// The name contains `/` or `\`.
+        Separator => "name contains a path separator",
+        /// The name contains `..`, starts with `.`, or ends with `.part` (the suffix of
+        /// uploads in progress).
+        Reserved => "name contains '..', starts with '.' or ends with '.part'",
+        /// The name has a byte outside printable ASCII.
+        NotPrintable => "name is not printable ASCII",
     }
 }
-
-impl core::error::Error for NameError {}
 
 /// Checks a file name: 1 to [`MAX_NAME`] printable ASCII bytes, no path separator, no
 /// `..`, no leading `.`, no `.part` suffix. Names can then never leave a store's folder.

@@ -148,6 +148,7 @@ pub fn get_file(
         &mut |data| {
             file.write_all(data).map_err(|e| {
                 write_failed = Some(e);
+                transfer::SinkError
             })
         },
         &mut |received, size| {
