@@ -152,6 +152,7 @@ mod tests {
                 zero_windows: 6,
                 rx_drops: 8,
                 truncations: 9,
+                idle_timeouts: 3,
                 ..Default::default()
             },
         };
@@ -163,7 +164,8 @@ mod tests {
                 r#",{"socket":"tcp#3","port":7003,"rx":[10,4096],"tx":[0,2048],"#,
                 r#""bytes_in":123456,"bytes_out":7,"rx_high_water":4096,"tx_high_water":512,"#,
                 r#""rx_blocks":2,"tx_blocks":1,"blocked_ms":1500,"rx_full":4,"tx_full":5,"#,
-                r#""zero_windows":6,"drops":8,"truncations":9}"#
+                r#""zero_windows":6,"drops":8,"truncations":9,"half_open_expired":0,"#,
+                r#""half_open_evicted":0,"orphans_expired":0,"orphans_evicted":0,"idle_timeouts":3}"#
             )
         );
     }

@@ -109,6 +109,21 @@ pub struct SocketStats {
     pub truncations: u32,
     /// Bytes lost to those truncations.
     pub truncated_bytes: u64,
+    /// Half-open connections (SYN-RECEIVED, the SYN-ACK unanswered) that went back to
+    /// listening when their timer ran out (TCP; counted on the listener's row).
+    pub half_open_expired: u32,
+    /// Half-open connections that gave their place in the backlog to a new SYN (TCP;
+    /// on the listener's row): ringnet's answer to a SYN flood, where Linux has syncookies.
+    pub half_open_evicted: u32,
+    /// Orphans (connections after `close()`) reset after making no progress for the fin
+    /// timeout (TCP; on the listener's row for a backlog socket).
+    pub orphans_expired: u32,
+    /// Orphans in TIME-WAIT or FIN-WAIT-2 that gave their place in the backlog to a new
+    /// SYN (TCP; on the listener's row), as Linux cuts TIME-WAIT short when it must.
+    pub orphans_evicted: u32,
+    /// Connections a service closed after they idled past its idle timeout (on the
+    /// service's listener's row).
+    pub idle_timeouts: u32,
 }
 
 #[cfg(test)]

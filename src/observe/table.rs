@@ -25,11 +25,11 @@ pub struct StatsRow {
 
 impl StatsRow {
     /// The table's header line, matching [`StatsRow`]'s `Display`.
-    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc";
+    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle";
 
     /// The row's figures after the socket's name, in the table's column order: the one
     /// list both the table and the JSON of `GET /stats` are written from.
-    pub fn fields(&self) -> [StatField; 15] {
+    pub fn fields(&self) -> [StatField; 20] {
         let s = &self.stats;
         let field = |name, width, value| StatField { name, width, value };
         let count = |n: u64| StatValue::Count(n);
@@ -49,6 +49,11 @@ impl StatsRow {
             field("zero_windows", 5, count(s.zero_windows.into())),
             field("drops", 6, count(s.rx_drops.into())),
             field("truncations", 6, count(s.truncations.into())),
+            field("half_open_expired", 7, count(s.half_open_expired.into())),
+            field("half_open_evicted", 6, count(s.half_open_evicted.into())),
+            field("orphans_expired", 6, count(s.orphans_expired.into())),
+            field("orphans_evicted", 6, count(s.orphans_evicted.into())),
+            field("idle_timeouts", 5, count(s.idle_timeouts.into())),
         ]
     }
 }
@@ -144,10 +149,15 @@ mod tests {
                 zero_windows: 6,
                 rx_drops: 8,
                 truncations: 9,
+                half_open_expired: 1,
+                half_open_evicted: 2,
+                orphans_expired: 3,
+                orphans_evicted: 4,
+                idle_timeouts: 5,
                 ..SocketStats::default()
             },
         };
-        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9";
+        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9       1      2      3      4     5";
         assert_eq!(std::format!("{row}"), expected);
     }
 }

@@ -3,7 +3,8 @@ use core::cell::RefCell;
 use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
+    EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
+    UdpPacket,
 };
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
@@ -33,6 +34,23 @@ pub enum FrameEvent {
 /// ingress frame and every egress round, so this only overflows with very many sockets.
 const FRAME_LOG_CAPACITY: usize = 32;
 
+/// Listener ports a [`FrameLog`] can name as starved at once.
+const STARVED_PORTS: usize = 8;
+
+/// The largest SYN the inspector holds back: Ethernet, IPv4 and TCP headers with options.
+const HELD_SYN: usize = 14 + 60 + 60;
+
+/// A SYN held back from smoltcp until the stack has made room in its listener's backlog
+/// (a backlog whose every socket is taken would answer it with RST).
+#[derive(Debug)]
+struct HeldSyn {
+    frame: heapless::Vec<u8, HELD_SYN>,
+    port: u16,
+    src: IpEndpoint,
+    /// The stack has made what room it could: the frame goes to smoltcp next.
+    released: bool,
+}
+
 /// Events recorded by an [`Inspector`] since the stack last drained them, and frame counts.
 #[derive(Debug, Default)]
 pub struct FrameLog {
@@ -46,6 +64,15 @@ pub struct FrameLog {
     /// The socket table index the last outgoing segment belonged to: a bulk sender's
     /// segments all do, so the table is searched only when the sender changes.
     pub tcp_out_hint: usize,
+    /// The stack's address: only a SYN for it is held back.
+    pub local_ip: Option<Ipv4Address>,
+    /// Ports of listeners with no socket listening but one that could give way: a SYN
+    /// for one of them is held back until the stack has made room.
+    starved: heapless::Vec<u16, STARVED_PORTS>,
+    held: Option<HeldSyn>,
+    /// A SYN arrived since the stack last looked: a backlog may have run out of
+    /// listening sockets.
+    pub syn_seen: bool,
 }
 
 impl FrameLog {
@@ -53,6 +80,66 @@ impl FrameLog {
         if self.events.push(event).is_err() {
             self.overflowed += 1;
         }
+    }
+
+    /// An empty log for a stack at `local_ip`.
+    pub fn for_address(local_ip: Ipv4Address) -> FrameLog {
+        FrameLog {
+            local_ip: Some(local_ip),
+            ..FrameLog::default()
+        }
+    }
+
+    /// Names the ports whose listener's backlog is starved (replacing the last list); a
+    /// list longer than the log holds is cut, and the ports left out are answered by
+    /// smoltcp as before (RST).
+    pub fn set_starved(&mut self, ports: impl Iterator<Item = u16>) {
+        self.starved.clear();
+        for port in ports {
+            if self.starved.push(port).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// The port and the sender of a SYN held back and waiting for the stack to make
+    /// room, if any.
+    pub fn held_syn(&self) -> Option<(u16, IpEndpoint)> {
+        self.held
+            .as_ref()
+            .filter(|h| !h.released)
+            .map(|h| (h.port, h.src))
+    }
+
+    /// The stack has made room for the held SYN: smoltcp gets it next.
+    pub fn release_held_syn(&mut self) {
+        if let Some(held) = &mut self.held {
+            held.released = true;
+        }
+    }
+
+    /// Holds `frame` back if it is a SYN for this stack to a starved port and nothing is
+    /// held yet; returns whether it did.
+    fn hold(&mut self, frame: &[u8]) -> bool {
+        if self.held.is_some() || self.starved.is_empty() {
+            return false;
+        }
+        let Some((dst, port, src)) = syn_destination(frame) else {
+            return false;
+        };
+        if Some(dst) != self.local_ip || !self.starved.contains(&port) {
+            return false;
+        }
+        let Ok(copy) = heapless::Vec::from_slice(frame) else {
+            return false;
+        };
+        self.held = Some(HeldSyn {
+            frame: copy,
+            port,
+            src,
+            released: false,
+        });
+        true
     }
 
     /// Removes and returns the oldest event.
@@ -98,6 +185,22 @@ fn inspect_incoming(frame: &[u8]) -> Option<FrameEvent> {
     })
 }
 
+/// The destination address and port, and the sender, of a connection request (SYN
+/// without ACK).
+fn syn_destination(frame: &[u8]) -> Option<(Ipv4Address, u16, IpEndpoint)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    let src = IpEndpoint::new(ip.src_addr().into(), tcp.src_port());
+    (tcp.syn() && !tcp.ack()).then(|| (ip.dst_addr(), tcp.dst_port(), src))
+}
+
 fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
@@ -118,9 +221,9 @@ fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
     })
 }
 
-/// Receive token of an [`Inspector`].
+/// Receive token of an [`Inspector`]: a frame from the device, or the SYN it held back.
 pub struct InspectRxToken<'l, T> {
-    inner: T,
+    inner: Option<T>,
     log: &'l RefCell<FrameLog>,
 }
 
@@ -130,21 +233,35 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
         F: FnOnce(&[u8]) -> R,
     {
         let log = self.log;
-        self.inner.consume(|frame| {
-            {
-                // Released before `f`: smoltcp may transmit a reply from inside it.
+        let Some(inner) = self.inner else {
+            // The held SYN, copied out so that the log is free while smoltcp answers it.
+            let held = log.borrow_mut().held.take();
+            let frame = held.map(|h| h.frame).unwrap_or_default();
+            return f(&frame);
+        };
+        inner.consume(|frame| {
+            // Released before `f`: smoltcp may transmit a reply from inside it.
+            let held = {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
                 if let Some(event) = inspect_incoming(frame) {
                     log.record(event);
                 }
-            }
-            f(frame)
+                if syn_destination(frame).is_some() {
+                    log.syn_seen = true;
+                }
+                log.hold(frame)
+            };
+            // smoltcp gets nothing now (an empty frame, which it drops unparsed) and the
+            // SYN itself once the stack has made room.
+            f(if held { &[] } else { frame })
         })
     }
 
     fn meta(&self) -> smoltcp::phy::PacketMeta {
-        self.inner.meta()
+        self.inner
+            .as_ref()
+            .map_or_else(smoltcp::phy::PacketMeta::default, RxToken::meta)
     }
 }
 
@@ -188,9 +305,22 @@ impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let log = self.log;
+        let released = log.borrow().held.as_ref().is_some_and(|h| h.released);
+        if released {
+            // The held SYN goes first, with a transmit token for smoltcp's SYN-ACK.
+            return self.inner.transmit(timestamp).map(|tx| {
+                (
+                    InspectRxToken { inner: None, log },
+                    InspectTxToken { inner: tx, log },
+                )
+            });
+        }
         self.inner.receive(timestamp).map(|(rx, tx)| {
             (
-                InspectRxToken { inner: rx, log },
+                InspectRxToken {
+                    inner: Some(rx),
+                    log,
+                },
                 InspectTxToken { inner: tx, log },
             )
         })

@@ -3,10 +3,16 @@
 //! every poll, which frees or recycles a slot whose connection is over. The TCP state
 //! itself changes only in `TcpSlot`'s methods.
 
+use core::cell::RefCell;
+
+use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
+use smoltcp::wire::IpEndpoint;
 
 use super::table::{Slot, SlotKind};
+use super::tcp_slot::{Expiry, GaveWay, TcpSlot};
+use crate::phy::FrameLog;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 
@@ -76,6 +82,7 @@ impl<'a> Stack<'a> {
             abort,
             self.name,
             handle,
+            self.now,
         );
         self.observe_slot(handle.fileno());
     }
@@ -87,7 +94,11 @@ impl<'a> Stack<'a> {
                 ..
             }) = &mut self.slots[index]
             {
-                t.leave_backlog_of(listener, self.sockets.get_mut::<tcp::Socket>(t.inner()));
+                t.leave_backlog_of(
+                    listener,
+                    self.sockets.get_mut::<tcp::Socket>(t.inner()),
+                    self.now,
+                );
             }
         }
         self.slots[listener.fileno()] = None;
@@ -95,15 +106,23 @@ impl<'a> Stack<'a> {
     }
 
     /// The earliest moment a backlog socket in TIME-WAIT may go back to listening.
-    pub(super) fn next_backlog_return(&self) -> Option<Instant> {
+    /// The next moment a TCP socket's lifecycle moves without a frame: a backlog socket
+    /// in TIME-WAIT rejoining its backlog, or a timer of [`TcpTimers`](super::TcpTimers)
+    /// firing.
+    pub(super) fn next_lifecycle_event(&self) -> Option<Instant> {
         self.slots
             .iter()
             .flatten()
             .filter_map(|slot| match &slot.kind {
                 SlotKind::Tcp(t) => {
                     let socket = self.sockets.get::<tcp::Socket>(t.inner());
-                    let starved = t.listener().is_some_and(|l| self.backlog_starved(l));
-                    t.backlog_return_at(socket, starved)
+                    // Whether the backlog is starved matters only in TIME-WAIT: asked
+                    // there alone, the search of the table stays rare.
+                    let rejoins = t
+                        .time_wait_listener()
+                        .and_then(|l| t.backlog_return_at(socket, self.backlog_starved(l)));
+                    let timer = t.timer_at(socket, &self.timers);
+                    rejoins.into_iter().chain(timer).min()
                 }
                 _ => None,
             })
@@ -138,19 +157,163 @@ impl<'a> Stack<'a> {
             return;
         };
         let inner = t.inner();
-        let freed = t.step(
+        let listener = t.listener();
+        let state_before = t.last_state();
+        let step = t.step(
             self.sockets.get_mut::<tcp::Socket>(inner),
             self.name,
             handle,
             self.now,
+            &self.timers,
             starved,
             reap,
             &mut self.ready_counter,
         );
-        if freed {
+        if t.last_state() != state_before || step.expired.is_some() {
+            self.backlogs_changed = true;
+        }
+        if let Some(expiry) = step.expired {
+            // A backlog's timers are the listener's story; elsewhere the socket's own.
+            let counted = listener.unwrap_or(handle);
+            if let Some(Some(slot)) = self.slots.get_mut(counted.fileno()) {
+                match expiry {
+                    Expiry::HalfOpen => slot.stats.half_open_expired += 1,
+                    Expiry::Orphan => slot.stats.orphans_expired += 1,
+                }
+            }
+        }
+        if step.freed {
             self.sockets.remove(inner);
             self.slots[index] = None;
             log::debug!("{}: tcp{handle} connection gone, slot free", self.name);
+        }
+    }
+}
+
+/// Keeps every listener ready for the next SYN, as Linux keeps its accept queue apart
+/// from the connections: after a frame, names the listeners whose backlog has no socket
+/// listening but one that could give way (the inspector then holds a SYN for them back),
+/// and makes room for a SYN the inspector holds.
+pub(super) fn guard_backlogs(
+    name: &str,
+    frames: &RefCell<FrameLog>,
+    slots: &mut [Option<Slot>],
+    sockets: &mut SocketSet<'_>,
+    changed: &mut bool,
+) {
+    let (syn_seen, held) = {
+        let mut frames = frames.borrow_mut();
+        (core::mem::take(&mut frames.syn_seen), frames.held_syn())
+    };
+    if let Some((port, from)) = held {
+        make_room(name, slots, sockets, port, from);
+        frames.borrow_mut().release_held_syn();
+        *changed = true;
+    }
+    if syn_seen || *changed {
+        *changed = false;
+        let listeners = slots.iter().enumerate().filter_map(|(index, slot)| match slot {
+            Some(Slot {
+                kind: SlotKind::Listener(l),
+                ..
+            }) => Some((SocketHandle(index as u16), l.port)),
+            _ => None,
+        });
+        let starved = listeners
+            .filter(|(listener, _)| {
+                let mut listening = false;
+                let mut could_give_way = false;
+                for t in tcp_slots(slots) {
+                    let socket = sockets.get::<tcp::Socket>(t.inner());
+                    listening |=
+                        t.listener() == Some(*listener) && socket.state() == tcp::State::Listen;
+                    could_give_way |= t.may_give_way(*listener, socket).is_some();
+                }
+                !listening && could_give_way
+            })
+            .map(|(_, port)| port);
+        frames.borrow_mut().set_starved(starved);
+    }
+}
+
+/// The TCP slots of the table.
+fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
+    slots.iter().flatten().filter_map(|slot| match &slot.kind {
+        SlotKind::Tcp(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// Makes room in the backlog of the listener on `port` for a SYN from `from` that found
+/// no socket listening: the oldest orphan in TIME-WAIT or FIN-WAIT-2 gives way, or else
+/// the oldest half-open connection; live connections never do. Counted on the listener,
+/// logged once. A SYN `from` a peer whose handshake is under way already is a
+/// retransmission: it goes to that connection, and nothing gives way.
+fn make_room(
+    name: &str,
+    slots: &mut [Option<Slot>],
+    sockets: &mut SocketSet<'_>,
+    port: u16,
+    from: IpEndpoint,
+) {
+    let retransmitted = tcp_slots(slots).any(|t| {
+        let socket = sockets.get::<tcp::Socket>(t.inner());
+        socket.remote_endpoint() == Some(from)
+            && socket.local_endpoint().is_some_and(|l| l.port == port)
+    });
+    if retransmitted {
+        return;
+    }
+    let Some(listener) = slots.iter().enumerate().find_map(|(index, slot)| match slot {
+        Some(Slot {
+            kind: SlotKind::Listener(l),
+            ..
+        }) if l.port == port => Some(SocketHandle(index as u16)),
+        _ => None,
+    }) else {
+        return;
+    };
+    let chosen = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(index, slot)| match slot {
+            Some(Slot {
+                kind: SlotKind::Tcp(t),
+                ..
+            }) => t
+                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()))
+                .map(|(why, since)| (index, why, since)),
+            _ => None,
+        })
+        .min_by_key(|(_, why, since)| (*why == GaveWay::HalfOpen, *since));
+    let Some((index, why, _)) = chosen else {
+        return;
+    };
+    if let Some(Some(Slot {
+        kind: SlotKind::Tcp(t),
+        ..
+    })) = slots.get_mut(index)
+    {
+        let socket = sockets.get_mut::<tcp::Socket>(t.inner());
+        let (state, peer) = (socket.state(), socket.remote_endpoint());
+        t.give_way(socket);
+        let what = match why {
+            GaveWay::Orphan => "an orphan",
+            GaveWay::HalfOpen => "a half-open connection",
+        };
+        match peer {
+            Some(peer) => log::warn!(
+                "{name}: listen{listener} port {port} has no socket listening: tcp#{index} ({what} in {state} with {peer}) gives way to a new SYN"
+            ),
+            None => log::warn!(
+                "{name}: listen{listener} port {port} has no socket listening: tcp#{index} ({what} in {state}) gives way to a new SYN"
+            ),
+        }
+    }
+    if let Some(Some(slot)) = slots.get_mut(listener.fileno()) {
+        match why {
+            GaveWay::Orphan => slot.stats.orphans_evicted += 1,
+            GaveWay::HalfOpen => slot.stats.half_open_evicted += 1,
         }
     }
 }

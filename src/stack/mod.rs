@@ -23,6 +23,7 @@ pub use lifecycle::CloseError;
 pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
 pub(crate) use tcp_slot::{NoConnection, TcpSlot};
+pub use tcp_slot::TcpTimers;
 
 use core::cell::RefCell;
 
@@ -34,6 +35,7 @@ use crate::handle::SocketHandle;
 use crate::observe::{LogGate, LogLimit, StatsRow, StatsTable};
 use crate::phy::{FrameLog, Inspector};
 use frames::drain_frame_events;
+use lifecycle::guard_backlogs;
 use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
 
@@ -69,6 +71,9 @@ pub struct Stack<'a> {
     pub(crate) next_ephemeral: u16,
     pub(crate) ready_counter: u32,
     pub(crate) log_limit: Option<LogLimit>,
+    pub(crate) timers: TcpTimers,
+    /// A TCP socket's state changed since the starved backlogs were last named.
+    pub(crate) backlogs_changed: bool,
 }
 
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
@@ -107,12 +112,14 @@ impl<'a> Stack<'a> {
             iface,
             sockets: SocketSet::new(&mut resources.sockets[..]),
             slots: &mut resources.slots[..],
-            frames: RefCell::new(FrameLog::default()),
+            frames: RefCell::new(FrameLog::for_address(config.ip.address())),
             now,
             mtu,
             next_ephemeral: EPHEMERAL_FIRST + (config.seed % 16384) as u16,
             ready_counter: 0,
             log_limit: None,
+            timers: TcpTimers::DEFAULT,
+            backlogs_changed: false,
         }
     }
 
@@ -133,6 +140,17 @@ impl<'a> Stack<'a> {
             now: self.now,
             limit: self.log_limit,
         }
+    }
+
+    /// The timers of the TCP lifecycle ([`Stack::set_tcp_timers`]).
+    pub fn tcp_timers(&self) -> TcpTimers {
+        self.timers
+    }
+
+    /// Sets how long a half-open connection and an orphan may wait ([`TcpTimers`]; the
+    /// kernel's `tcp_synack_retries` and `tcp_fin_timeout`). Applies from the next poll.
+    pub fn set_tcp_timers(&mut self, timers: TcpTimers) {
+        self.timers = timers;
     }
 
     /// The name given in [`StackConfig::name`].
@@ -171,6 +189,13 @@ impl<'a> Stack<'a> {
     pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
         self.now = now;
         let mut changed = false;
+        guard_backlogs(
+            self.name,
+            &self.frames,
+            self.slots,
+            &mut self.sockets,
+            &mut self.backlogs_changed,
+        );
         let mut device = Inspector::new(device, &self.frames);
         self.iface.poll_maintenance(now);
         for _ in 0..INGRESS_BUDGET {
@@ -187,6 +212,13 @@ impl<'a> Stack<'a> {
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
+            );
+            guard_backlogs(
+                self.name,
+                &self.frames,
+                self.slots,
+                &mut self.sockets,
+                &mut self.backlogs_changed,
             );
         }
         while self.iface.poll_egress(now, &mut device, &mut self.sockets)
@@ -214,10 +246,11 @@ impl<'a> Stack<'a> {
     /// delayed ACK, a keepalive), or `None` if only a frame can change anything.
     ///
     /// Besides smoltcp's own timers, this is when a backlog socket in TIME-WAIT may rejoin
-    /// its backlog.
+    /// its backlog, and when a half-open connection or an orphan runs out of time
+    /// ([`TcpTimers`]).
     pub fn poll_at(&mut self) -> Option<Instant> {
         let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        match (smoltcp, self.next_backlog_return()) {
+        match (smoltcp, self.next_lifecycle_event()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

@@ -5,7 +5,10 @@
 //! short TIME-WAIT.
 //!
 //! Its fields are private to this module: every change of a TCP socket's lifecycle goes
-//! through a method here.
+//! through a method here, and so do its timers ([`TcpTimers`]): a half-open connection
+//! expires as Linux's SYN-RECEIVED does after its SYN-ACK retries, and an orphan (a
+//! connection `close()` left behind) has a bounded life, as Linux's `tcp_fin_timeout`
+//! bounds FIN-WAIT-2.
 
 use smoltcp::socket::tcp;
 
@@ -23,6 +26,64 @@ enum TcpEnd {
     Refused,
     /// This side aborted.
     Aborted,
+    /// This side gave up on an orphan whose peer never finished closing.
+    Expired,
+}
+
+/// The timers of the TCP lifecycle ([`Stack::set_tcp_timers`](crate::Stack::set_tcp_timers)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTimers {
+    /// How long a backlog socket may stay half-open (SYN-RECEIVED, its SYN-ACK
+    /// unanswered) before it goes back to listening. smoltcp retransmits the SYN-ACK
+    /// meanwhile (after 1 s, then doubling). Linux gives up after 5 retries (about 63 s);
+    /// a backlog of a few fixed sockets cannot wait that long. Default 5 s.
+    pub syn_received: Duration,
+    /// How long an orphan (a connection after `close()`, in FIN-WAIT-1, FIN-WAIT-2,
+    /// CLOSING or LAST-ACK) may wait for its peer to finish closing before it is reset and
+    /// its slot reused: Linux's `tcp_fin_timeout`. Default 60 s.
+    pub fin_timeout: Duration,
+}
+
+impl TcpTimers {
+    /// Linux-like defaults, with a short SYN-RECEIVED for fixed backlogs.
+    pub const DEFAULT: TcpTimers = TcpTimers {
+        syn_received: Duration::from_secs(5),
+        fin_timeout: Duration::from_secs(60),
+    };
+}
+
+impl Default for TcpTimers {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A timer of the lifecycle that fired in a [`TcpSlot::step`]; the stack counts it on
+/// the socket's listener (or on the socket, outside a backlog).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// A half-open connection went back to listening ([`TcpTimers::syn_received`]).
+    HalfOpen,
+    /// An orphan was reset ([`TcpTimers::fin_timeout`]).
+    Orphan,
+}
+
+/// What a [`TcpSlot::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Step {
+    /// The connection is over and nobody holds it: the slot is to be freed.
+    pub freed: bool,
+    /// A timer fired.
+    pub expired: Option<Expiry>,
+}
+
+/// Why a backlog socket gave its place to a new connection ([`TcpSlot::give_way`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum GaveWay {
+    /// An orphan in TIME-WAIT or FIN-WAIT-2: everything it sent was acknowledged.
+    Orphan,
+    /// A half-open connection (SYN-RECEIVED).
+    HalfOpen,
 }
 
 /// Why smoltcp has no connection for a `recv` to read from.
@@ -48,6 +109,34 @@ struct Membership {
     ready_seq: u32,
 }
 
+/// A connection `close()` left behind.
+#[derive(Debug, Clone, Copy)]
+struct Orphan {
+    /// When the last progress was made: `close()` itself, a state change, or the
+    /// peer acknowledging some of what is still queued.
+    progress_at: Instant,
+    /// What was queued, and the state, then.
+    queued: usize,
+    state: tcp::State,
+}
+
+impl Orphan {
+    fn new(now: Instant, socket: &tcp::Socket) -> Orphan {
+        Orphan {
+            progress_at: now,
+            queued: socket.send_queue(),
+            state: socket.state(),
+        }
+    }
+
+    /// Notes progress since the last look.
+    fn watch(&mut self, now: Instant, socket: &tcp::Socket) {
+        if socket.state() != self.state || socket.send_queue() < self.queued {
+            *self = Orphan::new(now, socket);
+        }
+    }
+}
+
 /// A socket in TIME-WAIT.
 #[derive(Debug, Clone, Copy)]
 struct TimeWait {
@@ -64,8 +153,11 @@ pub(crate) struct TcpSlot {
     last_state: tcp::State,
     end: Option<TcpEnd>,
     write_shut: bool,
-    /// `close()` was called: the handle is gone, the connection lingers until it is over.
-    orphaned: bool,
+    /// `close()` was called: the handle is gone, the connection lingers as an orphan until
+    /// it is over, or until it made no progress for [`TcpTimers::fin_timeout`].
+    orphan: Option<Orphan>,
+    /// Since when it has been SYN-RECEIVED (half-open).
+    half_open: Option<Instant>,
     backlog: Option<Membership>,
     /// The port of the listener this socket joined (kept for the stats table).
     backlog_port: u16,
@@ -87,12 +179,18 @@ impl TcpSlot {
             last_state: tcp::State::Closed,
             end: None,
             write_shut: false,
-            orphaned: false,
+            orphan: None,
+            half_open: None,
             backlog: None,
             backlog_port: 0,
             connected_once: false,
             time_wait: None,
         }
+    }
+
+    /// The state the last lifecycle step saw.
+    pub(crate) fn last_state(&self) -> tcp::State {
+        self.last_state
     }
 
     /// smoltcp's handle of the socket.
@@ -102,7 +200,7 @@ impl TcpSlot {
 
     /// Whether the user may name it: not closed, and not an unaccepted backlog socket.
     pub(crate) fn is_visible(&self) -> bool {
-        !self.orphaned && self.backlog.is_none_or(|m| m.accepted)
+        self.orphan.is_none() && self.backlog.is_none_or(|m| m.accepted)
     }
 
     /// The listener whose backlog it serves.
@@ -151,7 +249,7 @@ impl TcpSlot {
     pub(crate) fn ready_in(&self, listener: SocketHandle) -> Option<u32> {
         match self.backlog {
             Some(m) if m.listener == listener && !m.accepted && self.connected_once => {
-                (!self.orphaned).then_some(m.ready_seq)
+                self.orphan.is_none().then_some(m.ready_seq)
             }
             _ => None,
         }
@@ -218,7 +316,8 @@ impl TcpSlot {
     /// A backlog socket the user no longer holds (never accepted, or closed): once its
     /// connection is over it goes back to listening.
     fn returns_to_backlog(&self) -> bool {
-        self.backlog.is_some_and(|m| self.orphaned || !m.accepted)
+        self.backlog
+            .is_some_and(|m| self.orphan.is_some() || !m.accepted)
     }
 
     /// When its TIME-WAIT is over. Normally after [`SHORT_TIME_WAIT`]; when its backlog
@@ -306,6 +405,7 @@ impl TcpSlot {
         abort: bool,
         name: &str,
         handle: SocketHandle,
+        now: Instant,
     ) {
         if abort || socket.recv_queue() > 0 {
             if !abort {
@@ -318,19 +418,82 @@ impl TcpSlot {
         } else {
             socket.close();
         }
-        self.orphaned = true;
+        self.orphan = Some(Orphan::new(now, socket));
     }
 
     /// `listener` closed: the socket leaves its backlog. A connection nobody accepted is
     /// reset, as when a Linux listener closes with a full accept queue.
-    pub(crate) fn leave_backlog_of(&mut self, listener: SocketHandle, socket: &mut tcp::Socket) {
+    pub(crate) fn leave_backlog_of(
+        &mut self,
+        listener: SocketHandle,
+        socket: &mut tcp::Socket,
+        now: Instant,
+    ) {
         let Some(membership) = self.backlog.filter(|m| m.listener == listener) else {
             return;
         };
         self.backlog = None;
         if !membership.accepted {
             socket.abort();
-            self.orphaned = true;
+            self.orphan = Some(Orphan::new(now, socket));
+        }
+    }
+
+    /// When one of its timers fires next: the end of a half-open wait or of an orphan's
+    /// life ([`TcpTimers`]).
+    pub(crate) fn timer_at(&self, socket: &tcp::Socket, timers: &TcpTimers) -> Option<Instant> {
+        match socket.state() {
+            tcp::State::SynReceived => self.half_open.map(|since| since + timers.syn_received),
+            tcp::State::FinWait1
+            | tcp::State::FinWait2
+            | tcp::State::Closing
+            | tcp::State::LastAck => self.orphan.map(|o| o.progress_at + timers.fin_timeout),
+            _ => None,
+        }
+    }
+
+    /// Whether it can give its place in `listener`'s backlog to a new connection, and
+    /// since when it has been in the state that allows it (the oldest gives way first):
+    /// an orphan in TIME-WAIT or FIN-WAIT-2 (all it sent is acknowledged) before a
+    /// half-open one. Live connections, and orphans still sending, never give way.
+    pub(crate) fn may_give_way(
+        &self,
+        listener: SocketHandle,
+        socket: &tcp::Socket,
+    ) -> Option<(GaveWay, Instant)> {
+        if self.listener() != Some(listener) {
+            return None;
+        }
+        match socket.state() {
+            tcp::State::TimeWait if self.returns_to_backlog() => self
+                .time_wait
+                .map(|t| t.since)
+                .or(self.orphan.map(|o| o.progress_at))
+                .map(|since| (GaveWay::Orphan, since)),
+            tcp::State::FinWait2 => self.orphan.map(|o| (GaveWay::Orphan, o.progress_at)),
+            tcp::State::SynReceived if self.ready_in(listener).is_none() => {
+                self.half_open.map(|since| (GaveWay::HalfOpen, since))
+            }
+            _ => None,
+        }
+    }
+
+    /// Gives its place in the backlog to a new connection: back to listening at once, no
+    /// RST (a half-open peer never finished its handshake; an orphan's peer learns it from
+    /// the next segment it sends, as after Linux cuts a TIME-WAIT short).
+    pub(crate) fn give_way(&mut self, socket: &mut tcp::Socket) {
+        self.relisten(socket);
+    }
+
+    /// Back in its listener's backlog as a fresh listening socket.
+    fn relisten(&mut self, socket: &mut tcp::Socket) {
+        socket.abort();
+        if socket.listen(self.backlog_port).is_ok() {
+            let (listener, port) = (self.listener(), self.backlog_port);
+            *self = TcpSlot::new(self.inner);
+            if let Some(listener) = listener {
+                self.join_backlog(listener, port);
+            }
         }
     }
 
@@ -352,10 +515,11 @@ impl TcpSlot {
 
     /// One lifecycle step after a poll or a call: logs a state change (and stamps a
     /// completed handshake in a backlog with the next `ready_counter`), resets a closed
-    /// socket that still receives data, starts TIME-WAIT. With `reap`, once the
-    /// connection is over (an abort's RST has left, or TIME-WAIT ended) a backlog socket
-    /// nobody holds goes back to listening; the return is `true` when the slot is to be
-    /// freed instead (an orphan in no backlog).
+    /// socket that still receives data, starts TIME-WAIT, and fires the timers: a
+    /// half-open connection past [`TcpTimers::syn_received`] goes back to listening, an
+    /// orphan past [`TcpTimers::fin_timeout`] is reset. With `reap`, once the connection
+    /// is over (an abort's RST has left, or TIME-WAIT ended) a backlog socket nobody holds
+    /// goes back to listening, and an orphan in no backlog leaves its slot to be freed.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn step(
         &mut self,
@@ -363,10 +527,12 @@ impl TcpSlot {
         name: &str,
         handle: SocketHandle,
         now: Instant,
+        timers: &TcpTimers,
         starved: bool,
         reap: bool,
         ready_counter: &mut u32,
-    ) -> bool {
+    ) -> Step {
+        let mut step = Step::default();
         let state = socket.state();
         if state != self.last_state && self.transition(name, handle, state, socket) {
             if let Some(m) = &mut self.backlog {
@@ -374,40 +540,71 @@ impl TcpSlot {
                 m.ready_seq = *ready_counter;
             }
         }
-        if self.orphaned && socket.recv_queue() > 0 && socket.state() != tcp::State::Closed {
+        if self.orphan.is_some()
+            && socket.recv_queue() > 0
+            && socket.state() != tcp::State::Closed
+        {
             log::warn!("{name}: tcp{handle} data arrived after close: sending RST, as Linux does");
             self.abort(socket);
         }
-        if state == tcp::State::TimeWait {
-            self.enter_time_wait(now);
+        if let Some(orphan) = &mut self.orphan {
+            orphan.watch(now, socket);
+        }
+        match state {
+            tcp::State::TimeWait => {
+                self.enter_time_wait(now);
+            }
+            tcp::State::SynReceived => {
+                self.half_open.get_or_insert(now);
+            }
+            _ => self.half_open = None,
+        }
+        if let Some(at) = self.timer_at(socket, timers).filter(|at| *at <= now) {
+            if socket.state() == tcp::State::SynReceived && self.returns_to_backlog() {
+                log::warn!(
+                    "{name}: tcp{handle} half-open for {} ms, its SYN-ACK unanswered: back to listening on port {}",
+                    (now - self.half_open.unwrap_or(at)).total_millis(),
+                    self.backlog_port
+                );
+                self.relisten(socket);
+                step.expired = Some(Expiry::HalfOpen);
+                return step;
+            }
+            if socket.state() != tcp::State::SynReceived {
+                log::warn!(
+                    "{name}: tcp{handle} orphan in {} without progress for {} ms: the peer never finished closing, sending RST (fin timeout)",
+                    socket.state(),
+                    (now - self.orphan.map_or(at, |o| o.progress_at)).total_millis()
+                );
+                socket.abort();
+                self.end = Some(TcpEnd::Expired);
+                step.expired = Some(Expiry::Orphan);
+            }
         }
         // A connection is over once an abort's RST has left (smoltcp then forgets the
-        // peer), or after a short TIME-WAIT: memory is fixed, so a slot cannot wait the
-        // full 2*MSL.
+        // peer) or, for an orphan given up on, after the poll that could send it (a peer
+        // that vanished may never take it); or after a short TIME-WAIT: memory is fixed,
+        // so a slot cannot wait the full 2*MSL.
         let over = match socket.state() {
-            tcp::State::Closed => socket.remote_endpoint().is_none(),
+            tcp::State::Closed => {
+                socket.remote_endpoint().is_none()
+                    || (self.end == Some(TcpEnd::Expired) && step.expired.is_none())
+            }
             tcp::State::TimeWait => self
                 .time_wait_end(socket, starved)
                 .is_some_and(|end| end <= now),
             _ => false,
         };
         if !(reap && over) {
-            return false;
+            return step;
         }
         if self.returns_to_backlog() {
-            // Back to the listener's backlog, as a fresh listening socket.
-            socket.abort();
-            if socket.listen(self.backlog_port).is_ok() {
-                let (listener, port) = (self.listener(), self.backlog_port);
-                *self = TcpSlot::new(self.inner);
-                if let Some(listener) = listener {
-                    self.join_backlog(listener, port);
-                }
-                log::debug!("{name}: tcp{handle} back in the backlog of port {port}");
-            }
-            false
+            let port = self.backlog_port;
+            self.relisten(socket);
+            log::debug!("{name}: tcp{handle} back in the backlog of port {port}");
         } else {
-            self.orphaned
+            step.freed = self.orphan.is_some();
         }
+        step
     }
 }
