@@ -4,7 +4,7 @@
 //! host, the firmware and the scenario tests all run one.
 
 use heapless::Vec;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 
 use crate::handle::SocketHandle;
 use crate::http::HttpServer;
@@ -195,6 +195,25 @@ impl<'f, T, H, const REPORT: usize> ServiceSet<'f, T, H, REPORT> {
         Ok(())
     }
 
+    /// Sets the idle timeout of echo, discard, file out and file in: a connection that
+    /// moves no byte for `timeout` is reset (default
+    /// [`DEFAULT_IDLE_TIMEOUT`](crate::services::DEFAULT_IDLE_TIMEOUT)). The transfer and
+    /// HTTP servers keep their own (`set_idle_timeout` on each).
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        if let Some(echo) = &mut self.echo {
+            echo.set_idle_timeout(timeout);
+        }
+        if let Some(discard) = &mut self.discard {
+            discard.set_idle_timeout(timeout);
+        }
+        if let Some(file_out) = &mut self.file_out {
+            file_out.set_idle_timeout(timeout);
+        }
+        if let Some(file_in) = &mut self.file_in {
+            file_in.set_idle_timeout(timeout);
+        }
+    }
+
     /// The plan the set was started from.
     pub fn plan(&self) -> &ServicePlan {
         &self.plan
@@ -235,7 +254,7 @@ impl<'a, T: Service<'a>, H: Service<'a>, const REPORT: usize> Service<'a>
     }
 
     /// The earliest timer of any member: the beacon's interval, file out's wait for a
-    /// size line, the transfer and HTTP servers' timeouts.
+    /// size line, every service's idle timeout.
     fn poll_at(&self) -> Option<Instant> {
         [
             self.echo.poll_at(),
@@ -259,11 +278,19 @@ impl Service<'_> for Echo {
     fn poll(&mut self, stack: &mut Stack<'_>) {
         Echo::poll(self, stack)
     }
+
+    fn poll_at(&self) -> Option<Instant> {
+        Echo::poll_at(self)
+    }
 }
 
 impl Service<'_> for Discard {
     fn poll(&mut self, stack: &mut Stack<'_>) {
         Discard::poll(self, stack)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        Discard::poll_at(self)
     }
 }
 
@@ -280,6 +307,10 @@ impl Service<'_> for FileOut<'_> {
 impl Service<'_> for FileIn {
     fn poll(&mut self, stack: &mut Stack<'_>) {
         FileIn::poll(self, stack)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        FileIn::poll_at(self)
     }
 }
 

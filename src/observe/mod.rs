@@ -121,8 +121,9 @@ pub struct SocketStats {
     /// Orphans in TIME-WAIT or FIN-WAIT-2 that gave their place in the backlog to a new
     /// SYN (TCP; on the listener's row), as Linux cuts TIME-WAIT short when it must.
     pub orphans_evicted: u32,
-    /// Connections a service closed after they idled past its idle timeout (on the
-    /// service's listener's row).
+    /// Connections a service reset after they idled past its idle timeout (on the
+    /// connection's own row; a backlog socket keeps its row from one connection to the
+    /// next, so a service's rows add up to its total).
     pub idle_timeouts: u32,
 }
 

@@ -47,6 +47,8 @@ struct HeldSyn {
     frame: heapless::Vec<u8, HELD_SYN>,
     port: u16,
     src: IpEndpoint,
+    /// When it arrived.
+    at: Instant,
     /// The stack has made what room it could: the frame goes to smoltcp next.
     released: bool,
 }
@@ -102,13 +104,13 @@ impl FrameLog {
         }
     }
 
-    /// The port and the sender of a SYN held back and waiting for the stack to make
-    /// room, if any.
-    pub fn held_syn(&self) -> Option<(u16, IpEndpoint)> {
+    /// The port, the sender and the arrival of a SYN held back and waiting for the stack
+    /// to make room, if any.
+    pub fn held_syn(&self) -> Option<(u16, IpEndpoint, Instant)> {
         self.held
             .as_ref()
             .filter(|h| !h.released)
-            .map(|h| (h.port, h.src))
+            .map(|h| (h.port, h.src, h.at))
     }
 
     /// The stack has made room for the held SYN: smoltcp gets it next.
@@ -120,7 +122,7 @@ impl FrameLog {
 
     /// Holds `frame` back if it is a SYN for this stack to a starved port and nothing is
     /// held yet; returns whether it did.
-    fn hold(&mut self, frame: &[u8]) -> bool {
+    fn hold(&mut self, frame: &[u8], now: Instant) -> bool {
         if self.held.is_some() || self.starved.is_empty() {
             return false;
         }
@@ -137,6 +139,7 @@ impl FrameLog {
             frame: copy,
             port,
             src,
+            at: now,
             released: false,
         });
         true
@@ -225,6 +228,7 @@ fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
 pub struct InspectRxToken<'l, T> {
     inner: Option<T>,
     log: &'l RefCell<FrameLog>,
+    now: Instant,
 }
 
 impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
@@ -232,10 +236,15 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        let log = self.log;
+        let (log, now) = (self.log, self.now);
         let Some(inner) = self.inner else {
-            // The held SYN, copied out so that the log is free while smoltcp answers it.
-            let held = log.borrow_mut().held.take();
+            // The held SYN, copied out so that the log is free while smoltcp answers it;
+            // it takes a listening socket, so the stack looks at the backlogs again.
+            let held = {
+                let mut log = log.borrow_mut();
+                log.syn_seen = true;
+                log.held.take()
+            };
             let frame = held.map(|h| h.frame).unwrap_or_default();
             return f(&frame);
         };
@@ -250,7 +259,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
                 }
-                log.hold(frame)
+                log.hold(frame, now)
             };
             // smoltcp gets nothing now (an empty frame, which it drops unparsed) and the
             // SYN itself once the stack has made room.
@@ -310,7 +319,11 @@ impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
             // The held SYN goes first, with a transmit token for smoltcp's SYN-ACK.
             return self.inner.transmit(timestamp).map(|tx| {
                 (
-                    InspectRxToken { inner: None, log },
+                    InspectRxToken {
+                        inner: None,
+                        log,
+                        now: timestamp,
+                    },
                     InspectTxToken { inner: tx, log },
                 )
             });
@@ -320,6 +333,7 @@ impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
                 InspectRxToken {
                     inner: Some(rx),
                     log,
+                    now: timestamp,
                 },
                 InspectTxToken { inner: tx, log },
             )

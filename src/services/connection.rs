@@ -178,10 +178,10 @@ impl<const OUT: usize> Connection<OUT> {
     }
 
     /// Whether the peer has been silent for longer than `timeout`; logs a warning naming
-    /// the `service` and the `outcome` when it has.
+    /// the `service` and the `outcome` when it has, and counts it on the socket's row.
     pub(crate) fn idle_expired(
         &self,
-        stack: &Stack<'_>,
+        stack: &mut Stack<'_>,
         now: Instant,
         timeout: Duration,
         service: &str,
@@ -196,6 +196,9 @@ impl<const OUT: usize> Connection<OUT> {
             stack.name(),
             self.socket
         );
+        if let Some(stats) = stack.stats_mut(self.socket) {
+            stats.idle_timeouts += 1;
+        }
         true
     }
 

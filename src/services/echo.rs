@@ -1,5 +1,7 @@
 use heapless::Vec;
+use smoltcp::time::{Duration, Instant};
 
+use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
 use super::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
@@ -10,7 +12,8 @@ use crate::stack::Stack;
 /// for, so a client that does not read makes the echo block, never lose bytes.
 pub struct Echo {
     listener: SocketHandle,
-    connections: Vec<SocketHandle, MAX_CONNECTIONS>,
+    connections: Vec<(SocketHandle, IdleWatch), MAX_CONNECTIONS>,
+    idle_timeout: Duration,
 }
 
 impl Echo {
@@ -24,34 +27,33 @@ impl Echo {
         Ok(Echo {
             listener,
             connections: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         })
+    }
+
+    /// Changes how long a connection may move no byte before it is reset (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// When the first connection times out unless it moves.
+    pub fn poll_at(&self) -> Option<Instant> {
+        earliest_deadline(&self.connections, self.idle_timeout)
     }
 
     /// Accepts, echoes and closes; call after every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
         while let Ok((conn, _)) = stack.accept(self.listener) {
             // Cannot overflow: the backlog is no larger than the table.
-            let _ = self.connections.push(conn);
+            let _ = self
+                .connections
+                .push((conn, IdleWatch::new(stack, conn, now)));
         }
-        self.connections.retain(|&conn| {
-            let mut buf = [0u8; 512];
-            loop {
-                let room = tx_room(stack, conn).min(buf.len());
-                if room == 0 {
-                    return true;
-                }
-                match stack.recv(conn, &mut buf[..room]) {
-                    Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
-                        let _ = stack.close(conn);
-                        return false;
-                    }
-                    Ok(n) => {
-                        // Cannot be short: `n` is at most the room measured above.
-                        let _ = stack.send(conn, &buf[..n]);
-                    }
-                    Err(_) => return true,
-                }
-            }
+        let timeout = self.idle_timeout;
+        self.connections.retain_mut(|(conn, idle)| {
+            echo_what_fits(stack, *conn) && !idle.expired(stack, *conn, timeout, "echo")
         });
     }
 }
@@ -61,7 +63,8 @@ impl Echo {
 /// device without any work on the data.
 pub struct Discard {
     listener: SocketHandle,
-    connections: Vec<SocketHandle, MAX_CONNECTIONS>,
+    connections: Vec<(SocketHandle, IdleWatch), MAX_CONNECTIONS>,
+    idle_timeout: Duration,
 }
 
 impl Discard {
@@ -74,26 +77,80 @@ impl Discard {
         Ok(Discard {
             listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             connections: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         })
+    }
+
+    /// Changes how long a connection may move no byte before it is reset (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]).
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// When the first connection times out unless it moves.
+    pub fn poll_at(&self) -> Option<Instant> {
+        earliest_deadline(&self.connections, self.idle_timeout)
     }
 
     /// Accepts, drains and closes; call after every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
         while let Ok((conn, _)) = stack.accept(self.listener) {
-            let _ = self.connections.push(conn);
+            let _ = self
+                .connections
+                .push((conn, IdleWatch::new(stack, conn, now)));
         }
-        self.connections.retain(|&conn| {
-            loop {
-                // Dropped where they lie in the rx ring (recv with MSG_TRUNC).
-                match stack.recv_with(conn, usize::MAX, |_| {}) {
-                    Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
-                        let _ = stack.close(conn);
-                        return false;
-                    }
-                    Ok(_) => {}
-                    Err(_) => return true,
-                }
-            }
+        let timeout = self.idle_timeout;
+        self.connections.retain_mut(|(conn, idle)| {
+            drain(stack, *conn) && !idle.expired(stack, *conn, timeout, "discard")
         });
     }
+}
+
+/// Echoes what the tx ring has room for; returns whether the connection goes on.
+fn echo_what_fits(stack: &mut Stack<'_>, conn: SocketHandle) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        let room = tx_room(stack, conn).min(buf.len());
+        if room == 0 {
+            return true;
+        }
+        match stack.recv(conn, &mut buf[..room]) {
+            Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
+                let _ = stack.close(conn);
+                return false;
+            }
+            Ok(n) => {
+                // Cannot be short: `n` is at most the room measured above.
+                let _ = stack.send(conn, &buf[..n]);
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Drops what arrived, where it lies in the rx ring (recv with `MSG_TRUNC`); returns
+/// whether the connection goes on.
+fn drain(stack: &mut Stack<'_>, conn: SocketHandle) -> bool {
+    loop {
+        match stack.recv_with(conn, usize::MAX, |_| {}) {
+            Ok(0) | Err(RecvError::ConnectionReset) | Err(RecvError::BadHandle) => {
+                let _ = stack.close(conn);
+                return false;
+            }
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The first idle deadline among `connections`.
+pub(crate) fn earliest_deadline(
+    connections: &[(SocketHandle, IdleWatch)],
+    timeout: Duration,
+) -> Option<Instant> {
+    connections
+        .iter()
+        .map(|(_, idle)| idle.deadline(timeout))
+        .min()
 }

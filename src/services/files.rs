@@ -3,6 +3,7 @@ use core::fmt::Write as _;
 use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
+use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
 use super::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::digest::{Digest, DigestHex};
 use crate::handle::SocketHandle;
@@ -119,7 +120,8 @@ enum OutState {
 pub struct FileOut<'f> {
     listener: SocketHandle,
     source: &'f dyn FileSource,
-    connections: Vec<(SocketHandle, OutState), MAX_CONNECTIONS>,
+    connections: Vec<(SocketHandle, OutState, IdleWatch), MAX_CONNECTIONS>,
+    idle_timeout: Duration,
 }
 
 impl<'f> FileOut<'f> {
@@ -134,17 +136,25 @@ impl<'f> FileOut<'f> {
             listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             source,
             connections: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         })
     }
 
+    /// Changes how long a connection may move no byte before it is reset (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]): a reader that stops reading holds its socket no longer.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
     /// When the first connection still waiting for a size line stops waiting and gets
-    /// the file.
+    /// the file, or the first one times out unless it moves.
     pub fn poll_at(&self) -> Option<Instant> {
+        let timeout = self.idle_timeout;
         self.connections
             .iter()
-            .filter_map(|(_, state)| match state {
-                OutState::Deciding { until, .. } => Some(*until),
-                OutState::Sending { .. } => None,
+            .map(|(_, state, idle)| match state {
+                OutState::Deciding { until, .. } => (*until).min(idle.deadline(timeout)),
+                OutState::Sending { .. } => idle.deadline(timeout),
             })
             .min()
     }
@@ -157,76 +167,85 @@ impl<'f> FileOut<'f> {
                 until: now + REQUEST_WAIT,
                 request: Vec::new(),
             };
-            let _ = self.connections.push((conn, state));
+            let _ = self
+                .connections
+                .push((conn, state, IdleWatch::new(stack, conn, now)));
         }
         let source = self.source;
         let name = stack.name();
-        self.connections.retain_mut(|(conn, state)| {
-            let conn = *conn;
-            if let OutState::Deciding { until, request } = state {
-                match decide(stack, conn, now, *until, request) {
-                    Decision::Wait => return true,
-                    Decision::Refuse => {
-                        log::warn!("{name}: file-out tcp{conn}: bad size request, closing");
-                        let _ = stack.send(conn, b"error: expected a decimal size and a newline\n");
-                        let _ = stack.close(conn);
-                        return false;
-                    }
-                    Decision::Send(pattern) => {
-                        let len = pattern.map_or(source.len(), |p| p);
-                        log::info!("{name}: file-out tcp{conn}: sending {len} bytes");
-                        *state = OutState::Sending { pattern, sent: 0 };
-                    }
-                }
-            }
-            let OutState::Sending { pattern, sent } = state else {
-                return true;
-            };
-            let pattern_source;
-            let source: &dyn FileSource = match pattern {
-                Some(len) => {
-                    pattern_source = Pattern(*len);
-                    &pattern_source
-                }
-                None => source,
-            };
-            loop {
-                if *sent >= source.len() {
-                    log::info!("{name}: file-out tcp{conn}: all {sent} bytes queued, closing");
-                    let _ = stack.close(conn);
-                    return false;
-                }
-                // Read straight into the tx ring: no buffer, no copy.
-                let mut unreadable = false;
-                // The ring lends its free space in up to two pieces, read one after the other.
-                let mut offset = *sent;
-                let queued = stack.send_with(conn, usize::MAX, |room| {
-                    match source.read_at(offset, room) {
-                        Ok(n) if n > 0 => {
-                            offset += n as u64;
-                            n
+        let timeout = self.idle_timeout;
+        self.connections.retain_mut(|(conn, state, idle)| {
+            let keep = 'serve: {
+                let conn = *conn;
+                if let OutState::Deciding { until, request } = state {
+                    match decide(stack, conn, now, *until, request) {
+                        Decision::Wait => break 'serve true,
+                        Decision::Refuse => {
+                            log::warn!("{name}: file-out tcp{conn}: bad size request, closing");
+                            let _ =
+                                stack.send(conn, b"error: expected a decimal size and a newline\n");
+                            let _ = stack.close(conn);
+                            break 'serve false;
                         }
-                        _ => {
-                            unreadable = true;
-                            0
+                        Decision::Send(pattern) => {
+                            let len = pattern.map_or(source.len(), |p| p);
+                            log::info!("{name}: file-out tcp{conn}: sending {len} bytes");
+                            *state = OutState::Sending { pattern, sent: 0 };
                         }
                     }
-                });
-                if unreadable {
-                    log::warn!("{name}: file-out tcp{conn}: source unreadable at {sent}, aborting");
-                    let _ = stack.abort(conn);
-                    return false;
                 }
-                match queued {
-                    Ok(0) | Err(SendError::WouldBlock) => return true,
-                    Ok(queued) => *sent += queued as u64,
-                    Err(e) => {
-                        log::warn!("{name}: file-out tcp{conn}: {e} after {sent} bytes");
+                let OutState::Sending { pattern, sent } = state else {
+                    break 'serve true;
+                };
+                let pattern_source;
+                let source: &dyn FileSource = match pattern {
+                    Some(len) => {
+                        pattern_source = Pattern(*len);
+                        &pattern_source
+                    }
+                    None => source,
+                };
+                loop {
+                    if *sent >= source.len() {
+                        log::info!("{name}: file-out tcp{conn}: all {sent} bytes queued, closing");
                         let _ = stack.close(conn);
-                        return false;
+                        break 'serve false;
+                    }
+                    // Read straight into the tx ring: no buffer, no copy.
+                    let mut unreadable = false;
+                    // The ring lends its free space in up to two pieces, read one after the other.
+                    let mut offset = *sent;
+                    let queued = stack.send_with(conn, usize::MAX, |room| {
+                        match source.read_at(offset, room) {
+                            Ok(n) if n > 0 => {
+                                offset += n as u64;
+                                n
+                            }
+                            _ => {
+                                unreadable = true;
+                                0
+                            }
+                        }
+                    });
+                    if unreadable {
+                        log::warn!(
+                            "{name}: file-out tcp{conn}: source unreadable at {sent}, aborting"
+                        );
+                        let _ = stack.abort(conn);
+                        break 'serve false;
+                    }
+                    match queued {
+                        Ok(0) | Err(SendError::WouldBlock) => break 'serve true,
+                        Ok(queued) => *sent += queued as u64,
+                        Err(e) => {
+                            log::warn!("{name}: file-out tcp{conn}: {e} after {sent} bytes");
+                            let _ = stack.close(conn);
+                            break 'serve false;
+                        }
                     }
                 }
-            }
+            };
+            keep && !idle.expired(stack, *conn, timeout, "file-out")
         });
     }
 }
@@ -271,6 +290,7 @@ fn decide(
 
 struct Incoming {
     conn: SocketHandle,
+    idle: IdleWatch,
     received: u64,
     hasher: Sha256,
     reply: Option<(String<96>, usize)>,
@@ -281,6 +301,7 @@ struct Incoming {
 pub struct FileIn {
     listener: SocketHandle,
     connections: Vec<Incoming, MAX_CONNECTIONS>,
+    idle_timeout: Duration,
 }
 
 impl FileIn {
@@ -293,62 +314,85 @@ impl FileIn {
         Ok(FileIn {
             listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             connections: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         })
+    }
+
+    /// Changes how long a connection may move no byte before it is reset (default
+    /// [`DEFAULT_IDLE_TIMEOUT`]): a sender that goes silent holds its socket no longer.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// When the first connection times out unless it moves.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let timeout = self.idle_timeout;
+        self.connections
+            .iter()
+            .map(|incoming| incoming.idle.deadline(timeout))
+            .min()
     }
 
     /// Accepts, hashes, replies and closes; call after every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
         while let Ok((conn, _)) = stack.accept(self.listener) {
             let _ = self.connections.push(Incoming {
                 conn,
+                idle: IdleWatch::new(stack, conn, now),
                 received: 0,
                 hasher: Sha256::new(),
                 reply: None,
             });
         }
         let name = stack.name();
+        let timeout = self.idle_timeout;
         self.connections.retain_mut(|incoming| {
             let conn = incoming.conn;
-            while incoming.reply.is_none() {
-                // Hashed where they lie in the rx ring: no buffer, no copy.
-                let hasher = &mut incoming.hasher;
-                match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
-                    Ok(0) => {
-                        let digest: Digest =
-                            core::mem::take(&mut incoming.hasher).finalize().into();
-                        let mut line = String::new();
-                        let _ = writeln!(line, "{} {}", incoming.received, DigestHex(&digest));
-                        log::info!("{name}: file-in tcp{conn}: {}", line.trim_end());
-                        incoming.reply = Some((line, 0));
+            let keep = 'serve: {
+                let conn = incoming.conn;
+                while incoming.reply.is_none() {
+                    // Hashed where they lie in the rx ring: no buffer, no copy.
+                    let hasher = &mut incoming.hasher;
+                    match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
+                        Ok(0) => {
+                            let digest: Digest =
+                                core::mem::take(&mut incoming.hasher).finalize().into();
+                            let mut line = String::new();
+                            let _ = writeln!(line, "{} {}", incoming.received, DigestHex(&digest));
+                            log::info!("{name}: file-in tcp{conn}: {}", line.trim_end());
+                            incoming.reply = Some((line, 0));
+                        }
+                        Ok(n) => incoming.received += n as u64,
+                        Err(RecvError::WouldBlock) => break 'serve true,
+                        Err(e) => {
+                            log::warn!(
+                                "{name}: file-in tcp{conn}: {e} after {} bytes",
+                                incoming.received
+                            );
+                            let _ = stack.close(conn);
+                            break 'serve false;
+                        }
                     }
-                    Ok(n) => incoming.received += n as u64,
-                    Err(RecvError::WouldBlock) => return true,
-                    Err(e) => {
-                        log::warn!(
-                            "{name}: file-in tcp{conn}: {e} after {} bytes",
-                            incoming.received
-                        );
+                }
+                let Some((line, sent)) = &mut incoming.reply else {
+                    break 'serve true;
+                };
+                match stack.send(conn, &line.as_bytes()[*sent..]) {
+                    Ok(n) => *sent += n,
+                    Err(SendError::WouldBlock) => break 'serve true,
+                    Err(_) => {
                         let _ = stack.close(conn);
-                        return false;
+                        break 'serve false;
                     }
                 }
-            }
-            let Some((line, sent)) = &mut incoming.reply else {
-                return true;
-            };
-            match stack.send(conn, &line.as_bytes()[*sent..]) {
-                Ok(n) => *sent += n,
-                Err(SendError::WouldBlock) => return true,
-                Err(_) => {
+                if *sent == line.len() {
                     let _ = stack.close(conn);
-                    return false;
+                    break 'serve false;
                 }
-            }
-            if *sent == line.len() {
-                let _ = stack.close(conn);
-                return false;
-            }
-            true
+                true
+            };
+            keep && !incoming.idle.expired(stack, conn, timeout, "file-in")
         });
     }
 }

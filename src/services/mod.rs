@@ -17,11 +17,13 @@ pub(crate) mod connection;
 mod datagram;
 mod echo;
 mod files;
+mod idle;
 mod plan;
 
 pub use datagram::{Beacon, StatsQuery, UdpReport};
 pub use echo::{Discard, Echo};
 pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, ReadError, StaticFile};
+pub use idle::DEFAULT_IDLE_TIMEOUT;
 pub use plan::{Announcement, Member, Protocol, ServicePlan};
 
 use core::fmt;

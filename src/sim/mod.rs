@@ -9,7 +9,9 @@
 
 mod wire;
 
-pub use wire::{Faults, InFlightHeader, Port, PortQueue, PortStorage, Wire, WireStats};
+pub use wire::{
+    Faults, InFlightHeader, InjectError, Port, PortQueue, PortStorage, Wire, WireStats,
+};
 
 use crate::blocking::{Progress, Waiter};
 use crate::run::{self, FnService};

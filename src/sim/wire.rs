@@ -254,6 +254,21 @@ impl<'s, const PORTS: usize> Wire<'s, PORTS> {
         self.stats.set(stats);
     }
 
+    /// Puts a raw `frame` on the wire as if port `from` had sent it, with the wire's
+    /// faults: a host that exists only as the frames it sends (a spoofed source, a
+    /// flood, a malformed header), as a raw socket on Linux would send them. A frame
+    /// longer than the MTU is refused, as a real NIC would.
+    pub fn inject(&self, from: usize, frame: &[u8]) -> Result<(), InjectError> {
+        if from >= PORTS {
+            return Err(InjectError::NoSuchPort);
+        }
+        if frame.len() > self.mtu {
+            return Err(InjectError::TooLong);
+        }
+        self.carry(from, frame);
+        Ok(())
+    }
+
     /// Carries a frame sent by port `from` to every other port.
     fn carry(&self, from: usize, frame: &[u8]) {
         self.bump(|s| s.sent += 1);
@@ -316,6 +331,16 @@ fn release_held(port: &PortState<'_>) {
         if let Ok(buf) = port.queue.borrow_mut().enqueue(frame.len(), header) {
             buf.copy_from_slice(frame);
         }
+    }
+}
+
+error_enum! {
+    /// Error from [`Wire::inject`].
+    pub enum InjectError {
+        /// The wire has no such port.
+        NoSuchPort => "the wire has no such port",
+        /// The frame is longer than the wire's MTU.
+        TooLong => "the frame is longer than the MTU",
     }
 }
 

@@ -7,14 +7,14 @@ use core::cell::RefCell;
 
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 
 use super::table::{Slot, SlotKind};
 use super::tcp_slot::{Expiry, GaveWay, TcpSlot};
-use crate::phy::FrameLog;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
+use crate::phy::FrameLog;
 
 error_enum! {
     /// Error from [`Stack::close`] and [`Stack::abort`].
@@ -190,12 +190,19 @@ impl<'a> Stack<'a> {
     }
 }
 
+/// How long a SYN that found no room may be held back while an orphan of its backlog
+/// is still delivering its last data: about what the client's own first retransmission
+/// would wait, without the RST that makes it give up.
+pub(super) const SYN_HOLD: Duration = Duration::from_millis(500);
+
 /// Keeps every listener ready for the next SYN, as Linux keeps its accept queue apart
 /// from the connections: after a frame, names the listeners whose backlog has no socket
-/// listening but one that could give way (the inspector then holds a SYN for them back),
-/// and makes room for a SYN the inspector holds.
+/// listening but one that could give way or soon will (the inspector then holds a SYN
+/// for them back), and makes room for a SYN the inspector holds; one that finds no room
+/// within [`SYN_HOLD`] goes to smoltcp, which answers RST as before.
 pub(super) fn guard_backlogs(
     name: &str,
+    now: Instant,
     frames: &RefCell<FrameLog>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
@@ -205,37 +212,41 @@ pub(super) fn guard_backlogs(
         let mut frames = frames.borrow_mut();
         (core::mem::take(&mut frames.syn_seen), frames.held_syn())
     };
-    if let Some((port, from)) = held {
-        make_room(name, slots, sockets, port, from);
-        frames.borrow_mut().release_held_syn();
-        *changed = true;
+    if let Some((port, from, at)) = held {
+        if make_room(name, now, slots, sockets, port, from) || now >= at + SYN_HOLD {
+            frames.borrow_mut().release_held_syn();
+            *changed = true;
+        }
     }
     if syn_seen || *changed {
         *changed = false;
-        let listeners = slots.iter().enumerate().filter_map(|(index, slot)| match slot {
-            Some(Slot {
-                kind: SlotKind::Listener(l),
-                ..
-            }) => Some((SocketHandle(index as u16), l.port)),
-            _ => None,
-        });
+        let listeners = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| match slot {
+                Some(Slot {
+                    kind: SlotKind::Listener(l),
+                    ..
+                }) => Some((SocketHandle(index as u16), l.port)),
+                _ => None,
+            });
         let starved = listeners
             .filter(|(listener, _)| {
                 let mut listening = false;
-                let mut could_give_way = false;
+                let mut room_to_come = false;
                 for t in tcp_slots(slots) {
                     let socket = sockets.get::<tcp::Socket>(t.inner());
                     listening |=
                         t.listener() == Some(*listener) && socket.state() == tcp::State::Listen;
-                    could_give_way |= t.may_give_way(*listener, socket).is_some();
+                    room_to_come |= t.may_give_way(*listener, socket, now).is_some()
+                        || t.delivering_for(*listener, socket);
                 }
-                !listening && could_give_way
+                !listening && room_to_come
             })
             .map(|(_, port)| port);
         frames.borrow_mut().set_starved(starved);
     }
 }
-
 /// The TCP slots of the table.
 fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
     slots.iter().flatten().filter_map(|slot| match &slot.kind {
@@ -245,34 +256,47 @@ fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
 }
 
 /// Makes room in the backlog of the listener on `port` for a SYN from `from` that found
-/// no socket listening: the oldest orphan in TIME-WAIT or FIN-WAIT-2 gives way, or else
-/// the oldest half-open connection; live connections never do. Counted on the listener,
+/// no socket listening: the oldest orphan in TIME-WAIT or with all its data acknowledged
+/// gives way, or else the oldest half-open connection; live connections never do. Counted on the listener,
 /// logged once. A SYN `from` a peer whose handshake is under way already is a
-/// retransmission: it goes to that connection, and nothing gives way.
+/// retransmission: it goes to that connection, and nothing gives way. Returns whether
+/// the SYN has somewhere to go now.
 fn make_room(
     name: &str,
+    now: Instant,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
     port: u16,
     from: IpEndpoint,
-) {
+) -> bool {
     let retransmitted = tcp_slots(slots).any(|t| {
         let socket = sockets.get::<tcp::Socket>(t.inner());
         socket.remote_endpoint() == Some(from)
             && socket.local_endpoint().is_some_and(|l| l.port == port)
     });
     if retransmitted {
-        return;
+        return true;
     }
-    let Some(listener) = slots.iter().enumerate().find_map(|(index, slot)| match slot {
-        Some(Slot {
-            kind: SlotKind::Listener(l),
-            ..
-        }) if l.port == port => Some(SocketHandle(index as u16)),
-        _ => None,
-    }) else {
-        return;
+    let Some(listener) = slots
+        .iter()
+        .enumerate()
+        .find_map(|(index, slot)| match slot {
+            Some(Slot {
+                kind: SlotKind::Listener(l),
+                ..
+            }) if l.port == port => Some(SocketHandle(index as u16)),
+            _ => None,
+        })
+    else {
+        return true;
     };
+    let listening = tcp_slots(slots).any(|t| {
+        t.listener() == Some(listener)
+            && sockets.get::<tcp::Socket>(t.inner()).state() == tcp::State::Listen
+    });
+    if listening {
+        return true;
+    }
     let chosen = slots
         .iter()
         .enumerate()
@@ -281,13 +305,13 @@ fn make_room(
                 kind: SlotKind::Tcp(t),
                 ..
             }) => t
-                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()))
+                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()), now)
                 .map(|(why, since)| (index, why, since)),
             _ => None,
         })
         .min_by_key(|(_, why, since)| (*why == GaveWay::HalfOpen, *since));
     let Some((index, why, _)) = chosen else {
-        return;
+        return false;
     };
     if let Some(Some(Slot {
         kind: SlotKind::Tcp(t),
@@ -316,4 +340,5 @@ fn make_room(
             GaveWay::HalfOpen => slot.stats.half_open_evicted += 1,
         }
     }
+    true
 }

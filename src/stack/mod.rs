@@ -22,8 +22,8 @@ mod watch;
 pub use lifecycle::CloseError;
 pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
-pub(crate) use tcp_slot::{NoConnection, TcpSlot};
 pub use tcp_slot::TcpTimers;
+pub(crate) use tcp_slot::{NoConnection, TcpSlot};
 
 use core::cell::RefCell;
 
@@ -191,6 +191,7 @@ impl<'a> Stack<'a> {
         let mut changed = false;
         guard_backlogs(
             self.name,
+            now,
             &self.frames,
             self.slots,
             &mut self.sockets,
@@ -215,6 +216,7 @@ impl<'a> Stack<'a> {
             );
             guard_backlogs(
                 self.name,
+                now,
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
@@ -246,14 +248,19 @@ impl<'a> Stack<'a> {
     /// delayed ACK, a keepalive), or `None` if only a frame can change anything.
     ///
     /// Besides smoltcp's own timers, this is when a backlog socket in TIME-WAIT may rejoin
-    /// its backlog, and when a half-open connection or an orphan runs out of time
-    /// ([`TcpTimers`]).
+    /// its backlog, when a half-open connection or an orphan runs out of time
+    /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
         let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        match (smoltcp, self.next_lifecycle_event()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let held_syn = self
+            .frames
+            .borrow()
+            .held_syn()
+            .map(|(_, _, at)| at + lifecycle::SYN_HOLD);
+        [smoltcp, self.next_lifecycle_event(), held_syn]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// [`Stack::poll_at`] as a delay from the last poll.

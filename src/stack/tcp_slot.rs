@@ -80,7 +80,7 @@ pub(crate) struct Step {
 /// Why a backlog socket gave its place to a new connection ([`TcpSlot::give_way`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum GaveWay {
-    /// An orphan in TIME-WAIT or FIN-WAIT-2: everything it sent was acknowledged.
+    /// An orphan in TIME-WAIT, or one with all its data acknowledged.
     Orphan,
     /// A half-open connection (SYN-RECEIVED).
     HalfOpen,
@@ -454,12 +454,14 @@ impl TcpSlot {
 
     /// Whether it can give its place in `listener`'s backlog to a new connection, and
     /// since when it has been in the state that allows it (the oldest gives way first):
-    /// an orphan in TIME-WAIT or FIN-WAIT-2 (all it sent is acknowledged) before a
-    /// half-open one. Live connections, and orphans still sending, never give way.
+    /// an orphan in TIME-WAIT, or one whose data is all acknowledged (only its FIN may be
+    /// outstanding), before a half-open one. Live connections, and orphans still
+    /// delivering data, never give way.
     pub(crate) fn may_give_way(
         &self,
         listener: SocketHandle,
         socket: &tcp::Socket,
+        now: Instant,
     ) -> Option<(GaveWay, Instant)> {
         if self.listener() != Some(listener) {
             return None;
@@ -470,12 +472,32 @@ impl TcpSlot {
                 .map(|t| t.since)
                 .or(self.orphan.map(|o| o.progress_at))
                 .map(|since| (GaveWay::Orphan, since)),
-            tcp::State::FinWait2 => self.orphan.map(|o| (GaveWay::Orphan, o.progress_at)),
+            // Everything it sent is acknowledged but perhaps its FIN: nothing is lost.
+            tcp::State::FinWait1
+            | tcp::State::FinWait2
+            | tcp::State::Closing
+            | tcp::State::LastAck
+                if socket.send_queue() == 0 =>
+            {
+                self.orphan.map(|o| (GaveWay::Orphan, o.progress_at))
+            }
+            // One that went half-open in this very poll has no instant yet: it is now.
             tcp::State::SynReceived if self.ready_in(listener).is_none() => {
-                self.half_open.map(|since| (GaveWay::HalfOpen, since))
+                Some((GaveWay::HalfOpen, self.half_open.unwrap_or(now)))
             }
             _ => None,
         }
+    }
+
+    /// Whether it is an orphan of `listener`'s backlog still delivering data: it will
+    /// give way (or be over) soon, so a SYN that finds no room can wait for it.
+    pub(crate) fn delivering_for(&self, listener: SocketHandle, socket: &tcp::Socket) -> bool {
+        self.listener() == Some(listener)
+            && self.orphan.is_some()
+            && matches!(
+                socket.state(),
+                tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck
+            )
     }
 
     /// Gives its place in the backlog to a new connection: back to listening at once, no
@@ -540,9 +562,7 @@ impl TcpSlot {
                 m.ready_seq = *ready_counter;
             }
         }
-        if self.orphan.is_some()
-            && socket.recv_queue() > 0
-            && socket.state() != tcp::State::Closed
+        if self.orphan.is_some() && socket.recv_queue() > 0 && socket.state() != tcp::State::Closed
         {
             log::warn!("{name}: tcp{handle} data arrived after close: sending RST, as Linux does");
             self.abort(socket);

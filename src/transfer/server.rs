@@ -18,7 +18,7 @@ use smoltcp::time::{Duration, Instant};
 /// How long a connection may stay silent before the server gives up on it: longer than
 /// two of smoltcp's largest retransmission backoffs (60 s), so a lossy link is not
 /// mistaken for a dead peer.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bytes of a resumed file's prefix hashed per poll, so one resume cannot stall the rest.
 const PREFIX_HASH_PER_POLL: usize = 16 * 1024;

@@ -103,7 +103,7 @@ pub fn world_with<const PORTS: usize>(
             };
             let config = StackConfig {
                 name: names[port],
-                mac: EthernetAddress([0x02, 0, 0, 0, 0, port as u8 + 1]),
+                mac: mac(port),
                 ip: Ipv4Cidr::new(ip(port), 24),
                 gateway: None,
                 seed: seed.wrapping_add(port as u64 * 7919),
@@ -255,4 +255,57 @@ impl Store for MemStore {
             f(name, data.len() as u64);
         }
     }
+}
+
+/// The Ethernet address of the stack on `port`.
+pub fn mac(port: usize) -> EthernetAddress {
+    EthernetAddress([0x02, 0, 0, 0, 0, port as u8 + 1])
+}
+
+/// A connection request (SYN) as a raw Ethernet frame, from `from` at `from_mac` to `to`
+/// at `to_mac`: what a raw socket sends to spoof a client that never answers the SYN-ACK.
+pub fn tcp_syn(
+    from_mac: EthernetAddress,
+    from: (Ipv4Address, u16),
+    to_mac: EthernetAddress,
+    to: (Ipv4Address, u16),
+    seq: u32,
+) -> Vec<u8> {
+    use ringnet::smoltcp::phy::ChecksumCapabilities;
+    use ringnet::smoltcp::wire::{
+        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+        TcpRepr, TcpSeqNumber,
+    };
+    let tcp = TcpRepr {
+        src_port: from.1,
+        dst_port: to.1,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: None,
+        window_len: 64240,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut frame = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_src_addr(from_mac);
+    eth.set_dst_addr(to_mac);
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let checksums = ChecksumCapabilities::default();
+    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.emit(&mut ip_packet, &checksums);
+    let mut tcp_packet = TcpPacket::new_unchecked(ip_packet.payload_mut());
+    tcp.emit(&mut tcp_packet, &from.0.into(), &to.0.into(), &checksums);
+    frame
 }

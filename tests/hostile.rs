@@ -1,0 +1,371 @@
+//! Hostile and careless peers on the simulated wire: SYNs from a host that never answers,
+//! clients that never close or go silent, short connections back to back. A kernel
+//! survives each; a fixed backlog must too.
+
+use ringnet::blocking::Blocking;
+use ringnet::observe::{SocketStats, StatsRow};
+use ringnet::services::{Echo, FileOut, StaticFile, ECHO_PORT, FILE_OUT_PORT};
+use ringnet::sim::{Faults, PeerWaiter};
+use ringnet::smoltcp::wire::EthernetAddress;
+use ringnet::socket::tcp::{ConnectError, RecvError};
+use ringnet::stack::TcpTimers;
+use ringnet::{Duration, Instant, Ipv4Address, SocketType, Stack};
+use ringnet_testkit::*;
+
+/// A host that exists only as the SYNs it sends: no stack answers for it, so the
+/// device's ARP requests for it go unanswered and its SYN-ACK never leaves.
+const SPOOFED: Ipv4Address = Ipv4Address::new(10, 0, 0, 77);
+const SPOOFED_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x77]);
+
+/// The `n`th spoofed SYN to `port` on B.
+fn spoofed_syn(n: u32, port: u16) -> Vec<u8> {
+    tcp_syn(
+        SPOOFED_MAC,
+        (SPOOFED, 30_000 + (n % 30_000) as u16),
+        mac(B),
+        (ip(B), port),
+        n.wrapping_mul(7919),
+    )
+}
+
+/// The row of the listener on `port`.
+fn listener_row(stack: &Stack<'_>, port: u16) -> StatsRow {
+    stack
+        .stats_rows()
+        .find(|r| r.kind == SocketType::Listener && r.local_port == port)
+        .unwrap_or_else(|| panic!("no listener on {port}"))
+}
+
+/// The counters of every row on `port`, added up.
+fn port_total(stack: &Stack<'_>, port: u16, f: impl Fn(&SocketStats) -> u32) -> u32 {
+    stack
+        .stats_rows()
+        .filter(|r| r.local_port == port)
+        .map(|r| f(&r.stats))
+        .sum()
+}
+
+/// Echo on B with `backlog` sockets.
+fn echo_on_b(w: &mut World<2>, backlog: usize) -> Echo {
+    let sockets: Vec<_> = (0..backlog)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap()
+}
+
+/// File out on B with `backlog` sockets, sending `file`.
+fn file_out_on_b(w: &mut World<2>, backlog: usize, file: &'static [u8]) -> FileOut<'static> {
+    let sockets: Vec<_> = (0..backlog)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 4096))
+        .collect();
+    let source: &'static StaticFile<'static> = Box::leak(Box::new(StaticFile(file)));
+    FileOut::new(&mut w.stacks[B], FILE_OUT_PORT, &sockets, source).unwrap()
+}
+
+/// Echoes `data` through `conn` and checks it comes back whole.
+fn echo_round<W: ringnet::blocking::Waiter>(
+    sock: &mut Blocking<'_, 'static, W>,
+    conn: ringnet::SocketHandle,
+    data: &[u8],
+) {
+    sock.send_all(conn, data).unwrap();
+    let mut back = vec![0u8; data.len()];
+    sock.recv_exact(conn, &mut back).unwrap();
+    assert_eq!(back, data);
+}
+
+/// Reads `conn` to its end.
+fn read_to_end<W: ringnet::blocking::Waiter>(
+    sock: &mut Blocking<'_, 'static, W>,
+    conn: ringnet::SocketHandle,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match sock.recv(conn, &mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("recv: {e} after {} bytes", got.len()),
+        }
+    }
+}
+
+#[test]
+fn a_syn_burst_from_a_host_that_never_answers_does_not_lock_echo_out() {
+    let mut w = pair(Faults::NONE, 101);
+    let mut echo = echo_on_b(&mut w, 2);
+    // Eight SYNs at once: two take the backlog's sockets, each later one finds both
+    // half-open and takes the oldest one's place.
+    for n in 0..8 {
+        w.wire.inject(A, &spoofed_syn(n, ECHO_PORT)).unwrap();
+    }
+    w.settle();
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_evicted, 6, "{row}");
+    assert_eq!(row.stats.half_open_expired, 0, "{row}");
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"a real client is served during the burst");
+        sock.stack().close(conn).unwrap();
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        row.stats.half_open_evicted, 7,
+        "the client's SYN evicted one: {row}"
+    );
+    // The half-open one left expires; nothing else was evicted or expired.
+    w.run_for(Duration::from_secs(6));
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_expired, 1, "{row}");
+    assert_eq!(
+        row.stats.orphans_expired + row.stats.orphans_evicted,
+        0,
+        "{row}"
+    );
+}
+
+#[test]
+fn a_sustained_syn_flood_does_not_stop_a_real_client() {
+    // A wire with some latency, so that the exchange lasts long enough for a flood.
+    let faults = Faults {
+        latency: Duration::from_millis(2),
+        ..Faults::NONE
+    };
+    let mut w = pair(faults, 102);
+    let mut echo = echo_on_b(&mut w, 2);
+    let wire = w.wire;
+    let mut sent = 0u32;
+    let mut next_syn = Instant::ZERO;
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    {
+        let (a, b) = w.two(A, B);
+        // One spoofed SYN every millisecond, at most 3000, while the client talks.
+        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
+            if now >= next_syn && sent < 3000 {
+                wire.inject(A, &spoofed_syn(sent, ECHO_PORT)).unwrap();
+                sent += 1;
+                next_syn = now + Duration::from_millis(1);
+            }
+            echo.poll(b)
+        });
+        let mut sock = Blocking::new(a, &mut waiter);
+        let conn = tcp_socket(sock.stack(), 2048, 2048);
+        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+        for chunk in data.chunks(1000) {
+            echo_round(&mut sock, conn, chunk);
+        }
+        sock.stack().close(conn).unwrap();
+    }
+    assert!(sent > 200, "the flood ran during the exchange: {sent} SYNs");
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    // Every SYN but the first two found no socket listening and took the oldest
+    // half-open one's place (the client's own handshake among them at times, which its
+    // SYN retransmission then made again).
+    assert!(
+        row.stats.half_open_evicted >= sent - 1,
+        "{sent} SYNs: {row}"
+    );
+}
+
+#[test]
+fn half_open_connections_expire_and_listen_again() {
+    let mut w = pair(Faults::NONE, 103);
+    let mut echo = echo_on_b(&mut w, 2);
+    w.wire.inject(A, &spoofed_syn(1, ECHO_PORT)).unwrap();
+    w.wire.inject(A, &spoofed_syn(2, ECHO_PORT)).unwrap();
+    w.run_for(Duration::from_secs(4));
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_expired, 0, "not yet: {row}");
+    w.run_for(Duration::from_secs(2));
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_expired, 2, "{row}");
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"served by a socket that listens again");
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        row.stats.half_open_evicted, 0,
+        "nothing had to give way: {row}"
+    );
+}
+
+#[test]
+fn a_client_that_never_closes_after_a_download_gives_way_and_then_times_out() {
+    static FILE: &[u8] = b"a file that every client reads to its end";
+    let mut w = pair(Faults::NONE, 104);
+    w.stacks[B].set_tcp_timers(TcpTimers {
+        fin_timeout: Duration::from_secs(2),
+        ..TcpTimers::DEFAULT
+    });
+    let mut file_out = file_out_on_b(&mut w, 1, FILE);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        file_out.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(20));
+    let mut sock = Blocking::new(a, &mut waiter);
+    // The first client reads the file to its end and never closes: the device's only
+    // socket waits in FIN-WAIT-2.
+    let holder = tcp_socket(sock.stack(), 1024, 256);
+    sock.connect(holder, ep(B, FILE_OUT_PORT)).unwrap();
+    assert_eq!(read_to_end(&mut sock, holder), FILE);
+    // The next client's SYN finds no socket listening: the orphan gives way.
+    let next = tcp_socket(sock.stack(), 1024, 256);
+    sock.connect(next, ep(B, FILE_OUT_PORT)).unwrap();
+    assert_eq!(read_to_end(&mut sock, next), FILE);
+    sock.stack().close(next).unwrap();
+    let row = listener_row(sock.waiter().peer(), FILE_OUT_PORT);
+    assert_eq!(row.stats.orphans_evicted, 1, "{row}");
+    // A third holder, and no one after it: its orphan is reset after the fin timeout.
+    let third = tcp_socket(sock.stack(), 1024, 256);
+    sock.connect(third, ep(B, FILE_OUT_PORT)).unwrap();
+    assert_eq!(read_to_end(&mut sock, third), FILE);
+    sock.sleep(Duration::from_secs(3));
+    let row = listener_row(sock.waiter().peer(), FILE_OUT_PORT);
+    assert_eq!(row.stats.orphans_expired, 1, "{row}");
+    assert_eq!(
+        row.stats.half_open_expired + row.stats.half_open_evicted,
+        0,
+        "{row}"
+    );
+    // The holders' own sockets learn it from the RST (or from the first later segment).
+    let mut buf = [0u8; 8];
+    assert_eq!(sock.stack().recv(third, &mut buf), Ok(0), "EOF stays EOF");
+}
+
+#[test]
+fn clients_that_connect_and_go_silent_are_timed_out() {
+    let mut w = pair(Faults::NONE, 105);
+    let mut echo = echo_on_b(&mut w, 2);
+    echo.set_idle_timeout(Duration::from_secs(2));
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        echo.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(50));
+    let mut sock = Blocking::new(a, &mut waiter);
+    let silent: Vec<_> = (0..2)
+        .map(|_| {
+            let conn = tcp_socket(sock.stack(), 1024, 1024);
+            sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+            conn
+        })
+        .collect();
+    sock.sleep(Duration::from_secs(1));
+    // Both sockets are held: a third client's SYN finds no socket listening, and live
+    // connections never give way.
+    let third = tcp_socket(sock.stack(), 1024, 1024);
+    assert_eq!(
+        sock.connect(third, ep(B, ECHO_PORT)),
+        Err(ConnectError::Refused)
+    );
+    sock.sleep(Duration::from_secs(2));
+    let timed_out = port_total(sock.waiter().peer(), ECHO_PORT, |s| s.idle_timeouts);
+    assert_eq!(timed_out, 2);
+    let mut buf = [0u8; 8];
+    for conn in silent {
+        assert_eq!(
+            sock.stack().recv(conn, &mut buf),
+            Err(RecvError::ConnectionReset)
+        );
+    }
+    let fourth = tcp_socket(sock.stack(), 1024, 1024);
+    sock.connect(fourth, ep(B, ECHO_PORT)).unwrap();
+    echo_round(&mut sock, fourth, b"served once the silent ones are gone");
+}
+
+#[test]
+fn a_thousand_short_downloads_from_two_clients_are_never_refused() {
+    static FILE: &[u8] = &[7; 600];
+    let mut w = pair(Faults::NONE, 106);
+    let mut file_out = file_out_on_b(&mut w, 4, FILE);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        file_out.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(5));
+    let mut sock = Blocking::new(a, &mut waiter);
+    let mut refused = 0;
+    for _ in 0..500 {
+        // Two clients at once, each taking the file and closing after the device did.
+        let pair: Vec<_> = (0..2)
+            .map(|_| {
+                let conn = tcp_socket(sock.stack(), 1024, 256);
+                if sock.connect(conn, ep(B, FILE_OUT_PORT)).is_err() {
+                    refused += 1;
+                }
+                conn
+            })
+            .collect();
+        for conn in pair {
+            if refused == 0 {
+                assert_eq!(read_to_end(&mut sock, conn), FILE);
+            }
+            sock.stack().close(conn).unwrap();
+        }
+    }
+    assert_eq!(refused, 0);
+}
+
+#[test]
+fn without_hostile_peers_every_new_counter_stays_at_zero() {
+    static FILE: &[u8] = b"polite";
+    let mut w = pair(Faults::NONE, 107);
+    let mut echo = echo_on_b(&mut w, 2);
+    let mut file_out = file_out_on_b(&mut w, 2, FILE);
+    {
+        let wire = w.wire;
+        let (a, b) = w.two(A, B);
+        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+            echo.poll(b);
+            file_out.poll(b)
+        });
+        let mut sock = Blocking::new(a, &mut waiter);
+        for _ in 0..5 {
+            let conn = tcp_socket(sock.stack(), 1024, 1024);
+            sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+            echo_round(&mut sock, conn, b"hello");
+            sock.stack().close(conn).unwrap();
+            let conn = tcp_socket(sock.stack(), 1024, 256);
+            sock.connect(conn, ep(B, FILE_OUT_PORT)).unwrap();
+            assert_eq!(read_to_end(&mut sock, conn), FILE);
+            sock.stack().close(conn).unwrap();
+        }
+        sock.sleep(Duration::from_secs(70));
+    }
+    for stack in &w.stacks {
+        for row in stack.stats_rows() {
+            let s = row.stats;
+            assert_eq!(
+                (
+                    s.half_open_expired,
+                    s.half_open_evicted,
+                    s.orphans_expired,
+                    s.orphans_evicted,
+                    s.idle_timeouts
+                ),
+                (0, 0, 0, 0, 0),
+                "{}: {row}",
+                stack.name()
+            );
+        }
+    }
+}
