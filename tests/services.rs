@@ -213,17 +213,12 @@ fn stats_query_answers_with_the_table_and_the_beacon_broadcasts() {
     w.stacks[A]
         .send_to(client, b"?", ep(B, services::STATS_PORT))
         .unwrap();
-    for _ in 0..3 {
-        device.poll(&mut w.stacks[B]);
-        w.settle();
-    }
-    let mut buf = [0u8; 2048];
-    let d = w.stacks[A].recv_from(client, &mut buf).unwrap();
-    let table = String::from_utf8_lossy(&buf[..d.len]).into_owned();
+    let table = read_stats_answer(&mut w, &mut device, client);
     assert!(
         table.contains("listen#") && table.contains("bytes in"),
         "{table}"
     );
+    let mut buf = [0u8; 2048];
     let beacon = w.stacks[A].recv_from(listener, &mut buf).unwrap();
     let line = String::from_utf8_lossy(&buf[..beacon.len]).into_owned();
     assert!(
@@ -231,6 +226,57 @@ fn stats_query_answers_with_the_table_and_the_beacon_broadcasts() {
         "{line}"
     );
     assert!(device.beacon.as_ref().unwrap().sent() >= 1);
+}
+
+/// Polls the device until the stats answer to `client` is complete; returns its text.
+/// Checks that every datagram fits one frame and holds whole lines only.
+fn read_stats_answer(w: &mut World<2>, device: &mut Device, client: SocketHandle) -> String {
+    let mut text = String::new();
+    let mut buf = [0u8; 2048];
+    for _ in 0..50 {
+        device.poll(&mut w.stacks[B]);
+        w.settle();
+        while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+            assert!(d.len <= 1400, "a datagram of {} bytes", d.len);
+            let part = String::from_utf8_lossy(&buf[..d.len]).into_owned();
+            assert!(part.ends_with('\n'), "a line was cut: {part:?}");
+            text.push_str(&part);
+        }
+        if text.contains("end of table: ") {
+            return text;
+        }
+    }
+    panic!("no end of table in {text}");
+}
+
+#[test]
+fn the_stats_answer_holds_every_row_in_as_many_datagrams_as_it_takes() {
+    let (mut w, mut device) = device_world(48, b"");
+    // Enough sockets that the table needs three datagrams.
+    for _ in 0..6 {
+        tcp_socket(&mut w.stacks[B], 256, 256);
+    }
+    let rows = w.stacks[B].stats_rows().count();
+    let client = udp_socket(&mut w.stacks[A], 4, 4096);
+    for query in 0..2 {
+        w.stacks[A]
+            .send_to(client, b"?", ep(B, services::STATS_PORT))
+            .unwrap();
+        let table = read_stats_answer(&mut w, &mut device, client);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("B: 10.0.0.2 ("), "{table}");
+        assert_eq!(lines[1], ringnet::observe::StatsRow::HEADER);
+        let row_lines = lines
+            .iter()
+            .filter(|l| l.starts_with("tcp#") || l.starts_with("udp#") || l.starts_with("listen#"))
+            .count();
+        assert_eq!(row_lines, rows, "query {query}: {table}");
+        assert_eq!(
+            lines.last(),
+            Some(&format!("end of table: {rows} rows").as_str())
+        );
+        assert_eq!(lines.len(), rows + 3, "nothing else: {table}");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use host_sim::programs::serve::{self, ServeConfig};
 use host_sim::tap::TapConfig;
 use ringnet::services::TRANSFER_PORT;
 use ringnet::smoltcp::wire::Ipv4Cidr;
+use ringnet::stack::TcpTimers;
 use ringnet::{Duration, IpEndpoint};
 
 #[derive(Parser)]
@@ -74,6 +75,18 @@ enum Command {
         /// Stop after this many seconds (default: until SIGINT or SIGTERM).
         #[arg(long)]
         duration: Option<u64>,
+        /// Seconds a half-open connection (SYN-RECEIVED) may wait before its socket
+        /// listens again.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        syn_timeout: u64,
+        /// Seconds an orphan (a connection after close) may go without progress before it
+        /// is reset (Linux's tcp_fin_timeout).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        fin_timeout: u64,
+        /// Seconds a connection to echo, discard, file out, file in or transfer may move
+        /// no byte before it is reset (HTTP keeps its own 10 s).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        idle_timeout: u64,
     },
     /// ringnet as the client: send FILE over TCP to a Linux listener, print its answer.
     Send {
@@ -266,6 +279,9 @@ fn run(command: Command) -> Result<(), String> {
             file,
             pattern_size,
             duration,
+            syn_timeout,
+            fin_timeout,
+            idle_timeout,
         } => {
             init_logging();
             if tap.rx_buf == 0 || tap.tx_buf == 0 {
@@ -279,6 +295,11 @@ fn run(command: Command) -> Result<(), String> {
                 rx_buf: tap.rx_buf,
                 tx_buf: tap.tx_buf,
                 duration: duration.map(Duration::from_secs),
+                timers: TcpTimers {
+                    syn_received: Duration::from_secs(syn_timeout),
+                    fin_timeout: Duration::from_secs(fin_timeout),
+                },
+                idle_timeout: Duration::from_secs(idle_timeout),
             })
             .map_err(|e| e.to_string())
         }
@@ -451,14 +472,19 @@ fn run_peer(
                 (Some(message), None) => message.into_bytes(),
                 (None, None) => return Err("give a MESSAGE or --size".into()),
             };
-            match peer::udp(SocketAddr::V4(to), &payload, broadcast, seconds(timeout))
-                .map_err(|e| format!("{to}: {e}"))?
-            {
-                Some((answer, from)) => println!(
-                    "answer from {from}: {}",
-                    String::from_utf8_lossy(&answer).trim_end()
-                ),
-                None => println!("no answer within {timeout} s"),
+            let answers = peer::udp(SocketAddr::V4(to), &payload, broadcast, seconds(timeout))
+                .map_err(|e| format!("{to}: {e}"))?;
+            // An answer in several datagrams (the stats table) prints as one text.
+            for (i, (answer, from)) in answers.iter().enumerate() {
+                let text = String::from_utf8_lossy(answer);
+                if i == 0 {
+                    println!("answer from {from}: {}", text.trim_end());
+                } else {
+                    println!("{}", text.trim_end());
+                }
+            }
+            if answers.is_empty() {
+                println!("no answer within {timeout} s");
             }
             Ok(())
         }

@@ -5,6 +5,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::{ServiceError, ServicePlan};
 use crate::handle::SocketHandle;
+use crate::observe::StatsRow;
 use crate::socket::udp::SendError;
 use crate::socket::SocketOption;
 use crate::stack::Stack;
@@ -52,13 +53,24 @@ impl<const BUF: usize> UdpReport<BUF> {
     }
 }
 
-/// UDP stats query: answers any datagram with this stack's stats table (cut to fit one
-/// datagram).
+/// UDP stats query: answers any datagram with this stack's stats table, in as many
+/// datagrams as it takes, each of whole lines: the first starts with the stack's line and
+/// the column header, and the last ends with `end of table: N rows`. A client that reads
+/// one datagram still gets whole rows. The datagrams go out as the tx ring has room; a
+/// query that arrives meanwhile waits in the rx ring for the answer before it.
 pub struct StatsQuery {
     socket: SocketHandle,
+    answering: Option<Answer>,
 }
 
-/// Largest stats reply: fits one Ethernet frame.
+/// A stats answer under way.
+struct Answer {
+    to: IpEndpoint,
+    /// Rows sent so far; the next datagram starts at this row.
+    rows_sent: usize,
+}
+
+/// Largest stats datagram: fits one Ethernet frame.
 const STATS_REPLY: usize = 1400;
 
 impl StatsQuery {
@@ -69,18 +81,90 @@ impl StatsQuery {
         port: u16,
     ) -> Result<Self, ServiceError> {
         stack.udp_bind(socket, port)?;
-        Ok(StatsQuery { socket })
+        Ok(StatsQuery {
+            socket,
+            answering: None,
+        })
     }
 
-    /// Answers every queued query; call after every poll of the stack.
+    /// Answers queued queries, a datagram at a time as the tx ring takes them; call after
+    /// every poll of the stack.
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
-        let mut buf = [0u8; 16];
-        while let Ok(d) = stack.recv_from(self.socket, &mut buf) {
-            let mut table: String<STATS_REPLY> = String::new();
-            // A table longer than one datagram is cut; `write!` stops at capacity.
-            let _ = write!(table, "{}", stack.stats_table());
-            let _ = stack.send_to(self.socket, table.as_bytes(), d.from);
+        loop {
+            if self.answering.is_none() {
+                let mut buf = [0u8; 16];
+                let Ok(query) = stack.recv_from(self.socket, &mut buf) else {
+                    return;
+                };
+                self.answering = Some(Answer {
+                    to: query.from,
+                    rows_sent: 0,
+                });
+            }
+            let Some(answer) = &mut self.answering else {
+                return;
+            };
+            let mut datagram: String<STATS_REPLY> = String::new();
+            let (rows, done) = fill_datagram(stack, answer.rows_sent, &mut datagram);
+            match stack.send_to(self.socket, datagram.as_bytes(), answer.to) {
+                Ok(_) => {}
+                // Room comes as earlier datagrams leave: the rest goes in a later poll.
+                Err(SendError::WouldBlock) => return,
+                Err(e) => {
+                    log::warn!("{}: stats answer to {}: {e}", stack.name(), answer.to);
+                    self.answering = None;
+                    continue;
+                }
+            }
+            answer.rows_sent += rows;
+            if done {
+                self.answering = None;
+            }
         }
+    }
+}
+
+/// Writes the next datagram of a stats answer: whole lines from row `first` on, with the
+/// stack's line and the header first and the end line last. Returns how many rows it
+/// holds and whether it ends the answer.
+fn fill_datagram(stack: &Stack<'_>, first: usize, out: &mut String<STATS_REPLY>) -> (usize, bool) {
+    // Each piece is written whole or not at all: a line is never cut.
+    fn put(out: &mut String<STATS_REPLY>, line: &dyn core::fmt::Display) -> bool {
+        let mut piece: String<256> = String::new();
+        if writeln!(piece, "{line}").is_err() || out.push_str(&piece).is_err() {
+            return false;
+        }
+        true
+    }
+    if first == 0 {
+        let (frames_in, frames_out) = stack.frame_counts();
+        let _ = writeln!(
+            out,
+            "{}: {} ({frames_in} frames in, {frames_out} out)",
+            stack.name(),
+            stack.ipv4_addr()
+        );
+        let _ = put(out, &StatsRow::HEADER);
+    }
+    let mut rows = 0;
+    let mut total = first;
+    for row in stack.stats_rows().skip(first) {
+        if !put(out, &row) {
+            return (rows, false);
+        }
+        rows += 1;
+        total += 1;
+    }
+    let end = EndOfTable(total);
+    (rows, put(out, &end))
+}
+
+/// The last line of a stats answer.
+struct EndOfTable(usize);
+
+impl core::fmt::Display for EndOfTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "end of table: {} rows", self.0)
     }
 }
 

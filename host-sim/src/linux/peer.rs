@@ -207,30 +207,39 @@ pub fn blast(
     finish_sending(stream, progress, start, sent, None)
 }
 
-/// Sends one datagram to `addr` (with `SO_BROADCAST` when `broadcast`), and waits up to
-/// `timeout` for one answer.
+/// How long `udp` waits for a further datagram of an answer after the last one: an
+/// answer in several datagrams (the stats table) arrives back to back.
+const ANSWER_GAP: Duration = Duration::from_millis(300);
+
+/// Sends one datagram to `addr` (with `SO_BROADCAST` when `broadcast`), waits up to
+/// `timeout` for an answer, and takes every further datagram that follows within
+/// [`ANSWER_GAP`] of the one before (empty: no answer).
 pub fn udp(
     addr: SocketAddr,
     payload: &[u8],
     broadcast: bool,
     timeout: Duration,
-) -> io::Result<Option<(Vec<u8>, SocketAddr)>> {
+) -> io::Result<Vec<(Vec<u8>, SocketAddr)>> {
     let socket = UdpSocket::bind("0.0.0.0:0")?;
     socket.set_broadcast(broadcast)?;
     socket.set_read_timeout(Some(timeout))?;
     socket.send_to(payload, addr)?;
     let mut buf = vec![0u8; 65536];
-    match socket.recv_from(&mut buf) {
-        Ok((n, from)) => Ok(Some((buf[..n].to_vec(), from))),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Ok(None)
+    let mut answers = Vec::new();
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => answers.push((buf[..n].to_vec(), from)),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok(answers)
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
+        socket.set_read_timeout(Some(ANSWER_GAP))?;
     }
 }
 

@@ -14,7 +14,7 @@ use ringnet::services::{FileSource, Member, Pattern, ServicePlan};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::udp::UdpBuffer;
-use ringnet::stack::OpenError;
+use ringnet::stack::{OpenError, TcpTimers};
 use ringnet::transfer::{DigestSink, TransferServer};
 use ringnet::{Duration, SocketHandle, Stack};
 
@@ -57,6 +57,10 @@ pub struct ServeConfig {
     pub tx_buf: usize,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// The TCP lifecycle's timers (half-open, fin timeout).
+    pub timers: TcpTimers,
+    /// The idle timeout of every service but HTTP.
+    pub idle_timeout: Duration,
 }
 
 /// Why `serve` stopped with an error.
@@ -159,6 +163,11 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         )
         .map_err(|e| ServeError::Service(e.to_string()))?,
     );
+    stack.set_tcp_timers(config.timers);
+    services.set_idle_timeout(config.idle_timeout);
+    if let Some(transfer) = &mut services.transfer {
+        transfer.set_idle_timeout(config.idle_timeout);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     {
