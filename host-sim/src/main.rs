@@ -74,6 +74,17 @@ enum Command {
         /// Stop after this many seconds (default: until SIGINT or SIGTERM).
         #[arg(long)]
         duration: Option<u64>,
+        /// Require `Authorization: Bearer TOKEN` on HTTP writes (PUT, POST, DELETE) and the
+        /// token field on transfer puts; without it writes are open.
+        #[arg(long)]
+        token: Option<String>,
+        /// Refuse uploads larger than this many bytes (HTTP 413, transfer "no space"),
+        /// besides those larger than the free space of --files.
+        #[arg(long)]
+        max_upload: Option<u64>,
+        /// Seconds a whole HTTP request head may take from its first byte.
+        #[arg(long, default_value_t = 5)]
+        head_timeout: u64,
     },
     /// ringnet as the client: send FILE over TCP to a Linux listener, print its answer.
     Send {
@@ -266,6 +277,9 @@ fn run(command: Command) -> Result<(), String> {
             file,
             pattern_size,
             duration,
+            token,
+            max_upload,
+            head_timeout,
         } => {
             init_logging();
             if tap.rx_buf == 0 || tap.tx_buf == 0 {
@@ -279,6 +293,9 @@ fn run(command: Command) -> Result<(), String> {
                 rx_buf: tap.rx_buf,
                 tx_buf: tap.tx_buf,
                 duration: duration.map(Duration::from_secs),
+                token,
+                max_upload,
+                head_timeout: Duration::from_secs(head_timeout),
             })
             .map_err(|e| e.to_string())
         }
