@@ -74,8 +74,8 @@ enum Command {
         /// Stop after this many seconds (default: until SIGINT or SIGTERM).
         #[arg(long)]
         duration: Option<u64>,
-        /// Require `Authorization: Bearer TOKEN` on HTTP writes (PUT, POST, DELETE) and the
-        /// token field on transfer puts; without it writes are open.
+        /// Require `Authorization: Bearer TOKEN` on HTTP writes (PUT, POST, DELETE); without
+        /// it writes are open.
         #[arg(long)]
         token: Option<String>,
         /// Refuse uploads larger than this many bytes (HTTP 413, transfer "no space"),
