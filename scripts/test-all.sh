@@ -14,6 +14,8 @@ command -v curl >/dev/null || missing+=(curl)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v python3 >/dev/null || missing+=(python3)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+# Linking the 32-bit (i686) test binaries.
+dpkg -s gcc-multilib >/dev/null 2>&1 || missing+=(gcc-multilib)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -44,6 +46,16 @@ cargo build --lib --target thumbv7m-none-eabi --no-default-features
 
 step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace
+
+step "the core's unit and scenario tests on a 32-bit target (i686): no u64 is cut to a usize"
+if rustup target add i686-unknown-linux-gnu && dpkg -s gcc-multilib >/dev/null 2>&1; then
+  cargo test -p ringnet --target i686-unknown-linux-gnu
+elif [ -n "${CI:-}" ]; then
+  echo "i686-unknown-linux-gnu or gcc-multilib cannot be had: the 32-bit tests cannot run" >&2
+  exit 1
+else
+  echo "skipped: needs the i686-unknown-linux-gnu target and gcc-multilib (apt-get install gcc-multilib)"
+fi
 
 step "firmware: clippy, format, then boot it under QEMU and test it from Linux"
 (cd firmware && cargo fmt --check && cargo clippy --quiet --release -- -D warnings)

@@ -136,7 +136,11 @@ check "and GET returns it" cmp -s "$work/small.bin" <(curl -sf --max-time 10 $ht
 head -c 10000 /dev/urandom >"$work/large.bin"
 check "PUT of more than the RAM store holds is 413" \
   test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -T "$work/large.bin" $http/large.bin)" = 413
-check "DELETE is 405" test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE $http/small.bin)" = 405
+check "DELETE of the built-in file is 403" test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE $http/welcome.txt)" = 403
+check "DELETE removes an upload (204), then it is 404" \
+  test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE $http/small.bin) $(curl -s --max-time 10 -o /dev/null -w '%{http_code}' $http/small.bin)" = "204 404"
+check "a pattern of 4 GiB streams on a 32-bit device (no u64 as usize)" \
+  test "$(curl -s --max-time 10 $http/pattern-4294967296 2>/dev/null | head -c 100000 | wc -c)" = 100000
 check "traversal is 404" test "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' $http/%2e%2e%2fetc%2fpasswd)" = 404
 check "two requests reuse one connection" \
   grep -qE "(Re-using|Reusing) existing" <(curl -sv --max-time 10 -o /dev/null -o /dev/null $http/welcome.txt $http/welcome.txt 2>&1)

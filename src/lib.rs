@@ -55,6 +55,7 @@
 mod macros;
 
 pub mod blocking;
+pub mod convert;
 pub mod digest;
 pub mod framing;
 pub mod handle;

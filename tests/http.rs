@@ -134,7 +134,10 @@ fn head_has_the_headers_and_no_body_and_options_lists_methods() {
         options.status, 204,
         "the HEAD sent no body: the next response follows at once"
     );
-    assert_eq!(options.header("Allow"), Some("GET, HEAD, PUT, OPTIONS"));
+    assert_eq!(
+        options.header("Allow"),
+        Some("GET, HEAD, PUT, POST, DELETE, OPTIONS")
+    );
 }
 
 #[test]
@@ -254,8 +257,8 @@ fn bad_requests_get_the_status_codes_users_expect() {
     let cases: [(&[u8], u16); 9] = [
         (b"this is not http\r\n\r\n", 400),
         (b"BREW /pot HTTP/1.1\r\n\r\n", 501),
-        (b"POST /f HTTP/1.1\r\n\r\n", 405),
-        (b"DELETE /f HTTP/1.1\r\n\r\n", 405),
+        (b"PATCH /f HTTP/1.1\r\n\r\n", 405),
+        (b"TRACE /f HTTP/1.1\r\n\r\n", 405),
         (b"GET /../etc/passwd HTTP/1.1\r\n\r\n", 404),
         (b"GET /%2e%2e%2fetc%2fpasswd HTTP/1.1\r\n\r\n", 404),
         (b"GET /nothing HTTP/1.1\r\n\r\n", 404),
@@ -275,7 +278,10 @@ fn bad_requests_get_the_status_codes_users_expect() {
         let r = read_response(&mut sock, conn, false);
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(request));
         if status == 405 || status == 501 {
-            assert_eq!(r.header("Allow"), Some("GET, HEAD, PUT, OPTIONS"));
+            assert_eq!(
+                r.header("Allow"),
+                Some("GET, HEAD, PUT, POST, DELETE, OPTIONS")
+            );
         }
         sock.stack().close(conn).unwrap();
     }

@@ -209,7 +209,12 @@ fn start_http(
         store::FirmwareStore::new(WELCOME),
     )
     .unwrap_or_else(|e| setup_failed("http", &e));
-    Ok(HTTP.init(server))
+    let server = HTTP.init(server);
+    // Writes need `Authorization: Bearer …` when the image was built with RINGNET_TOKEN.
+    if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
+        setup_failed("http", &"RINGNET_TOKEN is longer than 64 bytes");
+    }
+    Ok(server)
 }
 
 #[cfg(feature = "transfer")]

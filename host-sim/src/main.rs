@@ -87,6 +87,17 @@ enum Command {
         /// no byte before it is reset (HTTP keeps its own 10 s).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
         idle_timeout: u64,
+        /// Require `Authorization: Bearer TOKEN` on HTTP writes (PUT, POST, DELETE); without
+        /// it writes are open.
+        #[arg(long)]
+        token: Option<String>,
+        /// Refuse uploads larger than this many bytes (HTTP 413, transfer "no space"),
+        /// besides those larger than the free space of --files.
+        #[arg(long)]
+        max_upload: Option<u64>,
+        /// Seconds a whole HTTP request head may take from its first byte.
+        #[arg(long, default_value_t = 5)]
+        head_timeout: u64,
     },
     /// ringnet as the client: send FILE over TCP to a Linux listener, print its answer.
     Send {
@@ -282,6 +293,9 @@ fn run(command: Command) -> Result<(), String> {
             syn_timeout,
             fin_timeout,
             idle_timeout,
+            token,
+            max_upload,
+            head_timeout,
         } => {
             init_logging();
             if tap.rx_buf == 0 || tap.tx_buf == 0 {
@@ -300,6 +314,9 @@ fn run(command: Command) -> Result<(), String> {
                     fin_timeout: Duration::from_secs(fin_timeout),
                 },
                 idle_timeout: Duration::from_secs(idle_timeout),
+                token,
+                max_upload,
+                head_timeout: Duration::from_secs(head_timeout),
             })
             .map_err(|e| e.to_string())
         }

@@ -1,26 +1,48 @@
 //! The device's file store, on the device side of the wire: what `host-sim serve`'s
 //! transfer and HTTP services read and write. [`DirStore`] keeps files in a directory
 //! (`--files DIR`); [`HostStore`] is that or, without a directory, a digest sink that keeps
-//! only the size and SHA-256 of each upload.
+//! only the size and SHA-256 of each upload; [`SharedStore`] is the one handle to it that
+//! both servers hold, so that both see every commit at once.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use ringnet::transfer::{validate_name, DigestSink, Store, StoreError};
+use ringnet::transfer::{validate_name, Digest, DigestSink, Store, StoreError};
 
-/// Files in a directory. An upload is written to `NAME.part`, and renamed to `NAME` only
-/// once its SHA-256 matched: a failed transfer never leaves a file under the final name.
-/// Names are checked by [`validate_name`], so nothing outside the directory is touched.
+/// Files in a directory, with the promises of [`Store`]:
+///
+/// - Each upload writes its own hidden temporary file, `.NAME.SEQ.part` (a name no
+///   client can ask for: [`validate_name`] refuses a leading `.`), fsyncs it and renames it
+///   over `NAME` on commit: `rename(2)` replaces the file at once.
+/// - A reader holds the open file: after a rename it reads on from the version it opened
+///   (the old inode), to its end.
+/// - Of two overlapping uploads of one name, the one begun last wins: an older one's
+///   commit is refused with [`StoreError::Conflict`] while a newer one is in progress or
+///   once a newer one has committed.
+/// - An upload larger than the free space (or than `--max-upload`) is refused at
+///   [`Store::begin`]; a failed write, an abort or a refused commit deletes the temporary.
+///
+/// Temporaries left by a process that died are deleted when the store opens.
 pub struct DirStore {
     root: PathBuf,
-    /// The file last read, kept open so a large get does not reopen it per chunk.
-    reading: Option<(String, File)>,
+    max_upload: Option<u64>,
+    /// The number of the next upload.
+    next_seq: u64,
+    /// Every upload in progress: its name and number.
+    pending: Vec<(String, u64)>,
+    /// The number of the upload last committed under each name.
+    committed: HashMap<String, u64>,
 }
 
 /// An upload into a [`DirStore`].
 pub struct DirUpload {
     name: String,
+    seq: u64,
     part: PathBuf,
     file: File,
 }
@@ -35,15 +57,65 @@ impl DirStore {
                 format!("{} is not a directory", root.display()),
             ));
         }
+        for entry in fs::read_dir(&root)?.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".part") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         Ok(DirStore {
             root,
-            reading: None,
+            max_upload: None,
+            next_seq: 0,
+            pending: Vec::new(),
+            committed: HashMap::new(),
         })
+    }
+
+    /// Refuses uploads larger than `limit` bytes (besides those larger than the free space).
+    pub fn with_max_upload(mut self, limit: Option<u64>) -> DirStore {
+        self.max_upload = limit;
+        self
     }
 
     fn path(&self, name: &str) -> Result<PathBuf, StoreError> {
         validate_name(name.as_bytes()).map_err(|_| StoreError::NotFound)?;
         Ok(self.root.join(name))
+    }
+
+    /// Whether `upload` lost to a newer upload of its name.
+    fn superseded(&self, upload: &DirUpload) -> bool {
+        let newer_pending = self
+            .pending
+            .iter()
+            .any(|(name, seq)| *name == upload.name && *seq > upload.seq);
+        let newer_committed = self
+            .committed
+            .get(&upload.name)
+            .is_some_and(|&seq| seq > upload.seq);
+        newer_pending || newer_committed
+    }
+
+    fn forget(&mut self, upload: &DirUpload) {
+        self.pending.retain(|(_, seq)| *seq != upload.seq);
+    }
+}
+
+/// Bytes free for an unprivileged writer on the file system of `dir`.
+#[allow(unsafe_code)]
+fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `path` is a valid NUL-terminated string and `stat` a zeroed out-parameter
+    // that statvfs(3) fills; both outlive the call.
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(path.as_ptr(), &mut stat) != 0 {
+            return None;
+        }
+        #[allow(clippy::unnecessary_cast)]
+        Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
     }
 }
 
@@ -57,6 +129,7 @@ fn store_error(e: io::Error) -> StoreError {
 
 impl Store for DirStore {
     type Upload = DirUpload;
+    type Reader = File;
 
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         let meta = fs::metadata(self.path(name)?).map_err(store_error)?;
@@ -67,29 +140,42 @@ impl Store for DirStore {
         }
     }
 
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        if self.reading.as_ref().is_none_or(|(open, _)| open != name) {
-            let file = File::open(self.path(name)?).map_err(store_error)?;
-            self.reading = Some((name.to_string(), file));
+    fn open(&mut self, name: &str) -> Result<(File, u64), StoreError> {
+        let file = File::open(self.path(name)?).map_err(store_error)?;
+        let meta = file.metadata().map_err(store_error)?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound);
         }
-        let Some((_, file)) = self.reading.as_mut() else {
-            return Err(StoreError::Io);
-        };
-        file.seek(SeekFrom::Start(offset)).map_err(store_error)?;
-        file.read(buf).map_err(store_error)
+        Ok((file, meta.len()))
     }
 
-    fn begin(&mut self, name: &str, _size: u64) -> Result<DirUpload, StoreError> {
-        let path = self.path(name)?;
-        let part = path.with_file_name(format!("{name}.part"));
+    fn read_at(
+        &mut self,
+        file: &mut File,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        file.read_at(buf, offset).map_err(store_error)
+    }
+
+    fn begin(&mut self, name: &str, size: u64) -> Result<DirUpload, StoreError> {
+        self.path(name)?;
+        let limit = self.max_upload.unwrap_or(u64::MAX);
+        if size > limit || free_space(&self.root).is_some_and(|free| size > free) {
+            return Err(StoreError::NoSpace);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let part = self.root.join(format!(".{name}.{seq}.part"));
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&part)
             .map_err(store_error)?;
+        self.pending.push((name.to_string(), seq));
         Ok(DirUpload {
             name: name.to_string(),
+            seq,
             part,
             file,
         })
@@ -100,21 +186,40 @@ impl Store for DirStore {
     }
 
     fn commit(&mut self, upload: DirUpload) -> Result<(), StoreError> {
-        upload.file.sync_all().map_err(store_error)?;
-        let target = self.path(&upload.name)?;
-        if self
-            .reading
-            .as_ref()
-            .is_some_and(|(open, _)| *open == upload.name)
-        {
-            self.reading = None;
+        if self.superseded(&upload) {
+            self.abort(upload);
+            return Err(StoreError::Conflict);
         }
-        fs::rename(&upload.part, target).map_err(store_error)
+        let target = self.path(&upload.name)?;
+        let done = upload
+            .file
+            .sync_all()
+            .and_then(|()| fs::rename(&upload.part, target));
+        match done {
+            Ok(()) => {
+                self.forget(&upload);
+                self.committed.insert(upload.name, upload.seq);
+                Ok(())
+            }
+            Err(e) => {
+                self.abort(upload);
+                Err(store_error(e))
+            }
+        }
     }
 
     fn abort(&mut self, upload: DirUpload) {
+        self.forget(&upload);
         drop(upload.file);
         let _ = fs::remove_file(&upload.part);
+    }
+
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        let path = self.path(name)?;
+        if !fs::metadata(&path).map_err(store_error)?.is_file() {
+            return Err(StoreError::NotFound);
+        }
+        fs::remove_file(path).map_err(store_error)
     }
 
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
@@ -136,7 +241,7 @@ impl Store for DirStore {
     }
 }
 
-/// The host's transfer store: a directory (`--files DIR`), or digests only.
+/// The host's store: a directory (`--files DIR`), or digests only.
 pub enum HostStore {
     /// Files in a directory.
     Dir(DirStore),
@@ -154,6 +259,8 @@ pub enum HostUpload {
 
 impl Store for HostStore {
     type Upload = HostUpload;
+    /// Only a directory's files can be read back.
+    type Reader = File;
 
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         match self {
@@ -162,10 +269,22 @@ impl Store for HostStore {
         }
     }
 
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+    fn open(&mut self, name: &str) -> Result<(File, u64), StoreError> {
         match self {
-            HostStore::Dir(s) => s.read_at(name, offset, buf),
-            HostStore::Digests(s) => s.read_at(name, offset, buf),
+            HostStore::Dir(s) => s.open(name),
+            HostStore::Digests(s) => Err(s.open(name).err().unwrap_or(StoreError::Unreadable)),
+        }
+    }
+
+    fn read_at(
+        &mut self,
+        file: &mut File,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        match self {
+            HostStore::Dir(s) => s.read_at(file, offset, buf),
+            HostStore::Digests(_) => Err(StoreError::Unreadable),
         }
     }
 
@@ -182,7 +301,7 @@ impl Store for HostStore {
         &mut self,
         name: &str,
         size: u64,
-        sha256: &ringnet::transfer::Digest,
+        sha256: &Digest,
     ) -> Result<HostUpload, StoreError> {
         match self {
             HostStore::Dir(s) => s.begin_verified(name, size, sha256).map(HostUpload::Dir),
@@ -216,10 +335,204 @@ impl Store for HostStore {
         }
     }
 
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        match self {
+            HostStore::Dir(s) => s.remove(name),
+            HostStore::Digests(s) => s.remove(name),
+        }
+    }
+
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
         match self {
             HostStore::Dir(s) => s.for_each(f),
             HostStore::Digests(s) => s.for_each(f),
         }
+    }
+}
+
+/// One store shared by every server of the host: each holds a clone of this handle, and
+/// every call borrows the store for its duration only (the servers are polled one after
+/// the other, so borrows never overlap). The heap's version of the core's
+/// `impl Store for &RefCell<S>`.
+pub struct SharedStore<S = HostStore>(Rc<RefCell<S>>);
+
+impl<S> Clone for SharedStore<S> {
+    fn clone(&self) -> Self {
+        SharedStore(self.0.clone())
+    }
+}
+
+impl<S: Store> SharedStore<S> {
+    /// A handle to `store`, shared by every clone.
+    pub fn new(store: S) -> Self {
+        SharedStore(Rc::new(RefCell::new(store)))
+    }
+}
+
+impl<S: Store> Store for SharedStore<S> {
+    type Upload = S::Upload;
+    type Reader = S::Reader;
+
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.0.borrow_mut().size(name)
+    }
+    fn open(&mut self, name: &str) -> Result<(S::Reader, u64), StoreError> {
+        self.0.borrow_mut().open(name)
+    }
+    fn read_at(
+        &mut self,
+        reader: &mut S::Reader,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        self.0.borrow_mut().read_at(reader, offset, buf)
+    }
+    fn begin(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
+        self.0.borrow_mut().begin(name, size)
+    }
+    fn begin_verified(
+        &mut self,
+        name: &str,
+        size: u64,
+        sha256: &Digest,
+    ) -> Result<S::Upload, StoreError> {
+        self.0.borrow_mut().begin_verified(name, size, sha256)
+    }
+    fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
+        self.0.borrow_mut().write(upload, data)
+    }
+    fn commit(&mut self, upload: S::Upload) -> Result<(), StoreError> {
+        self.0.borrow_mut().commit(upload)
+    }
+    fn abort(&mut self, upload: S::Upload) {
+        self.0.borrow_mut().abort(upload)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        self.0.borrow_mut().remove(name)
+    }
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        self.0.borrow_mut().for_each(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ringnet-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn upload(store: &mut DirStore, name: &str, data: &[u8]) -> DirUpload {
+        let mut up = store.begin(name, data.len() as u64).unwrap();
+        store.write(&mut up, data).unwrap();
+        up
+    }
+
+    fn read_all(store: &mut DirStore, reader: &mut File) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 7];
+        loop {
+            let n = store.read_at(reader, out.len() as u64, &mut buf).unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn overlapping_uploads_never_mix_and_the_newer_wins() {
+        let root = dir("overlap");
+        let mut store = DirStore::new(&root).unwrap();
+        // The older finishes first: refused, the newer commits.
+        let a = upload(&mut store, "f", &[b'A'; 1000]);
+        let b = upload(&mut store, "f", &[b'B'; 1000]);
+        assert_eq!(store.commit(a), Err(StoreError::Conflict));
+        assert_eq!(store.commit(b), Ok(()));
+        assert_eq!(fs::read(root.join("f")).unwrap(), vec![b'B'; 1000]);
+        // The newer finishes first: the older, finishing later, does not replace it.
+        let c = upload(&mut store, "f", &[b'C'; 10]);
+        let d = upload(&mut store, "f", &[b'D'; 10]);
+        assert_eq!(store.commit(d), Ok(()));
+        assert_eq!(store.commit(c), Err(StoreError::Conflict));
+        assert_eq!(fs::read(root.join("f")).unwrap(), vec![b'D'; 10]);
+        // A newer upload that is aborted does not hold an older one back.
+        let e = upload(&mut store, "f", b"e");
+        let f = upload(&mut store, "f", b"f");
+        store.abort(f);
+        assert_eq!(store.commit(e), Ok(()));
+        let left: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("f")],
+            "no temporaries left"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_reader_reads_the_version_it_opened_to_its_end() {
+        let root = dir("reader");
+        let mut store = DirStore::new(&root).unwrap();
+        let up = upload(&mut store, "f", &[b'o'; 100]);
+        store.commit(up).unwrap();
+        let (mut old, size) = store.open("f").unwrap();
+        assert_eq!(size, 100);
+        let up = upload(&mut store, "f", &[b'n'; 300]);
+        store.commit(up).unwrap();
+        assert_eq!(read_all(&mut store, &mut old), vec![b'o'; 100]);
+        let (mut new, _) = store.open("f").unwrap();
+        assert_eq!(read_all(&mut store, &mut new), vec![b'n'; 300]);
+        store.remove("f").unwrap();
+        assert_eq!(
+            read_all(&mut store, &mut new).len(),
+            300,
+            "removal keeps open readers"
+        );
+        assert!(matches!(store.open("f"), Err(StoreError::NotFound)));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn an_upload_larger_than_the_room_is_refused_before_a_byte() {
+        let root = dir("space");
+        let mut store = DirStore::new(&root).unwrap().with_max_upload(Some(10));
+        assert!(matches!(store.begin("f", 11), Err(StoreError::NoSpace)));
+        assert!(matches!(
+            store.begin("g", 1_000_000_000_000_000),
+            Err(StoreError::NoSpace)
+        ));
+        assert!(store.begin("h", 10).is_ok());
+        let mut store = DirStore::new(&root).unwrap();
+        assert!(
+            matches!(store.begin("f", u64::MAX / 2), Err(StoreError::NoSpace)),
+            "more than the free space"
+        );
+        assert_eq!(
+            fs::read_dir(&root).unwrap().count(),
+            0,
+            "the stale temporary was deleted"
+        );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_shared_store_shows_one_commit_to_every_holder() {
+        let root = dir("shared");
+        let mut http = SharedStore::new(HostStore::Dir(DirStore::new(&root).unwrap()));
+        let mut transfer = http.clone();
+        let mut up = transfer.begin("f", 2).unwrap();
+        transfer.write(&mut up, b"hi").unwrap();
+        transfer.commit(up).unwrap();
+        assert_eq!(http.size("f"), Ok(2));
+        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -585,7 +585,21 @@ fn curl_and_python_speak_http_with_the_device() {
         )
     };
     assert_eq!(code(&format!("-X BREW {url}/one.bin")), "501");
-    assert_eq!(code(&format!("-X DELETE {url}/one.bin")), "405");
+    assert_eq!(code(&format!("-X PATCH {url}/one.bin")), "405");
+    // DELETE removes a file (writes are open: serve runs without --token here).
+    assert_eq!(
+        code(&format!("-X PUT --data-binary x {url}/gone.bin")),
+        "201"
+    );
+    assert_eq!(code(&format!("-X DELETE {url}/gone.bin")), "204");
+    assert_eq!(code(&format!("{url}/gone.bin")), "404");
+    // A Content-Length no server can hold: 413 before any body, never 100 Continue.
+    assert_eq!(
+        code(&format!(
+            "-X PUT -H 'Content-Length: 1000000000000000' -H 'Expect: 100-continue' --data-binary x {url}/huge.bin"
+        )),
+        "413"
+    );
     assert_eq!(code(&format!("--path-as-is {url}/../etc/passwd")), "404");
     assert_eq!(code(&format!("{url}/%2e%2e%2fetc%2fpasswd")), "404");
     assert_eq!(code(&format!("{url}/..%2F..%2Fetc%2Fpasswd")), "404");

@@ -19,4 +19,7 @@ mod request;
 mod response;
 mod server;
 
-pub use server::{HttpServer, DEFAULT_IDLE_TIMEOUT, HEAD_MAX, SNAPSHOT_DEFAULT};
+pub use server::{
+    HttpServer, TokenTooLong, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT, HEAD_MAX,
+    SNAPSHOT_DEFAULT, TOKEN_MAX,
+};

@@ -1,8 +1,6 @@
 //! Reading a request: where its head ends, what it asks for (the small [`Request`] the
 //! server acts on), the file it names and the range it wants.
 
-use core::num::ParseIntError;
-
 use heapless::{String, Vec};
 
 use crate::handle::SocketHandle;
@@ -32,9 +30,23 @@ pub(super) fn complete_head<const N: usize>(head: &mut Vec<u8, N>) -> Option<usi
     })
 }
 
+/// The path of a request target: the origin form as it is, the absolute form
+/// (`http://host/file`, which RFC 9112 3.2.2 says a server must accept) without its scheme
+/// and authority; the query cut off.
+fn target_path(target: &str) -> &str {
+    let path = match target.find("://") {
+        Some(scheme_end) if !target.starts_with('/') => {
+            let rest = &target[scheme_end + 3..];
+            rest.find('/').map_or("/", |slash| &rest[slash..])
+        }
+        _ => target,
+    };
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
 /// Percent-decodes a request path into a store name; `None` if malformed.
 fn decode_name(path: &str) -> Option<String<128>> {
-    let path = path.split('?').next()?.strip_prefix('/')?;
+    let path = target_path(path).strip_prefix('/')?;
     let mut name: Vec<u8, 128> = Vec::new();
     let bytes = path.as_bytes();
     let mut i = 0;
@@ -84,6 +96,17 @@ impl RangeSpec {
     }
 }
 
+/// A decimal of digits only (no sign, no space: RFC 9110's `1*DIGIT`), saturating at
+/// `u64::MAX` past it: a position beyond any file is still a position.
+fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.bytes().fold(0u64, |n, b| {
+        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+    }))
+}
+
 /// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N`; `None` to ignore the header (another unit,
 /// several ranges, or a malformed one), as RFC 9110 allows.
 fn parse_range(value: &str) -> Option<RangeSpec> {
@@ -93,13 +116,50 @@ fn parse_range(value: &str) -> Option<RangeSpec> {
     }
     let (start, end) = spec.split_once('-')?;
     match (start.trim(), end.trim()) {
-        ("", suffix) => suffix.parse().ok().map(RangeSpec::Last),
-        (s, "") => s.parse().ok().map(RangeSpec::From),
+        ("", suffix) => digits(suffix).map(RangeSpec::Last),
+        (s, "") => digits(s).map(RangeSpec::From),
         (s, e) => {
-            let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
+            let (s, e) = (digits(s)?, digits(e)?);
             (e >= s).then_some(RangeSpec::FromTo(s, e))
         }
     }
+}
+
+/// A `Content-Length` that cannot be trusted: malformed (`+3`, `3 4`), or given twice
+/// with different values. RFC 9112 6.3: answer `400` and close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BadLength;
+
+/// The one length every `Content-Length` header (and every item of a list in one) says.
+fn content_length<'h>(values: impl Iterator<Item = &'h [u8]>) -> Option<Result<u64, BadLength>> {
+    let mut length = None;
+    for value in values {
+        let Ok(value) = core::str::from_utf8(value) else {
+            return Some(Err(BadLength));
+        };
+        for item in value.split(',') {
+            let item = item.trim_matches([' ', '\t']);
+            // Digits only; an overflowing length is malformed too.
+            let n = match item.parse::<u64>() {
+                Ok(n) if item.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => return Some(Err(BadLength)),
+            };
+            match length {
+                Some(seen) if seen != n => return Some(Err(BadLength)),
+                _ => length = Some(n),
+            }
+        }
+    }
+    length.map(Ok)
+}
+
+/// Why a complete head is not a request the server can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeadError {
+    /// Not HTTP (`400`).
+    Malformed,
+    /// More header fields than the server parses (`431`).
+    TooManyHeaders,
 }
 
 /// A request's method, as far as the server tells them apart.
@@ -109,8 +169,12 @@ pub(super) enum Method {
     Get,
     /// `HEAD`.
     Head,
-    /// `PUT`.
+    /// `PUT`: store the body under the name, replacing any file.
     Put,
+    /// `POST`: store the body under the name only if no file has it (`409` otherwise).
+    Post,
+    /// `DELETE`: remove the file.
+    Delete,
     /// `OPTIONS`.
     Options,
     /// A method HTTP defines that this server does not allow (`405`).
@@ -140,8 +204,10 @@ pub(super) struct Request {
     pub name: Option<String<128>>,
     /// `Connection: close`.
     pub wants_close: bool,
-    /// `Content-Length`, if given, as far as it parses.
-    pub content_length: Option<Result<u64, ParseIntError>>,
+    /// `Content-Length`, if given: one trustworthy length, or [`BadLength`].
+    pub content_length: Option<Result<u64, BadLength>>,
+    /// `Authorization: Bearer …` carried the token the server was given.
+    pub authorized: bool,
     /// `Transfer-Encoding` of any kind.
     pub chunked: bool,
     /// A single `Range` the server honours.
@@ -152,16 +218,19 @@ pub(super) struct Request {
 
 impl Request {
     /// Parses a complete request head at the start of `head`, and says how many bytes it
-    /// took; `None` if it is malformed. Logs the request line.
+    /// took. Logs the request line. `token` is the bearer token writes need, if any.
     pub(super) fn parse(
         head: &[u8],
         stack: &Stack<'_>,
         socket: SocketHandle,
-    ) -> Option<(Request, usize)> {
+        token: Option<&str>,
+    ) -> Result<(Request, usize), HeadError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
-        let Ok(httparse::Status::Complete(length)) = request.parse(head) else {
-            return None;
+        let length = match request.parse(head) {
+            Ok(httparse::Status::Complete(length)) => length,
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+            _ => return Err(HeadError::Malformed),
         };
         let method = request.method.unwrap_or("");
         let path = request.path.unwrap_or("/");
@@ -182,26 +251,46 @@ impl Request {
                 "GET" => Method::Get,
                 "HEAD" => Method::Head,
                 "PUT" => Method::Put,
+                "POST" => Method::Post,
+                "DELETE" => Method::Delete,
                 "OPTIONS" => Method::Options,
-                "POST" | "DELETE" | "PATCH" | "TRACE" | "CONNECT" => Method::NotAllowed,
+                "PATCH" | "TRACE" | "CONNECT" => Method::NotAllowed,
                 _ => Method::Unknown,
             },
             version,
-            generated: match path {
+            generated: match target_path(path) {
                 "/" => Some(Generated::Listing),
                 "/stats" => Some(Generated::Stats),
                 _ => None,
             },
             name: decode_name(path),
             wants_close: header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close")),
-            content_length: header("Content-Length").map(|v| v.trim().parse::<u64>()),
+            content_length: content_length(
+                request
+                    .headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
+                    .map(|h| h.value),
+            ),
+            authorized: token.is_none_or(|token| {
+                header("Authorization")
+                    .and_then(|v| v.trim().strip_prefix("Bearer "))
+                    .is_some_and(|given| {
+                        constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+                    })
+            }),
             chunked: header("Transfer-Encoding").is_some(),
             range: header("Range").and_then(parse_range),
             expect_continue: header("Expect")
                 .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
         };
-        Some((request, length))
+        Ok((request, length))
     }
+}
+
+/// Whether `a` and `b` are equal, in a time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -251,6 +340,41 @@ mod tests {
             "multiple ranges: served whole"
         );
         assert_eq!(range("bytes=9-3", 100), None, "backwards: ignored");
+        assert_eq!(
+            range("bytes=99999999999999999999999-", 100),
+            Some(Err(Unsatisfiable)),
+            "a first position past any file is unsatisfiable (416), not ignored"
+        );
+        assert_eq!(range("bytes=+1-+2", 100), None, "signs are not digits");
+        assert_eq!(range("bytes= 1-2", 100), Some(Ok((1, 3))));
         assert_eq!(range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn content_length_is_one_plain_number() {
+        let cl = |values: &[&str]| content_length(values.iter().map(|v| v.as_bytes()));
+        assert_eq!(cl(&["3"]), Some(Ok(3)));
+        assert_eq!(cl(&[]), None);
+        assert_eq!(cl(&["3", "3"]), Some(Ok(3)), "identical duplicates agree");
+        assert_eq!(cl(&["3, 3"]), Some(Ok(3)));
+        for bad in [
+            &["3", "5"][..],
+            &["+3"],
+            &["-1"],
+            &["3 4"],
+            &[""],
+            &["0x10"],
+        ] {
+            assert_eq!(cl(bad), Some(Err(BadLength)), "{bad:?}");
+        }
+        assert_eq!(cl(&["99999999999999999999999"]), Some(Err(BadLength)));
+    }
+
+    #[test]
+    fn absolute_form_targets_name_the_same_files() {
+        assert_eq!(target_path("http://host:8080/file?x"), "/file");
+        assert_eq!(target_path("http://host"), "/");
+        assert_eq!(target_path("/stats?x=1"), "/stats");
+        assert_eq!(decode_name("http://h/a.txt").as_deref(), Some("a.txt"));
     }
 }

@@ -10,7 +10,7 @@ use crate::stack::Stack;
 use crate::transfer::Store;
 
 /// The methods the server allows, for `Allow`.
-pub(super) const ALLOW: &str = "GET, HEAD, PUT, OPTIONS";
+pub(super) const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
 
 /// A writer into a fixed buffer that counts what did not fit.
 pub(super) struct Out<'b, const N: usize> {
@@ -33,9 +33,12 @@ fn reason(status: u16) -> &'static str {
         204 => "No Content",
         206 => "Partial Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
         414 => "URI Too Long",
@@ -44,6 +47,7 @@ fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        507 => "Insufficient Storage",
         _ => "Unknown",
     }
 }
@@ -96,11 +100,27 @@ fn json_row(out: &mut dyn fmt::Write, row: &StatsRow, first: bool) -> fmt::Resul
     out.write_str("}")
 }
 
-/// Writes the file list into `out`, a line per file, as many as fit.
+/// Writes `name` as it goes in a request path: a space, `%` and anything else outside
+/// RFC 3986's unreserved and sub-delims set percent-encoded, so that a listing line has
+/// exactly one space and its name works in a URL as it is.
+fn write_path_name(out: &mut dyn fmt::Write, name: &str) -> fmt::Result {
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte) {
+            out.write_char(char::from(byte))?;
+        } else {
+            write!(out, "%{byte:02X}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the file list into `out`, a line per file (`NAME SIZE`, the name
+/// percent-encoded), as many as fit.
 pub(super) fn write_listing<S: Store, const N: usize>(store: &mut S, out: &mut Vec<u8, N>) {
     store.for_each(&mut |name, size| {
-        let mut line: String<160> = String::new();
-        let _ = writeln!(line, "{name} {size}");
+        let mut line: String<420> = String::new();
+        let _ = write_path_name(&mut line, name);
+        let _ = writeln!(line, " {size}");
         let _ = out.extend_from_slice(line.as_bytes());
     });
 }
@@ -168,5 +188,12 @@ mod tests {
                 r#""half_open_evicted":0,"orphans_expired":0,"orphans_evicted":0,"idle_timeouts":3}"#
             )
         );
+    }
+
+    #[test]
+    fn a_listed_name_is_one_url_path_word() {
+        let mut out = std::string::String::new();
+        write_path_name(&mut out, "a b%c.txt").unwrap();
+        assert_eq!(out, "a%20b%25c.txt");
     }
 }

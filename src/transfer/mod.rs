@@ -28,5 +28,5 @@ pub mod wire;
 pub use crate::digest::DigestHex;
 pub use client::{get, put, SinkError, TransferError};
 pub use server::TransferServer;
-pub use store::{DigestSink, RamStore, RamUpload, Store, StoreError};
+pub use store::{DigestSink, RamReader, RamStore, RamUpload, Store, StoreError};
 pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};

@@ -7,6 +7,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::store::{Store, StoreError};
 use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
+use crate::convert::{room, wide};
 use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
 use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
@@ -23,7 +24,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of a resumed file's prefix hashed per poll, so one resume cannot stall the rest.
 const PREFIX_HASH_PER_POLL: usize = 16 * 1024;
 
-enum Phase<U> {
+enum Phase<U, R> {
     /// Reading the request frame.
     Request,
     /// Receiving a put's data.
@@ -34,20 +35,28 @@ enum Phase<U> {
         expected: Digest,
         hasher: Sha256,
     },
-    /// Sending a get's data (after hashing the skipped prefix, for a resume).
+    /// Sending a get's data (after hashing the skipped prefix, for a resume), from the
+    /// version of the file opened when the request came.
     Sending {
         name: String<MAX_NAME>,
+        reader: R,
         size: u64,
         start: u64,
         hashed: u64,
         sent: u64,
         hasher: Sha256,
     },
-    /// Flushing the final frame, then closing.
-    Closing,
+    /// Flushing the final frame, then closing. After a refusal the peer may still be
+    /// sending (a refused upload): its bytes are read and dropped until it closes or
+    /// pauses for [`DRAIN_PAUSE`] (`drain_until`), so that unread data cannot reset the
+    /// connection and destroy the status before the peer reads it.
+    Closing { drain_until: Option<Instant> },
 }
 
-impl<U> HoldsUpload for Phase<U> {
+/// How long a refused peer's silence ends the draining of its data.
+const DRAIN_PAUSE: Duration = Duration::from_secs(2);
+
+impl<U, R> HoldsUpload for Phase<U, R> {
     type Upload = U;
 
     fn take_upload(&mut self) -> Option<U> {
@@ -61,9 +70,9 @@ impl<U> HoldsUpload for Phase<U> {
 /// Frames not yet sent: room for two (an accept and, for an empty file, its status).
 const OUT_MAX: usize = 2 * (MAX_FRAME + 4);
 
-struct Connection<U> {
+struct Connection<U, R> {
     io: connection::Connection<OUT_MAX>,
-    phase: Phase<U>,
+    phase: Phase<U, R>,
     decoder: LengthPrefixDecoder<MAX_FRAME>,
 }
 
@@ -80,7 +89,7 @@ enum Next {
 pub struct TransferServer<S: Store, const CONNS: usize = MAX_CONNECTIONS> {
     listener: SocketHandle,
     store: S,
-    connections: Vec<Connection<S::Upload>, CONNS>,
+    connections: Vec<Connection<S::Upload, S::Reader>, CONNS>,
     idle_timeout: Duration,
     completed: u32,
 }
@@ -130,7 +139,12 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         let timeout = self.idle_timeout;
         self.connections
             .iter()
-            .map(|conn| conn.io.deadline(timeout))
+            .map(|conn| match conn.phase {
+                Phase::Closing {
+                    drain_until: Some(until),
+                } => until.min(conn.io.deadline(timeout)),
+                _ => conn.io.deadline(timeout),
+            })
             .min()
     }
 
@@ -160,7 +174,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
     }
 }
 
-fn queue_frame<U>(conn: &mut Connection<U>, message: Message<'_>) {
+fn queue_frame<U, R>(conn: &mut Connection<U, R>, message: Message<'_>) {
     let mut frame = [0u8; MAX_FRAME + 4];
     if let Ok(n) = message.emit(&mut frame) {
         // Cannot overflow: at most two frames are ever pending.
@@ -171,7 +185,7 @@ fn queue_frame<U>(conn: &mut Connection<U>, message: Message<'_>) {
 fn refuse<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     status: Status,
     reason: &str,
 ) {
@@ -191,7 +205,9 @@ fn refuse<S: Store>(
             reason,
         },
     );
-    conn.phase = Phase::Closing;
+    conn.phase = Phase::Closing {
+        drain_until: Some(stack.now() + DRAIN_PAUSE),
+    };
 }
 
 fn store_status(error: StoreError) -> Status {
@@ -199,7 +215,9 @@ fn store_status(error: StoreError) -> Status {
         StoreError::NotFound => Status::NotFound,
         StoreError::NoSpace => Status::NoSpace,
         StoreError::Busy => Status::Busy,
-        StoreError::Io | StoreError::Unreadable => Status::Storage,
+        StoreError::Conflict => Status::Conflict,
+        StoreError::Replaced => Status::Replaced,
+        StoreError::Io | StoreError::Unreadable | StoreError::ReadOnly => Status::Storage,
     }
 }
 
@@ -207,7 +225,7 @@ fn store_status(error: StoreError) -> Status {
 fn give_up<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
 ) -> Next {
     let abort = |upload| store.abort(upload);
     conn.io
@@ -219,7 +237,7 @@ fn give_up<S: Store>(
 fn advance<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
     timeout: Duration,
     completed: &mut u32,
@@ -233,7 +251,9 @@ fn advance<S: Store>(
         Phase::Request => read_request(stack, store, conn, now, completed),
         Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
         Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
-        Phase::Closing => close_when_flushed(stack, conn, flushed),
+        Phase::Closing { drain_until } => {
+            close_when_flushed(stack, conn, now, flushed, drain_until)
+        }
     };
     if let ControlFlow::Break(next) = step {
         return next;
@@ -255,7 +275,7 @@ type Step = ControlFlow<Next>;
 fn read_request<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
     completed: &mut u32,
 ) -> Step {
@@ -263,7 +283,16 @@ fn read_request<S: Store>(
     let mut buf = [0u8; 2048];
     loop {
         let n = match stack.recv(socket, &mut buf) {
-            Ok(0) | Err(RecvError::ConnectionReset) => return Break(give_up(stack, store, conn)),
+            // A request cut short by the peer's FIN still gets its status.
+            Ok(0) if !conn.decoder.is_idle() => {
+                refuse(stack, store, conn, Status::BadRequest, "truncated frame");
+                return Break(Next::Keep);
+            }
+            Ok(0) => {
+                let _ = stack.close(socket);
+                return Break(Next::Drop);
+            }
+            Err(RecvError::ConnectionReset) => return Break(give_up(stack, store, conn)),
             Ok(n) => n,
             Err(RecvError::WouldBlock) => return Continue(()),
             Err(_) => return Break(give_up(stack, store, conn)),
@@ -285,18 +314,10 @@ fn read_request<S: Store>(
             let mut frame_copy = [0u8; MAX_FRAME];
             frame_copy[..frame.len()].copy_from_slice(frame);
             let frame = &frame_copy[..frame.len()];
-            start(stack, store, conn, frame);
+            start(stack, store, conn, frame, used < n);
             if let Phase::Receiving { .. } = conn.phase {
                 // Data that came with the request belongs to the upload.
                 receive(stack, store, conn, &buf[used..n], completed);
-            } else if used < n {
-                refuse(
-                    stack,
-                    store,
-                    conn,
-                    Status::BadRequest,
-                    "data after the request",
-                );
             }
             return Break(Next::Keep);
         }
@@ -308,14 +329,14 @@ fn read_request<S: Store>(
 fn receive_data<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
     completed: &mut u32,
 ) -> Step {
     let Phase::Receiving { size, received, .. } = &conn.phase else {
         return Continue(());
     };
-    let want = usize::try_from(*size - *received).unwrap_or(usize::MAX);
+    let want = room(*size - *received);
     if want == 0 {
         return Continue(());
     }
@@ -364,7 +385,7 @@ fn receive_data<S: Store>(
 fn send_data<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
     flushed: bool,
     completed: &mut u32,
@@ -373,6 +394,7 @@ fn send_data<S: Store>(
     let socket = conn.io.socket();
     let Phase::Sending {
         name: file,
+        reader,
         size,
         start,
         hashed,
@@ -384,17 +406,26 @@ fn send_data<S: Store>(
     };
     let mut buf = [0u8; 2048];
     if *hashed < *start {
-        let want = ((*start - *hashed) as usize).min(PREFIX_HASH_PER_POLL);
+        let want = room(*start - *hashed).min(PREFIX_HASH_PER_POLL);
         let mut done = 0;
         while done < want {
             let chunk = (want - done).min(buf.len());
-            match store.read_at(file, *hashed, &mut buf[..chunk]) {
+            match store.read_at(reader, *hashed, &mut buf[..chunk]) {
                 Ok(n) if n > 0 => {
                     hasher.update(&buf[..n]);
-                    *hashed += n as u64;
+                    *hashed += wide(n);
                     done += n;
                 }
-                _ => return Break(give_up(stack, store, conn)),
+                // Nothing is sent yet: the status still fits.
+                Ok(_) => {
+                    let reason = "the file ended early";
+                    refuse(stack, store, conn, Status::Storage, reason);
+                    return Break(Next::Keep);
+                }
+                Err(e) => {
+                    refuse(stack, store, conn, store_status(e), e.as_str());
+                    return Break(Next::Keep);
+                }
             }
         }
         conn.io.touch(now);
@@ -416,19 +447,33 @@ fn send_data<S: Store>(
                     reason: "",
                 },
             );
-            conn.phase = Phase::Closing;
+            conn.phase = Phase::Closing { drain_until: None };
             return Break(Next::Keep);
         }
         let at = *sent;
-        let read = |into: &mut [u8]| store.read_at(file, at, into).ok().filter(|&n| n > 0);
-        match conn.io.send_chunk(stack, now, &mut buf, usize::MAX, read) {
+        let mut failure = None;
+        let read = |into: &mut [u8]| match store.read_at(reader, at, into) {
+            Ok(n) if n > 0 => Some(n),
+            Ok(_) => None,
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        };
+        match conn
+            .io
+            .send_chunk(stack, now, &mut buf, room(*size - *sent), read)
+        {
             Chunk::Sent(queued) => {
                 hasher.update(&buf[..queued]);
-                *sent += queued as u64;
+                *sent += wide(queued);
             }
             Chunk::NoRoom | Chunk::Blocked => return Continue(()),
             Chunk::Unreadable => {
-                log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}");
+                // Data is flowing: no status can be told apart from it any more, so the
+                // get is cut short with a reset, never finished with another version.
+                let why = failure.map_or("it ended early", StoreError::as_str);
+                log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}: {why}");
                 return Break(give_up(stack, store, conn));
             }
             Chunk::Failed(_) => return Break(give_up(stack, store, conn)),
@@ -436,12 +481,36 @@ fn send_data<S: Store>(
     }
 }
 
-/// [`Phase::Closing`]: closes once the final frame is out.
-fn close_when_flushed<U>(stack: &mut Stack<'_>, conn: &Connection<U>, flushed: bool) -> Step {
+/// [`Phase::Closing`]: closes once the final frame is out; with `drain`, first reads and
+/// drops what the peer still sends, until it closes or pauses.
+fn close_when_flushed<U, R>(
+    stack: &mut Stack<'_>,
+    conn: &mut Connection<U, R>,
+    now: Instant,
+    flushed: bool,
+    drain_until: Option<Instant>,
+) -> Step {
+    let socket = conn.io.socket();
+    if let Some(mut until) = drain_until {
+        let mut buf = [0u8; 512];
+        loop {
+            match stack.recv(socket, &mut buf) {
+                Ok(0) => break,
+                Ok(_) => until = now + DRAIN_PAUSE,
+                Err(RecvError::WouldBlock) if now < until => {
+                    conn.phase = Phase::Closing {
+                        drain_until: Some(until),
+                    };
+                    return Break(Next::Keep);
+                }
+                Err(_) => break,
+            }
+        }
+    }
     if !flushed {
         return Continue(());
     }
-    let _ = stack.close(conn.io.socket());
+    let _ = stack.close(socket);
     Break(Next::Drop)
 }
 
@@ -449,8 +518,9 @@ fn close_when_flushed<U>(stack: &mut Stack<'_>, conn: &Connection<U>, flushed: b
 fn start<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     frame: &[u8],
+    more: bool,
 ) {
     let message = match Message::parse(frame) {
         Ok(m) => m,
@@ -491,20 +561,24 @@ fn start<S: Store>(
                 "the store refused the upload",
             ),
         },
-        Message::Get { name, offset } => match store.size(name) {
-            Ok(size) if offset > size => refuse(
+        // A get is the whole request: bytes after it are refused before any accept.
+        Message::Get { .. } if more => refuse(
+            stack,
+            store,
+            conn,
+            Status::BadRequest,
+            "data after the request",
+        ),
+        // The version opened here is the one sent, to its end.
+        Message::Get { name, offset } => match store.open(name) {
+            Ok((_, size)) if offset > size => refuse(
                 stack,
                 store,
                 conn,
                 Status::OffsetBeyondEnd,
                 "resume offset beyond the end",
             ),
-            // A store that cannot read the file back says so before the data starts:
-            // once it has, a failure can only end the connection.
-            Ok(_) if let Err(e) = store.read_at(name, 0, &mut [0; 1]) => {
-                refuse(stack, store, conn, store_status(e), e.as_str())
-            }
-            Ok(size) => {
+            Ok((reader, size)) => {
                 log::info!(
                     "{}: transfer tcp{}: sending {name} from {offset} of {size}",
                     stack.name(),
@@ -513,6 +587,7 @@ fn start<S: Store>(
                 queue_frame(conn, Message::Accept { size, offset });
                 conn.phase = Phase::Sending {
                     name: String::try_from(name).unwrap_or_default(),
+                    reader,
                     size,
                     start: offset,
                     hashed: 0,
@@ -536,14 +611,14 @@ fn start<S: Store>(
 fn receive<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     data: &[u8],
     completed: &mut u32,
 ) {
     let Phase::Receiving { size, received, .. } = &conn.phase else {
         return;
     };
-    let take = data.len().min((*size - *received) as usize);
+    let take = data.len().min(room(*size - *received));
     if take > 0 {
         if let Err(e) = absorb(store, &mut conn.phase, &data[..take]) {
             refuse(
@@ -563,7 +638,7 @@ fn receive<S: Store>(
 /// the store's error, if it failed. The caller takes at most what the upload still lacks.
 fn absorb<S: Store>(
     store: &mut S,
-    phase: &mut Phase<S::Upload>,
+    phase: &mut Phase<S::Upload, S::Reader>,
     data: &[u8],
 ) -> Result<(), StoreError> {
     let Phase::Receiving {
@@ -576,7 +651,7 @@ fn absorb<S: Store>(
         return Ok(());
     };
     hasher.update(data);
-    *received += data.len() as u64;
+    *received += wide(data.len());
     match upload.as_mut() {
         Some(up) => store.write(up, data),
         None => Ok(()),
@@ -587,7 +662,7 @@ fn absorb<S: Store>(
 fn finish_upload<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
-    conn: &mut Connection<S::Upload>,
+    conn: &mut Connection<S::Upload, S::Reader>,
     completed: &mut u32,
 ) {
     let Phase::Receiving {
@@ -636,7 +711,7 @@ fn finish_upload<S: Store>(
                     reason: "",
                 },
             );
-            conn.phase = Phase::Closing;
+            conn.phase = Phase::Closing { drain_until: None };
         }
         Err(e) => refuse(
             stack,

@@ -1,15 +1,26 @@
 //! Where transferred files live: a small trait, a fixed-size in-RAM store, and a sink that
 //! keeps only digests (for sizes no store of the device could hold).
 //!
-//! Every store keeps an upload apart from the finished files until
-//! [`Store::commit`]: a failed transfer never leaves a file under its final name.
+//! Every store keeps these promises, whoever shares it (the HTTP and transfer servers of
+//! one host share one store):
+//!
+//! - An upload is kept apart from the finished files until [`Store::commit`], which
+//!   replaces the old version at once: a failed transfer never leaves a file under its
+//!   final name, and a reader never sees a half-written one.
+//! - A reader reads the version it opened ([`Store::open`]) to its end, or is cut short
+//!   with [`StoreError::Replaced`]; it is never switched to another version mid-stream.
+//! - Of two overlapping uploads of one name, the one begun last wins whole; the other's
+//!   commit is refused with [`StoreError::Conflict`] (and it is never reported as stored).
+//! - Every failure path calls [`Store::abort`], which leaves nothing behind.
 
+use core::cell::RefCell;
 use core::fmt;
 
 use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
 use super::wire::{Digest, MAX_NAME};
+use crate::convert::{room, wide};
 
 /// A store failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +35,14 @@ pub enum StoreError {
     Io,
     /// The store keeps no contents (a digest sink).
     Unreadable,
+    /// A newer upload of the same name began while this one was in progress: the newer
+    /// one wins, this one is discarded (HTTP `409 Conflict`).
+    Conflict,
+    /// The version being read was replaced and its storage reused (a RAM slot): the read
+    /// is cut short rather than switched to another version.
+    Replaced,
+    /// The name cannot be written or removed (a built-in file).
+    ReadOnly,
 }
 
 impl StoreError {
@@ -35,6 +54,9 @@ impl StoreError {
             StoreError::Busy => "another upload is in progress",
             StoreError::Io => "storage I/O error",
             StoreError::Unreadable => "this store keeps digests only",
+            StoreError::Conflict => "a newer upload of this name won",
+            StoreError::Replaced => "the file was replaced while being read",
+            StoreError::ReadOnly => "the file is read-only",
         }
     }
 }
@@ -51,12 +73,23 @@ impl core::error::Error for StoreError {}
 pub trait Store {
     /// An upload in progress.
     type Upload;
+    /// A file opened for reading: one version of it, whatever is committed meanwhile (as
+    /// an open file descriptor keeps the inode a `rename(2)` replaced).
+    type Reader;
 
     /// The size of the file `name`.
     fn size(&mut self, name: &str) -> Result<u64, StoreError>;
-    /// Copies bytes of `name` from `offset` into `buf`; 0 only at the end.
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError>;
-    /// Starts an upload of `size` bytes for `name`, kept apart until committed.
+    /// Opens the current version of `name` for reading, and says its size.
+    fn open(&mut self, name: &str) -> Result<(Self::Reader, u64), StoreError>;
+    /// Copies bytes of the opened version from `offset` into `buf`; 0 only at the end.
+    fn read_at(
+        &mut self,
+        reader: &mut Self::Reader,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError>;
+    /// Starts an upload of `size` bytes for `name`, kept apart until committed; refused
+    /// with [`StoreError::NoSpace`] at once when `size` cannot fit.
     fn begin(&mut self, name: &str, size: u64) -> Result<Self::Upload, StoreError>;
     /// [`Store::begin`] for an upload whose SHA-256 the caller announces and checks
     /// itself before it commits (the transfer server does): a store that keeps digests
@@ -71,12 +104,67 @@ pub trait Store {
     }
     /// Appends to an upload.
     fn write(&mut self, upload: &mut Self::Upload, data: &[u8]) -> Result<(), StoreError>;
-    /// Makes the upload visible under its name, replacing any older file.
+    /// Makes the upload visible under its name, replacing any older file at once; on an
+    /// error (such as [`StoreError::Conflict`]) the upload is discarded.
     fn commit(&mut self, upload: Self::Upload) -> Result<(), StoreError>;
     /// Drops the upload; nothing appears under its name.
     fn abort(&mut self, upload: Self::Upload);
+    /// Removes the file `name` (readers that opened it keep their version, or are cut
+    /// short as [`Store::open`] says). By default a store cannot remove files.
+    fn remove(&mut self, _name: &str) -> Result<(), StoreError> {
+        Err(StoreError::ReadOnly)
+    }
     /// Calls `f` with each file's name and size.
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64));
+}
+
+/// One store shared by several servers of a host without a heap: each holds a
+/// `&RefCell<S>` (in a static cell on a microcontroller). Every call borrows the store for
+/// its duration only, so servers polled one after the other never collide.
+impl<S: Store> Store for &RefCell<S> {
+    type Upload = S::Upload;
+    type Reader = S::Reader;
+
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.borrow_mut().size(name)
+    }
+    fn open(&mut self, name: &str) -> Result<(S::Reader, u64), StoreError> {
+        self.borrow_mut().open(name)
+    }
+    fn read_at(
+        &mut self,
+        reader: &mut S::Reader,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        self.borrow_mut().read_at(reader, offset, buf)
+    }
+    fn begin(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
+        self.borrow_mut().begin(name, size)
+    }
+    fn begin_verified(
+        &mut self,
+        name: &str,
+        size: u64,
+        sha256: &Digest,
+    ) -> Result<S::Upload, StoreError> {
+        self.borrow_mut().begin_verified(name, size, sha256)
+    }
+    fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
+        self.borrow_mut().write(upload, data)
+    }
+    fn commit(&mut self, upload: S::Upload) -> Result<(), StoreError> {
+        self.borrow_mut().commit(upload)
+    }
+    fn abort(&mut self, upload: S::Upload) {
+        self.borrow_mut().abort(upload)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        self.borrow_mut().remove(name)
+    }
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        self.borrow_mut().for_each(f)
+    }
 }
 
 /// What a [`RamStore`] slot holds.
@@ -91,6 +179,8 @@ struct RamFile<const MAX: usize> {
     name: String<MAX_NAME>,
     data: Vec<u8, MAX>,
     slot: RamSlot,
+    /// Counts the uploads the slot has taken: a reader of an older one is cut short.
+    generation: u32,
 }
 
 impl<const MAX: usize> RamFile<MAX> {
@@ -98,12 +188,19 @@ impl<const MAX: usize> RamFile<MAX> {
         name: String::new(),
         data: Vec::new(),
         slot: RamSlot::Free,
+        generation: 0,
     };
 }
 
 /// A fixed-capacity store in RAM: at most `FILES` files of at most `MAX` bytes each, one
-/// of which may be an upload in progress. Files never move: each has its slot, so no
-/// file-sized value ever lands on the (small) stack.
+/// of which may be an upload in progress (a second is refused with
+/// [`StoreError::Busy`], so uploads never overlap). Files never move: each has its slot,
+/// so no file-sized value ever lands on the (small) stack.
+///
+/// A commit makes its slot the file and frees the old version's slot without touching its
+/// bytes, so a reader of the old version reads on; only when a later upload reuses that
+/// slot is such a reader cut short ([`StoreError::Replaced`]). A new upload takes the lowest
+/// free slot.
 pub struct RamStore<const FILES: usize, const MAX: usize> {
     files: [RamFile<MAX>; FILES],
 }
@@ -111,6 +208,13 @@ pub struct RamStore<const FILES: usize, const MAX: usize> {
 /// An upload into a [`RamStore`]: the index of its (uncommitted) slot.
 #[derive(Debug)]
 pub struct RamUpload(usize);
+
+/// A file of a [`RamStore`] opened for reading: its slot, and which upload of the slot.
+#[derive(Debug, Clone, Copy)]
+pub struct RamReader {
+    index: usize,
+    generation: u32,
+}
 
 impl<const FILES: usize, const MAX: usize> RamStore<FILES, MAX> {
     /// An empty store.
@@ -135,18 +239,36 @@ impl<const FILES: usize, const MAX: usize> Default for RamStore<FILES, MAX> {
 
 impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
     type Upload = RamUpload;
+    type Reader = RamReader;
 
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         let index = self.find(name).ok_or(StoreError::NotFound)?;
-        Ok(self.files[index].data.len() as u64)
+        Ok(wide(self.files[index].data.len()))
     }
 
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+    fn open(&mut self, name: &str) -> Result<(RamReader, u64), StoreError> {
         let index = self.find(name).ok_or(StoreError::NotFound)?;
-        let data = &self.files[index].data;
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(data.len());
+        let file = &self.files[index];
+        let reader = RamReader {
+            index,
+            generation: file.generation,
+        };
+        Ok((reader, wide(file.data.len())))
+    }
+
+    fn read_at(
+        &mut self,
+        reader: &mut RamReader,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        let file = self.files.get(reader.index).ok_or(StoreError::Io)?;
+        // The slot still holds the version opened unless a later upload took it.
+        if file.generation != reader.generation || file.slot == RamSlot::Uploading {
+            return Err(StoreError::Replaced);
+        }
+        let data = &file.data;
+        let start = room(offset).min(data.len());
         let n = (data.len() - start).min(buf.len());
         buf[..n].copy_from_slice(&data[start..start + n]);
         Ok(n)
@@ -156,7 +278,7 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
         if self.files.iter().any(|f| f.slot == RamSlot::Uploading) {
             return Err(StoreError::Busy);
         }
-        if size > MAX as u64 {
+        if size > wide(MAX) {
             return Err(StoreError::NoSpace);
         }
         let name = String::try_from(name).map_err(|_| StoreError::NoSpace)?;
@@ -169,6 +291,7 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
         file.name = name;
         file.data.clear();
         file.slot = RamSlot::Uploading;
+        file.generation = file.generation.wrapping_add(1);
         Ok(RamUpload(index))
     }
 
@@ -190,6 +313,7 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
             .filter(|f| f.slot == RamSlot::Uploading)
             .ok_or(StoreError::Io)?;
         if let Some(old) = self.find(&file.name.clone()) {
+            // Its bytes stay until a later upload takes the slot.
             self.files[old].slot = RamSlot::Free;
         }
         self.files[upload.0].slot = RamSlot::Committed;
@@ -204,9 +328,15 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
         }
     }
 
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        let index = self.find(name).ok_or(StoreError::NotFound)?;
+        self.files[index].slot = RamSlot::Free;
+        Ok(())
+    }
+
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
         for file in self.files.iter().filter(|f| f.slot == RamSlot::Committed) {
-            f(&file.name, file.data.len() as u64);
+            f(&file.name, wide(file.data.len()));
         }
     }
 }
@@ -257,6 +387,7 @@ impl<const N: usize> Default for DigestSink<N> {
 
 impl<const N: usize> Store for DigestSink<N> {
     type Upload = SinkUpload;
+    type Reader = ();
 
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         self.record(name)
@@ -264,7 +395,12 @@ impl<const N: usize> Store for DigestSink<N> {
             .ok_or(StoreError::NotFound)
     }
 
-    fn read_at(&mut self, _: &str, _: u64, _: &mut [u8]) -> Result<usize, StoreError> {
+    fn open(&mut self, name: &str) -> Result<((), u64), StoreError> {
+        self.size(name)?;
+        Err(StoreError::Unreadable)
+    }
+
+    fn read_at(&mut self, _: &mut (), _: u64, _: &mut [u8]) -> Result<usize, StoreError> {
         Err(StoreError::Unreadable)
     }
 
@@ -293,7 +429,7 @@ impl<const N: usize> Store for DigestSink<N> {
         if let SinkDigest::Hashing(hasher) = &mut upload.digest {
             hasher.update(data);
         }
-        upload.size += data.len() as u64;
+        upload.size += wide(data.len());
         Ok(())
     }
 
@@ -339,7 +475,9 @@ mod tests {
         store.write(&mut up, b"new").unwrap();
         store.abort(up);
         let mut buf = [0u8; 8];
-        assert_eq!(store.read_at("a", 0, &mut buf), Ok(3));
+        let (mut reader, size) = store.open("a").unwrap();
+        assert_eq!(size, 3);
+        assert_eq!(store.read_at(&mut reader, 0, &mut buf), Ok(3));
         assert_eq!(&buf[..3], b"old");
         let mut up = store.begin("a", 4).unwrap();
         store.write(&mut up, b"newr").unwrap();
@@ -403,9 +541,64 @@ mod tests {
         let (size, digest) = sink.record("x").unwrap();
         assert_eq!(size, 3);
         assert_eq!(digest[..4], [0xba, 0x78, 0x16, 0xbf], "SHA-256 of 'abc'");
+        assert!(matches!(sink.open("x"), Err(StoreError::Unreadable)));
+        assert!(matches!(sink.open("y"), Err(StoreError::NotFound)));
+    }
+
+    #[test]
+    fn a_ram_reader_keeps_its_version_until_the_slot_is_reused() {
+        let mut store = RamStore::<3, 16>::new();
+        let mut buf = [0u8; 16];
+        let mut up = store.begin("a", 3).unwrap();
+        store.write(&mut up, b"old").unwrap();
+        store.commit(up).unwrap();
+        let (mut reader, _) = store.open("a").unwrap();
+        // A new version commits into another slot: the reader reads on, the old bytes.
+        let mut up = store.begin("a", 3).unwrap();
+        store.write(&mut up, b"new").unwrap();
+        store.commit(up).unwrap();
+        assert_eq!(store.read_at(&mut reader, 0, &mut buf), Ok(3));
+        assert_eq!(&buf[..3], b"old");
+        let (mut fresh, _) = store.open("a").unwrap();
+        assert_eq!(store.read_at(&mut fresh, 0, &mut buf), Ok(3));
+        assert_eq!(&buf[..3], b"new");
+        // The next upload reuses the old version's slot: its reader is cut short.
+        let up = store.begin("b", 1).unwrap();
         assert_eq!(
-            sink.read_at("x", 0, &mut [0; 4]),
-            Err(StoreError::Unreadable)
+            store.read_at(&mut reader, 1, &mut buf),
+            Err(StoreError::Replaced)
         );
+        store.abort(up);
+        assert_eq!(
+            store.read_at(&mut reader, 1, &mut buf),
+            Err(StoreError::Replaced),
+            "never switched to what the slot holds next"
+        );
+        assert_eq!(store.read_at(&mut fresh, 1, &mut buf), Ok(2));
+    }
+
+    #[test]
+    fn a_removed_ram_file_is_gone_for_new_readers_only() {
+        let mut store = RamStore::<2, 16>::new();
+        let mut up = store.begin("a", 2).unwrap();
+        store.write(&mut up, b"hi").unwrap();
+        store.commit(up).unwrap();
+        let (mut reader, _) = store.open("a").unwrap();
+        assert_eq!(store.remove("a"), Ok(()));
+        assert_eq!(store.remove("a"), Err(StoreError::NotFound));
+        assert!(matches!(store.open("a"), Err(StoreError::NotFound)));
+        let mut buf = [0u8; 4];
+        assert_eq!(store.read_at(&mut reader, 0, &mut buf), Ok(2));
+    }
+
+    #[test]
+    fn a_shared_ram_store_serves_every_holder() {
+        let cell = RefCell::new(RamStore::<2, 16>::new());
+        let (mut http, mut transfer) = (&cell, &cell);
+        let mut up = transfer.begin("a", 1).unwrap();
+        assert!(matches!(http.begin("b", 1), Err(StoreError::Busy)));
+        transfer.write(&mut up, b"x").unwrap();
+        transfer.commit(up).unwrap();
+        assert_eq!(http.size("a"), Ok(1));
     }
 }

@@ -47,6 +47,12 @@ pub enum Status {
     Busy = 9,
     /// The peer fell silent for longer than the idle timeout.
     TimedOut = 10,
+    /// A newer upload of the same name began while this one was in progress: the newer
+    /// one wins, this one was discarded.
+    Conflict = 11,
+    /// The version being sent was replaced and cannot be read to its end (a get is cut
+    /// short; sent where a status still fits).
+    Replaced = 12,
 }
 
 impl Status {
@@ -64,6 +70,8 @@ impl Status {
             Storage,
             Busy,
             TimedOut,
+            Conflict,
+            Replaced,
         ]
         .into_iter()
         .find(|s| *s as u8 == code)
@@ -84,6 +92,8 @@ impl fmt::Display for Status {
             Status::Storage => "storage error",
             Status::Busy => "busy",
             Status::TimedOut => "timed out",
+            Status::Conflict => "conflict",
+            Status::Replaced => "replaced while read",
         })
     }
 }
@@ -267,6 +277,10 @@ impl<'a> Message<'a> {
                 let status = Status::from_u8(code).ok_or(WireError::UnknownStatus(code))?;
                 let digest = r.digest()?;
                 let len = usize::from(r.u8()?);
+                // What `emit` never writes is not a status either.
+                if len > MAX_REASON {
+                    return Err(WireError::TooLong);
+                }
                 let reason = core::str::from_utf8(r.take(len)?).unwrap_or("(unreadable reason)");
                 Message::Status {
                     status,

@@ -222,15 +222,27 @@ pub struct MemUpload {
 
 impl Store for MemStore {
     type Upload = MemUpload;
+    /// A copy of the version opened: later commits never change what a reader reads.
+    type Reader = Vec<u8>;
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         self.files
             .get(name)
             .map(|f| f.len() as u64)
             .ok_or(StoreError::NotFound)
     }
-    fn read_at(&mut self, name: &str, offset: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+    fn open(&mut self, name: &str) -> Result<(Vec<u8>, u64), StoreError> {
         let file = self.files.get(name).ok_or(StoreError::NotFound)?;
-        let start = (offset as usize).min(file.len());
+        Ok((file.clone(), file.len() as u64))
+    }
+    fn read_at(
+        &mut self,
+        file: &mut Vec<u8>,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(file.len());
         let n = (file.len() - start).min(buf.len());
         buf[..n].copy_from_slice(&file[start..start + n]);
         Ok(n)
@@ -250,6 +262,12 @@ impl Store for MemStore {
         Ok(())
     }
     fn abort(&mut self, _: MemUpload) {}
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        self.files
+            .remove(name)
+            .map(drop)
+            .ok_or(StoreError::NotFound)
+    }
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
         for (name, data) in &self.files {
             f(name, data.len() as u64);

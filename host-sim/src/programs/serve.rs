@@ -19,7 +19,7 @@ use ringnet::transfer::{DigestSink, TransferServer};
 use ringnet::{Duration, SocketHandle, Stack};
 
 use crate::local_file::LocalFile;
-use crate::store::{DirStore, HostStore};
+use crate::store::{DirStore, HostStore, SharedStore};
 use crate::tap::{bring_up, print_stats_table, TapConfig, TapError, TapWaiter, MAX_WAIT};
 
 /// The services `serve` runs: every one, each stream service taking a few connections
@@ -33,9 +33,10 @@ const SOCKETS: usize = PLAN.sockets();
 
 /// The host's HTTP server: files from a directory (or digests only), with room for the
 /// stats of every socket in its generated pages.
-type HostHttp = HttpServer<HostStore, { PLAN.http }, 16384>;
-/// The host's services, with a 512-byte UDP read buffer.
-type HostServices = ServiceSet<'static, TransferServer<HostStore>, HostHttp, 512>;
+type HostHttp = HttpServer<SharedStore, { PLAN.http }, 16384>;
+/// The host's services, with a 512-byte UDP read buffer; HTTP and the transfer server
+/// share one store.
+type HostServices = ServiceSet<'static, TransferServer<SharedStore>, HostHttp, 512>;
 
 /// The serving device's Ethernet address.
 pub const MAC: EthernetAddress = EthernetAddress([0x02, 0x52, 0x4e, 0x00, 0x00, 0x01]);
@@ -61,6 +62,12 @@ pub struct ServeConfig {
     pub timers: TcpTimers,
     /// The idle timeout of every service but HTTP.
     pub idle_timeout: Duration,
+    /// The bearer token HTTP writes (PUT, POST, DELETE) need; `None`: writes are open.
+    pub token: Option<String>,
+    /// The largest upload the store takes (besides the free space).
+    pub max_upload: Option<u64>,
+    /// How long a whole HTTP request head may take.
+    pub head_timeout: Duration,
 }
 
 /// Why `serve` stopped with an error.
@@ -120,18 +127,28 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             "--rx-buf and --tx-buf must be at least 1 byte".into(),
         ));
     }
-    // The transfer and HTTP services each get a store on the same directory; without
-    // --files, uploads keep only their size and digest.
-    let open_files = || -> Result<HostStore, ServeError> {
-        Ok(match &config.files {
-            Some(dir) => HostStore::Dir(
-                DirStore::new(dir).map_err(|e| ServeError::Config(format!("--files: {e}")))?,
-            ),
-            None => HostStore::Digests(Box::new(DigestSink::new())),
-        })
-    };
-    let transfer_store = open_files()?;
-    let http_store = open_files()?;
+    // One store, shared by the transfer and HTTP services, so that each sees the other's
+    // commits at once; without --files, uploads keep only their size and digest.
+    let store = SharedStore::new(match &config.files {
+        Some(dir) => HostStore::Dir(
+            DirStore::new(dir)
+                .map_err(|e| ServeError::Config(format!("--files: {e}")))?
+                .with_max_upload(config.max_upload),
+        ),
+        None => HostStore::Digests(Box::new(DigestSink::new())),
+    });
+    let (transfer_store, http_store) = (store.clone(), store);
+    let token = config.token.clone();
+    if token
+        .as_ref()
+        .is_some_and(|t| t.len() > ringnet::http::TOKEN_MAX || t.is_empty())
+    {
+        return Err(ServeError::Config(format!(
+            "--token must be 1 to {} bytes",
+            ringnet::http::TOKEN_MAX
+        )));
+    }
+    let head_timeout = config.head_timeout;
     let source: &'static dyn FileSource = match (&config.file, &config.files) {
         (Some(name), Some(dir)) => {
             let path = dir.join(name);
@@ -150,7 +167,11 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
             TransferServer::new(stack, Member::Transfer.port(), backlog, transfer_store)
         },
         http: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {
-            HostHttp::new(stack, Member::Http.port(), backlog, http_store)
+            let mut http = HostHttp::new(stack, Member::Http.port(), backlog, http_store)?;
+            http.set_head_timeout(head_timeout);
+            // Checked above.
+            let _ = http.set_token(token.as_deref());
+            Ok(http)
         },
     };
     let mut services = Box::new(

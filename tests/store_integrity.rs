@@ -1,0 +1,436 @@
+//! Hostile and unlucky clients against the HTTP and transfer servers over the simulated
+//! wire, with a store that fails on demand: every failure aborts the upload, every refusal
+//! is a status the client reads (never a reset), and no reader gets a mix of versions.
+
+use ringnet::blocking::{Blocking, Waiter};
+use ringnet::http::HttpServer;
+use ringnet::services::{Pattern, TRANSFER_PORT};
+use ringnet::sim::Faults;
+use ringnet::transfer::{self, RamStore, Status, Store, StoreError, TransferError, TransferServer};
+use ringnet::{Duration, Instant, SocketHandle, Stack};
+use ringnet_testkit::*;
+
+const PORT: u16 = 80;
+
+/// A [`MemStore`] that fails on demand and counts what the servers did with it.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemStore,
+    /// Uploads larger than this are refused at begin (`NoSpace`).
+    limit: Option<u64>,
+    /// Writes fail with this once an upload holds `fail_after` bytes.
+    fail_write: Option<(usize, StoreError)>,
+    /// Commits fail with this.
+    fail_commit: Option<StoreError>,
+    begun: usize,
+    aborted: usize,
+    committed: usize,
+}
+
+struct FlakyUpload {
+    inner: <MemStore as Store>::Upload,
+    written: usize,
+}
+
+impl Store for FlakyStore {
+    type Upload = FlakyUpload;
+    type Reader = <MemStore as Store>::Reader;
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.inner.size(name)
+    }
+    fn open(&mut self, name: &str) -> Result<(Self::Reader, u64), StoreError> {
+        self.inner.open(name)
+    }
+    fn read_at(
+        &mut self,
+        r: &mut Self::Reader,
+        at: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        self.inner.read_at(r, at, buf)
+    }
+    fn begin(&mut self, name: &str, size: u64) -> Result<FlakyUpload, StoreError> {
+        if self.limit.is_some_and(|limit| size > limit) {
+            return Err(StoreError::NoSpace);
+        }
+        self.begun += 1;
+        Ok(FlakyUpload {
+            inner: self.inner.begin(name, size)?,
+            written: 0,
+        })
+    }
+    fn write(&mut self, up: &mut FlakyUpload, data: &[u8]) -> Result<(), StoreError> {
+        up.written += data.len();
+        match self.fail_write {
+            Some((after, e)) if up.written > after => Err(e),
+            _ => self.inner.write(&mut up.inner, data),
+        }
+    }
+    fn commit(&mut self, up: FlakyUpload) -> Result<(), StoreError> {
+        if let Some(e) = self.fail_commit {
+            self.inner.abort(up.inner);
+            return Err(e);
+        }
+        self.committed += 1;
+        self.inner.commit(up.inner)
+    }
+    fn abort(&mut self, up: FlakyUpload) {
+        self.aborted += 1;
+        self.inner.abort(up.inner)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), StoreError> {
+        self.inner.remove(name)
+    }
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        self.inner.for_each(f)
+    }
+}
+
+fn http_world<S: Store>(store: S) -> (World<2>, HttpServer<S, 4>) {
+    let mut w = pair(Faults::NONE, 71);
+    let backlog: Vec<_> = (0..4)
+        .map(|_| tcp_socket(&mut w.stacks[B], 2048, 2048))
+        .collect();
+    let server = HttpServer::new(&mut w.stacks[B], PORT, &backlog, store).unwrap();
+    (w, server)
+}
+
+/// Reads what the server sends until it closes (or resets): the raw bytes.
+fn read_to_end<D: Waiter>(sock: &mut Blocking<'_, 'static, D>, conn: SocketHandle) -> String {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
+        raw.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+fn status_of(raw: &str) -> u16 {
+    raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Sends `request` on a fresh connection and reads everything the server answers.
+macro_rules! exchange {
+    ($w:ident, $server:ident, $request:expr) => {{
+        client_of!(
+            $w,
+            |b: &mut Stack<'static>, _: Instant| $server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (8192, 8192)
+        );
+        sock.send_all(conn, $request).unwrap();
+        let raw = read_to_end(&mut sock, conn);
+        let _ = sock.stack().close(conn);
+        raw
+    }};
+}
+
+#[test]
+fn a_store_that_fails_mid_body_gets_507_and_the_upload_aborted() {
+    let (mut w, mut server) = http_world(FlakyStore {
+        fail_write: Some((1000, StoreError::NoSpace)),
+        ..Default::default()
+    });
+    let mut request = b"PUT /f HTTP/1.1\r\nContent-Length: 4000\r\n\r\n".to_vec();
+    request.extend_from_slice(&[7; 4000]);
+    let raw = exchange!(w, server, &request);
+    assert_eq!(status_of(&raw), 507, "{raw}");
+    let store = server.store();
+    assert_eq!((store.begun, store.aborted, store.committed), (1, 1, 0));
+    assert_eq!(store.size("f"), Err(StoreError::NotFound));
+    // Any other failure: 500, aborted too.
+    store.fail_write = Some((0, StoreError::Io));
+    let raw = exchange!(w, server, &request);
+    assert_eq!(status_of(&raw), 500, "{raw}");
+    assert_eq!(server.store().aborted, 2);
+}
+
+#[test]
+fn a_body_larger_than_the_store_is_413_before_100_continue() {
+    let (mut w, mut server) = http_world(FlakyStore {
+        limit: Some(1 << 20),
+        ..Default::default()
+    });
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /f HTTP/1.1\r\nContent-Length: 1000000000000000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw), 413, "{raw}");
+    assert!(!raw.contains("100 Continue"), "{raw}");
+    assert_eq!(server.store().begun, 0, "nothing was begun");
+}
+
+#[test]
+fn a_refused_commit_is_409_and_never_201() {
+    let (mut w, mut server) = http_world(FlakyStore {
+        fail_commit: Some(StoreError::Conflict),
+        ..Default::default()
+    });
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+    );
+    assert_eq!(status_of(&raw), 409, "{raw}");
+    assert_eq!(server.store().size("f"), Err(StoreError::NotFound));
+}
+
+#[test]
+fn an_untrustworthy_content_length_is_400_and_the_connection_closes() {
+    let (mut w, mut server) = http_world(FlakyStore::default());
+    for head in [
+        "Content-Length: 3\r\nContent-Length: 5",
+        "Content-Length: +3",
+        "Content-Length: 3, 5",
+        "Content-Length: 3\r\nTransfer-Encoding: chunked",
+    ] {
+        let request = format!("PUT /f HTTP/1.1\r\n{head}\r\n\r\nabcde GET / HTTP/1.1\r\n\r\n");
+        let raw = exchange!(w, server, request.as_bytes());
+        assert_eq!(status_of(&raw), 400, "{head}: {raw}");
+        assert_eq!(
+            raw.matches("HTTP/1.1 ").count(),
+            1,
+            "no second response: {raw}"
+        );
+        assert!(raw.contains("Connection: close"));
+    }
+    assert_eq!(server.store().begun, 0);
+}
+
+#[test]
+fn the_smaller_cases_answer_as_the_rfcs_say() {
+    let (mut w, mut server) = http_world(FlakyStore::default());
+    server
+        .store()
+        .inner
+        .files
+        .insert("f".into(), b"hello".to_vec());
+    let raw = exchange!(
+        w,
+        server,
+        b"GET /f HTTP/1.1\r\nRange: bytes=99999999999999999999999-\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw), 416, "{raw}");
+    let raw = exchange!(
+        w,
+        server,
+        b"GET /f HTTP/1.1\r\nRange: bytes=+1-+2\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw), 200, "a malformed range is ignored: {raw}");
+    let many: String = (0..17).map(|i| format!("X-{i}: y\r\n")).collect();
+    let raw = exchange!(
+        w,
+        server,
+        format!("GET /f HTTP/1.1\r\n{many}\r\n").as_bytes()
+    );
+    assert_eq!(status_of(&raw), 431, "{raw}");
+    let raw = exchange!(
+        w,
+        server,
+        b"GET http://dev/f HTTP/1.1\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw), 200, "absolute form: {raw}");
+    assert!(raw.ends_with("hello"));
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /stats HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+    );
+    assert_eq!(status_of(&raw), 405, "{raw}");
+    server
+        .store()
+        .inner
+        .files
+        .insert("a b".into(), b"xy".to_vec());
+    let raw = exchange!(w, server, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(
+        raw.contains("\na%20b 2\n") || raw.contains("\r\n\r\na%20b 2\n"),
+        "{raw}"
+    );
+}
+
+#[test]
+fn writes_need_the_token_once_one_is_set_and_delete_and_post_work() {
+    let (mut w, mut server) = http_world(FlakyStore::default());
+    server.set_token(Some("s3cret")).unwrap();
+    let raw = exchange!(w, server, b"PUT /f HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi");
+    assert_eq!(status_of(&raw), 401, "{raw}");
+    assert!(raw.contains("WWW-Authenticate: Bearer"));
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /f HTTP/1.1\r\nAuthorization: Bearer wrong\r\nContent-Length: 2\r\n\r\nhi"
+    );
+    assert_eq!(status_of(&raw), 401, "{raw}");
+    assert_eq!(server.store().begun, 0);
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /f HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+    );
+    assert_eq!(status_of(&raw), 201, "{raw}");
+    let raw = exchange!(
+        w,
+        server,
+        b"POST /f HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\n\r\nho"
+    );
+    assert_eq!(status_of(&raw), 409, "POST never replaces: {raw}");
+    let raw = exchange!(
+        w,
+        server,
+        b"DELETE /f HTTP/1.1\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw), 401, "{raw}");
+    let raw = exchange!(
+        w,
+        server,
+        b"DELETE /f HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nConnection: close\r\n\r\n"
+    );
+    assert_eq!(status_of(&raw), 204, "{raw}");
+    assert_eq!(server.store().size("f"), Err(StoreError::NotFound));
+    let raw = exchange!(
+        w,
+        server,
+        b"POST /g HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    );
+    assert_eq!(status_of(&raw), 201, "{raw}");
+    let raw = exchange!(w, server, b"GET /g HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(raw.ends_with("\r\n\r\nok"), "{raw}");
+}
+
+#[test]
+fn a_head_trickled_a_byte_at_a_time_is_cut_off_at_the_head_deadline() {
+    let (mut w, mut server) = http_world(FlakyStore::default());
+    server.set_head_timeout(Duration::from_secs(3));
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
+    let start = sock.stack().now();
+    // One byte a second keeps the 10 s idle timer from ever expiring.
+    for byte in b"GET /f HTTP/1.1\r\nX: y" {
+        if sock.send_all(conn, &[*byte]).is_err() {
+            break;
+        }
+        sock.sleep(Duration::from_secs(1));
+        if sock.stack().now() - start > Duration::from_secs(6) {
+            break;
+        }
+    }
+    let raw = read_to_end(&mut sock, conn);
+    assert_eq!(status_of(&raw), 408, "{raw}");
+    assert!(sock.stack().now() - start < Duration::from_secs(6));
+}
+
+#[test]
+fn a_get_cut_short_by_a_reused_ram_slot_is_reset_never_switched() {
+    // Three slots: the version read (0), its replacement (1), and a third upload that
+    // reuses slot 0 while the get is still sending it.
+    let (mut w, mut server) = http_world(RamStore::<3, 65536>::new());
+    let put = |server: &mut HttpServer<RamStore<3, 65536>, 4>, name: &str, byte: u8| {
+        let store = server.store();
+        let mut up = store.begin(name, 60_000).unwrap();
+        store.write(&mut up, &[byte; 60_000]).unwrap();
+        store.commit(up).unwrap();
+    };
+    put(&mut server, "f", b'o');
+    let server = std::cell::RefCell::new(server);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.borrow_mut().poll(b),
+        sock,
+        conn,
+        PORT,
+        (1024, 1024)
+    );
+    sock.send_all(conn, b"GET /f HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut got = vec![0u8; 4096];
+    sock.recv_exact(conn, &mut got).unwrap();
+    put(&mut server.borrow_mut(), "f", b'n');
+    put(&mut server.borrow_mut(), "g", b'g');
+    let raw = read_to_end(&mut sock, conn);
+    let body_start = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let body: Vec<u8> = got[body_start..]
+        .iter()
+        .copied()
+        .chain(raw.bytes())
+        .collect();
+    assert!(body.len() < 60_000, "cut short, not completed");
+    assert!(body.iter().all(|&b| b == b'o'), "only the version opened");
+}
+
+fn transfer_world(store: FlakyStore) -> (World<2>, TransferServer<FlakyStore>, SocketHandle) {
+    let mut w = pair(Faults::NONE, 72);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
+        .collect();
+    let server = TransferServer::new(&mut w.stacks[B], TRANSFER_PORT, &backlog, store).unwrap();
+    let client = tcp_socket(&mut w.stacks[A], 4096, 4096);
+    (w, server, client)
+}
+
+fn put_status(
+    store: FlakyStore,
+    size: u64,
+) -> (Result<transfer::Digest, TransferError>, FlakyStore) {
+    let (mut w, mut server, client) = transfer_world(store);
+    let result = {
+        let wire = w.wire;
+        let (a, b) = w.two(A, B);
+        let mut driver =
+            ringnet::sim::PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+                server.poll(b)
+            })
+            .with_app_tick(Duration::from_millis(50));
+        let mut sock = Blocking::new(a, &mut driver);
+        sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+        transfer::put(
+            &mut sock.stream(client),
+            "f",
+            &Pattern(size),
+            &mut |_, _| {},
+        )
+    };
+    let store = std::mem::take(server.store());
+    (result, store)
+}
+
+#[test]
+fn a_full_store_mid_upload_is_the_no_space_status_never_a_reset() {
+    let (result, store) = put_status(
+        FlakyStore {
+            fail_write: Some((10_000, StoreError::NoSpace)),
+            ..Default::default()
+        },
+        200_000,
+    );
+    match result {
+        Err(TransferError::Refused { status, .. }) => assert_eq!(status, Status::NoSpace),
+        other => panic!("expected the no-space status, got {other:?}"),
+    }
+    assert_eq!((store.aborted, store.committed), (1, 0));
+}
+
+#[test]
+fn a_lost_race_is_the_conflict_status_never_verified() {
+    let (result, store) = put_status(
+        FlakyStore {
+            fail_commit: Some(StoreError::Conflict),
+            ..Default::default()
+        },
+        5000,
+    );
+    match result {
+        Err(TransferError::Refused { status, .. }) => assert_eq!(status, Status::Conflict),
+        other => panic!("expected the conflict status, got {other:?}"),
+    }
+    assert_eq!(store.committed, 0);
+}
