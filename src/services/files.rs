@@ -216,6 +216,11 @@ impl<'f> FileOut<'f> {
                     // The ring lends its free space in up to two pieces, read one after the other.
                     let mut offset = *sent;
                     let queued = stack.send_with(conn, usize::MAX, |room| {
+                        // The file may end inside the first piece the ring lends: the
+                        // second then gets nothing, and that is no read error.
+                        if offset >= source.len() {
+                            return 0;
+                        }
                         match source.read_at(offset, room) {
                             Ok(n) if n > 0 => {
                                 offset += n as u64;
@@ -229,7 +234,7 @@ impl<'f> FileOut<'f> {
                     });
                     if unreadable {
                         log::warn!(
-                            "{name}: file-out tcp{conn}: source unreadable at {sent}, aborting"
+                            "{name}: file-out tcp{conn}: source unreadable at {offset}, aborting"
                         );
                         let _ = stack.abort(conn);
                         break 'serve false;
