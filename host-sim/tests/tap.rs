@@ -695,3 +695,207 @@ fn linux_puts_and_gets_files_with_the_transfer_protocol() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// The spoofed SYN sender of the hostile-peer tests (and the soak).
+const SYN_FLOOD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/syn_flood.py");
+
+/// An address in the namespace's subnet that no host answers for.
+const SPOOFED: &str = "192.168.69.77";
+
+/// The columns of the stats row of the listener on `port`, from `peer udp …:9001`.
+fn listener_columns(stats: &str, port: u16) -> Vec<u64> {
+    let row = stats
+        .lines()
+        .find(|l| l.starts_with("listen#") && l.split_whitespace().nth(1) == Some(&port.to_string()))
+        .unwrap_or_else(|| panic!("no listener on {port} in\n{stats}"));
+    row.split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.split('/').next()?.parse().ok())
+        .collect()
+}
+
+/// The five hostile-peer counters of a listener row: half-opens expired and evicted,
+/// orphans expired and evicted, idle timeouts (the table's last five columns).
+fn hostile_counters(stats: &str, port: u16) -> [u64; 5] {
+    let columns = listener_columns(stats, port);
+    let last: Vec<u64> = columns[columns.len() - 5..].to_vec();
+    [last[0], last[1], last[2], last[3], last[4]]
+}
+
+/// The sum of the idle-timeout column over every row of `port`.
+fn idle_timeouts_on(stats: &str, port: u16) -> u64 {
+    stats
+        .lines()
+        .filter(|l| {
+            (l.starts_with("tcp#") || l.starts_with("listen#"))
+                && l.split_whitespace().nth(1) == Some(&port.to_string())
+        })
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_spoofed_syn_flood_from_a_raw_socket_does_not_stop_linux_clients() {
+    let Some(mut ns) = Netns::create("syn flood") else {
+        return;
+    };
+    ns.serve("--syn-timeout 2", "info,ringnet=info");
+    // 1500 SYNs at 500 a second to echo (backlog 4) and HTTP, while Linux's TCP uses both.
+    let flood = format!(
+        "python3 {SYN_FLOOD} {SPOOFED} {DEVICE} 7 1500 500 & python3 {SYN_FLOOD} {SPOOFED} {DEVICE} 80 1500 500 &"
+    );
+    let clients = format!(
+        r#"
+import socket, time, urllib.request
+ok = 0
+for i in range(30):
+    s = socket.create_connection(('{DEVICE}', 7), timeout=10)
+    s.sendall(b'round %d' % i)
+    got = b''
+    while len(got) < len(b'round %d' % i):
+        got += s.recv(100)
+    s.close()
+    assert got == b'round %d' % i, got
+    body = urllib.request.urlopen('http://{DEVICE}/', timeout=10).read()
+    ok += 1
+    time.sleep(0.1)
+print(ok)
+"#
+    );
+    fs::write(ns.dir.join("clients.py"), clients).unwrap();
+    let out = ns.ok(&format!("{flood} python3 clients.py; wait"), 90);
+    assert!(out.lines().any(|l| l == "30"), "{out}\n{}", ns.log());
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    for port in [7, 80] {
+        let [_, evicted, _, _, _] = hostile_counters(&stats, port);
+        assert!(evicted > 100, "port {port}: SYNs took half-opens' places:\n{stats}");
+    }
+    assert!(
+        ns.log().contains("gives way to a new SYN"),
+        "each eviction is logged"
+    );
+    // Once the flood is over, what is left half-open expires.
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let [expired, _, _, _, _] = hostile_counters(&stats, 7);
+    assert!(expired >= 1, "{stats}");
+    ns.ok(&format!("echo after | nc -N -w 5 {DEVICE} 7 | grep -q after"), 10);
+}
+
+#[test]
+fn clients_that_never_close_a_download_do_not_lock_file_out() {
+    let Some(mut ns) = Netns::create("fin-wait-2") else {
+        return;
+    };
+    ns.serve("--fin-timeout 2", "info");
+    // Six clients read a download to its end and keep their sockets open (file out has
+    // four): each later one takes an orphan's place. Then one more downloads, and the
+    // holders wait past the fin timeout.
+    let holders = format!(
+        r#"
+import socket, time
+def download(n):
+    s = socket.create_connection(('{DEVICE}', 7001), timeout=10)
+    s.sendall(b'%d\n' % n)
+    got = b''
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return s, got
+        got += chunk
+held = []
+for i in range(6):
+    s, got = download(1000)
+    assert len(got) == 1000, len(got)
+    held.append(s)
+    time.sleep(0.05)
+s, got = download(5000)
+assert len(got) == 5000, len(got)
+s.close()
+time.sleep(3.5)
+print('held', len(held))
+"#
+    );
+    fs::write(ns.dir.join("holders.py"), holders).unwrap();
+    let out = ns.ok("python3 holders.py", 60);
+    assert!(out.contains("held 6"), "{out}\n{}", ns.log());
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let [_, half_open_evicted, orphans_expired, orphans_evicted, _] =
+        hostile_counters(&stats, 7001);
+    assert!(orphans_evicted >= 3, "{stats}");
+    assert!(orphans_expired >= 1, "{stats}");
+    assert_eq!(half_open_evicted, 0, "{stats}");
+}
+
+#[test]
+fn clients_that_connect_to_echo_and_go_silent_are_timed_out() {
+    let Some(mut ns) = Netns::create("silent") else {
+        return;
+    };
+    ns.serve("--idle-timeout 2", "info");
+    let silent = format!(
+        r#"
+import socket, time
+held = [socket.create_connection(('{DEVICE}', 7), timeout=10) for _ in range(4)]
+time.sleep(3.5)
+reset = 0
+for s in held:
+    try:
+        if s.recv(10) == b'':
+            reset += 1
+    except ConnectionResetError:
+        reset += 1
+s = socket.create_connection(('{DEVICE}', 7), timeout=10)
+s.sendall(b'after')
+assert s.recv(10) == b'after'
+print('reset', reset)
+"#
+    );
+    fs::write(ns.dir.join("silent.py"), silent).unwrap();
+    let out = ns.ok("python3 silent.py", 30);
+    assert!(out.contains("reset 4"), "{out}\n{}", ns.log());
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    assert_eq!(idle_timeouts_on(&stats, 7), 4, "{stats}");
+    assert!(ns.log().contains("(idle timeout)"), "logged when it fires");
+}
+
+#[test]
+fn a_thousand_short_http_requests_from_two_linux_clients_are_all_answered() {
+    let Some(mut ns) = Netns::create("churn") else {
+        return;
+    };
+    ns.serve("", "warn");
+    let churn = format!(
+        r#"
+import socket, threading
+failures = []
+def client(n):
+    for i in range(500):
+        try:
+            s = socket.create_connection(('{DEVICE}', 80), timeout=10)
+            s.sendall(b'GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n')
+            got = b''
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            s.close()
+            if not got.startswith(b'HTTP/1.1 200'):
+                failures.append((n, i, got[:40]))
+        except OSError as e:
+            failures.append((n, i, repr(e)))
+threads = [threading.Thread(target=client, args=(n,)) for n in range(2)]
+for t in threads: t.start()
+for t in threads: t.join()
+print('failures', len(failures), failures[:5])
+"#
+    );
+    fs::write(ns.dir.join("churn.py"), churn).unwrap();
+    let out = ns.ok("python3 churn.py", 240);
+    assert!(out.contains("failures 0 "), "{out}\n{}", ns.log());
+    // Nothing hostile happened: no half-open had to expire or give way.
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let [half_open_expired, half_open_evicted, ..] = hostile_counters(&stats, 80);
+    assert_eq!((half_open_expired, half_open_evicted), (0, 0), "{stats}");
+}
