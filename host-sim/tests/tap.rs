@@ -706,7 +706,9 @@ const SPOOFED: &str = "192.168.69.77";
 fn listener_columns(stats: &str, port: u16) -> Vec<u64> {
     let row = stats
         .lines()
-        .find(|l| l.starts_with("listen#") && l.split_whitespace().nth(1) == Some(&port.to_string()))
+        .find(|l| {
+            l.starts_with("listen#") && l.split_whitespace().nth(1) == Some(&port.to_string())
+        })
         .unwrap_or_else(|| panic!("no listener on {port} in\n{stats}"));
     row.split_whitespace()
         .skip(1)
@@ -768,7 +770,10 @@ print(ok)
     let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
     for port in [7, 80] {
         let [_, evicted, _, _, _] = hostile_counters(&stats, port);
-        assert!(evicted > 100, "port {port}: SYNs took half-opens' places:\n{stats}");
+        assert!(
+            evicted > 100,
+            "port {port}: SYNs took half-opens' places:\n{stats}"
+        );
     }
     assert!(
         ns.log().contains("gives way to a new SYN"),
@@ -779,7 +784,10 @@ print(ok)
     let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
     let [expired, _, _, _, _] = hostile_counters(&stats, 7);
     assert!(expired >= 1, "{stats}");
-    ns.ok(&format!("echo after | nc -N -w 5 {DEVICE} 7 | grep -q after"), 10);
+    ns.ok(
+        &format!("echo after | nc -N -w 5 {DEVICE} 7 | grep -q after"),
+        10,
+    );
 }
 
 #[test]
