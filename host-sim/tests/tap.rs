@@ -265,7 +265,10 @@ fn a_slow_linux_reader_fills_the_device_tx_ring_and_the_stats_agree() {
     let Some(mut ns) = Netns::create("slow reader") else {
         return;
     };
-    ns.serve("--rx-buf 8192 --tx-buf 8192", "info,ringnet=debug");
+    ns.serve(
+        "--rx-buf 8192 --tx-buf 8192 --log-limit 0",
+        "info,ringnet=debug",
+    );
     let reader = r#"
 import socket, time
 s = socket.socket()
@@ -906,4 +909,84 @@ print('failures', len(failures), failures[:5])
     let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
     let [half_open_expired, half_open_evicted, ..] = hostile_counters(&stats, 80);
     assert_eq!((half_open_expired, half_open_evicted), (0, 0), "{stats}");
+}
+
+/// The rows of `port` in a stats table, split into columns.
+fn rows_of(stats: &str, port: u16) -> Vec<Vec<String>> {
+    stats
+        .lines()
+        .filter(|l| {
+            (l.starts_with("tcp#") || l.starts_with("udp#"))
+                && l.split_whitespace().nth(1) == Some(&port.to_string())
+        })
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// Column `index` of a stats row as a number.
+fn column(row: &[String], index: usize) -> u64 {
+    row[index]
+        .parse()
+        .unwrap_or_else(|_| panic!("column {index} of {row:?}"))
+}
+
+/// The table's columns: full-tx, zwin, drops.
+const FULL_TX: usize = 12;
+const ZWIN: usize = 13;
+const DROPS: usize = 14;
+
+#[test]
+fn default_logging_under_a_bulk_transfer_stays_bounded_and_says_what_it_left_out() {
+    let Some(mut ns) = Netns::create("log limit") else {
+        return;
+    };
+    // The default filter and the default --log-limit, with small rings: a level change
+    // every few kilobytes.
+    ns.serve("--rx-buf 8192 --tx-buf 8192", host_sim::DEFAULT_LOG_FILTER);
+    let start = Instant::now();
+    let out = ns.ok(
+        &format!(
+            "printf '{}\\n' | nc -N -w 10 {DEVICE} 7001 | sha256sum",
+            32 << 20
+        ),
+        120,
+    );
+    let seconds = start.elapsed().as_secs() + 2;
+    assert_eq!(
+        out.split_whitespace().next(),
+        Some(pattern_sha(32 << 20).as_str())
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let log = ns.log();
+    assert!(log.contains("log: at most 20 transition and drop lines per socket per second"));
+    let row = rows_of(&stats, 7001)
+        .into_iter()
+        .max_by_key(|r| column(r, FULL_TX))
+        .expect("a file-out row");
+    let tag = format!("dev: {} ", row[0]);
+    let logged = log
+        .lines()
+        .filter(|l| l.contains(&tag) && l.contains(" ring "))
+        .count() as u64;
+    assert!(
+        logged <= 20 * seconds,
+        "{logged} transition lines of {} in {seconds} s",
+        row[0]
+    );
+    assert!(
+        column(&row, FULL_TX) > logged,
+        "the counters see more than the log: {row:?}, {logged} lines"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&tag) && l.contains("transition lines left out")),
+        "the left-out summary is logged"
+    );
+    // Every socket together: a few hundred lines a second at most, not megabytes.
+    assert!(
+        log.len() < 200_000 * seconds as usize,
+        "{} bytes of log in {seconds} s",
+        log.len()
+    );
 }

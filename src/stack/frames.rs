@@ -12,7 +12,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::table::{Slot, SlotKind};
-use crate::handle::SocketHandle;
+use crate::handle::{SocketHandle, SocketType};
 use crate::observe::LogGate;
 use crate::phy::{Discard, Discards, FrameEvent, FrameLog};
 
@@ -179,6 +179,10 @@ pub(super) fn drain_frame_events(
                 u.rx_bytes_seen = now_bytes;
                 if !delivered {
                     slot.stats.rx_drops += 1;
+                    let handle = SocketHandle(index as u16);
+                    if !slot.log_throttle.admit(gate, SocketType::Datagram, handle) {
+                        continue;
+                    }
                     log::warn!(
                         "{name}: udp#{index} dropped a {payload_len}-byte datagram from {src}: rx ring {}/{} has no room (drops: {})",
                         now_bytes,
