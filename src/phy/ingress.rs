@@ -18,14 +18,13 @@
 //! | destination the interface's address, `224.0.0.1`, `255.255.255.255` or the subnet's broadcast | [`Discard::NotForUs`] |
 //! | UDP: `UdpPacket::new_checked`, destination port not 0 | [`Discard::Malformed`] |
 //! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
-//! | TCP: addresses specified, `TcpPacket::new_checked` | [`Discard::Malformed`] |
-//! | TCP checksum, when verified | [`Discard::BadChecksum`] |
-//! | TCP: the rest of `TcpRepr::parse` (ports not 0, options) | [`Discard::Malformed`] |
 //!
 //! What passes is a UDP datagram smoltcp hands to the first UDP socket that accepts it
 //! (the stack matches that in `stack::frames`, and counts [`Discard::NoSocket`] when none
-//! does), a TCP segment smoltcp hands to its TCP code (a socket, or an RST in answer), or
-//! another protocol this module does not follow further (ICMP). Only IPv4 frames are
+//! does), or a TCP segment or ICMP message, which this module does not follow further:
+//! smoltcp checks a TCP segment's checksum itself, and verifying it here too would cost a
+//! second pass over every byte of a bulk transfer, for a loss TCP repairs by
+//! retransmission. Only IPv4 frames are
 //! counted: ARP and other ethertypes are smoltcp's alone.
 //!
 //! Linux keeps the same figures in `/proc/net/snmp`: `Ip: InHdrErrors` (malformed, bad
@@ -37,7 +36,7 @@ use core::fmt;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address,
-    Ipv4Cidr, Ipv4Packet, TcpPacket, TcpRepr, UdpPacket,
+    Ipv4Cidr, Ipv4Packet, UdpPacket,
 };
 
 /// Why the interface discarded a frame before any socket saw it.
@@ -47,8 +46,8 @@ pub enum Discard {
     /// those), or an IP destination that is none of this interface's (Linux:
     /// `InAddrErrors`).
     NotForUs,
-    /// A wrong IPv4 header checksum, a wrong non-zero UDP checksum or a wrong TCP
-    /// checksum (Linux: `InHdrErrors`, `Udp: InCsumErrors`, `Tcp: InCsumErrors`).
+    /// A wrong IPv4 header checksum or a wrong non-zero UDP checksum (Linux:
+    /// `InHdrErrors`, `Udp: InCsumErrors`); TCP's own checksum is smoltcp's to check.
     BadChecksum,
     /// An IPv4 fragment: ringnet builds smoltcp without reassembly, so every fragment of a
     /// datagram larger than the path's MTU is lost (Linux reassembles; `ReasmFails`).
@@ -57,8 +56,7 @@ pub enum Discard {
     /// unreachable (Linux: `NoPorts`).
     NoSocket,
     /// A header smoltcp refuses: lengths that do not add up, not IP version 4, a
-    /// broadcast or multicast source, port 0, TCP options that do not parse (Linux:
-    /// `InHdrErrors`).
+    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`).
     Malformed,
 }
 
@@ -211,8 +209,7 @@ pub enum Ingress {
 }
 
 /// What smoltcp will do with `frame` ([module docs](self)); `None` for a frame that is
-/// not IPv4 over Ethernet, a TCP segment smoltcp hands to its TCP code, or another
-/// protocol (ICMP) that passes the IP layer.
+/// not IPv4 over Ethernet, or a TCP segment or ICMP message that passes the IP layer.
 pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
@@ -246,9 +243,6 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
     if !accept.accepts_destination(dst) {
         return discard(Discard::NotForUs);
     }
-    if ip.next_header() == IpProtocol::Tcp {
-        return tcp_verdict(&ip, accept).and_then(discard);
-    }
     if ip.next_header() != IpProtocol::Udp {
         return None;
     }
@@ -269,24 +263,6 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
         src: IpEndpoint::new(src.into(), udp.src_port()),
         payload_len: udp.payload().len(),
     })
-}
-
-/// Why smoltcp's `process_tcp` discards a segment before any socket sees it, if it does.
-fn tcp_verdict(ip: &Ipv4Packet<&[u8]>, accept: &Acceptance) -> Option<Discard> {
-    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
-    if ip.src_addr().is_unspecified() || ip.dst_addr().is_unspecified() {
-        return Some(Discard::Malformed);
-    }
-    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
-        return Some(Discard::Malformed);
-    };
-    if accept.checksum.tcp.rx() && !tcp.verify_checksum(&src, &dst) {
-        return Some(Discard::BadChecksum);
-    }
-    // The rest of smoltcp's checks (ports not 0, options that parse), by smoltcp itself.
-    TcpRepr::parse(&tcp, &src, &dst, &accept.checksum)
-        .is_err()
-        .then_some(Discard::Malformed)
 }
 
 #[cfg(test)]
@@ -455,36 +431,17 @@ mod tests {
     }
 
     #[test]
-    fn a_tcp_segment_is_smoltcps_unless_its_checksum_or_header_is_wrong() {
+    fn a_tcp_segment_is_left_to_smoltcp_once_the_ip_layer_passes_it() {
         let mut frame = udp_frame(OUR_MAC, PEER, US);
-        // The same bytes as TCP: 13 bytes are too short for a TCP header.
         frame[14 + 9] = 6;
         refresh_ip_checksum(&mut frame);
-        assert_eq!(reason(&frame), Some(Discard::Malformed));
-        let mut segment = std::vec![0u8; 14 + 20 + 20];
-        segment[..14].copy_from_slice(&udp_frame(OUR_MAC, PEER, US)[..14]);
-        let ip = Ipv4Repr {
-            src_addr: PEER,
-            dst_addr: US,
-            next_header: IpProtocol::Tcp,
-            payload_len: 20,
-            hop_limit: 64,
-        };
-        let mut ipp = Ipv4Packet::new_unchecked(&mut segment[14..]);
-        ip.emit(&mut ipp, &ChecksumCapabilities::default());
-        let mut tcp = TcpPacket::new_unchecked(ipp.payload_mut());
-        tcp.set_src_port(5000);
-        tcp.set_dst_port(7);
-        tcp.set_header_len(20);
-        tcp.set_syn(true);
-        tcp.fill_checksum(&PEER.into(), &US.into());
+        assert_eq!(classify(&frame, &accept()), None);
+        frame[14 + 8] ^= 1;
         assert_eq!(
-            classify(&segment, &accept()),
-            None,
-            "a good SYN is smoltcp's"
+            reason(&frame),
+            Some(Discard::BadChecksum),
+            "its IP header still counts"
         );
-        segment[14 + 20 + 4] ^= 0x10; // the sequence number, under the checksum
-        assert_eq!(reason(&segment), Some(Discard::BadChecksum));
     }
 
     #[test]
