@@ -47,6 +47,10 @@ struct TapArgs {
     /// Write every frame to this pcap file (open it with Wireshark or `tshark -r`).
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// At most this many transition and drop lines per socket per second (then one line
+    /// saying how many were left out; the stats table counts them all); 0 logs every one.
+    #[arg(long, default_value_t = host_sim::tap::DEFAULT_LOG_BURST)]
+    log_limit: u16,
 }
 
 #[derive(Subcommand)]
@@ -265,6 +269,7 @@ fn tap_config(tap: &TapArgs) -> TapConfig {
         ip: tap.ip,
         gateway: tap.gateway,
         pcap: tap.pcap.clone(),
+        log_burst: tap.log_limit,
     }
 }
 

@@ -265,7 +265,10 @@ fn a_slow_linux_reader_fills_the_device_tx_ring_and_the_stats_agree() {
     let Some(mut ns) = Netns::create("slow reader") else {
         return;
     };
-    ns.serve("--rx-buf 8192 --tx-buf 8192", "info,ringnet=debug");
+    ns.serve(
+        "--rx-buf 8192 --tx-buf 8192 --log-limit 0",
+        "info,ringnet=debug",
+    );
     let reader = r#"
 import socket, time
 s = socket.socket()
@@ -906,4 +909,222 @@ print('failures', len(failures), failures[:5])
     let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
     let [half_open_expired, half_open_evicted, ..] = hostile_counters(&stats, 80);
     assert_eq!((half_open_expired, half_open_evicted), (0, 0), "{stats}");
+}
+
+/// The rows of `port` in a stats table, split into columns.
+fn rows_of(stats: &str, port: u16) -> Vec<Vec<String>> {
+    stats
+        .lines()
+        .filter(|l| {
+            (l.starts_with("tcp#") || l.starts_with("udp#"))
+                && l.split_whitespace().nth(1) == Some(&port.to_string())
+        })
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// Column `index` of a stats row as a number.
+fn column(row: &[String], index: usize) -> u64 {
+    row[index]
+        .parse()
+        .unwrap_or_else(|_| panic!("column {index} of {row:?}"))
+}
+
+/// The table's columns: full-tx, zwin, drops.
+const FULL_TX: usize = 12;
+const ZWIN: usize = 13;
+const DROPS: usize = 14;
+
+#[test]
+fn default_logging_under_a_bulk_transfer_stays_bounded_and_says_what_it_left_out() {
+    let Some(mut ns) = Netns::create("log limit") else {
+        return;
+    };
+    // The default filter and the default --log-limit, with small rings: a level change
+    // every few kilobytes.
+    ns.serve("--rx-buf 8192 --tx-buf 8192", host_sim::DEFAULT_LOG_FILTER);
+    let start = Instant::now();
+    let out = ns.ok(
+        &format!(
+            "printf '{}\\n' | nc -N -w 10 {DEVICE} 7001 | sha256sum",
+            32 << 20
+        ),
+        120,
+    );
+    let seconds = start.elapsed().as_secs() + 2;
+    assert_eq!(
+        out.split_whitespace().next(),
+        Some(pattern_sha(32 << 20).as_str())
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let log = ns.log();
+    assert!(log.contains("log: at most 20 transition and drop lines per socket per second"));
+    let row = rows_of(&stats, 7001)
+        .into_iter()
+        .max_by_key(|r| column(r, FULL_TX))
+        .expect("a file-out row");
+    let tag = format!("dev: {} ", row[0]);
+    let logged = log
+        .lines()
+        .filter(|l| l.contains(&tag) && l.contains(" ring "))
+        .count() as u64;
+    assert!(
+        logged <= 20 * seconds,
+        "{logged} transition lines of {} in {seconds} s",
+        row[0]
+    );
+    assert!(
+        column(&row, FULL_TX) > logged,
+        "the counters see more than the log: {row:?}, {logged} lines"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&tag) && l.contains("transition lines left out")),
+        "the left-out summary is logged"
+    );
+    // Every socket together: a few hundred lines a second at most, not megabytes.
+    assert!(
+        log.len() < 200_000 * seconds as usize,
+        "{} bytes of log in {seconds} s",
+        log.len()
+    );
+}
+
+#[test]
+fn zero_windows_match_tshark_on_the_linux_side_and_udp_drops_match_sent_minus_answered() {
+    let Some(mut ns) = Netns::create("exact counters") else {
+        return;
+    };
+    if ns.sh("command -v tshark", 5).status.code() != Some(0) {
+        assert!(std::env::var_os("CI").is_none(), "tshark is needed");
+        eprintln!("SKIPPED exact counters: no tshark");
+        return;
+    }
+    ns.serve("--rx-buf 4096 --tx-buf 4096", "info");
+    // Zero windows: a client that sends to echo faster than it reads the echoes, so the
+    // device's echo rings fill and it advertises a zero window, again and again.
+    let echo = r#"
+import socket, threading, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(('192.168.69.1', 7))
+data = bytes(range(256)) * 1200
+def send():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+t = threading.Thread(target=send)
+t.start()
+got = 0
+for _ in range(30):
+    got += len(s.recv(2048))
+    time.sleep(0.05)
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    got += len(chunk)
+t.join()
+print(got)
+"#;
+    fs::write(ns.dir.join("echo.py"), echo).unwrap();
+    let got = ns.ok(
+        "tshark -i tap0 -w linux.pcap -q 2>/dev/null & cap=$!; sleep 2; python3 echo.py; sleep 1; kill -INT $cap; wait $cap; true",
+        90,
+    );
+    assert_eq!(got.trim(), (256 * 1200).to_string());
+    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let counted: u64 = rows_of(&stats, 7).iter().map(|r| column(r, ZWIN)).sum();
+    // Wireshark flags each segment with a zero window; ringnet counts each time its
+    // window closes: the first flagged segment after one that was not.
+    let fields = ns.ok(
+        &format!("tshark -r linux.pcap -Y 'ip.src == {DEVICE} && tcp.srcport == 7' -T fields -e tcp.stream -e tcp.analysis.zero_window 2>/dev/null"),
+        30,
+    );
+    let mut closed = std::collections::HashMap::new();
+    let mut wireshark = 0u64;
+    for line in fields.lines() {
+        let mut parts = line.split('\t');
+        let stream = parts.next().unwrap_or("").to_string();
+        let zero = parts.next().is_some_and(|f| !f.is_empty());
+        let was = closed.insert(stream, zero).unwrap_or(false);
+        if zero && !was {
+            wireshark += 1;
+        }
+    }
+    assert!(counted > 0, "the echo rings filled: {stats}");
+    assert_eq!(
+        counted, wireshark,
+        "ringnet's zwin against Wireshark's zero windows"
+    );
+
+    // UDP: a burst the report service cannot keep up with. Every datagram sent is
+    // answered, or counted: in the report socket's drops, in a reply that found no room,
+    // or in a queue of the tap on either side.
+    let burst = r#"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.connect(('192.168.69.1', 9000))
+sent = 0
+for i in range(4000):
+    s.send(b'%05d' % i + b'x' * 995)
+    sent += 1
+s.settimeout(2.0)
+answered = 0
+try:
+    while True:
+        s.recv(256)
+        answered += 1
+except socket.timeout:
+    pass
+print(sent, answered)
+"#;
+    fs::write(ns.dir.join("burst.py"), burst).unwrap();
+    let counters = "cat /sys/class/net/tap0/statistics/tx_dropped; tc -s qdisc show dev tap0 | grep -o 'dropped [0-9]*' | awk '{s+=$2} END {print s+0}'; awk '/^Udp:/ {n++; if (n==2) print $6}' /proc/net/snmp";
+    let before: Vec<u64> = ns
+        .ok(counters, 10)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let out = ns.ok("python3 burst.py", 60);
+    let after: Vec<u64> = ns
+        .ok(counters, 10)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let linux_side: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+    let mut figures = out.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+    let (sent, answered) = (figures.next().unwrap(), figures.next().unwrap());
+    let json = ns.ok(&format!("curl -s -m 5 http://{DEVICE}/stats"), 10);
+    let table = ns.stop();
+    let log = ns.log();
+    let report = rows_of(&table, 9000);
+    assert_eq!(report.len(), 1, "{table}");
+    let drops = column(&report[0], DROPS);
+    let reply_failures = log.matches("udp-report reply to").count() as u64;
+    let device_side: u64 = table
+        .lines()
+        .find_map(|l| l.strip_prefix("tap: "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(drops > 0, "a real overflow: {table}");
+    assert_eq!(
+        sent,
+        answered + drops + reply_failures + linux_side + device_side,
+        "sent {sent}, answered {answered}, drops {drops}, replies failed {reply_failures}, \
+         tap queue drops {linux_side} (Linux) + {device_side} (device)\n{table}"
+    );
+    // Nothing the burst sent was discarded before the socket, and /stats says so too.
+    let discards = table
+        .lines()
+        .find(|l| l.starts_with("discarded before any socket:"))
+        .unwrap_or_else(|| panic!("no discards line in {table}"));
+    for reason in ["bad_checksum 0", "fragment 0", "malformed 0"] {
+        assert!(discards.contains(reason), "{discards}");
+    }
+    assert!(
+        json.contains("\"discards\":{\"not_for_us\":") && json.contains("\"fragment\":0"),
+        "{json}"
+    );
 }

@@ -6,6 +6,7 @@ use core::fmt::{self, Write as _};
 use heapless::{String, Vec};
 
 use crate::observe::{StatField, StatValue, StatsRow};
+use crate::phy::Discard;
 use crate::stack::Stack;
 use crate::transfer::Store;
 
@@ -127,11 +128,19 @@ pub(super) fn write_listing<S: Store, const N: usize>(store: &mut S, out: &mut V
 
 /// Writes the stats as JSON into `out`: every row that fits, and always a valid document.
 pub(super) fn write_stats<const N: usize>(stack: &Stack<'_>, out: &mut Vec<u8, N>) {
-    let _ = write!(
-        Out { buf: out },
-        "{{\"host\":\"{}\",\"sockets\":[",
-        stack.name()
-    );
+    let mut head = Out { buf: out };
+    let _ = write!(head, "{{\"host\":\"{}\",\"discards\":{{", stack.name());
+    let discards = stack.discards();
+    for (i, reason) in Discard::ALL.into_iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(
+            head,
+            "{comma}\"{}\":{}",
+            reason.name(),
+            discards.get(reason)
+        );
+    }
+    let _ = write!(head, "}},\"sockets\":[");
     let mut complete = true;
     for (i, row) in stack.stats_rows().enumerate() {
         let mut item: Vec<u8, 512> = Vec::new();

@@ -4,7 +4,8 @@ use crate::handle::{SocketHandle, SocketType};
 use smoltcp::time::Duration;
 use smoltcp::time::Instant;
 
-/// A cap on how many transition lines (ring levels, zero windows) one socket logs, the
+/// A cap on how many transition lines (ring levels, zero windows, datagrams dropped for
+/// want of ring room) one socket logs, the
 /// way Linux's `net_ratelimit()` caps its network messages: at most `burst` lines per
 /// `interval`, then one line saying how many were left out. The counters still count
 /// every transition. Off by default; meant for a slow log such as a UART, which a bulk
@@ -34,8 +35,8 @@ pub(crate) struct LogThrottle {
 }
 
 impl LogThrottle {
-    /// Whether a transition line may be logged now; counts it as left out if not.
-    pub(super) fn admit(
+    /// Whether a transition or drop line may be logged now; counts it as left out if not.
+    pub(crate) fn admit(
         &mut self,
         gate: &LogGate<'_>,
         kind: SocketType,

@@ -4,6 +4,7 @@ use core::fmt;
 
 use super::SocketStats;
 use crate::handle::{SocketHandle, SocketType};
+use crate::phy::Discards;
 use smoltcp::wire::Ipv4Address;
 
 /// One row of the stats table: a socket's identity, ring occupancy and counters.
@@ -95,7 +96,7 @@ impl fmt::Display for StatsRow {
 }
 
 /// The stats table of a stack; `Display` prints a header line naming the stack, a column
-/// header and one row per socket. Built by [`Stack::stats_table`](crate::Stack::stats_table).
+/// header, one row per socket and a last line of the interface's [`Discards`]. Built by [`Stack::stats_table`](crate::Stack::stats_table).
 pub struct StatsTable<I> {
     /// The stack's name.
     pub name: &'static str,
@@ -103,6 +104,8 @@ pub struct StatsTable<I> {
     pub addr: Ipv4Address,
     /// Frames received and sent since the stack was created.
     pub frames: (u64, u64),
+    /// What the interface discarded before any socket, printed under the rows.
+    pub discards: Discards,
     /// The rows; cloned for each printing.
     pub rows: I,
 }
@@ -119,7 +122,7 @@ impl<I: Iterator<Item = StatsRow> + Clone> fmt::Display for StatsTable<I> {
         for row in self.rows.clone() {
             writeln!(f, "{row}")?;
         }
-        Ok(())
+        writeln!(f, "{}", self.discards)
     }
 }
 

@@ -4,16 +4,18 @@ use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
-    UdpPacket,
 };
+
+use super::ingress::{classify, Acceptance, Discard, Ingress};
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameEvent {
-    /// A UDP datagram arrived.
+    /// A UDP datagram arrived that smoltcp hands to a socket if one accepts it: every
+    /// check of the interface passed ([`classify`](super::ingress::classify)).
     UdpIn {
-        /// Its destination port.
-        dst_port: u16,
+        /// Its destination address (this interface's or a broadcast) and port.
+        dst: IpEndpoint,
         /// Where it came from.
         src: IpEndpoint,
         /// Its payload length in bytes.
@@ -27,6 +29,15 @@ pub enum FrameEvent {
         dst: IpEndpoint,
         /// The raw window field (before scaling): zero means a zero window.
         window_field: u16,
+    },
+    /// The interface discards an IPv4 frame before any socket sees it.
+    Discarded {
+        /// Why.
+        reason: Discard,
+        /// The IPv4 source (unspecified when the header cannot be read).
+        src: Ipv4Address,
+        /// The IPv4 destination (likewise).
+        dst: Ipv4Address,
     },
 }
 
@@ -68,6 +79,9 @@ pub struct FrameLog {
     pub tcp_out_hint: usize,
     /// The stack's address: only a SYN for it is held back.
     pub local_ip: Option<Ipv4Address>,
+    /// What the interface accepts; without it (a log not made for an interface) no
+    /// datagram is classified.
+    acceptance: Option<Acceptance>,
     /// Ports of listeners with no socket listening but one that could give way: a SYN
     /// for one of them is held back until the stack has made room.
     starved: heapless::Vec<u16, STARVED_PORTS>,
@@ -84,10 +98,11 @@ impl FrameLog {
         }
     }
 
-    /// An empty log for a stack at `local_ip`.
-    pub fn for_address(local_ip: Ipv4Address) -> FrameLog {
+    /// An empty log for an interface that accepts what `acceptance` says.
+    pub fn for_interface(acceptance: Acceptance) -> FrameLog {
         FrameLog {
-            local_ip: Some(local_ip),
+            local_ip: Some(acceptance.cidr.address()),
+            acceptance: Some(acceptance),
             ..FrameLog::default()
         }
     }
@@ -171,20 +186,21 @@ impl<'d, 'l, D: Device + ?Sized> Inspector<'d, 'l, D> {
     }
 }
 
-fn inspect_incoming(frame: &[u8]) -> Option<FrameEvent> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.next_header() != IpProtocol::Udp {
-        return None;
-    }
-    let udp = UdpPacket::new_checked(ip.payload()).ok()?;
-    Some(FrameEvent::UdpIn {
-        dst_port: udp.dst_port(),
-        src: IpEndpoint::new(ip.src_addr().into(), udp.src_port()),
-        payload_len: udp.payload().len(),
+// Not inlined: its frame is gone before smoltcp, called next, takes the stack's deepest
+// path (the firmware has 2 KiB of headroom to keep).
+#[inline(never)]
+fn inspect_incoming(frame: &[u8], acceptance: &Acceptance) -> Option<FrameEvent> {
+    Some(match classify(frame, acceptance)? {
+        Ingress::Udp {
+            dst,
+            src,
+            payload_len,
+        } => FrameEvent::UdpIn {
+            dst,
+            src,
+            payload_len,
+        },
+        Ingress::Discarded { reason, src, dst } => FrameEvent::Discarded { reason, src, dst },
     })
 }
 
@@ -253,7 +269,11 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
             let held = {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
-                if let Some(event) = inspect_incoming(frame) {
+                if let Some(event) = log
+                    .acceptance
+                    .as_ref()
+                    .and_then(|a| inspect_incoming(frame, a))
+                {
                     log.record(event);
                 }
                 if syn_destination(frame).is_some() {
@@ -355,7 +375,15 @@ impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Repr, UdpRepr};
+    use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr, Ipv4Repr, UdpPacket, UdpRepr};
+
+    fn acceptance() -> Acceptance {
+        Acceptance {
+            mac: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 2), 24),
+            checksum: smoltcp::phy::ChecksumCapabilities::default(),
+        }
+    }
 
     /// An Ethernet + IPv4 + UDP frame built with smoltcp's own `Repr`s.
     fn udp_frame(payload: &[u8]) -> std::vec::Vec<u8> {
@@ -395,9 +423,9 @@ mod tests {
     fn sees_udp_arrival() {
         let frame = udp_frame(b"hello");
         assert_eq!(
-            inspect_incoming(&frame),
+            inspect_incoming(&frame, &acceptance()),
             Some(FrameEvent::UdpIn {
-                dst_port: 9000,
+                dst: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 2).into(), 9000),
                 src: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 4000),
                 payload_len: 5,
             })
@@ -405,10 +433,14 @@ mod tests {
     }
 
     #[test]
-    fn truncated_frames_are_ignored_not_panicked_on() {
+    fn truncated_frames_are_never_arrivals_nor_panicked_on() {
         let frame = udp_frame(b"hello");
         for cut in 0..frame.len() - 5 {
-            assert_eq!(inspect_incoming(&frame[..cut]), None, "cut at {cut}");
+            let event = inspect_incoming(&frame[..cut], &acceptance());
+            assert!(
+                !matches!(event, Some(FrameEvent::UdpIn { .. })),
+                "cut at {cut}: {event:?}"
+            );
         }
         assert_eq!(inspect_outgoing(&frame), None, "UDP is not a TCP event");
     }

@@ -4,14 +4,19 @@
 //! ring had no room, and a TCP segment advertising a zero window. [`Inspector`] wraps any
 //! smoltcp [`Device`](smoltcp::phy::Device) and reads each frame's headers through
 //! zero-copy `wire` views as it passes, recording a [`FrameEvent`] for the stack to match
-//! against its sockets.
+//! against its sockets. [`classify`] decides, over the raw frame and by smoltcp's own
+//! rules, whether smoltcp will hand a UDP datagram to a socket or discard it, and why
+//! ([`Discard`]): only a datagram smoltcp would have delivered can count as a drop for
+//! want of ring room.
 //!
 //! [`BorrowedFrame`] is the receive token of a device that reads each whole frame into a
 //! buffer of its own (a tap, a NIC drained a FIFO word at a time), as the host and the
 //! firmware drivers do.
 
+mod ingress;
 mod inspect;
 
+pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
 pub use inspect::{FrameEvent, FrameLog, Inspector};
 
 /// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into

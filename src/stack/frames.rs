@@ -1,16 +1,139 @@
 //! What the inspector saw cross the device, matched against the socket table: datagrams
-//! that arrived for a socket but did not reach its ring (drops), and the window each TCP
-//! segment advertised (zero windows). smoltcp itself reports neither.
+//! that smoltcp handed to a socket but that did not reach its ring (drops), datagrams
+//! and frames the interface discarded before any socket (counted by reason in
+//! [`DiscardAccount`]), and the window each TCP segment advertised (zero windows).
+//! smoltcp itself reports none of these.
 
 use core::cell::RefCell;
 
 use smoltcp::iface::SocketSet;
-use smoltcp::socket::{tcp, udp};
+use smoltcp::socket::{tcp, udp, Socket};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::table::{Slot, SlotKind};
-use crate::handle::SocketHandle;
+use crate::handle::{SocketHandle, SocketType};
 use crate::observe::LogGate;
-use crate::phy::{FrameEvent, FrameLog};
+use crate::phy::{Discard, Discards, FrameEvent, FrameLog};
+
+/// Lines about one discard reason: at most one per this interval (or the stack's
+/// [`LogLimit`](crate::observe::LogLimit) interval, when one is set); the counters count
+/// every discard.
+const DISCARD_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The interface's discards by reason, and what of them has been logged. Kept small: the
+/// firmware's stack lives in `main`'s frame.
+#[derive(Debug)]
+pub(crate) struct DiscardAccount {
+    /// Every discard so far.
+    pub counts: Discards,
+    /// Each reason's count as of its last line (0: never logged).
+    logged: [u32; Discard::ALL.len()],
+    /// When each reason was last logged.
+    logged_at: [Instant; Discard::ALL.len()],
+}
+
+impl Default for DiscardAccount {
+    fn default() -> Self {
+        DiscardAccount {
+            counts: Discards::default(),
+            logged: [0; Discard::ALL.len()],
+            logged_at: [Instant::ZERO; Discard::ALL.len()],
+        }
+    }
+}
+
+/// Which discard a line names: source, destination, UDP destination port (0: none).
+type Detail = (Ipv4Address, Ipv4Address, u16);
+
+impl DiscardAccount {
+    fn index(reason: Discard) -> usize {
+        // ALL lists every variant, so the search always finds it.
+        Discard::ALL.iter().position(|&r| r == reason).unwrap_or(0)
+    }
+
+    /// Counts a discard and logs it unless its reason was logged within the interval.
+    fn count(&mut self, gate: &LogGate<'_>, reason: Discard, detail: Detail) {
+        self.counts.count(reason);
+        self.log_due(gate, reason, Some(detail));
+    }
+
+    /// Logs each reason with discards not yet logged whose interval is over.
+    fn flush(&mut self, gate: &LogGate<'_>) {
+        for reason in Discard::ALL {
+            if self.counts.get(reason) != self.logged[Self::index(reason)] {
+                self.log_due(gate, reason, None);
+            }
+        }
+    }
+
+    // Not inlined: the formatting's frame is only on the stack when a line is due.
+    #[inline(never)]
+    fn log_due(&mut self, gate: &LogGate<'_>, reason: Discard, detail: Option<Detail>) {
+        let i = Self::index(reason);
+        let interval = gate.limit.map_or(DISCARD_LOG_INTERVAL, |l| l.interval);
+        if self.logged[i] != 0 && gate.now < self.logged_at[i] + interval {
+            return;
+        }
+        let total = self.counts.get(reason);
+        let new = total - self.logged[i];
+        let name = gate.stack;
+        let interval_ms = interval.total_millis();
+        let latest = Latest(detail);
+        match reason {
+            // A hub or a flooding switch brings other hosts' frames: nothing is lost.
+            Discard::NotForUs => log::debug!(
+                "{name}: discarded {new} IPv4 frame(s){latest}: {reason} ({total} in all; at most one line per {interval_ms} ms)"
+            ),
+            // The sender is told (ICMP port unreachable), as by Linux.
+            Discard::NoSocket => log::info!(
+                "{name}: discarded {new} UDP datagram(s){latest}: {reason} ({total} in all; at most one line per {interval_ms} ms)"
+            ),
+            Discard::BadChecksum | Discard::Fragment | Discard::Malformed => log::warn!(
+                "{name}: discarded {new} IPv4 frame(s){latest}: {reason} ({total} in all; at most one line per {interval_ms} ms)"
+            ),
+        }
+        self.logged_at[i] = gate.now;
+        self.logged[i] = total;
+    }
+}
+
+/// `, the latest SRC -> DST[:PORT]` when a line is written as a discard happens.
+struct Latest(Option<Detail>);
+
+impl core::fmt::Display for Latest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            None => Ok(()),
+            Some((src, dst, 0)) => write!(f, ", the latest {src} -> {dst}"),
+            Some((src, dst, port)) => write!(f, ", the latest {src} -> {dst}:{port}"),
+        }
+    }
+}
+
+/// The UDP socket smoltcp hands a datagram for `dst` to: the first in its set's order
+/// whose port matches and whose address, if bound to one, is `dst` (smoltcp's
+/// `udp::Socket::accepts`; `dst` has passed the interface, so it is `local_ip` or a
+/// broadcast or multicast address, which every socket on the port accepts).
+fn accepting_socket(
+    sockets: &SocketSet<'_>,
+    dst: IpEndpoint,
+    local_ip: Option<Ipv4Address>,
+) -> Option<smoltcp::iface::SocketHandle> {
+    let IpAddress::Ipv4(dst_ip) = dst.addr;
+    sockets.iter().find_map(|(handle, socket)| match socket {
+        Socket::Udp(u) => {
+            let bound = u.endpoint();
+            let accepts = bound.port == dst.port
+                && (bound.addr.is_none()
+                    || bound.addr == Some(dst.addr)
+                    || Some(dst_ip) != local_ip);
+            accepts.then_some(handle)
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    })
+}
 
 /// Matches the inspector's frame events against the sockets.
 pub(super) fn drain_frame_events(
@@ -18,19 +141,29 @@ pub(super) fn drain_frame_events(
     frames: &RefCell<FrameLog>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
+    discards: &mut DiscardAccount,
 ) {
     let name = gate.stack;
     let mut frames = frames.borrow_mut();
     while let Some(event) = frames.pop_front() {
         match event {
+            FrameEvent::Discarded { reason, src, dst } => {
+                discards.count(gate, reason, (src, dst, 0));
+            }
             FrameEvent::UdpIn {
-                dst_port,
+                dst,
                 src,
                 payload_len,
             } => {
+                let IpAddress::Ipv4(src_ip) = src.addr;
+                let IpAddress::Ipv4(dst_ip) = dst.addr;
+                let Some(inner) = accepting_socket(sockets, dst, frames.local_ip) else {
+                    discards.count(gate, Discard::NoSocket, (src_ip, dst_ip, dst.port));
+                    continue;
+                };
                 let Some((index, slot)) = slots.iter_mut().enumerate().find_map(|(i, s)| {
                     s.as_mut()
-                        .filter(|s| matches!(&s.kind, SlotKind::Udp(u) if u.port == dst_port))
+                        .filter(|s| matches!(&s.kind, SlotKind::Udp(u) if u.inner == inner))
                         .map(|s| (i, s))
                 }) else {
                     continue;
@@ -46,6 +179,10 @@ pub(super) fn drain_frame_events(
                 u.rx_bytes_seen = now_bytes;
                 if !delivered {
                     slot.stats.rx_drops += 1;
+                    let handle = SocketHandle(index as u16);
+                    if !slot.log_throttle.admit(gate, SocketType::Datagram, handle) {
+                        continue;
+                    }
                     log::warn!(
                         "{name}: udp#{index} dropped a {payload_len}-byte datagram from {src}: rx ring {}/{} has no room (drops: {})",
                         now_bytes,
@@ -95,6 +232,7 @@ pub(super) fn drain_frame_events(
             }
         }
     }
+    discards.flush(gate);
     if frames.overflowed > 0 {
         log::warn!(
             "{name}: {} frame events were not observed (inspector log full)",

@@ -33,8 +33,8 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use crate::handle::SocketHandle;
 use crate::observe::{LogGate, LogLimit, StatsRow, StatsTable};
-use crate::phy::{FrameLog, Inspector};
-use frames::drain_frame_events;
+use crate::phy::{Acceptance, Discards, FrameLog, Inspector};
+use frames::{drain_frame_events, DiscardAccount};
 use lifecycle::guard_backlogs;
 use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
@@ -66,6 +66,7 @@ pub struct Stack<'a> {
     pub(crate) sockets: SocketSet<'a>,
     pub(crate) slots: &'a mut [Option<Slot>],
     frames: RefCell<FrameLog>,
+    discards: DiscardAccount,
     pub(crate) now: Instant,
     pub(crate) mtu: usize,
     pub(crate) next_ephemeral: u16,
@@ -98,7 +99,14 @@ impl<'a> Stack<'a> {
             // Fails only when the route table is full, and it is empty here.
             let _ = iface.routes_mut().add_default_ipv4_route(gateway);
         }
-        let mtu = device.capabilities().max_transmission_unit;
+        let capabilities = device.capabilities();
+        let mtu = capabilities.max_transmission_unit;
+        // What smoltcp's interface accepts, with the checksums it took from the device.
+        let acceptance = Acceptance {
+            mac: config.mac,
+            cidr: config.ip,
+            checksum: capabilities.checksum,
+        };
         log::info!(
             "{}: up, {} ({}), {} sockets, MTU {}",
             config.name,
@@ -112,7 +120,8 @@ impl<'a> Stack<'a> {
             iface,
             sockets: SocketSet::new(&mut resources.sockets[..]),
             slots: &mut resources.slots[..],
-            frames: RefCell::new(FrameLog::for_address(config.ip.address())),
+            frames: RefCell::new(FrameLog::for_interface(acceptance)),
+            discards: DiscardAccount::default(),
             now,
             mtu,
             next_ephemeral: EPHEMERAL_FIRST + (config.seed % 16384) as u16,
@@ -181,6 +190,13 @@ impl<'a> Stack<'a> {
         (frames.frames_in, frames.frames_out)
     }
 
+    /// Frames and datagrams the interface discarded before any socket saw them, by reason
+    /// ([`Discards`]; Linux's `/proc/net/snmp` counters). A datagram that reached its
+    /// socket but found its ring full is that socket's `rx_drops`, never one of these.
+    pub fn discards(&self) -> Discards {
+        self.discards.counts
+    }
+
     /// Moves frames between `device` and the sockets, and updates every socket's counters
     /// and watches. Returns `true` if any socket's state may have changed.
     ///
@@ -213,6 +229,7 @@ impl<'a> Stack<'a> {
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
+                &mut self.discards,
             );
             guard_backlogs(
                 self.name,
@@ -232,6 +249,7 @@ impl<'a> Stack<'a> {
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
+                &mut self.discards,
             );
         }
         drain_frame_events(
@@ -239,6 +257,7 @@ impl<'a> Stack<'a> {
             &self.frames,
             self.slots,
             &mut self.sockets,
+            &mut self.discards,
         );
         self.observe_sockets(true);
         changed
@@ -309,6 +328,7 @@ impl<'a> Stack<'a> {
             name: self.name,
             addr: self.ipv4_addr(),
             frames: self.frame_counts(),
+            discards: self.discards(),
             rows: self.stats_rows(),
         }
     }

@@ -1,0 +1,459 @@
+//! What smoltcp's ingress does with an IPv4 frame, decided over the raw bytes before
+//! smoltcp sees them, so that a datagram lost for want of ring room can be told apart from
+//! one smoltcp discarded for another reason.
+//!
+//! [`classify`] follows smoltcp 0.14's `process_ethernet`, `process_ipv4` and
+//! `process_udp` (`src/iface/interface/{ethernet,ipv4,udp}.rs`) step by step, in their
+//! order, with the features ringnet builds smoltcp with (`proto-ipv4`, `medium-ethernet`,
+//! `socket-udp`, `socket-tcp`; no reassembly, no `multicast`, no raw or DHCP sockets, no
+//! AnyIP):
+//!
+//! | smoltcp's step | if it fails |
+//! |---|---|
+//! | destination MAC is the interface's, broadcast or multicast | [`Discard::NotForUs`] |
+//! | `Ipv4Packet::new_checked`, version 4 | [`Discard::Malformed`] |
+//! | IPv4 header checksum (when the device's capabilities verify it) | [`Discard::BadChecksum`] |
+//! | not a fragment (`MF` clear, offset 0): smoltcp is built without reassembly | [`Discard::Fragment`] |
+//! | source unicast or unspecified | [`Discard::Malformed`] |
+//! | destination the interface's address, `224.0.0.1`, `255.255.255.255` or the subnet's broadcast | [`Discard::NotForUs`] |
+//! | UDP: `UdpPacket::new_checked`, destination port not 0 | [`Discard::Malformed`] |
+//! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
+//!
+//! What passes is a UDP datagram smoltcp hands to the first UDP socket that accepts it
+//! (the stack matches that in `stack::frames`, and counts [`Discard::NoSocket`] when none
+//! does), or a TCP segment or ICMP message, which this module does not follow further:
+//! smoltcp checks a TCP segment's checksum itself, and verifying it here too would cost a
+//! second pass over every byte of a bulk transfer, for a loss TCP repairs by
+//! retransmission. Only IPv4 frames are
+//! counted: ARP and other ethertypes are smoltcp's alone.
+//!
+//! Linux keeps the same figures in `/proc/net/snmp`: `Ip: InHdrErrors` (malformed, bad
+//! header checksum), `InAddrErrors` (not for us), `ReasmFails` (fragments), `Udp:
+//! InCsumErrors` and `NoPorts`.
+
+use core::fmt;
+
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address,
+    Ipv4Cidr, Ipv4Packet, UdpPacket,
+};
+
+/// Why the interface discarded a frame before any socket saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discard {
+    /// For another host: another unicast MAC address (a hub or a flooding switch carries
+    /// those), or an IP destination that is none of this interface's (Linux:
+    /// `InAddrErrors`).
+    NotForUs,
+    /// A wrong IPv4 header checksum or a wrong non-zero UDP checksum (Linux:
+    /// `InHdrErrors`, `Udp: InCsumErrors`); TCP's own checksum is smoltcp's to check.
+    BadChecksum,
+    /// An IPv4 fragment: ringnet builds smoltcp without reassembly, so every fragment of a
+    /// datagram larger than the path's MTU is lost (Linux reassembles; `ReasmFails`).
+    Fragment,
+    /// A UDP datagram for a port no socket is bound to; smoltcp answers ICMP port
+    /// unreachable (Linux: `NoPorts`).
+    NoSocket,
+    /// A header smoltcp refuses: lengths that do not add up, not IP version 4, a
+    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`).
+    Malformed,
+}
+
+impl Discard {
+    /// Every reason, in the order the stats table prints them.
+    pub const ALL: [Discard; 5] = [
+        Discard::NotForUs,
+        Discard::BadChecksum,
+        Discard::Fragment,
+        Discard::NoSocket,
+        Discard::Malformed,
+    ];
+
+    /// The reason's name in the stats table and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Discard::NotForUs => "not_for_us",
+            Discard::BadChecksum => "bad_checksum",
+            Discard::Fragment => "fragment",
+            Discard::NoSocket => "no_socket",
+            Discard::Malformed => "malformed",
+        }
+    }
+}
+
+impl fmt::Display for Discard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Discard::NotForUs => "not for this host",
+            Discard::BadChecksum => "bad checksum",
+            Discard::Fragment => "IP fragment (no reassembly)",
+            Discard::NoSocket => "no socket bound to the port",
+            Discard::Malformed => "malformed header",
+        })
+    }
+}
+
+/// Frames an interface discarded before any socket, by [`Discard`] reason: the
+/// interface's counters, beside the sockets' own (a datagram that reached its socket but
+/// found no room in the ring is the socket's `rx_drops`, never one of these).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discards {
+    /// [`Discard::NotForUs`].
+    pub not_for_us: u32,
+    /// [`Discard::BadChecksum`].
+    pub bad_checksum: u32,
+    /// [`Discard::Fragment`].
+    pub fragments: u32,
+    /// [`Discard::NoSocket`].
+    pub no_socket: u32,
+    /// [`Discard::Malformed`].
+    pub malformed: u32,
+}
+
+impl Discards {
+    /// The count of one reason.
+    pub fn get(&self, reason: Discard) -> u32 {
+        match reason {
+            Discard::NotForUs => self.not_for_us,
+            Discard::BadChecksum => self.bad_checksum,
+            Discard::Fragment => self.fragments,
+            Discard::NoSocket => self.no_socket,
+            Discard::Malformed => self.malformed,
+        }
+    }
+
+    /// Counts one discard.
+    pub fn count(&mut self, reason: Discard) {
+        let counter = match reason {
+            Discard::NotForUs => &mut self.not_for_us,
+            Discard::BadChecksum => &mut self.bad_checksum,
+            Discard::Fragment => &mut self.fragments,
+            Discard::NoSocket => &mut self.no_socket,
+            Discard::Malformed => &mut self.malformed,
+        };
+        *counter = counter.saturating_add(1);
+    }
+
+    /// Every discard, whatever its reason.
+    pub fn total(&self) -> u64 {
+        Discard::ALL.iter().map(|&r| u64::from(self.get(r))).sum()
+    }
+}
+
+impl fmt::Display for Discards {
+    /// One line: `discarded before any socket: not_for_us 0, bad_checksum 0, …`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("discarded before any socket:")?;
+        for (i, reason) in Discard::ALL.into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep} {} {}", reason.name(), self.get(reason))?;
+        }
+        Ok(())
+    }
+}
+
+/// What an interface accepts: its MAC address, its address and prefix, and the checksums
+/// its device asks smoltcp to verify.
+#[derive(Debug, Clone)]
+pub struct Acceptance {
+    /// The interface's MAC address.
+    pub mac: EthernetAddress,
+    /// Its IPv4 address and prefix (the prefix gives the subnet's broadcast address).
+    pub cidr: Ipv4Cidr,
+    /// The device's checksum capabilities, as smoltcp took them when the interface was
+    /// made.
+    pub checksum: ChecksumCapabilities,
+}
+
+/// smoltcp's `IPV4_MULTICAST_ALL_SYSTEMS`, the one group an interface built without the
+/// `multicast` feature is in.
+const ALL_SYSTEMS: Ipv4Address = Ipv4Address::new(224, 0, 0, 1);
+
+impl Acceptance {
+    fn is_broadcast(&self, addr: Ipv4Address) -> bool {
+        addr.is_broadcast() || self.cidr.broadcast() == Some(addr)
+    }
+
+    /// smoltcp's `is_unicast_v4`.
+    fn is_unicast(&self, addr: Ipv4Address) -> bool {
+        !(addr.is_multicast() || addr.is_unspecified() || self.is_broadcast(addr))
+    }
+
+    fn accepts_destination(&self, addr: Ipv4Address) -> bool {
+        addr == self.cidr.address() || addr == ALL_SYSTEMS || self.is_broadcast(addr)
+    }
+}
+
+/// What smoltcp's ingress will do with an IPv4 frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingress {
+    /// A UDP datagram smoltcp hands to the first UDP socket that accepts it, if any.
+    Udp {
+        /// Its destination (this interface's address or a broadcast) and port.
+        dst: IpEndpoint,
+        /// Its source.
+        src: IpEndpoint,
+        /// Its payload length in bytes.
+        payload_len: usize,
+    },
+    /// Discarded by the interface.
+    Discarded {
+        /// Why.
+        reason: Discard,
+        /// The IPv4 source and destination, unspecified when the header cannot be read.
+        src: Ipv4Address,
+        /// See `src`.
+        dst: Ipv4Address,
+    },
+}
+
+/// What smoltcp will do with `frame` ([module docs](self)); `None` for a frame that is
+/// not IPv4 over Ethernet, or a TCP segment or ICMP message that passes the IP layer.
+pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(eth.payload());
+    let (src, dst) = match &ip {
+        Ok(ip) => (ip.src_addr(), ip.dst_addr()),
+        Err(_) => (Ipv4Address::UNSPECIFIED, Ipv4Address::UNSPECIFIED),
+    };
+    let discard = |reason| Some(Ingress::Discarded { reason, src, dst });
+    let to = eth.dst_addr();
+    if !to.is_broadcast() && !to.is_multicast() && to != accept.mac {
+        return discard(Discard::NotForUs);
+    }
+    let Ok(ip) = ip else {
+        return discard(Discard::Malformed);
+    };
+    if ip.version() != 4 {
+        return discard(Discard::Malformed);
+    }
+    if accept.checksum.ipv4.rx() && !ip.verify_checksum() {
+        return discard(Discard::BadChecksum);
+    }
+    if ip.more_frags() || ip.frag_offset() != 0 {
+        return discard(Discard::Fragment);
+    }
+    if !accept.is_unicast(src) && !src.is_unspecified() {
+        return discard(Discard::Malformed);
+    }
+    if !accept.accepts_destination(dst) {
+        return discard(Discard::NotForUs);
+    }
+    if ip.next_header() != IpProtocol::Udp {
+        return None;
+    }
+    let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
+        return discard(Discard::Malformed);
+    };
+    if udp.dst_port() == 0 {
+        return discard(Discard::Malformed);
+    }
+    if accept.checksum.udp.rx()
+        && !udp.verify_checksum(&src.into(), &dst.into())
+        && udp.checksum() != 0
+    {
+        return discard(Discard::BadChecksum);
+    }
+    Some(Ingress::Udp {
+        dst: IpEndpoint::new(dst.into(), udp.dst_port()),
+        src: IpEndpoint::new(src.into(), udp.src_port()),
+        payload_len: udp.payload().len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::phy::Checksum;
+    use smoltcp::wire::{Ipv4Repr, UdpRepr};
+    use std::vec::Vec;
+
+    const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+    const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    const OUR_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+    fn accept() -> Acceptance {
+        Acceptance {
+            mac: OUR_MAC,
+            cidr: Ipv4Cidr::new(US, 24),
+            checksum: ChecksumCapabilities::default(),
+        }
+    }
+
+    /// An Ethernet + IPv4 + UDP frame built with smoltcp's own `Repr`s.
+    fn udp_frame(mac: EthernetAddress, src: Ipv4Address, dst: Ipv4Address) -> Vec<u8> {
+        let payload = b"hello";
+        let udp = UdpRepr {
+            src_port: 4000,
+            dst_port: 9000,
+        };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Udp,
+            payload_len: udp.header_len() + payload.len(),
+            hop_limit: 64,
+        };
+        let mut buf = std::vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 1]));
+        eth.set_dst_addr(mac);
+        eth.set_ethertype(EthernetProtocol::Ipv4);
+        let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
+        ip.emit(&mut ipp, &ChecksumCapabilities::default());
+        let mut udpp = UdpPacket::new_unchecked(ipp.payload_mut());
+        udp.emit(
+            &mut udpp,
+            &src.into(),
+            &dst.into(),
+            payload.len(),
+            |p| p.copy_from_slice(payload),
+            &ChecksumCapabilities::default(),
+        );
+        buf
+    }
+
+    fn reason(frame: &[u8]) -> Option<Discard> {
+        match classify(frame, &accept()) {
+            Some(Ingress::Discarded { reason, .. }) => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn refresh_ip_checksum(frame: &mut [u8]) {
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+        ip.fill_checksum();
+    }
+
+    #[test]
+    fn a_datagram_for_us_passes_with_its_endpoints() {
+        let frame = udp_frame(OUR_MAC, PEER, US);
+        assert_eq!(
+            classify(&frame, &accept()),
+            Some(Ingress::Udp {
+                dst: IpEndpoint::new(US.into(), 9000),
+                src: IpEndpoint::new(PEER.into(), 4000),
+                payload_len: 5,
+            })
+        );
+    }
+
+    #[test]
+    fn broadcasts_pass_at_both_layers() {
+        for dst in [
+            Ipv4Address::BROADCAST,
+            Ipv4Address::new(10, 0, 0, 255),
+            ALL_SYSTEMS,
+        ] {
+            let frame = udp_frame(EthernetAddress::BROADCAST, PEER, dst);
+            assert!(
+                matches!(classify(&frame, &accept()), Some(Ingress::Udp { .. })),
+                "{dst}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_mac_or_another_address_is_not_for_us() {
+        let other_mac = udp_frame(EthernetAddress([2, 0, 0, 0, 0, 3]), PEER, US);
+        assert_eq!(reason(&other_mac), Some(Discard::NotForUs));
+        let other_ip = udp_frame(OUR_MAC, PEER, Ipv4Address::new(10, 0, 0, 3));
+        assert_eq!(reason(&other_ip), Some(Discard::NotForUs));
+        let other_subnet_broadcast = udp_frame(
+            EthernetAddress::BROADCAST,
+            PEER,
+            Ipv4Address::new(10, 0, 1, 255),
+        );
+        assert_eq!(reason(&other_subnet_broadcast), Some(Discard::NotForUs));
+    }
+
+    #[test]
+    fn checksums_are_checked_as_the_device_asks_and_zero_udp_is_none() {
+        let mut frame = udp_frame(OUR_MAC, PEER, US);
+        let last = frame.len() - 1;
+        frame[last] ^= 0x40;
+        assert_eq!(
+            reason(&frame),
+            Some(Discard::BadChecksum),
+            "payload byte flipped"
+        );
+        let mut lax = accept();
+        lax.checksum.udp = Checksum::None;
+        assert!(matches!(classify(&frame, &lax), Some(Ingress::Udp { .. })));
+        // A zero UDP checksum means none was computed (IPv4 allows it).
+        frame[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+        assert!(matches!(
+            classify(&frame, &accept()),
+            Some(Ingress::Udp { .. })
+        ));
+        let mut frame = udp_frame(OUR_MAC, PEER, US);
+        frame[14 + 8] ^= 1; // the TTL, under the header checksum
+        assert_eq!(reason(&frame), Some(Discard::BadChecksum), "IP header");
+        lax.checksum.ipv4 = Checksum::None;
+        assert!(matches!(classify(&frame, &lax), Some(Ingress::Udp { .. })));
+    }
+
+    #[test]
+    fn fragments_are_discarded_first_and_later_alike() {
+        let mut first = udp_frame(OUR_MAC, PEER, US);
+        Ipv4Packet::new_unchecked(&mut first[14..]).set_more_frags(true);
+        refresh_ip_checksum(&mut first);
+        assert_eq!(reason(&first), Some(Discard::Fragment));
+        let mut later = udp_frame(OUR_MAC, PEER, US);
+        Ipv4Packet::new_unchecked(&mut later[14..]).set_frag_offset(1480);
+        refresh_ip_checksum(&mut later);
+        assert_eq!(reason(&later), Some(Discard::Fragment));
+    }
+
+    #[test]
+    fn malformed_headers_are_named_so() {
+        let mut port_zero = udp_frame(OUR_MAC, PEER, US);
+        port_zero[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&[0, 0]);
+        assert_eq!(reason(&port_zero), Some(Discard::Malformed));
+        let broadcast_source = udp_frame(OUR_MAC, Ipv4Address::new(10, 0, 0, 255), US);
+        assert_eq!(reason(&broadcast_source), Some(Discard::Malformed));
+        let mut long_udp = udp_frame(OUR_MAC, PEER, US);
+        long_udp[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&200u16.to_be_bytes());
+        assert_eq!(reason(&long_udp), Some(Discard::Malformed));
+        let frame = udp_frame(OUR_MAC, PEER, US);
+        for cut in 14..14 + 20 {
+            assert_eq!(
+                reason(&frame[..cut]),
+                Some(Discard::Malformed),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(classify(&frame[..13], &accept()), None, "not even Ethernet");
+    }
+
+    #[test]
+    fn a_tcp_segment_is_left_to_smoltcp_once_the_ip_layer_passes_it() {
+        let mut frame = udp_frame(OUR_MAC, PEER, US);
+        frame[14 + 9] = 6;
+        refresh_ip_checksum(&mut frame);
+        assert_eq!(classify(&frame, &accept()), None);
+        frame[14 + 8] ^= 1;
+        assert_eq!(
+            reason(&frame),
+            Some(Discard::BadChecksum),
+            "its IP header still counts"
+        );
+    }
+
+    #[test]
+    fn the_counters_count_by_reason_and_print_on_one_line() {
+        let mut d = Discards::default();
+        d.count(Discard::BadChecksum);
+        d.count(Discard::BadChecksum);
+        d.count(Discard::NoSocket);
+        assert_eq!((d.bad_checksum, d.no_socket, d.total()), (2, 1, 3));
+        assert_eq!(
+            std::format!("{d}"),
+            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0"
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! What the interface discards before any socket, and what counts as a drop: a datagram
+//! counts against a socket's ring only if smoltcp handed it to that socket; every other
+//! discard is counted under its own reason ([`Discards`]) and logged once per reason per
+//! interval. Frames are put on the hub with `Wire::inject`, built with smoltcp's `Repr`s.
+//! Its own test binary, since it installs the process's logger to read the lines back.
+
+use std::sync::Mutex;
+
+use ringnet::phy::Discards;
+use ringnet::sim::Faults;
+use ringnet::smoltcp::phy::ChecksumCapabilities;
+use ringnet::smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
+    UdpRepr,
+};
+use ringnet::{Duration, IpEndpoint, Ipv4Address, SocketOption};
+use ringnet_testkit::*;
+
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The tests share the logger: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.target().starts_with("ringnet") {
+            LINES.lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture;
+
+fn start() -> std::sync::MutexGuard<'static, ()> {
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Debug);
+    LINES.lock().unwrap().clear();
+    guard
+}
+
+fn lines_with(text: &str) -> Vec<String> {
+    LINES
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(text))
+        .cloned()
+        .collect()
+}
+
+/// A UDP datagram as a frame from `from` to `to_mac`, built with smoltcp's `Repr`s.
+fn udp_frame(
+    to_mac: EthernetAddress,
+    from: (Ipv4Address, u16),
+    to: (Ipv4Address, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let udp = UdpRepr {
+        src_port: from.1,
+        dst_port: to.1,
+    };
+    let ip = Ipv4Repr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let mut frame = vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 0x99]));
+    eth.set_dst_addr(to_mac);
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let checksums = ChecksumCapabilities::default();
+    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.emit(&mut ip_packet, &checksums);
+    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
+    udp.emit(
+        &mut udp_packet,
+        &from.0.into(),
+        &to.0.into(),
+        payload.len(),
+        |p| p.copy_from_slice(payload),
+        &checksums,
+    );
+    frame
+}
+
+/// An IPv4 header's offset in a frame, and the UDP header's.
+const IP: usize = 14;
+const UDP: usize = 14 + 20;
+
+/// Sets the fragment fields of a frame's IPv4 header and fixes its checksum.
+fn set_fragment(frame: &mut [u8], more: bool, offset: u16) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[IP..]);
+    ip.set_more_frags(more);
+    ip.set_frag_offset(offset);
+    ip.fill_checksum();
+}
+
+const STRANGER: Ipv4Address = Ipv4Address::new(10, 0, 0, 77);
+
+#[test]
+fn each_kind_of_discard_counts_under_its_own_reason_and_never_as_a_drop() {
+    let _one = start();
+    let mut w = pair(Faults::NONE, 60);
+    let rx = udp_socket(&mut w.stacks[B], 16, 8192);
+    w.stacks[B].udp_bind(rx, 9000).unwrap();
+    let to_b = (ip(B), 9000);
+    let from = (STRANGER, 4000);
+    let good = udp_frame(mac(B), from, to_b, b"good");
+    let inject = |frame: &[u8]| w.wire.inject(A, frame).unwrap();
+
+    inject(&good);
+    let mut bad_udp = good.clone();
+    *bad_udp.last_mut().unwrap() ^= 0x20;
+    inject(&bad_udp);
+    let mut no_checksum = udp_frame(mac(B), from, to_b, b"none");
+    no_checksum[UDP + 6..UDP + 8].copy_from_slice(&[0, 0]);
+    inject(&no_checksum);
+    let mut bad_ip = good.clone();
+    bad_ip[IP + 8] ^= 1; // the TTL: only the header checksum notices
+    inject(&bad_ip);
+    inject(&udp_frame(
+        mac(B),
+        from,
+        (ip(C), 9000),
+        b"for another address",
+    ));
+    inject(&udp_frame(mac(C), from, to_b, b"for another MAC"));
+    inject(&udp_frame(mac(B), from, (ip(B), 9001), b"nobody listens"));
+    let mut fragment = good.clone();
+    set_fragment(&mut fragment, true, 0);
+    inject(&fragment);
+    let mut long = good.clone();
+    long[UDP + 4..UDP + 6].copy_from_slice(&500u16.to_be_bytes());
+    inject(&long);
+    w.settle();
+
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while let Ok(d) = w.stacks[B].recv_from(rx, &mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..d.len]).into_owned());
+    }
+    assert_eq!(got, ["good", "none"], "a zero UDP checksum means none");
+    assert_eq!(w.stacks[B].stats(rx).unwrap().rx_drops, 0);
+    assert_eq!(
+        w.stacks[B].discards(),
+        Discards {
+            not_for_us: 2,
+            bad_checksum: 2,
+            fragments: 1,
+            no_socket: 1,
+            malformed: 1,
+        }
+    );
+    assert_eq!(w.stacks[A].discards(), Discards::default());
+    let table = w.stacks[B].stats_table().to_string();
+    assert!(
+        table.ends_with(
+            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1\n"
+        ),
+        "{table}"
+    );
+    // A full ring is still the socket's drop, and only that.
+    for _ in 0..20 {
+        inject(&good);
+    }
+    w.settle();
+    let drops = w.stacks[B].stats(rx).unwrap().rx_drops;
+    assert_eq!(drops, 4, "16 slots hold 16 of the 20");
+    assert_eq!(w.stacks[B].discards().total(), 7, "unchanged");
+}
+
+#[test]
+fn on_a_three_host_hub_nothing_counts_as_dropped_where_nothing_was() {
+    let _one = start();
+    let mut w = world_with::<3>(Faults::NONE, 61, ETHERNET_MTU, 64 * 1024);
+    let sender = udp_socket(&mut w.stacks[A], 32, 16 * 1024);
+    w.stacks[A]
+        .set_option(sender, SocketOption::Broadcast(true))
+        .unwrap();
+    let listeners: Vec<_> = [B, C]
+        .into_iter()
+        .map(|port| {
+            let s = udp_socket(&mut w.stacks[port], 64, 16 * 1024);
+            w.stacks[port].udp_bind(s, 9999).unwrap();
+            s
+        })
+        .collect();
+    let limited = IpEndpoint::new(Ipv4Address::BROADCAST.into(), 9999);
+    let subnet = IpEndpoint::new(Ipv4Address::new(10, 0, 0, 255).into(), 9999);
+    for i in 0..10u8 {
+        for to in [limited, subnet, ep(B, 9999)] {
+            w.stacks[A].send_to(sender, &[i; 200], to).unwrap();
+        }
+        w.settle();
+    }
+    let mut buf = [0u8; 256];
+    let mut received = [0; 2];
+    for (n, (port, s)) in [B, C].into_iter().zip(&listeners).enumerate() {
+        while w.stacks[port].recv_from(*s, &mut buf).is_ok() {
+            received[n] += 1;
+        }
+        assert_eq!(w.stacks[port].stats(*s).unwrap().rx_drops, 0, "host {port}");
+    }
+    assert_eq!(received, [30, 20], "B gets the unicasts too");
+    assert_eq!(w.stacks[B].discards(), Discards::default());
+    assert_eq!(
+        w.stacks[C].discards(),
+        Discards {
+            not_for_us: 10,
+            ..Discards::default()
+        },
+        "A's unicasts to B pass C on the hub"
+    );
+    assert!(lines_with("has no room").is_empty());
+    // Not-for-us is logged at most once per interval, with the count.
+    let not_for_us = lines_with("C: discarded");
+    assert!(
+        !not_for_us.is_empty() && not_for_us.len() <= 2,
+        "{not_for_us:#?}"
+    );
+}
+
+#[test]
+fn a_corrupting_wire_counts_bad_checksums_not_drops() {
+    let _one = start();
+    let faults = Faults {
+        corrupt: 0.2,
+        ..Faults::NONE
+    };
+    let mut w = pair(faults, 62);
+    let rx = udp_socket(&mut w.stacks[B], 64, 64 * 1024);
+    w.stacks[B].udp_bind(rx, 9000).unwrap();
+    let tx = udp_socket(&mut w.stacks[A], 64, 64 * 1024);
+    let mut buf = [0u8; 512];
+    let mut received = 0;
+    for round in 0..20u8 {
+        for _ in 0..10 {
+            w.stacks[A].send_to(tx, &[round; 300], ep(B, 9000)).unwrap();
+        }
+        w.settle();
+        while w.stacks[B].recv_from(rx, &mut buf).is_ok() {
+            received += 1;
+        }
+    }
+    let corrupted = w.wire.stats().corrupted;
+    let discards = w.stacks[B].discards();
+    assert_eq!(w.stacks[B].stats(rx).unwrap().rx_drops, 0, "{discards:?}");
+    assert!(discards.bad_checksum > 0, "{discards:?}");
+    assert!(
+        discards.total() + w.stacks[A].discards().total() <= corrupted,
+        "{discards:?} with {corrupted} frames corrupted"
+    );
+    assert_eq!((discards.no_socket, discards.fragments), (0, 0));
+    assert!(received > 100, "{received}");
+    assert!(lines_with("has no room").is_empty());
+}
+
+#[test]
+fn a_fragmented_datagram_is_counted_and_logged_as_lost_fragments() {
+    let _one = start();
+    let mut w = pair(Faults::NONE, 63);
+    let rx = udp_socket(&mut w.stacks[B], 8, 8192);
+    w.stacks[B].udp_bind(rx, 9000).unwrap();
+    // A 4000-byte datagram as Linux sends it over a 1500-byte MTU: three fragments of
+    // 1480, 1480 and 1048 bytes of IP payload (the UDP header in the first).
+    let payload: Vec<u8> = (0..4000u32).map(|i| i as u8).collect();
+    let whole = udp_frame(mac(B), (STRANGER, 4000), (ip(B), 9000), &payload);
+    let ip_payload = &whole[UDP..];
+    for (offset, piece) in [(0usize, 1480usize), (1480, 1480), (2960, 1048)] {
+        let mut frame = whole[..UDP].to_vec();
+        frame.extend_from_slice(&ip_payload[offset..offset + piece]);
+        Ipv4Packet::new_unchecked(&mut frame[IP..]).set_total_len(20 + piece as u16);
+        set_fragment(&mut frame, offset + piece < ip_payload.len(), offset as u16);
+        w.wire.inject(A, &frame).unwrap();
+    }
+    w.settle();
+    let mut buf = [0u8; 64];
+    assert!(
+        w.stacks[B].recv_from(rx, &mut buf).is_err(),
+        "nothing arrives"
+    );
+    assert_eq!(w.stacks[B].stats(rx).unwrap().rx_drops, 0);
+    assert_eq!(
+        w.stacks[B].discards(),
+        Discards {
+            fragments: 3,
+            ..Discards::default()
+        }
+    );
+    // One line at once; the rest of the interval's fragments in one more line after it.
+    w.run_for(Duration::from_millis(1100));
+    let lines = lines_with("B: discarded");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].contains("IP fragment (no reassembly)") && lines[0].contains("(1 in all"));
+    assert!(lines[1].starts_with("B: discarded 2 IPv4 frame(s)") && lines[1].contains("(3 in all"));
+}
