@@ -10,6 +10,7 @@ use sha2::{Digest as _, Sha256};
 use super::wire::{Digest, Message, Status, WireError, MAX_FRAME, MAX_REASON};
 use embedded_io::{ErrorKind, Read, ReadExactError, Write};
 
+use crate::convert::{room, wide};
 use crate::framing::PREFIX_LEN;
 use crate::services::{FileSource, ReadError};
 
@@ -154,7 +155,7 @@ pub fn put<S: Read + Write>(
             return Err(TransferError::Source);
         }
         hasher.update(&buf[..n]);
-        offset += n as u64;
+        offset += wide(n);
     }
     let digest: Digest = hasher.finalize().into();
     send_frame(
@@ -180,7 +181,7 @@ pub fn put<S: Read + Write>(
             return Err(TransferError::Source);
         }
         stream.write_all(&buf[..n]).map_err(io)?;
-        sent += n as u64;
+        sent += wide(n);
         progress(sent, size);
     }
     let agreed = expect_ok(read_frame(stream)?)?;
@@ -223,14 +224,14 @@ pub fn get<S: Read + Write>(
     let mut received = offset;
     let mut buf = [0u8; 4096];
     while received < size {
-        let want = ((size - received) as usize).min(buf.len());
+        let want = room(size - received).min(buf.len());
         let n = stream.read(&mut buf[..want]).map_err(io)?;
         if n == 0 {
             return Err(TransferError::UnexpectedEnd);
         }
         hasher.update(&buf[..n]);
         sink(&buf[..n]).map_err(|SinkError| TransferError::Sink)?;
-        received += n as u64;
+        received += wide(n);
         progress(received, size);
     }
     let announced = expect_ok(read_frame(stream)?)?;
