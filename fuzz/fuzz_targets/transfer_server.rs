@@ -62,15 +62,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let request = frame_of_client(input);
-    match (first, request) {
-        (
-            Message::Accept { size, offset: 0 },
-            Some(Message::Put {
-                name,
-                size: announced,
-                sha256,
-            }),
-        ) => {
+    let put = match request {
+        Some(Message::Put { name, size, sha256 }) => Some((name, size, sha256)),
+        Some(Message::PutWithToken {
+            name, size, sha256, ..
+        }) => Some((name, size, sha256)),
+        _ => None,
+    };
+    match (first, put, request) {
+        (Message::Accept { size, offset: 0 }, Some((name, announced, sha256)), _) => {
             assert_eq!(size, announced);
             if let Some((
                 Message::Status {
@@ -88,9 +88,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(actual, sha256, "verified but stored otherwise");
             }
         }
-        (Message::Accept { .. }, Some(Message::Get { .. })) => {}
-        (Message::Status { status, .. }, _) => assert_ne!(status, Status::Ok),
-        (other, request) => panic!("{other:?} answering {request:?}"),
+        (Message::Accept { .. }, _, Some(Message::Get { .. })) => {}
+        (Message::Status { status, .. }, _, _) => assert_ne!(status, Status::Ok),
+        (other, _, request) => panic!("{other:?} answering {request:?}"),
     }
 });
 

@@ -145,6 +145,20 @@ pub fn put<S: Read + Write>(
     source: &dyn FileSource,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Digest, TransferError> {
+    put_with_token(stream, name, None, source, progress)
+}
+
+/// [`put`] with the token a server may require for writes (sent in a
+/// [`Message::PutWithToken`]; `None` sends a plain put). A wrong or missing token is
+/// [`TransferError::Refused`] with [`Status::Unauthorized`]; a token that breaks the
+/// rules ([`super::validate_token`]) is `Wire(BadToken)`, before anything is sent.
+pub fn put_with_token<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    token: Option<&str>,
+    source: &dyn FileSource,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Digest, TransferError> {
     let size = source.len();
     let mut buf = [0u8; 4096];
     let mut hasher = Sha256::new();
@@ -158,14 +172,20 @@ pub fn put<S: Read + Write>(
         offset += wide(n);
     }
     let digest: Digest = hasher.finalize().into();
-    send_frame(
-        stream,
-        Message::Put {
+    let request = match token {
+        Some(token) => Message::PutWithToken {
+            name,
+            size,
+            sha256: digest,
+            token,
+        },
+        None => Message::Put {
             name,
             size,
             sha256: digest,
         },
-    )?;
+    };
+    send_frame(stream, request)?;
     match read_frame(stream)? {
         Reply::Accept { .. } => {}
         other => {
