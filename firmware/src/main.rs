@@ -194,7 +194,10 @@ fn start_transfer(
     let server = TRANSFER.init(server);
     // Puts need the token too when the image was built with RINGNET_TOKEN.
     if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
-        setup_failed("transfer", &"RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII");
+        setup_failed(
+            "transfer",
+            &"RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII",
+        );
     }
     Ok(server)
 }
