@@ -1,7 +1,8 @@
 //! The transfer server (TCP 7003) fed arbitrary stream bytes by a client on the simulated
 //! wire: never a panic; every connection ends within its timeouts; what the server sends
 //! starts with a well-formed frame; an upload is never left open in the store; a put the
-//! server calls verified is stored whole, with the digest it announced.
+//! server calls verified is stored whole, with the digest it announced; with a token set,
+//! no put without it is accepted.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -34,9 +35,14 @@ fn stored(store: &mut Ram, name: &str) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((script, input)) = Script::split(data) else {
+    let Some((script, rest)) = Script::split(data) else {
         return;
     };
+    // The second byte's low bit: whether puts need the token "secret".
+    let Some((&options, input)) = rest.split_first() else {
+        return;
+    };
+    let token = (options & 1 == 1).then_some("secret");
     let start = |stack: &mut Stack<'_>, backlog: &[SocketHandle]| {
         let mut store = Ram::new();
         let mut upload = store.begin("seed.bin", 3000).unwrap();
@@ -44,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         store.commit(upload).unwrap();
         let mut server = TransferServer::<Ram, 2>::new(stack, 7003, backlog, store).unwrap();
         server.set_idle_timeout(Duration::from_secs(5));
+        server.set_token(token).unwrap();
         server
     };
     let (outcome, mut server) = exchange(7003, 2, start, input, script, Duration::from_secs(120));
@@ -62,13 +69,28 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let request = frame_of_client(input);
-    let put = match request {
-        Some(Message::Put { name, size, sha256 }) => Some((name, size, sha256)),
+    let (put, given) = match request {
+        Some(Message::Put { name, size, sha256 }) => (Some((name, size, sha256)), None),
         Some(Message::PutWithToken {
-            name, size, sha256, ..
-        }) => Some((name, size, sha256)),
-        _ => None,
+            name,
+            size,
+            sha256,
+            token,
+        }) => (Some((name, size, sha256)), Some(token)),
+        _ => (None, None),
     };
+    if put.is_some() && token.is_some() && given != token {
+        assert!(
+            matches!(
+                first,
+                Message::Status {
+                    status: Status::Unauthorized,
+                    ..
+                }
+            ),
+            "a put without the token got {first:?}"
+        );
+    }
     match (first, put, request) {
         (Message::Accept { size, offset: 0 }, Some((name, announced, sha256)), _) => {
             assert_eq!(size, announced);

@@ -2,8 +2,8 @@
 """Writes the seed inputs of the fuzz targets (run from fuzz/: python3 seeds/make.py).
 
 Each server target's input is a script byte (bit 7: FIN after the input; bits 0-6: bytes
-per send, 0 for all), then for HTTP an options byte (bit 0: a token is required), then
-the stream. The inspector's is a flags byte (bit 0: address the frames to the stack and
+per send, 0 for all), then an options byte (bit 0: the server requires a token, "secret"),
+then the stream. The inspector's is a flags byte (bit 0: address the frames to the stack and
 fill in checksums; bit 1: the listener is starved), then frames with 2-byte lengths."""
 import hashlib, os, struct
 
@@ -21,17 +21,23 @@ def put(name, data):
     return frame(b"RNT1\x01" + bytes([len(name)]) + name + struct.pack(">Q", len(data))
                  + hashlib.sha256(data).digest()) + data
 
+def put_token(name, data, token):
+    return frame(b"RNT1\x05" + bytes([len(name)]) + name + struct.pack(">Q", len(data))
+                 + hashlib.sha256(data).digest() + bytes([len(token)]) + token) + data
+
 def get(name, offset):
     return frame(b"RNT1\x02" + bytes([len(name)]) + name + struct.pack(">Q", offset))
 
 for script in (0x80, 0x07):
-    s = bytes([script])
+    s = bytes([script, script & 1])
+    write("transfer_server", f"put-token-{script:02x}", s + put_token(b"t.bin", b"tok" * 9, b"secret"))
     write("transfer_server", f"put-{script:02x}", s + put(b"new.bin", b"hello" * 40))
     write("transfer_server", f"put-empty-{script:02x}", s + put(b"e", b""))
     write("transfer_server", f"put-seed-{script:02x}", s + put(b"seed.bin", b"x" * 100))
     write("transfer_server", f"get-{script:02x}", s + get(b"seed.bin", 0))
     write("transfer_server", f"get-resume-{script:02x}", s + get(b"seed.bin", 2999))
     write("transfer_wire", f"put-{script:02x}", put(b"a.txt", b"")[4:])
+    write("transfer_wire", f"put-token-{script:02x}", put_token(b"a.txt", b"", b"k")[4:])
     write("transfer_wire", f"get-{script:02x}", get(b"a.txt", 5)[4:])
 
 http = {
