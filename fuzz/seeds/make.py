@@ -2,8 +2,8 @@
 """Writes the seed inputs of the fuzz targets (run from fuzz/: python3 seeds/make.py).
 
 Each server target's input is a script byte (bit 7: FIN after the input; bits 0-6: bytes
-per send, 0 for all), then an options byte (bit 0: the server requires a token, "secret"),
-then the stream. The inspector's is a flags byte (bit 0: address the frames to the stack and
+per send, 0 for all), then an options byte (bit 0: the server requires a token, "secret"; bit 1: two clients
+at once, and the stream starts with the first one's length, 2 bytes), then the stream. The inspector's is a flags byte (bit 0: address the frames to the stack and
 fill in checksums; bit 1: the listener is starved), then frames with 2-byte lengths."""
 import hashlib, os, struct
 
@@ -54,6 +54,20 @@ http = {
     "absolute": b"GET http://d/seed.bin HTTP/1.1\r\n\r\n",
     "pattern": b"GET /pattern-5000 HTTP/1.1\r\n\r\n",
 }
+def two(first, second):
+    return struct.pack(">H", len(first)) + first + second
+
+for script in (0x80, 0x05):
+    s = bytes([script, 2])
+    body = b"hello" * 40
+    write("transfer_server", f"two-puts-{script:02x}", s + two(put(b"race.bin", body), put(b"race.bin", body[::-1])))
+    write("transfer_server", f"put-and-get-{script:02x}", s + two(put(b"seed.bin", body), get(b"seed.bin", 0)))
+    write("http_server", f"two-puts-{script:02x}", s + two(
+        b"PUT /r.txt HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+        b"PUT /r.txt HTTP/1.1\r\nContent-Length: 5\r\n\r\nworld"))
+    write("http_server", f"stats-and-list-{script:02x}", s + two(
+        b"GET /stats HTTP/1.1\r\n\r\n" * 20, b"GET / HTTP/1.1\r\n\r\n"))
+
 for name, data in http.items():
     write("http_server", name, bytes([0x80, 0]) + data)
     write("http_server", name + "-cut", bytes([0x03, 1]) + data)

@@ -79,15 +79,25 @@ impl Script {
     }
 }
 
-/// What the client saw.
+/// What a client saw.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// Every byte the server sent.
+    /// Every byte the server sent it.
     pub received: Vec<u8>,
     /// Whether the server ended the connection (FIN or reset) before the time ran out.
     pub ended: bool,
-    /// Connections the server still held when the time ran out.
-    pub still_active: usize,
+}
+
+/// One client's input and how it sends it, and the second client's, if any: the
+/// `options` byte's bit 1 says there are two, and then the stream starts with the first
+/// one's length (2 bytes, big-endian, cut to what there is).
+pub fn clients(options: u8, script: Script, input: &[u8]) -> Vec<(&[u8], Script)> {
+    if options & 2 == 0 || input.len() < 2 {
+        return vec![(input, script)];
+    }
+    let len = usize::from(u16::from_be_bytes([input[0], input[1]])).min(input.len() - 2);
+    let (first, second) = input[2..].split_at(len);
+    vec![(first, script), (second, script)]
 }
 
 const SERVER_PORT: usize = 1;
@@ -105,17 +115,88 @@ fn config(port: usize, name: &'static str) -> StackConfig {
     }
 }
 
-/// Runs one connection from a client stack to `server` (started by `start` on the
-/// server's stack, given `backlog` fresh sockets, listening on `port`): the client sends
-/// `input` as `script` says and reads everything, for at most `limit` of virtual time.
+/// A client's progress.
+struct Client<'i> {
+    socket: SocketHandle,
+    input: &'i [u8],
+    script: Script,
+    sent: usize,
+    connected: bool,
+    shut: bool,
+    closed: bool,
+    outcome: Outcome,
+}
+
+impl Client<'_> {
+    /// Sends what the ring takes, reads what came; whether anything moved.
+    fn step(&mut self, stack: &mut Stack<'_>, buf: &mut [u8]) -> bool {
+        let mut progress = false;
+        if !self.connected && !self.closed {
+            match stack.poll_connect(self.socket) {
+                Ok(()) => self.connected = true,
+                Err(ConnectError::WouldBlock) => {}
+                Err(_) => {
+                    self.outcome.ended = true;
+                    self.closed = true;
+                }
+            }
+        }
+        if !self.connected || self.closed {
+            return progress;
+        }
+        while self.sent < self.input.len() {
+            let end = self
+                .input
+                .len()
+                .min(self.sent.saturating_add(self.script.chunk));
+            match stack.send(self.socket, &self.input[self.sent..end]) {
+                Ok(n) if n > 0 => {
+                    self.sent += n;
+                    progress = true;
+                }
+                _ => break,
+            }
+        }
+        if self.sent == self.input.len() && self.script.fin && !self.shut {
+            let _ = stack.shutdown_write(self.socket);
+            self.shut = true;
+            progress = true;
+        }
+        loop {
+            match stack.recv(self.socket, buf) {
+                Ok(0) => {
+                    let _ = stack.close(self.socket);
+                    break;
+                }
+                Ok(n) => {
+                    self.outcome.received.extend_from_slice(&buf[..n]);
+                    progress = true;
+                }
+                Err(RecvError::WouldBlock) => return progress,
+                Err(_) => {
+                    let _ = stack.abort(self.socket);
+                    break;
+                }
+            }
+        }
+        self.outcome.ended = true;
+        self.closed = true;
+        true
+    }
+}
+
+/// Runs connections from a client stack to `server` (started by `start` on the server's
+/// stack, given `backlog` fresh sockets, listening on `port`): one client per entry of
+/// `inputs`, all connecting at once, each sending its input as its script says and
+/// reading everything, for at most `limit` of virtual time. Returns what each client saw,
+/// the server, and the connections it still held when the time ran out.
 pub fn exchange<V: Server>(
     port: u16,
     backlog: usize,
     start: impl FnOnce(&mut Stack<'_>, &[SocketHandle]) -> V,
-    input: &[u8],
-    script: Script,
+    inputs: &[(&[u8], Script)],
     limit: Duration,
-) -> (Outcome, V) {
+) -> (Vec<Outcome>, V, usize) {
     let mut queue_meta = [[PacketMetadata::EMPTY; 64], [PacketMetadata::EMPTY; 64]];
     let mut queue_bytes = [vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]];
     let mut held_meta = [[PacketMetadata::EMPTY; 1], [PacketMetadata::EMPTY; 1]];
@@ -143,11 +224,14 @@ pub fn exchange<V: Server>(
 
     let mut client_table = StackResources::<SOCKETS>::new();
     let mut server_table = StackResources::<SOCKETS>::new();
-    let mut client_rings = (vec![0u8; 4096], vec![0u8; 4096]);
+    let mut client_rings: Vec<(Vec<u8>, Vec<u8>)> = inputs
+        .iter()
+        .map(|_| (vec![0u8; 4096], vec![0u8; 4096]))
+        .collect();
     let mut server_rings: Vec<(Vec<u8>, Vec<u8>)> = (0..backlog)
         .map(|_| (vec![0u8; 2048], vec![0u8; 2048]))
         .collect();
-    let mut client = Stack::new(
+    let mut client_stack = Stack::new(
         config(CLIENT_PORT, "client"),
         &mut wire.port(CLIENT_PORT),
         &mut client_table,
@@ -168,86 +252,53 @@ pub fn exchange<V: Server>(
         })
         .collect();
     let mut server = start(&mut server_stack, &sockets);
-    let conn = client
-        .tcp_socket(&mut client_rings.0, &mut client_rings.1)
-        .expect("room for the client");
     let remote = IpEndpoint::new(
         Ipv4Address::new(10, 0, 0, SERVER_PORT as u8 + 1).into(),
         port,
     );
-    client.connect(conn, remote).expect("connect starts");
+    let mut clients: Vec<Client<'_>> = client_rings
+        .iter_mut()
+        .zip(inputs)
+        .map(|((rx, tx), &(input, script))| {
+            let socket = client_stack.tcp_socket(rx, tx).expect("room for a client");
+            client_stack
+                .connect(socket, remote)
+                .expect("connect starts");
+            Client {
+                socket,
+                input,
+                script,
+                sent: 0,
+                connected: false,
+                shut: false,
+                closed: false,
+                outcome: Outcome::default(),
+            }
+        })
+        .collect();
 
-    let mut outcome = Outcome::default();
-    let mut sent = 0;
-    let mut connected = false;
-    let mut shut = false;
-    let mut closed = false;
     let mut buf = [0u8; 2048];
     let deadline = Instant::ZERO + limit;
     while wire.now() < deadline {
         let now = wire.now();
         let frames_before = wire.stats().sent;
-        let mut progress = client.poll(now, &mut wire.port(CLIENT_PORT));
+        let mut progress = client_stack.poll(now, &mut wire.port(CLIENT_PORT));
         progress |= server_stack.poll(now, &mut wire.port(SERVER_PORT));
         server.poll(&mut server_stack);
-        if !connected {
-            match client.poll_connect(conn) {
-                Ok(()) => connected = true,
-                Err(ConnectError::WouldBlock) => {}
-                Err(_) => {
-                    outcome.ended = true;
-                    closed = true;
-                }
-            }
+        for client in &mut clients {
+            progress |= client.step(&mut client_stack, &mut buf);
         }
-        if connected && !closed {
-            while sent < input.len() {
-                let end = input.len().min(sent.saturating_add(script.chunk));
-                match client.send(conn, &input[sent..end]) {
-                    Ok(n) if n > 0 => {
-                        sent += n;
-                        progress = true;
-                    }
-                    _ => break,
-                }
-            }
-            if sent == input.len() && script.fin && !shut {
-                let _ = client.shutdown_write(conn);
-                shut = true;
-                progress = true;
-            }
-            loop {
-                match client.recv(conn, &mut buf) {
-                    Ok(0) => {
-                        outcome.ended = true;
-                        closed = true;
-                        let _ = client.close(conn);
-                        progress = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        outcome.received.extend_from_slice(&buf[..n]);
-                        progress = true;
-                    }
-                    Err(RecvError::WouldBlock) => break,
-                    Err(_) => {
-                        outcome.ended = true;
-                        closed = true;
-                        let _ = client.abort(conn);
-                        progress = true;
-                        break;
-                    }
-                }
-            }
-        }
-        if closed && server.active() == 0 && wire.next_delivery().is_none() {
+        if clients.iter().all(|c| c.closed)
+            && server.active() == 0
+            && wire.next_delivery().is_none()
+        {
             break;
         }
         if progress || wire.stats().sent != frames_before {
             continue;
         }
         let next = [
-            client.poll_at(),
+            client_stack.poll_at(),
             server_stack.poll_at(),
             server.poll_at(),
             wire.next_delivery(),
@@ -258,6 +309,7 @@ pub fn exchange<V: Server>(
         .unwrap_or(deadline);
         wire.advance_to(next.max(now + Duration::from_micros(1)).min(deadline));
     }
-    outcome.still_active = server.active();
-    (outcome, server)
+    let still_active = server.active();
+    let outcomes = clients.into_iter().map(|c| c.outcome).collect();
+    (outcomes, server, still_active)
 }
