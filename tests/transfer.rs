@@ -439,3 +439,94 @@ fn a_server_that_vanishes_mid_get_is_an_error_not_a_short_file() {
     );
     assert!(kept < 200_000, "the transfer really was cut short ({kept})");
 }
+
+/// Puts `data` as `name` from A with `token`, on a server whose token is `required`.
+fn put_with(
+    required: Option<&str>,
+    attempts: &[(Option<&str>, &str)],
+) -> (Vec<Result<[u8; 32], TransferError>>, MemStore) {
+    let (mut w, mut server, _) = setup(Faults::NONE, 13, 8192);
+    server.set_token(required).unwrap();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(50));
+    let mut sock = Blocking::new(a, &mut driver);
+    let mut results = Vec::new();
+    for (token, name) in attempts {
+        let client = tcp_socket(sock.stack(), 8192, 8192);
+        sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+        results.push(transfer::put_with_token(
+            &mut sock.stream(client),
+            name,
+            *token,
+            &Pattern(20_000),
+            &mut |_, _| {},
+        ));
+        sock.stack().close(client).unwrap();
+    }
+    (results, std::mem::take(server.store()))
+}
+
+#[test]
+fn a_server_with_a_token_takes_puts_only_with_it_and_says_unauthorized_otherwise() {
+    let (results, store) = put_with(
+        Some("s3cret"),
+        &[
+            (None, "none.bin"),
+            (Some("wrong"), "wrong.bin"),
+            (Some("s3cret"), "right.bin"),
+        ],
+    );
+    for (result, why) in results[..2]
+        .iter()
+        .zip(["puts need a token", "wrong token"])
+    {
+        match result {
+            Err(TransferError::Refused {
+                status: Status::Unauthorized,
+                reason,
+            }) => assert_eq!(reason, why),
+            other => panic!("expected unauthorized ({why}), got {other:?}"),
+        }
+    }
+    assert_eq!(results[2], Ok(digest_of(&pattern(20_000))));
+    let mut names: Vec<_> = store.files.keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["right.bin"],
+        "only the put with the token stored anything"
+    );
+    assert_eq!(store.files["right.bin"], pattern(20_000));
+}
+
+#[test]
+fn without_a_token_puts_stay_open_with_or_without_one_and_bad_tokens_never_leave() {
+    let (results, store) = put_with(None, &[(None, "a.bin"), (Some("any"), "b.bin")]);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(store.files.len(), 2);
+    let (results, store) = put_with(Some("t"), &[(Some("has space"), "c.bin")]);
+    assert!(
+        matches!(
+            results[0],
+            Err(TransferError::Wire(transfer::WireError::BadToken(
+                transfer::TokenError::NotPrintable
+            )))
+        ),
+        "{results:?}"
+    );
+    assert!(store.files.is_empty());
+    let (mut w, _, _) = setup(Faults::NONE, 14, 1024);
+    let backlog = tcp_socket(&mut w.stacks[B], 1024, 1024);
+    let mut other =
+        TransferServer::<MemStore>::new(&mut w.stacks[B], 7100, &[backlog], MemStore::default())
+            .unwrap();
+    assert_eq!(
+        other.set_token(Some(&"x".repeat(65))),
+        Err(transfer::TokenError::TooLong)
+    );
+    assert_eq!(other.set_token(Some("")), Err(transfer::TokenError::Empty));
+}

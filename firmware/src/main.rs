@@ -191,7 +191,15 @@ fn start_transfer(
         ringnet::transfer::DigestSink::new(),
     )
     .unwrap_or_else(|e| setup_failed("transfer", &e));
-    Ok(TRANSFER.init(server))
+    let server = TRANSFER.init(server);
+    // Puts need the token too when the image was built with RINGNET_TOKEN.
+    if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
+        setup_failed(
+            "transfer",
+            &"RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII",
+        );
+    }
+    Ok(server)
 }
 
 /// The HTTP server, built into its static cell (not inlined, as [`start_transfer`]).

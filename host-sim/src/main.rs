@@ -91,8 +91,9 @@ enum Command {
         /// no byte before it is reset (HTTP keeps its own 10 s).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
         idle_timeout: u64,
-        /// Require `Authorization: Bearer TOKEN` on HTTP writes (PUT, POST, DELETE); without
-        /// it writes are open.
+        /// Require `Authorization: Bearer TOKEN` on HTTP writes (PUT, POST, DELETE) and the
+        /// token in every transfer put (TCP 7003); without it writes are open. 1 to 64
+        /// bytes of visible ASCII.
         #[arg(long)]
         token: Option<String>,
         /// Refuse uploads larger than this many bytes (HTTP 413, transfer "no space"),
@@ -184,6 +185,9 @@ enum PeerCommand {
         /// as QEMU's user-mode networking forwards the firmware's to 127.0.0.1:17003).
         #[arg(long)]
         port: Option<u16>,
+        /// Transfer protocol: the token the host requires for puts (`serve --token`).
+        #[arg(long)]
+        token: Option<String>,
         /// Raw stream: do not compute the SHA-256 (benchmarks, where it would take CPU
         /// time from the transfer being measured).
         #[arg(long)]
@@ -427,6 +431,7 @@ fn run_peer(
             target,
             name,
             port,
+            token,
             timeout,
             quiet,
             no_digest,
@@ -436,6 +441,11 @@ fn run_peer(
             match target.parse::<SocketAddr>() {
                 Ok(addr) => {
                     refuse_port_with_address(port, addr)?;
+                    if token.is_some() {
+                        return Err(
+                            "--token is for the transfer protocol: give IP, not IP:PORT".into()
+                        );
+                    }
                     let (moved, reply) =
                         peer::put(&file, addr, seconds(timeout), quiet, !no_digest)
                             .map_err(|e| format!("{addr}: {e}"))?;
@@ -456,9 +466,15 @@ fn run_peer(
                             .to_string(),
                     };
                     let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
-                    let outcome =
-                        transfer_client::put_file(addr, &file, &name, seconds(timeout), quiet)
-                            .map_err(|e| e.to_string())?;
+                    let outcome = transfer_client::put_file_with_token(
+                        addr,
+                        &file,
+                        &name,
+                        token.as_deref(),
+                        seconds(timeout),
+                        quiet,
+                    )
+                    .map_err(|e| e.to_string())?;
                     println!(
                     "put {name}: {} bytes in {:.3} s = {:.1} MB/s, sha256 {} verified by the peer",
                     outcome.size,

@@ -1128,3 +1128,222 @@ print(sent, answered)
         "{json}"
     );
 }
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn two_overlapping_curl_puts_of_one_name_one_wins_whole_and_the_other_is_told_409() {
+    let Some(mut ns) = Netns::create("put race") else {
+        return;
+    };
+    let files = ns.dir.join("files");
+    fs::create_dir_all(&files).unwrap();
+    let (a, b) = (vec![b'A'; 3_000_000], vec![b'B'; 3_000_000]);
+    fs::write(ns.dir.join("a.bin"), &a).unwrap();
+    fs::write(ns.dir.join("b.bin"), &b).unwrap();
+    ns.serve("--files files", "info");
+    // Each body takes about 3 s at curl's limited rate; the second starts 1 s after the
+    // first, so both are in flight at once.
+    let put = |body: &str| {
+        format!("curl -s --max-time 30 --limit-rate 1M -o /dev/null -w '{body} %{{http_code}}\\n' -T {body}.bin http://{DEVICE}/race.bin")
+    };
+    let out = ns.ok(&format!("{} & sleep 1; {} & wait", put("a"), put("b")), 60);
+    eprintln!("{out}");
+    let mut codes: Vec<&str> = out.lines().filter_map(|l| l.split(' ').nth(1)).collect();
+    codes.sort();
+    assert!(
+        codes.len() == 2 && ["201", "204"].contains(&codes[0]) && codes[1] == "409",
+        "one upload wins and the other is told 409: {out}\n{}",
+        ns.log()
+    );
+    let stored = fs::read(files.join("race.bin")).unwrap();
+    assert!(
+        stored == a || stored == b,
+        "the stored file is one of the two bodies, whole: {} bytes, {} 'A', {} 'B'",
+        stored.len(),
+        stored.iter().filter(|&&x| x == b'A').count(),
+        stored.iter().filter(|&&x| x == b'B').count()
+    );
+    // The winner is the one that answered 201/204.
+    let winner = out
+        .lines()
+        .find(|l| !l.ends_with("409"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap();
+    assert_eq!(stored, if winner == "a" { a } else { b }, "{out}");
+    // Nothing of the loser is left behind.
+    assert_eq!(names_in(&files), ["race.bin"]);
+}
+
+#[test]
+fn a_get_while_a_transfer_put_of_the_same_name_commits_is_the_old_version_or_cut_never_a_mix() {
+    let Some(mut ns) = Netns::create("get during put") else {
+        return;
+    };
+    let files = ns.dir.join("files");
+    fs::create_dir_all(&files).unwrap();
+    let old_digest = write_pattern_file(&files.join("big.bin"), 8 << 20);
+    let old = fs::read(files.join("big.bin")).unwrap();
+    let new = vec![0x42u8; 1 << 20];
+    fs::write(ns.dir.join("new.bin"), &new).unwrap();
+    let new_digest = hex(&Sha256::digest(&new));
+    ns.serve("--files files", "info");
+    // The GET takes about 4 s at curl's limited rate; the put commits a second in.
+    let out = ns.ok(
+        &format!(
+            "(curl -s --max-time 40 --limit-rate 2M -o got.bin http://{DEVICE}/big.bin; echo curl $?) & \
+             sleep 1; {HOST_SIM} peer put new.bin {DEVICE} --name big.bin -q; wait"
+        ),
+        60,
+    );
+    assert!(
+        out.contains(&new_digest) && out.contains("verified"),
+        "the put commits while the GET is in flight: {out}"
+    );
+    let got = fs::read(ns.dir.join("got.bin")).unwrap();
+    let whole = out.contains("curl 0");
+    eprintln!("{out}GET got {} of {} bytes", got.len(), old.len());
+    if whole {
+        assert_eq!(
+            hex(&Sha256::digest(&got)),
+            old_digest,
+            "a complete GET is the old version, whole: {out}"
+        );
+    } else {
+        assert!(
+            got.len() < old.len() && got[..] == old[..got.len()],
+            "a GET cut short holds only old bytes ({} of them): {out}",
+            got.len()
+        );
+    }
+    // A GET after the commit has the new version.
+    let after = ns.ok(
+        &format!("curl -sf --max-time 20 http://{DEVICE}/big.bin | sha256sum"),
+        30,
+    );
+    assert_eq!(after.split_whitespace().next(), Some(new_digest.as_str()));
+    assert_eq!(names_in(&files), ["big.bin"]);
+}
+
+#[test]
+fn a_client_pipelining_stats_without_reading_does_not_keep_listings_503_for_long() {
+    let Some(mut ns) = Netns::create("stats hog") else {
+        return;
+    };
+    ns.serve("", "info");
+    let script = format!(
+        r#"
+import socket, time, threading
+hog = socket.socket()
+# A small receive buffer: the device's answers soon have nowhere to go.
+hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+hog.connect(('{DEVICE}', 80))
+hog.settimeout(0.2)
+def flood():
+    try:
+        hog.sendall(b'GET /stats HTTP/1.1\r\nHost: d\r\n\r\n' * 2000)
+    except OSError:
+        pass
+threading.Thread(target=flood, daemon=True).start()
+time.sleep(0.3)
+start = time.time()
+outcomes = []
+while time.time() - start < 6:
+    s = socket.create_connection(('{DEVICE}', 80), timeout=10)
+    s.sendall(b'GET / HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n')
+    got = b''
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    outcomes.append((time.time() - start, got[9:12].decode()))
+    time.sleep(0.1)
+# The longest stretch of time in which every listing was refused.
+longest, since = 0.0, None
+for t, code in outcomes:
+    if code == '200':
+        if since is not None:
+            longest = max(longest, t - since)
+        since = None
+    elif since is None:
+        since = t
+print('outcomes', [(round(t, 2), code) for t, code in outcomes])
+print('last', outcomes[-1][1])
+print('longest refusal', round(longest if since is None else 99.0, 2))
+"#
+    );
+    fs::write(ns.dir.join("hog.py"), script).unwrap();
+    let out = ns.ok("python3 hog.py", 60);
+    eprintln!("{out}");
+    let longest: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("longest refusal "))
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no outcome: {out}\n{}", ns.log()));
+    assert!(
+        longest < 2.5 && out.contains("last 200"),
+        "the stalled /stats response kept listings refused for {longest} s: {out}"
+    );
+    // The hog did stall with the buffer, and lost it to a listing.
+    assert!(
+        ns.log().contains("takes the snapshot from stalled"),
+        "the pipelining client never stalled a response: {}",
+        ns.log()
+    );
+}
+
+#[test]
+fn serve_token_guards_transfer_puts_and_http_writes_alike() {
+    let Some(mut ns) = Netns::create("token") else {
+        return;
+    };
+    fs::create_dir_all(ns.dir.join("files")).unwrap();
+    let digest = write_pattern_file(&ns.dir.join("local.bin"), 200_000);
+    ns.serve("--files files --token s3cret", "info");
+    let put = |token: &str| {
+        ns.sh(
+            &format!("{HOST_SIM} peer put local.bin {DEVICE} --name t.bin -q {token}"),
+            30,
+        )
+    };
+    for token in ["", "--token wrong"] {
+        let refused = put(token);
+        assert!(!refused.status.success(), "a put with '{token}' is refused");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("unauthorized"), "{stderr}");
+    }
+    assert!(!ns.dir.join("files/t.bin").exists());
+    let accepted = put("--token s3cret");
+    let stdout = String::from_utf8_lossy(&accepted.stdout);
+    assert!(
+        accepted.status.success() && stdout.contains(&digest),
+        "{stdout}{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    let code = |args: &str| {
+        ns.ok(
+            &format!("curl -s --max-time 10 -o /dev/null -w '%{{http_code}}' {args}"),
+            20,
+        )
+    };
+    let url = format!("http://{DEVICE}/h.bin");
+    assert_eq!(code(&format!("-X PUT --data-binary x {url}")), "401");
+    assert_eq!(
+        code(&format!(
+            "-X PUT -H 'Authorization: Bearer s3cret' --data-binary x {url}"
+        )),
+        "201"
+    );
+    // Reads stay open.
+    assert_eq!(code(&format!("http://{DEVICE}/t.bin")), "200");
+}

@@ -10,6 +10,7 @@ use sha2::{Digest as _, Sha256};
 use super::wire::{Digest, Message, Status, WireError, MAX_FRAME, MAX_REASON};
 use embedded_io::{ErrorKind, Read, ReadExactError, Write};
 
+use crate::convert::{room, wide};
 use crate::framing::PREFIX_LEN;
 use crate::services::{FileSource, ReadError};
 
@@ -144,6 +145,20 @@ pub fn put<S: Read + Write>(
     source: &dyn FileSource,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Digest, TransferError> {
+    put_with_token(stream, name, None, source, progress)
+}
+
+/// [`put`] with the token a server may require for writes (sent in a
+/// [`Message::PutWithToken`]; `None` sends a plain put). A wrong or missing token is
+/// [`TransferError::Refused`] with [`Status::Unauthorized`]; a token that breaks the
+/// rules ([`super::validate_token`]) is `Wire(BadToken)`, before anything is sent.
+pub fn put_with_token<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    token: Option<&str>,
+    source: &dyn FileSource,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Digest, TransferError> {
     let size = source.len();
     let mut buf = [0u8; 4096];
     let mut hasher = Sha256::new();
@@ -154,17 +169,23 @@ pub fn put<S: Read + Write>(
             return Err(TransferError::Source);
         }
         hasher.update(&buf[..n]);
-        offset += n as u64;
+        offset += wide(n);
     }
     let digest: Digest = hasher.finalize().into();
-    send_frame(
-        stream,
-        Message::Put {
+    let request = match token {
+        Some(token) => Message::PutWithToken {
+            name,
+            size,
+            sha256: digest,
+            token,
+        },
+        None => Message::Put {
             name,
             size,
             sha256: digest,
         },
-    )?;
+    };
+    send_frame(stream, request)?;
     match read_frame(stream)? {
         Reply::Accept { .. } => {}
         other => {
@@ -180,7 +201,7 @@ pub fn put<S: Read + Write>(
             return Err(TransferError::Source);
         }
         stream.write_all(&buf[..n]).map_err(io)?;
-        sent += n as u64;
+        sent += wide(n);
         progress(sent, size);
     }
     let agreed = expect_ok(read_frame(stream)?)?;
@@ -223,14 +244,14 @@ pub fn get<S: Read + Write>(
     let mut received = offset;
     let mut buf = [0u8; 4096];
     while received < size {
-        let want = ((size - received) as usize).min(buf.len());
+        let want = room(size - received).min(buf.len());
         let n = stream.read(&mut buf[..want]).map_err(io)?;
         if n == 0 {
             return Err(TransferError::UnexpectedEnd);
         }
         hasher.update(&buf[..n]);
         sink(&buf[..n]).map_err(|SinkError| TransferError::Sink)?;
-        received += n as u64;
+        received += wide(n);
         progress(received, size);
     }
     let announced = expect_ok(read_frame(stream)?)?;

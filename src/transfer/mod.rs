@@ -11,6 +11,9 @@
 //! - put: client → `Put{name, size, sha256}`; server → `Accept` (or a `Status` error and
 //!   close); client → `size` raw bytes; server → `Status{Ok, sha256}` if the data matched
 //!   and was committed, else `Status{DigestMismatch | SizeMismatch | …}`; close.
+//! - a put with a token: as a put, with `PutWithToken{name, size, sha256, token}`; a
+//!   server given a token ([`TransferServer::set_token`]) answers any other put
+//!   `Status{Unauthorized}`.
 //! - get: client → `Get{name, offset}`; server → `Accept{size, offset}` (or a `Status`
 //!   error); server → `size - offset` raw bytes, then `Status{Ok, sha256 of the whole
 //!   file}`; close. A client resumes an interrupted get by asking from the length it kept.
@@ -26,7 +29,9 @@ pub mod store;
 pub mod wire;
 
 pub use crate::digest::DigestHex;
-pub use client::{get, put, SinkError, TransferError};
+pub use client::{get, put, put_with_token, SinkError, TransferError};
 pub use server::TransferServer;
 pub use store::{DigestSink, RamReader, RamStore, RamUpload, Store, StoreError};
-pub use wire::{validate_name, Digest, Message, NameError, Status, WireError};
+pub use wire::{
+    validate_name, validate_token, Digest, Message, NameError, Status, TokenError, WireError,
+};

@@ -6,7 +6,9 @@ use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
 use super::store::{Store, StoreError};
-use super::wire::{Digest, Message, Status, MAX_FRAME, MAX_NAME};
+use super::wire::{
+    validate_token, Digest, Message, Status, TokenError, MAX_FRAME, MAX_NAME, MAX_TOKEN,
+};
 use crate::convert::{room, wide};
 use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
@@ -91,6 +93,7 @@ pub struct TransferServer<S: Store, const CONNS: usize = MAX_CONNECTIONS> {
     store: S,
     connections: Vec<Connection<S::Upload, S::Reader>, CONNS>,
     idle_timeout: Duration,
+    token: Option<String<MAX_TOKEN>>,
     completed: u32,
 }
 
@@ -108,8 +111,25 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
             store,
             connections: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            token: None,
             completed: 0,
         })
+    }
+
+    /// Requires `token` on every put (a [`Message::PutWithToken`] carrying it): any other
+    /// put is answered [`Status::Unauthorized`] and nothing is stored. `None` (the
+    /// default) leaves puts open. Gets stay open either way, as HTTP's GETs do. Refused
+    /// unless 1 to [`MAX_TOKEN`] bytes of visible ASCII ([`validate_token`]).
+    pub fn set_token(&mut self, token: Option<&str>) -> Result<(), TokenError> {
+        self.token = match token {
+            Some(token) => {
+                let token = validate_token(token.as_bytes())?;
+                // Cannot fail: `validate_token` bounds the length.
+                Some(String::try_from(token).map_err(|_| TokenError::TooLong)?)
+            }
+            None => None,
+        };
+        Ok(())
     }
 
     /// Changes how long a silent peer is waited for.
@@ -162,16 +182,25 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                 decoder: LengthPrefixDecoder::new(),
             });
         }
-        let store = &mut self.store;
+        let mut shared = Shared {
+            store: &mut self.store,
+            token: self.token.as_deref(),
+            completed: &mut self.completed,
+        };
         let timeout = self.idle_timeout;
-        let completed = &mut self.completed;
         self.connections.retain_mut(|conn| {
-            matches!(
-                advance(stack, store, conn, now, timeout, completed),
-                Next::Keep
-            )
+            matches!(advance(stack, &mut shared, conn, now, timeout), Next::Keep)
         })
     }
+}
+
+/// What every connection's step may use of the server.
+struct Shared<'s, S> {
+    store: &'s mut S,
+    /// The token puts need, if any.
+    token: Option<&'s str>,
+    /// Transfers completed with a matching digest.
+    completed: &'s mut u32,
 }
 
 fn queue_frame<U, R>(conn: &mut Connection<U, R>, message: Message<'_>) {
@@ -236,19 +265,19 @@ fn give_up<S: Store>(
 /// Moves one connection forward: flushes what is queued, then takes the step of its phase.
 fn advance<S: Store>(
     stack: &mut Stack<'_>,
-    store: &mut S,
+    shared: &mut Shared<'_, S>,
     conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
     timeout: Duration,
-    completed: &mut u32,
 ) -> Next {
+    let (store, token, completed) = (&mut *shared.store, shared.token, &mut *shared.completed);
     // Flush the pending frame first.
     let flushed = match conn.io.flush(stack, now) {
         Ok(flush) => flush == Flush::Done,
         Err(_) => return give_up(stack, store, conn),
     };
     let step = match conn.phase {
-        Phase::Request => read_request(stack, store, conn, now, completed),
+        Phase::Request => read_request(stack, store, token, conn, now, completed),
         Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
         Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
         Phase::Closing { drain_until } => {
@@ -275,6 +304,7 @@ type Step = ControlFlow<Next>;
 fn read_request<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
+    token: Option<&str>,
     conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
     completed: &mut u32,
@@ -314,7 +344,7 @@ fn read_request<S: Store>(
             let mut frame_copy = [0u8; MAX_FRAME];
             frame_copy[..frame.len()].copy_from_slice(frame);
             let frame = &frame_copy[..frame.len()];
-            start(stack, store, conn, frame, used < n);
+            start(stack, store, token, conn, frame, used < n);
             if let Phase::Receiving { .. } = conn.phase {
                 // Data that came with the request belongs to the upload.
                 receive(stack, store, conn, &buf[used..n], completed);
@@ -518,6 +548,7 @@ fn close_when_flushed<U, R>(
 fn start<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
+    token: Option<&str>,
     conn: &mut Connection<S::Upload, S::Reader>,
     frame: &[u8],
     more: bool,
@@ -536,8 +567,26 @@ fn start<S: Store>(
             return;
         }
     };
-    match message {
-        Message::Put { name, size, sha256 } => match store.begin_verified(name, size, &sha256) {
+    let (given, put) = match message {
+        Message::Put { name, size, sha256 } => (None, Some((name, size, sha256))),
+        Message::PutWithToken {
+            name,
+            size,
+            sha256,
+            token,
+        } => (Some(token), Some((name, size, sha256))),
+        _ => (None, None),
+    };
+    if put.is_some() && !token_matches(token, given) {
+        let reason = match given {
+            None => "puts need a token",
+            Some(_) => "wrong token",
+        };
+        refuse(stack, store, conn, Status::Unauthorized, reason);
+        return;
+    }
+    if let Some((name, size, sha256)) = put {
+        match store.begin_verified(name, size, &sha256) {
             Ok(upload) => {
                 log::info!(
                     "{}: transfer tcp{}: receiving {name} ({size} bytes)",
@@ -560,7 +609,10 @@ fn start<S: Store>(
                 store_status(e),
                 "the store refused the upload",
             ),
-        },
+        }
+        return;
+    }
+    match message {
         // A get is the whole request: bytes after it are refused before any accept.
         Message::Get { .. } if more => refuse(
             stack,
@@ -605,6 +657,20 @@ fn start<S: Store>(
             "expected a put or get request",
         ),
     }
+}
+
+/// Whether a put with `given` may go ahead on a server that needs `required`: always
+/// without a required token (a token sent anyway is ignored); otherwise only with the
+/// same bytes, compared in time that does not depend on where they differ.
+fn token_matches(required: Option<&str>, given: Option<&str>) -> bool {
+    let Some(required) = required else {
+        return true;
+    };
+    let Some(given) = given else {
+        return false;
+    };
+    let (a, b) = (required.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// Takes upload data that came with the request, and answers if that was all of it.

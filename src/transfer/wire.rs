@@ -13,6 +13,8 @@ pub const MAX_FRAME: usize = 256;
 pub const MAX_NAME: usize = 128;
 /// Longest reason text in a status frame.
 pub const MAX_REASON: usize = 64;
+/// Longest token in a put with a token.
+pub const MAX_TOKEN: usize = 64;
 
 pub use crate::digest::{Digest, DIGEST_LEN};
 
@@ -20,6 +22,7 @@ const KIND_PUT: u8 = 1;
 const KIND_GET: u8 = 2;
 const KIND_ACCEPT: u8 = 3;
 const KIND_STATUS: u8 = 4;
+const KIND_PUT_WITH_TOKEN: u8 = 5;
 
 /// The outcome a status frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,8 @@ pub enum Status {
     /// The version being sent was replaced and cannot be read to its end (a get is cut
     /// short; sent where a status still fits).
     Replaced = 12,
+    /// The server takes puts only with its token: the put had none, or another one.
+    Unauthorized = 13,
 }
 
 impl Status {
@@ -72,6 +77,7 @@ impl Status {
             TimedOut,
             Conflict,
             Replaced,
+            Unauthorized,
         ]
         .into_iter()
         .find(|s| *s as u8 == code)
@@ -94,6 +100,7 @@ impl fmt::Display for Status {
             Status::TimedOut => "timed out",
             Status::Conflict => "conflict",
             Status::Replaced => "replaced while read",
+            Status::Unauthorized => "unauthorized",
         })
     }
 }
@@ -136,6 +143,33 @@ pub fn validate_name(name: &[u8]) -> Result<&str, NameError> {
     core::str::from_utf8(name).map_err(|_| NameError::NotPrintable)
 }
 
+error_enum! {
+    /// Why a token is refused.
+    pub enum TokenError {
+        /// The token is empty.
+        Empty => "empty token",
+        /// The token is longer than [`MAX_TOKEN`].
+        TooLong => "token longer than 64 bytes",
+        /// The token has a byte outside visible ASCII (a space included).
+        NotPrintable => "token is not visible ASCII",
+    }
+}
+
+/// Checks a token: 1 to [`MAX_TOKEN`] bytes of visible ASCII (`!` to `~`), the bytes an
+/// HTTP bearer token is made of, so one token serves both.
+pub fn validate_token(token: &[u8]) -> Result<&str, TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if token.len() > MAX_TOKEN {
+        return Err(TokenError::TooLong);
+    }
+    if !token.iter().all(|b| (0x21..0x7f).contains(b)) {
+        return Err(TokenError::NotPrintable);
+    }
+    core::str::from_utf8(token).map_err(|_| TokenError::NotPrintable)
+}
+
 /// A malformed frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WireError {
@@ -149,6 +183,8 @@ pub enum WireError {
     TrailingBytes,
     /// The name breaks the rules.
     BadName(NameError),
+    /// The token breaks the rules.
+    BadToken(TokenError),
     /// The status code is unknown.
     UnknownStatus(u8),
     /// The frame would exceed [`MAX_FRAME`] or the output buffer.
@@ -163,6 +199,7 @@ impl fmt::Display for WireError {
             WireError::Truncated => f.write_str("truncated frame"),
             WireError::TrailingBytes => f.write_str("trailing bytes in frame"),
             WireError::BadName(e) => write!(f, "{e}"),
+            WireError::BadToken(e) => write!(f, "{e}"),
             WireError::UnknownStatus(s) => write!(f, "unknown status {s}"),
             WireError::TooLong => f.write_str("frame too long"),
         }
@@ -189,6 +226,18 @@ pub enum Message<'a> {
         size: u64,
         /// The SHA-256 of the data.
         sha256: Digest,
+    },
+    /// Client → server: a [`Message::Put`] with the token a server may require for writes
+    /// (kind 5; a server without a token takes it as a plain put).
+    PutWithToken {
+        /// The file name.
+        name: &'a str,
+        /// The size in bytes.
+        size: u64,
+        /// The SHA-256 of the data.
+        sha256: Digest,
+        /// The token.
+        token: &'a str,
     },
     /// Client → server: send `name` from `offset` on (0 for all; more to resume).
     Get {
@@ -249,6 +298,11 @@ impl<'a> Reader<'a> {
         let len = usize::from(self.u8()?);
         validate_name(self.take(len)?).map_err(WireError::BadName)
     }
+
+    fn token(&mut self) -> Result<&'a str, WireError> {
+        let len = usize::from(self.u8()?);
+        validate_token(self.take(len)?).map_err(WireError::BadToken)
+    }
 }
 
 impl<'a> Message<'a> {
@@ -263,6 +317,12 @@ impl<'a> Message<'a> {
                 name: r.name()?,
                 size: r.u64()?,
                 sha256: r.digest()?,
+            },
+            KIND_PUT_WITH_TOKEN => Message::PutWithToken {
+                name: r.name()?,
+                size: r.u64()?,
+                sha256: r.digest()?,
+                token: r.token()?,
             },
             KIND_GET => Message::Get {
                 name: r.name()?,
@@ -313,6 +373,21 @@ impl<'a> Message<'a> {
                 put(&size.to_be_bytes())?;
                 put(&sha256)?;
             }
+            Message::PutWithToken {
+                name,
+                size,
+                sha256,
+                token,
+            } => {
+                let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
+                let token = validate_token(token.as_bytes()).map_err(WireError::BadToken)?;
+                put(&[KIND_PUT_WITH_TOKEN, name.len() as u8])?;
+                put(name.as_bytes())?;
+                put(&size.to_be_bytes())?;
+                put(&sha256)?;
+                put(&[token.len() as u8])?;
+                put(token.as_bytes())?;
+            }
             Message::Get { name, offset } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
                 put(&[KIND_GET, name.len() as u8])?;
@@ -361,6 +436,12 @@ mod tests {
             name: "notes.txt",
             size: 1 << 40,
             sha256: [7; 32],
+        });
+        round_trip(Message::PutWithToken {
+            name: &"n".repeat(MAX_NAME),
+            size: 7,
+            sha256: [9; 32],
+            token: &"t".repeat(MAX_TOKEN),
         });
         round_trip(Message::Get {
             name: "a",
@@ -440,5 +521,42 @@ mod tests {
             Message::parse(&longer[4..n + 1]),
             Err(WireError::TrailingBytes)
         );
+    }
+
+    #[test]
+    fn a_put_with_a_token_has_the_documented_bytes_and_bad_tokens_are_refused() {
+        let mut buf = [0u8; 80];
+        let n = Message::PutWithToken {
+            name: "hi",
+            size: 5,
+            sha256: [0xab; 32],
+            token: "s3cret",
+        }
+        .emit(&mut buf)
+        .unwrap();
+        let mut expected = std::vec![0, 0, 0, 55, b'R', b'N', b'T', b'1', 5, 2, b'h', b'i'];
+        expected.extend_from_slice(&5u64.to_be_bytes());
+        expected.extend_from_slice(&[0xab; 32]);
+        expected.extend_from_slice(b"\x06s3cret");
+        assert_eq!(&buf[..n], &expected[..]);
+        for cut in 4..n - 1 {
+            assert!(Message::parse(&buf[4..cut]).is_err(), "cut at {cut}");
+        }
+        for (token, error) in [
+            (&b""[..], TokenError::Empty),
+            (b"with space", TokenError::NotPrintable),
+            (b"tab\t", TokenError::NotPrintable),
+            (&[b'x'; 65][..], TokenError::TooLong),
+        ] {
+            assert_eq!(validate_token(token), Err(error));
+            let mut frame = expected[4..n - 7].to_vec();
+            frame.push(token.len() as u8);
+            frame.extend_from_slice(token);
+            assert_eq!(
+                Message::parse(&frame),
+                Err(WireError::BadToken(error)),
+                "{token:?}"
+            );
+        }
     }
 }

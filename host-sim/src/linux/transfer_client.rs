@@ -93,11 +93,23 @@ pub fn put_file(
     timeout: Duration,
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
+    put_file_with_token(peer, file, name, None, timeout, quiet)
+}
+
+/// [`put_file`] with the token the server may require for puts (`serve --token`).
+pub fn put_file_with_token(
+    peer: SocketAddr,
+    file: &Path,
+    name: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Outcome, PeerError> {
     let source = LocalFile::open(file)?;
     let mut stream = FromStd::new(peer::connect(peer, timeout)?);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
-    let digest = transfer::put(&mut stream, name, &source, &mut |sent, _| {
+    let digest = transfer::put_with_token(&mut stream, name, token, &source, &mut |sent, _| {
         bar.set_position(sent)
     })?;
     bar.finish_and_clear();

@@ -62,7 +62,8 @@ pub struct ServeConfig {
     pub timers: TcpTimers,
     /// The idle timeout of every service but HTTP.
     pub idle_timeout: Duration,
-    /// The bearer token HTTP writes (PUT, POST, DELETE) need; `None`: writes are open.
+    /// The token writes need: `Authorization: Bearer` for HTTP's PUT, POST and DELETE, and
+    /// in every transfer put; `None`: writes are open.
     pub token: Option<String>,
     /// The largest upload the store takes (besides the free space).
     pub max_upload: Option<u64>,
@@ -139,15 +140,16 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     });
     let (transfer_store, http_store) = (store.clone(), store);
     let token = config.token.clone();
-    if token
+    if let Some(Err(e)) = token
         .as_ref()
-        .is_some_and(|t| t.len() > ringnet::http::TOKEN_MAX || t.is_empty())
+        .map(|t| ringnet::transfer::validate_token(t.as_bytes()))
     {
         return Err(ServeError::Config(format!(
-            "--token must be 1 to {} bytes",
-            ringnet::http::TOKEN_MAX
+            "--token: {e} (1 to {} bytes of visible ASCII)",
+            ringnet::transfer::wire::MAX_TOKEN
         )));
     }
+    let transfer_token = token.clone();
     let head_timeout = config.head_timeout;
     let source: &'static dyn FileSource = match (&config.file, &config.files) {
         (Some(name), Some(dir)) => {
@@ -164,7 +166,11 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     let rings = (config.rx_buf, config.tx_buf);
     let servers = Servers {
         transfer: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {
-            TransferServer::new(stack, Member::Transfer.port(), backlog, transfer_store)
+            let mut transfer =
+                TransferServer::new(stack, Member::Transfer.port(), backlog, transfer_store)?;
+            // Checked above.
+            let _ = transfer.set_token(transfer_token.as_deref());
+            Ok(transfer)
         },
         http: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {
             let mut http = HostHttp::new(stack, Member::Http.port(), backlog, http_store)?;

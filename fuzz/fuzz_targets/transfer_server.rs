@@ -1,0 +1,127 @@
+//! The transfer server (TCP 7003) fed arbitrary stream bytes by one or two clients at
+//! once on the simulated wire: never a panic; every connection ends within its timeouts;
+//! what the server sends starts with a well-formed frame; an upload is never left open in
+//! the store; a file some put was told verified for holds the data of a put of that name
+//! the server accepted, whole; with a token set, no put without it is accepted.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ringnet::transfer::wire::{Digest, Message, Status, MAX_FRAME};
+use ringnet::transfer::{RamStore, Store, StoreError, TransferServer};
+use ringnet::{Duration, SocketHandle, Stack};
+use ringnet_fuzz::{clients, exchange, Script};
+use sha2::{Digest as _, Sha256};
+
+type Ram = RamStore<3, 8192>;
+
+/// The frame at the start of `bytes` and the bytes after it.
+fn frame(bytes: &[u8]) -> Option<(Message<'_>, &[u8])> {
+    let len = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    assert!(
+        len <= MAX_FRAME,
+        "the server announced a frame of {len} bytes"
+    );
+    let payload = bytes.get(4..4 + len)?;
+    let message = Message::parse(payload).expect("the server's frames parse");
+    Some((message, &bytes[4 + len..]))
+}
+
+/// The client's request frame, if its input starts with a whole one.
+fn request(input: &[u8]) -> Option<Message<'_>> {
+    let len = u32::from_be_bytes(input.get(..4)?.try_into().ok()?) as usize;
+    Message::parse(input.get(4..4 + len)?).ok()
+}
+
+/// The SHA-256 of what the store holds under `name`.
+fn stored(store: &mut Ram, name: &str) -> Digest {
+    let (mut reader, size) = store.open(name).expect("the verified file is there");
+    let mut data = vec![0u8; size as usize];
+    let n = store.read_at(&mut reader, 0, &mut data).unwrap();
+    assert_eq!(n as u64, size, "the file reads whole");
+    Sha256::digest(&data).into()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((script, rest)) = Script::split(data) else {
+        return;
+    };
+    // The second byte: bit 0, puts need the token "secret"; bit 1, two clients at once.
+    let Some((&options, input)) = rest.split_first() else {
+        return;
+    };
+    let token = (options & 1 == 1).then_some("secret");
+    let inputs = clients(options, script, input);
+    let start = |stack: &mut Stack<'_>, backlog: &[SocketHandle]| {
+        let mut store = Ram::new();
+        let mut upload = store.begin("seed.bin", 3000).unwrap();
+        store.write(&mut upload, &[0x5a; 3000]).unwrap();
+        store.commit(upload).unwrap();
+        let mut server = TransferServer::<Ram, 2>::new(stack, 7003, backlog, store).unwrap();
+        server.set_idle_timeout(Duration::from_secs(5));
+        server.set_token(token).unwrap();
+        server
+    };
+    let (outcomes, mut server, still_active) =
+        exchange(7003, 2, start, &inputs, Duration::from_secs(120));
+    assert_eq!(still_active, 0, "a connection outlived every timeout");
+    let store = server.store();
+    // No upload is left open: a new one can begin.
+    match store.begin("probe.bin", 1) {
+        Ok(upload) => store.abort(upload),
+        Err(e) => assert_ne!(e, StoreError::Busy, "an upload was left open"),
+    }
+    // Puts accepted, by name and announced digest; names some put was told verified for.
+    let mut accepted: Vec<(&str, Digest)> = Vec::new();
+    let mut verified: Vec<&str> = Vec::new();
+    for (outcome, (input, _)) in outcomes.iter().zip(&inputs) {
+        assert!(outcome.ended, "the server never ended a connection");
+        let Some((first, rest)) = frame(&outcome.received) else {
+            continue;
+        };
+        let request = request(input);
+        let (put, given) = match request {
+            Some(Message::Put { name, size, sha256 }) => (Some((name, size, sha256)), None),
+            Some(Message::PutWithToken {
+                name,
+                size,
+                sha256,
+                token,
+            }) => (Some((name, size, sha256)), Some(token)),
+            _ => (None, None),
+        };
+        if put.is_some() && token.is_some() && given != token {
+            assert!(
+                matches!(
+                    first,
+                    Message::Status {
+                        status: Status::Unauthorized,
+                        ..
+                    }
+                ),
+                "a put without the token got {first:?}"
+            );
+        }
+        match (first, put, request) {
+            (Message::Accept { size, offset: 0 }, Some((name, announced, sha256)), _) => {
+                assert_eq!(size, announced);
+                accepted.push((name, sha256));
+                if let Some((Message::Status { status, digest, .. }, _)) = frame(rest) {
+                    if status == Status::Ok {
+                        assert_eq!(digest, sha256);
+                        verified.push(name);
+                    }
+                }
+            }
+            (Message::Accept { .. }, _, Some(Message::Get { .. })) => {}
+            (Message::Status { status, .. }, _, _) => assert_ne!(status, Status::Ok),
+            (other, _, request) => panic!("{other:?} answering {request:?}"),
+        }
+    }
+    for name in verified {
+        let digest = stored(store, name);
+        assert!(
+            accepted.contains(&(name, digest)),
+            "{name} was verified but holds data no accepted put of it announced"
+        );
+    }
+});
