@@ -32,10 +32,11 @@ pub const FILE_OUT_TX: usize = 6 * 1024;
 pub const FILE_IN_BACKLOG: usize = 1;
 #[cfg(not(feature = "http"))]
 pub const FILE_IN_RX: usize = 16 * 1024;
-// 10 KiB, not 11: the socket table's lifecycle timers (half-open and orphan instants,
-// 48 B a slot) took 720 B, and the stack must keep 2 KiB clear of the statics.
+// 9.5 KiB, not 11: the socket table's lifecycle timers (half-open and orphan instants,
+// 48 B a slot) took 720 B, the per-reason discard counters and the transfer token the
+// rest, and the stack must keep 2 KiB clear of the statics.
 #[cfg(feature = "http")]
-pub const FILE_IN_RX: usize = 10 * 1024;
+pub const FILE_IN_RX: usize = 9 * 1024 + 512;
 pub const FILE_IN_TX: usize = 256;
 
 /// UDP report (9000): its rings, and its read buffer, smaller than the largest datagram
