@@ -321,6 +321,114 @@ fn bad_requests_get_a_specific_status_and_store_nothing() {
     assert_eq!(raw_status(&frame, false).0, Status::NotFound);
 }
 
+/// The frames of a raw reply, parsed.
+fn frames_of(reply: &[u8]) -> Vec<Message<'_>> {
+    let mut frames = Vec::new();
+    let mut rest = reply;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        frames.push(Message::parse(&rest[4..4 + len]).unwrap());
+        rest = &rest[4 + len..];
+    }
+    frames
+}
+
+/// Sends raw bytes as a client and returns every byte the server answers with.
+fn raw_reply(bytes: &[u8], shutdown: bool) -> Vec<u8> {
+    let (mut w, mut server, client) = setup(Faults::NONE, 56, 4096);
+    server
+        .store()
+        .files
+        .insert("small".into(), b"12345".to_vec());
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(client, bytes).unwrap();
+    if shutdown {
+        sock.stack().shutdown_write(client).unwrap();
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        match sock.recv(client, &mut buf) {
+            Ok(0) => return reply,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e} after {} bytes: a status, never a reset", reply.len()),
+        }
+    }
+}
+
+#[test]
+fn a_get_followed_by_stray_bytes_is_refused_before_any_accept() {
+    let mut get = b"RNT1".to_vec();
+    get.extend_from_slice(&[2, 5]);
+    get.extend_from_slice(b"small");
+    get.extend_from_slice(&0u64.to_be_bytes());
+    let mut bytes = (get.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(&get);
+    bytes.extend_from_slice(b"stray");
+    let reply = raw_reply(&bytes, false);
+    let frames = frames_of(&reply);
+    assert!(
+        matches!(
+            frames.first(),
+            Some(Message::Status {
+                status: Status::BadRequest,
+                ..
+            })
+        ),
+        "{frames:?}"
+    );
+    assert_eq!(frames.len(), 1, "no Accept, no data: {frames:?}");
+}
+
+#[test]
+fn a_truncated_frame_then_fin_gets_a_status_not_a_reset() {
+    let whole = put_frame(b"f", 5, [0; 32]);
+    let reply = raw_reply(&whole[..whole.len() - 7], true);
+    let frames = frames_of(&reply);
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [Message::Status {
+                status: Status::BadRequest,
+                ..
+            }]
+        ),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn a_status_reason_longer_than_emit_writes_is_a_parse_error() {
+    // What a server could never have sent: a reason of 65 bytes.
+    let status = |reason_len: u8| {
+        let mut payload = b"RNT1".to_vec();
+        payload.push(4);
+        payload.push(Status::NotFound as u8);
+        payload.extend_from_slice(&[0; 32]);
+        payload.push(reason_len);
+        payload.extend_from_slice(&vec![b'r'; usize::from(reason_len)]);
+        payload
+    };
+    assert_eq!(
+        Message::parse(&status(65)).map(|_| ()),
+        Err(ringnet::transfer::WireError::TooLong)
+    );
+    // And 64 bytes, the most emit writes, parse.
+    let longest = status(64);
+    assert!(
+        matches!(Message::parse(&longest), Ok(Message::Status { reason, .. }) if reason.len() == 64),
+        "{:?}",
+        Message::parse(&longest)
+    );
+}
+
 #[test]
 fn a_client_that_aborts_mid_put_leaves_no_file_and_frees_the_socket() {
     let (mut w, mut server, client) = setup(Faults::NONE, 56, 4096);
