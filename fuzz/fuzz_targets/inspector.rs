@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use libfuzzer_sys::fuzz_target;
-use ringnet::phy::{FrameLog, Inspector};
+use ringnet::phy::{Acceptance, FrameLog, Inspector};
 use ringnet::smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::{
@@ -126,7 +126,11 @@ fuzz_target!(|data: &[u8]| {
         scratch: Vec::new(),
     };
     let sent: Vec<Vec<u8>> = device.queue.iter().cloned().collect();
-    let log = RefCell::new(FrameLog::for_address(IP));
+    let log = RefCell::new(FrameLog::for_interface(Acceptance {
+        mac: MAC,
+        cidr: Ipv4Cidr::new(IP, 24),
+        checksum: ringnet::smoltcp::phy::ChecksumCapabilities::default(),
+    }));
     if starved {
         log.borrow_mut().set_starved([7u16].into_iter());
     }
