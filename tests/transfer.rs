@@ -4,6 +4,7 @@
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, ServiceError, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
+use ringnet::socket::tcp::RecvError;
 use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
@@ -186,8 +187,12 @@ fn a_get_from_a_digest_sink_is_refused_before_any_data_not_cut_off() {
     assert_eq!(received, 0);
 }
 
-/// Sends raw bytes as a client and returns the status the server answers with.
-fn raw_status(bytes: &[u8], shutdown: bool) -> (Status, String, TransferServer<MemStore>) {
+/// Sends raw bytes as a client; returns every byte the server answered with, how the
+/// stream ended (`Ok` at EOF), and the server.
+fn exchange(
+    bytes: &[u8],
+    shutdown: bool,
+) -> (Vec<u8>, Result<(), RecvError>, TransferServer<MemStore>) {
     let (mut w, mut server, client) = setup(Faults::NONE, 55, 4096);
     server
         .store()
@@ -207,12 +212,19 @@ fn raw_status(bytes: &[u8], shutdown: bool) -> (Status, String, TransferServer<M
     }
     let mut reply = Vec::new();
     let mut buf = [0u8; 512];
-    loop {
+    let end = loop {
         match sock.recv(client, &mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break Ok(()),
             Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) => break Err(e),
         }
-    }
+    };
+    (reply, end, server)
+}
+
+/// Sends raw bytes as a client and returns the status the server answers with.
+fn raw_status(bytes: &[u8], shutdown: bool) -> (Status, String, TransferServer<MemStore>) {
+    let (reply, _, server) = exchange(bytes, shutdown);
     // Skip an Accept frame, if any, to the final status.
     let mut frames = &reply[..];
     loop {
@@ -333,34 +345,17 @@ fn frames_of(reply: &[u8]) -> Vec<Message<'_>> {
     frames
 }
 
-/// Sends raw bytes as a client and returns every byte the server answers with.
+/// Sends raw bytes as a client and returns every byte the server answers with; the
+/// stream must end in order (a status, never a reset).
 fn raw_reply(bytes: &[u8], shutdown: bool) -> Vec<u8> {
-    let (mut w, mut server, client) = setup(Faults::NONE, 56, 4096);
-    server
-        .store()
-        .files
-        .insert("small".into(), b"12345".to_vec());
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
-    sock.send_all(client, bytes).unwrap();
-    if shutdown {
-        sock.stack().shutdown_write(client).unwrap();
-    }
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 512];
-    loop {
-        match sock.recv(client, &mut buf) {
-            Ok(0) => return reply,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("{e} after {} bytes: a status, never a reset", reply.len()),
-        }
-    }
+    let (reply, end, _) = exchange(bytes, shutdown);
+    assert_eq!(
+        end,
+        Ok(()),
+        "after {} bytes: a status, never a reset",
+        reply.len()
+    );
+    reply
 }
 
 #[test]
