@@ -157,6 +157,18 @@ impl Netns {
         fs::read_to_string(self.dir.join("serve.out")).unwrap_or_default()
     }
 
+    /// The device's stats table, every datagram of the answer to a query on 9001.
+    fn stats(&self) -> String {
+        self.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10)
+    }
+
+    /// Writes `script` to `NAME.py` in the scratch directory and runs it with Python in
+    /// the namespace, bounded by `timeout` seconds; it must succeed. Returns its stdout.
+    fn python(&self, name: &str, script: &str, timeout: u64) -> String {
+        fs::write(self.dir.join(format!("{name}.py")), script).unwrap();
+        self.ok(&format!("python3 {name}.py"), timeout)
+    }
+
     fn log(&self) -> String {
         fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
     }
@@ -286,10 +298,9 @@ while True:
     got += len(chunk)
 print(got)
 "#;
-    fs::write(ns.dir.join("reader.py"), reader).unwrap();
-    let got = ns.ok("python3 reader.py", 60);
+    let got = ns.python("reader", reader, 60);
     assert_eq!(got.trim(), "400000");
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     let log = ns.log();
     assert!(
         log.contains("tx ring 8192/8192: FULL: send would block"),
@@ -623,8 +634,7 @@ listing = c.getresponse().read().decode()
 assert "uploaded.bin 500000" in listing, listing
 print("ok")
 "#;
-    fs::write(ns.dir.join("client.py"), script).unwrap();
-    assert_eq!(ns.ok("python3 client.py", 30).trim(), "ok");
+    assert_eq!(ns.python("client", script, 30).trim(), "ok");
 }
 
 #[test]
@@ -770,7 +780,7 @@ print(ok)
     fs::write(ns.dir.join("clients.py"), clients).unwrap();
     let out = ns.ok(&format!("{flood} python3 clients.py; wait"), 90);
     assert!(out.lines().any(|l| l == "30"), "{out}\n{}", ns.log());
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     for port in [7, 80] {
         let [_, evicted, _, _, _] = hostile_counters(&stats, port);
         assert!(
@@ -784,7 +794,7 @@ print(ok)
     );
     // Once the flood is over, what is left half-open expires.
     std::thread::sleep(Duration::from_secs(3));
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     let [expired, _, _, _, _] = hostile_counters(&stats, 7);
     assert!(expired >= 1, "{stats}");
     ns.ok(
@@ -827,10 +837,9 @@ time.sleep(3.5)
 print('held', len(held))
 "#
     );
-    fs::write(ns.dir.join("holders.py"), holders).unwrap();
-    let out = ns.ok("python3 holders.py", 60);
+    let out = ns.python("holders", &holders, 60);
     assert!(out.contains("held 6"), "{out}\n{}", ns.log());
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     let [_, half_open_evicted, orphans_expired, orphans_evicted, _] =
         hostile_counters(&stats, 7001);
     assert!(orphans_evicted >= 3, "{stats}");
@@ -862,10 +871,9 @@ assert s.recv(10) == b'after'
 print('reset', reset)
 "#
     );
-    fs::write(ns.dir.join("silent.py"), silent).unwrap();
-    let out = ns.ok("python3 silent.py", 30);
+    let out = ns.python("silent", &silent, 30);
     assert!(out.contains("reset 4"), "{out}\n{}", ns.log());
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     assert_eq!(idle_timeouts_on(&stats, 7), 4, "{stats}");
     assert!(ns.log().contains("(idle timeout)"), "logged when it fires");
 }
@@ -902,11 +910,10 @@ for t in threads: t.join()
 print('failures', len(failures), failures[:5])
 "#
     );
-    fs::write(ns.dir.join("churn.py"), churn).unwrap();
-    let out = ns.ok("python3 churn.py", 240);
+    let out = ns.python("churn", &churn, 240);
     assert!(out.contains("failures 0 "), "{out}\n{}", ns.log());
     // Nothing hostile happened: no half-open had to expire or give way.
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     let [half_open_expired, half_open_evicted, ..] = hostile_counters(&stats, 80);
     assert_eq!((half_open_expired, half_open_evicted), (0, 0), "{stats}");
 }
@@ -957,7 +964,7 @@ fn default_logging_under_a_bulk_transfer_stays_bounded_and_says_what_it_left_out
         Some(pattern_sha(32 << 20).as_str())
     );
     std::thread::sleep(Duration::from_millis(1500));
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     let log = ns.log();
     assert!(log.contains("log: at most 20 transition and drop lines per socket per second"));
     let row = rows_of(&stats, 7001)
@@ -1033,7 +1040,7 @@ print(got)
         90,
     );
     assert_eq!(got.trim(), (256 * 1200).to_string());
-    let stats = ns.ok(&format!("{HOST_SIM} peer udp {DEVICE}:9001 '?'"), 10);
+    let stats = ns.stats();
     let counted: u64 = rows_of(&stats, 7).iter().map(|r| column(r, ZWIN)).sum();
     // Wireshark flags each segment with a zero window; ringnet counts each time its
     // window closes: the first flagged segment after one that was not.
@@ -1282,8 +1289,7 @@ print('last', outcomes[-1][1])
 print('longest refusal', round(longest if since is None else 99.0, 2))
 "#
     );
-    fs::write(ns.dir.join("hog.py"), script).unwrap();
-    let out = ns.ok("python3 hog.py", 60);
+    let out = ns.python("hog", &script, 60);
     eprintln!("{out}");
     let longest: f64 = out
         .lines()
