@@ -269,7 +269,7 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
 mod tests {
     use super::*;
     use smoltcp::phy::Checksum;
-    use smoltcp::wire::{Ipv4Repr, UdpRepr};
+
     use std::vec::Vec;
 
     const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
@@ -284,37 +284,9 @@ mod tests {
         }
     }
 
-    /// An Ethernet + IPv4 + UDP frame built with smoltcp's own `Repr`s.
+    /// An Ethernet + IPv4 + UDP frame of five bytes to `mac`.
     fn udp_frame(mac: EthernetAddress, src: Ipv4Address, dst: Ipv4Address) -> Vec<u8> {
-        let payload = b"hello";
-        let udp = UdpRepr {
-            src_port: 4000,
-            dst_port: 9000,
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Udp,
-            payload_len: udp.header_len() + payload.len(),
-            hop_limit: 64,
-        };
-        let mut buf = std::vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 1]));
-        eth.set_dst_addr(mac);
-        eth.set_ethertype(EthernetProtocol::Ipv4);
-        let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
-        ip.emit(&mut ipp, &ChecksumCapabilities::default());
-        let mut udpp = UdpPacket::new_unchecked(ipp.payload_mut());
-        udp.emit(
-            &mut udpp,
-            &src.into(),
-            &dst.into(),
-            payload.len(),
-            |p| p.copy_from_slice(payload),
-            &ChecksumCapabilities::default(),
-        );
-        buf
+        crate::phy::test_frames::udp(mac, src, dst, b"hello")
     }
 
     fn reason(frame: &[u8]) -> Option<Discard> {

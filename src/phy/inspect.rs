@@ -375,7 +375,7 @@ impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr, Ipv4Repr, UdpPacket, UdpRepr};
+    use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 
     fn acceptance() -> Acceptance {
         Acceptance {
@@ -385,38 +385,14 @@ mod tests {
         }
     }
 
-    /// An Ethernet + IPv4 + UDP frame built with smoltcp's own `Repr`s.
+    /// An Ethernet + IPv4 + UDP frame from 10.0.0.1 to 10.0.0.2.
     fn udp_frame(payload: &[u8]) -> std::vec::Vec<u8> {
-        let src = Ipv4Address::new(10, 0, 0, 1);
-        let dst = Ipv4Address::new(10, 0, 0, 2);
-        let udp = UdpRepr {
-            src_port: 4000,
-            dst_port: 9000,
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Udp,
-            payload_len: udp.header_len() + payload.len(),
-            hop_limit: 64,
-        };
-        let mut buf = std::vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
-        eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 1]));
-        eth.set_dst_addr(EthernetAddress([2, 0, 0, 0, 0, 2]));
-        eth.set_ethertype(EthernetProtocol::Ipv4);
-        let mut ipp = Ipv4Packet::new_unchecked(eth.payload_mut());
-        ip.emit(&mut ipp, &smoltcp::phy::ChecksumCapabilities::default());
-        let mut udpp = UdpPacket::new_unchecked(ipp.payload_mut());
-        udp.emit(
-            &mut udpp,
-            &src.into(),
-            &dst.into(),
-            payload.len(),
-            |p| p.copy_from_slice(payload),
-            &smoltcp::phy::ChecksumCapabilities::default(),
-        );
-        buf
+        crate::phy::test_frames::udp(
+            EthernetAddress([2, 0, 0, 0, 0, 2]),
+            Ipv4Address::new(10, 0, 0, 1),
+            Ipv4Address::new(10, 0, 0, 2),
+            payload,
+        )
     }
 
     #[test]

@@ -15,6 +15,8 @@
 
 mod ingress;
 mod inspect;
+#[cfg(test)]
+mod test_frames;
 
 pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
 pub use inspect::{FrameEvent, FrameLog, Inspector};
