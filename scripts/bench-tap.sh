@@ -60,3 +60,49 @@ awk -v ro="$ringnet_out" -v ri="$ringnet_in" -v rh="$ringnet_hashed" -v so="$smo
   printf "Linux -> device: ringnet %.2f Gbit/s (discard, port 9), smoltcp benchmark writer %.2f Gbit/s: ratio %.2f\n", ri*8/1000, si, ri*8/1000/si
   printf "Linux -> device with SHA-256 of every byte (file in, port 7002): %.2f Gbit/s\n", rh*8/1000
 }'
+
+# ---------------------------------------------------------------------------------------
+# Verified transfer, protocol version 2 (TCP 7003), against the raw stream into discard
+# measured in the same run (the same serve process): a put (Linux -> device, into
+# `serve --files` on a tmpfs, staged and committed after the trailer) and a get (device ->
+# Linux into /dev/null, hashed and verified). The file in the same run's files directory
+# is what the put stored; its SHA-256 is checked against the source's. Each run's figures
+# and ratios are printed, then the medians. TRANSFER_RUNS=0 skips the section.
+# ---------------------------------------------------------------------------------------
+transfer_runs=${TRANSFER_RUNS:-$runs}
+if [ "$transfer_runs" -gt 0 ]; then
+  shm=$(mktemp -d /dev/shm/rn-bench-transfer.XXXXXX)
+  trap 'rm -rf "$shm"; cleanup' EXIT
+  mkdir "$shm/files"
+  head -c "$bytes" /dev/urandom >"$shm/source.bin"
+  source_sha=$(sha256sum <"$shm/source.bin" | cut -d' ' -f1)
+  mbps() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
+  t_raw=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=()
+  echo "verified transfer v2 over a tap, $bytes bytes, $transfer_runs runs (2 shared CPUs: single runs vary; compare within a run)"
+  for run in $(seq "$transfer_runs"); do
+    rm -f "$shm/files/up.bin"
+    RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --rx-buf 65535 --tx-buf 65535 \
+      --files "$shm/files" --duration 600 >/dev/null 2>&1 &
+    serve=$!
+    sleep 1
+    raw=$(in_ns "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | mbps)
+    put=$(in_ns "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60 | mbps)
+    got=$(in_ns "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60)
+    kill "$serve"; wait "$serve" 2>/dev/null || true
+    get=$(mbps <<<"$got")
+    grep -q "sha256 $source_sha verified" <<<"$got" || { echo "run $run: the get did not verify the source's digest: $got" >&2; exit 1; }
+    stored_sha=$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)
+    [ "$stored_sha" = "$source_sha" ] || { echo "run $run: the stored file differs from the source" >&2; exit 1; }
+    ratios=$(awk -v r="$raw" -v p="$put" -v g="$get" 'BEGIN { printf "%.2f %.2f", p/r, g/r }')
+    t_raw+=("$raw"); t_put+=("$put"); t_get+=("$get")
+    t_put_ratio+=("${ratios% *}"); t_get_ratio+=("${ratios#* }")
+    awk -v n="$run" -v r="$raw" -v p="$put" -v g="$get" 'BEGIN {
+      printf "run %d: raw into discard %.2f Gbit/s; verified put %.2f Gbit/s (%.2f of raw); verified get %.2f Gbit/s (%.2f of raw)\n",
+        n, r*8/1000, p*8/1000, p/r, g*8/1000, g/r }'
+  done
+  awk -v r="$(printf '%s\n' "${t_raw[@]}" | median)" -v p="$(printf '%s\n' "${t_put[@]}" | median)" \
+      -v g="$(printf '%s\n' "${t_get[@]}" | median)" -v pr="$(printf '%s\n' "${t_put_ratio[@]}" | median)" \
+      -v gr="$(printf '%s\n' "${t_get_ratio[@]}" | median)" -v n="$transfer_runs" 'BEGIN {
+    printf "median of %d: raw into discard %.2f Gbit/s, verified put %.2f Gbit/s, verified get %.2f Gbit/s; median ratios put %.2f, get %.2f (goal: at least 0.90)\n",
+      n, r*8/1000, p*8/1000, g*8/1000, pr, gr }'
+fi
