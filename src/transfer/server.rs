@@ -13,9 +13,9 @@ use super::wire::{
 use crate::convert::{room, wide};
 use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
-use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
+use crate::services::connection::{self, Ending, Flush, HoldsUpload};
 use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
-use crate::socket::tcp::RecvError;
+use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
@@ -450,8 +450,8 @@ fn send_data<S: Store>(
     else {
         return Continue(());
     };
-    let mut buf = [0u8; 2048];
     if *hashed < *start {
+        let mut buf = [0u8; 2048];
         let want = room(*start - *hashed).min(PREFIX_HASH_PER_POLL);
         let mut done = 0;
         while done < want {
@@ -496,33 +496,41 @@ fn send_data<S: Store>(
             conn.phase = Phase::Closing { drain_until: None };
             return Break(Next::Keep);
         }
-        let at = *sent;
+        // Read from the store straight into the tx ring's free room, and hashed there:
+        // no copy, and one read per piece of room rather than per small buffer.
+        let mut at = *sent;
         let mut failure = None;
-        let read = |into: &mut [u8]| match store.read_at(reader, at, into) {
-            Ok(n) if n > 0 => Some(n),
-            Ok(_) => None,
-            Err(e) => {
-                failure = Some(e);
-                None
+        let queued = stack.send_with(socket, room(*size - *sent), |room| {
+            if failure.is_some() {
+                return 0;
             }
-        };
-        match conn
-            .io
-            .send_chunk(stack, now, &mut buf, room(*size - *sent), read)
-        {
-            Chunk::Sent(queued) => {
-                hasher.update(&buf[..queued]);
-                *sent += wide(queued);
+            match store.read_at(reader, at, room) {
+                Ok(n) => {
+                    let n = n.min(room.len());
+                    hasher.update(&room[..n]);
+                    at += wide(n);
+                    n
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    0
+                }
             }
-            Chunk::NoRoom | Chunk::Blocked => return Continue(()),
-            Chunk::Unreadable => {
+        });
+        match queued {
+            Ok(n) if n > 0 => {
+                *sent += wide(n);
+                conn.io.touch(now);
+            }
+            Err(SendError::WouldBlock) => return Continue(()),
+            Ok(_) => {
                 // Data is flowing: no status can be told apart from it any more, so the
                 // get is cut short with a reset, never finished with another version.
                 let why = failure.map_or("it ended early", StoreError::as_str);
                 log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}: {why}");
                 return Break(give_up(stack, store, conn));
             }
-            Chunk::Failed(_) => return Break(give_up(stack, store, conn)),
+            Err(_) => return Break(give_up(stack, store, conn)),
         }
     }
 }
