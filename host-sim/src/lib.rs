@@ -16,6 +16,7 @@
 
 pub mod linux;
 pub mod local_file;
+pub mod plot;
 pub mod programs;
 pub mod store;
 pub mod tap;
