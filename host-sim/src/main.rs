@@ -136,6 +136,26 @@ enum Command {
     /// Linux-side tools on the kernel's own sockets; they work against any host.
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Watch a ringnet host's sockets live: rings as bars, counters and rates, from the
+    /// UDP stats query (ADDR = IP:9001, or QEMU's forwarded 127.0.0.1:19001) or with
+    /// --http from GET /stats (IP:80, or 127.0.0.1:17080). q quits; without a terminal it
+    /// prints plain snapshots.
+    Top {
+        /// The host's stats port: UDP (default) or, with --http, its HTTP port.
+        addr: SocketAddr,
+        /// Take the stats from GET /stats at ADDR instead of the UDP query.
+        #[arg(long)]
+        http: bool,
+        /// Milliseconds between snapshots.
+        #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=60000))]
+        interval: u64,
+        /// Stop after this many snapshots.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Plain snapshots even on a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
     /// Draw trace files (`--trace` of demo, serve, send and the peer tools) as an SVG
     /// timeline: one panel per socket, its rings, window, blocks, zero windows and drops.
     Plot {
@@ -402,6 +422,22 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Peer(peer) => run_peer(peer, seconds),
+        Command::Top {
+            addr,
+            http,
+            interval,
+            count,
+            plain,
+        } => host_sim::top::run(&host_sim::top::TopConfig {
+            source: if http {
+                host_sim::top::Source::Http(addr)
+            } else {
+                host_sim::top::Source::Udp(addr)
+            },
+            interval: std::time::Duration::from_millis(interval),
+            count,
+            plain,
+        }),
         Command::Plot {
             traces,
             output,
