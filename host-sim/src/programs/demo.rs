@@ -11,14 +11,32 @@ use ringnet::sim::{Faults, PeerWaiter, Wire};
 use ringnet::socket::{OptionName, SocketOption};
 use ringnet::{Duration, Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack};
 
+use super::demo_wire;
+
 use ringnet::digest::DigestHex;
 use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::transfer::{self, RamStore, TransferServer};
 use ringnet_testkit::{ep, pair, tcp_socket, udp_socket, World, A, B};
 
+/// A wire's virtual clock, whatever its number of ports.
+trait VirtualClock {
+    fn now(&self) -> Instant;
+}
+
+impl<const PORTS: usize> VirtualClock for Wire<'static, PORTS> {
+    fn now(&self) -> Instant {
+        Wire::now(self)
+    }
+}
+
 thread_local! {
     /// The wire whose virtual clock stamps the log lines.
-    static CLOCK: Cell<Option<&'static Wire<'static, 2>>> = const { Cell::new(None) };
+    static CLOCK: Cell<Option<&'static dyn VirtualClock>> = const { Cell::new(None) };
+}
+
+/// Stamps the log lines with `wire`'s virtual time from now on.
+pub(super) fn set_clock<const PORTS: usize>(wire: &'static Wire<'static, PORTS>) {
+    CLOCK.with(|c| c.set(Some(wire)));
 }
 
 /// A failed expectation: the demo checks what it shows.
@@ -33,7 +51,7 @@ impl std::fmt::Display for DemoError {
 
 impl std::error::Error for DemoError {}
 
-fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
+pub(super) fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
     if ok {
         Ok(())
     } else {
@@ -41,7 +59,7 @@ fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> DemoError {
+pub(super) fn err(e: impl std::fmt::Display) -> DemoError {
     DemoError(e.to_string())
 }
 
@@ -62,7 +80,7 @@ fn init_logging() {
     let _ = builder.try_init();
 }
 
-fn heading(number: u32, title: &str, kernel: &str) {
+pub(super) fn heading(number: u32, title: &str, kernel: &str) {
     println!("\n=== {number}. {title}");
     println!("    ({kernel})");
 }
@@ -73,7 +91,7 @@ pub fn run() -> Result<(), DemoError> {
     println!("ringnet demo: stack A (10.0.0.1) and stack B (10.0.0.2) on a simulated wire.");
     println!("Rings are tiny on purpose so that they run full and empty where you can see it.");
     let mut w = pair(Faults::NONE, 2026);
-    CLOCK.with(|c| c.set(Some(w.wire)));
+    set_clock(w.wire);
 
     heading(0, "connect", "socket(), listen(), connect(), accept()");
     let (client, server, _listener) = w.connect(7, (512, 512), (256, 256));
@@ -87,9 +105,15 @@ pub fn run() -> Result<(), DemoError> {
     broadcast(&mut w)?;
     options(&mut w)?;
     file_transfer(&mut w)?;
+    demo_wire::sticky_remedies(&mut w)?;
+    let burst = demo_wire::broadcast_burst(w.wire.now())?;
 
     println!("\n=== stats");
     for stack in &w.stacks {
+        println!("{}", stack.stats_table());
+    }
+    println!("the broadcast burst's wire:");
+    for stack in &burst.stacks {
         println!("{}", stack.stats_table());
     }
     println!("demo finished: every behaviour matched the kernel's.");
