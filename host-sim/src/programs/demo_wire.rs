@@ -8,7 +8,7 @@ use ringnet::sim::{Faults, Wire};
 use ringnet::smoltcp::phy::{Device, RxToken};
 use ringnet::socket::SocketOption;
 use ringnet::{Duration, IpEndpoint, Ipv4Address, SocketHandle};
-use ringnet_testkit::{udp_socket, world_with, World, A, B, ETHERNET_MTU};
+use ringnet_testkit::{udp_socket, world_named, World, A, B, C, ETHERNET_MTU};
 
 use super::demo::{check, err, heading, DemoError};
 
@@ -215,6 +215,8 @@ pub(super) fn sticky_remedies(w: &mut World<2>) -> Result<(), DemoError> {
 const BURST: usize = 40;
 /// Bytes in each.
 const BURST_BYTES: usize = 200;
+/// The burst's wire: its hosts' names.
+const HOSTS: [&str; 4] = ["H1", "H2", "H3", "H4"];
 
 /// Scenario 12: a broadcast burst on a wire of four hosts. Returns the wire's stacks, for
 /// the stats at the end.
@@ -224,7 +226,9 @@ pub(super) fn broadcast_burst(start: ringnet::Instant) -> Result<World<4>, DemoE
         "a broadcast burst fills every host's rx ring",
         "every host on the segment must take each broadcast frame: a burst costs each of them, listening or not",
     );
-    let mut w: World<4> = world_with(Faults::NONE, 2027, ETHERNET_MTU, 256 * 1024);
+    // Hosts of their own names: the logs and traces keep them apart from A and B.
+    let mut w: World<4> = world_named(HOSTS, Faults::NONE, 2027, ETHERNET_MTU, 256 * 1024);
+    println!("H1 sends; H2 and H3 listen on UDP 9999; H4 runs nothing on the port.");
     w.wire.advance_to(start);
     super::demo::set_clock(w.wire);
     let sender = udp_socket(&mut w.stacks[A], 4, 4096);
@@ -232,11 +236,11 @@ pub(super) fn broadcast_burst(start: ringnet::Instant) -> Result<World<4>, DemoE
         .set_option(sender, SocketOption::Broadcast(true))
         .map_err(err)?;
     // B and C listen with rings of 4 datagrams (4 × 200 bytes); D runs nothing on the port.
-    let listeners: Vec<SocketHandle> = [B, 2]
+    let listeners: Vec<SocketHandle> = [B, C]
         .into_iter()
         .map(|host| udp_socket(&mut w.stacks[host], 4, 4 * BURST_BYTES))
         .collect();
-    for (host, socket) in [B, 2].into_iter().zip(&listeners) {
+    for (host, socket) in [B, C].into_iter().zip(&listeners) {
         w.stacks[host].udp_bind(*socket, 9999).map_err(err)?;
     }
     let frames_before: Vec<u64> = w.stacks.iter().map(|s| s.frame_counts().0).collect();
@@ -251,10 +255,10 @@ pub(super) fn broadcast_burst(start: ringnet::Instant) -> Result<World<4>, DemoE
         }
     }
     w.settle();
-    println!("A sent {BURST} broadcasts of {BURST_BYTES} bytes; nobody read yet:");
-    for host in 1..4 {
+    println!("H1 sent {BURST} broadcasts of {BURST_BYTES} bytes; nobody read yet:");
+    for host in [B, C, 3] {
         let frames = w.stacks[host].frame_counts().0 - frames_before[host];
-        let name = ["A", "B", "C", "D"][host];
+        let name = HOSTS[host];
         match listeners.get(host - 1) {
             Some(&socket) => {
                 let stats = w.stacks[host].stats(socket).unwrap_or_default();
