@@ -156,6 +156,16 @@ enum Command {
         #[arg(long)]
         plain: bool,
     },
+    /// Build a trace from a device's log (the firmware's UART output, as its logger or
+    /// defmt-print writes it): rings, windows, blocks, drops and truncations from its
+    /// transition lines, on the device's own clock; then `plot` it.
+    TraceFromUart {
+        /// The log file ("-" for standard input).
+        log: PathBuf,
+        /// The trace to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Draw trace files (`--trace` of demo, serve, send and the peer tools) as an SVG
     /// timeline: one panel per socket, its rings, window, blocks, zero windows and drops.
     Plot {
@@ -438,6 +448,30 @@ fn run(command: Command) -> Result<(), String> {
             count,
             plain,
         }),
+        Command::TraceFromUart { log, output } => {
+            let text = if log.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+            } else {
+                let bytes = std::fs::read(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            let (json, converted) = host_sim::plot::uart::trace_from_log(&text);
+            std::fs::write(&output, json).map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "{}: {} of {} lines became {} events",
+                output.display(),
+                converted.used,
+                converted.lines,
+                converted.events
+            );
+            if converted.used == 0 {
+                return Err(format!(
+                    "{}: no transition line found (is the log level debug?)",
+                    log.display()
+                ));
+            }
+            Ok(())
+        }
         Command::Plot {
             traces,
             output,

@@ -30,7 +30,7 @@ impl fmt::Display for TraceError {
             TraceError::Format(file, why) => write!(f, "{file}: not a ringnet trace: {why}"),
             TraceError::Clocks(a, b) => write!(
                 f,
-                "{a} and {b} are on different clocks (simulated and monotonic): they cannot share one time axis"
+                "{a} and {b} are on different clocks (of simulated, monotonic, device): they cannot share one time axis"
             ),
         }
     }
@@ -122,6 +122,8 @@ pub enum Clock {
     Monotonic,
     /// The simulated wire's virtual time, µs from its start.
     Simulated,
+    /// A device's own time since boot, µs (`trace-from-uart`): shared with no other trace.
+    Device,
 }
 
 /// One or more trace files read onto one time axis.
@@ -166,9 +168,10 @@ impl Timeline {
         let clock = match other.get("clock").and_then(Value::as_str) {
             Some("monotonic") => Clock::Monotonic,
             Some("simulated") => Clock::Simulated,
+            Some("device") => Clock::Device,
             _ => {
                 return Err(bad(
-                    "otherData.clock is neither \"monotonic\" nor \"simulated\"",
+                    "otherData.clock is not \"monotonic\", \"simulated\" or \"device\"",
                 ))
             }
         };

@@ -286,6 +286,7 @@ impl Panel<'_> {
         };
         let x_desc = match self.clock {
             Some(Clock::Simulated) => "virtual time (ms)",
+            Some(Clock::Device) => "device time since boot (ms)",
             _ => "time since the first event (ms, CLOCK_MONOTONIC)",
         };
         let segments_top = max_of(&track.unacked).max(max_of(&track.cwnd)).max(1.0) * 1.15;
