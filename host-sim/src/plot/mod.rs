@@ -10,7 +10,7 @@ pub mod render;
 pub mod uart;
 
 pub use model::{Timeline, TraceError};
-pub use render::{render, PlotError, PlotOptions};
+pub use render::{render, render_sections, PlotError, PlotOptions, Stretch};
 
 /// Reads every trace in `paths` and draws them into `output` as an SVG.
 pub fn plot_files(

@@ -102,6 +102,21 @@ impl Track {
         });
     }
 
+    /// Whether any of its events falls in `[from, to]` (µs), a blocked call or a zero
+    /// window overlapping it included.
+    pub fn active_in(&self, from: f64, to: f64) -> bool {
+        let inside = |ts: f64| ts >= from && ts <= to;
+        let steps = |s: &Steps| s.iter().any(|&(ts, _)| inside(ts));
+        steps(&self.rx.used)
+            || steps(&self.tx.used)
+            || steps(&self.window)
+            || steps(&self.unacked)
+            || self.drops.iter().any(|&(ts, _)| inside(ts))
+            || self.truncations.iter().any(|&(ts, _)| inside(ts))
+            || self.blocks.iter().any(|&(a, b, _)| a <= to && b >= from)
+            || self.zero_windows.iter().any(|&(a, b)| a <= to && b >= from)
+    }
+
     /// Whether it holds anything to draw.
     pub fn is_empty(&self) -> bool {
         self.rx.used.is_empty()

@@ -220,7 +220,10 @@ const HOSTS: [&str; 4] = ["H1", "H2", "H3", "H4"];
 
 /// Scenario 12: a broadcast burst on a wire of four hosts. Returns the wire's stacks, for
 /// the stats at the end.
-pub(super) fn broadcast_burst(start: ringnet::Instant) -> Result<World<4>, DemoError> {
+pub(super) fn broadcast_burst(
+    start: ringnet::Instant,
+    sink: Option<&'static crate::trace::TraceFile>,
+) -> Result<World<4>, DemoError> {
     heading(
         12,
         "a broadcast burst fills every host's rx ring",
@@ -231,6 +234,16 @@ pub(super) fn broadcast_burst(start: ringnet::Instant) -> Result<World<4>, DemoE
     println!("H1 sends; H2 and H3 listen on UDP 9999; H4 runs nothing on the port.");
     w.wire.advance_to(start);
     super::demo::set_clock(w.wire);
+    // A stack's clock moves at its polls: one now, so its first events are stamped now.
+    let wire = w.wire;
+    for (port, stack) in w.stacks.iter_mut().enumerate() {
+        stack.poll(start, &mut wire.port(port));
+    }
+    if let Some(sink) = sink {
+        for stack in &mut w.stacks {
+            stack.set_event_sink(Some(sink));
+        }
+    }
     let sender = udp_socket(&mut w.stacks[A], 4, 4096);
     w.stacks[A]
         .set_option(sender, SocketOption::Broadcast(true))
