@@ -191,10 +191,13 @@ impl<const OUT: usize> Connection<OUT> {
         if silent <= timeout {
             return false;
         }
-        log::warn!(
-            "{}: {service} tcp{}: silent for {silent}: {outcome}",
+        net_warn!(
+            "{}: {} tcp{}: silent for {}: {}",
             stack.name(),
-            self.socket
+            service,
+            self.socket,
+            silent,
+            outcome
         );
         if let Some(stats) = stack.stats_mut(self.socket) {
             stats.idle_timeouts += 1;

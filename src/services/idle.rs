@@ -51,9 +51,11 @@ impl IdleWatch {
         if now < self.deadline(timeout) {
             return false;
         }
-        log::warn!(
-            "{}: {service} tcp{conn}: no byte moved for {} ms: reset (idle timeout)",
+        net_warn!(
+            "{}: {} tcp{}: no byte moved for {} ms: reset (idle timeout)",
             stack.name(),
+            service,
+            conn,
             (now - self.since).total_millis()
         );
         if let Some(stats) = stack.stats_mut(conn) {

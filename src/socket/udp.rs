@@ -195,7 +195,7 @@ impl<'a> Stack<'a> {
             // Cannot fail: the port is non-zero and the socket unbound.
             let _ = self.sockets.get_mut::<udp::Socket>(u.inner).bind(port);
             u.port = port;
-            log::info!("{name}: udp{handle} bound to port {port}");
+            net_info!("{}: udp{} bound to port {}", name, handle, port);
         }
     }
 
@@ -240,8 +240,10 @@ impl<'a> Stack<'a> {
         if datagram.truncated() {
             slot.stats.truncations += 1;
             slot.stats.truncated_bytes += datagram.lost as u64;
-            log::warn!(
-                "{name}: udp{handle} datagram from {} truncated: {} of {} bytes fit, {} lost (MSG_TRUNC)",
+            net_warn!(
+                "{}: udp{} datagram from {} truncated: {} of {} bytes fit, {} lost (MSG_TRUNC)",
+                name,
+                handle,
                 datagram.from,
                 len,
                 whole,
@@ -269,9 +271,11 @@ impl<'a> Stack<'a> {
             return Err(SendError::Unaddressable);
         }
         if self.is_broadcast(to.addr) && !slot.options.broadcast {
-            log::warn!(
-                "{}: udp{handle} send_to {to} refused: broadcast needs SO_BROADCAST (EACCES)",
-                self.name
+            net_warn!(
+                "{}: udp{} send_to {} refused: broadcast needs SO_BROADCAST (EACCES)",
+                self.name,
+                handle,
+                to
             );
             return Err(SendError::BroadcastDenied);
         }
