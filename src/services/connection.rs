@@ -14,6 +14,7 @@ use heapless::Vec;
 
 use super::tx_room;
 use crate::handle::SocketHandle;
+use crate::observe::{EventKind, Timer};
 use crate::socket::tcp::SendError;
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
@@ -191,14 +192,15 @@ impl<const OUT: usize> Connection<OUT> {
         if silent <= timeout {
             return false;
         }
-        log::warn!(
-            "{}: {service} tcp{}: silent for {silent}: {outcome}",
+        net_warn!(
+            "{}: {} tcp{}: silent for {}: {}",
             stack.name(),
-            self.socket
+            service,
+            self.socket,
+            silent,
+            outcome
         );
-        if let Some(stats) = stack.stats_mut(self.socket) {
-            stats.idle_timeouts += 1;
-        }
+        stack.record(self.socket, EventKind::Timer(Timer::IdleTimeout { silent }));
         true
     }
 
