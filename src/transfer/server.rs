@@ -599,7 +599,7 @@ fn start<S: Store>(
     let message = match Message::parse(frame) {
         Ok(m) => m,
         Err(WireError::Version1) => {
-            log::warn!(
+            net_warn!(
                 "{}: transfer tcp{}: a version 1 request, refused",
                 stack.name(),
                 conn.io.socket()
@@ -835,9 +835,11 @@ fn read_trailer<S: Store>(
             }
             Err(RecvError::WouldBlock) => return Continue(()),
             Err(e) => {
-                log::warn!(
-                    "{}: transfer tcp{socket}: {e} before the trailer, upload discarded",
-                    stack.name()
+                net_warn!(
+                    "{}: transfer tcp{}: {} before the trailer, upload discarded",
+                    stack.name(),
+                    socket,
+                    e
                 );
                 return Break(give_up(stack, store, conn));
             }

@@ -239,6 +239,9 @@ impl defmt::Format for WireError {
     fn format(&self, f: defmt::Formatter<'_>) {
         match self {
             WireError::BadMagic => defmt::write!(f, "bad magic"),
+            WireError::Version1 => {
+                defmt::write!(f, "a frame of transfer protocol version 1 (RNT1)")
+            }
             WireError::UnknownKind(k) => defmt::write!(f, "unknown frame kind {=u8}", k),
             WireError::Truncated => defmt::write!(f, "truncated frame"),
             WireError::TrailingBytes => defmt::write!(f, "trailing bytes in frame"),
