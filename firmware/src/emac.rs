@@ -247,6 +247,11 @@ impl Emac {
         write(DMA_IRQ_MASK, IRQ_RX);
     }
 
+    /// Times the RX ring was found with every descriptor holding a frame.
+    pub fn rx_full_events(&self) -> u32 {
+        self.stats.rx_ring_full
+    }
+
     /// Logs the driver's counters (with each stats query).
     pub fn log_stats(&self) {
         let stats = &self.stats;

@@ -183,6 +183,11 @@ impl Stellaris {
         write(IM, INT_RX);
     }
 
+    /// Times the RX FIFO was found holding all its frames.
+    pub fn rx_full_events(&self) -> u32 {
+        self.stats.rx_fifo_full
+    }
+
     /// Logs the driver's counters (with each stats query).
     pub fn log_stats(&self) {
         let stats = &self.stats;

@@ -12,6 +12,7 @@ mod config;
 mod emac;
 #[cfg(not(feature = "sf2"))]
 mod enet;
+mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
 mod store;
@@ -355,6 +356,9 @@ fn main() -> ! {
         board::NAME,
         config.mac
     );
+    if cfg!(feature = "nic-limit") {
+        nic_limit::run(&mut device, config.mac, ADDRESS.address());
+    }
     log_memory_map();
 
     let mut stack = Stack::new(config, &mut device, resources, clock::now());
