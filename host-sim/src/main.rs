@@ -51,6 +51,11 @@ struct TapArgs {
     /// saying how many were left out; the stats table counts them all); 0 logs every one.
     #[arg(long, default_value_t = host_sim::tap::DEFAULT_LOG_BURST)]
     log_limit: u16,
+    /// Write every event of the stack (ring levels, windows, blocks, drops, state
+    /// changes) to FILE as Perfetto / Chrome trace JSON; open it in ui.perfetto.dev
+    /// (docs/trace.md). The log limit does not apply to it.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +63,12 @@ enum Command {
     /// Guided tour over the simulated wire: blocking, full rings, EOF, broken pipes,
     /// sticky packets, truncated datagrams, broadcast, options, a verified transfer, and
     /// the stats table.
-    Demo,
+    Demo {
+        /// Write every event of both stacks to FILE as Perfetto / Chrome trace JSON
+        /// (docs/trace.md).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
     // The port list comes from the plan serve runs, like its log line and the beacon.
     #[command(about = format!(
         "Run ringnet as a host on a tap interface with every service: {}",
@@ -332,6 +342,7 @@ fn tap_config(tap: &TapArgs) -> TapConfig {
         gateway: tap.gateway,
         pcap: tap.pcap.clone(),
         log_burst: tap.log_limit,
+        trace: tap.trace.clone(),
     }
 }
 
@@ -350,7 +361,7 @@ fn init_logging() {
 fn run(command: Command) -> Result<(), String> {
     let seconds = |s: u64| std::time::Duration::from_secs(s);
     match command {
-        Command::Demo => demo::run().map_err(|e| e.to_string()),
+        Command::Demo { trace } => demo::run(trace.as_deref()).map_err(|e| e.to_string()),
         Command::Serve {
             tap,
             files,

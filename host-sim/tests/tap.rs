@@ -1008,7 +1008,7 @@ fn zero_windows_match_tshark_on_the_linux_side_and_udp_drops_match_sent_minus_an
         eprintln!("SKIPPED exact counters: no tshark");
         return;
     }
-    ns.serve("--rx-buf 4096 --tx-buf 4096", "info");
+    ns.serve("--rx-buf 4096 --tx-buf 4096 --trace dev.json", "info");
     // Zero windows: a client that sends to echo faster than it reads the echoes, so the
     // device's echo rings fill and it advertises a zero window, again and again.
     let echo = r#"
@@ -1133,6 +1133,26 @@ print(sent, answered)
     assert!(
         json.contains("\"discards\":{\"not_for_us\":") && json.contains("\"fragment\":0"),
         "{json}"
+    );
+    // The trace of the same run is a third view of the same events, whole although the
+    // log was limited: the zero windows Wireshark saw, the drops the table counts.
+    let trace = fs::read_to_string(ns.dir.join("dev.json")).unwrap();
+    let summary = host_sim::trace::check::check(&trace).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(summary.clock.as_deref(), Some("monotonic"));
+    let events: serde_json::Value = serde_json::from_str(&trace).unwrap();
+    let named = |name: &str| {
+        events["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == name)
+            .count() as u64
+    };
+    assert_eq!(named("zero window"), wireshark, "trace against Wireshark");
+    assert_eq!(
+        named("drop: rx ring full"),
+        drops,
+        "trace against the table"
     );
 }
 

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::io::Write;
+use std::path::Path;
 
 use ringnet::blocking::Blocking;
 use ringnet::framing::{length_prefix, LengthPrefixDecoder};
@@ -15,6 +16,8 @@ use ringnet::digest::DigestHex;
 use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::transfer::{self, RamStore, TransferServer};
 use ringnet_testkit::{ep, pair, tcp_socket, udp_socket, World, A, B};
+
+use crate::trace::{FinishOnDrop, TraceClock, TraceFile};
 
 thread_local! {
     /// The wire whose virtual clock stamps the log lines.
@@ -67,13 +70,26 @@ fn heading(number: u32, title: &str, kernel: &str) {
     println!("    ({kernel})");
 }
 
-/// Runs every scenario; fails if any behaves other than the kernel would.
-pub fn run() -> Result<(), DemoError> {
+/// Runs every scenario; fails if any behaves other than the kernel would. With `trace`,
+/// every event of both stacks also goes to that file ([`crate::trace`]), on the wire's
+/// virtual clock.
+pub fn run(trace: Option<&Path>) -> Result<(), DemoError> {
     init_logging();
     println!("ringnet demo: stack A (10.0.0.1) and stack B (10.0.0.2) on a simulated wire.");
     println!("Rings are tiny on purpose so that they run full and empty where you can see it.");
     let mut w = pair(Faults::NONE, 2026);
     CLOCK.with(|c| c.set(Some(w.wire)));
+    let _trace = match trace {
+        Some(path) => {
+            let file = TraceFile::create(path, TraceClock::Simulated)
+                .map_err(|e| DemoError(format!("--trace {}: {e}", path.display())))?;
+            for stack in &mut w.stacks {
+                stack.set_event_sink(Some(file));
+            }
+            FinishOnDrop(Some(file))
+        }
+        None => FinishOnDrop(None),
+    };
 
     heading(0, "connect", "socket(), listen(), connect(), accept()");
     let (client, server, _listener) = w.connect(7, (512, 512), (256, 256));
