@@ -80,7 +80,6 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
                     emit_arp(buf, mac, &reply);
                 }),
                 Action::ReportRx(peer) => {
-                    drop(tx);
                     let micros = match (count.first, count.last) {
                         (Some(first), Some(last)) => (last - first).total_micros(),
                         _ => 0,
@@ -93,7 +92,6 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
                     full_before = nic.rx_full_events();
                 }
                 Action::Transmit { peer, bytes, size } => {
-                    drop(tx);
                     transmit(nic, mac, ip, peer, bytes, size);
                 }
             }
