@@ -4,8 +4,9 @@
 # firmware/footprint.txt; throughput under QEMU with user-mode networking, guest -> host
 # and host -> guest, for both boards (lm3s6965evb with the Stellaris Ethernet, emcraft-sf2
 # with the MSS Ethernet MAC), each next to its NIC's own limit (the firmware's nic-limit
-# mode: raw UDP frames through the driver, no stack), all four images booted at once and
-# measured in turns, RUNS rounds over BYTES; QEMU's CPU while the firmware idles.
+# mode, no stack above the driver: raw UDP datagrams out, a bare TCP sink in), all four
+# images booted at once and measured in turns, RUNS rounds over BYTES, every figure timed
+# by the host; QEMU's CPU while the firmware idles.
 # Prints every run's figures, the medians, ringnet as a ratio of its NIC's limit and the
 # SmartFusion2 as a ratio of the Stellaris board. Absolute MB/s differ 2-3x between
 # machines and with their load; the ratios, measured side by side, carry.
@@ -56,16 +57,18 @@ boot sf2-nic target/sf2-nic $((base + 1100))
 sleep 3
 
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
-raw() { timeout 60 python3 scripts/nic-limit.py "$1" "$2" "$bytes" | sed -n 's/.*: \([0-9.]*\) MB\/s.*/\1/p'; }
+raw_out() { timeout 60 python3 scripts/nic-limit.py tx "$1" "$bytes" | sed -n 's/.*: \([0-9.]*\) MB\/s.*/\1/p'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A figures
 add() { figures[$1]="${figures[$1]:-} $2"; }
 for run in $(seq "$runs"); do
   for board in lm3s sf2; do
     [ "$board" = lm3s ] && at=$base || at=$((base + 1000))
-    limit_out=$(raw tx $((at + 150)))
+    # Guest -> host: the NIC-limit image's raw datagrams, then file out (7001).
+    limit_out=$(raw_out $((at + 150)))
     out=$(target/release/host-sim peer get 127.0.0.1:$((at + 1)) --request "$bytes" -o /dev/null -q --no-digest | mbs)
-    limit_in=$(raw rx $((at + 150)))
+    # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
+    limit_in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 102)) --bytes "$bytes" -q | mbs)
     in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 2)) --bytes "$bytes" -q | mbs)
     add "$board-limit-out" "$limit_out"
     add "$board-out" "$out"

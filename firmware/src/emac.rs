@@ -12,8 +12,9 @@
 //!   EMPTY again once the stack is done with it.
 //! - A frame that finds no EMPTY descriptor is lost, and the MAC stops receive DMA
 //!   (OVERFLOW); QEMU then holds further frames back until the driver enables it again at
-//!   the descriptor the MAC stopped at. The driver logs and counts that, restarts DMA as
-//!   soon as a descriptor is free, and logs when the ring has room again.
+//!   the descriptor the MAC stopped at. The driver logs and counts that, restarts DMA
+//!   once half the ring is free again (restarted sooner, the frames QEMU holds would run
+//!   it out again at once, one more frame lost each time), and logs the restart.
 //! - Sending, the stack writes the frame straight into a free TX buffer; the driver writes
 //!   its length (EMPTY cleared) and enables transmit DMA at that descriptor, and the MAC
 //!   marks it EMPTY once sent. A send that finds the next descriptor still unsent (the TX
@@ -281,8 +282,8 @@ impl Emac {
         self.rx_next = (self.rx_next + 1) % EMAC_RX_DESCRIPTORS;
     }
 
-    /// Notes the ring's fill level and a stop of receive DMA; restarts DMA once a
-    /// descriptor is free.
+    /// Notes the ring's fill level and a stop of receive DMA; restarts DMA once half
+    /// the ring is free.
     fn watch_rx(&mut self) {
         let status = read(DMA_RX_STATUS);
         let waiting = (status >> 16) & 0xff;
@@ -303,7 +304,10 @@ impl Emac {
                 "emac: RX descriptors exhausted ({waiting}/{capacity} hold frames): DMA stopped, a frame lost; QEMU holds further frames back"
             );
         }
-        if self.rx_stopped && waiting < capacity {
+        // Restarted with one descriptor free, DMA would fill it from QEMU's queue at once
+        // and lose the next frame again: wait until half the ring is free (QEMU holds the
+        // frames meanwhile).
+        if self.rx_stopped && waiting <= capacity / 2 {
             // The MAC stopped at the descriptor after the newest frame, and starts again
             // at DMA_RX_DESC: point that there, then clear the overflow and enable.
             let at = (self.rx_next + waiting as usize) % EMAC_RX_DESCRIPTORS;

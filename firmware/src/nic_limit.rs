@@ -10,6 +10,15 @@
 //! | `rx?` | answers `rx <frames> <bytes> <micros> <times the NIC's receive side was full>`, and counts afresh |
 //! | `tx <bytes> <size>` | sends `<bytes>` in datagrams of `<size>` payload bytes back to the sender as fast as the NIC takes them, then answers `tx <frames> <bytes> <micros>` |
 //!
+//! Host -> guest through QEMU's user-mode network is paced by how that network reads its
+//! host sockets: one datagram per turn of QEMU's main loop for UDP, but all it can for TCP.
+//! So the receive limit is taken with TCP too, with the least a receiver can do: TCP port
+//! 7002 is a sink that accepts one connection at a time, acknowledges in-order data
+//! (every 8 segments, and whenever the NIC has nothing more) with a 64 KiB window, drops
+//! anything out of order (QEMU's network does not reorder), and answers the peer's FIN
+//! with `<bytes> <micros from SYN to FIN> <times the NIC's receive side was full>\n` and
+//! its own FIN.
+//!
 //! It answers ARP requests for its address, so that QEMU's user-mode network can reach
 //! it, and ignores everything else. A data datagram's payload is left as the buffer holds
 //! it: what is measured is the driver and the NIC, not a copy the stack would make.
@@ -17,10 +26,12 @@
 use core::fmt::Write as _;
 use core::sync::atomic::Ordering;
 
+use ringnet::smoltcp::phy::ChecksumCapabilities;
 use ringnet::smoltcp::phy::{Device, RxToken as _, TxToken as _};
 use ringnet::smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, UdpPacket,
+    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
+    TcpRepr, TcpSeqNumber, UdpPacket,
 };
 use ringnet::Instant;
 
@@ -35,6 +46,15 @@ const HEADERS: usize = 14 + 20 + 8;
 const MAX_PAYLOAD: usize = 1500 - 20 - 8;
 /// The most one `tx` command may ask for, so that a run is bounded.
 const MAX_TX_BYTES: u64 = 1 << 30;
+/// The TCP sink's port.
+const SINK_PORT: u16 = 7002;
+/// The sink's initial sequence number (one connection at a time: any will do).
+const SINK_ISS: TcpSeqNumber = TcpSeqNumber(0x1000_0000);
+/// The window the sink advertises, and the segment size it asks for.
+const SINK_WINDOW: u16 = 65535;
+const SINK_MSS: u16 = 1460;
+/// In-order segments the sink takes before it must acknowledge.
+const SINK_ACK_EVERY: u32 = 8;
 
 /// Where the commands came from: where answers and data go.
 #[derive(Clone, Copy)]
@@ -49,7 +69,80 @@ enum Action {
     None,
     ArpReply(ArpRepr),
     ReportRx(Peer),
-    Transmit { peer: Peer, bytes: u64, size: usize },
+    Transmit {
+        peer: Peer,
+        bytes: u64,
+        size: usize,
+    },
+    /// The sink answers: SYN-ACK, an ACK, or its report and FIN.
+    Sink(TcpControl),
+}
+
+/// The TCP sink's one connection.
+struct Sink {
+    peer: Option<Peer>,
+    /// The next byte expected from the peer.
+    rcv_nxt: TcpSeqNumber,
+    /// The sink's next sequence number.
+    snd_nxt: TcpSeqNumber,
+    bytes: u64,
+    start: Option<Instant>,
+    /// In-order segments since the last acknowledgement.
+    unacked: u32,
+    /// The driver's count of full-receive-side events at the SYN.
+    full_before: u32,
+}
+
+impl Sink {
+    const fn new() -> Sink {
+        Sink {
+            peer: None,
+            rcv_nxt: TcpSeqNumber(0),
+            snd_nxt: SINK_ISS,
+            bytes: 0,
+            start: None,
+            unacked: 0,
+            full_before: 0,
+        }
+    }
+
+    /// Takes a segment for the sink's port; says what to answer.
+    fn on_segment(&mut self, peer: Peer, segment: &TcpPacket<&[u8]>) -> Action {
+        if segment.rst() {
+            *self = Sink::new();
+            return Action::None;
+        }
+        if segment.syn() && !segment.ack() {
+            *self = Sink {
+                peer: Some(peer),
+                rcv_nxt: segment.seq_number() + 1,
+                start: Some(clock::now()),
+                ..Sink::new()
+            };
+            return Action::Sink(TcpControl::Syn);
+        }
+        if self.peer.is_none_or(|known| known.port != peer.port) {
+            return Action::None;
+        }
+        let payload = segment.payload();
+        if !payload.is_empty() {
+            if segment.seq_number() != self.rcv_nxt {
+                // Out of order or again: say what is expected.
+                return Action::Sink(TcpControl::None);
+            }
+            self.rcv_nxt += payload.len();
+            self.bytes += payload.len() as u64;
+            self.unacked += 1;
+        }
+        if segment.fin() && segment.seq_number() + payload.len() == self.rcv_nxt {
+            self.rcv_nxt += 1;
+            return Action::Sink(TcpControl::Fin);
+        }
+        if self.unacked >= SINK_ACK_EVERY {
+            return Action::Sink(TcpControl::None);
+        }
+        Action::None
+    }
 }
 
 /// The data received since the last `rx?`.
@@ -72,9 +165,10 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
     let mut count = RxCount::default();
     // The driver's count of full-receive-side events when counting started.
     let mut full_before = nic.rx_full_events();
+    let mut sink = Sink::new();
     loop {
         while let Some((rx, tx)) = nic.receive(clock::now()) {
-            match rx.consume(|frame| on_frame(frame, mac, ip, &mut count)) {
+            match rx.consume(|frame| on_frame(frame, mac, ip, &mut count, &mut sink)) {
                 Action::None => {}
                 Action::ArpReply(reply) => tx.consume(14 + reply.buffer_len(), |buf| {
                     emit_arp(buf, mac, &reply);
@@ -94,7 +188,17 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
                 Action::Transmit { peer, bytes, size } => {
                     transmit(nic, mac, ip, peer, bytes, size);
                 }
+                Action::Sink(control) => {
+                    if control == TcpControl::Syn {
+                        sink.full_before = nic.rx_full_events();
+                    }
+                    answer(nic, mac, ip, &mut sink, control);
+                }
             }
+        }
+        // Nothing more to read: acknowledge what came.
+        if sink.unacked > 0 {
+            answer(nic, mac, ip, &mut sink, TcpControl::None);
         }
         board::RX_PENDING.store(false, Ordering::Release);
         nic.listen();
@@ -105,7 +209,13 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
 }
 
 /// Reads one frame: counts data, and says what else it asks for.
-fn on_frame(frame: &[u8], mac: EthernetAddress, ip: Ipv4Address, count: &mut RxCount) -> Action {
+fn on_frame(
+    frame: &[u8],
+    mac: EthernetAddress,
+    ip: Ipv4Address,
+    count: &mut RxCount,
+    sink: &mut Sink,
+) -> Action {
     let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
         return Action::None;
     };
@@ -137,7 +247,24 @@ fn on_frame(frame: &[u8], mac: EthernetAddress, ip: Ipv4Address, count: &mut RxC
             let Ok(packet) = Ipv4Packet::new_checked(ethernet.payload()) else {
                 return Action::None;
             };
-            if packet.next_header() != IpProtocol::Udp || packet.dst_addr() != ip {
+            if packet.dst_addr() != ip {
+                return Action::None;
+            }
+            if packet.next_header() == IpProtocol::Tcp {
+                let Ok(segment) = TcpPacket::new_checked(packet.payload()) else {
+                    return Action::None;
+                };
+                if segment.dst_port() != SINK_PORT {
+                    return Action::None;
+                }
+                let peer = Peer {
+                    mac: ethernet.src_addr(),
+                    ip: packet.src_addr(),
+                    port: segment.src_port(),
+                };
+                return sink.on_segment(peer, &segment);
+            }
+            if packet.next_header() != IpProtocol::Udp {
                 return Action::None;
             }
             let Ok(udp) = UdpPacket::new_checked(packet.payload()) else {
@@ -226,6 +353,100 @@ fn transmit(
     log::info!("nic limit: sent {frames} frames, {sent} bytes in {micros} us");
 }
 
+/// The sink's answer: a SYN-ACK, an ACK, or (`Fin`) its report and FIN; waits until the
+/// NIC takes it.
+fn answer(
+    nic: &mut Nic,
+    mac: EthernetAddress,
+    ip: Ipv4Address,
+    sink: &mut Sink,
+    control: TcpControl,
+) {
+    let Some(peer) = sink.peer else {
+        return;
+    };
+    let mut text = heapless::String::<96>::new();
+    if control == TcpControl::Fin {
+        let micros = sink
+            .start
+            .map_or(0, |start| (clock::now() - start).total_micros());
+        let full = nic.rx_full_events().wrapping_sub(sink.full_before);
+        let _ = writeln!(text, "{} {micros} {full}", sink.bytes);
+    }
+    let (seq, syn) = if control == TcpControl::Syn {
+        (SINK_ISS, true)
+    } else {
+        (sink.snd_nxt, false)
+    };
+    let segment = TcpRepr {
+        src_port: SINK_PORT,
+        dst_port: peer.port,
+        control,
+        seq_number: seq,
+        ack_number: Some(sink.rcv_nxt),
+        window_len: SINK_WINDOW,
+        window_scale: None,
+        max_seg_size: syn.then_some(SINK_MSS),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: text.as_bytes(),
+    };
+    let tcp_len = segment.buffer_len();
+    loop {
+        let Some(tx) = nic.transmit(clock::now()) else {
+            continue;
+        };
+        tx.consume(14 + 20 + tcp_len, |buf| {
+            let mut packet = ipv4_frame(buf, mac, ip, peer, IpProtocol::Tcp, tcp_len);
+            segment.emit(
+                &mut TcpPacket::new_unchecked(packet.payload_mut()),
+                &IpAddress::Ipv4(ip),
+                &IpAddress::Ipv4(peer.ip),
+                &ChecksumCapabilities::default(),
+            );
+        });
+        break;
+    }
+    sink.unacked = 0;
+    match control {
+        TcpControl::Syn => sink.snd_nxt = SINK_ISS + 1,
+        TcpControl::Fin => {
+            log::info!("nic limit: the sink took {} bytes", sink.bytes);
+            *sink = Sink::new();
+        }
+        _ => {}
+    }
+}
+
+/// Writes the Ethernet and IPv4 headers of a frame to `peer` into `buf`; returns the IPv4
+/// packet, whose `payload_len` bytes of payload are the caller's to write.
+fn ipv4_frame(
+    buf: &mut [u8],
+    mac: EthernetAddress,
+    ip: Ipv4Address,
+    peer: Peer,
+    protocol: IpProtocol,
+    payload_len: usize,
+) -> Ipv4Packet<&mut [u8]> {
+    EthernetRepr {
+        src_addr: mac,
+        dst_addr: peer.mac,
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut EthernetFrame::new_unchecked(&mut *buf));
+    let mut packet = Ipv4Packet::new_unchecked(&mut buf[14..]);
+    Ipv4Repr {
+        src_addr: ip,
+        dst_addr: peer.ip,
+        next_header: protocol,
+        payload_len,
+        hop_limit: 64,
+    }
+    .emit(&mut packet, &ChecksumCapabilities::default());
+    packet
+}
+
 /// One datagram holding `text`, once the NIC takes a frame.
 fn send_text(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address, peer: Peer, text: &str) {
     loop {
@@ -249,25 +470,7 @@ fn send_datagram<T: ringnet::smoltcp::phy::TxToken>(
     fill: impl FnOnce(&mut [u8]),
 ) {
     tx.consume(HEADERS + len, |buf| {
-        let mut ethernet = EthernetFrame::new_unchecked(&mut *buf);
-        EthernetRepr {
-            src_addr: mac,
-            dst_addr: peer.mac,
-            ethertype: EthernetProtocol::Ipv4,
-        }
-        .emit(&mut ethernet);
-        let ipv4 = Ipv4Repr {
-            src_addr: ip,
-            dst_addr: peer.ip,
-            next_header: IpProtocol::Udp,
-            payload_len: 8 + len,
-            hop_limit: 64,
-        };
-        let mut packet = Ipv4Packet::new_unchecked(ethernet.payload_mut());
-        ipv4.emit(
-            &mut packet,
-            &ringnet::smoltcp::phy::ChecksumCapabilities::default(),
-        );
+        let mut packet = ipv4_frame(buf, mac, ip, peer, IpProtocol::Udp, 8 + len);
         let mut udp = UdpPacket::new_unchecked(packet.payload_mut());
         udp.set_src_port(PORT);
         udp.set_dst_port(peer.port);
