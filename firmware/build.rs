@@ -1,4 +1,5 @@
-//! Puts memory.x where the linker finds it, and passes the log level chosen with
+//! Puts the board's memory layout where the linker finds it as memory.x (memory-lm3s6965.x,
+//! or memory-sf2.x with feature `sf2`), and passes the log level chosen with
 //! `RINGNET_LOG` (error, warn, info or debug; debug when unset) to the firmware.
 use std::env;
 use std::fs;
@@ -8,9 +9,16 @@ const LEVELS: [&str; 4] = ["error", "warn", "info", "debug"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
+    let layout = if env::var_os("CARGO_FEATURE_SF2").is_some() {
+        "memory-sf2.x"
+    } else {
+        "memory-lm3s6965.x"
+    };
+    // Not named memory.x in the crate: the linker looks in the working directory first.
+    fs::copy(layout, out.join("memory.x")).expect("copy the memory layout");
     println!("cargo:rustc-link-search={}", out.display());
-    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-changed=memory-lm3s6965.x");
+    println!("cargo:rerun-if-changed=memory-sf2.x");
     println!("cargo:rerun-if-changed=build.rs");
 
     println!("cargo:rerun-if-env-changed=RINGNET_LOG");
