@@ -438,6 +438,7 @@ impl<F: AsRawFd> Device for FrameLink<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tap::vnet::tests::{tcp_frame, udp_frame};
     use ringnet::smoltcp::phy::{RxToken as _, TxToken as _};
     use std::os::unix::net::UnixDatagram;
 
@@ -499,11 +500,198 @@ mod tests {
         assert_eq!(rx.consume(|got| got.to_vec()), vec![8u8; 64]);
     }
 
+    /// A link with the virtio-net header under segmentation offload, as `--offload`
+    /// opens it, over a socket pair whose other end plays the kernel.
+    fn offload_link() -> (FrameLink<UnixDatagram>, UnixDatagram) {
+        let (ours, theirs) = UnixDatagram::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        (
+            FrameLink::with_offload(ours, 1514, Offload::Segmentation),
+            theirs,
+        )
+    }
+
+    /// What the kernel writes: a header, then the frame.
+    fn behind(header: VnetHeader, frame: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        header.emit(&mut bytes);
+        bytes.extend_from_slice(frame);
+        bytes
+    }
+
+    #[test]
+    fn a_large_segment_the_kernel_hands_up_reaches_the_stack_whole_its_header_taken_off() {
+        let (mut link, kernel) = offload_link();
+        let payload: Vec<u8> = (0..60_000u32).map(|i| (i * 13 + i / 251) as u8).collect();
+        // Linux's own segment: the checksum field holds only the pseudo-header sum.
+        let frame = tcp_frame(&payload, false);
+        let gso = VnetHeader {
+            flags: NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        kernel.send(&behind(gso, &frame)).unwrap();
+        let (rx, _) = link.receive(now()).expect("the segment");
+        assert_eq!(rx.consume(|got| got.to_vec()), frame, "whole, as it came");
+        let counts = link.offload_counts();
+        assert_eq!(
+            (counts.frames_in, counts.segments_in, counts.largest_in),
+            (1, 1, frame.len())
+        );
+        assert_eq!((counts.trusted_in, counts.completed_in), (1, 0));
+        assert_eq!(link.errors(), LinkErrors::default());
+        assert_eq!(
+            link.capabilities().checksum.tcp.rx(),
+            false,
+            "smoltcp is told not to check what the kernel vouched for"
+        );
+    }
+
+    #[test]
+    fn partial_udp_checksums_are_completed_and_unverified_tcp_is_checked() {
+        let (mut link, kernel) = offload_link();
+        let whole = udp_frame(b"a datagram whose checksum the kernel left partial");
+        let mut partial = whole.clone();
+        partial[40..42].fill(0);
+        // The pseudo-header sum, as Linux leaves it.
+        let ip = ringnet::smoltcp::wire::Ipv4Packet::new_checked(&whole[14..]).unwrap();
+        let sum = ringnet::smoltcp::wire::checksum::pseudo_header_v4(
+            &ip.src_addr(),
+            &ip.dst_addr(),
+            ringnet::smoltcp::wire::IpProtocol::Udp,
+            (whole.len() - 34) as u32,
+        );
+        partial[40..42].copy_from_slice(&sum.to_be_bytes());
+        let needs = VnetHeader {
+            flags: NEEDS_CSUM,
+            csum_start: 34,
+            csum_offset: 6,
+            ..VnetHeader::default()
+        };
+        kernel.send(&behind(needs, &partial)).unwrap();
+        let (rx, _) = link.receive(now()).expect("the datagram");
+        assert_eq!(rx.consume(|got| got.to_vec()), whole, "checksum completed");
+
+        // A TCP segment the kernel neither verified nor left partial: checked here.
+        let good = tcp_frame(b"checked", true);
+        let mut bad = good.clone();
+        bad[60] ^= 0xff;
+        kernel.send(&behind(VnetHeader::default(), &bad)).unwrap();
+        kernel.send(&behind(VnetHeader::default(), &good)).unwrap();
+        assert!(link.receive(now()).is_none(), "the bad one is dropped");
+        let (rx, _) = link.receive(now()).expect("the good one");
+        assert_eq!(rx.consume(|got| got.to_vec()), good);
+        let valid = VnetHeader {
+            flags: DATA_VALID,
+            ..VnetHeader::default()
+        };
+        kernel.send(&behind(valid, &bad)).unwrap();
+        assert!(
+            link.receive(now()).is_some(),
+            "DATA_VALID is the kernel's word"
+        );
+        assert_eq!(link.errors().rx_bad_checksum, 1);
+        let counts = link.offload_counts();
+        assert_eq!((counts.completed_in, counts.valid_in), (1, 1));
+    }
+
+    #[test]
+    fn bad_or_unnegotiated_headers_are_dropped_and_counted_never_handed_on() {
+        let (mut link, kernel) = offload_link();
+        let frame = tcp_frame(&[5; 3000], false);
+        let gso = VnetHeader {
+            flags: NEEDS_CSUM,
+            gso_type: GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        };
+        let bad = [
+            kernel.send(&[1, 2, 3]).map(|_| ()),
+            kernel
+                .send(&behind(VnetHeader { gso_type: 4, ..gso }, &frame))
+                .map(|_| ()),
+            kernel
+                .send(&behind(VnetHeader { gso_size: 0, ..gso }, &frame))
+                .map(|_| ()),
+            kernel
+                .send(&behind(
+                    VnetHeader {
+                        csum_start: 5000,
+                        ..gso
+                    },
+                    &frame,
+                ))
+                .map(|_| ()),
+            kernel.send(&behind(gso, &udp_frame(&[1; 100]))).map(|_| ()),
+        ];
+        assert!(bad.iter().all(|sent| sent.is_ok()));
+        for _ in 0..bad.len() {
+            assert!(link.receive(now()).is_none());
+        }
+        assert_eq!(link.errors().rx_bad_header, 5);
+        assert_eq!(link.offload_counts().frames_in, 0);
+        let too_long = vec![0u8; HEADER_LEN + MAX_OFFLOAD_FRAME + 1];
+        kernel.send(&too_long).unwrap();
+        assert!(link.receive(now()).is_none());
+        assert_eq!(link.errors().rx_oversized, 1);
+    }
+
+    #[test]
+    fn segments_smoltcp_sends_back_to_back_leave_as_one_frame_at_the_next_poll() {
+        let (mut link, kernel) = offload_link();
+        let payload: Vec<u8> = (0..1448 * 3).map(|i| (i % 241) as u8).collect();
+        let whole = tcp_frame(&payload, false);
+        // smoltcp's three segments of it, each with its own sequence number.
+        for (i, chunk) in payload.chunks(1448).enumerate() {
+            let mut frame = tcp_frame(chunk, false);
+            let seq = 1000 + (i * 1448) as u32;
+            frame[38..42].copy_from_slice(&seq.to_be_bytes());
+            frame[47] = 0x10; // ACK alone: the burst goes on
+            let tx = link.transmit(now()).unwrap();
+            tx.consume(frame.len(), |room| room.copy_from_slice(&frame));
+        }
+        let mut got = vec![0u8; 70_000];
+        assert!(kernel.recv(&mut got).is_err(), "held for more to join");
+        assert!(link.receive(now()).is_none(), "the next poll sends it");
+        let n = kernel.recv(&mut got).unwrap();
+        let header = VnetHeader::parse(&got[..n]).unwrap();
+        assert_eq!((header.gso_type, header.gso_size), (GSO_TCPV4, 1448));
+        let frame = &got[HEADER_LEN..n];
+        assert_eq!(frame.len(), whole.len());
+        assert_eq!(&frame[54..], &payload[..]);
+        let counts = link.offload_counts();
+        assert_eq!(
+            (counts.frames_out, counts.segments_out, counts.joined_out),
+            (1, 1, 3)
+        );
+
+        // A bare ACK goes at once, with no segmentation and the checksum left partial.
+        let ack = tcp_frame(&[], false);
+        link.transmit(now())
+            .unwrap()
+            .consume(ack.len(), |room| room.copy_from_slice(&ack));
+        let n = kernel.recv(&mut got).unwrap();
+        let header = VnetHeader::parse(&got[..n]).unwrap();
+        assert_eq!((header.flags, header.gso_type), (NEEDS_CSUM, 0));
+        assert_eq!(n, HEADER_LEN + ack.len());
+    }
+
     #[test]
     fn nothing_to_read_is_no_frame_and_no_error() {
         let (mut link, _kernel) = link();
         assert!(link.receive(now()).is_none());
         assert_eq!(link.errors(), LinkErrors::default());
+        assert_eq!(link.offload_counts(), OffloadCounts::default());
+        let (mut link, _kernel) = offload_link();
+        assert!(link.receive(now()).is_none());
+        assert_eq!(link.errors(), LinkErrors::default());
+        assert_eq!(link.offload_counts(), OffloadCounts::default());
     }
 
     #[test]
