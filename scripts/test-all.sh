@@ -13,6 +13,8 @@ command -v tshark >/dev/null || missing+=(tshark)
 command -v curl >/dev/null || missing+=(curl)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v python3 >/dev/null || missing+=(python3)
+# host-sim top is driven under tmux in a tap test.
+command -v tmux >/dev/null || missing+=(tmux)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 # Linking the 32-bit (i686) test binaries.
 dpkg -s gcc-multilib >/dev/null 2>&1 || missing+=(gcc-multilib)

@@ -12,7 +12,7 @@ use core::fmt;
 
 use smoltcp::wire::IpEndpoint;
 
-use crate::observe::Ring;
+use crate::observe::{Call, EventKind, Ring, Unblocked};
 use crate::socket::{tcp, udp, SocketHandle};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
@@ -87,9 +87,8 @@ impl core::error::Error for SendAllError {}
 /// What one blocked call waits for, for its log lines.
 struct Wait {
     handle: SocketHandle,
-    call: &'static str,
+    call: Call,
     ring: Ring,
-    reason: &'static str,
     timeout: Option<Duration>,
 }
 
@@ -143,22 +142,18 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         if !matches!(&first, Err(e) if e.would_block()) {
             return first;
         }
-        let name = self.stack.name();
-        let kind = self.stack.kind_of(wait.handle);
         let handle = wait.handle;
-        let (used, capacity) = self.stack.ring_of(handle, wait.ring);
-        log::debug!(
-            "{name}: {kind}{handle} {} BLOCKS: {} ring {used}/{capacity}, {}",
-            wait.call,
-            wait.ring,
-            wait.reason
+        let (call, ring) = (wait.call, wait.ring);
+        let (used, capacity) = self.stack.ring_of(handle, ring);
+        self.stack.record(
+            handle,
+            EventKind::BlockStart {
+                call,
+                ring,
+                used,
+                capacity,
+            },
         );
-        if let Some(stats) = self.stack.stats_mut(handle) {
-            match wait.ring {
-                Ring::Rx => stats.rx_blocks += 1,
-                Ring::Tx => stats.tx_blocks += 1,
-            }
-        }
         let start = self.waiter.now();
         let deadline = wait.timeout.map(|t| start + t);
         let mut polls: u64 = 0;
@@ -167,38 +162,37 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
             polls += 1;
             let result = op(self.stack);
             let now = self.waiter.now();
-            let elapsed = now - start;
             let still_blocked = matches!(&result, Err(e) if e.would_block());
             let expired = deadline.is_some_and(|d| now >= d);
             if still_blocked && !expired && progress == Progress::Continue {
                 continue;
             }
-            if let Some(stats) = self.stack.stats_mut(handle) {
-                stats.time_blocked += elapsed;
-            }
-            let (used, capacity) = self.stack.ring_of(handle, wait.ring);
-            if !still_blocked {
-                log::debug!(
-                    "{name}: {kind}{handle} {} unblocked after {elapsed} ({polls} polls): {}; {} ring {used}/{capacity}",
-                    wait.call,
-                    ended_by(&result),
-                    wait.ring
-                );
-                return result;
-            }
-            if progress == Progress::Stalled {
-                log::warn!(
-                    "{name}: {kind}{handle} {} gives up after {elapsed} ({polls} polls): nothing can unblock it",
-                    wait.call
-                );
+            let outcome = if !still_blocked {
+                Unblocked::Completed(ended_by(&result))
+            } else if progress == Progress::Stalled {
+                Unblocked::Stalled
             } else {
-                log::warn!(
-                    "{name}: {kind}{handle} {} timed out after {elapsed} ({polls} polls); {} ring {used}/{capacity}",
-                    wait.call,
-                    wait.ring
-                );
-            }
-            return Err(E::timed_out());
+                Unblocked::TimedOut
+            };
+            let (used, capacity) = self.stack.ring_of(handle, ring);
+            self.stack.record(
+                handle,
+                EventKind::BlockEnd {
+                    call,
+                    ring,
+                    started: start,
+                    waited: now - start,
+                    polls,
+                    outcome,
+                    used,
+                    capacity,
+                },
+            );
+            return if still_blocked {
+                Err(E::timed_out())
+            } else {
+                result
+            };
         }
     }
 
@@ -208,9 +202,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (timeout, _) = self.timeouts(handle);
         let wait = Wait {
             handle,
-            call: "recv",
+            call: Call::Recv,
             ring: Ring::Rx,
-            reason: "waiting for data",
             timeout,
         };
         self.block_on(
@@ -230,9 +223,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (_, timeout) = self.timeouts(handle);
         let wait = Wait {
             handle,
-            call: "send",
+            call: Call::Send,
             ring: Ring::Tx,
-            reason: "waiting for the peer to acknowledge",
             timeout,
         };
         self.block_on(
@@ -280,9 +272,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (_, timeout) = self.timeouts(handle);
         let wait = Wait {
             handle,
-            call: "flush",
+            call: Call::Flush,
             ring: Ring::Tx,
-            reason: "waiting for the peer to acknowledge everything",
             timeout,
         };
         self.block_on(
@@ -304,9 +295,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (timeout, _) = self.timeouts(listener);
         let wait = Wait {
             handle: listener,
-            call: "accept",
+            call: Call::Accept,
             ring: Ring::Rx,
-            reason: "waiting for a connection",
             timeout,
         };
         self.block_on(
@@ -327,9 +317,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (_, timeout) = self.timeouts(handle);
         let wait = Wait {
             handle,
-            call: "connect",
+            call: Call::Connect,
             ring: Ring::Tx,
-            reason: "handshake in progress",
             timeout,
         };
         let result = self.block_on(
@@ -355,9 +344,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (timeout, _) = self.timeouts(handle);
         let wait = Wait {
             handle,
-            call: "recv_from",
+            call: Call::RecvFrom,
             ring: Ring::Rx,
-            reason: "waiting for a datagram",
             timeout,
         };
         self.block_on(
@@ -377,9 +365,8 @@ impl<'s, 'a, W: Waiter> Blocking<'s, 'a, W> {
         let (_, timeout) = self.timeouts(handle);
         let wait = Wait {
             handle,
-            call: "send_to",
+            call: Call::SendTo,
             ring: Ring::Tx,
-            reason: "waiting for queued datagrams to leave",
             timeout,
         };
         self.block_on(

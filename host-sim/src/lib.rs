@@ -16,9 +16,11 @@
 
 pub mod linux;
 pub mod local_file;
+pub mod plot;
 pub mod programs;
 pub mod store;
 pub mod tap;
+pub mod top;
 
 /// The log filter: `RUST_LOG` when set (it replaces the default, as everywhere else
 /// `env_logger` is used), otherwise every ring transition (`ringnet=debug`) and smoltcp's

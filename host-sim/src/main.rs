@@ -145,6 +145,52 @@ enum Command {
     /// Linux-side tools on the kernel's own sockets; they work against any host.
     #[command(subcommand)]
     Peer(PeerCommand),
+    /// Watch a ringnet host's sockets live: rings as bars, counters and rates, from the
+    /// UDP stats query (ADDR = IP:9001, or QEMU's forwarded 127.0.0.1:19001) or with
+    /// --http from GET /stats (IP:80, or 127.0.0.1:17080). q quits; without a terminal it
+    /// prints plain snapshots.
+    Top {
+        /// The host's stats port: UDP (default) or, with --http, its HTTP port.
+        addr: SocketAddr,
+        /// Take the stats from GET /stats at ADDR instead of the UDP query.
+        #[arg(long)]
+        http: bool,
+        /// Milliseconds between snapshots.
+        #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(50..=60000))]
+        interval: u64,
+        /// Stop after this many snapshots.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Plain snapshots even on a terminal.
+        #[arg(long)]
+        plain: bool,
+    },
+    /// Draw trace files (`--trace` of demo, serve, send and the peer tools) as an SVG
+    /// timeline: one panel per socket, its rings, window, blocks, zero windows and drops.
+    Plot {
+        /// Trace files; a device's and a Linux side's written at the same time line up.
+        #[arg(required = true)]
+        traces: Vec<PathBuf>,
+        /// The SVG to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Only this socket ("tcp#3", "B tcp#0", or a whole process such as "linux get
+        /// 1234"); repeat for more.
+        #[arg(long = "socket")]
+        sockets: Vec<String>,
+        /// Start of the time axis, ms.
+        #[arg(long)]
+        from: Option<f64>,
+        /// End of the time axis, ms.
+        #[arg(long)]
+        to: Option<f64>,
+        /// A title over the plot.
+        #[arg(long)]
+        title: Option<String>,
+        /// Width in pixels.
+        #[arg(long, default_value_t = 1400, value_parser = clap::value_parser!(u32).range(300..=20000))]
+        width: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -166,6 +212,10 @@ enum PeerCommand {
         /// time from the transfer being measured).
         #[arg(long)]
         no_digest: bool,
+        /// Raw stream: sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO)
+        /// into this trace file, on CLOCK_MONOTONIC like `serve --trace`.
+        #[arg(long)]
+        trace: Option<PathBuf>,
         /// Transfer protocol: continue OUTPUT.part from where an interrupted get stopped.
         #[arg(long)]
         resume: bool,
@@ -187,6 +237,10 @@ enum PeerCommand {
         file: PathBuf,
         /// IP:PORT for a raw stream, or IP for the transfer protocol.
         target: String,
+        /// Raw stream: sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO)
+        /// into this trace file, on CLOCK_MONOTONIC like `serve --trace`.
+        #[arg(long)]
+        trace: Option<PathBuf>,
         /// Transfer protocol: the name to store it under (default: the file's name).
         #[arg(long)]
         name: Option<String>,
@@ -216,6 +270,10 @@ enum PeerCommand {
         /// How many bytes.
         #[arg(long)]
         bytes: u64,
+        /// Sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO) into this
+        /// trace file, on CLOCK_MONOTONIC like `serve --trace`.
+        #[arg(long)]
+        trace: Option<PathBuf>,
         /// Seconds without progress before giving up.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
@@ -375,6 +433,43 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Peer(peer) => run_peer(peer, seconds),
+        Command::Top {
+            addr,
+            http,
+            interval,
+            count,
+            plain,
+        } => host_sim::top::run(&host_sim::top::TopConfig {
+            source: if http {
+                host_sim::top::Source::Http(addr)
+            } else {
+                host_sim::top::Source::Udp(addr)
+            },
+            interval: std::time::Duration::from_millis(interval),
+            count,
+            plain,
+        }),
+        Command::Plot {
+            traces,
+            output,
+            sockets,
+            from,
+            to,
+            title,
+            width,
+        } => {
+            let options = host_sim::plot::PlotOptions {
+                sockets,
+                from_ms: from,
+                to_ms: to,
+                width,
+                title,
+                ..Default::default()
+            };
+            host_sim::plot::plot_files(&traces, &output, &options)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
     }
 }
 
@@ -384,6 +479,17 @@ fn refuse_port_with_address(port: Option<u16>, addr: SocketAddr) -> Result<(), S
         Some(port) => Err(format!(
             "--port {port} is for the transfer protocol, given an IP without a port; {addr} already names one"
         )),
+        None => Ok(()),
+    }
+}
+
+/// `--trace` samples a raw stream's socket; the transfer protocol's client keeps its own.
+fn refuse_trace_with_transfer(trace: &Option<PathBuf>) -> Result<(), String> {
+    match trace {
+        Some(_) => Err(
+            "--trace samples a raw stream: give IP:PORT (the transfer protocol's get and put do not trace yet)"
+                .into(),
+        ),
         None => Ok(()),
     }
 }
@@ -401,8 +507,10 @@ fn run_peer(
             port,
             timeout,
             quiet,
+            trace,
             ..
         } => {
+            refuse_trace_with_transfer(&trace)?;
             let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
             let outcome =
                 transfer_client::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
@@ -426,14 +534,23 @@ fn run_peer(
             timeout,
             quiet,
             no_digest,
+            trace,
             ..
         } => {
             let addr: SocketAddr = first.parse().map_err(|_| {
                 format!("'{first}' is not IP:PORT (for the transfer protocol: get NAME IP)")
             })?;
             refuse_port_with_address(port, addr)?;
-            let moved = peer::get(addr, &output, request, seconds(timeout), quiet, !no_digest)
-                .map_err(|e| format!("{addr}: {e}"))?;
+            let moved = peer::get(
+                addr,
+                &output,
+                request,
+                seconds(timeout),
+                quiet,
+                !no_digest,
+                trace.as_deref(),
+            )
+            .map_err(|e| format!("{addr}: {e}"))?;
             println!("got {moved}");
             Ok(())
         }
@@ -446,6 +563,7 @@ fn run_peer(
             timeout,
             quiet,
             no_digest,
+            trace,
         } => {
             // Said about the file, not about the address the send would have gone to.
             std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -457,9 +575,15 @@ fn run_peer(
                             "--token is for the transfer protocol: give IP, not IP:PORT".into()
                         );
                     }
-                    let (moved, reply) =
-                        peer::put(&file, addr, seconds(timeout), quiet, !no_digest)
-                            .map_err(|e| format!("{addr}: {e}"))?;
+                    let (moved, reply) = peer::put(
+                        &file,
+                        addr,
+                        seconds(timeout),
+                        quiet,
+                        !no_digest,
+                        trace.as_deref(),
+                    )
+                    .map_err(|e| format!("{addr}: {e}"))?;
                     println!("sent {moved}");
                     print!("{reply}");
                     Ok(())
@@ -468,6 +592,7 @@ fn run_peer(
                     let host: Ipv4Addr = target
                         .parse()
                         .map_err(|_| format!("'{target}' is neither IP:PORT nor IP"))?;
+                    refuse_trace_with_transfer(&trace)?;
                     let name = match name {
                         Some(name) => name,
                         None => file
@@ -502,9 +627,11 @@ fn run_peer(
             bytes,
             timeout,
             quiet,
+            trace,
         } => {
-            let (moved, reply) = peer::blast(target, bytes, seconds(timeout), quiet)
-                .map_err(|e| format!("{target}: {e}"))?;
+            let (moved, reply) =
+                peer::blast(target, bytes, seconds(timeout), quiet, trace.as_deref())
+                    .map_err(|e| format!("{target}: {e}"))?;
             println!("sent {moved}");
             print!("{reply}");
             Ok(())

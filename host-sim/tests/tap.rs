@@ -1487,3 +1487,157 @@ fn serve_token_guards_transfer_puts_and_http_writes_alike() {
     // Reads stay open.
     assert_eq!(code(&format!("http://{DEVICE}/t.bin")), "200");
 }
+
+/// A tmux server of the test's own (its own socket name), killed when dropped.
+struct Tmux<'n> {
+    ns: &'n Netns,
+    socket: String,
+}
+
+impl<'n> Tmux<'n> {
+    /// Starts `command` in a detached 160×40 tmux session inside the namespace.
+    fn start(ns: &'n Netns, command: &str) -> Tmux<'n> {
+        let tmux = Tmux {
+            ns,
+            socket: format!("{}-tmux", ns.name),
+        };
+        ns.ok(
+            &format!(
+                "tmux -L {} new-session -d -s top -x 160 -y 40 '{command}'",
+                tmux.socket
+            ),
+            10,
+        );
+        tmux
+    }
+
+    /// The screen as text (`None` once the session has ended).
+    fn screen(&self) -> Option<String> {
+        let out = self.ns.sh(
+            &format!("tmux -L {} capture-pane -p -t top", self.socket),
+            5,
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn keys(&self, keys: &str) {
+        self.ns.ok(
+            &format!("tmux -L {} send-keys -t top {keys}", self.socket),
+            5,
+        );
+    }
+}
+
+impl Drop for Tmux<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .ns
+            .sh(&format!("tmux -L {} kill-server", self.socket), 5);
+    }
+}
+
+#[test]
+fn top_shows_every_socket_of_the_tap_host_live_under_tmux_and_q_quits() {
+    let Some(mut ns) = Netns::create("top") else {
+        return;
+    };
+    ns.serve("", "info");
+    let tmux = Tmux::start(&ns, &format!("{HOST_SIM} top {DEVICE}:9001 --interval 200"));
+    // Traffic while it watches: a 4 MB download from file out moves tcp counters.
+    let start = Instant::now();
+    let mut screen = String::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        screen = tmux.screen().unwrap_or_default();
+        if screen.contains("udp#") && screen.contains("snapshot 3") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        screen.contains("ringnet top: UDP stats query at 192.168.69.1:9001"),
+        "{screen}"
+    );
+    for header in ["socket", "rx ring", "tx ring", "zwin", "drops"] {
+        assert!(screen.contains(header), "no column {header}:\n{screen}");
+    }
+    // Every socket of the table the query answers is a row on the screen.
+    let table = ns.stats();
+    let sockets: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("tcp#") || w.starts_with("udp#"))
+        .collect();
+    assert!(sockets.len() >= 8, "{table}");
+    let visible = screen.lines().count();
+    for socket in sockets.iter().take(visible.saturating_sub(6)) {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{socket} "))),
+            "no row for {socket}:\n{screen}"
+        );
+    }
+    // The stats socket itself answered our queries: its bytes in are counting.
+    let stats_row = screen
+        .lines()
+        .find(|l| l.contains(" 9001 "))
+        .unwrap_or_else(|| panic!("no row for port 9001:\n{screen}"));
+    assert!(stats_row.contains("/"), "{stats_row}");
+    tmux.keys("q");
+    let start = Instant::now();
+    while tmux.screen().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "q did not end top:\n{}",
+            tmux.screen().unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Without a terminal: plain snapshots, as many as asked.
+    let plain = ns.ok(
+        &format!("{HOST_SIM} top {DEVICE}:9001 --count 2 --interval 100 | cat"),
+        10,
+    );
+    assert_eq!(plain.matches("ringnet top: ").count(), 2, "{plain}");
+    assert!(
+        plain.contains("udp#") && plain.contains(" 9001 "),
+        "{plain}"
+    );
+    // GET /stats gives the same rows.
+    let http = ns.ok(&format!("{HOST_SIM} top {DEVICE}:80 --http --count 1"), 10);
+    assert!(
+        http.contains("GET /stats at 192.168.69.1:80") && http.contains(" 9001 "),
+        "{http}"
+    );
+}
+
+#[test]
+fn peer_get_with_trace_samples_the_kernels_receive_queue_and_the_plot_draws_it() {
+    let Some(mut ns) = Netns::create("peer trace") else {
+        return;
+    };
+    ns.serve("", "info");
+    ns.ok(
+        &format!(
+            "{HOST_SIM} peer get {DEVICE}:7001 --request 8000000 -o got.bin --quiet --trace linux.json"
+        ),
+        30,
+    );
+    let trace: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(ns.dir.join("linux.json")).unwrap()).unwrap();
+    assert_eq!(trace["otherData"]["clock"], "monotonic");
+    let events = trace["traceEvents"].as_array().unwrap();
+    let rx: Vec<&serde_json::Value> = events.iter().filter(|e| e["name"] == "linux rx").collect();
+    assert!(rx.len() >= 2, "{} rx samples", rx.len());
+    assert!(rx
+        .iter()
+        .all(|e| e["args"]["capacity"].as_u64().unwrap() > 0));
+    assert!(events.iter().any(|e| e["name"] == "linux tcp_info"));
+    // The receive queue was sampled empty at the end (everything read).
+    assert_eq!(rx.last().unwrap()["args"]["used"], 0);
+    ns.ok(&format!("{HOST_SIM} plot linux.json -o linux.svg"), 10);
+    let svg = fs::read_to_string(ns.dir.join("linux.svg")).unwrap();
+    assert!(svg.contains("linux get ") && svg.contains("receive queue (SIOCINQ)"));
+}

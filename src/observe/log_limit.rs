@@ -1,5 +1,6 @@
 //! A cap on transition lines, after Linux's `net_ratelimit()`.
 
+use super::record::Recorder;
 use crate::handle::{SocketHandle, SocketType};
 use smoltcp::time::Duration;
 use smoltcp::time::Instant;
@@ -18,14 +19,6 @@ pub struct LogLimit {
     pub interval: Duration,
 }
 
-/// What a watch needs to log a line: the stack's name, the time, and the limit.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LogGate<'n> {
-    pub stack: &'n str,
-    pub now: Instant,
-    pub limit: Option<LogLimit>,
-}
-
 /// One socket's account under a [`LogLimit`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct LogThrottle {
@@ -38,7 +31,7 @@ impl LogThrottle {
     /// Whether a transition or drop line may be logged now; counts it as left out if not.
     pub(crate) fn admit(
         &mut self,
-        gate: &LogGate<'_>,
+        gate: &Recorder<'_>,
         kind: SocketType,
         socket: SocketHandle,
     ) -> bool {
@@ -59,7 +52,7 @@ impl LogThrottle {
     }
 
     /// Ends the interval if it is over, with a line saying how many lines it left out.
-    pub(crate) fn flush(&mut self, gate: &LogGate<'_>, kind: SocketType, socket: SocketHandle) {
+    pub(crate) fn flush(&mut self, gate: &Recorder<'_>, kind: SocketType, socket: SocketHandle) {
         let (Some(limit), Some(since)) = (gate.limit, self.since) else {
             return;
         };
@@ -83,7 +76,8 @@ impl LogThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{Ring, RingWatch, SocketStats};
+    use crate::observe::record::Account;
+    use crate::observe::{Ring, RingWatch, SocketStats, Source};
 
     #[test]
     fn a_log_limit_admits_its_burst_per_interval_and_counts_the_rest() {
@@ -93,10 +87,11 @@ mod tests {
         };
         let mut throttle = LogThrottle::default();
         let h = SocketHandle(3);
-        let at = |ms| LogGate {
+        let at = |ms| Recorder {
             stack: "t",
             now: Instant::from_millis(ms),
             limit: Some(limit),
+            sink: None,
         };
         let admitted: usize = (0..10)
             .filter(|&i| throttle.admit(&at(i * 10), SocketType::Stream, h))
@@ -114,38 +109,37 @@ mod tests {
     #[test]
     fn without_a_log_limit_every_transition_is_admitted() {
         let mut throttle = LogThrottle::default();
-        let gate = LogGate {
+        let gate = Recorder {
             stack: "t",
             now: Instant::ZERO,
             limit: None,
+            sink: None,
         };
         assert!((0..1000).all(|_| throttle.admit(&gate, SocketType::Datagram, SocketHandle(0))));
     }
 
     #[test]
     fn a_throttled_watch_still_counts_every_full_transition() {
-        let gate = LogGate {
+        let gate = Recorder {
             stack: "t",
             now: Instant::ZERO,
             limit: Some(LogLimit {
                 burst: 1,
                 interval: Duration::from_secs(1),
             }),
+            sink: None,
         };
         let mut throttle = LogThrottle::default();
         let mut watch = RingWatch::default();
         let mut stats = SocketStats::default();
+        let source = Source::Socket {
+            handle: SocketHandle(4),
+            kind: SocketType::Stream,
+        };
+        let mut account = Account::new(&mut stats, &mut throttle);
         for _ in 0..50 {
             for used in [8, 3] {
-                watch.update(
-                    &gate,
-                    &mut throttle,
-                    SocketHandle(4),
-                    SocketType::Stream,
-                    Ring::Tx,
-                    (used, 8),
-                    &mut stats,
-                );
+                watch.update(&gate, source, &mut account, Ring::Tx, (used, 8));
             }
         }
         assert_eq!(stats.tx_full_events, 50);

@@ -5,7 +5,12 @@
 //! only when the ring's [`Fill`] level changes (empty, holding data, full), never once per
 //! poll. Levels: `debug` for transitions, `info` for lifecycle, `warn` for loss.
 //!
-//! - `watch`: [`RingWatch`] and [`WindowWatch`], which turn occupancy into transitions.
+//! - `event`: [`Event`], the typed, fixed-size record of one observed change, and the
+//!   [`EventSink`] a host may give the stack to receive every one (a trace file).
+//! - `record`: the one path of every event: counted in [`SocketStats`], logged, handed
+//!   to the sink, so the stats table, the log and a trace are views of the same events.
+//! - `lines`: the log's view: the line of each event.
+//! - `watch`: [`RingWatch`] and [`WindowWatch`], which turn occupancy into events.
 //! - `log_limit`: [`LogLimit`], the `net_ratelimit()`-style cap on transition lines.
 //! - `table`: [`StatsRow`] and [`StatsTable`], the stats table.
 //!
@@ -13,12 +18,18 @@
 //! [`SocketType`](crate::SocketType): it sits
 //! below the stack, which feeds it.
 
+mod event;
+mod lines;
 mod log_limit;
+mod record;
 mod table;
 mod watch;
 
+pub use event::{Call, DropReason, Event, EventKind, EventSink, Source, Timer, Unblocked};
+pub use lines::level_change;
 pub use log_limit::LogLimit;
-pub(crate) use log_limit::{LogGate, LogThrottle};
+pub(crate) use log_limit::LogThrottle;
+pub(crate) use record::{Account, Recorder};
 pub use table::{StatField, StatValue, StatsRow, StatsTable};
 pub use watch::{RingWatch, WindowWatch};
 
@@ -52,7 +63,7 @@ impl Fill {
 }
 
 /// Which of a socket's two rings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ring {
     /// The receive ring: filled by the network, drained by `recv`.
     Rx,

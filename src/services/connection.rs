@@ -14,6 +14,7 @@ use heapless::Vec;
 
 use super::tx_room;
 use crate::handle::SocketHandle;
+use crate::observe::{EventKind, Timer};
 use crate::socket::tcp::SendError;
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
@@ -196,9 +197,7 @@ impl<const OUT: usize> Connection<OUT> {
             stack.name(),
             self.socket
         );
-        if let Some(stats) = stack.stats_mut(self.socket) {
-            stats.idle_timeouts += 1;
-        }
+        stack.record(self.socket, EventKind::Timer(Timer::IdleTimeout { silent }));
         true
     }
 

@@ -6,6 +6,7 @@
 use smoltcp::time::{Duration, Instant};
 
 use crate::handle::SocketHandle;
+use crate::observe::{EventKind, Timer};
 use crate::stack::Stack;
 
 /// The idle timeout of every service unless set otherwise: Linux's `tcp_fin_timeout`, the
@@ -56,9 +57,12 @@ impl IdleWatch {
             stack.name(),
             (now - self.since).total_millis()
         );
-        if let Some(stats) = stack.stats_mut(conn) {
-            stats.idle_timeouts += 1;
-        }
+        stack.record(
+            conn,
+            EventKind::Timer(Timer::IdleTimeout {
+                silent: now - self.since,
+            }),
+        );
         let _ = stack.abort(conn);
         true
     }

@@ -90,9 +90,4 @@ impl<'a> Stack<'a> {
             })
             .unwrap_or((0, 0))
     }
-
-    /// The type of socket, for log lines.
-    pub(crate) fn kind_of(&self, handle: SocketHandle) -> SocketType {
-        self.socket_type(handle).unwrap_or(SocketType::Stream)
-    }
 }

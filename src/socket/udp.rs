@@ -14,6 +14,7 @@ use smoltcp::socket::udp;
 use smoltcp::wire::IpEndpoint;
 
 use crate::handle::SocketHandle;
+use crate::observe::EventKind;
 use crate::stack::{visible_mut, OpenError, Slot, SlotKind, Stack, UdpSlot};
 
 /// Ethernet, IPv4 and UDP headers: what an MTU must hold besides the payload.
@@ -207,7 +208,6 @@ impl<'a> Stack<'a> {
         handle: SocketHandle,
         buf: &mut [u8],
     ) -> Result<Datagram, RecvError> {
-        let name = self.name;
         let slot = visible_mut(self.slots, handle).ok_or(RecvError::BadHandle)?;
         let SlotKind::Udp(u) = &mut slot.kind else {
             return Err(RecvError::NotDatagram);
@@ -238,14 +238,13 @@ impl<'a> Stack<'a> {
         slot.stats.bytes_in += len as u64;
         slot.stats.datagrams_in += 1;
         if datagram.truncated() {
-            slot.stats.truncations += 1;
-            slot.stats.truncated_bytes += datagram.lost as u64;
-            log::warn!(
-                "{name}: udp{handle} datagram from {} truncated: {} of {} bytes fit, {} lost (MSG_TRUNC)",
-                datagram.from,
-                len,
-                whole,
-                datagram.lost
+            self.record(
+                handle,
+                EventKind::Truncated {
+                    kept: len,
+                    lost: datagram.lost,
+                    from: datagram.from,
+                },
             );
         }
         self.observe_slot(handle.fileno());

@@ -13,7 +13,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::table::{Slot, SlotKind};
 use crate::handle::{SocketHandle, SocketType};
-use crate::observe::LogGate;
+use crate::observe::{Account, DropReason, EventKind, Recorder, Source};
 use crate::phy::{Discard, Discards, FrameEvent, FrameLog};
 
 /// Lines about one discard reason: at most one per this interval (or the stack's
@@ -53,13 +53,24 @@ impl DiscardAccount {
     }
 
     /// Counts a discard and logs it unless its reason was logged within the interval.
-    fn count(&mut self, gate: &LogGate<'_>, reason: Discard, detail: Detail) {
+    fn count(&mut self, gate: &Recorder<'_>, reason: Discard, detail: Detail, bytes: usize) {
         self.counts.count(reason);
+        gate.record(
+            Source::Interface,
+            None,
+            EventKind::Drop {
+                reason: DropReason::Discarded(reason),
+                bytes,
+                from: None,
+                rx_used: 0,
+                rx_capacity: 0,
+            },
+        );
         self.log_due(gate, reason, Some(detail));
     }
 
     /// Logs each reason with discards not yet logged whose interval is over.
-    fn flush(&mut self, gate: &LogGate<'_>) {
+    fn flush(&mut self, gate: &Recorder<'_>) {
         for reason in Discard::ALL {
             if self.counts.get(reason) != self.logged[Self::index(reason)] {
                 self.log_due(gate, reason, None);
@@ -69,7 +80,7 @@ impl DiscardAccount {
 
     // Not inlined: the formatting's frame is only on the stack when a line is due.
     #[inline(never)]
-    fn log_due(&mut self, gate: &LogGate<'_>, reason: Discard, detail: Option<Detail>) {
+    fn log_due(&mut self, gate: &Recorder<'_>, reason: Discard, detail: Option<Detail>) {
         let i = Self::index(reason);
         let interval = gate.limit.map_or(DISCARD_LOG_INTERVAL, |l| l.interval);
         if self.logged[i] != 0 && gate.now < self.logged_at[i] + interval {
@@ -137,7 +148,7 @@ fn accepting_socket(
 
 /// Matches the inspector's frame events against the sockets.
 pub(super) fn drain_frame_events(
-    gate: &LogGate<'_>,
+    gate: &Recorder<'_>,
     frames: &RefCell<FrameLog>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
@@ -148,7 +159,7 @@ pub(super) fn drain_frame_events(
     while let Some(event) = frames.pop_front() {
         match event {
             FrameEvent::Discarded { reason, src, dst } => {
-                discards.count(gate, reason, (src, dst, 0));
+                discards.count(gate, reason, (src, dst, 0), 0);
             }
             FrameEvent::UdpIn {
                 dst,
@@ -158,7 +169,12 @@ pub(super) fn drain_frame_events(
                 let IpAddress::Ipv4(src_ip) = src.addr;
                 let IpAddress::Ipv4(dst_ip) = dst.addr;
                 let Some(inner) = accepting_socket(sockets, dst, frames.local_ip) else {
-                    discards.count(gate, Discard::NoSocket, (src_ip, dst_ip, dst.port));
+                    discards.count(
+                        gate,
+                        Discard::NoSocket,
+                        (src_ip, dst_ip, dst.port),
+                        payload_len,
+                    );
                     continue;
                 };
                 let Some((index, slot)) = slots.iter_mut().enumerate().find_map(|(i, s)| {
@@ -178,16 +194,21 @@ pub(super) fn drain_frame_events(
                     && (payload_len > 0 || socket.can_recv());
                 u.rx_bytes_seen = now_bytes;
                 if !delivered {
-                    slot.stats.rx_drops += 1;
-                    let handle = SocketHandle(index as u16);
-                    if !slot.log_throttle.admit(gate, SocketType::Datagram, handle) {
-                        continue;
-                    }
-                    log::warn!(
-                        "{name}: udp#{index} dropped a {payload_len}-byte datagram from {src}: rx ring {}/{} has no room (drops: {})",
-                        now_bytes,
-                        socket.payload_recv_capacity(),
-                        slot.stats.rx_drops
+                    let source = Source::Socket {
+                        handle: SocketHandle(index as u16),
+                        kind: SocketType::Datagram,
+                    };
+                    let mut account = Account::new(&mut slot.stats, &mut slot.log_throttle);
+                    gate.record(
+                        source,
+                        Some(&mut account),
+                        EventKind::Drop {
+                            reason: DropReason::RxRingFull,
+                            bytes: payload_len,
+                            from: Some(src),
+                            rx_used: now_bytes,
+                            rx_capacity: socket.payload_recv_capacity(),
+                        },
                     );
                 }
             }
@@ -217,14 +238,12 @@ pub(super) fn drain_frame_events(
                     let matches = socket.local_endpoint().is_some_and(|l| l.port == src_port)
                         && socket.remote_endpoint() == Some(dst);
                     if matches {
-                        t.segment_sent(
-                            socket,
-                            gate,
-                            log_throttle,
-                            SocketHandle(index as u16),
-                            window_field,
-                            stats,
-                        );
+                        let source = Source::Socket {
+                            handle: SocketHandle(index as u16),
+                            kind: SocketType::Stream,
+                        };
+                        let mut account = Account::new(stats, log_throttle);
+                        t.segment_sent(socket, gate, source, &mut account, window_field);
                         frames.tcp_out_hint = index;
                         break;
                     }

@@ -11,9 +11,10 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 
 use super::table::{Slot, SlotKind};
-use super::tcp_slot::{Expiry, GaveWay, TcpSlot};
+use super::tcp_slot::{GaveWay, TcpSlot};
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
+use crate::observe::{Account, EventKind, Recorder, Source, Timer};
 use crate::phy::FrameLog;
 
 error_enum! {
@@ -172,15 +173,19 @@ impl<'a> Stack<'a> {
         if t.last_state() != state_before || step.expired.is_some() {
             self.backlogs_changed = true;
         }
-        if let Some(expiry) = step.expired {
+        let state_after = t.last_state();
+        if state_after != state_before {
+            self.record(
+                handle,
+                EventKind::State {
+                    from: state_before,
+                    to: state_after,
+                },
+            );
+        }
+        if let Some(timer) = step.expired {
             // A backlog's timers are the listener's story; elsewhere the socket's own.
-            let counted = listener.unwrap_or(handle);
-            if let Some(Some(slot)) = self.slots.get_mut(counted.fileno()) {
-                match expiry {
-                    Expiry::HalfOpen => slot.stats.half_open_expired += 1,
-                    Expiry::Orphan => slot.stats.orphans_expired += 1,
-                }
-            }
+            self.record(listener.unwrap_or(handle), EventKind::Timer(timer));
         }
         if step.freed {
             self.sockets.remove(inner);
@@ -201,19 +206,19 @@ pub(super) const SYN_HOLD: Duration = Duration::from_millis(500);
 /// for them back), and makes room for a SYN the inspector holds; one that finds no room
 /// within [`SYN_HOLD`] goes to smoltcp, which answers RST as before.
 pub(super) fn guard_backlogs(
-    name: &str,
-    now: Instant,
+    rec: &Recorder<'_>,
     frames: &RefCell<FrameLog>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
     changed: &mut bool,
 ) {
+    let now = rec.now;
     let (syn_seen, held) = {
         let mut frames = frames.borrow_mut();
         (core::mem::take(&mut frames.syn_seen), frames.held_syn())
     };
     if let Some((port, from, at)) = held {
-        if make_room(name, now, slots, sockets, port, from) || now >= at + SYN_HOLD {
+        if make_room(rec, slots, sockets, port, from) || now >= at + SYN_HOLD {
             frames.borrow_mut().release_held_syn();
             *changed = true;
         }
@@ -262,8 +267,7 @@ fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
 /// retransmission: it goes to that connection, and nothing gives way. Returns whether
 /// the SYN has somewhere to go now.
 fn make_room(
-    name: &str,
-    now: Instant,
+    rec: &Recorder<'_>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
     port: u16,
@@ -305,7 +309,7 @@ fn make_room(
                 kind: SlotKind::Tcp(t),
                 ..
             }) => t
-                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()), now)
+                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()), rec.now)
                 .map(|(why, since)| (index, why, since)),
             _ => None,
         })
@@ -319,25 +323,21 @@ fn make_room(
     })) = slots.get_mut(index)
     {
         let socket = sockets.get_mut::<tcp::Socket>(t.inner());
-        let (state, peer) = (socket.state(), socket.remote_endpoint());
-        t.give_way(socket);
-        let what = match why {
-            GaveWay::Orphan => "an orphan",
-            GaveWay::HalfOpen => "a half-open connection",
+        let timer = Timer::GaveWay {
+            socket: SocketHandle(index as u16),
+            half_open: why == GaveWay::HalfOpen,
+            state: socket.state(),
+            peer: socket.remote_endpoint(),
+            port,
         };
-        match peer {
-            Some(peer) => log::warn!(
-                "{name}: listen{listener} port {port} has no socket listening: tcp#{index} ({what} in {state} with {peer}) gives way to a new SYN"
-            ),
-            None => log::warn!(
-                "{name}: listen{listener} port {port} has no socket listening: tcp#{index} ({what} in {state}) gives way to a new SYN"
-            ),
-        }
-    }
-    if let Some(Some(slot)) = slots.get_mut(listener.fileno()) {
-        match why {
-            GaveWay::Orphan => slot.stats.orphans_evicted += 1,
-            GaveWay::HalfOpen => slot.stats.half_open_evicted += 1,
+        t.give_way(socket);
+        if let Some(Some(slot)) = slots.get_mut(listener.fileno()) {
+            let source = Source::Socket {
+                handle: listener,
+                kind: SocketType::Listener,
+            };
+            let mut account = Account::new(&mut slot.stats, &mut slot.log_throttle);
+            rec.record(source, Some(&mut account), EventKind::Timer(timer));
         }
     }
     true

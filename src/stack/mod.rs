@@ -32,7 +32,9 @@ use smoltcp::phy::Device;
 use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
 
 use crate::handle::SocketHandle;
-use crate::observe::{LogGate, LogLimit, StatsRow, StatsTable};
+use crate::observe::{
+    Account, EventKind, EventSink, LogLimit, Recorder, Source, StatsRow, StatsTable,
+};
 use crate::phy::{Acceptance, Discards, FrameLog, Inspector};
 use frames::{drain_frame_events, DiscardAccount};
 use lifecycle::guard_backlogs;
@@ -72,6 +74,7 @@ pub struct Stack<'a> {
     pub(crate) next_ephemeral: u16,
     pub(crate) ready_counter: u32,
     pub(crate) log_limit: Option<LogLimit>,
+    sink: Option<&'a dyn EventSink>,
     pub(crate) timers: TcpTimers,
     /// A TCP socket's state changed since the starved backlogs were last named.
     pub(crate) backlogs_changed: bool,
@@ -127,6 +130,7 @@ impl<'a> Stack<'a> {
             next_ephemeral: EPHEMERAL_FIRST + (config.seed % 16384) as u16,
             ready_counter: 0,
             log_limit: None,
+            sink: None,
             timers: TcpTimers::DEFAULT,
             backlogs_changed: false,
         }
@@ -143,11 +147,34 @@ impl<'a> Stack<'a> {
         self.log_limit = limit;
     }
 
-    pub(crate) fn log_gate(&self) -> LogGate<'static> {
-        LogGate {
+    /// Hands every event of this stack ([`Event`](crate::observe::Event): ring levels,
+    /// transitions, windows, blocks, drops, state changes, timers) to `sink` as well as
+    /// to the counters and the log; `None`, the default, keeps only those two. What
+    /// `strace`, `ss` and `perf` together would show of a kernel socket, as one stream.
+    pub fn set_event_sink(&mut self, sink: Option<&'a dyn EventSink>) {
+        self.sink = sink;
+    }
+
+    pub(crate) fn recorder(&self) -> Recorder<'a> {
+        Recorder {
             stack: self.name,
             now: self.now,
             limit: self.log_limit,
+            sink: self.sink,
+        }
+    }
+
+    /// Records an event of the socket `handle` (counted on its row, logged, traced);
+    /// nothing if no socket has that number.
+    pub(crate) fn record(&mut self, handle: SocketHandle, kind: EventKind) {
+        let rec = self.recorder();
+        if let Some(Some(slot)) = self.slots.get_mut(handle.fileno()) {
+            let source = Source::Socket {
+                handle,
+                kind: slot.socket_type(),
+            };
+            let mut account = Account::new(&mut slot.stats, &mut slot.log_throttle);
+            rec.record(source, Some(&mut account), kind);
         }
     }
 
@@ -206,8 +233,7 @@ impl<'a> Stack<'a> {
         self.now = now;
         let mut changed = false;
         guard_backlogs(
-            self.name,
-            now,
+            &self.recorder(),
             &self.frames,
             self.slots,
             &mut self.sockets,
@@ -225,15 +251,14 @@ impl<'a> Stack<'a> {
                 PollIngressSingleResult::SocketStateChanged => changed = true,
             }
             drain_frame_events(
-                &self.log_gate(),
+                &self.recorder(),
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
                 &mut self.discards,
             );
             guard_backlogs(
-                self.name,
-                now,
+                &self.recorder(),
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
@@ -245,7 +270,7 @@ impl<'a> Stack<'a> {
         {
             changed = true;
             drain_frame_events(
-                &self.log_gate(),
+                &self.recorder(),
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
@@ -253,7 +278,7 @@ impl<'a> Stack<'a> {
             );
         }
         drain_frame_events(
-            &self.log_gate(),
+            &self.recorder(),
             &self.frames,
             self.slots,
             &mut self.sockets,

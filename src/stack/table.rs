@@ -162,10 +162,6 @@ impl<'a> Stack<'a> {
         visible_mut(self.slots, handle)
     }
 
-    pub(crate) fn stats_mut(&mut self, handle: SocketHandle) -> Option<&mut SocketStats> {
-        self.slot_mut(handle).map(|slot| &mut slot.stats)
-    }
-
     /// Finds a free slot, checking that smoltcp's set has room as well.
     pub(crate) fn free_slot(&self) -> Option<SocketHandle> {
         let index = self.slots.iter().position(Option::is_none)?;

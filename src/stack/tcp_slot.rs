@@ -15,7 +15,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 
 use crate::handle::SocketHandle;
-use crate::observe::{LogGate, LogThrottle, SocketStats, WindowWatch};
+use crate::observe::{Account, Recorder, Source, Timer, WindowWatch};
 
 /// How a TCP connection ended other than by an orderly close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,23 +58,14 @@ impl Default for TcpTimers {
     }
 }
 
-/// A timer of the lifecycle that fired in a [`TcpSlot::step`]; the stack counts it on
-/// the socket's listener (or on the socket, outside a backlog).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expiry {
-    /// A half-open connection went back to listening ([`TcpTimers::syn_received`]).
-    HalfOpen,
-    /// An orphan was reset ([`TcpTimers::fin_timeout`]).
-    Orphan,
-}
-
 /// What a [`TcpSlot::step`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Step {
     /// The connection is over and nobody holds it: the slot is to be freed.
     pub freed: bool,
-    /// A timer fired.
-    pub expired: Option<Expiry>,
+    /// A timer fired ([`Timer::HalfOpenExpired`] or [`Timer::OrphanExpired`]); the stack
+    /// records it on the socket's listener (or on the socket, outside a backlog).
+    pub expired: Option<Timer>,
 }
 
 /// Why a backlog socket gave its place to a new connection ([`TcpSlot::give_way`]).
@@ -283,11 +274,10 @@ impl TcpSlot {
     pub(crate) fn segment_sent(
         &mut self,
         socket: &tcp::Socket,
-        gate: &LogGate<'_>,
-        throttle: &mut LogThrottle,
-        handle: SocketHandle,
+        gate: &Recorder<'_>,
+        source: Source,
+        account: &mut Account<'_>,
         window_field: u16,
-        stats: &mut SocketStats,
     ) {
         if socket.state() == tcp::State::TimeWait {
             // This segment may leave in the very poll that entered TIME-WAIT, before the
@@ -296,12 +286,10 @@ impl TcpSlot {
         }
         self.window.segment_sent(
             gate,
-            throttle,
-            handle,
+            source,
+            account,
             window_field,
-            socket.recv_queue(),
-            socket.recv_capacity(),
-            stats,
+            (socket.recv_queue(), socket.recv_capacity()),
         );
     }
 
@@ -581,24 +569,22 @@ impl TcpSlot {
         }
         if let Some(at) = self.timer_at(socket, timers).filter(|at| *at <= now) {
             if socket.state() == tcp::State::SynReceived && self.returns_to_backlog() {
-                log::warn!(
-                    "{name}: tcp{handle} half-open for {} ms, its SYN-ACK unanswered: back to listening on port {}",
-                    (now - self.half_open.unwrap_or(at)).total_millis(),
-                    self.backlog_port
-                );
+                step.expired = Some(Timer::HalfOpenExpired {
+                    socket: handle,
+                    waited: now - self.half_open.unwrap_or(at),
+                    port: self.backlog_port,
+                });
                 self.relisten(socket);
-                step.expired = Some(Expiry::HalfOpen);
                 return step;
             }
             if socket.state() != tcp::State::SynReceived {
-                log::warn!(
-                    "{name}: tcp{handle} orphan in {} without progress for {} ms: the peer never finished closing, sending RST (fin timeout)",
-                    socket.state(),
-                    (now - self.orphan.map_or(at, |o| o.progress_at)).total_millis()
-                );
+                step.expired = Some(Timer::OrphanExpired {
+                    socket: handle,
+                    state: socket.state(),
+                    idle: now - self.orphan.map_or(at, |o| o.progress_at),
+                });
                 socket.abort();
                 self.end = Some(TcpEnd::Expired);
-                step.expired = Some(Expiry::Orphan);
             }
         }
         // A connection is over once an abort's RST has left (smoltcp then forgets the

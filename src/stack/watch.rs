@@ -5,7 +5,7 @@
 use super::table::{ring_usage, SlotKind};
 use super::Stack;
 use crate::handle::SocketHandle;
-use crate::observe::Ring;
+use crate::observe::{Account, Ring, Source};
 
 impl Stack<'_> {
     /// Updates every socket's watches and lifecycle after a poll or a call; with `reap`,
@@ -23,30 +23,22 @@ impl Stack<'_> {
 
     fn observe_slot_with(&mut self, index: usize, reap: bool) {
         let handle = SocketHandle(index as u16);
-        let gate = self.log_gate();
+        let rec = self.recorder();
         let Some(slot) = self.slots[index].as_mut() else {
             return;
         };
         let kind = slot.socket_type();
-        slot.log_throttle.flush(&gate, kind, handle);
+        slot.log_throttle.flush(&rec, kind, handle);
         if let SlotKind::Listener(_) = slot.kind {
             return;
         }
         let (rx, tx) = ring_usage(&self.sockets, &slot.kind);
-        for (watch, ring, usage) in [
-            (&mut slot.rx_watch, Ring::Rx, rx),
-            (&mut slot.tx_watch, Ring::Tx, tx),
-        ] {
-            watch.update(
-                &gate,
-                &mut slot.log_throttle,
-                handle,
-                kind,
-                ring,
-                usage,
-                &mut slot.stats,
-            );
-        }
+        let source = Source::Socket { handle, kind };
+        let mut account = Account::new(&mut slot.stats, &mut slot.log_throttle);
+        slot.rx_watch
+            .update(&rec, source, &mut account, Ring::Rx, rx);
+        slot.tx_watch
+            .update(&rec, source, &mut account, Ring::Tx, tx);
         if let SlotKind::Tcp(_) = slot.kind {
             self.tcp_lifecycle(index, reap);
         }

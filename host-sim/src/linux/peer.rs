@@ -13,6 +13,20 @@ use sha2::{Digest, Sha256};
 
 use ringnet::digest::DigestHex;
 
+use super::sampler::Sampler;
+
+/// Starts sampling `stream` into `trace`, when given.
+fn sampler(stream: &TcpStream, tool: &str, trace: Option<&Path>) -> io::Result<Option<Sampler>> {
+    trace
+        .map(|path| Sampler::start(stream, tool, path))
+        .transpose()
+}
+
+/// Ends the sampling, writing the trace.
+fn finish(sampler: Option<Sampler>) -> io::Result<()> {
+    sampler.map_or(Ok(()), Sampler::finish)
+}
+
 fn bar(len: Option<u64>, verb: &str, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
@@ -92,7 +106,8 @@ pub(super) fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStre
 
 /// Connects to `addr` and writes everything it sends into `output` until it closes (what
 /// `nc ADDR > output` does). With `request`, first sends `"<request>\n"` (ringnet's file
-/// out then sends a pattern of that size). Hashes what it gets when `digest`.
+/// out then sends a pattern of that size). Hashes what it gets when `digest`. With
+/// `trace`, samples the kernel's socket into that file ([`super::sampler`]).
 pub fn get(
     addr: SocketAddr,
     output: &Path,
@@ -100,8 +115,10 @@ pub fn get(
     timeout: Duration,
     quiet: bool,
     digest: bool,
+    trace: Option<&Path>,
 ) -> io::Result<Moved> {
     let mut stream = connect(addr, timeout)?;
+    let sampling = sampler(&stream, "get", trace)?;
     if let Some(size) = request {
         stream.write_all(format!("{size}\n").as_bytes())?;
     }
@@ -122,6 +139,7 @@ pub fn get(
         progress.set_position(bytes);
     }
     progress.finish_and_clear();
+    finish(sampling)?;
     Ok(Moved {
         bytes,
         sha256: hasher.finish(),
@@ -131,17 +149,19 @@ pub fn get(
 
 /// Sends `input` to `addr`, shuts down writing, and returns what the peer answers (what
 /// `nc -N ADDR < input` does; ringnet's file in answers `"<bytes> <sha256>\n"`).
-/// Hashes what it sends when `digest`.
+/// Hashes what it sends when `digest`; with `trace`, samples the kernel's socket.
 pub fn put(
     input: &Path,
     addr: SocketAddr,
     timeout: Duration,
     quiet: bool,
     digest: bool,
+    trace: Option<&Path>,
 ) -> io::Result<(Moved, String)> {
     let mut file = File::open(input)?;
     let len = file.metadata()?.len();
     let mut stream = connect(addr, timeout)?;
+    let sampling = sampler(&stream, "put", trace)?;
     let progress = bar(Some(len), "put", quiet);
     let start = Instant::now();
     let mut hasher = MaybeHash::new(digest);
@@ -157,13 +177,15 @@ pub fn put(
         bytes += n as u64;
         progress.set_position(bytes);
     }
-    finish_sending(stream, progress, start, bytes, hasher.finish())
+    let done = finish_sending(stream, progress, start, bytes, hasher.finish())?;
+    finish(sampling)?;
+    Ok(done)
 }
 
 /// Shuts down writing (the peer sees end of stream), stops the clock, and reads the
 /// peer's answer until it closes.
 fn finish_sending(
-    mut stream: TcpStream,
+    stream: TcpStream,
     progress: ProgressBar,
     start: Instant,
     bytes: u64,
@@ -173,7 +195,7 @@ fn finish_sending(
     let elapsed = start.elapsed();
     progress.finish_and_clear();
     let mut reply = String::new();
-    stream.read_to_string(&mut reply)?;
+    (&stream).read_to_string(&mut reply)?;
     Ok((
         Moved {
             bytes,
@@ -187,13 +209,16 @@ fn finish_sending(
 /// Sends `bytes` zero bytes from one buffer in memory, shuts down writing, and returns
 /// what the peer answers: a load generator that, like smoltcp's benchmark client, costs
 /// the Linux side nothing but its `write` calls (no file to read, nothing to hash).
+/// With `trace`, samples the kernel's socket into that file.
 pub fn blast(
     addr: SocketAddr,
     bytes: u64,
     timeout: Duration,
     quiet: bool,
+    trace: Option<&Path>,
 ) -> io::Result<(Moved, String)> {
     let mut stream = connect(addr, timeout)?;
+    let sampling = sampler(&stream, "blast", trace)?;
     let progress = bar(Some(bytes), "blast", quiet);
     let start = Instant::now();
     let buf = vec![0u8; CHUNK];
@@ -204,7 +229,9 @@ pub fn blast(
         sent += n as u64;
         progress.set_position(sent);
     }
-    finish_sending(stream, progress, start, sent, None)
+    let done = finish_sending(stream, progress, start, sent, None)?;
+    finish(sampling)?;
+    Ok(done)
 }
 
 /// How long `udp` waits for a further datagram of an answer after the last one: an
@@ -297,7 +324,7 @@ mod tests {
             received.len()
         });
         let bytes = 3 * CHUNK as u64 + 7;
-        let (moved, reply) = blast(addr, bytes, Duration::from_secs(10), true).unwrap();
+        let (moved, reply) = blast(addr, bytes, Duration::from_secs(10), true, None).unwrap();
         assert_eq!(sink.join().unwrap() as u64, bytes);
         assert_eq!(moved.bytes, bytes);
         assert_eq!(reply, format!("{bytes} true\n"));
