@@ -47,6 +47,19 @@ impl fmt::Display for FrameError {
 
 impl core::error::Error for FrameError {}
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for FrameError {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            FrameError::TooLong { len, max } => {
+                defmt::write!(f, "frame of {} bytes exceeds the maximum of {}", len, max)
+            }
+            FrameError::ContainsDelimiter => defmt::write!(f, "payload contains the delimiter"),
+            FrameError::BufferTooSmall => defmt::write!(f, "output buffer too small"),
+        }
+    }
+}
+
 /// The 4-byte prefix announcing a payload of `len` bytes; send it, then the payload.
 pub fn length_prefix(len: usize) -> Result<[u8; PREFIX_LEN], FrameError> {
     u32::try_from(len)

@@ -25,6 +25,13 @@ impl fmt::Display for SocketHandle {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for SocketHandle {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "#{=u16}", self.0)
+    }
+}
+
 /// The kind of socket, as `s.type` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SocketType {
@@ -37,15 +44,25 @@ pub enum SocketType {
     Datagram,
 }
 
-impl fmt::Display for SocketType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl SocketType {
+    /// The prefix of a socket's name in log lines and the stats table: `tcp`, `listen`,
+    /// `udp` (the `Display` text).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             SocketType::Stream => "tcp",
             SocketType::Listener => "listen",
             SocketType::Datagram => "udp",
-        })
+        }
     }
 }
+
+impl fmt::Display for SocketType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+format_as_str!(SocketType, |this| this.as_str());
 
 /// The address family, as `s.family` reports it. ringnet speaks IPv4 only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

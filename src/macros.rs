@@ -1,6 +1,71 @@
 //! Macros shared by every layer; declared first in the crate, so every module may use them.
+//!
+//! The log macros (`net_trace!`, `net_debug!`, `net_info!`, `net_warn!`, `net_error!`) are
+//! smoltcp's `net_log!` layer: one call site, written once, goes to [`log`] on a host and to
+//! `defmt` when the crate is built with the `defmt` feature (the firmware). Format strings use
+//! positional `{}` (and `{:?}`) only, no inline `{name}` captures and no width or precision,
+//! so that the same string is valid for both; every argument implements `Display` (or
+//! `Debug` for `{:?}`) and, under `defmt`, `defmt::Format`.
 
-/// Declares an error enum with a `Display` text per variant, smoltcp-style.
+/// One log line at the given level, through `log`.
+#[cfg(not(feature = "defmt"))]
+macro_rules! net_log {
+    ($level:ident, $($arg:tt)+) => { log::$level!($($arg)+) };
+}
+
+/// One log line at the given level, through `defmt`: the format string is interned at build
+/// time and only its index and the arguments' bytes reach the wire.
+#[cfg(feature = "defmt")]
+macro_rules! net_log {
+    ($level:ident, $($arg:tt)+) => { defmt::$level!($($arg)+) };
+}
+
+/// Per-packet detail (`trace`).
+#[allow(unused_macros)]
+macro_rules! net_trace {
+    ($($arg:tt)+) => { net_log!(trace, $($arg)+) };
+}
+
+/// Buffer transitions (`debug`): empty→data, full→space, zero window, block entered or left.
+#[allow(unused_macros)]
+macro_rules! net_debug {
+    ($($arg:tt)+) => { net_log!(debug, $($arg)+) };
+}
+
+/// Lifecycle (`info`): listening, connected, closed.
+#[allow(unused_macros)]
+macro_rules! net_info {
+    ($($arg:tt)+) => { net_log!(info, $($arg)+) };
+}
+
+/// Loss (`warn`): a drop, a truncation, a reset.
+#[allow(unused_macros)]
+macro_rules! net_warn {
+    ($($arg:tt)+) => { net_log!(warn, $($arg)+) };
+}
+
+/// A fault ringnet cannot work around (`error`).
+#[allow(unused_macros)]
+macro_rules! net_error {
+    ($($arg:tt)+) => { net_log!(error, $($arg)+) };
+}
+
+/// Implements `defmt::Format` (under the `defmt` feature) for a type whose `Display` text is a
+/// fixed string per value, given by `$text`: the same words in a defmt log as in a text log.
+macro_rules! format_as_str {
+    ($name:ty, |$this:ident| $text:expr) => {
+        #[cfg(feature = "defmt")]
+        impl defmt::Format for $name {
+            fn format(&self, f: defmt::Formatter<'_>) {
+                let $this = self;
+                defmt::write!(f, "{=str}", $text)
+            }
+        }
+    };
+}
+
+/// Declares an error enum with a `Display` text per variant, smoltcp-style; under the `defmt`
+/// feature it formats as the same text in a defmt log.
 macro_rules! error_enum {
     (
         $(#[$meta:meta])*
@@ -10,12 +75,21 @@ macro_rules! error_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $( $(#[$vmeta])* $variant, )* }
 
+        impl $name {
+            /// The text `Display` writes for this error.
+            pub const fn as_str(&self) -> &'static str {
+                match self { $( $name::$variant => $text, )* }
+            }
+        }
+
         impl core::fmt::Display for $name {
             fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-                f.write_str(match self { $( $name::$variant => $text, )* })
+                f.write_str(self.as_str())
             }
         }
 
         impl core::error::Error for $name {}
+
+        format_as_str!($name, |this| this.as_str());
     };
 }

@@ -68,6 +68,18 @@ impl core::fmt::Display for StartError {
 
 impl core::error::Error for StartError {}
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for StartError {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            StartError::Socket(member, e) => {
+                defmt::write!(f, "{=str}: socket: {}", member.name(), e)
+            }
+            StartError::Service(member, e) => defmt::write!(f, "{=str}: {}", member.name(), e),
+        }
+    }
+}
+
 /// How a host starts its transfer and HTTP servers: each is given the stack and the
 /// backlog the set made for it, and is called only when the plan runs it.
 pub struct Servers<FT, FH> {

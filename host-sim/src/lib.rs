@@ -12,7 +12,8 @@
 //!   files the device serves).
 //! - Linux side: [`linux`] (the peer tools and the transfer client on kernel sockets).
 //!   It imports nothing of the device side, nor the device side of it.
-//! - Below both: [`local_file`] and the log filter here.
+//! - Below both: [`trace`] (the event stream as Perfetto JSON, and its checker),
+//!   [`local_file`] and the log filter here.
 
 pub mod linux;
 pub mod local_file;
@@ -21,6 +22,7 @@ pub mod programs;
 pub mod store;
 pub mod tap;
 pub mod top;
+pub mod trace;
 
 /// The log filter: `RUST_LOG` when set (it replaces the default, as everywhere else
 /// `env_logger` is used), otherwise every ring transition (`ringnet=debug`) and smoltcp's

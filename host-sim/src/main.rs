@@ -60,6 +60,11 @@ struct TapArgs {
     /// Set the tap's MTU (its IP MTU, as `ip link set tap0 mtu N`) before attaching.
     #[arg(long, value_parser = clap::value_parser!(u16).range(68..))]
     mtu: Option<u16>,
+    /// Write every event of the stack (ring levels, windows, blocks, drops, state
+    /// changes) to FILE as Perfetto / Chrome trace JSON; open it in ui.perfetto.dev
+    /// (docs/trace.md). The log limit does not apply to it.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -67,7 +72,16 @@ enum Command {
     /// Guided tour over the simulated wire: blocking, full rings, EOF, broken pipes,
     /// sticky packets, truncated datagrams, broadcast, options, a verified transfer, and
     /// the stats table.
-    Demo,
+    Demo {
+        /// Write every event of both stacks to FILE as Perfetto / Chrome trace JSON
+        /// (docs/trace.md).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+        /// Draw the run as an SVG timeline (one panel per socket, each scenario marked);
+        /// see `host-sim plot`.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
     // The port list comes from the plan serve runs, like its log line and the beacon.
     #[command(about = format!(
         "Run ringnet as a host on a tap interface with every service: {}",
@@ -164,6 +178,16 @@ enum Command {
         /// Plain snapshots even on a terminal.
         #[arg(long)]
         plain: bool,
+    },
+    /// Build a trace from a device's log (the firmware's UART output, as its logger or
+    /// defmt-print writes it): rings, windows, blocks, drops and truncations from its
+    /// transition lines, on the device's own clock; then `plot` it.
+    TraceFromUart {
+        /// The log file ("-" for standard input).
+        log: PathBuf,
+        /// The trace to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Draw trace files (`--trace` of demo, serve, send and the peer tools) as an SVG
     /// timeline: one panel per socket, its rings, window, blocks, zero windows and drops.
@@ -343,6 +367,7 @@ fn tap_config(tap: &TapArgs) -> TapConfig {
         log_burst: tap.log_limit,
         offload: tap.offload,
         mtu: tap.mtu,
+        trace: tap.trace.clone(),
     }
 }
 
@@ -361,7 +386,9 @@ fn init_logging() {
 fn run(command: Command) -> Result<(), String> {
     let seconds = |s: u64| std::time::Duration::from_secs(s);
     match command {
-        Command::Demo => demo::run().map_err(|e| e.to_string()),
+        Command::Demo { trace, plot } => {
+            demo::run(trace.as_deref(), plot.as_deref()).map_err(|e| e.to_string())
+        }
         Command::Serve {
             tap,
             files,
@@ -449,6 +476,30 @@ fn run(command: Command) -> Result<(), String> {
             count,
             plain,
         }),
+        Command::TraceFromUart { log, output } => {
+            let text = if log.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+            } else {
+                let bytes = std::fs::read(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            let (json, converted) = host_sim::plot::uart::trace_from_log(&text);
+            std::fs::write(&output, json).map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "{}: {} of {} lines became {} events",
+                output.display(),
+                converted.used,
+                converted.lines,
+                converted.events
+            );
+            if converted.used == 0 {
+                return Err(format!(
+                    "{}: no transition line found (is the log level debug?)",
+                    log.display()
+                ));
+            }
+            Ok(())
+        }
         Command::Plot {
             traces,
             output,

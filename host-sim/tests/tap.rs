@@ -1026,7 +1026,10 @@ fn exact_counters(args: &str) -> String {
         eprintln!("SKIPPED exact counters: no tshark");
         return String::new();
     }
-    ns.serve(&format!("--rx-buf 4096 --tx-buf 4096 {args}"), "info");
+    ns.serve(
+        &format!("--rx-buf 4096 --tx-buf 4096 --trace dev.json {args}"),
+        "info",
+    );
     // Zero windows: a client that sends to echo faster than it reads the echoes, so the
     // device's echo rings fill and it advertises a zero window, again and again.
     let echo = r#"
@@ -1152,6 +1155,26 @@ print(sent, answered)
         json.contains("\"discards\":{\"not_for_us\":") && json.contains("\"fragment\":0"),
         "{json}"
     );
+    // The trace of the same run is a third view of the same events, whole although the
+    // log was limited: the zero windows Wireshark saw, the drops the table counts.
+    let trace = fs::read_to_string(ns.dir.join("dev.json")).unwrap();
+    let summary = host_sim::trace::check::check(&trace).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(summary.clock.as_deref(), Some("monotonic"));
+    let events: serde_json::Value = serde_json::from_str(&trace).unwrap();
+    let named = |name: &str| {
+        events["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["name"] == name)
+            .count() as u64
+    };
+    assert_eq!(named("zero window"), wireshark, "trace against Wireshark");
+    assert_eq!(
+        named("drop: rx ring full"),
+        drops,
+        "trace against the table"
+    );
     table
 }
 
@@ -1254,7 +1277,7 @@ c.sendall(f'{n} {h.hexdigest()}\n'.encode()); c.close()
         // ringnet as the sender, to Linux's own TCP.
         let out = ns.ok(
             &format!(
-                "python3 listener.py & sleep 0.5; {HOST_SIM} send up.bin --to 192.168.69.100:5555 --tap tap0 --ip {DEVICE}/24 --timeout 30 {offload}; wait"
+                "python3 listener.py & for _ in $(seq 100); do ss -tln | grep -q ':5555 ' && break; sleep 0.1; done; {HOST_SIM} send up.bin --to 192.168.69.100:5555 --tap tap0 --ip {DEVICE}/24 --timeout 30 {offload}; wait"
             ),
             120,
         );

@@ -235,9 +235,13 @@ impl Request {
         let method = request.method.unwrap_or("");
         let path = request.path.unwrap_or("/");
         let version = request.version.unwrap_or(0);
-        log::info!(
-            "{}: http tcp{socket} {method} {path} HTTP/1.{version}",
-            stack.name()
+        net_info!(
+            "{}: http tcp{} {} {} HTTP/1.{}",
+            stack.name(),
+            socket,
+            method,
+            path,
+            version
         );
         let header = |name: &str| {
             request

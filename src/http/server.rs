@@ -218,9 +218,10 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
                 head: Vec::new(),
             });
             if self.connections.len() >= CONNS {
-                log::warn!(
-                    "{}: http tcp{socket}: every connection busy: 503",
-                    stack.name()
+                net_warn!(
+                    "{}: http tcp{}: every connection busy: 503",
+                    stack.name(),
+                    socket
                 );
                 if let Some(conn) = self.connections.last_mut() {
                     respond(conn, 503, false, "all connections are busy\n");
@@ -490,9 +491,11 @@ fn start_generated<S: Store, const N: usize>(
         }
         // A response that cannot be sent does not keep the buffer from everyone else:
         // its owner finds the buffer taken and is reset.
-        log::warn!(
-            "{}: http tcp{socket}: takes the snapshot from stalled tcp{owner}",
-            stack.name()
+        net_warn!(
+            "{}: http tcp{}: takes the snapshot from stalled tcp{}",
+            stack.name(),
+            socket,
+            owner
         );
     }
     snapshot.bytes.clear();
@@ -640,10 +643,11 @@ fn receive_body<S: Store, const N: usize>(
         let keep_alive = *keep_alive;
         if let Some(up) = upload.take() {
             if let Err(e) = shared.store.commit(up) {
-                log::warn!(
-                    "{}: http tcp{}: commit refused: {e}",
+                net_warn!(
+                    "{}: http tcp{}: commit refused: {}",
                     stack.name(),
-                    conn.io.socket()
+                    conn.io.socket(),
+                    e
                 );
                 store_failed(conn, e);
                 return Step::Again;
@@ -657,9 +661,10 @@ fn receive_body<S: Store, const N: usize>(
     let want = room(*remaining).min(buf.len());
     match stack.recv(socket, &mut buf[..want]) {
         Ok(0) => {
-            log::warn!(
-                "{}: http tcp{socket}: upload cut short, discarded",
-                stack.name()
+            net_warn!(
+                "{}: http tcp{}: upload cut short, discarded",
+                stack.name(),
+                socket
             );
             Step::Done(drop_connection(stack, &mut *shared.store, conn))
         }
@@ -683,10 +688,11 @@ fn body_failed<S: Store>(
     conn: &mut Connection<S::Upload, S::Reader>,
     error: StoreError,
 ) {
-    log::warn!(
-        "{}: http tcp{}: store failed mid-body: {error}; upload aborted",
+    net_warn!(
+        "{}: http tcp{}: store failed mid-body: {}; upload aborted",
         stack.name(),
-        conn.io.socket()
+        conn.io.socket(),
+        error
     );
     if let Some(upload) = conn.phase.take_upload() {
         store.abort(upload);
@@ -732,9 +738,10 @@ fn send_response<S: Store, const N: usize>(
         }
         Body::Snapshot { next } => {
             if shared.snapshot.owner != Some(socket) {
-                log::warn!(
-                    "{}: http tcp{socket}: stalled response lost the snapshot: reset",
-                    stack.name()
+                net_warn!(
+                    "{}: http tcp{}: stalled response lost the snapshot: reset",
+                    stack.name(),
+                    socket
                 );
                 return Step::Done(drop_connection(stack, &mut *shared.store, conn));
             }
@@ -824,10 +831,11 @@ fn check_timeout<S: Store, const N: usize>(
         _ => false,
     };
     if head_late {
-        log::warn!(
-            "{}: http tcp{}: request head took longer than {head}: 408",
+        net_warn!(
+            "{}: http tcp{}: request head took longer than {}: 408",
             stack.name(),
-            conn.io.socket()
+            conn.io.socket(),
+            head
         );
     } else if !conn.io.idle_expired(stack, now, idle, "http", "408") {
         return true;

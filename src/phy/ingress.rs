@@ -82,17 +82,26 @@ impl Discard {
     }
 }
 
-impl fmt::Display for Discard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Discard {
+    /// The reason in words, for log lines (the `Display` text).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Discard::NotForUs => "not for this host",
             Discard::BadChecksum => "bad checksum",
             Discard::Fragment => "IP fragment (no reassembly)",
             Discard::NoSocket => "no socket bound to the port",
             Discard::Malformed => "malformed header",
-        })
+        }
     }
 }
+
+impl fmt::Display for Discard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+format_as_str!(Discard, |this| this.as_str());
 
 /// Frames an interface discarded before any socket, by [`Discard`] reason: the
 /// interface's counters, beside the sockets' own (a datagram that reached its socket but

@@ -192,10 +192,13 @@ impl<const OUT: usize> Connection<OUT> {
         if silent <= timeout {
             return false;
         }
-        log::warn!(
-            "{}: {service} tcp{}: silent for {silent}: {outcome}",
+        net_warn!(
+            "{}: {} tcp{}: silent for {}: {}",
             stack.name(),
-            self.socket
+            service,
+            self.socket,
+            silent,
+            outcome
         );
         stack.record(self.socket, EventKind::Timer(Timer::IdleTimeout { silent }));
         true

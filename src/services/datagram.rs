@@ -44,10 +44,10 @@ impl<const BUF: usize> UdpReport<BUF> {
             if d.truncated() {
                 let _ = write!(line, ", truncated: {} lost", d.lost);
             }
-            log::info!("{name}: udp-report {}", line);
+            net_info!("{}: udp-report {}", name, line);
             let _ = line.push('\n');
             if let Err(e) = stack.send_to(self.socket, line.as_bytes(), d.from) {
-                log::warn!("{name}: udp-report reply to {} failed: {e}", d.from);
+                net_warn!("{}: udp-report reply to {} failed: {}", name, d.from, e);
             }
         }
     }
@@ -111,7 +111,7 @@ impl StatsQuery {
                 // Room comes as earlier datagrams leave: the rest goes in a later poll.
                 Err(SendError::WouldBlock) => return,
                 Err(e) => {
-                    log::warn!("{}: stats answer to {}: {e}", stack.name(), answer.to);
+                    net_warn!("{}: stats answer to {}: {}", stack.name(), answer.to, e);
                     self.answering = None;
                     continue;
                 }
@@ -235,9 +235,9 @@ impl Beacon {
             match stack.send_to(self.socket, line.as_bytes(), endpoint) {
                 Ok(_) => {}
                 Err(SendError::WouldBlock) => {
-                    log::warn!("{}: beacon to {to} skipped: tx ring full", stack.name())
+                    net_warn!("{}: beacon to {} skipped: tx ring full", stack.name(), to)
                 }
-                Err(e) => log::warn!("{}: beacon to {to} failed: {e}", stack.name()),
+                Err(e) => net_warn!("{}: beacon to {} failed: {}", stack.name(), to, e),
             }
         }
         self.sent += 1;

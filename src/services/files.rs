@@ -181,7 +181,7 @@ impl<'f> FileOut<'f> {
                     match decide(stack, conn, now, *until, request) {
                         Decision::Wait => break 'serve true,
                         Decision::Refuse => {
-                            log::warn!("{name}: file-out tcp{conn}: bad size request, closing");
+                            net_warn!("{}: file-out tcp{}: bad size request, closing", name, conn);
                             let _ =
                                 stack.send(conn, b"error: expected a decimal size and a newline\n");
                             let _ = stack.close(conn);
@@ -189,7 +189,7 @@ impl<'f> FileOut<'f> {
                         }
                         Decision::Send(pattern) => {
                             let len = pattern.map_or(source.len(), |p| p);
-                            log::info!("{name}: file-out tcp{conn}: sending {len} bytes");
+                            net_info!("{}: file-out tcp{}: sending {} bytes", name, conn, len);
                             *state = OutState::Sending { pattern, sent: 0 };
                         }
                     }
@@ -207,7 +207,12 @@ impl<'f> FileOut<'f> {
                 };
                 loop {
                     if *sent >= source.len() {
-                        log::info!("{name}: file-out tcp{conn}: all {sent} bytes queued, closing");
+                        net_info!(
+                            "{}: file-out tcp{}: all {} bytes queued, closing",
+                            name,
+                            conn,
+                            sent
+                        );
                         let _ = stack.close(conn);
                         break 'serve false;
                     }
@@ -233,8 +238,11 @@ impl<'f> FileOut<'f> {
                         }
                     });
                     if unreadable {
-                        log::warn!(
-                            "{name}: file-out tcp{conn}: source unreadable at {offset}, aborting"
+                        net_warn!(
+                            "{}: file-out tcp{}: source unreadable at {}, aborting",
+                            name,
+                            conn,
+                            offset
                         );
                         let _ = stack.abort(conn);
                         break 'serve false;
@@ -243,7 +251,7 @@ impl<'f> FileOut<'f> {
                         Ok(0) | Err(SendError::WouldBlock) => break 'serve true,
                         Ok(queued) => *sent += queued as u64,
                         Err(e) => {
-                            log::warn!("{name}: file-out tcp{conn}: {e} after {sent} bytes");
+                            net_warn!("{}: file-out tcp{}: {} after {} bytes", name, conn, e, sent);
                             let _ = stack.close(conn);
                             break 'serve false;
                         }
@@ -365,14 +373,17 @@ impl FileIn {
                                 core::mem::take(&mut incoming.hasher).finalize().into();
                             let mut line = String::new();
                             let _ = writeln!(line, "{} {}", incoming.received, DigestHex(&digest));
-                            log::info!("{name}: file-in tcp{conn}: {}", line.trim_end());
+                            net_info!("{}: file-in tcp{}: {}", name, conn, line.trim_end());
                             incoming.reply = Some((line, 0));
                         }
                         Ok(n) => incoming.received += n as u64,
                         Err(RecvError::WouldBlock) => break 'serve true,
                         Err(e) => {
-                            log::warn!(
-                                "{name}: file-in tcp{conn}: {e} after {} bytes",
+                            net_warn!(
+                                "{}: file-in tcp{}: {} after {} bytes",
+                                name,
+                                conn,
+                                e,
                                 incoming.received
                             );
                             let _ = stack.close(conn);

@@ -52,9 +52,11 @@ impl IdleWatch {
         if now < self.deadline(timeout) {
             return false;
         }
-        log::warn!(
-            "{}: {service} tcp{conn}: no byte moved for {} ms: reset (idle timeout)",
+        net_warn!(
+            "{}: {} tcp{}: no byte moved for {} ms: reset (idle timeout)",
             stack.name(),
+            service,
+            conn,
             (now - self.since).total_millis()
         );
         stack.record(

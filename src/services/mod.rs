@@ -82,6 +82,20 @@ impl fmt::Display for ServiceError {
 
 impl core::error::Error for ServiceError {}
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for ServiceError {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            ServiceError::Listen(e) => defmt::write!(f, "listen: {}", e),
+            ServiceError::Bind(e) => defmt::write!(f, "bind: {}", e),
+            ServiceError::Option(e) => defmt::write!(f, "setsockopt: {}", e),
+            ServiceError::TooManySockets => {
+                defmt::write!(f, "more sockets than the service tracks")
+            }
+        }
+    }
+}
+
 impl From<ListenError> for ServiceError {
     fn from(e: ListenError) -> Self {
         ServiceError::Listen(e)

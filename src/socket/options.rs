@@ -37,6 +37,7 @@ pub enum OptionName {
 /// An option with its value: the `(level, optname, value)` triple of `setsockopt`, and what
 /// `getsockopt` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SocketOption {
     /// `SO_RCVBUF`. The ring is fixed when the socket is created, so this can be read but
     /// not set ([`OptionError::ReadOnly`]); unlike Linux, the figure is not doubled.
@@ -163,7 +164,7 @@ impl Stack<'_> {
                 .set_ack_delay(delay),
             _ => return Err(OptionError::WrongSocketType),
         }
-        log::info!("{name}: {kind}{handle} setsockopt {option:?}");
+        net_info!("{}: {}{} setsockopt {:?}", name, kind, handle, option);
         Ok(())
     }
 

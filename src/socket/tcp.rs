@@ -196,9 +196,11 @@ impl<'a> Stack<'a> {
                 nothing_ready_at: None,
             })),
         );
-        log::info!(
-            "{}: listen{listener} listening on port {port}, backlog {}",
+        net_info!(
+            "{}: listen{} listening on port {}, backlog {}",
             self.name,
+            listener,
+            port,
             backlog.len()
         );
         Ok(listener)
@@ -262,9 +264,12 @@ impl<'a> Stack<'a> {
                 0,
             ));
         let handle = SocketHandle(index as u16);
-        log::info!(
-            "{}: listen{listener} accepted tcp{handle} from {peer}",
-            self.name
+        net_info!(
+            "{}: listen{} accepted tcp{} from {}",
+            self.name,
+            listener,
+            handle,
+            peer
         );
         Ok((handle, peer))
     }
@@ -297,9 +302,12 @@ impl<'a> Stack<'a> {
                 tcp::ConnectError::InvalidState => ConnectError::AlreadyConnected,
                 tcp::ConnectError::Unaddressable => ConnectError::Unaddressable,
             })?;
-        log::info!(
-            "{}: tcp{handle} connecting to {remote} from port {local_port}",
-            self.name
+        net_info!(
+            "{}: tcp{} connecting to {} from port {}",
+            self.name,
+            handle,
+            remote,
+            local_port
         );
         self.observe_slot(handle.fileno());
         Ok(())
@@ -487,7 +495,7 @@ impl<'a> Stack<'a> {
             }
             Err(SendError::WouldBlock) => slot.stats.tx_would_block += 1,
             Err(SendError::BrokenPipe) => {
-                log::warn!("{}: tcp{handle} send: broken pipe", self.name)
+                net_warn!("{}: tcp{} send: broken pipe", self.name, handle)
             }
             Err(_) => {}
         }
@@ -506,7 +514,11 @@ impl<'a> Stack<'a> {
             return Err(ShutdownError::NotConnected);
         }
         t.shut_write(self.sockets.get_mut::<tcp::Socket>(t.inner()));
-        log::info!("{name}: tcp{handle} shutdown(SHUT_WR): FIN after the queued data");
+        net_info!(
+            "{}: tcp{} shutdown(SHUT_WR): FIN after the queued data",
+            name,
+            handle
+        );
         Ok(())
     }
 }

@@ -196,7 +196,7 @@ impl<'a> Stack<'a> {
             // Cannot fail: the port is non-zero and the socket unbound.
             let _ = self.sockets.get_mut::<udp::Socket>(u.inner).bind(port);
             u.port = port;
-            log::info!("{name}: udp{handle} bound to port {port}");
+            net_info!("{}: udp{} bound to port {}", name, handle, port);
         }
     }
 
@@ -268,9 +268,11 @@ impl<'a> Stack<'a> {
             return Err(SendError::Unaddressable);
         }
         if self.is_broadcast(to.addr) && !slot.options.broadcast {
-            log::warn!(
-                "{}: udp{handle} send_to {to} refused: broadcast needs SO_BROADCAST (EACCES)",
-                self.name
+            net_warn!(
+                "{}: udp{} send_to {} refused: broadcast needs SO_BROADCAST (EACCES)",
+                self.name,
+                handle,
+                to
             );
             return Err(SendError::BroadcastDenied);
         }

@@ -172,9 +172,11 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
     pub fn poll(&mut self, stack: &mut Stack<'_>) {
         let now = stack.now();
         while let Ok((socket, peer)) = stack.accept(self.listener) {
-            log::info!(
-                "{}: transfer tcp{socket}: connection from {peer}",
-                stack.name()
+            net_info!(
+                "{}: transfer tcp{}: connection from {}",
+                stack.name(),
+                socket,
+                peer
             );
             let _ = self.connections.push(Connection {
                 io: connection::Connection::new(socket, now),
@@ -218,10 +220,12 @@ fn refuse<S: Store>(
     status: Status,
     reason: &str,
 ) {
-    log::warn!(
-        "{}: transfer tcp{}: {status}: {reason}",
+    net_warn!(
+        "{}: transfer tcp{}: {}: {}",
         stack.name(),
-        conn.io.socket()
+        conn.io.socket(),
+        status,
+        reason
     );
     if let Some(upload) = conn.phase.take_upload() {
         store.abort(upload);
@@ -399,9 +403,11 @@ fn receive_data<S: Store>(
         }
         Err(RecvError::WouldBlock) => {}
         Err(e) => {
-            log::warn!(
-                "{}: transfer tcp{socket}: {e} during upload, discarded",
-                stack.name()
+            net_warn!(
+                "{}: transfer tcp{}: {} during upload, discarded",
+                stack.name(),
+                socket,
+                e
             );
             return Break(give_up(stack, store, conn));
         }
@@ -467,7 +473,13 @@ fn send_data<S: Store>(
     loop {
         if *sent == *size {
             let digest: Digest = core::mem::take(hasher).finalize().into();
-            log::info!("{name}: transfer tcp{socket}: sent {file} ({size} bytes)");
+            net_info!(
+                "{}: transfer tcp{}: sent {} ({} bytes)",
+                name,
+                socket,
+                file,
+                size
+            );
             *completed += 1;
             queue_frame(
                 conn,
@@ -503,7 +515,14 @@ fn send_data<S: Store>(
                 // Data is flowing: no status can be told apart from it any more, so the
                 // get is cut short with a reset, never finished with another version.
                 let why = failure.map_or("it ended early", StoreError::as_str);
-                log::warn!("{name}: transfer tcp{socket}: {file} unreadable at {sent}: {why}");
+                net_warn!(
+                    "{}: transfer tcp{}: {} unreadable at {}: {}",
+                    name,
+                    socket,
+                    file,
+                    sent,
+                    why
+                );
                 return Break(give_up(stack, store, conn));
             }
             Chunk::Failed(_) => return Break(give_up(stack, store, conn)),
@@ -588,10 +607,12 @@ fn start<S: Store>(
     if let Some((name, size, sha256)) = put {
         match store.begin_verified(name, size, &sha256) {
             Ok(upload) => {
-                log::info!(
-                    "{}: transfer tcp{}: receiving {name} ({size} bytes)",
+                net_info!(
+                    "{}: transfer tcp{}: receiving {} ({} bytes)",
                     stack.name(),
-                    conn.io.socket()
+                    conn.io.socket(),
+                    name,
+                    size
                 );
                 queue_frame(conn, Message::Accept { size, offset: 0 });
                 conn.phase = Phase::Receiving {
@@ -631,10 +652,13 @@ fn start<S: Store>(
                 "resume offset beyond the end",
             ),
             Ok((reader, size)) => {
-                log::info!(
-                    "{}: transfer tcp{}: sending {name} from {offset} of {size}",
+                net_info!(
+                    "{}: transfer tcp{}: sending {} from {} of {}",
                     stack.name(),
-                    conn.io.socket()
+                    conn.io.socket(),
+                    name,
+                    offset,
+                    size
                 );
                 queue_frame(conn, Message::Accept { size, offset });
                 conn.phase = Phase::Sending {
@@ -763,10 +787,11 @@ fn finish_upload<S: Store>(
     }
     match store.commit(upload) {
         Ok(()) => {
-            log::info!(
-                "{}: transfer tcp{}: stored {size} bytes, digest verified",
+            net_info!(
+                "{}: transfer tcp{}: stored {} bytes, digest verified",
                 stack.name(),
-                conn.io.socket()
+                conn.io.socket(),
+                size
             );
             *completed += 1;
             queue_frame(

@@ -69,6 +69,8 @@ impl fmt::Display for StoreError {
 
 impl core::error::Error for StoreError {}
 
+format_as_str!(StoreError, |this| this.as_str());
+
 /// A place to keep files by name.
 pub trait Store {
     /// An upload in progress.

@@ -84,9 +84,10 @@ impl Status {
     }
 }
 
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Status {
+    /// The status in words (the `Display` text).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Status::Ok => "ok",
             Status::BadRequest => "bad request",
             Status::BadName => "bad name",
@@ -101,9 +102,17 @@ impl fmt::Display for Status {
             Status::Conflict => "conflict",
             Status::Replaced => "replaced while read",
             Status::Unauthorized => "unauthorized",
-        })
+        }
     }
 }
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+format_as_str!(Status, |this| this.as_str());
 
 error_enum! {
     /// Why a name is refused.
@@ -207,6 +216,22 @@ impl fmt::Display for WireError {
 }
 
 impl core::error::Error for WireError {}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for WireError {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            WireError::BadMagic => defmt::write!(f, "bad magic"),
+            WireError::UnknownKind(k) => defmt::write!(f, "unknown frame kind {=u8}", k),
+            WireError::Truncated => defmt::write!(f, "truncated frame"),
+            WireError::TrailingBytes => defmt::write!(f, "trailing bytes in frame"),
+            WireError::BadName(e) => defmt::write!(f, "{}", e),
+            WireError::BadToken(e) => defmt::write!(f, "{}", e),
+            WireError::UnknownStatus(s) => defmt::write!(f, "unknown status {=u8}", s),
+            WireError::TooLong => defmt::write!(f, "frame too long"),
+        }
+    }
+}
 
 impl From<FrameError> for WireError {
     fn from(_: FrameError) -> Self {

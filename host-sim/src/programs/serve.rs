@@ -161,8 +161,14 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         (Some(_), None) => return Err(ServeError::Config("--file needs --files DIR".into())),
         (None, _) => Box::leak(Box::new(Pattern(config.pattern_size))),
     };
-    let (mut stack, TapWaiter { mut device, clock }) =
-        bring_up::<SOCKETS>(&config.tap, MAC).map_err(ServeError::Tap)?;
+    let (
+        mut stack,
+        TapWaiter {
+            mut device,
+            clock,
+            trace: _trace,
+        },
+    ) = bring_up::<SOCKETS>(&config.tap, MAC).map_err(ServeError::Tap)?;
     let rings = (config.rx_buf, config.tx_buf);
     let servers = Servers {
         transfer: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {

@@ -26,6 +26,8 @@ use ringnet::smoltcp::phy::{self, Device, DeviceCapabilities, PcapMode, PcapWrit
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 use ringnet::{run, Duration, Instant, Stack, StackConfig, StackResources};
 
+use crate::trace::{FinishOnDrop, TraceClock, TraceFile};
+
 use link::{FrameLink, LinkErrors};
 use pcap::PcapFile;
 use tun::{Offload, TapFd};
@@ -43,6 +45,8 @@ pub enum TapError {
     Gone(String, io::Error),
     /// The kernel refused the MTU asked for (`--mtu`).
     Mtu(String, u16, io::Error),
+    /// The trace file (`--trace`) could not be created.
+    Trace(PathBuf, io::Error),
 }
 
 impl std::fmt::Display for TapError {
@@ -69,6 +73,7 @@ impl std::fmt::Display for TapError {
                 f,
                 "tap '{name}' went away while the device was using it ({e}); was it deleted, or its network namespace?"
             ),
+            TapError::Trace(path, e) => write!(f, "--trace {}: {e}", path.display()),
         }
     }
 }
@@ -206,6 +211,8 @@ impl Device for TapDevice {
 #[derive(Debug, Clone, Copy)]
 pub struct HostClock {
     start: WallClock,
+    /// `CLOCK_MONOTONIC` (µs) at `start`: where this clock's zero sits in a trace.
+    start_monotonic_us: f64,
 }
 
 impl HostClock {
@@ -213,12 +220,20 @@ impl HostClock {
     pub fn start() -> HostClock {
         HostClock {
             start: WallClock::now(),
+            start_monotonic_us: crate::trace::monotonic_us(),
         }
     }
 
     /// The time since start.
     pub fn now(&self) -> Instant {
         Instant::from_micros(self.start.elapsed().as_micros() as i64)
+    }
+
+    /// This clock in a trace: `CLOCK_MONOTONIC`, shared with the Linux side's tools.
+    pub fn trace_clock(&self) -> TraceClock {
+        TraceClock::Monotonic {
+            stack_zero_us: self.start_monotonic_us,
+        }
     }
 }
 
@@ -229,6 +244,9 @@ pub struct TapWaiter {
     pub device: TapDevice,
     /// The clock.
     pub clock: HostClock,
+    /// The trace every event of the stack goes to (`--trace`), if any; finished when
+    /// the waiter is dropped.
+    pub trace: FinishOnDrop,
 }
 
 impl Waiter for TapWaiter {
@@ -283,6 +301,9 @@ pub struct TapConfig {
     pub offload: bool,
     /// Set the tap's MTU first (`--mtu`).
     pub mtu: Option<u16>,
+    /// Write every event of the stack to this trace file (Perfetto JSON; the log limit
+    /// does not apply to it).
+    pub trace: Option<PathBuf>,
 }
 
 /// The tap host's default [`TapConfig::log_burst`]: a bulk transfer changes a ring's level
@@ -314,6 +335,16 @@ pub fn bring_up<const SOCKETS: usize>(
         seed: std::process::id() as u64,
     };
     let mut stack = Stack::new(stack_config, &mut device, resources, clock.now());
+    let trace = match &config.trace {
+        Some(path) => {
+            let file = TraceFile::create(path, clock.trace_clock())
+                .map_err(|e| TapError::Trace(path.clone(), e))?;
+            stack.set_event_sink(Some(file));
+            log::info!("trace: every event to {}", path.display());
+            Some(file)
+        }
+        None => None,
+    };
     if config.log_burst > 0 {
         stack.set_log_limit(Some(LogLimit {
             burst: config.log_burst,
@@ -324,5 +355,12 @@ pub fn bring_up<const SOCKETS: usize>(
             config.log_burst
         );
     }
-    Ok((stack, TapWaiter { device, clock }))
+    Ok((
+        stack,
+        TapWaiter {
+            device,
+            clock,
+            trace: FinishOnDrop(trace),
+        },
+    ))
 }
