@@ -1,5 +1,7 @@
-//! Puts memory.x where the linker finds it, and passes the log level chosen with
-//! `RINGNET_LOG` (error, warn, info or debug; debug when unset) to the firmware.
+//! Puts memory.x where the linker finds it, links defmt's table of strings for the defmt
+//! log, and passes the log level to the firmware's banner: `DEFMT_LOG` for the defmt log
+//! (set to debug in .cargo/config.toml), `RINGNET_LOG` (error, warn, info or debug; debug
+//! when unset) for the text log.
 use std::env;
 use std::fs;
 use std::path::PathBuf;
@@ -12,8 +14,17 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
-
     println!("cargo:rerun-if-env-changed=RINGNET_LOG");
+    println!("cargo:rerun-if-env-changed=DEFMT_LOG");
+
+    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+        // defmt's own filter, which its macros read as they compile; its syntax allows
+        // per-module levels, so it is shown as it is.
+        let level = env::var("DEFMT_LOG").unwrap_or_else(|_| "error".into());
+        println!("cargo:rustc-env=RINGNET_LOG_LEVEL={level}");
+        return;
+    }
     let level = env::var("RINGNET_LOG").unwrap_or_else(|_| "debug".into());
     let level = level.trim().to_ascii_lowercase();
     if !LEVELS.contains(&level.as_str()) {

@@ -35,6 +35,8 @@ step "toolchain (rust-toolchain.toml) and the thumbv7m-none-eabi target"
 rustup show active-toolchain
 rustup target add thumbv7m-none-eabi
 rustup component add rustfmt clippy
+# The firmware logs defmt frames; the runner and the QEMU tests decode them with it.
+command -v defmt-print >/dev/null || cargo install defmt-print --locked
 
 step "formatting"
 cargo fmt --all --check
@@ -78,7 +80,13 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 )
 
 step "firmware: clippy, format, then boot it under QEMU and test it from Linux"
-(cd firmware && cargo fmt --check && cargo clippy --quiet --release -- -D warnings)
+(
+  cd firmware
+  cargo fmt --check
+  cargo clippy --quiet --release -- -D warnings
+  cargo clippy --quiet --release --no-default-features --features http,transfer,text-log \
+    --target-dir target/text-log -- -D warnings
+)
 bash scripts/test-firmware.sh
 
 step "the demo runs to the end and checks what it shows"

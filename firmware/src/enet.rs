@@ -168,22 +168,26 @@ impl Stellaris {
         if waiting >= RX_FIFO_FRAMES && !self.rx_fifo_full {
             self.rx_fifo_full = true;
             self.stats.rx_fifo_full += 1;
-            log::warn!("enet: RX FIFO FULL ({waiting}/{RX_FIFO_FRAMES} frames): QEMU holds further frames back");
+            fw_warn!(
+                "enet: RX FIFO FULL ({}/{} frames): QEMU holds further frames back",
+                waiting,
+                RX_FIFO_FRAMES
+            );
         } else if waiting == 0 && self.rx_fifo_full {
             self.rx_fifo_full = false;
-            log::debug!("enet: RX FIFO empty after full: frames flow again");
+            fw_debug!("enet: RX FIFO empty after full: frames flow again");
         }
         let status = read(RIS);
         if status & INT_FOV != 0 {
             write(RIS, INT_FOV);
             self.stats.rx_dropped += 1;
-            log::warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
+            fw_warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
         }
         if status & INT_TXER != 0 {
             // Acknowledging TXER also empties the TX FIFO.
             write(RIS, INT_TXER);
             self.stats.tx_errors += 1;
-            log::warn!("enet: TX error: the controller refused a frame");
+            fw_warn!("enet: TX error: the controller refused a frame");
         }
     }
 
@@ -205,8 +209,11 @@ impl Stellaris {
                 read(DATA);
             }
             self.stats.rx_dropped += 1;
-            log::warn!(
-                "enet: dropped a received frame of {len} bytes (accepts {MIN_FRAME} to {FRAME})"
+            fw_warn!(
+                "enet: dropped a received frame of {} bytes (accepts {} to {})",
+                len,
+                MIN_FRAME,
+                FRAME
             );
             return None;
         }
@@ -229,9 +236,9 @@ impl Stellaris {
             self.tx_busy = busy;
             if busy {
                 self.stats.tx_busy += 1;
-                log::debug!("enet: TX busy with the previous frame: send waits");
+                fw_debug!("enet: TX busy with the previous frame: send waits");
             } else {
-                log::debug!("enet: TX free again");
+                fw_debug!("enet: TX free again");
             }
         }
         !busy
