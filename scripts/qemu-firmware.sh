@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Boots a ringnet firmware image under QEMU's lm3s6965evb with the Stellaris Ethernet.
+# Boots a ringnet firmware image under QEMU: lm3s6965evb with the Stellaris Ethernet, or
+# emcraft-sf2 with the MSS Ethernet MAC for an image built with feature sf2 (it has a .ddr
+# section; BOARD=lm3s6965evb or BOARD=emcraft-sf2 says so instead).
 #   scripts/qemu-firmware.sh IMAGE                       # user-mode networking, services on 127.0.0.1
 #   NET=tap TAP=tap0 scripts/qemu-firmware.sh IMAGE      # on a tap (run it inside a namespace)
 #   PCAP=file.pcap ...                                   # also dump every frame (filter-dump)
@@ -12,6 +14,19 @@
 # failure status (semihosting), which is this script's status.
 set -euo pipefail
 image=${1:?usage: $0 IMAGE}
+board=${BOARD:-}
+if [ -z "$board" ]; then
+  board=lm3s6965evb
+  size -A "$image" | grep -q '^\.ddr ' && board=emcraft-sf2
+fi
+case "$board" in
+  lm3s6965evb) nic=stellaris ;;
+  emcraft-sf2) nic=msf2-emac ;;
+  *)
+    echo "BOARD must be lm3s6965evb or emcraft-sf2" >&2
+    exit 2
+    ;;
+esac
 base=${PORT_BASE:-17000}
 udp_base=${UDP_PORT_BASE:-19000}
 case "${NET:-user}" in
@@ -37,9 +52,9 @@ dump=()
 if [ -n "${PCAP:-}" ]; then
   dump=(-object "filter-dump,id=dump0,netdev=net0,file=$PCAP")
 fi
-qemu=(qemu-system-arm -machine lm3s6965evb -nographic -monitor none -serial stdio
+qemu=(qemu-system-arm -machine "$board" -nographic -monitor none -serial stdio
   -semihosting-config enable=on,target=native
-  -netdev "$netdev" -net nic,netdev=net0,model=stellaris "${dump[@]}"
+  -netdev "$netdev" -net nic,netdev=net0,model="$nic" "${dump[@]}"
   -kernel "$image")
 if size -A "$image" | grep -q '^\.defmt '; then
   if ! command -v defmt-print >/dev/null; then

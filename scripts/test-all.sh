@@ -79,15 +79,17 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
   done
 )
 
-step "firmware: clippy, format, then boot it under QEMU and test it from Linux"
+step "firmware: clippy and format for both boards and both log forms, then boot each board under QEMU and test it from Linux"
 (
   cd firmware
   cargo fmt --check
   cargo clippy --quiet --release -- -D warnings
+  cargo clippy --quiet --release --features sf2 --target-dir target/sf2 -- -D warnings
   cargo clippy --quiet --release --no-default-features --features http,transfer,text-log \
     --target-dir target/text-log -- -D warnings
 )
 bash scripts/test-firmware.sh
+BOARD=emcraft-sf2 bash scripts/test-firmware.sh
 
 step "the demo runs to the end and checks what it shows"
 cargo run --release -p host-sim -- demo > target/demo.log

@@ -1,8 +1,8 @@
-//! The firmware's log on UART0, in one of two forms chosen when building:
+//! The firmware's log on the board's console UART, in one of two forms chosen when building:
 //!
 //! - `defmt` (the default): each line is a defmt frame (an index into the strings the ELF
 //!   keeps, the arguments' bytes and a microsecond timestamp from [`crate::clock`]),
-//!   written a byte at a time to UART0's data register; `defmt-print -e IMAGE` decodes it
+//!   written a byte at a time to the board's console UART; `defmt-print -e IMAGE` decodes it
 //!   on the host. The level is `DEFMT_LOG`'s (`.cargo/config.toml` sets `debug`).
 //! - `text-log`: `log` records stamped with the uptime, `[seconds.millis] LEVEL message`,
 //!   readable on a bare serial console. The level is `RINGNET_LOG`'s (see build.rs).
@@ -67,8 +67,6 @@ mod frames {
     use core::cell::UnsafeCell;
     use core::sync::atomic::{AtomicBool, Ordering};
 
-    use crate::uart;
-
     // Every line carries the uptime in microseconds; defmt-print shows it as seconds.
     defmt::timestamp!("{=u64:us}", crate::clock::now().total_micros() as u64);
 
@@ -90,7 +88,7 @@ mod frames {
         encoder: UnsafeCell::new(defmt::Encoder::new()),
     };
 
-    /// defmt's logger on UART0: one frame at a time, with interrupts off, so that a line
+    /// defmt's logger on the console UART: one frame at a time, with interrupts off, so that a line
     /// logged from an exception never lands inside another.
     #[defmt::global_logger]
     struct UartLogger;
@@ -108,7 +106,7 @@ mod frames {
             // SAFETY: inside the critical section just opened, and not nested.
             unsafe {
                 *SESSION.interrupts_were_on.get() = was_on;
-                (*SESSION.encoder.get()).start_frame(uart::write_bytes);
+                (*SESSION.encoder.get()).start_frame(crate::board::console_write);
             }
         }
 
@@ -117,7 +115,7 @@ mod frames {
         unsafe fn release() {
             // SAFETY: the caller holds the session `acquire` opened.
             let was_on = unsafe {
-                (*SESSION.encoder.get()).end_frame(uart::write_bytes);
+                (*SESSION.encoder.get()).end_frame(crate::board::console_write);
                 *SESSION.interrupts_were_on.get()
             };
             SESSION.taken.store(false, Ordering::Release);
@@ -129,19 +127,17 @@ mod frames {
 
         unsafe fn write(bytes: &[u8]) {
             // SAFETY: the caller holds the session `acquire` opened.
-            unsafe { (*SESSION.encoder.get()).write(bytes, uart::write_bytes) };
+            unsafe { (*SESSION.encoder.get()).write(bytes, crate::board::console_write) };
         }
     }
 }
 
 #[cfg(feature = "text-log")]
 mod text {
-    use core::fmt::Write;
-
-    use crate::uart::Uart;
-
     /// The log level chosen at build time (`RINGNET_LOG`, see build.rs).
     const LOG_LEVEL: &str = env!("RINGNET_LOG_LEVEL");
+
+    static LOGGER: crate::uart::UartLogger = crate::uart::UartLogger;
 
     pub fn start() {
         // Fails only if a logger was set already, and this is the only one.
@@ -152,34 +148,5 @@ mod text {
             "info" => log::LevelFilter::Info,
             _ => log::LevelFilter::Debug,
         });
-    }
-
-    static LOGGER: UartLogger = UartLogger;
-
-    /// The `log` backend: one line per record, `[seconds.millis] LEVEL message`. Which
-    /// levels get here is `log::set_max_level`'s business.
-    struct UartLogger;
-
-    impl log::Log for UartLogger {
-        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::max_level()
-        }
-
-        fn log(&self, record: &log::Record<'_>) {
-            let millis = crate::clock::now().total_millis();
-            // A line is written whole, never with another line inside it.
-            cortex_m::interrupt::free(|_| {
-                let _ = writeln!(
-                    Uart,
-                    "[{:>5}.{:03}] {:<5} {}",
-                    millis / 1000,
-                    millis % 1000,
-                    record.level(),
-                    record.args()
-                );
-            });
-        }
-
-        fn flush(&self) {}
     }
 }

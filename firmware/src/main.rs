@@ -1,17 +1,24 @@
-//! ringnet firmware for the LM3S6965 (Cortex-M3) under QEMU: the core's sockets and
-//! services on the Stellaris Ethernet, every buffer static, every buffer transition
-//! logged on UART0 (defmt frames by default, decoded on the host by `defmt-print`).
+//! ringnet firmware for a Cortex-M3 under QEMU (the LM3S6965 with the Stellaris Ethernet,
+//! or with feature `sf2` the SmartFusion2 with the MSS Ethernet MAC; see `board`): the
+//! core's sockets and services, every buffer static, every buffer transition logged on
+//! the UART (defmt frames by default, decoded on the host by `defmt-print`).
 #![no_std]
 #![no_main]
 
 #[macro_use]
 mod logging;
+mod board;
 mod clock;
 mod config;
+#[cfg(feature = "sf2")]
+mod emac;
+#[cfg(not(feature = "sf2"))]
 mod enet;
+mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
 mod store;
+#[cfg(feature = "text-log")]
 mod uart;
 
 use core::sync::atomic::Ordering;
@@ -56,11 +63,11 @@ impl<const RX: usize, const TX: usize> RingPair<RX, TX> {
     }
 }
 
-/// Every ring and frame buffer. All zeros when empty, so they cost no flash (`.bss`).
+/// Every ring, and the memory the NIC works in. All zeros when empty, so they cost no
+/// flash (`.bss`).
 struct Rings {
     services: ServiceRings,
-    frame_rx: [u8; FRAME_BUFFER],
-    frame_tx: [u8; FRAME_BUFFER],
+    nic: board::NicMemory,
 }
 
 /// The services' rings, one pair per socket.
@@ -77,6 +84,7 @@ struct ServiceRings {
     beacon: RingPair<BEACON_RX, BEACON_TX>,
 }
 
+#[cfg_attr(feature = "sf2", link_section = ".ddr.rings")]
 static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
     services: ServiceRings {
         echo: [const { RingPair::new() }; ECHO_BACKLOG],
@@ -90,8 +98,7 @@ static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
         stats: RingPair::new(),
         beacon: RingPair::new(),
     },
-    frame_rx: [0; FRAME_BUFFER],
-    frame_tx: [0; FRAME_BUFFER],
+    nic: board::NicMemory::new(),
 });
 
 /// A datagram ring's slot table (one entry per queued datagram).
@@ -325,7 +332,7 @@ fn log_memory_map() {
         core::mem::size_of::<Http>()
     );
     fw_info!(
-        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}; frames {} x2",
+        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}; {}",
         REPORT_RX,
         REPORT_TX,
         REPORT_SLOTS,
@@ -334,11 +341,12 @@ fn log_memory_map() {
         STATS_TX,
         BEACON_RX,
         BEACON_TX,
-        FRAME_BUFFER
+        board::NicLayout
     );
     fw_info!(
-        "memory: rings and frames {} B, statics {} B of 65536, stack {} B",
+        "memory: rings and frames {} B{}, statics {} B of 65536, stack {} B",
         core::mem::size_of::<Rings>(),
+        board::RINGS_IN,
         stack_usage::statics(),
         stack_usage::capacity()
     );
@@ -346,6 +354,7 @@ fn log_memory_map() {
 
 #[entry]
 fn main() -> ! {
+    board::init();
     stack_usage::paint();
     let core =
         cortex_m::Peripherals::take().unwrap_or_else(|| setup_failed("the core", &"taken twice"));
@@ -355,7 +364,7 @@ fn main() -> ! {
     let rings = RINGS.take();
     let tables = SLOT_TABLES.take();
     let resources = StackResources::new_in(RESOURCES.uninit());
-    let mut device = enet::Stellaris::new(&mut rings.frame_rx, &mut rings.frame_tx);
+    let mut device = board::Nic::new(&mut rings.nic);
     let config = StackConfig {
         name: "mcu",
         mac: device.mac(),
@@ -364,11 +373,15 @@ fn main() -> ! {
         seed: 0x005e_ed0f_4e47,
     };
     fw_info!(
-        "ringnet firmware {} on LM3S6965 (Cortex-M3), Stellaris Ethernet {}, log level {}",
+        "ringnet firmware {} on {} {}, log level {}",
         env!("CARGO_PKG_VERSION"),
+        board::NAME,
         config.mac,
         LOG_LEVEL
     );
+    if cfg!(feature = "nic-limit") {
+        nic_limit::run(&mut device, config.mac, ADDRESS.address());
+    }
     log_memory_map();
 
     let mut stack = Stack::new(config, &mut device, resources, clock::now());
@@ -385,7 +398,7 @@ fn main() -> ! {
 
     // SAFETY: the Ethernet interrupt's handler only masks the controller and sets an
     // atomic flag; it shares nothing a critical section would have to protect.
-    unsafe { cortex_m::peripheral::NVIC::unmask(enet::EthernetIrq) };
+    unsafe { cortex_m::peripheral::NVIC::unmask(board::NicIrq) };
     fw_info!(
         "ready: {}; file out sends {} bytes built in",
         services.plan(),
@@ -402,43 +415,28 @@ fn main() -> ! {
         let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);
         if answered != queries {
             queries = answered;
-            log_driver(&device.stats);
+            device.log_stats();
         }
         if now >= next_check {
             next_check = now + Duration::from_secs(1);
             stack_watch.check();
         }
 
-        enet::RX_PENDING.store(false, Ordering::Release);
+        board::RX_PENDING.store(false, Ordering::Release);
         device.listen();
         // What the services queued makes the stack due at once: the next step sends it.
-        if device.frames_waiting() > 0 || turn.next.is_some_and(|at| at <= now) {
+        if device.rx_waiting() || turn.next.is_some_and(|at| at <= now) {
             continue;
         }
         idle();
     }
 }
 
-/// The driver's counters, logged with each stats query.
-fn log_driver(stats: &enet::DriverStats) {
-    fw_info!(
-        "enet: rx {} frames, tx {}; RX FIFO full {} times (high water {}/{}), {} dropped; TX busy {} times, {} errors",
-        stats.rx_frames,
-        stats.tx_frames,
-        stats.rx_fifo_full,
-        stats.rx_fifo_high_water,
-        enet::RX_FIFO_FRAMES,
-        stats.rx_dropped,
-        stats.tx_busy,
-        stats.tx_errors
-    );
-}
-
 /// Sleeps until a frame arrives or the next tick (10 ms). Interrupts stay masked
 /// around the check, so a frame arriving just before `WFI` still ends the sleep at once.
 fn idle() {
     cortex_m::interrupt::free(|_| {
-        if !enet::RX_PENDING.load(Ordering::Acquire) {
+        if !board::RX_PENDING.load(Ordering::Acquire) {
             cortex_m::asm::wfi();
         }
     });
@@ -447,8 +445,8 @@ fn idle() {
 /// Every device interrupt lands here; the Ethernet's is the only one unmasked.
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    if irqn == enet::IRQ as i16 {
-        enet::on_interrupt();
+    if irqn == board::NIC_IRQ as i16 {
+        board::on_nic_interrupt();
     }
 }
 

@@ -68,6 +68,10 @@ enum Command {
         /// (docs/trace.md).
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Draw the run as an SVG timeline (one panel per socket, each scenario marked);
+        /// see `host-sim plot`.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     // The port list comes from the plan serve runs, like its log line and the beacon.
     #[command(about = format!(
@@ -165,6 +169,16 @@ enum Command {
         /// Plain snapshots even on a terminal.
         #[arg(long)]
         plain: bool,
+    },
+    /// Build a trace from a device's log (the firmware's UART output, as its logger or
+    /// defmt-print writes it): rings, windows, blocks, drops and truncations from its
+    /// transition lines, on the device's own clock; then `plot` it.
+    TraceFromUart {
+        /// The log file ("-" for standard input).
+        log: PathBuf,
+        /// The trace to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Draw trace files (`--trace` of demo, serve, send and the peer tools) as an SVG
     /// timeline: one panel per socket, its rings, window, blocks, zero windows and drops.
@@ -361,7 +375,9 @@ fn init_logging() {
 fn run(command: Command) -> Result<(), String> {
     let seconds = |s: u64| std::time::Duration::from_secs(s);
     match command {
-        Command::Demo { trace } => demo::run(trace.as_deref()).map_err(|e| e.to_string()),
+        Command::Demo { trace, plot } => {
+            demo::run(trace.as_deref(), plot.as_deref()).map_err(|e| e.to_string())
+        }
         Command::Serve {
             tap,
             files,
@@ -449,6 +465,30 @@ fn run(command: Command) -> Result<(), String> {
             count,
             plain,
         }),
+        Command::TraceFromUart { log, output } => {
+            let text = if log.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+            } else {
+                let bytes = std::fs::read(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+                String::from_utf8_lossy(&bytes).into_owned()
+            };
+            let (json, converted) = host_sim::plot::uart::trace_from_log(&text);
+            std::fs::write(&output, json).map_err(|e| format!("{}: {e}", output.display()))?;
+            println!(
+                "{}: {} of {} lines became {} events",
+                output.display(),
+                converted.used,
+                converted.lines,
+                converted.events
+            );
+            if converted.used == 0 {
+                return Err(format!(
+                    "{}: no transition line found (is the log level debug?)",
+                    log.display()
+                ));
+            }
+            Ok(())
+        }
         Command::Plot {
             traces,
             output,

@@ -240,3 +240,125 @@ fn traces_that_cannot_share_an_axis_or_are_not_traces_are_refused() {
         "{stderr}"
     );
 }
+
+/// Runs `host-sim demo` with `args` (its output is not needed).
+fn demo(args: &[&str]) {
+    let run = Command::new(HOST_SIM)
+        .arg("demo")
+        .args(args)
+        .output()
+        .expect("host-sim runs");
+    assert!(
+        run.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn the_demos_own_trace_shows_the_slow_reader_full_and_each_block_where_the_trace_has_it() {
+    let trace = scratch("demo-trace.json");
+    demo(&["--trace", trace.to_str().unwrap()]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = json["traceEvents"].as_array().unwrap();
+
+    // Scenario 2's reader, B tcp#0: its rx series reaches the ring's capacity line.
+    let svg = svg_of(
+        std::slice::from_ref(&trace),
+        &["--socket", "B tcp#0"],
+        "demo-b.svg",
+    );
+    let rx = lines(&svg, colors::RX);
+    let capacity = lines(&svg, colors::RX_CAPACITY);
+    assert_eq!((rx.len(), capacity.len()), (1, 1));
+    let top = rx[0].iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    assert_eq!(top, capacity[0][0].1, "B's rx ring never drawn full");
+    assert!(
+        !rects(&svg, colors::ZERO_WINDOW).is_empty(),
+        "no zero window drawn"
+    );
+
+    // The longest blocked call on A: zoomed to exactly its interval, its shading covers
+    // the plotting area from edge to edge (the capacity line spans it).
+    let pid_a = events
+        .iter()
+        .find(|e| e["ph"] == "M" && e["name"] == "process_name" && e["args"]["name"] == "A")
+        .map(|e| e["pid"].clone())
+        .unwrap();
+    let block = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["cat"] == "block" && e["pid"] == pid_a)
+        .max_by(|a, b| {
+            a["dur"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["dur"].as_f64().unwrap())
+        })
+        .expect("A blocked somewhere");
+    let start = block["ts"].as_f64().unwrap() / 1000.0;
+    let end = start + block["dur"].as_f64().unwrap() / 1000.0;
+    let socket = events
+        .iter()
+        .find(|e| {
+            e["ph"] == "M"
+                && e["name"] == "thread_name"
+                && e["pid"] == pid_a
+                && e["tid"] == block["tid"]
+        })
+        .map(|e| format!("A {}", e["args"]["name"].as_str().unwrap()))
+        .unwrap();
+    // Half the block's length on either side: the shading is the middle half.
+    let margin = (end - start) / 2.0;
+    let (from, to) = (format!("{}", start - margin), format!("{}", end + margin));
+    let svg = svg_of(
+        std::slice::from_ref(&trace),
+        &["--socket", &socket, "--from", &from, "--to", &to],
+        "demo-block.svg",
+    );
+    let edge = lines(&svg, colors::TX_CAPACITY)
+        .into_iter()
+        .chain(lines(&svg, colors::RX_CAPACITY))
+        .next()
+        .expect("a capacity line");
+    let (left, right) = (edge[0].0, edge[1].0);
+    let shaded: Vec<(f64, f64)> = rects(&svg, colors::BLOCKED)
+        .into_iter()
+        .filter(|r| r.1 > 20.0)
+        .collect();
+    let quarter = (right - left) / 4.0;
+    assert!(
+        shaded
+            .iter()
+            .any(|&(x, w)| (x - (left + quarter)).abs() <= 2.0
+                && (x + w - (right - quarter)).abs() <= 2.0),
+        "no shading over {start}..{end} ms at {}..{} px: {shaded:?}",
+        left + quarter,
+        right - quarter
+    );
+}
+
+#[test]
+fn demo_plot_draws_every_scenario_labelled_with_the_broadcast_drops_on_each_listener() {
+    let svg_path = scratch("demo.svg");
+    demo(&["--plot", svg_path.to_str().unwrap()]);
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    for heading in [
+        "1. recv() blocks on an empty rx ring",
+        "2. send() blocks on a full tx ring while a slow reader drains",
+        "11. three remedies for sticky packets",
+        "12. a broadcast burst fills every host",
+    ] {
+        assert!(svg.contains(heading), "no section '{heading}'");
+    }
+    for panel in ["H2 udp#0", "H3 udp#0", "H4 interface"] {
+        assert!(svg.contains(panel), "no panel {panel}");
+    }
+    // 36 drops on each listener, 40 discards on H4: one cross (two strokes) each, plus
+    // the legend's.
+    let drop_strokes = elements(&svg, "line", "stroke", colors::DROP).len();
+    assert!(
+        drop_strokes >= 2 * (36 + 36 + 40),
+        "{drop_strokes} drop strokes"
+    );
+}

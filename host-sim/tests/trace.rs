@@ -44,13 +44,14 @@ fn the_demo_s_trace_obeys_the_importer_s_rules_and_tells_the_demo_s_story() {
         "the demo says how many events it wrote: {stdout}"
     );
     let events = trace["traceEvents"].as_array().unwrap();
-    // Two stacks, named; every socket's track named with its log label.
+    // Two stacks, and the four of scenario 12's broadcast wire, named; every socket's
+    // track named with its log label.
     let processes: Vec<&str> = events
         .iter()
         .filter(|e| e["name"] == "process_name")
         .map(|e| e["args"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(processes, ["A", "B"]);
+    assert_eq!(processes, ["A", "B", "H1", "H2", "H3", "H4"]);
     let mut tracks = HashMap::new();
     for e in events.iter().filter(|e| e["name"] == "thread_name") {
         let label = e["args"]["name"].as_str().unwrap().to_owned();

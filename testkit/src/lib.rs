@@ -82,6 +82,25 @@ pub fn world_with<const PORTS: usize>(
     mtu: usize,
     queue_bytes: usize,
 ) -> World<PORTS> {
+    let names = ["A", "B", "C", "D"];
+    world_named(
+        core::array::from_fn(|port| names[port]),
+        faults,
+        seed,
+        mtu,
+        queue_bytes,
+    )
+}
+
+/// Like [`world_with`], with the stacks named `names` (a second wire in one program, whose
+/// stacks must not share the first one's names in its logs and traces).
+pub fn world_named<const PORTS: usize>(
+    names: [&'static str; PORTS],
+    faults: Faults,
+    seed: u64,
+    mtu: usize,
+    queue_bytes: usize,
+) -> World<PORTS> {
     let _ = env_logger::builder().is_test(true).try_init();
     let queues: [PortQueue<'static>; PORTS] = core::array::from_fn(|_| PortQueue {
         meta: vec![WireMetadata::EMPTY; 256].leak(),
@@ -91,7 +110,6 @@ pub fn world_with<const PORTS: usize>(
     });
     let wire: &'static Wire<'static, PORTS> =
         Box::leak(Box::new(Wire::new(queues, leak(mtu), faults, seed)));
-    let names = ["A", "B", "C", "D"];
     let stacks = (0..PORTS)
         .map(|port| {
             // Every other stack's table is built in place, the way the firmware builds its

@@ -2,13 +2,15 @@
 //!
 //! [`model`] reads traces (the device's, written by `--trace`, and the Linux side's,
 //! written by `peer … --trace`) onto one time axis; [`render`] draws them as an SVG with
-//! one panel per socket.
+//! one panel per socket; [`uart`] builds a trace from a device's log lines (the
+//! firmware's UART).
 
 pub mod model;
 pub mod render;
+pub mod uart;
 
 pub use model::{Timeline, TraceError};
-pub use render::{render, PlotError, PlotOptions};
+pub use render::{render, render_sections, PlotError, PlotOptions, Stretch};
 
 /// Reads every trace in `paths` and draws them into `output` as an SVG.
 pub fn plot_files(

@@ -30,7 +30,7 @@ impl fmt::Display for TraceError {
             TraceError::Format(file, why) => write!(f, "{file}: not a ringnet trace: {why}"),
             TraceError::Clocks(a, b) => write!(
                 f,
-                "{a} and {b} are on different clocks (simulated and monotonic): they cannot share one time axis"
+                "{a} and {b} are on different clocks (of simulated, monotonic, device): they cannot share one time axis"
             ),
         }
     }
@@ -90,9 +90,13 @@ impl Track {
     }
 
     /// Whether `--socket NAME` selects this track: the full name, the socket's label
-    /// alone (`tcp#0`, every process's), or the process alone (`linux get 1234`).
+    /// alone (`tcp#0`, every process's), or the process alone (`linux get 1234`, or the
+    /// start of its name up to a space: `linux get`).
     pub fn matches(&self, name: &str) -> bool {
-        name == self.name() || name == self.socket || name == self.process
+        name == self.name()
+            || name == self.socket
+            || name == self.process
+            || self.process.starts_with(&format!("{name} "))
     }
 
     fn touch(&mut self, ts: f64) {
@@ -100,6 +104,21 @@ impl Track {
             None => (ts, ts),
             Some((a, b)) => (a.min(ts), b.max(ts)),
         });
+    }
+
+    /// Whether any of its events falls in `[from, to]` (µs), a blocked call or a zero
+    /// window overlapping it included.
+    pub fn active_in(&self, from: f64, to: f64) -> bool {
+        let inside = |ts: f64| ts >= from && ts <= to;
+        let steps = |s: &Steps| s.iter().any(|&(ts, _)| inside(ts));
+        steps(&self.rx.used)
+            || steps(&self.tx.used)
+            || steps(&self.window)
+            || steps(&self.unacked)
+            || self.drops.iter().any(|&(ts, _)| inside(ts))
+            || self.truncations.iter().any(|&(ts, _)| inside(ts))
+            || self.blocks.iter().any(|&(a, b, _)| a <= to && b >= from)
+            || self.zero_windows.iter().any(|&(a, b)| a <= to && b >= from)
     }
 
     /// Whether it holds anything to draw.
@@ -122,6 +141,8 @@ pub enum Clock {
     Monotonic,
     /// The simulated wire's virtual time, µs from its start.
     Simulated,
+    /// A device's own time since boot, µs (`trace-from-uart`): shared with no other trace.
+    Device,
 }
 
 /// One or more trace files read onto one time axis.
@@ -166,9 +187,10 @@ impl Timeline {
         let clock = match other.get("clock").and_then(Value::as_str) {
             Some("monotonic") => Clock::Monotonic,
             Some("simulated") => Clock::Simulated,
+            Some("device") => Clock::Device,
             _ => {
                 return Err(bad(
-                    "otherData.clock is neither \"monotonic\" nor \"simulated\"",
+                    "otherData.clock is not \"monotonic\", \"simulated\" or \"device\"",
                 ))
             }
         };

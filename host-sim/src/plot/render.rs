@@ -46,6 +46,9 @@ pub mod colors {
     pub const MARK: RGBColor = RGBColor(0x40, 0x40, 0x40);
 }
 
+/// Room right of each panel for its legend, in pixels.
+const LEGEND_WIDTH: u32 = 250;
+
 /// What to draw and how big.
 #[derive(Debug, Clone)]
 pub struct PlotOptions {
@@ -155,7 +158,12 @@ fn max_of(steps: &Steps) -> f64 {
 /// Draws `timeline` as an SVG document.
 pub fn render(timeline: &Timeline, options: &PlotOptions) -> Result<String, PlotError> {
     let tracks = select(timeline, &options.sockets)?;
-    let (first, last) = timeline.span().ok_or(PlotError::Empty)?;
+    // The axis covers what is drawn: the chosen tracks (and the marks among them).
+    let (first, last) = tracks
+        .iter()
+        .filter_map(|t| t.span)
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+        .ok_or(PlotError::Empty)?;
     // A simulated trace's axis is its virtual time; a monotonic one starts at its first event.
     let origin = match timeline.clock {
         Some(Clock::Monotonic) => first,
@@ -176,14 +184,95 @@ pub fn render(timeline: &Timeline, options: &PlotOptions) -> Result<String, Plot
     if to <= from {
         to = from + 1.0;
     }
+    let section = Section {
+        title: None,
+        from_ms: from,
+        to_ms: to,
+        tracks,
+    };
+    draw_sections(timeline, &[section], origin, true, options)
+}
+
+/// One stretch of time with its own heading and the panels of the sockets active in it.
+struct Section<'t> {
+    title: Option<String>,
+    from_ms: f64,
+    to_ms: f64,
+    tracks: Vec<&'t Track>,
+}
+
+/// A labelled stretch of time, for [`render_sections`]: `[from_ms, to_ms)` on the axis
+/// the plot shows.
+#[derive(Debug, Clone)]
+pub struct Stretch {
+    /// Its heading (e.g. the demo's scenario).
+    pub title: String,
+    /// Start, ms.
+    pub from_ms: f64,
+    /// End, ms.
+    pub to_ms: f64,
+}
+
+/// Draws `timeline` as stretches of time one under the other, each with its heading and
+/// only the sockets that have an event in it, zoomed to it (the demo's scenarios).
+/// Stretches in which no socket did anything are left out.
+pub fn render_sections(
+    timeline: &Timeline,
+    stretches: &[Stretch],
+    options: &PlotOptions,
+) -> Result<String, PlotError> {
+    let tracks = select(timeline, &options.sockets)?;
+    let origin = match (timeline.clock, timeline.span()) {
+        (Some(Clock::Monotonic), Some((first, _))) => first,
+        _ => 0.0,
+    };
+    let sections: Vec<Section> = stretches
+        .iter()
+        .filter(|s| s.to_ms > s.from_ms)
+        .map(|s| Section {
+            title: Some(s.title.clone()),
+            from_ms: s.from_ms,
+            to_ms: s.to_ms,
+            tracks: tracks
+                .iter()
+                .copied()
+                .filter(|t| t.active_in(origin + s.from_ms * 1000.0, origin + s.to_ms * 1000.0))
+                .collect(),
+        })
+        .filter(|s| !s.tracks.is_empty())
+        .collect();
+    if sections.is_empty() {
+        return Err(PlotError::Empty);
+    }
+    draw_sections(timeline, &sections, origin, false, options)
+}
+
+fn draw_sections(
+    timeline: &Timeline,
+    sections: &[Section<'_>],
+    origin: f64,
+    with_marks: bool,
+    options: &PlotOptions,
+) -> Result<String, PlotError> {
     let title_height = if options.title.is_some() { 40 } else { 0 };
-    let marks_height = if timeline.marks.is_empty() { 0 } else { 20 };
-    let height = title_height + marks_height + options.panel_height * tracks.len() as u32 + 10;
+    let marks_height = if with_marks && !timeline.marks.is_empty() {
+        20
+    } else {
+        0
+    };
+    let heading = |s: &Section| if s.title.is_some() { 34 } else { 0 };
+    let height = title_height
+        + marks_height
+        + sections
+            .iter()
+            .map(|s| heading(s) + options.panel_height * s.tracks.len() as u32)
+            .sum::<u32>()
+        + 10;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (options.width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let (head, body) = root.split_vertically(title_height + marks_height);
+        let (head, mut rest) = root.split_vertically(title_height + marks_height);
         if let Some(title) = &options.title {
             head.draw(&Text::new(
                 title.clone(),
@@ -192,17 +281,31 @@ pub fn render(timeline: &Timeline, options: &PlotOptions) -> Result<String, Plot
             ))
             .map_err(draw_err)?;
         }
-        let panels = body.split_evenly((tracks.len(), 1));
-        for (i, (track, area)) in tracks.iter().zip(panels.iter()).enumerate() {
-            let context = Panel {
-                origin,
-                from,
-                to,
-                marks: &timeline.marks,
-                label_marks: i == 0,
-                clock: timeline.clock,
-            };
-            context.draw(track, area)?;
+        for section in sections {
+            let (top, below) = rest.split_vertically(heading(section));
+            rest = below;
+            if let Some(title) = &section.title {
+                top.fill(&RGBColor(0xf0, 0xf4, 0xf8)).map_err(draw_err)?;
+                top.draw(&Text::new(
+                    title.clone(),
+                    (20, 9),
+                    ("sans-serif", 18).into_font().color(&BLACK),
+                ))
+                .map_err(draw_err)?;
+            }
+            for (i, track) in section.tracks.iter().enumerate() {
+                let (area, below) = rest.split_vertically(options.panel_height);
+                rest = below;
+                let context = Panel {
+                    origin,
+                    from: section.from_ms,
+                    to: section.to_ms,
+                    marks: if with_marks { &timeline.marks } else { &[] },
+                    label_marks: with_marks && i == 0,
+                    clock: timeline.clock,
+                };
+                context.draw(track, &area)?;
+            }
         }
         root.present().map_err(draw_err)?;
     }
@@ -229,6 +332,19 @@ fn select<'t>(timeline: &'t Timeline, names: &[String]) -> Result<Vec<&'t Track>
         .into_iter()
         .filter(|t| names.iter().any(|n| t.matches(n)))
         .collect())
+}
+
+/// How a legend entry is drawn.
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A line of this colour and width.
+    Line(RGBColor, u32),
+    /// A filled box of this colour and opacity.
+    Area(RGBColor, f64),
+    /// A cross.
+    Cross(RGBColor),
+    /// A triangle.
+    Triangle(RGBColor),
 }
 
 struct Panel<'m> {
@@ -286,16 +402,18 @@ impl Panel<'_> {
         };
         let x_desc = match self.clock {
             Some(Clock::Simulated) => "virtual time (ms)",
+            Some(Clock::Device) => "device time since boot (ms)",
             _ => "time since the first event (ms, CLOCK_MONOTONIC)",
         };
         let segments_top = max_of(&track.unacked).max(max_of(&track.cwnd)).max(1.0) * 1.15;
         let mut chart = ChartBuilder::on(area)
             .margin(8)
-            .margin_right(if track.kernel { 8 } else { 70 })
+            .margin_right(LEGEND_WIDTH)
             .caption(title, ("sans-serif", 16))
             .x_label_area_size(32)
             .y_label_area_size(62)
-            .right_y_label_area_size(if track.kernel { 62 } else { 0 })
+            // Every panel keeps room for the kernel's second axis: the time axes line up.
+            .right_y_label_area_size(62)
             .build_cartesian_2d(self.from..self.to, 0.0..y_top)
             .map_err(draw_err)?
             .set_secondary_coord(self.from..self.to, 0.0..segments_top);
@@ -304,7 +422,11 @@ impl Panel<'_> {
             .x_desc(x_desc)
             .y_desc("bytes")
             .x_labels(12)
-            .y_labels(6)
+            .y_labels(if track.rx.used.is_empty() && track.tx.used.is_empty() {
+                0
+            } else {
+                6
+            })
             .max_light_lines(2)
             .light_line_style(RGBColor(0xf2, 0xf2, 0xf2))
             .y_label_formatter(&|v| format!("{v:.0}"))
@@ -322,42 +444,36 @@ impl Panel<'_> {
                 .map_err(draw_err)?;
         }
 
+        let mut legend: Vec<(&'static str, Swatch)> = Vec::new();
         // Shading first, so the lines are drawn over it.
         let mut zero_label = true;
         for &(a, b) in &track.zero_windows {
             if let Some((a, b)) = self.visible(a, b) {
-                let series = chart
+                chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(a, 0.0), (b, y_top)],
                         colors::ZERO_WINDOW.mix(0.18).filled(),
                     )))
                     .map_err(draw_err)?;
                 if std::mem::take(&mut zero_label) {
-                    series.label("zero window advertised").legend(|(x, y)| {
-                        Rectangle::new(
-                            [(x, y - 5), (x + 14, y + 5)],
-                            colors::ZERO_WINDOW.mix(0.3).filled(),
-                        )
-                    });
+                    legend.push((
+                        "zero window advertised",
+                        Swatch::Area(colors::ZERO_WINDOW, 0.3),
+                    ));
                 }
             }
         }
         let mut block_label = true;
         for (a, b, _call) in &track.blocks {
             if let Some((a, b)) = self.visible(*a, *b) {
-                let series = chart
+                chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(a, 0.0), (b, y_top)],
                         colors::BLOCKED.mix(0.22).filled(),
                     )))
                     .map_err(draw_err)?;
                 if std::mem::take(&mut block_label) {
-                    series.label("call blocked").legend(|(x, y)| {
-                        Rectangle::new(
-                            [(x, y - 5), (x + 14, y + 5)],
-                            colors::BLOCKED.mix(0.35).filled(),
-                        )
-                    });
+                    legend.push(("call blocked", Swatch::Area(colors::BLOCKED, 0.35)));
                 }
             }
         }
@@ -379,18 +495,19 @@ impl Panel<'_> {
             let b = self.ms(end).min(self.to);
             vec![(a, capacity), (b.max(a), capacity)]
         };
-        let mut line = |steps: &Steps, color: RGBColor, width: u32, label: &str| {
+        let mut line = |legend: &mut Vec<(&'static str, Swatch)>,
+                        steps: &Steps,
+                        color: RGBColor,
+                        width: u32,
+                        label: &'static str| {
             let points = step_points(steps, self.origin, self.from, self.to, end);
             if points.is_empty() {
                 return Ok::<(), PlotError>(());
             }
             chart
                 .draw_series(LineSeries::new(points, color.stroke_width(width)))
-                .map_err(draw_err)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(3))
-                });
+                .map_err(draw_err)?;
+            legend.push((label, Swatch::Line(color, 3)));
             Ok(())
         };
         let rx_name = if track.kernel {
@@ -403,9 +520,16 @@ impl Panel<'_> {
         } else {
             "tx ring used"
         };
-        line(&track.rx.used, colors::RX, 2, rx_name)?;
-        line(&track.tx.used, colors::TX, 2, tx_name)?;
-        line(&track.window, colors::WINDOW, 1, "advertised window")?;
+        // The window first: the rings' lines stay visible where it runs along them.
+        line(
+            &mut legend,
+            &track.window,
+            colors::WINDOW,
+            1,
+            "advertised window",
+        )?;
+        line(&mut legend, &track.rx.used, colors::RX, 2, rx_name)?;
+        line(&mut legend, &track.tx.used, colors::TX, 2, tx_name)?;
         for (capacity, color, label) in [
             (track.rx.capacity, colors::RX_CAPACITY, "rx capacity"),
             (track.tx.capacity, colors::TX_CAPACITY, "tx capacity"),
@@ -419,11 +543,8 @@ impl Panel<'_> {
                         capacity_line(capacity),
                         color.stroke_width(1),
                     ))
-                    .map_err(draw_err)?
-                    .label(label)
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(1))
-                    });
+                    .map_err(draw_err)?;
+                legend.push((label, Swatch::Line(color, 1)));
             }
         }
         let marker_y = y_top * 0.96;
@@ -440,9 +561,8 @@ impl Panel<'_> {
                         .into_iter()
                         .map(|x| Cross::new((x, marker_y), 5, colors::DROP.stroke_width(2))),
                 )
-                .map_err(draw_err)?
-                .label("dropped")
-                .legend(|(x, y)| Cross::new((x + 7, y), 5, colors::DROP.stroke_width(2)));
+                .map_err(draw_err)?;
+            legend.push(("dropped", Swatch::Cross(colors::DROP)));
         }
         let truncations: Vec<f64> = track
             .truncations
@@ -455,9 +575,8 @@ impl Panel<'_> {
                 .draw_series(truncations.into_iter().map(|x| {
                     TriangleMarker::new((x, marker_y * 0.92), 6, colors::TRUNCATION.filled())
                 }))
-                .map_err(draw_err)?
-                .label("truncated")
-                .legend(|(x, y)| TriangleMarker::new((x + 7, y), 6, colors::TRUNCATION.filled()));
+                .map_err(draw_err)?;
+            legend.push(("truncated", Swatch::Triangle(colors::TRUNCATION)));
         }
         if track.kernel {
             for (steps, color, label) in [
@@ -472,11 +591,8 @@ impl Panel<'_> {
                 if !points.is_empty() {
                     chart
                         .draw_secondary_series(LineSeries::new(points, color.stroke_width(1)))
-                        .map_err(draw_err)?
-                        .label(label)
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
-                        });
+                        .map_err(draw_err)?;
+                    legend.push((label, Swatch::Line(color, 2)));
                 }
             }
             let retransmits: Vec<f64> = track
@@ -493,19 +609,47 @@ impl Panel<'_> {
                             .into_iter()
                             .map(|x| Cross::new((x, marker_y), 5, colors::DROP.stroke_width(2))),
                     )
-                    .map_err(draw_err)?
-                    .label("retransmission")
-                    .legend(|(x, y)| Cross::new((x + 7, y), 5, colors::DROP.stroke_width(2)));
+                    .map_err(draw_err)?;
+                legend.push(("retransmission", Swatch::Cross(colors::DROP)));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xbb, 0xbb, 0xbb))
-            .label_font(("sans-serif", 12))
-            .draw()
+        // The legend, right of the plotting area (drawn on the panel: plotters would clip
+        // it to the plotting area).
+        let (right, top) = {
+            let (px, py) = chart.backend_coord(&(self.to, y_top));
+            let (bx, by) = area.get_base_pixel();
+            (px - bx + 70, py - by)
+        };
+        for (i, (label, swatch)) in legend.iter().enumerate() {
+            let y = top + 8 + 16 * i as i32;
+            let x = right;
+            match *swatch {
+                Swatch::Line(color, width) => area
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 14, y)],
+                        color.stroke_width(width),
+                    ))
+                    .map_err(draw_err)?,
+                Swatch::Area(color, opacity) => area
+                    .draw(&Rectangle::new(
+                        [(x, y - 5), (x + 14, y + 5)],
+                        color.mix(opacity).filled(),
+                    ))
+                    .map_err(draw_err)?,
+                Swatch::Cross(color) => area
+                    .draw(&Cross::new((x + 7, y), 5, color.stroke_width(2)))
+                    .map_err(draw_err)?,
+                Swatch::Triangle(color) => area
+                    .draw(&TriangleMarker::new((x + 7, y), 6, color.filled()))
+                    .map_err(draw_err)?,
+            }
+            area.draw(&Text::new(
+                *label,
+                (x + 20, y - 6),
+                ("sans-serif", 12).into_font().color(&BLACK),
+            ))
             .map_err(draw_err)?;
+        }
 
         if self.label_marks {
             // Labels above the first panel's plotting area, alternating rows so that

@@ -12,6 +12,8 @@ use ringnet::sim::{Faults, PeerWaiter, Wire};
 use ringnet::socket::{OptionName, SocketOption};
 use ringnet::{Duration, Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack};
 
+use super::demo_wire;
+
 use ringnet::digest::DigestHex;
 use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::transfer::{self, RamStore, TransferServer};
@@ -19,9 +21,27 @@ use ringnet_testkit::{ep, pair, tcp_socket, udp_socket, World, A, B};
 
 use crate::trace::{FinishOnDrop, TraceClock, TraceFile};
 
+/// A wire's virtual clock, whatever its number of ports.
+trait VirtualClock {
+    fn now(&self) -> Instant;
+}
+
+impl<const PORTS: usize> VirtualClock for Wire<'static, PORTS> {
+    fn now(&self) -> Instant {
+        Wire::now(self)
+    }
+}
+
 thread_local! {
+    /// Each scenario's start, for `--plot`: (virtual µs, label).
+    static MARKS: std::cell::RefCell<Vec<(f64, String)>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The wire whose virtual clock stamps the log lines.
-    static CLOCK: Cell<Option<&'static Wire<'static, 2>>> = const { Cell::new(None) };
+    static CLOCK: Cell<Option<&'static dyn VirtualClock>> = const { Cell::new(None) };
+}
+
+/// Stamps the log lines with `wire`'s virtual time from now on.
+pub(super) fn set_clock<const PORTS: usize>(wire: &'static Wire<'static, PORTS>) {
+    CLOCK.with(|c| c.set(Some(wire)));
 }
 
 /// A failed expectation: the demo checks what it shows.
@@ -36,7 +56,7 @@ impl std::fmt::Display for DemoError {
 
 impl std::error::Error for DemoError {}
 
-fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
+pub(super) fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
     if ok {
         Ok(())
     } else {
@@ -44,7 +64,7 @@ fn check(ok: bool, what: impl Into<String>) -> Result<(), DemoError> {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> DemoError {
+pub(super) fn err(e: impl std::fmt::Display) -> DemoError {
     DemoError(e.to_string())
 }
 
@@ -65,31 +85,76 @@ fn init_logging() {
     let _ = builder.try_init();
 }
 
-fn heading(number: u32, title: &str, kernel: &str) {
+pub(super) fn heading(number: u32, title: &str, kernel: &str) {
     println!("\n=== {number}. {title}");
     println!("    ({kernel})");
+    if let Some(now) = CLOCK.with(|c| c.get().map(|w| w.now())) {
+        MARKS.with(|m| {
+            m.borrow_mut()
+                .push((now.total_micros() as f64, format!("{number}. {title}")))
+        });
+    }
+}
+
+/// Draws the demo's trace into `svg`, with a mark at each scenario's start.
+fn draw(trace: &Path, svg: &Path) -> Result<(), DemoError> {
+    let mut timeline = crate::plot::Timeline::default();
+    timeline.read(trace).map_err(err)?;
+    let marks = MARKS.with(|m| m.take());
+    let end = timeline.span().map_or(0.0, |(_, b)| b);
+    // A scenario lasts until the next one starts.
+    let stretches: Vec<crate::plot::Stretch> = marks
+        .iter()
+        .enumerate()
+        .map(|(i, (start, title))| crate::plot::Stretch {
+            title: title.clone(),
+            from_ms: start / 1000.0,
+            to_ms: marks.get(i + 1).map_or(end, |next| next.0) / 1000.0,
+        })
+        .collect();
+    let options = crate::plot::PlotOptions {
+        title: Some(
+            "ringnet demo: each scenario's sockets on the simulated wire (A and B; the broadcast burst's H1..H4)"
+                .into(),
+        ),
+        panel_height: 190,
+        ..Default::default()
+    };
+    let drawn = crate::plot::render_sections(&timeline, &stretches, &options).map_err(err)?;
+    std::fs::write(svg, drawn).map_err(|e| DemoError(format!("--plot {}: {e}", svg.display())))?;
+    println!("plot: {} scenarios in {}", stretches.len(), svg.display());
+    Ok(())
 }
 
 /// Runs every scenario; fails if any behaves other than the kernel would. With `trace`,
 /// every event of both stacks also goes to that file ([`crate::trace`]), on the wire's
-/// virtual clock.
-pub fn run(trace: Option<&Path>) -> Result<(), DemoError> {
+/// virtual clock. With `plot`, the run is drawn into that SVG ([`crate::plot`]), each
+/// scenario's start marked and labelled.
+pub fn run(trace: Option<&Path>, plot: Option<&Path>) -> Result<(), DemoError> {
     init_logging();
     println!("ringnet demo: stack A (10.0.0.1) and stack B (10.0.0.2) on a simulated wire.");
     println!("Rings are tiny on purpose so that they run full and empty where you can see it.");
     let mut w = pair(Faults::NONE, 2026);
-    CLOCK.with(|c| c.set(Some(w.wire)));
-    let _trace = match trace {
+    set_clock(w.wire);
+    // `--plot` without `--trace` traces to a file of its own, removed once drawn.
+    let scratch = std::env::temp_dir().join(format!("ringnet-demo-{}.json", std::process::id()));
+    let trace_path = match (trace, plot) {
+        (Some(path), _) => Some(path),
+        (None, Some(_)) => Some(scratch.as_path()),
+        (None, None) => None,
+    };
+    let sink = match trace_path {
         Some(path) => {
             let file = TraceFile::create(path, TraceClock::Simulated)
                 .map_err(|e| DemoError(format!("--trace {}: {e}", path.display())))?;
             for stack in &mut w.stacks {
                 stack.set_event_sink(Some(file));
             }
-            FinishOnDrop(Some(file))
+            Some(file)
         }
-        None => FinishOnDrop(None),
+        None => None,
     };
+    let finish = FinishOnDrop(sink);
 
     heading(0, "connect", "socket(), listen(), connect(), accept()");
     let (client, server, _listener) = w.connect(7, (512, 512), (256, 256));
@@ -103,13 +168,28 @@ pub fn run(trace: Option<&Path>) -> Result<(), DemoError> {
     broadcast(&mut w)?;
     options(&mut w)?;
     file_transfer(&mut w)?;
+    demo_wire::sticky_remedies(&mut w)?;
+    let burst = demo_wire::broadcast_burst(w.wire.now(), sink)?;
 
     println!("\n=== stats");
     for stack in &w.stacks {
         println!("{}", stack.stats_table());
     }
+    println!("the broadcast burst's wire:");
+    for stack in &burst.stacks {
+        println!("{}", stack.stats_table());
+    }
     println!("demo finished: every behaviour matched the kernel's.");
     CLOCK.with(|c| c.set(None));
+    // The trace is complete once finished; only then can it be drawn.
+    drop(finish);
+    if let (Some(svg), Some(path)) = (plot, trace_path) {
+        let drawn = draw(path, svg);
+        if trace.is_none() {
+            let _ = std::fs::remove_file(path);
+        }
+        drawn?;
+    }
     Ok(())
 }
 
