@@ -138,6 +138,11 @@ PY
 )
 # File out's socket: the backlogs come first in the table, the listeners after them.
 check "the stats query answers with the table" grep -q "tcp#1 .* 7001" <<<"$stats"
+top=$(host_sim top 127.0.0.1:$((udp_base + 1)) --count 2 --interval 200 2>&1 || true)
+check "top shows the firmware's sockets from its forwarded stats port" \
+  test "$(grep -c "^tcp#1 .* 7001 " <<<"$top")" = 2
+top=$(host_sim top 127.0.0.1:$((base + 80)) --http --count 1 2>&1 || true)
+check "top --http shows them from GET /stats" grep -q "^tcp#1 .* 7001 " <<<"$top"
 # The NIC's own ring, logged and counted like the sockets': the bulk transfers above never
 # ran it out (their windows are smaller than it), a flood of datagrams does, and frames
 # flow again after it.
@@ -169,6 +174,17 @@ put=$(host_sim peer put "$work/up.bin" 127.0.0.1 --port "$(tcp 7003)" --name up.
 check "a 1 MiB put over 7003 is verified by the device" \
   grep -q "^put up.bin: 1048576 bytes .* sha256 $(sha256sum <"$work/up.bin" | cut -d' ' -f1) verified by the peer" <<<"$put"
 check "the UART log records the stored digest" grep -q "transfer tcp#[0-9]*: stored 1048576 bytes, digest verified" "$log"
+# The UART log as a trace: file out's tx ring ran full under the 16 MiB pattern.
+host_sim trace-from-uart "$log" -o "$work/uart.json" >/dev/null 2>&1 || true
+check "trace-from-uart finds file out's tx ring full in the UART log" python3 - "$work/uart.json" <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+full = [e for e in events if e.get("cat") == "ring" and e["name"] == "tcp#1 tx"
+        and e["args"]["used"] == e["args"]["capacity"] > 0]
+sys.exit(0 if full else 1)
+PY
+check "and plot draws the firmware's sockets from it" \
+  bash -c "cargo run --quiet -p host-sim -- plot '$work/uart.json' -o '$work/uart.svg' --socket tcp#1 >/dev/null && grep -q ' tcp#1: rx ring' '$work/uart.svg'"
 got=$(host_sim peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
 check "a get from the digest-only store is refused with a reason" grep -q "this store keeps digests only" <<<"$got"
 http=http://127.0.0.1:$((base + 80))

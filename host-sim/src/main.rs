@@ -51,6 +51,15 @@ struct TapArgs {
     /// saying how many were left out; the stats table counts them all); 0 logs every one.
     #[arg(long, default_value_t = host_sim::tap::DEFAULT_LOG_BURST)]
     log_limit: u16,
+    /// Open the tap with the virtio-net header and let the kernel checksum and cut TCP
+    /// segments of up to 64 KiB both ways (IFF_VNET_HDR, TUNSETOFFLOAD TUN_F_CSUM |
+    /// TUN_F_TSO4), as a virtual machine's NIC does; without offload where the kernel
+    /// refuses.
+    #[arg(long)]
+    offload: bool,
+    /// Set the tap's MTU (its IP MTU, as `ip link set tap0 mtu N`) before attaching.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(68..))]
+    mtu: Option<u16>,
     /// Write every event of the stack (ring levels, windows, blocks, drops, state
     /// changes) to FILE as Perfetto / Chrome trace JSON; open it in ui.perfetto.dev
     /// (docs/trace.md). The log limit does not apply to it.
@@ -356,6 +365,8 @@ fn tap_config(tap: &TapArgs) -> TapConfig {
         gateway: tap.gateway,
         pcap: tap.pcap.clone(),
         log_burst: tap.log_limit,
+        offload: tap.offload,
+        mtu: tap.mtu,
         trace: tap.trace.clone(),
     }
 }
