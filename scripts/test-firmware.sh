@@ -28,6 +28,7 @@ skip() {
 }
 command -v qemu-system-arm >/dev/null || skip "qemu-system-arm is not installed (apt-get install qemu-system-arm)"
 command -v nc >/dev/null || skip "nc is not installed (apt-get install netcat-openbsd)"
+command -v defmt-print >/dev/null || skip "defmt-print is not installed (cargo install defmt-print --locked)"
 
 # Ports of this run's forwarding (another QEMU on the machine keeps its own).
 base=$((20000 + ($$ % 400) * 100))
@@ -94,6 +95,8 @@ stop() {
   kill "$qemu_pid" 2>/dev/null || true
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
+  # defmt-print decodes what QEMU wrote last after QEMU has ended.
+  sleep 0.5
 }
 
 pattern_sha() {
@@ -224,8 +227,9 @@ stop
 high_water=$(grep -o 'stack high water [0-9]*/[0-9]*' "$log" | tail -n 1 || true)
 check "the stack kept its headroom through every service (${high_water:-no high water logged})" \
   bash -c "grep -q 'memory: stack high water' '$log' && ! grep -qE 'left before the statics|PANIC|HARD FAULT' '$log'"
-# Golden excerpts: the boot banner, and a full-then-room sequence of the file-out ring.
-strip() { sed -E 's/^\[ *[0-9]+\.[0-9]{3}\] //'; }
+# Golden excerpts, read from defmt-print's decoded lines: the boot banner, and a
+# full-then-room sequence of the file-out ring.
+strip() { sed -E 's/^[0-9]+\.[0-9]{6} //'; }
 check "boot banner matches $expected" \
   diff <(strip <"$log" | grep -E '^INFO  (ringnet firmware|memory: [0-9]+ sockets|memory: (transfer|http|udp|rings)|log: |mcu: up|ready)' | head -n 9) "$expected"
 check "a full-then-room sequence matches $tx_full" \
@@ -261,6 +265,23 @@ PY
 else
   [ -n "${CI:-}" ] && { echo "FAIL: the tap boot needs root and ip netns" >&2; exit 1; }
   echo "SKIPPED: the tap boot needs root and ip netns"
+fi
+
+if [ "$board" = lm3s6965evb ]; then
+  echo "== the text log (feature text-log, for a serial console without defmt-print)"
+  (cd firmware && cargo build --quiet --release --no-default-features --features http,transfer,text-log --target-dir target/text-log)
+  text_image=firmware/target/text-log/thumbv7m-none-eabi/release/ringnet-firmware
+  log=$work/uart-text.log
+  env timeout 60 bash scripts/qemu-firmware.sh "$text_image" >"$log" 2>&1 &
+  qemu_pid=$!
+  for _ in $(seq 100); do
+    grep -q "ready:" "$log" && break
+    sleep 0.1
+  done
+  check "the text-log image boots and prints its banner as text" \
+    grep -qE '^\[ *[0-9]+\.[0-9]{3}\] INFO  ringnet firmware .* log level debug$' "$log"
+  check "and its services come up" test "$(printf 'text log\n' | nc -N -w 5 127.0.0.1 $((base + 7)))" = "text log"
+  stop
 fi
 
 echo "firmware on $board: $passed passed, $failed failed"
