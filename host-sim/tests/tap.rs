@@ -455,7 +455,8 @@ c.sendall(f'{n} {h.hexdigest()}\n'.encode()); c.close()
 "#;
     fs::write(ns.dir.join("server.py"), server).unwrap();
     let command = format!(
-        "python3 server.py & sleep 0.5; {HOST_SIM} send upload.bin --to 192.168.69.100:5555 --tap tap0 --ip {DEVICE}/24 --timeout 20; wait"
+        // Until the listener is up (on a busy machine Python takes more than half a second).
+        "python3 server.py & for _ in $(seq 100); do ss -ltn | grep -q ':5555 ' && break; sleep 0.1; done; {HOST_SIM} send upload.bin --to 192.168.69.100:5555 --tap tap0 --ip {DEVICE}/24 --timeout 20; wait"
     );
     let out = ns.ok(&command, 60);
     assert!(
