@@ -2,15 +2,31 @@
 # Firmware figures (a benchmark, not a test): flash and static RAM from `size`, checked
 # against the targets (flash <= 64 KiB, static RAM <= 60 KiB) and recorded in
 # firmware/footprint.txt; throughput under QEMU with user-mode networking, guest -> host
-# and host -> guest, median of RUNS over BYTES; QEMU's CPU while the firmware idles.
+# and host -> guest, for both boards (lm3s6965evb with the Stellaris Ethernet, emcraft-sf2
+# with the MSS Ethernet MAC), each next to its NIC's own limit (the firmware's nic-limit
+# mode, no stack above the driver: raw UDP datagrams out, a bare TCP sink in), all four
+# images booted at once and measured in turns, RUNS rounds over BYTES, every figure timed
+# by the host; QEMU's CPU while the firmware idles.
+# Prints every run's figures, the medians, ringnet as a ratio of its NIC's limit and the
+# SmartFusion2 as a ratio of the Stellaris board. Absolute MB/s differ 2-3x between
+# machines and with their load; the ratios, measured side by side, carry.
 # Exits non-zero when a footprint target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
 bytes=${BYTES:-16777216}
-(cd firmware && cargo build --quiet --release)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+
+# Each image in its own target directory, so that all four stay cached.
+build() { (cd firmware && cargo build --quiet --release --target-dir "$1" "${@:2}"); }
+build target
+build target/nic --features nic-limit
+build target/sf2 --features sf2
+build target/sf2-nic --features sf2,nic-limit
 cargo build --quiet --release -p host-sim
-image=firmware/target/thumbv7m-none-eabi/release/ringnet-firmware
+image() { echo "firmware/$1/thumbv7m-none-eabi/release/ringnet-firmware"; }
+image=$(image target)
 
 read -r text rodata data bss vectors < <(size -A "$image" | awk '
   $1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".data" {d=$2} $1 == ".bss" {b=$2} $1 == ".vector_table" {v=$2}
@@ -26,20 +42,54 @@ cat firmware/footprint.txt
 verdict=0
 [ "$flash" -le $((64 * 1024)) ] && echo "flash target (<= 65536): met" || { echo "flash target (<= 65536): NOT met"; verdict=1; }
 [ "$ram" -le $((60 * 1024)) ] && echo "static RAM target (<= 61440): met" || { echo "static RAM target (<= 61440): NOT met"; verdict=1; }
+echo "emcraft-sf2 image: $(size -A "$(image target/sf2)" | awk '$1 == ".ddr" {print $2 " B of rings in DDR"}')"
 
-timeout 900 bash scripts/qemu-firmware.sh "$image" >/dev/null 2>&1 &
-qemu=$!
-trap 'kill $qemu 2>/dev/null || true' EXIT
-sleep 2
+# The four images, each with its own forwarded ports (TCP base+N-7000, UDP base+50).
+boot() { # boot NAME TARGET_DIR PORT_BASE
+  PORT_BASE=$3 UDP_PORT_BASE=$(($3 + 50)) timeout 1800 bash scripts/qemu-firmware.sh "$(image "$2")" >/dev/null 2>&1 &
+  pids+=($!)
+}
+base=$((30000 + ($$ % 50) * 200))
+boot lm3s target $base
+boot lm3s-nic target/nic $((base + 100))
+boot sf2 target/sf2 $((base + 1000))
+boot sf2-nic target/sf2-nic $((base + 1100))
+sleep 3
+
+mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
+raw_out() { timeout 60 python3 scripts/nic-limit.py tx "$1" "$bytes" | sed -n 's/.*: \([0-9.]*\) MB\/s.*/\1/p'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-out=(); in=()
-for _ in $(seq "$runs"); do
-  out+=("$(target/release/host-sim peer get 127.0.0.1:17001 --request "$bytes" -o /dev/null -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  in+=("$(target/release/host-sim peer blast 127.0.0.1:17002 --bytes "$bytes" -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
+declare -A figures
+add() { figures[$1]="${figures[$1]:-} $2"; }
+for run in $(seq "$runs"); do
+  for board in lm3s sf2; do
+    [ "$board" = lm3s ] && at=$base || at=$((base + 1000))
+    # Guest -> host: the NIC-limit image's raw datagrams, then file out (7001).
+    limit_out=$(raw_out $((at + 150)))
+    out=$(target/release/host-sim peer get 127.0.0.1:$((at + 1)) --request "$bytes" -o /dev/null -q --no-digest | mbs)
+    # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
+    limit_in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 102)) --bytes "$bytes" -q | mbs)
+    in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 2)) --bytes "$bytes" -q | mbs)
+    add "$board-limit-out" "$limit_out"
+    add "$board-out" "$out"
+    add "$board-limit-in" "$limit_in"
+    add "$board-in" "$in"
+    echo "run $run $board: guest -> host ringnet $out MB/s, NIC limit $limit_out; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in"
+  done
 done
-echo "guest -> host: $(printf '%s\n' "${out[@]}" | median) MB/s (median of $runs x $bytes bytes; target >= 40)"
-echo "host -> guest: $(printf '%s\n' "${in[@]}" | median) MB/s into file in, which hashes every byte (median of $runs x $bytes bytes; target >= 60)"
-qemu_pid=$(pgrep -f "qemu-system-arm.*$image" | head -n 1)
+med() { printf '%s\n' ${figures[$1]} | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+echo "medians of $runs x $bytes bytes (MB/s):"
+for board in lm3s sf2; do
+  [ "$board" = lm3s ] && name="lm3s6965evb (Stellaris)" || name="emcraft-sf2 (MSS MAC)  "
+  echo "  $name guest -> host: ringnet $(med $board-out), NIC limit $(med $board-limit-out), ratio $(ratio "$(med $board-out)" "$(med $board-limit-out)")" \
+    "| host -> guest: ringnet $(med $board-in), NIC limit $(med $board-limit-in), ratio $(ratio "$(med $board-in)" "$(med $board-limit-in)")"
+done
+echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(ratio "$(med sf2-out)" "$(med lm3s-out)"), host -> guest $(ratio "$(med sf2-in)" "$(med lm3s-in)") (goal >= 3 both ways);" \
+  "NIC limits: $(ratio "$(med sf2-limit-out)" "$(med lm3s-limit-out)"), $(ratio "$(med sf2-limit-in)" "$(med lm3s-limit-in)")"
+
+# The Stellaris board's ringnet image: timeout's child, which the runner exec'd into QEMU.
+qemu_pid=$(pgrep -P "${pids[0]}" | head -n 1)
 ticks() { awk '{print $14 + $15}' "/proc/$qemu_pid/stat"; }
 hz=$(getconf CLK_TCK)
 before=$(ticks); sleep 10; after=$(ticks)

@@ -10,8 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v chromium >/dev/null || { echo "needs Debian's chromium (apt-get install chromium)" >&2; exit 1; }
-cargo build --release -p host-sim
-bin=$PWD/target/release/host-sim
+if [ -z "${HOST_SIM:-}" ]; then
+  cargo build --release -p host-sim
+fi
+bin=${HOST_SIM:-$PWD/target/release/host-sim}
 out=$PWD/docs/figures
 work=$(mktemp -d)
 mkdir -p "$out"
@@ -30,7 +32,9 @@ shot "$out/demo.svg" "$out/demo.png" 1400 "$(svg_height "$out/demo.svg")"
   --from 95 --to 300 --title "demo scenario 2: send() blocks on a full tx ring while a slow reader drains"
 shot "$out/slow-reader.svg" "$out/slow-reader.png" 1400 "$(svg_height "$out/slow-reader.svg")"
 
-# Both ends of one connection over a tap: Linux's peer get reads a pattern from file out.
+# Both ends of one connection over a tap: Linux's peer blast sends 3 MB into file in
+# (TCP 7002), whose 8 KiB rx ring runs full and advertises zero windows while the
+# kernel's send queue holds what the device has not acknowledged.
 ns=rnfig$$
 cleanup() { [ -n "${serve:-}" ] && kill "$serve" 2>/dev/null; ip netns del "$ns" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -40,30 +44,27 @@ ip -n "$ns" tuntap add dev tap0 mode tap
 ip -n "$ns" link set tap0 up
 ip -n "$ns" addr add 192.168.69.100/24 dev tap0
 RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --ip 192.168.69.1/24 --duration 30 \
-  --rx-buf 16384 --tx-buf 16384 --trace "$work/device.json" >/dev/null 2>&1 &
+  --rx-buf 8192 --tx-buf 8192 --trace "$work/device.json" >/dev/null 2>&1 &
 serve=$!
 for _ in $(seq 50); do ip netns exec "$ns" nc -z -w 1 192.168.69.1 7 && break; sleep 0.2; done
-# A slow Linux reader: its receive queue fills, the device's tx ring fills behind it.
-ip netns exec "$ns" python3 - "$bin" "$work/linux.json" <<'PY'
-import subprocess, sys
-# peer get reads as fast as it can; a second, throttled client shows the queues filling.
-subprocess.run([sys.argv[1], "peer", "get", "192.168.69.1:7001", "--request", "4000000",
-                "-o", "/dev/null", "--quiet", "--no-digest", "--trace", sys.argv[2]], check=True)
-PY
+ip netns exec "$ns" "$bin" peer blast 192.168.69.1:7002 --bytes 3000000 --quiet --trace "$work/linux.json"
 kill -TERM "$serve"; wait "$serve" || true; serve=
-"$bin" plot "$work/device.json" "$work/linux.json" -o "$out/both-ends.svg" \
-  --socket "linux get" --socket "$(python3 - "$work/device.json" <<'PY'
+# The device's socket of that connection: the one with the most rx ring events.
+device_socket=$(python3 - "$work/device.json" <<'PY'
 import json, sys
-# The device's socket that sent the most: file out's connection.
 t = json.load(open(sys.argv[1]))
-names = {(e["pid"], e.get("tid", 0)): e["args"]["name"] for e in t["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"}
-procs = {e["pid"]: e["args"]["name"] for e in t["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
+ev = t["traceEvents"]
+names = {(e["pid"], e.get("tid", 0)): e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+procs = {e["pid"]: e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "process_name"}
 count = {}
-for e in t["traceEvents"]:
-    if e.get("cat") == "ring" and e["name"].endswith(" tx"):
+for e in ev:
+    if e.get("cat") == "ring" and e["name"].endswith(" rx"):
         count[(e["pid"], e["tid"])] = count.get((e["pid"], e["tid"]), 0) + 1
 best = max(count, key=count.get)
 print(procs[best[0]] + " " + names[best])
 PY
-)" --title "one TCP connection, both ends: ringnet's rings (file out, 16 KiB) above, the Linux kernel's queues (peer get) below"
+)
+"$bin" plot "$work/device.json" "$work/linux.json" -o "$out/both-ends.svg" \
+  --socket "$device_socket" --socket "linux blast" \
+  --title "one TCP connection, both ends: ringnet's file in (8 KiB rx ring) above, the Linux sender's kernel socket below"
 shot "$out/both-ends.svg" "$out/both-ends.png" 1400 "$(svg_height "$out/both-ends.svg")"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the firmware, boots it under QEMU (lm3s6965evb, Stellaris Ethernet) and checks it
-# from Linux: user-mode networking with hostfwd on 127.0.0.1, then a tap inside a network
-# namespace this script creates and deletes. Every QEMU run is bounded and killed by PID.
+# Builds the firmware for a board, boots it under QEMU and checks it from Linux: user-mode
+# networking with hostfwd on 127.0.0.1, then a tap inside a network namespace this script
+# creates and deletes. Every QEMU run is bounded and killed by PID.
+#   scripts/test-firmware.sh                    # lm3s6965evb, Stellaris Ethernet
+#   BOARD=emcraft-sf2 scripts/test-firmware.sh  # SmartFusion2, MSS Ethernet MAC (feature sf2)
 # Fails when QEMU cannot run and CI is set; without CI it says why and exits 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,7 @@ skip() {
 }
 command -v qemu-system-arm >/dev/null || skip "qemu-system-arm is not installed (apt-get install qemu-system-arm)"
 command -v nc >/dev/null || skip "nc is not installed (apt-get install netcat-openbsd)"
+command -v defmt-print >/dev/null || skip "defmt-print is not installed (cargo install defmt-print --locked)"
 
 # Ports of this run's forwarding (another QEMU on the machine keeps its own).
 base=$((20000 + ($$ % 400) * 100))
@@ -46,8 +49,29 @@ check() {
   fi
 }
 
-(cd firmware && cargo build --quiet --release)
-image=firmware/target/thumbv7m-none-eabi/release/ringnet-firmware
+board=${BOARD:-lm3s6965evb}
+case "$board" in
+  lm3s6965evb)
+    build=() target=target expected=firmware/expected/boot.txt tx_full=firmware/expected/tx-full.txt
+    # The driver's counters, logged with each stats query: at rest, and after a flood.
+    nic_quiet='enet: rx [0-9]+ frames, tx [0-9]+; RX FIFO full 0 times .*, 0 dropped; TX busy 0 times, 0 errors'
+    nic_flooded='enet: rx [0-9]+ frames, tx [0-9]+; RX FIFO full [1-9][0-9]* times'
+    nic_warning='WARN  enet: RX FIFO FULL \(31/31 frames\)'
+    ;;
+  # Its own target directory, so that each board's build stays cached beside the other's.
+  emcraft-sf2)
+    build=(--features sf2) target=target/sf2 expected=firmware/expected/boot-sf2.txt tx_full=firmware/expected/tx-full-sf2.txt
+    nic_quiet='emac: rx [0-9]+ frames, tx [0-9]+; RX ring full 0 times .*, DMA stopped 0 times, 0 dropped; TX ring full 0 times'
+    # QEMU sends a frame the moment DMA is enabled: the TX ring never fills there.
+    nic_flooded='emac: rx [0-9]+ frames, tx [0-9]+; RX ring full [1-9][0-9]* times .*, DMA stopped [1-9][0-9]* times, 0 dropped; TX ring full 0 times'
+    nic_warning='WARN  emac: RX descriptors exhausted \([0-9]+/64 hold frames\): DMA stopped'
+    ;;
+  *) echo "BOARD must be lm3s6965evb or emcraft-sf2" >&2; exit 2 ;;
+esac
+export BOARD=$board
+echo "== board $board"
+(cd firmware && cargo build --quiet --release "${build[@]}" --target-dir "$target")
+image=firmware/$target/thumbv7m-none-eabi/release/ringnet-firmware
 # The Linux side of the transfer protocol (the test command has built it already).
 cargo build --quiet -p host-sim
 host_sim() { cargo run --quiet -p host-sim -- "$@"; }
@@ -71,6 +95,8 @@ stop() {
   kill "$qemu_pid" 2>/dev/null || true
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
+  # defmt-print decodes what QEMU wrote last after QEMU has ended.
+  sleep 0.5
 }
 
 pattern_sha() {
@@ -112,12 +138,53 @@ PY
 )
 # File out's socket: the backlogs come first in the table, the listeners after them.
 check "the stats query answers with the table" grep -q "tcp#1 .* 7001" <<<"$stats"
+top=$(host_sim top 127.0.0.1:$((udp_base + 1)) --count 2 --interval 200 2>&1 || true)
+check "top shows the firmware's sockets from its forwarded stats port" \
+  test "$(grep -c "^tcp#1 .* 7001 " <<<"$top")" = 2
+top=$(host_sim top 127.0.0.1:$((base + 80)) --http --count 1 2>&1 || true)
+check "top --http shows them from GET /stats" grep -q "^tcp#1 .* 7001 " <<<"$top"
+# The NIC's own ring, logged and counted like the sockets': the bulk transfers above never
+# ran it out (their windows are smaller than it), a flood of datagrams does, and frames
+# flow again after it.
+sleep 0.5
+check "nothing above ran the NIC's receive ring out (its counters are zero)" \
+  grep -qE "$nic_quiet" <(grep -E 'INFO  (enet|emac): rx' "$log" | tail -n 1)
+python3 - <<'PY'
+import os, socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3000):
+    u.sendto(b"f" * 1400, ("127.0.0.1", int(os.environ["UDP_PORT_BASE"])))
+PY
+sleep 1
+stats=$(python3 - <<'PY'
+import os, socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.settimeout(5)
+u.sendto(b"?", ("127.0.0.1", int(os.environ["UDP_PORT_BASE"]) + 1))
+print(u.recvfrom(4096)[0].decode())
+PY
+) || stats=""
+check "after a flood of 3000 datagrams the stats query is still answered" grep -q "tcp#1 .* 7001" <<<"$stats"
+sleep 0.5
+check "the flood ran the NIC's receive ring out, and the UART says so" grep -qE "$nic_warning" "$log"
+check "and the driver counted it" grep -qE "$nic_flooded" <(grep -E 'INFO  (enet|emac): rx' "$log" | tail -n 1)
 echo "-- verified transfer on 127.0.0.1:$(tcp 7003)"
 head -c 1048576 /dev/urandom >"$work/up.bin"
 put=$(host_sim peer put "$work/up.bin" 127.0.0.1 --port "$(tcp 7003)" --name up.bin -q --timeout 30 2>&1 || true)
 check "a 1 MiB put over 7003 is verified by the device" \
   grep -q "^put up.bin: 1048576 bytes .* sha256 $(sha256sum <"$work/up.bin" | cut -d' ' -f1) verified by the peer" <<<"$put"
 check "the UART log records the stored digest" grep -q "transfer tcp#[0-9]*: stored 1048576 bytes, digest verified" "$log"
+# The UART log as a trace: file out's tx ring ran full under the 16 MiB pattern.
+host_sim trace-from-uart "$log" -o "$work/uart.json" >/dev/null 2>&1 || true
+check "trace-from-uart finds file out's tx ring full in the UART log" python3 - "$work/uart.json" <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+full = [e for e in events if e.get("cat") == "ring" and e["name"] == "tcp#1 tx"
+        and e["args"]["used"] == e["args"]["capacity"] > 0]
+sys.exit(0 if full else 1)
+PY
+check "and plot draws the firmware's sockets from it" \
+  bash -c "cargo run --quiet -p host-sim -- plot '$work/uart.json' -o '$work/uart.svg' --socket tcp#1 >/dev/null && grep -q ' tcp#1: rx ring' '$work/uart.svg'"
 got=$(host_sim peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
 check "a get from the digest-only store is refused with a reason" grep -q "this store keeps digests only" <<<"$got"
 v1=$(TRANSFER_PORT=$(tcp 7003) python3 - <<'PY'
@@ -177,12 +244,13 @@ stop
 high_water=$(grep -o 'stack high water [0-9]*/[0-9]*' "$log" | tail -n 1 || true)
 check "the stack kept its headroom through every service (${high_water:-no high water logged})" \
   bash -c "grep -q 'memory: stack high water' '$log' && ! grep -qE 'left before the statics|PANIC|HARD FAULT' '$log'"
-# Golden excerpts: the boot banner, and a full-then-room sequence of the file-out ring.
-strip() { sed -E 's/^\[ *[0-9]+\.[0-9]{3}\] //'; }
-check "boot banner matches firmware/expected/boot.txt" \
-  diff <(strip <"$log" | grep -E '^INFO  (ringnet firmware|memory: [0-9]+ sockets|memory: (transfer|http|udp|rings)|log: |mcu: up|ready)' | head -n 9) firmware/expected/boot.txt
-check "a full-then-room sequence matches firmware/expected/tx-full.txt" \
-  diff <(strip <"$log" | grep -E 'tcp#1 tx ring' | grep -m 1 -A 1 'FULL' | sed -E 's/ring [0-9]+\//ring N\//') firmware/expected/tx-full.txt
+# Golden excerpts, read from defmt-print's decoded lines: the boot banner, and a
+# full-then-room sequence of the file-out ring.
+strip() { sed -E 's/^[0-9]+\.[0-9]{6} //'; }
+check "boot banner matches $expected" \
+  diff <(strip <"$log" | grep -E '^INFO  (ringnet firmware|memory: [0-9]+ sockets|memory: (transfer|http|udp|rings)|log: |mcu: up|ready)' | head -n 9) "$expected"
+check "a full-then-room sequence matches $tx_full" \
+  diff <(strip <"$log" | grep -E 'tcp#1 tx ring' | grep -m 1 -A 1 'FULL' | sed -E 's/ring [0-9]+\//ring N\//') "$tx_full"
 if command -v tshark >/dev/null; then
   beacons=$(tshark -r "$work/net.pcap" -Y 'udp.dstport == 9999' 2>/dev/null | wc -l)
   check "the beacon appears in the filter-dump capture ($beacons frames)" test "$beacons" -ge 2
@@ -216,5 +284,22 @@ else
   echo "SKIPPED: the tap boot needs root and ip netns"
 fi
 
-echo "firmware: $passed passed, $failed failed"
+if [ "$board" = lm3s6965evb ]; then
+  echo "== the text log (feature text-log, for a serial console without defmt-print)"
+  (cd firmware && cargo build --quiet --release --no-default-features --features http,transfer,text-log --target-dir target/text-log)
+  text_image=firmware/target/text-log/thumbv7m-none-eabi/release/ringnet-firmware
+  log=$work/uart-text.log
+  env timeout 60 bash scripts/qemu-firmware.sh "$text_image" >"$log" 2>&1 &
+  qemu_pid=$!
+  for _ in $(seq 100); do
+    grep -q "ready:" "$log" && break
+    sleep 0.1
+  done
+  check "the text-log image boots and prints its banner as text" \
+    grep -qE '^\[ *[0-9]+\.[0-9]{3}\] INFO  ringnet firmware .* log level debug$' "$log"
+  check "and its services come up" test "$(printf 'text log\n' | nc -N -w 5 127.0.0.1 $((base + 7)))" = "text log"
+  stop
+fi
+
+echo "firmware on $board: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

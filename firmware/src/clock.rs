@@ -8,8 +8,8 @@ use cortex_m::peripheral::SYST;
 use cortex_m_rt::exception;
 use ringnet::Instant;
 
-/// SysTick's clock under QEMU's lm3s6965evb.
-const CLOCK_HZ: u32 = 12_000_000;
+/// SysTick's clock: the board's core clock.
+const CLOCK_HZ: u32 = crate::board::CLOCK_HZ;
 /// Ticks per second.
 const TICKS_PER_SECOND: u32 = 100;
 const RELOAD: u32 = CLOCK_HZ / TICKS_PER_SECOND - 1;

@@ -10,6 +10,10 @@
 //! the pace: file out at 4/6/8 KiB of tx ring moved about 25/32/33 MB/s, file in at
 //! 4/8/11/16 KiB of rx ring about 34/42/44/51 MB/s. So the two bulk rings get what the
 //! other services and the stack leave.
+//!
+//! On the SmartFusion2 (feature `sf2`) every ring lives in its 64 MiB of DDR, so the two
+//! bulk rings are as large as a window without scaling goes (64 KiB), and HTTP's tx rings
+//! grow too; the eSRAM keeps the socket table, the servers and the stack.
 
 use ringnet::services::ServicePlan;
 
@@ -22,20 +26,24 @@ pub const ECHO_TX: usize = 1024;
 /// flight before an acknowledgement must come back.
 pub const FILE_OUT_BACKLOG: usize = 1;
 pub const FILE_OUT_RX: usize = 256;
-#[cfg(not(feature = "http"))]
+#[cfg(feature = "sf2")]
+pub const FILE_OUT_TX: usize = 64 * 1024;
+#[cfg(all(not(feature = "sf2"), not(feature = "http")))]
 pub const FILE_OUT_TX: usize = 16 * 1024;
-#[cfg(feature = "http")]
+#[cfg(all(not(feature = "sf2"), feature = "http"))]
 pub const FILE_OUT_TX: usize = 6 * 1024;
 
 /// TCP file in (7002) mostly receives: a large receive ring, which is the window it
 /// advertises.
 pub const FILE_IN_BACKLOG: usize = 1;
-#[cfg(not(feature = "http"))]
+#[cfg(feature = "sf2")]
+pub const FILE_IN_RX: usize = 64 * 1024;
+#[cfg(all(not(feature = "sf2"), not(feature = "http")))]
 pub const FILE_IN_RX: usize = 16 * 1024;
 // 9.5 KiB, not 11: the socket table's lifecycle timers (half-open and orphan instants,
 // 48 B a slot) took 720 B, the per-reason discard counters and the transfer token the
 // rest, and the stack must keep 2 KiB clear of the statics.
-#[cfg(feature = "http")]
+#[cfg(all(not(feature = "sf2"), feature = "http"))]
 pub const FILE_IN_RX: usize = 9 * 1024 + 512;
 pub const FILE_IN_TX: usize = 256;
 
@@ -58,8 +66,17 @@ pub const BEACON_TX: usize = 512;
 
 /// The largest frame: the MTU, Ethernet header included.
 pub const FRAME: usize = 1514;
-/// Each of the driver's two frame buffers: a frame, plus the CRC word and the partial
+/// The SmartFusion2 MAC's receive ring: descriptors of a frame each. More than a 64 KiB
+/// window's worth of full frames (45), so that a TCP transfer alone never runs it out;
+/// fewer than 256, the MAC's frame count.
+#[cfg(feature = "sf2")]
+pub const EMAC_RX_DESCRIPTORS: usize = 64;
+/// The SmartFusion2 MAC's transmit ring.
+#[cfg(feature = "sf2")]
+pub const EMAC_TX_DESCRIPTORS: usize = 32;
+/// Each of the Stellaris driver's two frame buffers: a frame, plus the CRC word and the partial
 /// word the FIFO delivers past its end.
+#[cfg(not(feature = "sf2"))]
 pub const FRAME_BUFFER: usize = (FRAME + 7).next_multiple_of(4);
 
 /// TCP transfer protocol (7003, feature `transfer`): uploads keep only their digests.
@@ -75,8 +92,10 @@ pub const TRANSFER_DIGESTS: usize = 4;
 pub const HTTP_BACKLOG: usize = 3;
 #[cfg(feature = "http")]
 pub const HTTP_RX: usize = 512;
-#[cfg(feature = "http")]
+#[cfg(all(not(feature = "sf2"), feature = "http"))]
 pub const HTTP_TX: usize = 1024;
+#[cfg(all(feature = "sf2", feature = "http"))]
+pub const HTTP_TX: usize = 16 * 1024;
 /// Room for the generated `/` and `/stats` bodies.
 #[cfg(feature = "http")]
 pub const HTTP_SNAPSHOT: usize = 2048;

@@ -11,7 +11,8 @@
 //! frames (QEMU then keeps further frames back until the FIFO is empty), frames it had to
 //! drop, and a transmitter still busy with the previous frame.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::fmt;
+use core::sync::atomic::Ordering;
 
 use cortex_m::interrupt::InterruptNumber;
 use ringnet::phy::BorrowedFrame;
@@ -71,9 +72,6 @@ unsafe impl InterruptNumber for EthernetIrq {
     }
 }
 
-/// Set by the interrupt handler: a frame arrived while the loop was not looking.
-pub static RX_PENDING: AtomicBool = AtomicBool::new(false);
-
 fn read(offset: usize) -> u32 {
     // SAFETY: BASE + offset is one of the controller's registers, always mapped on this
     // chip; volatile word accesses are what the hardware expects.
@@ -89,7 +87,7 @@ fn write(offset: usize, value: u32) {
 /// stays up until the FIFO is drained) and tell the loop.
 pub fn on_interrupt() {
     write(IM, 0);
-    RX_PENDING.store(true, Ordering::Release);
+    crate::board::RX_PENDING.store(true, Ordering::Release);
 }
 
 /// The driver's own counters, printed with the stats table.
@@ -111,6 +109,39 @@ pub struct DriverStats {
     pub tx_errors: u32,
 }
 
+/// The driver's two frame buffers: the frame being read from the RX FIFO and the one
+/// being written to the TX FIFO.
+pub struct FrameBuffers {
+    rx: [u8; FRAME_BUFFER],
+    tx: [u8; FRAME_BUFFER],
+}
+
+impl FrameBuffers {
+    /// Both buffers, zeroed (so that a static of them costs no flash).
+    pub const fn new() -> FrameBuffers {
+        FrameBuffers {
+            rx: [0; FRAME_BUFFER],
+            tx: [0; FRAME_BUFFER],
+        }
+    }
+}
+
+/// What [`FrameBuffers`] holds, for the boot log's memory map.
+pub struct FrameLayout;
+
+impl fmt::Display for FrameLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "frames {FRAME_BUFFER} x2")
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for FrameLayout {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "frames {=usize} x2", FRAME_BUFFER)
+    }
+}
+
 /// The Stellaris Ethernet controller.
 pub struct Stellaris {
     rx: &'static mut [u8; FRAME_BUFFER],
@@ -123,19 +154,16 @@ pub struct Stellaris {
 
 impl Stellaris {
     /// Resets the RX FIFO, enables the receiver, the transmitter (padding short frames,
-    /// appending the CRC) and the receive interrupt, with `rx` and `tx` as frame buffers.
-    pub fn new(
-        rx: &'static mut [u8; FRAME_BUFFER],
-        tx: &'static mut [u8; FRAME_BUFFER],
-    ) -> Stellaris {
+    /// appending the CRC) and the receive interrupt, with `memory`'s frame buffers.
+    pub fn new(memory: &'static mut FrameBuffers) -> Stellaris {
         write(RCTL, RCTL_RSTFIFO);
         write(RCTL, RCTL_RXEN);
         write(TCTL, TCTL_TXEN | TCTL_PADEN | TCTL_CRC);
         write(RIS, 0xff);
         write(IM, INT_RX);
         Stellaris {
-            rx,
-            tx,
+            rx: &mut memory.rx,
+            tx: &mut memory.tx,
             rx_fifo_full: false,
             tx_busy: false,
             stats: DriverStats::default(),
@@ -149,17 +177,28 @@ impl Stellaris {
         EthernetAddress([low[0], low[1], low[2], low[3], high[0], high[1]])
     }
 
-    /// Frames waiting in the RX FIFO.
-    pub fn frames_waiting(&self) -> u32 {
-        read(NP)
+    /// Whether a frame waits in the RX FIFO.
+    pub fn rx_waiting(&self) -> bool {
+        read(NP) > 0
     }
 
     /// Acknowledges the receive interrupt and unmasks it again, once the loop has
-    /// drained the FIFO; the caller then checks [`Self::frames_waiting`] once more, since
+    /// drained the FIFO; the caller then checks [`Self::rx_waiting`] once more, since
     /// a frame may have arrived in between.
     pub fn listen(&self) {
         write(RIS, INT_RX);
         write(IM, INT_RX);
+    }
+
+    /// Times the RX FIFO was found holding all its frames.
+    pub fn rx_full_events(&self) -> u32 {
+        self.stats.rx_fifo_full
+    }
+
+    /// Logs the driver's counters (with each stats query).
+    pub fn log_stats(&self) {
+        let stats = &self.stats;
+        fw_info!("enet: rx {} frames, tx {}; RX FIFO full {} times (high water {}/{}), {} dropped; TX busy {} times, {} errors", stats.rx_frames, stats.tx_frames, stats.rx_fifo_full, stats.rx_fifo_high_water, RX_FIFO_FRAMES, stats.rx_dropped, stats.tx_busy, stats.tx_errors);
     }
 
     /// Notes FIFO overruns and the FIFO's fill level; logs the full and drained edges.
@@ -168,22 +207,26 @@ impl Stellaris {
         if waiting >= RX_FIFO_FRAMES && !self.rx_fifo_full {
             self.rx_fifo_full = true;
             self.stats.rx_fifo_full += 1;
-            log::warn!("enet: RX FIFO FULL ({waiting}/{RX_FIFO_FRAMES} frames): QEMU holds further frames back");
+            fw_warn!(
+                "enet: RX FIFO FULL ({}/{} frames): QEMU holds further frames back",
+                waiting,
+                RX_FIFO_FRAMES
+            );
         } else if waiting == 0 && self.rx_fifo_full {
             self.rx_fifo_full = false;
-            log::debug!("enet: RX FIFO empty after full: frames flow again");
+            fw_debug!("enet: RX FIFO empty after full: frames flow again");
         }
         let status = read(RIS);
         if status & INT_FOV != 0 {
             write(RIS, INT_FOV);
             self.stats.rx_dropped += 1;
-            log::warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
+            fw_warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
         }
         if status & INT_TXER != 0 {
             // Acknowledging TXER also empties the TX FIFO.
             write(RIS, INT_TXER);
             self.stats.tx_errors += 1;
-            log::warn!("enet: TX error: the controller refused a frame");
+            fw_warn!("enet: TX error: the controller refused a frame");
         }
     }
 
@@ -205,8 +248,11 @@ impl Stellaris {
                 read(DATA);
             }
             self.stats.rx_dropped += 1;
-            log::warn!(
-                "enet: dropped a received frame of {len} bytes (accepts {MIN_FRAME} to {FRAME})"
+            fw_warn!(
+                "enet: dropped a received frame of {} bytes (accepts {} to {})",
+                len,
+                MIN_FRAME,
+                FRAME
             );
             return None;
         }
@@ -229,9 +275,9 @@ impl Stellaris {
             self.tx_busy = busy;
             if busy {
                 self.stats.tx_busy += 1;
-                log::debug!("enet: TX busy with the previous frame: send waits");
+                fw_debug!("enet: TX busy with the previous frame: send waits");
             } else {
-                log::debug!("enet: TX free again");
+                fw_debug!("enet: TX free again");
             }
         }
         !busy

@@ -1,15 +1,24 @@
-//! ringnet firmware for the LM3S6965 (Cortex-M3) under QEMU: the core's sockets and
-//! services on the Stellaris Ethernet, every buffer static, every buffer transition
-//! logged on UART0.
+//! ringnet firmware for a Cortex-M3 under QEMU (the LM3S6965 with the Stellaris Ethernet,
+//! or with feature `sf2` the SmartFusion2 with the MSS Ethernet MAC; see `board`): the
+//! core's sockets and services, every buffer static, every buffer transition logged on
+//! the UART (defmt frames by default, decoded on the host by `defmt-print`).
 #![no_std]
 #![no_main]
 
+#[macro_use]
+mod logging;
+mod board;
 mod clock;
 mod config;
+#[cfg(feature = "sf2")]
+mod emac;
+#[cfg(not(feature = "sf2"))]
 mod enet;
+mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
 mod store;
+#[cfg(feature = "text-log")]
 mod uart;
 
 use core::sync::atomic::Ordering;
@@ -35,7 +44,8 @@ static WELCOME: &[u8] = include_bytes!("../assets/welcome.txt");
 const ADDRESS: Ipv4Cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24);
 const GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 
-/// The log level chosen at build time (`RINGNET_LOG`, see build.rs).
+/// The log level chosen at build time (`DEFMT_LOG`, or `RINGNET_LOG` for the text log;
+/// see build.rs).
 const LOG_LEVEL: &str = env!("RINGNET_LOG_LEVEL");
 
 /// A socket's two rings (a datagram socket's payload rings too).
@@ -53,11 +63,11 @@ impl<const RX: usize, const TX: usize> RingPair<RX, TX> {
     }
 }
 
-/// Every ring and frame buffer. All zeros when empty, so they cost no flash (`.bss`).
+/// Every ring, and the memory the NIC works in. All zeros when empty, so they cost no
+/// flash (`.bss`).
 struct Rings {
     services: ServiceRings,
-    frame_rx: [u8; FRAME_BUFFER],
-    frame_tx: [u8; FRAME_BUFFER],
+    nic: board::NicMemory,
 }
 
 /// The services' rings, one pair per socket.
@@ -74,6 +84,7 @@ struct ServiceRings {
     beacon: RingPair<BEACON_RX, BEACON_TX>,
 }
 
+#[cfg_attr(feature = "sf2", link_section = ".ddr.rings")]
 static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
     services: ServiceRings {
         echo: [const { RingPair::new() }; ECHO_BACKLOG],
@@ -87,8 +98,7 @@ static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
         stats: RingPair::new(),
         beacon: RingPair::new(),
     },
-    frame_rx: [0; FRAME_BUFFER],
-    frame_tx: [0; FRAME_BUFFER],
+    nic: board::NicMemory::new(),
 });
 
 /// A datagram ring's slot table (one entry per queued datagram).
@@ -135,12 +145,11 @@ static TRANSFER: StaticCell<Transfer> = StaticCell::new();
 
 static SOURCE: StaticFile<'static> = StaticFile(WELCOME);
 
-static LOGGER: uart::UartLogger = uart::UartLogger;
-
 /// A set-up step failed: only a mistake in config.rs can cause this, so say what and
-/// stop (the panic handler ends QEMU with a failure status).
-fn setup_failed(what: &str, error: &dyn core::fmt::Display) -> ! {
-    panic!("setting up {what}: {error}")
+/// stop, ending QEMU with a failure status.
+fn setup_failed<E: logging::Reason + ?Sized>(what: &str, error: &E) -> ! {
+    fw_error!("setting up {}: {}", what, error);
+    exit_failure()
 }
 
 /// A stream socket on the next of a service's rings; a service with more sockets than
@@ -293,23 +302,51 @@ fn start_services(
 
 /// Logs what every static buffer is for, and their total.
 fn log_memory_map() {
-    log::info!(
-        "memory: {SOCKETS} sockets, table {} B; tcp rings rx/tx: echo {ECHO_RX}/{ECHO_TX} x{ECHO_BACKLOG}, file out {FILE_OUT_RX}/{FILE_OUT_TX} x{FILE_OUT_BACKLOG}, file in {FILE_IN_RX}/{FILE_IN_TX} x{FILE_IN_BACKLOG}",
-        core::mem::size_of::<StackResources<'static, SOCKETS>>()
+    fw_info!(
+        "memory: {} sockets, table {} B; tcp rings rx/tx: echo {}/{} x{}, file out {}/{} x{}, file in {}/{} x{}",
+        SOCKETS,
+        core::mem::size_of::<StackResources<'static, SOCKETS>>(),
+        ECHO_RX,
+        ECHO_TX,
+        ECHO_BACKLOG,
+        FILE_OUT_RX,
+        FILE_OUT_TX,
+        FILE_OUT_BACKLOG,
+        FILE_IN_RX,
+        FILE_IN_TX,
+        FILE_IN_BACKLOG
     );
     #[cfg(feature = "transfer")]
-    log::info!("memory: transfer {TRANSFER_RX}/{TRANSFER_TX} x{TRANSFER_BACKLOG}");
+    fw_info!(
+        "memory: transfer {}/{} x{}",
+        TRANSFER_RX,
+        TRANSFER_TX,
+        TRANSFER_BACKLOG
+    );
     #[cfg(feature = "http")]
-    log::info!(
-        "memory: http {HTTP_RX}/{HTTP_TX} x{HTTP_BACKLOG}, server {} B",
+    fw_info!(
+        "memory: http {}/{} x{}, server {} B",
+        HTTP_RX,
+        HTTP_TX,
+        HTTP_BACKLOG,
         core::mem::size_of::<Http>()
     );
-    log::info!(
-        "memory: udp rings rx/tx: report {REPORT_RX}/{REPORT_TX} ({REPORT_SLOTS} datagrams, reads {REPORT_BUFFER} B), stats {STATS_RX}/{STATS_TX}, beacon {BEACON_RX}/{BEACON_TX}; frames {FRAME_BUFFER} x2"
+    fw_info!(
+        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}; {}",
+        REPORT_RX,
+        REPORT_TX,
+        REPORT_SLOTS,
+        REPORT_BUFFER,
+        STATS_RX,
+        STATS_TX,
+        BEACON_RX,
+        BEACON_TX,
+        board::NicLayout
     );
-    log::info!(
-        "memory: rings and frames {} B, statics {} B of 65536, stack {} B",
+    fw_info!(
+        "memory: rings and frames {} B{}, statics {} B of 65536, stack {} B",
         core::mem::size_of::<Rings>(),
+        board::RINGS_IN,
         stack_usage::statics(),
         stack_usage::capacity()
     );
@@ -317,23 +354,17 @@ fn log_memory_map() {
 
 #[entry]
 fn main() -> ! {
+    board::init();
     stack_usage::paint();
     let core =
         cortex_m::Peripherals::take().unwrap_or_else(|| setup_failed("the core", &"taken twice"));
     clock::start(core.SYST);
-    // Fails only if a logger was set already, and this is the only one.
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(match LOG_LEVEL {
-        "error" => log::LevelFilter::Error,
-        "warn" => log::LevelFilter::Warn,
-        "info" => log::LevelFilter::Info,
-        _ => log::LevelFilter::Debug,
-    });
+    logging::start();
 
     let rings = RINGS.take();
     let tables = SLOT_TABLES.take();
     let resources = StackResources::new_in(RESOURCES.uninit());
-    let mut device = enet::Stellaris::new(&mut rings.frame_rx, &mut rings.frame_tx);
+    let mut device = board::Nic::new(&mut rings.nic);
     let config = StackConfig {
         name: "mcu",
         mac: device.mac(),
@@ -341,11 +372,16 @@ fn main() -> ! {
         gateway: Some(GATEWAY),
         seed: 0x005e_ed0f_4e47,
     };
-    log::info!(
-        "ringnet firmware {} on LM3S6965 (Cortex-M3), Stellaris Ethernet {}, log level {LOG_LEVEL}",
+    fw_info!(
+        "ringnet firmware {} on {} {}, log level {}",
         env!("CARGO_PKG_VERSION"),
-        config.mac
+        board::NAME,
+        config.mac,
+        LOG_LEVEL
     );
+    if cfg!(feature = "nic-limit") {
+        nic_limit::run(&mut device, config.mac, ADDRESS.address());
+    }
     log_memory_map();
 
     let mut stack = Stack::new(config, &mut device, resources, clock::now());
@@ -353,14 +389,17 @@ fn main() -> ! {
         burst: LOG_BURST,
         interval: Duration::from_secs(1),
     }));
-    log::info!("log: at most {LOG_BURST} transition lines per socket per second; the stats table counts them all");
+    fw_info!(
+        "log: at most {} transition lines per socket per second; the stats table counts them all",
+        LOG_BURST
+    );
     let mut services = Services::new(PLAN);
     let stats_socket = start_services(&mut services, &mut stack, &mut rings.services, tables);
 
     // SAFETY: the Ethernet interrupt's handler only masks the controller and sets an
     // atomic flag; it shares nothing a critical section would have to protect.
-    unsafe { cortex_m::peripheral::NVIC::unmask(enet::EthernetIrq) };
-    log::info!(
+    unsafe { cortex_m::peripheral::NVIC::unmask(board::NicIrq) };
+    fw_info!(
         "ready: {}; file out sends {} bytes built in",
         services.plan(),
         WELCOME.len()
@@ -376,43 +415,28 @@ fn main() -> ! {
         let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);
         if answered != queries {
             queries = answered;
-            log_driver(&device.stats);
+            device.log_stats();
         }
         if now >= next_check {
             next_check = now + Duration::from_secs(1);
             stack_watch.check();
         }
 
-        enet::RX_PENDING.store(false, Ordering::Release);
+        board::RX_PENDING.store(false, Ordering::Release);
         device.listen();
         // What the services queued makes the stack due at once: the next step sends it.
-        if device.frames_waiting() > 0 || turn.next.is_some_and(|at| at <= now) {
+        if device.rx_waiting() || turn.next.is_some_and(|at| at <= now) {
             continue;
         }
         idle();
     }
 }
 
-/// The driver's counters, logged with each stats query.
-fn log_driver(stats: &enet::DriverStats) {
-    log::info!(
-        "enet: rx {} frames, tx {}; RX FIFO full {} times (high water {}/{}), {} dropped; TX busy {} times, {} errors",
-        stats.rx_frames,
-        stats.tx_frames,
-        stats.rx_fifo_full,
-        stats.rx_fifo_high_water,
-        enet::RX_FIFO_FRAMES,
-        stats.rx_dropped,
-        stats.tx_busy,
-        stats.tx_errors
-    );
-}
-
 /// Sleeps until a frame arrives or the next tick (10 ms). Interrupts stay masked
 /// around the check, so a frame arriving just before `WFI` still ends the sleep at once.
 fn idle() {
     cortex_m::interrupt::free(|_| {
-        if !enet::RX_PENDING.load(Ordering::Acquire) {
+        if !board::RX_PENDING.load(Ordering::Acquire) {
             cortex_m::asm::wfi();
         }
     });
@@ -421,8 +445,8 @@ fn idle() {
 /// Every device interrupt lands here; the Ethernet's is the only one unmasked.
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
-    if irqn == enet::IRQ as i16 {
-        enet::on_interrupt();
+    if irqn == board::NIC_IRQ as i16 {
+        board::on_nic_interrupt();
     }
 }
 
@@ -430,22 +454,33 @@ unsafe fn DefaultHandler(irqn: i16) {
 /// status too, rather than spinning in the default handler.
 #[exception]
 unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
-    use core::fmt::Write;
-    let _ = writeln!(uart::Uart, "HARD FAULT at pc {:#010x}", frame.pc());
+    fw_error!("HARD FAULT at pc {:#010x}", frame.pc());
     exit_failure()
 }
 
+/// A panic names where it happened. Under defmt the message is written only when it is
+/// a plain string: formatting its arguments would link `core::fmt` into the image for
+/// this one line (the core's own calls never panic on bad input; see docs/firmware.md).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    use core::fmt::Write;
     cortex_m::interrupt::disable();
-    let _ = writeln!(uart::Uart, "PANIC: {info}");
+    #[cfg(feature = "defmt")]
+    {
+        let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+        let message = info.message().as_str().unwrap_or("(formatted message)");
+        fw_error!("PANIC at {=str}:{=u32}: {=str}", file, line, message);
+    }
+    #[cfg(not(feature = "defmt"))]
+    {
+        use core::fmt::Write;
+        let _ = writeln!(uart::Uart, "PANIC: {info}");
+    }
     exit_failure()
 }
 
 /// Ends QEMU with a failure status through semihosting; on a board without a debugger
 /// attached, stops at a breakpoint instead of running on.
-fn exit_failure() -> ! {
+pub(crate) fn exit_failure() -> ! {
     cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::bkpt();

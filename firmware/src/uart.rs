@@ -1,27 +1,14 @@
-//! UART0 as the log: `log` records stamped with the uptime, written a byte at a time.
+//! The board's UART as the text log (feature `text-log`): `log` records stamped with the
+//! uptime, written a byte at a time. The defmt log writes its frames in `logging.rs`.
 
 use core::fmt::{self, Write};
 
-/// UART0's data register.
-const UART0_DR: usize = 0x4000_c000;
-/// UART0's flag register.
-const UART0_FR: usize = 0x4000_c018;
-/// Flag: the transmit FIFO is full.
-const FR_TXFF: u32 = 1 << 5;
-
-/// Writes to UART0. QEMU's model needs no set-up (a board would set the baud rate).
+/// Writes to the board's console UART (see [`crate::board::console_write`]).
 pub struct Uart;
 
 impl Write for Uart {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        for byte in s.bytes() {
-            // SAFETY: UART0's FR and DR are always-mapped registers of the LM3S6965;
-            // volatile word accesses are how they are meant to be used.
-            unsafe {
-                while core::ptr::read_volatile(UART0_FR as *const u32) & FR_TXFF != 0 {}
-                core::ptr::write_volatile(UART0_DR as *mut u32, u32::from(byte));
-            }
-        }
+        crate::board::console_write(s.as_bytes());
         Ok(())
     }
 }

@@ -10,9 +10,12 @@
 //! - Device side: [`tap`] (the tap link, the pcap capture, the real-time driver, and
 //!   [`tap::bring_up`], which every program on the tap starts with) and [`store`] (the
 //!   files the device serves).
-//! - Linux side: [`linux`] (the peer tools and the transfer client on kernel sockets).
-//!   It imports nothing of the device side, nor the device side of it.
+//! - Linux side: [`linux`] (the peer tools, their kernel-socket sampler for `--trace`,
+//!   and the transfer client on kernel sockets) and [`top`] (the live view of a host's
+//!   stats, asked over UDP or HTTP). They import nothing of the device side, nor the
+//!   device side of them.
 //! - Below both: [`trace`] (the event stream as Perfetto JSON, and its checker),
+//!   [`plot`] (traces read and drawn as SVG, and traces built from a device's log),
 //!   [`local_file`] and the log filter here.
 
 pub mod linux;

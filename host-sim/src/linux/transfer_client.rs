@@ -109,8 +109,24 @@ pub fn put_file_with_token(
     timeout: Duration,
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
+    put_file_traced(peer, file, name, token, timeout, quiet, None)
+}
+
+/// [`put_file_with_token`], sampling the kernel socket into `trace` when given
+/// (`peer put FILE IP --trace`, [`super::sampler`]).
+pub fn put_file_traced(
+    peer: SocketAddr,
+    file: &Path,
+    name: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    quiet: bool,
+    trace: Option<&Path>,
+) -> Result<Outcome, PeerError> {
     let source = LocalFile::open(file)?;
-    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let socket = peer::connect(peer, timeout)?;
+    let sampling = peer::sampler(&socket, "put", trace)?;
+    let mut stream = FromStd::new(socket);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
     let mut buf = vec![0u8; TRANSFER_BUFFER];
@@ -123,6 +139,7 @@ pub fn put_file_with_token(
         &mut |sent, _| bar.set_position(sent),
     )?;
     bar.finish_and_clear();
+    peer::finish(sampling)?;
     Ok(Outcome {
         size: source.len(),
         moved: source.len(),
@@ -143,6 +160,20 @@ pub fn get_file(
     resume: bool,
     timeout: Duration,
     quiet: bool,
+) -> Result<Outcome, PeerError> {
+    get_file_traced(peer, name, output, resume, timeout, quiet, None)
+}
+
+/// [`get_file`], sampling the kernel socket into `trace` when given (`peer get NAME IP
+/// --trace`, [`super::sampler`]).
+pub fn get_file_traced(
+    peer: SocketAddr,
+    name: &str,
+    output: &Path,
+    resume: bool,
+    timeout: Duration,
+    quiet: bool,
+    trace: Option<&Path>,
 ) -> Result<Outcome, PeerError> {
     // A device such as /dev/null is written straight to: no part file beside it.
     let device = fs::metadata(output).is_ok_and(|m| !m.is_file() && !m.is_dir());
@@ -166,7 +197,9 @@ pub fn get_file(
         .write(true)
         .truncate(!resume)
         .open(&part)?;
-    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let socket = peer::connect(peer, timeout)?;
+    let sampling = peer::sampler(&socket, "get", trace)?;
+    let mut stream = FromStd::new(socket);
     let bar = progress_bar(0, "get", quiet);
     bar.set_position(offset);
     let start = Instant::now();
@@ -189,6 +222,7 @@ pub fn get_file(
         },
     );
     bar.finish_and_clear();
+    peer::finish(sampling)?;
     match result {
         Ok((size, digest)) => {
             if !device {

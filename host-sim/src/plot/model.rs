@@ -90,9 +90,13 @@ impl Track {
     }
 
     /// Whether `--socket NAME` selects this track: the full name, the socket's label
-    /// alone (`tcp#0`, every process's), or the process alone (`linux get 1234`).
+    /// alone (`tcp#0`, every process's), or the process alone (`linux get 1234`, or the
+    /// start of its name up to a space: `linux get`).
     pub fn matches(&self, name: &str) -> bool {
-        name == self.name() || name == self.socket || name == self.process
+        name == self.name()
+            || name == self.socket
+            || name == self.process
+            || self.process.starts_with(&format!("{name} "))
     }
 
     fn touch(&mut self, ts: f64) {

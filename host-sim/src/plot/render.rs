@@ -158,7 +158,12 @@ fn max_of(steps: &Steps) -> f64 {
 /// Draws `timeline` as an SVG document.
 pub fn render(timeline: &Timeline, options: &PlotOptions) -> Result<String, PlotError> {
     let tracks = select(timeline, &options.sockets)?;
-    let (first, last) = timeline.span().ok_or(PlotError::Empty)?;
+    // The axis covers what is drawn: the chosen tracks (and the marks among them).
+    let (first, last) = tracks
+        .iter()
+        .filter_map(|t| t.span)
+        .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+        .ok_or(PlotError::Empty)?;
     // A simulated trace's axis is its virtual time; a monotonic one starts at its first event.
     let origin = match timeline.clock {
         Some(Clock::Monotonic) => first,
@@ -407,7 +412,8 @@ impl Panel<'_> {
             .caption(title, ("sans-serif", 16))
             .x_label_area_size(32)
             .y_label_area_size(62)
-            .right_y_label_area_size(if track.kernel { 62 } else { 0 })
+            // Every panel keeps room for the kernel's second axis: the time axes line up.
+            .right_y_label_area_size(62)
             .build_cartesian_2d(self.from..self.to, 0.0..y_top)
             .map_err(draw_err)?
             .set_secondary_coord(self.from..self.to, 0.0..segments_top);
@@ -424,7 +430,8 @@ impl Panel<'_> {
             .max_light_lines(2)
             .light_line_style(RGBColor(0xf2, 0xf2, 0xf2))
             .y_label_formatter(&|v| format!("{v:.0}"))
-            .x_label_formatter(&|v| format!("{v}"))
+            // Ticks such as 5019.200000000001 read as 5019.2.
+            .x_label_formatter(&|v| format!("{}", (v * 1000.0).round() / 1000.0))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(draw_err)?;
@@ -514,8 +521,7 @@ impl Panel<'_> {
         } else {
             "tx ring used"
         };
-        line(&mut legend, &track.rx.used, colors::RX, 2, rx_name)?;
-        line(&mut legend, &track.tx.used, colors::TX, 2, tx_name)?;
+        // The window first: the rings' lines stay visible where it runs along them.
         line(
             &mut legend,
             &track.window,
@@ -523,6 +529,8 @@ impl Panel<'_> {
             1,
             "advertised window",
         )?;
+        line(&mut legend, &track.rx.used, colors::RX, 2, rx_name)?;
+        line(&mut legend, &track.tx.used, colors::TX, 2, tx_name)?;
         for (capacity, color, label) in [
             (track.rx.capacity, colors::RX_CAPACITY, "rx capacity"),
             (track.tx.capacity, colors::TX_CAPACITY, "tx capacity"),
@@ -611,7 +619,7 @@ impl Panel<'_> {
         let (right, top) = {
             let (px, py) = chart.backend_coord(&(self.to, y_top));
             let (bx, by) = area.get_base_pixel();
-            (px - bx + if track.kernel { 70 } else { 14 }, py - by)
+            (px - bx + 70, py - by)
         };
         for (i, (label, swatch)) in legend.iter().enumerate() {
             let y = top + 8 + 16 * i as i32;
