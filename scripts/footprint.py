@@ -124,9 +124,9 @@ def main():
         else:
             attributed[slot] += size
         largest.append((size, "flash" if slot != 1 else "ram", name))
-    print(f"flash {flash} B of 65536 (vector table {sizes.get('.vector_table', 0)}, text "
+    print(f"flash {flash} B, target 65536 (vector table {sizes.get('.vector_table', 0)}, text "
           f"{sizes.get('.text', 0)}, rodata {sizes.get('.rodata', 0)}, data {sizes.get('.data', 0)})")
-    print(f"static_ram {ram} B of 61440 (data {sizes.get('.data', 0)}, bss {sizes.get('.bss', 0)})")
+    print(f"static_ram {ram} B, target 61440 (data {sizes.get('.data', 0)}, bss {sizes.get('.bss', 0)})")
     print(f"symbols account for {attributed[0]} B of flash and {attributed[1]} B of RAM; the"
           " rest is alignment and code nm names no size for")
 
