@@ -10,6 +10,7 @@ such as `core::ptr::drop_in_place<T>` to core, where the code is written. Flash 
 .vector_table, .text, .rodata and .data (its initial image); static RAM .data and .bss.
 """
 import re
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -92,6 +93,8 @@ def owner(name):
 
 
 def main():
+    # A reader that stops early (head) ends the report quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     image = sys.argv[1]
     top = int(sys.argv[sys.argv.index("--top") + 1]) if "--top" in sys.argv else 25
     sizes = sections(image)
