@@ -9,12 +9,14 @@
 # the bytes through 1 MiB reads or writes of one buffer in memory
 # (`peer get -o /dev/null --no-digest`, `peer blast`). Runs in a throwaway network
 # namespace; needs root. A benchmark, not a test: it prints figures, per run and medians.
-#   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65521" sudo scripts/bench-tap.sh
+# RING sets ringnet's socket rings (default 65535, smoltcp's example's; it cannot change).
+#   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65521" RING=65535 sudo scripts/bench-tap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
 bytes=${BYTES:-1000000000}
 mtus=${MTUS:-1500 9000 65521}
+ring=${RING:-65535}
 ns=rn-bench-$$
 log=$(mktemp)
 cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -f "$log"; }
@@ -44,7 +46,7 @@ smoltcp() {
 # One ringnet round: out, in, hashed in, in Gbit/s, on one line.
 ringnet() {
   local mtu=$1; shift
-  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf 65535 --tx-buf 65535 --duration 900 "$@" >/dev/null 2>"$log" &
+  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf "$ring" --tx-buf "$ring" --duration 900 "$@" >/dev/null 2>"$log" &
   local serve=$!
   local tries=0
   until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
@@ -57,7 +59,7 @@ ringnet() {
   echo "$out $in $hashed"
 }
 
-echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
+echo "bulk TCP over a tap, $bytes bytes (smoltcp's example: 1 GB), socket buffers 65535 B (ringnet: $ring B), $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
 echo "figures in Gbit/s; the machine's CPUs are shared, so single runs are noisy: compare within a round and the medians"
 for mtu in $mtus; do
   in_ns ip link set tap0 mtu "$mtu"
