@@ -18,15 +18,16 @@ bytes=${BYTES:-16777216}
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-# Each image in its own target directory, so that all four stay cached.
-build() { (cd firmware && cargo build --quiet --release --target-dir "$1" "${@:2}"); }
-build target
-build target/nic --features nic-limit
-build target/sf2 --features sf2
-build target/sf2-nic --features sf2,nic-limit
+# Each image in its own target directory, so that all four stay cached; each board's
+# NIC-limit image built as its ringnet image is (the SmartFusion2's with its profile).
+build() { (cd firmware && cargo build --quiet --target-dir "$1" "${@:2}"); }
+build target --release
+build target/nic --release --features nic-limit
+build target --profile sf2 --features sf2
+build target/sf2-nic --profile sf2 --features sf2,nic-limit
 cargo build --quiet --release -p host-sim
-image() { echo "firmware/$1/thumbv7m-none-eabi/release/ringnet-firmware"; }
-image=$(image target)
+image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
+image=$(image target release)
 
 read -r text rodata data bss vectors < <(size -A "$image" | awk '
   $1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".data" {d=$2} $1 == ".bss" {b=$2} $1 == ".vector_table" {v=$2}
@@ -42,21 +43,33 @@ cat firmware/footprint.txt
 verdict=0
 [ "$flash" -le $((64 * 1024)) ] && echo "flash target (<= 65536): met" || { echo "flash target (<= 65536): NOT met"; verdict=1; }
 [ "$ram" -le $((60 * 1024)) ] && echo "static RAM target (<= 61440): met" || { echo "static RAM target (<= 61440): NOT met"; verdict=1; }
-echo "emcraft-sf2 image: $(size -A "$(image target/sf2)" | awk '$1 == ".ddr" {print $2 " B of rings in DDR"}')"
+echo "emcraft-sf2 image: $(size -A "$(image target sf2)" | awk '$1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".ddr" {d=$2} END {print t " B text, " r " B rodata (opt-level 3), " d " B of rings in DDR"}')"
 
 # The four images, each with its own forwarded ports (TCP base+N-7000, UDP base+50).
-boot() { # boot NAME TARGET_DIR PORT_BASE
-  PORT_BASE=$3 UDP_PORT_BASE=$(($3 + 50)) timeout 1800 bash scripts/qemu-firmware.sh "$(image "$2")" >/dev/null 2>&1 &
+boot() { # boot IMAGE PORT_BASE
+  PORT_BASE=$2 UDP_PORT_BASE=$(($2 + 50)) timeout 1800 bash scripts/qemu-firmware.sh "$1" >/dev/null 2>&1 &
   pids+=($!)
 }
 base=$((30000 + ($$ % 50) * 200))
-boot lm3s target $base
-boot lm3s-nic target/nic $((base + 100))
-boot sf2 target/sf2 $((base + 1000))
-boot sf2-nic target/sf2-nic $((base + 1100))
+boot "$image" $base
+boot "$(image target/nic release)" $((base + 100))
+boot "$(image target sf2)" $((base + 1000))
+boot "$(image target/sf2-nic sf2)" $((base + 1100))
 sleep 3
 
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
+# blast PORT: MB/s into a sink that answers with the byte count first (file in, and the
+# NIC-limit image's TCP sink); a figure only when the count is all of it.
+blast() {
+  local answer
+  answer=$(target/release/host-sim peer blast "127.0.0.1:$1" --bytes "$bytes" -q)
+  if [ "$(sed -n 2p <<<"$answer" | cut -d' ' -f1)" = "$bytes" ]; then
+    mbs <<<"$answer"
+  else
+    echo "127.0.0.1:$1 took less than $bytes bytes: $answer" >&2
+    echo 0
+  fi
+}
 raw_out() { timeout 60 python3 scripts/nic-limit.py tx "$1" "$bytes" | sed -n 's/.*: \([0-9.]*\) MB\/s.*/\1/p'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A figures
@@ -68,8 +81,8 @@ for run in $(seq "$runs"); do
     limit_out=$(raw_out $((at + 150)))
     out=$(target/release/host-sim peer get 127.0.0.1:$((at + 1)) --request "$bytes" -o /dev/null -q --no-digest | mbs)
     # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
-    limit_in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 102)) --bytes "$bytes" -q | mbs)
-    in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 2)) --bytes "$bytes" -q | mbs)
+    limit_in=$(blast $((at + 102)))
+    in=$(blast $((at + 2)))
     add "$board-limit-out" "$limit_out"
     add "$board-out" "$out"
     add "$board-limit-in" "$limit_in"

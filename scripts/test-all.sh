@@ -82,7 +82,7 @@ step "firmware: clippy and format for both boards, then boot each under QEMU and
   cd firmware
   cargo fmt --check
   cargo clippy --quiet --release -- -D warnings
-  cargo clippy --quiet --release --features sf2 --target-dir target/sf2 -- -D warnings
+  cargo clippy --quiet --profile sf2 --features sf2 -- -D warnings
 )
 bash scripts/test-firmware.sh
 BOARD=emcraft-sf2 bash scripts/test-firmware.sh
