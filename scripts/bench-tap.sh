@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Bulk TCP over a tap, both directions (device -> Linux from file out, Linux -> device into
-# discard, and into file in, which also hashes), ringnet next to smoltcp's own
-# examples/benchmark.rs (built from the cargo registry copy) with the same 64 KiB buffers.
-# The Linux side does what smoltcp's in-process client does: moves the bytes through
-# 1 MiB reads or writes of one buffer in memory (`peer get -o /dev/null --no-digest`,
-# `peer blast`), so both stacks face the same peer. Runs in a throwaway network
-# namespace; needs root. A benchmark, not a test.
-#   RUNS=5 BYTES=1000000000 sudo scripts/bench-tap.sh
+# discard, and into file in, which also hashes): smoltcp's own examples/benchmark.rs (built
+# from the cargo registry copy), ringnet without offload, and ringnet with offload
+# (`serve --offload`: the virtio-net header, checksums and TCP segmentation left to the
+# kernel), all with the same 64 KiB socket buffers, in the same run, on the same tap, taking
+# turns round by round so that all three meet the same machine load. Then the same at each
+# larger tap MTU in MTUS. The Linux side does what smoltcp's in-process client does: moves
+# the bytes through 1 MiB reads or writes of one buffer in memory
+# (`peer get -o /dev/null --no-digest`, `peer blast`). Runs in a throwaway network
+# namespace; needs root. A benchmark, not a test: it prints figures, per run and medians.
+#   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65535" sudo scripts/bench-tap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
 bytes=${BYTES:-1000000000}
+mtus=${MTUS:-1500 9000 65535}
 ns=rn-bench-$$
 cleanup() { ip netns del "$ns" 2>/dev/null || true; }
 trap cleanup EXIT
@@ -20,8 +24,9 @@ anchor=$(ANCHOR_BUILD_ONLY=1 bash scripts/bench-smoltcp-anchor.sh benchmark)
 bin=target/release/host-sim
 in_ns() { ip netns exec "$ns" "$@"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# Gbit/s from a peer tool's closing line (MB/s * 8 / 1000); nan if the run failed.
+gbits() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p' | awk '{printf "%.2f", $1*8/1000} END {if (NR==0) print "nan"}'; }
 
-echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, median of $runs (ringnet and smoltcp take turns)"
 # smoltcp's example connects its client thread before its loop first listens; when the SYN
 # wins that race the client panics and the example never ends. So: a time limit, and up
 # to three tries.
@@ -34,29 +39,44 @@ smoltcp() {
   done
   echo "${figure:-nan}"
 }
-out=(); in=(); hashed=(); reader=(); writer=()
-for _ in $(seq "$runs"); do
-  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --rx-buf 65535 --tx-buf 65535 --duration 600 >/dev/null 2>&1 &
-  serve=$!
-  sleep 1
-  # MB/s from the tool's closing line; Gbit/s = MB/s * 8 / 1000.
-  out+=("$(in_ns "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  in+=("$(in_ns "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  hashed+=("$(in_ns "$bin" peer blast 192.168.69.1:7002 --bytes "$bytes" -q | sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p')")
-  kill "$serve"; wait "$serve" 2>/dev/null || true
-  # The tap takes one program at a time: smoltcp's turn.
-  reader+=("$(smoltcp reader)")
-  writer+=("$(smoltcp writer)")
-done
-ringnet_out=$(printf '%s\n' "${out[@]}" | median)
-ringnet_in=$(printf '%s\n' "${in[@]}" | median)
-ringnet_hashed=$(printf '%s\n' "${hashed[@]}" | median)
-smoltcp_out=$(printf '%s\n' "${reader[@]}" | median)
-smoltcp_in=$(printf '%s\n' "${writer[@]}" | median)
-echo "per run: ringnet out ${out[*]} MB/s; smoltcp reader ${reader[*]} Gbit/s; ringnet in ${in[*]} MB/s; smoltcp writer ${writer[*]} Gbit/s"
 
-awk -v ro="$ringnet_out" -v ri="$ringnet_in" -v rh="$ringnet_hashed" -v so="$smoltcp_out" -v si="$smoltcp_in" 'BEGIN {
-  printf "device -> Linux: ringnet %.2f Gbit/s (file out, pattern), smoltcp benchmark reader %.2f Gbit/s: ratio %.2f\n", ro*8/1000, so, ro*8/1000/so
-  printf "Linux -> device: ringnet %.2f Gbit/s (discard, port 9), smoltcp benchmark writer %.2f Gbit/s: ratio %.2f\n", ri*8/1000, si, ri*8/1000/si
-  printf "Linux -> device with SHA-256 of every byte (file in, port 7002): %.2f Gbit/s\n", rh*8/1000
-}'
+# One ringnet round: out, in, hashed in, in Gbit/s, on one line.
+ringnet() {
+  local mtu=$1; shift
+  RUST_LOG=warn in_ns "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf 65535 --tx-buf 65535 --duration 900 "$@" >/dev/null 2>&1 &
+  local serve=$!
+  local tries=0
+  until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
+  local out in hashed
+  out=$(in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | gbits)
+  in=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | gbits)
+  hashed=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:7002 --bytes "$bytes" -q | gbits)
+  kill "$serve"; wait "$serve" 2>/dev/null || true
+  echo "$out $in $hashed"
+}
+
+echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
+echo "figures in Gbit/s; the machine's CPUs are shared, so single runs are noisy: compare within a round and the medians"
+for mtu in $mtus; do
+  in_ns ip link set tap0 mtu "$mtu"
+  s_out=(); s_in=(); p_out=(); p_in=(); p_hash=(); o_out=(); o_in=(); o_hash=()
+  for round in $(seq "$runs"); do
+    read -r a b c < <(ringnet "$mtu")
+    p_out+=("$a"); p_in+=("$b"); p_hash+=("$c")
+    read -r a b c < <(ringnet "$mtu" --offload)
+    o_out+=("$a"); o_in+=("$b"); o_hash+=("$c")
+    # The tap takes one program at a time: smoltcp's turn (serve turned the offloads off
+    # again when it closed the tap).
+    s_out+=("$(smoltcp reader)")
+    s_in+=("$(smoltcp writer)")
+    echo "MTU $mtu round $round: device -> Linux: smoltcp ${s_out[-1]}, ringnet ${p_out[-1]}, offload ${o_out[-1]}; Linux -> device: smoltcp ${s_in[-1]}, ringnet ${p_in[-1]}, offload ${o_in[-1]}; hashed in: ringnet ${p_hash[-1]}, offload ${o_hash[-1]}"
+  done
+  m() { printf '%s\n' "$@" | median; }
+  awk -v mtu="$mtu" -v so="$(m "${s_out[@]}")" -v si="$(m "${s_in[@]}")" \
+      -v po="$(m "${p_out[@]}")" -v pi="$(m "${p_in[@]}")" -v ph="$(m "${p_hash[@]}")" \
+      -v oo="$(m "${o_out[@]}")" -v oi="$(m "${o_in[@]}")" -v oh="$(m "${o_hash[@]}")" 'BEGIN {
+    printf "MTU %s medians: device -> Linux: smoltcp %.2f, ringnet %.2f (%.2fx), ringnet --offload %.2f (%.2fx)\n", mtu, so, po, po/so, oo, oo/so
+    printf "MTU %s medians: Linux -> device: smoltcp %.2f, ringnet %.2f (%.2fx), ringnet --offload %.2f (%.2fx)\n", mtu, si, pi, pi/si, oi, oi/si
+    printf "MTU %s medians: Linux -> device with SHA-256 of every byte (file in): ringnet %.2f, ringnet --offload %.2f\n", mtu, ph, oh
+  }'
+done

@@ -35,6 +35,8 @@ step "toolchain (rust-toolchain.toml) and the thumbv7m-none-eabi target"
 rustup show active-toolchain
 rustup target add thumbv7m-none-eabi
 rustup component add rustfmt clippy
+# The firmware logs defmt frames; the runner and the QEMU tests decode them with it.
+command -v defmt-print >/dev/null || cargo install defmt-print --locked
 
 step "formatting"
 cargo fmt --all --check
@@ -77,12 +79,14 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
   done
 )
 
-step "firmware: clippy and format for both boards, then boot each under QEMU and test it from Linux"
+step "firmware: clippy and format for both boards and both log forms, then boot each board under QEMU and test it from Linux"
 (
   cd firmware
   cargo fmt --check
   cargo clippy --quiet --release -- -D warnings
   cargo clippy --quiet --profile sf2 --features sf2 -- -D warnings
+  cargo clippy --quiet --release --no-default-features --features http,transfer,text-log \
+    --target-dir target/text-log -- -D warnings
 )
 bash scripts/test-firmware.sh
 BOARD=emcraft-sf2 bash scripts/test-firmware.sh

@@ -28,6 +28,7 @@ skip() {
 }
 command -v qemu-system-arm >/dev/null || skip "qemu-system-arm is not installed (apt-get install qemu-system-arm)"
 command -v nc >/dev/null || skip "nc is not installed (apt-get install netcat-openbsd)"
+command -v defmt-print >/dev/null || skip "defmt-print is not installed (cargo install defmt-print --locked)"
 
 # Ports of this run's forwarding (another QEMU on the machine keeps its own).
 base=$((20000 + ($$ % 400) * 100))
@@ -94,6 +95,8 @@ stop() {
   kill "$qemu_pid" 2>/dev/null || true
   wait "$qemu_pid" 2>/dev/null || true
   qemu_pid=""
+  # defmt-print decodes what QEMU wrote last after QEMU has ended.
+  sleep 0.5
 }
 
 pattern_sha() {
@@ -135,6 +138,11 @@ PY
 )
 # File out's socket: the backlogs come first in the table, the listeners after them.
 check "the stats query answers with the table" grep -q "tcp#1 .* 7001" <<<"$stats"
+top=$(host_sim top 127.0.0.1:$((udp_base + 1)) --count 2 --interval 200 2>&1 || true)
+check "top shows the firmware's sockets from its forwarded stats port" \
+  test "$(grep -c "^tcp#1 .* 7001 " <<<"$top")" = 2
+top=$(host_sim top 127.0.0.1:$((base + 80)) --http --count 1 2>&1 || true)
+check "top --http shows them from GET /stats" grep -q "^tcp#1 .* 7001 " <<<"$top"
 # The NIC's own ring, logged and counted like the sockets': the bulk transfers above never
 # ran it out (their windows are smaller than it), a flood of datagrams does, and frames
 # flow again after it.
@@ -166,6 +174,17 @@ put=$(host_sim peer put "$work/up.bin" 127.0.0.1 --port "$(tcp 7003)" --name up.
 check "a 1 MiB put over 7003 is verified by the device" \
   grep -q "^put up.bin: 1048576 bytes .* sha256 $(sha256sum <"$work/up.bin" | cut -d' ' -f1) verified by the peer" <<<"$put"
 check "the UART log records the stored digest" grep -q "transfer tcp#[0-9]*: stored 1048576 bytes, digest verified" "$log"
+# The UART log as a trace: file out's tx ring ran full under the 16 MiB pattern.
+host_sim trace-from-uart "$log" -o "$work/uart.json" >/dev/null 2>&1 || true
+check "trace-from-uart finds file out's tx ring full in the UART log" python3 - "$work/uart.json" <<'PY'
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+full = [e for e in events if e.get("cat") == "ring" and e["name"] == "tcp#1 tx"
+        and e["args"]["used"] == e["args"]["capacity"] > 0]
+sys.exit(0 if full else 1)
+PY
+check "and plot draws the firmware's sockets from it" \
+  bash -c "cargo run --quiet -p host-sim -- plot '$work/uart.json' -o '$work/uart.svg' --socket tcp#1 >/dev/null && grep -q ' tcp#1: rx ring' '$work/uart.svg'"
 got=$(host_sim peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
 check "a get from the digest-only store is refused with a reason" grep -q "this store keeps digests only" <<<"$got"
 http=http://127.0.0.1:$((base + 80))
@@ -208,8 +227,9 @@ stop
 high_water=$(grep -o 'stack high water [0-9]*/[0-9]*' "$log" | tail -n 1 || true)
 check "the stack kept its headroom through every service (${high_water:-no high water logged})" \
   bash -c "grep -q 'memory: stack high water' '$log' && ! grep -qE 'left before the statics|PANIC|HARD FAULT' '$log'"
-# Golden excerpts: the boot banner, and a full-then-room sequence of the file-out ring.
-strip() { sed -E 's/^\[ *[0-9]+\.[0-9]{3}\] //'; }
+# Golden excerpts, read from defmt-print's decoded lines: the boot banner, and a
+# full-then-room sequence of the file-out ring.
+strip() { sed -E 's/^[0-9]+\.[0-9]{6} //'; }
 check "boot banner matches $expected" \
   diff <(strip <"$log" | grep -E '^INFO  (ringnet firmware|memory: [0-9]+ sockets|memory: (transfer|http|udp|rings)|log: |mcu: up|ready)' | head -n 9) "$expected"
 check "a full-then-room sequence matches $tx_full" \
@@ -245,6 +265,23 @@ PY
 else
   [ -n "${CI:-}" ] && { echo "FAIL: the tap boot needs root and ip netns" >&2; exit 1; }
   echo "SKIPPED: the tap boot needs root and ip netns"
+fi
+
+if [ "$board" = lm3s6965evb ]; then
+  echo "== the text log (feature text-log, for a serial console without defmt-print)"
+  (cd firmware && cargo build --quiet --release --no-default-features --features http,transfer,text-log --target-dir target/text-log)
+  text_image=firmware/target/text-log/thumbv7m-none-eabi/release/ringnet-firmware
+  log=$work/uart-text.log
+  env timeout 60 bash scripts/qemu-firmware.sh "$text_image" >"$log" 2>&1 &
+  qemu_pid=$!
+  for _ in $(seq 100); do
+    grep -q "ready:" "$log" && break
+    sleep 0.1
+  done
+  check "the text-log image boots and prints its banner as text" \
+    grep -qE '^\[ *[0-9]+\.[0-9]{3}\] INFO  ringnet firmware .* log level debug$' "$log"
+  check "and its services come up" test "$(printf 'text log\n' | nc -N -w 5 127.0.0.1 $((base + 7)))" = "text log"
+  stop
 fi
 
 echo "firmware on $board: $passed passed, $failed failed"

@@ -171,9 +171,10 @@ struct RxCount {
 pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
     // SAFETY: as in `main`: the handler only masks the NIC and sets an atomic flag.
     unsafe { cortex_m::peripheral::NVIC::unmask(board::NicIrq) };
-    log::info!(
-        "ready: NIC limit on {}, udp {PORT}: D... counted, rx? answered, tx <bytes> <size> sent",
-        board::NAME
+    fw_info!(
+        "ready: NIC limit on {}, udp {}: D... counted, rx? answered, tx <bytes> <size> sent",
+        board::NAME,
+        PORT
     );
     let mut count = RxCount::default();
     // The driver's count of full-receive-side events when counting started.
@@ -326,8 +327,9 @@ fn parse_command(payload: &[u8], peer: Peer) -> Action {
                     }
                 }
                 _ => {
-                    log::warn!(
-                        "nic limit: a tx command needs <bytes> and a <size> of 1 to {MAX_PAYLOAD}"
+                    fw_warn!(
+                        "nic limit: a tx command needs <bytes> and a <size> of 1 to {}",
+                        MAX_PAYLOAD
                     );
                     Action::None
                 }
@@ -363,7 +365,12 @@ fn transmit(
     let mut text = heapless::String::<96>::new();
     let _ = write!(text, "tx {frames} {sent} {micros}");
     send_text(nic, mac, ip, peer, &text);
-    log::info!("nic limit: sent {frames} frames, {sent} bytes in {micros} us");
+    fw_info!(
+        "nic limit: sent {} frames, {} bytes in {} us",
+        frames,
+        sent,
+        micros
+    );
 }
 
 /// The sink's answer: a SYN-ACK, an ACK, or (`Fin`) its report and FIN; waits until the
@@ -431,7 +438,7 @@ fn answer(
     match control {
         TcpControl::Syn => sink.snd_nxt = SINK_ISS + 1,
         TcpControl::Fin => {
-            log::info!("nic limit: the sink took {} bytes", sink.bytes);
+            fw_info!("nic limit: the sink took {} bytes", sink.bytes);
             *sink = Sink::new();
         }
         _ => {}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use host_sim::linux::transfer_client::{get_file, put_file, PeerError};
+use host_sim::linux::transfer_client::{get_file, put_file_traced, PeerError};
 use host_sim::store::DirStore;
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
@@ -179,9 +179,26 @@ fn put_sends_the_file_and_its_digest() {
         );
         data
     });
-    let outcome = put_file(addr, &local, "copy.bin", TIMEOUT, true).unwrap();
+    // With --trace: the kernel socket of the put, sampled (a first and a last sample).
+    let trace = dir.join("put.json");
+    let outcome =
+        put_file_traced(addr, &local, "copy.bin", None, TIMEOUT, true, Some(&trace)).unwrap();
     assert_eq!(outcome.size, 70_000);
     assert_eq!(server.join().unwrap(), file);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    host_sim::trace::check::check(&text).unwrap_or_else(|p| panic!("{p:#?}"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = json["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"linux tx") && names.contains(&"linux tcp_info"),
+        "{names:?}"
+    );
+    assert!(text.contains("linux put "));
 }
 
 #[test]

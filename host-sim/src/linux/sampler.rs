@@ -289,8 +289,11 @@ mod tests {
         std::thread::sleep(SAMPLE_EVERY * 5);
         sampler.finish().unwrap();
 
-        let trace: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_file(&path);
+        // The rules Perfetto's importer applies hold for the Linux side's trace too.
+        crate::trace::check::check(&text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let trace: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(trace["otherData"]["clock"], "monotonic");
         let rx: Vec<u64> = trace["traceEvents"]
             .as_array()

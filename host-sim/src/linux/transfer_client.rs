@@ -105,14 +105,31 @@ pub fn put_file_with_token(
     timeout: Duration,
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
+    put_file_traced(peer, file, name, token, timeout, quiet, None)
+}
+
+/// [`put_file_with_token`], sampling the kernel socket into `trace` when given
+/// (`peer put FILE IP --trace`, [`super::sampler`]).
+pub fn put_file_traced(
+    peer: SocketAddr,
+    file: &Path,
+    name: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    quiet: bool,
+    trace: Option<&Path>,
+) -> Result<Outcome, PeerError> {
     let source = LocalFile::open(file)?;
-    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let socket = peer::connect(peer, timeout)?;
+    let sampling = peer::sampler(&socket, "put", trace)?;
+    let mut stream = FromStd::new(socket);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
     let digest = transfer::put_with_token(&mut stream, name, token, &source, &mut |sent, _| {
         bar.set_position(sent)
     })?;
     bar.finish_and_clear();
+    peer::finish(sampling)?;
     Ok(Outcome {
         size: source.len(),
         moved: source.len(),
@@ -133,6 +150,20 @@ pub fn get_file(
     timeout: Duration,
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
+    get_file_traced(peer, name, output, resume, timeout, quiet, None)
+}
+
+/// [`get_file`], sampling the kernel socket into `trace` when given (`peer get NAME IP
+/// --trace`, [`super::sampler`]).
+pub fn get_file_traced(
+    peer: SocketAddr,
+    name: &str,
+    output: &Path,
+    resume: bool,
+    timeout: Duration,
+    quiet: bool,
+    trace: Option<&Path>,
+) -> Result<Outcome, PeerError> {
     let mut part_name = output.as_os_str().to_owned();
     part_name.push(".part");
     let part = PathBuf::from(part_name);
@@ -148,7 +179,9 @@ pub fn get_file(
         .write(true)
         .truncate(!resume)
         .open(&part)?;
-    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let socket = peer::connect(peer, timeout)?;
+    let sampling = peer::sampler(&socket, "get", trace)?;
+    let mut stream = FromStd::new(socket);
     let bar = progress_bar(0, "get", quiet);
     bar.set_position(offset);
     let start = Instant::now();
@@ -169,6 +202,7 @@ pub fn get_file(
         },
     );
     bar.finish_and_clear();
+    peer::finish(sampling)?;
     match result {
         Ok((size, digest)) => {
             file.sync_all()?;

@@ -154,7 +154,7 @@ pub fn run(trace: Option<&Path>, plot: Option<&Path>) -> Result<(), DemoError> {
         }
         None => None,
     };
-    let finish = FinishOnDrop(sink);
+    let mut finish = FinishOnDrop(sink);
 
     heading(0, "connect", "socket(), listen(), connect(), accept()");
     let (client, server, _listener) = w.connect(7, (512, 512), (256, 256));
@@ -182,7 +182,9 @@ pub fn run(trace: Option<&Path>, plot: Option<&Path>) -> Result<(), DemoError> {
     println!("demo finished: every behaviour matched the kernel's.");
     CLOCK.with(|c| c.set(None));
     // The trace is complete once finished; only then can it be drawn.
-    drop(finish);
+    finish
+        .finish()
+        .map_err(|e| DemoError(format!("trace: {e}")))?;
     if let (Some(svg), Some(path)) = (plot, trace_path) {
         let drawn = draw(path, svg);
         if trace.is_none() {

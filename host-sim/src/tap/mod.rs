@@ -3,11 +3,17 @@
 //! polls a stack on them, and [`bring_up`], which puts a device's stack on the tap for
 //! every program that runs there.
 //!
+//! - [`tun`]: opening the tap, plainly or with the virtio-net header and offloads
+//!   negotiated (`--offload`), and its MTU (`--mtu`).
+//! - [`vnet`]: the virtio-net header, read and written.
 //! - [`link`]: the [`FrameLink`] under the device, one frame per `read` or `write`.
 //! - [`pcap`]: the capture (`--pcap FILE`), which stops on a write error.
 
+pub mod coalesce;
 pub mod link;
 pub mod pcap;
+pub mod tun;
+pub mod vnet;
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -16,9 +22,7 @@ use std::time::Instant as WallClock;
 
 use ringnet::blocking::{Progress, Waiter};
 use ringnet::observe::LogLimit;
-use ringnet::smoltcp::phy::{
-    self, Device, DeviceCapabilities, Medium, PcapMode, PcapWriter, TunTapInterface,
-};
+use ringnet::smoltcp::phy::{self, Device, DeviceCapabilities, PcapMode, PcapWriter};
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 use ringnet::{run, Duration, Instant, Stack, StackConfig, StackResources};
 
@@ -26,6 +30,7 @@ use crate::trace::{FinishOnDrop, TraceClock, TraceFile};
 
 use link::{FrameLink, LinkErrors};
 use pcap::PcapFile;
+use tun::{Offload, TapFd};
 
 /// Why the tap could not be opened, in words a user can act on.
 #[derive(Debug)]
@@ -38,6 +43,8 @@ pub enum TapError {
     Other(String, io::Error),
     /// The tap was deleted while the device was attached to it.
     Gone(String, io::Error),
+    /// The kernel refused the MTU asked for (`--mtu`).
+    Mtu(String, u16, io::Error),
     /// The trace file (`--trace`) could not be created.
     Trace(PathBuf, io::Error),
 }
@@ -58,6 +65,10 @@ impl std::fmt::Display for TapError {
                 )
             }
             TapError::Other(name, e) => write!(f, "cannot attach to tap '{name}': {e}"),
+            TapError::Mtu(name, mtu, e) => write!(
+                f,
+                "cannot set the MTU of tap '{name}' to {mtu}: {e} (a tap takes 68 to 65535)"
+            ),
             TapError::Gone(name, e) => write!(
                 f,
                 "tap '{name}' went away while the device was using it ({e}); was it deleted, or its network namespace?"
@@ -79,46 +90,86 @@ pub fn print_stats_table(stack: &Stack<'_>, device: &TapDevice) {
     if errors != LinkErrors::default() {
         let _ = writeln!(
             out,
-            "tap: {} frames dropped (queue full), {} writes failed, {} reads failed, {} frames over the MTU",
-            errors.tx_dropped, errors.tx_failed, errors.rx_failed, errors.rx_oversized
+            "tap: {} frames dropped (queue full), {} writes failed, {} reads failed, {} frames over the MTU, {} bad virtio-net headers, {} bad TCP checksums",
+            errors.tx_dropped,
+            errors.tx_failed,
+            errors.rx_failed,
+            errors.rx_oversized,
+            errors.rx_bad_header,
+            errors.rx_bad_checksum
+        );
+    }
+    let offload = device.offload();
+    if offload != Offload::Off {
+        let c = device.offload_counts();
+        let _ = writeln!(
+            out,
+            "tap offload ({offload}): in {} frames, {} large segments (largest {} B), checksums {} trusted, {} verified by the kernel, {} completed; out {} frames, {} large segments (largest {} B)",
+            c.frames_in, c.segments_in, c.largest_in, c.trusted_in, c.valid_in, c.completed_in,
+            c.frames_out, c.segments_out, c.largest_out
         );
     }
 }
 
 /// The tap, seen through a pcap writer (which writes nothing without `--pcap`).
 pub struct TapDevice {
-    inner: PcapWriter<FrameLink<TunTapInterface>, PcapFile>,
+    inner: PcapWriter<FrameLink<TapFd>, PcapFile>,
     fd: i32,
 }
 
 impl TapDevice {
-    /// Attaches to the existing tap `name`. Never creates one: a tap appearing in the
-    /// wrong network namespace would put ringnet's traffic where it does not belong.
-    pub fn open(name: &str, pcap: Option<&Path>) -> Result<TapDevice, TapError> {
+    /// Attaches to the existing tap `name`, with the virtio-net header and offloads when
+    /// `offload` (falling back to a plain tap where the kernel refuses), after setting its
+    /// MTU to `mtu` if given. Never creates a tap: one appearing in the wrong network
+    /// namespace would put ringnet's traffic where it does not belong.
+    pub fn open(
+        name: &str,
+        pcap: Option<&Path>,
+        offload: bool,
+        mtu: Option<u16>,
+    ) -> Result<TapDevice, TapError> {
         if !Path::new("/sys/class/net").join(name).exists() {
             return Err(TapError::Missing(name.to_string()));
         }
-        let tap = TunTapInterface::new(name, Medium::Ethernet).map_err(|e| match e.kind() {
+        let refused = |e: io::Error| match e.kind() {
             io::ErrorKind::PermissionDenied => TapError::Permission(name.to_string(), e),
-            _ if e.raw_os_error() == Some(1) => TapError::Permission(name.to_string(), e),
+            _ if e.raw_os_error() == Some(libc::EPERM) => TapError::Permission(name.to_string(), e),
             _ => TapError::Other(name.to_string(), e),
-        })?;
-        let fd = tap.as_raw_fd();
-        // smoltcp's own device reads the interface's MTU and adds the Ethernet header.
-        let mtu = tap.capabilities().max_transmission_unit;
+        };
+        if let Some(mtu) = mtu {
+            tun::set_interface_mtu(name, mtu).map_err(|e| match refused(e) {
+                TapError::Other(name, e) => TapError::Mtu(name, mtu, e),
+                other => other,
+            })?;
+        }
+        let tap = tun::open(name, offload).map_err(refused)?;
+        let fd = tap.fd.as_raw_fd();
         let sink = match pcap {
             Some(path) => PcapFile::create(path)
                 .map_err(|e| TapError::Other(path.display().to_string(), e))?,
             None => PcapFile::none(),
         };
+        let link = FrameLink::with_offload(tap.fd, tap.mtu, tap.offload);
         Ok(TapDevice {
-            inner: PcapWriter::new(FrameLink::new(tap, mtu), sink, PcapMode::Both),
+            inner: PcapWriter::new(link, sink, PcapMode::Both),
             fd,
         })
     }
 
-    /// Sleeps until the tap has a frame or `timeout` passes.
-    pub fn wait(&self, timeout: Option<Duration>) {
+    /// What was negotiated with the kernel.
+    pub fn offload(&self) -> Offload {
+        self.inner.get_ref().offload()
+    }
+
+    /// What the virtio-net headers said so far (all zero without offload).
+    pub fn offload_counts(&self) -> link::OffloadCounts {
+        self.inner.get_ref().offload_counts()
+    }
+
+    /// Sends what the link holds back for joining (offload), then sleeps until the tap
+    /// has a frame or `timeout` passes.
+    pub fn wait(&mut self, timeout: Option<Duration>) {
+        self.inner.get_mut().flush();
         let _ = phy::wait(self.fd, timeout);
     }
 
@@ -135,11 +186,11 @@ impl TapDevice {
 
 impl Device for TapDevice {
     type RxToken<'a>
-        = <PcapWriter<FrameLink<TunTapInterface>, PcapFile> as Device>::RxToken<'a>
+        = <PcapWriter<FrameLink<TapFd>, PcapFile> as Device>::RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
-        = <PcapWriter<FrameLink<TunTapInterface>, PcapFile> as Device>::TxToken<'a>
+        = <PcapWriter<FrameLink<TapFd>, PcapFile> as Device>::TxToken<'a>
     where
         Self: 'a;
 
@@ -245,6 +296,11 @@ pub struct TapConfig {
     /// Transition and drop lines each socket may log per second ([`LogLimit`]); 0 for
     /// every one.
     pub log_burst: u16,
+    /// Open the tap with the virtio-net header and checksum and TCP segmentation offload
+    /// (`--offload`), as a virtual machine's NIC does.
+    pub offload: bool,
+    /// Set the tap's MTU first (`--mtu`).
+    pub mtu: Option<u16>,
     /// Write every event of the stack to this trace file (Perfetto JSON; the log limit
     /// does not apply to it).
     pub trace: Option<PathBuf>,
@@ -263,7 +319,12 @@ pub fn bring_up<const SOCKETS: usize>(
     config: &TapConfig,
     mac: EthernetAddress,
 ) -> Result<(Stack<'static>, TapWaiter), TapError> {
-    let mut device = TapDevice::open(&config.tap, config.pcap.as_deref())?;
+    let mut device = TapDevice::open(
+        &config.tap,
+        config.pcap.as_deref(),
+        config.offload,
+        config.mtu,
+    )?;
     let clock = HostClock::start();
     let resources = Box::leak(Box::new(StackResources::<'static, SOCKETS>::new()));
     let stack_config = StackConfig {
