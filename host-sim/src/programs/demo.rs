@@ -109,7 +109,11 @@ fn draw(trace: &Path, svg: &Path) -> Result<(), DemoError> {
         .map(|(i, (start, title))| crate::plot::Stretch {
             title: title.clone(),
             from_ms: start / 1000.0,
-            to_ms: marks.get(i + 1).map_or(end, |next| next.0) / 1000.0,
+            // The last one ends with the trace, and shows at least 20 ms after its start.
+            to_ms: marks
+                .get(i + 1)
+                .map_or(end.max(start + 20_000.0) + 5_000.0, |next| next.0)
+                / 1000.0,
         })
         .collect();
     let options = crate::plot::PlotOptions {
