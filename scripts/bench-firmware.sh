@@ -30,20 +30,9 @@ cargo build --quiet --release -p host-sim
 image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
 image=$(image target release)
 
-read -r text rodata data bss vectors < <(size -A "$image" | awk '
-  $1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".data" {d=$2} $1 == ".bss" {b=$2} $1 == ".vector_table" {v=$2}
-  END {print t, r, d, b, v}')
-flash=$((vectors + text + rodata + data))
-ram=$((data + bss))
-{
-  echo "# firmware footprint, from size -A of the release image (bytes)"
-  echo "flash $flash (vector table $vectors, text $text, rodata $rodata, data $data)"
-  echo "static_ram $ram (data $data, bss $bss)"
-} >firmware/footprint.txt
-cat firmware/footprint.txt
+# Flash and static RAM, with where they go, recorded in firmware/footprint.txt.
 verdict=0
-[ "$flash" -le $((64 * 1024)) ] && echo "flash target (<= 65536): met" || { echo "flash target (<= 65536): NOT met"; verdict=1; }
-[ "$ram" -le $((60 * 1024)) ] && echo "static RAM target (<= 61440): met" || { echo "static RAM target (<= 61440): NOT met"; verdict=1; }
+RECORD=1 bash scripts/footprint-firmware.sh "$image" | sed -n '1,2p;/target (/p' || verdict=1
 echo "emcraft-sf2 image: $(size -A "$(image target sf2)" | awk '$1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".ddr" {d=$2} END {print t " B text, " r " B rodata (opt-level 3), " d " B of rings in DDR"}')"
 
 # The four images, each with its own forwarded ports (TCP base+N-7000, UDP base+50).
