@@ -201,6 +201,23 @@ check "and plot draws the firmware's sockets from it" \
   bash -c "cargo run --quiet -p host-sim -- plot '$work/uart.json' -o '$work/uart.svg' --socket tcp#1 >/dev/null && grep -q ' tcp#1: rx ring' '$work/uart.svg'"
 got=$(host_sim peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
 check "a get from the digest-only store is refused with a reason" grep -q "this store keeps digests only" <<<"$got"
+v1=$(TRANSFER_PORT=$(tcp 7003) python3 - <<'PY'
+import hashlib, os, socket, struct
+# A version 1 put (the digest in the request): the device answers in version 1's words.
+data = b"hello"
+payload = b"RNT1\x01\x01f" + struct.pack(">Q", len(data)) + hashlib.sha256(data).digest()
+s = socket.create_connection(("127.0.0.1", int(os.environ["TRANSFER_PORT"])), timeout=10)
+s.sendall(struct.pack(">I", len(payload)) + payload + data)
+reply = b""
+while len(reply) < 4 or len(reply) < 4 + struct.unpack(">I", reply[:4])[0]:
+    chunk = s.recv(512)
+    if not chunk:
+        break
+    reply += chunk
+print(reply[4:8].decode(errors="replace"), reply[8], reply[9], reply[43:].decode(errors="replace"))
+PY
+)
+check "a version 1 put is refused in a version 1 status frame" grep -q "^RNT1 4 1 protocol version 1 is not served" <<<"$v1"
 http=http://127.0.0.1:$((base + 80))
 echo "-- HTTP on $http"
 check "GET the built-in file" \
