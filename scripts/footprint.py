@@ -10,6 +10,7 @@ such as `core::ptr::drop_in_place<T>` to core, where the code is written. Flash 
 .vector_table, .text, .rodata and .data (its initial image); static RAM .data and .bss.
 """
 import re
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -92,6 +93,8 @@ def owner(name):
 
 
 def main():
+    # A reader that stops early (head) ends the report quietly.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     image = sys.argv[1]
     top = int(sys.argv[sys.argv.index("--top") + 1]) if "--top" in sys.argv else 25
     sizes = sections(image)
@@ -124,9 +127,9 @@ def main():
         else:
             attributed[slot] += size
         largest.append((size, "flash" if slot != 1 else "ram", name))
-    print(f"flash {flash} B of 65536 (vector table {sizes.get('.vector_table', 0)}, text "
+    print(f"flash {flash} B, target 65536 (vector table {sizes.get('.vector_table', 0)}, text "
           f"{sizes.get('.text', 0)}, rodata {sizes.get('.rodata', 0)}, data {sizes.get('.data', 0)})")
-    print(f"static_ram {ram} B of 61440 (data {sizes.get('.data', 0)}, bss {sizes.get('.bss', 0)})")
+    print(f"static_ram {ram} B, target 61440 (data {sizes.get('.data', 0)}, bss {sizes.get('.bss', 0)})")
     print(f"symbols account for {attributed[0]} B of flash and {attributed[1]} B of RAM; the"
           " rest is alignment and code nm names no size for")
 

@@ -52,15 +52,15 @@ check() {
 board=${BOARD:-lm3s6965evb}
 case "$board" in
   lm3s6965evb)
-    build=() target=target expected=firmware/expected/boot.txt tx_full=firmware/expected/tx-full.txt
+    build=(--release) profile=release expected=firmware/expected/boot.txt tx_full=firmware/expected/tx-full.txt
     # The driver's counters, logged with each stats query: at rest, and after a flood.
     nic_quiet='enet: rx [0-9]+ frames, tx [0-9]+; RX FIFO full 0 times .*, 0 dropped; TX busy 0 times, 0 errors'
     nic_flooded='enet: rx [0-9]+ frames, tx [0-9]+; RX FIFO full [1-9][0-9]* times'
     nic_warning='WARN  enet: RX FIFO FULL \(31/31 frames\)'
     ;;
-  # Its own target directory, so that each board's build stays cached beside the other's.
   emcraft-sf2)
-    build=(--features sf2) target=target/sf2 expected=firmware/expected/boot-sf2.txt tx_full=firmware/expected/tx-full-sf2.txt
+    # Its own profile (opt-level 3), so that each board's build stays cached beside the other's.
+    build=(--profile sf2 --features sf2) profile=sf2 expected=firmware/expected/boot-sf2.txt tx_full=firmware/expected/tx-full-sf2.txt
     nic_quiet='emac: rx [0-9]+ frames, tx [0-9]+; RX ring full 0 times .*, DMA stopped 0 times, 0 dropped; TX ring full 0 times'
     # QEMU sends a frame the moment DMA is enabled: the TX ring never fills there.
     nic_flooded='emac: rx [0-9]+ frames, tx [0-9]+; RX ring full [1-9][0-9]* times .*, DMA stopped [1-9][0-9]* times, 0 dropped; TX ring full 0 times'
@@ -70,8 +70,22 @@ case "$board" in
 esac
 export BOARD=$board
 echo "== board $board"
-(cd firmware && cargo build --quiet --release "${build[@]}" --target-dir "$target")
-image=firmware/$target/thumbv7m-none-eabi/release/ringnet-firmware
+(cd firmware && cargo build --quiet "${build[@]}")
+image=firmware/target/thumbv7m-none-eabi/$profile/ringnet-firmware
+if [ "$board" = lm3s6965evb ]; then
+  # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
+  # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
+  # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
+  # within the budget below, about 3 KiB over the last cut (112 252 B), so that growth fails.
+  flash_budget=$((113 * 1024))
+  footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
+  flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
+  ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")
+  echo "footprint: flash ${flash:-?} B, static RAM ${ram:-?} B; $(grep 'flash target' <<<"$footprint")"
+  check "static RAM with every service is at most 60 KiB (${ram:-?} B)" test "${ram:-999999}" -le 61440
+  check "flash with every service stays within its budget (${flash:-?} of $flash_budget B)" \
+    test "${flash:-999999}" -le "$flash_budget"
+fi
 # The Linux side of the transfer protocol (the test command has built it already).
 cargo build --quiet -p host-sim
 host_sim() { cargo run --quiet -p host-sim -- "$@"; }
@@ -187,6 +201,23 @@ check "and plot draws the firmware's sockets from it" \
   bash -c "cargo run --quiet -p host-sim -- plot '$work/uart.json' -o '$work/uart.svg' --socket tcp#1 >/dev/null && grep -q ' tcp#1: rx ring' '$work/uart.svg'"
 got=$(host_sim peer get up.bin 127.0.0.1 --port "$(tcp 7003)" -o "$work/got.bin" -q --timeout 30 2>&1 || true)
 check "a get from the digest-only store is refused with a reason" grep -q "this store keeps digests only" <<<"$got"
+v1=$(TRANSFER_PORT=$(tcp 7003) python3 - <<'PY'
+import hashlib, os, socket, struct
+# A version 1 put (the digest in the request): the device answers in version 1's words.
+data = b"hello"
+payload = b"RNT1\x01\x01f" + struct.pack(">Q", len(data)) + hashlib.sha256(data).digest()
+s = socket.create_connection(("127.0.0.1", int(os.environ["TRANSFER_PORT"])), timeout=10)
+s.sendall(struct.pack(">I", len(payload)) + payload + data)
+reply = b""
+while len(reply) < 4 or len(reply) < 4 + struct.unpack(">I", reply[:4])[0]:
+    chunk = s.recv(512)
+    if not chunk:
+        break
+    reply += chunk
+print(reply[4:8].decode(errors="replace"), reply[8], reply[9], reply[43:].decode(errors="replace"))
+PY
+)
+check "a version 1 put is refused in a version 1 status frame" grep -q "^RNT1 4 1 protocol version 1 is not served" <<<"$v1"
 http=http://127.0.0.1:$((base + 80))
 echo "-- HTTP on $http"
 check "GET the built-in file" \

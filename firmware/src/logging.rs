@@ -55,60 +55,11 @@ pub trait Reason: core::fmt::Display {}
 #[cfg(not(feature = "defmt"))]
 impl<T: core::fmt::Display + ?Sized> Reason for T {}
 
-/// Starts the log: the text log installs its `log` backend at the level chosen with
-/// `RINGNET_LOG`; the defmt log installs the bridge for the core's lines still on `log`.
+/// Starts the log: nothing to do for defmt; the text log installs its `log` backend at
+/// the level chosen with `RINGNET_LOG`.
 pub fn start() {
     #[cfg(feature = "text-log")]
     text::start();
-    #[cfg(feature = "defmt")]
-    bridge::start();
-}
-
-/// The core's lines not yet written through its log macros (the stack's and the event
-/// stream's) still go to `log`: under defmt they are formatted here and sent as one
-/// defmt string each, at their level. Lines through the macros never pass here.
-#[cfg(feature = "defmt")]
-mod bridge {
-    use core::fmt::Write;
-
-    /// Longest line kept whole; a longer one is cut and ends with `…`.
-    const LINE: usize = 192;
-
-    struct LogToDefmt;
-
-    static BRIDGE: LogToDefmt = LogToDefmt;
-
-    pub fn start() {
-        // Fails only if a logger was set already, and this is the only one.
-        let _ = log::set_logger(&BRIDGE);
-        log::set_max_level(log::LevelFilter::Debug);
-    }
-
-    impl log::Log for LogToDefmt {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-
-        fn log(&self, record: &log::Record<'_>) {
-            let mut line = heapless::String::<LINE>::new();
-            if write!(line, "{}", record.args()).is_err() {
-                while line.len() > LINE - 3 {
-                    line.pop();
-                }
-                let _ = line.push('…');
-            }
-            let line = line.as_str();
-            match record.level() {
-                log::Level::Error => defmt::error!("{=str}", line),
-                log::Level::Warn => defmt::warn!("{=str}", line),
-                log::Level::Info => defmt::info!("{=str}", line),
-                log::Level::Debug => defmt::debug!("{=str}", line),
-                log::Level::Trace => defmt::trace!("{=str}", line),
-            }
-        }
-
-        fn flush(&self) {}
-    }
 }
 
 #[cfg(feature = "defmt")]

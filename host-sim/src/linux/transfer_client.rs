@@ -33,6 +33,10 @@ fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Bytes moved per system call: as `peer blast` and `peer get` do, so that a transfer and
+/// a raw stream face the kernel the same way.
+const TRANSFER_BUFFER: usize = 1 << 20;
+
 /// What a finished transfer reports.
 #[derive(Debug)]
 pub struct Outcome {
@@ -125,9 +129,15 @@ pub fn put_file_traced(
     let mut stream = FromStd::new(socket);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
-    let digest = transfer::put_with_token(&mut stream, name, token, &source, &mut |sent, _| {
-        bar.set_position(sent)
-    })?;
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let digest = transfer::put_with_buffer(
+        &mut stream,
+        name,
+        token,
+        &source,
+        &mut buf,
+        &mut |sent, _| bar.set_position(sent),
+    )?;
     bar.finish_and_clear();
     peer::finish(sampling)?;
     Ok(Outcome {
@@ -141,7 +151,8 @@ pub fn put_file_traced(
 /// Gets `name` from the transfer server at `peer` into `output`, through `output.part`.
 /// With `resume`, an existing `output.part` is continued from its length (its bytes are
 /// hashed first, so the whole file is still verified). The part file is renamed to
-/// `output` only once the SHA-256 matched; on a mismatch it is deleted.
+/// `output` only once the SHA-256 matched; on a mismatch it is deleted. An `output` that
+/// is a device (`/dev/null`: verify and keep nothing) is written to directly.
 pub fn get_file(
     peer: SocketAddr,
     name: &str,
@@ -164,9 +175,16 @@ pub fn get_file_traced(
     quiet: bool,
     trace: Option<&Path>,
 ) -> Result<Outcome, PeerError> {
-    let mut part_name = output.as_os_str().to_owned();
-    part_name.push(".part");
-    let part = PathBuf::from(part_name);
+    // A device such as /dev/null is written straight to: no part file beside it.
+    let device = fs::metadata(output).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let part = if device {
+        output.to_path_buf()
+    } else {
+        let mut part_name = output.as_os_str().to_owned();
+        part_name.push(".part");
+        PathBuf::from(part_name)
+    };
+    let resume = resume && !device;
     let mut hasher = Sha256::new();
     let mut offset = 0;
     if resume && part.exists() {
@@ -186,10 +204,12 @@ pub fn get_file_traced(
     bar.set_position(offset);
     let start = Instant::now();
     let mut write_failed = None;
-    let result = transfer::get(
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let result = transfer::get_with_buffer(
         &mut stream,
         name,
         (offset, hasher),
+        &mut buf,
         &mut |data| {
             file.write_all(data).map_err(|e| {
                 write_failed = Some(e);
@@ -205,8 +225,10 @@ pub fn get_file_traced(
     peer::finish(sampling)?;
     match result {
         Ok((size, digest)) => {
-            file.sync_all()?;
-            fs::rename(&part, output)?;
+            if !device {
+                file.sync_all()?;
+                fs::rename(&part, output)?;
+            }
             Ok(Outcome {
                 size,
                 moved: size - offset,
@@ -215,7 +237,9 @@ pub fn get_file_traced(
             })
         }
         Err(TransferError::DigestMismatch) => {
-            let _ = fs::remove_file(&part);
+            if !device {
+                let _ = fs::remove_file(&part);
+            }
             Err(TransferError::DigestMismatch.into())
         }
         Err(TransferError::Sink) => {
