@@ -1,6 +1,8 @@
 //! Puts the board's memory layout where the linker finds it as memory.x (memory-lm3s6965.x,
-//! or memory-sf2.x with feature `sf2`), and passes the log level chosen with
-//! `RINGNET_LOG` (error, warn, info or debug; debug when unset) to the firmware.
+//! or memory-sf2.x with feature `sf2`), links defmt's table of strings for the defmt log,
+//! and passes the log level to the firmware's banner: `DEFMT_LOG` for the defmt log (set
+//! to debug in .cargo/config.toml), `RINGNET_LOG` (error, warn, info or debug; debug when
+//! unset) for the text log.
 use std::env;
 use std::fs;
 use std::path::PathBuf;
@@ -20,8 +22,17 @@ fn main() {
     println!("cargo:rerun-if-changed=memory-lm3s6965.x");
     println!("cargo:rerun-if-changed=memory-sf2.x");
     println!("cargo:rerun-if-changed=build.rs");
-
     println!("cargo:rerun-if-env-changed=RINGNET_LOG");
+    println!("cargo:rerun-if-env-changed=DEFMT_LOG");
+
+    if env::var_os("CARGO_FEATURE_DEFMT").is_some() {
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+        // defmt's own filter, which its macros read as they compile; its syntax allows
+        // per-module levels, so it is shown as it is.
+        let level = env::var("DEFMT_LOG").unwrap_or_else(|_| "error".into());
+        println!("cargo:rustc-env=RINGNET_LOG_LEVEL={level}");
+        return;
+    }
     let level = env::var("RINGNET_LOG").unwrap_or_else(|_| "debug".into());
     let level = level.trim().to_ascii_lowercase();
     if !LEVELS.contains(&level.as_str()) {

@@ -84,3 +84,45 @@ for mtu in $mtus; do
     printf "MTU %s medians: Linux -> device with SHA-256 of every byte (file in): ringnet %.2f, ringnet --offload %.2f\n", mtu, ph, oh
   }'
 done
+
+# ---------------------------------------------------------------------------------------
+# Verified transfer, protocol version 2 (TCP 7003), against the raw stream into discard
+# measured in the same run (the same serve process, one after the other): a put (Linux ->
+# device, into `serve --files` on a tmpfs, staged and committed after the trailer) and a
+# get (device -> Linux into /dev/null, hashed and verified), at tap MTU TRANSFER_MTU
+# (default 1500), serve given TRANSFER_SERVE_ARGS (e.g. --offload). The file the put
+# stored is what the get reads back; both are checked against the source's SHA-256. Each
+# run's figures and ratios are printed, then the medians. TRANSFER_RUNS=0 skips this.
+# ---------------------------------------------------------------------------------------
+transfer_runs=${TRANSFER_RUNS:-$runs}
+if [ "$transfer_runs" -gt 0 ]; then
+  shm=$(mktemp -d /dev/shm/rn-bench-transfer.XXXXXX)
+  trap 'rm -rf "$shm"; cleanup' EXIT
+  mkdir "$shm/files"
+  head -c "$bytes" /dev/urandom >"$shm/source.bin"
+  source_sha=$(sha256sum <"$shm/source.bin" | cut -d' ' -f1)
+  in_ns ip link set tap0 mtu "${TRANSFER_MTU:-1500}"
+  t_raw=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=()
+  echo "verified transfer v2 over a tap, $bytes bytes, MTU ${TRANSFER_MTU:-1500}, serve ${TRANSFER_SERVE_ARGS:-(no extra flags)}, $transfer_runs runs, Gbit/s (shared CPUs: compare within a run)"
+  for run in $(seq "$transfer_runs"); do
+    rm -f "$shm/files/up.bin"
+    # shellcheck disable=SC2086
+    RUST_LOG=warn in_ns "$bin" serve --tap tap0 --mtu "${TRANSFER_MTU:-1500}" --rx-buf 65535 --tx-buf 65535 \
+      --files "$shm/files" --duration 900 ${TRANSFER_SERVE_ARGS:-} >/dev/null 2>&1 &
+    serve=$!
+    tries=0
+    until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
+    raw=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | gbits)
+    put=$(in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60 | gbits)
+    got=$(in_ns timeout 300 "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60 || true)
+    kill "$serve"; wait "$serve" 2>/dev/null || true
+    get=$(gbits <<<"$got")
+    grep -q "sha256 $source_sha verified" <<<"$got" || { echo "run $run: the get did not verify the source's digest: $got" >&2; exit 1; }
+    [ "$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)" = "$source_sha" ] || { echo "run $run: the stored file differs from the source" >&2; exit 1; }
+    read -r put_ratio get_ratio < <(awk -v r="$raw" -v p="$put" -v g="$get" 'BEGIN { printf "%.2f %.2f\n", p/r, g/r }')
+    t_raw+=("$raw"); t_put+=("$put"); t_get+=("$get"); t_put_ratio+=("$put_ratio"); t_get_ratio+=("$get_ratio")
+    echo "run $run: raw into discard $raw; verified put $put ($put_ratio of raw); verified get $get ($get_ratio of raw)"
+  done
+  m() { printf '%s\n' "$@" | median; }
+  echo "medians of $transfer_runs: raw into discard $(m "${t_raw[@]}"), verified put $(m "${t_put[@]}"), verified get $(m "${t_get[@]}"); ratios put $(m "${t_put_ratio[@]}"), get $(m "${t_get_ratio[@]}") (goal: a put or a get at 0.90 or more)"
+fi

@@ -9,7 +9,9 @@
 #   TCP 17007 -> 7 echo, 17080 -> 80 http, 17001 -> 7001 file out, 17002 -> 7002 file in,
 #   17003 -> 7003 transfer
 #   UDP 19000 -> 9000 report, 19001 -> 9001 stats
-# The UART log goes to stdout; a panic ends QEMU with a failure status (semihosting).
+# The UART log goes to stdout, decoded by defmt-print when the image logs defmt frames
+# (the default build; a text-log image is printed as it is); a panic ends QEMU with a
+# failure status (semihosting), which is this script's status.
 set -euo pipefail
 image=${1:?usage: $0 IMAGE}
 board=${BOARD:-}
@@ -50,7 +52,18 @@ dump=()
 if [ -n "${PCAP:-}" ]; then
   dump=(-object "filter-dump,id=dump0,netdev=net0,file=$PCAP")
 fi
-exec qemu-system-arm -machine "$board" -nographic -monitor none -serial stdio \
-  -semihosting-config enable=on,target=native \
-  -netdev "$netdev" -net nic,netdev=net0,model="$nic" "${dump[@]}" \
-  -kernel "$image"
+qemu=(qemu-system-arm -machine "$board" -nographic -monitor none -serial stdio
+  -semihosting-config enable=on,target=native
+  -netdev "$netdev" -net nic,netdev=net0,model="$nic" "${dump[@]}"
+  -kernel "$image")
+if size -A "$image" | grep -q '^\.defmt '; then
+  if ! command -v defmt-print >/dev/null; then
+    echo "$image logs defmt frames: install defmt-print (cargo install defmt-print --locked)," >&2
+    echo "or build the text log: cargo build --release --no-default-features --features http,transfer,text-log" >&2
+    exit 2
+  fi
+  # QEMU keeps this script's PID (a kill reaches it), and its exit status; the decoder
+  # reads the UART until QEMU ends and writes decoded lines, with the uptime, to stdout.
+  exec "${qemu[@]}" > >(exec defmt-print -e "$image")
+fi
+exec "${qemu[@]}"

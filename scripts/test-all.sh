@@ -35,6 +35,8 @@ step "toolchain (rust-toolchain.toml) and the thumbv7m-none-eabi target"
 rustup show active-toolchain
 rustup target add thumbv7m-none-eabi
 rustup component add rustfmt clippy
+# The firmware logs defmt frames; the runner and the QEMU tests decode them with it.
+command -v defmt-print >/dev/null || cargo install defmt-print --locked
 
 step "formatting"
 cargo fmt --all --check
@@ -42,9 +44,12 @@ cargo fmt --all --check
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "the core builds for thumbv7m-none-eabi: no_std, no alloc (with and without the default features)"
+step "the core builds for thumbv7m-none-eabi: no_std, no alloc (with and without the default features, and with defmt)"
 cargo build --lib --target thumbv7m-none-eabi
 cargo build --lib --target thumbv7m-none-eabi --no-default-features
+# The log macros' other two back ends: defmt (the firmware's), and none (lines compiled out,
+# which the build above is).
+cargo clippy --lib --target thumbv7m-none-eabi --no-default-features --features defmt -- -D warnings
 
 step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace
@@ -77,12 +82,14 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
   done
 )
 
-step "firmware: clippy and format for both boards, then boot each under QEMU and test it from Linux"
+step "firmware: clippy and format for both boards and both log forms, then boot each board under QEMU and test it from Linux"
 (
   cd firmware
   cargo fmt --check
   cargo clippy --quiet --release -- -D warnings
-  cargo clippy --quiet --release --features sf2 --target-dir target/sf2 -- -D warnings
+  cargo clippy --quiet --profile sf2 --features sf2 -- -D warnings
+  cargo clippy --quiet --release --no-default-features --features http,transfer,text-log \
+    --target-dir target/text-log -- -D warnings
 )
 bash scripts/test-firmware.sh
 BOARD=emcraft-sf2 bash scripts/test-firmware.sh

@@ -5,7 +5,7 @@
 //! reasons never show. ringnet gives the same BSD-socket behaviour (the semantics Python's
 //! `socket` module exposes) on top of smoltcp, but every ring running full or empty, every
 //! zero window, every truncated or dropped datagram and every blocked call is logged through
-//! [`log`] (or defmt, with the `defmt` feature: see `macros.rs`) and counted.
+//! `log` (or defmt, with the `defmt` feature: see `macros.rs`) and counted.
 //!
 //! The crate is `no_std` and never allocates: all memory is supplied by the caller up front.
 //!

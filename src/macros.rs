@@ -1,16 +1,27 @@
 //! Macros shared by every layer; declared first in the crate, so every module may use them.
 //!
 //! The log macros (`net_trace!`, `net_debug!`, `net_info!`, `net_warn!`, `net_error!`) are
-//! smoltcp's `net_log!` layer: one call site, written once, goes to [`log`] on a host and to
-//! `defmt` when the crate is built with the `defmt` feature (the firmware). Format strings use
+//! smoltcp's `net_log!` layer: one call site, written once, goes to `log` on a host (feature
+//! `log`, a default) and to `defmt` when the crate is built with the `defmt` feature (the
+//! firmware); with neither, the lines are compiled out. Format strings use
 //! positional `{}` (and `{:?}`) only, no inline `{name}` captures and no width or precision,
 //! so that the same string is valid for both; every argument implements `Display` (or
 //! `Debug` for `{:?}`) and, under `defmt`, `defmt::Format`.
 
 /// One log line at the given level, through `log`.
-#[cfg(not(feature = "defmt"))]
+#[cfg(all(feature = "log", not(feature = "defmt")))]
 macro_rules! net_log {
     ($level:ident, $($arg:tt)+) => { log::$level!($($arg)+) };
+}
+
+/// No log back end: the line is compiled out. Its arguments are still type-checked (and
+/// count as used), so a build without logging warns about nothing a logging build would
+/// not; `format_args!` only borrows them and nothing formats, so no `core::fmt` is linked.
+#[cfg(not(any(feature = "log", feature = "defmt")))]
+macro_rules! net_log {
+    ($level:ident, $($arg:tt)+) => {{
+        let _ = format_args!($($arg)+);
+    }};
 }
 
 /// One log line at the given level, through `defmt`: the format string is interned at build

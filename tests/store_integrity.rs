@@ -434,3 +434,118 @@ fn a_lost_race_is_the_conflict_status_never_verified() {
     }
     assert_eq!(store.committed, 0);
 }
+
+/// Sends `bytes` raw to the transfer server over `store`; the frames it answers, and the
+/// store.
+fn raw_put(store: FlakyStore, bytes: &[u8]) -> (Vec<u8>, FlakyStore) {
+    let (mut w, mut server, client) = transfer_world(store);
+    let reply = {
+        let wire = w.wire;
+        let (a, b) = w.two(A, B);
+        let mut driver =
+            ringnet::sim::PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+                server.poll(b)
+            })
+            .with_app_tick(Duration::from_millis(50));
+        let mut sock = Blocking::new(a, &mut driver);
+        sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+        sock.send_all(client, bytes).unwrap();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = sock.recv(client, &mut buf) {
+            reply.extend_from_slice(&buf[..n]);
+        }
+        reply
+    };
+    assert_eq!(server.active(), 0);
+    (reply, std::mem::take(server.store()))
+}
+
+fn v2_put(name: &str, data: &[u8], trailer: transfer::Digest) -> Vec<u8> {
+    let mut frame = [0u8; 300];
+    let mut bytes = Vec::new();
+    let size = data.len() as u64;
+    let n = transfer::Message::Put { name, size }
+        .emit(&mut frame)
+        .unwrap();
+    bytes.extend_from_slice(&frame[..n]);
+    bytes.extend_from_slice(data);
+    let n = transfer::Message::Trailer { sha256: trailer }
+        .emit(&mut frame)
+        .unwrap();
+    bytes.extend_from_slice(&frame[..n]);
+    bytes
+}
+
+/// The status of the last frame of a reply.
+fn last_status(reply: &[u8]) -> Option<Status> {
+    let mut rest = reply;
+    let mut last = None;
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if let Ok(transfer::Message::Status { status, .. }) =
+            transfer::Message::parse(&rest[4..4 + len])
+        {
+            last = Some(status);
+        }
+        rest = &rest[4 + len..];
+    }
+    last
+}
+
+#[test]
+fn a_wrong_trailer_aborts_the_staged_upload_and_never_commits() {
+    use sha2::{Digest as _, Sha256};
+    let data = vec![0x3c; 30_000];
+    let (reply, mut store) = raw_put(FlakyStore::default(), &v2_put("f", &data, [0; 32]));
+    assert_eq!(last_status(&reply), Some(Status::DigestMismatch));
+    assert_eq!((store.begun, store.aborted, store.committed), (1, 1, 0));
+    assert_eq!(store.size("f"), Err(StoreError::NotFound));
+    // The same bytes with their true digest: committed once, nothing aborted.
+    let right: transfer::Digest = Sha256::digest(&data).into();
+    let (reply, mut store) = raw_put(FlakyStore::default(), &v2_put("f", &data, right));
+    assert_eq!(last_status(&reply), Some(Status::Ok));
+    assert_eq!((store.begun, store.aborted, store.committed), (1, 0, 1));
+    assert_eq!(store.size("f"), Ok(30_000));
+}
+
+#[test]
+fn a_truncated_upload_is_aborted_with_a_status() {
+    let data = vec![0x3c; 30_000];
+    let whole = v2_put("f", &data, [0; 32]);
+    // Cut in the data, and cut in the trailer; each followed by FIN.
+    for cut in [whole.len() - 41 - 10_000, whole.len() - 20] {
+        let (mut w, mut server, client) = transfer_world(FlakyStore::default());
+        let reply = {
+            let wire = w.wire;
+            let (a, b) = w.two(A, B);
+            let mut driver = ringnet::sim::PeerWaiter::new(
+                wire,
+                A,
+                b,
+                B,
+                |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            )
+            .with_app_tick(Duration::from_millis(50));
+            let mut sock = Blocking::new(a, &mut driver);
+            sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+            sock.send_all(client, &whole[..cut]).unwrap();
+            sock.stack().shutdown_write(client).unwrap();
+            let mut reply = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n @ 1..) = sock.recv(client, &mut buf) {
+                reply.extend_from_slice(&buf[..n]);
+            }
+            reply
+        };
+        let expected = if cut < whole.len() - 41 {
+            Status::SizeMismatch
+        } else {
+            Status::BadRequest
+        };
+        assert_eq!(last_status(&reply), Some(expected), "cut at {cut}");
+        let store = server.store();
+        assert_eq!((store.begun, store.aborted, store.committed), (1, 1, 0));
+        assert_eq!(store.size("f"), Err(StoreError::NotFound));
+    }
+}

@@ -150,6 +150,19 @@ impl fmt::Display for DmaLayout {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for DmaLayout {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "DMA descriptors rx {=usize} / tx {=usize} of {=usize} B",
+            EMAC_RX_DESCRIPTORS,
+            EMAC_TX_DESCRIPTORS,
+            BUFFER
+        )
+    }
+}
+
 /// The bus address of `value`, as the MAC's DMA sees it (the CPU's own map).
 fn bus_address<T>(value: *const T) -> u32 {
     value as usize as u32
@@ -256,16 +269,7 @@ impl Emac {
     /// Logs the driver's counters (with each stats query).
     pub fn log_stats(&self) {
         let stats = &self.stats;
-        log::info!(
-            "emac: rx {} frames, tx {}; RX ring full {} times (high water {}/{EMAC_RX_DESCRIPTORS}), DMA stopped {} times, {} dropped; TX ring full {} times",
-            stats.rx_frames,
-            stats.tx_frames,
-            stats.rx_ring_full,
-            stats.rx_high_water,
-            stats.rx_exhausted,
-            stats.rx_dropped,
-            stats.tx_ring_full
-        );
+        fw_info!("emac: rx {} frames, tx {}; RX ring full {} times (high water {}/{}), DMA stopped {} times, {} dropped; TX ring full {} times", stats.rx_frames, stats.tx_frames, stats.rx_ring_full, stats.rx_high_water, EMAC_RX_DESCRIPTORS, stats.rx_exhausted, stats.rx_dropped, stats.tx_ring_full);
     }
 
     /// Hands the descriptor lent to the stack back to the MAC (the stack's borrow of its
@@ -292,34 +296,37 @@ impl Emac {
         if waiting >= capacity && !self.rx_full {
             self.rx_full = true;
             self.stats.rx_ring_full += 1;
-            log::debug!("emac: RX ring FULL ({waiting}/{capacity} descriptors hold frames)");
+            fw_debug!(
+                "emac: RX ring FULL ({}/{} descriptors hold frames)",
+                waiting,
+                capacity
+            );
         } else if waiting == 0 && self.rx_full {
             self.rx_full = false;
-            log::debug!("emac: RX ring empty after full: frames flow again");
+            fw_debug!("emac: RX ring empty after full: frames flow again");
         }
         if status & RX_OVERFLOW != 0 && !self.rx_stopped {
             self.rx_stopped = true;
             self.stats.rx_exhausted += 1;
-            log::warn!(
-                "emac: RX descriptors exhausted ({waiting}/{capacity} hold frames): DMA stopped, a frame lost; QEMU holds further frames back"
-            );
+            fw_warn!("emac: RX descriptors exhausted ({}/{} hold frames): DMA stopped, a frame lost; QEMU holds further frames back", waiting, capacity);
         }
         // Restarted with one descriptor free, DMA would fill it from QEMU's queue at once
         // and lose the next frame again: wait until half the ring is free (QEMU holds the
         // frames meanwhile).
         if self.rx_stopped && waiting <= capacity / 2 {
-            // The MAC stopped at the descriptor after the newest frame, and starts again
-            // at DMA_RX_DESC: point that there, then clear the overflow and enable.
-            let at = (self.rx_next + waiting as usize) % EMAC_RX_DESCRIPTORS;
-            write(DMA_RX_DESC, bus_address(&self.rings.rx[at]));
-            write(DMA_RX_STATUS, RX_OVERFLOW);
-            write(DMA_RX_CTL, DMA_EN);
-            self.rx_stopped = false;
-            log::debug!(
-                "emac: RX DMA restarted at descriptor {at} ({} free)",
-                capacity - waiting
-            );
+            // The MAC stopped at the descriptor after the newest frame.
+            self.restart_rx((self.rx_next + waiting as usize) % EMAC_RX_DESCRIPTORS);
         }
+    }
+
+    /// Enables receive DMA again at descriptor `at` (the MAC starts at DMA_RX_DESC):
+    /// points DMA_RX_DESC there, clears the overflow and enables.
+    fn restart_rx(&mut self, at: usize) {
+        write(DMA_RX_DESC, bus_address(&self.rings.rx[at]));
+        write(DMA_RX_STATUS, RX_OVERFLOW);
+        write(DMA_RX_CTL, DMA_EN);
+        self.rx_stopped = false;
+        fw_debug!("emac: RX DMA restarted at descriptor {}", at);
     }
 
     /// The next received frame's length, or `None` if the ring is empty; frames of a
@@ -330,6 +337,11 @@ impl Emac {
             self.watch_rx();
             let size = size_word(&self.rings.rx[self.rx_next]);
             if size & EMPTY != 0 {
+                // Drained: the MAC fills in order, so every descriptor is free, and if
+                // DMA is still stopped (its frame count said otherwise) it starts here.
+                if self.rx_stopped {
+                    self.restart_rx(self.rx_next);
+                }
                 return None;
             }
             // The frame was written before its size word: read it only after.
@@ -343,8 +355,11 @@ impl Emac {
                 return Some(len);
             }
             self.stats.rx_dropped += 1;
-            log::warn!(
-                "emac: dropped a received frame of {len} bytes (accepts {MIN_FRAME} to {FRAME})"
+            fw_warn!(
+                "emac: dropped a received frame of {} bytes (accepts {} to {})",
+                len,
+                MIN_FRAME,
+                FRAME
             );
             self.give_back();
         }
@@ -358,14 +373,16 @@ impl Emac {
             self.tx_full = full;
             if full {
                 self.stats.tx_ring_full += 1;
-                log::warn!(
-                    "emac: TX ring FULL ({EMAC_TX_DESCRIPTORS}/{EMAC_TX_DESCRIPTORS} descriptors unsent): send waits"
+                fw_warn!(
+                    "emac: TX ring FULL ({}/{} descriptors unsent): send waits",
+                    EMAC_TX_DESCRIPTORS,
+                    EMAC_TX_DESCRIPTORS
                 );
                 // Enable DMA again at the oldest unsent frame, in case it had stopped.
                 write(DMA_TX_DESC, bus_address(&self.rings.tx[self.tx_next]));
                 write(DMA_TX_CTL, DMA_EN);
             } else {
-                log::debug!("emac: TX ring has room again");
+                fw_debug!("emac: TX ring has room again");
             }
         }
         !full

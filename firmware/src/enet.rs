@@ -135,6 +135,13 @@ impl fmt::Display for FrameLayout {
     }
 }
 
+#[cfg(feature = "defmt")]
+impl defmt::Format for FrameLayout {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "frames {=usize} x2", FRAME_BUFFER)
+    }
+}
+
 /// The Stellaris Ethernet controller.
 pub struct Stellaris {
     rx: &'static mut [u8; FRAME_BUFFER],
@@ -191,17 +198,7 @@ impl Stellaris {
     /// Logs the driver's counters (with each stats query).
     pub fn log_stats(&self) {
         let stats = &self.stats;
-        log::info!(
-            "enet: rx {} frames, tx {}; RX FIFO full {} times (high water {}/{}), {} dropped; TX busy {} times, {} errors",
-            stats.rx_frames,
-            stats.tx_frames,
-            stats.rx_fifo_full,
-            stats.rx_fifo_high_water,
-            RX_FIFO_FRAMES,
-            stats.rx_dropped,
-            stats.tx_busy,
-            stats.tx_errors
-        );
+        fw_info!("enet: rx {} frames, tx {}; RX FIFO full {} times (high water {}/{}), {} dropped; TX busy {} times, {} errors", stats.rx_frames, stats.tx_frames, stats.rx_fifo_full, stats.rx_fifo_high_water, RX_FIFO_FRAMES, stats.rx_dropped, stats.tx_busy, stats.tx_errors);
     }
 
     /// Notes FIFO overruns and the FIFO's fill level; logs the full and drained edges.
@@ -210,22 +207,26 @@ impl Stellaris {
         if waiting >= RX_FIFO_FRAMES && !self.rx_fifo_full {
             self.rx_fifo_full = true;
             self.stats.rx_fifo_full += 1;
-            log::warn!("enet: RX FIFO FULL ({waiting}/{RX_FIFO_FRAMES} frames): QEMU holds further frames back");
+            fw_warn!(
+                "enet: RX FIFO FULL ({}/{} frames): QEMU holds further frames back",
+                waiting,
+                RX_FIFO_FRAMES
+            );
         } else if waiting == 0 && self.rx_fifo_full {
             self.rx_fifo_full = false;
-            log::debug!("enet: RX FIFO empty after full: frames flow again");
+            fw_debug!("enet: RX FIFO empty after full: frames flow again");
         }
         let status = read(RIS);
         if status & INT_FOV != 0 {
             write(RIS, INT_FOV);
             self.stats.rx_dropped += 1;
-            log::warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
+            fw_warn!("enet: RX overrun: a frame too long for the FIFO was dropped");
         }
         if status & INT_TXER != 0 {
             // Acknowledging TXER also empties the TX FIFO.
             write(RIS, INT_TXER);
             self.stats.tx_errors += 1;
-            log::warn!("enet: TX error: the controller refused a frame");
+            fw_warn!("enet: TX error: the controller refused a frame");
         }
     }
 
@@ -247,8 +248,11 @@ impl Stellaris {
                 read(DATA);
             }
             self.stats.rx_dropped += 1;
-            log::warn!(
-                "enet: dropped a received frame of {len} bytes (accepts {MIN_FRAME} to {FRAME})"
+            fw_warn!(
+                "enet: dropped a received frame of {} bytes (accepts {} to {})",
+                len,
+                MIN_FRAME,
+                FRAME
             );
             return None;
         }
@@ -271,9 +275,9 @@ impl Stellaris {
             self.tx_busy = busy;
             if busy {
                 self.stats.tx_busy += 1;
-                log::debug!("enet: TX busy with the previous frame: send waits");
+                fw_debug!("enet: TX busy with the previous frame: send waits");
             } else {
-                log::debug!("enet: TX free again");
+                fw_debug!("enet: TX free again");
             }
         }
         !busy

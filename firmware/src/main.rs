@@ -1,10 +1,12 @@
 //! ringnet firmware for a Cortex-M3 under QEMU (the LM3S6965 with the Stellaris Ethernet,
 //! or with feature `sf2` the SmartFusion2 with the MSS Ethernet MAC; see `board`): the
 //! core's sockets and services, every buffer static, every buffer transition logged on
-//! the UART.
+//! the UART (defmt frames by default, decoded on the host by `defmt-print`).
 #![no_std]
 #![no_main]
 
+#[macro_use]
+mod logging;
 mod board;
 mod clock;
 mod config;
@@ -16,6 +18,7 @@ mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
 mod store;
+#[cfg(feature = "text-log")]
 mod uart;
 
 use core::sync::atomic::Ordering;
@@ -41,7 +44,8 @@ static WELCOME: &[u8] = include_bytes!("../assets/welcome.txt");
 const ADDRESS: Ipv4Cidr = Ipv4Cidr::new(Ipv4Address::new(10, 0, 2, 15), 24);
 const GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 
-/// The log level chosen at build time (`RINGNET_LOG`, see build.rs).
+/// The log level chosen at build time (`DEFMT_LOG`, or `RINGNET_LOG` for the text log;
+/// see build.rs).
 const LOG_LEVEL: &str = env!("RINGNET_LOG_LEVEL");
 
 /// A socket's two rings (a datagram socket's payload rings too).
@@ -141,12 +145,11 @@ static TRANSFER: StaticCell<Transfer> = StaticCell::new();
 
 static SOURCE: StaticFile<'static> = StaticFile(WELCOME);
 
-static LOGGER: uart::UartLogger = uart::UartLogger;
-
 /// A set-up step failed: only a mistake in config.rs can cause this, so say what and
-/// stop (the panic handler ends QEMU with a failure status).
-fn setup_failed(what: &str, error: &dyn core::fmt::Display) -> ! {
-    panic!("setting up {what}: {error}")
+/// stop, ending QEMU with a failure status.
+fn setup_failed<E: logging::Reason + ?Sized>(what: &str, error: &E) -> ! {
+    fw_error!("setting up {}: {}", what, error);
+    exit_failure()
 }
 
 /// A stream socket on the next of a service's rings; a service with more sockets than
@@ -299,22 +302,48 @@ fn start_services(
 
 /// Logs what every static buffer is for, and their total.
 fn log_memory_map() {
-    log::info!(
-        "memory: {SOCKETS} sockets, table {} B; tcp rings rx/tx: echo {ECHO_RX}/{ECHO_TX} x{ECHO_BACKLOG}, file out {FILE_OUT_RX}/{FILE_OUT_TX} x{FILE_OUT_BACKLOG}, file in {FILE_IN_RX}/{FILE_IN_TX} x{FILE_IN_BACKLOG}",
-        core::mem::size_of::<StackResources<'static, SOCKETS>>()
+    fw_info!(
+        "memory: {} sockets, table {} B; tcp rings rx/tx: echo {}/{} x{}, file out {}/{} x{}, file in {}/{} x{}",
+        SOCKETS,
+        core::mem::size_of::<StackResources<'static, SOCKETS>>(),
+        ECHO_RX,
+        ECHO_TX,
+        ECHO_BACKLOG,
+        FILE_OUT_RX,
+        FILE_OUT_TX,
+        FILE_OUT_BACKLOG,
+        FILE_IN_RX,
+        FILE_IN_TX,
+        FILE_IN_BACKLOG
     );
     #[cfg(feature = "transfer")]
-    log::info!("memory: transfer {TRANSFER_RX}/{TRANSFER_TX} x{TRANSFER_BACKLOG}");
+    fw_info!(
+        "memory: transfer {}/{} x{}",
+        TRANSFER_RX,
+        TRANSFER_TX,
+        TRANSFER_BACKLOG
+    );
     #[cfg(feature = "http")]
-    log::info!(
-        "memory: http {HTTP_RX}/{HTTP_TX} x{HTTP_BACKLOG}, server {} B",
+    fw_info!(
+        "memory: http {}/{} x{}, server {} B",
+        HTTP_RX,
+        HTTP_TX,
+        HTTP_BACKLOG,
         core::mem::size_of::<Http>()
     );
-    log::info!(
-        "memory: udp rings rx/tx: report {REPORT_RX}/{REPORT_TX} ({REPORT_SLOTS} datagrams, reads {REPORT_BUFFER} B), stats {STATS_RX}/{STATS_TX}, beacon {BEACON_RX}/{BEACON_TX}; {}",
+    fw_info!(
+        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}; {}",
+        REPORT_RX,
+        REPORT_TX,
+        REPORT_SLOTS,
+        REPORT_BUFFER,
+        STATS_RX,
+        STATS_TX,
+        BEACON_RX,
+        BEACON_TX,
         board::NicLayout
     );
-    log::info!(
+    fw_info!(
         "memory: rings and frames {} B{}, statics {} B of 65536, stack {} B",
         core::mem::size_of::<Rings>(),
         board::RINGS_IN,
@@ -330,14 +359,7 @@ fn main() -> ! {
     let core =
         cortex_m::Peripherals::take().unwrap_or_else(|| setup_failed("the core", &"taken twice"));
     clock::start(core.SYST);
-    // Fails only if a logger was set already, and this is the only one.
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(match LOG_LEVEL {
-        "error" => log::LevelFilter::Error,
-        "warn" => log::LevelFilter::Warn,
-        "info" => log::LevelFilter::Info,
-        _ => log::LevelFilter::Debug,
-    });
+    logging::start();
 
     let rings = RINGS.take();
     let tables = SLOT_TABLES.take();
@@ -350,11 +372,12 @@ fn main() -> ! {
         gateway: Some(GATEWAY),
         seed: 0x005e_ed0f_4e47,
     };
-    log::info!(
-        "ringnet firmware {} on {} {}, log level {LOG_LEVEL}",
+    fw_info!(
+        "ringnet firmware {} on {} {}, log level {}",
         env!("CARGO_PKG_VERSION"),
         board::NAME,
-        config.mac
+        config.mac,
+        LOG_LEVEL
     );
     if cfg!(feature = "nic-limit") {
         nic_limit::run(&mut device, config.mac, ADDRESS.address());
@@ -366,14 +389,17 @@ fn main() -> ! {
         burst: LOG_BURST,
         interval: Duration::from_secs(1),
     }));
-    log::info!("log: at most {LOG_BURST} transition lines per socket per second; the stats table counts them all");
+    fw_info!(
+        "log: at most {} transition lines per socket per second; the stats table counts them all",
+        LOG_BURST
+    );
     let mut services = Services::new(PLAN);
     let stats_socket = start_services(&mut services, &mut stack, &mut rings.services, tables);
 
     // SAFETY: the Ethernet interrupt's handler only masks the controller and sets an
     // atomic flag; it shares nothing a critical section would have to protect.
     unsafe { cortex_m::peripheral::NVIC::unmask(board::NicIrq) };
-    log::info!(
+    fw_info!(
         "ready: {}; file out sends {} bytes built in",
         services.plan(),
         WELCOME.len()
@@ -428,22 +454,33 @@ unsafe fn DefaultHandler(irqn: i16) {
 /// status too, rather than spinning in the default handler.
 #[exception]
 unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
-    use core::fmt::Write;
-    let _ = writeln!(uart::Uart, "HARD FAULT at pc {:#010x}", frame.pc());
+    fw_error!("HARD FAULT at pc {:#010x}", frame.pc());
     exit_failure()
 }
 
+/// A panic names where it happened. Under defmt the message is written only when it is
+/// a plain string: formatting its arguments would link `core::fmt` into the image for
+/// this one line (the core's own calls never panic on bad input; see docs/firmware.md).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    use core::fmt::Write;
     cortex_m::interrupt::disable();
-    let _ = writeln!(uart::Uart, "PANIC: {info}");
+    #[cfg(feature = "defmt")]
+    {
+        let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
+        let message = info.message().as_str().unwrap_or("(formatted message)");
+        fw_error!("PANIC at {=str}:{=u32}: {=str}", file, line, message);
+    }
+    #[cfg(not(feature = "defmt"))]
+    {
+        use core::fmt::Write;
+        let _ = writeln!(uart::Uart, "PANIC: {info}");
+    }
     exit_failure()
 }
 
 /// Ends QEMU with a failure status through semihosting; on a board without a debugger
 /// attached, stops at a breakpoint instead of running on.
-fn exit_failure() -> ! {
+pub(crate) fn exit_failure() -> ! {
     cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_FAILURE);
     loop {
         cortex_m::asm::bkpt();

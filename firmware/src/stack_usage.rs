@@ -82,8 +82,9 @@ impl StackWatch {
     /// Logs the high water so far.
     pub fn new() -> StackWatch {
         let used = high_water();
-        log::info!(
-            "memory: stack {used} of {} bytes used after start-up",
+        fw_info!(
+            "memory: stack {} of {} bytes used after start-up",
+            used,
             capacity()
         );
         StackWatch {
@@ -104,12 +105,14 @@ impl StackWatch {
         self.reported = used;
         if left < LOW_HEADROOM {
             self.warned = true;
-            log::warn!(
-                "memory: stack high water {used}/{} bytes: only {left} left before the statics",
-                capacity()
+            fw_warn!(
+                "memory: stack high water {}/{} bytes: only {} left before the statics",
+                used,
+                capacity(),
+                left
             );
         } else {
-            log::debug!("memory: stack high water {used}/{} bytes", capacity());
+            fw_debug!("memory: stack high water {}/{} bytes", used, capacity());
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The board's UART as the log: `log` records stamped with the uptime, written a byte at a time.
+//! The board's UART as the text log (feature `text-log`): `log` records stamped with the
+//! uptime, written a byte at a time. The defmt log writes its frames in `logging.rs`.
 
 use core::fmt::{self, Write};
 

@@ -1,12 +1,17 @@
-//! The transfer server (TCP 7003) fed arbitrary stream bytes by one or two clients at
-//! once on the simulated wire: never a panic; every connection ends within its timeouts;
-//! what the server sends starts with a well-formed frame; an upload is never left open in
-//! the store; a file some put was told verified for holds the data of a put of that name
-//! the server accepted, whole; with a token set, no put without it is accepted.
+//! The transfer server (TCP 7003, protocol version 2) fed arbitrary stream bytes by one or
+//! two clients at once on the simulated wire: never a panic; every connection ends within
+//! its timeouts; what the server sends starts with a well-formed frame (a version 1 request
+//! gets the one version 1 status); an upload is never left open in the store; a put told
+//! verified sent all its data and then a trailer with that data's SHA-256, and the digest
+//! the server answers is that one; a file some put was told verified for holds the data of
+//! a put of that name the server accepted, whole; with a token set, no put without it is
+//! accepted.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ringnet::transfer::wire::{Digest, Message, Status, MAX_FRAME};
+use ringnet::transfer::wire::{
+    Digest, Message, Status, WireError, MAX_FRAME, TRAILER_FRAME, VERSION1_REFUSAL,
+};
 use ringnet::transfer::{RamStore, Store, StoreError, TransferServer};
 use ringnet::{Duration, SocketHandle, Stack};
 use ringnet_fuzz::{clients, exchange, Script};
@@ -22,14 +27,42 @@ fn frame(bytes: &[u8]) -> Option<(Message<'_>, &[u8])> {
         "the server announced a frame of {len} bytes"
     );
     let payload = bytes.get(4..4 + len)?;
-    let message = Message::parse(payload).expect("the server's frames parse");
+    let message = match Message::parse(payload) {
+        Err(WireError::Version1) => {
+            // The answer to a version 1 request, and nothing else is sent in version 1.
+            assert_eq!(payload[5], Status::BadRequest as u8);
+            assert_eq!(&payload[39..], VERSION1_REFUSAL.as_bytes());
+            Message::Status {
+                status: Status::BadRequest,
+                digest: [0; 32],
+                reason: VERSION1_REFUSAL,
+            }
+        }
+        other => other.expect("the server's frames parse"),
+    };
     Some((message, &bytes[4 + len..]))
 }
 
-/// The client's request frame, if its input starts with a whole one.
-fn request(input: &[u8]) -> Option<Message<'_>> {
+/// The client's request frame, if its input starts with a whole one, and what follows it.
+fn request(input: &[u8]) -> Option<(Message<'_>, &[u8])> {
     let len = u32::from_be_bytes(input.get(..4)?.try_into().ok()?) as usize;
-    Message::parse(input.get(4..4 + len)?).ok()
+    let message = Message::parse(input.get(4..4 + len)?).ok()?;
+    Some((message, &input[4 + len..]))
+}
+
+/// A put's data as the client sent it (`size` bytes after the request) and the digest in
+/// the trailer right after it, where the input holds both.
+fn data_and_trailer(after: &[u8], size: u64) -> Option<(&[u8], Digest)> {
+    let size = usize::try_from(size).ok()?;
+    let data = after.get(..size)?;
+    let frame = after.get(size..size + TRAILER_FRAME)?;
+    if frame[..4] != (TRAILER_FRAME as u32 - 4).to_be_bytes() {
+        return None;
+    }
+    match Message::parse(&frame[4..]) {
+        Ok(Message::Trailer { sha256 }) => Some((data, sha256)),
+        _ => None,
+    }
 }
 
 /// The SHA-256 of what the store holds under `name`.
@@ -78,15 +111,13 @@ fuzz_target!(|data: &[u8]| {
         let Some((first, rest)) = frame(&outcome.received) else {
             continue;
         };
-        let request = request(input);
+        let (request, after) = match request(input) {
+            Some((message, after)) => (Some(message), after),
+            None => (None, &[][..]),
+        };
         let (put, given) = match request {
-            Some(Message::Put { name, size, sha256 }) => (Some((name, size, sha256)), None),
-            Some(Message::PutWithToken {
-                name,
-                size,
-                sha256,
-                token,
-            }) => (Some((name, size, sha256)), Some(token)),
+            Some(Message::Put { name, size }) => (Some((name, size)), None),
+            Some(Message::PutWithToken { name, size, token }) => (Some((name, size)), Some(token)),
             _ => (None, None),
         };
         if put.is_some() && token.is_some() && given != token {
@@ -102,17 +133,27 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         match (first, put, request) {
-            (Message::Accept { size, offset: 0 }, Some((name, announced, sha256)), _) => {
+            (Message::Accept { size, offset: 0 }, Some((name, announced)), _) => {
                 assert_eq!(size, announced);
-                accepted.push((name, sha256));
+                let sent = data_and_trailer(after, size);
+                if let Some((data, _)) = sent {
+                    accepted.push((name, Sha256::digest(data).into()));
+                }
                 if let Some((Message::Status { status, digest, .. }, _)) = frame(rest) {
                     if status == Status::Ok {
-                        assert_eq!(digest, sha256);
+                        let (data, trailer) =
+                            sent.expect("a put verified without its data and trailer");
+                        let sent_digest: Digest = Sha256::digest(data).into();
+                        assert_eq!(trailer, sent_digest, "verified against a wrong trailer");
+                        assert_eq!(digest, sent_digest, "the answer's digest is the data's");
                         verified.push(name);
                     }
                 }
             }
             (Message::Accept { .. }, _, Some(Message::Get { .. })) => {}
+            (Message::Status { status, .. }, _, _) if input.get(4..8) == Some(b"RNT1") => {
+                assert_eq!(status, Status::BadRequest, "a version 1 request");
+            }
             (Message::Status { status, .. }, _, _) => assert_ne!(status, Status::Ok),
             (other, _, request) => panic!("{other:?} answering {request:?}"),
         }

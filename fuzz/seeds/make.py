@@ -17,16 +17,23 @@ def write(target, name, data):
 def frame(payload):
     return struct.pack(">I", len(payload)) + payload
 
+def trailer(data):
+    return frame(b"RNT2\x06" + hashlib.sha256(data).digest())
+
 def put(name, data):
-    return frame(b"RNT1\x01" + bytes([len(name)]) + name + struct.pack(">Q", len(data))
-                 + hashlib.sha256(data).digest()) + data
+    return (frame(b"RNT2\x01" + bytes([len(name)]) + name + struct.pack(">Q", len(data)))
+            + data + trailer(data))
 
 def put_token(name, data, token):
-    return frame(b"RNT1\x05" + bytes([len(name)]) + name + struct.pack(">Q", len(data))
-                 + hashlib.sha256(data).digest() + bytes([len(token)]) + token) + data
+    return (frame(b"RNT2\x05" + bytes([len(name)]) + name + struct.pack(">Q", len(data))
+                  + bytes([len(token)]) + token) + data + trailer(data))
 
 def get(name, offset):
-    return frame(b"RNT1\x02" + bytes([len(name)]) + name + struct.pack(">Q", offset))
+    return frame(b"RNT2\x02" + bytes([len(name)]) + name + struct.pack(">Q", offset))
+
+def put_v1(name, data):
+    return frame(b"RNT1\x01" + bytes([len(name)]) + name + struct.pack(">Q", len(data))
+                 + hashlib.sha256(data).digest()) + data
 
 for script in (0x80, 0x07):
     s = bytes([script, script & 1])
@@ -36,8 +43,11 @@ for script in (0x80, 0x07):
     write("transfer_server", f"put-seed-{script:02x}", s + put(b"seed.bin", b"x" * 100))
     write("transfer_server", f"get-{script:02x}", s + get(b"seed.bin", 0))
     write("transfer_server", f"get-resume-{script:02x}", s + get(b"seed.bin", 2999))
-    write("transfer_wire", f"put-{script:02x}", put(b"a.txt", b"")[4:])
-    write("transfer_wire", f"put-token-{script:02x}", put_token(b"a.txt", b"", b"k")[4:])
+    write("transfer_server", f"put-v1-{script:02x}", s + put_v1(b"old.bin", b"hello" * 40))
+    write("transfer_server", f"put-bad-trailer-{script:02x}", s + put(b"new.bin", b"hello" * 40)[:-32] + b"\x00" * 32)
+    write("transfer_wire", f"put-{script:02x}", put(b"a.txt", b"")[4:-41])
+    write("transfer_wire", f"put-token-{script:02x}", put_token(b"a.txt", b"", b"k")[4:-41])
+    write("transfer_wire", f"trailer-{script:02x}", trailer(b"abc")[4:])
     write("transfer_wire", f"get-{script:02x}", get(b"a.txt", 5)[4:])
 
 http = {

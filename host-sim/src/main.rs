@@ -236,8 +236,8 @@ enum PeerCommand {
         /// time from the transfer being measured).
         #[arg(long)]
         no_digest: bool,
-        /// Raw stream: sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO)
-        /// into this trace file, on CLOCK_MONOTONIC like `serve --trace`.
+        /// Sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO) into this
+        /// trace file, on CLOCK_MONOTONIC like `serve --trace`.
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Transfer protocol: continue OUTPUT.part from where an interrupted get stopped.
@@ -261,8 +261,8 @@ enum PeerCommand {
         file: PathBuf,
         /// IP:PORT for a raw stream, or IP for the transfer protocol.
         target: String,
-        /// Raw stream: sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO)
-        /// into this trace file, on CLOCK_MONOTONIC like `serve --trace`.
+        /// Sample the kernel's socket every 2 ms (SIOCINQ, SIOCOUTQ, TCP_INFO) into this
+        /// trace file, on CLOCK_MONOTONIC like `serve --trace`.
         #[arg(long)]
         trace: Option<PathBuf>,
         /// Transfer protocol: the name to store it under (default: the file's name).
@@ -534,17 +534,6 @@ fn refuse_port_with_address(port: Option<u16>, addr: SocketAddr) -> Result<(), S
     }
 }
 
-/// `--trace` samples a raw stream's socket; the transfer protocol's client keeps its own.
-fn refuse_trace_with_transfer(trace: &Option<PathBuf>) -> Result<(), String> {
-    match trace {
-        Some(_) => Err(
-            "--trace samples a raw stream: give IP:PORT (the transfer protocol's get and put do not trace yet)"
-                .into(),
-        ),
-        None => Ok(()),
-    }
-}
-
 fn run_peer(
     command: PeerCommand,
     seconds: impl Fn(u64) -> std::time::Duration,
@@ -561,11 +550,17 @@ fn run_peer(
             trace,
             ..
         } => {
-            refuse_trace_with_transfer(&trace)?;
             let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
-            let outcome =
-                transfer_client::get_file(addr, &first, &output, resume, seconds(timeout), quiet)
-                    .map_err(|e| e.to_string())?;
+            let outcome = transfer_client::get_file_traced(
+                addr,
+                &first,
+                &output,
+                resume,
+                seconds(timeout),
+                quiet,
+                trace.as_deref(),
+            )
+            .map_err(|e| e.to_string())?;
             println!(
                 "got {first}: {} bytes ({} over the network) in {:.3} s = {:.1} MB/s, sha256 {} verified",
                 outcome.size,
@@ -643,7 +638,6 @@ fn run_peer(
                     let host: Ipv4Addr = target
                         .parse()
                         .map_err(|_| format!("'{target}' is neither IP:PORT nor IP"))?;
-                    refuse_trace_with_transfer(&trace)?;
                     let name = match name {
                         Some(name) => name,
                         None => file
@@ -653,13 +647,14 @@ fn run_peer(
                             .to_string(),
                     };
                     let addr = SocketAddr::from((host, port.unwrap_or(TRANSFER_PORT)));
-                    let outcome = transfer_client::put_file_with_token(
+                    let outcome = transfer_client::put_file_traced(
                         addr,
                         &file,
                         &name,
                         token.as_deref(),
                         seconds(timeout),
                         quiet,
+                        trace.as_deref(),
                     )
                     .map_err(|e| e.to_string())?;
                     println!(

@@ -297,16 +297,11 @@ impl Store for HostStore {
         }
     }
 
-    fn begin_verified(
-        &mut self,
-        name: &str,
-        size: u64,
-        sha256: &Digest,
-    ) -> Result<HostUpload, StoreError> {
+    fn begin_verified(&mut self, name: &str, size: u64) -> Result<HostUpload, StoreError> {
         match self {
-            HostStore::Dir(s) => s.begin_verified(name, size, sha256).map(HostUpload::Dir),
+            HostStore::Dir(s) => s.begin_verified(name, size).map(HostUpload::Dir),
             HostStore::Digests(s) => s
-                .begin_verified(name, size, sha256)
+                .begin_verified(name, size)
                 .map(|u| HostUpload::Digests(Box::new(u))),
         }
     }
@@ -323,6 +318,14 @@ impl Store for HostStore {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.commit(u),
             (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit(*u),
+            _ => Err(StoreError::Io),
+        }
+    }
+
+    fn commit_verified(&mut self, upload: HostUpload, sha256: &Digest) -> Result<(), StoreError> {
+        match (self, upload) {
+            (HostStore::Dir(s), HostUpload::Dir(u)) => s.commit_verified(u, sha256),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit_verified(*u, sha256),
             _ => Err(StoreError::Io),
         }
     }
@@ -390,19 +393,17 @@ impl<S: Store> Store for SharedStore<S> {
     fn begin(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
         self.0.borrow_mut().begin(name, size)
     }
-    fn begin_verified(
-        &mut self,
-        name: &str,
-        size: u64,
-        sha256: &Digest,
-    ) -> Result<S::Upload, StoreError> {
-        self.0.borrow_mut().begin_verified(name, size, sha256)
+    fn begin_verified(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
+        self.0.borrow_mut().begin_verified(name, size)
     }
     fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
         self.0.borrow_mut().write(upload, data)
     }
     fn commit(&mut self, upload: S::Upload) -> Result<(), StoreError> {
         self.0.borrow_mut().commit(upload)
+    }
+    fn commit_verified(&mut self, upload: S::Upload, sha256: &Digest) -> Result<(), StoreError> {
+        self.0.borrow_mut().commit_verified(upload, sha256)
     }
     fn abort(&mut self, upload: S::Upload) {
         self.0.borrow_mut().abort(upload)

@@ -455,7 +455,8 @@ c.sendall(f'{n} {h.hexdigest()}\n'.encode()); c.close()
 "#;
     fs::write(ns.dir.join("server.py"), server).unwrap();
     let command = format!(
-        "python3 server.py & sleep 0.5; {HOST_SIM} send upload.bin --to 192.168.69.100:5555 --tap tap0 --ip {DEVICE}/24 --timeout 20; wait"
+        // Until the listener is up (on a busy machine Python takes more than half a second).
+        "python3 server.py & for _ in $(seq 100); do ss -ltn | grep -q ':5555 ' && break; sleep 0.1; done; {HOST_SIM} send upload.bin --to 192.168.69.100:5555 --tap tap0 --ip {DEVICE}/24 --timeout 20; wait"
     );
     let out = ns.ok(&command, 60);
     assert!(
@@ -1651,20 +1652,34 @@ fn top_shows_every_socket_of_the_tap_host_live_under_tmux_and_q_quits() {
     );
 }
 
+/// `(first, last)` ts of the events of `trace` whose `cat` is `cat`.
+fn ts_range(trace: &serde_json::Value, cat: &str) -> (f64, f64) {
+    trace["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cat"] == cat)
+        .filter_map(|e| e["ts"].as_f64())
+        .fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(t), b.max(t)))
+}
+
 #[test]
-fn peer_get_with_trace_samples_the_kernels_receive_queue_and_the_plot_draws_it() {
+fn peer_get_with_trace_samples_the_kernels_receive_queue_and_the_plot_draws_both_ends() {
     let Some(mut ns) = Netns::create("peer trace") else {
         return;
     };
-    ns.serve("", "info");
+    ns.serve("--trace device.json", "info");
     ns.ok(
         &format!(
             "{HOST_SIM} peer get {DEVICE}:7001 --request 8000000 -o got.bin --quiet --trace linux.json"
         ),
         30,
     );
-    let trace: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(ns.dir.join("linux.json")).unwrap()).unwrap();
+    ns.stop();
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(ns.dir.join(name)).unwrap()).unwrap()
+    };
+    let trace = read("linux.json");
     assert_eq!(trace["otherData"]["clock"], "monotonic");
     let events = trace["traceEvents"].as_array().unwrap();
     let rx: Vec<&serde_json::Value> = events.iter().filter(|e| e["name"] == "linux rx").collect();
@@ -1675,7 +1690,44 @@ fn peer_get_with_trace_samples_the_kernels_receive_queue_and_the_plot_draws_it()
     assert!(events.iter().any(|e| e["name"] == "linux tcp_info"));
     // The receive queue was sampled empty at the end (everything read).
     assert_eq!(rx.last().unwrap()["args"]["used"], 0);
-    ns.ok(&format!("{HOST_SIM} plot linux.json -o linux.svg"), 10);
-    let svg = fs::read_to_string(ns.dir.join("linux.svg")).unwrap();
+    // One clock: file out's socket was sending while the kernel's receive queue was
+    // being sampled: the two stretches of time overlap for most of the download.
+    let device = read("device.json");
+    assert_eq!(device["otherData"]["clock"], "monotonic");
+    let device_events = device["traceEvents"].as_array().unwrap();
+    let mut tx_events: std::collections::HashMap<(u64, u64), Vec<f64>> = Default::default();
+    for e in device_events {
+        if e["cat"] == "ring" && e["name"].as_str().unwrap().ends_with(" tx") {
+            let key = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+            tx_events
+                .entry(key)
+                .or_default()
+                .push(e["ts"].as_f64().unwrap());
+        }
+    }
+    let (&(pid, tid), sending) = tx_events.iter().max_by_key(|(_, ts)| ts.len()).unwrap();
+    let (dev_first, dev_last) = sending
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &t| (a.min(t), b.max(t)));
+    let (linux_first, linux_last) = ts_range(&trace, "kernel");
+    let overlap = dev_last.min(linux_last) - dev_first.max(linux_first);
+    assert!(
+        overlap > 0.5 * (linux_last - linux_first),
+        "device {dev_first}..{dev_last} µs, Linux {linux_first}..{linux_last} µs"
+    );
+    let label = device_events
+        .iter()
+        .find(|e| e["name"] == "thread_name" && e["pid"] == pid && e["tid"] == tid)
+        .map(|e| e["args"]["name"].as_str().unwrap().to_string())
+        .unwrap();
+    ns.ok(
+        &format!("{HOST_SIM} plot device.json linux.json -o both.svg --socket 'dev {label}' --socket 'linux get'"),
+        10,
+    );
+    let svg = fs::read_to_string(ns.dir.join("both.svg")).unwrap();
+    assert!(
+        svg.contains(&format!("dev {label}: rx ring")),
+        "no device panel"
+    );
     assert!(svg.contains("linux get ") && svg.contains("receive queue (SIOCINQ)"));
 }

@@ -107,3 +107,22 @@ fn a_trace_that_cannot_be_created_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_trace_on_a_full_disk_fails_the_run_with_the_reason_instead_of_a_cut_file_and_success() {
+    // /dev/full takes the open and refuses every write with ENOSPC, as a full disk does.
+    let out = Command::new(HOST_SIM)
+        .args(["demo", "--trace", "/dev/full"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the demo cannot claim a trace it lost"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/dev/full") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
-use host_sim::linux::transfer_client::{get_file, put_file, PeerError};
+use host_sim::linux::transfer_client::{get_file, put_file, put_file_traced, PeerError};
 use host_sim::store::DirStore;
 use ringnet::blocking::Blocking;
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
@@ -149,7 +149,7 @@ fn a_corrupted_get_is_a_clear_error_and_leaves_no_file() {
 }
 
 #[test]
-fn put_sends_the_file_and_its_digest() {
+fn put_sends_the_file_then_its_digest_in_the_trailer() {
     let dir = tempdir();
     let local = dir.join("in.bin");
     let file = pattern(70_000);
@@ -160,13 +160,17 @@ fn put_sends_the_file_and_its_digest() {
     let server = thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
         let request = read_frame(&mut stream);
-        let Message::Put { name, size, sha256 } = Message::parse(&request).unwrap() else {
+        let Message::Put { name, size } = Message::parse(&request).unwrap() else {
             panic!("expected a put");
         };
         assert_eq!((name, size), ("copy.bin", expected.len() as u64));
         write_message(&mut stream, Message::Accept { size, offset: 0 });
         let mut data = vec![0u8; size as usize];
         stream.read_exact(&mut data).unwrap();
+        let trailer = read_frame(&mut stream);
+        let Message::Trailer { sha256 } = Message::parse(&trailer).unwrap() else {
+            panic!("expected the trailer after the data");
+        };
         let digest: [u8; 32] = Sha256::digest(&data).into();
         assert_eq!(digest, sha256);
         write_message(
@@ -179,9 +183,26 @@ fn put_sends_the_file_and_its_digest() {
         );
         data
     });
-    let outcome = put_file(addr, &local, "copy.bin", TIMEOUT, true).unwrap();
+    // With --trace: the kernel socket of the put, sampled (a first and a last sample).
+    let trace = dir.join("put.json");
+    let outcome =
+        put_file_traced(addr, &local, "copy.bin", None, TIMEOUT, true, Some(&trace)).unwrap();
     assert_eq!(outcome.size, 70_000);
     assert_eq!(server.join().unwrap(), file);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    host_sim::trace::check::check(&text).unwrap_or_else(|p| panic!("{p:#?}"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = json["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"linux tx") && names.contains(&"linux tcp_info"),
+        "{names:?}"
+    );
+    assert!(text.contains("linux put "));
 }
 
 #[test]
@@ -218,26 +239,29 @@ fn a_directory_store_commits_verified_uploads_only() {
         pattern(100_000)
     );
 
-    // A put whose data does not match its announced digest leaves nothing behind.
+    // A put whose data does not match its trailer's digest leaves nothing behind.
     let conn = tcp_socket(sock.stack(), 4096, 4096);
     sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
     let mut frame = [0u8; 300];
     let n = Message::Put {
         name: "bad.bin",
         size: 4,
-        sha256: [0; 32],
     }
     .emit(&mut frame)
     .unwrap();
     sock.send_all(conn, &frame[..n]).unwrap();
     sock.send_all(conn, b"data").unwrap();
+    let n = Message::Trailer { sha256: [0; 32] }
+        .emit(&mut frame)
+        .unwrap();
+    sock.send_all(conn, &frame[..n]).unwrap();
     let mut reply = Vec::new();
     let mut buf = [0u8; 256];
     while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
         reply.extend_from_slice(&buf[..n]);
     }
     assert!(
-        reply.windows(4).any(|w| w == b"RNT1"),
+        reply.windows(4).any(|w| w == b"RNT2"),
         "a status frame came back"
     );
     assert!(!dir.join("bad.bin").exists() && !dir.join("bad.bin.part").exists());
@@ -257,4 +281,144 @@ fn tempdir() -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Frames of a put: the request, or the trailer.
+fn frame_of(message: Message<'_>) -> Vec<u8> {
+    let mut frame = [0u8; 300];
+    let n = message.emit(&mut frame).unwrap();
+    frame[..n].to_vec()
+}
+
+#[test]
+fn overlapping_puts_of_one_name_into_a_directory_store_the_newer_whole_the_older_conflict() {
+    let dir = tempdir();
+    let mut w = pair(Faults::NONE, 61);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
+        .collect();
+    let mut server: TransferServer<_> = TransferServer::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog,
+        DirStore::new(&dir).unwrap(),
+    )
+    .unwrap();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    // The older put: its request and half its data, then it waits.
+    let older = vec![b'o'; 60_000];
+    let first = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(first, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(
+        first,
+        &frame_of(Message::Put {
+            name: "f",
+            size: 60_000,
+        }),
+    )
+    .unwrap();
+    sock.send_all(first, &older[..30_000]).unwrap();
+    sock.flush(first).unwrap();
+    // The newer put of the same name runs whole, verified.
+    let second = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(second, ep(B, TRANSFER_PORT)).unwrap();
+    let newer = Pattern(50_000);
+    let digest = transfer::put(&mut sock.stream(second), "f", &newer, &mut |_, _| {}).unwrap();
+    assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(pattern(50_000))));
+    // The older one finishes, with a right trailer: refused, never verified.
+    sock.send_all(first, &older[30_000..]).unwrap();
+    let trailer: [u8; 32] = Sha256::digest(&older).into();
+    sock.send_all(first, &frame_of(Message::Trailer { sha256: trailer }))
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n @ 1..) = sock.recv(first, &mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let status = reply[4 + 21 + 4..].to_vec();
+    assert_eq!(&status[..5], b"RNT2\x04");
+    assert_eq!(status[5], Status::Conflict as u8, "{reply:?}");
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), pattern(50_000));
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("f")],
+        "no temporaries left"
+    );
+}
+
+#[test]
+fn a_put_larger_than_the_disk_allows_is_no_space_before_any_data() {
+    let dir = tempdir();
+    let mut w = pair(Faults::NONE, 62);
+    let backlog = tcp_socket(&mut w.stacks[B], 4096, 4096);
+    let store = DirStore::new(&dir).unwrap().with_max_upload(Some(10_000));
+    let mut server: TransferServer<_> =
+        TransferServer::new(&mut w.stacks[B], TRANSFER_PORT, &[backlog], store).unwrap();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    let conn = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
+    let mut sent = 0;
+    let result = transfer::put(
+        &mut sock.stream(conn),
+        "big",
+        &Pattern(10_001),
+        &mut |n, _| sent = n,
+    );
+    assert!(
+        matches!(
+            result,
+            Err(TransferError::Refused {
+                status: Status::NoSpace,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert_eq!(sent, 0, "refused before a byte of data");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing on disk"
+    );
+}
+
+#[test]
+fn a_version_2_client_facing_a_version_1_server_says_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let _ = read_frame(&mut stream);
+        // What a version 1 server answers a frame it cannot read: its status, "bad magic".
+        let mut reply = frame_of(Message::Status {
+            status: Status::BadRequest,
+            digest: [0; 32],
+            reason: "bad magic",
+        });
+        reply[4..8].copy_from_slice(b"RNT1");
+        stream.write_all(&reply).unwrap();
+    });
+    let dir = tempdir();
+    let local = dir.join("in.bin");
+    std::fs::write(&local, b"hello").unwrap();
+    let error = put_file(addr, &local, "in.bin", TIMEOUT, true).unwrap_err();
+    assert!(
+        matches!(error, PeerError::Transfer(TransferError::Version1Peer)),
+        "{error}"
+    );
+    assert!(error.to_string().contains("version 1"), "{error}");
 }

@@ -35,9 +35,14 @@ pub(super) fn complete_head<const N: usize>(head: &mut Vec<u8, N>) -> Option<usi
 /// and authority; the query cut off.
 fn target_path(target: &str) -> &str {
     let path = match target.find("://") {
+        // `get`, not indexing: the offsets are ASCII boundaries found above, but an index
+        // would link core's char-boundary panic and its Unicode tables (about 3 KiB of
+        // firmware flash) for a case that cannot happen.
         Some(scheme_end) if !target.starts_with('/') => {
-            let rest = &target[scheme_end + 3..];
-            rest.find('/').map_or("/", |slash| &rest[slash..])
+            let rest = target.get(scheme_end + 3..).unwrap_or("");
+            rest.find('/')
+                .and_then(|slash| rest.get(slash..))
+                .unwrap_or("/")
         }
         _ => target,
     };

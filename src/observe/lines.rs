@@ -40,7 +40,16 @@ pub(crate) fn log_event(
         } => {
             if admitted(throttle) {
                 let why = level_change(socket_type, ring, from, to);
-                log::debug!("{name}: {socket_type}{handle} {ring} ring {used}/{capacity}: {why}");
+                net_debug!(
+                    "{}: {}{} {} ring {}/{}: {}",
+                    name,
+                    socket_type,
+                    handle,
+                    ring,
+                    used,
+                    capacity,
+                    why
+                );
             }
         }
         EventKind::ZeroWindow {
@@ -53,12 +62,21 @@ pub(crate) fn log_event(
                 return;
             }
             if closed {
-                log::debug!(
-                    "{name}: tcp{handle} zero window advertised (rx {rx_used}/{rx_capacity}): peer must wait"
+                net_debug!(
+                    "{}: tcp{} zero window advertised (rx {}/{}): peer must wait",
+                    name,
+                    handle,
+                    rx_used,
+                    rx_capacity
                 );
             } else {
-                log::debug!(
-                    "{name}: tcp{handle} window reopened to {advertised} (rx {rx_used}/{rx_capacity}): peer may send"
+                net_debug!(
+                    "{}: tcp{} window reopened to {} (rx {}/{}): peer may send",
+                    name,
+                    handle,
+                    advertised,
+                    rx_used,
+                    rx_capacity
                 );
             }
         }
@@ -67,9 +85,15 @@ pub(crate) fn log_event(
             ring,
             used,
             capacity,
-        } => log::debug!(
-            "{name}: {socket_type}{handle} {} BLOCKS: {ring} ring {used}/{capacity}, {}",
+        } => net_debug!(
+            "{}: {}{} {} BLOCKS: {} ring {}/{}, {}",
+            name,
+            socket_type,
+            handle,
             call.name(),
+            ring,
+            used,
+            capacity,
             call.waits_for()
         ),
         EventKind::BlockEnd {
@@ -84,14 +108,39 @@ pub(crate) fn log_event(
         } => {
             let call = call.name();
             match outcome {
-                Unblocked::Completed(why) => log::debug!(
-                    "{name}: {socket_type}{handle} {call} unblocked after {waited} ({polls} polls): {why}; {ring} ring {used}/{capacity}"
+                Unblocked::Completed(why) => net_debug!(
+                    "{}: {}{} {} unblocked after {} ({} polls): {}; {} ring {}/{}",
+                    name,
+                    socket_type,
+                    handle,
+                    call,
+                    waited,
+                    polls,
+                    why,
+                    ring,
+                    used,
+                    capacity
                 ),
-                Unblocked::Stalled => log::warn!(
-                    "{name}: {socket_type}{handle} {call} gives up after {waited} ({polls} polls): nothing can unblock it"
+                Unblocked::Stalled => net_warn!(
+                    "{}: {}{} {} gives up after {} ({} polls): nothing can unblock it",
+                    name,
+                    socket_type,
+                    handle,
+                    call,
+                    waited,
+                    polls
                 ),
-                Unblocked::TimedOut => log::warn!(
-                    "{name}: {socket_type}{handle} {call} timed out after {waited} ({polls} polls); {ring} ring {used}/{capacity}"
+                Unblocked::TimedOut => net_warn!(
+                    "{}: {}{} {} timed out after {} ({} polls); {} ring {}/{}",
+                    name,
+                    socket_type,
+                    handle,
+                    call,
+                    waited,
+                    polls,
+                    ring,
+                    used,
+                    capacity
                 ),
             }
         }
@@ -107,17 +156,19 @@ pub(crate) fn log_event(
             }
             let drops = stats.rx_drops;
             match from {
-                Some(from) => log::warn!(
-                    "{name}: {socket_type}{handle} dropped a {bytes}-byte datagram from {from}: rx ring {rx_used}/{rx_capacity} has no room (drops: {drops})"
-                ),
-                None => log::warn!(
-                    "{name}: {socket_type}{handle} dropped a {bytes}-byte datagram: rx ring {rx_used}/{rx_capacity} has no room (drops: {drops})"
-                ),
+                Some(from) => net_warn!("{}: {}{} dropped a {}-byte datagram from {}: rx ring {}/{} has no room (drops: {})", name, socket_type, handle, bytes, from, rx_used, rx_capacity, drops),
+                None => net_warn!("{}: {}{} dropped a {}-byte datagram: rx ring {}/{} has no room (drops: {})", name, socket_type, handle, bytes, rx_used, rx_capacity, drops),
             }
         }
-        EventKind::Truncated { kept, lost, from } => log::warn!(
-            "{name}: {socket_type}{handle} datagram from {from} truncated: {kept} of {} bytes fit, {lost} lost (MSG_TRUNC)",
-            kept + lost
+        EventKind::Truncated { kept, lost, from } => net_warn!(
+            "{}: {}{} datagram from {} truncated: {} of {} bytes fit, {} lost (MSG_TRUNC)",
+            name,
+            socket_type,
+            handle,
+            from,
+            kept,
+            kept + lost,
+            lost
         ),
         EventKind::Timer(timer) => log_timer(name, handle, timer),
     }
@@ -129,18 +180,12 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             socket,
             waited,
             port,
-        } => log::warn!(
-            "{name}: tcp{socket} half-open for {} ms, its SYN-ACK unanswered: back to listening on port {port}",
-            waited.total_millis()
-        ),
+        } => net_warn!("{}: tcp{} half-open for {} ms, its SYN-ACK unanswered: back to listening on port {}", name, socket, waited.total_millis(), port),
         Timer::OrphanExpired {
             socket,
             state,
             idle,
-        } => log::warn!(
-            "{name}: tcp{socket} orphan in {state} without progress for {} ms: the peer never finished closing, sending RST (fin timeout)",
-            idle.total_millis()
-        ),
+        } => net_warn!("{}: tcp{} orphan in {} without progress for {} ms: the peer never finished closing, sending RST (fin timeout)", name, socket, state, idle.total_millis()),
         Timer::GaveWay {
             socket,
             half_open,
@@ -154,12 +199,8 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
                 "an orphan"
             };
             match peer {
-                Some(peer) => log::warn!(
-                    "{name}: listen{counted_on} port {port} has no socket listening: tcp{socket} ({what} in {state} with {peer}) gives way to a new SYN"
-                ),
-                None => log::warn!(
-                    "{name}: listen{counted_on} port {port} has no socket listening: tcp{socket} ({what} in {state}) gives way to a new SYN"
-                ),
+                Some(peer) => net_warn!("{}: listen{} port {} has no socket listening: tcp{} ({} in {} with {}) gives way to a new SYN", name, counted_on, port, socket, what, state, peer),
+                None => net_warn!("{}: listen{} port {} has no socket listening: tcp{} ({} in {}) gives way to a new SYN", name, counted_on, port, socket, what, state),
             }
         }
         // The service that timed the connection out says so, naming itself.

@@ -60,14 +60,7 @@ impl LogThrottle {
             return;
         }
         if self.left_out > 0 {
-            log::debug!(
-                "{}: {kind}{socket} {} transition lines left out in the last {} ms (limit {} per {} ms); the stats table counts them all",
-                gate.stack,
-                self.left_out,
-                (gate.now - since).total_millis(),
-                limit.burst,
-                limit.interval.total_millis()
-            );
+            net_debug!("{}: {}{} {} transition lines left out in the last {} ms (limit {} per {} ms); the stats table counts them all", gate.stack, kind, socket, self.left_out, (gate.now - since).total_millis(), limit.burst, limit.interval.total_millis());
         }
         *self = LogThrottle::default();
     }

@@ -72,14 +72,23 @@ pub enum Ring {
     Tx,
 }
 
-impl fmt::Display for Ring {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Ring {
+    /// The ring's name in log lines and traces.
+    pub fn name(self) -> &'static str {
+        match self {
             Ring::Rx => "rx",
             Ring::Tx => "tx",
-        })
+        }
     }
 }
+
+impl fmt::Display for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+format_as_str!(Ring, |ring| ring.name());
 
 /// Per-socket counters, the figures of the stats table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

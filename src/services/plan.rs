@@ -219,6 +219,24 @@ impl fmt::Display for ServicePlan {
     }
 }
 
+/// The same list in a defmt log.
+#[cfg(feature = "defmt")]
+impl defmt::Format for ServicePlan {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let mut any = false;
+        for member in self.members() {
+            if any {
+                defmt::write!(f, ", ");
+            }
+            defmt::write!(f, "{=str} {=u16}", member.name(), member.port());
+            any = true;
+        }
+        if !any {
+            defmt::write!(f, "none");
+        }
+    }
+}
+
 /// The ports a beacon announces: `tcp:PORT,PORT udp:PORT,PORT`, each part only when it
 /// has a port ([`ServicePlan::announcement`]).
 pub struct Announcement<'p>(&'p ServicePlan);

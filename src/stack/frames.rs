@@ -93,15 +93,33 @@ impl DiscardAccount {
         let latest = Latest(detail);
         match reason {
             // A hub or a flooding switch brings other hosts' frames: nothing is lost.
-            Discard::NotForUs => log::debug!(
-                "{name}: discarded {new} IPv4 frame(s){latest}: {reason} ({total} in all; at most one line per {interval_ms} ms)"
+            Discard::NotForUs => net_debug!(
+                "{}: discarded {} IPv4 frame(s){}: {} ({} in all; at most one line per {} ms)",
+                name,
+                new,
+                latest,
+                reason,
+                total,
+                interval_ms
             ),
             // The sender is told (ICMP port unreachable), as by Linux.
-            Discard::NoSocket => log::info!(
-                "{name}: discarded {new} UDP datagram(s){latest}: {reason} ({total} in all; at most one line per {interval_ms} ms)"
+            Discard::NoSocket => net_info!(
+                "{}: discarded {} UDP datagram(s){}: {} ({} in all; at most one line per {} ms)",
+                name,
+                new,
+                latest,
+                reason,
+                total,
+                interval_ms
             ),
-            Discard::BadChecksum | Discard::Fragment | Discard::Malformed => log::warn!(
-                "{name}: discarded {new} IPv4 frame(s){latest}: {reason} ({total} in all; at most one line per {interval_ms} ms)"
+            Discard::BadChecksum | Discard::Fragment | Discard::Malformed => net_warn!(
+                "{}: discarded {} IPv4 frame(s){}: {} ({} in all; at most one line per {} ms)",
+                name,
+                new,
+                latest,
+                reason,
+                total,
+                interval_ms
             ),
         }
         self.logged_at[i] = gate.now;
@@ -111,6 +129,19 @@ impl DiscardAccount {
 
 /// `, the latest SRC -> DST[:PORT]` when a line is written as a discard happens.
 struct Latest(Option<Detail>);
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Latest {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.0 {
+            None => {}
+            Some((src, dst, 0)) => defmt::write!(f, ", the latest {} -> {}", src, dst),
+            Some((src, dst, port)) => {
+                defmt::write!(f, ", the latest {} -> {}:{}", src, dst, port)
+            }
+        }
+    }
+}
 
 impl core::fmt::Display for Latest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -253,8 +284,9 @@ pub(super) fn drain_frame_events(
     }
     discards.flush(gate);
     if frames.overflowed > 0 {
-        log::warn!(
-            "{name}: {} frame events were not observed (inspector log full)",
+        net_warn!(
+            "{}: {} frame events were not observed (inspector log full)",
+            name,
             frames.overflowed
         );
         frames.overflowed = 0;

@@ -49,7 +49,7 @@ impl<'a> Stack<'a> {
                 self.slots[handle.fileno()] = None;
             }
         }
-        log::info!("{name}: {kind}{handle} closed");
+        net_info!("{}: {}{} closed", name, kind, handle);
         Ok(())
     }
 
@@ -63,7 +63,7 @@ impl<'a> Stack<'a> {
         {
             SocketType::Stream => {
                 self.close_stream(handle, true);
-                log::info!("{}: tcp{handle} aborted (RST)", self.name);
+                net_info!("{}: tcp{} aborted (RST)", self.name, handle);
                 Ok(())
             }
             _ => self.close(handle),
@@ -190,7 +190,7 @@ impl<'a> Stack<'a> {
         if step.freed {
             self.sockets.remove(inner);
             self.slots[index] = None;
-            log::debug!("{}: tcp{handle} connection gone, slot free", self.name);
+            net_debug!("{}: tcp{} connection gone, slot free", self.name, handle);
         }
     }
 }

@@ -110,7 +110,7 @@ impl<'a> Stack<'a> {
             cidr: config.ip,
             checksum: capabilities.checksum,
         };
-        log::info!(
+        net_info!(
             "{}: up, {} ({}), {} sockets, MTU {}",
             config.name,
             config.ip,

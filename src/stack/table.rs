@@ -177,7 +177,7 @@ impl<'a> Stack<'a> {
     }
 
     pub(crate) fn install(&mut self, handle: SocketHandle, slot: Slot) {
-        log::info!("{}: {}{} opened", self.name, slot.socket_type(), handle);
+        net_info!("{}: {}{} opened", self.name, slot.socket_type(), handle);
         self.slots[handle.fileno()] = Some(slot);
     }
 

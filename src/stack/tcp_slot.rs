@@ -357,29 +357,26 @@ impl TcpSlot {
             self.connected_once = true;
             if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
             {
-                log::info!("{name}: tcp{handle} connected {local} <-> {remote}");
+                net_info!("{}: tcp{} connected {} <-> {}", name, handle, local, remote);
             }
         }
         match state {
             Established => {}
-            CloseWait => log::info!(
-                "{name}: tcp{handle} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read",
-                socket.recv_queue()
-            ),
+            CloseWait => net_info!("{}: tcp{} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read", name, handle, socket.recv_queue()),
             Closed => match before {
                 SynSent if self.end.is_none() => {
                     self.end = Some(TcpEnd::Refused);
-                    log::warn!("{name}: tcp{handle} connection refused (RST)");
+                    net_warn!("{}: tcp{} connection refused (RST)", name, handle);
                 }
                 SynReceived | Established | FinWait1 | FinWait2 | CloseWait | Closing
                     if self.end.is_none() =>
                 {
                     self.end = Some(TcpEnd::Reset);
-                    log::warn!("{name}: tcp{handle} connection reset by peer (RST) in {before}");
+                    net_warn!("{}: tcp{} connection reset by peer (RST) in {}", name, handle, before);
                 }
-                _ => log::info!("{name}: tcp{handle} closed (was {before})"),
+                _ => net_info!("{}: tcp{} closed (was {})", name, handle, before),
             },
-            _ => log::debug!("{name}: tcp{handle} {before} -> {state}"),
+            _ => net_debug!("{}: tcp{} {} -> {}", name, handle, before, state),
         }
         now_connected
     }
@@ -397,8 +394,10 @@ impl TcpSlot {
     ) {
         if abort || socket.recv_queue() > 0 {
             if !abort {
-                log::warn!(
-                    "{name}: tcp{handle} closed with {} unread bytes: sending RST, as Linux does",
+                net_warn!(
+                    "{}: tcp{} closed with {} unread bytes: sending RST, as Linux does",
+                    name,
+                    handle,
                     socket.recv_queue()
                 );
             }
@@ -552,7 +551,11 @@ impl TcpSlot {
         }
         if self.orphan.is_some() && socket.recv_queue() > 0 && socket.state() != tcp::State::Closed
         {
-            log::warn!("{name}: tcp{handle} data arrived after close: sending RST, as Linux does");
+            net_warn!(
+                "{}: tcp{} data arrived after close: sending RST, as Linux does",
+                name,
+                handle
+            );
             self.abort(socket);
         }
         if let Some(orphan) = &mut self.orphan {
@@ -607,7 +610,12 @@ impl TcpSlot {
         if self.returns_to_backlog() {
             let port = self.backlog_port;
             self.relisten(socket);
-            log::debug!("{name}: tcp{handle} back in the backlog of port {port}");
+            net_debug!(
+                "{}: tcp{} back in the backlog of port {}",
+                name,
+                handle,
+                port
+            );
         } else {
             step.freed = self.orphan.is_some();
         }

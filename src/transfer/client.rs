@@ -40,6 +40,9 @@ pub enum TransferError {
     Sink,
     /// The local name is invalid (see [`super::validate_name`]).
     BadName,
+    /// The peer answered in protocol version 1 (`RNT1`): a server from before the digest
+    /// moved to the trailer, which cannot take a version 2 request.
+    Version1Peer,
 }
 
 impl fmt::Display for TransferError {
@@ -54,6 +57,9 @@ impl fmt::Display for TransferError {
             TransferError::Source => f.write_str("local file unreadable"),
             TransferError::Sink => f.write_str("local file unwritable"),
             TransferError::BadName => f.write_str("invalid file name"),
+            TransferError::Version1Peer => f.write_str(
+                "the peer speaks transfer protocol version 1 only (RNT1); this client speaks version 2",
+            ),
         }
     }
 }
@@ -110,7 +116,11 @@ fn read_frame<S: Read>(stream: &mut S) -> Result<Reply, TransferError> {
     }
     let mut payload = [0u8; MAX_FRAME];
     read_exact(stream, &mut payload[..len])?;
-    match Message::parse(&payload[..len]).map_err(TransferError::Wire)? {
+    let message = Message::parse(&payload[..len]).map_err(|e| match e {
+        WireError::Version1 => TransferError::Version1Peer,
+        other => TransferError::Wire(other),
+    })?;
+    match message {
         Message::Accept { size, offset } => Ok(Reply::Accept { size, offset }),
         Message::Status {
             status,
@@ -159,31 +169,27 @@ pub fn put_with_token<S: Read + Write>(
     source: &dyn FileSource,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Digest, TransferError> {
-    let size = source.len();
     let mut buf = [0u8; 4096];
-    let mut hasher = Sha256::new();
-    let mut offset = 0;
-    while offset < size {
-        let n = source.read_at(offset, &mut buf)?;
-        if n == 0 {
-            return Err(TransferError::Source);
-        }
-        hasher.update(&buf[..n]);
-        offset += wide(n);
+    put_with_buffer(stream, name, token, source, &mut buf, progress)
+}
+
+/// [`put_with_token`] moving the data through `buf` (at least 1 byte): on a kernel
+/// socket a larger buffer means fewer system calls (the host's client passes 1 MiB).
+pub fn put_with_buffer<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    token: Option<&str>,
+    source: &dyn FileSource,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Digest, TransferError> {
+    if buf.is_empty() {
+        return Err(TransferError::Source);
     }
-    let digest: Digest = hasher.finalize().into();
+    let size = source.len();
     let request = match token {
-        Some(token) => Message::PutWithToken {
-            name,
-            size,
-            sha256: digest,
-            token,
-        },
-        None => Message::Put {
-            name,
-            size,
-            sha256: digest,
-        },
+        Some(token) => Message::PutWithToken { name, size, token },
+        None => Message::Put { name, size },
     };
     send_frame(stream, request)?;
     match read_frame(stream)? {
@@ -194,16 +200,24 @@ pub fn put_with_token<S: Read + Write>(
                 .unwrap_or(TransferError::UnexpectedMessage))
         }
     }
+    // One pass over the file: each piece is hashed as it is sent, and the digest follows
+    // the data in the trailer.
+    let mut hasher = Sha256::new();
     let mut sent = 0;
     while sent < size {
-        let n = source.read_at(sent, &mut buf)?;
+        let want = room(size - sent).min(buf.len());
+        let n = source.read_at(sent, &mut buf[..want])?;
         if n == 0 {
             return Err(TransferError::Source);
         }
+        hasher.update(&buf[..n]);
         stream.write_all(&buf[..n]).map_err(io)?;
         sent += wide(n);
         progress(sent, size);
     }
+    let digest: Digest = hasher.finalize().into();
+    send_frame(stream, Message::Trailer { sha256: digest })?;
+    stream.flush().map_err(io)?;
     let agreed = expect_ok(read_frame(stream)?)?;
     if agreed != digest {
         return Err(TransferError::DigestMismatch);
@@ -227,6 +241,22 @@ pub fn get<S: Read + Write>(
     sink: &mut dyn FnMut(&[u8]) -> Result<(), SinkError>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(u64, Digest), TransferError> {
+    let mut buf = [0u8; 4096];
+    get_with_buffer(stream, name, resume, &mut buf, sink, progress)
+}
+
+/// [`get`] moving the data through `buf` (at least 1 byte), as [`put_with_buffer`].
+pub fn get_with_buffer<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    resume: (u64, Sha256),
+    buf: &mut [u8],
+    sink: &mut dyn FnMut(&[u8]) -> Result<(), SinkError>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(u64, Digest), TransferError> {
+    if buf.is_empty() {
+        return Err(TransferError::Sink);
+    }
     let (offset, mut hasher) = resume;
     send_frame(stream, Message::Get { name, offset })?;
     let size = match read_frame(stream)? {
@@ -242,7 +272,6 @@ pub fn get<S: Read + Write>(
         }
     };
     let mut received = offset;
-    let mut buf = [0u8; 4096];
     while received < size {
         let want = room(size - received).min(buf.len());
         let n = stream.read(&mut buf[..want]).map_err(io)?;

@@ -7,14 +7,15 @@ use sha2::{Digest as _, Sha256};
 
 use super::store::{Store, StoreError};
 use super::wire::{
-    validate_token, Digest, Message, Status, TokenError, MAX_FRAME, MAX_NAME, MAX_TOKEN,
+    emit_version1_refusal, validate_token, Digest, Message, Status, TokenError, WireError,
+    MAX_FRAME, MAX_NAME, MAX_TOKEN, TRAILER_FRAME,
 };
 use crate::convert::{room, wide};
 use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
-use crate::services::connection::{self, Chunk, Ending, Flush, HoldsUpload};
+use crate::services::connection::{self, Ending, Flush, HoldsUpload};
 use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
-use crate::socket::tcp::RecvError;
+use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
@@ -29,13 +30,22 @@ const PREFIX_HASH_PER_POLL: usize = 16 * 1024;
 enum Phase<U, R> {
     /// Reading the request frame.
     Request,
-    /// Receiving a put's data.
+    /// Receiving a put's data, hashed as it arrives.
     Receiving {
         upload: Option<U>,
         size: u64,
         received: u64,
-        expected: Digest,
         hasher: Sha256,
+    },
+    /// The data is in and hashed (`digest`); reading the trailer frame, byte for byte
+    /// (`frame[..have]`), never past it. The upload stays staged until the trailer's
+    /// digest is checked.
+    Trailer {
+        upload: Option<U>,
+        size: u64,
+        digest: Digest,
+        frame: [u8; TRAILER_FRAME],
+        have: usize,
     },
     /// Sending a get's data (after hashing the skipped prefix, for a resume), from the
     /// version of the file opened when the request came.
@@ -63,7 +73,7 @@ impl<U, R> HoldsUpload for Phase<U, R> {
 
     fn take_upload(&mut self) -> Option<U> {
         match self {
-            Phase::Receiving { upload, .. } => upload.take(),
+            Phase::Receiving { upload, .. } | Phase::Trailer { upload, .. } => upload.take(),
             _ => None,
         }
     }
@@ -283,6 +293,7 @@ fn advance<S: Store>(
     let step = match conn.phase {
         Phase::Request => read_request(stack, store, token, conn, now, completed),
         Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
+        Phase::Trailer { .. } => read_trailer(stack, store, conn, now, completed),
         Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
         Phase::Closing { drain_until } => {
             close_when_flushed(stack, conn, now, flushed, drain_until)
@@ -350,7 +361,7 @@ fn read_request<S: Store>(
             let frame = &frame_copy[..frame.len()];
             start(stack, store, token, conn, frame, used < n);
             if let Phase::Receiving { .. } = conn.phase {
-                // Data that came with the request belongs to the upload.
+                // Data (and a trailer) that came with the request belong to the upload.
                 receive(stack, store, conn, &buf[used..n], completed);
             }
             return Break(Next::Keep);
@@ -359,7 +370,7 @@ fn read_request<S: Store>(
 }
 
 /// [`Phase::Receiving`]: hashes and stores a put's data until the announced size is in,
-/// then answers.
+/// then goes on to its trailer.
 fn receive_data<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
@@ -371,8 +382,8 @@ fn receive_data<S: Store>(
         return Continue(());
     };
     let want = room(*size - *received);
-    if want == 0 {
-        return Continue(());
+    if want == 0 && end_of_data(conn) {
+        return read_trailer(stack, store, conn, now, completed);
     }
     let socket = conn.io.socket();
     // Hashed and stored where the bytes lie in the rx ring: no copy.
@@ -398,7 +409,12 @@ fn receive_data<S: Store>(
                     store_status(e),
                     "the store failed during the upload",
                 ),
-                None => finish_upload(stack, store, conn, completed),
+                None if end_of_data(conn) => {
+                    // The trailer may be in the ring already, and nothing else may come
+                    // to wake this connection: read it in the same turn.
+                    return read_trailer(stack, store, conn, now, completed);
+                }
+                None => {}
             }
         }
         Err(RecvError::WouldBlock) => {}
@@ -440,8 +456,8 @@ fn send_data<S: Store>(
     else {
         return Continue(());
     };
-    let mut buf = [0u8; 2048];
     if *hashed < *start {
+        let mut buf = [0u8; 2048];
         let want = room(*start - *hashed).min(PREFIX_HASH_PER_POLL);
         let mut done = 0;
         while done < want {
@@ -492,26 +508,34 @@ fn send_data<S: Store>(
             conn.phase = Phase::Closing { drain_until: None };
             return Break(Next::Keep);
         }
-        let at = *sent;
+        // Read from the store straight into the tx ring's free room, and hashed there:
+        // no copy, and one read per piece of room rather than per small buffer.
+        let mut at = *sent;
         let mut failure = None;
-        let read = |into: &mut [u8]| match store.read_at(reader, at, into) {
-            Ok(n) if n > 0 => Some(n),
-            Ok(_) => None,
-            Err(e) => {
-                failure = Some(e);
-                None
+        let queued = stack.send_with(socket, room(*size - *sent), |room| {
+            if failure.is_some() {
+                return 0;
             }
-        };
-        match conn
-            .io
-            .send_chunk(stack, now, &mut buf, room(*size - *sent), read)
-        {
-            Chunk::Sent(queued) => {
-                hasher.update(&buf[..queued]);
-                *sent += wide(queued);
+            match store.read_at(reader, at, room) {
+                Ok(n) => {
+                    let n = n.min(room.len());
+                    hasher.update(&room[..n]);
+                    at += wide(n);
+                    n
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    0
+                }
             }
-            Chunk::NoRoom | Chunk::Blocked => return Continue(()),
-            Chunk::Unreadable => {
+        });
+        match queued {
+            Ok(n) if n > 0 => {
+                *sent += wide(n);
+                conn.io.touch(now);
+            }
+            Err(SendError::WouldBlock) => return Continue(()),
+            Ok(_) => {
                 // Data is flowing: no status can be told apart from it any more, so the
                 // get is cut short with a reset, never finished with another version.
                 let why = failure.map_or("it ended early", StoreError::as_str);
@@ -525,7 +549,7 @@ fn send_data<S: Store>(
                 );
                 return Break(give_up(stack, store, conn));
             }
-            Chunk::Failed(_) => return Break(give_up(stack, store, conn)),
+            Err(_) => return Break(give_up(stack, store, conn)),
         }
     }
 }
@@ -574,10 +598,25 @@ fn start<S: Store>(
 ) {
     let message = match Message::parse(frame) {
         Ok(m) => m,
+        Err(WireError::Version1) => {
+            net_warn!(
+                "{}: transfer tcp{}: a version 1 request, refused",
+                stack.name(),
+                conn.io.socket()
+            );
+            let mut out = [0u8; MAX_FRAME + 4];
+            if let Ok(n) = emit_version1_refusal(&mut out) {
+                let _ = conn.io.queue().extend_from_slice(&out[..n]);
+            }
+            conn.phase = Phase::Closing {
+                drain_until: Some(stack.now() + DRAIN_PAUSE),
+            };
+            return;
+        }
         Err(e) => {
             let mut reason: String<64> = String::new();
             let _ = core::fmt::write(&mut reason, format_args!("{e}"));
-            let status = if matches!(e, super::wire::WireError::BadName(_)) {
+            let status = if matches!(e, WireError::BadName(_)) {
                 Status::BadName
             } else {
                 Status::BadRequest
@@ -587,13 +626,8 @@ fn start<S: Store>(
         }
     };
     let (given, put) = match message {
-        Message::Put { name, size, sha256 } => (None, Some((name, size, sha256))),
-        Message::PutWithToken {
-            name,
-            size,
-            sha256,
-            token,
-        } => (Some(token), Some((name, size, sha256))),
+        Message::Put { name, size } => (None, Some((name, size))),
+        Message::PutWithToken { name, size, token } => (Some(token), Some((name, size))),
         _ => (None, None),
     };
     if put.is_some() && !token_matches(token, given) {
@@ -604,8 +638,9 @@ fn start<S: Store>(
         refuse(stack, store, conn, Status::Unauthorized, reason);
         return;
     }
-    if let Some((name, size, sha256)) = put {
-        match store.begin_verified(name, size, &sha256) {
+    if let Some((name, size)) = put {
+        // Staged apart until the trailer's digest matches the data's.
+        match store.begin_verified(name, size) {
             Ok(upload) => {
                 net_info!(
                     "{}: transfer tcp{}: receiving {} ({} bytes)",
@@ -619,7 +654,6 @@ fn start<S: Store>(
                     upload: Some(upload),
                     size,
                     received: 0,
-                    expected: sha256,
                     hasher: Sha256::new(),
                 };
             }
@@ -697,7 +731,8 @@ fn token_matches(required: Option<&str>, given: Option<&str>) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-/// Takes upload data that came with the request, and answers if that was all of it.
+/// Takes upload data that came with the request, then the trailer if it came too; bytes
+/// after the trailer make the put a bad request (nothing may follow it).
 fn receive<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
@@ -721,71 +756,151 @@ fn receive<S: Store>(
             return;
         }
     }
-    finish_upload(stack, store, conn, completed);
+    if !end_of_data(conn) {
+        return;
+    }
+    let rest = &data[take..];
+    let used = take_trailer(conn, rest);
+    if used < rest.len() {
+        let reason = "bytes after the trailer";
+        refuse(stack, store, conn, Status::BadRequest, reason);
+        return;
+    }
+    check_trailer(stack, store, conn, completed);
 }
 
-/// Hashes and stores `data` where it lies (in the rx ring), for [`Stack::recv_with`];
-/// the store's error, if it failed. The caller takes at most what the upload still lacks.
-fn absorb<S: Store>(
-    store: &mut S,
-    phase: &mut Phase<S::Upload, S::Reader>,
-    data: &[u8],
-) -> Result<(), StoreError> {
-    let Phase::Receiving {
-        upload,
-        received,
-        hasher,
-        ..
-    } = phase
-    else {
-        return Ok(());
-    };
-    hasher.update(data);
-    *received += wide(data.len());
-    match upload.as_mut() {
-        Some(up) => store.write(up, data),
-        None => Ok(()),
+/// Once all `size` bytes are in: the digest of the data is final, and the trailer comes
+/// next. Says whether the connection is now waiting for the trailer.
+fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
+    match &mut conn.phase {
+        Phase::Receiving {
+            upload,
+            size,
+            received,
+            hasher,
+        } if *received == *size => {
+            conn.phase = Phase::Trailer {
+                upload: upload.take(),
+                size: *size,
+                digest: core::mem::take(hasher).finalize().into(),
+                frame: [0; TRAILER_FRAME],
+                have: 0,
+            };
+            true
+        }
+        Phase::Trailer { .. } => true,
+        _ => false,
     }
 }
 
-/// Once the announced size is in: checks the digest, then commits or refuses.
-fn finish_upload<S: Store>(
+/// Copies what the trailer frame still lacks from `bytes`; returns how many it took.
+fn take_trailer<U, R>(conn: &mut Connection<U, R>, bytes: &[u8]) -> usize {
+    let Phase::Trailer { frame, have, .. } = &mut conn.phase else {
+        return 0;
+    };
+    let n = bytes.len().min(TRAILER_FRAME - *have);
+    frame[*have..*have + n].copy_from_slice(&bytes[..n]);
+    *have += n;
+    n
+}
+
+/// [`Phase::Trailer`]: reads the trailer frame (and not a byte more), then checks it.
+fn read_trailer<S: Store>(
+    stack: &mut Stack<'_>,
+    store: &mut S,
+    conn: &mut Connection<S::Upload, S::Reader>,
+    now: Instant,
+    completed: &mut u32,
+) -> Step {
+    let socket = conn.io.socket();
+    loop {
+        let Phase::Trailer { have, .. } = &conn.phase else {
+            return Break(Next::Keep);
+        };
+        let want = TRAILER_FRAME - *have;
+        if want == 0 {
+            check_trailer(stack, store, conn, completed);
+            return Break(Next::Keep);
+        }
+        let mut buf = [0u8; TRAILER_FRAME];
+        match stack.recv(socket, &mut buf[..want]) {
+            Ok(0) => {
+                let reason = "the peer closed before the trailer";
+                refuse(stack, store, conn, Status::BadRequest, reason);
+                return Break(Next::Keep);
+            }
+            Ok(n) => {
+                conn.io.touch(now);
+                take_trailer(conn, &buf[..n]);
+            }
+            Err(RecvError::WouldBlock) => return Continue(()),
+            Err(e) => {
+                net_warn!(
+                    "{}: transfer tcp{}: {} before the trailer, upload discarded",
+                    stack.name(),
+                    socket,
+                    e
+                );
+                return Break(give_up(stack, store, conn));
+            }
+        }
+    }
+}
+
+/// Once the trailer frame is whole: compares its digest with the data's, then commits or
+/// refuses. Nothing was visible under the name before this.
+fn check_trailer<S: Store>(
     stack: &Stack<'_>,
     store: &mut S,
     conn: &mut Connection<S::Upload, S::Reader>,
     completed: &mut u32,
 ) {
-    let Phase::Receiving {
+    let Phase::Trailer {
         upload,
         size,
-        received,
-        expected,
-        hasher,
+        digest,
+        frame,
+        have,
     } = &mut conn.phase
     else {
         return;
     };
-    if *received < *size {
+    if *have < TRAILER_FRAME {
         return;
     }
-    let digest: Digest = core::mem::take(hasher).finalize().into();
-    let expected = *expected;
-    let size = *size;
+    let (digest, size) = (*digest, *size);
+    let announced = match frame[..4] == (TRAILER_FRAME as u32 - 4).to_be_bytes() {
+        true => Message::parse(&frame[4..]),
+        false => Err(WireError::Truncated),
+    };
+    // Bytes already behind the trailer: the client broke the protocol, and a close with
+    // them unread would be a reset that hides the answer.
+    let stray = stack
+        .ring_usage(conn.io.socket())
+        .is_some_and(|((rx_used, _), _)| rx_used > 0);
+    let reason = match announced {
+        Ok(Message::Trailer { .. }) if stray => {
+            Some((Status::BadRequest, "bytes after the trailer"))
+        }
+        Ok(Message::Trailer { sha256 }) if sha256 == digest => None,
+        Ok(Message::Trailer { .. }) => Some((
+            Status::DigestMismatch,
+            "data differs from the trailer's SHA-256",
+        )),
+        _ => Some((
+            Status::BadRequest,
+            "expected the trailer frame after the data",
+        )),
+    };
     let Some(upload) = upload.take() else {
         return;
     };
-    if digest != expected {
+    if let Some((status, reason)) = reason {
         store.abort(upload);
-        refuse(
-            stack,
-            store,
-            conn,
-            Status::DigestMismatch,
-            "data differs from the announced SHA-256",
-        );
+        refuse(stack, store, conn, status, reason);
         return;
     }
-    match store.commit(upload) {
+    match store.commit_verified(upload, &digest) {
         Ok(()) => {
             net_info!(
                 "{}: transfer tcp{}: stored {} bytes, digest verified",
@@ -811,5 +926,29 @@ fn finish_upload<S: Store>(
             store_status(e),
             "the store could not commit",
         ),
+    }
+}
+
+/// Hashes and stores `data` where it lies (in the rx ring), for [`Stack::recv_with`];
+/// the store's error, if it failed. The caller takes at most what the upload still lacks.
+fn absorb<S: Store>(
+    store: &mut S,
+    phase: &mut Phase<S::Upload, S::Reader>,
+    data: &[u8],
+) -> Result<(), StoreError> {
+    let Phase::Receiving {
+        upload,
+        received,
+        hasher,
+        ..
+    } = phase
+    else {
+        return Ok(());
+    };
+    hasher.update(data);
+    *received += wide(data.len());
+    match upload.as_mut() {
+        Some(up) => store.write(up, data),
+        None => Ok(()),
     }
 }

@@ -93,15 +93,10 @@ pub trait Store {
     /// Starts an upload of `size` bytes for `name`, kept apart until committed; refused
     /// with [`StoreError::NoSpace`] at once when `size` cannot fit.
     fn begin(&mut self, name: &str, size: u64) -> Result<Self::Upload, StoreError>;
-    /// [`Store::begin`] for an upload whose SHA-256 the caller announces and checks
-    /// itself before it commits (the transfer server does): a store that keeps digests
-    /// may record this one instead of hashing the data a second time.
-    fn begin_verified(
-        &mut self,
-        name: &str,
-        size: u64,
-        _sha256: &Digest,
-    ) -> Result<Self::Upload, StoreError> {
+    /// [`Store::begin`] for an upload the caller hashes itself as the data passes, and
+    /// checks before it commits with [`Store::commit_verified`] (the transfer server
+    /// does): a store that keeps digests need not hash the data a second time.
+    fn begin_verified(&mut self, name: &str, size: u64) -> Result<Self::Upload, StoreError> {
         self.begin(name, size)
     }
     /// Appends to an upload.
@@ -109,6 +104,16 @@ pub trait Store {
     /// Makes the upload visible under its name, replacing any older file at once; on an
     /// error (such as [`StoreError::Conflict`]) the upload is discarded.
     fn commit(&mut self, upload: Self::Upload) -> Result<(), StoreError>;
+    /// [`Store::commit`] for an upload begun with [`Store::begin_verified`], whose data the
+    /// caller hashed to `sha256` and checked against the sender's digest: a store that
+    /// keeps digests records this one.
+    fn commit_verified(
+        &mut self,
+        upload: Self::Upload,
+        _sha256: &Digest,
+    ) -> Result<(), StoreError> {
+        self.commit(upload)
+    }
     /// Drops the upload; nothing appears under its name.
     fn abort(&mut self, upload: Self::Upload);
     /// Removes the file `name` (readers that opened it keep their version, or are cut
@@ -144,19 +149,17 @@ impl<S: Store> Store for &RefCell<S> {
     fn begin(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
         self.borrow_mut().begin(name, size)
     }
-    fn begin_verified(
-        &mut self,
-        name: &str,
-        size: u64,
-        sha256: &Digest,
-    ) -> Result<S::Upload, StoreError> {
-        self.borrow_mut().begin_verified(name, size, sha256)
+    fn begin_verified(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
+        self.borrow_mut().begin_verified(name, size)
     }
     fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
         self.borrow_mut().write(upload, data)
     }
     fn commit(&mut self, upload: S::Upload) -> Result<(), StoreError> {
         self.borrow_mut().commit(upload)
+    }
+    fn commit_verified(&mut self, upload: S::Upload, sha256: &Digest) -> Result<(), StoreError> {
+        self.borrow_mut().commit_verified(upload, sha256)
     }
     fn abort(&mut self, upload: S::Upload) {
         self.borrow_mut().abort(upload)
@@ -360,8 +363,9 @@ pub struct SinkUpload {
 enum SinkDigest {
     /// Hashed here as the data arrives.
     Hashing(Sha256),
-    /// Announced, and checked by the caller before commit ([`Store::begin_verified`]).
-    Verified(Digest),
+    /// Hashed and checked by the caller, who gives it at commit ([`Store::begin_verified`],
+    /// [`Store::commit_verified`]).
+    Verified,
 }
 
 impl<const N: usize> DigestSink<N> {
@@ -370,6 +374,14 @@ impl<const N: usize> DigestSink<N> {
         DigestSink {
             records: Vec::new(),
         }
+    }
+
+    fn record_upload(&mut self, name: String<MAX_NAME>, size: u64, digest: Digest) {
+        self.records.retain(|(n, _, _)| *n != name);
+        if self.records.is_full() {
+            self.records.remove(0);
+        }
+        let _ = self.records.push((name, size, digest));
     }
 
     /// The size and digest recorded for `name`.
@@ -414,16 +426,11 @@ impl<const N: usize> Store for DigestSink<N> {
         })
     }
 
-    fn begin_verified(
-        &mut self,
-        name: &str,
-        _: u64,
-        sha256: &Digest,
-    ) -> Result<SinkUpload, StoreError> {
+    fn begin_verified(&mut self, name: &str, _: u64) -> Result<SinkUpload, StoreError> {
         Ok(SinkUpload {
             name: String::try_from(name).map_err(|_| StoreError::NoSpace)?,
             size: 0,
-            digest: SinkDigest::Verified(*sha256),
+            digest: SinkDigest::Verified,
         })
     }
 
@@ -436,15 +443,23 @@ impl<const N: usize> Store for DigestSink<N> {
     }
 
     fn commit(&mut self, upload: SinkUpload) -> Result<(), StoreError> {
-        self.records.retain(|(n, _, _)| *n != upload.name);
-        if self.records.is_full() {
-            self.records.remove(0);
-        }
         let digest: Digest = match upload.digest {
             SinkDigest::Hashing(hasher) => hasher.finalize().into(),
-            SinkDigest::Verified(digest) => digest,
+            // Begun for a caller that hashes, and committed without its digest: there is
+            // no digest to record, and a made-up one would be a lie.
+            SinkDigest::Verified => return Err(StoreError::Io),
         };
-        let _ = self.records.push((upload.name, upload.size, digest));
+        self.record_upload(upload.name, upload.size, digest);
+        Ok(())
+    }
+
+    fn commit_verified(&mut self, upload: SinkUpload, sha256: &Digest) -> Result<(), StoreError> {
+        // A plain upload is hashed here, whatever the caller says.
+        let digest: Digest = match upload.digest {
+            SinkDigest::Hashing(hasher) => hasher.finalize().into(),
+            SinkDigest::Verified => *sha256,
+        };
+        self.record_upload(upload.name, upload.size, digest);
         Ok(())
     }
 
@@ -491,19 +506,28 @@ mod tests {
     }
 
     #[test]
-    fn a_digest_sink_hashes_plain_uploads_and_records_verified_ones_as_announced() {
-        let mut sink = DigestSink::<2>::new();
+    fn a_digest_sink_hashes_plain_uploads_and_records_verified_ones_as_given() {
+        let mut sink = DigestSink::<3>::new();
         let mut up = sink.begin("plain", 3).unwrap();
         sink.write(&mut up, b"abc").unwrap();
-        sink.commit(up).unwrap();
+        sink.commit_verified(up, &[1; 32]).unwrap();
         let abc: Digest = Sha256::digest(b"abc").into();
-        assert_eq!(sink.record("plain"), Some((3, abc)));
+        assert_eq!(
+            sink.record("plain"),
+            Some((3, abc)),
+            "hashed here, not as told"
+        );
 
-        let announced = [7u8; 32];
-        let mut up = sink.begin_verified("checked", 3, &announced).unwrap();
+        let checked = [7u8; 32];
+        let mut up = sink.begin_verified("checked", 3).unwrap();
         sink.write(&mut up, b"abc").unwrap();
-        sink.commit(up).unwrap();
-        assert_eq!(sink.record("checked"), Some((3, announced)));
+        sink.commit_verified(up, &checked).unwrap();
+        assert_eq!(sink.record("checked"), Some((3, checked)));
+
+        let mut up = sink.begin_verified("no digest", 3).unwrap();
+        sink.write(&mut up, b"abc").unwrap();
+        assert_eq!(sink.commit(up), Err(StoreError::Io), "nothing to record");
+        assert_eq!(sink.record("no digest"), None);
     }
 
     #[test]

@@ -1,12 +1,24 @@
-//! The transfer protocol's frames, as zero-copy views: [`Message::parse`] checks a whole
-//! frame and borrows the name from it; [`Message::emit`] writes one with its length prefix.
+//! The transfer protocol's frames (version 2, magic `RNT2`), as zero-copy views:
+//! [`Message::parse`] checks a whole frame and borrows the name from it; [`Message::emit`]
+//! writes one with its length prefix. A version 1 frame (magic `RNT1`) is told apart
+//! ([`WireError::Version1`]) so that it can be answered in words its sender reads
+//! ([`emit_version1_refusal`]).
 
 use core::fmt;
 
 use crate::framing::{encode_length_prefixed, FrameError};
 
-/// First bytes of every frame's payload.
-pub const MAGIC: [u8; 4] = *b"RNT1";
+/// First bytes of every frame's payload: protocol version 2.
+pub const MAGIC: [u8; 4] = *b"RNT2";
+/// First bytes of a version 1 frame (the digest in the request): refused, in a status
+/// frame of its own version.
+pub const MAGIC_V1: [u8; 4] = *b"RNT1";
+/// Length of a whole [`Message::Trailer`] frame, prefix included: 4 + magic 4 + kind 1 +
+/// SHA-256 32.
+pub const TRAILER_FRAME: usize = 4 + 4 + 1 + DIGEST_LEN;
+/// The reason a version 1 request is refused with (status 1, bad request, in an `RNT1`
+/// frame, which a version 1 client can read).
+pub const VERSION1_REFUSAL: &str = "protocol version 1 is not served: this server speaks RNT2";
 /// Largest frame payload: a request with the longest name fits with room to spare.
 pub const MAX_FRAME: usize = 256;
 /// Longest file name, in bytes.
@@ -23,6 +35,7 @@ const KIND_GET: u8 = 2;
 const KIND_ACCEPT: u8 = 3;
 const KIND_STATUS: u8 = 4;
 const KIND_PUT_WITH_TOKEN: u8 = 5;
+const KIND_TRAILER: u8 = 6;
 
 /// The outcome a status frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +197,9 @@ pub fn validate_token(token: &[u8]) -> Result<&str, TokenError> {
 pub enum WireError {
     /// The payload does not start with [`MAGIC`].
     BadMagic,
+    /// The payload starts with [`MAGIC_V1`]: a frame of protocol version 1, which carried
+    /// the digest in the request.
+    Version1,
     /// The kind byte is unknown.
     UnknownKind(u8),
     /// The payload ends before its fields do.
@@ -204,6 +220,7 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::BadMagic => f.write_str("bad magic"),
+            WireError::Version1 => f.write_str("a frame of transfer protocol version 1 (RNT1)"),
             WireError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
             WireError::Truncated => f.write_str("truncated frame"),
             WireError::TrailingBytes => f.write_str("trailing bytes in frame"),
@@ -222,6 +239,9 @@ impl defmt::Format for WireError {
     fn format(&self, f: defmt::Formatter<'_>) {
         match self {
             WireError::BadMagic => defmt::write!(f, "bad magic"),
+            WireError::Version1 => {
+                defmt::write!(f, "a frame of transfer protocol version 1 (RNT1)")
+            }
             WireError::UnknownKind(k) => defmt::write!(f, "unknown frame kind {=u8}", k),
             WireError::Truncated => defmt::write!(f, "truncated frame"),
             WireError::TrailingBytes => defmt::write!(f, "trailing bytes in frame"),
@@ -242,15 +262,13 @@ impl From<FrameError> for WireError {
 /// One frame of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message<'a> {
-    /// Client → server: store `size` bytes whose SHA-256 is `sha256` under `name`; the
-    /// data follows once the server accepts.
+    /// Client → server: store `size` bytes under `name`; once the server accepts, the
+    /// data follows, then a [`Message::Trailer`] with its SHA-256.
     Put {
         /// The file name.
         name: &'a str,
         /// The size in bytes.
         size: u64,
-        /// The SHA-256 of the data.
-        sha256: Digest,
     },
     /// Client → server: a [`Message::Put`] with the token a server may require for writes
     /// (kind 5; a server without a token takes it as a plain put).
@@ -259,10 +277,14 @@ pub enum Message<'a> {
         name: &'a str,
         /// The size in bytes.
         size: u64,
-        /// The SHA-256 of the data.
-        sha256: Digest,
         /// The token.
         token: &'a str,
+    },
+    /// Client → server, right after a put's data: the SHA-256 of that data, hashed while
+    /// it was sent. The server commits the upload only if its own digest is the same.
+    Trailer {
+        /// The SHA-256 of the data.
+        sha256: Digest,
     },
     /// Client → server: send `name` from `offset` on (0 for all; more to resume).
     Get {
@@ -334,20 +356,23 @@ impl<'a> Message<'a> {
     /// Parses one frame payload (without its length prefix).
     pub fn parse(payload: &'a [u8]) -> Result<Message<'a>, WireError> {
         let mut r = Reader { bytes: payload };
-        if r.take(MAGIC.len()).map_err(|_| WireError::BadMagic)? != MAGIC {
-            return Err(WireError::BadMagic);
+        match r.take(MAGIC.len()).map_err(|_| WireError::BadMagic)? {
+            magic if magic == MAGIC => {}
+            magic if magic == MAGIC_V1 => return Err(WireError::Version1),
+            _ => return Err(WireError::BadMagic),
         }
         let message = match r.u8()? {
             KIND_PUT => Message::Put {
                 name: r.name()?,
                 size: r.u64()?,
-                sha256: r.digest()?,
             },
             KIND_PUT_WITH_TOKEN => Message::PutWithToken {
                 name: r.name()?,
                 size: r.u64()?,
-                sha256: r.digest()?,
                 token: r.token()?,
+            },
+            KIND_TRAILER => Message::Trailer {
+                sha256: r.digest()?,
             },
             KIND_GET => Message::Get {
                 name: r.name()?,
@@ -391,27 +416,24 @@ impl<'a> Message<'a> {
         };
         put(&MAGIC)?;
         match *self {
-            Message::Put { name, size, sha256 } => {
+            Message::Put { name, size } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
                 put(&[KIND_PUT, name.len() as u8])?;
                 put(name.as_bytes())?;
                 put(&size.to_be_bytes())?;
-                put(&sha256)?;
             }
-            Message::PutWithToken {
-                name,
-                size,
-                sha256,
-                token,
-            } => {
+            Message::PutWithToken { name, size, token } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
                 let token = validate_token(token.as_bytes()).map_err(WireError::BadToken)?;
                 put(&[KIND_PUT_WITH_TOKEN, name.len() as u8])?;
                 put(name.as_bytes())?;
                 put(&size.to_be_bytes())?;
-                put(&sha256)?;
                 put(&[token.len() as u8])?;
                 put(token.as_bytes())?;
+            }
+            Message::Trailer { sha256 } => {
+                put(&[KIND_TRAILER])?;
+                put(&sha256)?;
             }
             Message::Get { name, offset } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
@@ -443,6 +465,21 @@ impl<'a> Message<'a> {
     }
 }
 
+/// Writes the answer to a version 1 request into `out` and returns its length: a status
+/// frame of version 1 (magic `RNT1`, status 1, bad request, reason [`VERSION1_REFUSAL`]),
+/// the one frame a version 1 client can read and show.
+pub fn emit_version1_refusal(out: &mut [u8]) -> Result<usize, WireError> {
+    let n = Message::Status {
+        status: Status::BadRequest,
+        digest: [0; DIGEST_LEN],
+        reason: VERSION1_REFUSAL,
+    }
+    .emit(out)?;
+    // The same layout in both versions: only the magic differs.
+    out[4..8].copy_from_slice(&MAGIC_V1);
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,14 +497,13 @@ mod tests {
         round_trip(Message::Put {
             name: "notes.txt",
             size: 1 << 40,
-            sha256: [7; 32],
         });
         round_trip(Message::PutWithToken {
             name: &"n".repeat(MAX_NAME),
             size: 7,
-            sha256: [9; 32],
             token: &"t".repeat(MAX_TOKEN),
         });
+        round_trip(Message::Trailer { sha256: [9; 32] });
         round_trip(Message::Get {
             name: "a",
             offset: 12345,
@@ -489,14 +525,52 @@ mod tests {
         let n = Message::Put {
             name: "hi",
             size: 5,
-            sha256: [0xab; 32],
         }
         .emit(&mut buf)
         .unwrap();
-        let mut expected = std::vec![0, 0, 0, 48, b'R', b'N', b'T', b'1', 1, 2, b'h', b'i'];
+        let mut expected = std::vec![0, 0, 0, 16, b'R', b'N', b'T', b'2', 1, 2, b'h', b'i'];
         expected.extend_from_slice(&5u64.to_be_bytes());
-        expected.extend_from_slice(&[0xab; 32]);
         assert_eq!(&buf[..n], &expected[..]);
+    }
+
+    #[test]
+    fn a_trailer_has_the_documented_bytes_and_is_an_error_at_every_cut() {
+        let mut buf = [0u8; 64];
+        let n = Message::Trailer { sha256: [0xcd; 32] }
+            .emit(&mut buf)
+            .unwrap();
+        assert_eq!(n, TRAILER_FRAME);
+        let mut expected = std::vec![0, 0, 0, 37, b'R', b'N', b'T', b'2', 6];
+        expected.extend_from_slice(&[0xcd; 32]);
+        assert_eq!(&buf[..n], &expected[..]);
+        for cut in 4..n - 1 {
+            assert_eq!(
+                Message::parse(&buf[4..cut]).map(|_| ()),
+                Err(if cut < 8 {
+                    WireError::BadMagic
+                } else {
+                    WireError::Truncated
+                }),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_version_1_frame_is_told_apart_and_refused_in_version_1_words() {
+        // A version 1 put of "hi": its magic, its kind, the digest in the request.
+        let mut v1 = std::vec![b'R', b'N', b'T', b'1', 1, 2, b'h', b'i'];
+        v1.extend_from_slice(&5u64.to_be_bytes());
+        v1.extend_from_slice(&[0xab; 32]);
+        assert_eq!(Message::parse(&v1), Err(WireError::Version1));
+        let mut out = [0u8; MAX_FRAME + 4];
+        let n = emit_version1_refusal(&mut out).unwrap();
+        assert_eq!(&out[4..9], b"RNT1\x04", "a version 1 status frame");
+        assert_eq!(out[9], Status::BadRequest as u8);
+        assert_eq!(usize::from(out[42]), VERSION1_REFUSAL.len());
+        assert_eq!(&out[43..n], VERSION1_REFUSAL.as_bytes());
+        assert!(VERSION1_REFUSAL.len() <= MAX_REASON, "sent whole");
+        assert_eq!(Message::parse(&out[4..n]), Err(WireError::Version1));
     }
 
     #[test]
@@ -554,14 +628,12 @@ mod tests {
         let n = Message::PutWithToken {
             name: "hi",
             size: 5,
-            sha256: [0xab; 32],
             token: "s3cret",
         }
         .emit(&mut buf)
         .unwrap();
-        let mut expected = std::vec![0, 0, 0, 55, b'R', b'N', b'T', b'1', 5, 2, b'h', b'i'];
+        let mut expected = std::vec![0, 0, 0, 23, b'R', b'N', b'T', b'2', 5, 2, b'h', b'i'];
         expected.extend_from_slice(&5u64.to_be_bytes());
-        expected.extend_from_slice(&[0xab; 32]);
         expected.extend_from_slice(b"\x06s3cret");
         assert_eq!(&buf[..n], &expected[..]);
         for cut in 4..n - 1 {

@@ -16,14 +16,18 @@ use ringnet::digest::DigestHex;
 use super::sampler::Sampler;
 
 /// Starts sampling `stream` into `trace`, when given.
-fn sampler(stream: &TcpStream, tool: &str, trace: Option<&Path>) -> io::Result<Option<Sampler>> {
+pub(super) fn sampler(
+    stream: &TcpStream,
+    tool: &str,
+    trace: Option<&Path>,
+) -> io::Result<Option<Sampler>> {
     trace
         .map(|path| Sampler::start(stream, tool, path))
         .transpose()
 }
 
 /// Ends the sampling, writing the trace.
-fn finish(sampler: Option<Sampler>) -> io::Result<()> {
+pub(super) fn finish(sampler: Option<Sampler>) -> io::Result<()> {
     sampler.map_or(Ok(()), Sampler::finish)
 }
 

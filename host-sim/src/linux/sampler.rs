@@ -14,7 +14,7 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -186,6 +186,7 @@ impl Events {
 /// writes the trace. Dropped without `finish` (an error path), it writes it as well.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
+    taken: Arc<AtomicU64>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
@@ -208,6 +209,8 @@ impl Sampler {
         events.push(monotonic_micros(), first, true);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = Arc::clone(&stop);
+        let taken = Arc::new(AtomicU64::new(1));
+        let counting = Arc::clone(&taken);
         let thread = std::thread::spawn(move || {
             let fd = socket.as_raw_fd();
             while !stopping.load(Ordering::Relaxed) {
@@ -218,6 +221,7 @@ impl Sampler {
                     Ok(s) => events.push(monotonic_micros(), s, false),
                     Err(_) => break,
                 }
+                counting.fetch_add(1, Ordering::Relaxed);
             }
             if let Ok(s) = sample(fd) {
                 events.push(monotonic_micros(), s, true);
@@ -229,8 +233,14 @@ impl Sampler {
         });
         Ok(Sampler {
             stop,
+            taken,
             thread: Some(thread),
         })
+    }
+
+    /// Samples taken so far.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// Takes the last sample, closes the sampler's descriptor of the socket and writes
@@ -283,14 +293,30 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(1));
         }
-        std::thread::sleep(SAMPLE_EVERY * 5);
+        // Two samples at least while the bytes wait, and two after they were read (on a
+        // busy machine the sampler's 2 ms may be much longer).
+        let wait_for_samples = |n: u64| {
+            let until = sampler.taken() + n;
+            let start = std::time::Instant::now();
+            while sampler.taken() < until {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "the sampler stalled"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        wait_for_samples(2);
         let mut buf = vec![0u8; 5000];
         server.read_exact(&mut buf).unwrap();
-        std::thread::sleep(SAMPLE_EVERY * 5);
+        wait_for_samples(2);
         sampler.finish().unwrap();
 
-        let trace: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_file(&path);
+        // The rules Perfetto's importer applies hold for the Linux side's trace too.
+        crate::trace::check::check(&text).unwrap_or_else(|p| panic!("{p:#?}"));
+        let trace: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(trace["otherData"]["clock"], "monotonic");
         let rx: Vec<u64> = trace["traceEvents"]
             .as_array()

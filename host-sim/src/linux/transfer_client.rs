@@ -33,6 +33,10 @@ fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// Bytes moved per system call: as `peer blast` and `peer get` do, so that a transfer and
+/// a raw stream face the kernel the same way.
+const TRANSFER_BUFFER: usize = 1 << 20;
+
 /// What a finished transfer reports.
 #[derive(Debug)]
 pub struct Outcome {
@@ -105,14 +109,37 @@ pub fn put_file_with_token(
     timeout: Duration,
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
+    put_file_traced(peer, file, name, token, timeout, quiet, None)
+}
+
+/// [`put_file_with_token`], sampling the kernel socket into `trace` when given
+/// (`peer put FILE IP --trace`, [`super::sampler`]).
+pub fn put_file_traced(
+    peer: SocketAddr,
+    file: &Path,
+    name: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    quiet: bool,
+    trace: Option<&Path>,
+) -> Result<Outcome, PeerError> {
     let source = LocalFile::open(file)?;
-    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let socket = peer::connect(peer, timeout)?;
+    let sampling = peer::sampler(&socket, "put", trace)?;
+    let mut stream = FromStd::new(socket);
     let bar = progress_bar(source.len(), "put", quiet);
     let start = Instant::now();
-    let digest = transfer::put_with_token(&mut stream, name, token, &source, &mut |sent, _| {
-        bar.set_position(sent)
-    })?;
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let digest = transfer::put_with_buffer(
+        &mut stream,
+        name,
+        token,
+        &source,
+        &mut buf,
+        &mut |sent, _| bar.set_position(sent),
+    )?;
     bar.finish_and_clear();
+    peer::finish(sampling)?;
     Ok(Outcome {
         size: source.len(),
         moved: source.len(),
@@ -124,7 +151,8 @@ pub fn put_file_with_token(
 /// Gets `name` from the transfer server at `peer` into `output`, through `output.part`.
 /// With `resume`, an existing `output.part` is continued from its length (its bytes are
 /// hashed first, so the whole file is still verified). The part file is renamed to
-/// `output` only once the SHA-256 matched; on a mismatch it is deleted.
+/// `output` only once the SHA-256 matched; on a mismatch it is deleted. An `output` that
+/// is a device (`/dev/null`: verify and keep nothing) is written to directly.
 pub fn get_file(
     peer: SocketAddr,
     name: &str,
@@ -133,9 +161,30 @@ pub fn get_file(
     timeout: Duration,
     quiet: bool,
 ) -> Result<Outcome, PeerError> {
-    let mut part_name = output.as_os_str().to_owned();
-    part_name.push(".part");
-    let part = PathBuf::from(part_name);
+    get_file_traced(peer, name, output, resume, timeout, quiet, None)
+}
+
+/// [`get_file`], sampling the kernel socket into `trace` when given (`peer get NAME IP
+/// --trace`, [`super::sampler`]).
+pub fn get_file_traced(
+    peer: SocketAddr,
+    name: &str,
+    output: &Path,
+    resume: bool,
+    timeout: Duration,
+    quiet: bool,
+    trace: Option<&Path>,
+) -> Result<Outcome, PeerError> {
+    // A device such as /dev/null is written straight to: no part file beside it.
+    let device = fs::metadata(output).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let part = if device {
+        output.to_path_buf()
+    } else {
+        let mut part_name = output.as_os_str().to_owned();
+        part_name.push(".part");
+        PathBuf::from(part_name)
+    };
+    let resume = resume && !device;
     let mut hasher = Sha256::new();
     let mut offset = 0;
     if resume && part.exists() {
@@ -148,15 +197,19 @@ pub fn get_file(
         .write(true)
         .truncate(!resume)
         .open(&part)?;
-    let mut stream = FromStd::new(peer::connect(peer, timeout)?);
+    let socket = peer::connect(peer, timeout)?;
+    let sampling = peer::sampler(&socket, "get", trace)?;
+    let mut stream = FromStd::new(socket);
     let bar = progress_bar(0, "get", quiet);
     bar.set_position(offset);
     let start = Instant::now();
     let mut write_failed = None;
-    let result = transfer::get(
+    let mut buf = vec![0u8; TRANSFER_BUFFER];
+    let result = transfer::get_with_buffer(
         &mut stream,
         name,
         (offset, hasher),
+        &mut buf,
         &mut |data| {
             file.write_all(data).map_err(|e| {
                 write_failed = Some(e);
@@ -169,10 +222,13 @@ pub fn get_file(
         },
     );
     bar.finish_and_clear();
+    peer::finish(sampling)?;
     match result {
         Ok((size, digest)) => {
-            file.sync_all()?;
-            fs::rename(&part, output)?;
+            if !device {
+                file.sync_all()?;
+                fs::rename(&part, output)?;
+            }
             Ok(Outcome {
                 size,
                 moved: size - offset,
@@ -181,7 +237,9 @@ pub fn get_file(
             })
         }
         Err(TransferError::DigestMismatch) => {
-            let _ = fs::remove_file(&part);
+            if !device {
+                let _ = fs::remove_file(&part);
+            }
             Err(TransferError::DigestMismatch.into())
         }
         Err(TransferError::Sink) => {

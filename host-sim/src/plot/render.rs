@@ -430,7 +430,8 @@ impl Panel<'_> {
             .max_light_lines(2)
             .light_line_style(RGBColor(0xf2, 0xf2, 0xf2))
             .y_label_formatter(&|v| format!("{v:.0}"))
-            .x_label_formatter(&|v| format!("{v}"))
+            // Ticks such as 5019.200000000001 read as 5019.2.
+            .x_label_formatter(&|v| format!("{}", (v * 1000.0).round() / 1000.0))
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(draw_err)?;

@@ -339,6 +339,7 @@ garbage line
     #[test]
     fn transition_lines_become_the_events_a_plot_draws() {
         let (json, converted) = trace_from_log(LOG);
+        crate::trace::check::check(&json).unwrap_or_else(|p| panic!("{p:#?}"));
         assert_eq!(converted.lines, 12);
         assert_eq!(
             converted.used, 10,

@@ -109,7 +109,11 @@ fn draw(trace: &Path, svg: &Path) -> Result<(), DemoError> {
         .map(|(i, (start, title))| crate::plot::Stretch {
             title: title.clone(),
             from_ms: start / 1000.0,
-            to_ms: marks.get(i + 1).map_or(end, |next| next.0) / 1000.0,
+            // The last one ends with the trace, and shows at least 20 ms after its start.
+            to_ms: marks
+                .get(i + 1)
+                .map_or(end.max(start + 20_000.0) + 5_000.0, |next| next.0)
+                / 1000.0,
         })
         .collect();
     let options = crate::plot::PlotOptions {
@@ -154,7 +158,7 @@ pub fn run(trace: Option<&Path>, plot: Option<&Path>) -> Result<(), DemoError> {
         }
         None => None,
     };
-    let finish = FinishOnDrop(sink);
+    let mut finish = FinishOnDrop(sink);
 
     heading(0, "connect", "socket(), listen(), connect(), accept()");
     let (client, server, _listener) = w.connect(7, (512, 512), (256, 256));
@@ -182,7 +186,9 @@ pub fn run(trace: Option<&Path>, plot: Option<&Path>) -> Result<(), DemoError> {
     println!("demo finished: every behaviour matched the kernel's.");
     CLOCK.with(|c| c.set(None));
     // The trace is complete once finished; only then can it be drawn.
-    drop(finish);
+    finish
+        .finish()
+        .map_err(|e| DemoError(format!("trace: {e}")))?;
     if let (Some(svg), Some(path)) = (plot, trace_path) {
         let drawn = draw(path, svg);
         if trace.is_none() {

@@ -244,7 +244,8 @@ pub(super) fn broadcast_burst(
             stack.set_event_sink(Some(sink));
         }
     }
-    let sender = udp_socket(&mut w.stacks[A], 4, 4096);
+    // A sender ring that takes the whole burst: it leaves back to back.
+    let sender = udp_socket(&mut w.stacks[A], BURST, BURST * BURST_BYTES);
     w.stacks[A]
         .set_option(sender, SocketOption::Broadcast(true))
         .map_err(err)?;
@@ -256,6 +257,8 @@ pub(super) fn broadcast_burst(
     for (host, socket) in [B, C].into_iter().zip(&listeners) {
         w.stacks[host].udp_bind(*socket, 9999).map_err(err)?;
     }
+    // The burst leaves 10 ms into the scenario, so that its plot shows the rings before.
+    w.run_for(Duration::from_millis(10));
     let frames_before: Vec<u64> = w.stacks.iter().map(|s| s.frame_counts().0).collect();
     let to = IpEndpoint::new(Ipv4Address::BROADCAST.into(), 9999);
     let payload = [b'b'; BURST_BYTES];

@@ -82,6 +82,7 @@ pub fn send_file(
         ringnet::blocking::Waiter::wait(&mut driver, &mut stack, Some(end));
     }
     print_stats_table(&stack, &driver.device);
+    driver.trace.finish().map_err(|e| format!("trace: {e}"))?;
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
@@ -123,5 +124,6 @@ pub fn udp_send(
         Err(e) => return Err(e.to_string()),
     };
     print_stats_table(&stack, &driver.device);
+    driver.trace.finish().map_err(|e| format!("trace: {e}"))?;
     Ok(answer)
 }

@@ -80,6 +80,8 @@ pub enum ServeError {
     Config(String),
     /// A service could not start.
     Service(String),
+    /// The trace (`--trace`) could not be written whole.
+    Trace(std::io::Error),
 }
 
 impl std::fmt::Display for ServeError {
@@ -88,6 +90,7 @@ impl std::fmt::Display for ServeError {
             ServeError::Tap(e) => write!(f, "{e}"),
             ServeError::Config(e) => write!(f, "{e}"),
             ServeError::Service(e) => write!(f, "{e}"),
+            ServeError::Trace(e) => write!(f, "trace: {e}"),
         }
     }
 }
@@ -166,7 +169,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         TapWaiter {
             mut device,
             clock,
-            trace: _trace,
+            mut trace,
         },
     ) = bring_up::<SOCKETS>(&config.tap, MAC).map_err(ServeError::Tap)?;
     let rings = (config.rx_buf, config.tx_buf);
@@ -234,5 +237,6 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     log::info!("dev: stopping");
     print_stats_table(&stack, &device);
+    trace.finish().map_err(ServeError::Trace)?;
     Ok(())
 }

@@ -136,16 +136,28 @@ impl TraceFile {
 }
 
 /// Finishes a program's trace when the program's run ends, on every path out of it,
-/// and logs how many events it holds (or why it could not be written).
+/// and logs how many events it holds (or why it could not be written). A program that
+/// ends normally calls [`FinishOnDrop::finish`] to turn a failed write (a full disk)
+/// into its own error.
 pub struct FinishOnDrop(pub Option<&'static TraceFile>);
+
+impl FinishOnDrop {
+    /// Finishes the trace now, if there is one, and logs its event count; the error if
+    /// any of it could not be written.
+    pub fn finish(&mut self) -> io::Result<u64> {
+        let Some(trace) = self.0.take() else {
+            return Ok(0);
+        };
+        let events = trace.finish()?;
+        log::info!("trace: {events} events in {}", trace.path().display());
+        Ok(events)
+    }
+}
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        if let Some(trace) = self.0.take() {
-            match trace.finish() {
-                Ok(n) => log::info!("trace: {n} events in {}", trace.path().display()),
-                Err(e) => log::error!("trace: {e}"),
-            }
+        if let Err(e) = self.finish() {
+            log::error!("trace: {e}");
         }
     }
 }
