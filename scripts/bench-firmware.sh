@@ -4,7 +4,8 @@
 # firmware/footprint.txt; throughput under QEMU with user-mode networking, guest -> host
 # and host -> guest, for both boards (lm3s6965evb with the Stellaris Ethernet, emcraft-sf2
 # with the MSS Ethernet MAC), each next to its NIC's own limit (the firmware's nic-limit
-# mode, no stack above the driver: raw UDP datagrams out, a bare TCP sink in), all four
+# mode, no stack above the driver: raw UDP datagrams out, a bare TCP sink in, and that
+# sink hashing every byte as file in does), all four
 # images booted at once and measured in turns, RUNS rounds over BYTES, every figure timed
 # by the host; QEMU's CPU while the firmware idles.
 # Prints every run's figures, the medians, ringnet as a ratio of its NIC's limit and the
@@ -18,38 +19,53 @@ bytes=${BYTES:-16777216}
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-# Each image in its own target directory, so that all four stay cached.
-build() { (cd firmware && cargo build --quiet --release --target-dir "$1" "${@:2}"); }
-build target
-build target/nic --features nic-limit
-build target/sf2 --features sf2
-build target/sf2-nic --features sf2,nic-limit
+# Each image in its own target directory, so that all four stay cached; each board's
+# NIC-limit image built as its ringnet image is (the SmartFusion2's with its profile).
+build() { (cd firmware && cargo build --quiet --target-dir "$1" "${@:2}"); }
+build target --release
+build target/nic --release --features nic-limit
+build target --profile sf2 --features sf2
+build target/sf2-nic --profile sf2 --features sf2,nic-limit
 cargo build --quiet --release -p host-sim
-image() { echo "firmware/$1/thumbv7m-none-eabi/release/ringnet-firmware"; }
-image=$(image target)
+image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
+image=$(image target release)
 
 # Flash and static RAM, with where they go, recorded in firmware/footprint.txt.
 verdict=0
 RECORD=1 bash scripts/footprint-firmware.sh "$image" | sed -n '1,2p;/target (/p' || verdict=1
-echo "emcraft-sf2 image: $(size -A "$(image target/sf2)" | awk '$1 == ".ddr" {print $2 " B of rings in DDR"}')"
+echo "emcraft-sf2 image: $(size -A "$(image target sf2)" | awk '$1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".ddr" {d=$2} END {print t " B text, " r " B rodata (opt-level 3), " d " B of rings in DDR"}')"
 
 # The four images, each with its own forwarded ports (TCP base+N-7000, UDP base+50).
-boot() { # boot NAME TARGET_DIR PORT_BASE
-  PORT_BASE=$3 UDP_PORT_BASE=$(($3 + 50)) timeout 1800 bash scripts/qemu-firmware.sh "$(image "$2")" >/dev/null 2>&1 &
+boot() { # boot IMAGE PORT_BASE
+  PORT_BASE=$2 UDP_PORT_BASE=$(($2 + 50)) timeout 1800 bash scripts/qemu-firmware.sh "$1" >/dev/null 2>&1 &
   pids+=($!)
 }
 base=$((30000 + ($$ % 50) * 200))
-boot lm3s target $base
-boot lm3s-nic target/nic $((base + 100))
-boot sf2 target/sf2 $((base + 1000))
-boot sf2-nic target/sf2-nic $((base + 1100))
+boot "$image" $base
+boot "$(image target/nic release)" $((base + 100))
+boot "$(image target sf2)" $((base + 1000))
+boot "$(image target/sf2-nic sf2)" $((base + 1100))
 sleep 3
 
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
+# blast PORT: MB/s into a sink that answers with the byte count first (file in, and the
+# NIC-limit image's TCP sink); a figure only when the count is all of it.
+blast() {
+  local answer
+  answer=$(target/release/host-sim peer blast "127.0.0.1:$1" --bytes "$bytes" -q)
+  if [ "$(sed -n 2p <<<"$answer" | cut -d' ' -f1)" = "$bytes" ]; then
+    mbs <<<"$answer"
+  else
+    echo "127.0.0.1:$1 took less than $bytes bytes: $answer" >&2
+    echo 0
+  fi
+}
 raw_out() { timeout 60 python3 scripts/nic-limit.py tx "$1" "$bytes" | sed -n 's/.*: \([0-9.]*\) MB\/s.*/\1/p'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 declare -A figures
 add() { figures[$1]="${figures[$1]:-} $2"; }
+last() { printf '%s\n' ${figures[$1]} | tail -n 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 for run in $(seq "$runs"); do
   for board in lm3s sf2; do
     [ "$board" = lm3s ] && at=$base || at=$((base + 1000))
@@ -57,25 +73,41 @@ for run in $(seq "$runs"); do
     limit_out=$(raw_out $((at + 150)))
     out=$(target/release/host-sim peer get 127.0.0.1:$((at + 1)) --request "$bytes" -o /dev/null -q --no-digest | mbs)
     # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
-    limit_in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 102)) --bytes "$bytes" -q | mbs)
-    in=$(target/release/host-sim peer blast 127.0.0.1:$((at + 2)) --bytes "$bytes" -q | mbs)
+    limit_in=$(blast $((at + 102)))
+    # The same sink hashing every byte as file in does: file in's ceiling on this core.
+    limit_hash=$(blast $((at + 103)))
+    in=$(blast $((at + 2)))
     add "$board-limit-out" "$limit_out"
     add "$board-out" "$out"
     add "$board-limit-in" "$limit_in"
+    add "$board-limit-hash" "$limit_hash"
     add "$board-in" "$in"
-    echo "run $run $board: guest -> host ringnet $out MB/s, NIC limit $limit_out; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in"
+    echo "run $run $board: guest -> host ringnet $out MB/s, NIC limit $limit_out; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in, hashing $limit_hash"
   done
+  # This round's ratios, of figures taken a few seconds apart: the machine's load moves
+  # less between them than across the whole run.
+  for way in out in; do
+    add "lm3s-ratio-$way" "$(ratio "$(last lm3s-$way)" "$(last lm3s-limit-$way)")"
+    add "sf2-ratio-$way" "$(ratio "$(last sf2-$way)" "$(last sf2-limit-$way)")"
+    add "boards-ratio-$way" "$(ratio "$(last sf2-$way)" "$(last lm3s-$way)")"
+  done
+  add lm3s-ratio-hash "$(ratio "$(last lm3s-in)" "$(last lm3s-limit-hash)")"
+  add sf2-ratio-hash "$(ratio "$(last sf2-in)" "$(last sf2-limit-hash)")"
 done
 med() { printf '%s\n' ${figures[$1]} | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+range() { printf '%s\n' ${figures[$1]} | sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 echo "medians of $runs x $bytes bytes (MB/s):"
 for board in lm3s sf2; do
   [ "$board" = lm3s ] && name="lm3s6965evb (Stellaris)" || name="emcraft-sf2 (MSS MAC)  "
   echo "  $name guest -> host: ringnet $(med $board-out), NIC limit $(med $board-limit-out), ratio $(ratio "$(med $board-out)" "$(med $board-limit-out)")" \
-    "| host -> guest: ringnet $(med $board-in), NIC limit $(med $board-limit-in), ratio $(ratio "$(med $board-in)" "$(med $board-limit-in)")"
+    "| host -> guest: ringnet $(med $board-in), NIC limit $(med $board-limit-in), ratio $(ratio "$(med $board-in)" "$(med $board-limit-in)"), hashing $(med $board-limit-hash)"
 done
 echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(ratio "$(med sf2-out)" "$(med lm3s-out)"), host -> guest $(ratio "$(med sf2-in)" "$(med lm3s-in)") (goal >= 3 both ways);" \
   "NIC limits: $(ratio "$(med sf2-limit-out)" "$(med lm3s-limit-out)"), $(ratio "$(med sf2-limit-in)" "$(med lm3s-limit-in)")"
+echo "median (range) of the $runs rounds' own ratios:"
+echo "  lm3s6965evb ringnet / NIC limit: guest -> host $(med lm3s-ratio-out) ($(range lm3s-ratio-out)), host -> guest $(med lm3s-ratio-in) ($(range lm3s-ratio-in)) (goal >= 0.8); file in / hashing sink $(med lm3s-ratio-hash) ($(range lm3s-ratio-hash))"
+echo "  emcraft-sf2 ringnet / NIC limit: guest -> host $(med sf2-ratio-out) ($(range sf2-ratio-out)), host -> guest $(med sf2-ratio-in) ($(range sf2-ratio-in)); file in / hashing sink $(med sf2-ratio-hash) ($(range sf2-ratio-hash))"
+echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(med boards-ratio-out) ($(range boards-ratio-out)), host -> guest $(med boards-ratio-in) ($(range boards-ratio-in)) (goal >= 3)"
 
 # The Stellaris board's ringnet image: timeout's child, which the runner exec'd into QEMU.
 qemu_pid=$(pgrep -P "${pids[0]}" | head -n 1)

@@ -9,14 +9,17 @@
 # the bytes through 1 MiB reads or writes of one buffer in memory
 # (`peer get -o /dev/null --no-digest`, `peer blast`). Runs in a throwaway network
 # namespace; needs root. A benchmark, not a test: it prints figures, per run and medians.
-#   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65535" sudo scripts/bench-tap.sh
+# RING sets ringnet's socket rings (default 65535, smoltcp's example's; it cannot change).
+#   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65521" RING=65535 sudo scripts/bench-tap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
 bytes=${BYTES:-1000000000}
-mtus=${MTUS:-1500 9000 65535}
+mtus=${MTUS:-1500 9000 65521}
+ring=${RING:-65535}
 ns=rn-bench-$$
-cleanup() { ip netns del "$ns" 2>/dev/null || true; }
+log=$(mktemp)
+cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -f "$log"; }
 trap cleanup EXIT
 scripts/netns.sh up "$ns" tap0 >/dev/null
 cargo build --quiet --release -p host-sim
@@ -43,7 +46,7 @@ smoltcp() {
 # One ringnet round: out, in, hashed in, in Gbit/s, on one line.
 ringnet() {
   local mtu=$1; shift
-  RUST_LOG=warn in_ns "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf 65535 --tx-buf 65535 --duration 900 "$@" >/dev/null 2>&1 &
+  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf "$ring" --tx-buf "$ring" --duration 900 "$@" >/dev/null 2>"$log" &
   local serve=$!
   local tries=0
   until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
@@ -51,11 +54,12 @@ ringnet() {
   out=$(in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | gbits)
   in=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | gbits)
   hashed=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:7002 --bytes "$bytes" -q | gbits)
-  kill "$serve"; wait "$serve" 2>/dev/null || true
+  kill "$serve" 2>/dev/null || echo "serve $* ended early: $(tail -n 3 "$log")" >&2
+  wait "$serve" 2>/dev/null || true
   echo "$out $in $hashed"
 }
 
-echo "bulk TCP over a tap, $bytes bytes, 64 KiB socket buffers, $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
+echo "bulk TCP over a tap, $bytes bytes (smoltcp's example: 1 GB), socket buffers 65535 B (ringnet: $ring B), $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
 echo "figures in Gbit/s; the machine's CPUs are shared, so single runs are noisy: compare within a round and the medians"
 for mtu in $mtus; do
   in_ns ip link set tap0 mtu "$mtu"

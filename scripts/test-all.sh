@@ -44,9 +44,12 @@ cargo fmt --all --check
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "the core builds for thumbv7m-none-eabi: no_std, no alloc (with and without the default features)"
+step "the core builds for thumbv7m-none-eabi: no_std, no alloc (with and without the default features, and with defmt)"
 cargo build --lib --target thumbv7m-none-eabi
 cargo build --lib --target thumbv7m-none-eabi --no-default-features
+# The log macros' other two back ends: defmt (the firmware's), and none (lines compiled out,
+# which the build above is).
+cargo clippy --lib --target thumbv7m-none-eabi --no-default-features --features defmt -- -D warnings
 
 step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace
@@ -84,7 +87,7 @@ step "firmware: clippy and format for both boards and both log forms, then boot 
   cd firmware
   cargo fmt --check
   cargo clippy --quiet --release -- -D warnings
-  cargo clippy --quiet --release --features sf2 --target-dir target/sf2 -- -D warnings
+  cargo clippy --quiet --profile sf2 --features sf2 -- -D warnings
   cargo clippy --quiet --release --no-default-features --features http,transfer,text-log \
     --target-dir target/text-log -- -D warnings
 )

@@ -314,19 +314,19 @@ impl Emac {
         // and lose the next frame again: wait until half the ring is free (QEMU holds the
         // frames meanwhile).
         if self.rx_stopped && waiting <= capacity / 2 {
-            // The MAC stopped at the descriptor after the newest frame, and starts again
-            // at DMA_RX_DESC: point that there, then clear the overflow and enable.
-            let at = (self.rx_next + waiting as usize) % EMAC_RX_DESCRIPTORS;
-            write(DMA_RX_DESC, bus_address(&self.rings.rx[at]));
-            write(DMA_RX_STATUS, RX_OVERFLOW);
-            write(DMA_RX_CTL, DMA_EN);
-            self.rx_stopped = false;
-            fw_debug!(
-                "emac: RX DMA restarted at descriptor {} ({} free)",
-                at,
-                capacity - waiting
-            );
+            // The MAC stopped at the descriptor after the newest frame.
+            self.restart_rx((self.rx_next + waiting as usize) % EMAC_RX_DESCRIPTORS);
         }
+    }
+
+    /// Enables receive DMA again at descriptor `at` (the MAC starts at DMA_RX_DESC):
+    /// points DMA_RX_DESC there, clears the overflow and enables.
+    fn restart_rx(&mut self, at: usize) {
+        write(DMA_RX_DESC, bus_address(&self.rings.rx[at]));
+        write(DMA_RX_STATUS, RX_OVERFLOW);
+        write(DMA_RX_CTL, DMA_EN);
+        self.rx_stopped = false;
+        fw_debug!("emac: RX DMA restarted at descriptor {}", at);
     }
 
     /// The next received frame's length, or `None` if the ring is empty; frames of a
@@ -337,6 +337,11 @@ impl Emac {
             self.watch_rx();
             let size = size_word(&self.rings.rx[self.rx_next]);
             if size & EMPTY != 0 {
+                // Drained: the MAC fills in order, so every descriptor is free, and if
+                // DMA is still stopped (its frame count said otherwise) it starts here.
+                if self.rx_stopped {
+                    self.restart_rx(self.rx_next);
+                }
                 return None;
             }
             // The frame was written before its size word: read it only after.

@@ -17,7 +17,8 @@
 //! (every 8 segments, and whenever the NIC has nothing more) with a 64 KiB window, drops
 //! anything out of order (QEMU's network does not reorder), and answers the peer's FIN
 //! with `<bytes> <micros from SYN to FIN> <times the NIC's receive side was full>\n` and
-//! its own FIN.
+//! its own FIN. TCP port 7003 is the same sink hashing every byte with SHA-256 as file in
+//! does: the most file in could move through this NIC on this core.
 //!
 //! It answers ARP requests for its address, so that QEMU's user-mode network can reach
 //! it, and ignores everything else. A data datagram's payload is left as the buffer holds
@@ -34,6 +35,7 @@ use ringnet::smoltcp::wire::{
     TcpRepr, TcpSeqNumber, UdpPacket,
 };
 use ringnet::Instant;
+use sha2::{Digest as _, Sha256};
 
 use crate::board::{self, Nic};
 use crate::clock;
@@ -46,8 +48,9 @@ const HEADERS: usize = 14 + 20 + 8;
 const MAX_PAYLOAD: usize = 1500 - 20 - 8;
 /// The most one `tx` command may ask for, so that a run is bounded.
 const MAX_TX_BYTES: u64 = 1 << 30;
-/// The TCP sink's port.
+/// The TCP sink's port, and the hashing sink's.
 const SINK_PORT: u16 = 7002;
+const HASHING_SINK_PORT: u16 = 7003;
 /// The sink's initial sequence number (one connection at a time: any will do).
 const SINK_ISS: TcpSeqNumber = TcpSeqNumber(0x1000_0000);
 /// The window the sink advertises, and the segment size it asks for.
@@ -81,6 +84,9 @@ enum Action {
 /// The TCP sink's one connection.
 struct Sink {
     peer: Option<Peer>,
+    /// The port the connection came to; the hashing sink's hashes every byte.
+    port: u16,
+    hasher: Sha256,
     /// The next byte expected from the peer.
     rcv_nxt: TcpSeqNumber,
     /// The sink's next sequence number.
@@ -94,9 +100,11 @@ struct Sink {
 }
 
 impl Sink {
-    const fn new() -> Sink {
+    fn new() -> Sink {
         Sink {
             peer: None,
+            port: SINK_PORT,
+            hasher: Sha256::new(),
             rcv_nxt: TcpSeqNumber(0),
             snd_nxt: SINK_ISS,
             bytes: 0,
@@ -108,6 +116,7 @@ impl Sink {
 
     /// Takes a segment for the sink's port; says what to answer.
     fn on_segment(&mut self, peer: Peer, segment: &TcpPacket<&[u8]>) -> Action {
+        let port = segment.dst_port();
         if segment.rst() {
             *self = Sink::new();
             return Action::None;
@@ -115,13 +124,14 @@ impl Sink {
         if segment.syn() && !segment.ack() {
             *self = Sink {
                 peer: Some(peer),
+                port,
                 rcv_nxt: segment.seq_number() + 1,
                 start: Some(clock::now()),
                 ..Sink::new()
             };
             return Action::Sink(TcpControl::Syn);
         }
-        if self.peer.is_none_or(|known| known.port != peer.port) {
+        if self.port != port || self.peer.is_none_or(|known| known.port != peer.port) {
             return Action::None;
         }
         let payload = segment.payload();
@@ -132,6 +142,9 @@ impl Sink {
             }
             self.rcv_nxt += payload.len();
             self.bytes += payload.len() as u64;
+            if port == HASHING_SINK_PORT {
+                self.hasher.update(payload);
+            }
             self.unacked += 1;
         }
         if segment.fin() && segment.seq_number() + payload.len() == self.rcv_nxt {
@@ -255,7 +268,7 @@ fn on_frame(
                 let Ok(segment) = TcpPacket::new_checked(packet.payload()) else {
                     return Action::None;
                 };
-                if segment.dst_port() != SINK_PORT {
+                if segment.dst_port() != SINK_PORT && segment.dst_port() != HASHING_SINK_PORT {
                     return Action::None;
                 }
                 let peer = Peer {
@@ -372,13 +385,19 @@ fn answer(
     let Some(peer) = sink.peer else {
         return;
     };
-    let mut text = heapless::String::<96>::new();
+    let mut text = heapless::String::<128>::new();
     if control == TcpControl::Fin {
         let micros = sink
             .start
             .map_or(0, |start| (clock::now() - start).total_micros());
         let full = nic.rx_full_events().wrapping_sub(sink.full_before);
-        let _ = writeln!(text, "{} {micros} {full}", sink.bytes);
+        let _ = write!(text, "{} {micros} {full}", sink.bytes);
+        if sink.port == HASHING_SINK_PORT {
+            let digest: ringnet::digest::Digest =
+                core::mem::take(&mut sink.hasher).finalize().into();
+            let _ = write!(text, " {}", ringnet::digest::DigestHex(&digest));
+        }
+        let _ = writeln!(text);
     }
     let (seq, syn) = if control == TcpControl::Syn {
         (SINK_ISS, true)
@@ -386,7 +405,7 @@ fn answer(
         (sink.snd_nxt, false)
     };
     let segment = TcpRepr {
-        src_port: SINK_PORT,
+        src_port: sink.port,
         dst_port: peer.port,
         control,
         seq_number: seq,

@@ -506,6 +506,21 @@ fn serve_says_clearly_what_is_wrong() {
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("bad CIDR"));
+    // An MTU the tap does not take is refused by the kernel, and said so; the tap keeps
+    // its own.
+    let mtu = ns.sh(
+        &format!("{HOST_SIM} serve --tap tap0 --mtu 65535 --offload --duration 1"),
+        10,
+    );
+    assert_eq!(mtu.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&mtu.stderr);
+    assert!(
+        text.contains("cannot set the MTU of tap 'tap0' to 65535") && text.contains("maxmtu"),
+        "{text}"
+    );
+    assert_eq!(ns.ok("cat /sys/class/net/tap0/mtu", 5).trim(), "1500");
+    let small = ns.sh(&format!("{HOST_SIM} serve --tap tap0 --mtu 67"), 10);
+    assert_eq!(small.status.code(), Some(2), "below IPv4's 68");
 }
 
 fn write_pattern_file(path: &Path, size: u64) -> String {

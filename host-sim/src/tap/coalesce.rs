@@ -22,7 +22,7 @@
 
 use ringnet::smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 
-use super::vnet::{fill_tcp_pseudo_header, VnetHeader, GSO_TCPV4, HEADER_LEN, NEEDS_CSUM};
+use super::vnet::{fill_tcp_pseudo_header, VnetHeader, HEADER_LEN};
 
 /// Ethernet's header.
 const ETH: usize = 14;
@@ -202,17 +202,8 @@ impl Coalescer {
             ip.fill_checksum();
         }
         fill_tcp_pseudo_header(frame);
-        let mut header = VnetHeader {
-            flags: NEEDS_CSUM,
-            csum_start: held.tcp_start as u16,
-            csum_offset: 16,
-            ..VnetHeader::default()
-        };
-        if held.segments > 1 {
-            header.gso_type = GSO_TCPV4;
-            header.gso_size = held.segment as u16;
-            header.hdr_len = held.headers as u16;
-        }
+        // The payload is longer than one segment exactly when several were joined.
+        let header = VnetHeader::for_outgoing(frame, Some(held.segment as u16));
         header.emit(&mut self.buf[..HEADER_LEN]);
         Some((&self.buf[..HEADER_LEN + held.len], held.segments))
     }
@@ -221,7 +212,9 @@ impl Coalescer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tap::vnet::{complete_checksum, tests::tcp_frame, tests::udp_frame};
+    use crate::tap::vnet::{
+        complete_checksum, tests::tcp_frame, tests::udp_frame, GSO_TCPV4, NEEDS_CSUM,
+    };
 
     /// A data segment of `payload` bytes at sequence `seq` with `flags` (ACK always).
     fn seg(seq: u32, payload: usize, flags: u8) -> Vec<u8> {

@@ -67,7 +67,7 @@ impl std::fmt::Display for TapError {
             TapError::Other(name, e) => write!(f, "cannot attach to tap '{name}': {e}"),
             TapError::Mtu(name, mtu, e) => write!(
                 f,
-                "cannot set the MTU of tap '{name}' to {mtu}: {e} (a tap takes 68 to 65535)"
+                "cannot set the MTU of tap '{name}' to {mtu}: {e} (`ip -d link show {name}` says the largest it takes: maxmtu, 65521 for a tap)"
             ),
             TapError::Gone(name, e) => write!(
                 f,
