@@ -102,27 +102,30 @@ if [ "$transfer_runs" -gt 0 ]; then
   head -c "$bytes" /dev/urandom >"$shm/source.bin"
   source_sha=$(sha256sum <"$shm/source.bin" | cut -d' ' -f1)
   in_ns ip link set tap0 mtu "${TRANSFER_MTU:-1500}"
-  t_raw=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=()
+  t_raw=(); t_out=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=(); t_get_out_ratio=()
   echo "verified transfer v2 over a tap, $bytes bytes, MTU ${TRANSFER_MTU:-1500}, serve ${TRANSFER_SERVE_ARGS:-(no extra flags)}, $transfer_runs runs, Gbit/s (shared CPUs: compare within a run)"
   for run in $(seq "$transfer_runs"); do
     rm -f "$shm/files/up.bin"
+    # Started without the in_ns function, so that $! is serve itself and the kill reaches it.
     # shellcheck disable=SC2086
-    RUST_LOG=warn in_ns "$bin" serve --tap tap0 --mtu "${TRANSFER_MTU:-1500}" --rx-buf 65535 --tx-buf 65535 \
+    RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "${TRANSFER_MTU:-1500}" --rx-buf 65535 --tx-buf 65535 \
       --files "$shm/files" --duration 900 ${TRANSFER_SERVE_ARGS:-} >/dev/null 2>&1 &
     serve=$!
     tries=0
     until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
     raw=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | gbits)
+    raw_out=$(in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | gbits)
     put=$(in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60 | gbits)
     got=$(in_ns timeout 300 "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60 || true)
     kill "$serve"; wait "$serve" 2>/dev/null || true
     get=$(gbits <<<"$got")
     grep -q "sha256 $source_sha verified" <<<"$got" || { echo "run $run: the get did not verify the source's digest: $got" >&2; exit 1; }
     [ "$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)" = "$source_sha" ] || { echo "run $run: the stored file differs from the source" >&2; exit 1; }
-    read -r put_ratio get_ratio < <(awk -v r="$raw" -v p="$put" -v g="$get" 'BEGIN { printf "%.2f %.2f\n", p/r, g/r }')
-    t_raw+=("$raw"); t_put+=("$put"); t_get+=("$get"); t_put_ratio+=("$put_ratio"); t_get_ratio+=("$get_ratio")
-    echo "run $run: raw into discard $raw; verified put $put ($put_ratio of raw); verified get $get ($get_ratio of raw)"
+    read -r put_ratio get_ratio get_out_ratio < <(awk -v r="$raw" -v o="$raw_out" -v p="$put" -v g="$get" 'BEGIN { printf "%.2f %.2f %.2f\n", p/r, g/r, g/o }')
+    t_raw+=("$raw"); t_out+=("$raw_out"); t_put+=("$put"); t_get+=("$get")
+    t_put_ratio+=("$put_ratio"); t_get_ratio+=("$get_ratio"); t_get_out_ratio+=("$get_out_ratio")
+    echo "run $run: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out)"
   done
   m() { printf '%s\n' "$@" | median; }
-  echo "medians of $transfer_runs: raw into discard $(m "${t_raw[@]}"), verified put $(m "${t_put[@]}"), verified get $(m "${t_get[@]}"); ratios put $(m "${t_put_ratio[@]}"), get $(m "${t_get_ratio[@]}") (goal: a put or a get at 0.90 or more)"
+  echo "medians of $transfer_runs: raw into discard $(m "${t_raw[@]}"), raw out $(m "${t_out[@]}"), verified put $(m "${t_put[@]}"), verified get $(m "${t_get[@]}"); ratios to raw into discard: put $(m "${t_put_ratio[@]}"), get $(m "${t_get_ratio[@]}") (goal: a put or a get at 0.90 or more); get to raw out $(m "${t_get_out_ratio[@]}")"
 fi
