@@ -94,6 +94,6 @@ step "firmware: clippy and format for both boards and both log forms, then boot 
 bash scripts/test-firmware.sh
 BOARD=emcraft-sf2 bash scripts/test-firmware.sh
 
-step "the demo runs to the end and checks what it shows"
-cargo run --release -p host-sim -- demo > target/demo.log
+step "the demo runs to the end and checks what it shows (the test build's binary: no release build)"
+cargo run -p host-sim -- demo > target/demo.log
 tail -n 1 target/demo.log
