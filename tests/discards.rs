@@ -4,8 +4,6 @@
 //! interval. Frames are put on the hub with `Wire::inject`, built with smoltcp's `Repr`s.
 //! Its own test binary, since it installs the process's logger to read the lines back.
 
-use std::sync::Mutex;
-
 use ringnet::phy::Discards;
 use ringnet::sim::Faults;
 use ringnet::smoltcp::phy::ChecksumCapabilities;
@@ -15,44 +13,6 @@ use ringnet::smoltcp::wire::{
 };
 use ringnet::{Duration, IpEndpoint, Ipv4Address, SocketOption};
 use ringnet_testkit::*;
-
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-/// The tests share the logger: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if record.target().starts_with("ringnet") {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-fn start() -> std::sync::MutexGuard<'static, ()> {
-    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-    LINES.lock().unwrap().clear();
-    guard
-}
-
-fn lines_with(text: &str) -> Vec<String> {
-    LINES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.contains(text))
-        .cloned()
-        .collect()
-}
 
 /// A UDP datagram as a frame from `from` to `to_mac`, built with smoltcp's `Repr`s.
 fn udp_frame(
@@ -108,7 +68,7 @@ const STRANGER: Ipv4Address = Ipv4Address::new(10, 0, 0, 77);
 
 #[test]
 fn each_kind_of_discard_counts_under_its_own_reason_and_never_as_a_drop() {
-    let _one = start();
+    let _one = log_capture::capture();
     let mut w = pair(Faults::NONE, 60);
     let rx = udp_socket(&mut w.stacks[B], 16, 8192);
     w.stacks[B].udp_bind(rx, 9000).unwrap();
@@ -180,7 +140,7 @@ fn each_kind_of_discard_counts_under_its_own_reason_and_never_as_a_drop() {
 
 #[test]
 fn on_a_three_host_hub_nothing_counts_as_dropped_where_nothing_was() {
-    let _one = start();
+    let _one = log_capture::capture();
     let mut w = world_with::<3>(Faults::NONE, 61, ETHERNET_MTU, 64 * 1024);
     let sender = udp_socket(&mut w.stacks[A], 32, 16 * 1024);
     w.stacks[A]
@@ -220,9 +180,9 @@ fn on_a_three_host_hub_nothing_counts_as_dropped_where_nothing_was() {
         },
         "A's unicasts to B pass C on the hub"
     );
-    assert!(lines_with("has no room").is_empty());
+    assert!(log_capture::lines_with("has no room").is_empty());
     // Not-for-us is logged at most once per interval, with the count.
-    let not_for_us = lines_with("C: discarded");
+    let not_for_us = log_capture::lines_with("C: discarded");
     assert!(
         !not_for_us.is_empty() && not_for_us.len() <= 2,
         "{not_for_us:#?}"
@@ -231,7 +191,7 @@ fn on_a_three_host_hub_nothing_counts_as_dropped_where_nothing_was() {
 
 #[test]
 fn a_corrupting_wire_counts_bad_checksums_not_drops() {
-    let _one = start();
+    let _one = log_capture::capture();
     let faults = Faults {
         corrupt: 0.2,
         ..Faults::NONE
@@ -261,12 +221,12 @@ fn a_corrupting_wire_counts_bad_checksums_not_drops() {
     );
     assert_eq!((discards.no_socket, discards.fragments), (0, 0));
     assert!(received > 100, "{received}");
-    assert!(lines_with("has no room").is_empty());
+    assert!(log_capture::lines_with("has no room").is_empty());
 }
 
 #[test]
 fn a_fragmented_datagram_is_counted_and_logged_as_lost_fragments() {
-    let _one = start();
+    let _one = log_capture::capture();
     let mut w = pair(Faults::NONE, 63);
     let rx = udp_socket(&mut w.stacks[B], 8, 8192);
     w.stacks[B].udp_bind(rx, 9000).unwrap();
@@ -298,7 +258,7 @@ fn a_fragmented_datagram_is_counted_and_logged_as_lost_fragments() {
     );
     // One line at once; the rest of the interval's fragments in one more line after it.
     w.run_for(Duration::from_millis(1100));
-    let lines = lines_with("B: discarded");
+    let lines = log_capture::lines_with("B: discarded");
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(lines[0].contains("IP fragment (no reassembly)") && lines[0].contains("(1 in all"));
     assert!(lines[1].starts_with("B: discarded 2 IPv4 frame(s)") && lines[1].contains("(3 in all"));

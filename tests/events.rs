@@ -43,40 +43,11 @@ fn recording(w: &mut World<2>) -> &'static Recording {
     sink
 }
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if record.target().starts_with("ringnet") {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
-fn start() -> std::sync::MutexGuard<'static, ()> {
-    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Debug);
-    LINES.lock().unwrap().clear();
-    guard
-}
-
 fn lines_with(stack: &str, text: &str) -> usize {
     let prefix = format!("{stack}: ");
-    LINES
-        .lock()
-        .unwrap()
+    log_capture::lines_with(text)
         .iter()
-        .filter(|l| l.starts_with(&prefix) && l.contains(text))
+        .filter(|l| l.starts_with(&prefix))
         .count()
 }
 
@@ -131,7 +102,7 @@ fn assert_table_is_the_events(stack: &Stack<'_>, events: &[Event]) {
 
 #[test]
 fn a_slow_reader_s_blocks_zero_windows_and_full_rings_are_one_story_in_three_views() {
-    let _guard = start();
+    let _guard = log_capture::capture();
     let mut w = pair(Faults::NONE, 3);
     let sink = recording(&mut w);
     let (client, server, _) = w.connect(7, (512, 512), (256, 256));
@@ -225,7 +196,7 @@ fn a_slow_reader_s_blocks_zero_windows_and_full_rings_are_one_story_in_three_vie
 
 #[test]
 fn drops_and_truncations_are_events_counted_once_with_their_reason() {
-    let _guard = start();
+    let _guard = log_capture::capture();
     let mut w = pair(Faults::NONE, 22);
     let sink = recording(&mut w);
     let rx = udp_socket(&mut w.stacks[A], 8, 256);
@@ -282,7 +253,7 @@ fn drops_and_truncations_are_events_counted_once_with_their_reason() {
 
 #[test]
 fn a_polite_exchange_records_no_loss_no_block_and_no_timer() {
-    let _guard = start();
+    let _guard = log_capture::capture();
     let mut w = pair(Faults::NONE, 5);
     let sink = recording(&mut w);
     let rx = udp_socket(&mut w.stacks[A], 8, 4096);
@@ -320,7 +291,7 @@ fn a_polite_exchange_records_no_loss_no_block_and_no_timer() {
 
 #[test]
 fn without_a_sink_the_counters_and_the_log_still_see_everything() {
-    let _guard = start();
+    let _guard = log_capture::capture();
     let mut w = pair(Faults::NONE, 22);
     let rx = udp_socket(&mut w.stacks[A], 8, 256);
     w.stacks[A].udp_bind(rx, 9000).unwrap();

@@ -3,35 +3,14 @@
 //! counters still count every transition. Its own test binary, since it installs the
 //! process's logger to read the lines back.
 
-use std::sync::Mutex;
-
 use ringnet::observe::LogLimit;
 use ringnet::sim::Faults;
 use ringnet::Duration;
 use ringnet_testkit::*;
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if record.target().starts_with("ringnet") {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-static CAPTURE: Capture = Capture;
-
 #[test]
 fn a_bulk_transfer_under_a_log_limit_logs_its_burst_and_counts_the_rest() {
-    log::set_logger(&CAPTURE).unwrap();
-    log::set_max_level(log::LevelFilter::Debug);
+    let _one = log_capture::capture();
     let mut w = pair(Faults::NONE, 41);
     let limit = LogLimit {
         burst: 4,
@@ -40,7 +19,7 @@ fn a_bulk_transfer_under_a_log_limit_logs_its_burst_and_counts_the_rest() {
     w.stacks[A].set_log_limit(Some(limit));
     assert_eq!(w.stacks[A].log_limit(), Some(limit));
     let (client, server, _) = w.connect(7, (512, 512), (512, 512));
-    LINES.lock().unwrap().clear();
+    log_capture::clear();
 
     // 64 KiB through 512-byte rings: the sender's tx ring fills and drains again and again.
     let data: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
@@ -65,7 +44,7 @@ fn a_bulk_transfer_under_a_log_limit_logs_its_burst_and_counts_the_rest() {
     // A quiet interval ends the last window, which reports what it left out.
     w.run_for(Duration::from_millis(1100));
 
-    let lines = LINES.lock().unwrap().clone();
+    let lines = log_capture::lines();
     let tag = format!("A: tcp{client} ");
     let transitions = lines
         .iter()

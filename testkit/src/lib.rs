@@ -5,8 +5,10 @@
 //! [`pair`] or [`world_with`] for a [`World`], [`tcp_socket`] and [`udp_socket`] for
 //! sockets with leaked rings, [`ep`] for an address on the wire, [`client_of!`] for a
 //! client connected while a server program runs on the other stack, and [`MemStore`] for
-//! a transfer store in memory.
+//! a transfer store in memory; [`log_capture`] for the tests that read the log back.
 #![deny(missing_docs)]
+
+pub mod log_capture;
 
 use std::collections::HashMap;
 
