@@ -64,7 +64,7 @@ else
   echo "skipped: needs the i686-unknown-linux-gnu target and gcc-multilib (apt-get install gcc-multilib)"
 fi
 
-step "fuzzing: every target of fuzz/ for ${FUZZ_SECONDS:-20} s, failing on a crash (cargo-fuzz; RUSTC_BOOTSTRAP=1 lets the pinned stable toolchain take its sanitizer flags)"
+step "fuzzing: every target of fuzz/ for ${FUZZ_SECONDS:-10} s, failing on a crash (cargo-fuzz; RUSTC_BOOTSTRAP=1 lets the pinned stable toolchain take its sanitizer flags)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 (
   cd fuzz
@@ -73,7 +73,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     mkdir -p "corpus/$target" target
     log="target/fuzz-$target.log"
     if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-      -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=1 >"$log" 2>&1; then
+      -max_total_time="${FUZZ_SECONDS:-10}" -print_final_stats=1 >"$log" 2>&1; then
       tail -n 40 "$log"
       echo "fuzz target $target failed: its input is kept under fuzz/artifacts/$target/" >&2
       exit 1
