@@ -6,12 +6,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use ringnet::blocking::Blocking;
 use ringnet::observe::{
     Call, DropReason, Event, EventKind, EventSink, Fill, Ring, SocketStats, Source, Unblocked,
 };
-use ringnet::sim::{Faults, PeerWaiter};
-use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
+use ringnet::sim::Faults;
+use ringnet::{SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
 
 /// Every event of every stack it is given to, in order.
@@ -110,22 +109,7 @@ fn a_slow_reader_s_blocks_zero_windows_and_full_rings_are_one_story_in_three_vie
         .set_option(server, SocketOption::AckDelay(None))
         .unwrap();
     let data: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
-    let mut received = Vec::new();
-    let mut next_read = w.wire.now();
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
-        if now >= next_read {
-            let mut chunk = [0u8; 64];
-            if let Ok(n) = b.recv(server, &mut chunk) {
-                received.extend_from_slice(&chunk[..n]);
-            }
-            next_read = now + Duration::from_millis(10);
-        }
-    });
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.send_all(client, &data).unwrap();
-    sock.flush(client).unwrap();
+    send_to_slow_reader(&mut w, client, server, &data);
 
     let (a_events, b_events) = (sink.of("A"), sink.of("B"));
     assert_table_is_the_events(&w.stacks[A], &a_events);

@@ -55,25 +55,10 @@ fn send_blocks_on_a_full_tx_ring_while_a_slow_reader_drains() {
         .set_option(server, ringnet::SocketOption::AckDelay(None))
         .unwrap();
     let data: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
-    let mut received = Vec::new();
-    let mut next_read = w.wire.now();
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
-        if now >= next_read {
-            let mut chunk = [0u8; 64];
-            if let Ok(n) = b.recv(server, &mut chunk) {
-                received.extend_from_slice(&chunk[..n]);
-            }
-            next_read = now + Duration::from_millis(10);
-        }
-    });
-    let mut sock = Blocking::new(a, &mut driver);
-    sock.send_all(client, &data).unwrap();
-    sock.flush(client).unwrap();
-    let peer_stats = driver.peer().stats(server).unwrap();
+    let mut received = send_to_slow_reader(&mut w, client, server, &data);
+    let peer_stats = w.stacks[B].stats(server).unwrap();
 
-    let stats = a.stats(client).unwrap();
+    let stats = w.stacks[A].stats(client).unwrap();
     assert!(stats.tx_blocks >= 1, "{stats:?}");
     assert!(stats.tx_full_events >= 1, "{stats:?}");
     assert!(stats.time_blocked > Duration::from_millis(100));

@@ -347,3 +347,33 @@ pub fn tcp_syn(
     tcp.emit(&mut tcp_packet, &from.0.into(), &to.0.into(), &checksums);
     frame
 }
+
+/// Sends `data` from A's `client` with blocking calls (`send_all`, then a flush) to B's
+/// `server`, which reads 64 bytes every 10 ms: the slow reader that fills the sender's
+/// tx ring and makes the reader advertise zero windows. Returns what B read meanwhile;
+/// the rest is still in B's rx ring.
+pub fn send_to_slow_reader(
+    w: &mut World<2>,
+    client: SocketHandle,
+    server: SocketHandle,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut next_read = w.wire.now();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver =
+        ringnet::sim::PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now: Instant| {
+            if now >= next_read {
+                let mut chunk = [0u8; 64];
+                if let Ok(n) = b.recv(server, &mut chunk) {
+                    received.extend_from_slice(&chunk[..n]);
+                }
+                next_read = now + ringnet::Duration::from_millis(10);
+            }
+        });
+    let mut sock = ringnet::blocking::Blocking::new(a, &mut driver);
+    sock.send_all(client, data).unwrap();
+    sock.flush(client).unwrap();
+    received
+}
