@@ -81,6 +81,9 @@ struct Writer {
     /// (pid, label) of each track named so far: tid = index + 1. A socket number reused
     /// by another kind of socket gets a track of its own.
     tracks: Vec<(usize, &'static str)>,
+    /// Each socket's label, as its log lines write it (`tcp#3`), made once: labels are
+    /// few (kinds × table slots) and live as long as the program, like the stack names.
+    labels: Vec<(SocketType, usize, &'static str)>,
     line: String,
     error: Option<io::Error>,
     events: u64,
@@ -103,6 +106,7 @@ impl TraceFile {
                 offset_us: clock.offset_us(),
                 stacks: Vec::new(),
                 tracks: Vec::new(),
+                labels: Vec::new(),
                 line: String::with_capacity(256),
                 error: None,
                 events: 0,
@@ -169,22 +173,21 @@ impl EventSink for TraceFile {
     }
 }
 
-/// A socket's label, as its log lines write it (`tcp#3`).
-fn label(kind: SocketType, handle: ringnet::SocketHandle) -> &'static str {
-    // Labels are few (kinds × table slots): interned once each, for the life of the
-    // program, like the stack names.
-    static LABELS: Mutex<Vec<(SocketType, usize, &'static str)>> = Mutex::new(Vec::new());
-    let mut labels = LABELS.lock().unwrap_or_else(|e| e.into_inner());
-    let index = handle.fileno();
-    if let Some((_, _, l)) = labels.iter().find(|(k, i, _)| *k == kind && *i == index) {
-        return l;
-    }
-    let l: &'static str = format!("{kind}{handle}").leak();
-    labels.push((kind, index, l));
-    l
-}
-
 impl Writer {
+    fn label(&mut self, kind: SocketType, handle: ringnet::SocketHandle) -> &'static str {
+        let index = handle.fileno();
+        if let Some((_, _, l)) = self
+            .labels
+            .iter()
+            .find(|(k, i, _)| *k == kind && *i == index)
+        {
+            return l;
+        }
+        let l: &'static str = format!("{kind}{handle}").leak();
+        self.labels.push((kind, index, l));
+        l
+    }
+
     fn ts(&self, at: Instant) -> f64 {
         self.offset_us + at.total_micros() as f64
     }
@@ -209,7 +212,7 @@ impl Writer {
         let Source::Socket { handle, kind } = source else {
             return (0, "interface");
         };
-        let label = label(kind, handle);
+        let label = self.label(kind, handle);
         if let Some(i) = self.tracks.iter().position(|t| *t == (pid, label)) {
             return (i as u32 + 1, label);
         }
