@@ -7,6 +7,7 @@ use smoltcp::wire::{
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
+use super::mss::{clamp_mss, syn_with_mss};
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,21 @@ pub enum FrameEvent {
         /// The raw window field (before scaling): zero means a zero window.
         window_field: u16,
     },
+    /// The MSS option of a SYN was lowered to what the socket's rings keep two segments
+    /// of ([`mss`](super::mss)).
+    MssLowered {
+        /// The local port of the socket.
+        port: u16,
+        /// The peer.
+        peer: IpEndpoint,
+        /// The MSS the SYN offered.
+        offered: u16,
+        /// The MSS it offers now.
+        left: u16,
+        /// The peer's SYN, arriving (the MSS this stack sends by), or this stack's own,
+        /// leaving (the MSS the peer sends by).
+        incoming: bool,
+    },
     /// The interface discards an IPv4 frame before any socket sees it.
     Discarded {
         /// Why.
@@ -50,6 +66,25 @@ const STARVED_PORTS: usize = 8;
 
 /// The largest SYN the inspector holds back: Ethernet, IPv4 and TCP headers with options.
 const HELD_SYN: usize = 14 + 60 + 60;
+
+/// Listening ports whose MSS bounds a [`FrameLog`] keeps.
+const MSS_LISTENERS: usize = 8;
+
+/// Connections being made whose MSS bounds a [`FrameLog`] keeps: the most recent ones;
+/// a bound is needed only until the handshake is over.
+const MSS_CONNECTS: usize = 4;
+
+/// The MSS bounds of the sockets on a local port ([`mss_bound`](super::mss::mss_bound)
+/// of their rings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMss {
+    /// The local port.
+    pub port: u16,
+    /// The largest MSS to offer the peer: two segments per rx ring.
+    pub rx_bound: u16,
+    /// The largest MSS to send by: two segments per tx ring.
+    pub tx_bound: u16,
+}
 
 /// A SYN held back from smoltcp until the stack has made room in its listener's backlog
 /// (a backlog whose every socket is taken would answer it with RST).
@@ -89,6 +124,10 @@ pub struct FrameLog {
     /// A SYN arrived since the stack last looked: a backlog may have run out of
     /// listening sockets.
     pub syn_seen: bool,
+    /// The MSS bounds of listening ports.
+    mss_listeners: heapless::Vec<PortMss, MSS_LISTENERS>,
+    /// The MSS bounds of connections being made, oldest first.
+    mss_connects: heapless::Vec<PortMss, MSS_CONNECTS>,
 }
 
 impl FrameLog {
@@ -119,6 +158,76 @@ impl FrameLog {
         }
     }
 
+    /// Names the MSS bounds of the listening ports (replacing the last list); ports
+    /// beyond [`MSS_LISTENERS`] keep the MSS smoltcp chooses.
+    pub fn set_listener_mss(&mut self, ports: impl Iterator<Item = PortMss>) {
+        self.mss_listeners.clear();
+        for port in ports {
+            if self.mss_listeners.push(port).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Adds the MSS bounds of a connection being made, forgetting the oldest one when
+    /// [`MSS_CONNECTS`] are kept already.
+    pub fn add_connect_mss(&mut self, port: PortMss) {
+        self.mss_connects.retain(|p| p.port != port.port);
+        if self.mss_connects.is_full() {
+            self.mss_connects.remove(0);
+        }
+        // Room was made just above.
+        let _ = self.mss_connects.push(port);
+    }
+
+    /// The MSS bounds of the sockets on local `port`, if known: a connection being made
+    /// first, then a listener.
+    pub fn mss_of(&self, port: u16) -> Option<PortMss> {
+        let find = |list: &[PortMss]| list.iter().rev().find(|p| p.port == port).copied();
+        find(&self.mss_connects).or_else(|| find(&self.mss_listeners))
+    }
+
+    /// Lowers the MSS a SYN in `frame` offers to the bound of the local socket it
+    /// concerns, arriving (`incoming`, the tx ring's bound) or leaving (the rx ring's);
+    /// records the change.
+    fn bound_mss(&mut self, frame: &mut [u8], incoming: bool) {
+        let Some(ends) = syn_with_mss(frame) else {
+            return;
+        };
+        let (local, port, peer) = if incoming {
+            (ends.dst, ends.dst_port, (ends.src, ends.src_port))
+        } else {
+            (ends.src, ends.src_port, (ends.dst, ends.dst_port))
+        };
+        if self.local_ip.is_some_and(|ip| ip != local) {
+            return;
+        }
+        let Some(bounds) = self.mss_of(port) else {
+            return;
+        };
+        let limit = if incoming {
+            bounds.tx_bound
+        } else {
+            bounds.rx_bound
+        };
+        if let Some((offered, left)) = clamp_mss(frame, limit) {
+            self.record(FrameEvent::MssLowered {
+                port,
+                peer: IpEndpoint::new(peer.0.into(), peer.1),
+                offered,
+                left,
+                incoming,
+            });
+        }
+    }
+
+    /// Whether `frame` is an arriving SYN for a socket whose MSS is bounded.
+    fn bounds_incoming(&self, frame: &[u8]) -> bool {
+        syn_with_mss(frame).is_some_and(|ends| {
+            self.local_ip.is_none_or(|ip| ip == ends.dst) && self.mss_of(ends.dst_port).is_some()
+        })
+    }
+
     /// The port, the sender and the arrival of a SYN held back and waiting for the stack
     /// to make room, if any.
     pub fn held_syn(&self) -> Option<(u16, IpEndpoint, Instant)> {
@@ -147,9 +256,10 @@ impl FrameLog {
         if Some(dst) != self.local_ip || !self.starved.contains(&port) {
             return false;
         }
-        let Ok(copy) = heapless::Vec::from_slice(frame) else {
+        let Ok(mut copy) = heapless::Vec::<u8, HELD_SYN>::from_slice(frame) else {
             return false;
         };
+        self.bound_mss(&mut copy, true);
         self.held = Some(HeldSyn {
             frame: copy,
             port,
@@ -266,7 +376,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
         };
         inner.consume(|frame| {
             // Released before `f`: smoltcp may transmit a reply from inside it.
-            let held = {
+            let (held, bounded) = {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
                 if let Some(event) = log
@@ -279,11 +389,27 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
                 }
-                log.hold(frame, now)
+                let held = log.hold(frame, now);
+                (held, !held && log.bounds_incoming(frame))
             };
-            // smoltcp gets nothing now (an empty frame, which it drops unparsed) and the
-            // SYN itself once the stack has made room.
-            f(if held { &[] } else { frame })
+            if held {
+                // smoltcp gets nothing now (an empty frame, which it drops unparsed) and
+                // the SYN itself once the stack has made room.
+                return f(&[]);
+            }
+            let copy = bounded
+                .then(|| heapless::Vec::<u8, HELD_SYN>::from_slice(frame).ok())
+                .flatten();
+            match copy {
+                // A SYN for a socket whose MSS is bounded: smoltcp reads a copy, with the
+                // MSS lowered if it offers more than the socket's tx ring keeps two
+                // segments of.
+                Some(mut copy) => {
+                    log.borrow_mut().bound_mss(&mut copy, true);
+                    f(&copy)
+                }
+                None => f(frame),
+            }
         })
     }
 
@@ -310,6 +436,7 @@ impl<T: TxToken> TxToken for InspectTxToken<'_, T> {
             let result = f(frame);
             let mut log = log.borrow_mut();
             log.frames_out += 1;
+            log.bound_mss(frame, false);
             if let Some(event) = inspect_outgoing(frame) {
                 log.record(event);
             }
