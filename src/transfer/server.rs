@@ -30,20 +30,21 @@ const PREFIX_HASH_PER_POLL: usize = 16 * 1024;
 enum Phase<U, R> {
     /// Reading the request frame.
     Request,
-    /// Receiving a put's data, hashed as it arrives.
+    /// Receiving a put's data, hashed as it arrives: by the server (`hasher`), or by a
+    /// store that [`Store::hashes`] the upload itself (`None`).
     Receiving {
         upload: Option<U>,
         size: u64,
         received: u64,
-        hasher: Sha256,
+        hasher: Option<Sha256>,
     },
-    /// The data is in and hashed (`digest`); reading the trailer frame, byte for byte
-    /// (`frame[..have]`), never past it. The upload stays staged until the trailer's
-    /// digest is checked.
+    /// The data is in and hashed (`digest`; `None` while the store that hashes it has it);
+    /// reading the trailer frame, byte for byte (`frame[..have]`), never past it. The
+    /// upload stays staged until the trailer's digest is checked.
     Trailer {
         upload: Option<U>,
         size: u64,
-        digest: Digest,
+        digest: Option<Digest>,
         frame: [u8; TRAILER_FRAME],
         have: usize,
     },
@@ -650,11 +651,13 @@ fn start<S: Store>(
                     size
                 );
                 queue_frame(conn, Message::Accept { size, offset: 0 });
+                // One pass over the data: the store's, if it hashes as it writes.
+                let hasher = (!store.hashes(&upload)).then(Sha256::new);
                 conn.phase = Phase::Receiving {
                     upload: Some(upload),
                     size,
                     received: 0,
-                    hasher: Sha256::new(),
+                    hasher,
                 };
             }
             Err(e) => refuse(
@@ -782,7 +785,7 @@ fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
             conn.phase = Phase::Trailer {
                 upload: upload.take(),
                 size: *size,
-                digest: core::mem::take(hasher).finalize().into(),
+                digest: hasher.take().map(|h| h.finalize().into()),
                 frame: [0; TRAILER_FRAME],
                 have: 0,
             };
@@ -868,7 +871,7 @@ fn check_trailer<S: Store>(
     if *have < TRAILER_FRAME {
         return;
     }
-    let (digest, size) = (*digest, *size);
+    let (known, size) = (*digest, *size);
     let announced = match frame[..4] == (TRAILER_FRAME as u32 - 4).to_be_bytes() {
         true => Message::parse(&frame[4..]),
         false => Err(WireError::Truncated),
@@ -878,6 +881,19 @@ fn check_trailer<S: Store>(
     let stray = stack
         .ring_usage(conn.io.socket())
         .is_some_and(|((rx_used, _), _)| rx_used > 0);
+    let Some(mut upload) = upload.take() else {
+        return;
+    };
+    // A store that hashes the upload has the digest: it waits for its last bytes.
+    let digest = match known.map_or_else(|| store.upload_digest(&mut upload), Ok) {
+        Ok(digest) => digest,
+        Err(e) => {
+            store.abort(upload);
+            let reason = "the store failed during the upload";
+            refuse(stack, store, conn, store_status(e), reason);
+            return;
+        }
+    };
     let reason = match announced {
         Ok(Message::Trailer { .. }) if stray => {
             Some((Status::BadRequest, "bytes after the trailer"))
@@ -891,9 +907,6 @@ fn check_trailer<S: Store>(
             Status::BadRequest,
             "expected the trailer frame after the data",
         )),
-    };
-    let Some(upload) = upload.take() else {
-        return;
     };
     if let Some((status, reason)) = reason {
         store.abort(upload);
@@ -945,7 +958,9 @@ fn absorb<S: Store>(
     else {
         return Ok(());
     };
-    hasher.update(data);
+    if let Some(hasher) = hasher {
+        hasher.update(data);
+    }
     *received += wide(data.len());
     match upload.as_mut() {
         Some(up) => store.write(up, data),
