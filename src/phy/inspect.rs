@@ -7,7 +7,7 @@ use smoltcp::wire::{
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
-use super::mss::{clamp_mss, syn_with_mss};
+use super::mss::MssOption;
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,45 +187,46 @@ impl FrameLog {
         find(&self.mss_connects).or_else(|| find(&self.mss_listeners))
     }
 
-    /// Lowers the MSS a SYN in `frame` offers to the bound of the local socket it
-    /// concerns, arriving (`incoming`, the tx ring's bound) or leaving (the rx ring's);
-    /// records the change.
-    fn bound_mss(&mut self, frame: &mut [u8], incoming: bool) {
-        let Some(ends) = syn_with_mss(frame) else {
-            return;
-        };
+    /// The MSS to offer instead of what the SYN's `option` offers, arriving
+    /// (`incoming`: the bound of the local socket's tx ring) or leaving (its rx ring's),
+    /// when the socket is known and the SYN offers more; recorded as lowered.
+    fn lowered_mss(&mut self, option: &MssOption, incoming: bool) -> Option<u16> {
+        let ends = option.ends;
         let (local, port, peer) = if incoming {
             (ends.dst, ends.dst_port, (ends.src, ends.src_port))
         } else {
             (ends.src, ends.src_port, (ends.dst, ends.dst_port))
         };
         if self.local_ip.is_some_and(|ip| ip != local) {
-            return;
+            return None;
         }
-        let Some(bounds) = self.mss_of(port) else {
-            return;
-        };
+        let bounds = self.mss_of(port)?;
         let limit = if incoming {
             bounds.tx_bound
         } else {
             bounds.rx_bound
         };
-        if let Some((offered, left)) = clamp_mss(frame, limit) {
-            self.record(FrameEvent::MssLowered {
-                port,
-                peer: IpEndpoint::new(peer.0.into(), peer.1),
-                offered,
-                left,
-                incoming,
-            });
+        if option.offered <= limit {
+            return None;
         }
+        self.record(FrameEvent::MssLowered {
+            port,
+            peer: IpEndpoint::new(peer.0.into(), peer.1),
+            offered: option.offered,
+            left: limit,
+            incoming,
+        });
+        Some(limit)
     }
 
-    /// Whether `frame` is an arriving SYN for a socket whose MSS is bounded.
-    fn bounds_incoming(&self, frame: &[u8]) -> bool {
-        syn_with_mss(frame).is_some_and(|ends| {
-            self.local_ip.is_none_or(|ip| ip == ends.dst) && self.mss_of(ends.dst_port).is_some()
-        })
+    /// Lowers the MSS the SYN in `frame` offers, if it is one, arriving or leaving
+    /// ([`FrameLog::lowered_mss`]).
+    fn bound_mss(&mut self, frame: &mut [u8], incoming: bool) {
+        if let Some(option) = MssOption::find(frame) {
+            if let Some(mss) = self.lowered_mss(&option, incoming) {
+                option.set(frame, mss);
+            }
+        }
     }
 
     /// The port, the sender and the arrival of a SYN held back and waiting for the stack
@@ -376,7 +377,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
         };
         inner.consume(|frame| {
             // Released before `f`: smoltcp may transmit a reply from inside it.
-            let (held, bounded) = {
+            let (held, lowered) = {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
                 if let Some(event) = log
@@ -390,24 +391,26 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                     log.syn_seen = true;
                 }
                 let held = log.hold(frame, now);
-                (held, !held && log.bounds_incoming(frame))
+                // (A SYN too long to copy, carrying data, keeps its MSS.)
+                let lowered = MssOption::find(frame)
+                    .filter(|_| !held && frame.len() <= HELD_SYN)
+                    .and_then(|option| Some((option, log.lowered_mss(&option, true)?)));
+                (held, lowered)
             };
             if held {
                 // smoltcp gets nothing now (an empty frame, which it drops unparsed) and
                 // the SYN itself once the stack has made room.
                 return f(&[]);
             }
-            let copy = bounded
-                .then(|| heapless::Vec::<u8, HELD_SYN>::from_slice(frame).ok())
-                .flatten();
+            // A SYN offering more than the socket's tx ring keeps two segments of:
+            // smoltcp reads a copy with the MSS lowered.
+            let copy = lowered.and_then(|(option, mss)| {
+                let mut copy = heapless::Vec::<u8, HELD_SYN>::from_slice(frame).ok()?;
+                option.set(&mut copy, mss);
+                Some(copy)
+            });
             match copy {
-                // A SYN for a socket whose MSS is bounded: smoltcp reads a copy, with the
-                // MSS lowered if it offers more than the socket's tx ring keeps two
-                // segments of.
-                Some(mut copy) => {
-                    log.borrow_mut().bound_mss(&mut copy, true);
-                    f(&copy)
-                }
+                Some(copy) => f(&copy),
                 None => f(frame),
             }
         })
@@ -546,6 +549,83 @@ mod tests {
             );
         }
         assert_eq!(inspect_outgoing(&frame), None, "UDP is not a TCP event");
+    }
+
+    #[test]
+    fn a_syns_mss_is_lowered_to_its_sockets_rings_each_way_and_nothing_else_is_touched() {
+        use crate::phy::mss::tests::{parsed, syn};
+        // The frames go from 10.0.0.1:4000 to 10.0.0.2:80.
+        let peer = IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 4000);
+        let mut log = FrameLog::for_interface(acceptance());
+        let mut frame = syn(Some(65481), false);
+        log.bound_mss(&mut frame, true);
+        assert_eq!(parsed(&frame), (Some(65481), true), "no socket known on 80");
+        assert_eq!(log.pop_front(), None);
+
+        let bounds = PortMss {
+            port: 80,
+            rx_bound: 16384,
+            tx_bound: 32767,
+        };
+        log.set_listener_mss([bounds].into_iter());
+        assert_eq!(log.mss_of(80), Some(bounds));
+        log.bound_mss(&mut frame, true);
+        assert_eq!(parsed(&frame), (Some(32767), true), "by the tx ring");
+        assert_eq!(
+            log.pop_front(),
+            Some(FrameEvent::MssLowered {
+                port: 80,
+                peer,
+                offered: 65481,
+                left: 32767,
+                incoming: true
+            })
+        );
+        let mut within = syn(Some(1460), true);
+        log.bound_mss(&mut within, true);
+        assert_eq!(parsed(&within), (Some(1460), true));
+        assert_eq!(log.pop_front(), None, "nothing lowered, nothing recorded");
+        // Leaving from 10.0.0.2 it would be ours; from 10.0.0.1 it is not.
+        let mut theirs = syn(Some(65481), true);
+        log.bound_mss(&mut theirs, false);
+        assert_eq!(parsed(&theirs).0, Some(65481));
+        assert_eq!(log.pop_front(), None);
+
+        // Seen from 10.0.0.1, connecting from port 4000: its own SYN leaves bounded by its
+        // rx ring; the connection's bound comes before a listener's on the same port.
+        let mut client = FrameLog::for_interface(Acceptance {
+            cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 1), 24),
+            ..acceptance()
+        });
+        client.set_listener_mss(
+            [PortMss {
+                port: 4000,
+                rx_bound: 100,
+                tx_bound: 100,
+            }]
+            .into_iter(),
+        );
+        for port in 3000..3000 + MSS_CONNECTS as u16 {
+            client.add_connect_mss(PortMss { port, ..bounds });
+        }
+        client.add_connect_mss(PortMss {
+            port: 4000,
+            rx_bound: 8192,
+            tx_bound: 1024,
+        });
+        assert_eq!(client.mss_of(3000), None, "the oldest connection forgotten");
+        let mut own = syn(Some(65481), false);
+        client.bound_mss(&mut own, false);
+        assert_eq!(parsed(&own), (Some(8192), true));
+        assert!(matches!(
+            client.pop_front(),
+            Some(FrameEvent::MssLowered {
+                port: 4000,
+                left: 8192,
+                incoming: false,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -64,87 +64,101 @@ const OPT_END: u8 = 0;
 const OPT_NOP: u8 = 1;
 const OPT_MSS: u8 = 2;
 
-/// Where a SYN's MSS option value lies in `frame`, and its ends; `None` for anything but
-/// an IPv4 TCP segment with SYN set and a well-formed MSS option.
-fn find_mss(frame: &[u8]) -> Option<(usize, usize, SynEnds)> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return None;
-    }
-    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-    if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
-        return None;
-    }
-    let tcp_start = ETH + usize::from(ip.header_len());
-    let tcp = frame.get(tcp_start..ETH + usize::from(ip.total_len()))?;
-    // Flags at byte 13 (SYN = 0x02), the header's length in 32-bit words at byte 12.
-    if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
-        return None;
-    }
-    let header_len = usize::from(tcp[12] >> 4) * 4;
-    let options = tcp.get(20..header_len)?;
-    let mut at = 0;
-    while at < options.len() {
-        match options[at] {
-            OPT_END => return None,
-            OPT_NOP => at += 1,
-            kind => {
-                let len = usize::from(*options.get(at + 1)?);
-                if len < 2 || at + len > options.len() {
-                    return None;
-                }
-                if kind == OPT_MSS {
-                    if len != 4 {
-                        return None;
-                    }
-                    let ends = SynEnds {
-                        src: ip.src_addr(),
-                        src_port: u16::from_be_bytes([tcp[0], tcp[1]]),
-                        dst: ip.dst_addr(),
-                        dst_port: u16::from_be_bytes([tcp[2], tcp[3]]),
-                    };
-                    return Some((tcp_start + 20 + at + 2, tcp_start, ends));
-                }
-                at += len;
-            }
-        }
-    }
-    None
+/// The MSS option of a SYN (or SYN-ACK), found in a frame: what it offers, where it lies,
+/// and whom the SYN concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MssOption {
+    /// The MSS offered.
+    pub offered: u16,
+    /// The SYN's addresses and ports.
+    pub ends: SynEnds,
+    /// Where the option's value lies in the frame.
+    value_at: usize,
+    /// Where the TCP checksum lies in the frame.
+    checksum_at: usize,
 }
 
-/// The ends of `frame` if it is a SYN (or SYN-ACK) with an MSS option.
-pub fn syn_with_mss(frame: &[u8]) -> Option<SynEnds> {
-    find_mss(frame).map(|(_, _, ends)| ends)
+impl MssOption {
+    /// The MSS option of the SYN in `frame`; `None` for anything but an IPv4 TCP segment
+    /// with SYN set and a well-formed MSS option.
+    pub fn find(frame: &[u8]) -> Option<MssOption> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+            return None;
+        }
+        let tcp_start = ETH + usize::from(ip.header_len());
+        let tcp = frame.get(tcp_start..ETH + usize::from(ip.total_len()))?;
+        // Flags at byte 13 (SYN = 0x02), the header's length in 32-bit words at byte 12.
+        if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
+            return None;
+        }
+        let options = tcp.get(20..usize::from(tcp[12] >> 4) * 4)?;
+        let mut at = 0;
+        while at < options.len() {
+            match options[at] {
+                OPT_END => return None,
+                OPT_NOP => at += 1,
+                kind => {
+                    let len = usize::from(*options.get(at + 1)?);
+                    if len < 2 || at + len > options.len() {
+                        return None;
+                    }
+                    if kind == OPT_MSS {
+                        if len != 4 {
+                            return None;
+                        }
+                        let word = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
+                        return Some(MssOption {
+                            offered: word(20 + at + 2),
+                            ends: SynEnds {
+                                src: ip.src_addr(),
+                                src_port: word(0),
+                                dst: ip.dst_addr(),
+                                dst_port: word(2),
+                            },
+                            value_at: tcp_start + 20 + at + 2,
+                            checksum_at: tcp_start + 16,
+                        });
+                    }
+                    at += len;
+                }
+            }
+        }
+        None
+    }
+
+    /// Writes `mss` into the option in `frame` (the frame it was found in, or a copy)
+    /// and updates the TCP checksum to match (RFC 1624).
+    pub fn set(&self, frame: &mut [u8], mss: u16) {
+        let (value, checksum) = (self.value_at, self.checksum_at);
+        frame[value..value + 2].copy_from_slice(&mss.to_be_bytes());
+        // RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), in one's complement arithmetic. The
+        // value sits at an even offset of the TCP header (options start at 20, kind and
+        // length come first), so it is one 16-bit word of the sum.
+        let old = u16::from_be_bytes([frame[checksum], frame[checksum + 1]]);
+        let mut sum = u32::from(!old) + u32::from(!self.offered) + u32::from(mss);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        frame[checksum..checksum + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
 }
 
 /// Lowers the MSS option of the SYN in `frame` to `limit` if it offers more, updating the
-/// TCP checksum to match (RFC 1624). Returns the MSS offered and the one left, when it
-/// changed it; `None` leaves the frame as it was (not such a SYN, or no more than
-/// `limit` offered).
+/// TCP checksum to match. Returns the MSS offered and the one left, when it changed it;
+/// `None` leaves the frame as it was (not such a SYN, or no more than `limit` offered).
 pub fn clamp_mss(frame: &mut [u8], limit: u16) -> Option<(u16, u16)> {
-    let (value_at, tcp_start, _) = find_mss(frame)?;
-    let old = u16::from_be_bytes([frame[value_at], frame[value_at + 1]]);
-    if old <= limit {
-        return None;
-    }
-    frame[value_at..value_at + 2].copy_from_slice(&limit.to_be_bytes());
-    // RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), in one's complement arithmetic. The MSS
-    // value sits at an even offset of the TCP header (kind and length come first, and
-    // options start at 20), so it is one 16-bit word of the sum.
-    let checksum_at = tcp_start + 16;
-    let checksum = u16::from_be_bytes([frame[checksum_at], frame[checksum_at + 1]]);
-    let add = |a: u32, b: u16| {
-        let sum = a + u32::from(b);
-        (sum & 0xffff) + (sum >> 16)
-    };
-    let sum = add(add(u32::from(!checksum), !old), limit);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    frame[checksum_at..checksum_at + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    Some((old, limit))
+    let option = MssOption::find(frame).filter(|o| o.offered > limit)?;
+    option.set(frame, limit);
+    Some((option.offered, limit))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use smoltcp::phy::ChecksumCapabilities;
     use smoltcp::wire::{
@@ -157,7 +171,7 @@ mod tests {
 
     /// A SYN (SYN-ACK with `ack`) from 10.0.0.1:4000 to 10.0.0.2:80 offering `mss`,
     /// window scaling and SACK, with a valid checksum.
-    fn syn(mss: Option<u16>, ack: bool) -> std::vec::Vec<u8> {
+    pub(crate) fn syn(mss: Option<u16>, ack: bool) -> std::vec::Vec<u8> {
         let tcp = TcpRepr {
             src_port: 4000,
             dst_port: 80,
@@ -197,7 +211,8 @@ mod tests {
         frame
     }
 
-    fn parsed(frame: &[u8]) -> (Option<u16>, bool) {
+    /// The MSS a frame from [`syn`] offers, and whether its TCP checksum is valid.
+    pub(crate) fn parsed(frame: &[u8]) -> (Option<u16>, bool) {
         let packet = TcpPacket::new_checked(&frame[ETH + 20..]).unwrap();
         let repr = TcpRepr::parse(
             &packet,
@@ -228,7 +243,7 @@ mod tests {
                 let mut frame = syn(Some(offered), ack);
                 assert_eq!(parsed(&frame), (Some(offered), true));
                 let before = frame.clone();
-                let (value_at, _, _) = find_mss(&frame).unwrap();
+                let value_at = MssOption::find(&frame).unwrap().value_at;
                 assert_eq!(clamp_mss(&mut frame, limit), Some((offered, limit)));
                 assert_eq!(parsed(&frame), (Some(limit), true), "ack {ack}");
                 // Only the option's value and the checksum changed.
@@ -249,7 +264,7 @@ mod tests {
         assert_eq!(clamp_mss(&mut frame, 32767), None);
         assert_eq!(frame, before);
         let mut none = syn(None, false);
-        assert_eq!(syn_with_mss(&none), None);
+        assert_eq!(MssOption::find(&none), None);
         assert_eq!(clamp_mss(&mut none, 100), None);
         // Not a SYN any more: the flags byte without SYN.
         let mut data = syn(Some(1460), true);
@@ -266,14 +281,16 @@ mod tests {
 
     #[test]
     fn the_syns_ends_are_read() {
+        let option = MssOption::find(&syn(Some(1460), true)).unwrap();
+        assert_eq!(option.offered, 1460);
         assert_eq!(
-            syn_with_mss(&syn(Some(1460), true)),
-            Some(SynEnds {
+            option.ends,
+            SynEnds {
                 src: SRC,
                 src_port: 4000,
                 dst: DST,
                 dst_port: 80
-            })
+            }
         );
     }
 
