@@ -22,6 +22,13 @@ struct FlakyStore {
     fail_write: Option<(usize, StoreError)>,
     /// Commits fail with this.
     fail_commit: Option<StoreError>,
+    /// The store hashes each upload itself ([`Store::hashes`]): the SHA-256 of this salt,
+    /// then the data, so that a test tells the store's digest from the server's.
+    hashes_with_salt: Option<&'static [u8]>,
+    /// [`Store::upload_digest`] fails with this.
+    fail_digest: Option<StoreError>,
+    /// Times [`Store::upload_digest`] was asked.
+    digests_asked: usize,
     begun: usize,
     aborted: usize,
     committed: usize,
@@ -30,6 +37,7 @@ struct FlakyStore {
 struct FlakyUpload {
     inner: <MemStore as Store>::Upload,
     written: usize,
+    sha: Option<sha2::Sha256>,
 }
 
 impl Store for FlakyStore {
@@ -57,9 +65,29 @@ impl Store for FlakyStore {
         Ok(FlakyUpload {
             inner: self.inner.begin(name, size)?,
             written: 0,
+            sha: self.hashes_with_salt.map(|salt| {
+                use sha2::Digest as _;
+                sha2::Sha256::new_with_prefix(salt)
+            }),
         })
     }
+    fn hashes(&self, up: &FlakyUpload) -> bool {
+        up.sha.is_some()
+    }
+    fn upload_digest(&mut self, up: &mut FlakyUpload) -> Result<transfer::Digest, StoreError> {
+        use sha2::Digest as _;
+        self.digests_asked += 1;
+        if let Some(e) = self.fail_digest {
+            return Err(e);
+        }
+        let sha = up.sha.take().ok_or(StoreError::Io)?;
+        Ok(sha.finalize().into())
+    }
     fn write(&mut self, up: &mut FlakyUpload, data: &[u8]) -> Result<(), StoreError> {
+        use sha2::Digest as _;
+        if let Some(sha) = &mut up.sha {
+            sha.update(data);
+        }
         up.written += data.len();
         match self.fail_write {
             Some((after, e)) if up.written > after => Err(e),
@@ -507,6 +535,53 @@ fn a_wrong_trailer_aborts_the_staged_upload_and_never_commits() {
     assert_eq!(last_status(&reply), Some(Status::Ok));
     assert_eq!((store.begun, store.aborted, store.committed), (1, 0, 1));
     assert_eq!(store.size("f"), Ok(30_000));
+    assert_eq!(
+        store.digests_asked, 0,
+        "a store that does not hash is never asked"
+    );
+}
+
+#[test]
+fn a_store_that_hashes_its_uploads_gives_the_digest_the_trailer_is_checked_against() {
+    use sha2::{Digest as _, Sha256};
+    let data = vec![0x5a; 70_000];
+    let salt: &'static [u8] = b"store";
+    let hashing = || FlakyStore {
+        hashes_with_salt: Some(salt),
+        ..Default::default()
+    };
+    // The data's true digest is not what this store computes: the server took the
+    // store's digest, not one of its own.
+    let true_digest: transfer::Digest = Sha256::digest(&data).into();
+    let (reply, mut store) = raw_put(hashing(), &v2_put("f", &data, true_digest));
+    assert_eq!(last_status(&reply), Some(Status::DigestMismatch));
+    assert_eq!(
+        (store.digests_asked, store.aborted, store.committed),
+        (1, 1, 0)
+    );
+    assert_eq!(store.size("f"), Err(StoreError::NotFound));
+    let mut salted = Sha256::new_with_prefix(salt);
+    salted.update(&data);
+    let store_digest: transfer::Digest = salted.finalize().into();
+    let (reply, mut store) = raw_put(hashing(), &v2_put("f", &data, store_digest));
+    assert_eq!(last_status(&reply), Some(Status::Ok));
+    assert_eq!(
+        (store.digests_asked, store.aborted, store.committed),
+        (1, 0, 1)
+    );
+    assert_eq!(store.size("f"), Ok(70_000));
+    // A store that fails while it finishes the upload: its status, the upload aborted.
+    let failing = FlakyStore {
+        fail_digest: Some(StoreError::NoSpace),
+        ..hashing()
+    };
+    let (reply, mut store) = raw_put(failing, &v2_put("f", &data, store_digest));
+    assert_eq!(last_status(&reply), Some(Status::NoSpace));
+    assert_eq!(
+        (store.digests_asked, store.aborted, store.committed),
+        (1, 1, 0)
+    );
+    assert_eq!(store.size("f"), Err(StoreError::NotFound));
 }
 
 #[test]

@@ -7,12 +7,14 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use ringnet::transfer::{validate_name, Digest, DigestSink, Store, StoreError};
+
+use crate::part_writer::PartWriter;
 
 /// Files in a directory, with the promises of [`Store`]:
 ///
@@ -26,6 +28,11 @@ use ringnet::transfer::{validate_name, Digest, DigestSink, Store, StoreError};
 ///   once a newer one has committed.
 /// - An upload larger than the free space (or than `--max-upload`) is refused at
 ///   [`Store::begin`]; a failed write, an abort or a refused commit deletes the temporary.
+///
+/// - Each upload's temporary is written by a thread of its own ([`PartWriter`]), which
+///   also hashes the data of an upload begun with [`Store::begin_verified`]: the transfer
+///   server leaves the hashing to it ([`Store::hashes`]), so the poll loop only copies
+///   each piece out of the receive ring.
 ///
 /// Temporaries left by a process that died are deleted when the store opens.
 pub struct DirStore {
@@ -44,7 +51,9 @@ pub struct DirUpload {
     name: String,
     seq: u64,
     part: PathBuf,
-    file: File,
+    writer: PartWriter,
+    /// Whether the writer hashes the data ([`Store::begin_verified`]).
+    hashed: bool,
 }
 
 impl DirStore {
@@ -99,6 +108,38 @@ impl DirStore {
 
     fn forget(&mut self, upload: &DirUpload) {
         self.pending.retain(|(_, seq)| *seq != upload.seq);
+    }
+
+    /// [`Store::begin`], with the writer thread hashing the data if `hashed`.
+    fn start(&mut self, name: &str, size: u64, hashed: bool) -> Result<DirUpload, StoreError> {
+        self.path(name)?;
+        let limit = self.max_upload.unwrap_or(u64::MAX);
+        if size > limit || free_space(&self.root).is_some_and(|free| size > free) {
+            return Err(StoreError::NoSpace);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let part = self.root.join(format!(".{name}.{seq}.part"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&part)
+            .map_err(store_error)?;
+        let writer = match PartWriter::start(file, hashed) {
+            Ok(writer) => writer,
+            Err(e) => {
+                let _ = fs::remove_file(&part);
+                return Err(store_error(e));
+            }
+        };
+        self.pending.push((name.to_string(), seq));
+        Ok(DirUpload {
+            name: name.to_string(),
+            seq,
+            part,
+            writer,
+            hashed,
+        })
     }
 }
 
@@ -159,41 +200,36 @@ impl Store for DirStore {
     }
 
     fn begin(&mut self, name: &str, size: u64) -> Result<DirUpload, StoreError> {
-        self.path(name)?;
-        let limit = self.max_upload.unwrap_or(u64::MAX);
-        if size > limit || free_space(&self.root).is_some_and(|free| size > free) {
-            return Err(StoreError::NoSpace);
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let part = self.root.join(format!(".{name}.{seq}.part"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&part)
-            .map_err(store_error)?;
-        self.pending.push((name.to_string(), seq));
-        Ok(DirUpload {
-            name: name.to_string(),
-            seq,
-            part,
-            file,
-        })
+        self.start(name, size, false)
+    }
+
+    fn begin_verified(&mut self, name: &str, size: u64) -> Result<DirUpload, StoreError> {
+        self.start(name, size, true)
     }
 
     fn write(&mut self, upload: &mut DirUpload, data: &[u8]) -> Result<(), StoreError> {
-        upload.file.write_all(data).map_err(store_error)
+        upload.writer.write(data).map_err(store_error)
     }
 
-    fn commit(&mut self, upload: DirUpload) -> Result<(), StoreError> {
+    fn hashes(&self, upload: &DirUpload) -> bool {
+        upload.hashed
+    }
+
+    fn upload_digest(&mut self, upload: &mut DirUpload) -> Result<Digest, StoreError> {
+        let written = upload.writer.finish().map_err(store_error)?;
+        written.sha256.ok_or(StoreError::Io)
+    }
+
+    fn commit(&mut self, mut upload: DirUpload) -> Result<(), StoreError> {
         if self.superseded(&upload) {
             self.abort(upload);
             return Err(StoreError::Conflict);
         }
         let target = self.path(&upload.name)?;
         let done = upload
-            .file
-            .sync_all()
+            .writer
+            .finish()
+            .and_then(|written| written.file.sync_all())
             .and_then(|()| fs::rename(&upload.part, target));
         match done {
             Ok(()) => {
@@ -210,7 +246,8 @@ impl Store for DirStore {
 
     fn abort(&mut self, upload: DirUpload) {
         self.forget(&upload);
-        drop(upload.file);
+        // Waits for the writer thread, so the file is closed before it is removed.
+        drop(upload.writer);
         let _ = fs::remove_file(&upload.part);
     }
 
@@ -314,6 +351,22 @@ impl Store for HostStore {
         }
     }
 
+    fn hashes(&self, upload: &HostUpload) -> bool {
+        match (self, upload) {
+            (HostStore::Dir(s), HostUpload::Dir(u)) => s.hashes(u),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.hashes(u),
+            _ => false,
+        }
+    }
+
+    fn upload_digest(&mut self, upload: &mut HostUpload) -> Result<Digest, StoreError> {
+        match (self, upload) {
+            (HostStore::Dir(s), HostUpload::Dir(u)) => s.upload_digest(u),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.upload_digest(u),
+            _ => Err(StoreError::Io),
+        }
+    }
+
     fn commit(&mut self, upload: HostUpload) -> Result<(), StoreError> {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.commit(u),
@@ -398,6 +451,12 @@ impl<S: Store> Store for SharedStore<S> {
     }
     fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
         self.0.borrow_mut().write(upload, data)
+    }
+    fn hashes(&self, upload: &S::Upload) -> bool {
+        self.0.borrow().hashes(upload)
+    }
+    fn upload_digest(&mut self, upload: &mut S::Upload) -> Result<Digest, StoreError> {
+        self.0.borrow_mut().upload_digest(upload)
     }
     fn commit(&mut self, upload: S::Upload) -> Result<(), StoreError> {
         self.0.borrow_mut().commit(upload)
@@ -522,6 +581,45 @@ mod tests {
             0,
             "the stale temporary was deleted"
         );
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_verified_upload_is_hashed_by_its_writer_and_a_plain_one_is_not() {
+        use sha2::{Digest as _, Sha256};
+        let root = dir("hashed");
+        let mut store = DirStore::new(&root).unwrap();
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();
+        let mut up = store.begin_verified("f", data.len() as u64).unwrap();
+        assert!(store.hashes(&up));
+        for piece in data.chunks(65_535) {
+            store.write(&mut up, piece).unwrap();
+        }
+        let want: Digest = Sha256::digest(&data).into();
+        assert_eq!(store.upload_digest(&mut up), Ok(want));
+        assert!(
+            matches!(store.size("f"), Err(StoreError::NotFound)),
+            "staged until committed"
+        );
+        store.commit_verified(up, &want).unwrap();
+        assert_eq!(fs::read(root.join("f")).unwrap(), data);
+        // HTTP's plain uploads: written by the thread, not hashed.
+        let mut plain = upload(&mut store, "g", b"plain");
+        assert!(!store.hashes(&plain));
+        assert_eq!(store.upload_digest(&mut plain), Err(StoreError::Io));
+        store.commit(plain).unwrap();
+        assert_eq!(fs::read(root.join("g")).unwrap(), b"plain");
+        // An aborted verified upload leaves nothing, even with blocks still queued.
+        let mut gone = store.begin_verified("h", data.len() as u64).unwrap();
+        store.write(&mut gone, &data).unwrap();
+        store.abort(gone);
+        let mut left: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["f", "g"]);
         fs::remove_dir_all(root).unwrap();
     }
 

@@ -1,5 +1,3 @@
-use core::fmt::Write as _;
-
 use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
@@ -9,6 +7,7 @@ use crate::digest::{Digest, DigestHex};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
+use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
 /// A source could not be read.
@@ -383,7 +382,10 @@ impl FileIn {
                             let digest: Digest =
                                 core::mem::take(&mut incoming.hasher).finalize().into();
                             let mut line = String::new();
-                            let _ = writeln!(line, "{} {}", incoming.received, DigestHex(&digest));
+                            let mut text = Text::new(&mut line);
+                            text.num(incoming.received).str(" ");
+                            DigestHex(&digest).write_text(&mut text);
+                            text.str("\n");
                             net_info!("{}: file-in tcp{}: {}", name, conn, line.trim_end());
                             incoming.reply = Some((line, 0));
                         }

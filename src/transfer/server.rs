@@ -17,6 +17,7 @@ use crate::services::connection::{self, Ending, Flush, HoldsUpload};
 use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
+use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
 /// How long a connection may stay silent before the server gives up on it: longer than
@@ -30,20 +31,21 @@ const PREFIX_HASH_PER_POLL: usize = 16 * 1024;
 enum Phase<U, R> {
     /// Reading the request frame.
     Request,
-    /// Receiving a put's data, hashed as it arrives.
+    /// Receiving a put's data, hashed as it arrives: by the server (`hasher`), or by a
+    /// store that [`Store::hashes`] the upload itself (`None`).
     Receiving {
         upload: Option<U>,
         size: u64,
         received: u64,
-        hasher: Sha256,
+        hasher: Option<Sha256>,
     },
-    /// The data is in and hashed (`digest`); reading the trailer frame, byte for byte
-    /// (`frame[..have]`), never past it. The upload stays staged until the trailer's
-    /// digest is checked.
+    /// The data is in and hashed (`digest`; `None` while the store that hashes it has it);
+    /// reading the trailer frame, byte for byte (`frame[..have]`), never past it. The
+    /// upload stays staged until the trailer's digest is checked.
     Trailer {
         upload: Option<U>,
         size: u64,
-        digest: Digest,
+        digest: Option<Digest>,
         frame: [u8; TRAILER_FRAME],
         have: usize,
     },
@@ -349,7 +351,7 @@ fn read_request<S: Store>(
                 Ok(result) => result,
                 Err(e) => {
                     let mut reason: String<64> = String::new();
-                    let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+                    e.write_text(&mut Text::new(&mut reason));
                     refuse(stack, store, conn, Status::BadRequest, &reason);
                     return Break(Next::Keep);
                 }
@@ -615,7 +617,7 @@ fn start<S: Store>(
         }
         Err(e) => {
             let mut reason: String<64> = String::new();
-            let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+            e.write_text(&mut Text::new(&mut reason));
             let status = if matches!(e, WireError::BadName(_)) {
                 Status::BadName
             } else {
@@ -650,11 +652,13 @@ fn start<S: Store>(
                     size
                 );
                 queue_frame(conn, Message::Accept { size, offset: 0 });
+                // One pass over the data: the store's, if it hashes as it writes.
+                let hasher = (!store.hashes(&upload)).then(Sha256::new);
                 conn.phase = Phase::Receiving {
                     upload: Some(upload),
                     size,
                     received: 0,
-                    hasher: Sha256::new(),
+                    hasher,
                 };
             }
             Err(e) => refuse(
@@ -782,7 +786,7 @@ fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
             conn.phase = Phase::Trailer {
                 upload: upload.take(),
                 size: *size,
-                digest: core::mem::take(hasher).finalize().into(),
+                digest: hasher.take().map(|h| h.finalize().into()),
                 frame: [0; TRAILER_FRAME],
                 have: 0,
             };
@@ -868,7 +872,7 @@ fn check_trailer<S: Store>(
     if *have < TRAILER_FRAME {
         return;
     }
-    let (digest, size) = (*digest, *size);
+    let (known, size) = (*digest, *size);
     let announced = match frame[..4] == (TRAILER_FRAME as u32 - 4).to_be_bytes() {
         true => Message::parse(&frame[4..]),
         false => Err(WireError::Truncated),
@@ -878,6 +882,19 @@ fn check_trailer<S: Store>(
     let stray = stack
         .ring_usage(conn.io.socket())
         .is_some_and(|((rx_used, _), _)| rx_used > 0);
+    let Some(mut upload) = upload.take() else {
+        return;
+    };
+    // A store that hashes the upload has the digest: it waits for its last bytes.
+    let digest = match known.map_or_else(|| store.upload_digest(&mut upload), Ok) {
+        Ok(digest) => digest,
+        Err(e) => {
+            store.abort(upload);
+            let reason = "the store failed during the upload";
+            refuse(stack, store, conn, store_status(e), reason);
+            return;
+        }
+    };
     let reason = match announced {
         Ok(Message::Trailer { .. }) if stray => {
             Some((Status::BadRequest, "bytes after the trailer"))
@@ -891,9 +908,6 @@ fn check_trailer<S: Store>(
             Status::BadRequest,
             "expected the trailer frame after the data",
         )),
-    };
-    let Some(upload) = upload.take() else {
-        return;
     };
     if let Some((status, reason)) = reason {
         store.abort(upload);
@@ -945,7 +959,9 @@ fn absorb<S: Store>(
     else {
         return Ok(());
     };
-    hasher.update(data);
+    if let Some(hasher) = hasher {
+        hasher.update(data);
+    }
     *received += wide(data.len());
     match upload.as_mut() {
         Some(up) => store.write(up, data),

@@ -101,6 +101,20 @@ pub trait Store {
     }
     /// Appends to an upload.
     fn write(&mut self, upload: &mut Self::Upload, data: &[u8]) -> Result<(), StoreError>;
+    /// Whether the store hashes `upload`'s data itself as it keeps it, off the caller's
+    /// path (a host store hashes in the thread that writes its file, as a NIC that
+    /// checksums in hardware spares the kernel's pass): the transfer server then leaves
+    /// that upload's data unhashed and asks [`Store::upload_digest`] for the SHA-256 once
+    /// all of it is written. By default, no: the caller hashes.
+    fn hashes(&self, _upload: &Self::Upload) -> bool {
+        false
+    }
+    /// The SHA-256 of everything written to `upload`, for a store that [`Store::hashes`]
+    /// it: waits until the store has taken in every byte written, and reports a write
+    /// that failed meanwhile. A store that does not hash answers [`StoreError::Io`].
+    fn upload_digest(&mut self, _upload: &mut Self::Upload) -> Result<Digest, StoreError> {
+        Err(StoreError::Io)
+    }
     /// Makes the upload visible under its name, replacing any older file at once; on an
     /// error (such as [`StoreError::Conflict`]) the upload is discarded.
     fn commit(&mut self, upload: Self::Upload) -> Result<(), StoreError>;
@@ -154,6 +168,12 @@ impl<S: Store> Store for &RefCell<S> {
     }
     fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
         self.borrow_mut().write(upload, data)
+    }
+    fn hashes(&self, upload: &S::Upload) -> bool {
+        self.borrow().hashes(upload)
+    }
+    fn upload_digest(&mut self, upload: &mut S::Upload) -> Result<Digest, StoreError> {
+        self.borrow_mut().upload_digest(upload)
     }
     fn commit(&mut self, upload: S::Upload) -> Result<(), StoreError> {
         self.borrow_mut().commit(upload)

@@ -1,0 +1,239 @@
+//! An upload's temporary file, written (and hashed, when asked) by a thread of its own, on
+//! the device side: the poll loop copies each piece out of the receive ring into a block
+//! and goes back to the wire, as a NIC's DMA engine and checksum unit leave the CPU free;
+//! the writer thread hashes the block and writes it with one `write(2)`. The ring is
+//! emptied as fast as a raw stream into discard empties it, so the sender's window stays
+//! open while the hashing and the file system's copy run on the other core.
+//!
+//! At most [`QUEUED_BLOCKS`] full blocks wait for the thread: when it falls behind, the poll
+//! loop waits for it (the ring fills, and TCP's window tells the sender), never buffers
+//! without bound. [`PartWriter::finish`] hands the last block over and waits for the
+//! thread: a few milliseconds at most, once per upload.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::{self, JoinHandle};
+
+use ringnet::transfer::Digest;
+use sha2::{Digest as _, Sha256};
+
+/// Bytes handed to the writer thread at once: one `write(2)` each.
+pub const BLOCK: usize = 256 * 1024;
+
+/// Full blocks that may wait for the writer thread before the poll loop waits for it.
+pub const QUEUED_BLOCKS: usize = 4;
+
+/// What the writer thread leaves once every block is written.
+#[derive(Debug)]
+pub struct Written {
+    /// The temporary file, every byte written (not yet synced).
+    pub file: File,
+    /// The SHA-256 of every byte written, if the writer was asked to hash.
+    pub sha256: Option<Digest>,
+    /// Bytes written.
+    pub len: u64,
+}
+
+/// A temporary file written by a thread of its own (see the module docs). Dropping it
+/// waits for the thread to end, so the file is closed when it has gone.
+#[derive(Debug)]
+pub struct PartWriter {
+    block: Vec<u8>,
+    to_thread: Option<SyncSender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<io::Result<Written>>>,
+    /// The thread's outcome once [`PartWriter::finish`] waited for it: the error is kept
+    /// as its kind, for every later call.
+    finished: Option<Result<Written, io::ErrorKind>>,
+}
+
+impl PartWriter {
+    /// Starts the writer thread on `file`, hashing what it writes if `hash`.
+    pub fn start(file: File, hash: bool) -> io::Result<PartWriter> {
+        let (to_thread, blocks) = mpsc::sync_channel(QUEUED_BLOCKS);
+        let (give_back, spare) = mpsc::sync_channel(QUEUED_BLOCKS + 2);
+        let thread = thread::Builder::new()
+            .name("part-writer".into())
+            .spawn(move || write_blocks(file, hash, blocks, give_back))?;
+        Ok(PartWriter {
+            block: Vec::new(),
+            to_thread: Some(to_thread),
+            spare,
+            thread: Some(thread),
+            finished: None,
+        })
+    }
+
+    /// Appends `data`: copied into the current block, handed to the thread when full. A
+    /// write the thread failed earlier is reported here (or by [`PartWriter::finish`]).
+    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            if self.block.capacity() == 0 {
+                self.block = self
+                    .spare
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BLOCK));
+            }
+            let n = (BLOCK - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.block.len() == BLOCK {
+                self.hand_over()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the current block to the thread (waiting while [`QUEUED_BLOCKS`] wait).
+    fn hand_over(&mut self) -> io::Result<()> {
+        let block = std::mem::take(&mut self.block);
+        let sent = match &self.to_thread {
+            Some(to_thread) => to_thread.send(block).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The thread ended early: it failed a write, and says why.
+        match self.finish() {
+            Err(e) => Err(e),
+            Ok(_) => Err(io::Error::other("the writer thread ended early")),
+        }
+    }
+
+    /// Hands over the last block and waits until the thread wrote (and hashed) every
+    /// byte; then what it wrote, or the first write that failed. Later calls answer the
+    /// same.
+    pub fn finish(&mut self) -> io::Result<&Written> {
+        if self.finished.is_none() {
+            if !self.block.is_empty() && self.to_thread.is_some() {
+                let block = std::mem::take(&mut self.block);
+                if let Some(to_thread) = &self.to_thread {
+                    // A failed send means the thread ended: its result says why.
+                    let _ = to_thread.send(block);
+                }
+            }
+            self.to_thread = None;
+            let outcome = match self.thread.take().map(JoinHandle::join) {
+                Some(Ok(Ok(written))) => Ok(written),
+                Some(Ok(Err(e))) => Err(e.kind()),
+                Some(Err(_)) | None => Err(io::ErrorKind::Other),
+            };
+            self.finished = Some(outcome);
+        }
+        match &self.finished {
+            Some(Ok(written)) => Ok(written),
+            Some(Err(kind)) => Err(io::Error::from(*kind)),
+            None => Err(io::ErrorKind::Other.into()),
+        }
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        // Blocks not yet written are dropped with the channel; the thread ends after the
+        // one it holds.
+        self.to_thread = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: hashes and writes each block as it comes, and gives its buffer back.
+fn write_blocks(
+    mut file: File,
+    hash: bool,
+    blocks: Receiver<Vec<u8>>,
+    give_back: SyncSender<Vec<u8>>,
+) -> io::Result<Written> {
+    let mut hasher = hash.then(Sha256::new);
+    let mut len = 0u64;
+    for mut block in blocks {
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&block);
+        }
+        file.write_all(&block)?;
+        len += block.len() as u64;
+        block.clear();
+        // Full of spare buffers already: this one is freed.
+        let _ = give_back.try_send(block);
+    }
+    Ok(Written {
+        file,
+        sha256: hasher.map(|hasher| hasher.finalize().into()),
+        len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn temp(tag: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("ringnet-part-{tag}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn every_byte_is_written_and_hashed_in_order_across_blocks() {
+        let path = temp("order");
+        let file = File::create(&path).unwrap();
+        let mut writer = PartWriter::start(file, true).unwrap();
+        let data: Vec<u8> = (0..3 * BLOCK + 12_345)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        // Pieces of odd sizes, as a ring hands them over.
+        for piece in data.chunks(65_521) {
+            writer.write(piece).unwrap();
+        }
+        let written = writer.finish().unwrap();
+        assert_eq!(written.len, data.len() as u64);
+        let want: Digest = Sha256::digest(&data).into();
+        assert_eq!(written.sha256, Some(want));
+        drop(writer);
+        assert_eq!(fs::read(&path).unwrap(), data);
+        fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn nothing_written_is_an_empty_file_with_the_empty_digest() {
+        let path = temp("empty");
+        let mut writer = PartWriter::start(File::create(&path).unwrap(), true).unwrap();
+        let written = writer.finish().unwrap();
+        assert_eq!(written.len, 0);
+        assert_eq!(written.sha256, Some(Sha256::digest(b"").into()));
+        // Without hashing, no digest.
+        let mut plain = PartWriter::start(File::create(&path).unwrap(), false).unwrap();
+        plain.write(b"abc").unwrap();
+        assert_eq!(plain.finish().unwrap().sha256, None);
+        assert_eq!(
+            plain.finish().unwrap().len,
+            3,
+            "finish answers the same again"
+        );
+        drop(plain);
+        assert_eq!(fs::read(&path).unwrap(), b"abc");
+        fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_not_lost() {
+        // A file opened read-only: the thread's first write fails.
+        let path = temp("fail");
+        fs::write(&path, b"").unwrap();
+        let mut writer = PartWriter::start(File::open(&path).unwrap(), true).unwrap();
+        let mut failed = false;
+        for _ in 0..(QUEUED_BLOCKS + 3) {
+            if writer.write(&vec![1u8; BLOCK]).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "a write after the thread failed says so");
+        assert!(writer.finish().is_err(), "and stays reported");
+        drop(writer);
+        fs::remove_file(path).unwrap();
+    }
+}
