@@ -48,7 +48,11 @@ const GATEWAY: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 /// see build.rs).
 const LOG_LEVEL: &str = env!("RINGNET_LOG_LEVEL");
 
-/// A socket's two rings (a datagram socket's payload rings too).
+/// A socket's two rings (a datagram socket's payload rings too), each starting on a word
+/// boundary: a bulk transfer moves whole segments (1460 bytes, a multiple of four) between
+/// ring and frame, and the frame's payload is word-aligned (the drivers place it so), so
+/// those copies go a word at a time.
+#[repr(C, align(4))]
 struct RingPair<const RX: usize, const TX: usize> {
     rx: [u8; RX],
     tx: [u8; TX],
