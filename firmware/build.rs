@@ -21,8 +21,11 @@ fn main() {
     fs::copy(layout, out.join("memory.x")).expect("copy the memory layout");
     // cortex-m-rt's `device` feature includes device.x for a PAC's handler names; the
     // board module gives the whole table (src/board/mod.rs), so it names none.
-    fs::write(out.join("device.x"), "/* no device handlers: src/board/mod.rs */\n")
-        .expect("write device.x");
+    fs::write(
+        out.join("device.x"),
+        "/* no device handlers: src/board/mod.rs */\n",
+    )
+    .expect("write device.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory-lm3s6965.x");
     println!("cargo:rerun-if-changed=memory-sf2.x");
