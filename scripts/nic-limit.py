@@ -4,6 +4,8 @@ firmware/src/nic_limit.rs): raw UDP frames through the emulated NIC with no stac
 the driver.
 
   nic-limit.py tx PORT BYTES   # guest -> host: the firmware sends BYTES, we count them
+  nic-limit.py tx PORT BYTES pattern   # the same, each payload filled with file out's
+                                       # pattern on the device (file out's per-byte work)
   nic-limit.py rx PORT BYTES   # host -> guest: we send BYTES, the firmware counts them
 
 PORT is the host's UDP port forwarded to the firmware's 9000 (on 127.0.0.1). Prints one
@@ -25,9 +27,11 @@ TIMEOUT = 30.0
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("tx", "rx"):
+    args = sys.argv[1:]
+    pattern = len(args) == 4 and args[0] == "tx" and args[3] == "pattern"
+    if not (len(args) == 3 or pattern) or args[0] not in ("tx", "rx"):
         sys.exit(__doc__)
-    direction, port, total = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    direction, port, total = args[0], int(args[1]), int(args[2])
     peer = ("127.0.0.1", port)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -55,7 +59,7 @@ def main():
     ask(b"rx?", b"rx ")
     if direction == "tx":
         start = time.monotonic()
-        sock.sendto(f"tx {total} {SIZE}".encode(), peer)
+        sock.sendto(f"tx {total} {SIZE}{' pattern' if pattern else ''}".encode(), peer)
         received = 0
         deadline = time.monotonic() + TIMEOUT
         report = None

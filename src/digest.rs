@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::text::{self, Text};
+
 /// Bytes of a SHA-256 digest.
 pub const DIGEST_LEN: usize = 32;
 
@@ -14,9 +16,18 @@ pub type Digest = [u8; DIGEST_LEN];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DigestHex<'a>(pub &'a Digest);
 
+impl DigestHex<'_> {
+    /// Writes the digits as its `Display` does, without `core::fmt`.
+    pub fn write_text(&self, out: &mut Text<'_>) {
+        for &byte in self.0 {
+            out.hex_byte(byte, false);
+        }
+    }
+}
+
 impl fmt::Display for DigestHex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+        text::display(f, |out| self.write_text(out))
     }
 }
 

@@ -14,6 +14,8 @@
 
 use core::fmt;
 
+use crate::text::{self, Text};
+
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
@@ -33,15 +35,24 @@ pub enum FrameError {
     BufferTooSmall,
 }
 
+impl FrameError {
+    /// Writes the error as its `Display` does, without `core::fmt` (for a reply).
+    pub fn write_text(&self, out: &mut Text<'_>) {
+        match self {
+            FrameError::TooLong { len, max } => out
+                .str("frame of ")
+                .num(*len as u64)
+                .str(" bytes exceeds the maximum of ")
+                .num(*max as u64),
+            FrameError::ContainsDelimiter => out.str("payload contains the delimiter"),
+            FrameError::BufferTooSmall => out.str("output buffer too small"),
+        };
+    }
+}
+
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameError::TooLong { len, max } => {
-                write!(f, "frame of {len} bytes exceeds the maximum of {max}")
-            }
-            FrameError::ContainsDelimiter => f.write_str("payload contains the delimiter"),
-            FrameError::BufferTooSmall => f.write_str("output buffer too small"),
-        }
+        text::display(f, |out| self.write_text(out))
     }
 }
 

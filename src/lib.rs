@@ -24,6 +24,8 @@
 //!   progress (polls devices, sleeps, or advances a virtual clock); each block is logged when
 //!   it starts and when it ends.
 //! - [`observe`]: per-socket counters, ring occupancy levels and the stats table.
+//! - [`text`]: the text the services send (tables, HTTP heads, JSON) written without
+//!   `core::fmt`, which a firmware image has no room for.
 //! - [`framing`]: message boundaries over a byte stream (TCP's "sticky packets").
 //! - [`services`]: the services every ringnet host runs (echo, file out, file in, UDP
 //!   report, stats query, broadcast beacon), as poll-driven state machines.
@@ -69,6 +71,7 @@ pub mod services;
 pub mod sim;
 pub mod socket;
 pub mod stack;
+pub mod text;
 pub mod transfer;
 
 pub use handle::{AddressFamily, SocketHandle, SocketType};

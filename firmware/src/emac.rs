@@ -118,12 +118,32 @@ impl Descriptor {
     };
 }
 
+/// A descriptor's buffer, its frame starting two bytes past a word boundary (Linux's
+/// `NET_IP_ALIGN`): the IPv4 header and a TCP segment's payload then lie on word
+/// boundaries, and so the stack's copies between frame and socket ring go a word at a
+/// time (misaligned, a copy goes a shifted word at a time). QEMU's model takes any byte
+/// address for a buffer; the two bytes at the end keep the MAC's largest frame inside.
+#[repr(C, align(4))]
+pub struct DmaBuffer {
+    _lead: [u8; 2],
+    bytes: [u8; BUFFER],
+    _tail: [u8; 2],
+}
+
+impl DmaBuffer {
+    const ZERO: DmaBuffer = DmaBuffer {
+        _lead: [0; 2],
+        bytes: [0; BUFFER],
+        _tail: [0; 2],
+    };
+}
+
 /// The MAC's descriptor rings and their buffers (in DDR: the board puts them there).
 pub struct DmaRings {
     rx: [Descriptor; EMAC_RX_DESCRIPTORS],
     tx: [Descriptor; EMAC_TX_DESCRIPTORS],
-    rx_buffers: [[u8; BUFFER]; EMAC_RX_DESCRIPTORS],
-    tx_buffers: [[u8; BUFFER]; EMAC_TX_DESCRIPTORS],
+    rx_buffers: [DmaBuffer; EMAC_RX_DESCRIPTORS],
+    tx_buffers: [DmaBuffer; EMAC_TX_DESCRIPTORS],
 }
 
 impl DmaRings {
@@ -132,8 +152,8 @@ impl DmaRings {
         DmaRings {
             rx: [Descriptor::ZERO; EMAC_RX_DESCRIPTORS],
             tx: [Descriptor::ZERO; EMAC_TX_DESCRIPTORS],
-            rx_buffers: [[0; BUFFER]; EMAC_RX_DESCRIPTORS],
-            tx_buffers: [[0; BUFFER]; EMAC_TX_DESCRIPTORS],
+            rx_buffers: [DmaBuffer::ZERO; EMAC_RX_DESCRIPTORS],
+            tx_buffers: [DmaBuffer::ZERO; EMAC_TX_DESCRIPTORS],
         }
     }
 }
@@ -392,7 +412,7 @@ impl Emac {
         let at = self.tx_next;
         TxToken {
             descriptor: &mut self.rings.tx[at],
-            buffer: &mut self.rings.tx_buffers[at],
+            buffer: &mut self.rings.tx_buffers[at].bytes,
             next: &mut self.tx_next,
             sent: &mut self.stats.tx_frames,
         }
@@ -400,7 +420,7 @@ impl Emac {
 }
 
 /// Links `descriptors` into a ring over `buffers`, every one EMPTY.
-fn link<const N: usize>(descriptors: &mut [Descriptor; N], buffers: &[[u8; BUFFER]; N]) {
+fn link<const N: usize>(descriptors: &mut [Descriptor; N], buffers: &[DmaBuffer; N]) {
     let first = bus_address(&descriptors[0]);
     for (at, buffer) in buffers.iter().enumerate() {
         let next = if at + 1 < N {
@@ -409,7 +429,7 @@ fn link<const N: usize>(descriptors: &mut [Descriptor; N], buffers: &[[u8; BUFFE
             first
         };
         let descriptor = &mut descriptors[at];
-        descriptor.addr = bus_address(buffer);
+        descriptor.addr = bus_address(&buffer.bytes);
         descriptor.next = next;
         set_size_word(descriptor, EMPTY);
     }
@@ -465,10 +485,10 @@ impl Device for Emac {
         let at = self.tx_next;
         let rings = &mut *self.rings;
         Some((
-            BorrowedFrame(&rings.rx_buffers[self.rx_next][..len]),
+            BorrowedFrame(&rings.rx_buffers[self.rx_next].bytes[..len]),
             TxToken {
                 descriptor: &mut rings.tx[at],
-                buffer: &mut rings.tx_buffers[at],
+                buffer: &mut rings.tx_buffers[at].bytes,
                 next: &mut self.tx_next,
                 sent: &mut self.stats.tx_frames,
             },

@@ -109,19 +109,39 @@ pub struct DriverStats {
     pub tx_errors: u32,
 }
 
+/// A frame buffer placed two bytes past a word boundary (Linux's `NET_IP_ALIGN`): the FIFO
+/// word holding the length also holds the frame's first two bytes, so every later word
+/// of the frame, and the IPv4 header and the TCP payload within it, lands on a word
+/// boundary. The driver's word accesses are then aligned, and so are the stack's copies
+/// between frame and socket ring (a misaligned copy goes a shifted word at a time).
+#[repr(C, align(4))]
+struct FrameBuffer {
+    _lead: [u8; 2],
+    bytes: [u8; FRAME_BUFFER],
+}
+
+impl FrameBuffer {
+    const fn new() -> FrameBuffer {
+        FrameBuffer {
+            _lead: [0; 2],
+            bytes: [0; FRAME_BUFFER],
+        }
+    }
+}
+
 /// The driver's two frame buffers: the frame being read from the RX FIFO and the one
 /// being written to the TX FIFO.
 pub struct FrameBuffers {
-    rx: [u8; FRAME_BUFFER],
-    tx: [u8; FRAME_BUFFER],
+    rx: FrameBuffer,
+    tx: FrameBuffer,
 }
 
 impl FrameBuffers {
     /// Both buffers, zeroed (so that a static of them costs no flash).
     pub const fn new() -> FrameBuffers {
         FrameBuffers {
-            rx: [0; FRAME_BUFFER],
-            tx: [0; FRAME_BUFFER],
+            rx: FrameBuffer::new(),
+            tx: FrameBuffer::new(),
         }
     }
 }
@@ -162,8 +182,8 @@ impl Stellaris {
         write(RIS, 0xff);
         write(IM, INT_RX);
         Stellaris {
-            rx: &mut memory.rx,
-            tx: &mut memory.tx,
+            rx: &mut memory.rx.bytes,
+            tx: &mut memory.tx.bytes,
             rx_fifo_full: false,
             tx_busy: false,
             stats: DriverStats::default(),

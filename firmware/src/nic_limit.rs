@@ -9,6 +9,7 @@
 //! | starting with `D` | counts it: frames, payload bytes, time from the first to the last |
 //! | `rx?` | answers `rx <frames> <bytes> <micros> <times the NIC's receive side was full>`, and counts afresh |
 //! | `tx <bytes> <size>` | sends `<bytes>` in datagrams of `<size>` payload bytes back to the sender as fast as the NIC takes them, then answers `tx <frames> <bytes> <micros>` |
+//! | `tx <bytes> <size> pattern` | the same, each payload filled with file out's pattern (the running offset's bytes, by the same `Pattern::read_at`): the per-byte work file out does before the stack, the most file out could move through this NIC on this core |
 //!
 //! Host -> guest through QEMU's user-mode network is paced by how that network reads its
 //! host sockets: one datagram per turn of QEMU's main loop for UDP, but all it can for TCP.
@@ -27,6 +28,7 @@
 use core::fmt::Write as _;
 use core::sync::atomic::Ordering;
 
+use ringnet::services::{FileSource as _, Pattern};
 use ringnet::smoltcp::phy::ChecksumCapabilities;
 use ringnet::smoltcp::phy::{Device, RxToken as _, TxToken as _};
 use ringnet::smoltcp::wire::{
@@ -76,6 +78,7 @@ enum Action {
         peer: Peer,
         bytes: u64,
         size: usize,
+        pattern: bool,
     },
     /// The sink answers: SYN-ACK, an ACK, or its report and FIN.
     Sink(TcpControl),
@@ -199,8 +202,13 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
                     count = RxCount::default();
                     full_before = nic.rx_full_events();
                 }
-                Action::Transmit { peer, bytes, size } => {
-                    transmit(nic, mac, ip, peer, bytes, size);
+                Action::Transmit {
+                    peer,
+                    bytes,
+                    size,
+                    pattern,
+                } => {
+                    transmit(nic, mac, ip, peer, bytes, size, pattern);
                 }
                 Action::Sink(control) => {
                     if control == TcpControl::Syn {
@@ -307,7 +315,7 @@ fn on_frame(
     }
 }
 
-/// `rx?` or `tx <bytes> <size>`; anything else is ignored.
+/// `rx?` or `tx <bytes> <size> [pattern]`; anything else is ignored.
 fn parse_command(payload: &[u8], peer: Peer) -> Action {
     let Ok(text) = core::str::from_utf8(payload) else {
         return Action::None;
@@ -318,12 +326,21 @@ fn parse_command(payload: &[u8], peer: Peer) -> Action {
         Some("tx") => {
             let bytes = words.next().and_then(|w| w.parse::<u64>().ok());
             let size = words.next().and_then(|w| w.parse::<usize>().ok());
+            let pattern = match words.next() {
+                None => false,
+                Some("pattern") => true,
+                Some(_) => {
+                    fw_warn!("nic limit: a tx command ends after <size>, or with `pattern`");
+                    return Action::None;
+                }
+            };
             match (bytes, size) {
                 (Some(bytes), Some(size)) if (1..=MAX_PAYLOAD).contains(&size) => {
                     Action::Transmit {
                         peer,
                         bytes: bytes.min(MAX_TX_BYTES),
                         size,
+                        pattern,
                     }
                 }
                 _ => {
@@ -339,8 +356,8 @@ fn parse_command(payload: &[u8], peer: Peer) -> Action {
     }
 }
 
-/// Sends `bytes` in datagrams of `size` to `peer` as fast as the NIC takes them, then the
-/// figures.
+/// Sends `bytes` in datagrams of `size` to `peer` as fast as the NIC takes them (with
+/// `pattern`, each payload written as file out writes its pattern), then the figures.
 fn transmit(
     nic: &mut Nic,
     mac: EthernetAddress,
@@ -348,7 +365,9 @@ fn transmit(
     peer: Peer,
     bytes: u64,
     size: usize,
+    pattern: bool,
 ) {
+    let source = Pattern(bytes);
     let start = clock::now();
     let mut sent = 0u64;
     let mut frames = 0u32;
@@ -357,7 +376,14 @@ fn transmit(
         let Some(tx) = nic.transmit(clock::now()) else {
             continue;
         };
-        send_datagram(tx, mac, ip, peer, len, |payload| payload[0] = b'D');
+        send_datagram(tx, mac, ip, peer, len, |payload| {
+            if pattern {
+                // The pattern has `bytes` bytes, and `sent + len` is within them.
+                let _ = source.read_at(sent, payload);
+            } else {
+                payload[0] = b'D';
+            }
+        });
         sent += len as u64;
         frames += 1;
     }

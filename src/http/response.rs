@@ -1,30 +1,16 @@
 //! Writing a response: status lines and heads into a connection's queue, short text
 //! answers, and the generated bodies (the file list, the stats as JSON).
 
-use core::fmt::{self, Write as _};
-
-use heapless::{String, Vec};
+use heapless::Vec;
 
 use crate::observe::{StatField, StatValue, StatsRow};
 use crate::phy::Discard;
 use crate::stack::Stack;
+use crate::text::{Sink, Text};
 use crate::transfer::Store;
 
 /// The methods the server allows, for `Allow`.
 pub(super) const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
-
-/// A writer into a fixed buffer that counts what did not fit.
-pub(super) struct Out<'b, const N: usize> {
-    buf: &'b mut Vec<u8, N>,
-}
-
-impl<const N: usize> fmt::Write for Out<'_, N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.buf
-            .extend_from_slice(s.as_bytes())
-            .map_err(|_| fmt::Error)
-    }
-}
 
 /// The reason phrase of `status`.
 fn reason(status: u16) -> &'static str {
@@ -54,97 +40,102 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// Writes a complete response with a short text body into `out`.
-pub(super) fn text_response<const N: usize>(
-    out: &mut Vec<u8, N>,
-    status: u16,
-    keep_alive: bool,
-    body: &str,
-) {
+pub(super) fn text_response(out: &mut dyn Sink, status: u16, keep_alive: bool, body: &str) {
     let mut head = head_start(out, status, keep_alive);
-    let _ = write!(
-        head,
-        "Content-Type: text/plain\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    head.str("Content-Type: text/plain\r\nContent-Length: ")
+        .num(body.len() as u64)
+        .str("\r\n");
     if status == 405 || status == 501 {
-        let _ = write!(head, "Allow: {ALLOW}\r\n");
+        head.str("Allow: ").str(ALLOW).str("\r\n");
     }
-    let _ = write!(head, "\r\n{body}");
+    head.str("\r\n").str(body);
 }
 
-/// Starts a response head in `out` (a connection's queue).
-pub(super) fn head_start<const N: usize>(
-    out: &mut Vec<u8, N>,
-    status: u16,
-    keep_alive: bool,
-) -> Out<'_, N> {
-    let mut out = Out { buf: out };
+/// Starts a response head in `out` (a connection's queue); the rest of the head goes on
+/// through the writer it returns.
+pub(super) fn head_start(out: &mut dyn Sink, status: u16, keep_alive: bool) -> Text<'_> {
+    let mut head = Text::new(out);
     let connection = if keep_alive { "keep-alive" } else { "close" };
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\nServer: ringnet\r\nConnection: {connection}\r\n",
-        reason(status)
-    );
-    out
+    head.str("HTTP/1.1 ")
+        .num(status.into())
+        .str(" ")
+        .str(reason(status))
+        .str("\r\nServer: ringnet\r\nConnection: ")
+        .str(connection)
+        .str("\r\n");
+    head
 }
 
 /// One socket's stats as a JSON object, from the fields the stats table is written from.
-fn json_row(out: &mut dyn fmt::Write, row: &StatsRow, first: bool) -> fmt::Result {
+fn json_row(out: &mut Text<'_>, row: &StatsRow, first: bool) {
     let comma = if first { "" } else { "," };
-    write!(out, "{comma}{{\"socket\":\"{}{}\"", row.kind, row.handle)?;
+    out.str(comma)
+        .str("{\"socket\":\"")
+        .str(row.kind.as_str())
+        .str("#")
+        .num(row.handle.0.into())
+        .str("\"");
     for StatField { name, value, .. } in row.fields() {
+        out.str(",\"").str(name).str("\":");
         match value {
-            StatValue::Count(n) => write!(out, ",\"{name}\":{n}")?,
-            StatValue::Ring(used, capacity) => write!(out, ",\"{name}\":[{used},{capacity}]")?,
-        }
+            StatValue::Count(n) => out.num(n),
+            StatValue::Ring(used, capacity) => out
+                .str("[")
+                .num(used as u64)
+                .str(",")
+                .num(capacity as u64)
+                .str("]"),
+        };
     }
-    out.write_str("}")
+    out.str("}");
 }
 
 /// Writes `name` as it goes in a request path: a space, `%` and anything else outside
 /// RFC 3986's unreserved and sub-delims set percent-encoded, so that a listing line has
 /// exactly one space and its name works in a URL as it is.
-fn write_path_name(out: &mut dyn fmt::Write, name: &str) -> fmt::Result {
-    for byte in name.bytes() {
+fn write_path_name(out: &mut Text<'_>, name: &str) {
+    for (i, byte) in name.bytes().enumerate() {
         if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte) {
-            out.write_char(char::from(byte))?;
+            // An ASCII byte of `name` is a whole character.
+            out.str(name.get(i..=i).unwrap_or(""));
         } else {
-            write!(out, "%{byte:02X}")?;
+            out.str("%").hex_byte(byte, true);
         }
     }
-    Ok(())
 }
 
 /// Writes the file list into `out`, a line per file (`NAME SIZE`, the name
 /// percent-encoded), as many as fit.
-pub(super) fn write_listing<S: Store, const N: usize>(store: &mut S, out: &mut Vec<u8, N>) {
+pub(super) fn write_listing<S: Store>(store: &mut S, out: &mut dyn Sink) {
     store.for_each(&mut |name, size| {
-        let mut line: String<420> = String::new();
-        let _ = write_path_name(&mut line, name);
-        let _ = writeln!(line, " {size}");
-        let _ = out.extend_from_slice(line.as_bytes());
+        let mut line: heapless::String<420> = heapless::String::new();
+        let mut text = Text::new(&mut line);
+        write_path_name(&mut text, name);
+        text.str(" ").num(size).str("\n");
+        let _ = out.append(&line);
     });
 }
 
 /// Writes the stats as JSON into `out`: every row that fits, and always a valid document.
 pub(super) fn write_stats<const N: usize>(stack: &Stack<'_>, out: &mut Vec<u8, N>) {
-    let mut head = Out { buf: out };
-    let _ = write!(head, "{{\"host\":\"{}\",\"discards\":{{", stack.name());
+    let mut head = Text::new(out);
+    head.str("{\"host\":\"")
+        .str(stack.name())
+        .str("\",\"discards\":{");
     let discards = stack.discards();
     for (i, reason) in Discard::ALL.into_iter().enumerate() {
         let comma = if i == 0 { "" } else { "," };
-        let _ = write!(
-            head,
-            "{comma}\"{}\":{}",
-            reason.name(),
-            discards.get(reason)
-        );
+        head.str(comma)
+            .str("\"")
+            .str(reason.name())
+            .str("\":")
+            .num(discards.get(reason).into());
     }
-    let _ = write!(head, "}},\"sockets\":[");
+    head.str("},\"sockets\":[");
     let mut complete = true;
     for (i, row) in stack.stats_rows().enumerate() {
         let mut item: Vec<u8, 512> = Vec::new();
-        let _ = json_row(&mut Out { buf: &mut item }, &row, i == 0);
+        json_row(&mut Text::new(&mut item), &row, i == 0);
         // Keep room for the closing bytes.
         if out.len() + item.len() + 32 > N {
             complete = false;
@@ -152,7 +143,11 @@ pub(super) fn write_stats<const N: usize>(stack: &Stack<'_>, out: &mut Vec<u8, N
         }
         let _ = out.extend_from_slice(&item);
     }
-    let _ = writeln!(Out { buf: out }, "],\"complete\":{complete}}}");
+    let complete = if complete { "true" } else { "false" };
+    Text::new(out)
+        .str("],\"complete\":")
+        .str(complete)
+        .str("}\n");
 }
 
 #[cfg(test)]
@@ -186,7 +181,11 @@ mod tests {
             },
         };
         let mut json = std::string::String::new();
-        json_row(&mut json, &row, false).unwrap();
+        json_row(
+            &mut Text::new(&mut crate::text::FmtSink(&mut json)),
+            &row,
+            false,
+        );
         assert_eq!(
             json,
             concat!(
@@ -202,7 +201,10 @@ mod tests {
     #[test]
     fn a_listed_name_is_one_url_path_word() {
         let mut out = std::string::String::new();
-        write_path_name(&mut out, "a b%c.txt").unwrap();
+        write_path_name(
+            &mut Text::new(&mut crate::text::FmtSink(&mut out)),
+            "a b%c.txt",
+        );
         assert_eq!(out, "a%20b%25c.txt");
     }
 }

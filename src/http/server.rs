@@ -1,8 +1,6 @@
 //! The HTTP server: its connection table, and each connection's state machine (read a
 //! head, take an upload, send a response, linger) on the shared connection skeleton.
 
-use core::fmt::Write as _;
-
 use heapless::{String, Vec};
 
 use super::request::{complete_head, Generated, HeadError, Method, Request, Unsatisfiable};
@@ -304,11 +302,10 @@ fn start<S: Store, const N: usize>(
     if writes && !request.authorized {
         let mut out = head_start(conn.io.queue(), 401, false);
         let body = "a bearer token is required\n";
-        let _ = write!(
-            out,
-            "WWW-Authenticate: Bearer realm=\"ringnet\"\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
+        out.str("WWW-Authenticate: Bearer realm=\"ringnet\"\r\nContent-Type: text/plain\r\nContent-Length: ")
+            .num(body.len() as u64)
+            .str("\r\n\r\n")
+            .str(body);
         conn.phase = Phase::Respond {
             body: Body::None,
             keep_alive: false,
@@ -376,7 +373,7 @@ fn start<S: Store, const N: usize>(
             match shared.store.remove(&name) {
                 Ok(()) => {
                     let mut out = head_start(conn.io.queue(), 204, keep_alive);
-                    let _ = out.write_str("Content-Length: 0\r\n\r\n");
+                    out.str("Content-Length: 0\r\n\r\n");
                     conn.phase = Phase::Respond {
                         body: Body::None,
                         keep_alive,
@@ -390,7 +387,9 @@ fn start<S: Store, const N: usize>(
         Method::Options => {
             let keep_alive = keep_alive && !has_body;
             let mut out = head_start(conn.io.queue(), 204, keep_alive);
-            let _ = write!(out, "Allow: {ALLOW}\r\nContent-Length: 0\r\n\r\n");
+            out.str("Allow: ")
+                .str(ALLOW)
+                .str("\r\nContent-Length: 0\r\n\r\n");
             conn.phase = Phase::Respond {
                 body: Body::None,
                 keep_alive,
@@ -433,10 +432,9 @@ fn start_file<S: Store, const N: usize>(
     let (status, start, end) = match range.map(|r| r.resolve(len)) {
         Some(Err(Unsatisfiable)) => {
             let mut out = head_start(conn.io.queue(), 416, keep_alive);
-            let _ = write!(
-                out,
-                "Content-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n"
-            );
+            out.str("Content-Range: bytes */")
+                .num(len)
+                .str("\r\nContent-Length: 0\r\n\r\n");
             conn.phase = Phase::Respond {
                 body: Body::None,
                 keep_alive,
@@ -447,19 +445,19 @@ fn start_file<S: Store, const N: usize>(
         None => (200, 0, len),
     };
     let mut out = head_start(conn.io.queue(), status, keep_alive);
-    let _ = write!(
-        out,
-        "Content-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\nContent-Length: {}\r\n",
-        end - start
-    );
+    out.str("Content-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\nContent-Length: ")
+        .num(end - start)
+        .str("\r\n");
     if status == 206 {
-        let _ = write!(
-            out,
-            "Content-Range: bytes {start}-{}/{len}\r\n",
-            end.saturating_sub(1)
-        );
+        out.str("Content-Range: bytes ")
+            .num(start)
+            .str("-")
+            .num(end.saturating_sub(1))
+            .str("/")
+            .num(len)
+            .str("\r\n");
     }
-    let _ = out.write_str("\r\n");
+    out.str("\r\n");
     let body = if method == Method::Head {
         Body::None
     } else {
@@ -511,7 +509,11 @@ fn start_generated<S: Store, const N: usize>(
     };
     let len = snapshot.bytes.len();
     let mut out = head_start(conn.io.queue(), 200, keep_alive);
-    let _ = write!(out, "Content-Type: {kind}\r\nContent-Length: {len}\r\n\r\n");
+    out.str("Content-Type: ")
+        .str(kind)
+        .str("\r\nContent-Length: ")
+        .num(len as u64)
+        .str("\r\n\r\n");
     let body = if method == Method::Head {
         snapshot.owner = None;
         Body::None

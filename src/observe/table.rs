@@ -5,6 +5,7 @@ use core::fmt;
 use super::SocketStats;
 use crate::handle::{SocketHandle, SocketType};
 use crate::phy::Discards;
+use crate::text::{self, Text};
 use smoltcp::wire::Ipv4Address;
 
 /// One row of the stats table: a socket's identity, ring occupancy and counters.
@@ -79,19 +80,32 @@ pub enum StatValue {
     Ring(usize, usize),
 }
 
-impl fmt::Display for StatsRow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl StatsRow {
+    /// Writes the row as its `Display` does, without `core::fmt`.
+    pub fn write_text(&self, out: &mut Text<'_>) {
         let mut socket = heapless::String::<16>::new();
         // Cannot overflow: a type name and a 16-bit number fit in 16 bytes.
-        let _ = fmt::Write::write_fmt(&mut socket, format_args!("{}{}", self.kind, self.handle));
-        write!(f, "{socket:<10}")?;
+        Text::new(&mut socket)
+            .str(self.kind.as_str())
+            .str("#")
+            .num(self.handle.0.into());
+        out.str_padded(&socket, 10);
         for StatField { width, value, .. } in self.fields() {
+            out.str(" ");
             match value {
-                StatValue::Count(n) => write!(f, " {n:>width$}")?,
-                StatValue::Ring(used, capacity) => write!(f, " {used:>width$}/{capacity:<width$}")?,
-            }
+                StatValue::Count(n) => out.num_padded(n, width, false),
+                StatValue::Ring(used, capacity) => out
+                    .num_padded(used as u64, width, false)
+                    .str("/")
+                    .num_padded(capacity as u64, width, true),
+            };
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for StatsRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(f, |out| self.write_text(out))
     }
 }
 

@@ -33,6 +33,7 @@
 
 use core::fmt;
 
+use crate::text::{self, Text};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address,
@@ -150,15 +151,25 @@ impl Discards {
     }
 }
 
+impl Discards {
+    /// Writes the line its `Display` does, without `core::fmt`.
+    pub fn write_text(&self, out: &mut Text<'_>) {
+        out.str("discarded before any socket:");
+        for (i, reason) in Discard::ALL.into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            out.str(sep)
+                .str(" ")
+                .str(reason.name())
+                .str(" ")
+                .num(self.get(reason).into());
+        }
+    }
+}
+
 impl fmt::Display for Discards {
     /// One line: `discarded before any socket: not_for_us 0, bad_checksum 0, …`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("discarded before any socket:")?;
-        for (i, reason) in Discard::ALL.into_iter().enumerate() {
-            let sep = if i == 0 { "" } else { "," };
-            write!(f, "{sep} {} {}", reason.name(), self.get(reason))?;
-        }
-        Ok(())
+        text::display(f, |out| self.write_text(out))
     }
 }
 

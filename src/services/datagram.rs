@@ -1,5 +1,3 @@
-use core::fmt::Write as _;
-
 use heapless::String;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
@@ -9,6 +7,7 @@ use crate::observe::StatsRow;
 use crate::socket::udp::SendError;
 use crate::socket::SocketOption;
 use crate::stack::Stack;
+use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
 /// UDP receive-and-report: takes each datagram with a buffer of `BUF` bytes (so larger
@@ -40,9 +39,12 @@ impl<const BUF: usize> UdpReport<BUF> {
         let name = stack.name();
         while let Ok(d) = stack.recv_from(self.socket, &mut buf) {
             let mut line: String<96> = String::new();
-            let _ = write!(line, "{} bytes from {}", d.len + d.lost, d.from);
+            let mut text = Text::new(&mut line);
+            text.num((d.len + d.lost) as u64)
+                .str(" bytes from ")
+                .endpoint(d.from);
             if d.truncated() {
-                let _ = write!(line, ", truncated: {} lost", d.lost);
+                text.str(", truncated: ").num(d.lost as u64).str(" lost");
             }
             net_info!("{}: udp-report {}", name, line);
             let _ = line.push('\n');
@@ -129,43 +131,44 @@ impl StatsQuery {
 /// holds and whether it ends the answer.
 fn fill_datagram(stack: &Stack<'_>, first: usize, out: &mut String<STATS_REPLY>) -> (usize, bool) {
     // Each piece is written whole or not at all: a line is never cut.
-    fn put(out: &mut String<STATS_REPLY>, line: &dyn core::fmt::Display) -> bool {
+    fn put(out: &mut String<STATS_REPLY>, line: &dyn Fn(&mut Text<'_>)) -> bool {
         let mut piece: String<256> = String::new();
-        if writeln!(piece, "{line}").is_err() || out.push_str(&piece).is_err() {
+        let mut text = Text::new(&mut piece);
+        line(&mut text);
+        if text.str("\n").result().is_err() || out.push_str(&piece).is_err() {
             return false;
         }
         true
     }
     if first == 0 {
         let (frames_in, frames_out) = stack.frame_counts();
-        let _ = writeln!(
-            out,
-            "{}: {} ({frames_in} frames in, {frames_out} out)",
-            stack.name(),
-            stack.ipv4_addr()
-        );
-        let _ = put(out, &StatsRow::HEADER);
+        Text::new(out)
+            .str(stack.name())
+            .str(": ")
+            .ipv4(stack.ipv4_addr())
+            .str(" (")
+            .num(frames_in)
+            .str(" frames in, ")
+            .num(frames_out)
+            .str(" out)\n");
+        let _ = put(out, &|text| {
+            text.str(StatsRow::HEADER);
+        });
     }
     let mut rows = 0;
     let mut total = first;
     for row in stack.stats_rows().skip(first) {
-        if !put(out, &row) {
+        if !put(out, &|text| row.write_text(text)) {
             return (rows, false);
         }
         rows += 1;
         total += 1;
     }
-    let end = EndOfTable(total);
+    // The last line.
+    let end = |text: &mut Text<'_>| {
+        text.str("end of table: ").num(total as u64).str(" rows");
+    };
     (rows, put(out, &end))
-}
-
-/// The last line of a stats answer.
-struct EndOfTable(usize);
-
-impl core::fmt::Display for EndOfTable {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "end of table: {} rows", self.0)
-    }
 }
 
 /// Broadcast beacon: every `interval`, one datagram to the subnet's broadcast address and
@@ -221,14 +224,14 @@ impl Beacon {
         let ip = stack.ipv4_addr();
         let mut line: String<160> = String::new();
         // Fits: a name, an address, nine ports and a count take well under 160 bytes.
-        let _ = writeln!(
-            line,
-            "ringnet {} {} {} beacon #{}",
-            stack.name(),
-            ip,
-            self.services.announcement(),
-            self.sent + 1
-        );
+        let mut text = Text::new(&mut line);
+        text.str("ringnet ")
+            .str(stack.name())
+            .str(" ")
+            .ipv4(ip)
+            .str(" ");
+        self.services.announcement().write_text(&mut text);
+        text.str(" beacon #").num((self.sent + 1).into()).str("\n");
         let subnet = subnet_broadcast(stack, ip);
         for to in [Ipv4Address::BROADCAST, subnet] {
             let endpoint = IpEndpoint::new(IpAddress::Ipv4(to), self.port);

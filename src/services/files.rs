@@ -1,5 +1,3 @@
-use core::fmt::Write as _;
-
 use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
@@ -9,6 +7,7 @@ use crate::digest::{Digest, DigestHex};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
+use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
 /// A source could not be read.
@@ -34,18 +33,6 @@ pub fn pattern_byte(offset: u64) -> u8 {
     (offset.wrapping_mul(7).wrapping_add(offset >> 11) & 0xff) as u8
 }
 
-/// `7 * i mod 256` for i in 0..512: any 256 consecutive bytes of a pattern block, from
-/// any starting point.
-static SEVENS: [u8; 512] = {
-    let mut table = [0u8; 512];
-    let mut i = 0;
-    while i < 512 {
-        table[i] = (i * 7 % 256) as u8;
-        i += 1;
-    }
-    table
-};
-
 /// A generated pattern of `len` bytes (see [`pattern_byte`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pattern(pub u64);
@@ -57,23 +44,46 @@ impl FileSource for Pattern {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize, ReadError> {
         let n = (self.0.saturating_sub(offset)).min(buf.len() as u64) as usize;
-        // Within a 2048-byte block each byte is 7 more than the last, so a block is a run
-        // of SEVENS (period 256) and is copied from it rather than computed byte by byte.
+        // Within a 2048-byte block each byte is 7 more than the last: a run of such bytes
+        // is written four at a time (see `fill_run`).
         let mut offset = offset;
         let mut out = &mut buf[..n];
         while !out.is_empty() {
             let in_block = (2048 - (offset % 2048)) as usize;
-            // The index into SEVENS whose byte is pattern_byte(offset): 183 is 7's inverse
-            // modulo 256.
-            let start = usize::from(pattern_byte(offset).wrapping_mul(183));
-            let len = out.len().min(in_block).min(256);
-            let (head, rest) = out.split_at_mut(len);
-            head.copy_from_slice(&SEVENS[start..start + len]);
+            let (run, rest) = out.split_at_mut(out.len().min(in_block));
+            fill_run(run, pattern_byte(offset));
+            offset += run.len() as u64;
             out = rest;
-            offset += len as u64;
         }
         Ok(n)
     }
+}
+
+/// Fills `run` with `first`, `first + 7`, `first + 14`, ... (mod 256), a word at a time:
+/// each word is the last one with 28 added to every byte, carries kept inside the byte.
+/// A pattern is file out's payload, so this is per-byte work on every bulk send: a word
+/// of arithmetic and one store beat copying from a table at whatever alignment the ring's
+/// free space and the table's offset happen to have (on a Cortex-M3 a misaligned copy
+/// goes a byte, or a shifted word, at a time).
+fn fill_run(run: &mut [u8], first: u8) {
+    const LOW: u32 = 0x7f7f_7f7f;
+    const STEP: u32 = 0x1c1c_1c1c;
+    let mut word = u32::from_le_bytes([
+        first,
+        first.wrapping_add(7),
+        first.wrapping_add(14),
+        first.wrapping_add(21),
+    ]);
+    let mut chunks = run.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&word.to_le_bytes());
+        // Every byte plus 28: the low seven bits of each byte take the sum (at most
+        // 0x7f + 0x1c, so no carry leaves the byte), the top bit is flipped back in.
+        word = ((word & LOW) + STEP) ^ (word & !LOW);
+    }
+    let tail = chunks.into_remainder();
+    let len = tail.len();
+    tail.copy_from_slice(&word.to_le_bytes()[..len]);
 }
 
 /// A file held in memory (for firmware: built into the image).
@@ -372,7 +382,10 @@ impl FileIn {
                             let digest: Digest =
                                 core::mem::take(&mut incoming.hasher).finalize().into();
                             let mut line = String::new();
-                            let _ = writeln!(line, "{} {}", incoming.received, DigestHex(&digest));
+                            let mut text = Text::new(&mut line);
+                            text.num(incoming.received).str(" ");
+                            DigestHex(&digest).write_text(&mut text);
+                            text.str("\n");
                             net_info!("{}: file-in tcp{}: {}", name, conn, line.trim_end());
                             incoming.reply = Some((line, 0));
                         }
@@ -446,6 +459,25 @@ mod tests {
             assert_eq!(n, len);
             for (i, &b) in buf[..n].iter().enumerate() {
                 assert_eq!(b, pattern_byte(offset + i as u64), "offset {offset} + {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_of_every_length_from_every_first_byte_match_the_pattern() {
+        let mut buf = [0u8; 37];
+        for first in 0..=255u8 {
+            for len in 0..buf.len() {
+                buf.fill(0xaa);
+                fill_run(&mut buf[..len], first);
+                for (i, &b) in buf[..len].iter().enumerate() {
+                    assert_eq!(
+                        b,
+                        first.wrapping_add((7 * i) as u8),
+                        "first {first}, len {len}, at {i}"
+                    );
+                }
+                assert!(buf[len..].iter().all(|&b| b == 0xaa), "wrote past {len}");
             }
         }
     }

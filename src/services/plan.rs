@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::text::{self, Text};
+
 use super::{
     BEACON_PORT, DISCARD_PORT, ECHO_PORT, FILE_IN_PORT, FILE_OUT_PORT, HTTP_PORT, REPORT_PORT,
     STATS_PORT, TRANSFER_PORT,
@@ -241,8 +243,9 @@ impl defmt::Format for ServicePlan {
 /// has a port ([`ServicePlan::announcement`]).
 pub struct Announcement<'p>(&'p ServicePlan);
 
-impl fmt::Display for Announcement<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Announcement<'_> {
+    /// Writes the announcement as its `Display` does, without `core::fmt`.
+    pub fn write_text(&self, out: &mut Text<'_>) {
         let mut first_part = true;
         for (protocol, label) in [(Protocol::Tcp, "tcp:"), (Protocol::Udp, "udp:")] {
             let mut ports = self
@@ -255,18 +258,23 @@ impl fmt::Display for Announcement<'_> {
                 continue;
             }
             if !first_part {
-                f.write_str(" ")?;
+                out.str(" ");
             }
             first_part = false;
-            f.write_str(label)?;
+            out.str(label);
             for (i, port) in ports.enumerate() {
                 if i > 0 {
-                    f.write_str(",")?;
+                    out.str(",");
                 }
-                write!(f, "{port}")?;
+                out.num(port.into());
             }
         }
-        Ok(())
+    }
+}
+
+impl fmt::Display for Announcement<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        text::display(f, |out| self.write_text(out))
     }
 }
 

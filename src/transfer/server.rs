@@ -17,6 +17,7 @@ use crate::services::connection::{self, Ending, Flush, HoldsUpload};
 use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
+use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
 /// How long a connection may stay silent before the server gives up on it: longer than
@@ -350,7 +351,7 @@ fn read_request<S: Store>(
                 Ok(result) => result,
                 Err(e) => {
                     let mut reason: String<64> = String::new();
-                    let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+                    e.write_text(&mut Text::new(&mut reason));
                     refuse(stack, store, conn, Status::BadRequest, &reason);
                     return Break(Next::Keep);
                 }
@@ -616,7 +617,7 @@ fn start<S: Store>(
         }
         Err(e) => {
             let mut reason: String<64> = String::new();
-            let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+            e.write_text(&mut Text::new(&mut reason));
             let status = if matches!(e, WireError::BadName(_)) {
                 Status::BadName
             } else {

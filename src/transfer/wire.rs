@@ -7,6 +7,7 @@
 use core::fmt;
 
 use crate::framing::{encode_length_prefixed, FrameError};
+use crate::text::{self, Text};
 
 /// First bytes of every frame's payload: protocol version 2.
 pub const MAGIC: [u8; 4] = *b"RNT2";
@@ -216,19 +217,26 @@ pub enum WireError {
     TooLong,
 }
 
+impl WireError {
+    /// Writes the error as its `Display` does, without `core::fmt` (for a refusal).
+    pub fn write_text(&self, out: &mut Text<'_>) {
+        match self {
+            WireError::BadMagic => out.str("bad magic"),
+            WireError::Version1 => out.str("a frame of transfer protocol version 1 (RNT1)"),
+            WireError::UnknownKind(k) => out.str("unknown frame kind ").num((*k).into()),
+            WireError::Truncated => out.str("truncated frame"),
+            WireError::TrailingBytes => out.str("trailing bytes in frame"),
+            WireError::BadName(e) => out.str(e.as_str()),
+            WireError::BadToken(e) => out.str(e.as_str()),
+            WireError::UnknownStatus(s) => out.str("unknown status ").num((*s).into()),
+            WireError::TooLong => out.str("frame too long"),
+        };
+    }
+}
+
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WireError::BadMagic => f.write_str("bad magic"),
-            WireError::Version1 => f.write_str("a frame of transfer protocol version 1 (RNT1)"),
-            WireError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
-            WireError::Truncated => f.write_str("truncated frame"),
-            WireError::TrailingBytes => f.write_str("trailing bytes in frame"),
-            WireError::BadName(e) => write!(f, "{e}"),
-            WireError::BadToken(e) => write!(f, "{e}"),
-            WireError::UnknownStatus(s) => write!(f, "unknown status {s}"),
-            WireError::TooLong => f.write_str("frame too long"),
-        }
+        text::display(f, |out| self.write_text(out))
     }
 }
 

@@ -1,0 +1,262 @@
+//! Text written into fixed buffers without `core::fmt`: the stats table, HTTP heads and
+//! JSON, the UDP report line, the beacon and the hex digests.
+//!
+//! `core::fmt` costs a firmware image several KiB of flash (its machinery, a `Display`
+//! impl per type, padding logic), and every service answers in text. [`Text`] appends
+//! strings and decimal numbers ([`itoa`]) to any [`Sink`]: a `heapless` string or byte
+//! vector, or a `core::fmt` writer, so that the `Display` impls a host uses are written
+//! from the same code as the bytes a device sends. Like `write!` into a full `heapless`
+//! string, each piece goes in whole or not at all, and nothing goes in after the first
+//! piece that did not fit.
+
+use core::fmt;
+
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+
+/// A buffer that text is appended to.
+pub trait Sink {
+    /// Appends `s` whole, or nothing and `Err(Full)`.
+    fn append(&mut self, s: &str) -> Result<(), Full>;
+}
+
+/// The text did not fit its buffer (what `write!` into a full buffer reports as
+/// `fmt::Error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+impl fmt::Display for Full {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the text does not fit its buffer")
+    }
+}
+
+impl core::error::Error for Full {}
+
+impl<const N: usize> Sink for heapless::String<N> {
+    fn append(&mut self, s: &str) -> Result<(), Full> {
+        self.push_str(s).map_err(|_| Full)
+    }
+}
+
+impl<const N: usize> Sink for heapless::Vec<u8, N> {
+    fn append(&mut self, s: &str) -> Result<(), Full> {
+        self.extend_from_slice(s.as_bytes()).map_err(|_| Full)
+    }
+}
+
+/// A `core::fmt` writer (a `Formatter`, a `String`) as a [`Sink`], for `Display` impls.
+pub struct FmtSink<'w>(pub &'w mut dyn fmt::Write);
+
+impl Sink for FmtSink<'_> {
+    fn append(&mut self, s: &str) -> Result<(), Full> {
+        self.0.write_str(s).map_err(|_| Full)
+    }
+}
+
+/// Writes `write` through a `Formatter`: the body of a `Display` impl whose text a
+/// [`Text`] writer makes.
+pub fn display(f: &mut fmt::Formatter<'_>, write: impl FnOnce(&mut Text<'_>)) -> fmt::Result {
+    let mut sink = FmtSink(f);
+    let mut text = Text::new(&mut sink);
+    write(&mut text);
+    text.result().map_err(|_| fmt::Error)
+}
+
+/// Appends text to a [`Sink`]; each call returns the writer, so that a line reads as a
+/// chain: `Text::new(&mut out).str("Content-Length: ").num(len).str("\r\n")`.
+pub struct Text<'s> {
+    sink: &'s mut dyn Sink,
+    full: bool,
+}
+
+impl<'s> Text<'s> {
+    /// A writer appending to `sink`.
+    pub fn new(sink: &'s mut dyn Sink) -> Self {
+        Text { sink, full: false }
+    }
+
+    /// `Err(Full)` once a piece did not fit (and nothing after it was written).
+    pub fn result(&self) -> Result<(), Full> {
+        if self.full {
+            Err(Full)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends `s`.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        if !self.full && self.sink.append(s).is_err() {
+            self.full = true;
+        }
+        self
+    }
+
+    /// Appends `n` in decimal (`{}`).
+    pub fn num(&mut self, n: u64) -> &mut Self {
+        let mut digits = itoa::Buffer::new();
+        let s = digits.format(n);
+        self.str(s)
+    }
+
+    /// Appends `n` in decimal, padded with spaces to `width` on the left (`{:>width$}`)
+    /// or, with `left` set, on the right (`{:<width$}`).
+    pub fn num_padded(&mut self, n: u64, width: usize, left: bool) -> &mut Self {
+        let mut digits = itoa::Buffer::new();
+        let s = digits.format(n);
+        let pad = width.saturating_sub(s.len());
+        if left {
+            self.str(s).spaces(pad)
+        } else {
+            self.spaces(pad).str(s)
+        }
+    }
+
+    /// Appends `s`, padded with spaces on the right to `width` (`{:<width$}`).
+    pub fn str_padded(&mut self, s: &str, width: usize) -> &mut Self {
+        self.str(s).spaces(width.saturating_sub(s.len()))
+    }
+
+    /// Appends `count` spaces.
+    pub fn spaces(&mut self, mut count: usize) -> &mut Self {
+        const SPACES: &str = "                ";
+        while count > 0 {
+            let now = count.min(SPACES.len());
+            self.str(SPACES.get(..now).unwrap_or(""));
+            count -= now;
+        }
+        self
+    }
+
+    /// Appends `byte` as two hex digits, lowercase (`{:02x}`) or uppercase (`{:02X}`).
+    pub fn hex_byte(&mut self, byte: u8, upper: bool) -> &mut Self {
+        let digits: &[u8; 16] = if upper {
+            b"0123456789ABCDEF"
+        } else {
+            b"0123456789abcdef"
+        };
+        let pair = [
+            digits[usize::from(byte >> 4)],
+            digits[usize::from(byte & 0xf)],
+        ];
+        self.str(core::str::from_utf8(&pair).unwrap_or("??"))
+    }
+
+    /// Appends an IPv4 address in dotted decimal, as its `Display` does.
+    pub fn ipv4(&mut self, addr: Ipv4Address) -> &mut Self {
+        for (i, octet) in addr.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.str(".");
+            }
+            self.num(octet.into());
+        }
+        self
+    }
+
+    /// Appends an address as its `Display` does (ringnet speaks IPv4 only).
+    pub fn ip(&mut self, addr: IpAddress) -> &mut Self {
+        match addr {
+            IpAddress::Ipv4(v4) => self.ipv4(v4),
+        }
+    }
+
+    /// Appends an endpoint as its `Display` does: `ADDRESS:PORT`.
+    pub fn endpoint(&mut self, endpoint: IpEndpoint) -> &mut Self {
+        self.ip(endpoint.addr).str(":").num(endpoint.port.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::format;
+    use std::string::String as StdString;
+
+    use super::*;
+
+    fn written(write: impl FnOnce(&mut Text<'_>)) -> StdString {
+        let mut out: heapless::String<256> = heapless::String::new();
+        write(&mut Text::new(&mut out));
+        StdString::from(out.as_str())
+    }
+
+    #[test]
+    fn numbers_read_as_core_fmt_writes_them() {
+        for n in [0, 1, 9, 10, 99, 4096, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(
+                written(|t| {
+                    t.num(n);
+                }),
+                format!("{n}")
+            );
+            for width in [0, 1, 5, 12, 25] {
+                assert_eq!(
+                    written(|t| {
+                        t.num_padded(n, width, false);
+                    }),
+                    format!("{n:>width$}")
+                );
+                assert_eq!(
+                    written(|t| {
+                        t.num_padded(n, width, true);
+                    }),
+                    format!("{n:<width$}")
+                );
+            }
+        }
+        for width in [0, 2, 10, 40] {
+            assert_eq!(
+                written(|t| {
+                    t.str_padded("tcp#3", width);
+                }),
+                format!("{:<width$}", "tcp#3")
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_and_addresses_read_as_core_fmt_writes_them() {
+        for byte in [0u8, 7, 0x0a, 0xab, 0xff] {
+            assert_eq!(
+                written(|t| {
+                    t.hex_byte(byte, false);
+                }),
+                format!("{byte:02x}")
+            );
+            assert_eq!(
+                written(|t| {
+                    t.hex_byte(byte, true);
+                }),
+                format!("{byte:02X}")
+            );
+        }
+        let endpoint = IpEndpoint::new(IpAddress::v4(10, 0, 2, 255), 65535);
+        assert_eq!(
+            written(|t| {
+                t.endpoint(endpoint);
+            }),
+            format!("{endpoint}")
+        );
+        let addr = Ipv4Address::new(0, 0, 0, 0);
+        assert_eq!(
+            written(|t| {
+                t.ipv4(addr);
+            }),
+            format!("{addr}")
+        );
+    }
+
+    #[test]
+    fn nothing_goes_in_after_a_piece_that_did_not_fit() {
+        let mut out: heapless::String<8> = heapless::String::new();
+        let mut text = Text::new(&mut out);
+        text.str("1234").str("56789").str("0");
+        assert_eq!(text.result(), Err(Full));
+        assert_eq!(out.as_str(), "1234");
+        let mut out: heapless::String<8> = heapless::String::new();
+        let mut text = Text::new(&mut out);
+        text.str("1234").num(5678);
+        assert_eq!(text.result(), Ok(()));
+        assert_eq!(out.as_str(), "12345678");
+    }
+}
