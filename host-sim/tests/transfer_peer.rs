@@ -152,7 +152,9 @@ fn a_corrupted_get_is_a_clear_error_and_leaves_no_file() {
 fn put_sends_the_file_then_its_digest_in_the_trailer() {
     let dir = tempdir();
     let local = dir.join("in.bin");
-    let file = pattern(70_000);
+    // Three whole blocks of the client's reader thread and a part: in order, each once.
+    let len = 3 * (1 << 20) + 12_345;
+    let file = pattern(len);
     std::fs::write(&local, &file).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -187,7 +189,7 @@ fn put_sends_the_file_then_its_digest_in_the_trailer() {
     let trace = dir.join("put.json");
     let outcome =
         put_file_traced(addr, &local, "copy.bin", None, TIMEOUT, true, Some(&trace)).unwrap();
-    assert_eq!(outcome.size, 70_000);
+    assert_eq!(outcome.size, len as u64);
     assert_eq!(server.join().unwrap(), file);
     let text = std::fs::read_to_string(&trace).unwrap();
     host_sim::trace::check::check(&text).unwrap_or_else(|p| panic!("{p:#?}"));
