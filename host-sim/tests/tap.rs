@@ -1309,6 +1309,73 @@ c.sendall(f'{n} {h.hexdigest()}\n'.encode()); c.close()
     }
 }
 
+/// Linux's `TcpExtDelayedACKs` in the namespace: how often its delayed-ACK timer fired.
+fn delayed_acks(ns: &Netns) -> u64 {
+    let awk = r#"awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else { for (i = 1; i <= NF; i++) if (n[i] == "DelayedACKs") print $i } }' /proc/net/netstat"#;
+    ns.ok(awk, 5).trim().parse().unwrap()
+}
+
+#[test]
+fn at_mtu_65521_a_64_kib_ring_sends_two_segments_per_ring_and_linux_never_waits_to_ack() {
+    let Some(mut ns) = Netns::create("MSS bounded by the rings") else {
+        return;
+    };
+    if ns.sh("command -v tshark", 5).status.code() != Some(0) {
+        assert!(std::env::var_os("CI").is_none(), "tshark is needed");
+        eprintln!("SKIPPED MSS bound: no tshark");
+        return;
+    }
+    // 65535-byte rings on the tap's largest MTU: the route allows an MSS of 65481, one
+    // segment per ring. Unbounded, the device sent one full segment, held the ring's last
+    // 54 bytes back (Nagle), and Linux, one full segment received, waited its 40 ms to
+    // ACK: 151 delayed ACKs for these 32 MiB in one run without offload. Bounded to 32767, two
+    // segments fill the ring and Linux ACKs the second at once.
+    const SIZE: u64 = 32 << 20;
+    let expected = pattern_sha(SIZE);
+    for offload in ["", "--offload"] {
+        ns.serve(
+            &format!("--mtu 65521 --rx-buf 65535 --tx-buf 65535 {offload}"),
+            "info,ringnet::stack::frames=debug",
+        );
+        let before = delayed_acks(&ns);
+        // The timeout only guards against a hang; the figures below are the test.
+        let got = ns.ok(
+            &format!(
+                "tshark -i tap0 -f 'tcp[tcpflags] & tcp-syn != 0' -w syn.pcap -q 2>/dev/null & cap=$!; sleep 2; \
+                 echo {SIZE} | nc -N {DEVICE} 7001 | sha256sum | cut -d' ' -f1; sleep 1; kill -INT $cap; wait $cap; true"
+            ),
+            120,
+        );
+        let after = delayed_acks(&ns);
+        ns.stop();
+        assert_eq!(got.trim(), expected, "device -> Linux {offload}");
+        let delayed = after - before;
+        assert!(
+            delayed <= 10,
+            "{offload}: Linux delayed its ACK {delayed} times over {SIZE} bytes"
+        );
+        let syns = ns.ok(
+            "tshark -r syn.pcap -Y 'tcp.port == 7001' -T fields -e ip.src -e tcp.options.mss_val 2>/dev/null",
+            30,
+        );
+        let offered = |from: &str| -> Vec<u64> {
+            syns.lines()
+                .filter(|l| l.starts_with(&format!("{from}\t")))
+                .filter_map(|l| l.split('\t').nth(1)?.parse().ok())
+                .collect()
+        };
+        // Linux offers what its MTU allows; the device offers two segments per rx ring.
+        assert_eq!(offered("192.168.69.100"), [65481], "{offload}: {syns}");
+        assert_eq!(offered(DEVICE), [32767], "{offload}: {syns}");
+        let log = ns.log();
+        assert!(
+            log.contains("port 7001: MSS 65481 offered by 192.168.69.100:")
+                && log.contains("lowered to 32767 (two segments per tx ring)"),
+            "{offload}: {log}"
+        );
+    }
+}
+
 /// The names in `dir`, sorted.
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)

@@ -7,6 +7,7 @@ use smoltcp::wire::{
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
+use super::mss::MssOption;
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,21 @@ pub enum FrameEvent {
         /// The raw window field (before scaling): zero means a zero window.
         window_field: u16,
     },
+    /// The MSS option of a SYN was lowered to what the socket's rings keep two segments
+    /// of ([`mss`](super::mss)).
+    MssLowered {
+        /// The local port of the socket.
+        port: u16,
+        /// The peer.
+        peer: IpEndpoint,
+        /// The MSS the SYN offered.
+        offered: u16,
+        /// The MSS it offers now.
+        left: u16,
+        /// The peer's SYN, arriving (the MSS this stack sends by), or this stack's own,
+        /// leaving (the MSS the peer sends by).
+        incoming: bool,
+    },
     /// The interface discards an IPv4 frame before any socket sees it.
     Discarded {
         /// Why.
@@ -50,6 +66,25 @@ const STARVED_PORTS: usize = 8;
 
 /// The largest SYN the inspector holds back: Ethernet, IPv4 and TCP headers with options.
 const HELD_SYN: usize = 14 + 60 + 60;
+
+/// Listening ports whose MSS bounds a [`FrameLog`] keeps.
+const MSS_LISTENERS: usize = 8;
+
+/// Connections being made whose MSS bounds a [`FrameLog`] keeps: the most recent ones;
+/// a bound is needed only until the handshake is over.
+const MSS_CONNECTS: usize = 4;
+
+/// The MSS bounds of the sockets on a local port ([`mss_bound`](super::mss::mss_bound)
+/// of their rings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortMss {
+    /// The local port.
+    pub port: u16,
+    /// The largest MSS to offer the peer: two segments per rx ring.
+    pub rx_bound: u16,
+    /// The largest MSS to send by: two segments per tx ring.
+    pub tx_bound: u16,
+}
 
 /// A SYN held back from smoltcp until the stack has made room in its listener's backlog
 /// (a backlog whose every socket is taken would answer it with RST).
@@ -89,6 +124,10 @@ pub struct FrameLog {
     /// A SYN arrived since the stack last looked: a backlog may have run out of
     /// listening sockets.
     pub syn_seen: bool,
+    /// The MSS bounds of listening ports.
+    mss_listeners: heapless::Vec<PortMss, MSS_LISTENERS>,
+    /// The MSS bounds of connections being made, oldest first.
+    mss_connects: heapless::Vec<PortMss, MSS_CONNECTS>,
 }
 
 impl FrameLog {
@@ -115,6 +154,77 @@ impl FrameLog {
         for port in ports {
             if self.starved.push(port).is_err() {
                 break;
+            }
+        }
+    }
+
+    /// Names the MSS bounds of the listening ports (replacing the last list); ports
+    /// beyond [`MSS_LISTENERS`] keep the MSS smoltcp chooses.
+    pub fn set_listener_mss(&mut self, ports: impl Iterator<Item = PortMss>) {
+        self.mss_listeners.clear();
+        for port in ports {
+            if self.mss_listeners.push(port).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Adds the MSS bounds of a connection being made, forgetting the oldest one when
+    /// [`MSS_CONNECTS`] are kept already.
+    pub fn add_connect_mss(&mut self, port: PortMss) {
+        self.mss_connects.retain(|p| p.port != port.port);
+        if self.mss_connects.is_full() {
+            self.mss_connects.remove(0);
+        }
+        // Room was made just above.
+        let _ = self.mss_connects.push(port);
+    }
+
+    /// The MSS bounds of the sockets on local `port`, if known: a connection being made
+    /// first, then a listener.
+    pub fn mss_of(&self, port: u16) -> Option<PortMss> {
+        let find = |list: &[PortMss]| list.iter().rev().find(|p| p.port == port).copied();
+        find(&self.mss_connects).or_else(|| find(&self.mss_listeners))
+    }
+
+    /// The MSS to offer instead of what the SYN's `option` offers, arriving
+    /// (`incoming`: the bound of the local socket's tx ring) or leaving (its rx ring's),
+    /// when the socket is known and the SYN offers more; recorded as lowered.
+    fn lowered_mss(&mut self, option: &MssOption, incoming: bool) -> Option<u16> {
+        let ends = option.ends;
+        let (local, port, peer) = if incoming {
+            (ends.dst, ends.dst_port, (ends.src, ends.src_port))
+        } else {
+            (ends.src, ends.src_port, (ends.dst, ends.dst_port))
+        };
+        if self.local_ip.is_some_and(|ip| ip != local) {
+            return None;
+        }
+        let bounds = self.mss_of(port)?;
+        let limit = if incoming {
+            bounds.tx_bound
+        } else {
+            bounds.rx_bound
+        };
+        if option.offered <= limit {
+            return None;
+        }
+        self.record(FrameEvent::MssLowered {
+            port,
+            peer: IpEndpoint::new(peer.0.into(), peer.1),
+            offered: option.offered,
+            left: limit,
+            incoming,
+        });
+        Some(limit)
+    }
+
+    /// Lowers the MSS the SYN in `frame` offers, if it is one, arriving or leaving
+    /// ([`FrameLog::lowered_mss`]).
+    fn bound_mss(&mut self, frame: &mut [u8], incoming: bool) {
+        if let Some(option) = MssOption::find(frame) {
+            if let Some(mss) = self.lowered_mss(&option, incoming) {
+                option.set(frame, mss);
             }
         }
     }
@@ -147,9 +257,10 @@ impl FrameLog {
         if Some(dst) != self.local_ip || !self.starved.contains(&port) {
             return false;
         }
-        let Ok(copy) = heapless::Vec::from_slice(frame) else {
+        let Ok(mut copy) = heapless::Vec::<u8, HELD_SYN>::from_slice(frame) else {
             return false;
         };
+        self.bound_mss(&mut copy, true);
         self.held = Some(HeldSyn {
             frame: copy,
             port,
@@ -266,7 +377,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
         };
         inner.consume(|frame| {
             // Released before `f`: smoltcp may transmit a reply from inside it.
-            let held = {
+            let (held, lowered) = {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
                 if let Some(event) = log
@@ -279,11 +390,29 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
                 }
-                log.hold(frame, now)
+                let held = log.hold(frame, now);
+                // (A SYN too long to copy, carrying data, keeps its MSS.)
+                let lowered = MssOption::find(frame)
+                    .filter(|_| !held && frame.len() <= HELD_SYN)
+                    .and_then(|option| Some((option, log.lowered_mss(&option, true)?)));
+                (held, lowered)
             };
-            // smoltcp gets nothing now (an empty frame, which it drops unparsed) and the
-            // SYN itself once the stack has made room.
-            f(if held { &[] } else { frame })
+            if held {
+                // smoltcp gets nothing now (an empty frame, which it drops unparsed) and
+                // the SYN itself once the stack has made room.
+                return f(&[]);
+            }
+            // A SYN offering more than the socket's tx ring keeps two segments of:
+            // smoltcp reads a copy with the MSS lowered.
+            let copy = lowered.and_then(|(option, mss)| {
+                let mut copy = heapless::Vec::<u8, HELD_SYN>::from_slice(frame).ok()?;
+                option.set(&mut copy, mss);
+                Some(copy)
+            });
+            match copy {
+                Some(copy) => f(&copy),
+                None => f(frame),
+            }
         })
     }
 
@@ -310,6 +439,7 @@ impl<T: TxToken> TxToken for InspectTxToken<'_, T> {
             let result = f(frame);
             let mut log = log.borrow_mut();
             log.frames_out += 1;
+            log.bound_mss(frame, false);
             if let Some(event) = inspect_outgoing(frame) {
                 log.record(event);
             }
@@ -419,6 +549,83 @@ mod tests {
             );
         }
         assert_eq!(inspect_outgoing(&frame), None, "UDP is not a TCP event");
+    }
+
+    #[test]
+    fn a_syns_mss_is_lowered_to_its_sockets_rings_each_way_and_nothing_else_is_touched() {
+        use crate::phy::mss::tests::{parsed, syn};
+        // The frames go from 10.0.0.1:4000 to 10.0.0.2:80.
+        let peer = IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 4000);
+        let mut log = FrameLog::for_interface(acceptance());
+        let mut frame = syn(Some(65481), false);
+        log.bound_mss(&mut frame, true);
+        assert_eq!(parsed(&frame), (Some(65481), true), "no socket known on 80");
+        assert_eq!(log.pop_front(), None);
+
+        let bounds = PortMss {
+            port: 80,
+            rx_bound: 16384,
+            tx_bound: 32767,
+        };
+        log.set_listener_mss([bounds].into_iter());
+        assert_eq!(log.mss_of(80), Some(bounds));
+        log.bound_mss(&mut frame, true);
+        assert_eq!(parsed(&frame), (Some(32767), true), "by the tx ring");
+        assert_eq!(
+            log.pop_front(),
+            Some(FrameEvent::MssLowered {
+                port: 80,
+                peer,
+                offered: 65481,
+                left: 32767,
+                incoming: true
+            })
+        );
+        let mut within = syn(Some(1460), true);
+        log.bound_mss(&mut within, true);
+        assert_eq!(parsed(&within), (Some(1460), true));
+        assert_eq!(log.pop_front(), None, "nothing lowered, nothing recorded");
+        // Leaving from 10.0.0.2 it would be ours; from 10.0.0.1 it is not.
+        let mut theirs = syn(Some(65481), true);
+        log.bound_mss(&mut theirs, false);
+        assert_eq!(parsed(&theirs).0, Some(65481));
+        assert_eq!(log.pop_front(), None);
+
+        // Seen from 10.0.0.1, connecting from port 4000: its own SYN leaves bounded by its
+        // rx ring; the connection's bound comes before a listener's on the same port.
+        let mut client = FrameLog::for_interface(Acceptance {
+            cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 1), 24),
+            ..acceptance()
+        });
+        client.set_listener_mss(
+            [PortMss {
+                port: 4000,
+                rx_bound: 100,
+                tx_bound: 100,
+            }]
+            .into_iter(),
+        );
+        for port in 3000..3000 + MSS_CONNECTS as u16 {
+            client.add_connect_mss(PortMss { port, ..bounds });
+        }
+        client.add_connect_mss(PortMss {
+            port: 4000,
+            rx_bound: 8192,
+            tx_bound: 1024,
+        });
+        assert_eq!(client.mss_of(3000), None, "the oldest connection forgotten");
+        let mut own = syn(Some(65481), false);
+        client.bound_mss(&mut own, false);
+        assert_eq!(parsed(&own), (Some(8192), true));
+        assert!(matches!(
+            client.pop_front(),
+            Some(FrameEvent::MssLowered {
+                port: 4000,
+                left: 8192,
+                incoming: false,
+                ..
+            })
+        ));
     }
 
     #[test]

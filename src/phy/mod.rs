@@ -9,17 +9,21 @@
 //! ([`Discard`]): only a datagram smoltcp would have delivered can count as a drop for
 //! want of ring room.
 //!
+//! The inspector also keeps each socket's MSS to what its rings hold two segments of, as
+//! Linux keeps it to half the window ([`mss`]).
+//!
 //! [`BorrowedFrame`] is the receive token of a device that reads each whole frame into a
 //! buffer of its own (a tap, a NIC drained a FIFO word at a time), as the host and the
 //! firmware drivers do.
 
 mod ingress;
 mod inspect;
+pub mod mss;
 #[cfg(test)]
 mod test_frames;
 
 pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
-pub use inspect::{FrameEvent, FrameLog, Inspector};
+pub use inspect::{FrameEvent, FrameLog, Inspector, PortMss};
 
 /// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into
 /// the receive ring, handed to the stack without a copy.

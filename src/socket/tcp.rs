@@ -196,6 +196,7 @@ impl<'a> Stack<'a> {
                 nothing_ready_at: None,
             })),
         );
+        self.refresh_listener_mss();
         net_info!(
             "{}: listen{} listening on port {}, backlog {}",
             self.name,
@@ -302,6 +303,7 @@ impl<'a> Stack<'a> {
                 tcp::ConnectError::InvalidState => ConnectError::AlreadyConnected,
                 tcp::ConnectError::Unaddressable => ConnectError::Unaddressable,
             })?;
+        self.add_connect_mss(inner, local_port);
         net_info!(
             "{}: tcp{} connecting to {} from port {}",
             self.name,

@@ -192,6 +192,29 @@ pub(super) fn drain_frame_events(
             FrameEvent::Discarded { reason, src, dst } => {
                 discards.count(gate, reason, (src, dst, 0), 0);
             }
+            FrameEvent::MssLowered {
+                port,
+                peer,
+                offered,
+                left,
+                incoming,
+            } => {
+                let (whose, ring) = if incoming {
+                    ("offered by", "tx")
+                } else {
+                    ("offered to", "rx")
+                };
+                net_debug!(
+                    "{}: port {}: MSS {} {} {} lowered to {} (two segments per {} ring)",
+                    name,
+                    port,
+                    offered,
+                    whose,
+                    peer,
+                    left,
+                    ring
+                );
+            }
             FrameEvent::UdpIn {
                 dst,
                 src,

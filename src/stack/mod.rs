@@ -7,6 +7,7 @@
 //! - `lifecycle`: [`Stack::close`], [`Stack::abort`], and the freeing or recycling of a
 //!   slot whose connection is over.
 //! - `frames`: the inspector's frame events matched to sockets (drops, zero windows).
+//! - `mss`: each socket's rings as the MSS bounds the inspector applies to handshakes.
 //! - `watch`: every socket's rings fed to its watches after a poll or a call.
 //!
 //! This module and the ones it holds import only the layers below: [`crate::handle`],
@@ -15,6 +16,7 @@
 
 mod frames;
 mod lifecycle;
+mod mss;
 mod table;
 mod tcp_slot;
 mod watch;

@@ -1,0 +1,316 @@
+//! The MSS bounded by the rings, as Linux bounds it by the window.
+//!
+//! Linux never sends a segment larger than half the largest window its peer has
+//! advertised (`tcp_bound_to_half_wnd`, applied to the MSS in `tcp_sync_mss`): with at
+//! least two segments in flight, the receiver's "ACK every second full-sized segment"
+//! rule (RFC 9293 SHLD-19) answers at once, and its delayed-ACK timer (40 ms at least on
+//! Linux) never paces the transfer. A kernel can also grow its buffers to fit the MSS;
+//! ringnet's rings are fixed. So a socket whose ring holds less than two segments of the
+//! MSS its route allows (a 64 KiB ring on a tap of MTU 65521, MSS 65481) would send one
+//! full segment, hold the rest of the ring back by Nagle's rule, and wait for an ACK the
+//! receiver delays: one ring per delayed ACK.
+//!
+//! smoltcp 0.14 keeps its MSS to itself (the smaller of the one its MTU allows and the
+//! one the peer's SYN offered), so the bound is applied where both are visible: in the
+//! MSS options of the handshake, as a router's MSS clamping does (`iptables -j TCPMSS`),
+//! with the socket's own rings as the limit (as Linux's `TCP_MAXSEG` clamps both ends).
+//! - A SYN or SYN-ACK arriving for a socket: the MSS the peer offers, which smoltcp then
+//!   sends by, is lowered to [`mss_bound`] of the socket's **tx** ring.
+//! - A SYN or SYN-ACK the socket sends: the MSS it offers, by which the peer sends, is
+//!   lowered to [`mss_bound`] of its **rx** ring (Linux as the sender bounds by half the
+//!   window anyway; a peer that does not, smoltcp, is kept to two segments per ring too).
+//!
+//! The TCP checksum is updated for the changed option (RFC 1624), so a frame whose
+//! checksum was valid stays valid; nothing else in the frame changes.
+
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Address, Ipv4Packet};
+
+/// TCP's default MSS (RFC 9293), Linux's `TCP_MSS_DEFAULT`: below a window of this many
+/// bytes Linux bounds the segment by the whole window, above it by half.
+const TCP_MSS_DEFAULT: usize = 536;
+
+/// The smallest MSS smoltcp takes from a peer (its `MIN_REMOTE_MSS`).
+const MIN_MSS: usize = 48;
+
+/// The largest MSS a ring of `capacity` bytes keeps two segments of: half the ring, or
+/// the whole ring when it is no larger than [`TCP_MSS_DEFAULT`] (Linux's
+/// `tcp_bound_to_half_wnd` over a window of that size), never below smoltcp's smallest.
+pub fn mss_bound(capacity: usize) -> u16 {
+    let bound = if capacity > TCP_MSS_DEFAULT {
+        capacity / 2
+    } else {
+        capacity
+    };
+    bound.clamp(MIN_MSS, usize::from(u16::MAX)) as u16
+}
+
+/// What a SYN says about whom it concerns: source and destination address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynEnds {
+    /// The sender's address.
+    pub src: Ipv4Address,
+    /// The sender's port.
+    pub src_port: u16,
+    /// The receiver's address.
+    pub dst: Ipv4Address,
+    /// The receiver's port.
+    pub dst_port: u16,
+}
+
+/// Ethernet's header.
+const ETH: usize = 14;
+/// TCP option kinds: end of list, no-operation, maximum segment size.
+const OPT_END: u8 = 0;
+const OPT_NOP: u8 = 1;
+const OPT_MSS: u8 = 2;
+
+/// The MSS option of a SYN (or SYN-ACK), found in a frame: what it offers, where it lies,
+/// and whom the SYN concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MssOption {
+    /// The MSS offered.
+    pub offered: u16,
+    /// The SYN's addresses and ports.
+    pub ends: SynEnds,
+    /// Where the option's value lies in the frame.
+    value_at: usize,
+    /// Where the TCP checksum lies in the frame.
+    checksum_at: usize,
+}
+
+impl MssOption {
+    /// The MSS option of the SYN in `frame`; `None` for anything but an IPv4 TCP segment
+    /// with SYN set and a well-formed MSS option.
+    pub fn find(frame: &[u8]) -> Option<MssOption> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        if ip.next_header() != IpProtocol::Tcp || ip.more_frags() || ip.frag_offset() != 0 {
+            return None;
+        }
+        let tcp_start = ETH + usize::from(ip.header_len());
+        let tcp = frame.get(tcp_start..ETH + usize::from(ip.total_len()))?;
+        // Flags at byte 13 (SYN = 0x02), the header's length in 32-bit words at byte 12.
+        if tcp.len() < 20 || tcp[13] & 0x02 == 0 {
+            return None;
+        }
+        let options = tcp.get(20..usize::from(tcp[12] >> 4) * 4)?;
+        let mut at = 0;
+        while at < options.len() {
+            match options[at] {
+                OPT_END => return None,
+                OPT_NOP => at += 1,
+                kind => {
+                    let len = usize::from(*options.get(at + 1)?);
+                    if len < 2 || at + len > options.len() {
+                        return None;
+                    }
+                    if kind == OPT_MSS {
+                        if len != 4 {
+                            return None;
+                        }
+                        let word = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
+                        return Some(MssOption {
+                            offered: word(20 + at + 2),
+                            ends: SynEnds {
+                                src: ip.src_addr(),
+                                src_port: word(0),
+                                dst: ip.dst_addr(),
+                                dst_port: word(2),
+                            },
+                            value_at: tcp_start + 20 + at + 2,
+                            checksum_at: tcp_start + 16,
+                        });
+                    }
+                    at += len;
+                }
+            }
+        }
+        None
+    }
+
+    /// Writes `mss` into the option in `frame` (the frame it was found in, or a copy)
+    /// and updates the TCP checksum to match (RFC 1624).
+    pub fn set(&self, frame: &mut [u8], mss: u16) {
+        let (value, checksum) = (self.value_at, self.checksum_at);
+        frame[value..value + 2].copy_from_slice(&mss.to_be_bytes());
+        // RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), in one's complement arithmetic. The
+        // value sits at an even offset of the TCP header (options start at 20, kind and
+        // length come first), so it is one 16-bit word of the sum.
+        let old = u16::from_be_bytes([frame[checksum], frame[checksum + 1]]);
+        let mut sum = u32::from(!old) + u32::from(!self.offered) + u32::from(mss);
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        frame[checksum..checksum + 2].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
+}
+
+/// Lowers the MSS option of the SYN in `frame` to `limit` if it offers more, updating the
+/// TCP checksum to match. Returns the MSS offered and the one left, when it changed it;
+/// `None` leaves the frame as it was (not such a SYN, or no more than `limit` offered).
+pub fn clamp_mss(frame: &mut [u8], limit: u16) -> Option<(u16, u16)> {
+    let option = MssOption::find(frame).filter(|o| o.offered > limit)?;
+    option.set(frame, limit);
+    Some((option.offered, limit))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetRepr, IpAddress, Ipv4Repr, TcpControl, TcpPacket, TcpRepr,
+        TcpSeqNumber,
+    };
+
+    const SRC: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+    const DST: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+
+    /// A SYN (SYN-ACK with `ack`) from 10.0.0.1:4000 to 10.0.0.2:80 offering `mss`,
+    /// window scaling and SACK, with a valid checksum.
+    pub(crate) fn syn(mss: Option<u16>, ack: bool) -> std::vec::Vec<u8> {
+        let tcp = TcpRepr {
+            src_port: 4000,
+            dst_port: 80,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(1000),
+            ack_number: ack.then_some(TcpSeqNumber(77)),
+            window_len: 65535,
+            window_scale: Some(7),
+            max_seg_size: mss,
+            sack_permitted: true,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr {
+            src_addr: SRC,
+            dst_addr: DST,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            dst_addr: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            ethertype: EthernetProtocol::Ipv4,
+        };
+        let mut frame = std::vec![0u8; ETH + 20 + tcp.buffer_len()];
+        let caps = ChecksumCapabilities::default();
+        eth.emit(&mut EthernetFrame::new_unchecked(&mut frame[..]));
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH..]), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut frame[ETH + 20..]),
+            &IpAddress::Ipv4(SRC),
+            &IpAddress::Ipv4(DST),
+            &caps,
+        );
+        frame
+    }
+
+    /// The MSS a frame from [`syn`] offers, and whether its TCP checksum is valid.
+    pub(crate) fn parsed(frame: &[u8]) -> (Option<u16>, bool) {
+        let packet = TcpPacket::new_checked(&frame[ETH + 20..]).unwrap();
+        let repr = TcpRepr::parse(
+            &packet,
+            &IpAddress::Ipv4(SRC),
+            &IpAddress::Ipv4(DST),
+            &ChecksumCapabilities::ignored(),
+        )
+        .unwrap();
+        let valid = packet.verify_checksum(&IpAddress::Ipv4(SRC), &IpAddress::Ipv4(DST));
+        (repr.max_seg_size, valid)
+    }
+
+    #[test]
+    fn the_bound_is_half_the_ring_above_tcps_default_mss_and_the_ring_below() {
+        assert_eq!(mss_bound(65535), 32767);
+        assert_eq!(mss_bound(256 * 1024), u16::MAX);
+        assert_eq!(mss_bound(2048), 1024);
+        assert_eq!(mss_bound(537), 268);
+        assert_eq!(mss_bound(536), 536);
+        assert_eq!(mss_bound(256), 256);
+        assert_eq!(mss_bound(16), 48, "never below smoltcp's smallest");
+    }
+
+    #[test]
+    fn a_larger_mss_is_lowered_and_the_checksum_stays_valid() {
+        for ack in [false, true] {
+            for (offered, limit) in [(65481u16, 32767u16), (8960, 4096), (1460, 1024)] {
+                let mut frame = syn(Some(offered), ack);
+                assert_eq!(parsed(&frame), (Some(offered), true));
+                let before = frame.clone();
+                let value_at = MssOption::find(&frame).unwrap().value_at;
+                assert_eq!(clamp_mss(&mut frame, limit), Some((offered, limit)));
+                assert_eq!(parsed(&frame), (Some(limit), true), "ack {ack}");
+                // Only the option's value and the checksum changed.
+                let changed: std::vec::Vec<usize> = (0..frame.len())
+                    .filter(|&i| frame[i] != before[i])
+                    .collect();
+                let allowed = [ETH + 36, ETH + 37, value_at, value_at + 1];
+                assert!(changed.iter().all(|i| allowed.contains(i)), "{changed:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_mss_within_the_bound_a_missing_one_and_other_segments_are_left_alone() {
+        let mut frame = syn(Some(1460), false);
+        let before = frame.clone();
+        assert_eq!(clamp_mss(&mut frame, 1460), None);
+        assert_eq!(clamp_mss(&mut frame, 32767), None);
+        assert_eq!(frame, before);
+        let mut none = syn(None, false);
+        assert_eq!(MssOption::find(&none), None);
+        assert_eq!(clamp_mss(&mut none, 100), None);
+        // Not a SYN any more: the flags byte without SYN.
+        let mut data = syn(Some(1460), true);
+        data[ETH + 20 + 13] = 0x10;
+        assert_eq!(clamp_mss(&mut data, 100), None);
+        let mut udp = crate::phy::test_frames::udp(
+            EthernetAddress([2, 0, 0, 0, 0, 2]),
+            SRC,
+            DST,
+            &[2, 4, 0xff, 0xff],
+        );
+        assert_eq!(clamp_mss(&mut udp, 100), None);
+    }
+
+    #[test]
+    fn the_syns_ends_are_read() {
+        let option = MssOption::find(&syn(Some(1460), true)).unwrap();
+        assert_eq!(option.offered, 1460);
+        assert_eq!(
+            option.ends,
+            SynEnds {
+                src: SRC,
+                src_port: 4000,
+                dst: DST,
+                dst_port: 80
+            }
+        );
+    }
+
+    #[test]
+    fn a_syn_cut_anywhere_or_with_bad_option_lengths_is_never_changed_nor_panicked_on() {
+        let whole = syn(Some(65481), false);
+        for cut in 0..whole.len() {
+            let mut frame = whole[..cut].to_vec();
+            assert_eq!(clamp_mss(&mut frame, 100), None, "cut at {cut}");
+        }
+        // Every value of every option byte (kinds, lengths), each alone.
+        for at in ETH + 40..whole.len() {
+            for value in 0..=255u8 {
+                let mut frame = whole.clone();
+                frame[at] = value;
+                let before = frame.clone();
+                if clamp_mss(&mut frame, 100).is_none() {
+                    assert_eq!(frame, before);
+                }
+            }
+        }
+    }
+}
