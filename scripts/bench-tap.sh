@@ -11,6 +11,7 @@
 # namespace; needs root. A benchmark, not a test: it prints figures, per run and medians.
 # RING sets ringnet's socket rings (default 65535, smoltcp's example's; it cannot change).
 #   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65521" RING=65535 sudo scripts/bench-tap.sh
+# RUNS=0 skips the bulk rounds (only the transfer section below runs, TRANSFER_RUNS times).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
@@ -59,8 +60,9 @@ ringnet() {
   echo "$out $in $hashed"
 }
 
-echo "bulk TCP over a tap, $bytes bytes (smoltcp's example: 1 GB), socket buffers 65535 B (ringnet: $ring B), $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
-echo "figures in Gbit/s; the machine's CPUs are shared, so single runs are noisy: compare within a round and the medians"
+[ "$runs" -gt 0 ] || mtus=
+[ -z "$mtus" ] || echo "bulk TCP over a tap, $bytes bytes (smoltcp's example: 1 GB), socket buffers 65535 B (ringnet: $ring B), $runs rounds per MTU; smoltcp's benchmark.rs, ringnet, ringnet --offload take turns"
+[ -z "$mtus" ] || echo "figures in Gbit/s; the machine's CPUs are shared, so single runs are noisy: compare within a round and the medians"
 for mtu in $mtus; do
   in_ns ip link set tap0 mtu "$mtu"
   s_out=(); s_in=(); p_out=(); p_in=(); p_hash=(); o_out=(); o_in=(); o_hash=()
@@ -92,7 +94,10 @@ done
 # get (device -> Linux into /dev/null, hashed and verified), at tap MTU TRANSFER_MTU
 # (default 1500), serve given TRANSFER_SERVE_ARGS (e.g. --offload). The file the put
 # stored is what the get reads back; both are checked against the source's SHA-256. Each
-# run's figures and ratios are printed, then the medians. TRANSFER_RUNS=0 skips this.
+# run's figures and ratios are printed, then the medians, and the CPU time serve took per
+# GB for the raw stream in and for the put: its poll loop's thread ("main") and the others
+# (the store's writer thread, which hashes and writes a put's data). TRANSFER_RUNS=0 skips
+# this; TRANSFER_RUNS=3 RUNS=0 runs only this.
 # ---------------------------------------------------------------------------------------
 transfer_runs=${TRANSFER_RUNS:-$runs}
 if [ "$transfer_runs" -gt 0 ]; then
@@ -103,6 +108,18 @@ if [ "$transfer_runs" -gt 0 ]; then
   source_sha=$(sha256sum <"$shm/source.bin" | cut -d' ' -f1)
   in_ns ip link set tap0 mtu "${TRANSFER_MTU:-1500}"
   t_raw=(); t_out=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=(); t_get_out_ratio=()
+  # Runs "$@", keeps its output in `answer`, and in `cpu` the CPU seconds per GB serve took
+  # meanwhile: its main thread, and its other threads.
+  ticks() { awk '{print $14 + $15}' "$1"; }
+  cpu_of() {
+    local all0 main0 main other
+    all0=$(ticks "/proc/$serve/stat"); main0=$(ticks "/proc/$serve/task/$serve/stat")
+    answer=$("$@")
+    main=$(( $(ticks "/proc/$serve/task/$serve/stat") - main0 ))
+    other=$(( $(ticks "/proc/$serve/stat") - all0 - main ))
+    cpu=$(awk -v m="$main" -v o="$other" -v b="$bytes" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN { printf "main %.2f, other threads %.2f", m / hz / (b / 1e9), o / hz / (b / 1e9) }')
+  }
   echo "verified transfer v2 over a tap, $bytes bytes, MTU ${TRANSFER_MTU:-1500}, serve ${TRANSFER_SERVE_ARGS:-(no extra flags)}, $transfer_runs runs, Gbit/s (shared CPUs: compare within a run)"
   for run in $(seq "$transfer_runs"); do
     rm -f "$shm/files/up.bin"
@@ -113,9 +130,11 @@ if [ "$transfer_runs" -gt 0 ]; then
     serve=$!
     tries=0
     until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
-    raw=$(in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q | gbits)
+    cpu_of in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q
+    raw=$(gbits <<<"$answer"); raw_cpu=$cpu
     raw_out=$(in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | gbits)
-    put=$(in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60 | gbits)
+    cpu_of in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60
+    put=$(gbits <<<"$answer"); put_cpu=$cpu
     got=$(in_ns timeout 300 "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60 || true)
     kill "$serve"; wait "$serve" 2>/dev/null || true
     get=$(gbits <<<"$got")
@@ -125,6 +144,7 @@ if [ "$transfer_runs" -gt 0 ]; then
     t_raw+=("$raw"); t_out+=("$raw_out"); t_put+=("$put"); t_get+=("$get")
     t_put_ratio+=("$put_ratio"); t_get_ratio+=("$get_ratio"); t_get_out_ratio+=("$get_out_ratio")
     echo "run $run: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out)"
+    echo "run $run: serve's CPU s per GB: raw in: $raw_cpu; put: $put_cpu"
   done
   m() { printf '%s\n' "$@" | median; }
   echo "medians of $transfer_runs: raw into discard $(m "${t_raw[@]}"), raw out $(m "${t_out[@]}"), verified put $(m "${t_put[@]}"), verified get $(m "${t_get[@]}"); ratios to raw into discard: put $(m "${t_put_ratio[@]}"), get $(m "${t_get_ratio[@]}") (goal: a put or a get at 0.90 or more); get to raw out $(m "${t_get_out_ratio[@]}")"

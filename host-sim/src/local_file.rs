@@ -1,6 +1,5 @@
-//! A file on the host's disk as a [`FileSource`], for both sides of the wire: the Linux
-//! side's transfer client puts one, the device's file out service sends one. Plain
-//! helper, below both.
+//! A file on the host's disk as a [`FileSource`]: what the device's file out service
+//! sends (`serve --file`). Plain helper, below both sides of the wire.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -8,8 +7,7 @@ use std::path::Path;
 
 use ringnet::services::{FileSource, ReadError};
 
-/// A local file as a [`FileSource`]: what `peer put` sends, and what `serve --file`
-/// sends from TCP 7001.
+/// A local file as a [`FileSource`]: what `serve --file` sends from TCP 7001.
 pub struct LocalFile {
     file: std::cell::RefCell<File>,
     len: u64,

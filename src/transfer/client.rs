@@ -187,19 +187,7 @@ pub fn put_with_buffer<S: Read + Write>(
         return Err(TransferError::Source);
     }
     let size = source.len();
-    let request = match token {
-        Some(token) => Message::PutWithToken { name, size, token },
-        None => Message::Put { name, size },
-    };
-    send_frame(stream, request)?;
-    match read_frame(stream)? {
-        Reply::Accept { .. } => {}
-        other => {
-            return Err(expect_ok(other)
-                .err()
-                .unwrap_or(TransferError::UnexpectedMessage))
-        }
-    }
+    put_request(stream, name, token, size)?;
     // One pass over the file: each piece is hashed as it is sent, and the digest follows
     // the data in the trailer.
     let mut hasher = Sha256::new();
@@ -215,7 +203,40 @@ pub fn put_with_buffer<S: Read + Write>(
         sent += wide(n);
         progress(sent, size);
     }
-    let digest: Digest = hasher.finalize().into();
+    put_trailer(stream, hasher.finalize().into())
+}
+
+/// The first half of a put, for a client that moves and hashes the data itself (the
+/// host's client reads and hashes the file in a thread beside the one that writes the
+/// socket): sends the request for `size` bytes under `name` and reads the accept (or the
+/// refusal, as [`put_with_token`] reports it). Exactly `size` bytes of data must follow,
+/// written to `stream` as they are, then [`put_trailer`] with their SHA-256.
+pub fn put_request<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    token: Option<&str>,
+    size: u64,
+) -> Result<(), TransferError> {
+    let request = match token {
+        Some(token) => Message::PutWithToken { name, size, token },
+        None => Message::Put { name, size },
+    };
+    send_frame(stream, request)?;
+    match read_frame(stream)? {
+        Reply::Accept { .. } => Ok(()),
+        other => Err(expect_ok(other)
+            .err()
+            .unwrap_or(TransferError::UnexpectedMessage)),
+    }
+}
+
+/// The second half of a put begun with [`put_request`], once all its data is written:
+/// sends the trailer with `digest` (the data's SHA-256), reads the status, and returns the
+/// digest both sides agreed on.
+pub fn put_trailer<S: Read + Write>(
+    stream: &mut S,
+    digest: Digest,
+) -> Result<Digest, TransferError> {
     send_frame(stream, Message::Trailer { sha256: digest })?;
     stream.flush().map_err(io)?;
     let agreed = expect_ok(read_frame(stream)?)?;

@@ -4,17 +4,18 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
 use indicatif::{ProgressBar, ProgressStyle};
-use ringnet::services::FileSource;
 use ringnet::transfer::{self, TransferError};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use super::peer;
-use crate::local_file::LocalFile;
 use ringnet::digest::DigestHex;
 
 fn progress_bar(len: u64, verb: &str, quiet: bool) -> ProgressBar {
@@ -123,28 +124,88 @@ pub fn put_file_traced(
     quiet: bool,
     trace: Option<&Path>,
 ) -> Result<Outcome, PeerError> {
-    let source = LocalFile::open(file)?;
+    let source = File::open(file)?;
+    let size = source.metadata()?.len();
     let socket = peer::connect(peer, timeout)?;
     let sampling = peer::sampler(&socket, "put", trace)?;
     let mut stream = FromStd::new(socket);
-    let bar = progress_bar(source.len(), "put", quiet);
+    let bar = progress_bar(size, "put", quiet);
     let start = Instant::now();
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
-    let digest = transfer::put_with_buffer(
-        &mut stream,
-        name,
-        token,
-        &source,
-        &mut buf,
-        &mut |sent, _| bar.set_position(sent),
-    )?;
+    transfer::put_request(&mut stream, name, token, size)?;
+    let digest = send_hashed(stream.inner_mut(), &source, size, &mut |sent| {
+        bar.set_position(sent)
+    })?;
+    let digest = transfer::put_trailer(&mut stream, digest)?;
     bar.finish_and_clear();
     peer::finish(sampling)?;
     Ok(Outcome {
-        size: source.len(),
-        moved: source.len(),
+        size,
+        moved: size,
         sha256: DigestHex(&digest).to_string(),
         elapsed: start.elapsed(),
+    })
+}
+
+/// Full blocks the reader thread of [`send_hashed`] may have ready before it waits.
+const READ_AHEAD_BLOCKS: usize = 2;
+
+/// Writes the first `size` bytes of `file` to `stream` and returns their SHA-256: a thread
+/// reads and hashes each [`TRANSFER_BUFFER`] block while this one writes the one before
+/// to the socket, so that the socket is fed without pausing for the hash (one pass, on
+/// the other core), as `peer blast` feeds it.
+fn send_hashed<W: Write>(
+    stream: &mut W,
+    file: &File,
+    size: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<transfer::Digest, PeerError> {
+    let (to_sender, blocks) = mpsc::sync_channel::<(Vec<u8>, usize)>(READ_AHEAD_BLOCKS);
+    let (give_back, spare) = mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_BLOCKS + 2);
+    thread::scope(|scope| {
+        let reader = scope.spawn(move || -> io::Result<transfer::Digest> {
+            let mut hasher = Sha256::new();
+            let mut offset = 0u64;
+            while offset < size {
+                let mut block = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![0u8; TRANSFER_BUFFER]);
+                let want = (size - offset).min(TRANSFER_BUFFER as u64) as usize;
+                let n = file.read_at(&mut block[..want], offset)?;
+                if n == 0 {
+                    let why = "the file ended before its announced size";
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, why));
+                }
+                hasher.update(&block[..n]);
+                offset += n as u64;
+                if to_sender.send((block, n)).is_err() {
+                    // The socket failed: the sender says why.
+                    break;
+                }
+            }
+            Ok(hasher.finalize().into())
+        });
+        let mut sent = 0u64;
+        let mut failed = None;
+        for (block, n) in blocks {
+            if let Err(e) = stream.write_all(&block[..n]) {
+                failed = Some(e);
+                break;
+            }
+            sent += n as u64;
+            progress(sent);
+            // Full of spare blocks already: this one is freed.
+            let _ = give_back.try_send(block);
+        }
+        // The loop dropped the receiving end: a reader still going ends at its next send.
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the reader thread panicked")));
+        match (failed, read) {
+            (Some(e), _) => Err(e.into()),
+            (None, Err(e)) => Err(e.into()),
+            (None, Ok(_)) if sent != size => Err(TransferError::Source.into()),
+            (None, Ok(digest)) => Ok(digest),
+        }
     })
 }
 
