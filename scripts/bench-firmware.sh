@@ -4,14 +4,15 @@
 # firmware/footprint.txt; throughput under QEMU with user-mode networking, guest -> host
 # and host -> guest, for both boards (lm3s6965evb with the Stellaris Ethernet, emcraft-sf2
 # with the MSS Ethernet MAC), each next to its NIC's own limit (the firmware's nic-limit
-# mode, no stack above the driver: raw UDP datagrams out, left as they lie and filled
-# with file out's pattern as file out fills its ring; a bare TCP sink in, and that sink
-# hashing every byte as file in does), all four images booted at once and measured in
-# turns, RUNS rounds over BYTES, every figure timed by the host; QEMU's CPU while the
-# firmware idles.
+# mode, no stack above the driver: out, raw UDP datagrams left as they lie, and a bare
+# TCP source sending file out's pattern; in, a bare TCP sink, and that sink hashing
+# every byte as file in does), all four images booted at once and measured in turns,
+# RUNS rounds over BYTES, every figure timed by the host; QEMU's CPU while the firmware
+# idles.
 # Prints every run's figures, the medians, ringnet as a ratio of its NIC's limit (first
-# the limit doing the same per-byte work as the service, the pattern out and the hashing
-# in, then the bare limit) and the SmartFusion2 as a ratio of the Stellaris board.
+# the limit doing the same work per byte and per segment as the service: the TCP source
+# of the pattern out, the hashing sink in; then the bare limit: raw datagrams out, the
+# sink that only counts in) and the SmartFusion2 as a ratio of the Stellaris board.
 # Absolute MB/s differ 2-3x between machines and with their load; the ratios, measured
 # side by side, carry.
 # Exits non-zero when a footprint target is missed.
@@ -51,6 +52,8 @@ boot "$(image target/sf2-nic sf2)" $((base + 1100))
 sleep 3
 
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
+# get PORT: MB/s of a BYTES-byte pattern from a file-out port (bounded in time).
+get() { timeout 120 target/release/host-sim peer get "127.0.0.1:$1" --request "$bytes" -o /dev/null -q --no-digest | mbs; }
 # blast PORT: MB/s into a sink that answers with the byte count first (file in, and the
 # NIC-limit image's TCP sink); a figure only when the count is all of it.
 blast() {
@@ -72,11 +75,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; 
 for run in $(seq "$runs"); do
   for board in lm3s sf2; do
     [ "$board" = lm3s ] && at=$base || at=$((base + 1000))
-    # Guest -> host: the NIC-limit image's raw datagrams, as they lie and filled with
-    # file out's pattern, then file out (7001).
+    # Guest -> host: the NIC-limit image's raw datagrams and its bare TCP source of the
+    # pattern (7001), then file out (7001), one tool for both TCP figures.
     limit_out=$(raw_out $((at + 150)))
-    limit_pattern=$(raw_out $((at + 150)) pattern)
-    out=$(target/release/host-sim peer get 127.0.0.1:$((at + 1)) --request "$bytes" -o /dev/null -q --no-digest | mbs)
+    limit_pattern=$(get $((at + 101)))
+    out=$(get $((at + 1)))
     # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
     limit_in=$(blast $((at + 102)))
     # The same sink hashing every byte as file in does: file in's ceiling on this core.
@@ -88,12 +91,13 @@ for run in $(seq "$runs"); do
     add "$board-limit-in" "$limit_in"
     add "$board-limit-hash" "$limit_hash"
     add "$board-in" "$in"
-    echo "run $run $board: guest -> host ringnet $out MB/s (file out, pattern), NIC limit $limit_out, pattern $limit_pattern; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in, hashing $limit_hash"
+    echo "run $run $board: guest -> host ringnet $out MB/s (file out), NIC limit $limit_out (raw UDP), TCP source $limit_pattern; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in, hashing $limit_hash"
   done
   # This round's ratios, of figures taken a few seconds apart: the machine's load moves
   # less between them than across the whole run.
   for board in lm3s sf2; do
-    # The same per-byte work as the service: the pattern out, the hashing in.
+    # The same work per byte and per segment as the service: the TCP source of the
+    # pattern out, the hashing sink in.
     add "$board-ratio-out" "$(ratio "$(last $board-out)" "$(last $board-limit-pattern)")"
     add "$board-ratio-in" "$(ratio "$(last $board-in)" "$(last $board-limit-hash)")"
     # The bare limits: the NIC with nothing done per byte.
@@ -109,7 +113,7 @@ range() { printf '%s\n' ${figures[$1]} | sort -g | awk 'NR == 1 {lo=$1} {hi=$1} 
 echo "medians of $runs x $bytes bytes (MB/s):"
 for board in lm3s sf2; do
   [ "$board" = lm3s ] && name="lm3s6965evb (Stellaris)" || name="emcraft-sf2 (MSS MAC)  "
-  echo "  $name guest -> host: ringnet $(med $board-out), NIC limit $(med $board-limit-out), pattern $(med $board-limit-pattern)" \
+  echo "  $name guest -> host: ringnet $(med $board-out), NIC limit $(med $board-limit-out) (raw UDP), TCP source $(med $board-limit-pattern)" \
     "| host -> guest: ringnet $(med $board-in), NIC limit $(med $board-limit-in), hashing $(med $board-limit-hash)"
 done
 echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(ratio "$(med sf2-out)" "$(med lm3s-out)"), host -> guest $(ratio "$(med sf2-in)" "$(med lm3s-in)") (goal >= 3 both ways);" \
@@ -117,7 +121,7 @@ echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(ratio "$(med sf2-out
 echo "median (range) of the $runs rounds' own ratios:"
 for board in lm3s sf2; do
   [ "$board" = lm3s ] && name="lm3s6965evb" || name="emcraft-sf2"
-  echo "  $name ringnet / NIC limit doing the same per-byte work (pattern out, hashing in):" \
+  echo "  $name ringnet / NIC limit doing the same work (TCP source of the pattern out, hashing sink in):" \
     "guest -> host $(med $board-ratio-out) ($(range $board-ratio-out)), host -> guest $(med $board-ratio-in) ($(range $board-ratio-in))$([ $board = lm3s ] && echo " (goal >= 0.8)");" \
     "of the bare limit: $(med $board-ratio-out-bare) ($(range $board-ratio-out-bare)), $(med $board-ratio-in-bare) ($(range $board-ratio-in-bare))"
 done

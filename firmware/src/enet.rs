@@ -129,6 +129,13 @@ impl FrameBuffer {
     }
 }
 
+/// The SRAM kilobyte that shares QEMU's TLB entry with the controller's registers: QEMU
+/// translates guest addresses through a direct-mapped TLB of 1 KiB pages (64 to 256
+/// entries), where 0x4004_8000 and 0x2000_8000 take the same slot. A frame buffer there
+/// has the FIFO loop evict and refill that slot on every word (the NIC-limit mode moved
+/// half as much with its transmit buffer there), so the driver warns at start.
+const TLB_TWIN: core::ops::Range<usize> = 0x2000_8000..0x2000_8400;
+
 /// The driver's two frame buffers: the frame being read from the RX FIFO and the one
 /// being written to the TX FIFO.
 pub struct FrameBuffers {
@@ -176,6 +183,15 @@ impl Stellaris {
     /// Resets the RX FIFO, enables the receiver, the transmitter (padding short frames,
     /// appending the CRC) and the receive interrupt, with `memory`'s frame buffers.
     pub fn new(memory: &'static mut FrameBuffers) -> Stellaris {
+        let start = memory as *const FrameBuffers as usize;
+        let end = start + core::mem::size_of::<FrameBuffers>();
+        if start < TLB_TWIN.end && TLB_TWIN.start < end {
+            fw_warn!(
+                "enet: frame buffers at {:#x}..{:#x} share QEMU's TLB entry with the controller's registers: every FIFO word refills it",
+                start,
+                end
+            );
+        }
         write(RCTL, RCTL_RSTFIFO);
         write(RCTL, RCTL_RXEN);
         write(TCTL, TCTL_TXEN | TCTL_PADEN | TCTL_CRC);

@@ -68,10 +68,13 @@ impl<const RX: usize, const TX: usize> RingPair<RX, TX> {
 }
 
 /// Every ring, and the memory the NIC works in. All zeros when empty, so they cost no
-/// flash (`.bss`).
+/// flash (`.bss`). The NIC's memory comes first, so that it lies at the start of the
+/// statics, where on the Stellaris it keeps clear of the one SRAM kilobyte that shares
+/// QEMU's TLB entry with the controller's registers (see `enet`).
+#[repr(C)]
 struct Rings {
-    services: ServiceRings,
     nic: board::NicMemory,
+    services: ServiceRings,
 }
 
 /// The services' rings, one pair per socket.
@@ -90,6 +93,7 @@ struct ServiceRings {
 
 #[cfg_attr(feature = "sf2", link_section = ".ddr.rings")]
 static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
+    nic: board::NicMemory::new(),
     services: ServiceRings {
         echo: [const { RingPair::new() }; ECHO_BACKLOG],
         file_out: [const { RingPair::new() }; FILE_OUT_BACKLOG],
@@ -102,7 +106,6 @@ static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
         stats: RingPair::new(),
         beacon: RingPair::new(),
     },
-    nic: board::NicMemory::new(),
 });
 
 /// A datagram ring's slot table (one entry per queued datagram).

@@ -21,6 +21,14 @@
 //! its own FIN. TCP port 7003 is the same sink hashing every byte with SHA-256 as file in
 //! does: the most file in could move through this NIC on this core.
 //!
+//! Guest -> host is taken through TCP as well, so that QEMU's user-mode network does for
+//! the reference what it does for file out (a TCP segment, an acknowledgement back for
+//! each): TCP port 7001 is a bare source that, after `<bytes>\n` (file out's request),
+//! sends that many bytes of file out's pattern in full segments as fast as the peer's
+//! window and the NIC allow, checksummed (QEMU's network checks it), with no
+//! retransmission (that network loses nothing), then a FIN: the least a TCP sender can
+//! do per byte for file out's stream.
+//!
 //! It answers ARP requests for its address, so that QEMU's user-mode network can reach
 //! it, and ignores everything else. A data datagram's payload is left as the buffer holds
 //! it: what is measured is the driver and the NIC, not a copy the stack would make.
@@ -60,6 +68,11 @@ const SINK_WINDOW: u16 = 65535;
 const SINK_MSS: u16 = 1460;
 /// In-order segments the sink takes before it must acknowledge.
 const SINK_ACK_EVERY: u32 = 8;
+/// The bare TCP source's port (file out's), and its initial sequence number.
+const SOURCE_PORT: u16 = 7001;
+const SOURCE_ISS: TcpSeqNumber = TcpSeqNumber(0x2000_0000);
+/// The longest request line the source reads (`<decimal bytes>\n`).
+const SOURCE_REQUEST: usize = 24;
 
 /// Where the commands came from: where answers and data go.
 #[derive(Clone, Copy)]
@@ -82,6 +95,170 @@ enum Action {
     },
     /// The sink answers: SYN-ACK, an ACK, or its report and FIN.
     Sink(TcpControl),
+    /// The source answers a SYN with its SYN-ACK (its data goes out from the loop).
+    SourceSynAck,
+}
+
+/// The bare TCP source's one connection.
+struct Source {
+    peer: Option<Peer>,
+    /// The next byte expected from the peer.
+    rcv_nxt: TcpSeqNumber,
+    /// The oldest byte sent and not acknowledged, and the next to send.
+    snd_una: TcpSeqNumber,
+    snd_nxt: TcpSeqNumber,
+    /// The peer's window, from its last segment.
+    window: usize,
+    request: heapless::Vec<u8, SOURCE_REQUEST>,
+    /// The bytes asked for, once the request line came.
+    total: Option<u64>,
+    fin_sent: bool,
+    /// Something came that the next segment must acknowledge.
+    ack_owed: bool,
+}
+
+impl Source {
+    fn new() -> Source {
+        Source {
+            peer: None,
+            rcv_nxt: TcpSeqNumber(0),
+            snd_una: SOURCE_ISS,
+            snd_nxt: SOURCE_ISS,
+            window: 0,
+            request: heapless::Vec::new(),
+            total: None,
+            fin_sent: false,
+            ack_owed: false,
+        }
+    }
+
+    /// The sequence number just past the last data byte.
+    fn data_end(&self, total: u64) -> TcpSeqNumber {
+        SOURCE_ISS + 1 + total as usize
+    }
+
+    /// Takes a segment for the source's port; says what to answer at once.
+    fn on_segment(&mut self, peer: Peer, segment: &TcpPacket<&[u8]>) -> Action {
+        if segment.rst() {
+            *self = Source::new();
+            return Action::None;
+        }
+        if segment.syn() && !segment.ack() {
+            *self = Source {
+                peer: Some(peer),
+                rcv_nxt: segment.seq_number() + 1,
+                // The SYN-ACK takes one sequence number.
+                snd_nxt: SOURCE_ISS + 1,
+                window: usize::from(segment.window_len()),
+                ..Source::new()
+            };
+            return Action::SourceSynAck;
+        }
+        if self.peer.is_none_or(|known| known.port != peer.port) {
+            return Action::None;
+        }
+        if segment.ack() {
+            let ack = segment.ack_number();
+            if ack > self.snd_una && ack <= self.snd_nxt {
+                self.snd_una = ack;
+            }
+            self.window = usize::from(segment.window_len());
+        }
+        let payload = segment.payload();
+        if !payload.is_empty() && segment.seq_number() == self.rcv_nxt {
+            self.rcv_nxt += payload.len();
+            self.ack_owed = true;
+            if self.total.is_none() {
+                for &byte in payload {
+                    if byte == b'\n' {
+                        let text = core::str::from_utf8(&self.request).unwrap_or("");
+                        self.total =
+                            Some(text.trim().parse::<u64>().unwrap_or(0).min(MAX_TX_BYTES));
+                        break;
+                    }
+                    if self.request.push(byte).is_err() {
+                        self.total = Some(0);
+                        break;
+                    }
+                }
+            }
+        }
+        if segment.fin() && segment.seq_number() + payload.len() == self.rcv_nxt {
+            self.rcv_nxt += 1;
+            self.ack_owed = true;
+        }
+        Action::None
+    }
+
+    /// Sends what the peer's window allows (the data, then the FIN), or an owed ACK.
+    /// Returns whether the NIC refused a frame with more left to send.
+    fn pump(&mut self, nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> bool {
+        let (Some(peer), Some(total)) = (self.peer, self.total) else {
+            return false;
+        };
+        let end = self.data_end(total);
+        let pattern = Pattern(total);
+        while self.snd_nxt < end {
+            let in_flight = self.snd_nxt - self.snd_una;
+            let len = usize::from(SINK_MSS).min(end - self.snd_nxt);
+            if in_flight + len > self.window {
+                break;
+            }
+            let Some(tx) = nic.transmit(clock::now()) else {
+                return true;
+            };
+            let offset = (self.snd_nxt - (SOURCE_ISS + 1)) as u64;
+            let (seq, ack) = (self.snd_nxt, self.rcv_nxt);
+            tx.consume(14 + 20 + 20 + len, |buf| {
+                let mut packet = ipv4_frame(buf, mac, ip, peer, IpProtocol::Tcp, 20 + len);
+                let mut tcp = TcpPacket::new_unchecked(packet.payload_mut());
+                segment_header(&mut tcp, peer.port, seq, ack);
+                // `offset + len` is within the pattern's `total` bytes.
+                let _ = pattern.read_at(offset, &mut tcp.payload_mut()[..len]);
+                tcp.fill_checksum(&IpAddress::Ipv4(ip), &IpAddress::Ipv4(peer.ip));
+            });
+            self.snd_nxt += len;
+            self.ack_owed = false;
+        }
+        if self.snd_nxt == end && !self.fin_sent || self.ack_owed {
+            let Some(tx) = nic.transmit(clock::now()) else {
+                return true;
+            };
+            let fin = self.snd_nxt == end && !self.fin_sent;
+            let (seq, ack) = (self.snd_nxt, self.rcv_nxt);
+            tx.consume(14 + 20 + 20, |buf| {
+                let mut packet = ipv4_frame(buf, mac, ip, peer, IpProtocol::Tcp, 20);
+                let mut tcp = TcpPacket::new_unchecked(packet.payload_mut());
+                segment_header(&mut tcp, peer.port, seq, ack);
+                tcp.set_fin(fin);
+                tcp.fill_checksum(&IpAddress::Ipv4(ip), &IpAddress::Ipv4(peer.ip));
+            });
+            if fin {
+                self.fin_sent = true;
+                self.snd_nxt += 1;
+            }
+            self.ack_owed = false;
+        }
+        // Done once the FIN is acknowledged: the peer closes its side on its own.
+        if self.fin_sent && self.snd_una == self.snd_nxt {
+            fw_info!("nic limit: the source sent {} bytes", total);
+            *self = Source::new();
+        }
+        false
+    }
+}
+
+/// A bare segment's header from the source's port: ACK set, no options, a full window.
+fn segment_header(tcp: &mut TcpPacket<&mut [u8]>, port: u16, seq: TcpSeqNumber, ack: TcpSeqNumber) {
+    tcp.set_src_port(SOURCE_PORT);
+    tcp.set_dst_port(port);
+    tcp.set_seq_number(seq);
+    tcp.set_ack_number(ack);
+    tcp.set_header_len(20);
+    tcp.clear_flags();
+    tcp.set_ack(true);
+    tcp.set_window_len(SINK_WINDOW);
+    tcp.set_urgent_at(0);
 }
 
 /// The TCP sink's one connection.
@@ -183,9 +360,10 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
     // The driver's count of full-receive-side events when counting started.
     let mut full_before = nic.rx_full_events();
     let mut sink = Sink::new();
+    let mut source = Source::new();
     loop {
         while let Some((rx, tx)) = nic.receive(clock::now()) {
-            match rx.consume(|frame| on_frame(frame, mac, ip, &mut count, &mut sink)) {
+            match rx.consume(|frame| on_frame(frame, mac, ip, &mut count, &mut sink, &mut source)) {
                 Action::None => {}
                 Action::ArpReply(reply) => tx.consume(14 + reply.buffer_len(), |buf| {
                     emit_arp(buf, mac, &reply);
@@ -216,18 +394,57 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
                     }
                     answer(nic, mac, ip, &mut sink, control);
                 }
+                Action::SourceSynAck => syn_ack(tx, mac, ip, &source),
             }
         }
+        // What the peer's window allows now.
+        let blocked = source.pump(nic, mac, ip);
         // Nothing more to read: acknowledge what came.
         if sink.unacked > 0 {
             answer(nic, mac, ip, &mut sink, TcpControl::None);
         }
         board::RX_PENDING.store(false, Ordering::Release);
         nic.listen();
-        if !nic.rx_waiting() {
+        if !nic.rx_waiting() && !blocked {
             crate::idle();
         }
     }
+}
+
+/// The source's SYN-ACK, with the segment size it sends.
+fn syn_ack<T: ringnet::smoltcp::phy::TxToken>(
+    tx: T,
+    mac: EthernetAddress,
+    ip: Ipv4Address,
+    source: &Source,
+) {
+    let Some(peer) = source.peer else {
+        return;
+    };
+    let segment = TcpRepr {
+        src_port: SOURCE_PORT,
+        dst_port: peer.port,
+        control: TcpControl::Syn,
+        seq_number: SOURCE_ISS,
+        ack_number: Some(source.rcv_nxt),
+        window_len: SINK_WINDOW,
+        window_scale: None,
+        max_seg_size: Some(SINK_MSS),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let tcp_len = segment.buffer_len();
+    tx.consume(14 + 20 + tcp_len, |buf| {
+        let mut packet = ipv4_frame(buf, mac, ip, peer, IpProtocol::Tcp, tcp_len);
+        segment.emit(
+            &mut TcpPacket::new_unchecked(packet.payload_mut()),
+            &IpAddress::Ipv4(ip),
+            &IpAddress::Ipv4(peer.ip),
+            &ChecksumCapabilities::default(),
+        );
+    });
 }
 
 /// Reads one frame: counts data, and says what else it asks for.
@@ -237,6 +454,7 @@ fn on_frame(
     ip: Ipv4Address,
     count: &mut RxCount,
     sink: &mut Sink,
+    source: &mut Source,
 ) -> Action {
     let Ok(ethernet) = EthernetFrame::new_checked(frame) else {
         return Action::None;
@@ -276,15 +494,16 @@ fn on_frame(
                 let Ok(segment) = TcpPacket::new_checked(packet.payload()) else {
                     return Action::None;
                 };
-                if segment.dst_port() != SINK_PORT && segment.dst_port() != HASHING_SINK_PORT {
-                    return Action::None;
-                }
                 let peer = Peer {
                     mac: ethernet.src_addr(),
                     ip: packet.src_addr(),
                     port: segment.src_port(),
                 };
-                return sink.on_segment(peer, &segment);
+                return match segment.dst_port() {
+                    SOURCE_PORT => source.on_segment(peer, &segment),
+                    SINK_PORT | HASHING_SINK_PORT => sink.on_segment(peer, &segment),
+                    _ => Action::None,
+                };
             }
             if packet.next_header() != IpProtocol::Udp {
                 return Action::None;
