@@ -10,8 +10,8 @@ use smoltcp::socket::{tcp, Socket};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 
-use super::table::{Slot, SlotKind};
-use super::tcp_slot::{GaveWay, TcpSlot};
+use super::table::{listeners, tcp_slots, Slot, SlotKind};
+use super::tcp_slot::GaveWay;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 use crate::observe::{Account, EventKind, Recorder, Source, Timer};
@@ -232,17 +232,7 @@ pub(super) fn guard_backlogs(
     }
     if syn_seen || *changed {
         *changed = false;
-        let listeners = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| match slot {
-                Some(Slot {
-                    kind: SlotKind::Listener(l),
-                    ..
-                }) => Some((SocketHandle(index as u16), l.port)),
-                _ => None,
-            });
-        let starved = listeners
+        let starved = listeners(slots)
             .filter(|(listener, _)| {
                 let mut listening = false;
                 let mut room_to_come = false;
@@ -281,14 +271,6 @@ fn connection_holds(sockets: &SocketSet<'_>, local: IpEndpoint, remote: IpEndpoi
         }
         #[allow(unreachable_patterns)]
         _ => false,
-    })
-}
-
-/// The TCP slots of the table.
-fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
-    slots.iter().flatten().filter_map(|slot| match &slot.kind {
-        SlotKind::Tcp(t) => Some(t),
-        _ => None,
     })
 }
 
