@@ -14,7 +14,7 @@ use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Message, Status, TransferError, TransferServer};
 use ringnet::{Instant, Stack};
-use ringnet_testkit::{ep, pair, tcp_socket, A, B};
+use ringnet_testkit::{ep, pair, tcp_socket, World, A, B};
 use sha2::{Digest, Sha256};
 
 fn pattern(size: usize) -> Vec<u8> {
@@ -207,20 +207,25 @@ fn put_sends_the_file_then_its_digest_in_the_trailer() {
     assert!(text.contains("linux put "));
 }
 
+/// A transfer server on B, two sockets of 4 KiB rings in its backlog, storing into `dir`.
+fn dir_store_server(w: &mut World<2>, dir: &Path) -> TransferServer<DirStore> {
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
+        .collect();
+    TransferServer::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog,
+        DirStore::new(dir).unwrap(),
+    )
+    .unwrap()
+}
+
 #[test]
 fn a_directory_store_commits_verified_uploads_only() {
     let dir = tempdir();
     let mut w = pair(Faults::NONE, 60);
-    let backlog: Vec<_> = (0..2)
-        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
-        .collect();
-    let mut server: TransferServer<_> = TransferServer::new(
-        &mut w.stacks[B],
-        TRANSFER_PORT,
-        &backlog,
-        DirStore::new(&dir).unwrap(),
-    )
-    .unwrap();
+    let mut server = dir_store_server(&mut w, &dir);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
@@ -288,16 +293,7 @@ fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_who
         rate: None,
     };
     let mut w = pair(faults, 62);
-    let backlog: Vec<_> = (0..2)
-        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
-        .collect();
-    let mut server: TransferServer<_> = TransferServer::new(
-        &mut w.stacks[B],
-        TRANSFER_PORT,
-        &backlog,
-        DirStore::new(&dir).unwrap(),
-    )
-    .unwrap();
+    let mut server = dir_store_server(&mut w, &dir);
     // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death.
     server.set_idle_timeout(ringnet::Duration::from_secs(600));
     let wire = w.wire;
@@ -374,16 +370,7 @@ fn frame_of(message: Message<'_>) -> Vec<u8> {
 fn overlapping_puts_of_one_name_into_a_directory_store_the_newer_whole_the_older_conflict() {
     let dir = tempdir();
     let mut w = pair(Faults::NONE, 61);
-    let backlog: Vec<_> = (0..2)
-        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
-        .collect();
-    let mut server: TransferServer<_> = TransferServer::new(
-        &mut w.stacks[B],
-        TRANSFER_PORT,
-        &backlog,
-        DirStore::new(&dir).unwrap(),
-    )
-    .unwrap();
+    let mut server = dir_store_server(&mut w, &dir);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
