@@ -1,5 +1,6 @@
 //! Puts the board's memory layout where the linker finds it as memory.x (memory-lm3s6965.x,
 //! or memory-sf2.x with feature `sf2`), links defmt's table of strings for the defmt log,
+//! writes an empty device.x for cortex-m-rt (the board module gives the interrupt vectors),
 //! and passes the log level to the firmware's banner: `DEFMT_LOG` for the defmt log (set
 //! to debug in .cargo/config.toml), `RINGNET_LOG` (error, warn, info or debug; debug when
 //! unset) for the text log.
@@ -18,6 +19,13 @@ fn main() {
     };
     // Not named memory.x in the crate: the linker looks in the working directory first.
     fs::copy(layout, out.join("memory.x")).expect("copy the memory layout");
+    // cortex-m-rt's `device` feature includes device.x for a PAC's handler names; the
+    // board module gives the whole table (src/board/mod.rs), so it names none.
+    fs::write(
+        out.join("device.x"),
+        "/* no device handlers: src/board/mod.rs */\n",
+    )
+    .expect("write device.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory-lm3s6965.x");
     println!("cargo:rerun-if-changed=memory-sf2.x");

@@ -115,12 +115,12 @@ fn digits(text: &str) -> Option<u64> {
 /// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N`; `None` to ignore the header (another unit,
 /// several ranges, or a malformed one), as RFC 9110 allows.
 fn parse_range(value: &str) -> Option<RangeSpec> {
-    let spec = value.trim().strip_prefix("bytes=")?;
+    let spec = value.trim_ascii().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (start, end) = spec.split_once('-')?;
-    match (start.trim(), end.trim()) {
+    match (start.trim_ascii(), end.trim_ascii()) {
         ("", suffix) => digits(suffix).map(RangeSpec::Last),
         (s, "") => digits(s).map(RangeSpec::From),
         (s, e) => {
@@ -283,9 +283,9 @@ impl Request {
             ),
             authorized: token.is_none_or(|token| {
                 header("Authorization")
-                    .and_then(|v| v.trim().strip_prefix("Bearer "))
+                    .and_then(|v| v.trim_ascii().strip_prefix("Bearer "))
                     .is_some_and(|given| {
-                        constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+                        constant_time_eq(given.trim_ascii().as_bytes(), token.as_bytes())
                     })
             }),
             chunked: header("Transfer-Encoding").is_some(),

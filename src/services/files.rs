@@ -290,7 +290,7 @@ fn decide(
     loop {
         match stack.recv(conn, &mut byte) {
             Ok(1) if byte[0] == b'\n' => {
-                let text = core::str::from_utf8(request).unwrap_or("").trim();
+                let text = core::str::from_utf8(request).unwrap_or("").trim_ascii();
                 return match text.parse::<u64>() {
                     Ok(len) => Decision::Send(Some(len)),
                     Err(_) => Decision::Refuse,
@@ -386,7 +386,7 @@ impl FileIn {
                             text.num(incoming.received).str(" ");
                             DigestHex(&digest).write_text(&mut text);
                             text.str("\n");
-                            net_info!("{}: file-in tcp{}: {}", name, conn, line.trim_end());
+                            net_info!("{}: file-in tcp{}: {}", name, conn, line.trim_ascii_end());
                             incoming.reply = Some((line, 0));
                         }
                         Ok(n) => incoming.received += n as u64,

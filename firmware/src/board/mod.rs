@@ -24,3 +24,19 @@ pub use sf2::*;
 
 /// Set by the NIC's interrupt handler: a frame arrived while the loop was not looking.
 pub static RX_PENDING: AtomicBool = AtomicBool::new(false);
+
+/// The device interrupts' part of the vector table, IRQ 0 up to the NIC's, each entry
+/// the `DefaultHandler` that serves the NIC's (cortex-m-rt's `device` feature: its
+/// generic table has 240 entries, 960 bytes of flash). No other interrupt is unmasked, so
+/// none past the NIC's can be taken.
+#[link_section = ".vector_table.interrupts"]
+#[no_mangle]
+static __INTERRUPTS: [unsafe extern "C" fn(); NIC_IRQ as usize + 1] =
+    [vector::DefaultHandler; NIC_IRQ as usize + 1];
+
+mod vector {
+    extern "C" {
+        /// The `#[exception] DefaultHandler` in main.rs.
+        pub fn DefaultHandler();
+    }
+}
