@@ -332,7 +332,7 @@ fi
 
 if [ "$board" = lm3s6965evb ]; then
   echo "== the text log (feature text-log, for a serial console without defmt-print)"
-  (cd firmware && cargo build --quiet --release --no-default-features --features http,transfer,text-log --target-dir target/text-log)
+  (cd firmware && cargo build --quiet --release --no-default-features --features http,transfer,text-log,sha-compact --target-dir target/text-log)
   text_image=firmware/target/text-log/thumbv7m-none-eabi/release/ringnet-firmware
   log=$work/uart-text.log
   env timeout 60 bash scripts/qemu-firmware.sh "$text_image" >"$log" 2>&1 &
