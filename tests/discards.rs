@@ -118,13 +118,14 @@ fn each_kind_of_discard_counts_under_its_own_reason_and_never_as_a_drop() {
             fragments: 1,
             no_socket: 1,
             malformed: 1,
+            duplicate_syn: 0,
         }
     );
     assert_eq!(w.stacks[A].discards(), Discards::default());
     let table = w.stacks[B].stats_table().to_string();
     assert!(
         table.ends_with(
-            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1\n"
+            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1, duplicate_syn 0\n"
         ),
         "{table}"
     );
@@ -262,4 +263,88 @@ fn a_fragmented_datagram_is_counted_and_logged_as_lost_fragments() {
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(lines[0].contains("IP fragment (no reassembly)") && lines[0].contains("(1 in all"));
     assert!(lines[1].starts_with("B: discarded 2 IPv4 frame(s)") && lines[1].contains("(3 in all"));
+}
+
+/// One echo exchange on `conn`.
+fn echo_round<W: ringnet::blocking::Waiter>(
+    sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,
+    conn: ringnet::SocketHandle,
+    data: &[u8],
+) {
+    sock.send_all(conn, data).unwrap();
+    let mut back = vec![0u8; data.len()];
+    sock.recv_exact(conn, &mut back).unwrap();
+    assert_eq!(back, data);
+}
+
+#[test]
+fn a_late_duplicate_of_a_connections_syn_is_dropped_not_answered_by_the_backlog() {
+    use ringnet::services::{Echo, ECHO_PORT};
+    use ringnet::{Instant, IpAddress, Stack};
+    let _one = log_capture::capture();
+    let mut w = pair(Faults::NONE, 61);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    let mut echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &backlog).unwrap();
+    let wire = w.wire;
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        // A second connection takes B's other backlog socket; the first one ends and its
+        // socket listens again, ahead of the second's in the table, as after a put
+        // followed by a get.
+        let second = tcp_socket(sock.stack(), 1024, 1024);
+        sock.connect(second, ep(B, ECHO_PORT)).unwrap();
+        echo_round(&mut sock, conn, b"first");
+        sock.stack().close(conn).unwrap();
+        sock.sleep(Duration::from_secs(2));
+        echo_round(&mut sock, second, b"before");
+        // A connection made and used, no duplicate: nothing counted.
+        assert_eq!(sock.stack().discards(), Discards::default());
+        let local = sock.stack().local_addr(second).unwrap();
+        let IpAddress::Ipv4(addr) = local.addr;
+        // The client's SYN again, as a wire that duplicates and delays brings it: B's
+        // listening socket would answer it with a SYN-ACK, take the client's ACK as
+        // unacceptable and reset the client's connection.
+        let syn = tcp_syn(
+            mac(A),
+            (addr, local.port),
+            mac(B),
+            (ip(B), ECHO_PORT),
+            0x1234_5678,
+        );
+        wire.inject(A, &syn).unwrap();
+        echo_round(&mut sock, second, b"after: the same connection goes on");
+        sock.stack().close(second).unwrap();
+    }
+    w.settle();
+    assert_eq!(
+        w.stacks[B].discards(),
+        Discards {
+            duplicate_syn: 1,
+            ..Discards::default()
+        }
+    );
+    assert_eq!(w.stacks[A].discards(), Discards::default());
+    let lines = log_capture::lines_with("B: discarded 1 TCP SYN(s)");
+    assert_eq!(lines.len(), 1, "{:#?}", log_capture::lines());
+    assert!(
+        lines[0].contains(&format!("10.0.0.1 -> 10.0.0.2:{ECHO_PORT}"))
+            && lines[0].contains("SYN of a connection already made"),
+        "{lines:#?}"
+    );
+    assert!(
+        log_capture::lines_with("reset").is_empty(),
+        "{:#?}",
+        log_capture::lines_with("reset")
+    );
+    let table = w.stacks[B].stats_table().to_string();
+    assert!(table.ends_with(", duplicate_syn 1\n"), "{table}");
 }

@@ -352,6 +352,7 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
         sock.sleep(Duration::from_secs(70));
     }
     for stack in &w.stacks {
+        assert_eq!(stack.discards().duplicate_syn, 0, "{}", stack.name());
         for row in stack.stats_rows() {
             let s = row.stats;
             assert_eq!(

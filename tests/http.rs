@@ -420,3 +420,37 @@ fn stats_are_json_the_root_lists_files_and_http_1_0_closes() {
     assert_eq!((r.status, r.header("Connection")), (200, Some("close")));
     assert_eq!(sock.recv(again, &mut buf), Ok(0), "HTTP/1.0 closes");
 }
+
+#[test]
+fn a_reset_while_the_response_fills_the_tx_ring_frees_the_connection_at_once() {
+    // The client asks for a large file and never reads: the server's tx ring runs full.
+    // Its reset then must end the response (a blocked write() meets EPIPE), not leave
+    // the connection waiting for room until the idle timeout.
+    let (mut w, mut server) = setup::<2>(&[("big.bin", pattern(200_000))]);
+    server.set_idle_timeout(Duration::from_secs(60));
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (1024, 1024)
+        );
+        sock.send_all(conn, b"GET /big.bin HTTP/1.1\r\n\r\n")
+            .unwrap();
+        sock.sleep(Duration::from_millis(500));
+        assert_eq!(
+            sock.stack().ring_usage(conn).map(|(rx, _)| rx),
+            Some((1024, 1024)),
+            "the client's rx ring is full, so the server's tx ring is too"
+        );
+        sock.stack().abort(conn).unwrap();
+        sock.sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        server.active(),
+        0,
+        "the reset freed the connection well before the 60 s idle timeout"
+    );
+}

@@ -310,3 +310,35 @@ fn discard_swallows_everything_and_closes_after_the_peer() {
         .sum();
     assert_eq!(received, 100_000);
 }
+
+#[test]
+fn a_reset_while_echo_waits_for_tx_room_frees_its_socket_for_the_next_client() {
+    // The client sends and never reads: echo's tx ring runs full, and echo waits for
+    // room. The client's reset must end that wait (EPIPE), so the one socket of echo's
+    // backlog serves the next client, not only after the idle timeout.
+    let (mut w, mut device) = device_world(44, b"");
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| device.poll(b),
+        sock,
+        conn,
+        services::ECHO_PORT,
+        (512, 8192)
+    );
+    sock.send_all(conn, &[7u8; 6000]).unwrap();
+    sock.sleep(ringnet::Duration::from_millis(500));
+    assert_eq!(
+        sock.stack().ring_usage(conn).map(|(rx, _)| rx),
+        Some((512, 512)),
+        "the client's rx ring is full, so echo's tx ring is too"
+    );
+    sock.stack().abort(conn).unwrap();
+    sock.sleep(ringnet::Duration::from_millis(200));
+    let next = tcp_socket(sock.stack(), 512, 512);
+    sock.connect(next, ep(B, services::ECHO_PORT))
+        .expect("echo's socket is back in its backlog");
+    sock.send_all(next, b"again").unwrap();
+    let mut back = [0u8; 5];
+    assert_eq!(sock.recv_exact(next, &mut back), Ok(true));
+    assert_eq!(&back, b"again");
+}

@@ -2,6 +2,7 @@
 //! peers and every kind of bad input.
 
 use ringnet::blocking::Blocking;
+use ringnet::phy::Discards;
 use ringnet::services::{pattern_byte, Pattern, ServiceError, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::socket::tcp::RecvError;
@@ -54,8 +55,9 @@ fn pattern(size: u64) -> Vec<u8> {
     (0..size).map(pattern_byte).collect()
 }
 
-/// Puts a pattern of `size` bytes from A, then gets it back; both verified.
-fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) {
+/// Puts a pattern of `size` bytes from A, then gets it back; both verified. Returns what
+/// B's interface discarded.
+fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) -> Discards {
     let (mut w, mut server, client) = setup(faults, seed, rings);
     // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death.
     server.set_idle_timeout(Duration::from_secs(600));
@@ -96,6 +98,7 @@ fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) {
     sock.stack().close(again).unwrap();
     assert_eq!(server.completed(), 2);
     assert_eq!(server.store().files["data.bin"].len() as u64, size);
+    w.stacks[B].discards()
 }
 
 #[test]
@@ -103,6 +106,25 @@ fn small_files_survive_a_wire_with_twenty_percent_faults() {
     for (seed, size) in [(50, 0), (51, 1), (52, 1 << 20)] {
         put_then_get(lossy(0.2), seed, size, 4096);
     }
+}
+
+#[test]
+fn a_get_after_a_put_survives_the_wires_duplicates_of_its_syn() {
+    // Each of these once failed: the get's SYN, duplicated by the wire, reached the
+    // backlog socket the put had left listening, which reset the get's connection.
+    for (seed, rings) in [(61, 4096), (62, 8192), (67, 8192)] {
+        let discards = put_then_get(lossy(0.2), seed, 300_000, rings);
+        assert!(
+            discards.duplicate_syn > 0,
+            "seed {seed}, {rings} B rings: {discards}"
+        );
+    }
+}
+
+#[test]
+fn without_duplicates_no_syn_is_dropped() {
+    let discards = put_then_get(Faults::NONE, 55, 300_000, 4096);
+    assert_eq!(discards, Discards::default());
 }
 
 #[test]

@@ -30,6 +30,11 @@
 //! Linux keeps the same figures in `/proc/net/snmp`: `Ip: InHdrErrors` (malformed, bad
 //! header checksum), `InAddrErrors` (not for us), `ReasmFails` (fragments), `Udp:
 //! InCsumErrors` and `NoPorts`.
+//!
+//! One reason is not the interface's but TCP's, decided with the socket table:
+//! [`Discard::DuplicateSyn`], a bare SYN whose four-tuple a connection holds already,
+//! which the [`Inspector`](super::Inspector) holds back until the stack has looked
+//! (`FrameLog::syn_to_check`).
 
 use core::fmt;
 
@@ -59,16 +64,26 @@ pub enum Discard {
     /// A header smoltcp refuses: lengths that do not add up, not IP version 4, a
     /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`).
     Malformed,
+    /// A bare SYN (no ACK) whose four-tuple a connection of this stack already holds, in
+    /// SYN-RECEIVED or later (not TIME-WAIT): the wire's duplicate or the peer's
+    /// retransmission of a handshake that went on. smoltcp gives a segment to the first
+    /// socket that accepts it, and a listening socket accepts any bare SYN to its port,
+    /// so it would answer for another connection and reset the peer's; Linux looks up
+    /// the established four-tuple first and answers at most a challenge ACK (RFC 5961
+    /// 4.2; `TCPChallengeACK`). Dropped: the connection's own timer resends its SYN-ACK
+    /// if the peer still waits for one.
+    DuplicateSyn,
 }
 
 impl Discard {
     /// Every reason, in the order the stats table prints them.
-    pub const ALL: [Discard; 5] = [
+    pub const ALL: [Discard; 6] = [
         Discard::NotForUs,
         Discard::BadChecksum,
         Discard::Fragment,
         Discard::NoSocket,
         Discard::Malformed,
+        Discard::DuplicateSyn,
     ];
 
     /// The reason's name in the stats table and in JSON.
@@ -79,6 +94,7 @@ impl Discard {
             Discard::Fragment => "fragment",
             Discard::NoSocket => "no_socket",
             Discard::Malformed => "malformed",
+            Discard::DuplicateSyn => "duplicate_syn",
         }
     }
 }
@@ -92,6 +108,7 @@ impl Discard {
             Discard::Fragment => "IP fragment (no reassembly)",
             Discard::NoSocket => "no socket bound to the port",
             Discard::Malformed => "malformed header",
+            Discard::DuplicateSyn => "SYN of a connection already made",
         }
     }
 }
@@ -119,6 +136,8 @@ pub struct Discards {
     pub no_socket: u32,
     /// [`Discard::Malformed`].
     pub malformed: u32,
+    /// [`Discard::DuplicateSyn`].
+    pub duplicate_syn: u32,
 }
 
 impl Discards {
@@ -130,6 +149,7 @@ impl Discards {
             Discard::Fragment => self.fragments,
             Discard::NoSocket => self.no_socket,
             Discard::Malformed => self.malformed,
+            Discard::DuplicateSyn => self.duplicate_syn,
         }
     }
 
@@ -141,6 +161,7 @@ impl Discards {
             Discard::Fragment => &mut self.fragments,
             Discard::NoSocket => &mut self.no_socket,
             Discard::Malformed => &mut self.malformed,
+            Discard::DuplicateSyn => &mut self.duplicate_syn,
         };
         *counter = counter.saturating_add(1);
     }
@@ -442,10 +463,14 @@ mod tests {
         d.count(Discard::BadChecksum);
         d.count(Discard::BadChecksum);
         d.count(Discard::NoSocket);
-        assert_eq!((d.bad_checksum, d.no_socket, d.total()), (2, 1, 3));
+        d.count(Discard::DuplicateSyn);
+        assert_eq!(
+            (d.bad_checksum, d.no_socket, d.duplicate_syn, d.total()),
+            (2, 1, 1, 4)
+        );
         assert_eq!(
             std::format!("{d}"),
-            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0"
+            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1"
         );
     }
 }

@@ -3,7 +3,8 @@ use core::cell::RefCell;
 use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
-    EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket,
+    EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
+    TcpPacket,
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
@@ -54,6 +55,9 @@ pub enum FrameEvent {
         src: Ipv4Address,
         /// The IPv4 destination (likewise).
         dst: Ipv4Address,
+        /// The destination port, when the reason concerns one ([`Discard::DuplicateSyn`]);
+        /// 0 otherwise.
+        port: u16,
     },
 }
 
@@ -86,17 +90,30 @@ pub struct PortMss {
     pub tx_bound: u16,
 }
 
-/// A SYN held back from smoltcp until the stack has made room in its listener's backlog
-/// (a backlog whose every socket is taken would answer it with RST).
+/// What a held SYN waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// The stack to look whether a connection holds its four-tuple already (then it is a
+    /// duplicate and dropped); it does so after the very frame.
+    Check,
+    /// The stack to make room in its listener's backlog (a backlog whose every socket is
+    /// taken would answer it with RST).
+    Room,
+    /// Nothing: the frame goes to smoltcp next.
+    Released,
+}
+
+/// A SYN held back from smoltcp ([`Hold`]).
 #[derive(Debug)]
 struct HeldSyn {
     frame: heapless::Vec<u8, HELD_SYN>,
+    /// Its destination address and port.
+    dst: Ipv4Address,
     port: u16,
     src: IpEndpoint,
     /// When it arrived.
     at: Instant,
-    /// The stack has made what room it could: the frame goes to smoltcp next.
-    released: bool,
+    hold: Hold,
 }
 
 /// Events recorded by an [`Inspector`] since the stack last drained them, and frame counts.
@@ -234,39 +251,81 @@ impl FrameLog {
     pub fn held_syn(&self) -> Option<(u16, IpEndpoint, Instant)> {
         self.held
             .as_ref()
-            .filter(|h| !h.released)
+            .filter(|h| h.hold == Hold::Room)
             .map(|h| (h.port, h.src, h.at))
     }
 
     /// The stack has made room for the held SYN: smoltcp gets it next.
     pub fn release_held_syn(&mut self) {
         if let Some(held) = &mut self.held {
-            held.released = true;
+            held.hold = Hold::Released;
         }
     }
 
-    /// Holds `frame` back if it is a SYN for this stack to a starved port and nothing is
-    /// held yet; returns whether it did.
+    /// Whether a held SYN goes to smoltcp at the next poll.
+    pub fn held_syn_released(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.hold == Hold::Released)
+    }
+
+    /// The destination and the sender of a SYN just held back until the stack has looked
+    /// whether a connection holds its four-tuple ([`FrameLog::checked_held_syn`] says).
+    pub fn syn_to_check(&self) -> Option<(IpEndpoint, IpEndpoint)> {
+        self.held
+            .as_ref()
+            .filter(|h| h.hold == Hold::Check)
+            .map(|h| (IpEndpoint::new(h.dst.into(), h.port), h.src))
+    }
+
+    /// The stack has looked at the SYN of [`FrameLog::syn_to_check`]: a `duplicate` (a
+    /// connection holds its four-tuple) is dropped and recorded as
+    /// [`Discard::DuplicateSyn`]; any other goes to smoltcp next, or waits for room if its
+    /// port is starved ([`FrameLog::set_starved`]).
+    pub fn checked_held_syn(&mut self, duplicate: bool) {
+        let Some(held) = self.held.as_mut().filter(|h| h.hold == Hold::Check) else {
+            return;
+        };
+        if !duplicate {
+            held.hold = if self.starved.contains(&held.port) {
+                Hold::Room
+            } else {
+                Hold::Released
+            };
+            return;
+        }
+        let IpAddress::Ipv4(src) = held.src.addr;
+        let event = FrameEvent::Discarded {
+            reason: Discard::DuplicateSyn,
+            src,
+            dst: held.dst,
+            port: held.port,
+        };
+        self.held = None;
+        self.record(event);
+    }
+
+    /// Holds `frame` back if it is a SYN for this stack and nothing is held yet, until
+    /// the stack has looked at it ([`Hold::Check`]); returns whether it did. A SYN too
+    /// long to copy (one carrying data) is not held.
     fn hold(&mut self, frame: &[u8], now: Instant) -> bool {
-        if self.held.is_some() || self.starved.is_empty() {
+        if self.held.is_some() {
             return false;
         }
         let Some((dst, port, src)) = syn_destination(frame) else {
             return false;
         };
-        if Some(dst) != self.local_ip || !self.starved.contains(&port) {
+        if Some(dst) != self.local_ip {
             return false;
         }
-        let Ok(mut copy) = heapless::Vec::<u8, HELD_SYN>::from_slice(frame) else {
+        let Ok(copy) = heapless::Vec::<u8, HELD_SYN>::from_slice(frame) else {
             return false;
         };
-        self.bound_mss(&mut copy, true);
         self.held = Some(HeldSyn {
             frame: copy,
+            dst,
             port,
             src,
             at: now,
-            released: false,
+            hold: Hold::Check,
         });
         true
     }
@@ -311,7 +370,12 @@ fn inspect_incoming(frame: &[u8], acceptance: &Acceptance) -> Option<FrameEvent>
             src,
             payload_len,
         },
-        Ingress::Discarded { reason, src, dst } => FrameEvent::Discarded { reason, src, dst },
+        Ingress::Discarded { reason, src, dst } => FrameEvent::Discarded {
+            reason,
+            src,
+            dst,
+            port: 0,
+        },
     })
 }
 
@@ -366,13 +430,15 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
         let (log, now) = (self.log, self.now);
         let Some(inner) = self.inner else {
             // The held SYN, copied out so that the log is free while smoltcp answers it;
-            // it takes a listening socket, so the stack looks at the backlogs again.
-            let held = {
+            // it takes a listening socket, so the stack looks at the backlogs again. Its
+            // MSS is bounded now, by the sockets of now.
+            let frame = {
                 let mut log = log.borrow_mut();
                 log.syn_seen = true;
-                log.held.take()
+                let mut frame = log.held.take().map(|h| h.frame).unwrap_or_default();
+                log.bound_mss(&mut frame, true);
+                frame
             };
-            let frame = held.map(|h| h.frame).unwrap_or_default();
             return f(&frame);
         };
         inner.consume(|frame| {
@@ -399,7 +465,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
             };
             if held {
                 // smoltcp gets nothing now (an empty frame, which it drops unparsed) and
-                // the SYN itself once the stack has made room.
+                // the SYN itself once the stack has looked at it (and made room).
                 return f(&[]);
             }
             // A SYN offering more than the socket's tx ring keeps two segments of:
@@ -464,7 +530,7 @@ impl<'l, D: Device + ?Sized> Device for Inspector<'_, 'l, D> {
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let log = self.log;
-        let released = log.borrow().held.as_ref().is_some_and(|h| h.released);
+        let released = log.borrow().held_syn_released();
         if released {
             // The held SYN goes first, with a transmit token for smoltcp's SYN-ACK.
             return self.inner.transmit(timestamp).map(|tx| {
@@ -626,6 +692,74 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The peer 10.0.0.1:4000 of `mss::tests::syn`.
+    fn syn_sender() -> IpEndpoint {
+        IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 4000)
+    }
+
+    #[test]
+    fn a_bare_syn_for_us_waits_for_the_check_and_a_duplicate_is_recorded_and_forgotten() {
+        use crate::phy::mss::tests::syn;
+        let us = IpEndpoint::new(Ipv4Address::new(10, 0, 0, 2).into(), 80);
+        let mut log = FrameLog::for_interface(acceptance());
+        let t0 = Instant::from_millis(5);
+        assert!(
+            !log.hold(&syn(Some(1460), true), t0),
+            "a SYN-ACK is no request"
+        );
+        assert!(!log.hold(&udp_frame(b"x"), t0));
+        assert!(log.hold(&syn(Some(1460), false), t0));
+        assert_eq!(log.syn_to_check(), Some((us, syn_sender())));
+        assert_eq!(log.held_syn(), None, "not waiting for room");
+        assert!(!log.held_syn_released());
+        assert!(!log.hold(&syn(None, false), t0), "one held at a time");
+
+        log.checked_held_syn(true);
+        assert_eq!(log.syn_to_check(), None);
+        assert!(!log.held_syn_released(), "dropped, never given to smoltcp");
+        assert_eq!(
+            log.pop_front(),
+            Some(FrameEvent::Discarded {
+                reason: Discard::DuplicateSyn,
+                src: Ipv4Address::new(10, 0, 0, 1),
+                dst: Ipv4Address::new(10, 0, 0, 2),
+                port: 80,
+            })
+        );
+        assert_eq!(log.pop_front(), None);
+        assert!(log.hold(&syn(None, false), t0), "the slot is free again");
+    }
+
+    #[test]
+    fn a_syn_no_connection_holds_goes_on_at_once_or_waits_for_room() {
+        use crate::phy::mss::tests::syn;
+        let mut log = FrameLog::for_interface(acceptance());
+        let t0 = Instant::from_millis(5);
+        assert!(log.hold(&syn(Some(1460), false), t0));
+        log.checked_held_syn(false);
+        assert!(log.held_syn_released());
+        assert_eq!(log.pop_front(), None, "nothing discarded");
+        log.held = None;
+
+        log.set_starved([80].into_iter());
+        assert!(log.hold(&syn(Some(1460), false), t0));
+        log.checked_held_syn(false);
+        assert_eq!(log.held_syn(), Some((80, syn_sender(), t0)));
+        assert!(!log.held_syn_released());
+        log.checked_held_syn(true);
+        assert_eq!(log.held_syn(), Some((80, syn_sender(), t0)), "checked once");
+        assert_eq!(log.pop_front(), None);
+
+        let mut elsewhere = FrameLog::for_interface(Acceptance {
+            cidr: Ipv4Cidr::new(Ipv4Address::new(10, 0, 0, 3), 24),
+            ..acceptance()
+        });
+        assert!(
+            !elsewhere.hold(&syn(Some(1460), false), t0),
+            "for another address"
+        );
     }
 
     #[test]

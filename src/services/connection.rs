@@ -12,7 +12,7 @@
 
 use heapless::Vec;
 
-use super::tx_room;
+use super::tx_room_or_error;
 use crate::handle::SocketHandle;
 use crate::observe::{EventKind, Timer};
 use crate::socket::tcp::SendError;
@@ -155,7 +155,10 @@ impl<const OUT: usize> Connection<OUT> {
         read: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> Chunk {
         let room = if self.is_flushed() {
-            tx_room(stack, self.socket).min(buf.len()).min(limit)
+            match tx_room_or_error(stack, self.socket) {
+                Ok(room) => room.min(buf.len()).min(limit),
+                Err(e) => return Chunk::Failed(e),
+            }
         } else {
             0
         };

@@ -2,7 +2,7 @@ use heapless::Vec;
 use smoltcp::time::{Duration, Instant};
 
 use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
-use super::{listen_for_service, tx_room, ServiceError, MAX_CONNECTIONS};
+use super::{listen_for_service, tx_room_or_error, ServiceError, MAX_CONNECTIONS};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
 use crate::stack::Stack;
@@ -111,7 +111,13 @@ impl Discard {
 fn echo_what_fits(stack: &mut Stack<'_>, conn: SocketHandle) -> bool {
     let mut buf = [0u8; 512];
     loop {
-        let room = tx_room(stack, conn).min(buf.len());
+        let room = match tx_room_or_error(stack, conn) {
+            Ok(room) => room.min(buf.len()),
+            Err(_) => {
+                let _ = stack.close(conn);
+                return false;
+            }
+        };
         if room == 0 {
             return true;
         }

@@ -33,7 +33,7 @@ use smoltcp::time::Duration;
 use crate::handle::SocketHandle;
 use crate::stack::Stack;
 
-use crate::socket::tcp::ListenError;
+use crate::socket::tcp::{ListenError, SendError};
 use crate::socket::udp::BindError;
 use crate::socket::OptionError;
 
@@ -135,6 +135,23 @@ pub(crate) fn tx_room(stack: &Stack<'_>, handle: SocketHandle) -> usize {
     stack
         .ring_usage(handle)
         .map_or(0, |(_, (used, capacity))| capacity - used)
+}
+
+/// The tx ring's free room, or the error a `send()` meets there. A ring the peer's reset
+/// left full never drains, so no room would wait for ever; Linux wakes a writer blocked
+/// on it with `EPIPE`, and so does this, by asking the socket (an empty send) when there
+/// is no room.
+pub(crate) fn tx_room_or_error(
+    stack: &mut Stack<'_>,
+    handle: SocketHandle,
+) -> Result<usize, SendError> {
+    match tx_room(stack, handle) {
+        0 => match stack.send(handle, &[]) {
+            Ok(_) | Err(SendError::WouldBlock) => Ok(0),
+            Err(e) => Err(e),
+        },
+        room => Ok(room),
+    }
 }
 
 /// How often the beacon goes out.

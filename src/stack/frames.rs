@@ -43,7 +43,8 @@ impl Default for DiscardAccount {
     }
 }
 
-/// Which discard a line names: source, destination, UDP destination port (0: none).
+/// Which discard a line names: source, destination, UDP or TCP destination port (0:
+/// none).
 type Detail = (Ipv4Address, Ipv4Address, u16);
 
 impl DiscardAccount {
@@ -105,6 +106,16 @@ impl DiscardAccount {
             // The sender is told (ICMP port unreachable), as by Linux.
             Discard::NoSocket => net_info!(
                 "{}: discarded {} UDP datagram(s){}: {} ({} in all; at most one line per {} ms)",
+                name,
+                new,
+                latest,
+                reason,
+                total,
+                interval_ms
+            ),
+            // Nothing is lost: the connection the SYN belongs to goes on.
+            Discard::DuplicateSyn => net_info!(
+                "{}: discarded {} TCP SYN(s){}: {} ({} in all; at most one line per {} ms)",
                 name,
                 new,
                 latest,
@@ -189,8 +200,13 @@ pub(super) fn drain_frame_events(
     let mut frames = frames.borrow_mut();
     while let Some(event) = frames.pop_front() {
         match event {
-            FrameEvent::Discarded { reason, src, dst } => {
-                discards.count(gate, reason, (src, dst, 0), 0);
+            FrameEvent::Discarded {
+                reason,
+                src,
+                dst,
+                port,
+            } => {
+                discards.count(gate, reason, (src, dst, port), 0);
             }
             FrameEvent::MssLowered {
                 port,

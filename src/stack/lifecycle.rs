@@ -6,12 +6,12 @@
 use core::cell::RefCell;
 
 use smoltcp::iface::SocketSet;
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, Socket};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 
-use super::table::{Slot, SlotKind};
-use super::tcp_slot::{GaveWay, TcpSlot};
+use super::table::{listeners, tcp_slots, Slot, SlotKind};
+use super::tcp_slot::GaveWay;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 use crate::observe::{Account, EventKind, Recorder, Source, Timer};
@@ -201,7 +201,9 @@ impl<'a> Stack<'a> {
 pub(super) const SYN_HOLD: Duration = Duration::from_millis(500);
 
 /// Keeps every listener ready for the next SYN, as Linux keeps its accept queue apart
-/// from the connections: after a frame, names the listeners whose backlog has no socket
+/// from the connections: after a frame, drops a SYN the inspector held whose four-tuple a
+/// connection holds already (a duplicate, which a listening socket would answer for
+/// another connection, resetting it) and lets any other go on; names the listeners whose backlog has no socket
 /// listening but one that could give way or soon will (the inspector then holds a SYN
 /// for them back), and makes room for a SYN the inspector holds; one that finds no room
 /// within [`SYN_HOLD`] goes to smoltcp, which answers RST as before.
@@ -213,6 +215,11 @@ pub(super) fn guard_backlogs(
     changed: &mut bool,
 ) {
     let now = rec.now;
+    let to_check = frames.borrow().syn_to_check();
+    if let Some((local, from)) = to_check {
+        let duplicate = connection_holds(sockets, local, from);
+        frames.borrow_mut().checked_held_syn(duplicate);
+    }
     let (syn_seen, held) = {
         let mut frames = frames.borrow_mut();
         (core::mem::take(&mut frames.syn_seen), frames.held_syn())
@@ -225,17 +232,7 @@ pub(super) fn guard_backlogs(
     }
     if syn_seen || *changed {
         *changed = false;
-        let listeners = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| match slot {
-                Some(Slot {
-                    kind: SlotKind::Listener(l),
-                    ..
-                }) => Some((SocketHandle(index as u16), l.port)),
-                _ => None,
-            });
-        let starved = listeners
+        let starved = listeners(slots)
             .filter(|(listener, _)| {
                 let mut listening = false;
                 let mut room_to_come = false;
@@ -252,11 +249,28 @@ pub(super) fn guard_backlogs(
         frames.borrow_mut().set_starved(starved);
     }
 }
-/// The TCP slots of the table.
-fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
-    slots.iter().flatten().filter_map(|slot| match &slot.kind {
-        SlotKind::Tcp(t) => Some(t),
-        _ => None,
+/// Whether a TCP connection between `local` and `remote` exists in SYN-RECEIVED or later,
+/// TIME-WAIT excepted: a bare SYN with that four-tuple is then a duplicate, which a
+/// listening socket of the port must not take (Linux finds the connection first). In
+/// TIME-WAIT a new SYN may open a new connection, as Linux allows.
+fn connection_holds(sockets: &SocketSet<'_>, local: IpEndpoint, remote: IpEndpoint) -> bool {
+    use tcp::State;
+    sockets.iter().any(|(_, socket)| match socket {
+        Socket::Tcp(t) => {
+            matches!(
+                t.state(),
+                State::SynReceived
+                    | State::Established
+                    | State::FinWait1
+                    | State::FinWait2
+                    | State::CloseWait
+                    | State::Closing
+                    | State::LastAck
+            ) && t.local_endpoint() == Some(local)
+                && t.remote_endpoint() == Some(remote)
+        }
+        #[allow(unreachable_patterns)]
+        _ => false,
     })
 }
 

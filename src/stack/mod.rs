@@ -298,11 +298,13 @@ impl<'a> Stack<'a> {
     /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
         let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        let held_syn = self
-            .frames
-            .borrow()
-            .held_syn()
-            .map(|(_, _, at)| at + lifecycle::SYN_HOLD);
+        let held_syn = {
+            let frames = self.frames.borrow();
+            // A released SYN left over by the ingress budget goes at once.
+            let released = frames.held_syn_released().then_some(self.now);
+            let waiting = frames.held_syn().map(|(_, _, at)| at + lifecycle::SYN_HOLD);
+            released.or(waiting)
+        };
         [smoltcp, self.next_lifecycle_event(), held_syn]
             .into_iter()
             .flatten()

@@ -4,9 +4,8 @@
 
 use smoltcp::socket::tcp;
 
-use super::table::{Slot, SlotKind};
+use super::table::{listeners, tcp_slots};
 use super::Stack;
-use crate::handle::SocketHandle;
 use crate::phy::mss::mss_bound;
 use crate::phy::PortMss;
 
@@ -16,33 +15,22 @@ impl Stack<'_> {
     pub(crate) fn refresh_listener_mss(&mut self) {
         let slots = &*self.slots;
         let sockets = &self.sockets;
-        let listeners = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(index, slot)| match slot {
-                Some(Slot {
-                    kind: SlotKind::Listener(l),
-                    ..
-                }) => Some((SocketHandle(index as u16), l.port)),
-                _ => None,
-            })
-            .filter_map(|(listener, port)| {
-                let rings = slots.iter().flatten().filter_map(|slot| match &slot.kind {
-                    SlotKind::Tcp(t) if t.listener() == Some(listener) => {
-                        let s = sockets.get::<tcp::Socket>(t.inner());
-                        Some((s.recv_capacity(), s.send_capacity()))
-                    }
-                    _ => None,
+        let listeners = listeners(slots).filter_map(|(listener, port)| {
+            let rings = tcp_slots(slots)
+                .filter(|t| t.listener() == Some(listener))
+                .map(|t| {
+                    let s = sockets.get::<tcp::Socket>(t.inner());
+                    (s.recv_capacity(), s.send_capacity())
                 });
-                let (rx, tx) = rings.fold((usize::MAX, usize::MAX), |(rx, tx), (r, t)| {
-                    (rx.min(r), tx.min(t))
-                });
-                (rx != usize::MAX).then(|| PortMss {
-                    port,
-                    rx_bound: mss_bound(rx),
-                    tx_bound: mss_bound(tx),
-                })
+            let (rx, tx) = rings.fold((usize::MAX, usize::MAX), |(rx, tx), (r, t)| {
+                (rx.min(r), tx.min(t))
             });
+            (rx != usize::MAX).then(|| PortMss {
+                port,
+                rx_bound: mss_bound(rx),
+                tx_bound: mss_bound(tx),
+            })
+        });
         self.frames.borrow_mut().set_listener_mss(listeners);
     }
 

@@ -98,6 +98,28 @@ pub(crate) enum SlotKind {
     Listener(ListenerSlot),
 }
 
+/// The table's listeners, each with its handle and port.
+pub(crate) fn listeners(slots: &[Option<Slot>]) -> impl Iterator<Item = (SocketHandle, u16)> + '_ {
+    slots
+        .iter()
+        .enumerate()
+        .filter_map(|(index, slot)| match slot {
+            Some(Slot {
+                kind: SlotKind::Listener(l),
+                ..
+            }) => Some((SocketHandle(index as u16), l.port)),
+            _ => None,
+        })
+}
+
+/// The table's TCP sockets.
+pub(crate) fn tcp_slots(slots: &[Option<Slot>]) -> impl Iterator<Item = &TcpSlot> {
+    slots.iter().flatten().filter_map(|slot| match &slot.kind {
+        SlotKind::Tcp(t) => Some(t),
+        _ => None,
+    })
+}
+
 /// One entry of the socket table.
 #[derive(Debug)]
 pub struct Slot {

@@ -371,6 +371,7 @@ fn drop_name(reason: DropReason) -> &'static str {
             ringnet::phy::Discard::Fragment => "fragment",
             ringnet::phy::Discard::NoSocket => "no socket",
             ringnet::phy::Discard::Malformed => "malformed",
+            ringnet::phy::Discard::DuplicateSyn => "duplicate SYN",
         },
     }
 }
