@@ -24,12 +24,13 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 # Each image in its own target directory, so that all four stay cached; each board's
-# NIC-limit image built as its ringnet image is (the SmartFusion2's with its profile).
+# NIC-limit image built as its ringnet image is (the SmartFusion2's with its profile and
+# without `sha-compact`, as `cargo sf2` builds it).
 build() { (cd firmware && cargo build --quiet --target-dir "$1" "${@:2}"); }
 build target --release
 build target/nic --release --features nic-limit
-build target --profile sf2 --features sf2
-build target/sf2-nic --profile sf2 --features sf2,nic-limit
+build target --profile sf2 --no-default-features --features sf2,http,transfer,defmt
+build target/sf2-nic --profile sf2 --no-default-features --features sf2,http,transfer,defmt,nic-limit
 cargo build --quiet --release -p host-sim
 image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
 image=$(image target release)

@@ -59,7 +59,7 @@ qemu=(qemu-system-arm -machine "$board" -nographic -monitor none -serial stdio
 if size -A "$image" | grep -q '^\.defmt '; then
   if ! command -v defmt-print >/dev/null; then
     echo "$image logs defmt frames: install defmt-print (cargo install defmt-print --locked)," >&2
-    echo "or build the text log: cargo build --release --no-default-features --features http,transfer,text-log" >&2
+    echo "or build the text log: cargo build --release --no-default-features --features http,transfer,text-log,sha-compact" >&2
     exit 2
   fi
   # QEMU keeps this script's PID (a kill reaches it), and its exit status; the decoder

@@ -87,8 +87,8 @@ step "firmware: clippy and format for both boards and both log forms, then boot 
   cd firmware
   cargo fmt --check
   cargo clippy --quiet --release -- -D warnings
-  cargo clippy --quiet --profile sf2 --features sf2 -- -D warnings
-  cargo clippy --quiet --release --no-default-features --features http,transfer,text-log \
+  cargo clippy --quiet --profile sf2 --no-default-features --features sf2,http,transfer,defmt -- -D warnings
+  cargo clippy --quiet --release --no-default-features --features http,transfer,text-log,sha-compact \
     --target-dir target/text-log -- -D warnings
 )
 bash scripts/test-firmware.sh
