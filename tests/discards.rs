@@ -265,18 +265,6 @@ fn a_fragmented_datagram_is_counted_and_logged_as_lost_fragments() {
     assert!(lines[1].starts_with("B: discarded 2 IPv4 frame(s)") && lines[1].contains("(3 in all"));
 }
 
-/// One echo exchange on `conn`.
-fn echo_round<W: ringnet::blocking::Waiter>(
-    sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,
-    conn: ringnet::SocketHandle,
-    data: &[u8],
-) {
-    sock.send_all(conn, data).unwrap();
-    let mut back = vec![0u8; data.len()];
-    sock.recv_exact(conn, &mut back).unwrap();
-    assert_eq!(back, data);
-}
-
 #[test]
 fn a_late_duplicate_of_a_connections_syn_is_dropped_not_answered_by_the_backlog() {
     use ringnet::services::{Echo, ECHO_PORT};

@@ -62,18 +62,6 @@ fn file_out_on_b(w: &mut World<2>, backlog: usize, file: &'static [u8]) -> FileO
     FileOut::new(&mut w.stacks[B], FILE_OUT_PORT, &sockets, source).unwrap()
 }
 
-/// Echoes `data` through `conn` and checks it comes back whole.
-fn echo_round<W: ringnet::blocking::Waiter>(
-    sock: &mut Blocking<'_, 'static, W>,
-    conn: ringnet::SocketHandle,
-    data: &[u8],
-) {
-    sock.send_all(conn, data).unwrap();
-    let mut back = vec![0u8; data.len()];
-    sock.recv_exact(conn, &mut back).unwrap();
-    assert_eq!(back, data);
-}
-
 /// Reads `conn` to its end.
 fn read_to_end<W: ringnet::blocking::Waiter>(
     sock: &mut Blocking<'_, 'static, W>,

@@ -377,3 +377,15 @@ pub fn send_to_slow_reader(
     sock.flush(client).unwrap();
     received
 }
+
+/// Echoes `data` through `conn` with blocking calls and checks it comes back whole.
+pub fn echo_round<W: ringnet::blocking::Waiter>(
+    sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,
+    conn: SocketHandle,
+    data: &[u8],
+) {
+    sock.send_all(conn, data).unwrap();
+    let mut back = vec![0u8; data.len()];
+    sock.recv_exact(conn, &mut back).unwrap();
+    assert_eq!(back, data);
+}
