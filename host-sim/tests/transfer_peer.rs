@@ -272,11 +272,7 @@ fn a_directory_store_commits_verified_uploads_only() {
         "a status frame came back"
     );
     assert!(!dir.join("bad.bin").exists() && !dir.join("bad.bin.part").exists());
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("good.bin")]);
+    assert_eq!(file_names(&dir), ["good.bin"]);
 }
 
 #[test]
@@ -337,18 +333,20 @@ fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_who
     .unwrap();
     assert_eq!((len, digest), (size, want));
     assert_eq!(got, pattern(size as usize));
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        names,
-        vec![std::ffi::OsString::from("faulty.bin")],
-        "no temporaries"
-    );
+    assert_eq!(file_names(&dir), ["faulty.bin"], "no temporaries");
 }
 
 /// A fresh directory under the target dir (no temp-dir crate needed for four tests).
+/// The names in `dir`, sorted.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 fn tempdir() -> std::path::PathBuf {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -411,15 +409,7 @@ fn overlapping_puts_of_one_name_into_a_directory_store_the_newer_whole_the_older
     assert_eq!(&status[..5], b"RNT2\x04");
     assert_eq!(status[5], Status::Conflict as u8, "{reply:?}");
     assert_eq!(std::fs::read(dir.join("f")).unwrap(), pattern(50_000));
-    let names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        names,
-        vec![std::ffi::OsString::from("f")],
-        "no temporaries left"
-    );
+    assert_eq!(file_names(&dir), ["f"], "no temporaries left");
 }
 
 #[test]
