@@ -32,7 +32,7 @@ pub(super) fn start<S: Store, const N: usize>(
         Err(HeadError::TooManyHeaders) => return conn.answer(Answer::TooManyHeaders, false),
         Err(HeadError::Malformed) => return conn.answer(Answer::Malformed, false),
     };
-    if let Err(answer) = route(stack, shared, conn, request, now) {
+    if let Err(answer) = route(stack, shared, conn, &request, now) {
         let (answer, keep_alive) = answer;
         conn.answer(answer, keep_alive);
     }
@@ -46,7 +46,7 @@ fn route<S: Store, const N: usize>(
     stack: &Stack<'_>,
     shared: &mut Shared<'_, S, N>,
     conn: &mut Conn<S::Upload, S::Reader>,
-    request: Request,
+    request: &Request,
     now: Instant,
 ) -> Result<(), Refusal> {
     // RFC 9112 6.3: a length that cannot be trusted leaves no way to find the next
@@ -87,7 +87,7 @@ fn route<S: Store, const N: usize>(
             None => start_file(store, conn, request, bodiless_keep_alive),
         },
         Method::Put | Method::Post => {
-            let name = request.name.ok_or((Answer::BadName, false))?;
+            let name = request.name.as_ref().ok_or((Answer::BadName, false))?;
             if request.chunked {
                 return Err((Answer::Chunked, false));
             }
@@ -112,7 +112,7 @@ fn route<S: Store, const N: usize>(
             Ok(())
         }
         Method::Delete => {
-            let name = request.name.ok_or((Answer::NotFound, false))?;
+            let name = request.name.as_ref().ok_or((Answer::NotFound, false))?;
             store.remove(&name).map_err(|e| match e {
                 StoreError::NotFound => (Answer::NotFound, bodiless_keep_alive),
                 StoreError::ReadOnly => (Answer::ReadOnly, bodiless_keep_alive),
@@ -151,10 +151,13 @@ pub(super) fn store_refusal(error: StoreError) -> Answer {
 fn start_file<S: Store>(
     store: &mut S,
     conn: &mut Conn<S::Upload, S::Reader>,
-    request: Request,
+    request: &Request,
     keep_alive: bool,
 ) -> Result<(), Refusal> {
-    let name = request.name.ok_or((Answer::NotFound, keep_alive))?;
+    let name = request
+        .name
+        .as_ref()
+        .ok_or((Answer::NotFound, keep_alive))?;
     let (reader, len) = store.open(&name).map_err(|e| match e {
         StoreError::NotFound => (Answer::NotFound, keep_alive),
         _ => (Answer::Unreadable, keep_alive),
