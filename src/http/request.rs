@@ -235,6 +235,7 @@ const FIELDS: [&str; 6] = [
 impl Request {
     /// Parses a complete request head at the start of `head`, and says how many bytes it
     /// took. Logs the request line. `token` is the bearer token writes need, if any.
+    #[inline(never)]
     pub(super) fn parse(
         head: &[u8],
         stack: &Stack<'_>,

@@ -42,6 +42,7 @@ pub(super) fn start<S: Store, const N: usize>(
 type Refusal = (Answer, bool);
 
 /// Starts the response to `request`, or says which short answer it gets instead.
+#[inline(never)]
 fn route<S: Store, const N: usize>(
     stack: &Stack<'_>,
     shared: &mut Shared<'_, S, N>,
@@ -148,6 +149,7 @@ pub(super) fn store_refusal(error: StoreError) -> Answer {
 }
 
 /// `GET`/`HEAD` of a stored file: opens the version it sends to the end.
+#[inline(never)]
 fn start_file<S: Store>(
     store: &mut S,
     conn: &mut Conn<S::Upload, S::Reader>,
@@ -206,6 +208,7 @@ fn start_file<S: Store>(
 
 /// `GET`/`HEAD` of `/` or `/stats`: takes the snapshot, unless another response is
 /// using it and still moving.
+#[inline(never)]
 fn start_generated<S: Store, const N: usize>(
     stack: &Stack<'_>,
     shared: &mut Shared<'_, S, N>,
