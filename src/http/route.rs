@@ -93,11 +93,11 @@ fn route<S: Store, const N: usize>(
                 return Err((Answer::Chunked, false));
             }
             let length = content_length.ok_or((Answer::LengthRequired, false))?;
-            if method == Method::Post && store.size(&name).is_ok() {
+            if method == Method::Post && store.size(name).is_ok() {
                 return Err((Answer::Exists, false));
             }
             // Refused before `100 Continue`: a client that waits for it sends no body.
-            let upload = store.begin(&name, length).map_err(|e| match e {
+            let upload = store.begin(name, length).map_err(|e| match e {
                 StoreError::NotFound => (Answer::NotFound, keep_alive),
                 StoreError::ReadOnly => (Answer::ReadOnly, keep_alive),
                 _ => (store_refusal(e), false),
@@ -114,7 +114,7 @@ fn route<S: Store, const N: usize>(
         }
         Method::Delete => {
             let name = request.name.as_ref().ok_or((Answer::NotFound, false))?;
-            store.remove(&name).map_err(|e| match e {
+            store.remove(name).map_err(|e| match e {
                 StoreError::NotFound => (Answer::NotFound, bodiless_keep_alive),
                 StoreError::ReadOnly => (Answer::ReadOnly, bodiless_keep_alive),
                 _ => (Answer::StoreFailed, false),
@@ -160,7 +160,7 @@ fn start_file<S: Store>(
         .name
         .as_ref()
         .ok_or((Answer::NotFound, keep_alive))?;
-    let (reader, len) = store.open(&name).map_err(|e| match e {
+    let (reader, len) = store.open(name).map_err(|e| match e {
         StoreError::NotFound => (Answer::NotFound, keep_alive),
         _ => (Answer::Unreadable, keep_alive),
     })?;
