@@ -28,16 +28,22 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of a resumed file's prefix hashed per poll, so one resume cannot stall the rest.
 const PREFIX_HASH_PER_POLL: usize = 16 * 1024;
 
+/// How soon an upload whose store had no room ([`Store::upload_room`]) is polled again,
+/// if nothing arrives meanwhile: its data waits in the rx ring, whose window is closed.
+const STORE_RETRY: Duration = Duration::from_millis(1);
+
 enum Phase<U, R> {
     /// Reading the request frame.
     Request,
     /// Receiving a put's data, hashed as it arrives: by the server (`hasher`), or by a
-    /// store that [`Store::hashes`] the upload itself (`None`).
+    /// store that [`Store::hashes`] the upload itself (`None`). `store_full`: since when
+    /// the store has had no room ([`Store::upload_room`]), and when to ask it again.
     Receiving {
         upload: Option<U>,
         size: u64,
         received: u64,
         hasher: Option<Sha256>,
+        store_full: Option<(Instant, Instant)>,
     },
     /// The data is in and hashed (`digest`; `None` while the store that hashes it has it);
     /// reading the trailer frame, byte for byte (`frame[..have]`), never past it. The
@@ -50,7 +56,8 @@ enum Phase<U, R> {
         have: usize,
     },
     /// Sending a get's data (after hashing the skipped prefix, for a resume), from the
-    /// version of the file opened when the request came.
+    /// version of the file opened when the request came; hashed by the server (`hasher`),
+    /// or by a store that [`Store::reads_hashed`] the file itself (`None`).
     Sending {
         name: String<MAX_NAME>,
         reader: R,
@@ -58,7 +65,7 @@ enum Phase<U, R> {
         start: u64,
         hashed: u64,
         sent: u64,
-        hasher: Sha256,
+        hasher: Option<Sha256>,
     },
     /// Flushing the final frame, then closing. After a refusal the peer may still be
     /// sending (a refused upload): its bytes are read and dropped until it closes or
@@ -165,8 +172,8 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
     }
 
     /// When the server needs a poll even if nothing arrives: the soonest a silent peer
-    /// times out (`None` without connections). Like [`Stack::poll_at`], for a caller that
-    /// sleeps between polls.
+    /// times out, or an upload asks its full store again (`None` without connections).
+    /// Like [`Stack::poll_at`], for a caller that sleeps between polls.
     pub fn poll_at(&self) -> Option<Instant> {
         let timeout = self.idle_timeout;
         self.connections
@@ -175,6 +182,10 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                 Phase::Closing {
                     drain_until: Some(until),
                 } => until.min(conn.io.deadline(timeout)),
+                Phase::Receiving {
+                    store_full: Some((_, retry)),
+                    ..
+                } => retry.min(conn.io.deadline(timeout)),
                 _ => conn.io.deadline(timeout),
             })
             .min()
@@ -388,6 +399,9 @@ fn receive_data<S: Store>(
         return read_trailer(stack, store, conn, now, completed);
     }
     let socket = conn.io.socket();
+    let Some(want) = store_room(stack.name(), socket, store, &mut conn.phase, want, now) else {
+        return Continue(());
+    };
     // Hashed and stored where the bytes lie in the rx ring: no copy.
     let mut failed = None;
     let phase = &mut conn.phase;
@@ -433,6 +447,54 @@ fn receive_data<S: Store>(
     Continue(())
 }
 
+/// How much of `want` the store of a [`Phase::Receiving`] upload takes now; `None` while it
+/// has no room, which is logged as the block starts and ends (the data stays in the rx
+/// ring meanwhile, and its window closes).
+fn store_room<S: Store>(
+    name: &str,
+    socket: SocketHandle,
+    store: &mut S,
+    phase: &mut Phase<S::Upload, S::Reader>,
+    want: usize,
+    now: Instant,
+) -> Option<usize> {
+    let Phase::Receiving {
+        upload: Some(upload),
+        store_full,
+        ..
+    } = phase
+    else {
+        return Some(want);
+    };
+    let take = want.min(store.upload_room(upload));
+    match (take, *store_full) {
+        (0, Some((since, _))) => {
+            *store_full = Some((since, now + STORE_RETRY));
+            None
+        }
+        (0, None) => {
+            net_debug!(
+                "{}: transfer tcp{}: store behind, upload data left in the rx ring",
+                name,
+                socket
+            );
+            *store_full = Some((now, now + STORE_RETRY));
+            None
+        }
+        (_, Some((since, _))) => {
+            net_debug!(
+                "{}: transfer tcp{}: store took data again after {} ms",
+                name,
+                socket,
+                (now - since).total_millis()
+            );
+            *store_full = None;
+            Some(take)
+        }
+        (_, None) => Some(take),
+    }
+}
+
 /// [`Phase::Sending`]: for a resume, hashes the prefix the client kept first (a slice
 /// per poll); then, once the accept is out, sends the data as the tx ring takes it and
 /// the final status after it.
@@ -466,7 +528,9 @@ fn send_data<S: Store>(
             let chunk = (want - done).min(buf.len());
             match store.read_at(reader, *hashed, &mut buf[..chunk]) {
                 Ok(n) if n > 0 => {
-                    hasher.update(&buf[..n]);
+                    if let Some(hasher) = hasher {
+                        hasher.update(&buf[..n]);
+                    }
                     *hashed += wide(n);
                     done += n;
                 }
@@ -490,7 +554,17 @@ fn send_data<S: Store>(
     }
     loop {
         if *sent == *size {
-            let digest: Digest = core::mem::take(hasher).finalize().into();
+            let digest: Digest = match hasher.take() {
+                Some(hasher) => hasher.finalize().into(),
+                None => match store.read_digest(reader) {
+                    Ok(digest) => digest,
+                    Err(e) => {
+                        // After the data, a status still tells the client why.
+                        refuse(stack, store, conn, store_status(e), e.as_str());
+                        return Break(Next::Keep);
+                    }
+                },
+            };
             net_info!(
                 "{}: transfer tcp{}: sent {} ({} bytes)",
                 name,
@@ -521,7 +595,9 @@ fn send_data<S: Store>(
             match store.read_at(reader, at, room) {
                 Ok(n) => {
                     let n = n.min(room.len());
-                    hasher.update(&room[..n]);
+                    if let Some(hasher) = hasher {
+                        hasher.update(&room[..n]);
+                    }
                     at += wide(n);
                     n
                 }
@@ -659,6 +735,7 @@ fn start<S: Store>(
                     size,
                     received: 0,
                     hasher,
+                    store_full: None,
                 };
             }
             Err(e) => refuse(
@@ -681,7 +758,7 @@ fn start<S: Store>(
             "data after the request",
         ),
         // The version opened here is the one sent, to its end.
-        Message::Get { name, offset } => match store.open(name) {
+        Message::Get { name, offset } => match store.open_verified(name) {
             Ok((_, size)) if offset > size => refuse(
                 stack,
                 store,
@@ -699,14 +776,17 @@ fn start<S: Store>(
                     size
                 );
                 queue_frame(conn, Message::Accept { size, offset });
+                // One pass over the file: the store's, if it hashes as it reads; it also
+                // hashes the prefix a resume skips.
+                let hasher = (!store.reads_hashed(&reader)).then(Sha256::new);
                 conn.phase = Phase::Sending {
                     name: String::try_from(name).unwrap_or_default(),
                     reader,
                     size,
                     start: offset,
-                    hashed: 0,
+                    hashed: if hasher.is_some() { 0 } else { offset },
                     sent: offset,
-                    hasher: Sha256::new(),
+                    hasher,
                 };
             }
             Err(e) => refuse(stack, store, conn, store_status(e), e.as_str()),
@@ -782,6 +862,7 @@ fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
             size,
             received,
             hasher,
+            ..
         } if *received == *size => {
             conn.phase = Phase::Trailer {
                 upload: upload.take(),
