@@ -380,6 +380,27 @@ impl TcpSlot {
         })
     }
 
+    /// Whether a lifecycle [`step`](TcpSlot::step) now would do nothing: smoltcp's state
+    /// is the one the last step saw, and none of the lifecycle's timers can be running
+    /// (no orphan, not half-open, not in TIME-WAIT, not closed, where a step may free
+    /// or recycle the slot).
+    pub(crate) fn settled(&self, socket: &tcp::Socket) -> bool {
+        let state = socket.state();
+        state == self.last_state
+            && !self.may_time_out()
+            && !matches!(
+                state,
+                tcp::State::Closed | tcp::State::SynReceived | tcp::State::TimeWait
+            )
+    }
+
+    /// Whether one of its lifecycle timers may be running: without an orphan, a
+    /// half-open start or a TIME-WAIT, [`TcpSlot::timer_at`] and
+    /// [`TcpSlot::backlog_return_at`] are `None` whatever smoltcp's state.
+    pub(crate) fn may_time_out(&self) -> bool {
+        self.orphan.is_some() || self.half_open.is_some() || self.time_wait.is_some()
+    }
+
     /// Whether it is one of `listener`'s backlog sockets and listening.
     pub(crate) fn listening_for(&self, listener: SocketHandle) -> bool {
         self.listener() == Some(listener) && self.last_state == tcp::State::Listen
