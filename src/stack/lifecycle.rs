@@ -328,7 +328,7 @@ fn make_room(
                 .map(|(why, since)| (index, why, since)),
             _ => None,
         })
-        .min_by_key(|(_, why, since)| (*why == GaveWay::HalfOpen, *since));
+        .min_by_key(|(_, why, since)| (*why, *since));
     let Some((index, why, _)) = chosen else {
         return false;
     };

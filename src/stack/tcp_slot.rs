@@ -94,7 +94,17 @@ pub(crate) enum GaveWay {
     Orphan,
     /// A half-open connection (SYN-RECEIVED).
     HalfOpen,
+    /// An orphan still delivering that went back to resend [`STALLED_RETRANSMITS`] times
+    /// without progress: its peer stopped reading or vanished. What it still holds is
+    /// lost, as when Linux resets orphans past `tcp_max_orphans`; the backlog is the limit
+    /// here.
+    Stalled,
 }
+
+/// How many retransmissions without progress make an orphan still delivering give way
+/// to a new connection ([`GaveWay::Stalled`]): a peer that never opens its window has
+/// had its probes resent twice, about 7 s in.
+const STALLED_RETRANSMITS: u8 = 2;
 
 /// Why smoltcp has no connection for a `recv` to read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,8 +535,9 @@ impl TcpSlot {
     /// Whether it can give its place in `listener`'s backlog to a new connection, and
     /// since when it has been in the state that allows it (the oldest gives way first):
     /// an orphan in TIME-WAIT, or one whose data is all acknowledged (only its FIN may be
-    /// outstanding), before a half-open one. Live connections, and orphans still
-    /// delivering data, never give way.
+    /// outstanding), before a half-open one, before an orphan still delivering that has
+    /// stalled ([`GaveWay::Stalled`]). Live connections, and orphans still delivering
+    /// data to a peer that acknowledges it, never give way.
     pub(crate) fn may_give_way(
         &self,
         listener: SocketHandle,
@@ -555,6 +566,10 @@ impl TcpSlot {
             tcp::State::SynReceived if self.ready_in(listener).is_none() => {
                 Some((GaveWay::HalfOpen, self.half_open.unwrap_or(now)))
             }
+            tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck => self
+                .orphan
+                .filter(|o| o.retransmits >= STALLED_RETRANSMITS)
+                .map(|o| (GaveWay::Stalled, o.progress_at)),
             _ => None,
         }
     }
