@@ -6,10 +6,10 @@ use core::ops::ControlFlow::{Break, Continue};
 use sha2::Digest as _;
 
 use super::super::store::{Store, StoreError};
-use super::super::wire::{Digest, Message, Status};
+use super::super::wire::{Digest, Status};
 use super::closing::give_up;
 use super::phase::{Connection, Phase};
-use super::reply::{queue_frame, refuse, store_status};
+use super::reply::{queue_status, refuse, store_status};
 use super::{Next, Step};
 use crate::convert::{room, wide};
 use crate::socket::tcp::SendError;
@@ -85,14 +85,7 @@ pub(super) fn send_data<S: Store>(
                 size
             );
             *completed += 1;
-            queue_frame(
-                conn,
-                Message::Status {
-                    status: Status::Ok,
-                    digest,
-                    reason: "",
-                },
-            );
+            queue_status(conn, Status::Ok, &digest, "");
             conn.phase = Phase::Closing { drain_until: None };
             return Break(Next::Keep);
         }

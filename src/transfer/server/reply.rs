@@ -2,14 +2,37 @@
 //! then the connection drains and closes).
 
 use super::super::store::{Store, StoreError};
-use super::super::wire::{Message, Status, MAX_FRAME};
+use super::super::wire::{emit_accept, emit_status, Digest, Status, WireError, MAX_FRAME};
 use super::phase::{Connection, Phase, DRAIN_PAUSE};
 use crate::services::connection::HoldsUpload;
 use crate::stack::Stack;
 
-pub(super) fn queue_frame<U, R>(conn: &mut Connection<U, R>, message: Message<'_>) {
+/// Queues an `Accept{size, offset}` frame.
+pub(super) fn queue_accept<U, R>(conn: &mut Connection<U, R>, size: u64, offset: u64) {
     let mut frame = [0u8; MAX_FRAME + 4];
-    if let Ok(n) = message.emit(&mut frame) {
+    let written = emit_accept(size, offset, &mut frame);
+    queue_written(conn, &frame, written);
+}
+
+/// Queues a `Status{status, digest, reason}` frame.
+pub(super) fn queue_status<U, R>(
+    conn: &mut Connection<U, R>,
+    status: Status,
+    digest: &Digest,
+    reason: &str,
+) {
+    let mut frame = [0u8; MAX_FRAME + 4];
+    let written = emit_status(status, digest, reason, &mut frame);
+    queue_written(conn, &frame, written);
+}
+
+/// Queues the frame an encoder `written` into `frame`.
+pub(super) fn queue_written<U, R>(
+    conn: &mut Connection<U, R>,
+    frame: &[u8],
+    written: Result<usize, WireError>,
+) {
+    if let Ok(n) = written {
         // Cannot overflow: at most two frames are ever pending.
         let _ = conn.io.queue().extend_from_slice(&frame[..n]);
     }
@@ -32,14 +55,7 @@ pub(super) fn refuse<S: Store>(
     if let Some(upload) = conn.phase.take_upload() {
         store.abort(upload);
     }
-    queue_frame(
-        conn,
-        Message::Status {
-            status,
-            digest: [0; 32],
-            reason,
-        },
-    );
+    queue_status(conn, status, &[0; 32], reason);
     conn.phase = Phase::Closing {
         drain_until: Some(stack.now() + DRAIN_PAUSE),
     };

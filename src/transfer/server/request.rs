@@ -9,7 +9,7 @@ use super::super::store::Store;
 use super::super::wire::{emit_version1_refusal, Message, Status, WireError, MAX_FRAME};
 use super::closing::give_up;
 use super::phase::{Connection, Phase, DRAIN_PAUSE};
-use super::reply::{queue_frame, refuse, store_status};
+use super::reply::{queue_accept, queue_written, refuse, store_status};
 use super::upload::receive;
 use super::{Next, Step};
 use crate::socket::tcp::RecvError;
@@ -89,9 +89,8 @@ pub(super) fn start<S: Store>(
                 conn.io.socket()
             );
             let mut out = [0u8; MAX_FRAME + 4];
-            if let Ok(n) = emit_version1_refusal(&mut out) {
-                let _ = conn.io.queue().extend_from_slice(&out[..n]);
-            }
+            let written = emit_version1_refusal(&mut out);
+            queue_written(conn, &out, written);
             conn.phase = Phase::Closing {
                 drain_until: Some(stack.now() + DRAIN_PAUSE),
             };
@@ -133,7 +132,7 @@ pub(super) fn start<S: Store>(
                     name,
                     size
                 );
-                queue_frame(conn, Message::Accept { size, offset: 0 });
+                queue_accept(conn, size, 0);
                 // One pass over the data: the store's, if it hashes as it writes.
                 let hasher = (!store.hashes(&upload)).then(Sha256::new);
                 conn.phase = Phase::Receiving {
@@ -180,7 +179,7 @@ pub(super) fn start<S: Store>(
                     offset,
                     size
                 );
-                queue_frame(conn, Message::Accept { size, offset });
+                queue_accept(conn, size, offset);
                 conn.phase = Phase::Sending {
                     name: String::try_from(name).unwrap_or_default(),
                     reader,

@@ -7,7 +7,7 @@ use super::super::store::Store;
 use super::super::wire::{Message, Status, WireError, TRAILER_FRAME};
 use super::closing::give_up;
 use super::phase::{Connection, Phase};
-use super::reply::{queue_frame, refuse, store_status};
+use super::reply::{queue_status, refuse, store_status};
 use super::{Next, Step};
 use crate::socket::tcp::RecvError;
 use crate::stack::Stack;
@@ -139,14 +139,7 @@ pub(super) fn check_trailer<S: Store>(
                 size
             );
             *completed += 1;
-            queue_frame(
-                conn,
-                Message::Status {
-                    status: Status::Ok,
-                    digest,
-                    reason: "",
-                },
-            );
+            queue_status(conn, Status::Ok, &digest, "");
             conn.phase = Phase::Closing { drain_until: None };
         }
         Err(e) => refuse(
