@@ -84,7 +84,9 @@ impl<'s> Text<'s> {
         }
     }
 
-    /// Appends `s`.
+    /// Appends `s`. Never inlined: text is written in chains of many pieces, and each
+    /// inlined copy of this check and call costs flash at every one of them.
+    #[inline(never)]
     pub fn str(&mut self, s: &str) -> &mut Self {
         if !self.full && self.sink.append(s).is_err() {
             self.full = true;

@@ -237,6 +237,58 @@ fn a_client_that_never_closes_after_a_download_gives_way_and_then_times_out() {
     assert_eq!(sock.stack().recv(third, &mut buf), Ok(0), "EOF stays EOF");
 }
 
+/// A download the client never reads: file out queues all of it and closes, and its
+/// orphan (FIN-WAIT-1, data unacknowledged) probes the client's zero window under
+/// `timers`. Returns B's file-out row after `wait`.
+fn orphan_of_a_reader_that_never_reads(timers: TcpTimers, wait: Duration) -> StatsRow {
+    static FILE: [u8; 2048] = [b'f'; 2048];
+    let mut w = pair(Faults::NONE, 106);
+    w.stacks[B].set_tcp_timers(timers);
+    let mut file_out = file_out_on_b(&mut w, 1, &FILE);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        file_out.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(20));
+    let mut sock = Blocking::new(a, &mut waiter);
+    let reader = tcp_socket(sock.stack(), 256, 256);
+    sock.connect(reader, ep(B, FILE_OUT_PORT)).unwrap();
+    sock.sleep(wait);
+    listener_row(sock.waiter().peer(), FILE_OUT_PORT)
+}
+
+#[test]
+fn an_orphan_probing_a_window_that_never_opens_is_reset_after_its_retries() {
+    let timers = TcpTimers {
+        orphan_retries: 2,
+        orphan_timeout: Duration::from_secs(3600),
+        ..TcpTimers::DEFAULT
+    };
+    // The first probe's byte is new; it is resent 2, 4 and 8 s later, and the third
+    // resend, about 15 s in, is one too many.
+    let row = orphan_of_a_reader_that_never_reads(timers, Duration::from_secs(10));
+    assert_eq!(
+        row.stats.orphans_expired, 0,
+        "two probes are allowed: {row}"
+    );
+    let row = orphan_of_a_reader_that_never_reads(timers, Duration::from_secs(30));
+    assert_eq!(row.stats.orphans_expired, 1, "{row}");
+}
+
+#[test]
+fn an_orphan_that_sends_nothing_countable_is_reset_at_the_time_cap() {
+    let timers = TcpTimers {
+        orphan_retries: u8::MAX,
+        orphan_timeout: Duration::from_secs(10),
+        ..TcpTimers::DEFAULT
+    };
+    let row = orphan_of_a_reader_that_never_reads(timers, Duration::from_secs(8));
+    assert_eq!(row.stats.orphans_expired, 0, "{row}");
+    let row = orphan_of_a_reader_that_never_reads(timers, Duration::from_secs(12));
+    assert_eq!(row.stats.orphans_expired, 1, "{row}");
+}
+
 #[test]
 fn clients_that_connect_and_go_silent_are_timed_out() {
     let mut w = pair(Faults::NONE, 105);

@@ -106,10 +106,19 @@ enum Command {
         /// listens again.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
         syn_timeout: u64,
-        /// Seconds an orphan (a connection after close) may go without progress before it
-        /// is reset (Linux's tcp_fin_timeout).
+        /// Seconds an orphan in FIN-WAIT-2 (a connection after close, all it sent
+        /// acknowledged) may wait for the peer's FIN before it is reset (Linux's
+        /// tcp_fin_timeout).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
         fin_timeout: u64,
+        /// Retransmissions an orphan still delivering data or its FIN may send without
+        /// progress before it is reset (Linux's tcp_orphan_retries).
+        #[arg(long, default_value_t = 8)]
+        orphan_retries: u8,
+        /// Seconds such an orphan may go without progress whatever its count (a vanished
+        /// peer's orphan sends ARP requests, not segments).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        orphan_timeout: u64,
         /// Seconds a connection to echo, discard, file out, file in or transfer may move
         /// no byte before it is reset (HTTP keeps its own 10 s).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
@@ -397,6 +406,8 @@ fn run(command: Command) -> Result<(), String> {
             duration,
             syn_timeout,
             fin_timeout,
+            orphan_retries,
+            orphan_timeout,
             idle_timeout,
             token,
             max_upload,
@@ -417,6 +428,8 @@ fn run(command: Command) -> Result<(), String> {
                 timers: TcpTimers {
                     syn_received: Duration::from_secs(syn_timeout),
                     fin_timeout: Duration::from_secs(fin_timeout),
+                    orphan_retries,
+                    orphan_timeout: Duration::from_secs(orphan_timeout),
                 },
                 idle_timeout: Duration::from_secs(idle_timeout),
                 token,

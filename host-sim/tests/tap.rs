@@ -1073,7 +1073,10 @@ print(got)
 "#;
     fs::write(ns.dir.join("echo.py"), echo).unwrap();
     let got = ns.ok(
-        "tshark -i tap0 -w linux.pcap -q 2>/dev/null & cap=$!; sleep 2; python3 echo.py; sleep 1; kill -INT $cap; wait $cap; true",
+        &format!(
+            "{} python3 echo.py; sleep 1; kill -INT $cap; wait $cap; true",
+            tshark_on_tap("", "linux.pcap")
+        ),
         90,
     );
     assert_eq!(got.trim(), (256 * 1200).to_string());
@@ -1309,6 +1312,16 @@ c.sendall(f'{n} {h.hexdigest()}\n'.encode()); c.close()
     }
 }
 
+/// A shell prefix that starts tshark on tap0 (capture filter `filter`) writing `file`,
+/// its PID in `$cap`, and waits until tshark says the capture started (at most 30 s): a
+/// fixed 2 s missed the first packets on a loaded machine.
+fn tshark_on_tap(filter: &str, file: &str) -> String {
+    format!(
+        "tshark -i tap0 {filter} -w {file} -q 2>{file}.err & cap=$!; \
+         for _ in $(seq 300); do grep -q 'Capture started' {file}.err && break; sleep 0.1; done;"
+    )
+}
+
 /// Linux's `TcpExtDelayedACKs` in the namespace: how often its delayed-ACK timer fired.
 fn delayed_acks(ns: &Netns) -> u64 {
     let awk = r#"awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) n[i] = $i; h = 1 } else { for (i = 1; i <= NF; i++) if (n[i] == "DelayedACKs") print $i } }' /proc/net/netstat"#;
@@ -1341,8 +1354,8 @@ fn at_mtu_65521_a_64_kib_ring_sends_two_segments_per_ring_and_linux_never_waits_
         // The timeout only guards against a hang; the figures below are the test.
         let got = ns.ok(
             &format!(
-                "tshark -i tap0 -f 'tcp[tcpflags] & tcp-syn != 0' -w syn.pcap -q 2>/dev/null & cap=$!; sleep 2; \
-                 echo {SIZE} | nc -N {DEVICE} 7001 | sha256sum | cut -d' ' -f1; sleep 1; kill -INT $cap; wait $cap; true"
+                "{} echo {SIZE} | nc -N {DEVICE} 7001 | sha256sum | cut -d' ' -f1; sleep 1; kill -INT $cap; wait $cap; true",
+                tshark_on_tap("-f 'tcp[tcpflags] & tcp-syn != 0'", "syn.pcap")
             ),
             120,
         );

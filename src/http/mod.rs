@@ -15,11 +15,30 @@
 //! client silent for the idle timeout gets `408`, and when every connection is busy a new
 //! client gets `503` from a socket kept in reserve.
 
+//!
+//! The modules, each importing only those above it in this list:
+//!
+//! | module | concern |
+//! |---|---|
+//! | `server` | [`HttpServer`]: settings, the connection table, accepting, polling |
+//! | `connection` | one connection's steps: read a head, take an upload, send a body, linger; timeouts |
+//! | `route` | acting on a request: what each method and target gets |
+//! | `state` | what a connection keeps (its phase, head and queue), the shared snapshot, the limits |
+//! | `request` | where a head ends, and the small [`Request`](request) parsed from it (`httparse`) |
+//! | `target` | a request target's path and the store name it decodes to |
+//! | `generated` | the file list and the stats as JSON |
+//! | `response` | status lines, framing fields, and the table of short text answers |
+
+mod connection;
+mod generated;
 mod request;
 mod response;
+mod route;
 mod server;
+mod state;
+mod target;
 
-pub use server::{
-    HttpServer, TokenTooLong, DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT, HEAD_MAX,
-    SNAPSHOT_DEFAULT, TOKEN_MAX,
+pub use server::{HttpServer, TokenTooLong};
+pub use state::{
+    DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT, HEAD_MAX, SNAPSHOT_DEFAULT, TOKEN_MAX,
 };

@@ -3,9 +3,10 @@
 
 use heapless::{String, Vec};
 
+use super::target::{decode_name, target_path};
+
 use crate::handle::SocketHandle;
 use crate::stack::Stack;
-use crate::transfer::validate_name;
 
 /// Headers parsed per request.
 const MAX_HEADERS: usize = 16;
@@ -28,46 +29,6 @@ pub(super) fn complete_head<const N: usize>(head: &mut Vec<u8, N>) -> Option<usi
         (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
         _ => None,
     })
-}
-
-/// The path of a request target: the origin form as it is, the absolute form
-/// (`http://host/file`, which RFC 9112 3.2.2 says a server must accept) without its scheme
-/// and authority; the query cut off.
-fn target_path(target: &str) -> &str {
-    let path = match target.find("://") {
-        // `get`, not indexing: the offsets are ASCII boundaries found above, but an index
-        // would link core's char-boundary panic and its Unicode tables (about 3 KiB of
-        // firmware flash) for a case that cannot happen.
-        Some(scheme_end) if !target.starts_with('/') => {
-            let rest = target.get(scheme_end + 3..).unwrap_or("");
-            rest.find('/')
-                .and_then(|slash| rest.get(slash..))
-                .unwrap_or("/")
-        }
-        _ => target,
-    };
-    path.split(['?', '#']).next().unwrap_or(path)
-}
-
-/// Percent-decodes a request path into a store name; `None` if malformed.
-fn decode_name(path: &str) -> Option<String<128>> {
-    let path = target_path(path).strip_prefix('/')?;
-    let mut name: Vec<u8, 128> = Vec::new();
-    let bytes = path.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = if bytes[i] == b'%' {
-            let hex = core::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            i += 3;
-            u8::from_str_radix(hex, 16).ok()?
-        } else {
-            i += 1;
-            bytes[i - 1]
-        };
-        name.push(byte).ok()?;
-    }
-    let name = validate_name(&name).ok()?;
-    String::try_from(name).ok()
 }
 
 /// One range of a `Range` header, before the file's length is known.
@@ -101,26 +62,59 @@ impl RangeSpec {
     }
 }
 
-/// A decimal of digits only (no sign, no space: RFC 9110's `1*DIGIT`), saturating at
-/// `u64::MAX` past it: a position beyond any file is still a position.
-fn digits(text: &str) -> Option<u64> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+/// A decimal of digits only (no sign, no space: RFC 9110's `1*DIGIT`), and whether it
+/// fits a `u64`; past `u64::MAX` it saturates there (a position beyond any file is still
+/// a position, a length beyond any is not a length).
+#[inline(never)]
+fn decimal(text: &str) -> Option<(u64, bool)> {
+    if text.is_empty() {
         return None;
     }
-    Some(text.bytes().fold(0u64, |n, b| {
-        n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-    }))
+    let mut n = 0u64;
+    let mut exact = true;
+    for b in text.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        match n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+        {
+            Some(next) => n = next,
+            None => (n, exact) = (u64::MAX, false),
+        }
+    }
+    Some((n, exact))
+}
+
+/// [`decimal`], saturating.
+fn digits(text: &str) -> Option<u64> {
+    decimal(text).map(|(n, _)| n)
+}
+
+/// `text` without the spaces and tabs around it (RFC 9110's `OWS`; a field value that
+/// `httparse` took holds no other ASCII whitespace).
+fn trim_ows(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !ows(b))
+        .map_or(start, |last| last + 1);
+    // Both ends are next to ASCII bytes: `get` always finds a boundary.
+    text.get(start..end).unwrap_or("")
 }
 
 /// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N`; `None` to ignore the header (another unit,
 /// several ranges, or a malformed one), as RFC 9110 allows.
 fn parse_range(value: &str) -> Option<RangeSpec> {
-    let spec = value.trim_ascii().strip_prefix("bytes=")?;
+    let spec = trim_ows(value).strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
     }
     let (start, end) = spec.split_once('-')?;
-    match (start.trim_ascii(), end.trim_ascii()) {
+    match (trim_ows(start), trim_ows(end)) {
         ("", suffix) => digits(suffix).map(RangeSpec::Last),
         (s, "") => digits(s).map(RangeSpec::From),
         (s, e) => {
@@ -135,27 +129,25 @@ fn parse_range(value: &str) -> Option<RangeSpec> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BadLength;
 
-/// The one length every `Content-Length` header (and every item of a list in one) says.
-fn content_length<'h>(values: impl Iterator<Item = &'h [u8]>) -> Option<Result<u64, BadLength>> {
-    let mut length = None;
-    for value in values {
-        let Ok(value) = core::str::from_utf8(value) else {
-            return Some(Err(BadLength));
+/// Takes one `Content-Length` field's `value` (a list of lengths, maybe) into `length`,
+/// the one length all those seen so far say (or [`BadLength`] once two disagree or one
+/// is malformed: digits only, within `u64`).
+fn add_content_length(length: &mut Option<Result<u64, BadLength>>, value: &[u8]) {
+    let Ok(value) = core::str::from_utf8(value) else {
+        *length = Some(Err(BadLength));
+        return;
+    };
+    for item in value.split(',') {
+        let said = match decimal(trim_ows(item)) {
+            Some((n, true)) => Ok(n),
+            _ => Err(BadLength),
         };
-        for item in value.split(',') {
-            let item = item.trim_matches([' ', '\t']);
-            // Digits only; an overflowing length is malformed too.
-            let n = match item.parse::<u64>() {
-                Ok(n) if item.bytes().all(|b| b.is_ascii_digit()) => n,
-                _ => return Some(Err(BadLength)),
-            };
-            match length {
-                Some(seen) if seen != n => return Some(Err(BadLength)),
-                _ => length = Some(n),
-            }
-        }
+        *length = match *length {
+            None => Some(said),
+            Some(Ok(seen)) if said == Ok(seen) => Some(said),
+            _ => Some(Err(BadLength)),
+        };
     }
-    length.map(Ok)
 }
 
 /// Why a complete head is not a request the server can act on.
@@ -187,6 +179,19 @@ pub(super) enum Method {
     /// Anything else (`501`).
     Unknown,
 }
+
+/// The methods the server tells apart, and what each is.
+const METHODS: [(&str, Method); 9] = [
+    ("GET", Method::Get),
+    ("HEAD", Method::Head),
+    ("PUT", Method::Put),
+    ("POST", Method::Post),
+    ("DELETE", Method::Delete),
+    ("OPTIONS", Method::Options),
+    ("PATCH", Method::NotAllowed),
+    ("TRACE", Method::NotAllowed),
+    ("CONNECT", Method::NotAllowed),
+];
 
 /// A body the server generates rather than reads from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +226,17 @@ pub(super) struct Request {
     pub expect_continue: bool,
 }
 
+/// The fields the server reads, in the order of [`FIELDS`]. Of each but
+/// `Content-Length` only the first counts, as a lookup by name finds it.
+const FIELDS: [&str; 6] = [
+    "Connection",
+    "Authorization",
+    "Transfer-Encoding",
+    "Range",
+    "Expect",
+    "Content-Length",
+];
+
 impl Request {
     /// Parses a complete request head at the start of `head`, and says how many bytes it
     /// took. Logs the request line. `token` is the bearer token writes need, if any.
@@ -231,15 +247,15 @@ impl Request {
         token: Option<&str>,
     ) -> Result<(Request, usize), HeadError> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let length = match request.parse(head) {
+        let mut parsed = httparse::Request::new(&mut headers);
+        let length = match parsed.parse(head) {
             Ok(httparse::Status::Complete(length)) => length,
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
             _ => return Err(HeadError::Malformed),
         };
-        let method = request.method.unwrap_or("");
-        let path = request.path.unwrap_or("/");
-        let version = request.version.unwrap_or(0);
+        let method = parsed.method.unwrap_or("");
+        let path = parsed.path.unwrap_or("/");
+        let version = parsed.version.unwrap_or(0);
         net_info!(
             "{}: http tcp{} {} {} HTTP/1.{}",
             stack.name(),
@@ -248,24 +264,11 @@ impl Request {
             path,
             version
         );
-        let header = |name: &str| {
-            request
-                .headers
+        let mut request = Request {
+            method: METHODS
                 .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .and_then(|h| core::str::from_utf8(h.value).ok())
-        };
-        let request = Request {
-            method: match method {
-                "GET" => Method::Get,
-                "HEAD" => Method::Head,
-                "PUT" => Method::Put,
-                "POST" => Method::Post,
-                "DELETE" => Method::Delete,
-                "OPTIONS" => Method::Options,
-                "PATCH" | "TRACE" | "CONNECT" => Method::NotAllowed,
-                _ => Method::Unknown,
-            },
+                .find(|&&(name, _)| name == method)
+                .map_or(Method::Unknown, |&(_, method)| method),
             version,
             generated: match target_path(path) {
                 "/" => Some(Generated::Listing),
@@ -273,26 +276,49 @@ impl Request {
                 _ => None,
             },
             name: decode_name(path),
-            wants_close: header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close")),
-            content_length: content_length(
-                request
-                    .headers
-                    .iter()
-                    .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-                    .map(|h| h.value),
-            ),
-            authorized: token.is_none_or(|token| {
-                header("Authorization")
-                    .and_then(|v| v.trim_ascii().strip_prefix("Bearer "))
-                    .is_some_and(|given| {
-                        constant_time_eq(given.trim_ascii().as_bytes(), token.as_bytes())
-                    })
-            }),
-            chunked: header("Transfer-Encoding").is_some(),
-            range: header("Range").and_then(parse_range),
-            expect_continue: header("Expect")
-                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue")),
+            wants_close: false,
+            content_length: None,
+            authorized: token.is_none(),
+            chunked: false,
+            range: None,
+            expect_continue: false,
         };
+        // One pass over the fields; `seen` marks those whose first instance was read.
+        let mut seen = 0u8;
+        for field in parsed.headers.iter() {
+            let Some(which) = FIELDS
+                .iter()
+                .position(|name| field.name.eq_ignore_ascii_case(name))
+            else {
+                continue;
+            };
+            if which == 5 {
+                add_content_length(&mut request.content_length, field.value);
+                continue;
+            }
+            if seen & 1 << which != 0 {
+                continue;
+            }
+            seen |= 1 << which;
+            let Ok(value) = core::str::from_utf8(field.value) else {
+                continue;
+            };
+            match which {
+                0 => request.wants_close = value.eq_ignore_ascii_case("close"),
+                1 => {
+                    request.authorized = token.is_none_or(|token| {
+                        trim_ows(value)
+                            .strip_prefix("Bearer ")
+                            .is_some_and(|given| {
+                                constant_time_eq(trim_ows(given).as_bytes(), token.as_bytes())
+                            })
+                    })
+                }
+                2 => request.chunked = true,
+                3 => request.range = parse_range(value),
+                _ => request.expect_continue = value.eq_ignore_ascii_case("100-continue"),
+            }
+        }
         Ok((request, length))
     }
 }
@@ -305,24 +331,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_decoded_and_traversal_is_refused() {
-        assert_eq!(decode_name("/a%20b.txt").as_deref(), Some("a b.txt"));
-        assert_eq!(decode_name("/file?x=1").as_deref(), Some("file"));
-        for bad in [
-            "/../etc/passwd",
-            "/%2e%2e%2fetc%2fpasswd",
-            "/..%2Fx",
-            "/a/b",
-            "/%zz",
-            "/%2",
-            "/",
-            "/.hidden",
-        ] {
-            assert_eq!(decode_name(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn ranges_follow_rfc_9110() {
@@ -361,7 +369,13 @@ mod tests {
 
     #[test]
     fn content_length_is_one_plain_number() {
-        let cl = |values: &[&str]| content_length(values.iter().map(|v| v.as_bytes()));
+        let cl = |values: &[&str]| {
+            let mut length = None;
+            for value in values {
+                add_content_length(&mut length, value.as_bytes());
+            }
+            length
+        };
         assert_eq!(cl(&["3"]), Some(Ok(3)));
         assert_eq!(cl(&[]), None);
         assert_eq!(cl(&["3", "3"]), Some(Ok(3)), "identical duplicates agree");
@@ -377,13 +391,5 @@ mod tests {
             assert_eq!(cl(bad), Some(Err(BadLength)), "{bad:?}");
         }
         assert_eq!(cl(&["99999999999999999999999"]), Some(Err(BadLength)));
-    }
-
-    #[test]
-    fn absolute_form_targets_name_the_same_files() {
-        assert_eq!(target_path("http://host:8080/file?x"), "/file");
-        assert_eq!(target_path("http://host"), "/");
-        assert_eq!(target_path("/stats?x=1"), "/stats");
-        assert_eq!(decode_name("http://h/a.txt").as_deref(), Some("a.txt"));
     }
 }

@@ -1,210 +1,217 @@
-//! Writing a response: status lines and heads into a connection's queue, short text
-//! answers, and the generated bodies (the file list, the stats as JSON).
+//! Writing a response head into a connection's queue: the status line, the framing
+//! fields, and the short text answers, one table of status and body for every refusal
+//! and every small success, so that each is a byte of data at its call site rather than
+//! a copy of the code that writes it.
 
-use heapless::Vec;
-
-use crate::observe::{StatField, StatValue, StatsRow};
-use crate::phy::Discard;
-use crate::stack::Stack;
 use crate::text::{Sink, Text};
-use crate::transfer::Store;
 
-/// The methods the server allows, for `Allow`.
-pub(super) const ALLOW: &str = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
+/// The methods the server allows, as the `Allow` field of `204` (`OPTIONS`), `405` and
+/// `501`.
+pub(super) const ALLOW_FIELD: &str = "Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n";
+/// `Content-Type` of a short text answer, of the file list.
+pub(super) const TEXT_PLAIN: &str = "Content-Type: text/plain\r\n";
+/// `Content-Type` of the stats.
+pub(super) const JSON: &str = "Content-Type: application/json\r\n";
+/// The fields before the length of a stored file's response.
+pub(super) const OCTETS: &str =
+    "Content-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\n";
+/// The interim answer to `Expect: 100-continue`.
+pub(super) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A short text answer: its status and its body (`text/plain`), from [`ANSWERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Answer {
+    /// `201`: an upload is stored.
+    Stored,
+    /// `400`: a head `httparse` refuses.
+    Malformed,
+    /// `400`: a `Content-Length` that cannot be trusted (RFC 9112 6.3).
+    BadLength,
+    /// `400`: `Content-Length` with `Transfer-Encoding`.
+    LengthAndChunked,
+    /// `400`: an upload to a path that is no store name.
+    BadName,
+    /// `401`: a write without the bearer token (with `WWW-Authenticate`).
+    Unauthorized,
+    /// `403`: a write to a read-only file.
+    ReadOnly,
+    /// `404`.
+    NotFound,
+    /// `405`: a write to `/` or `/stats`.
+    Generated,
+    /// `405`: `PATCH`, `TRACE`, `CONNECT`.
+    NotAllowed,
+    /// `408`: silent past the idle timeout, or a head past the head timeout.
+    Timeout,
+    /// `409`: `POST` of a name that exists.
+    Exists,
+    /// `409`: a newer upload of the same name won.
+    Conflict,
+    /// `411`: an upload without `Content-Length`.
+    LengthRequired,
+    /// `413`: an upload larger than the store takes.
+    TooLarge,
+    /// `414`: the request line alone fills the head buffer.
+    LineTooLong,
+    /// `431`: a head longer than the head buffer.
+    HeadTooLarge,
+    /// `431`: more header fields than the server parses.
+    TooManyHeaders,
+    /// `500`: the store failed.
+    StoreFailed,
+    /// `500`: the store cannot open a file it has.
+    Unreadable,
+    /// `501`: a method never heard of.
+    NotImplemented,
+    /// `501`: a chunked upload.
+    Chunked,
+    /// `503`: every connection busy.
+    Busy,
+    /// `503`: another response is sending the snapshot.
+    SnapshotBusy,
+    /// `503`: the store takes one upload at a time.
+    UploadBusy,
+    /// `507`: the store filled up mid-body.
+    StoreFull,
+}
+
+/// Each [`Answer`]'s status and body, in the enum's order.
+const ANSWERS: [(u16, &str); 26] = [
+    (201, "stored\n"),
+    (400, "malformed request\n"),
+    (400, "bad Content-Length\n"),
+    (400, "Content-Length with Transfer-Encoding\n"),
+    (400, "bad file name\n"),
+    (401, "a bearer token is required\n"),
+    (403, "read-only file\n"),
+    (404, "not found\n"),
+    (405, "generated, not a file\n"),
+    (405, "method not allowed\n"),
+    (408, "request timeout\n"),
+    (409, "the file exists (PUT replaces)\n"),
+    (409, "a newer upload of this name won\n"),
+    (411, "Content-Length required\n"),
+    (413, "the file does not fit\n"),
+    (414, "request line too long\n"),
+    (431, "request head too large\n"),
+    (431, "too many header fields\n"),
+    (500, "the store failed\n"),
+    (500, "the store cannot read the file\n"),
+    (501, "method not implemented\n"),
+    (501, "chunked uploads are not supported\n"),
+    (503, "all connections are busy\n"),
+    (503, "busy with another listing\n"),
+    (503, "another upload is in progress\n"),
+    (507, "the store is full\n"),
+];
+
+/// Each status the server sends and its reason phrase.
+const REASONS: [(u16, &str); 20] = [
+    (200, "OK"),
+    (201, "Created"),
+    (204, "No Content"),
+    (206, "Partial Content"),
+    (400, "Bad Request"),
+    (401, "Unauthorized"),
+    (403, "Forbidden"),
+    (404, "Not Found"),
+    (405, "Method Not Allowed"),
+    (408, "Request Timeout"),
+    (409, "Conflict"),
+    (411, "Length Required"),
+    (413, "Content Too Large"),
+    (414, "URI Too Long"),
+    (416, "Range Not Satisfiable"),
+    (431, "Request Header Fields Too Large"),
+    (500, "Internal Server Error"),
+    (501, "Not Implemented"),
+    (503, "Service Unavailable"),
+    (507, "Insufficient Storage"),
+];
 
 /// The reason phrase of `status`.
 fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        206 => "Partial Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        416 => "Range Not Satisfiable",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        507 => "Insufficient Storage",
-        _ => "Unknown",
-    }
+    REASONS
+        .iter()
+        .find(|&&(code, _)| code == status)
+        .map_or("Unknown", |&(_, reason)| reason)
 }
 
-/// Writes a complete response with a short text body into `out`.
-pub(super) fn text_response(out: &mut dyn Sink, status: u16, keep_alive: bool, body: &str) {
-    let mut head = head_start(out, status, keep_alive);
-    head.str("Content-Type: text/plain\r\nContent-Length: ")
-        .num(body.len() as u64)
-        .str("\r\n");
-    if status == 405 || status == 501 {
-        head.str("Allow: ").str(ALLOW).str("\r\n");
-    }
-    head.str("\r\n").str(body);
-}
-
-/// Starts a response head in `out` (a connection's queue); the rest of the head goes on
-/// through the writer it returns.
+/// Starts a response head in `out` (a connection's queue): the status line, `Server`
+/// and `Connection`; the rest of the head goes on through the writer it returns.
 pub(super) fn head_start(out: &mut dyn Sink, status: u16, keep_alive: bool) -> Text<'_> {
     let mut head = Text::new(out);
-    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let connection = if keep_alive {
+        "keep-alive\r\n"
+    } else {
+        "close\r\n"
+    };
     head.str("HTTP/1.1 ")
         .num(status.into())
         .str(" ")
         .str(reason(status))
         .str("\r\nServer: ringnet\r\nConnection: ")
-        .str(connection)
-        .str("\r\n");
+        .str(connection);
     head
 }
 
-/// One socket's stats as a JSON object, from the fields the stats table is written from.
-fn json_row(out: &mut Text<'_>, row: &StatsRow, first: bool) {
-    let comma = if first { "" } else { "," };
-    out.str(comma)
-        .str("{\"socket\":\"")
-        .str(row.kind.as_str())
-        .str("#")
-        .num(row.handle.0.into())
-        .str("\"");
-    for StatField { name, value, .. } in row.fields() {
-        out.str(",\"").str(name).str("\":");
-        match value {
-            StatValue::Count(n) => out.num(n),
-            StatValue::Ring(used, capacity) => out
-                .str("[")
-                .num(used as u64)
-                .str(",")
-                .num(capacity as u64)
-                .str("]"),
-        };
-    }
-    out.str("}");
+/// Writes `fields` (whole lines) and then `Content-Length: length`.
+pub(super) fn length_field(head: &mut Text<'_>, fields: &str, length: u64) {
+    head.str(fields)
+        .str("Content-Length: ")
+        .num(length)
+        .str("\r\n");
 }
 
-/// Writes `name` as it goes in a request path: a space, `%` and anything else outside
-/// RFC 3986's unreserved and sub-delims set percent-encoded, so that a listing line has
-/// exactly one space and its name works in a URL as it is.
-fn write_path_name(out: &mut Text<'_>, name: &str) {
-    for (i, byte) in name.bytes().enumerate() {
-        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte) {
-            // An ASCII byte of `name` is a whole character.
-            out.str(name.get(i..=i).unwrap_or(""));
-        } else {
-            out.str("%").hex_byte(byte, true);
-        }
-    }
+/// Writes a whole head whose last fields are `fields` and the length, ending it.
+pub(super) fn head(out: &mut dyn Sink, status: u16, keep_alive: bool, fields: &str, length: u64) {
+    let mut head = head_start(out, status, keep_alive);
+    length_field(&mut head, fields, length);
+    head.str("\r\n");
 }
 
-/// Writes the file list into `out`, a line per file (`NAME SIZE`, the name
-/// percent-encoded), as many as fit.
-pub(super) fn write_listing<S: Store>(store: &mut S, out: &mut dyn Sink) {
-    store.for_each(&mut |name, size| {
-        let mut line: heapless::String<420> = heapless::String::new();
-        let mut text = Text::new(&mut line);
-        write_path_name(&mut text, name);
-        text.str(" ").num(size).str("\n");
-        let _ = out.append(&line);
-    });
-}
-
-/// Writes the stats as JSON into `out`: every row that fits, and always a valid document.
-pub(super) fn write_stats<const N: usize>(stack: &Stack<'_>, out: &mut Vec<u8, N>) {
-    let mut head = Text::new(out);
-    head.str("{\"host\":\"")
-        .str(stack.name())
-        .str("\",\"discards\":{");
-    let discards = stack.discards();
-    for (i, reason) in Discard::ALL.into_iter().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        head.str(comma)
-            .str("\"")
-            .str(reason.name())
-            .str("\":")
-            .num(discards.get(reason).into());
+/// Writes `answer`, head and body, into `out`.
+pub(super) fn text_response(out: &mut dyn Sink, answer: Answer, keep_alive: bool) {
+    let (status, body) = ANSWERS[answer as usize];
+    let mut head = head_start(out, status, keep_alive);
+    if answer == Answer::Unauthorized {
+        head.str("WWW-Authenticate: Bearer realm=\"ringnet\"\r\n");
     }
-    head.str("},\"sockets\":[");
-    let mut complete = true;
-    for (i, row) in stack.stats_rows().enumerate() {
-        let mut item: Vec<u8, 512> = Vec::new();
-        json_row(&mut Text::new(&mut item), &row, i == 0);
-        // Keep room for the closing bytes.
-        if out.len() + item.len() + 32 > N {
-            complete = false;
-            break;
-        }
-        let _ = out.extend_from_slice(&item);
+    length_field(&mut head, TEXT_PLAIN, body.len() as u64);
+    if status == 405 || status == 501 {
+        head.str(ALLOW_FIELD);
     }
-    let complete = if complete { "true" } else { "false" };
-    Text::new(out)
-        .str("],\"complete\":")
-        .str(complete)
-        .str("}\n");
+    head.str("\r\n").str(body);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Duration;
 
     #[test]
-    fn a_stats_row_is_one_json_object() {
-        let row = StatsRow {
-            handle: crate::SocketHandle(3),
-            kind: crate::SocketType::Stream,
-            local_port: 7003,
-            rx: (10, 4096),
-            tx: (0, 2048),
-            stats: crate::observe::SocketStats {
-                bytes_in: 123_456,
-                bytes_out: 7,
-                rx_high_water: 4096,
-                tx_high_water: 512,
-                rx_blocks: 2,
-                tx_blocks: 1,
-                time_blocked: Duration::from_millis(1500),
-                rx_full_events: 4,
-                tx_full_events: 5,
-                zero_windows: 6,
-                rx_drops: 8,
-                truncations: 9,
-                idle_timeouts: 3,
-                ..Default::default()
-            },
-        };
-        let mut json = std::string::String::new();
-        json_row(
-            &mut Text::new(&mut crate::text::FmtSink(&mut json)),
-            &row,
-            false,
-        );
+    fn every_answer_has_a_reason_and_its_status() {
+        for (status, body) in ANSWERS {
+            assert_ne!(reason(status), "Unknown", "{status}");
+            assert!(body.ends_with('\n'), "{body:?}");
+        }
+        assert_eq!(ANSWERS[Answer::StoreFull as usize].0, 507);
+        assert_eq!(ANSWERS[Answer::Stored as usize].0, 201);
         assert_eq!(
-            json,
-            concat!(
-                r#",{"socket":"tcp#3","port":7003,"rx":[10,4096],"tx":[0,2048],"#,
-                r#""bytes_in":123456,"bytes_out":7,"rx_high_water":4096,"tx_high_water":512,"#,
-                r#""rx_blocks":2,"tx_blocks":1,"blocked_ms":1500,"rx_full":4,"tx_full":5,"#,
-                r#""zero_windows":6,"drops":8,"truncations":9,"half_open_expired":0,"#,
-                r#""half_open_evicted":0,"orphans_expired":0,"orphans_evicted":0,"idle_timeouts":3}"#
-            )
+            ANSWERS[Answer::Busy as usize].1,
+            "all connections are busy\n"
         );
     }
 
     #[test]
-    fn a_listed_name_is_one_url_path_word() {
-        let mut out = std::string::String::new();
-        write_path_name(
-            &mut Text::new(&mut crate::text::FmtSink(&mut out)),
-            "a b%c.txt",
+    fn a_text_answer_is_a_whole_response() {
+        let mut out: heapless::Vec<u8, 512> = heapless::Vec::new();
+        text_response(&mut out, Answer::NotAllowed, true);
+        assert_eq!(
+            core::str::from_utf8(&out).unwrap(),
+            "HTTP/1.1 405 Method Not Allowed\r\nServer: ringnet\r\nConnection: keep-alive\r\n\
+             Content-Type: text/plain\r\nContent-Length: 19\r\n\
+             Allow: GET, HEAD, PUT, POST, DELETE, OPTIONS\r\n\r\nmethod not allowed\n"
         );
-        assert_eq!(out, "a%20b%25c.txt");
     }
 }

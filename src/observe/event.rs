@@ -130,7 +130,8 @@ pub enum Timer {
         /// Its port.
         port: u16,
     },
-    /// An orphan made no progress for the fin timeout and was reset.
+    /// An orphan made no progress within its timers ([`TcpTimers`](crate::TcpTimers)) and
+    /// was reset.
     OrphanExpired {
         /// The orphan.
         socket: SocketHandle,
@@ -138,6 +139,8 @@ pub enum Timer {
         state: TcpState,
         /// How long it made no progress.
         idle: Duration,
+        /// How many times it retransmitted meanwhile.
+        retransmits: u8,
     },
     /// A backlog socket gave its place to a new SYN.
     GaveWay {

@@ -185,7 +185,8 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             socket,
             state,
             idle,
-        } => net_warn!("{}: tcp{} orphan in {} without progress for {} ms: the peer never finished closing, sending RST (fin timeout)", name, socket, state, idle.total_millis()),
+            retransmits,
+        } => net_warn!("{}: tcp{} orphan in {} without progress for {} ms ({} retransmissions): the peer never finished closing, sending RST", name, socket, state, idle.total_millis(), retransmits),
         Timer::GaveWay {
             socket,
             half_open,

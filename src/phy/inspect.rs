@@ -1,6 +1,6 @@
 use core::cell::RefCell;
 
-use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
+use smoltcp::phy::{ChecksumCapabilities, Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpEndpoint, IpProtocol, Ipv4Address, Ipv4Packet,
@@ -31,6 +31,9 @@ pub enum FrameEvent {
         dst: IpEndpoint,
         /// The raw window field (before scaling): zero means a zero window.
         window_field: u16,
+        /// The sequence number after it, when it occupies sequence space (data, SYN or
+        /// FIN; a bare ACK does not): a retransmission ends at or before what was sent.
+        seq_end: Option<TcpSeqEnd>,
     },
     /// The MSS option of a SYN was lowered to what the socket's rings keep two segments
     /// of ([`mss`](super::mss)).
@@ -77,6 +80,15 @@ const MSS_LISTENERS: usize = 8;
 /// Connections being made whose MSS bounds a [`FrameLog`] keeps: the most recent ones;
 /// a bound is needed only until the handshake is over.
 const MSS_CONNECTS: usize = 4;
+
+/// Where a sent TCP segment ends in sequence space ([`FrameEvent::TcpOut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSeqEnd {
+    /// The sequence number after its data, SYN and FIN.
+    pub end: u32,
+    /// It is a SYN (or SYN-ACK): a connection's sequence space starts with it.
+    pub syn: bool,
+}
 
 /// The MSS bounds of the sockets on a local port ([`mss_bound`](super::mss::mss_bound)
 /// of their rings).
@@ -305,7 +317,8 @@ impl FrameLog {
 
     /// Holds `frame` back if it is a SYN for this stack and nothing is held yet, until
     /// the stack has looked at it ([`Hold::Check`]); returns whether it did. A SYN too
-    /// long to copy (one carrying data) is not held.
+    /// long to copy (one carrying data) is not held, nor one whose checksums fail: a
+    /// damaged segment whose flags read SYN is no duplicate SYN (smoltcp drops it).
     fn hold(&mut self, frame: &[u8], now: Instant) -> bool {
         if self.held.is_some() {
             return false;
@@ -314,6 +327,10 @@ impl FrameLog {
             return false;
         };
         if Some(dst) != self.local_ip {
+            return false;
+        }
+        let checksum = self.acceptance.as_ref().map(|a| a.checksum.clone());
+        if !checksums_hold(frame, &checksum.unwrap_or_default()) {
             return false;
         }
         let Ok(copy) = heapless::Vec::<u8, HELD_SYN>::from_slice(frame) else {
@@ -395,6 +412,22 @@ fn syn_destination(frame: &[u8]) -> Option<(Ipv4Address, u16, IpEndpoint)> {
     (tcp.syn() && !tcp.ack()).then(|| (ip.dst_addr(), tcp.dst_port(), src))
 }
 
+/// Whether an IPv4 TCP frame's header and segment checksums are right, where the
+/// device leaves them to the stack to verify.
+fn checksums_hold(frame: &[u8], caps: &ChecksumCapabilities) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    let Ok(tcp) = TcpPacket::new_checked(ip.payload()) else {
+        return false;
+    };
+    (!caps.ipv4.rx() || ip.verify_checksum())
+        && (!caps.tcp.rx() || tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()))
+}
+
 fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
@@ -408,10 +441,15 @@ fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
     if tcp.rst() {
         return None;
     }
+    let occupied = tcp.payload().len() + usize::from(tcp.syn()) + usize::from(tcp.fin());
     Some(FrameEvent::TcpOut {
         src_port: tcp.src_port(),
         dst: IpEndpoint::new(ip.dst_addr().into(), tcp.dst_port()),
         window_field: tcp.window_len(),
+        seq_end: (occupied > 0).then(|| TcpSeqEnd {
+            end: (tcp.seq_number() + occupied).0 as u32,
+            syn: tcp.syn(),
+        }),
     })
 }
 
@@ -710,6 +748,11 @@ mod tests {
             "a SYN-ACK is no request"
         );
         assert!(!log.hold(&udp_frame(b"x"), t0));
+        let mut damaged = syn(Some(1460), false);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x5a;
+        assert!(!log.hold(&damaged, t0), "its TCP checksum fails");
+        assert_eq!(log.syn_to_check(), None);
         assert!(log.hold(&syn(Some(1460), false), t0));
         assert_eq!(log.syn_to_check(), Some((us, syn_sender())));
         assert_eq!(log.held_syn(), None, "not waiting for room");
@@ -769,6 +812,7 @@ mod tests {
             src_port: 1,
             dst: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 2),
             window_field: 0,
+            seq_end: None,
         };
         for _ in 0..FRAME_LOG_CAPACITY + 3 {
             log.record(event);

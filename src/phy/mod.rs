@@ -23,7 +23,7 @@ pub mod mss;
 mod test_frames;
 
 pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
-pub use inspect::{FrameEvent, FrameLog, Inspector, PortMss};
+pub use inspect::{FrameEvent, FrameLog, Inspector, PortMss, TcpSeqEnd};
 
 /// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into
 /// the receive ring, handed to the stack without a copy.

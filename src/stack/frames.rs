@@ -286,6 +286,7 @@ pub(super) fn drain_frame_events(
                 src_port,
                 dst,
                 window_field,
+                seq_end,
             } => {
                 let hint = frames.tcp_out_hint.min(slots.len());
                 let (wrapped, from_hint) = slots.split_at_mut(hint);
@@ -313,7 +314,7 @@ pub(super) fn drain_frame_events(
                             kind: SocketType::Stream,
                         };
                         let mut account = Account::new(stats, log_throttle);
-                        t.segment_sent(socket, gate, source, &mut account, window_field);
+                        t.segment_sent(socket, gate, source, &mut account, window_field, seq_end);
                         frames.tcp_out_hint = index;
                         break;
                     }

@@ -7,8 +7,9 @@
 //! Its fields are private to this module: every change of a TCP socket's lifecycle goes
 //! through a method here, and so do its timers ([`TcpTimers`]): a half-open connection
 //! expires as Linux's SYN-RECEIVED does after its SYN-ACK retries, and an orphan (a
-//! connection `close()` left behind) has a bounded life, as Linux's `tcp_fin_timeout`
-//! bounds FIN-WAIT-2.
+//! connection `close()` left behind) has a bounded life: in FIN-WAIT-2 as Linux's
+//! `tcp_fin_timeout` bounds it, and while it still delivers data or its FIN by a count of
+//! retransmissions without progress, as Linux's `tcp_orphan_retries` does.
 
 use smoltcp::socket::tcp;
 
@@ -16,6 +17,7 @@ use smoltcp::time::{Duration, Instant};
 
 use crate::handle::SocketHandle;
 use crate::observe::{Account, Recorder, Source, Timer, WindowWatch};
+use crate::phy::TcpSeqEnd;
 
 /// How a TCP connection ended other than by an orderly close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +40,22 @@ pub struct TcpTimers {
     /// meanwhile (after 1 s, then doubling). Linux gives up after 5 retries (about 63 s);
     /// a backlog of a few fixed sockets cannot wait that long. Default 5 s.
     pub syn_received: Duration,
-    /// How long an orphan (a connection after `close()`, in FIN-WAIT-1, FIN-WAIT-2,
-    /// CLOSING or LAST-ACK) may wait for its peer to finish closing before it is reset and
-    /// its slot reused: Linux's `tcp_fin_timeout`. Default 60 s.
+    /// How long an orphan in FIN-WAIT-2 (a connection after `close()` whose data and
+    /// FIN are acknowledged) may wait for the peer's FIN before it is reset and its slot
+    /// reused: Linux's `tcp_fin_timeout`, which bounds that state only. Default 60 s.
     pub fin_timeout: Duration,
+    /// How many retransmissions an orphan still delivering (FIN-WAIT-1, CLOSING,
+    /// LAST-ACK: data or FIN unacknowledged) may send without progress before it is
+    /// reset: Linux's `tcp_orphan_retries`, whose 0 means 8. Zero-window probes count,
+    /// as in Linux, so a reader that never opens its window is cut off too. Time is no
+    /// bound here: smoltcp's backoff grows to a minute, and a slow, lossy peer is no
+    /// dead one. Default 8.
+    pub orphan_retries: u8,
+    /// The cap on how long such an orphan may go without progress whatever its count:
+    /// one whose peer vanished sends no segments to count (their next hop no longer
+    /// resolves, so ARP requests leave instead). Default 300 s, about what 8 of smoltcp's
+    /// backed-off retransmissions take.
+    pub orphan_timeout: Duration,
 }
 
 impl TcpTimers {
@@ -49,6 +63,8 @@ impl TcpTimers {
     pub const DEFAULT: TcpTimers = TcpTimers {
         syn_received: Duration::from_secs(5),
         fin_timeout: Duration::from_secs(60),
+        orphan_retries: 8,
+        orphan_timeout: Duration::from_secs(300),
     };
 }
 
@@ -109,6 +125,11 @@ struct Orphan {
     /// What was queued, and the state, then.
     queued: usize,
     state: tcp::State,
+    /// Retransmissions since then ([`TcpTimers::orphan_retries`]): each time smoltcp
+    /// went back to resend, not each segment it resent.
+    retransmits: u8,
+    /// Where the last resent segment ended: one ending at or before it goes back again.
+    resent_end: Option<u32>,
 }
 
 impl Orphan {
@@ -117,6 +138,8 @@ impl Orphan {
             progress_at: now,
             queued: socket.send_queue(),
             state: socket.state(),
+            retransmits: 0,
+            resent_end: None,
         }
     }
 
@@ -145,8 +168,11 @@ pub(crate) struct TcpSlot {
     end: Option<TcpEnd>,
     write_shut: bool,
     /// `close()` was called: the handle is gone, the connection lingers as an orphan until
-    /// it is over, or until it made no progress for [`TcpTimers::fin_timeout`].
+    /// it is over, or until its timers ([`TcpTimers`]) give up on it.
     orphan: Option<Orphan>,
+    /// Where the furthest segment it sent ends in sequence space: a segment ending at or
+    /// before it is a retransmission.
+    sent_end: Option<u32>,
     /// Since when it has been SYN-RECEIVED (half-open).
     half_open: Option<Instant>,
     backlog: Option<Membership>,
@@ -171,6 +197,7 @@ impl TcpSlot {
             end: None,
             write_shut: false,
             orphan: None,
+            sent_end: None,
             half_open: None,
             backlog: None,
             backlog_port: 0,
@@ -278,7 +305,11 @@ impl TcpSlot {
         source: Source,
         account: &mut Account<'_>,
         window_field: u16,
+        seq_end: Option<TcpSeqEnd>,
     ) {
+        if let Some(seq) = seq_end {
+            self.count_retransmit(seq);
+        }
         if socket.state() == tcp::State::TimeWait {
             // This segment may leave in the very poll that entered TIME-WAIT, before the
             // lifecycle step has seen the state: start the TIME-WAIT here then.
@@ -291,6 +322,28 @@ impl TcpSlot {
             window_field,
             (socket.recv_queue(), socket.recv_capacity()),
         );
+    }
+
+    /// Notes where a sent segment ends; one ending at or before the furthest so far is a
+    /// retransmission. For an orphan, a resend that goes back (to or before the last
+    /// one's end) counts: a timeout resending a window of segments counts once, as
+    /// Linux counts timeouts. A SYN starts the sequence space afresh.
+    fn count_retransmit(&mut self, seq: TcpSeqEnd) {
+        let again = !seq.syn
+            && self
+                .sent_end
+                .is_some_and(|furthest| seq.end.wrapping_sub(furthest) as i32 <= 0);
+        if !again {
+            self.sent_end = Some(seq.end);
+        } else if let Some(orphan) = &mut self.orphan {
+            if orphan
+                .resent_end
+                .is_none_or(|last| seq.end.wrapping_sub(last) as i32 <= 0)
+            {
+                orphan.retransmits = orphan.retransmits.saturating_add(1);
+            }
+            orphan.resent_end = Some(seq.end);
+        }
     }
 
     /// Its TIME-WAIT, begun at `now` if it had not begun yet.
@@ -427,14 +480,20 @@ impl TcpSlot {
     }
 
     /// When one of its timers fires next: the end of a half-open wait or of an orphan's
-    /// life ([`TcpTimers`]).
+    /// life ([`TcpTimers`]); at once for an orphan past its retransmission count.
     pub(crate) fn timer_at(&self, socket: &tcp::Socket, timers: &TcpTimers) -> Option<Instant> {
         match socket.state() {
             tcp::State::SynReceived => self.half_open.map(|since| since + timers.syn_received),
-            tcp::State::FinWait1
-            | tcp::State::FinWait2
-            | tcp::State::Closing
-            | tcp::State::LastAck => self.orphan.map(|o| o.progress_at + timers.fin_timeout),
+            tcp::State::FinWait2 => self.orphan.map(|o| o.progress_at + timers.fin_timeout),
+            tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck => {
+                self.orphan.map(|o| {
+                    if o.retransmits > timers.orphan_retries {
+                        o.progress_at
+                    } else {
+                        o.progress_at + timers.orphan_timeout
+                    }
+                })
+            }
             _ => None,
         }
     }
@@ -585,6 +644,7 @@ impl TcpSlot {
                     socket: handle,
                     state: socket.state(),
                     idle: now - self.orphan.map_or(at, |o| o.progress_at),
+                    retransmits: self.orphan.map_or(0, |o| o.retransmits),
                 });
                 socket.abort();
                 self.end = Some(TcpEnd::Expired);

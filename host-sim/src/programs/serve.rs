@@ -58,7 +58,7 @@ pub struct ServeConfig {
     pub tx_buf: usize,
     /// Stop after this long.
     pub duration: Option<Duration>,
-    /// The TCP lifecycle's timers (half-open, fin timeout).
+    /// The TCP lifecycle's timers (half-open, FIN-WAIT-2, orphan retries).
     pub timers: TcpTimers,
     /// The idle timeout of every service but HTTP.
     pub idle_timeout: Duration,
