@@ -94,10 +94,12 @@ done
 # get (device -> Linux into /dev/null, hashed and verified), at tap MTU TRANSFER_MTU
 # (default 1500), serve given TRANSFER_SERVE_ARGS (e.g. --offload). The file the put
 # stored is what the get reads back; both are checked against the source's SHA-256. Each
-# run's figures and ratios are printed, then the medians, and the CPU time serve took per
-# GB for the raw stream in and for the put: its poll loop's thread ("main") and the others
-# (the store's writer thread, which hashes and writes a put's data). TRANSFER_RUNS=0 skips
-# this; TRANSFER_RUNS=3 RUNS=0 runs only this.
+# run's figures and ratios are printed, then the medians, and the CPU time per GB that
+# serve took for the raw stream in, the put and the get (its poll loop's thread, "main",
+# and its other threads: the store's writer and reader) and that the Linux client took.
+# TRANSFER_BASE=PATH (another build of host-sim) runs each round with that binary too,
+# serve and client alike, the two taking turns, and prints the new build's ratio to it.
+# TRANSFER_RUNS=0 skips this; TRANSFER_RUNS=3 RUNS=0 runs only this.
 # ---------------------------------------------------------------------------------------
 transfer_runs=${TRANSFER_RUNS:-$runs}
 if [ "$transfer_runs" -gt 0 ]; then
@@ -107,45 +109,72 @@ if [ "$transfer_runs" -gt 0 ]; then
   head -c "$bytes" /dev/urandom >"$shm/source.bin"
   source_sha=$(sha256sum <"$shm/source.bin" | cut -d' ' -f1)
   in_ns ip link set tap0 mtu "${TRANSFER_MTU:-1500}"
-  t_raw=(); t_out=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=(); t_get_out_ratio=()
+  hz=$(getconf CLK_TCK)
+  per_gb() { awk -v t="$1" -v b="$bytes" 'BEGIN { printf "%.2f", t / (b / 1e9) }'; }
   # Runs "$@", keeps its output in `answer`, and in `cpu` the CPU seconds per GB serve took
-  # meanwhile: its main thread, and its other threads.
+  # meanwhile (its main thread, and its other threads) and the client took.
   ticks() { awk '{print $14 + $15}' "$1"; }
   cpu_of() {
-    local all0 main0 main other
+    local all0 main0 main other client
     all0=$(ticks "/proc/$serve/stat"); main0=$(ticks "/proc/$serve/task/$serve/stat")
-    answer=$("$@")
+    answer=$( ( "$@"; times >"$shm/times" ) || true)
     main=$(( $(ticks "/proc/$serve/task/$serve/stat") - main0 ))
     other=$(( $(ticks "/proc/$serve/stat") - all0 - main ))
-    cpu=$(awk -v m="$main" -v o="$other" -v b="$bytes" -v hz="$(getconf CLK_TCK)" \
-      'BEGIN { printf "main %.2f, other threads %.2f", m / hz / (b / 1e9), o / hz / (b / 1e9) }')
+    # `times`: the children's user and system time, "1m2.345s 0m0.678s".
+    client=$(sed -n 's/\([0-9]*\)m\([0-9.]*\)s/\1 \2/gp' "$shm/times" | sed -n 2p | awk '{print $1 * 60 + $2 + $3 * 60 + $4}')
+    cpu="serve main $(per_gb "$(awk -v t="$main" -v hz="$hz" 'BEGIN {print t / hz}')")"
+    cpu+=" + other $(per_gb "$(awk -v t="$other" -v hz="$hz" 'BEGIN {print t / hz}')")"
+    cpu+=", client $(per_gb "$client")"
   }
-  echo "verified transfer v2 over a tap, $bytes bytes, MTU ${TRANSFER_MTU:-1500}, serve ${TRANSFER_SERVE_ARGS:-(no extra flags)}, $transfer_runs runs, Gbit/s (shared CPUs: compare within a run)"
-  for run in $(seq "$transfer_runs"); do
+  # One round with the host-sim at $1: prints "raw raw_out put get" on stdout, the CPU
+  # figures on stderr.
+  transfer_round() {
+    local bin=$1 raw raw_out put get got raw_cpu put_cpu get_cpu
     rm -f "$shm/files/up.bin"
     # Started without the in_ns function, so that $! is serve itself and the kill reaches it.
     # shellcheck disable=SC2086
     RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "${TRANSFER_MTU:-1500}" --rx-buf 65535 --tx-buf 65535 \
       --files "$shm/files" --duration 900 ${TRANSFER_SERVE_ARGS:-} >/dev/null 2>&1 &
     serve=$!
-    tries=0
+    local tries=0
     until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
     cpu_of in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q
     raw=$(gbits <<<"$answer"); raw_cpu=$cpu
     raw_out=$(in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | gbits)
     cpu_of in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60
     put=$(gbits <<<"$answer"); put_cpu=$cpu
-    got=$(in_ns timeout 300 "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60 || true)
+    cpu_of in_ns timeout 300 "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60
+    got=$answer; get_cpu=$cpu
     kill "$serve"; wait "$serve" 2>/dev/null || true
     get=$(gbits <<<"$got")
-    grep -q "sha256 $source_sha verified" <<<"$got" || { echo "run $run: the get did not verify the source's digest: $got" >&2; exit 1; }
-    [ "$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)" = "$source_sha" ] || { echo "run $run: the stored file differs from the source" >&2; exit 1; }
-    read -r put_ratio get_ratio get_out_ratio < <(awk -v r="$raw" -v o="$raw_out" -v p="$put" -v g="$get" 'BEGIN { printf "%.2f %.2f %.2f\n", p/r, g/r, g/o }')
+    grep -q "sha256 $source_sha verified" <<<"$got" || { echo "$bin: the get did not verify the source's digest: $got" >&2; exit 1; }
+    [ "$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)" = "$source_sha" ] || { echo "$bin: the stored file differs from the source" >&2; exit 1; }
+    echo "CPU s per GB: raw in: $raw_cpu; put: $put_cpu; get: $get_cpu" >&2
+    echo "$raw $raw_out $put $get"
+  }
+  ratios() { awk -v r="$1" -v o="$2" -v p="$3" -v g="$4" 'BEGIN { printf "%.2f %.2f %.2f\n", p/r, g/r, g/o }'; }
+  echo "verified transfer v2 over a tap, $bytes bytes, MTU ${TRANSFER_MTU:-1500}, serve ${TRANSFER_SERVE_ARGS:-(no extra flags)}, $transfer_runs runs, Gbit/s (shared CPUs: compare within a run)${TRANSFER_BASE:+; against $TRANSFER_BASE, taking turns}"
+  t_raw=(); t_out=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=(); t_get_out_ratio=()
+  b_put_ratio=(); b_get_ratio=(); new_put=(); new_get=()
+  for run in $(seq "$transfer_runs"); do
+    if [ -n "${TRANSFER_BASE:-}" ]; then
+      read -r raw raw_out put get < <(transfer_round "$TRANSFER_BASE" 2> >(sed "s/^/run $run: base: /" >&2))
+      read -r put_ratio get_ratio get_out_ratio < <(ratios "$raw" "$raw_out" "$put" "$get")
+      b_put_ratio+=("$put_ratio"); b_get_ratio+=("$get_ratio"); base_put=$put; base_get=$get
+      echo "run $run: base: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out)"
+    fi
+    read -r raw raw_out put get < <(transfer_round "$bin" 2> >(sed "s/^/run $run: /" >&2))
+    read -r put_ratio get_ratio get_out_ratio < <(ratios "$raw" "$raw_out" "$put" "$get")
     t_raw+=("$raw"); t_out+=("$raw_out"); t_put+=("$put"); t_get+=("$get")
     t_put_ratio+=("$put_ratio"); t_get_ratio+=("$get_ratio"); t_get_out_ratio+=("$get_out_ratio")
     echo "run $run: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out)"
-    echo "run $run: serve's CPU s per GB: raw in: $raw_cpu; put: $put_cpu"
+    if [ -n "${TRANSFER_BASE:-}" ]; then
+      read -r p g < <(awk -v p="$put" -v g="$get" -v bp="$base_put" -v bg="$base_get" 'BEGIN { printf "%.2f %.2f\n", p/bp, g/bg }')
+      new_put+=("$p"); new_get+=("$g")
+      echo "run $run: this build against the base: put ${p}x, get ${g}x"
+    fi
   done
   m() { printf '%s\n' "$@" | median; }
   echo "medians of $transfer_runs: raw into discard $(m "${t_raw[@]}"), raw out $(m "${t_out[@]}"), verified put $(m "${t_put[@]}"), verified get $(m "${t_get[@]}"); ratios to raw into discard: put $(m "${t_put_ratio[@]}"), get $(m "${t_get_ratio[@]}") (goal: a put or a get at 0.90 or more); get to raw out $(m "${t_get_out_ratio[@]}")"
+  [ -z "${TRANSFER_BASE:-}" ] || echo "base, medians of $transfer_runs: ratios to its raw into discard: put $(m "${b_put_ratio[@]}"), get $(m "${b_get_ratio[@]}"); this build against the base: put $(m "${new_put[@]}")x, get $(m "${new_get[@]}")x"
 fi

@@ -29,6 +29,15 @@ struct FlakyStore {
     fail_digest: Option<StoreError>,
     /// Times [`Store::upload_digest`] was asked.
     digests_asked: usize,
+    /// Once an upload holds this many bytes, [`Store::upload_room`] answers 0 for the
+    /// next `.1` asks (a writer thread that fell behind).
+    full_at: Option<(usize, usize)>,
+    /// Asks answered 0.
+    full_asks: usize,
+    /// Whether the last ask was answered 0.
+    full_now: bool,
+    /// Writes that came while the store had said it had no room.
+    writes_while_full: usize,
     begun: usize,
     aborted: usize,
     committed: usize,
@@ -88,11 +97,25 @@ impl Store for FlakyStore {
         if let Some(sha) = &mut up.sha {
             sha.update(data);
         }
+        if self.full_now {
+            self.writes_while_full += 1;
+        }
         up.written += data.len();
         match self.fail_write {
             Some((after, e)) if up.written > after => Err(e),
             _ => self.inner.write(&mut up.inner, data),
         }
+    }
+    fn upload_room(&mut self, up: &FlakyUpload) -> usize {
+        self.full_now = match self.full_at {
+            Some((at, asks)) => up.written >= at && self.full_asks < asks,
+            None => false,
+        };
+        if self.full_now {
+            self.full_asks += 1;
+            return 0;
+        }
+        usize::MAX
     }
     fn commit(&mut self, up: FlakyUpload) -> Result<(), StoreError> {
         if let Some(e) = self.fail_commit {
@@ -409,6 +432,15 @@ fn put_status(
     store: FlakyStore,
     size: u64,
 ) -> (Result<transfer::Digest, TransferError>, FlakyStore) {
+    let (result, store, _) = put_with_zero_windows(store, size);
+    (result, store)
+}
+
+/// [`put_status`], and the zero windows the server's stack advertised.
+fn put_with_zero_windows(
+    store: FlakyStore,
+    size: u64,
+) -> (Result<transfer::Digest, TransferError>, FlakyStore, u32) {
     let (mut w, mut server, client) = transfer_world(store);
     let result = {
         let wire = w.wire;
@@ -427,8 +459,39 @@ fn put_status(
             &mut |_, _| {},
         )
     };
+    let zero_windows = w.stacks[B]
+        .stats_rows()
+        .map(|row| row.stats.zero_windows)
+        .sum();
     let store = std::mem::take(server.store());
-    (result, store)
+    (result, store, zero_windows)
+}
+
+#[test]
+fn a_store_without_room_closes_the_window_and_the_upload_goes_on_when_it_has_room() {
+    use sha2::{Digest as _, Sha256};
+    let size = 200_000;
+    let data: Vec<u8> = (0..size).map(ringnet::services::pattern_byte).collect();
+    let want: transfer::Digest = Sha256::digest(&data).into();
+    // A store that always has room: the server reads as fast as data comes.
+    let (result, store, zero_windows) = put_with_zero_windows(FlakyStore::default(), size);
+    assert_eq!(result, Ok(want));
+    assert_eq!((store.full_asks, store.writes_while_full), (0, 0));
+    assert_eq!(zero_windows, 0, "a store with room never closes the window");
+    // One whose writer falls behind at 50 000 bytes, for 40 polls: the server takes
+    // nothing meanwhile, the data waits in the 4 KiB rx ring, which advertises a zero
+    // window; then the upload goes on and is stored whole.
+    let behind = FlakyStore {
+        full_at: Some((50_000, 400)),
+        ..Default::default()
+    };
+    let (result, mut store, zero_windows) = put_with_zero_windows(behind, size);
+    assert_eq!(result, Ok(want));
+    assert_eq!(store.full_asks, 400);
+    assert_eq!(store.writes_while_full, 0, "nothing written while full");
+    assert!(zero_windows >= 1, "the window closed ({zero_windows})");
+    assert_eq!((store.aborted, store.committed), (0, 1));
+    assert_eq!(store.size("f"), Ok(size));
 }
 
 #[test]

@@ -9,8 +9,9 @@
 //!   and over the Linux side's tools (`peer …`).
 //! - Device side: [`tap`] (the tap link, the pcap capture, the real-time driver, and
 //!   [`tap::bring_up`], which every program on the tap starts with), [`store`] (the
-//!   files the device serves) and [`part_writer`] (an upload's temporary file, written
-//!   and hashed by a thread of its own).
+//!   files the device serves), [`part_writer`] (an upload's temporary file, written
+//!   and hashed by a thread of its own) and [`read_ahead`] (a get's file, read ahead and
+//!   hashed by a thread of its own).
 //! - Linux side: [`linux`] (the peer tools, their kernel-socket sampler for `--trace`,
 //!   and the transfer client on kernel sockets) and [`top`] (the live view of a host's
 //!   stats, asked over UDP or HTTP). They import nothing of the device side, nor the
@@ -24,6 +25,7 @@ pub mod local_file;
 pub mod part_writer;
 pub mod plot;
 pub mod programs;
+pub mod read_ahead;
 pub mod store;
 pub mod tap;
 pub mod top;

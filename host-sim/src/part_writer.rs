@@ -5,14 +5,20 @@
 //! emptied as fast as a raw stream into discard empties it, so the sender's window stays
 //! open while the hashing and the file system's copy run on the other core.
 //!
-//! At most [`QUEUED_BLOCKS`] full blocks wait for the thread: when it falls behind, the poll
-//! loop waits for it (the ring fills, and TCP's window tells the sender), never buffers
-//! without bound. [`PartWriter::finish`] hands the last block over and waits for the
-//! thread: a few milliseconds at most, once per upload.
+//! At most [`QUEUED_BLOCKS`] full blocks wait for the thread, never more: when it falls
+//! behind, [`PartWriter::room`] is 0, the transfer server leaves the data in the socket's
+//! receive ring, and the window closes (a zero window, as the kernel advertises for a slow
+//! reader), while the poll loop serves every other socket. A caller that writes past the
+//! room (HTTP's body loop does not ask) waits for the thread instead, as before.
+//! [`PartWriter::finish`] hands the last block over and waits for the thread: a few
+//! milliseconds at most, once per upload.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
 use ringnet::transfer::Digest;
@@ -21,8 +27,13 @@ use sha2::{Digest as _, Sha256};
 /// Bytes handed to the writer thread at once: one `write(2)` each.
 pub const BLOCK: usize = 256 * 1024;
 
-/// Full blocks that may wait for the writer thread before the poll loop waits for it.
-pub const QUEUED_BLOCKS: usize = 4;
+/// Full blocks that may wait for the writer thread (4 MiB): enough to ride out the tens of
+/// milliseconds a thread may wait for a CPU on a busy machine without closing the window.
+pub const QUEUED_BLOCKS: usize = 16;
+
+/// Once the queue was full, blocks that must be written before [`PartWriter::room`] opens
+/// again: the window then reopens by megabytes at once, not by one block at a time.
+const REOPEN_BLOCKS: usize = QUEUED_BLOCKS / 2;
 
 /// What the writer thread leaves once every block is written.
 #[derive(Debug)]
@@ -42,6 +53,10 @@ pub struct PartWriter {
     block: Vec<u8>,
     to_thread: Option<SyncSender<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
+    /// Blocks handed to the thread and not yet written by it.
+    queued: Arc<AtomicUsize>,
+    /// The queue was full, and has not yet drained to [`REOPEN_BLOCKS`].
+    draining: Cell<bool>,
     thread: Option<JoinHandle<io::Result<Written>>>,
     /// The thread's outcome once [`PartWriter::finish`] waited for it: the error is kept
     /// as its kind, for every later call.
@@ -53,20 +68,42 @@ impl PartWriter {
     pub fn start(file: File, hash: bool) -> io::Result<PartWriter> {
         let (to_thread, blocks) = mpsc::sync_channel(QUEUED_BLOCKS);
         let (give_back, spare) = mpsc::sync_channel(QUEUED_BLOCKS + 2);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let written = queued.clone();
         let thread = thread::Builder::new()
             .name("part-writer".into())
-            .spawn(move || write_blocks(file, hash, blocks, give_back))?;
+            .spawn(move || write_blocks(file, hash, blocks, give_back, &written))?;
         Ok(PartWriter {
             block: Vec::new(),
             to_thread: Some(to_thread),
             spare,
+            queued,
+            draining: Cell::new(false),
             thread: Some(thread),
             finished: None,
         })
     }
 
+    /// Bytes [`PartWriter::write`] takes now without waiting for the thread: the rest of
+    /// the blocks that may still be queued. 0 once [`QUEUED_BLOCKS`] wait, until the
+    /// thread has written half of them. Once the thread has ended (a write failed), any
+    /// amount: the next write reports the failure.
+    pub fn room(&self) -> usize {
+        if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
+            return usize::MAX;
+        }
+        let queued = self.queued.load(Ordering::Acquire);
+        if self.draining.get() && queued > REOPEN_BLOCKS {
+            return 0;
+        }
+        let free = QUEUED_BLOCKS.saturating_sub(queued);
+        self.draining.set(free == 0);
+        (free * BLOCK).saturating_sub(self.block.len())
+    }
+
     /// Appends `data`: copied into the current block, handed to the thread when full. A
     /// write the thread failed earlier is reported here (or by [`PartWriter::finish`]).
+    /// Never waits within [`PartWriter::room`]; past it, waits for the thread.
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             if self.block.capacity() == 0 {
@@ -88,6 +125,8 @@ impl PartWriter {
     /// Hands the current block to the thread (waiting while [`QUEUED_BLOCKS`] wait).
     fn hand_over(&mut self) -> io::Result<()> {
         let block = std::mem::take(&mut self.block);
+        // Counted before the send, so that the thread never counts it down first.
+        self.queued.fetch_add(1, Ordering::AcqRel);
         let sent = match &self.to_thread {
             Some(to_thread) => to_thread.send(block).is_ok(),
             None => false,
@@ -110,6 +149,7 @@ impl PartWriter {
             if !self.block.is_empty() && self.to_thread.is_some() {
                 let block = std::mem::take(&mut self.block);
                 if let Some(to_thread) = &self.to_thread {
+                    self.queued.fetch_add(1, Ordering::AcqRel);
                     // A failed send means the thread ended: its result says why.
                     let _ = to_thread.send(block);
                 }
@@ -147,6 +187,7 @@ fn write_blocks(
     hash: bool,
     blocks: Receiver<Vec<u8>>,
     give_back: SyncSender<Vec<u8>>,
+    queued: &AtomicUsize,
 ) -> io::Result<Written> {
     let mut hasher = hash.then(Sha256::new);
     let mut len = 0u64;
@@ -155,6 +196,7 @@ fn write_blocks(
             hasher.update(&block);
         }
         file.write_all(&block)?;
+        queued.fetch_sub(1, Ordering::AcqRel);
         len += block.len() as u64;
         block.clear();
         // Full of spare buffers already: this one is freed.
@@ -216,6 +258,58 @@ mod tests {
         drop(plain);
         assert_eq!(fs::read(&path).unwrap(), b"abc");
         fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_writer_behind_has_no_room_and_writes_within_the_room_never_wait() {
+        use std::io::Read;
+        use std::os::fd::OwnedFd;
+        use std::time::{Duration, Instant};
+        // A pipe nobody reads yet: the thread's first write(2) fills it and waits, as on a
+        // disk that stopped.
+        let (mut reader, pipe) = io::pipe().unwrap();
+        let mut writer = PartWriter::start(File::from(OwnedFd::from(pipe)), true).unwrap();
+        assert_eq!(writer.room(), QUEUED_BLOCKS * BLOCK);
+        let data: Vec<u8> = (0..QUEUED_BLOCKS * BLOCK + 3 * BLOCK)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect();
+        // Writes within the room, on another thread, so that a write that waited fails
+        // the test instead of hanging it.
+        let (done, taken) = mpsc::channel();
+        let feeder = thread::spawn(move || {
+            let mut at = 0;
+            while writer.room() > 0 {
+                let n = writer.room().min(65_521).min(data.len() - at);
+                writer.write(&data[at..at + n]).unwrap();
+                at += n;
+            }
+            done.send(at).unwrap();
+            (writer, data, at)
+        });
+        let at = taken
+            .recv_timeout(Duration::from_secs(10))
+            .expect("writes within the room returned");
+        assert_eq!(at, QUEUED_BLOCKS * BLOCK, "exactly the queued blocks taken");
+        let (mut writer, data, at) = feeder.join().unwrap();
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(writer.room(), 0, "no room while the thread is stuck");
+        // The disk moves again: room comes back, and every byte arrives in order.
+        let drain = thread::spawn(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            all
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while writer.room() == 0 && Instant::now() < until {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(writer.room() > 0, "room once the thread wrote");
+        writer.write(&data[at..]).unwrap();
+        let written = writer.finish().unwrap();
+        assert_eq!(written.len, data.len() as u64);
+        assert_eq!(written.sha256, Some(Sha256::digest(&data).into()));
+        drop(writer);
+        assert!(drain.join().unwrap() == data);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use ringnet::transfer::{validate_name, Digest, DigestSink, Store, StoreError};
 
 use crate::part_writer::PartWriter;
+use crate::read_ahead::ReadAhead;
 
 /// Files in a directory, with the promises of [`Store`]:
 ///
@@ -44,6 +45,17 @@ pub struct DirStore {
     pending: Vec<(String, u64)>,
     /// The number of the upload last committed under each name.
     committed: HashMap<String, u64>,
+}
+
+/// A file of a [`DirStore`] opened for reading: the open file itself ([`Store::open`], for
+/// HTTP's reads at any offset), or read ahead and hashed by a thread of its own
+/// ([`Store::open_verified`], the transfer server's get).
+#[derive(Debug)]
+pub enum DirReader {
+    /// The open file, read with `pread(2)`.
+    File(File),
+    /// Read ahead and hashed ([`ReadAhead`]).
+    Ahead(ReadAhead),
 }
 
 /// An upload into a [`DirStore`].
@@ -168,9 +180,20 @@ fn store_error(e: io::Error) -> StoreError {
     }
 }
 
+impl DirStore {
+    fn open_file(&self, name: &str) -> Result<(File, u64), StoreError> {
+        let file = File::open(self.path(name)?).map_err(store_error)?;
+        let meta = file.metadata().map_err(store_error)?;
+        if !meta.is_file() {
+            return Err(StoreError::NotFound);
+        }
+        Ok((file, meta.len()))
+    }
+}
+
 impl Store for DirStore {
     type Upload = DirUpload;
-    type Reader = File;
+    type Reader = DirReader;
 
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         let meta = fs::metadata(self.path(name)?).map_err(store_error)?;
@@ -181,22 +204,39 @@ impl Store for DirStore {
         }
     }
 
-    fn open(&mut self, name: &str) -> Result<(File, u64), StoreError> {
-        let file = File::open(self.path(name)?).map_err(store_error)?;
-        let meta = file.metadata().map_err(store_error)?;
-        if !meta.is_file() {
-            return Err(StoreError::NotFound);
-        }
-        Ok((file, meta.len()))
+    fn open(&mut self, name: &str) -> Result<(DirReader, u64), StoreError> {
+        let (file, size) = self.open_file(name)?;
+        Ok((DirReader::File(file), size))
+    }
+
+    fn open_verified(&mut self, name: &str) -> Result<(DirReader, u64), StoreError> {
+        let (file, size) = self.open_file(name)?;
+        let ahead = ReadAhead::start(file, size).map_err(store_error)?;
+        Ok((DirReader::Ahead(ahead), size))
     }
 
     fn read_at(
         &mut self,
-        file: &mut File,
+        reader: &mut DirReader,
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StoreError> {
-        file.read_at(buf, offset).map_err(store_error)
+        match reader {
+            DirReader::File(file) => file.read_at(buf, offset),
+            DirReader::Ahead(ahead) => ahead.read_at(buf, offset),
+        }
+        .map_err(store_error)
+    }
+
+    fn reads_hashed(&self, reader: &DirReader) -> bool {
+        matches!(reader, DirReader::Ahead(_))
+    }
+
+    fn read_digest(&mut self, reader: &mut DirReader) -> Result<Digest, StoreError> {
+        match reader {
+            DirReader::Ahead(ahead) => ahead.digest().map_err(store_error),
+            DirReader::File(_) => Err(StoreError::Io),
+        }
     }
 
     fn begin(&mut self, name: &str, size: u64) -> Result<DirUpload, StoreError> {
@@ -209,6 +249,10 @@ impl Store for DirStore {
 
     fn write(&mut self, upload: &mut DirUpload, data: &[u8]) -> Result<(), StoreError> {
         upload.writer.write(data).map_err(store_error)
+    }
+
+    fn upload_room(&mut self, upload: &DirUpload) -> usize {
+        upload.writer.room()
     }
 
     fn hashes(&self, upload: &DirUpload) -> bool {
@@ -297,7 +341,7 @@ pub enum HostUpload {
 impl Store for HostStore {
     type Upload = HostUpload;
     /// Only a directory's files can be read back.
-    type Reader = File;
+    type Reader = DirReader;
 
     fn size(&mut self, name: &str) -> Result<u64, StoreError> {
         match self {
@@ -306,21 +350,42 @@ impl Store for HostStore {
         }
     }
 
-    fn open(&mut self, name: &str) -> Result<(File, u64), StoreError> {
+    fn open(&mut self, name: &str) -> Result<(DirReader, u64), StoreError> {
         match self {
             HostStore::Dir(s) => s.open(name),
             HostStore::Digests(s) => Err(s.open(name).err().unwrap_or(StoreError::Unreadable)),
         }
     }
 
+    fn open_verified(&mut self, name: &str) -> Result<(DirReader, u64), StoreError> {
+        match self {
+            HostStore::Dir(s) => s.open_verified(name),
+            HostStore::Digests(s) => Err(s.open(name).err().unwrap_or(StoreError::Unreadable)),
+        }
+    }
+
     fn read_at(
         &mut self,
-        file: &mut File,
+        reader: &mut DirReader,
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StoreError> {
         match self {
-            HostStore::Dir(s) => s.read_at(file, offset, buf),
+            HostStore::Dir(s) => s.read_at(reader, offset, buf),
+            HostStore::Digests(_) => Err(StoreError::Unreadable),
+        }
+    }
+
+    fn reads_hashed(&self, reader: &DirReader) -> bool {
+        match self {
+            HostStore::Dir(s) => s.reads_hashed(reader),
+            HostStore::Digests(_) => false,
+        }
+    }
+
+    fn read_digest(&mut self, reader: &mut DirReader) -> Result<Digest, StoreError> {
+        match self {
+            HostStore::Dir(s) => s.read_digest(reader),
             HostStore::Digests(_) => Err(StoreError::Unreadable),
         }
     }
@@ -348,6 +413,14 @@ impl Store for HostStore {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.write(u, data),
             (HostStore::Digests(s), HostUpload::Digests(u)) => s.write(u, data),
             _ => Err(StoreError::Io),
+        }
+    }
+
+    fn upload_room(&mut self, upload: &HostUpload) -> usize {
+        match (self, upload) {
+            (HostStore::Dir(s), HostUpload::Dir(u)) => s.upload_room(u),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.upload_room(u),
+            _ => usize::MAX,
         }
     }
 
@@ -443,6 +516,15 @@ impl<S: Store> Store for SharedStore<S> {
     ) -> Result<usize, StoreError> {
         self.0.borrow_mut().read_at(reader, offset, buf)
     }
+    fn open_verified(&mut self, name: &str) -> Result<(S::Reader, u64), StoreError> {
+        self.0.borrow_mut().open_verified(name)
+    }
+    fn reads_hashed(&self, reader: &S::Reader) -> bool {
+        self.0.borrow().reads_hashed(reader)
+    }
+    fn read_digest(&mut self, reader: &mut S::Reader) -> Result<Digest, StoreError> {
+        self.0.borrow_mut().read_digest(reader)
+    }
     fn begin(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
         self.0.borrow_mut().begin(name, size)
     }
@@ -451,6 +533,9 @@ impl<S: Store> Store for SharedStore<S> {
     }
     fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
         self.0.borrow_mut().write(upload, data)
+    }
+    fn upload_room(&mut self, upload: &S::Upload) -> usize {
+        self.0.borrow_mut().upload_room(upload)
     }
     fn hashes(&self, upload: &S::Upload) -> bool {
         self.0.borrow().hashes(upload)
@@ -478,6 +563,7 @@ impl<S: Store> Store for SharedStore<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
     fn dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ringnet-store-{tag}-{}", std::process::id()));
@@ -492,7 +578,7 @@ mod tests {
         up
     }
 
-    fn read_all(store: &mut DirStore, reader: &mut File) -> Vec<u8> {
+    fn read_all(store: &mut DirStore, reader: &mut DirReader) -> Vec<u8> {
         let mut out = Vec::new();
         let mut buf = [0u8; 7];
         loop {
@@ -546,9 +632,17 @@ mod tests {
         store.commit(up).unwrap();
         let (mut old, size) = store.open("f").unwrap();
         assert_eq!(size, 100);
+        // A get's reader, read ahead and hashed by its thread: the same version.
+        let (mut ahead, size) = store.open_verified("f").unwrap();
+        assert_eq!(size, 100);
         let up = upload(&mut store, "f", &[b'n'; 300]);
         store.commit(up).unwrap();
         assert_eq!(read_all(&mut store, &mut old), vec![b'o'; 100]);
+        assert_eq!(read_all(&mut store, &mut ahead), vec![b'o'; 100]);
+        assert!(store.reads_hashed(&ahead) && !store.reads_hashed(&old));
+        let want: Digest = Sha256::digest([b'o'; 100]).into();
+        assert_eq!(store.read_digest(&mut ahead), Ok(want));
+        assert_eq!(store.read_digest(&mut old), Err(StoreError::Io));
         let (mut new, _) = store.open("f").unwrap();
         assert_eq!(read_all(&mut store, &mut new), vec![b'n'; 300]);
         store.remove("f").unwrap();
@@ -586,7 +680,6 @@ mod tests {
 
     #[test]
     fn a_verified_upload_is_hashed_by_its_writer_and_a_plain_one_is_not() {
-        use sha2::{Digest as _, Sha256};
         let root = dir("hashed");
         let mut store = DirStore::new(&root).unwrap();
         let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 253) as u8).collect();

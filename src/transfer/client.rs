@@ -279,19 +279,7 @@ pub fn get_with_buffer<S: Read + Write>(
         return Err(TransferError::Sink);
     }
     let (offset, mut hasher) = resume;
-    send_frame(stream, Message::Get { name, offset })?;
-    let size = match read_frame(stream)? {
-        Reply::Accept {
-            size,
-            offset: start,
-        } if start == offset => size,
-        Reply::Accept { .. } => return Err(TransferError::UnexpectedMessage),
-        other => {
-            return Err(expect_ok(other)
-                .err()
-                .unwrap_or(TransferError::UnexpectedMessage))
-        }
-    };
+    let size = get_request(stream, name, offset)?;
     let mut received = offset;
     while received < size {
         let want = room(size - received).min(buf.len());
@@ -304,10 +292,41 @@ pub fn get_with_buffer<S: Read + Write>(
         received += wide(n);
         progress(received, size);
     }
-    let announced = expect_ok(read_frame(stream)?)?;
     let digest: Digest = hasher.finalize().into();
+    get_status(stream, digest)?;
+    Ok((size, digest))
+}
+
+/// The first half of a get, for a client that moves and hashes the data itself (the
+/// host's client hashes and writes in a thread beside the one that reads the socket):
+/// asks for `name` from `offset` on and reads the accept; returns the file's size. Its
+/// bytes from `offset` to the size follow on `stream` as they are, then
+/// [`get_status`].
+pub fn get_request<S: Read + Write>(
+    stream: &mut S,
+    name: &str,
+    offset: u64,
+) -> Result<u64, TransferError> {
+    send_frame(stream, Message::Get { name, offset })?;
+    match read_frame(stream)? {
+        Reply::Accept {
+            size,
+            offset: start,
+        } if start == offset => Ok(size),
+        Reply::Accept { .. } => Err(TransferError::UnexpectedMessage),
+        other => Err(expect_ok(other)
+            .err()
+            .unwrap_or(TransferError::UnexpectedMessage)),
+    }
+}
+
+/// The second half of a get begun with [`get_request`], once all its data is read: reads
+/// the final status and checks its digest against `digest`, the SHA-256 of the whole
+/// file as the client hashed it ([`TransferError::DigestMismatch`] if they differ).
+pub fn get_status<S: Read + Write>(stream: &mut S, digest: Digest) -> Result<(), TransferError> {
+    let announced = expect_ok(read_frame(stream)?)?;
     if announced != digest {
         return Err(TransferError::DigestMismatch);
     }
-    Ok((size, digest))
+    Ok(())
 }

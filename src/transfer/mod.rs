@@ -33,8 +33,8 @@ pub mod wire;
 
 pub use crate::digest::DigestHex;
 pub use client::{
-    get, get_with_buffer, put, put_request, put_trailer, put_with_buffer, put_with_token,
-    SinkError, TransferError,
+    get, get_request, get_status, get_with_buffer, put, put_request, put_trailer, put_with_buffer,
+    put_with_token, SinkError, TransferError,
 };
 pub use server::TransferServer;
 pub use store::{DigestSink, RamReader, RamStore, RamUpload, Store, StoreError};

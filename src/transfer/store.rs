@@ -90,6 +90,26 @@ pub trait Store {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StoreError>;
+    /// [`Store::open`] for a reader that the caller reads once, in order, to the end, and
+    /// whose bytes it hashes (the transfer server's get): a store may read ahead and hash
+    /// on a thread of its own, and say so with [`Store::reads_hashed`]. By default,
+    /// [`Store::open`].
+    fn open_verified(&mut self, name: &str) -> Result<(Self::Reader, u64), StoreError> {
+        self.open(name)
+    }
+    /// Whether the store hashes the whole file `reader` reads itself, off the caller's
+    /// path (a host store hashes in the thread that reads ahead): the transfer server then
+    /// leaves that get's data unhashed, skips hashing a resume's prefix, and asks
+    /// [`Store::read_digest`] for the SHA-256 once it sent the data. By default, no.
+    fn reads_hashed(&self, _reader: &Self::Reader) -> bool {
+        false
+    }
+    /// The SHA-256 of the whole file (every byte from 0 to its size) that `reader` reads,
+    /// for a store that [`Store::reads_hashed`] it; a read that failed meanwhile is its
+    /// error. A store that does not hash answers [`StoreError::Io`].
+    fn read_digest(&mut self, _reader: &mut Self::Reader) -> Result<Digest, StoreError> {
+        Err(StoreError::Io)
+    }
     /// Starts an upload of `size` bytes for `name`, kept apart until committed; refused
     /// with [`StoreError::NoSpace`] at once when `size` cannot fit.
     fn begin(&mut self, name: &str, size: u64) -> Result<Self::Upload, StoreError>;
@@ -101,6 +121,15 @@ pub trait Store {
     }
     /// Appends to an upload.
     fn write(&mut self, upload: &mut Self::Upload, data: &[u8]) -> Result<(), StoreError>;
+    /// Bytes [`Store::write`] takes into `upload` now without waiting: a store that writes
+    /// on a thread of its own takes none while that thread is behind. The transfer server
+    /// receives no more than this and leaves the rest in the socket's rx ring, so that the
+    /// window closes, as a kernel's full socket buffer closes it for a slow reader, instead
+    /// of the poll loop (and every other socket) waiting for the store. By default, any
+    /// amount.
+    fn upload_room(&mut self, _upload: &Self::Upload) -> usize {
+        usize::MAX
+    }
     /// Whether the store hashes `upload`'s data itself as it keeps it, off the caller's
     /// path (a host store hashes in the thread that writes its file, as a NIC that
     /// checksums in hardware spares the kernel's pass): the transfer server then leaves
@@ -160,6 +189,15 @@ impl<S: Store> Store for &RefCell<S> {
     ) -> Result<usize, StoreError> {
         self.borrow_mut().read_at(reader, offset, buf)
     }
+    fn open_verified(&mut self, name: &str) -> Result<(S::Reader, u64), StoreError> {
+        self.borrow_mut().open_verified(name)
+    }
+    fn reads_hashed(&self, reader: &S::Reader) -> bool {
+        self.borrow().reads_hashed(reader)
+    }
+    fn read_digest(&mut self, reader: &mut S::Reader) -> Result<Digest, StoreError> {
+        self.borrow_mut().read_digest(reader)
+    }
     fn begin(&mut self, name: &str, size: u64) -> Result<S::Upload, StoreError> {
         self.borrow_mut().begin(name, size)
     }
@@ -168,6 +206,9 @@ impl<S: Store> Store for &RefCell<S> {
     }
     fn write(&mut self, upload: &mut S::Upload, data: &[u8]) -> Result<(), StoreError> {
         self.borrow_mut().write(upload, data)
+    }
+    fn upload_room(&mut self, upload: &S::Upload) -> usize {
+        self.borrow_mut().upload_room(upload)
     }
     fn hashes(&self, upload: &S::Upload) -> bool {
         self.borrow().hashes(upload)

@@ -146,7 +146,8 @@ pub fn put_file_traced(
     })
 }
 
-/// Full blocks the reader thread of [`send_hashed`] may have ready before it waits.
+/// Full blocks the reader thread of [`send_hashed`] may have ready before it waits (and
+/// that [`receive_hashed`] may hand its writer thread).
 const READ_AHEAD_BLOCKS: usize = 2;
 
 /// Writes the first `size` bytes of `file` to `stream` and returns their SHA-256: a thread
@@ -264,24 +265,20 @@ pub fn get_file_traced(
     let bar = progress_bar(0, "get", quiet);
     bar.set_position(offset);
     let start = Instant::now();
-    let mut write_failed = None;
-    let mut buf = vec![0u8; TRANSFER_BUFFER];
-    let result = transfer::get_with_buffer(
-        &mut stream,
-        name,
-        (offset, hasher),
-        &mut buf,
-        &mut |data| {
-            file.write_all(data).map_err(|e| {
-                write_failed = Some(e);
-                transfer::SinkError
-            })
-        },
-        &mut |received, size| {
+    let result = transfer::get_request(&mut stream, name, offset)
+        .map_err(PeerError::from)
+        .and_then(|size| {
             bar.set_length(size);
-            bar.set_position(received);
-        },
-    );
+            let digest = receive_hashed(
+                stream.inner_mut(),
+                &mut file,
+                (offset, hasher),
+                size,
+                &mut |received| bar.set_position(received),
+            )?;
+            transfer::get_status(&mut stream, digest)?;
+            Ok((size, digest))
+        });
     bar.finish_and_clear();
     peer::finish(sampling)?;
     match result {
@@ -297,18 +294,80 @@ pub fn get_file_traced(
                 elapsed: start.elapsed(),
             })
         }
-        Err(TransferError::DigestMismatch) => {
+        Err(PeerError::Transfer(TransferError::DigestMismatch)) => {
             if !device {
                 let _ = fs::remove_file(&part);
             }
             Err(TransferError::DigestMismatch.into())
         }
-        Err(TransferError::Sink) => {
-            Err(write_failed.map_or(PeerError::Transfer(TransferError::Sink), PeerError::Io))
-        }
         // Anything else leaves the part file for a later `--resume`.
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
+}
+
+/// Reads a get's data, the file's bytes from `resume.0` to `size`, from `stream` into
+/// `file`, and returns the SHA-256 of the whole file (`resume.1` holds the state of the
+/// bytes before): a thread hashes and writes each [`TRANSFER_BUFFER`] block while this one
+/// reads the next from the socket, so that the socket is emptied without pausing for the
+/// hash (one pass, on the other core), as `peer get --no-digest` empties it.
+fn receive_hashed<R: io::Read>(
+    stream: &mut R,
+    file: &mut File,
+    resume: (u64, Sha256),
+    size: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<transfer::Digest, PeerError> {
+    let (offset, mut hasher) = resume;
+    let (to_writer, blocks) = mpsc::sync_channel::<(Vec<u8>, usize)>(READ_AHEAD_BLOCKS);
+    let (give_back, spare) = mpsc::sync_channel::<Vec<u8>>(READ_AHEAD_BLOCKS + 2);
+    thread::scope(|scope| {
+        let writer = scope.spawn(move || -> io::Result<transfer::Digest> {
+            for (block, n) in blocks {
+                hasher.update(&block[..n]);
+                // A failed write ends the loop: the reader stops at its next send.
+                file.write_all(&block[..n])?;
+                // Full of spare blocks already: this one is freed.
+                let _ = give_back.try_send(block);
+            }
+            Ok(hasher.finalize().into())
+        });
+        let mut received = offset;
+        let mut failed = None;
+        while received < size {
+            let mut block = spare
+                .try_recv()
+                .unwrap_or_else(|_| vec![0u8; TRANSFER_BUFFER]);
+            let want = (size - received).min(TRANSFER_BUFFER as u64) as usize;
+            let n = match stream.read(&mut block[..want]) {
+                Ok(0) => {
+                    failed = Some(PeerError::Transfer(TransferError::UnexpectedEnd));
+                    break;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    failed = Some(e.into());
+                    break;
+                }
+            };
+            if to_writer.send((block, n)).is_err() {
+                // The writer failed: its result says why.
+                break;
+            }
+            received += n as u64;
+            progress(received);
+        }
+        drop(to_writer);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
+        match (written, failed) {
+            (Err(e), _) => Err(e.into()),
+            (Ok(_), Some(e)) => Err(e),
+            (Ok(_), None) if received != size => Err(TransferError::UnexpectedEnd.into()),
+            (Ok(digest), None) => Ok(digest),
+        }
+    })
 }
 
 struct HashWriter<'h>(&'h mut Sha256);

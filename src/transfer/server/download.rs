@@ -52,7 +52,9 @@ pub(super) fn send_data<S: Store>(
             let chunk = (want - done).min(buf.len());
             match store.read_at(reader, *hashed, &mut buf[..chunk]) {
                 Ok(n) if n > 0 => {
-                    hasher.update(&buf[..n]);
+                    if let Some(hasher) = hasher {
+                        hasher.update(&buf[..n]);
+                    }
                     *hashed += wide(n);
                     done += n;
                 }
@@ -76,7 +78,17 @@ pub(super) fn send_data<S: Store>(
     }
     loop {
         if *sent == *size {
-            let digest: Digest = core::mem::take(hasher).finalize().into();
+            let digest: Digest = match hasher.take() {
+                Some(hasher) => hasher.finalize().into(),
+                None => match store.read_digest(reader) {
+                    Ok(digest) => digest,
+                    Err(e) => {
+                        // After the data, a status still tells the client why.
+                        refuse(stack, store, conn, store_status(e), e.as_str());
+                        return Break(Next::Keep);
+                    }
+                },
+            };
             net_info!(
                 "{}: transfer tcp{}: sent {} ({} bytes)",
                 name,
@@ -100,7 +112,9 @@ pub(super) fn send_data<S: Store>(
             match store.read_at(reader, at, room) {
                 Ok(n) => {
                     let n = n.min(room.len());
-                    hasher.update(&room[..n]);
+                    if let Some(hasher) = hasher {
+                        hasher.update(&room[..n]);
+                    }
                     at += wide(n);
                     n
                 }

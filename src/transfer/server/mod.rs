@@ -114,8 +114,8 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
     }
 
     /// When the server needs a poll even if nothing arrives: the soonest a silent peer
-    /// times out (`None` without connections). Like [`Stack::poll_at`], for a caller that
-    /// sleeps between polls.
+    /// times out, or an upload asks its full store again (`None` without connections).
+    /// Like [`Stack::poll_at`], for a caller that sleeps between polls.
     pub fn poll_at(&self) -> Option<Instant> {
         let timeout = self.idle_timeout;
         self.connections
@@ -124,6 +124,10 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                 Phase::Closing {
                     drain_until: Some(until),
                 } => until.min(conn.io.deadline(timeout)),
+                Phase::Receiving {
+                    store_full: Some((_, retry)),
+                    ..
+                } => retry.min(conn.io.deadline(timeout)),
                 _ => conn.io.deadline(timeout),
             })
             .min()

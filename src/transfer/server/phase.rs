@@ -13,12 +13,17 @@ pub(super) enum Phase<U, R> {
     /// Reading the request frame.
     Request,
     /// Receiving a put's data, hashed as it arrives: by the server (`hasher`), or by a
-    /// store that [`Store::hashes`] the upload itself (`None`).
+    /// store that [`Store::hashes`] the upload itself (`None`). `store_full`: since when
+    /// the store has had no room ([`Store::upload_room`]), and when to ask it again.
+    ///
+    /// [`Store::hashes`]: super::super::store::Store::hashes
+    /// [`Store::upload_room`]: super::super::store::Store::upload_room
     Receiving {
         upload: Option<U>,
         size: u64,
         received: u64,
         hasher: Option<Sha256>,
+        store_full: Option<(Instant, Instant)>,
     },
     /// The data is in and hashed (`digest`; `None` while the store that hashes it has it);
     /// reading the trailer frame, byte for byte (`frame[..have]`), never past it. The
@@ -31,7 +36,10 @@ pub(super) enum Phase<U, R> {
         have: usize,
     },
     /// Sending a get's data (after hashing the skipped prefix, for a resume), from the
-    /// version of the file opened when the request came.
+    /// version of the file opened when the request came; hashed by the server (`hasher`),
+    /// or by a store that [`Store::reads_hashed`] the file itself (`None`).
+    ///
+    /// [`Store::reads_hashed`]: super::super::store::Store::reads_hashed
     Sending {
         name: String<MAX_NAME>,
         reader: R,
@@ -39,7 +47,7 @@ pub(super) enum Phase<U, R> {
         start: u64,
         hashed: u64,
         sent: u64,
-        hasher: Sha256,
+        hasher: Option<Sha256>,
     },
     /// Flushing the final frame, then closing. After a refusal the peer may still be
     /// sending (a refused upload): its bytes are read and dropped until it closes or

@@ -140,6 +140,7 @@ pub(super) fn start<S: Store>(
                     size,
                     received: 0,
                     hasher,
+                    store_full: None,
                 };
             }
             Err(e) => refuse(
@@ -162,7 +163,7 @@ pub(super) fn start<S: Store>(
             "data after the request",
         ),
         // The version opened here is the one sent, to its end.
-        Message::Get { name, offset } => match store.open(name) {
+        Message::Get { name, offset } => match store.open_verified(name) {
             Ok((_, size)) if offset > size => refuse(
                 stack,
                 store,
@@ -180,14 +181,17 @@ pub(super) fn start<S: Store>(
                     size
                 );
                 queue_accept(conn, size, offset);
+                // One pass over the file: the store's, if it hashes as it reads; it also
+                // hashes the prefix a resume skips.
+                let hasher = (!store.reads_hashed(&reader)).then(Sha256::new);
                 conn.phase = Phase::Sending {
                     name: String::try_from(name).unwrap_or_default(),
                     reader,
                     size,
                     start: offset,
-                    hashed: 0,
+                    hashed: if hasher.is_some() { 0 } else { offset },
                     sent: offset,
-                    hasher: Sha256::new(),
+                    hasher,
                 };
             }
             Err(e) => refuse(stack, store, conn, store_status(e), e.as_str()),

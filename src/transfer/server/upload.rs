@@ -12,9 +12,10 @@ use super::reply::{refuse, store_status};
 use super::trailer::{check_trailer, read_trailer, take_trailer};
 use super::Step;
 use crate::convert::{room, wide};
+use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
 use crate::stack::Stack;
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 
 /// [`Phase::Receiving`]: hashes and stores a put's data until the announced size is in,
 /// then goes on to its trailer.
@@ -33,6 +34,9 @@ pub(super) fn receive_data<S: Store>(
         return read_trailer(stack, store, conn, now, completed);
     }
     let socket = conn.io.socket();
+    let Some(want) = store_room(stack.name(), socket, store, &mut conn.phase, want, now) else {
+        return Continue(());
+    };
     // Hashed and stored where the bytes lie in the rx ring: no copy.
     let mut failed = None;
     let phase = &mut conn.phase;
@@ -76,6 +80,58 @@ pub(super) fn receive_data<S: Store>(
         }
     }
     Continue(())
+}
+
+/// How soon an upload whose store had no room ([`Store::upload_room`]) is polled again,
+/// if nothing arrives meanwhile: its data waits in the rx ring, whose window is closed.
+const STORE_RETRY: Duration = Duration::from_millis(1);
+
+/// How much of `want` the store of a [`Phase::Receiving`] upload takes now; `None` while it
+/// has no room, which is logged as the block starts and ends (the data stays in the rx
+/// ring meanwhile, and its window closes).
+fn store_room<S: Store>(
+    name: &str,
+    socket: SocketHandle,
+    store: &mut S,
+    phase: &mut Phase<S::Upload, S::Reader>,
+    want: usize,
+    now: Instant,
+) -> Option<usize> {
+    let Phase::Receiving {
+        upload: Some(upload),
+        store_full,
+        ..
+    } = phase
+    else {
+        return Some(want);
+    };
+    let take = want.min(store.upload_room(upload));
+    match (take, *store_full) {
+        (0, Some((since, _))) => {
+            *store_full = Some((since, now + STORE_RETRY));
+            None
+        }
+        (0, None) => {
+            net_debug!(
+                "{}: transfer tcp{}: store behind, upload data left in the rx ring",
+                name,
+                socket
+            );
+            *store_full = Some((now, now + STORE_RETRY));
+            None
+        }
+        (_, Some((since, _))) => {
+            net_debug!(
+                "{}: transfer tcp{}: store took data again after {} ms",
+                name,
+                socket,
+                (now - since).total_millis()
+            );
+            *store_full = None;
+            Some(take)
+        }
+        (_, None) => Some(take),
+    }
 }
 
 /// Takes upload data that came with the request, then the trailer if it came too; bytes
@@ -125,6 +181,7 @@ pub(super) fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
             size,
             received,
             hasher,
+            ..
         } if *received == *size => {
             conn.phase = Phase::Trailer {
                 upload: upload.take(),
