@@ -95,8 +95,9 @@ done
 # (default 1500), serve given TRANSFER_SERVE_ARGS (e.g. --offload). The file the put
 # stored is what the get reads back; both are checked against the source's SHA-256. Each
 # run's figures and ratios are printed, then the medians, and the CPU time per GB that
-# serve took for the raw stream in, the put and the get (its poll loop's thread, "main",
-# and its other threads: the store's writer and reader) and that the Linux client took.
+# serve took for the raw streams in and out, the put and the get (its poll loop's thread,
+# "main", and its other threads: the store's writer and reader) and that the Linux client
+# took (its user and system time).
 # TRANSFER_BASE=PATH (another build of host-sim) runs each round with that binary too,
 # serve and client alike, the two taking turns, and prints the new build's ratio to it.
 # TRANSFER_RUNS=0 skips this; TRANSFER_RUNS=3 RUNS=0 runs only this.
@@ -129,7 +130,7 @@ if [ "$transfer_runs" -gt 0 ]; then
   # One round with the host-sim at $1: prints "raw raw_out put get" on stdout, the CPU
   # figures on stderr.
   transfer_round() {
-    local bin=$1 raw raw_out put get got raw_cpu put_cpu get_cpu
+    local bin=$1 raw raw_out put get got raw_cpu out_cpu put_cpu get_cpu
     rm -f "$shm/files/up.bin"
     # Started without the in_ns function, so that $! is serve itself and the kill reaches it.
     # shellcheck disable=SC2086
@@ -140,7 +141,8 @@ if [ "$transfer_runs" -gt 0 ]; then
     until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
     cpu_of in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q
     raw=$(gbits <<<"$answer"); raw_cpu=$cpu
-    raw_out=$(in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest | gbits)
+    cpu_of in_ns timeout 300 "$bin" peer get 192.168.69.1:7001 --request "$bytes" -o /dev/null -q --no-digest
+    raw_out=$(gbits <<<"$answer"); out_cpu=$cpu
     cpu_of in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60
     put=$(gbits <<<"$answer"); put_cpu=$cpu
     cpu_of in_ns timeout 300 "$bin" peer get up.bin 192.168.69.1 -o /dev/null -q --timeout 60
@@ -149,7 +151,7 @@ if [ "$transfer_runs" -gt 0 ]; then
     get=$(gbits <<<"$got")
     grep -q "sha256 $source_sha verified" <<<"$got" || { echo "$bin: the get did not verify the source's digest: $got" >&2; exit 1; }
     [ "$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)" = "$source_sha" ] || { echo "$bin: the stored file differs from the source" >&2; exit 1; }
-    echo "CPU s per GB: raw in: $raw_cpu; put: $put_cpu; get: $get_cpu" >&2
+    echo "CPU s per GB: raw in: $raw_cpu; raw out: $out_cpu; put: $put_cpu; get: $get_cpu" >&2
     echo "$raw $raw_out $put $get"
   }
   ratios() { awk -v r="$1" -v o="$2" -v p="$3" -v g="$4" 'BEGIN { printf "%.2f %.2f %.2f\n", p/r, g/r, g/o }'; }

@@ -108,8 +108,9 @@ fn a_syn_burst_from_a_host_that_never_answers_does_not_lock_echo_out() {
         row.stats.half_open_evicted, 7,
         "the client's SYN evicted one: {row}"
     );
-    // The half-open one left expires; nothing else was evicted or expired.
-    w.run_for(Duration::from_secs(6));
+    // The half-open one left expires, 63 s after its SYN; nothing else was evicted or
+    // expired.
+    w.run_for(Duration::from_secs(64));
     let row = listener_row(&w.stacks[B], ECHO_PORT);
     assert_eq!(row.stats.half_open_expired, 1, "{row}");
     assert_eq!(
@@ -168,7 +169,8 @@ fn half_open_connections_expire_and_listen_again() {
     let mut echo = echo_on_b(&mut w, 2);
     w.wire.inject(A, &spoofed_syn(1, ECHO_PORT)).unwrap();
     w.wire.inject(A, &spoofed_syn(2, ECHO_PORT)).unwrap();
-    w.run_for(Duration::from_secs(4));
+    // Linux's five SYN-ACK retries: 1 + 2 + 4 + 8 + 16 s, then 32 s for the last.
+    w.run_for(Duration::from_secs(62));
     let row = listener_row(&w.stacks[B], ECHO_PORT);
     assert_eq!(row.stats.half_open_expired, 0, "not yet: {row}");
     w.run_for(Duration::from_secs(2));

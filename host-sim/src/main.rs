@@ -103,8 +103,8 @@ enum Command {
         #[arg(long)]
         duration: Option<u64>,
         /// Seconds a half-open connection (SYN-RECEIVED) may wait before its socket
-        /// listens again.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        /// listens again (Linux's five SYN-ACK retries take 63 s).
+        #[arg(long, default_value_t = 63, value_parser = clap::value_parser!(u64).range(1..=3600))]
         syn_timeout: u64,
         /// Seconds an orphan in FIN-WAIT-2 (a connection after close, all it sent
         /// acknowledged) may wait for the peer's FIN before it is reset (Linux's

@@ -6,8 +6,9 @@
 //! At most [`QUEUED_BLOCKS`] blocks wait, read and hashed, for the poll loop. A read that
 //! finds none waits for the thread, as a `pread(2)` of the file itself would wait for the
 //! disk. [`ReadAhead::digest`] is the SHA-256 of every byte from 0 to the size of the
-//! version opened; a resumed get reads from its offset on, and the thread still hashes the
-//! prefix it skips, so the digest always covers the whole file.
+//! version opened, also of blocks a reader skipped (it waits for the thread to read them).
+//! The transfer server reads ahead only a whole get: a resume's prefix would make the
+//! poll loop wait while the thread reads it, so the server hashes it a slice per poll.
 
 use std::fs::File;
 use std::io;
@@ -112,9 +113,13 @@ impl ReadAhead {
 
     fn outcome(&mut self) -> Result<Digest, io::ErrorKind> {
         if self.finished.is_none() {
-            // Blocks not yet taken are dropped with the channel; the thread, which has
-            // read every block before it hashes the last, ends at once.
-            self.blocks = None;
+            // The digest needs every block read: blocks not taken are taken and dropped
+            // until the thread ends (none are left once every byte was read).
+            if let Some(blocks) = self.blocks.take() {
+                for (_, data, _) in blocks.into_iter().flatten() {
+                    let _ = self.give_back.try_send(data);
+                }
+            }
             self.finished = Some(match self.thread.take().map(JoinHandle::join) {
                 Some(Ok(Ok(digest))) => Ok(digest),
                 Some(Ok(Err(e))) => Err(e.kind()),
@@ -222,6 +227,13 @@ mod tests {
         assert_eq!(back.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(
             ahead.digest().unwrap(),
+            <[u8; 32]>::from(Sha256::digest(&data))
+        );
+        // Nothing read at all: the digest still covers every byte.
+        let (_, file) = file_of("resume", &data);
+        let mut unread = ReadAhead::start(file, data.len() as u64).unwrap();
+        assert_eq!(
+            unread.digest().unwrap(),
             <[u8; 32]>::from(Sha256::digest(&data))
         );
         // An empty file: nothing to read, the empty digest.

@@ -336,6 +336,54 @@ fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_who
     assert_eq!(file_names(&dir), ["faulty.bin"], "no temporaries");
 }
 
+#[test]
+fn a_get_from_a_directory_store_whole_or_resumed_verifies_the_whole_file() {
+    // A whole get is read ahead and hashed by the store; a resume is hashed by the
+    // server, its kept prefix first: either way the digest covers the whole file, a kept
+    // prefix that matches verifies, and one that differs is a mismatch.
+    let dir = tempdir();
+    let size = 700_001;
+    std::fs::write(dir.join("f.bin"), pattern(size)).unwrap();
+    let mut w = pair(Faults::NONE, 63);
+    let mut server = dir_store_server(&mut w, &dir);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    let want: [u8; 32] = Sha256::digest(pattern(size)).into();
+    for (kept, right) in [(0, true), (300_000, true), (size, true), (300_000, false)] {
+        let mut prefix = pattern(size)[..kept].to_vec();
+        if !right {
+            prefix[1234] ^= 1;
+        }
+        let conn = tcp_socket(sock.stack(), 4096, 4096);
+        sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
+        let mut got = Vec::new();
+        let result = transfer::get(
+            &mut sock.stream(conn),
+            "f.bin",
+            (kept as u64, Sha256::new_with_prefix(&prefix)),
+            &mut |data| {
+                got.extend_from_slice(data);
+                Ok(())
+            },
+            &mut |_, _| {},
+        );
+        if right {
+            assert_eq!(result, Ok((size as u64, want)), "kept {kept}");
+            assert!(
+                got == pattern(size)[kept..],
+                "kept {kept}: the rest, in order"
+            );
+        } else {
+            assert_eq!(result, Err(TransferError::DigestMismatch));
+        }
+        sock.stack().close(conn).unwrap();
+    }
+}
+
 /// A fresh directory under the target dir (no temp-dir crate needed for four tests).
 /// The names in `dir`, sorted.
 fn file_names(dir: &Path) -> Vec<String> {

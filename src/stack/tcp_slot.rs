@@ -37,8 +37,11 @@ enum TcpEnd {
 pub struct TcpTimers {
     /// How long a backlog socket may stay half-open (SYN-RECEIVED, its SYN-ACK
     /// unanswered) before it goes back to listening. smoltcp retransmits the SYN-ACK
-    /// meanwhile (after 1 s, then doubling). Linux gives up after 5 retries (about 63 s);
-    /// a backlog of a few fixed sockets cannot wait that long. Default 5 s.
+    /// meanwhile (after 1 s, then doubling). Linux gives up after 5 retries
+    /// (`tcp_synack_retries`), 63 s after the SYN; so does the default. A fixed backlog
+    /// can wait that long because a half-open socket gives way to any new SYN that
+    /// finds no socket listening; a shorter wait only reset clients on a lossy path whose
+    /// ACK was slow to get through. Default 63 s.
     pub syn_received: Duration,
     /// How long an orphan in FIN-WAIT-2 (a connection after `close()` whose data and
     /// FIN are acknowledged) may wait for the peer's FIN before it is reset and its slot
@@ -59,9 +62,9 @@ pub struct TcpTimers {
 }
 
 impl TcpTimers {
-    /// Linux-like defaults, with a short SYN-RECEIVED for fixed backlogs.
+    /// Linux's defaults.
     pub const DEFAULT: TcpTimers = TcpTimers {
-        syn_received: Duration::from_secs(5),
+        syn_received: Duration::from_secs(63),
         fin_timeout: Duration::from_secs(60),
         orphan_retries: 8,
         orphan_timeout: Duration::from_secs(300),

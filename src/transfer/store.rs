@@ -90,17 +90,17 @@ pub trait Store {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize, StoreError>;
-    /// [`Store::open`] for a reader that the caller reads once, in order, to the end, and
-    /// whose bytes it hashes (the transfer server's get): a store may read ahead and hash
-    /// on a thread of its own, and say so with [`Store::reads_hashed`]. By default,
-    /// [`Store::open`].
+    /// [`Store::open`] for a reader that the caller reads once, from the start, in order,
+    /// to the end, and whose bytes it hashes (the transfer server's whole get): a store
+    /// may read ahead and hash on a thread of its own, and say so with
+    /// [`Store::reads_hashed`]. By default, [`Store::open`].
     fn open_verified(&mut self, name: &str) -> Result<(Self::Reader, u64), StoreError> {
         self.open(name)
     }
     /// Whether the store hashes the whole file `reader` reads itself, off the caller's
     /// path (a host store hashes in the thread that reads ahead): the transfer server then
-    /// leaves that get's data unhashed, skips hashing a resume's prefix, and asks
-    /// [`Store::read_digest`] for the SHA-256 once it sent the data. By default, no.
+    /// leaves that get's data unhashed and asks [`Store::read_digest`] for the SHA-256
+    /// once it sent the data. By default, no.
     fn reads_hashed(&self, _reader: &Self::Reader) -> bool {
         false
     }

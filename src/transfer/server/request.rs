@@ -162,8 +162,14 @@ pub(super) fn start<S: Store>(
             Status::BadRequest,
             "data after the request",
         ),
-        // The version opened here is the one sent, to its end.
-        Message::Get { name, offset } => match store.open_verified(name) {
+        // The version opened here is the one sent, to its end. A whole get may be read
+        // ahead and hashed by the store; a resume's prefix is hashed here, a slice per
+        // poll, so that it cannot stall the other connections while a store reads it.
+        Message::Get { name, offset } => match if offset == 0 {
+            store.open_verified(name)
+        } else {
+            store.open(name)
+        } {
             Ok((_, size)) if offset > size => refuse(
                 stack,
                 store,
@@ -181,8 +187,7 @@ pub(super) fn start<S: Store>(
                     size
                 );
                 queue_accept(conn, size, offset);
-                // One pass over the file: the store's, if it hashes as it reads; it also
-                // hashes the prefix a resume skips.
+                // One pass over the file: the store's, if it hashes as it reads.
                 let hasher = (!store.reads_hashed(&reader)).then(Sha256::new);
                 conn.phase = Phase::Sending {
                     name: String::try_from(name).unwrap_or_default(),
