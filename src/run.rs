@@ -91,17 +91,44 @@ impl Turn {
 }
 
 /// One turn of a host: polls `stack` on `device` at `now`, lets `services` act on what
-/// the poll brought, and says when to come back ([`Turn::next`]).
+/// the poll brought, and says when to come back ([`Turn::next`]). It is [`act`], then
+/// [`next_due`].
 pub fn step<'a, D, S>(now: Instant, stack: &mut Stack<'a>, device: &mut D, services: &mut S) -> Turn
+where
+    D: Device + ?Sized,
+    S: Service<'a> + ?Sized,
+{
+    let changed = act(now, stack, device, services);
+    Turn {
+        changed,
+        next: next_due(stack, services),
+    }
+}
+
+/// The first half of a [`step`]: polls `stack` on `device` at `now` and lets `services`
+/// act on what the poll brought; returns whether the poll may have changed a socket's
+/// state ([`Turn::changed`]). For a host that knows more frames wait (a NIC's receive
+/// queue not empty) and so steps again at once: the deadline a step would compute next
+/// does not matter then, and asking every socket and service for it costs a look at
+/// each of them.
+pub fn act<'a, D, S>(now: Instant, stack: &mut Stack<'a>, device: &mut D, services: &mut S) -> bool
 where
     D: Device + ?Sized,
     S: Service<'a> + ?Sized,
 {
     let changed = stack.poll(now, device);
     services.poll(stack);
-    let next = match (stack.poll_at(), services.poll_at()) {
+    changed
+}
+
+/// The second half of a [`step`]: when the next one is due though no frame arrives
+/// ([`Turn::next`]).
+pub fn next_due<'a, S>(stack: &mut Stack<'a>, services: &S) -> Option<Instant>
+where
+    S: Service<'a> + ?Sized,
+{
+    match (stack.poll_at(), services.poll_at()) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    };
-    Turn { changed, next }
+    }
 }

@@ -279,6 +279,41 @@ fn an_orphan_probing_a_window_that_never_opens_is_reset_after_its_retries() {
 }
 
 #[test]
+fn an_orphan_stalled_on_a_reader_that_never_reads_gives_way_to_the_next_client() {
+    static FILE: [u8; 2048] = [b'f'; 2048];
+    let mut w = pair(Faults::NONE, 107);
+    let mut file_out = file_out_on_b(&mut w, 1, &FILE);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        file_out.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(20));
+    let mut sock = Blocking::new(a, &mut waiter);
+    // The only backlog socket queues the whole file and closes; its reader never reads,
+    // so the orphan probes a zero window for minutes before its retries run out.
+    let hog = tcp_socket(sock.stack(), 256, 256);
+    sock.connect(hog, ep(B, FILE_OUT_PORT)).unwrap();
+    sock.sleep(Duration::from_secs(2));
+    let next = tcp_socket(sock.stack(), 4096, 256);
+    assert_eq!(
+        sock.connect(next, ep(B, FILE_OUT_PORT)),
+        Err(ConnectError::Refused),
+        "one probe resent: the orphan still counts as delivering"
+    );
+    sock.sleep(Duration::from_secs(10));
+    let next = tcp_socket(sock.stack(), 4096, 256);
+    sock.connect(next, ep(B, FILE_OUT_PORT)).unwrap();
+    assert_eq!(read_to_end(&mut sock, next), FILE);
+    let row = listener_row(sock.waiter().peer(), FILE_OUT_PORT);
+    assert_eq!(
+        (row.stats.orphans_evicted, row.stats.orphans_expired),
+        (1, 0),
+        "{row}"
+    );
+}
+
+#[test]
 fn an_orphan_that_sends_nothing_countable_is_reset_at_the_time_cap() {
     let timers = TcpTimers {
         orphan_retries: u8::MAX,

@@ -416,7 +416,7 @@ fn main() -> ! {
     let mut queries = 0;
 
     loop {
-        let turn = run::step(clock::now(), &mut stack, &mut device, &mut services);
+        run::act(clock::now(), &mut stack, &mut device, &mut services);
         let now = clock::now();
 
         let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);
@@ -431,8 +431,12 @@ fn main() -> ! {
 
         board::RX_PENDING.store(false, Ordering::Release);
         device.listen();
+        // More frames waiting: the next step at once, without asking for the deadline.
+        if device.rx_waiting() {
+            continue;
+        }
         // What the services queued makes the stack due at once: the next step sends it.
-        if device.rx_waiting() || turn.next.is_some_and(|at| at <= now) {
+        if run::next_due(&mut stack, &services).is_some_and(|at| at <= now) {
             continue;
         }
         idle();

@@ -51,6 +51,13 @@ impl LogThrottle {
         }
     }
 
+    /// Whether lines were left out in this interval: only then has [`LogThrottle::flush`]
+    /// a line to write. Otherwise ending an interval that is over only resets it, which
+    /// [`LogThrottle::admit`] does itself before it counts the next line.
+    pub(crate) fn has_left_out(&self) -> bool {
+        self.left_out > 0
+    }
+
     /// Ends the interval if it is over, with a line saying how many lines it left out.
     pub(crate) fn flush(&mut self, gate: &Recorder<'_>, kind: SocketType, socket: SocketHandle) {
         let (Some(limit), Some(since)) = (gate.limit, self.since) else {
@@ -91,12 +98,46 @@ mod tests {
             .count();
         assert_eq!(admitted, 3);
         assert_eq!(throttle.left_out, 7);
+        assert!(throttle.has_left_out());
         // Within the interval nothing changes; after it, a fresh burst.
         throttle.flush(&at(999), SocketType::Stream, h);
         assert_eq!(throttle.left_out, 7);
         assert!(throttle.admit(&at(1000), SocketType::Stream, h));
         assert_eq!(throttle.left_out, 0);
+        assert!(!throttle.has_left_out());
         assert_eq!(throttle.logged, 1);
+    }
+
+    #[test]
+    fn an_interval_over_with_nothing_left_out_is_reset_by_the_next_admit() {
+        // What lets a socket's observation skip the flush while nothing was left out.
+        let limit = LogLimit {
+            burst: 2,
+            interval: Duration::from_millis(1000),
+        };
+        let at = |ms| Recorder {
+            stack: "t",
+            now: Instant::from_millis(ms),
+            limit: Some(limit),
+            sink: None,
+        };
+        let h = SocketHandle(3);
+        let (mut flushed, mut lazy) = (LogThrottle::default(), LogThrottle::default());
+        for throttle in [&mut flushed, &mut lazy] {
+            assert!(throttle.admit(&at(0), SocketType::Stream, h));
+            assert!(throttle.admit(&at(10), SocketType::Stream, h));
+            assert!(!throttle.has_left_out());
+        }
+        flushed.flush(&at(1500), SocketType::Stream, h);
+        for throttle in [&mut flushed, &mut lazy] {
+            assert!(throttle.admit(&at(1600), SocketType::Stream, h));
+            assert!(throttle.admit(&at(1700), SocketType::Stream, h));
+            assert!(!throttle.admit(&at(1800), SocketType::Stream, h));
+            assert_eq!(
+                (throttle.since, throttle.logged),
+                (Some(Instant::from_millis(1600)), 2)
+            );
+        }
     }
 
     #[test]

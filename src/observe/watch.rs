@@ -57,6 +57,12 @@ impl RingWatch {
     pub fn level(&self) -> Fill {
         self.level
     }
+
+    /// The occupancy last recorded: [`RingWatch::update`] with the same figure records
+    /// nothing.
+    pub(crate) fn used(&self) -> usize {
+        self.used
+    }
 }
 
 /// Follows the window a TCP socket advertises: an event for every new value, and one

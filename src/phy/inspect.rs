@@ -8,7 +8,7 @@ use smoltcp::wire::{
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
-use super::mss::MssOption;
+use super::mss::{tcp_flags, MssOption, ACK, SYN};
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,6 +399,10 @@ fn inspect_incoming(frame: &[u8], acceptance: &Acceptance) -> Option<FrameEvent>
 /// The destination address and port, and the sender, of a connection request (SYN
 /// without ACK).
 fn syn_destination(frame: &[u8]) -> Option<(Ipv4Address, u16, IpEndpoint)> {
+    // Every frame arriving passes here: the full parse only for a bare SYN.
+    if tcp_flags(frame)? & (SYN | ACK) != SYN {
+        return None;
+    }
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return None;

@@ -78,10 +78,30 @@ pub struct MssOption {
     checksum_at: usize,
 }
 
+/// TCP's SYN and ACK flags, in the low byte of its flags field (byte 13 of its header).
+pub(crate) const SYN: u8 = 0x02;
+pub(crate) const ACK: u8 = 0x10;
+
+/// The byte of an IPv4 TCP segment's flags in an Ethernet `frame`, read where the
+/// headers put it without checking them; `None` when the frame is not IPv4 TCP or is too
+/// short to hold it. A look before the full parse, which only a SYN needs: whatever this
+/// says of a frame that fails the parse, the parse still decides.
+pub(crate) fn tcp_flags(frame: &[u8]) -> Option<u8> {
+    if frame.get(12..14)? != [0x08, 0x00] || *frame.get(ETH + 9)? != 6 {
+        return None;
+    }
+    let ip_header = usize::from(frame.get(ETH)? & 0x0f) * 4;
+    frame.get(ETH + ip_header + 13).copied()
+}
+
 impl MssOption {
     /// The MSS option of the SYN in `frame`; `None` for anything but an IPv4 TCP segment
     /// with SYN set and a well-formed MSS option.
     pub fn find(frame: &[u8]) -> Option<MssOption> {
+        // Every segment passes here, and all but a handshake's two are no SYN.
+        if tcp_flags(frame)? & SYN == 0 {
+            return None;
+        }
         let eth = EthernetFrame::new_checked(frame).ok()?;
         if eth.ethertype() != EthernetProtocol::Ipv4 {
             return None;
@@ -254,6 +274,33 @@ pub(crate) mod tests {
                 assert!(changed.iter().all(|i| allowed.contains(i)), "{changed:?}");
             }
         }
+    }
+
+    #[test]
+    fn tcp_flags_reads_the_flags_byte_of_ipv4_tcp_and_nothing_else() {
+        assert_eq!(tcp_flags(&syn(Some(1460), false)), Some(SYN));
+        assert_eq!(tcp_flags(&syn(Some(1460), true)), Some(SYN | ACK));
+        // Found past IP options too: the header's length decides where TCP starts.
+        let mut frame = syn(None, false);
+        frame.splice(ETH + 20..ETH + 20, [1u8, 1, 1, 0]);
+        frame[ETH] = 0x46;
+        assert_eq!(tcp_flags(&frame), Some(SYN));
+        let udp = crate::phy::test_frames::udp(
+            EthernetAddress([2, 0, 0, 0, 0, 2]),
+            SRC,
+            DST,
+            &[0x02; 20],
+        );
+        assert_eq!(tcp_flags(&udp), None);
+        let mut arp = syn(None, false);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(tcp_flags(&arp), None);
+        // Cut anywhere before the flags byte: nothing, and no panic.
+        let whole = syn(Some(1460), false);
+        for len in 0..=ETH + 20 + 13 {
+            assert_eq!(tcp_flags(&whole[..len]), None, "cut at {len}");
+        }
+        assert_eq!(tcp_flags(&whole[..ETH + 20 + 14]), Some(SYN));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub(crate) struct DiscardAccount {
     logged: [u32; Discard::ALL.len()],
     /// When each reason was last logged.
     logged_at: [Instant; Discard::ALL.len()],
+    /// Some reason may have discards not yet logged (`counts` and `logged` differ).
+    unlogged: bool,
 }
 
 impl Default for DiscardAccount {
@@ -39,6 +41,7 @@ impl Default for DiscardAccount {
             counts: Discards::default(),
             logged: [0; Discard::ALL.len()],
             logged_at: [Instant::ZERO; Discard::ALL.len()],
+            unlogged: false,
         }
     }
 }
@@ -56,6 +59,7 @@ impl DiscardAccount {
     /// Counts a discard and logs it unless its reason was logged within the interval.
     fn count(&mut self, gate: &Recorder<'_>, reason: Discard, detail: Detail, bytes: usize) {
         self.counts.count(reason);
+        self.unlogged = true;
         gate.record(
             Source::Interface,
             None,
@@ -72,11 +76,18 @@ impl DiscardAccount {
 
     /// Logs each reason with discards not yet logged whose interval is over.
     fn flush(&mut self, gate: &Recorder<'_>) {
-        for reason in Discard::ALL {
-            if self.counts.get(reason) != self.logged[Self::index(reason)] {
+        // Called after every frame, and a discard not yet logged is rare.
+        if !self.unlogged {
+            return;
+        }
+        let mut unlogged = false;
+        for (i, &reason) in Discard::ALL.iter().enumerate() {
+            if self.counts.get(reason) != self.logged[i] {
                 self.log_due(gate, reason, None);
+                unlogged |= self.counts.get(reason) != self.logged[i];
             }
         }
+        self.unlogged = unlogged;
     }
 
     // Not inlined: the formatting's frame is only on the stack when a line is due.

@@ -115,7 +115,8 @@ impl<'a> Stack<'a> {
             .iter()
             .flatten()
             .filter_map(|slot| match &slot.kind {
-                SlotKind::Tcp(t) => {
+                // Without a timer of its own running, a socket has no event to come.
+                SlotKind::Tcp(t) if t.may_time_out() => {
                     let socket = self.sockets.get::<tcp::Socket>(t.inner());
                     // Whether the backlog is starved matters only in TIME-WAIT: asked
                     // there alone, the search of the table stays rare.
@@ -330,7 +331,7 @@ fn make_room(
                 .map(|(why, since)| (index, why, since)),
             _ => None,
         })
-        .min_by_key(|(_, why, since)| (*why == GaveWay::HalfOpen, *since));
+        .min_by_key(|(_, why, since)| (*why, *since));
     let Some((index, why, _)) = chosen else {
         return false;
     };

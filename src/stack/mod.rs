@@ -234,8 +234,10 @@ impl<'a> Stack<'a> {
     pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
         self.now = now;
         let mut changed = false;
+        // One recorder for the whole poll: `now` and the log limit do not change in it.
+        let rec = self.recorder();
         guard_backlogs(
-            &self.recorder(),
+            &rec,
             &self.frames,
             self.slots,
             &mut self.sockets,
@@ -253,14 +255,14 @@ impl<'a> Stack<'a> {
                 PollIngressSingleResult::SocketStateChanged => changed = true,
             }
             drain_frame_events(
-                &self.recorder(),
+                &rec,
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
                 &mut self.discards,
             );
             guard_backlogs(
-                &self.recorder(),
+                &rec,
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
@@ -272,7 +274,7 @@ impl<'a> Stack<'a> {
         {
             changed = true;
             drain_frame_events(
-                &self.recorder(),
+                &rec,
                 &self.frames,
                 self.slots,
                 &mut self.sockets,
@@ -280,7 +282,7 @@ impl<'a> Stack<'a> {
             );
         }
         drain_frame_events(
-            &self.recorder(),
+            &rec,
             &self.frames,
             self.slots,
             &mut self.sockets,

@@ -94,7 +94,17 @@ pub(crate) enum GaveWay {
     Orphan,
     /// A half-open connection (SYN-RECEIVED).
     HalfOpen,
+    /// An orphan still delivering that went back to resend [`STALLED_RETRANSMITS`] times
+    /// without progress: its peer stopped reading or vanished. What it still holds is
+    /// lost, as when Linux resets orphans past `tcp_max_orphans`; the backlog is the limit
+    /// here.
+    Stalled,
 }
+
+/// How many retransmissions without progress make an orphan still delivering give way
+/// to a new connection ([`GaveWay::Stalled`]): a peer that never opens its window has
+/// had its probes resent twice, about 7 s in.
+const STALLED_RETRANSMITS: u8 = 2;
 
 /// Why smoltcp has no connection for a `recv` to read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,6 +390,27 @@ impl TcpSlot {
         })
     }
 
+    /// Whether a lifecycle [`step`](TcpSlot::step) now would do nothing: smoltcp's state
+    /// is the one the last step saw, and none of the lifecycle's timers can be running
+    /// (no orphan, not half-open, not in TIME-WAIT, not closed, where a step may free
+    /// or recycle the slot).
+    pub(crate) fn settled(&self, socket: &tcp::Socket) -> bool {
+        let state = socket.state();
+        state == self.last_state
+            && !self.may_time_out()
+            && !matches!(
+                state,
+                tcp::State::Closed | tcp::State::SynReceived | tcp::State::TimeWait
+            )
+    }
+
+    /// Whether one of its lifecycle timers may be running: without an orphan, a
+    /// half-open start or a TIME-WAIT, [`TcpSlot::timer_at`] and
+    /// [`TcpSlot::backlog_return_at`] are `None` whatever smoltcp's state.
+    pub(crate) fn may_time_out(&self) -> bool {
+        self.orphan.is_some() || self.half_open.is_some() || self.time_wait.is_some()
+    }
+
     /// Whether it is one of `listener`'s backlog sockets and listening.
     pub(crate) fn listening_for(&self, listener: SocketHandle) -> bool {
         self.listener() == Some(listener) && self.last_state == tcp::State::Listen
@@ -504,8 +535,9 @@ impl TcpSlot {
     /// Whether it can give its place in `listener`'s backlog to a new connection, and
     /// since when it has been in the state that allows it (the oldest gives way first):
     /// an orphan in TIME-WAIT, or one whose data is all acknowledged (only its FIN may be
-    /// outstanding), before a half-open one. Live connections, and orphans still
-    /// delivering data, never give way.
+    /// outstanding), before a half-open one, before an orphan still delivering that has
+    /// stalled ([`GaveWay::Stalled`]). Live connections, and orphans still delivering
+    /// data to a peer that acknowledges it, never give way.
     pub(crate) fn may_give_way(
         &self,
         listener: SocketHandle,
@@ -534,6 +566,10 @@ impl TcpSlot {
             tcp::State::SynReceived if self.ready_in(listener).is_none() => {
                 Some((GaveWay::HalfOpen, self.half_open.unwrap_or(now)))
             }
+            tcp::State::FinWait1 | tcp::State::Closing | tcp::State::LastAck => self
+                .orphan
+                .filter(|o| o.retransmits >= STALLED_RETRANSMITS)
+                .map(|o| (GaveWay::Stalled, o.progress_at)),
             _ => None,
         }
     }
