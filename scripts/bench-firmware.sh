@@ -15,6 +15,10 @@
 # sink that only counts in) and the SmartFusion2 as a ratio of the Stellaris board.
 # Absolute MB/s differ 2-3x between machines and with their load; the ratios, measured
 # side by side, carry.
+# COMPARE="cargo build arguments" builds a second Stellaris ringnet image with them (say
+# COMPARE='--config profile.release.package.ringnet.opt-level="z"'), boots it beside the
+# others and measures it in the same rounds, right after the first: its flash, its MB/s,
+# and its ratios to the same limits and to the first image.
 # Exits non-zero when a footprint target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,10 @@ build target --release
 build target/nic --release --features nic-limit
 build target --profile sf2 --no-default-features --features sf2,http,transfer,defmt
 build target/sf2-nic --profile sf2 --no-default-features --features sf2,http,transfer,defmt,nic-limit
+if [ -n "${COMPARE:-}" ]; then
+  # shellcheck disable=SC2086 # the arguments are words for cargo
+  build target/compare --release $COMPARE
+fi
 cargo build --quiet --release -p host-sim
 image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
 image=$(image target release)
@@ -38,6 +46,9 @@ image=$(image target release)
 # Flash and static RAM, with where they go, recorded in firmware/footprint.txt.
 verdict=0
 RECORD=1 bash scripts/footprint-firmware.sh "$image" | sed -n '1,2p;/target (/p' || verdict=1
+if [ -n "${COMPARE:-}" ]; then
+  echo "compared image ($COMPARE): $(python3 scripts/footprint.py "$(image target/compare release)" --top 0 | head -n 1)"
+fi
 echo "emcraft-sf2 image: $(size -A "$(image target sf2)" | awk '$1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".ddr" {d=$2} END {print t " B text, " r " B rodata (opt-level 3), " d " B of rings in DDR"}')"
 
 # The four images, each with its own forwarded ports (TCP base+N-7000, UDP base+50).
@@ -50,6 +61,9 @@ boot "$image" $base
 boot "$(image target/nic release)" $((base + 100))
 boot "$(image target sf2)" $((base + 1000))
 boot "$(image target/sf2-nic sf2)" $((base + 1100))
+if [ -n "${COMPARE:-}" ]; then
+  boot "$(image target/compare release)" $((base + 500))
+fi
 sleep 3
 
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
@@ -73,9 +87,19 @@ declare -A figures
 add() { figures[$1]="${figures[$1]:-} $2"; }
 last() { printf '%s\n' ${figures[$1]} | tail -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# The compared image's two figures (COMPARE), file out then file in.
+compare_round() {
+  [ -n "${COMPARE:-}" ] || return 0
+  add compare-out "$(get $((base + 501)))"
+  add compare-in "$(blast $((base + 502)))"
+  echo "run $run compared image: guest -> host $(last compare-out) MB/s (file out), host -> guest $(last compare-in) MB/s (file in)"
+}
 for run in $(seq "$runs"); do
   for board in lm3s sf2; do
     [ "$board" = lm3s ] && at=$base || at=$((base + 1000))
+    # The compared image in turns before and after the first (which goes first is
+    # slower on a loaded machine).
+    [ "$board" = lm3s ] && [ $((run % 2)) = 1 ] && compare_round
     # Guest -> host: the NIC-limit image's raw datagrams and its bare TCP source of the
     # pattern (7001), then file out (7001), one tool for both TCP figures.
     limit_out=$(raw_out $((at + 150)))
@@ -92,6 +116,7 @@ for run in $(seq "$runs"); do
     add "$board-limit-in" "$limit_in"
     add "$board-limit-hash" "$limit_hash"
     add "$board-in" "$in"
+    [ "$board" = lm3s ] && [ $((run % 2)) = 0 ] && compare_round
     echo "run $run $board: guest -> host ringnet $out MB/s (file out), NIC limit $limit_out (raw UDP), TCP source $limit_pattern; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in, hashing $limit_hash"
   done
   # This round's ratios, of figures taken a few seconds apart: the machine's load moves
@@ -105,6 +130,12 @@ for run in $(seq "$runs"); do
     add "$board-ratio-out-bare" "$(ratio "$(last $board-out)" "$(last $board-limit-out)")"
     add "$board-ratio-in-bare" "$(ratio "$(last $board-in)" "$(last $board-limit-in)")"
   done
+  if [ -n "${COMPARE:-}" ]; then
+    add compare-ratio-out "$(ratio "$(last compare-out)" "$(last lm3s-limit-pattern)")"
+    add compare-ratio-in "$(ratio "$(last compare-in)" "$(last lm3s-limit-hash)")"
+    add compare-vs-out "$(ratio "$(last compare-out)" "$(last lm3s-out)")"
+    add compare-vs-in "$(ratio "$(last compare-in)" "$(last lm3s-in)")"
+  fi
   for way in out in; do
     add "boards-ratio-$way" "$(ratio "$(last sf2-$way)" "$(last lm3s-$way)")"
   done
@@ -126,6 +157,11 @@ for board in lm3s sf2; do
     "guest -> host $(med $board-ratio-out) ($(range $board-ratio-out)), host -> guest $(med $board-ratio-in) ($(range $board-ratio-in))$([ $board = lm3s ] && echo " (goal >= 0.8)");" \
     "of the bare limit: $(med $board-ratio-out-bare) ($(range $board-ratio-out-bare)), $(med $board-ratio-in-bare) ($(range $board-ratio-in-bare))"
 done
+if [ -n "${COMPARE:-}" ]; then
+  echo "  compared image ($COMPARE): guest -> host $(med compare-out) MB/s, host -> guest $(med compare-in) MB/s;" \
+    "of the limit doing the same work: $(med compare-ratio-out) ($(range compare-ratio-out)), $(med compare-ratio-in) ($(range compare-ratio-in));" \
+    "of the first image: $(med compare-vs-out) ($(range compare-vs-out)), $(med compare-vs-in) ($(range compare-vs-in))"
+fi
 echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(med boards-ratio-out) ($(range boards-ratio-out)), host -> guest $(med boards-ratio-in) ($(range boards-ratio-in)) (goal >= 3)"
 
 # The Stellaris board's ringnet image: timeout's child, which the runner exec'd into QEMU.

@@ -32,13 +32,29 @@ impl fmt::Display for Full {
 
 impl core::error::Error for Full {}
 
+// Every capacity's append is the same function on the buffer's view, so that a firmware
+// has one copy of it rather than one per buffer size.
 impl<const N: usize> Sink for heapless::String<N> {
+    fn append(&mut self, s: &str) -> Result<(), Full> {
+        self.as_mut_view().append(s)
+    }
+}
+
+impl Sink for heapless::string::StringView {
+    #[inline(never)]
     fn append(&mut self, s: &str) -> Result<(), Full> {
         self.push_str(s).map_err(|_| Full)
     }
 }
 
 impl<const N: usize> Sink for heapless::Vec<u8, N> {
+    fn append(&mut self, s: &str) -> Result<(), Full> {
+        self.as_mut_view().append(s)
+    }
+}
+
+impl Sink for heapless::vec::VecView<u8> {
+    #[inline(never)]
     fn append(&mut self, s: &str) -> Result<(), Full> {
         self.extend_from_slice(s.as_bytes()).map_err(|_| Full)
     }
@@ -85,7 +101,8 @@ impl<'s> Text<'s> {
     }
 
     /// Appends `s`. Never inlined: text is written in chains of many pieces, and each
-    /// inlined copy of this check and call costs flash at every one of them.
+    /// inlined copy of this check and call costs flash at every one of them (so are the
+    /// other pieces below, for the same reason).
     #[inline(never)]
     pub fn str(&mut self, s: &str) -> &mut Self {
         if !self.full && self.sink.append(s).is_err() {
@@ -95,6 +112,7 @@ impl<'s> Text<'s> {
     }
 
     /// Appends `n` in decimal (`{}`).
+    #[inline(never)]
     pub fn num(&mut self, n: u64) -> &mut Self {
         let mut digits = itoa::Buffer::new();
         let s = digits.format(n);
@@ -103,6 +121,7 @@ impl<'s> Text<'s> {
 
     /// Appends `n` in decimal, padded with spaces to `width` on the left (`{:>width$}`)
     /// or, with `left` set, on the right (`{:<width$}`).
+    #[inline(never)]
     pub fn num_padded(&mut self, n: u64, width: usize, left: bool) -> &mut Self {
         let mut digits = itoa::Buffer::new();
         let s = digits.format(n);
@@ -115,11 +134,13 @@ impl<'s> Text<'s> {
     }
 
     /// Appends `s`, padded with spaces on the right to `width` (`{:<width$}`).
+    #[inline(never)]
     pub fn str_padded(&mut self, s: &str, width: usize) -> &mut Self {
         self.str(s).spaces(width.saturating_sub(s.len()))
     }
 
     /// Appends `count` spaces.
+    #[inline(never)]
     pub fn spaces(&mut self, mut count: usize) -> &mut Self {
         const SPACES: &str = "                ";
         while count > 0 {
@@ -131,6 +152,7 @@ impl<'s> Text<'s> {
     }
 
     /// Appends `byte` as two hex digits, lowercase (`{:02x}`) or uppercase (`{:02X}`).
+    #[inline(never)]
     pub fn hex_byte(&mut self, byte: u8, upper: bool) -> &mut Self {
         let digits: &[u8; 16] = if upper {
             b"0123456789ABCDEF"
@@ -145,6 +167,7 @@ impl<'s> Text<'s> {
     }
 
     /// Appends an IPv4 address in dotted decimal, as its `Display` does.
+    #[inline(never)]
     pub fn ipv4(&mut self, addr: Ipv4Address) -> &mut Self {
         for (i, octet) in addr.octets().into_iter().enumerate() {
             if i > 0 {
@@ -163,6 +186,7 @@ impl<'s> Text<'s> {
     }
 
     /// Appends an endpoint as its `Display` does: `ADDRESS:PORT`.
+    #[inline(never)]
     pub fn endpoint(&mut self, endpoint: IpEndpoint) -> &mut Self {
         self.ip(endpoint.addr).str(":").num(endpoint.port.into())
     }

@@ -235,21 +235,28 @@ pub(super) fn guard_backlogs(
         *changed = false;
         let starved = listeners(slots)
             .filter(|(listener, _)| {
-                let mut listening = false;
-                let mut room_to_come = false;
-                for t in tcp_slots(slots) {
-                    let socket = sockets.get::<tcp::Socket>(t.inner());
-                    listening |=
-                        t.listener() == Some(*listener) && socket.state() == tcp::State::Listen;
-                    room_to_come |= t.may_give_way(*listener, socket, now).is_some()
-                        || t.delivering_for(*listener, socket);
+                !listening(slots, sockets, *listener) && {
+                    tcp_slots(slots).any(|t| {
+                        let socket = sockets.get::<tcp::Socket>(t.inner());
+                        t.may_give_way(*listener, socket, now).is_some()
+                            || t.delivering_for(*listener, socket)
+                    })
                 }
-                !listening && room_to_come
             })
             .map(|(_, port)| port);
         frames.borrow_mut().set_starved(starved);
     }
 }
+/// Whether a socket of `listener`'s backlog is listening (can take a SYN now). Not
+/// inlined: the backlog guard and `make_room` both ask.
+#[inline(never)]
+fn listening(slots: &[Option<Slot>], sockets: &SocketSet<'_>, listener: SocketHandle) -> bool {
+    tcp_slots(slots).any(|t| {
+        t.listener() == Some(listener)
+            && sockets.get::<tcp::Socket>(t.inner()).state() == tcp::State::Listen
+    })
+}
+
 /// Whether a TCP connection between `local` and `remote` exists in SYN-RECEIVED or later,
 /// TIME-WAIT excepted: a bare SYN with that four-tuple is then a duplicate, which a
 /// listening socket of the port must not take (Linux finds the connection first). In
@@ -309,11 +316,7 @@ fn make_room(
     else {
         return true;
     };
-    let listening = tcp_slots(slots).any(|t| {
-        t.listener() == Some(listener)
-            && sockets.get::<tcp::Socket>(t.inner()).state() == tcp::State::Listen
-    });
-    if listening {
+    if listening(slots, sockets, listener) {
         return true;
     }
     let chosen = slots

@@ -416,73 +416,102 @@ impl<'a> Message<'a> {
 
     /// Writes the frame, length prefix included, into `out`; returns its length.
     pub fn emit(&self, out: &mut [u8]) -> Result<usize, WireError> {
-        let mut payload = heapless::Vec::<u8, MAX_FRAME>::new();
-        let mut put = |bytes: &[u8]| {
-            payload
-                .extend_from_slice(bytes)
-                .map_err(|_| WireError::TooLong)
-        };
-        put(&MAGIC)?;
+        let mut payload = Payload::new()?;
         match *self {
             Message::Put { name, size } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
-                put(&[KIND_PUT, name.len() as u8])?;
-                put(name.as_bytes())?;
-                put(&size.to_be_bytes())?;
+                payload.put(&[KIND_PUT, name.len() as u8])?;
+                payload.put(name.as_bytes())?;
+                payload.put(&size.to_be_bytes())?;
             }
             Message::PutWithToken { name, size, token } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
                 let token = validate_token(token.as_bytes()).map_err(WireError::BadToken)?;
-                put(&[KIND_PUT_WITH_TOKEN, name.len() as u8])?;
-                put(name.as_bytes())?;
-                put(&size.to_be_bytes())?;
-                put(&[token.len() as u8])?;
-                put(token.as_bytes())?;
+                payload.put(&[KIND_PUT_WITH_TOKEN, name.len() as u8])?;
+                payload.put(name.as_bytes())?;
+                payload.put(&size.to_be_bytes())?;
+                payload.put(&[token.len() as u8])?;
+                payload.put(token.as_bytes())?;
             }
             Message::Trailer { sha256 } => {
-                put(&[KIND_TRAILER])?;
-                put(&sha256)?;
+                payload.put(&[KIND_TRAILER])?;
+                payload.put(&sha256)?;
             }
             Message::Get { name, offset } => {
                 let name = validate_name(name.as_bytes()).map_err(WireError::BadName)?;
-                put(&[KIND_GET, name.len() as u8])?;
-                put(name.as_bytes())?;
-                put(&offset.to_be_bytes())?;
+                payload.put(&[KIND_GET, name.len() as u8])?;
+                payload.put(name.as_bytes())?;
+                payload.put(&offset.to_be_bytes())?;
             }
-            Message::Accept { size, offset } => {
-                put(&[KIND_ACCEPT])?;
-                put(&size.to_be_bytes())?;
-                put(&offset.to_be_bytes())?;
-            }
+            Message::Accept { size, offset } => return emit_accept(size, offset, out),
             Message::Status {
                 status,
                 digest,
                 reason,
-            } => {
-                let mut cut = reason.len().min(MAX_REASON);
-                while !reason.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                put(&[KIND_STATUS, status as u8])?;
-                put(&digest)?;
-                put(&[cut as u8])?;
-                put(&reason.as_bytes()[..cut])?;
-            }
+            } => return emit_status(status, &digest, reason, out),
         }
-        Ok(encode_length_prefixed(&payload, out)?)
+        payload.finish(out)
     }
+}
+
+/// A frame's payload as it is written, the magic first.
+struct Payload(heapless::Vec<u8, MAX_FRAME>);
+
+impl Payload {
+    fn new() -> Result<Self, WireError> {
+        let mut payload = Payload(heapless::Vec::new());
+        payload.put(&MAGIC)?;
+        Ok(payload)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        self.0
+            .extend_from_slice(bytes)
+            .map_err(|_| WireError::TooLong)
+    }
+
+    /// The frame, length prefix included, in `out`; returns its length.
+    fn finish(&self, out: &mut [u8]) -> Result<usize, WireError> {
+        Ok(encode_length_prefixed(&self.0, out)?)
+    }
+}
+
+/// Writes [`Message::Accept`] into `out` (as [`Message::emit`]); a server, which sends
+/// only accepts and statuses, calls this and [`emit_status`] without the requests'
+/// encoders.
+pub fn emit_accept(size: u64, offset: u64, out: &mut [u8]) -> Result<usize, WireError> {
+    let mut payload = Payload::new()?;
+    payload.put(&[KIND_ACCEPT])?;
+    payload.put(&size.to_be_bytes())?;
+    payload.put(&offset.to_be_bytes())?;
+    payload.finish(out)
+}
+
+/// Writes [`Message::Status`] into `out` (as [`Message::emit`]): the reason cut to
+/// [`MAX_REASON`] bytes at a character boundary.
+pub fn emit_status(
+    status: Status,
+    digest: &Digest,
+    reason: &str,
+    out: &mut [u8],
+) -> Result<usize, WireError> {
+    let mut cut = reason.len().min(MAX_REASON);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut payload = Payload::new()?;
+    payload.put(&[KIND_STATUS, status as u8])?;
+    payload.put(digest)?;
+    payload.put(&[cut as u8])?;
+    payload.put(&reason.as_bytes()[..cut])?;
+    payload.finish(out)
 }
 
 /// Writes the answer to a version 1 request into `out` and returns its length: a status
 /// frame of version 1 (magic `RNT1`, status 1, bad request, reason [`VERSION1_REFUSAL`]),
 /// the one frame a version 1 client can read and show.
 pub fn emit_version1_refusal(out: &mut [u8]) -> Result<usize, WireError> {
-    let n = Message::Status {
-        status: Status::BadRequest,
-        digest: [0; DIGEST_LEN],
-        reason: VERSION1_REFUSAL,
-    }
-    .emit(out)?;
+    let n = emit_status(Status::BadRequest, &[0; DIGEST_LEN], VERSION1_REFUSAL, out)?;
     // The same layout in both versions: only the magic differs.
     out[4..8].copy_from_slice(&MAGIC_V1);
     Ok(n)

@@ -1,0 +1,210 @@
+//! The transfer server: one state machine per connection, polled like the other services.
+
+//!
+//! One file per concern: `phase` (a connection's state), `request` (the request frame,
+//! a put's or a get's start), `upload` and `trailer` (a put's data and its check),
+//! `download` (a get's data), `reply` and `closing` (refusals, and how a connection
+//! ends).
+
+mod closing;
+mod download;
+mod phase;
+mod reply;
+mod request;
+mod trailer;
+mod upload;
+
+use core::ops::ControlFlow;
+
+use heapless::{String, Vec};
+
+use super::store::Store;
+use super::wire::{validate_token, TokenError, MAX_TOKEN};
+use crate::framing::LengthPrefixDecoder;
+use crate::handle::SocketHandle;
+use crate::services::connection::{self, Flush};
+use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
+use crate::stack::Stack;
+use smoltcp::time::{Duration, Instant};
+
+use closing::{close_when_flushed, give_up};
+use download::send_data;
+use phase::{Connection, Phase};
+use request::read_request;
+use trailer::read_trailer;
+use upload::receive_data;
+
+/// How long a connection may stay silent before the server gives up on it: longer than
+/// two of smoltcp's largest retransmission backoffs (60 s), so a lossy link is not
+/// mistaken for a dead peer.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one poll of a connection decided.
+enum Next {
+    Keep,
+    Drop,
+}
+
+/// The transfer protocol's server on a [`Store`] (see the module docs for the protocol),
+/// with room for `CONNS` connections at once: like a listening socket's backlog, the
+/// sockets it is given are capped at that, so a small device need not hold state for
+/// connections it has no socket for.
+pub struct TransferServer<S: Store, const CONNS: usize = MAX_CONNECTIONS> {
+    listener: SocketHandle,
+    store: S,
+    connections: Vec<Connection<S::Upload, S::Reader>, CONNS>,
+    idle_timeout: Duration,
+    token: Option<String<MAX_TOKEN>>,
+    completed: u32,
+}
+
+impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
+    /// Listens on `port` with `backlog`, keeping files in `store`. A backlog of more than
+    /// `CONNS` sockets is refused ([`ServiceError::TooManySockets`]).
+    pub fn new(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+        store: S,
+    ) -> Result<Self, ServiceError> {
+        Ok(TransferServer {
+            listener: listen_for_service(stack, port, backlog, CONNS)?,
+            store,
+            connections: Vec::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            token: None,
+            completed: 0,
+        })
+    }
+
+    /// Requires `token` on every put (a [`Message::PutWithToken`] carrying it): any other
+    /// put is answered [`Status::Unauthorized`] and nothing is stored. `None` (the
+    /// default) leaves puts open. Gets stay open either way, as HTTP's GETs do. Refused
+    /// unless 1 to [`MAX_TOKEN`] bytes of visible ASCII ([`validate_token`]).
+    pub fn set_token(&mut self, token: Option<&str>) -> Result<(), TokenError> {
+        self.token = match token {
+            Some(token) => {
+                let token = validate_token(token.as_bytes())?;
+                // Cannot fail: `validate_token` bounds the length.
+                Some(String::try_from(token).map_err(|_| TokenError::TooLong)?)
+            }
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// Changes how long a silent peer is waited for.
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
+    }
+
+    /// The store.
+    pub fn store(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Transfers completed with a matching digest.
+    pub fn completed(&self) -> u32 {
+        self.completed
+    }
+
+    /// Connections in progress.
+    pub fn active(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// When the server needs a poll even if nothing arrives: the soonest a silent peer
+    /// times out, or an upload asks its full store again (`None` without connections).
+    /// Like [`Stack::poll_at`], for a caller that sleeps between polls.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let timeout = self.idle_timeout;
+        self.connections
+            .iter()
+            .map(|conn| match conn.phase {
+                Phase::Closing {
+                    drain_until: Some(until),
+                } => until.min(conn.io.deadline(timeout)),
+                Phase::Receiving {
+                    store_full: Some((_, retry)),
+                    ..
+                } => retry.min(conn.io.deadline(timeout)),
+                _ => conn.io.deadline(timeout),
+            })
+            .min()
+    }
+
+    /// Accepts and advances every transfer; call after every poll of the stack.
+    pub fn poll(&mut self, stack: &mut Stack<'_>) {
+        let now = stack.now();
+        while let Ok((socket, peer)) = stack.accept(self.listener) {
+            net_info!(
+                "{}: transfer tcp{}: connection from {}",
+                stack.name(),
+                socket,
+                peer
+            );
+            let _ = self.connections.push(Connection {
+                io: connection::Connection::new(socket, now),
+                phase: Phase::Request,
+                decoder: LengthPrefixDecoder::new(),
+            });
+        }
+        let mut shared = Shared {
+            store: &mut self.store,
+            token: self.token.as_deref(),
+            completed: &mut self.completed,
+        };
+        let timeout = self.idle_timeout;
+        self.connections.retain_mut(|conn| {
+            matches!(advance(stack, &mut shared, conn, now, timeout), Next::Keep)
+        })
+    }
+}
+
+/// What every connection's step may use of the server.
+struct Shared<'s, S> {
+    store: &'s mut S,
+    /// The token puts need, if any.
+    token: Option<&'s str>,
+    /// Transfers completed with a matching digest.
+    completed: &'s mut u32,
+}
+
+/// Moves one connection forward: flushes what is queued, then takes the step of its phase.
+fn advance<S: Store>(
+    stack: &mut Stack<'_>,
+    shared: &mut Shared<'_, S>,
+    conn: &mut Connection<S::Upload, S::Reader>,
+    now: Instant,
+    timeout: Duration,
+) -> Next {
+    let (store, token, completed) = (&mut *shared.store, shared.token, &mut *shared.completed);
+    // Flush the pending frame first.
+    let flushed = match conn.io.flush(stack, now) {
+        Ok(flush) => flush == Flush::Done,
+        Err(_) => return give_up(stack, store, conn),
+    };
+    let step = match conn.phase {
+        Phase::Request => read_request(stack, store, token, conn, now, completed),
+        Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
+        Phase::Trailer { .. } => read_trailer(stack, store, conn, now, completed),
+        Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
+        Phase::Closing { drain_until } => {
+            close_when_flushed(stack, conn, now, flushed, drain_until)
+        }
+    };
+    if let ControlFlow::Break(next) = step {
+        return next;
+    }
+    if conn
+        .io
+        .idle_expired(stack, now, timeout, "transfer", "giving up")
+    {
+        return give_up(stack, store, conn);
+    }
+    Next::Keep
+}
+
+/// What a phase's step decided: `Break` ends this poll of the connection with its
+/// verdict; `Continue` means it waits on the peer, so the idle timeout applies.
+type Step = ControlFlow<Next>;
