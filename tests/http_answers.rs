@@ -105,6 +105,16 @@ const SCRIPT: &[(&str, bool, &[u8])] = &[
         b"PUT /t HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
     ),
     (
+        "two Range fields: the first counts",
+        false,
+        b"GET /f HTTP/1.1\r\nRange: bytes=0-0\r\nrange: bytes=1-1\r\nConnection: close\r\n\r\n",
+    ),
+    (
+        "a Transfer-Encoding that is not UTF-8 is none",
+        false,
+        b"PUT /u HTTP/1.1\r\nTransfer-Encoding: \xff\r\nContent-Length: 2, 2\r\nConnection: close\r\n\r\nhi",
+    ),
+    (
         "blank lines and bare LFs",
         false,
         b"\r\n\nGET /f HTTP/1.1\nConnection: close\n\n",

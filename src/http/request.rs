@@ -66,13 +66,13 @@ impl RangeSpec {
 /// fits a `u64`; past `u64::MAX` it saturates there (a position beyond any file is still
 /// a position, a length beyond any is not a length).
 #[inline(never)]
-fn decimal(text: &str) -> Option<(u64, bool)> {
+fn decimal(text: &[u8]) -> Option<(u64, bool)> {
     if text.is_empty() {
         return None;
     }
     let mut n = 0u64;
     let mut exact = true;
-    for b in text.bytes() {
+    for &b in text {
         if !b.is_ascii_digit() {
             return None;
         }
@@ -88,35 +88,34 @@ fn decimal(text: &str) -> Option<(u64, bool)> {
 }
 
 /// [`decimal`], saturating.
-fn digits(text: &str) -> Option<u64> {
+fn digits(text: &[u8]) -> Option<u64> {
     decimal(text).map(|(n, _)| n)
 }
 
-/// `text` without the spaces and tabs around it (RFC 9110's `OWS`; a field value that
-/// `httparse` took holds no other ASCII whitespace).
-fn trim_ows(text: &str) -> &str {
-    let bytes = text.as_bytes();
-    let ows = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !ows(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !ows(b))
-        .map_or(start, |last| last + 1);
-    // Both ends are next to ASCII bytes: `get` always finds a boundary.
-    text.get(start..end).unwrap_or("")
+/// `text` without the spaces and tabs around it (RFC 9110's `OWS`): a field value that
+/// `httparse` took holds no other ASCII whitespace.
+#[inline(never)]
+fn trim_ows(text: &[u8]) -> &[u8] {
+    text.trim_ascii()
+}
+
+/// `text` cut at its first `byte`: what comes before and after it.
+fn split_at_byte(text: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
+    let at = text.iter().position(|&b| b == byte)?;
+    Some((text.get(..at)?, text.get(at + 1..)?))
 }
 
 /// Parses `bytes=A-B`, `bytes=A-`, `bytes=-N`; `None` to ignore the header (another unit,
 /// several ranges, or a malformed one), as RFC 9110 allows.
-fn parse_range(value: &str) -> Option<RangeSpec> {
-    let spec = trim_ows(value).strip_prefix("bytes=")?;
-    if spec.contains(',') {
+fn parse_range(value: &[u8]) -> Option<RangeSpec> {
+    let spec = trim_ows(value).strip_prefix(b"bytes=")?;
+    if spec.contains(&b',') {
         return None;
     }
-    let (start, end) = spec.split_once('-')?;
+    let (start, end) = split_at_byte(spec, b'-')?;
     match (trim_ows(start), trim_ows(end)) {
-        ("", suffix) => digits(suffix).map(RangeSpec::Last),
-        (s, "") => digits(s).map(RangeSpec::From),
+        (b"", suffix) => digits(suffix).map(RangeSpec::Last),
+        (s, b"") => digits(s).map(RangeSpec::From),
         (s, e) => {
             let (s, e) = (digits(s)?, digits(e)?);
             (e >= s).then_some(RangeSpec::FromTo(s, e))
@@ -133,11 +132,7 @@ pub(super) struct BadLength;
 /// the one length all those seen so far say (or [`BadLength`] once two disagree or one
 /// is malformed: digits only, within `u64`).
 fn add_content_length(length: &mut Option<Result<u64, BadLength>>, value: &[u8]) {
-    let Ok(value) = core::str::from_utf8(value) else {
-        *length = Some(Err(BadLength));
-        return;
-    };
-    for item in value.split(',') {
+    for item in value.split(|&b| b == b',') {
         let said = match decimal(trim_ows(item)) {
             Some((n, true)) => Ok(n),
             _ => Err(BadLength),
@@ -240,6 +235,7 @@ const FIELDS: [&str; 6] = [
 impl Request {
     /// Parses a complete request head at the start of `head`, and says how many bytes it
     /// took. Logs the request line. `token` is the bearer token writes need, if any.
+    #[inline(never)]
     pub(super) fn parse(
         head: &[u8],
         stack: &Stack<'_>,
@@ -300,23 +296,22 @@ impl Request {
                 continue;
             }
             seen |= 1 << which;
-            let Ok(value) = core::str::from_utf8(field.value) else {
-                continue;
-            };
+            let value = field.value;
             match which {
-                0 => request.wants_close = value.eq_ignore_ascii_case("close"),
+                0 => request.wants_close = value.eq_ignore_ascii_case(b"close"),
                 1 => {
                     request.authorized = token.is_none_or(|token| {
                         trim_ows(value)
-                            .strip_prefix("Bearer ")
+                            .strip_prefix(b"Bearer ")
                             .is_some_and(|given| {
-                                constant_time_eq(trim_ows(given).as_bytes(), token.as_bytes())
+                                constant_time_eq(trim_ows(given), token.as_bytes())
                             })
                     })
                 }
-                2 => request.chunked = true,
+                // A value that is not UTF-8 is no coding: as if the field were absent.
+                2 => request.chunked = core::str::from_utf8(value).is_ok(),
                 3 => request.range = parse_range(value),
-                _ => request.expect_continue = value.eq_ignore_ascii_case("100-continue"),
+                _ => request.expect_continue = value.eq_ignore_ascii_case(b"100-continue"),
             }
         }
         Ok((request, length))
@@ -334,7 +329,7 @@ mod tests {
 
     #[test]
     fn ranges_follow_rfc_9110() {
-        let range = |value: &str, len: u64| parse_range(value).map(|r| r.resolve(len));
+        let range = |value: &str, len: u64| parse_range(value.as_bytes()).map(|r| r.resolve(len));
         assert_eq!(range("bytes=0-9", 100), Some(Ok((0, 10))));
         assert_eq!(range("bytes=90-", 100), Some(Ok((90, 100))));
         assert_eq!(range("bytes=-10", 100), Some(Ok((90, 100))));

@@ -18,124 +18,142 @@ pub(super) const OCTETS: &str =
 /// The interim answer to `Expect: 100-continue`.
 pub(super) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// A short text answer: its status and its body (`text/plain`), from [`ANSWERS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(super) enum Answer {
-    /// `201`: an upload is stored.
-    Stored,
-    /// `400`: a head `httparse` refuses.
-    Malformed,
-    /// `400`: a `Content-Length` that cannot be trusted (RFC 9112 6.3).
-    BadLength,
-    /// `400`: `Content-Length` with `Transfer-Encoding`.
-    LengthAndChunked,
-    /// `400`: an upload to a path that is no store name.
-    BadName,
-    /// `401`: a write without the bearer token (with `WWW-Authenticate`).
-    Unauthorized,
-    /// `403`: a write to a read-only file.
-    ReadOnly,
-    /// `404`.
-    NotFound,
-    /// `405`: a write to `/` or `/stats`.
-    Generated,
-    /// `405`: `PATCH`, `TRACE`, `CONNECT`.
-    NotAllowed,
-    /// `408`: silent past the idle timeout, or a head past the head timeout.
-    Timeout,
-    /// `409`: `POST` of a name that exists.
-    Exists,
-    /// `409`: a newer upload of the same name won.
-    Conflict,
-    /// `411`: an upload without `Content-Length`.
-    LengthRequired,
-    /// `413`: an upload larger than the store takes.
-    TooLarge,
-    /// `414`: the request line alone fills the head buffer.
-    LineTooLong,
-    /// `431`: a head longer than the head buffer.
-    HeadTooLarge,
-    /// `431`: more header fields than the server parses.
-    TooManyHeaders,
-    /// `500`: the store failed.
-    StoreFailed,
-    /// `500`: the store cannot open a file it has.
-    Unreadable,
-    /// `501`: a method never heard of.
-    NotImplemented,
-    /// `501`: a chunked upload.
-    Chunked,
-    /// `503`: every connection busy.
-    Busy,
-    /// `503`: another response is sending the snapshot.
-    SnapshotBusy,
-    /// `503`: the store takes one upload at a time.
-    UploadBusy,
-    /// `507`: the store filled up mid-body.
-    StoreFull,
+/// Declares [`Answer`] and its table: each variant's status, and its body as a slice of
+/// one string of all the bodies (each ends with a newline), so that an answer costs the
+/// table two bytes and its text, not a pointer and a length.
+macro_rules! answers {
+    ($($(#[$doc:meta])* $name:ident = $status:literal $body:literal,)*) => {
+        /// A short text answer: its status and its body (`text/plain`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(u8)]
+        pub(super) enum Answer {
+            $($(#[$doc])* $name,)*
+        }
+
+        /// Each [`Answer`]'s status, in the enum's order.
+        const STATUS: &[u16] = &[$($status,)*];
+        /// Each [`Answer`]'s body, in the enum's order, one after the other.
+        const BODIES: &str = concat!($($body,)*);
+        /// Every [`Answer`], in order.
+        #[cfg(test)]
+        const ALL: &[Answer] = &[$(Answer::$name,)*];
+    };
 }
 
-/// Each [`Answer`]'s status and body, in the enum's order.
-const ANSWERS: [(u16, &str); 26] = [
-    (201, "stored\n"),
-    (400, "malformed request\n"),
-    (400, "bad Content-Length\n"),
-    (400, "Content-Length with Transfer-Encoding\n"),
-    (400, "bad file name\n"),
-    (401, "a bearer token is required\n"),
-    (403, "read-only file\n"),
-    (404, "not found\n"),
-    (405, "generated, not a file\n"),
-    (405, "method not allowed\n"),
-    (408, "request timeout\n"),
-    (409, "the file exists (PUT replaces)\n"),
-    (409, "a newer upload of this name won\n"),
-    (411, "Content-Length required\n"),
-    (413, "the file does not fit\n"),
-    (414, "request line too long\n"),
-    (431, "request head too large\n"),
-    (431, "too many header fields\n"),
-    (500, "the store failed\n"),
-    (500, "the store cannot read the file\n"),
-    (501, "method not implemented\n"),
-    (501, "chunked uploads are not supported\n"),
-    (503, "all connections are busy\n"),
-    (503, "busy with another listing\n"),
-    (503, "another upload is in progress\n"),
-    (507, "the store is full\n"),
-];
+answers! {
+    /// `201`: an upload is stored.
+    Stored = 201 "stored\n",
+    /// `400`: a head `httparse` refuses.
+    Malformed = 400 "malformed request\n",
+    /// `400`: a `Content-Length` that cannot be trusted (RFC 9112 6.3).
+    BadLength = 400 "bad Content-Length\n",
+    /// `400`: `Content-Length` with `Transfer-Encoding`.
+    LengthAndChunked = 400 "Content-Length with Transfer-Encoding\n",
+    /// `400`: an upload to a path that is no store name.
+    BadName = 400 "bad file name\n",
+    /// `401`: a write without the bearer token (with `WWW-Authenticate`).
+    Unauthorized = 401 "a bearer token is required\n",
+    /// `403`: a write to a read-only file.
+    ReadOnly = 403 "read-only file\n",
+    /// `404`.
+    NotFound = 404 "not found\n",
+    /// `405`: a write to `/` or `/stats`.
+    Generated = 405 "generated, not a file\n",
+    /// `405`: `PATCH`, `TRACE`, `CONNECT`.
+    NotAllowed = 405 "method not allowed\n",
+    /// `408`: silent past the idle timeout, or a head past the head timeout.
+    Timeout = 408 "request timeout\n",
+    /// `409`: `POST` of a name that exists.
+    Exists = 409 "the file exists (PUT replaces)\n",
+    /// `409`: a newer upload of the same name won.
+    Conflict = 409 "a newer upload of this name won\n",
+    /// `411`: an upload without `Content-Length`.
+    LengthRequired = 411 "Content-Length required\n",
+    /// `413`: an upload larger than the store takes.
+    TooLarge = 413 "the file does not fit\n",
+    /// `414`: the request line alone fills the head buffer.
+    LineTooLong = 414 "request line too long\n",
+    /// `431`: a head longer than the head buffer.
+    HeadTooLarge = 431 "request head too large\n",
+    /// `431`: more header fields than the server parses.
+    TooManyHeaders = 431 "too many header fields\n",
+    /// `500`: the store failed.
+    StoreFailed = 500 "the store failed\n",
+    /// `500`: the store cannot open a file it has.
+    Unreadable = 500 "the store cannot read the file\n",
+    /// `501`: a method never heard of.
+    NotImplemented = 501 "method not implemented\n",
+    /// `501`: a chunked upload.
+    Chunked = 501 "chunked uploads are not supported\n",
+    /// `503`: every connection busy.
+    Busy = 503 "all connections are busy\n",
+    /// `503`: another response is sending the snapshot.
+    SnapshotBusy = 503 "busy with another listing\n",
+    /// `503`: the store takes one upload at a time.
+    UploadBusy = 503 "another upload is in progress\n",
+    /// `507`: the store filled up mid-body.
+    StoreFull = 507 "the store is full\n",
+}
 
-/// Each status the server sends and its reason phrase.
-const REASONS: [(u16, &str); 20] = [
-    (200, "OK"),
-    (201, "Created"),
-    (204, "No Content"),
-    (206, "Partial Content"),
-    (400, "Bad Request"),
-    (401, "Unauthorized"),
-    (403, "Forbidden"),
-    (404, "Not Found"),
-    (405, "Method Not Allowed"),
-    (408, "Request Timeout"),
-    (409, "Conflict"),
-    (411, "Length Required"),
-    (413, "Content Too Large"),
-    (414, "URI Too Long"),
-    (416, "Range Not Satisfiable"),
-    (431, "Request Header Fields Too Large"),
-    (500, "Internal Server Error"),
-    (501, "Not Implemented"),
-    (503, "Service Unavailable"),
-    (507, "Insufficient Storage"),
+/// Line `index` of `lines` (each ends with a newline), with its newline; `""` past the end.
+fn nth_line(lines: &'static str, index: usize) -> &'static str {
+    let mut start = 0;
+    let mut skip = index;
+    for (at, byte) in lines.bytes().enumerate() {
+        if byte == b'\n' {
+            if skip == 0 {
+                return lines.get(start..=at).unwrap_or("");
+            }
+            skip -= 1;
+            start = at + 1;
+        }
+    }
+    ""
+}
+
+/// The status and the body of `answer`.
+fn status_and_body(answer: Answer) -> (u16, &'static str) {
+    let index = usize::from(answer as u8);
+    let status = STATUS.get(index).copied().unwrap_or(500);
+    (status, nth_line(BODIES, index))
+}
+
+/// Each status the server sends, and (in [`REASONS`], a line each) its reason phrase.
+const REASON_CODES: [u16; 20] = [
+    200, 201, 204, 206, 400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 416, 431, 500, 501, 503,
+    507,
 ];
+/// The reason phrases of [`REASON_CODES`].
+const REASONS: &str = concat!(
+    "OK\n",
+    "Created\n",
+    "No Content\n",
+    "Partial Content\n",
+    "Bad Request\n",
+    "Unauthorized\n",
+    "Forbidden\n",
+    "Not Found\n",
+    "Method Not Allowed\n",
+    "Request Timeout\n",
+    "Conflict\n",
+    "Length Required\n",
+    "Content Too Large\n",
+    "URI Too Long\n",
+    "Range Not Satisfiable\n",
+    "Request Header Fields Too Large\n",
+    "Internal Server Error\n",
+    "Not Implemented\n",
+    "Service Unavailable\n",
+    "Insufficient Storage\n",
+);
 
 /// The reason phrase of `status`.
 fn reason(status: u16) -> &'static str {
-    REASONS
-        .iter()
-        .find(|&&(code, _)| code == status)
-        .map_or("Unknown", |&(_, reason)| reason)
+    let line = match REASON_CODES.iter().position(|&code| code == status) {
+        Some(index) => nth_line(REASONS, index),
+        None => "Unknown\n",
+    };
+    line.strip_suffix('\n').unwrap_or(line)
 }
 
 /// Starts a response head in `out` (a connection's queue): the status line, `Server`
@@ -173,7 +191,7 @@ pub(super) fn head(out: &mut dyn Sink, status: u16, keep_alive: bool, fields: &s
 
 /// Writes `answer`, head and body, into `out`.
 pub(super) fn text_response(out: &mut dyn Sink, answer: Answer, keep_alive: bool) {
-    let (status, body) = ANSWERS[answer as usize];
+    let (status, body) = status_and_body(answer);
     let mut head = head_start(out, status, keep_alive);
     if answer == Answer::Unauthorized {
         head.str("WWW-Authenticate: Bearer realm=\"ringnet\"\r\n");
@@ -191,15 +209,22 @@ mod tests {
 
     #[test]
     fn every_answer_has_a_reason_and_its_status() {
-        for (status, body) in ANSWERS {
+        assert_eq!(BODIES.matches('\n').count(), STATUS.len());
+        assert_eq!(ALL.len(), STATUS.len());
+        for (&answer, &status) in ALL.iter().zip(STATUS) {
             assert_ne!(reason(status), "Unknown", "{status}");
-            assert!(body.ends_with('\n'), "{body:?}");
+            let (got, body) = status_and_body(answer);
+            assert_eq!(got, status, "{answer:?}");
+            assert!(body.ends_with('\n') && body.len() > 1, "{body:?}");
         }
-        assert_eq!(ANSWERS[Answer::StoreFull as usize].0, 507);
-        assert_eq!(ANSWERS[Answer::Stored as usize].0, 201);
+        assert_eq!(status_and_body(Answer::Stored), (201, "stored\n"));
         assert_eq!(
-            ANSWERS[Answer::Busy as usize].1,
-            "all connections are busy\n"
+            status_and_body(Answer::Busy),
+            (503, "all connections are busy\n")
+        );
+        assert_eq!(
+            status_and_body(Answer::StoreFull),
+            (507, "the store is full\n")
         );
     }
 

@@ -32,7 +32,7 @@ pub(super) fn start<S: Store, const N: usize>(
         Err(HeadError::TooManyHeaders) => return conn.answer(Answer::TooManyHeaders, false),
         Err(HeadError::Malformed) => return conn.answer(Answer::Malformed, false),
     };
-    if let Err(answer) = route(stack, shared, conn, request, now) {
+    if let Err(answer) = route(stack, shared, conn, &request, now) {
         let (answer, keep_alive) = answer;
         conn.answer(answer, keep_alive);
     }
@@ -42,11 +42,12 @@ pub(super) fn start<S: Store, const N: usize>(
 type Refusal = (Answer, bool);
 
 /// Starts the response to `request`, or says which short answer it gets instead.
+#[inline(never)]
 fn route<S: Store, const N: usize>(
     stack: &Stack<'_>,
     shared: &mut Shared<'_, S, N>,
     conn: &mut Conn<S::Upload, S::Reader>,
-    request: Request,
+    request: &Request,
     now: Instant,
 ) -> Result<(), Refusal> {
     // RFC 9112 6.3: a length that cannot be trusted leaves no way to find the next
@@ -87,16 +88,16 @@ fn route<S: Store, const N: usize>(
             None => start_file(store, conn, request, bodiless_keep_alive),
         },
         Method::Put | Method::Post => {
-            let name = request.name.ok_or((Answer::BadName, false))?;
+            let name = request.name.as_ref().ok_or((Answer::BadName, false))?;
             if request.chunked {
                 return Err((Answer::Chunked, false));
             }
             let length = content_length.ok_or((Answer::LengthRequired, false))?;
-            if method == Method::Post && store.size(&name).is_ok() {
+            if method == Method::Post && store.size(name).is_ok() {
                 return Err((Answer::Exists, false));
             }
             // Refused before `100 Continue`: a client that waits for it sends no body.
-            let upload = store.begin(&name, length).map_err(|e| match e {
+            let upload = store.begin(name, length).map_err(|e| match e {
                 StoreError::NotFound => (Answer::NotFound, keep_alive),
                 StoreError::ReadOnly => (Answer::ReadOnly, keep_alive),
                 _ => (store_refusal(e), false),
@@ -112,8 +113,8 @@ fn route<S: Store, const N: usize>(
             Ok(())
         }
         Method::Delete => {
-            let name = request.name.ok_or((Answer::NotFound, false))?;
-            store.remove(&name).map_err(|e| match e {
+            let name = request.name.as_ref().ok_or((Answer::NotFound, false))?;
+            store.remove(name).map_err(|e| match e {
                 StoreError::NotFound => (Answer::NotFound, bodiless_keep_alive),
                 StoreError::ReadOnly => (Answer::ReadOnly, bodiless_keep_alive),
                 _ => (Answer::StoreFailed, false),
@@ -148,14 +149,18 @@ pub(super) fn store_refusal(error: StoreError) -> Answer {
 }
 
 /// `GET`/`HEAD` of a stored file: opens the version it sends to the end.
+#[inline(never)]
 fn start_file<S: Store>(
     store: &mut S,
     conn: &mut Conn<S::Upload, S::Reader>,
-    request: Request,
+    request: &Request,
     keep_alive: bool,
 ) -> Result<(), Refusal> {
-    let name = request.name.ok_or((Answer::NotFound, keep_alive))?;
-    let (reader, len) = store.open(&name).map_err(|e| match e {
+    let name = request
+        .name
+        .as_ref()
+        .ok_or((Answer::NotFound, keep_alive))?;
+    let (reader, len) = store.open(name).map_err(|e| match e {
         StoreError::NotFound => (Answer::NotFound, keep_alive),
         _ => (Answer::Unreadable, keep_alive),
     })?;
@@ -203,6 +208,7 @@ fn start_file<S: Store>(
 
 /// `GET`/`HEAD` of `/` or `/stats`: takes the snapshot, unless another response is
 /// using it and still moving.
+#[inline(never)]
 fn start_generated<S: Store, const N: usize>(
     stack: &Stack<'_>,
     shared: &mut Shared<'_, S, N>,
