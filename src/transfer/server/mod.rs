@@ -121,9 +121,9 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         self.connections
             .iter()
             .map(|conn| match conn.phase {
-                Phase::Closing {
-                    drain_until: Some(until),
-                } => until.min(conn.io.deadline(timeout)),
+                Phase::Closing { drain: Some(drain) } => {
+                    drain.until.min(drain.cap).min(conn.io.deadline(timeout))
+                }
                 Phase::Receiving {
                     store_full: Some((_, retry)),
                     ..
@@ -189,9 +189,7 @@ fn advance<S: Store>(
         Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
         Phase::Trailer { .. } => read_trailer(stack, store, conn, now, completed),
         Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
-        Phase::Closing { drain_until } => {
-            close_when_flushed(stack, conn, now, flushed, drain_until)
-        }
+        Phase::Closing { drain } => close_when_flushed(stack, conn, now, flushed, drain),
     };
     if let ControlFlow::Break(next) = step {
         return next;
