@@ -128,6 +128,9 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                     store_full: Some((_, retry)),
                     ..
                 } => retry.min(conn.io.deadline(timeout)),
+                Phase::Request { since } | Phase::Trailer { since, .. } => {
+                    (since + timeout + Duration::from_micros(1)).min(conn.io.deadline(timeout))
+                }
                 _ => conn.io.deadline(timeout),
             })
             .min()
@@ -145,7 +148,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
             );
             let _ = self.connections.push(Connection {
                 io: connection::Connection::new(socket, now),
-                phase: Phase::Request,
+                phase: Phase::Request { since: now },
                 decoder: LengthPrefixDecoder::new(),
             });
         }
@@ -185,9 +188,15 @@ fn advance<S: Store>(
         Err(_) => return give_up(stack, store, conn),
     };
     let step = match conn.phase {
-        Phase::Request => read_request(stack, store, token, conn, now, completed),
+        Phase::Request { since } => {
+            let late = now > since + timeout;
+            read_request(stack, store, token, conn, now, late, completed)
+        }
         Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
-        Phase::Trailer { .. } => read_trailer(stack, store, conn, now, completed),
+        Phase::Trailer { since, .. } => {
+            let late = now > since + timeout;
+            read_trailer(stack, store, conn, now, late, completed)
+        }
         Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
         Phase::Closing { drain } => close_when_flushed(stack, conn, now, flushed, drain),
     };

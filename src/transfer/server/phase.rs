@@ -10,8 +10,10 @@ use heapless::String;
 use smoltcp::time::{Duration, Instant};
 
 pub(super) enum Phase<U, R> {
-    /// Reading the request frame.
-    Request,
+    /// Reading the request frame, on a connection accepted at `since`: the whole frame
+    /// must be in within the idle timeout of that, so that a client trickling it a byte
+    /// at a time (each byte keeping the idle timeout away) cannot hold the socket.
+    Request { since: Instant },
     /// Receiving a put's data, hashed as it arrives: by the server (`hasher`), or by a
     /// store that [`Store::hashes`] the upload itself (`None`). `store_full`: since when
     /// the store has had no room ([`Store::upload_room`]), and when to ask it again.
@@ -27,8 +29,10 @@ pub(super) enum Phase<U, R> {
     },
     /// The data is in and hashed (`digest`; `None` while the store that hashes it has it);
     /// reading the trailer frame, byte for byte (`frame[..have]`), never past it. The
-    /// upload stays staged until the trailer's digest is checked.
+    /// upload stays staged until the trailer's digest is checked. As a request's, the
+    /// frame must be whole within the idle timeout of `since`, when the data was in.
     Trailer {
+        since: Instant,
         upload: Option<U>,
         size: u64,
         digest: Option<Digest>,
