@@ -3,7 +3,7 @@
 use core::ops::ControlFlow::{Break, Continue};
 
 use super::super::store::Store;
-use super::phase::{Connection, Drain, Phase, DRAIN_MAX, DRAIN_PAUSE};
+use super::phase::{Connection, Drain, Phase, DRAIN_PAUSE};
 use super::{Next, Step};
 use crate::services::connection::Ending;
 use crate::socket::tcp::RecvError;
@@ -23,8 +23,8 @@ pub(super) fn give_up<S: Store>(
 }
 
 /// [`Phase::Closing`]: closes once the final frame is out; with `drain`, first reads and
-/// drops what the peer still sends, until it closes or pauses; a peer still sending once
-/// the drain's cap has passed is reset.
+/// drops what the peer still sends, until it closes or pauses, or the drain's cap passes
+/// (a close with its data unread is then a reset, as Linux's).
 pub(super) fn close_when_flushed<U, R>(
     stack: &mut Stack<'_>,
     conn: &mut Connection<U, R>,
@@ -33,23 +33,13 @@ pub(super) fn close_when_flushed<U, R>(
     drain: Option<Drain>,
 ) -> Step {
     let socket = conn.io.socket();
-    if let Some(mut drain) = drain {
+    if let Some(mut drain) = drain.filter(|drain| now < drain.cap) {
         let mut buf = [0u8; 512];
         loop {
             match stack.recv(socket, &mut buf) {
                 Ok(0) => break,
-                Ok(_) if now >= drain.cap => {
-                    net_warn!(
-                        "{}: transfer tcp{}: still sending after {} of draining: reset",
-                        stack.name(),
-                        socket,
-                        DRAIN_MAX
-                    );
-                    let _ = stack.abort(socket);
-                    return Break(Next::Drop);
-                }
                 Ok(_) => drain.until = now + DRAIN_PAUSE,
-                Err(RecvError::WouldBlock) if now < drain.until && now < drain.cap => {
+                Err(RecvError::WouldBlock) if now < drain.until => {
                     conn.phase = Phase::Closing { drain: Some(drain) };
                     return Break(Next::Keep);
                 }

@@ -17,17 +17,13 @@ use crate::stack::Stack;
 use crate::text::Text;
 use smoltcp::time::Instant;
 
-/// [`Phase::Request`]: reads until the request frame is whole, then acts on it; `late`
-/// once the idle timeout has passed since the connection was accepted, when a frame
-/// begun and still not whole is refused ([`Status::TimedOut`]). A client that sent
-/// nothing at all is left to the idle timeout.
+/// [`Phase::Request`]: reads until the request frame is whole, then acts on it.
 pub(super) fn read_request<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
     token: Option<&str>,
     conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
-    late: bool,
     completed: &mut u32,
 ) -> Step {
     let socket = conn.io.socket();
@@ -45,11 +41,6 @@ pub(super) fn read_request<S: Store>(
             }
             Err(RecvError::ConnectionReset) => return Break(give_up(stack, store, conn)),
             Ok(n) => n,
-            Err(RecvError::WouldBlock) if late && !conn.decoder.is_idle() => {
-                let reason = "the request took longer than the idle timeout";
-                refuse(stack, store, conn, Status::TimedOut, reason);
-                return Break(Next::Keep);
-            }
             Err(RecvError::WouldBlock) => return Continue(()),
             Err(_) => return Break(give_up(stack, store, conn)),
         };

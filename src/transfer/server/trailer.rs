@@ -24,15 +24,12 @@ pub(super) fn take_trailer<U, R>(conn: &mut Connection<U, R>, bytes: &[u8]) -> u
     n
 }
 
-/// [`Phase::Trailer`]: reads the trailer frame (and not a byte more), then checks it;
-/// `late` once the idle timeout has passed since the data was in, when a trailer begun
-/// and still not whole is refused ([`Status::TimedOut`]).
+/// [`Phase::Trailer`]: reads the trailer frame (and not a byte more), then checks it.
 pub(super) fn read_trailer<S: Store>(
     stack: &mut Stack<'_>,
     store: &mut S,
     conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
-    late: bool,
     completed: &mut u32,
 ) -> Step {
     let socket = conn.io.socket();
@@ -55,11 +52,6 @@ pub(super) fn read_trailer<S: Store>(
             Ok(n) => {
                 conn.io.touch(now);
                 take_trailer(conn, &buf[..n]);
-            }
-            Err(RecvError::WouldBlock) if late && want < TRAILER_FRAME => {
-                let reason = "the trailer took longer than the idle timeout";
-                refuse(stack, store, conn, Status::TimedOut, reason);
-                return Break(Next::Keep);
             }
             Err(RecvError::WouldBlock) => return Continue(()),
             Err(e) => {

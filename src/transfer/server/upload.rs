@@ -31,7 +31,7 @@ pub(super) fn receive_data<S: Store>(
     };
     let want = room(*size - *received);
     if want == 0 && end_of_data(conn, now) {
-        return read_trailer(stack, store, conn, now, false, completed);
+        return read_trailer(stack, store, conn, now, completed);
     }
     let socket = conn.io.socket();
     let Some(want) = store_room(stack.name(), socket, store, &mut conn.phase, want, now) else {
@@ -63,7 +63,7 @@ pub(super) fn receive_data<S: Store>(
                 None if end_of_data(conn, now) => {
                     // The trailer may be in the ring already, and nothing else may come
                     // to wake this connection: read it in the same turn.
-                    return read_trailer(stack, store, conn, now, false, completed);
+                    return read_trailer(stack, store, conn, now, completed);
                 }
                 None => {}
             }
