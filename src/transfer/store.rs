@@ -427,9 +427,9 @@ struct SinkRecord {
     seq: u64,
 }
 
-/// An upload into a [`DigestSink`].
+/// An upload into a [`DigestSink`]: its name is kept by the sink, with the uploads in
+/// progress.
 pub struct SinkUpload {
-    name: String<MAX_NAME>,
     seq: u64,
     size: u64,
     digest: SinkDigest,
@@ -458,44 +458,46 @@ impl<const N: usize, const UPLOADS: usize> DigestSink<N, UPLOADS> {
         let name = String::try_from(name).map_err(|_| StoreError::NoSpace)?;
         let seq = self.next_seq;
         self.pending
-            .push((name.clone(), seq))
+            .push((name, seq))
             .map_err(|_| StoreError::Busy)?;
         self.next_seq += 1;
         Ok(SinkUpload {
-            name,
             seq,
             size: 0,
             digest,
         })
     }
 
-    /// Ends `upload`'s time in progress; whether an upload of its name begun after it is
-    /// still in progress or already recorded (its commit must then be refused).
-    fn finish(&mut self, upload: &SinkUpload) -> bool {
-        let newer = |name: &String<MAX_NAME>, seq: u64| seq > upload.seq && *name == upload.name;
-        let mut superseded = false;
-        let mut i = 0;
-        while let Some((name, seq)) = self.pending.get(i) {
-            if *seq == upload.seq {
-                self.pending.swap_remove(i);
-                continue;
-            }
-            superseded |= newer(name, *seq);
-            i += 1;
-        }
-        superseded || self.records.iter().any(|r| newer(&r.name, r.seq))
+    /// Ends `upload`'s time in progress: its name, and whether an upload of that name
+    /// begun after it is still in progress or already recorded (its commit must then be
+    /// refused).
+    #[inline(never)]
+    fn finish(&mut self, upload: &SinkUpload) -> Option<(String<MAX_NAME>, bool)> {
+        let index = self
+            .pending
+            .iter()
+            .position(|(_, seq)| *seq == upload.seq)?;
+        let (name, _) = self.pending.swap_remove(index);
+        let newer = |other: &String<MAX_NAME>, seq: u64| seq > upload.seq && *other == name;
+        let superseded = self.pending.iter().any(|(other, seq)| newer(other, *seq))
+            || self.records.iter().any(|r| newer(&r.name, r.seq));
+        Some((name, superseded))
     }
 
-    fn record_upload(&mut self, upload: SinkUpload, digest: Digest) -> Result<(), StoreError> {
-        if self.finish(&upload) {
+    /// Records a finished upload, unless a newer one of its name began.
+    #[inline(never)]
+    fn record_upload(&mut self, upload: &SinkUpload, digest: Digest) -> Result<(), StoreError> {
+        let (name, superseded) = self.finish(upload).ok_or(StoreError::Io)?;
+        if superseded {
             return Err(StoreError::Conflict);
         }
-        self.records.retain(|r| r.name != upload.name);
-        if self.records.is_full() {
+        if let Some(old) = self.records.iter().position(|r| r.name == name) {
+            self.records.remove(old);
+        } else if self.records.is_full() {
             self.records.remove(0);
         }
         let _ = self.records.push(SinkRecord {
-            name: upload.name,
+            name,
             size: upload.size,
             digest,
             seq: upload.seq,
@@ -554,8 +556,8 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
     }
 
     fn commit(&mut self, mut upload: SinkUpload) -> Result<(), StoreError> {
-        let digest: Digest = match core::mem::replace(&mut upload.digest, SinkDigest::Verified) {
-            SinkDigest::Hashing(hasher) => hasher.finalize().into(),
+        let digest: Digest = match &mut upload.digest {
+            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
             // Begun for a caller that hashes, and committed without its digest: there is
             // no digest to record, and a made-up one would be a lie.
             SinkDigest::Verified => {
@@ -563,7 +565,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
                 return Err(StoreError::Io);
             }
         };
-        self.record_upload(upload, digest)
+        self.record_upload(&upload, digest)
     }
 
     fn commit_verified(
@@ -572,11 +574,11 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
         sha256: &Digest,
     ) -> Result<(), StoreError> {
         // A plain upload is hashed here, whatever the caller says.
-        let digest: Digest = match core::mem::replace(&mut upload.digest, SinkDigest::Verified) {
-            SinkDigest::Hashing(hasher) => hasher.finalize().into(),
+        let digest: Digest = match &mut upload.digest {
+            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
             SinkDigest::Verified => *sha256,
         };
-        self.record_upload(upload, digest)
+        self.record_upload(&upload, digest)
     }
 
     fn abort(&mut self, upload: SinkUpload) {
