@@ -353,6 +353,36 @@ fn writes_need_the_token_once_one_is_set_and_delete_and_post_work() {
 }
 
 #[test]
+fn connection_options_are_a_list_and_the_auth_scheme_is_case_insensitive() {
+    let (mut w, mut server) = http_world(FlakyStore::default());
+    server.set_token(Some("s3cret")).unwrap();
+    // RFC 9110 11.1: `bearer` is the same scheme as `Bearer`.
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /f HTTP/1.1\r\nAuthorization: bEaReR s3cret\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+    );
+    assert_eq!(status_of(&raw), 201, "{raw}");
+    let raw = exchange!(
+        w,
+        server,
+        b"PUT /f HTTP/1.1\r\nAuthorization: Bearers3cret\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"
+    );
+    assert_eq!(status_of(&raw), 401, "no space after the scheme: {raw}");
+    // RFC 9110 7.6.1: a list, over one field or several; `close` anywhere in it closes,
+    // so a request pipelined after it is not answered.
+    for close in [
+        "Connection: TE, close\r\nTE: trailers\r\n",
+        "Connection: keep-alive\r\nConnection: CLOSE\r\n",
+    ] {
+        let request = format!("GET /f HTTP/1.1\r\n{close}\r\nGET /f HTTP/1.1\r\n\r\n");
+        let raw = exchange!(w, server, request.as_bytes());
+        assert_eq!(raw.matches("HTTP/1.1 200").count(), 1, "{close:?}: {raw}");
+        assert!(raw.ends_with("\r\n\r\nhi"), "{raw}");
+    }
+}
+
+#[test]
 fn a_head_trickled_a_byte_at_a_time_is_cut_off_at_the_head_deadline() {
     let (mut w, mut server) = http_world(FlakyStore::default());
     server.set_head_timeout(Duration::from_secs(3));

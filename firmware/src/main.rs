@@ -144,7 +144,7 @@ static HTTP: StaticCell<Http> = StaticCell::new();
 
 #[cfg(feature = "transfer")]
 type Transfer = ringnet::transfer::TransferServer<
-    ringnet::transfer::DigestSink<TRANSFER_DIGESTS>,
+    ringnet::transfer::DigestSink<TRANSFER_DIGESTS, TRANSFER_BACKLOG>,
     TRANSFER_BACKLOG,
 >;
 #[cfg(feature = "transfer")]

@@ -292,20 +292,27 @@ impl Request {
                 add_content_length(&mut request.content_length, field.value);
                 continue;
             }
+            if which == 0 {
+                // A list, which may span several fields (RFC 9110 7.6.1): `TE, close` closes.
+                request.wants_close |= field
+                    .value
+                    .split(|b| *b == b',')
+                    .any(|option| trim_ows(option).eq_ignore_ascii_case(b"close"));
+                continue;
+            }
             if seen & 1 << which != 0 {
                 continue;
             }
             seen |= 1 << which;
             let value = field.value;
             match which {
-                0 => request.wants_close = value.eq_ignore_ascii_case(b"close"),
+                // The scheme is case-insensitive (RFC 9110 11.1).
                 1 => {
                     request.authorized = token.is_none_or(|token| {
-                        trim_ows(value)
-                            .strip_prefix(b"Bearer ")
-                            .is_some_and(|given| {
-                                constant_time_eq(trim_ows(given), token.as_bytes())
-                            })
+                        let value = trim_ows(value);
+                        value.len() > 7
+                            && value[..7].eq_ignore_ascii_case(b"bearer ")
+                            && constant_time_eq(trim_ows(&value[7..]), token.as_bytes())
                     })
                 }
                 // Any value, whatever its bytes, is a coding the server cannot frame: a

@@ -409,13 +409,28 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
 
 /// Keeps no contents, only the size and SHA-256 of the last `N` files: for checking
 /// transfers larger than any store of the device (a 64 MiB upload to a microcontroller).
-pub struct DigestSink<const N: usize> {
-    records: Vec<(String<MAX_NAME>, u64, Digest), N>,
+/// At most `UPLOADS` uploads (by default `N`) are in progress at once, another is refused
+/// with [`StoreError::Busy`]: the sink tracks each, so that of two overlapping uploads of
+/// one name the one begun last wins, as in every store (a server with one socket passes 1).
+pub struct DigestSink<const N: usize, const UPLOADS: usize = N> {
+    records: Vec<SinkRecord, N>,
+    /// The uploads in progress: their names and the order they began in.
+    pending: Vec<(String<MAX_NAME>, u64), UPLOADS>,
+    next_seq: u64,
 }
 
-/// An upload into a [`DigestSink`].
-pub struct SinkUpload {
+/// A file a [`DigestSink`] took: its size, its SHA-256, and which upload it was.
+struct SinkRecord {
     name: String<MAX_NAME>,
+    size: u64,
+    digest: Digest,
+    seq: u64,
+}
+
+/// An upload into a [`DigestSink`]: its name is kept by the sink, with the uploads in
+/// progress.
+pub struct SinkUpload {
+    seq: u64,
     size: u64,
     digest: SinkDigest,
 }
@@ -429,38 +444,83 @@ enum SinkDigest {
     Verified,
 }
 
-impl<const N: usize> DigestSink<N> {
+impl<const N: usize, const UPLOADS: usize> DigestSink<N, UPLOADS> {
     /// An empty sink.
     pub const fn new() -> Self {
         DigestSink {
             records: Vec::new(),
+            pending: Vec::new(),
+            next_seq: 0,
         }
     }
 
-    fn record_upload(&mut self, name: String<MAX_NAME>, size: u64, digest: Digest) {
-        self.records.retain(|(n, _, _)| *n != name);
-        if self.records.is_full() {
+    fn start(&mut self, name: &str, digest: SinkDigest) -> Result<SinkUpload, StoreError> {
+        let name = String::try_from(name).map_err(|_| StoreError::NoSpace)?;
+        let seq = self.next_seq;
+        self.pending
+            .push((name, seq))
+            .map_err(|_| StoreError::Busy)?;
+        self.next_seq += 1;
+        Ok(SinkUpload {
+            seq,
+            size: 0,
+            digest,
+        })
+    }
+
+    /// Ends `upload`'s time in progress: its name, and whether an upload of that name
+    /// begun after it is still in progress or already recorded (its commit must then be
+    /// refused).
+    #[inline(never)]
+    fn finish(&mut self, upload: &SinkUpload) -> Option<(String<MAX_NAME>, bool)> {
+        let index = self
+            .pending
+            .iter()
+            .position(|(_, seq)| *seq == upload.seq)?;
+        let (name, _) = self.pending.swap_remove(index);
+        let newer = |other: &String<MAX_NAME>, seq: u64| seq > upload.seq && *other == name;
+        let superseded = self.pending.iter().any(|(other, seq)| newer(other, *seq))
+            || self.records.iter().any(|r| newer(&r.name, r.seq));
+        Some((name, superseded))
+    }
+
+    /// Records a finished upload, unless a newer one of its name began.
+    #[inline(never)]
+    fn record_upload(&mut self, upload: &SinkUpload, digest: Digest) -> Result<(), StoreError> {
+        let (name, superseded) = self.finish(upload).ok_or(StoreError::Io)?;
+        if superseded {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(old) = self.records.iter().position(|r| r.name == name) {
+            self.records.remove(old);
+        } else if self.records.is_full() {
             self.records.remove(0);
         }
-        let _ = self.records.push((name, size, digest));
+        let _ = self.records.push(SinkRecord {
+            name,
+            size: upload.size,
+            digest,
+            seq: upload.seq,
+        });
+        Ok(())
     }
 
     /// The size and digest recorded for `name`.
     pub fn record(&self, name: &str) -> Option<(u64, Digest)> {
         self.records
             .iter()
-            .find(|(n, _, _)| n.as_str() == name)
-            .map(|(_, size, digest)| (*size, *digest))
+            .find(|r| r.name.as_str() == name)
+            .map(|r| (r.size, r.digest))
     }
 }
 
-impl<const N: usize> Default for DigestSink<N> {
+impl<const N: usize, const UPLOADS: usize> Default for DigestSink<N, UPLOADS> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> Store for DigestSink<N> {
+impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
     type Upload = SinkUpload;
     type Reader = ();
 
@@ -480,19 +540,11 @@ impl<const N: usize> Store for DigestSink<N> {
     }
 
     fn begin(&mut self, name: &str, _: u64) -> Result<SinkUpload, StoreError> {
-        Ok(SinkUpload {
-            name: String::try_from(name).map_err(|_| StoreError::NoSpace)?,
-            size: 0,
-            digest: SinkDigest::Hashing(Sha256::new()),
-        })
+        self.start(name, SinkDigest::Hashing(Sha256::new()))
     }
 
     fn begin_verified(&mut self, name: &str, _: u64) -> Result<SinkUpload, StoreError> {
-        Ok(SinkUpload {
-            name: String::try_from(name).map_err(|_| StoreError::NoSpace)?,
-            size: 0,
-            digest: SinkDigest::Verified,
-        })
+        self.start(name, SinkDigest::Verified)
     }
 
     fn write(&mut self, upload: &mut SinkUpload, data: &[u8]) -> Result<(), StoreError> {
@@ -503,32 +555,39 @@ impl<const N: usize> Store for DigestSink<N> {
         Ok(())
     }
 
-    fn commit(&mut self, upload: SinkUpload) -> Result<(), StoreError> {
-        let digest: Digest = match upload.digest {
-            SinkDigest::Hashing(hasher) => hasher.finalize().into(),
+    fn commit(&mut self, mut upload: SinkUpload) -> Result<(), StoreError> {
+        let digest: Digest = match &mut upload.digest {
+            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
             // Begun for a caller that hashes, and committed without its digest: there is
             // no digest to record, and a made-up one would be a lie.
-            SinkDigest::Verified => return Err(StoreError::Io),
+            SinkDigest::Verified => {
+                self.finish(&upload);
+                return Err(StoreError::Io);
+            }
         };
-        self.record_upload(upload.name, upload.size, digest);
-        Ok(())
+        self.record_upload(&upload, digest)
     }
 
-    fn commit_verified(&mut self, upload: SinkUpload, sha256: &Digest) -> Result<(), StoreError> {
+    fn commit_verified(
+        &mut self,
+        mut upload: SinkUpload,
+        sha256: &Digest,
+    ) -> Result<(), StoreError> {
         // A plain upload is hashed here, whatever the caller says.
-        let digest: Digest = match upload.digest {
-            SinkDigest::Hashing(hasher) => hasher.finalize().into(),
+        let digest: Digest = match &mut upload.digest {
+            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
             SinkDigest::Verified => *sha256,
         };
-        self.record_upload(upload.name, upload.size, digest);
-        Ok(())
+        self.record_upload(&upload, digest)
     }
 
-    fn abort(&mut self, _: SinkUpload) {}
+    fn abort(&mut self, upload: SinkUpload) {
+        self.finish(&upload);
+    }
 
     fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
-        for (name, size, _) in &self.records {
-            f(name, *size);
+        for record in &self.records {
+            f(&record.name, record.size);
         }
     }
 }
@@ -589,6 +648,50 @@ mod tests {
         sink.write(&mut up, b"abc").unwrap();
         assert_eq!(sink.commit(up), Err(StoreError::Io), "nothing to record");
         assert_eq!(sink.record("no digest"), None);
+    }
+
+    #[test]
+    fn of_overlapping_sink_uploads_of_one_name_the_one_begun_last_wins() {
+        let mut sink = DigestSink::<3>::new();
+        let put = |sink: &mut DigestSink<3>, data: &[u8]| {
+            let mut up = sink.begin("f", 1).unwrap();
+            sink.write(&mut up, data).unwrap();
+            up
+        };
+        let digest = |data: &[u8]| -> Digest { Sha256::digest(data).into() };
+        // The older finishes first: refused, the newer is recorded.
+        let (a, b) = (put(&mut sink, b"A"), put(&mut sink, b"BB"));
+        assert_eq!(sink.commit(a), Err(StoreError::Conflict));
+        assert_eq!(sink.commit(b), Ok(()));
+        assert_eq!(sink.record("f"), Some((2, digest(b"BB"))));
+        // The newer finishes first: the older, finishing later, does not replace it.
+        let (c, d) = (put(&mut sink, b"C"), put(&mut sink, b"DDD"));
+        assert_eq!(sink.commit(d), Ok(()));
+        assert_eq!(sink.commit(c), Err(StoreError::Conflict));
+        assert_eq!(sink.record("f"), Some((3, digest(b"DDD"))));
+        // A newer upload aborted does not hold an older one back; other names never do.
+        let (e, f) = (put(&mut sink, b"E"), put(&mut sink, b"F"));
+        let mut other = sink.begin_verified("g", 1).unwrap();
+        sink.write(&mut other, b"G").unwrap();
+        sink.abort(f);
+        assert_eq!(sink.commit_verified(other, &digest(b"G")), Ok(()));
+        assert_eq!(sink.commit(e), Ok(()));
+        assert_eq!(sink.record("f"), Some((1, digest(b"E"))));
+        assert_eq!(sink.record("g"), Some((1, digest(b"G"))));
+    }
+
+    #[test]
+    fn a_sink_refuses_more_uploads_in_progress_than_it_can_track() {
+        let mut sink = DigestSink::<2>::new();
+        let a = sink.begin("a", 1).unwrap();
+        let b = sink.begin_verified("b", 1).unwrap();
+        assert!(matches!(sink.begin("c", 1), Err(StoreError::Busy)));
+        assert_eq!(sink.commit(b), Err(StoreError::Io), "no digest given");
+        let c = sink.begin("c", 1).unwrap();
+        sink.abort(a);
+        assert_eq!(sink.commit(c), Ok(()));
+        assert_eq!(sink.record("c"), Some((0, Sha256::digest(b"").into())));
+        assert_eq!(sink.record("a"), None);
     }
 
     #[test]
