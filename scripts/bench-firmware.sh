@@ -7,8 +7,10 @@
 # mode, no stack above the driver: out, raw UDP datagrams left as they lie, and a bare
 # TCP source sending file out's pattern; in, a bare TCP sink, and that sink hashing
 # every byte as file in does), all four images booted at once and measured in turns,
-# RUNS rounds over BYTES, every figure timed by the host; QEMU's CPU while the firmware
-# idles.
+# RUNS rounds over BYTES, every figure timed by the host, and QEMU's CPU time for every
+# transfer (all its threads, from /proc: on a loaded machine it moves far less than the
+# wall clock), with SHA-256 alone on each core (the hashing sink's CPU less the bare
+# sink's); QEMU's CPU while the firmware idles.
 # Prints every run's figures, the medians, ringnet as a ratio of its NIC's limit (first
 # the limit doing the same work per byte and per segment as the service: the TCP source
 # of the pattern out, the hashing sink in; then the bare limit: raw datagrams out, the
@@ -28,8 +30,8 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 # Each image in its own target directory, so that all four stay cached; each board's
-# NIC-limit image built as its ringnet image is (the SmartFusion2's with its profile and
-# without `sha-compact`, as `cargo sf2` builds it).
+# NIC-limit image built as its ringnet image is (the SmartFusion2's with its profile, as
+# `cargo sf2` builds it).
 build() { (cd firmware && cargo build --quiet --target-dir "$1" "${@:2}"); }
 build target --release
 build target/nic --release --features nic-limit
@@ -65,7 +67,29 @@ if [ -n "${COMPARE:-}" ]; then
   boot "$(image target/compare release)" $((base + 500))
 fi
 sleep 3
+# Each image's QEMU: timeout's child, which the runner exec'd into QEMU.
+qemu=()
+for p in "${pids[@]}"; do qemu+=("$(pgrep -P "$p" | head -n 1)"); done
 
+# QEMU's CPU time so far in ms, all its threads (the emulation is CPU-bound, so this
+# moves far less with the machine's load than the wall clock does).
+cpu_ms() {
+  local total=0 ns _
+  for task in /proc/"$1"/task/*/schedstat; do
+    read -r ns _ <"$task" && total=$((total + ns))
+  done
+  echo $((total / 1000000))
+}
+# measure KEY PID FUNCTION ARGS...: the function's figure (MB/s) added as KEY, the CPU
+# time QEMU (PID) spent on it as KEY-cpu.
+measure() {
+  local key=$1 pid=$2 before figure
+  shift 2
+  before=$(cpu_ms "$pid")
+  figure=$("$@")
+  add "$key" "$figure"
+  add "$key-cpu" $(($(cpu_ms "$pid") - before))
+}
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
 # get PORT: MB/s of a BYTES-byte pattern from a file-out port (bounded in time).
 get() { timeout 120 target/release/host-sim peer get "127.0.0.1:$1" --request "$bytes" -o /dev/null -q --no-digest | mbs; }
@@ -102,22 +126,22 @@ for run in $(seq "$runs"); do
     [ "$board" = lm3s ] && [ $((run % 2)) = 1 ] && compare_round
     # Guest -> host: the NIC-limit image's raw datagrams and its bare TCP source of the
     # pattern (7001), then file out (7001), one tool for both TCP figures.
-    limit_out=$(raw_out $((at + 150)))
-    limit_pattern=$(get $((at + 101)))
-    out=$(get $((at + 1)))
+    [ "$board" = lm3s ] && ring=${qemu[0]} nic=${qemu[1]} || ring=${qemu[2]} nic=${qemu[3]}
+    measure "$board-limit-out" "$nic" raw_out $((at + 150))
+    measure "$board-limit-pattern" "$nic" get $((at + 101))
+    measure "$board-out" "$ring" get $((at + 1))
     # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
-    limit_in=$(blast $((at + 102)))
+    measure "$board-limit-in" "$nic" blast $((at + 102))
     # The same sink hashing every byte as file in does: file in's ceiling on this core.
-    limit_hash=$(blast $((at + 103)))
-    in=$(blast $((at + 2)))
-    add "$board-limit-out" "$limit_out"
-    add "$board-limit-pattern" "$limit_pattern"
-    add "$board-out" "$out"
-    add "$board-limit-in" "$limit_in"
-    add "$board-limit-hash" "$limit_hash"
-    add "$board-in" "$in"
+    measure "$board-limit-hash" "$nic" blast $((at + 103))
+    measure "$board-in" "$ring" blast $((at + 2))
+    # SHA-256 alone on this core: what the hashing sink spent over the sink that counts.
+    add "$board-sha-cpu" $(($(last $board-limit-hash-cpu) - $(last $board-limit-in-cpu)))
+    limit_out=$(last $board-limit-out) limit_pattern=$(last $board-limit-pattern) out=$(last $board-out)
+    limit_in=$(last $board-limit-in) limit_hash=$(last $board-limit-hash) in=$(last $board-in)
     [ "$board" = lm3s ] && [ $((run % 2)) = 0 ] && compare_round
     echo "run $run $board: guest -> host ringnet $out MB/s (file out), NIC limit $limit_out (raw UDP), TCP source $limit_pattern; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in, hashing $limit_hash"
+    echo "run $run $board: QEMU CPU ms per transfer: file out $(last $board-out-cpu), raw UDP $(last $board-limit-out-cpu), TCP source $(last $board-limit-pattern-cpu); file in $(last $board-in-cpu), NIC limit $(last $board-limit-in-cpu), hashing $(last $board-limit-hash-cpu) (SHA-256 alone $(last $board-sha-cpu))"
   done
   # This round's ratios, of figures taken a few seconds apart: the machine's load moves
   # less between them than across the whole run.
@@ -138,7 +162,11 @@ for run in $(seq "$runs"); do
   fi
   for way in out in; do
     add "boards-ratio-$way" "$(ratio "$(last sf2-$way)" "$(last lm3s-$way)")"
+    # The same by QEMU's CPU time per transfer: the Stellaris's over the SmartFusion2's.
+    add "boards-cpu-ratio-$way" "$(ratio "$(last lm3s-$way-cpu)" "$(last sf2-$way-cpu)")"
   done
+  add boards-cpu-ratio-sha "$(ratio "$(last lm3s-sha-cpu)" "$(last sf2-sha-cpu)")"
+  add sf2-cpu-ratio-in "$(ratio "$(last sf2-limit-hash-cpu)" "$(last sf2-in-cpu)")"
 done
 med() { printf '%s\n' ${figures[$1]} | median; }
 range() { printf '%s\n' ${figures[$1]} | sort -g | awk 'NR == 1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
@@ -150,6 +178,10 @@ for board in lm3s sf2; do
 done
 echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(ratio "$(med sf2-out)" "$(med lm3s-out)"), host -> guest $(ratio "$(med sf2-in)" "$(med lm3s-in)") (goal >= 3 both ways);" \
   "NIC limits: $(ratio "$(med sf2-limit-out)" "$(med lm3s-limit-out)"), $(ratio "$(med sf2-limit-in)" "$(med lm3s-limit-in)")"
+echo "medians of QEMU's CPU time per transfer (ms):"
+for board in lm3s sf2; do
+  echo "  $board: file out $(med $board-out-cpu), TCP source $(med $board-limit-pattern-cpu); file in $(med $board-in-cpu), bare sink $(med $board-limit-in-cpu), hashing sink $(med $board-limit-hash-cpu), SHA-256 alone $(med $board-sha-cpu)"
+done
 echo "median (range) of the $runs rounds' own ratios:"
 for board in lm3s sf2; do
   [ "$board" = lm3s ] && name="lm3s6965evb" || name="emcraft-sf2"
@@ -163,9 +195,10 @@ if [ -n "${COMPARE:-}" ]; then
     "of the first image: $(med compare-vs-out) ($(range compare-vs-out)), $(med compare-vs-in) ($(range compare-vs-in))"
 fi
 echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(med boards-ratio-out) ($(range boards-ratio-out)), host -> guest $(med boards-ratio-in) ($(range boards-ratio-in)) (goal >= 3)"
+echo "  the same by QEMU's CPU per transfer (Stellaris / SmartFusion2): guest -> host $(med boards-cpu-ratio-out) ($(range boards-cpu-ratio-out)), host -> guest $(med boards-cpu-ratio-in) ($(range boards-cpu-ratio-in)); SHA-256 alone $(med boards-cpu-ratio-sha) ($(range boards-cpu-ratio-sha));" \
+  "emcraft-sf2 file in / hashing sink by CPU $(med sf2-cpu-ratio-in) ($(range sf2-cpu-ratio-in))"
 
-# The Stellaris board's ringnet image: timeout's child, which the runner exec'd into QEMU.
-qemu_pid=$(pgrep -P "${pids[0]}" | head -n 1)
+qemu_pid=${qemu[0]}
 ticks() { awk '{print $14 + $15}' "/proc/$qemu_pid/stat"; }
 hz=$(getconf CLK_TCK)
 before=$(ticks); sleep 10; after=$(ticks)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Instruction profile of a Stellaris firmware image over one transfer (a benchmark tool,
-# not a test): boots IMAGE under QEMU with user-mode networking on 127.0.0.1 and
+# Instruction profile of a firmware image over one transfer (a benchmark tool, not a
+# test): boots IMAGE under QEMU (lm3s6965evb with the Stellaris Ethernet, or emcraft-sf2
+# with the MSS MAC for an image with a .ddr section, as scripts/qemu-firmware.sh chooses)
+# with user-mode networking on 127.0.0.1 and
 # `-d in_asm,exec,nochain` (every block executed is logged: some 400 MB per MiB moved, and
 # the guest runs about 20 times slower), runs one transfer, stops QEMU, and prints
 # scripts/insn-profile.py's table.
@@ -16,10 +18,12 @@ bytes=${3:-1048576}
 log=$(mktemp /tmp/insn-profile.XXXXXX.log)
 port=$((27000 + $$ % 900))
 cargo build --quiet --release -p host-sim
-qemu-system-arm -machine lm3s6965evb -nographic -monitor none -serial null \
+machine=lm3s6965evb nic=stellaris
+if size -A "$image" | grep -q '^\.ddr '; then machine=emcraft-sf2 nic=msf2-emac; fi
+qemu-system-arm -machine "$machine" -nographic -monitor none -serial null \
   -semihosting-config enable=on,target=native \
   -netdev "user,id=net0,net=10.0.2.0/24,host=10.0.2.2,hostfwd=tcp:127.0.0.1:$((port + 1))-10.0.2.15:7001,hostfwd=tcp:127.0.0.1:$((port + 2))-10.0.2.15:7002,hostfwd=tcp:127.0.0.1:$((port + 3))-10.0.2.15:7003" \
-  -net nic,netdev=net0,model=stellaris -kernel "$image" -d in_asm,exec,nochain -D "$log" &
+  -net nic,netdev=net0,model="$nic" -kernel "$image" -d in_asm,exec,nochain -D "$log" &
 qemu=$!
 trap 'kill $qemu 2>/dev/null || true; rm -f "$log"' EXIT
 sleep 2

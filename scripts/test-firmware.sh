@@ -60,7 +60,7 @@ case "$board" in
     ;;
   emcraft-sf2)
     # Its own profile (opt-level 3), so that each board's build stays cached beside the other's,
-    # and without `sha-compact` (SHA-256 unrolled), as `cargo sf2` builds it.
+    # with the default features as `cargo sf2` builds it (`sf2` brings `sha-compact`).
     build=(--profile sf2 --no-default-features --features sf2,http,transfer,defmt) profile=sf2 expected=firmware/expected/boot-sf2.txt tx_full=firmware/expected/tx-full-sf2.txt
     nic_quiet='emac: rx [0-9]+ frames, tx [0-9]+; RX ring full 0 times .*, DMA stopped 0 times, 0 dropped; TX ring full 0 times'
     # QEMU sends a frame the moment DMA is enabled: the TX ring never fills there.
