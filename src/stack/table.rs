@@ -132,6 +132,7 @@ pub struct Slot {
 }
 
 impl Slot {
+    #[inline(never)]
     pub(crate) fn new(kind: SlotKind) -> Slot {
         Slot {
             kind,
@@ -185,6 +186,7 @@ impl<'a> Stack<'a> {
     }
 
     /// Finds a free slot, checking that smoltcp's set has room as well.
+    #[inline(never)]
     pub(crate) fn free_slot(&self) -> Option<SocketHandle> {
         let index = self.slots.iter().position(Option::is_none)?;
         let used_inner = self
