@@ -201,7 +201,12 @@ impl<'a> Stack<'a> {
     }
 
     pub(crate) fn install(&mut self, handle: SocketHandle, slot: Slot) {
-        net_info!("{}: {}{} opened", self.name, slot.socket_type(), handle);
+        let who = crate::observe::Who {
+            stack: self.name,
+            kind: slot.socket_type(),
+            handle,
+        };
+        net_info!("{} opened", who);
         self.slots[handle.fileno()] = Some(slot);
     }
 
