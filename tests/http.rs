@@ -454,3 +454,45 @@ fn a_reset_while_the_response_fills_the_tx_ring_frees_the_connection_at_once() {
         "the reset freed the connection well before the 60 s idle timeout"
     );
 }
+
+#[test]
+fn a_transfer_encoding_of_any_bytes_is_a_body_the_server_cannot_frame() {
+    // A coding whose bytes are not UTF-8 is still a coding: a proxy in front that reads
+    // it as chunked sends the chunks as this request's body, and a server that ignored
+    // it would answer them as a second request (request smuggling).
+    let (mut w, mut server) = setup::<4>(&[("f", vec![1, 2, 3])]);
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| server.poll(b),
+        sock,
+        conn,
+        PORT,
+        (4096, 4096)
+    );
+    let smuggled = b"GET /f HTTP/1.1\r\nTransfer-Encoding: \xffchunked\r\n\r\n\
+        1c\r\nGET /f HTTP/1.1\r\nX-Hidden: 1\r\n\r\n0\r\n\r\n";
+    sock.send_all(conn, smuggled).unwrap();
+    let first = read_response(&mut sock, conn, false);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("Connection"), Some("close"), "{}", first.head);
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
+        rest.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "",
+        "the body was never answered as a request"
+    );
+    sock.stack().close(conn).unwrap();
+    // With a length beside it: neither can be trusted, 400 (RFC 9112 6.3).
+    let conn = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(conn, ep(B, PORT)).unwrap();
+    sock.send_all(
+        conn,
+        b"PUT /u HTTP/1.1\r\nTransfer-Encoding: \x80\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut sock, conn, false).status, 400);
+}

@@ -110,7 +110,7 @@ const SCRIPT: &[(&str, bool, &[u8])] = &[
         b"GET /f HTTP/1.1\r\nRange: bytes=0-0\r\nrange: bytes=1-1\r\nConnection: close\r\n\r\n",
     ),
     (
-        "a Transfer-Encoding that is not UTF-8 is none",
+        "a Transfer-Encoding that is not UTF-8 is a coding all the same",
         false,
         b"PUT /u HTTP/1.1\r\nTransfer-Encoding: \xff\r\nContent-Length: 2, 2\r\nConnection: close\r\n\r\nhi",
     ),

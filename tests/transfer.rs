@@ -879,3 +879,140 @@ fn a_resumed_get_over_twenty_percent_faults_verifies_the_whole_file() {
     );
     assert_eq!(result, Err(TransferError::DigestMismatch));
 }
+
+#[test]
+fn refused_clients_that_trickle_bytes_forever_do_not_hold_the_server() {
+    // Two clients whose puts were refused (no token) keep sending a byte a second, never
+    // pausing long enough to end the server's drain and never closing: they must not
+    // keep both of the server's sockets for ever.
+    let (mut w, mut server, _) = setup(Faults::NONE, 15, 4096);
+    server.set_token(Some("s3cret")).unwrap();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    let tricklers: Vec<_> = (0..2)
+        .map(|_| {
+            let conn = tcp_socket(sock.stack(), 4096, 4096);
+            sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
+            sock.send_all(conn, &put_frame(b"f", 1 << 30)).unwrap();
+            conn
+        })
+        .collect();
+    let mut replies = vec![Vec::new(); tricklers.len()];
+    let mut buf = [0u8; 256];
+    for _ in 0..150 {
+        for (&conn, reply) in tricklers.iter().zip(&mut replies) {
+            let _ = sock.stack().send(conn, b"x");
+            while let Ok(n @ 1..) = sock.stack().recv(conn, &mut buf) {
+                reply.extend_from_slice(&buf[..n]);
+            }
+        }
+        sock.sleep(Duration::from_secs(1));
+    }
+    for reply in &replies {
+        assert!(
+            matches!(
+                frames_of(reply)[..],
+                [Message::Status {
+                    status: Status::Unauthorized,
+                    ..
+                }]
+            ),
+            "each trickler was told why first: {reply:?}"
+        );
+    }
+    let client = tcp_socket(sock.stack(), 8192, 8192);
+    let put = sock.connect(client, ep(B, TRANSFER_PORT)).map(|()| {
+        transfer::put_with_token(
+            &mut sock.stream(client),
+            "after.bin",
+            Some("s3cret"),
+            &Pattern(5_000),
+            &mut |_, _| {},
+        )
+    });
+    assert_eq!(
+        put,
+        Ok(Ok(digest_of(&pattern(5_000)))),
+        "a real client is served although the tricklers never stop"
+    );
+}
+
+#[test]
+fn requests_and_trailers_trickled_a_byte_at_a_time_are_cut_off_and_told_why() {
+    // Two clients send a byte of a frame every 30 s: each byte keeps the idle timeout
+    // (60 s) away, and a frame would take up to 2 hours. They must not keep both of the
+    // server's sockets meanwhile.
+    let (mut w, mut server, _) = setup(Faults::NONE, 16, 4096);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(100));
+    let mut sock = Blocking::new(a, &mut driver);
+    // One trickles its request; the other sends a put whole, then trickles its trailer.
+    let request = put_frame(b"slow.bin", 1);
+    let mut put = request.clone();
+    put.push(b'x');
+    let starts = [&request[..4], &put[..]];
+    let rests = [&request[4..], &trailer(digest_of(b"x"))[..]];
+    let tricklers: Vec<_> = starts
+        .iter()
+        .map(|start| {
+            let conn = tcp_socket(sock.stack(), 4096, 4096);
+            sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
+            sock.send_all(conn, start).unwrap();
+            conn
+        })
+        .collect();
+    let mut replies = vec![Vec::new(); tricklers.len()];
+    let mut buf = [0u8; 256];
+    for i in 0..6 {
+        sock.sleep(Duration::from_secs(30));
+        for ((&conn, reply), rest) in tricklers.iter().zip(&mut replies).zip(rests) {
+            let _ = sock.stack().send(conn, &rest[i..i + 1]);
+            while let Ok(n @ 1..) = sock.stack().recv(conn, &mut buf) {
+                reply.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    for reply in &replies {
+        let frames = frames_of(reply);
+        assert!(
+            matches!(
+                frames[..],
+                [Message::Status {
+                    status: Status::TimedOut,
+                    ..
+                }] | [
+                    Message::Accept { .. },
+                    Message::Status {
+                        status: Status::TimedOut,
+                        ..
+                    }
+                ]
+            ),
+            "each trickler was told why: {frames:?}"
+        );
+    }
+    let client = tcp_socket(sock.stack(), 8192, 8192);
+    let put = sock.connect(client, ep(B, TRANSFER_PORT)).map(|()| {
+        transfer::put(
+            &mut sock.stream(client),
+            "after.bin",
+            &Pattern(5_000),
+            &mut |_, _| {},
+        )
+    });
+    assert_eq!(
+        put,
+        Ok(Ok(digest_of(&pattern(5_000)))),
+        "a real client is served while the tricklers go on"
+    );
+    assert_eq!(server.store().size("slow.bin"), Err(StoreError::NotFound));
+}

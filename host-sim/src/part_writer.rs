@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -46,6 +46,15 @@ pub struct Written {
     pub len: u64,
 }
 
+/// What a [`PartWriter`] and its thread share.
+#[derive(Debug)]
+struct Shared {
+    /// Blocks handed to the thread and not yet written by it.
+    queued: AtomicUsize,
+    /// The upload was dropped: the thread writes no more blocks.
+    cancelled: AtomicBool,
+}
+
 /// A temporary file written by a thread of its own (see the module docs). Dropping it
 /// waits for the thread to end, so the file is closed when it has gone.
 #[derive(Debug)]
@@ -53,8 +62,8 @@ pub struct PartWriter {
     block: Vec<u8>,
     to_thread: Option<SyncSender<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
-    /// Blocks handed to the thread and not yet written by it.
-    queued: Arc<AtomicUsize>,
+    /// What the thread and this side both see.
+    shared: Arc<Shared>,
     /// The queue was full, and has not yet drained to [`REOPEN_BLOCKS`].
     draining: Cell<bool>,
     thread: Option<JoinHandle<io::Result<Written>>>,
@@ -68,16 +77,19 @@ impl PartWriter {
     pub fn start(file: File, hash: bool) -> io::Result<PartWriter> {
         let (to_thread, blocks) = mpsc::sync_channel(QUEUED_BLOCKS);
         let (give_back, spare) = mpsc::sync_channel(QUEUED_BLOCKS + 2);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let written = queued.clone();
+        let shared = Arc::new(Shared {
+            queued: AtomicUsize::new(0),
+            cancelled: AtomicBool::new(false),
+        });
+        let thread_shared = shared.clone();
         let thread = thread::Builder::new()
             .name("part-writer".into())
-            .spawn(move || write_blocks(file, hash, blocks, give_back, &written))?;
+            .spawn(move || write_blocks(file, hash, blocks, give_back, &thread_shared))?;
         Ok(PartWriter {
             block: Vec::new(),
             to_thread: Some(to_thread),
             spare,
-            queued,
+            shared,
             draining: Cell::new(false),
             thread: Some(thread),
             finished: None,
@@ -92,7 +104,7 @@ impl PartWriter {
         if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
             return usize::MAX;
         }
-        let queued = self.queued.load(Ordering::Acquire);
+        let queued = self.shared.queued.load(Ordering::Acquire);
         if self.draining.get() && queued > REOPEN_BLOCKS {
             return 0;
         }
@@ -126,7 +138,7 @@ impl PartWriter {
     fn hand_over(&mut self) -> io::Result<()> {
         let block = std::mem::take(&mut self.block);
         // Counted before the send, so that the thread never counts it down first.
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
         let sent = match &self.to_thread {
             Some(to_thread) => to_thread.send(block).is_ok(),
             None => false,
@@ -149,7 +161,7 @@ impl PartWriter {
             if !self.block.is_empty() && self.to_thread.is_some() {
                 let block = std::mem::take(&mut self.block);
                 if let Some(to_thread) = &self.to_thread {
-                    self.queued.fetch_add(1, Ordering::AcqRel);
+                    self.shared.queued.fetch_add(1, Ordering::AcqRel);
                     // A failed send means the thread ended: its result says why.
                     let _ = to_thread.send(block);
                 }
@@ -170,10 +182,21 @@ impl PartWriter {
     }
 }
 
+impl PartWriter {
+    /// Tells the thread to write nothing more: it ends after the block it is writing,
+    /// and the blocks still queued are dropped unwritten.
+    fn cancel(&self) {
+        self.shared.cancelled.store(true, Ordering::Release);
+    }
+}
+
 impl Drop for PartWriter {
     fn drop(&mut self) {
-        // Blocks not yet written are dropped with the channel; the thread ends after the
-        // one it holds.
+        // An upload dropped unfinished is aborted: its file is deleted next. A channel's
+        // blocks outlive its sender, so without the flag the thread would write every
+        // queued block (4 MiB, onto a disk that may have stopped) while the poll loop
+        // waits for it here.
+        self.cancel();
         self.to_thread = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -181,22 +204,26 @@ impl Drop for PartWriter {
     }
 }
 
-/// The writer thread: hashes and writes each block as it comes, and gives its buffer back.
+/// The writer thread: hashes and writes each block as it comes, and gives its buffer back;
+/// once `cancelled`, it ends without writing the blocks still queued.
 fn write_blocks(
     mut file: File,
     hash: bool,
     blocks: Receiver<Vec<u8>>,
     give_back: SyncSender<Vec<u8>>,
-    queued: &AtomicUsize,
+    shared: &Shared,
 ) -> io::Result<Written> {
     let mut hasher = hash.then(Sha256::new);
     let mut len = 0u64;
     for mut block in blocks {
+        if shared.cancelled.load(Ordering::Acquire) {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
         if let Some(hasher) = &mut hasher {
             hasher.update(&block);
         }
         file.write_all(&block)?;
-        queued.fetch_sub(1, Ordering::AcqRel);
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
         len += block.len() as u64;
         block.clear();
         // Full of spare buffers already: this one is freed.
@@ -310,6 +337,34 @@ mod tests {
         assert_eq!(written.sha256, Some(Sha256::digest(&data).into()));
         drop(writer);
         assert!(drain.join().unwrap() == data);
+    }
+
+    #[test]
+    fn a_writer_dropped_behind_writes_no_more_of_its_queue() {
+        use std::io::Read;
+        use std::os::fd::OwnedFd;
+        // A disk that stopped (a pipe nobody reads yet), and the queue full behind it: an
+        // abort must not write the 4 MiB still queued (the poll loop waits for the
+        // thread to end) to a file it then deletes.
+        let (mut reader, pipe) = io::pipe().unwrap();
+        let mut writer = PartWriter::start(File::from(OwnedFd::from(pipe)), true).unwrap();
+        let block = vec![3u8; BLOCK];
+        while writer.room() >= BLOCK {
+            writer.write(&block).unwrap();
+        }
+        assert_eq!(writer.room(), 0, "the queue is full");
+        writer.cancel();
+        let drain = thread::spawn(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        drop(writer);
+        let written = drain.join().unwrap();
+        assert!(
+            written <= BLOCK,
+            "at most the block being written when dropped, not {written} bytes"
+        );
     }
 
     #[test]

@@ -54,6 +54,18 @@ fn scripted_get_server(file: Vec<u8>, script: Script) -> std::net::SocketAddr {
         let Message::Get { offset, .. } = Message::parse(&request).unwrap() else {
             panic!("expected a get");
         };
+        if offset > file.len() as u64 {
+            // As the ringnet server answers a resume past the end.
+            write_message(
+                &mut stream,
+                Message::Status {
+                    status: Status::OffsetBeyondEnd,
+                    digest: [0; 32],
+                    reason: "resume offset beyond the end",
+                },
+            );
+            return;
+        }
         write_message(
             &mut stream,
             Message::Accept {
@@ -108,6 +120,37 @@ fn an_interrupted_get_resumes_and_the_whole_file_is_verified() {
     assert_eq!((outcome.size, outcome.moved), (300_000, 180_000));
     assert_eq!(std::fs::read(&output).unwrap(), file);
     assert!(!dir.join("out.bin.part").exists());
+}
+
+#[test]
+fn a_resume_longer_than_the_file_now_is_discarded_and_the_next_get_fetches_it_whole() {
+    // The part file kept from an interrupted get is longer than the file the server
+    // has now (it was replaced by a shorter one): it cannot be a prefix of it.
+    let dir = tempdir();
+    let output = dir.join("out.bin");
+    let cut = scripted_get_server(pattern(300_000), Script::CutAfter(120_000));
+    assert!(get_file(cut, "f", &output, true, TIMEOUT, true).is_err());
+    let shorter: Vec<u8> = pattern(100_000).iter().map(|b| b ^ 0x5a).collect();
+    let server = scripted_get_server(shorter.clone(), Script::Honest);
+    let error = get_file(server, "f", &output, true, TIMEOUT, true).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            PeerError::Transfer(TransferError::Refused {
+                status: Status::OffsetBeyondEnd,
+                ..
+            })
+        ),
+        "{error}"
+    );
+    assert!(
+        !dir.join("out.bin.part").exists(),
+        "a part file that cannot be resumed is deleted, as after a digest mismatch"
+    );
+    let again = scripted_get_server(shorter.clone(), Script::Honest);
+    let outcome = get_file(again, "f", &output, true, TIMEOUT, true).unwrap();
+    assert_eq!((outcome.size, outcome.moved), (100_000, 100_000));
+    assert_eq!(std::fs::read(&output).unwrap(), shorter);
 }
 
 #[test]

@@ -213,7 +213,7 @@ pub(super) struct Request {
     pub content_length: Option<Result<u64, BadLength>>,
     /// `Authorization: Bearer …` carried the token the server was given.
     pub authorized: bool,
-    /// `Transfer-Encoding` of any kind.
+    /// `Transfer-Encoding` of any kind (any value, UTF-8 or not).
     pub chunked: bool,
     /// A single `Range` the server honours.
     pub range: Option<RangeSpec>,
@@ -308,8 +308,9 @@ impl Request {
                             })
                     })
                 }
-                // A value that is not UTF-8 is no coding: as if the field were absent.
-                2 => request.chunked = core::str::from_utf8(value).is_ok(),
+                // Any value, whatever its bytes, is a coding the server cannot frame: a
+                // proxy in front may read it as chunked (RFC 9112 6.1, 6.3).
+                2 => request.chunked = true,
                 3 => request.range = parse_range(value),
                 _ => request.expect_continue = value.eq_ignore_ascii_case(b"100-continue"),
             }

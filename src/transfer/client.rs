@@ -209,7 +209,8 @@ pub fn put_with_buffer<S: Read + Write>(
 /// The first half of a put, for a client that moves and hashes the data itself (the
 /// host's client reads and hashes the file in a thread beside the one that writes the
 /// socket): sends the request for `size` bytes under `name` and reads the accept (or the
-/// refusal, as [`put_with_token`] reports it). Exactly `size` bytes of data must follow,
+/// refusal, as [`put_with_token`] reports it; an accept of another size or from another
+/// offset than 0 is [`TransferError::UnexpectedMessage`]). Exactly `size` bytes of data must follow,
 /// written to `stream` as they are, then [`put_trailer`] with their SHA-256.
 pub fn put_request<S: Read + Write>(
     stream: &mut S,
@@ -223,7 +224,12 @@ pub fn put_request<S: Read + Write>(
     };
     send_frame(stream, request)?;
     match read_frame(stream)? {
-        Reply::Accept { .. } => Ok(()),
+        // An accept of another size, or from another offset, accepts some other upload.
+        Reply::Accept {
+            size: accepted,
+            offset: 0,
+        } if accepted == size => Ok(()),
+        Reply::Accept { .. } => Err(TransferError::UnexpectedMessage),
         other => Err(expect_ok(other)
             .err()
             .unwrap_or(TransferError::UnexpectedMessage)),
@@ -299,7 +305,9 @@ pub fn get_with_buffer<S: Read + Write>(
 
 /// The first half of a get, for a client that moves and hashes the data itself (the
 /// host's client hashes and writes in a thread beside the one that reads the socket):
-/// asks for `name` from `offset` on and reads the accept; returns the file's size. Its
+/// asks for `name` from `offset` on and reads the accept; returns the file's size (an
+/// accept from another offset, or of a file shorter than `offset`, is
+/// [`TransferError::UnexpectedMessage`]). Its
 /// bytes from `offset` to the size follow on `stream` as they are, then
 /// [`get_status`].
 pub fn get_request<S: Read + Write>(
@@ -309,10 +317,12 @@ pub fn get_request<S: Read + Write>(
 ) -> Result<u64, TransferError> {
     send_frame(stream, Message::Get { name, offset })?;
     match read_frame(stream)? {
+        // A file shorter than the offset has no bytes from there: an ok status after
+        // such an accept would verify bytes that were never sent.
         Reply::Accept {
             size,
             offset: start,
-        } if start == offset => Ok(size),
+        } if start == offset && offset <= size => Ok(size),
         Reply::Accept { .. } => Err(TransferError::UnexpectedMessage),
         other => Err(expect_ok(other)
             .err()
@@ -329,4 +339,96 @@ pub fn get_status<S: Read + Write>(stream: &mut S, digest: Digest) -> Result<(),
         return Err(TransferError::DigestMismatch);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    /// A peer that answers from a script: reads come from `reply`, writes are kept.
+    struct Scripted {
+        reply: Vec<u8>,
+        at: usize,
+        sent: Vec<u8>,
+    }
+
+    impl embedded_io::ErrorType for Scripted {
+        type Error = ErrorKind;
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+            let n = buf.len().min(self.reply.len() - self.at);
+            buf[..n].copy_from_slice(&self.reply[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+            self.sent.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> Result<(), ErrorKind> {
+            Ok(())
+        }
+    }
+
+    fn frames(messages: &[Message<'_>]) -> Scripted {
+        let mut reply = Vec::new();
+        for message in messages {
+            let mut frame = [0u8; MAX_FRAME + PREFIX_LEN];
+            let n = message.emit(&mut frame).unwrap();
+            reply.extend_from_slice(&frame[..n]);
+        }
+        Scripted {
+            reply,
+            at: 0,
+            sent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_accept_that_does_not_answer_the_request_is_refused_not_verified() {
+        // A resume from 100 answered with a file of 50 bytes, and an ok status whose
+        // digest is that of the 100 bytes kept: no byte of the 50 was ever received.
+        let kept = [7u8; 100];
+        let mut prefix = Sha256::new();
+        prefix.update(kept);
+        let digest: Digest = prefix.clone().finalize().into();
+        let mut peer = frames(&[
+            Message::Accept {
+                size: 50,
+                offset: 100,
+            },
+            Message::Status {
+                status: Status::Ok,
+                digest,
+                reason: "",
+            },
+        ]);
+        let got = get(
+            &mut peer,
+            "f",
+            (100, prefix),
+            &mut |_| Ok(()),
+            &mut |_, _| {},
+        );
+        assert_eq!(got, Err(TransferError::UnexpectedMessage));
+        // A put accepted for another size, or from another offset, is no accept of it.
+        for (size, offset) in [(4, 0), (5, 1)] {
+            let mut peer = frames(&[Message::Accept { size, offset }]);
+            assert_eq!(
+                put_request(&mut peer, "f", None, 5),
+                Err(TransferError::UnexpectedMessage),
+                "accept of {size} from {offset}"
+            );
+        }
+        let mut peer = frames(&[Message::Accept { size: 5, offset: 0 }]);
+        assert_eq!(put_request(&mut peer, "f", None, 5), Ok(()));
+    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use embedded_io_adapters::std::FromStd;
 use indicatif::{ProgressBar, ProgressStyle};
-use ringnet::transfer::{self, TransferError};
+use ringnet::transfer::{self, Status, TransferError};
 use sha2::{Digest as _, Sha256};
 
 use super::peer;
@@ -213,7 +213,8 @@ fn send_hashed<W: Write>(
 /// Gets `name` from the transfer server at `peer` into `output`, through `output.part`.
 /// With `resume`, an existing `output.part` is continued from its length (its bytes are
 /// hashed first, so the whole file is still verified). The part file is renamed to
-/// `output` only once the SHA-256 matched; on a mismatch it is deleted. An `output` that
+/// `output` only once the SHA-256 matched; on a mismatch it is deleted, and so it is
+/// when it is longer than the file ([`Status::OffsetBeyondEnd`]: the file was replaced). An `output` that
 /// is a device (`/dev/null`: verify and keep nothing) is written to directly.
 pub fn get_file(
     peer: SocketAddr,
@@ -299,6 +300,19 @@ pub fn get_file_traced(
                 let _ = fs::remove_file(&part);
             }
             Err(TransferError::DigestMismatch.into())
+        }
+        // A kept prefix longer than the file is no prefix of it (the file was replaced
+        // by a shorter one): resuming it again would fail the same way for ever.
+        Err(PeerError::Transfer(TransferError::Refused {
+            status: Status::OffsetBeyondEnd,
+            reason,
+        })) if offset > 0 => {
+            let _ = fs::remove_file(&part);
+            Err(TransferError::Refused {
+                status: Status::OffsetBeyondEnd,
+                reason,
+            }
+            .into())
         }
         // Anything else leaves the part file for a later `--resume`.
         Err(e) => Err(e),

@@ -3,7 +3,7 @@
 use core::ops::ControlFlow::{Break, Continue};
 
 use super::super::store::Store;
-use super::phase::{Connection, Phase, DRAIN_PAUSE};
+use super::phase::{Connection, Drain, Phase, DRAIN_PAUSE};
 use super::{Next, Step};
 use crate::services::connection::Ending;
 use crate::socket::tcp::RecvError;
@@ -23,25 +23,24 @@ pub(super) fn give_up<S: Store>(
 }
 
 /// [`Phase::Closing`]: closes once the final frame is out; with `drain`, first reads and
-/// drops what the peer still sends, until it closes or pauses.
+/// drops what the peer still sends, until it closes or pauses, or the drain's cap passes
+/// (a close with its data unread is then a reset, as Linux's).
 pub(super) fn close_when_flushed<U, R>(
     stack: &mut Stack<'_>,
     conn: &mut Connection<U, R>,
     now: Instant,
     flushed: bool,
-    drain_until: Option<Instant>,
+    drain: Option<Drain>,
 ) -> Step {
     let socket = conn.io.socket();
-    if let Some(mut until) = drain_until {
+    if let Some(mut drain) = drain.filter(|drain| now < drain.cap) {
         let mut buf = [0u8; 512];
         loop {
             match stack.recv(socket, &mut buf) {
                 Ok(0) => break,
-                Ok(_) => until = now + DRAIN_PAUSE,
-                Err(RecvError::WouldBlock) if now < until => {
-                    conn.phase = Phase::Closing {
-                        drain_until: Some(until),
-                    };
+                Ok(_) => drain.until = now + DRAIN_PAUSE,
+                Err(RecvError::WouldBlock) if now < drain.until => {
+                    conn.phase = Phase::Closing { drain: Some(drain) };
                     return Break(Next::Keep);
                 }
                 Err(_) => break,

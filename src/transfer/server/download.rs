@@ -98,7 +98,7 @@ pub(super) fn send_data<S: Store>(
             );
             *completed += 1;
             queue_status(conn, Status::Ok, &digest, "");
-            conn.phase = Phase::Closing { drain_until: None };
+            conn.phase = Phase::Closing { drain: None };
             return Break(Next::Keep);
         }
         // Read from the store straight into the tx ring's free room, and hashed there:

@@ -19,7 +19,7 @@ use core::ops::ControlFlow;
 use heapless::{String, Vec};
 
 use super::store::Store;
-use super::wire::{validate_token, TokenError, MAX_TOKEN};
+use super::wire::{validate_token, Status, TokenError, MAX_TOKEN};
 use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
 use crate::services::connection::{self, Flush};
@@ -30,6 +30,7 @@ use smoltcp::time::{Duration, Instant};
 use closing::{close_when_flushed, give_up};
 use download::send_data;
 use phase::{Connection, Phase};
+use reply::refuse;
 use request::read_request;
 use trailer::read_trailer;
 use upload::receive_data;
@@ -121,9 +122,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         self.connections
             .iter()
             .map(|conn| match conn.phase {
-                Phase::Closing {
-                    drain_until: Some(until),
-                } => until.min(conn.io.deadline(timeout)),
+                Phase::Closing { drain: Some(drain) } => drain.until.min(conn.io.deadline(timeout)),
                 Phase::Receiving {
                     store_full: Some((_, retry)),
                     ..
@@ -145,7 +144,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
             );
             let _ = self.connections.push(Connection {
                 io: connection::Connection::new(socket, now),
-                phase: Phase::Request,
+                phase: Phase::Request { since: now },
                 decoder: LengthPrefixDecoder::new(),
             });
         }
@@ -185,16 +184,27 @@ fn advance<S: Store>(
         Err(_) => return give_up(stack, store, conn),
     };
     let step = match conn.phase {
-        Phase::Request => read_request(stack, store, token, conn, now, completed),
+        Phase::Request { .. } => read_request(stack, store, token, conn, now, completed),
         Phase::Receiving { .. } => receive_data(stack, store, conn, now, completed),
         Phase::Trailer { .. } => read_trailer(stack, store, conn, now, completed),
         Phase::Sending { .. } => send_data(stack, store, conn, now, flushed, completed),
-        Phase::Closing { drain_until } => {
-            close_when_flushed(stack, conn, now, flushed, drain_until)
-        }
+        Phase::Closing { drain } => close_when_flushed(stack, conn, now, flushed, drain),
     };
     if let ControlFlow::Break(next) = step {
         return next;
+    }
+    // A request or trailer frame begun must be whole within the idle timeout of its
+    // phase's start: each byte of one trickled keeps the idle timeout away. A peer that
+    // sent none of it is left to the idle timeout.
+    let frame_since = match conn.phase {
+        Phase::Request { since } if !conn.decoder.is_idle() => Some(since),
+        Phase::Trailer { since, have, .. } if have > 0 => Some(since),
+        _ => None,
+    };
+    if frame_since.is_some_and(|since| now > since + timeout) {
+        let reason = "frame too slow";
+        refuse(stack, store, conn, Status::TimedOut, reason);
+        return Next::Keep;
     }
     if conn
         .io

@@ -3,7 +3,7 @@
 
 use super::super::store::{Store, StoreError};
 use super::super::wire::{emit_accept, emit_status, Digest, Status, WireError, MAX_FRAME};
-use super::phase::{Connection, Phase, DRAIN_PAUSE};
+use super::phase::{Connection, Drain, Phase};
 use crate::services::connection::HoldsUpload;
 use crate::stack::Stack;
 
@@ -57,7 +57,7 @@ pub(super) fn refuse<S: Store>(
     }
     queue_status(conn, status, &[0; 32], reason);
     conn.phase = Phase::Closing {
-        drain_until: Some(stack.now() + DRAIN_PAUSE),
+        drain: Some(Drain::from(stack.now())),
     };
 }
 

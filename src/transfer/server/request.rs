@@ -8,7 +8,7 @@ use sha2::{Digest as _, Sha256};
 use super::super::store::Store;
 use super::super::wire::{emit_version1_refusal, Message, Status, WireError, MAX_FRAME};
 use super::closing::give_up;
-use super::phase::{Connection, Phase, DRAIN_PAUSE};
+use super::phase::{Connection, Drain, Phase};
 use super::reply::{queue_accept, queue_written, refuse, store_status};
 use super::upload::receive;
 use super::{Next, Step};
@@ -92,7 +92,7 @@ pub(super) fn start<S: Store>(
             let written = emit_version1_refusal(&mut out);
             queue_written(conn, &out, written);
             conn.phase = Phase::Closing {
-                drain_until: Some(stack.now() + DRAIN_PAUSE),
+                drain: Some(Drain::from(stack.now())),
             };
             return;
         }

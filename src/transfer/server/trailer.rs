@@ -81,6 +81,7 @@ pub(super) fn check_trailer<S: Store>(
         digest,
         frame,
         have,
+        ..
     } = &mut conn.phase
     else {
         return;
@@ -140,7 +141,7 @@ pub(super) fn check_trailer<S: Store>(
             );
             *completed += 1;
             queue_status(conn, Status::Ok, &digest, "");
-            conn.phase = Phase::Closing { drain_until: None };
+            conn.phase = Phase::Closing { drain: None };
         }
         Err(e) => refuse(
             stack,

@@ -30,7 +30,7 @@ pub(super) fn receive_data<S: Store>(
         return Continue(());
     };
     let want = room(*size - *received);
-    if want == 0 && end_of_data(conn) {
+    if want == 0 && end_of_data(conn, now) {
         return read_trailer(stack, store, conn, now, completed);
     }
     let socket = conn.io.socket();
@@ -60,7 +60,7 @@ pub(super) fn receive_data<S: Store>(
                     store_status(e),
                     "the store failed during the upload",
                 ),
-                None if end_of_data(conn) => {
+                None if end_of_data(conn, now) => {
                     // The trailer may be in the ring already, and nothing else may come
                     // to wake this connection: read it in the same turn.
                     return read_trailer(stack, store, conn, now, completed);
@@ -159,7 +159,7 @@ pub(super) fn receive<S: Store>(
             return;
         }
     }
-    if !end_of_data(conn) {
+    if !end_of_data(conn, stack.now()) {
         return;
     }
     let rest = &data[take..];
@@ -174,7 +174,7 @@ pub(super) fn receive<S: Store>(
 
 /// Once all `size` bytes are in: the digest of the data is final, and the trailer comes
 /// next. Says whether the connection is now waiting for the trailer.
-pub(super) fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
+pub(super) fn end_of_data<U, R>(conn: &mut Connection<U, R>, now: Instant) -> bool {
     match &mut conn.phase {
         Phase::Receiving {
             upload,
@@ -184,6 +184,7 @@ pub(super) fn end_of_data<U, R>(conn: &mut Connection<U, R>) -> bool {
             ..
         } if *received == *size => {
             conn.phase = Phase::Trailer {
+                since: now,
                 upload: upload.take(),
                 size: *size,
                 digest: hasher.take().map(|h| h.finalize().into()),
