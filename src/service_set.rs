@@ -25,13 +25,14 @@ pub type Backlog = Vec<SocketHandle, MAX_BACKLOG>;
 
 /// The services of a host, each started if its [`ServicePlan`] runs it. `T` and `H` are
 /// the transfer and HTTP servers (or `()` where a host is built without them); `REPORT`
-/// is the report service's read buffer.
-pub struct ServiceSet<'f, T = (), H = (), const REPORT: usize = 512> {
+/// is the report service's read buffer; `D` is the discard service, or `()` where a host
+/// never runs it (the firmware: no code for it in the image).
+pub struct ServiceSet<'f, T = (), H = (), const REPORT: usize = 512, D = Discard> {
     plan: ServicePlan,
     /// TCP echo.
     pub echo: Option<Echo>,
     /// TCP discard.
-    pub discard: Option<Discard>,
+    pub discard: Option<D>,
     /// TCP file out.
     pub file_out: Option<FileOut<'f>>,
     /// TCP file in.
@@ -94,7 +95,43 @@ pub fn no_server(_: &mut Stack<'_>, _: &[SocketHandle]) -> Result<(), ServiceErr
     Ok(())
 }
 
-impl<'f, T, H, const REPORT: usize> ServiceSet<'f, T, H, REPORT> {
+/// A set's discard member: [`Discard`], or `()` for a host that leaves it out, as
+/// [`no_server`] leaves out a server (a plan that runs it then starts nothing there).
+pub trait DiscardMember: Sized {
+    /// Starts the service on `port` with `backlog`.
+    fn start(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+    ) -> Result<Self, ServiceError>;
+
+    /// [`Discard::set_idle_timeout`].
+    fn set_idle_timeout(&mut self, timeout: Duration);
+}
+
+impl DiscardMember for Discard {
+    fn start(
+        stack: &mut Stack<'_>,
+        port: u16,
+        backlog: &[SocketHandle],
+    ) -> Result<Self, ServiceError> {
+        Discard::new(stack, port, backlog)
+    }
+
+    fn set_idle_timeout(&mut self, timeout: Duration) {
+        Discard::set_idle_timeout(self, timeout)
+    }
+}
+
+impl DiscardMember for () {
+    fn start(_: &mut Stack<'_>, _: u16, _: &[SocketHandle]) -> Result<Self, ServiceError> {
+        Ok(())
+    }
+
+    fn set_idle_timeout(&mut self, _: Duration) {}
+}
+
+impl<'f, T, H, const REPORT: usize, D: DiscardMember> ServiceSet<'f, T, H, REPORT, D> {
     /// A set for `plan` with no member started yet ([`ServiceSet::start_in_place`]).
     pub const fn new(plan: ServicePlan) -> Self {
         ServiceSet {
@@ -169,7 +206,7 @@ impl<'f, T, H, const REPORT: usize> ServiceSet<'f, T, H, REPORT> {
             port(Member::Echo),
             s
         ));
-        member!(discard, Member::Discard, |s| Discard::new(
+        member!(discard, Member::Discard, |s| D::start(
             stack,
             port(Member::Discard),
             s
@@ -248,8 +285,8 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-impl<'a, T: Service<'a>, H: Service<'a>, const REPORT: usize> Service<'a>
-    for ServiceSet<'_, T, H, REPORT>
+impl<'a, T: Service<'a>, H: Service<'a>, const REPORT: usize, D: Service<'a>> Service<'a>
+    for ServiceSet<'_, T, H, REPORT, D>
 {
     /// Lets every member act on what the last poll of the stack brought, in the plan's
     /// order.

@@ -250,8 +250,9 @@ type HttpMember = &'static mut Http;
 #[cfg(not(feature = "http"))]
 type HttpMember = ();
 
-/// Every service of [`PLAN`], on the static rings.
-type Services = ServiceSet<'static, TransferMember, HttpMember, REPORT_BUFFER>;
+/// Every service of [`PLAN`], on the static rings. Discard, which it never runs, is `()`:
+/// no code for it in the image.
+type Services = ServiceSet<'static, TransferMember, HttpMember, REPORT_BUFFER, ()>;
 
 /// Starts every service of [`PLAN`] in `services`, on the rings and slot tables, and
 /// returns the stats query's socket (whose queries the loop counts). Not inlined: what

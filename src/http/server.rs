@@ -8,7 +8,7 @@ use super::response::Answer;
 use super::state::{Conn, Phase, Shared, Snapshot, SNAPSHOT_DEFAULT, TOKEN_MAX};
 use super::state::{DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 use crate::handle::SocketHandle;
-use crate::services::{listen_for_service, ServiceError};
+use crate::services::{listen_for_service, retain_connections, ServiceError};
 use crate::stack::Stack;
 use crate::transfer::Store;
 use smoltcp::time::{Duration, Instant};
@@ -146,7 +146,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
             token: self.token.as_deref(),
             timeouts: (self.idle_timeout, self.head_timeout),
         };
-        self.connections.retain_mut(|conn| {
+        retain_connections(&mut self.connections, |conn| {
             let keep = advance(stack, &mut shared, conn, now);
             if !keep && shared.snapshot.owner == Some(conn.io.socket()) {
                 shared.snapshot.owner = None;

@@ -67,7 +67,12 @@ impl LogThrottle {
             return;
         }
         if self.left_out > 0 {
-            net_debug!("{}: {}{} {} transition lines left out in the last {} ms (limit {} per {} ms); the stats table counts them all", gate.stack, kind, socket, self.left_out, (gate.now - since).total_millis(), limit.burst, limit.interval.total_millis());
+            let who = super::Who {
+                stack: gate.stack,
+                kind,
+                handle: socket,
+            };
+            net_debug!("{} {} transition lines left out in the last {} ms (limit {} per {} ms); the stats table counts them all", who, self.left_out, (gate.now - since).total_millis(), limit.burst, limit.interval.total_millis());
         }
         *self = LogThrottle::default();
     }

@@ -27,6 +27,7 @@ mod watch;
 
 pub use event::{Call, DropReason, Event, EventKind, EventSink, Source, Timer, Unblocked};
 pub use lines::level_change;
+pub(crate) use lines::Who;
 pub use log_limit::LogLimit;
 pub(crate) use log_limit::LogThrottle;
 pub(crate) use record::{Account, Recorder};

@@ -142,6 +142,8 @@ pub struct Discards {
 
 impl Discards {
     /// The count of one reason.
+    // Out of line: the log, the table and `/stats` read it, each with a copy inlined.
+    #[inline(never)]
     pub fn get(&self, reason: Discard) -> u32 {
         match reason {
             Discard::NotForUs => self.not_for_us,

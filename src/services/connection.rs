@@ -195,15 +195,7 @@ impl<const OUT: usize> Connection<OUT> {
         if silent <= timeout {
             return false;
         }
-        net_warn!(
-            "{}: {} tcp{}: silent for {}: {}",
-            stack.name(),
-            service,
-            self.socket,
-            silent,
-            outcome
-        );
-        stack.record(self.socket, EventKind::Timer(Timer::IdleTimeout { silent }));
+        idle_timed_out(stack, self.socket, silent, service, outcome);
         true
     }
 
@@ -229,4 +221,25 @@ impl<const OUT: usize> Connection<OUT> {
             }
         }
     }
+}
+
+/// Logs and counts a connection's idle timeout: not generic over the queue's size, so
+/// built once for every server (and out of their polls, where it is the rare case).
+#[inline(never)]
+fn idle_timed_out(
+    stack: &mut Stack<'_>,
+    socket: SocketHandle,
+    silent: Duration,
+    service: &str,
+    outcome: &str,
+) {
+    net_warn!(
+        "{}: {} tcp{}: silent for {}: {}",
+        stack.name(),
+        service,
+        socket,
+        silent,
+        outcome
+    );
+    stack.record(socket, EventKind::Timer(Timer::IdleTimeout { silent }));
 }

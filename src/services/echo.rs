@@ -2,7 +2,9 @@ use heapless::Vec;
 use smoltcp::time::{Duration, Instant};
 
 use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
-use super::{listen_for_service, tx_room_or_error, ServiceError, MAX_CONNECTIONS};
+use super::{
+    listen_for_service, retain_connections, tx_room_or_error, ServiceError, MAX_CONNECTIONS,
+};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
 use crate::stack::Stack;
@@ -52,7 +54,7 @@ impl Echo {
                 .push((conn, IdleWatch::new(stack, conn, now)));
         }
         let timeout = self.idle_timeout;
-        self.connections.retain_mut(|(conn, idle)| {
+        retain_connections(&mut self.connections, |(conn, idle)| {
             echo_what_fits(stack, *conn) && !idle.expired(stack, *conn, timeout, "echo")
         });
     }
@@ -101,7 +103,7 @@ impl Discard {
                 .push((conn, IdleWatch::new(stack, conn, now)));
         }
         let timeout = self.idle_timeout;
-        self.connections.retain_mut(|(conn, idle)| {
+        retain_connections(&mut self.connections, |(conn, idle)| {
             drain(stack, *conn) && !idle.expired(stack, *conn, timeout, "discard")
         });
     }

@@ -2,7 +2,7 @@ use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
 use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
-use super::{listen_for_service, ServiceError, MAX_CONNECTIONS};
+use super::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
 use crate::digest::{Digest, DigestHex};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
@@ -184,7 +184,7 @@ impl<'f> FileOut<'f> {
         let source = self.source;
         let name = stack.name();
         let timeout = self.idle_timeout;
-        self.connections.retain_mut(|(conn, state, idle)| {
+        retain_connections(&mut self.connections, |(conn, state, idle)| {
             let keep = 'serve: {
                 let conn = *conn;
                 if let OutState::Deciding { until, request } = state {
@@ -370,7 +370,7 @@ impl FileIn {
         }
         let name = stack.name();
         let timeout = self.idle_timeout;
-        self.connections.retain_mut(|incoming| {
+        retain_connections(&mut self.connections, |incoming| {
             let conn = incoming.conn;
             let keep = 'serve: {
                 let conn = incoming.conn;

@@ -156,3 +156,21 @@ pub(crate) fn tx_room_or_error(
 
 /// How often the beacon goes out.
 pub const BEACON_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the connections for which `keep` says so, in their order, visiting each once as
+/// `Vec::retain_mut` does. One loop that moves the rest down by one where a connection
+/// leaves: heapless's `retain_mut` builds two loops and a drop guard for every closure,
+/// and each TCP service has its own (about 100 B of flash each).
+pub(crate) fn retain_connections<T, const N: usize>(
+    connections: &mut heapless::Vec<T, N>,
+    mut keep: impl FnMut(&mut T) -> bool,
+) {
+    let mut i = 0;
+    while let Some(connection) = connections.get_mut(i) {
+        if keep(connection) {
+            i += 1;
+        } else {
+            connections.remove(i);
+        }
+    }
+}

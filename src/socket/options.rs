@@ -164,7 +164,12 @@ impl Stack<'_> {
                 .set_ack_delay(delay),
             _ => return Err(OptionError::WrongSocketType),
         }
-        net_info!("{}: {}{} setsockopt {:?}", name, kind, handle, option);
+        let who = crate::observe::Who {
+            stack: name,
+            kind,
+            handle,
+        };
+        net_info!("{} setsockopt {:?}", who, option);
         Ok(())
     }
 

@@ -362,6 +362,19 @@ impl<'a> Stack<'a> {
         max: usize,
         mut f: F,
     ) -> Result<usize, RecvError> {
+        self.recv_lent(handle, max, &mut f)
+    }
+
+    /// [`Stack::recv_with`] for every `f`: built once rather than once per caller's
+    /// closure (each copy was a few hundred bytes of flash); `f` is called once or twice
+    /// a call, for each piece of the ring.
+    #[inline(never)]
+    fn recv_lent(
+        &mut self,
+        handle: SocketHandle,
+        max: usize,
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, RecvError> {
         self.recv_from_ring(handle, max == 0, |socket, t| {
             let mut taken = 0;
             let mut ended = None;

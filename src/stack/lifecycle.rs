@@ -49,7 +49,12 @@ impl<'a> Stack<'a> {
                 self.slots[handle.fileno()] = None;
             }
         }
-        net_info!("{}: {}{} closed", name, kind, handle);
+        let who = crate::observe::Who {
+            stack: name,
+            kind,
+            handle,
+        };
+        net_info!("{} closed", who);
         Ok(())
     }
 

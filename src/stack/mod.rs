@@ -338,18 +338,23 @@ impl<'a> Stack<'a> {
     /// sockets of listeners and connections still closing after `close()`, whose
     /// counters are where a server's buffer story is.
     pub fn stats_rows(&self) -> impl Iterator<Item = StatsRow> + Clone + use<'_, 'a> {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            let slot = slot.as_ref()?;
-            let handle = SocketHandle(index as u16);
-            let (rx, tx) = self.usage_of(&slot.kind);
-            Some(StatsRow {
-                handle,
-                kind: slot.socket_type(),
-                local_port: self.local_port_of(&slot.kind),
-                rx,
-                tx,
-                stats: slot.stats,
-            })
+        (0..self.slots.len()).filter_map(|index| self.stats_row(index))
+    }
+
+    /// The [`StatsRow`] of the slot at `index`, if it holds a socket. Built once for every
+    /// reader of the rows (the stats query, HTTP's `/stats`, the table), not inlined into
+    /// each.
+    #[inline(never)]
+    fn stats_row(&self, index: usize) -> Option<StatsRow> {
+        let slot = self.slots.get(index)?.as_ref()?;
+        let (rx, tx) = self.usage_of(&slot.kind);
+        Some(StatsRow {
+            handle: SocketHandle(index as u16),
+            kind: slot.socket_type(),
+            local_port: self.local_port_of(&slot.kind),
+            rx,
+            tx,
+            stats: slot.stats,
         })
     }
 

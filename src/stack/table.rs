@@ -132,6 +132,7 @@ pub struct Slot {
 }
 
 impl Slot {
+    #[inline(never)]
     pub(crate) fn new(kind: SlotKind) -> Slot {
         Slot {
             kind,
@@ -185,6 +186,7 @@ impl<'a> Stack<'a> {
     }
 
     /// Finds a free slot, checking that smoltcp's set has room as well.
+    #[inline(never)]
     pub(crate) fn free_slot(&self) -> Option<SocketHandle> {
         let index = self.slots.iter().position(Option::is_none)?;
         let used_inner = self
@@ -199,7 +201,12 @@ impl<'a> Stack<'a> {
     }
 
     pub(crate) fn install(&mut self, handle: SocketHandle, slot: Slot) {
-        net_info!("{}: {}{} opened", self.name, slot.socket_type(), handle);
+        let who = crate::observe::Who {
+            stack: self.name,
+            kind: slot.socket_type(),
+            handle,
+        };
+        net_info!("{} opened", who);
         self.slots[handle.fileno()] = Some(slot);
     }
 

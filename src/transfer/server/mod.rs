@@ -23,7 +23,7 @@ use super::wire::{validate_token, Status, TokenError, MAX_TOKEN};
 use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
 use crate::services::connection::{self, Flush};
-use crate::services::{listen_for_service, ServiceError, MAX_CONNECTIONS};
+use crate::services::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
@@ -154,7 +154,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
             completed: &mut self.completed,
         };
         let timeout = self.idle_timeout;
-        self.connections.retain_mut(|conn| {
+        retain_connections(&mut self.connections, |conn| {
             matches!(advance(stack, &mut shared, conn, now, timeout), Next::Keep)
         })
     }
