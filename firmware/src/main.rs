@@ -14,6 +14,7 @@ mod config;
 mod emac;
 #[cfg(not(feature = "sf2"))]
 mod enet;
+mod mem;
 mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
