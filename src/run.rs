@@ -132,3 +132,16 @@ where
         (a, b) => a.or(b),
     }
 }
+
+/// Whether a step is due at `now` already though no frame arrives: exactly
+/// `next_due(stack, services).is_some_and(|at| at <= now)`, asking the stack first
+/// ([`Stack::due_by`]: smoltcp, then its own timers) and the services only when it is not
+/// due. For a host that sleeps unless something is due at once (the firmware, whose
+/// sleep ends with the next frame or tick): what a service just queued makes the stack
+/// due, and the rest of the deadline is not computed for it.
+pub fn due_by<'a, S>(stack: &mut Stack<'a>, services: &S, now: Instant) -> bool
+where
+    S: Service<'a> + ?Sized,
+{
+    stack.due_by(now) || services.poll_at().is_some_and(|at| at <= now)
+}

@@ -437,7 +437,7 @@ fn main() -> ! {
             continue;
         }
         // What the services queued makes the stack due at once: the next step sends it.
-        if run::next_due(&mut stack, &services).is_some_and(|at| at <= now) {
+        if run::due_by(&mut stack, &services, now) {
             continue;
         }
         idle();

@@ -300,17 +300,41 @@ impl<'a> Stack<'a> {
     /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
         let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        let held_syn = {
-            let frames = self.frames.borrow();
-            // A released SYN left over by the ingress budget goes at once.
-            let released = frames.held_syn_released().then_some(self.now);
-            let waiting = frames.held_syn().map(|(_, _, at)| at + lifecycle::SYN_HOLD);
-            released.or(waiting)
-        };
-        [smoltcp, self.next_lifecycle_event(), held_syn]
+        [smoltcp, self.next_lifecycle_event(), self.held_syn_at()]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether the stack needs a poll by `now` though no frame arrives: exactly
+    /// `poll_at().is_some_and(|at| at <= now)`, with smoltcp asked first and the rest
+    /// only when it is not due. In a bulk send it is, every time a service has just
+    /// queued data: the lifecycle's look at every socket is then left out (checked
+    /// against [`Stack::poll_at`] in debug builds).
+    pub fn due_by(&mut self, now: Instant) -> bool {
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        let answer = due(self.iface.poll_at(self.now, &self.sockets))
+            || due(self.held_syn_at())
+            || due(self.next_lifecycle_event());
+        if cfg!(debug_assertions) {
+            assert_eq!(
+                answer,
+                due(self.poll_at()),
+                "{}: due_by({})",
+                self.name,
+                now
+            );
+        }
+        answer
+    }
+
+    /// When a held SYN goes to smoltcp: at once when released (left over by the ingress
+    /// budget), else when its wait for room is over.
+    fn held_syn_at(&self) -> Option<Instant> {
+        let frames = self.frames.borrow();
+        let released = frames.held_syn_released().then_some(self.now);
+        let waiting = frames.held_syn().map(|(_, _, at)| at + lifecycle::SYN_HOLD);
+        released.or(waiting)
     }
 
     /// [`Stack::poll_at`] as a delay from the last poll.
