@@ -19,6 +19,12 @@
 # COMPARE='--config profile.release.package.ringnet.opt-level="z"'), boots it beside the
 # others and measures it in the same rounds, right after the first: its flash, its MB/s,
 # and its ratios to the same limits and to the first image.
+# COMPARE_IMAGE=path boots that Stellaris image instead (one built from another commit,
+# say the base of a change, into its own --target-dir) and measures it the same way.
+# For the Stellaris ringnet images and the TCP source and hashing sink, each transfer's
+# QEMU CPU time (user + system, /proc/PID/stat) is printed too, with the per-round ratios
+# of those times: the emulation is CPU-bound, and on a loaded machine CPU time moves far
+# less than wall-clock time.
 # Exits non-zero when a footprint target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,19 +41,23 @@ build target --release
 build target/nic --release --features nic-limit
 build target --profile sf2 --no-default-features --features sf2,http,transfer,defmt
 build target/sf2-nic --profile sf2 --no-default-features --features sf2,http,transfer,defmt,nic-limit
-if [ -n "${COMPARE:-}" ]; then
+if [ -n "${COMPARE_IMAGE:-}" ]; then
+  compare_image=$COMPARE_IMAGE
+  COMPARE="image $COMPARE_IMAGE"
+elif [ -n "${COMPARE:-}" ]; then
   # shellcheck disable=SC2086 # the arguments are words for cargo
   build target/compare --release $COMPARE
 fi
 cargo build --quiet --release -p host-sim
 image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
 image=$(image target release)
+compare_image=${compare_image:-$(image target/compare release)}
 
 # Flash and static RAM, with where they go, recorded in firmware/footprint.txt.
 verdict=0
 RECORD=1 bash scripts/footprint-firmware.sh "$image" | sed -n '1,2p;/target (/p' || verdict=1
 if [ -n "${COMPARE:-}" ]; then
-  echo "compared image ($COMPARE): $(python3 scripts/footprint.py "$(image target/compare release)" --top 0 | head -n 1)"
+  echo "compared image ($COMPARE): $(python3 scripts/footprint.py "$compare_image" --top 0 | head -n 1)"
 fi
 echo "emcraft-sf2 image: $(size -A "$(image target sf2)" | awk '$1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".ddr" {d=$2} END {print t " B text, " r " B rodata (opt-level 3), " d " B of rings in DDR"}')"
 
@@ -62,9 +72,28 @@ boot "$(image target/nic release)" $((base + 100))
 boot "$(image target sf2)" $((base + 1000))
 boot "$(image target/sf2-nic sf2)" $((base + 1100))
 if [ -n "${COMPARE:-}" ]; then
-  boot "$(image target/compare release)" $((base + 500))
+  boot "$compare_image" $((base + 500))
 fi
 sleep 3
+# The QEMU process of each Stellaris image (timeout's child, which the runner exec'd
+# into QEMU), for CPU times: ringnet, the NIC limit, and the compared image.
+qemu_of() { pgrep -P "${pids[$1]}" | head -n 1; }
+qemu_ringnet=$(qemu_of 0)
+qemu_nic=$(qemu_of 1)
+qemu_compare=$([ -n "${COMPARE:-}" ] && qemu_of 4 || true)
+hz=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu PID COMMAND...: runs COMMAND, prints its output, and records in $cpu_ms the CPU
+# milliseconds QEMU process PID spent meanwhile.
+cpu_ms=0
+cpu() {
+  local pid=$1 before after
+  shift
+  before=$(ticks "$pid")
+  "$@"
+  after=$(ticks "$pid")
+  cpu_ms=$(((after - before) * 1000 / hz))
+}
 
 mbs() { sed -n 's/.*= \([0-9.]*\) MB\/s.*/\1/p'; }
 # get PORT: MB/s of a BYTES-byte pattern from a file-out port (bounded in time).
@@ -90,9 +119,28 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; 
 # The compared image's two figures (COMPARE), file out then file in.
 compare_round() {
   [ -n "${COMPARE:-}" ] || return 0
-  add compare-out "$(get $((base + 501)))"
-  add compare-in "$(blast $((base + 502)))"
-  echo "run $run compared image: guest -> host $(last compare-out) MB/s (file out), host -> guest $(last compare-in) MB/s (file in)"
+  cpu "$qemu_compare" get $((base + 501)) >"$scratch"
+  add compare-out "$(cat "$scratch")"
+  add compare-out-cpu "$cpu_ms"
+  cpu "$qemu_compare" blast $((base + 502)) >"$scratch"
+  add compare-in "$(cat "$scratch")"
+  add compare-in-cpu "$cpu_ms"
+  echo "run $run compared image: guest -> host $(last compare-out) MB/s (file out, QEMU CPU $(last compare-out-cpu) ms), host -> guest $(last compare-in) MB/s (file in, $(last compare-in-cpu) ms)"
+}
+scratch=$(mktemp)
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f "$scratch"' EXIT
+# measure BOARD NAME PID COMMAND...: COMMAND's MB/s as figure NAME, and on the Stellaris
+# board QEMU process PID's CPU milliseconds meanwhile as NAME-cpu.
+measure() {
+  local board=$1 name=$2 pid=$3
+  shift 3
+  if [ "$board" = lm3s ]; then
+    cpu "$pid" "$@" >"$scratch"
+    add "$name-cpu" "$cpu_ms"
+  else
+    "$@" >"$scratch"
+  fi
+  add "$name" "$(cat "$scratch")"
 }
 for run in $(seq "$runs"); do
   for board in lm3s sf2; do
@@ -102,22 +150,19 @@ for run in $(seq "$runs"); do
     [ "$board" = lm3s ] && [ $((run % 2)) = 1 ] && compare_round
     # Guest -> host: the NIC-limit image's raw datagrams and its bare TCP source of the
     # pattern (7001), then file out (7001), one tool for both TCP figures.
-    limit_out=$(raw_out $((at + 150)))
-    limit_pattern=$(get $((at + 101)))
-    out=$(get $((at + 1)))
+    add "$board-limit-out" "$(raw_out $((at + 150)))"
+    measure $board $board-limit-pattern "$qemu_nic" get $((at + 101))
+    measure $board $board-out "$qemu_ringnet" get $((at + 1))
     # Host -> guest, one tool for both: the NIC-limit image's TCP sink, then file in (7002).
-    limit_in=$(blast $((at + 102)))
+    add "$board-limit-in" "$(blast $((at + 102)))"
     # The same sink hashing every byte as file in does: file in's ceiling on this core.
-    limit_hash=$(blast $((at + 103)))
-    in=$(blast $((at + 2)))
-    add "$board-limit-out" "$limit_out"
-    add "$board-limit-pattern" "$limit_pattern"
-    add "$board-out" "$out"
-    add "$board-limit-in" "$limit_in"
-    add "$board-limit-hash" "$limit_hash"
-    add "$board-in" "$in"
+    measure $board $board-limit-hash "$qemu_nic" blast $((at + 103))
+    measure $board $board-in "$qemu_ringnet" blast $((at + 2))
     [ "$board" = lm3s ] && [ $((run % 2)) = 0 ] && compare_round
-    echo "run $run $board: guest -> host ringnet $out MB/s (file out), NIC limit $limit_out (raw UDP), TCP source $limit_pattern; host -> guest ringnet $in MB/s (file in, hashing), NIC limit $limit_in, hashing $limit_hash"
+    echo "run $run $board: guest -> host ringnet $(last $board-out) MB/s (file out), NIC limit $(last $board-limit-out) (raw UDP), TCP source $(last $board-limit-pattern); host -> guest ringnet $(last $board-in) MB/s (file in, hashing), NIC limit $(last $board-limit-in), hashing $(last $board-limit-hash)"
+    if [ "$board" = lm3s ]; then
+      echo "run $run lm3s QEMU CPU ms: file out $(last lm3s-out-cpu), TCP source $(last lm3s-limit-pattern-cpu); file in $(last lm3s-in-cpu), hashing sink $(last lm3s-limit-hash-cpu)"
+    fi
   done
   # This round's ratios, of figures taken a few seconds apart: the machine's load moves
   # less between them than across the whole run.
@@ -130,7 +175,14 @@ for run in $(seq "$runs"); do
     add "$board-ratio-out-bare" "$(ratio "$(last $board-out)" "$(last $board-limit-out)")"
     add "$board-ratio-in-bare" "$(ratio "$(last $board-in)" "$(last $board-limit-in)")"
   done
+  # By QEMU's CPU time: the limit's time over ringnet's (higher is better, as above).
+  add lm3s-cpu-ratio-out "$(ratio "$(last lm3s-limit-pattern-cpu)" "$(last lm3s-out-cpu)")"
+  add lm3s-cpu-ratio-in "$(ratio "$(last lm3s-limit-hash-cpu)" "$(last lm3s-in-cpu)")"
   if [ -n "${COMPARE:-}" ]; then
+    add compare-cpu-ratio-out "$(ratio "$(last lm3s-limit-pattern-cpu)" "$(last compare-out-cpu)")"
+    add compare-cpu-ratio-in "$(ratio "$(last lm3s-limit-hash-cpu)" "$(last compare-in-cpu)")"
+    add compare-cpu-vs-out "$(ratio "$(last lm3s-out-cpu)" "$(last compare-out-cpu)")"
+    add compare-cpu-vs-in "$(ratio "$(last lm3s-in-cpu)" "$(last compare-in-cpu)")"
     add compare-ratio-out "$(ratio "$(last compare-out)" "$(last lm3s-limit-pattern)")"
     add compare-ratio-in "$(ratio "$(last compare-in)" "$(last lm3s-limit-hash)")"
     add compare-vs-out "$(ratio "$(last compare-out)" "$(last lm3s-out)")"
@@ -157,17 +209,19 @@ for board in lm3s sf2; do
     "guest -> host $(med $board-ratio-out) ($(range $board-ratio-out)), host -> guest $(med $board-ratio-in) ($(range $board-ratio-in))$([ $board = lm3s ] && echo " (goal >= 0.8)");" \
     "of the bare limit: $(med $board-ratio-out-bare) ($(range $board-ratio-out-bare)), $(med $board-ratio-in-bare) ($(range $board-ratio-in-bare))"
 done
+echo "  lm3s6965evb by QEMU CPU time per transfer (the limit's over ringnet's): guest -> host $(med lm3s-cpu-ratio-out) ($(range lm3s-cpu-ratio-out)), host -> guest $(med lm3s-cpu-ratio-in) ($(range lm3s-cpu-ratio-in));" \
+  "medians: file out $(med lm3s-out-cpu) ms, TCP source $(med lm3s-limit-pattern-cpu) ms, file in $(med lm3s-in-cpu) ms, hashing sink $(med lm3s-limit-hash-cpu) ms"
 if [ -n "${COMPARE:-}" ]; then
+  echo "  compared image by QEMU CPU time: of the limit doing the same work $(med compare-cpu-ratio-out) ($(range compare-cpu-ratio-out)), $(med compare-cpu-ratio-in) ($(range compare-cpu-ratio-in));" \
+    "the first image's time over its own (above 1: the first is slower) $(med compare-cpu-vs-out) ($(range compare-cpu-vs-out)), $(med compare-cpu-vs-in) ($(range compare-cpu-vs-in));" \
+    "medians $(med compare-out-cpu) ms out, $(med compare-in-cpu) ms in"
   echo "  compared image ($COMPARE): guest -> host $(med compare-out) MB/s, host -> guest $(med compare-in) MB/s;" \
     "of the limit doing the same work: $(med compare-ratio-out) ($(range compare-ratio-out)), $(med compare-ratio-in) ($(range compare-ratio-in));" \
     "of the first image: $(med compare-vs-out) ($(range compare-vs-out)), $(med compare-vs-in) ($(range compare-vs-in))"
 fi
 echo "  emcraft-sf2 / lm3s6965evb, ringnet: guest -> host $(med boards-ratio-out) ($(range boards-ratio-out)), host -> guest $(med boards-ratio-in) ($(range boards-ratio-in)) (goal >= 3)"
 
-# The Stellaris board's ringnet image: timeout's child, which the runner exec'd into QEMU.
-qemu_pid=$(pgrep -P "${pids[0]}" | head -n 1)
-ticks() { awk '{print $14 + $15}' "/proc/$qemu_pid/stat"; }
-hz=$(getconf CLK_TCK)
-before=$(ticks); sleep 10; after=$(ticks)
+# The Stellaris board's ringnet image.
+before=$(ticks "$qemu_ringnet"); sleep 10; after=$(ticks "$qemu_ringnet")
 echo "QEMU CPU while idle: $(awk -v d=$((after - before)) -v hz="$hz" 'BEGIN {printf "%.1f", d / hz / 10 * 100}')% of a core (target <= 5%)"
 exit $verdict
