@@ -417,7 +417,7 @@ fn main() -> ! {
     let mut queries = 0;
 
     loop {
-        run::act(clock::now(), &mut stack, &mut device, &mut services);
+        run::act_between(clock::now(), &mut stack, &mut device, &mut services);
         let now = clock::now();
 
         let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);

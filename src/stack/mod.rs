@@ -85,6 +85,14 @@ pub struct Stack<'a> {
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
 
+/// Which part of a poll [`Stack::poll_part`] does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Ingress,
+    Egress,
+    Both,
+}
+
 impl<'a> Stack<'a> {
     /// A stack on `device` with the sockets of `resources`, at time `now`.
     pub fn new<D: Device + ?Sized, const N: usize>(
@@ -232,35 +240,31 @@ impl<'a> Stack<'a> {
     /// This is where the kernel's softirq work happens; ringnet does it when the caller
     /// says so, with the caller's notion of time.
     pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.poll_part(now, device, Part::Both)
+    }
+
+    /// The first half of [`Stack::poll`]: the frames waiting on `device` into the
+    /// sockets, then every socket's counters and watches updated. With
+    /// [`Stack::poll_egress`] after it, a host can let its programs act in between
+    /// ([`run::act_between`](crate::run::act_between)): what they read and write then
+    /// goes out in the same turn, instead of in the next poll.
+    pub fn poll_ingress<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.poll_part(now, device, Part::Ingress)
+    }
+
+    /// The second half of [`Stack::poll`]: what the sockets have to send onto `device`,
+    /// then every socket's counters and watches updated.
+    pub fn poll_egress<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.poll_part(now, device, Part::Egress)
+    }
+
+    fn poll_part<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D, part: Part) -> bool {
         self.now = now;
         let mut changed = false;
         // One recorder for the whole poll: `now` and the log limit do not change in it.
         let rec = self.recorder();
-        guard_backlogs(
-            &rec,
-            &self.frames,
-            self.slots,
-            &mut self.sockets,
-            &mut self.backlogs_changed,
-        );
         let mut device = Inspector::new(device, &self.frames);
-        self.iface.poll_maintenance(now);
-        for _ in 0..INGRESS_BUDGET {
-            match self
-                .iface
-                .poll_ingress_single(now, &mut device, &mut self.sockets)
-            {
-                PollIngressSingleResult::None => break,
-                PollIngressSingleResult::PacketProcessed => {}
-                PollIngressSingleResult::SocketStateChanged => changed = true,
-            }
-            drain_frame_events(
-                &rec,
-                &self.frames,
-                self.slots,
-                &mut self.sockets,
-                &mut self.discards,
-            );
+        if part != Part::Egress {
             guard_backlogs(
                 &rec,
                 &self.frames,
@@ -268,18 +272,45 @@ impl<'a> Stack<'a> {
                 &mut self.sockets,
                 &mut self.backlogs_changed,
             );
+            self.iface.poll_maintenance(now);
+            for _ in 0..INGRESS_BUDGET {
+                match self
+                    .iface
+                    .poll_ingress_single(now, &mut device, &mut self.sockets)
+                {
+                    PollIngressSingleResult::None => break,
+                    PollIngressSingleResult::PacketProcessed => {}
+                    PollIngressSingleResult::SocketStateChanged => changed = true,
+                }
+                drain_frame_events(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.discards,
+                );
+                guard_backlogs(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.backlogs_changed,
+                );
+            }
         }
-        while self.iface.poll_egress(now, &mut device, &mut self.sockets)
-            == PollResult::SocketStateChanged
-        {
-            changed = true;
-            drain_frame_events(
-                &rec,
-                &self.frames,
-                self.slots,
-                &mut self.sockets,
-                &mut self.discards,
-            );
+        if part != Part::Ingress {
+            while self.iface.poll_egress(now, &mut device, &mut self.sockets)
+                == PollResult::SocketStateChanged
+            {
+                changed = true;
+                drain_frame_events(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.discards,
+                );
+            }
         }
         drain_frame_events(
             &rec,
