@@ -37,6 +37,8 @@ pub struct PeerWaiter<'r, 's, 'a, F, const PORTS: usize> {
     app: F,
     app_tick: Duration,
     quiet_since: Instant,
+    /// The app runs between the peer's ingress and egress ([`run::act_between`]).
+    between: bool,
 }
 
 impl<'r, 's, 'a, F, const PORTS: usize> PeerWaiter<'r, 's, 'a, F, PORTS>
@@ -59,7 +61,15 @@ where
             peer_port,
             app,
             app_tick: APP_TICK,
+            between: false,
         }
+    }
+
+    /// Runs the app between the peer stack's ingress and egress, as the firmware does
+    /// ([`run::act_between`]), instead of after its whole poll ([`run::step`]).
+    pub fn with_app_between(mut self) -> Self {
+        self.between = true;
+        self
     }
 
     /// Runs the app at least every `tick` while nothing else happens (default
@@ -81,12 +91,25 @@ where
         let now = self.wire.now();
         let sent_before = self.wire.stats().sent;
         let mut active = stack.poll(now, &mut self.wire.port(self.own_port));
-        let peer = run::step(
-            now,
-            self.peer,
-            &mut self.wire.port(self.peer_port),
-            &mut FnService(&mut self.app),
-        );
+        let peer = if self.between {
+            let changed = run::act_between(
+                now,
+                self.peer,
+                &mut self.wire.port(self.peer_port),
+                &mut FnService(&mut self.app),
+            );
+            run::Turn {
+                changed,
+                next: run::next_due(self.peer, &FnService(&mut self.app)),
+            }
+        } else {
+            run::step(
+                now,
+                self.peer,
+                &mut self.wire.port(self.peer_port),
+                &mut FnService(&mut self.app),
+            )
+        };
         active |= peer.changed;
         active |= self.wire.stats().sent != sent_before;
         if active {
