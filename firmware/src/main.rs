@@ -392,6 +392,9 @@ fn main() -> ! {
     }
     log_memory_map();
 
+    // The Stellaris driver verifies received TCP checksums a word at a time, for smoltcp.
+    #[cfg(not(feature = "sf2"))]
+    device.verify_tcp();
     let mut stack = Stack::new(config, &mut device, resources, clock::now());
     stack.set_log_limit(Some(LogLimit {
         burst: LOG_BURST,
