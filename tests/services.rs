@@ -378,7 +378,6 @@ fn services_between_ingress_and_egress_move_the_same_bytes_and_are_observed() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(reply, format!("300000 {digest}\n"));
-    drop(sock);
     let file_in = driver
         .peer()
         .stats_rows()
