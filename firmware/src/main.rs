@@ -15,6 +15,7 @@ mod emac;
 #[cfg(not(feature = "sf2"))]
 mod enet;
 mod mem;
+mod mem_check;
 mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
@@ -387,6 +388,15 @@ fn main() -> ! {
         config.mac,
         LOG_LEVEL
     );
+    if cfg!(feature = "memcpy-check") {
+        // SAFETY: the services' rings, which this image never hands to the stack.
+        unsafe {
+            mem_check::run(
+                core::ptr::from_mut(&mut rings.services).cast(),
+                core::mem::size_of::<ServiceRings>(),
+            )
+        };
+    }
     if cfg!(feature = "nic-limit") {
         nic_limit::run(&mut device, config.mac, ADDRESS.address());
     }
