@@ -86,19 +86,20 @@ pub unsafe fn run(area: *mut u8, len: usize) -> ! {
         }
     }
     fw_info!("memcpy check: {} cases, {} failed", cases, failed);
-    match first {
-        None => cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS),
-        Some(f) => {
-            fw_error!(
-                "memcpy check: first failure at src align {}, dest align {}, length {}: byte {} wrong",
-                f.src_align,
-                f.dest_align,
-                f.len,
-                f.at
-            );
-            crate::exit_failure();
+    let Some(f) = first else {
+        cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
+        // Without a debugger attached, as `exit_failure`.
+        loop {
+            cortex_m::asm::bkpt();
         }
-    }
+    };
+    fw_error!(
+        "memcpy check: first failure at src align {}, dest align {}, length {}: byte {} wrong",
+        f.src_align,
+        f.dest_align,
+        f.len,
+        f.at
+    );
     crate::exit_failure()
 }
 
