@@ -45,19 +45,18 @@ struct Failure {
     at: isize,
 }
 
-/// Runs every case over `area` (at least `SRC_SPAN + DEST_SPAN + 8` bytes of memory no
-/// one else uses), logs the result and ends QEMU.
+/// What `run` needs: both spans, each rounded up to an 8-byte boundary.
+const AREA: usize = 8 + SRC_SPAN.next_multiple_of(8) + DEST_SPAN;
+
+/// Runs every case over `area` (at least `AREA` bytes of memory no one else uses), logs
+/// the result and ends QEMU.
 ///
 /// # Safety
 ///
-/// `area` must be valid for writes of `len` bytes, used by nothing else from now on.
-pub unsafe fn run(area: *mut u8, len: usize) -> ! {
-    if len < SRC_SPAN + DEST_SPAN + 8 {
-        fw_error!(
-            "memcpy check: {} B of buffers, {} needed",
-            len,
-            SRC_SPAN + DEST_SPAN + 8
-        );
+/// `area` must be valid for writes of `area_len` bytes, used by nothing else from now on.
+pub unsafe fn run(area: *mut u8, area_len: usize) -> ! {
+    if area_len < AREA {
+        fw_error!("memcpy check: {} B of buffers, {} needed", area_len, AREA);
         crate::exit_failure();
     }
     // Both spans start on 8-byte boundaries, so that each alignment is the offset.
