@@ -21,6 +21,12 @@
 # COMPARE='--config profile.release.package.ringnet.opt-level="z"'), boots it beside the
 # others and measures it in the same rounds, right after the first: its flash, its MB/s,
 # and its ratios to the same limits and to the first image.
+# COMPARE_IMAGE=path boots that Stellaris image instead (one built from another commit,
+# say the base of a change, into its own --target-dir) and measures it the same way.
+# For the Stellaris ringnet images and the TCP source and hashing sink, each transfer's
+# QEMU CPU time (user + system, /proc/PID/stat) is printed too, with the per-round ratios
+# of those times: the emulation is CPU-bound, and on a loaded machine CPU time moves far
+# less than wall-clock time.
 # Exits non-zero when a footprint target is missed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,19 +43,23 @@ build target --release
 build target/nic --release --features nic-limit
 build target --profile sf2 --no-default-features --features sf2,http,transfer,defmt
 build target/sf2-nic --profile sf2 --no-default-features --features sf2,http,transfer,defmt,nic-limit
-if [ -n "${COMPARE:-}" ]; then
+if [ -n "${COMPARE_IMAGE:-}" ]; then
+  compare_image=$COMPARE_IMAGE
+  COMPARE="image $COMPARE_IMAGE"
+elif [ -n "${COMPARE:-}" ]; then
   # shellcheck disable=SC2086 # the arguments are words for cargo
   build target/compare --release $COMPARE
 fi
 cargo build --quiet --release -p host-sim
 image() { echo "firmware/$1/thumbv7m-none-eabi/$2/ringnet-firmware"; }
 image=$(image target release)
+compare_image=${compare_image:-$(image target/compare release)}
 
 # Flash and static RAM, with where they go, recorded in firmware/footprint.txt.
 verdict=0
 RECORD=1 bash scripts/footprint-firmware.sh "$image" | sed -n '1,2p;/target (/p' || verdict=1
 if [ -n "${COMPARE:-}" ]; then
-  echo "compared image ($COMPARE): $(python3 scripts/footprint.py "$(image target/compare release)" --top 0 | head -n 1)"
+  echo "compared image ($COMPARE): $(python3 scripts/footprint.py "$compare_image" --top 0 | head -n 1)"
 fi
 echo "emcraft-sf2 image: $(size -A "$(image target sf2)" | awk '$1 == ".text" {t=$2} $1 == ".rodata" {r=$2} $1 == ".ddr" {d=$2} END {print t " B text, " r " B rodata (opt-level 3), " d " B of rings in DDR"}')"
 
@@ -64,7 +74,7 @@ boot "$(image target/nic release)" $((base + 100))
 boot "$(image target sf2)" $((base + 1000))
 boot "$(image target/sf2-nic sf2)" $((base + 1100))
 if [ -n "${COMPARE:-}" ]; then
-  boot "$(image target/compare release)" $((base + 500))
+  boot "$compare_image" $((base + 500))
 fi
 sleep 3
 # Each image's QEMU: timeout's child, which the runner exec'd into QEMU.
@@ -111,12 +121,12 @@ declare -A figures
 add() { figures[$1]="${figures[$1]:-} $2"; }
 last() { printf '%s\n' ${figures[$1]} | tail -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
-# The compared image's two figures (COMPARE), file out then file in.
+# The compared image's two figures (COMPARE), file out then file in, with QEMU's CPU.
 compare_round() {
   [ -n "${COMPARE:-}" ] || return 0
-  add compare-out "$(get $((base + 501)))"
-  add compare-in "$(blast $((base + 502)))"
-  echo "run $run compared image: guest -> host $(last compare-out) MB/s (file out), host -> guest $(last compare-in) MB/s (file in)"
+  measure compare-out "${qemu[4]}" get $((base + 501))
+  measure compare-in "${qemu[4]}" blast $((base + 502))
+  echo "run $run compared image: guest -> host $(last compare-out) MB/s (file out, QEMU CPU $(last compare-out-cpu) ms), host -> guest $(last compare-in) MB/s (file in, $(last compare-in-cpu) ms)"
 }
 for run in $(seq "$runs"); do
   for board in lm3s sf2; do
@@ -154,7 +164,14 @@ for run in $(seq "$runs"); do
     add "$board-ratio-out-bare" "$(ratio "$(last $board-out)" "$(last $board-limit-out)")"
     add "$board-ratio-in-bare" "$(ratio "$(last $board-in)" "$(last $board-limit-in)")"
   done
+  # By QEMU's CPU time: the limit's time over ringnet's (higher is better, as above).
+  add lm3s-cpu-ratio-out "$(ratio "$(last lm3s-limit-pattern-cpu)" "$(last lm3s-out-cpu)")"
+  add lm3s-cpu-ratio-in "$(ratio "$(last lm3s-limit-hash-cpu)" "$(last lm3s-in-cpu)")"
   if [ -n "${COMPARE:-}" ]; then
+    add compare-cpu-ratio-out "$(ratio "$(last lm3s-limit-pattern-cpu)" "$(last compare-out-cpu)")"
+    add compare-cpu-ratio-in "$(ratio "$(last lm3s-limit-hash-cpu)" "$(last compare-in-cpu)")"
+    add compare-cpu-vs-out "$(ratio "$(last lm3s-out-cpu)" "$(last compare-out-cpu)")"
+    add compare-cpu-vs-in "$(ratio "$(last lm3s-in-cpu)" "$(last compare-in-cpu)")"
     add compare-ratio-out "$(ratio "$(last compare-out)" "$(last lm3s-limit-pattern)")"
     add compare-ratio-in "$(ratio "$(last compare-in)" "$(last lm3s-limit-hash)")"
     add compare-vs-out "$(ratio "$(last compare-out)" "$(last lm3s-out)")"
@@ -189,7 +206,12 @@ for board in lm3s sf2; do
     "guest -> host $(med $board-ratio-out) ($(range $board-ratio-out)), host -> guest $(med $board-ratio-in) ($(range $board-ratio-in))$([ $board = lm3s ] && echo " (goal >= 0.8)");" \
     "of the bare limit: $(med $board-ratio-out-bare) ($(range $board-ratio-out-bare)), $(med $board-ratio-in-bare) ($(range $board-ratio-in-bare))"
 done
+echo "  lm3s6965evb by QEMU CPU time per transfer (the limit's over ringnet's): guest -> host $(med lm3s-cpu-ratio-out) ($(range lm3s-cpu-ratio-out)), host -> guest $(med lm3s-cpu-ratio-in) ($(range lm3s-cpu-ratio-in));" \
+  "medians: file out $(med lm3s-out-cpu) ms, TCP source $(med lm3s-limit-pattern-cpu) ms, file in $(med lm3s-in-cpu) ms, hashing sink $(med lm3s-limit-hash-cpu) ms"
 if [ -n "${COMPARE:-}" ]; then
+  echo "  compared image by QEMU CPU time: of the limit doing the same work $(med compare-cpu-ratio-out) ($(range compare-cpu-ratio-out)), $(med compare-cpu-ratio-in) ($(range compare-cpu-ratio-in));" \
+    "the first image's time over its own (above 1: the first is slower) $(med compare-cpu-vs-out) ($(range compare-cpu-vs-out)), $(med compare-cpu-vs-in) ($(range compare-cpu-vs-in));" \
+    "medians $(med compare-out-cpu) ms out, $(med compare-in-cpu) ms in"
   echo "  compared image ($COMPARE): guest -> host $(med compare-out) MB/s, host -> guest $(med compare-in) MB/s;" \
     "of the limit doing the same work: $(med compare-ratio-out) ($(range compare-ratio-out)), $(med compare-ratio-in) ($(range compare-ratio-in));" \
     "of the first image: $(med compare-vs-out) ($(range compare-vs-out)), $(med compare-vs-in) ($(range compare-vs-in))"

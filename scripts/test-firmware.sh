@@ -77,8 +77,8 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, just over the last cut (87 820 B), so that growth fails.
-  flash_budget=$((86 * 1024))
+  # within the budget below, just over the last cut (87 024 B), so that growth fails.
+  flash_budget=$((85 * 1024 + 256))
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")
@@ -322,6 +322,79 @@ PY
   ) || heard=""
   check "a Linux socket in the namespace hears the beacon" grep -q "^ringnet mcu 10.0.2.15" <<<"$heard"
   check "echo over the tap" test "$(printf 'via tap\n' | ip netns exec "$ns" nc -N -w 5 10.0.2.15 7)" = "via tap"
+  if [ "$board" = lm3s6965evb ]; then
+    # The Stellaris driver verifies received TCP checksums itself (smoltcp is told it need
+    # not): SYNs to echo with a wrong TCP checksum, sent raw on the tap, must be dropped,
+    # warned and counted, and the same SYN with the right checksum answered.
+    nic_dropped() {
+      # The driver's dropped count from the counter line it logs with each stats query.
+      local before
+      before=$(grep -cE 'INFO  enet: rx' "$log" || true)
+      ip netns exec "$ns" python3 -c "import socket; u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5); u.sendto(b'?', ('10.0.2.15', 9001)); u.recvfrom(4096)" || return 1
+      for _ in $(seq 50); do
+        [ "$(grep -cE 'INFO  enet: rx' "$log" || true)" -gt "$before" ] && break
+        sleep 0.1
+      done
+      grep -E 'INFO  enet: rx' "$log" | tail -n 1 | sed -nE 's/.*, ([0-9]+) dropped;.*/\1/p'
+    }
+    cat >"$work/raw_syn.py" <<'PY'
+# raw_syn.py bad|good COUNT: sends COUNT SYNs to 10.0.2.15:7 on tap0 (the firmware's MAC,
+# from tap0's), each from its own port, with a wrong or the right TCP checksum, and prints
+# how many of them a SYN-ACK answered within 3 s (sniffed on the same raw socket).
+import socket, struct, sys, time
+mode, count = sys.argv[1], int(sys.argv[2])
+FW_MAC, FW_IP, OWN_IP = bytes.fromhex("525400123456"), socket.inet_aton("10.0.2.15"), socket.inet_aton("10.0.2.2")
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind(("tap0", 0))
+own_mac = s.getsockname()[4]
+def csum(data):
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+def syn(sport, seq):
+    tcp = struct.pack("!HHIIBBHHH", sport, 7, seq, 0, 5 << 4, 0x02, 8192, 0, 0)
+    check = csum(OWN_IP + FW_IP + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    if mode == "bad":
+        check ^= 0x5A5A
+    tcp = tcp[:16] + struct.pack("!H", check) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), sport, 0x4000, 64, 6, 0, OWN_IP, FW_IP)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return FW_MAC + own_mac + b"\x08\x00" + ip + tcp
+ports = {}
+for k in range(count):
+    sport, seq = 40000 + (2 if mode == "good" else 1) * 1000 + k, 0x1000 + k * 77
+    ports[sport] = seq
+    s.send(syn(sport, seq))
+answered = set()
+s.settimeout(0.2)
+end = time.monotonic() + 3
+while time.monotonic() < end:
+    try:
+        frame = s.recv(2048)
+    except socket.timeout:
+        continue
+    if frame[:6] != own_mac or frame[6:12] != FW_MAC or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        continue
+    tcp = frame[14 + (frame[14] & 0xF) * 4:]
+    sport, dport, _, ack, _, flags = struct.unpack("!HHIIBB", tcp[:14])
+    if sport == 7 and dport in ports and flags & 0x12 == 0x12 and ack == ports[dport] + 1:
+        answered.add(dport)
+print(len(answered))
+PY
+    dropped_before=$(nic_dropped || true)
+    warned_before=$(grep -c 'WARN  enet: dropped a received TCP segment whose checksum fails' "$log" || true)
+    bad_answered=$(ip netns exec "$ns" python3 "$work/raw_syn.py" bad 3 2>&1) || bad_answered="error: $bad_answered"
+    dropped_after=$(nic_dropped || true)
+    warned_after=$(grep -c 'WARN  enet: dropped a received TCP segment whose checksum fails' "$log" || true)
+    check "3 SYNs with a wrong TCP checksum get no SYN-ACK in 3 s (${bad_answered} answered)" test "$bad_answered" = 0
+    check "the driver counted exactly those 3 dropped (${dropped_before:-?} -> ${dropped_after:-?})" \
+      test -n "$dropped_before" -a -n "$dropped_after" -a "$((${dropped_after:-0} - ${dropped_before:-0}))" = 3
+    check "and warned of each on the UART ($warned_before -> $warned_after)" test "$((warned_after - warned_before))" = 3
+    good_answered=$(ip netns exec "$ns" python3 "$work/raw_syn.py" good 1 2>&1) || good_answered="error: $good_answered"
+    check "the same SYN with the right checksum gets its SYN-ACK (${good_answered} of 1)" test "$good_answered" = 1
+  fi
   stop
   ip netns del "$ns"
   ns=""
@@ -345,6 +418,30 @@ if [ "$board" = lm3s6965evb ]; then
     grep -qE '^\[ *[0-9]+\.[0-9]{3}\] INFO  ringnet firmware .* log level debug$' "$log"
   check "and its services come up" test "$(printf 'text log\n' | nc -N -w 5 127.0.0.1 $((base + 7)))" = "text log"
   stop
+fi
+
+if [ "$board" = lm3s6965evb ]; then
+  echo "== the memcpy check (feature memcpy-check: the image's own __aeabi_memcpy against a byte-by-byte reference)"
+  (cd firmware && cargo build --quiet --release --features memcpy-check --target-dir target/memcpy-check)
+  check_image=firmware/target/memcpy-check/thumbv7m-none-eabi/release/ringnet-firmware
+  log=$work/uart-memcpy.log
+  # It ends QEMU itself: with success when every case held, with failure otherwise.
+  memcpy_status=0
+  timeout 60 bash scripts/qemu-firmware.sh "$check_image" >"$log" 2>&1 || memcpy_status=$?
+  sleep 0.5
+  grep 'memcpy check' "$log" || true
+  # Source and destination alignments 0..8, lengths 0..=96 and 1500 and 4097.
+  check "the memcpy check ran 6336 cases and none failed (QEMU's status $memcpy_status)" \
+    bash -c "test $memcpy_status = 0 && grep -qE 'INFO  memcpy check: 6336 cases, 0 failed\$' '$log'"
+  # The check must reach the image's memcpy, not a copy LLVM inlined: its loop calls it.
+  objdump=$(command -v llvm-objdump || ls ~/.rustup/toolchains/*/lib/rustlib/*/bin/llvm-objdump 2>/dev/null | head -n 1 || true)
+  if [ -n "$objdump" ]; then
+    memcpy_at=$(nm "$check_image" | sed -n 's/^\([0-9a-f]*\) T __aeabi_memcpy$/\1/p')
+    calls=$("$objdump" -d --no-show-raw-insn "$check_image" |
+      awk '/^[0-9a-f]+ <.*mem_check.*>:$/ { inside = 1; next } /^[0-9a-f]+ <.*>:$/ { inside = 0 } inside' |
+      grep -cE "bl[[:space:]]+0x$(printf '%x' $((0x${memcpy_at:-0} & ~1)))( |$)" || true)
+    check "the check's code calls __aeabi_memcpy (at 0x${memcpy_at:-?}; $calls calls)" test "${calls:-0}" -ge 1
+  fi
 fi
 
 echo "firmware on $board: $passed passed, $failed failed"

@@ -121,6 +121,28 @@ where
     changed
 }
 
+/// [`act`] with `services` between the stack's ingress and its egress
+/// ([`Stack::poll_ingress`], [`Stack::poll_egress`]): what they read from a ring and
+/// write to one goes out in this turn's egress (the ACK that follows the data they read
+/// advertises the room they made; the data they queue leaves at once) instead of making
+/// the stack due for another turn. Every socket is observed after each half, so no
+/// transition the services' calls leave behind goes unseen. Returns whether either half
+/// may have changed a socket's state.
+pub fn act_between<'a, D, S>(
+    now: Instant,
+    stack: &mut Stack<'a>,
+    device: &mut D,
+    services: &mut S,
+) -> bool
+where
+    D: Device + ?Sized,
+    S: Service<'a> + ?Sized,
+{
+    let changed = stack.poll_ingress(now, device);
+    services.poll(stack);
+    stack.poll_egress(now, device) || changed
+}
+
 /// The second half of a [`step`]: when the next one is due though no frame arrives
 /// ([`Turn::next`]).
 pub fn next_due<'a, S>(stack: &mut Stack<'a>, services: &S) -> Option<Instant>
@@ -131,4 +153,17 @@ where
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// Whether a step is due at `now` already though no frame arrives: exactly
+/// `next_due(stack, services).is_some_and(|at| at <= now)`, asking the stack first
+/// ([`Stack::due_by`]: smoltcp, then its own timers) and the services only when it is not
+/// due. For a host that sleeps unless something is due at once (the firmware, whose
+/// sleep ends with the next frame or tick): what a service just queued makes the stack
+/// due, and the rest of the deadline is not computed for it.
+pub fn due_by<'a, S>(stack: &mut Stack<'a>, services: &S, now: Instant) -> bool
+where
+    S: Service<'a> + ?Sized,
+{
+    stack.due_by(now) || services.poll_at().is_some_and(|at| at <= now)
 }

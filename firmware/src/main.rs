@@ -14,6 +14,8 @@ mod config;
 mod emac;
 #[cfg(not(feature = "sf2"))]
 mod enet;
+mod mem;
+mod mem_check;
 mod nic_limit;
 mod stack_usage;
 #[cfg(feature = "http")]
@@ -387,11 +389,23 @@ fn main() -> ! {
         config.mac,
         LOG_LEVEL
     );
+    if cfg!(feature = "memcpy-check") {
+        // SAFETY: the services' rings, which this image never hands to the stack.
+        unsafe {
+            mem_check::run(
+                core::ptr::from_mut(&mut rings.services).cast(),
+                core::mem::size_of::<ServiceRings>(),
+            )
+        };
+    }
     if cfg!(feature = "nic-limit") {
         nic_limit::run(&mut device, config.mac, ADDRESS.address());
     }
     log_memory_map();
 
+    // The Stellaris driver verifies received TCP checksums a word at a time, for smoltcp.
+    #[cfg(not(feature = "sf2"))]
+    device.verify_tcp();
     let mut stack = Stack::new(config, &mut device, resources, clock::now());
     stack.set_log_limit(Some(LogLimit {
         burst: LOG_BURST,
@@ -417,7 +431,7 @@ fn main() -> ! {
     let mut queries = 0;
 
     loop {
-        run::act(clock::now(), &mut stack, &mut device, &mut services);
+        run::act_between(clock::now(), &mut stack, &mut device, &mut services);
         let now = clock::now();
 
         let answered = stack.stats(stats_socket).map_or(0, |s| s.datagrams_in);
@@ -437,7 +451,7 @@ fn main() -> ! {
             continue;
         }
         // What the services queued makes the stack due at once: the next step sends it.
-        if run::next_due(&mut stack, &services).is_some_and(|at| at <= now) {
+        if run::due_by(&mut stack, &services, now) {
             continue;
         }
         idle();

@@ -37,6 +37,8 @@ pub struct PeerWaiter<'r, 's, 'a, F, const PORTS: usize> {
     app: F,
     app_tick: Duration,
     quiet_since: Instant,
+    /// The app runs between the peer's ingress and egress ([`run::act_between`]).
+    between: bool,
 }
 
 impl<'r, 's, 'a, F, const PORTS: usize> PeerWaiter<'r, 's, 'a, F, PORTS>
@@ -59,7 +61,15 @@ where
             peer_port,
             app,
             app_tick: APP_TICK,
+            between: false,
         }
+    }
+
+    /// Runs the app between the peer stack's ingress and egress, as the firmware does
+    /// ([`run::act_between`]), instead of after its whole poll ([`run::step`]).
+    pub fn with_app_between(mut self) -> Self {
+        self.between = true;
+        self
     }
 
     /// Runs the app at least every `tick` while nothing else happens (default
@@ -81,17 +91,36 @@ where
         let now = self.wire.now();
         let sent_before = self.wire.stats().sent;
         let mut active = stack.poll(now, &mut self.wire.port(self.own_port));
-        let peer = run::step(
-            now,
-            self.peer,
-            &mut self.wire.port(self.peer_port),
-            &mut FnService(&mut self.app),
-        );
+        let peer = if self.between {
+            let changed = run::act_between(
+                now,
+                self.peer,
+                &mut self.wire.port(self.peer_port),
+                &mut FnService(&mut self.app),
+            );
+            run::Turn {
+                changed,
+                next: run::next_due(self.peer, &FnService(&mut self.app)),
+            }
+        } else {
+            run::step(
+                now,
+                self.peer,
+                &mut self.wire.port(self.peer_port),
+                &mut FnService(&mut self.app),
+            )
+        };
         active |= peer.changed;
         active |= self.wire.stats().sent != sent_before;
         if active {
             self.quiet_since = now;
             return true;
+        }
+        // Due at once: the next step is a microsecond on (what the minimum below would
+        // give), and asking this way checks `due_by` against `poll_at` in debug builds.
+        if stack.due_by(now) {
+            self.wire.advance_to(now + Duration::from_micros(1));
+            return false;
         }
         let next = [
             stack.poll_at(),

@@ -85,6 +85,14 @@ pub struct Stack<'a> {
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
 
+/// Which part of a poll [`Stack::poll_part`] does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Ingress,
+    Egress,
+    Both,
+}
+
 impl<'a> Stack<'a> {
     /// A stack on `device` with the sockets of `resources`, at time `now`.
     pub fn new<D: Device + ?Sized, const N: usize>(
@@ -232,35 +240,31 @@ impl<'a> Stack<'a> {
     /// This is where the kernel's softirq work happens; ringnet does it when the caller
     /// says so, with the caller's notion of time.
     pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.poll_part(now, device, Part::Both)
+    }
+
+    /// The first half of [`Stack::poll`]: the frames waiting on `device` into the
+    /// sockets, then every socket's counters and watches updated. With
+    /// [`Stack::poll_egress`] after it, a host can let its programs act in between
+    /// ([`run::act_between`](crate::run::act_between)): what they read and write then
+    /// goes out in the same turn, instead of in the next poll.
+    pub fn poll_ingress<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.poll_part(now, device, Part::Ingress)
+    }
+
+    /// The second half of [`Stack::poll`]: what the sockets have to send onto `device`,
+    /// then every socket's counters and watches updated.
+    pub fn poll_egress<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        self.poll_part(now, device, Part::Egress)
+    }
+
+    fn poll_part<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D, part: Part) -> bool {
         self.now = now;
         let mut changed = false;
         // One recorder for the whole poll: `now` and the log limit do not change in it.
         let rec = self.recorder();
-        guard_backlogs(
-            &rec,
-            &self.frames,
-            self.slots,
-            &mut self.sockets,
-            &mut self.backlogs_changed,
-        );
         let mut device = Inspector::new(device, &self.frames);
-        self.iface.poll_maintenance(now);
-        for _ in 0..INGRESS_BUDGET {
-            match self
-                .iface
-                .poll_ingress_single(now, &mut device, &mut self.sockets)
-            {
-                PollIngressSingleResult::None => break,
-                PollIngressSingleResult::PacketProcessed => {}
-                PollIngressSingleResult::SocketStateChanged => changed = true,
-            }
-            drain_frame_events(
-                &rec,
-                &self.frames,
-                self.slots,
-                &mut self.sockets,
-                &mut self.discards,
-            );
+        if part != Part::Egress {
             guard_backlogs(
                 &rec,
                 &self.frames,
@@ -268,18 +272,45 @@ impl<'a> Stack<'a> {
                 &mut self.sockets,
                 &mut self.backlogs_changed,
             );
+            self.iface.poll_maintenance(now);
+            for _ in 0..INGRESS_BUDGET {
+                match self
+                    .iface
+                    .poll_ingress_single(now, &mut device, &mut self.sockets)
+                {
+                    PollIngressSingleResult::None => break,
+                    PollIngressSingleResult::PacketProcessed => {}
+                    PollIngressSingleResult::SocketStateChanged => changed = true,
+                }
+                drain_frame_events(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.discards,
+                );
+                guard_backlogs(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.backlogs_changed,
+                );
+            }
         }
-        while self.iface.poll_egress(now, &mut device, &mut self.sockets)
-            == PollResult::SocketStateChanged
-        {
-            changed = true;
-            drain_frame_events(
-                &rec,
-                &self.frames,
-                self.slots,
-                &mut self.sockets,
-                &mut self.discards,
-            );
+        if part != Part::Ingress {
+            while self.iface.poll_egress(now, &mut device, &mut self.sockets)
+                == PollResult::SocketStateChanged
+            {
+                changed = true;
+                drain_frame_events(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.discards,
+                );
+            }
         }
         drain_frame_events(
             &rec,
@@ -300,17 +331,41 @@ impl<'a> Stack<'a> {
     /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
         let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        let held_syn = {
-            let frames = self.frames.borrow();
-            // A released SYN left over by the ingress budget goes at once.
-            let released = frames.held_syn_released().then_some(self.now);
-            let waiting = frames.held_syn().map(|(_, _, at)| at + lifecycle::SYN_HOLD);
-            released.or(waiting)
-        };
-        [smoltcp, self.next_lifecycle_event(), held_syn]
+        [smoltcp, self.next_lifecycle_event(), self.held_syn_at()]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// Whether the stack needs a poll by `now` though no frame arrives: exactly
+    /// `poll_at().is_some_and(|at| at <= now)`, with smoltcp asked first and the rest
+    /// only when it is not due. In a bulk send it is, every time a service has just
+    /// queued data: the lifecycle's look at every socket is then left out (checked
+    /// against [`Stack::poll_at`] in debug builds).
+    pub fn due_by(&mut self, now: Instant) -> bool {
+        let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+        let answer = due(self.iface.poll_at(self.now, &self.sockets))
+            || due(self.held_syn_at())
+            || due(self.next_lifecycle_event());
+        if cfg!(debug_assertions) {
+            assert_eq!(
+                answer,
+                due(self.poll_at()),
+                "{}: due_by({})",
+                self.name,
+                now
+            );
+        }
+        answer
+    }
+
+    /// When a held SYN goes to smoltcp: at once when released (left over by the ingress
+    /// budget), else when its wait for room is over.
+    fn held_syn_at(&self) -> Option<Instant> {
+        let frames = self.frames.borrow();
+        let released = frames.held_syn_released().then_some(self.now);
+        let waiting = frames.held_syn().map(|(_, _, at)| at + lifecycle::SYN_HOLD);
+        released.or(waiting)
     }
 
     /// [`Stack::poll_at`] as a delay from the last poll.
