@@ -447,3 +447,74 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
         }
     }
 }
+
+/// RSTs sent from B's file-out port among the frames waiting at `port` (a third port on
+/// the hub, which sees every frame).
+fn rsts_from_file_out(wire: &ringnet::sim::Wire<'static, 3>, port: usize) -> usize {
+    use ringnet::smoltcp::phy::{Device, RxToken};
+    use ringnet::smoltcp::wire::{EthernetFrame, Ipv4Packet, TcpPacket};
+    let mut rsts = 0;
+    let mut sniffer = wire.port(port);
+    while let Some((rx, _)) = sniffer.receive(wire.now()) {
+        rx.consume(|frame| {
+            let Ok(eth) = EthernetFrame::new_checked(frame) else {
+                return;
+            };
+            let Ok(ip4) = Ipv4Packet::new_checked(eth.payload()) else {
+                return;
+            };
+            if ip4.src_addr() != ip(B) {
+                return;
+            }
+            if let Ok(tcp) = TcpPacket::new_checked(ip4.payload()) {
+                if tcp.src_port() == FILE_OUT_PORT && tcp.rst() {
+                    rsts += 1;
+                }
+            }
+        });
+    }
+    rsts
+}
+
+/// The firmware's turn (`run::act_between`): an orphan whose last allowed probe was just
+/// resent expires in the observation after the egress half. The RST its abort queues
+/// (the warning says "sending RST") must still leave in the next turn's egress, before
+/// the slot goes back to its backlog: a peer that sends nothing more learns its download
+/// is over only so.
+#[test]
+fn an_orphan_expired_after_the_egress_half_still_sends_its_rst() {
+    static FILE: [u8; 2048] = [b'f'; 2048];
+    let timers = TcpTimers {
+        orphan_retries: 2,
+        orphan_timeout: Duration::from_secs(3600),
+        ..TcpTimers::DEFAULT
+    };
+    let mut w = world_with::<3>(Faults::NONE, 106, ETHERNET_MTU, 256 * 1024);
+    w.stacks[B].set_tcp_timers(timers);
+    let sockets: Vec<_> = (0..1)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 4096))
+        .collect();
+    let source: &'static StaticFile<'static> = Box::leak(Box::new(StaticFile(&FILE)));
+    let mut file_out = FileOut::new(&mut w.stacks[B], FILE_OUT_PORT, &sockets, source).unwrap();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut rsts = 0;
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        rsts += rsts_from_file_out(wire, 2);
+        file_out.poll(b)
+    })
+    .with_app_tick(Duration::from_millis(20))
+    .with_app_between();
+    let mut sock = Blocking::new(a, &mut waiter);
+    let reader = tcp_socket(sock.stack(), 256, 256);
+    sock.connect(reader, ep(B, FILE_OUT_PORT)).unwrap();
+    sock.sleep(Duration::from_secs(30));
+    let row = listener_row(sock.waiter().peer(), FILE_OUT_PORT);
+    assert_eq!(row.stats.orphans_expired, 1, "{row}");
+    rsts += rsts_from_file_out(wire, 2);
+    // The abort's RST, and (the reader ACKing the last probe) the listening socket's.
+    assert_eq!(
+        rsts, 2,
+        "the expired orphan's RST and the listener's: {row}"
+    );
+}

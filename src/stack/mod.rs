@@ -244,7 +244,8 @@ impl<'a> Stack<'a> {
     }
 
     /// The first half of [`Stack::poll`]: the frames waiting on `device` into the
-    /// sockets, then every socket's counters and watches updated. With
+    /// sockets, then every socket's counters and watches updated (a connection that is
+    /// over keeps its slot until the egress after it has sent what it queued). With
     /// [`Stack::poll_egress`] after it, a host can let its programs act in between
     /// ([`run::act_between`](crate::run::act_between)): what they read and write then
     /// goes out in the same turn, instead of in the next poll.
@@ -319,7 +320,9 @@ impl<'a> Stack<'a> {
             &mut self.sockets,
             &mut self.discards,
         );
-        self.observe_sockets(true);
+        // A connection that is over is reaped only once an egress has run: what its last
+        // observation queued (an expired orphan's RST, the ACK of a FIN) must leave first.
+        self.observe_sockets(part != Part::Ingress);
         changed
     }
 
