@@ -401,6 +401,50 @@ fn frames_of(reply: &[u8]) -> Vec<Message<'_>> {
     frames
 }
 
+/// A client connected to the transfer port that has sent `start`.
+fn connected_with<D: ringnet::blocking::Waiter>(
+    sock: &mut Blocking<'_, 'static, D>,
+    start: &[u8],
+) -> SocketHandle {
+    let conn = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(conn, start).unwrap();
+    conn
+}
+
+/// Sends each client its next `bytes` (without waiting for room) and adds what the server
+/// has answered it so far to its reply.
+fn trickle<D: ringnet::blocking::Waiter>(
+    sock: &mut Blocking<'_, 'static, D>,
+    clients: &[SocketHandle],
+    bytes: &[&[u8]],
+    replies: &mut [Vec<u8>],
+) {
+    let mut buf = [0u8; 256];
+    for ((&conn, reply), bytes) in clients.iter().zip(replies).zip(bytes) {
+        let _ = sock.stack().send(conn, bytes);
+        while let Ok(n @ 1..) = sock.stack().recv(conn, &mut buf) {
+            reply.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+/// The digest a new client's put of 5000 bytes (with `token`, if any) was verified with.
+fn a_new_clients_put<D: ringnet::blocking::Waiter>(
+    sock: &mut Blocking<'_, 'static, D>,
+    token: Option<&str>,
+) -> Result<[u8; 32], TransferError> {
+    let client = tcp_socket(sock.stack(), 8192, 8192);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    transfer::put_with_token(
+        &mut sock.stream(client),
+        "after.bin",
+        token,
+        &Pattern(5_000),
+        &mut |_, _| {},
+    )
+}
+
 /// Sends raw bytes as a client and returns every byte the server answers with; the
 /// stream must end in order (a status, never a reset).
 fn raw_reply(bytes: &[u8], shutdown: bool) -> Vec<u8> {
@@ -894,23 +938,13 @@ fn refused_clients_that_trickle_bytes_forever_do_not_hold_the_server() {
     })
     .with_app_tick(Duration::from_millis(100));
     let mut sock = Blocking::new(a, &mut driver);
+    let request = put_frame(b"f", 1 << 30);
     let tricklers: Vec<_> = (0..2)
-        .map(|_| {
-            let conn = tcp_socket(sock.stack(), 4096, 4096);
-            sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
-            sock.send_all(conn, &put_frame(b"f", 1 << 30)).unwrap();
-            conn
-        })
+        .map(|_| connected_with(&mut sock, &request))
         .collect();
     let mut replies = vec![Vec::new(); tricklers.len()];
-    let mut buf = [0u8; 256];
     for _ in 0..150 {
-        for (&conn, reply) in tricklers.iter().zip(&mut replies) {
-            let _ = sock.stack().send(conn, b"x");
-            while let Ok(n @ 1..) = sock.stack().recv(conn, &mut buf) {
-                reply.extend_from_slice(&buf[..n]);
-            }
-        }
+        trickle(&mut sock, &tricklers, &[b"x", b"x"], &mut replies);
         sock.sleep(Duration::from_secs(1));
     }
     for reply in &replies {
@@ -925,19 +959,10 @@ fn refused_clients_that_trickle_bytes_forever_do_not_hold_the_server() {
             "each trickler was told why first: {reply:?}"
         );
     }
-    let client = tcp_socket(sock.stack(), 8192, 8192);
-    let put = sock.connect(client, ep(B, TRANSFER_PORT)).map(|()| {
-        transfer::put_with_token(
-            &mut sock.stream(client),
-            "after.bin",
-            Some("s3cret"),
-            &Pattern(5_000),
-            &mut |_, _| {},
-        )
-    });
+    let put = a_new_clients_put(&mut sock, Some("s3cret"));
     assert_eq!(
         put,
-        Ok(Ok(digest_of(&pattern(5_000)))),
+        Ok(digest_of(&pattern(5_000))),
         "a real client is served although the tricklers never stop"
     );
 }
@@ -963,23 +988,13 @@ fn requests_and_trailers_trickled_a_byte_at_a_time_are_cut_off_and_told_why() {
     let rests = [&request[4..], &trailer(digest_of(b"x"))[..]];
     let tricklers: Vec<_> = starts
         .iter()
-        .map(|start| {
-            let conn = tcp_socket(sock.stack(), 4096, 4096);
-            sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
-            sock.send_all(conn, start).unwrap();
-            conn
-        })
+        .map(|start| connected_with(&mut sock, start))
         .collect();
     let mut replies = vec![Vec::new(); tricklers.len()];
-    let mut buf = [0u8; 256];
     for i in 0..6 {
         sock.sleep(Duration::from_secs(30));
-        for ((&conn, reply), rest) in tricklers.iter().zip(&mut replies).zip(rests) {
-            let _ = sock.stack().send(conn, &rest[i..i + 1]);
-            while let Ok(n @ 1..) = sock.stack().recv(conn, &mut buf) {
-                reply.extend_from_slice(&buf[..n]);
-            }
-        }
+        let next: Vec<&[u8]> = rests.iter().map(|rest| &rest[i..i + 1]).collect();
+        trickle(&mut sock, &tricklers, &next, &mut replies);
     }
     for reply in &replies {
         let frames = frames_of(reply);
@@ -1000,18 +1015,10 @@ fn requests_and_trailers_trickled_a_byte_at_a_time_are_cut_off_and_told_why() {
             "each trickler was told why: {frames:?}"
         );
     }
-    let client = tcp_socket(sock.stack(), 8192, 8192);
-    let put = sock.connect(client, ep(B, TRANSFER_PORT)).map(|()| {
-        transfer::put(
-            &mut sock.stream(client),
-            "after.bin",
-            &Pattern(5_000),
-            &mut |_, _| {},
-        )
-    });
+    let put = a_new_clients_put(&mut sock, None);
     assert_eq!(
         put,
-        Ok(Ok(digest_of(&pattern(5_000)))),
+        Ok(digest_of(&pattern(5_000))),
         "a real client is served while the tricklers go on"
     );
     assert_eq!(server.store().size("slow.bin"), Err(StoreError::NotFound));

@@ -265,14 +265,32 @@ impl<'a> Stack<'a> {
         // One recorder for the whole poll: `now` and the log limit do not change in it.
         let rec = self.recorder();
         let mut device = Inspector::new(device, &self.frames);
+        // The frame log's events into the sockets' counts, and the backlogs' guard: by
+        // field, since the inspector holds the frame log for the whole poll.
+        macro_rules! drain {
+            () => {
+                drain_frame_events(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.discards,
+                )
+            };
+        }
+        macro_rules! guard {
+            () => {
+                guard_backlogs(
+                    &rec,
+                    &self.frames,
+                    self.slots,
+                    &mut self.sockets,
+                    &mut self.backlogs_changed,
+                )
+            };
+        }
         if part != Part::Egress {
-            guard_backlogs(
-                &rec,
-                &self.frames,
-                self.slots,
-                &mut self.sockets,
-                &mut self.backlogs_changed,
-            );
+            guard!();
             self.iface.poll_maintenance(now);
             for _ in 0..INGRESS_BUDGET {
                 match self
@@ -283,20 +301,8 @@ impl<'a> Stack<'a> {
                     PollIngressSingleResult::PacketProcessed => {}
                     PollIngressSingleResult::SocketStateChanged => changed = true,
                 }
-                drain_frame_events(
-                    &rec,
-                    &self.frames,
-                    self.slots,
-                    &mut self.sockets,
-                    &mut self.discards,
-                );
-                guard_backlogs(
-                    &rec,
-                    &self.frames,
-                    self.slots,
-                    &mut self.sockets,
-                    &mut self.backlogs_changed,
-                );
+                drain!();
+                guard!();
             }
         }
         if part != Part::Ingress {
@@ -304,22 +310,10 @@ impl<'a> Stack<'a> {
                 == PollResult::SocketStateChanged
             {
                 changed = true;
-                drain_frame_events(
-                    &rec,
-                    &self.frames,
-                    self.slots,
-                    &mut self.sockets,
-                    &mut self.discards,
-                );
+                drain!();
             }
         }
-        drain_frame_events(
-            &rec,
-            &self.frames,
-            self.slots,
-            &mut self.sockets,
-            &mut self.discards,
-        );
+        drain!();
         // A connection that is over is reaped only once an egress has run: what its last
         // observation queued (an expired orphan's RST, the ACK of a FIN) must leave first.
         self.observe_sockets(part != Part::Ingress);
