@@ -37,9 +37,22 @@ macro_rules! beside {
 
 /// Connects a new stream socket of A (rings `$rings`) to `$port` on B while `$app` (a
 /// closure of B's stack and the time) runs on B, and binds `$sock`, the blocking view of
-/// A, and `$conn`, the connected socket.
+/// A, and `$conn`, the connected socket. `poll $server` stands for the closure that polls
+/// `$server` with B's stack.
 #[macro_export]
 macro_rules! client_of {
+    ($w:ident, poll $server:ident, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
+        $crate::client_of!(
+            $w,
+            |b: &mut $crate::__ringnet::Stack<'static>, _: $crate::__ringnet::Instant| {
+                $server.poll(b)
+            },
+            $sock,
+            $conn,
+            $port,
+            $rings
+        );
+    };
     ($w:ident, $app:expr, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
         $crate::beside!(
             $w,
