@@ -268,7 +268,7 @@ fn a_fragmented_datagram_is_counted_and_logged_as_lost_fragments() {
 #[test]
 fn a_late_duplicate_of_a_connections_syn_is_dropped_not_answered_by_the_backlog() {
     use ringnet::services::{Echo, ECHO_PORT};
-    use ringnet::{Instant, IpAddress, Stack};
+    use ringnet::IpAddress;
     let _one = log_capture::capture();
     let mut w = pair(Faults::NONE, 61);
     let backlog: Vec<_> = (0..2)
@@ -277,14 +277,7 @@ fn a_late_duplicate_of_a_connections_syn_is_dropped_not_answered_by_the_backlog(
     let mut echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &backlog).unwrap();
     let wire = w.wire;
     {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
-            sock,
-            conn,
-            ECHO_PORT,
-            (1024, 1024)
-        );
+        client_of!(w, poll echo, sock, conn, ECHO_PORT, (1024, 1024));
         // A second connection takes B's other backlog socket; the first one ends and its
         // socket listens again, ahead of the second's in the table, as after a put
         // followed by a get.

@@ -88,14 +88,7 @@ fn gets_of_every_size_reuse_one_connection() {
         ("big", pattern(300_000)),
     ];
     let (mut w, mut server) = setup::<4>(&files);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| server.poll(b),
-        sock,
-        conn,
-        PORT,
-        (4096, 4096)
-    );
+    client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
     for (name, data) in &files {
         sock.send_all(
             conn,
@@ -114,14 +107,7 @@ fn gets_of_every_size_reuse_one_connection() {
 #[test]
 fn head_has_the_headers_and_no_body_and_options_lists_methods() {
     let (mut w, mut server) = setup::<4>(&[("f", pattern(1000))]);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| server.poll(b),
-        sock,
-        conn,
-        PORT,
-        (4096, 4096)
-    );
+    client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
     sock.send_all(conn, b"HEAD /f HTTP/1.1\r\n\r\nOPTIONS * HTTP/1.1\r\n\r\n")
         .unwrap();
     let head = read_response(&mut sock, conn, true);
@@ -144,14 +130,7 @@ fn head_has_the_headers_and_no_body_and_options_lists_methods() {
 fn a_range_resumes_a_download_and_an_unsatisfiable_one_is_416() {
     let file = pattern(50_000);
     let (mut w, mut server) = setup::<4>(&[("f", file.clone())]);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| server.poll(b),
-        sock,
-        conn,
-        PORT,
-        (4096, 4096)
-    );
+    client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
     sock.send_all(conn, b"GET /f HTTP/1.1\r\nRange: bytes=20000-\r\n\r\n")
         .unwrap();
     let r = read_response(&mut sock, conn, false);
@@ -171,14 +150,7 @@ fn a_range_resumes_a_download_and_an_unsatisfiable_one_is_416() {
 fn blank_lines_before_a_request_and_bare_lf_line_ends_are_accepted_once_each() {
     let file = pattern(3000);
     let (mut w, mut server) = setup::<4>(&[("f", file.clone())]);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| server.poll(b),
-        sock,
-        conn,
-        PORT,
-        (4096, 4096)
-    );
+    client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
     // RFC 9112 (2.2): empty lines before a request line are ignored, and a bare LF may end
     // a line. Each request below must be answered exactly once, in order.
     sock.send_all(
@@ -203,14 +175,7 @@ fn blank_lines_before_a_request_and_bare_lf_line_ends_are_accepted_once_each() {
 fn put_stores_a_file_and_an_interrupted_put_leaves_none() {
     let (mut w, mut server) = setup::<4>(&[]);
     {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| server.poll(b),
-            sock,
-            conn,
-            PORT,
-            (4096, 4096)
-        );
+        client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
         let body = pattern(20_000);
         let head = format!(
             "PUT /up.bin HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
@@ -266,14 +231,7 @@ fn bad_requests_get_the_status_codes_users_expect() {
         (b"PUT /a%2fb HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", 400),
     ];
     for (request, status) in cases {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| server.poll(b),
-            sock,
-            conn,
-            PORT,
-            (4096, 4096)
-        );
+        client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
         sock.send_all(conn, request).unwrap();
         let r = read_response(&mut sock, conn, false);
         assert_eq!(r.status, status, "{}", String::from_utf8_lossy(request));
@@ -301,14 +259,7 @@ fn oversize_heads_get_431_and_414() {
             431,
         ),
     ] {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| server.poll(b),
-            sock,
-            conn,
-            PORT,
-            (4096, 4096)
-        );
+        client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
         let _ = sock.send_all(conn, request.as_bytes());
         let r = read_response(&mut sock, conn, false);
         assert_eq!(r.status, status);
@@ -321,14 +272,7 @@ fn a_client_that_stops_half_way_gets_408_and_its_socket_is_freed() {
     let (mut w, mut server) = setup::<4>(&[]);
     server.set_idle_timeout(Duration::from_secs(2));
     {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| server.poll(b),
-            sock,
-            conn,
-            PORT,
-            (4096, 4096)
-        );
+        client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
         sock.stack()
             .set_option(
                 conn,
@@ -374,14 +318,7 @@ fn more_clients_than_connections_are_served_or_told_503() {
 #[test]
 fn stats_are_json_the_root_lists_files_and_http_1_0_closes() {
     let (mut w, mut server) = setup::<4>(&[("a.txt", vec![0; 12]), ("b.bin", vec![0; 3])]);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| server.poll(b),
-        sock,
-        conn,
-        PORT,
-        (4096, 4096)
-    );
+    client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
     sock.send_all(
         conn,
         b"GET /stats HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
@@ -429,14 +366,7 @@ fn a_reset_while_the_response_fills_the_tx_ring_frees_the_connection_at_once() {
     let (mut w, mut server) = setup::<2>(&[("big.bin", pattern(200_000))]);
     server.set_idle_timeout(Duration::from_secs(60));
     {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| server.poll(b),
-            sock,
-            conn,
-            PORT,
-            (1024, 1024)
-        );
+        client_of!(w, poll server, sock, conn, PORT, (1024, 1024));
         sock.send_all(conn, b"GET /big.bin HTTP/1.1\r\n\r\n")
             .unwrap();
         sock.sleep(Duration::from_millis(500));
@@ -461,14 +391,7 @@ fn a_transfer_encoding_of_any_bytes_is_a_body_the_server_cannot_frame() {
     // it as chunked sends the chunks as this request's body, and a server that ignored
     // it would answer them as a second request (request smuggling).
     let (mut w, mut server) = setup::<4>(&[("f", vec![1, 2, 3])]);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| server.poll(b),
-        sock,
-        conn,
-        PORT,
-        (4096, 4096)
-    );
+    client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
     let smuggled = b"GET /f HTTP/1.1\r\nTransfer-Encoding: \xffchunked\r\n\r\n\
         1c\r\nGET /f HTTP/1.1\r\nX-Hidden: 1\r\n\r\n0\r\n\r\n";
     sock.send_all(conn, smuggled).unwrap();

@@ -6,7 +6,7 @@
 use ringnet::blocking::{Blocking, Waiter};
 use ringnet::http::HttpServer;
 use ringnet::sim::Faults;
-use ringnet::{Instant, SocketHandle, Stack};
+use ringnet::SocketHandle;
 use ringnet_testkit::*;
 
 const PORT: u16 = 80;
@@ -155,14 +155,7 @@ fn answers() -> String {
             .set_token(if token { Some("s3cret") } else { None })
             .unwrap();
         let raw = {
-            client_of!(
-                w,
-                |b: &mut Stack<'static>, _: Instant| server.poll(b),
-                sock,
-                conn,
-                PORT,
-                (8192, 8192)
-            );
+            client_of!(w, poll server, sock, conn, PORT, (8192, 8192));
             sock.send_all(conn, request).unwrap();
             let raw = read_to_end(&mut sock, conn);
             let _ = sock.stack().close(conn);

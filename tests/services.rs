@@ -5,7 +5,7 @@ use ringnet::run::Service;
 use ringnet::service_set::{no_server, Servers, ServiceSet};
 use ringnet::services::{self, pattern_byte, Member, ServicePlan, StaticFile};
 use ringnet::sim::Faults;
-use ringnet::{Instant, SocketHandle, Stack};
+use ringnet::{SocketHandle, Stack};
 use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
 
@@ -63,14 +63,7 @@ fn read_to_end(
 #[test]
 fn echo_sends_back_everything_even_to_a_slow_client() {
     let (mut w, mut device) = device_world(40, b"");
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| device.poll(b),
-        sock,
-        conn,
-        services::ECHO_PORT,
-        (512, 512)
-    );
+    client_of!(w, poll device, sock, conn, services::ECHO_PORT, (512, 512));
     let data: Vec<u8> = (0..20_000u32).map(|i| (i % 249) as u8).collect();
     let mut echoed = Vec::new();
     let mut buf = [0u8; 700];
@@ -92,28 +85,14 @@ fn echo_sends_back_everything_even_to_a_slow_client() {
 fn file_out_sends_its_file_then_closes() {
     static FILE: &[u8] = include_bytes!("../src/lib.rs");
     let (mut w, mut device) = device_world(41, FILE);
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| device.poll(b),
-        sock,
-        conn,
-        services::FILE_OUT_PORT,
-        (1024, 256)
-    );
+    client_of!(w, poll device, sock, conn, services::FILE_OUT_PORT, (1024, 256));
     assert_eq!(read_to_end(&mut sock, conn), FILE);
 }
 
 #[test]
 fn file_out_sends_a_pattern_of_the_requested_size() {
     let (mut w, mut device) = device_world(42, b"unused");
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| device.poll(b),
-        sock,
-        conn,
-        services::FILE_OUT_PORT,
-        (4096, 256)
-    );
+    client_of!(w, poll device, sock, conn, services::FILE_OUT_PORT, (4096, 256));
     sock.send_all(conn, b"100000\n").unwrap();
     let got = read_to_end(&mut sock, conn);
     assert_eq!(got.len(), 100_000);
@@ -126,14 +105,7 @@ fn file_out_sends_a_pattern_of_the_requested_size() {
 #[test]
 fn file_out_refuses_a_malformed_request() {
     let (mut w, mut device) = device_world(43, b"unused");
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| device.poll(b),
-        sock,
-        conn,
-        services::FILE_OUT_PORT,
-        (4096, 256)
-    );
+    client_of!(w, poll device, sock, conn, services::FILE_OUT_PORT, (4096, 256));
     sock.send_all(conn, b"lots please\n").unwrap();
     let got = read_to_end(&mut sock, conn);
     assert!(
@@ -147,14 +119,7 @@ fn file_out_refuses_a_malformed_request() {
 fn file_in_replies_with_the_size_and_sha256() {
     for size in [0usize, 1, 300_000] {
         let (mut w, mut device) = device_world(44, b"");
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| device.poll(b),
-            sock,
-            conn,
-            services::FILE_IN_PORT,
-            (256, 2048)
-        );
+        client_of!(w, poll device, sock, conn, services::FILE_IN_PORT, (256, 2048));
         let data: Vec<u8> = (0..size as u64).map(pattern_byte).collect();
         sock.send_all(conn, &data).unwrap();
         sock.stack().shutdown_write(conn).unwrap();
@@ -286,14 +251,7 @@ fn discard_swallows_everything_and_closes_after_the_peer() {
     let backlog = [tcp_socket(&mut w.stacks[B], 1024, 1024)];
     let mut discard = Discard::new(&mut w.stacks[B], services::DISCARD_PORT, &backlog).unwrap();
     {
-        client_of!(
-            w,
-            |b: &mut Stack<'static>, _: Instant| discard.poll(b),
-            sock,
-            conn,
-            services::DISCARD_PORT,
-            (512, 4096)
-        );
+        client_of!(w, poll discard, sock, conn, services::DISCARD_PORT, (512, 4096));
         sock.send_all(conn, &[7; 100_000]).unwrap();
         sock.stack().shutdown_write(conn).unwrap();
         let mut buf = [0u8; 16];
@@ -317,14 +275,7 @@ fn a_reset_while_echo_waits_for_tx_room_frees_its_socket_for_the_next_client() {
     // room. The client's reset must end that wait (EPIPE), so the one socket of echo's
     // backlog serves the next client, not only after the idle timeout.
     let (mut w, mut device) = device_world(44, b"");
-    client_of!(
-        w,
-        |b: &mut Stack<'static>, _: Instant| device.poll(b),
-        sock,
-        conn,
-        services::ECHO_PORT,
-        (512, 8192)
-    );
+    client_of!(w, poll device, sock, conn, services::ECHO_PORT, (512, 8192));
     sock.send_all(conn, &[7u8; 6000]).unwrap();
     sock.sleep(ringnet::Duration::from_millis(500));
     assert_eq!(

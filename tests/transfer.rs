@@ -11,6 +11,18 @@ use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
 
+/// Binds `$sock`, A's blocking view, while `$server` serves on B at least every `$tick_ms`.
+macro_rules! served {
+    ($w:ident, $server:ident, $sock:ident, $tick_ms:expr) => {
+        beside!(
+            $w,
+            |b: &mut Stack<'static>, _: Instant| $server.poll(b),
+            $sock,
+            Duration::from_millis($tick_ms)
+        );
+    };
+}
+
 fn lossy(p: f32) -> Faults {
     Faults {
         loss: p,
@@ -61,13 +73,7 @@ fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) -> Discards 
     let (mut w, mut server, client) = setup(faults, seed, rings);
     // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death.
     server.set_idle_timeout(Duration::from_secs(600));
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let digest = transfer::put(
         &mut sock.stream(client),
@@ -156,13 +162,7 @@ fn a_resumed_get_fetches_only_the_rest_and_verifies_the_whole() {
     let (mut w, mut server, client) = setup(Faults::NONE, 54, 4096);
     let file = pattern(100_000);
     server.store().files.insert("big".into(), file.clone());
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let kept = &file[..60_000];
     let mut hasher = Sha256::new();
@@ -188,13 +188,7 @@ fn a_resumed_get_fetches_only_the_rest_and_verifies_the_whole() {
 fn a_get_from_a_digest_sink_is_refused_before_any_data_not_cut_off() {
     let (mut w, mut server, client) =
         setup_with(Faults::NONE, 56, 4096, transfer::DigestSink::<2>::new());
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let digest = transfer::put(
         &mut sock.stream(client),
@@ -239,13 +233,7 @@ fn exchange(
         .store()
         .files
         .insert("small".into(), b"12345".to_vec());
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     sock.send_all(client, bytes).unwrap();
     if shutdown {
@@ -527,13 +515,7 @@ fn a_status_reason_longer_than_emit_writes_is_a_parse_error() {
 #[test]
 fn a_client_that_aborts_mid_put_leaves_no_file_and_frees_the_socket() {
     let (mut w, mut server, client) = setup(Faults::NONE, 56, 4096);
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let data = pattern(50_000);
     let mut frame = put_frame(b"half", 50_000);
@@ -541,7 +523,7 @@ fn a_client_that_aborts_mid_put_leaves_no_file_and_frees_the_socket() {
     sock.send_all(client, &frame).unwrap();
     sock.flush(client).unwrap();
     sock.stack().abort(client).unwrap();
-    driver.run_for(a, Duration::from_millis(500));
+    sock.sleep(Duration::from_millis(500));
     assert_eq!(server.active(), 0, "the server dropped the connection");
     assert_eq!(server.store().size("half"), Err(StoreError::NotFound));
     w.run_for(Duration::from_secs(1));
@@ -563,13 +545,8 @@ fn a_client_that_falls_silent_times_out_and_leaves_no_file() {
     let (mut w, mut server, client) = setup(Faults::NONE, 57, 4096);
     server.set_idle_timeout(Duration::from_secs(2));
     let wire = w.wire;
-    let (a, b) = w.two(A, B);
     let start = wire.now();
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let mut frame = put_frame(b"slow", 1000);
     frame.extend_from_slice(&[1; 10]);
@@ -650,13 +627,7 @@ fn put_with(
 ) -> (Vec<Result<[u8; 32], TransferError>>, MemStore) {
     let (mut w, mut server, _) = setup(Faults::NONE, 13, 8192);
     server.set_token(required).unwrap();
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(50));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 50);
     let mut results = Vec::new();
     for (token, name) in attempts {
         let client = tcp_socket(sock.stack(), 8192, 8192);
@@ -885,13 +856,7 @@ fn a_resumed_get_over_twenty_percent_faults_verifies_the_whole_file() {
     server.set_idle_timeout(Duration::from_secs(600));
     let file = pattern(150_000);
     server.store().files.insert("big".into(), file.clone());
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let mut hasher = Sha256::new();
     hasher.update(&file[..90_000]);
@@ -931,13 +896,7 @@ fn refused_clients_that_trickle_bytes_forever_do_not_hold_the_server() {
     // keep both of the server's sockets for ever.
     let (mut w, mut server, _) = setup(Faults::NONE, 15, 4096);
     server.set_token(Some("s3cret")).unwrap();
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     let request = put_frame(b"f", 1 << 30);
     let tricklers: Vec<_> = (0..2)
         .map(|_| connected_with(&mut sock, &request))
@@ -973,13 +932,7 @@ fn requests_and_trailers_trickled_a_byte_at_a_time_are_cut_off_and_told_why() {
     // (60 s) away, and a frame would take up to 2 hours. They must not keep both of the
     // server's sockets meanwhile.
     let (mut w, mut server, _) = setup(Faults::NONE, 16, 4096);
-    let wire = w.wire;
-    let (a, b) = w.two(A, B);
-    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
-        server.poll(b)
-    })
-    .with_app_tick(Duration::from_millis(100));
-    let mut sock = Blocking::new(a, &mut driver);
+    served!(w, server, sock, 100);
     // One trickles its request; the other sends a put whole, then trickles its trailer.
     let request = put_frame(b"slow.bin", 1);
     let mut put = request.clone();

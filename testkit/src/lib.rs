@@ -3,9 +3,10 @@
 //!
 //! The scenario tests, the host's demo and its benchmarks build their stacks here:
 //! [`pair`] or [`world_with`] for a [`World`], [`tcp_socket`] and [`udp_socket`] for
-//! sockets with leaked rings, [`ep`] for an address on the wire, [`client_of!`] for a
-//! client connected while a server program runs on the other stack, and [`MemStore`] for
-//! a transfer store in memory; [`log_capture`] for the tests that read the log back.
+//! sockets with leaked rings, [`ep`] for an address on the wire, [`beside!`] for A's
+//! blocking view while a server program runs on the other stack, [`client_of!`] for a
+//! client connected that way, and [`MemStore`] for a transfer store in memory;
+//! [`log_capture`] for the tests that read the log back.
 #![deny(missing_docs)]
 
 pub mod log_capture;
@@ -20,18 +21,45 @@ use ringnet::socket::udp::UdpBuffer;
 use ringnet::transfer::{Store, StoreError};
 use ringnet::{Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig, StackResources};
 
-/// Connects a new stream socket of A (rings `$rings`) to `$port` on B while `$app` (a
-/// closure of B's stack and the time) runs on B, and binds `$sock`, the blocking view of
-/// A, and `$conn`, the connected socket.
+/// Binds `$sock`, the blocking view of A, while `$app` (a closure of B's stack and the
+/// time) runs on B whenever A waits, and at least every `$tick` of the wire's time.
 #[macro_export]
-macro_rules! client_of {
-    ($w:ident, $app:expr, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
+macro_rules! beside {
+    ($w:ident, $app:expr, $sock:ident, $tick:expr) => {
         let wire = $w.wire;
         let (a, b) = $w.two($crate::A, $crate::B);
         let mut driver =
             $crate::__ringnet::sim::PeerWaiter::new(wire, $crate::A, b, $crate::B, $app)
-                .with_app_tick($crate::__ringnet::Duration::from_millis(50));
+                .with_app_tick($tick);
         let mut $sock = $crate::__ringnet::blocking::Blocking::new(a, &mut driver);
+    };
+}
+
+/// Connects a new stream socket of A (rings `$rings`) to `$port` on B while `$app` (a
+/// closure of B's stack and the time) runs on B, and binds `$sock`, the blocking view of
+/// A, and `$conn`, the connected socket. `poll $server` stands for the closure that polls
+/// `$server` with B's stack.
+#[macro_export]
+macro_rules! client_of {
+    ($w:ident, poll $server:ident, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
+        $crate::client_of!(
+            $w,
+            |b: &mut $crate::__ringnet::Stack<'static>, _: $crate::__ringnet::Instant| {
+                $server.poll(b)
+            },
+            $sock,
+            $conn,
+            $port,
+            $rings
+        );
+    };
+    ($w:ident, $app:expr, $sock:ident, $conn:ident, $port:expr, $rings:expr) => {
+        $crate::beside!(
+            $w,
+            $app,
+            $sock,
+            $crate::__ringnet::Duration::from_millis(50)
+        );
         let $conn = $crate::tcp_socket($sock.stack(), $rings.0, $rings.1);
         $sock.connect($conn, $crate::ep($crate::B, $port)).unwrap();
     };
