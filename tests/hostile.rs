@@ -518,3 +518,67 @@ fn an_orphan_expired_after_the_egress_half_still_sends_its_rst() {
         "the expired orphan's RST and the listener's: {row}"
     );
 }
+
+#[test]
+fn syns_to_broadcast_and_multicast_addresses_take_no_socket_and_get_no_answer() {
+    // RFC 1122 4.2.3.10: a SYN to a broadcast or multicast address is silently
+    // discarded, as Linux does: no connection can have such an address. smoltcp's
+    // listeners take a SYN to any destination, so one SYN to the subnet's broadcast,
+    // its sender spoofed as A, made every ringnet host on the subnet answer A (a SYN-ACK
+    // from the broadcast address, or a RST from a closed port), which A discards as
+    // malformed: a reflection that multiplies by the hosts, from an invalid source.
+    let mut w = pair(Faults::NONE, 131);
+    let mut echo = echo_on_b(&mut w, 1);
+    w.settle();
+    let frames_out = w.stacks[B].frame_counts().1;
+    let groups = [
+        Ipv4Address::BROADCAST,
+        Ipv4Address::new(10, 0, 0, 255),
+        Ipv4Address::new(224, 0, 0, 1),
+    ];
+    for (n, dst) in groups.into_iter().enumerate() {
+        for port in [ECHO_PORT, 4444] {
+            let syn = tcp_syn(
+                mac(A),
+                (ip(A), 40_000 + n as u16),
+                EthernetAddress::BROADCAST,
+                (dst, port),
+                1000,
+            );
+            w.wire.inject(A, &syn).unwrap();
+            w.settle();
+        }
+    }
+    assert_eq!(
+        w.stacks[B].frame_counts().1,
+        frames_out,
+        "B sent nothing: no SYN-ACK, no RST, not even an ARP request for A"
+    );
+    assert_eq!(w.stacks[A].discards().malformed, 0, "A got nothing from B");
+    assert_eq!(
+        w.stacks[B].discards().not_for_us,
+        6,
+        "each counted as not for this host"
+    );
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        (row.stats.half_open_expired, row.stats.half_open_evicted),
+        (0, 0),
+        "{row}"
+    );
+    // The backlog's one socket still listens: a real client takes it, nothing evicted.
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"served by the only socket");
+        sock.stack().close(conn).unwrap();
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_evicted, 0, "{row}");
+}

@@ -494,6 +494,19 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                     .and_then(|a| inspect_incoming(frame, a))
                 {
                     log.record(event);
+                    // smoltcp drops every frame not for this host but a TCP segment to
+                    // a broadcast or multicast address, which a listener would answer:
+                    // none reaches it (an empty frame, dropped unparsed).
+                    if matches!(
+                        event,
+                        FrameEvent::Discarded {
+                            reason: Discard::NotForUs,
+                            ..
+                        }
+                    ) {
+                        drop(log);
+                        return f(&[]);
+                    }
                 }
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
