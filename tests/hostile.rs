@@ -582,3 +582,83 @@ fn syns_to_broadcast_and_multicast_addresses_take_no_socket_and_get_no_answer() 
     let row = listener_row(&w.stacks[B], ECHO_PORT);
     assert_eq!(row.stats.half_open_evicted, 0, "{row}");
 }
+
+#[test]
+fn one_datagram_between_two_hosts_udp_services_does_not_bounce_for_ever() {
+    // Every ringnet host answers any datagram to UDP 9000 (a report line) and 9001 (the
+    // stats table). One datagram to B's report port whose source is A's stats port (a
+    // spoofer's, or A's own stats socket as here) started a loop: B reported to A:9001,
+    // A answered B:9000 with its table, B reported that, and so on for ever, both
+    // hosts' rings and the wire full of it (CERT CA-1996-01's echo and chargen loop).
+    // Neither service may answer a datagram from a port a UDP service answers on.
+    use ringnet::services::{StatsQuery, UdpReport, REPORT_PORT, STATS_PORT};
+    let mut w = pair(Faults::NONE, 132);
+    let mut sockets = Vec::new();
+    let mut services: Vec<(UdpReport<512>, StatsQuery)> = (0..2)
+        .map(|host| {
+            let stack = &mut w.stacks[host];
+            let report = udp_socket(stack, 8, 4096);
+            let stats = udp_socket(stack, 8, 8192);
+            sockets.push((report, stats));
+            (
+                UdpReport::new(stack, report, REPORT_PORT).unwrap(),
+                StatsQuery::new(stack, stats, STATS_PORT).unwrap(),
+            )
+        })
+        .collect();
+    let a_stats = sockets[A].1;
+    w.stacks[A]
+        .send_to(a_stats, b"?", ep(B, REPORT_PORT))
+        .unwrap();
+    let until = w.wire.now() + Duration::from_secs(2);
+    while w.wire.now() < until {
+        let now = w.wire.now();
+        for (host, (report, stats)) in services.iter_mut().enumerate() {
+            let stack = &mut w.stacks[host];
+            stack.poll(now, &mut w.wire.port(host));
+            report.poll(stack);
+            stats.poll(stack);
+        }
+        let next = w
+            .wire
+            .next_delivery()
+            .unwrap_or(now + Duration::from_millis(10));
+        w.wire
+            .advance_to(next.max(now + Duration::from_micros(100)));
+    }
+    let datagrams_in = |host: usize, socket| w.stacks[host].stats(socket).unwrap().datagrams_in;
+    assert_eq!(
+        datagrams_in(B, sockets[B].0),
+        1,
+        "B's report took the one datagram"
+    );
+    assert_eq!(
+        datagrams_in(A, a_stats),
+        0,
+        "and did not answer A's stats port"
+    );
+    // A client on an ordinary port is still answered by both.
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    for port in [REPORT_PORT, STATS_PORT] {
+        w.stacks[A].send_to(client, b"?", ep(B, port)).unwrap();
+    }
+    for _ in 0..200 {
+        let now = w.wire.now();
+        for (host, (report, stats)) in services.iter_mut().enumerate() {
+            let stack = &mut w.stacks[host];
+            stack.poll(now, &mut w.wire.port(host));
+            report.poll(stack);
+            stats.poll(stack);
+        }
+        w.wire.advance_to(now + Duration::from_millis(1));
+    }
+    let mut buf = [0u8; 2048];
+    let mut answers = 0;
+    while w.stacks[A].recv_from(client, &mut buf).is_ok() {
+        answers += 1;
+    }
+    assert!(
+        answers >= 2,
+        "{answers} answers: the report and the stats table"
+    );
+}
