@@ -177,3 +177,77 @@ fn a_udp_port_cannot_be_bound_twice() {
     );
     assert_eq!(w.stacks[A].udp_bind(second, 0), Err(BindError::InvalidPort));
 }
+
+#[test]
+fn an_empty_datagram_arriving_at_a_ring_with_every_slot_taken_is_counted_as_dropped() {
+    // A datagram of no bytes grows no byte count, so whether it reached the ring can only
+    // be told from the ring's slots: with both of its two taken, it is lost, and must be
+    // counted as a drop like any other (it once counted as delivered whenever the ring
+    // held something). Three empty ones into the ring's two slots, once it is drained.
+    let mut w = pair(Faults::NONE, 27);
+    let rx = udp_socket(&mut w.stacks[A], 2, 1024);
+    w.stacks[A].udp_bind(rx, 9000).unwrap();
+    let tx = udp_socket(&mut w.stacks[B], 8, 1024);
+    w.stacks[B].send_to(tx, b"a", ep(A, 9000)).unwrap();
+    w.stacks[B].send_to(tx, b"b", ep(A, 9000)).unwrap();
+    w.stacks[B].send_to(tx, b"", ep(A, 9000)).unwrap();
+    w.settle();
+    assert_eq!(
+        w.stacks[A].stats(rx).unwrap().rx_drops,
+        1,
+        "both slots taken"
+    );
+    let mut buf = [0u8; 16];
+    let mut got = Vec::new();
+    while let Ok(d) = w.stacks[A].recv_from(rx, &mut buf) {
+        got.push(buf[..d.len].to_vec());
+    }
+    assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec()]);
+    for _ in 0..3 {
+        w.stacks[B].send_to(tx, b"", ep(A, 9000)).unwrap();
+    }
+    w.settle();
+    let stats = w.stacks[A].stats(rx).unwrap();
+    assert_eq!(stats.rx_drops, 2, "the third empty one found no slot");
+    let mut empty = 0;
+    while let Ok(d) = w.stacks[A].recv_from(rx, &mut buf) {
+        assert_eq!(d.len, 0);
+        empty += 1;
+    }
+    assert_eq!(empty, 2);
+    assert_eq!(w.stacks[A].stats(rx).unwrap().datagrams_in, 4);
+}
+
+#[test]
+fn an_empty_datagram_finds_no_slot_where_wrap_padding_takes_the_last() {
+    // A ring of 10 bytes and three slots: "bbbb" at 4..8 and "cccc" wrapped to 0..4 with
+    // smoltcp's padding at 8..10 take all three slots, though only two datagrams wait.
+    let mut w = pair(Faults::NONE, 28);
+    let rx = udp_socket(&mut w.stacks[A], 3, 10);
+    w.stacks[A].udp_bind(rx, 9000).unwrap();
+    let tx = udp_socket(&mut w.stacks[B], 8, 1024);
+    let mut buf = [0u8; 16];
+    w.stacks[B].send_to(tx, b"aaaa", ep(A, 9000)).unwrap();
+    w.stacks[B].send_to(tx, b"bbbb", ep(A, 9000)).unwrap();
+    w.settle();
+    assert_eq!(w.stacks[A].recv_from(rx, &mut buf).unwrap().len, 4);
+    w.stacks[B].send_to(tx, b"cccc", ep(A, 9000)).unwrap();
+    w.settle();
+    w.stacks[B].send_to(tx, b"", ep(A, 9000)).unwrap();
+    w.settle();
+    assert_eq!(
+        w.stacks[A].stats(rx).unwrap().rx_drops,
+        1,
+        "the padding holds the third slot"
+    );
+    let mut got = Vec::new();
+    while let Ok(d) = w.stacks[A].recv_from(rx, &mut buf) {
+        got.push(buf[..d.len].to_vec());
+    }
+    assert_eq!(got, vec![b"bbbb".to_vec(), b"cccc".to_vec()]);
+    // Drained, padding and all: an empty one is delivered.
+    w.stacks[B].send_to(tx, b"", ep(A, 9000)).unwrap();
+    w.settle();
+    assert_eq!(w.stacks[A].recv_from(rx, &mut buf).map(|d| d.len), Ok(0));
+    assert_eq!(w.stacks[A].stats(rx).unwrap().rx_drops, 1);
+}

@@ -518,3 +518,147 @@ fn an_orphan_expired_after_the_egress_half_still_sends_its_rst() {
         "the expired orphan's RST and the listener's: {row}"
     );
 }
+
+#[test]
+fn syns_to_broadcast_and_multicast_addresses_take_no_socket_and_get_no_answer() {
+    // RFC 1122 4.2.3.10: a SYN to a broadcast or multicast address is silently
+    // discarded, as Linux does: no connection can have such an address. smoltcp's
+    // listeners take a SYN to any destination, so one SYN to the subnet's broadcast,
+    // its sender spoofed as A, made every ringnet host on the subnet answer A (a SYN-ACK
+    // from the broadcast address, or a RST from a closed port), which A discards as
+    // malformed: a reflection that multiplies by the hosts, from an invalid source.
+    let mut w = pair(Faults::NONE, 131);
+    let mut echo = echo_on_b(&mut w, 1);
+    w.settle();
+    let frames_out = w.stacks[B].frame_counts().1;
+    let groups = [
+        Ipv4Address::BROADCAST,
+        Ipv4Address::new(10, 0, 0, 255),
+        Ipv4Address::new(224, 0, 0, 1),
+    ];
+    for (n, dst) in groups.into_iter().enumerate() {
+        for port in [ECHO_PORT, 4444] {
+            let syn = tcp_syn(
+                mac(A),
+                (ip(A), 40_000 + n as u16),
+                EthernetAddress::BROADCAST,
+                (dst, port),
+                1000,
+            );
+            w.wire.inject(A, &syn).unwrap();
+            w.settle();
+        }
+    }
+    assert_eq!(
+        w.stacks[B].frame_counts().1,
+        frames_out,
+        "B sent nothing: no SYN-ACK, no RST, not even an ARP request for A"
+    );
+    assert_eq!(w.stacks[A].discards().malformed, 0, "A got nothing from B");
+    assert_eq!(
+        w.stacks[B].discards().not_for_us,
+        6,
+        "each counted as not for this host"
+    );
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        (row.stats.half_open_expired, row.stats.half_open_evicted),
+        (0, 0),
+        "{row}"
+    );
+    // The backlog's one socket still listens: a real client takes it, nothing evicted.
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"served by the only socket");
+        sock.stack().close(conn).unwrap();
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_evicted, 0, "{row}");
+}
+
+#[test]
+fn one_datagram_between_two_hosts_udp_services_does_not_bounce_for_ever() {
+    // Every ringnet host answers any datagram to UDP 9000 (a report line) and 9001 (the
+    // stats table). One datagram to B's report port whose source is A's stats port (a
+    // spoofer's, or A's own stats socket as here) started a loop: B reported to A:9001,
+    // A answered B:9000 with its table, B reported that, and so on for ever, both
+    // hosts' rings and the wire full of it (CERT CA-1996-01's echo and chargen loop).
+    // Neither service may answer a datagram from a port a UDP service answers on.
+    use ringnet::services::{StatsQuery, UdpReport, REPORT_PORT, STATS_PORT};
+    let mut w = pair(Faults::NONE, 132);
+    let mut sockets = Vec::new();
+    let mut services: Vec<(UdpReport<512>, StatsQuery)> = (0..2)
+        .map(|host| {
+            let stack = &mut w.stacks[host];
+            let report = udp_socket(stack, 8, 4096);
+            let stats = udp_socket(stack, 8, 8192);
+            sockets.push((report, stats));
+            (
+                UdpReport::new(stack, report, REPORT_PORT).unwrap(),
+                StatsQuery::new(stack, stats, STATS_PORT).unwrap(),
+            )
+        })
+        .collect();
+    let a_stats = sockets[A].1;
+    w.stacks[A]
+        .send_to(a_stats, b"?", ep(B, REPORT_PORT))
+        .unwrap();
+    let until = w.wire.now() + Duration::from_secs(2);
+    while w.wire.now() < until {
+        let now = w.wire.now();
+        for (host, (report, stats)) in services.iter_mut().enumerate() {
+            let stack = &mut w.stacks[host];
+            stack.poll(now, &mut w.wire.port(host));
+            report.poll(stack);
+            stats.poll(stack);
+        }
+        let next = w
+            .wire
+            .next_delivery()
+            .unwrap_or(now + Duration::from_millis(10));
+        w.wire
+            .advance_to(next.max(now + Duration::from_micros(100)));
+    }
+    let datagrams_in = |host: usize, socket| w.stacks[host].stats(socket).unwrap().datagrams_in;
+    assert_eq!(
+        datagrams_in(B, sockets[B].0),
+        1,
+        "B's report took the one datagram"
+    );
+    assert_eq!(
+        datagrams_in(A, a_stats),
+        0,
+        "and did not answer A's stats port"
+    );
+    // A client on an ordinary port is still answered by both.
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    for port in [REPORT_PORT, STATS_PORT] {
+        w.stacks[A].send_to(client, b"?", ep(B, port)).unwrap();
+    }
+    for _ in 0..200 {
+        let now = w.wire.now();
+        for (host, (report, stats)) in services.iter_mut().enumerate() {
+            let stack = &mut w.stacks[host];
+            stack.poll(now, &mut w.wire.port(host));
+            report.poll(stack);
+            stats.poll(stack);
+        }
+        w.wire.advance_to(now + Duration::from_millis(1));
+    }
+    let mut buf = [0u8; 2048];
+    let mut answers = 0;
+    while w.stacks[A].recv_from(client, &mut buf).is_ok() {
+        answers += 1;
+    }
+    assert!(
+        answers >= 2,
+        "{answers} answers: the report and the stats table"
+    );
+}

@@ -4,6 +4,7 @@ use ringnet::blocking::Blocking;
 use ringnet::http::HttpServer;
 use ringnet::services::pattern_byte;
 use ringnet::sim::{Faults, PeerWaiter};
+use ringnet::transfer::{Store, StoreError};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
 use sha2::{Digest, Sha256};
@@ -418,4 +419,103 @@ fn a_transfer_encoding_of_any_bytes_is_a_body_the_server_cannot_frame() {
     )
     .unwrap();
     assert_eq!(read_response(&mut sock, conn, false).status, 400);
+}
+
+/// A [`MemStore`] whose names in `read_only` cannot be written, as the firmware's built-in
+/// files cannot: `begin` refuses them with [`StoreError::ReadOnly`].
+struct ReadOnlyNames {
+    files: MemStore,
+    read_only: &'static [&'static str],
+}
+
+impl Store for ReadOnlyNames {
+    type Upload = <MemStore as Store>::Upload;
+    type Reader = <MemStore as Store>::Reader;
+    fn size(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.files.size(name)
+    }
+    fn open(&mut self, name: &str) -> Result<(Self::Reader, u64), StoreError> {
+        self.files.open(name)
+    }
+    fn read_at(
+        &mut self,
+        reader: &mut Self::Reader,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        self.files.read_at(reader, offset, buf)
+    }
+    fn begin(&mut self, name: &str, size: u64) -> Result<Self::Upload, StoreError> {
+        if self.read_only.contains(&name) {
+            return Err(StoreError::ReadOnly);
+        }
+        self.files.begin(name, size)
+    }
+    fn write(&mut self, upload: &mut Self::Upload, data: &[u8]) -> Result<(), StoreError> {
+        self.files.write(upload, data)
+    }
+    fn commit(&mut self, upload: Self::Upload) -> Result<(), StoreError> {
+        self.files.commit(upload)
+    }
+    fn abort(&mut self, upload: Self::Upload) {
+        self.files.abort(upload)
+    }
+    fn for_each(&mut self, f: &mut dyn FnMut(&str, u64)) {
+        self.files.for_each(f)
+    }
+}
+
+#[test]
+fn a_refused_put_never_has_its_body_answered_as_a_request() {
+    // A PUT the store refuses before its body (a read-only name, as the firmware's
+    // built-in files are) leaves the body unread: kept alive, the server would read it as
+    // the next request and answer it (request smuggling: the body's GET is answered as
+    // if the client, or a proxy in front, had sent it). It must close instead, as for
+    // every other refusal of a request with a body.
+    let mut w = pair(Faults::NONE, 73);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 2048, 2048))
+        .collect();
+    let mut files = MemStore::default();
+    files
+        .files
+        .insert("secret".into(), b"the hidden file".to_vec());
+    let store = ReadOnlyNames {
+        files,
+        read_only: &["ro"],
+    };
+    let mut server = HttpServer::<_, 2>::new(&mut w.stacks[B], PORT, &backlog, store).unwrap();
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| server.poll(b),
+            sock,
+            conn,
+            PORT,
+            (4096, 4096)
+        );
+        let body = b"GET /secret HTTP/1.1\r\n\r\n";
+        let put = format!("PUT /ro HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
+        sock.send_all(conn, put.as_bytes()).unwrap();
+        sock.send_all(conn, body).unwrap();
+        let refused = read_response(&mut sock, conn, false);
+        assert_eq!(refused.status, 403, "{}", refused.head);
+        assert_eq!(
+            refused.header("Connection"),
+            Some("close"),
+            "{}",
+            refused.head
+        );
+        let mut rest = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
+            rest.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&rest),
+            "",
+            "the body was never answered as a request"
+        );
+    }
+    assert_eq!(server.served(), 1, "one response: the refusal");
 }

@@ -27,8 +27,12 @@ use crate::read_ahead::ReadAhead;
 /// - Of two overlapping uploads of one name, the one begun last wins: an older one's
 ///   commit is refused with [`StoreError::Conflict`] while a newer one is in progress or
 ///   once a newer one has committed.
-/// - An upload larger than the free space (or than `--max-upload`) is refused at
-///   [`Store::begin`]; a failed write, an abort or a refused commit deletes the temporary.
+/// - An upload larger than the free space, than the process's file-size limit
+///   (`ulimit -f`, `RLIMIT_FSIZE`) or than `--max-upload` is refused at [`Store::begin`]
+///   as [`StoreError::NoSpace`]; a failed write, an abort or a refused commit deletes the
+///   temporary. A write that meets the file-size limit all the same fails as no space:
+///   opening a store sets `SIGXFSZ` to be ignored, as its default action ends the whole
+///   process (every connection with it) at the first write past the limit.
 ///
 /// - Each upload's temporary is written by a thread of its own ([`PartWriter`]), which
 ///   also hashes the data of an upload begun with [`Store::begin_verified`]: the transfer
@@ -71,6 +75,7 @@ pub struct DirUpload {
 impl DirStore {
     /// A store in `root`, which must exist.
     pub fn new(root: impl Into<PathBuf>) -> io::Result<DirStore> {
+        ignore_file_size_signal();
         let root = root.into();
         if !root.is_dir() {
             return Err(io::Error::new(
@@ -126,7 +131,10 @@ impl DirStore {
     fn start(&mut self, name: &str, size: u64, hashed: bool) -> Result<DirUpload, StoreError> {
         self.path(name)?;
         let limit = self.max_upload.unwrap_or(u64::MAX);
-        if size > limit || free_space(&self.root).is_some_and(|free| size > free) {
+        if size > limit
+            || file_size_limit().is_some_and(|max| size > max)
+            || free_space(&self.root).is_some_and(|free| size > free)
+        {
             return Err(StoreError::NoSpace);
         }
         let seq = self.next_seq;
@@ -172,10 +180,40 @@ fn free_space(dir: &Path) -> Option<u64> {
     }
 }
 
+/// The largest file this process may write (`RLIMIT_FSIZE`'s soft limit), if limited.
+#[allow(unsafe_code)]
+fn file_size_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-parameter that getrlimit(2) fills; it outlives the
+    // call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0 {
+        return None;
+    }
+    #[allow(clippy::unnecessary_cast)]
+    (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+}
+
+/// Makes a write past the file-size limit fail with `EFBIG` (then [`StoreError::NoSpace`])
+/// instead of ending the process with `SIGXFSZ`, whose default action that is.
+#[allow(unsafe_code)]
+fn ignore_file_size_signal() {
+    // SAFETY: SIG_IGN installs no handler, so no code runs at the signal; the disposition
+    // is process-wide and set the same way by every call.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 fn store_error(e: io::Error) -> StoreError {
     match e.kind() {
         io::ErrorKind::NotFound => StoreError::NotFound,
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StoreError::NoSpace,
+        // `EFBIG`: past the file-size limit, which is as full as the disk for this file.
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::FileTooLarge => {
+            StoreError::NoSpace
+        }
         _ => StoreError::Io,
     }
 }

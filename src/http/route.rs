@@ -96,10 +96,12 @@ fn route<S: Store, const N: usize>(
             if method == Method::Post && store.size(name).is_ok() {
                 return Err((Answer::Exists, false));
             }
-            // Refused before `100 Continue`: a client that waits for it sends no body.
+            // Refused before `100 Continue`. A body announced is not read, so the
+            // connection closes: a client that did not wait for `100 Continue` sends it
+            // anyway, and the next request would be read out of it (request smuggling).
             let upload = store.begin(name, length).map_err(|e| match e {
-                StoreError::NotFound => (Answer::NotFound, keep_alive),
-                StoreError::ReadOnly => (Answer::ReadOnly, keep_alive),
+                StoreError::NotFound => (Answer::NotFound, bodiless_keep_alive),
+                StoreError::ReadOnly => (Answer::ReadOnly, bodiless_keep_alive),
                 _ => (store_refusal(e), false),
             })?;
             if request.expect_continue {

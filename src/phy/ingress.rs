@@ -19,6 +19,12 @@
 //! | UDP: `UdpPacket::new_checked`, destination port not 0 | [`Discard::Malformed`] |
 //! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
 //!
+//! One step is ringnet's own, not smoltcp's: a TCP segment to a broadcast or multicast
+//! address is [`Discard::NotForUs`] (RFC 1122 4.2.3.10: a SYN to one MUST be silently
+//! discarded; Linux's TCP drops every segment not addressed to the host alone). smoltcp's
+//! listeners take a SYN to any destination and answer from that address, so the
+//! [`Inspector`](super::Inspector) withholds such a frame from smoltcp.
+//!
 //! What passes is a UDP datagram smoltcp hands to the first UDP socket that accepts it
 //! (the stack matches that in `stack::frames`, and counts [`Discard::NoSocket`] when none
 //! does), or a TCP segment or ICMP message, which this module does not follow further:
@@ -50,7 +56,8 @@ use smoltcp::wire::{
 pub enum Discard {
     /// For another host: another unicast MAC address (a hub or a flooding switch carries
     /// those), or an IP destination that is none of this interface's (Linux:
-    /// `InAddrErrors`).
+    /// `InAddrErrors`); or a TCP segment to a broadcast or multicast address, which no
+    /// connection can have (RFC 1122 4.2.3.10; the inspector keeps it from smoltcp).
     NotForUs,
     /// A wrong IPv4 header checksum or a wrong non-zero UDP checksum (Linux:
     /// `InHdrErrors`, `Udp: InCsumErrors`); TCP's own checksum is smoltcp's to check.
@@ -287,6 +294,10 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
         return discard(Discard::NotForUs);
     }
     if ip.next_header() != IpProtocol::Udp {
+        // TCP is for this host alone; smoltcp would answer a broadcast SYN.
+        if ip.next_header() == IpProtocol::Tcp && dst != accept.cidr.address() {
+            return discard(Discard::NotForUs);
+        }
         return None;
     }
     let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
@@ -443,6 +454,20 @@ mod tests {
             );
         }
         assert_eq!(classify(&frame[..13], &accept()), None, "not even Ethernet");
+    }
+
+    #[test]
+    fn a_tcp_segment_to_a_broadcast_or_multicast_address_is_not_for_us() {
+        for dst in [
+            Ipv4Address::BROADCAST,
+            Ipv4Address::new(10, 0, 0, 255),
+            ALL_SYSTEMS,
+        ] {
+            let mut frame = udp_frame(EthernetAddress::BROADCAST, PEER, dst);
+            frame[14 + 9] = 6;
+            refresh_ip_checksum(&mut frame);
+            assert_eq!(reason(&frame), Some(Discard::NotForUs), "{dst}");
+        }
     }
 
     #[test]

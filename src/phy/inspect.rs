@@ -359,8 +359,12 @@ impl FrameLog {
 
 /// Wraps a device and records a [`FrameEvent`] for every frame that matters.
 ///
-/// Malformed frames are passed through untouched (smoltcp decides what to do with them);
-/// the inspector only reads headers that pass the views' `new_checked`.
+/// A frame the interface discards ([`classify`] says which and why) is withheld from
+/// smoltcp, which gets an empty frame instead: smoltcp would drop each of them but a TCP
+/// segment to a broadcast or multicast address, which its listeners would answer (RFC
+/// 1122 4.2.3.10 says to discard it). Every other frame goes to smoltcp untouched, but a
+/// SYN's MSS option ([`mss`](super::mss)); the inspector only reads headers that pass the
+/// views' `new_checked`.
 pub struct Inspector<'d, 'l, D: Device + ?Sized> {
     inner: &'d mut D,
     log: &'l RefCell<FrameLog>,
@@ -485,7 +489,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
         };
         inner.consume(|frame| {
             // Released before `f`: smoltcp may transmit a reply from inside it.
-            let (held, lowered) = {
+            let (held, lowered) = 'look: {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
                 if let Some(event) = log
@@ -494,6 +498,12 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                     .and_then(|a| inspect_incoming(frame, a))
                 {
                     log.record(event);
+                    // A frame the interface discards never reaches smoltcp: smoltcp
+                    // would drop each but a TCP segment to a broadcast or multicast
+                    // address, which one of its listeners would answer.
+                    if let FrameEvent::Discarded { .. } = event {
+                        break 'look (true, None);
+                    }
                 }
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
@@ -506,8 +516,9 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 (held, lowered)
             };
             if held {
-                // smoltcp gets nothing now (an empty frame, which it drops unparsed) and
-                // the SYN itself once the stack has looked at it (and made room).
+                // smoltcp gets nothing now (an empty frame, which it drops unparsed): a
+                // SYN held goes to it once the stack has looked at it (and made room), a
+                // frame discarded never.
                 return f(&[]);
             }
             // A SYN offering more than the socket's tx ring keeps two segments of:

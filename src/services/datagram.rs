@@ -1,7 +1,7 @@
 use heapless::String;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
-use super::{ServiceError, ServicePlan};
+use super::{ServiceError, ServicePlan, REPORT_PORT, STATS_PORT};
 use crate::handle::SocketHandle;
 use crate::observe::StatsRow;
 use crate::socket::udp::SendError;
@@ -10,9 +10,20 @@ use crate::stack::Stack;
 use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
+/// Whether a datagram from source `port` may be answered: not when the port is one that
+/// answers datagrams itself, a well-known port (below 1024: echo, chargen, DNS, NTP; 0 asks
+/// for no reply) or a ringnet UDP service's. Two such services answering each other
+/// never stop: one spoofed datagram from one host's stats port to another's report
+/// port kept both busy for ever (CERT CA-1996-01, the echo and chargen loop).
+#[inline(never)]
+fn answerable(port: u16) -> bool {
+    port >= 1024 && port != REPORT_PORT && port != STATS_PORT
+}
+
 /// UDP receive-and-report: takes each datagram with a buffer of `BUF` bytes (so larger
 /// ones are visibly truncated), logs it, and answers the sender with one line:
-/// `"<n> bytes from <addr>[, truncated: <lost> lost]\n"`.
+/// `"<n> bytes from <addr>[, truncated: <lost> lost]\n"`; a sender on a port that answers
+/// datagrams itself is not answered.
 pub struct UdpReport<const BUF: usize> {
     socket: SocketHandle,
 }
@@ -47,6 +58,10 @@ impl<const BUF: usize> UdpReport<BUF> {
                 text.str(", truncated: ").num(d.lost as u64).str(" lost");
             }
             net_info!("{}: udp-report {}", name, line);
+            // Logged, counted, not answered.
+            if !answerable(d.from.port) {
+                continue;
+            }
             let _ = line.push('\n');
             if let Err(e) = stack.send_to(self.socket, line.as_bytes(), d.from) {
                 net_warn!("{}: udp-report reply to {} failed: {}", name, d.from, e);
@@ -55,7 +70,8 @@ impl<const BUF: usize> UdpReport<BUF> {
     }
 }
 
-/// UDP stats query: answers any datagram with this stack's stats table, in as many
+/// UDP stats query: answers any datagram (from a port that does not answer datagrams
+/// itself) with this stack's stats table, in as many
 /// datagrams as it takes, each of whole lines: the first starts with the stack's line and
 /// the column header, and the last ends with `end of table: N rows`. A client that reads
 /// one datagram still gets whole rows. The datagrams go out as the tx ring has room; a
@@ -98,6 +114,11 @@ impl StatsQuery {
                 let Ok(query) = stack.recv_from(self.socket, &mut buf) else {
                     return;
                 };
+                // Taken and counted, not answered (nor logged: the stats query logs
+                // none of its queries).
+                if !answerable(query.from.port) {
+                    continue;
+                }
                 self.answering = Some(Answer {
                     to: query.from,
                     rows_sent: 0,

@@ -161,6 +161,8 @@ impl<'a> Stack<'a> {
                 inner,
                 port: 0,
                 rx_bytes_seen: 0,
+                queued: 0,
+                queued_bytes: 0,
             })),
         );
         Ok(handle)
@@ -235,6 +237,8 @@ impl<'a> Stack<'a> {
             lost: whole - len,
         };
         u.rx_bytes_seen = socket.recv_queue();
+        u.queued = u.queued.saturating_sub(1);
+        u.queued_bytes = u.queued_bytes.saturating_sub(whole);
         slot.stats.bytes_in += len as u64;
         slot.stats.datagrams_in += 1;
         if datagram.truncated() {

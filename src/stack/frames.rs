@@ -271,10 +271,20 @@ pub(super) fn drain_frame_events(
                 let socket = sockets.get::<udp::Socket>(u.inner);
                 let now_bytes = socket.recv_queue();
                 // Delivered datagrams grow the ring by their size (plus any wrap padding).
-                let delivered = now_bytes >= u.rx_bytes_seen + payload_len
-                    && (payload_len > 0 || socket.can_recv());
+                // One of no bytes grows nothing: it was delivered if a slot was free. The
+                // slots hold the datagrams queued and, when the ring holds more bytes
+                // than they do, the padding smoltcp put before one that wrapped.
+                let delivered = if payload_len > 0 {
+                    now_bytes >= u.rx_bytes_seen + payload_len
+                } else {
+                    let padding = usize::from(u.rx_bytes_seen > u.queued_bytes);
+                    u.queued + padding < socket.packet_recv_capacity()
+                };
                 u.rx_bytes_seen = now_bytes;
-                if !delivered {
+                if delivered {
+                    u.queued += 1;
+                    u.queued_bytes += payload_len;
+                } else {
                     let source = Source::Socket {
                         handle: SocketHandle(index as u16),
                         kind: SocketType::Datagram,

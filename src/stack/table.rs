@@ -81,6 +81,12 @@ pub(crate) struct UdpSlot {
     pub port: u16,
     /// rx ring bytes after the last frame or call: the baseline for spotting drops.
     pub rx_bytes_seen: usize,
+    /// Datagrams seen to reach the rx ring and not yet received: with the padding, the
+    /// ring's slots in use, which alone tell whether a datagram of no bytes found room.
+    pub queued: usize,
+    /// Their bytes: fewer than `rx_bytes_seen` when smoltcp's padding (one slot) lies
+    /// before a datagram that wrapped around the ring.
+    pub queued_bytes: usize,
 }
 
 #[derive(Debug)]
