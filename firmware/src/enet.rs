@@ -83,6 +83,51 @@ fn write(offset: usize, value: u32) {
     unsafe { core::ptr::write_volatile((BASE + offset) as *mut u32, value) }
 }
 
+/// Writes `words` (whole words, from a word boundary: a frame buffer's bytes from the
+/// third on) to the TX FIFO, eight at a time: one `LDM` and eight stores to DATA. A loop
+/// in Rust took five instructions a word around its store (the bounds of each chunk, the
+/// bytes put together), about 1.4 M instructions for every MiB sent.
+#[inline(never)]
+fn write_fifo(words: &[u8]) {
+    debug_assert!((words.as_ptr() as usize).is_multiple_of(4) && words.len().is_multiple_of(4));
+    // SAFETY: reads `words`, which is word-aligned and whole words long (the frame
+    // buffers' layout), and writes only the DATA register; r3-r5, r8-r12, the two
+    // operands and the flags are the only registers changed.
+    unsafe {
+        core::arch::asm!(
+            "subs {n}, {n}, #32",
+            "blo 3f",
+            "2:",
+            "ldmia {p}!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "str r3, [{data}]",
+            "str r4, [{data}]",
+            "str r5, [{data}]",
+            "str r8, [{data}]",
+            "str r9, [{data}]",
+            "str r10, [{data}]",
+            "str r11, [{data}]",
+            "str r12, [{data}]",
+            "subs {n}, {n}, #32",
+            "bhs 2b",
+            "3:",
+            "adds {n}, {n}, #32",
+            "beq 5f",
+            "4:",
+            "ldr r3, [{p}], #4",
+            "str r3, [{data}]",
+            "subs {n}, {n}, #4",
+            "bne 4b",
+            "5:",
+            p = inout(reg) words.as_ptr() => _,
+            n = inout(reg) words.len() => _,
+            data = in(reg) BASE + DATA,
+            out("r3") _, out("r4") _, out("r5") _, out("r8") _, out("r9") _,
+            out("r10") _, out("r11") _, out("r12") _,
+            options(nostack),
+        );
+    }
+}
+
 /// The interrupt handler's work: mask the controller (its line is level-triggered and
 /// stays up until the FIFO is drained) and tell the loop.
 pub fn on_interrupt() {
@@ -354,12 +399,7 @@ impl phy::TxToken for TxToken<'_> {
         );
         // The rest in whole words; the bytes past the frame in the last word are ignored.
         let words = (len - 2).div_ceil(4);
-        for chunk in self.buf[2..2 + 4 * words].chunks_exact(4) {
-            write(
-                DATA,
-                u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
-            );
-        }
+        write_fifo(&self.buf[2..2 + 4 * words]);
         write(TR, TR_NEWTX);
         *self.sent += 1;
         result
