@@ -25,9 +25,10 @@
 //! the reference what it does for file out (a TCP segment, an acknowledgement back for
 //! each): TCP port 7001 is a bare source that, after `<bytes>\n` (file out's request),
 //! sends that many bytes of file out's pattern in full segments as fast as the peer's
-//! window and the NIC allow, checksummed (QEMU's network checks it), with no
-//! retransmission (that network loses nothing), then a FIN: the least a TCP sender can
-//! do per byte for file out's stream.
+//! window and the NIC allow, checksummed (QEMU's network checks it; on the Stellaris by
+//! the driver, a word at a time, as file out's segments are), with no retransmission
+//! (that network loses nothing), then a FIN: the least a TCP sender can do per byte for
+//! file out's stream.
 //!
 //! It answers ARP requests for its address, so that QEMU's user-mode network can reach
 //! it, and ignores everything else. A data datagram's payload is left as the buffer holds
@@ -37,7 +38,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::Ordering;
 
 use ringnet::services::{FileSource as _, Pattern};
-use ringnet::smoltcp::phy::ChecksumCapabilities;
+use ringnet::smoltcp::phy::{Checksum, ChecksumCapabilities};
 use ringnet::smoltcp::phy::{Device, RxToken as _, TxToken as _};
 use ringnet::smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
@@ -73,6 +74,20 @@ const SOURCE_PORT: u16 = 7001;
 const SOURCE_ISS: TcpSeqNumber = TcpSeqNumber(0x2000_0000);
 /// The longest request line the source reads (`<decimal bytes>\n`).
 const SOURCE_REQUEST: usize = 24;
+
+/// Whether the driver computes the TCP checksums of what this mode sends, as it does
+/// ringnet's: the Stellaris driver does, a word at a time (`Stellaris::fill_tcp`), so the
+/// source's checksums cost what file out's do; the SmartFusion2's leaves them to smoltcp.
+const DRIVER_FILLS_TCP: bool = cfg!(not(feature = "sf2"));
+
+/// The checksums a segment's `emit` computes: the TCP one only if the driver does not.
+fn tcp_checksums() -> ChecksumCapabilities {
+    let mut caps = ChecksumCapabilities::default();
+    if DRIVER_FILLS_TCP {
+        caps.tcp = Checksum::Rx;
+    }
+    caps
+}
 
 /// Where the commands came from: where answers and data go.
 #[derive(Clone, Copy)]
@@ -215,7 +230,9 @@ impl Source {
                 segment_header(&mut tcp, peer.port, seq, ack);
                 // `offset + len` is within the pattern's `total` bytes.
                 let _ = pattern.read_at(offset, &mut tcp.payload_mut()[..len]);
-                tcp.fill_checksum(&IpAddress::Ipv4(ip), &IpAddress::Ipv4(peer.ip));
+                if !DRIVER_FILLS_TCP {
+                    tcp.fill_checksum(&IpAddress::Ipv4(ip), &IpAddress::Ipv4(peer.ip));
+                }
             });
             self.snd_nxt += len;
             self.ack_owed = false;
@@ -231,7 +248,9 @@ impl Source {
                 let mut tcp = TcpPacket::new_unchecked(packet.payload_mut());
                 segment_header(&mut tcp, peer.port, seq, ack);
                 tcp.set_fin(fin);
-                tcp.fill_checksum(&IpAddress::Ipv4(ip), &IpAddress::Ipv4(peer.ip));
+                if !DRIVER_FILLS_TCP {
+                    tcp.fill_checksum(&IpAddress::Ipv4(ip), &IpAddress::Ipv4(peer.ip));
+                }
             });
             if fin {
                 self.fin_sent = true;
@@ -442,7 +461,7 @@ fn syn_ack<T: ringnet::smoltcp::phy::TxToken>(
             &mut TcpPacket::new_unchecked(packet.payload_mut()),
             &IpAddress::Ipv4(ip),
             &IpAddress::Ipv4(peer.ip),
-            &ChecksumCapabilities::default(),
+            &tcp_checksums(),
         );
     });
 }
@@ -674,7 +693,7 @@ fn answer(
                 &mut TcpPacket::new_unchecked(packet.payload_mut()),
                 &IpAddress::Ipv4(ip),
                 &IpAddress::Ipv4(peer.ip),
-                &ChecksumCapabilities::default(),
+                &tcp_checksums(),
             );
         });
         break;

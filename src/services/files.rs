@@ -59,13 +59,34 @@ impl FileSource for Pattern {
     }
 }
 
-/// Fills `run` with `first`, `first + 7`, `first + 14`, ... (mod 256), a word at a time:
-/// each word is the last one with 28 added to every byte, carries kept inside the byte.
-/// A pattern is file out's payload, so this is per-byte work on every bulk send: a word
-/// of arithmetic and one store beat copying from a table at whatever alignment the ring's
-/// free space and the table's offset happen to have (on a Cortex-M3 a misaligned copy
-/// goes a byte, or a shifted word, at a time).
+/// Fills `run` with `first`, `first + 7`, `first + 14`, ... (mod 256). A pattern is file
+/// out's payload, so this is per-byte work on every bulk send. The run repeats every
+/// [`PERIOD`] bytes (`7 * 256` is 0 mod 256): its first period is computed a word at a
+/// time (`fill_words`), the rest copied from what is already written, doubling (256, 512,
+/// 1024 bytes). Each copy's source and destination lie a multiple of four bytes apart, so
+/// they share their alignment and the image's `memcpy` moves them eight words at a time
+/// (`LDM`/`STM`): about 0.15 instructions a byte on a Cortex-M3, where computing every
+/// word is seven instructions a word, 1.8 a byte.
 fn fill_run(run: &mut [u8], first: u8) {
+    let mut filled = run.len().min(PERIOD);
+    fill_words(&mut run[..filled], first);
+    while filled < run.len() {
+        let (done, rest) = run.split_at_mut(filled);
+        let n = rest.len().min(filled);
+        rest[..n].copy_from_slice(&done[..n]);
+        filled += n;
+    }
+}
+
+/// How often a run of [`fill_run`] repeats itself, in bytes.
+const PERIOD: usize = 256;
+
+/// [`fill_run`]'s arithmetic, a word at a time: each word is the last one with 28 added
+/// to every byte, carries kept inside the byte (a word of arithmetic and one store beat
+/// copying from a table at whatever alignment the ring's free space and the table's
+/// offset happen to have: on a Cortex-M3 a misaligned copy goes a byte, or a shifted
+/// word, at a time).
+fn fill_words(run: &mut [u8], first: u8) {
     const LOW: u32 = 0x7f7f_7f7f;
     const STEP: u32 = 0x1c1c_1c1c;
     let mut word = u32::from_le_bytes([
@@ -478,6 +499,33 @@ mod tests {
                     );
                 }
                 assert!(buf[len..].iter().all(|&b| b == 0xaa), "wrote past {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_past_the_period_match_the_pattern_at_every_length_and_alignment() {
+        let mut buf = [0u8; 2048 + 8];
+        for start in 0..4 {
+            for len in (0..=2048).filter(|len| len % 64 < 6 || len % 256 > 250) {
+                buf.fill(0xaa);
+                let first = (len * 3) as u8;
+                fill_run(&mut buf[start..start + len], first);
+                for (i, &b) in buf[start..start + len].iter().enumerate() {
+                    assert_eq!(
+                        b,
+                        first.wrapping_add((7 * i) as u8),
+                        "start {start}, len {len}, at {i}"
+                    );
+                }
+                assert!(
+                    buf[..start].iter().all(|&b| b == 0xaa),
+                    "wrote before {start}"
+                );
+                assert!(
+                    buf[start + len..].iter().all(|&b| b == 0xaa),
+                    "wrote past {len}"
+                );
             }
         }
     }
