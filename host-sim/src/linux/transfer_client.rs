@@ -2,8 +2,8 @@
 //! on the Linux side of the wire: it talks to any transfer server, ringnet's or another.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -271,7 +271,7 @@ pub fn get_file_traced(
         .and_then(|size| {
             bar.set_length(size);
             let digest = receive_hashed(
-                stream.inner_mut(),
+                stream.inner(),
                 &mut file,
                 (offset, hasher),
                 size,
@@ -323,9 +323,13 @@ pub fn get_file_traced(
 /// `file`, and returns the SHA-256 of the whole file (`resume.1` holds the state of the
 /// bytes before): a thread hashes and writes each [`TRANSFER_BUFFER`] block while this one
 /// reads the next from the socket, so that the socket is emptied without pausing for the
-/// hash (one pass, on the other core), as `peer get --no-digest` empties it.
-fn receive_hashed<R: io::Read>(
-    stream: &mut R,
+/// hash (one pass, on the other core), as `peer get --no-digest` empties it. The kernel
+/// wakes this thread once [`WAKE_BYTES`] are queued ([`wake_at_bytes`]), not for every
+/// segment, and each block is whole before the writer gets it: one wake-up of each thread
+/// per quarter block and per block, where a wake-up per segment cost the client as much
+/// CPU time as its SHA-256.
+fn receive_hashed(
+    mut stream: &TcpStream,
     file: &mut File,
     resume: (u64, Sha256),
     size: u64,
@@ -347,31 +351,46 @@ fn receive_hashed<R: io::Read>(
         });
         let mut received = offset;
         let mut failed = None;
+        let mut wake_at = 1;
         while received < size {
             let mut block = spare
                 .try_recv()
                 .unwrap_or_else(|_| vec![0u8; TRANSFER_BUFFER]);
             let want = (size - received).min(TRANSFER_BUFFER as u64) as usize;
-            let n = match stream.read(&mut block[..want]) {
-                Ok(0) => {
-                    failed = Some(PeerError::Transfer(TransferError::UnexpectedEnd));
-                    break;
+            // The block is filled before the writer gets it: one hand-over (and one
+            // wake-up of the writer) per block, not per read.
+            let mut n = 0;
+            while n < want && failed.is_none() {
+                let rest = (size - received - n as u64).min(WAKE_BYTES as u64) as usize;
+                if rest != wake_at {
+                    if let Err(e) = wake_at_bytes(stream, rest) {
+                        failed = Some(e.into());
+                        break;
+                    }
+                    wake_at = rest;
                 }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    failed = Some(e.into());
-                    break;
+                match stream.read(&mut block[n..want]) {
+                    Ok(0) => failed = Some(PeerError::Transfer(TransferError::UnexpectedEnd)),
+                    Ok(got) => n += got,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => failed = Some(e.into()),
                 }
-            };
-            if to_writer.send((block, n)).is_err() {
+            }
+            if n > 0 && to_writer.send((block, n)).is_err() {
                 // The writer failed: its result says why.
                 break;
             }
             received += n as u64;
             progress(received);
+            if failed.is_some() {
+                break;
+            }
         }
         drop(to_writer);
+        // The status after the data is read as it comes.
+        if wake_at != 1 && failed.is_none() {
+            failed = wake_at_bytes(stream, 1).err().map(PeerError::from);
+        }
         let written = writer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")));
@@ -384,6 +403,35 @@ fn receive_hashed<R: io::Read>(
     })
 }
 
+/// Bytes a get's data gathers in the kernel's receive queue before its reader is woken
+/// ([`wake_at_bytes`]): a quarter of a block.
+const WAKE_BYTES: usize = TRANSFER_BUFFER / 4;
+
+/// Sets the socket's `SO_RCVLOWAT`: a read then sleeps until `bytes` are queued (or the
+/// connection ends, or the read times out), instead of waking for every segment that the
+/// sender's poll brought. The caller asks for no more than are still to come.
+#[allow(unsafe_code)]
+fn wake_at_bytes(stream: &TcpStream, bytes: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes.max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the descriptor is open (borrowed from `stream`), and the option's value is
+    // a c_int that outlives the call, its size passed with it.
+    let done = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 struct HashWriter<'h>(&'h mut Sha256);
 
 impl Write for HashWriter<'_> {
@@ -394,5 +442,91 @@ impl Write for HashWriter<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// The socket's `SO_RCVLOWAT`.
+    #[allow(unsafe_code)]
+    fn wake_mark(stream: &TcpStream) -> libc::c_int {
+        use std::os::fd::AsRawFd;
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: the descriptor is open (borrowed from `stream`); `value` and `len` are
+        // valid out-parameters of the sizes given, and outlive the call.
+        let done = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&raw mut value).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(done, 0, "getsockopt: {}", io::Error::last_os_error());
+        value
+    }
+
+    #[test]
+    fn a_get_gathered_by_the_kernel_is_read_whole_then_the_status_after_it() {
+        // The sender writes the data in small pieces and, once the client has all of it,
+        // a status of 41 bytes, and keeps the connection open: every byte of the data
+        // must arrive, and the status after it must wake the reader (the mark back at one
+        // byte), not be left waiting for more bytes that never come.
+        let data: Vec<u8> = (0..TRANSFER_BUFFER + 300_001)
+            .map(|i| (i * 13 % 251) as u8)
+            .collect();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = data.clone();
+        let (data_read, send_status) = mpsc::channel::<()>();
+        let (status_read, close) = mpsc::channel::<()>();
+        let server = thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            for piece in sent.chunks(1_448) {
+                conn.write_all(piece).unwrap();
+            }
+            let _ = send_status.recv();
+            conn.write_all(&[9u8; 41]).unwrap();
+            let _ = close.recv();
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        // Only so that a reader left waiting fails the test instead of hanging it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let path = std::env::temp_dir().join(format!("ringnet-client-get-{}", std::process::id()));
+        let mut file = File::create(&path).unwrap();
+        let mut marks = Vec::new();
+        let digest = receive_hashed(
+            &stream,
+            &mut file,
+            (0, Sha256::new()),
+            data.len() as u64,
+            &mut |_| marks.push(wake_mark(&stream)),
+        )
+        .unwrap();
+        assert_eq!(
+            marks.first(),
+            Some(&(WAKE_BYTES as libc::c_int)),
+            "the reader waits for a quarter block"
+        );
+        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&data)));
+        assert_eq!(wake_mark(&stream), 1, "the status is read as it comes");
+        data_read.send(()).unwrap();
+        let mut status = [0u8; 41];
+        stream
+            .read_exact(&mut status)
+            .expect("the status after the data wakes the reader");
+        assert_eq!(status, [9u8; 41]);
+        status_read.send(()).unwrap();
+        server.join().unwrap();
+        drop(file);
+        assert!(fs::read(&path).unwrap() == data);
+        fs::remove_file(path).unwrap();
     }
 }
