@@ -1,15 +1,25 @@
 //! The memcpy check (feature `memcpy-check`): at boot, instead of the stack, the image
-//! copies through its own `__aeabi_memcpy` (`mem`) at every source and destination
-//! alignment 0..8 and every length 0..=96, and at lengths 1500 and 4097, into a
-//! guard-banded destination, compares each copy byte by byte with its source and the
-//! guard bytes around it with what they held, logs
-//! `memcpy check: <cases> cases, <failed> failed` (and the first failure's parameters),
-//! and ends QEMU with success when none failed. `scripts/test-firmware.sh` boots it.
+//! runs its own copy, move and clear (`mem`) and compares each result byte by byte with
+//! a reference:
 //!
-//! The copies are `core::ptr::copy_nonoverlapping` on pointers and lengths passed
-//! through `black_box`, so that LLVM cannot inline them: each is a call to
-//! `__aeabi_memcpy` (the disassembly of the check's image shows it). The buffers are the
-//! services' rings, which this image never hands to the stack.
+//! - `__aeabi_memcpy` at every source and destination alignment 0..8 and every length
+//!   0..=96, and at lengths 1500 and 4097, into a guard-banded destination; the copy and
+//!   the guard bytes around it are compared with the source and with what they held;
+//! - `__aeabi_memmove` within one span, at every source alignment 0..8 and every shift
+//!   of the destination from -8 to 8 bytes (overlapping both ways), at the same lengths;
+//!   the whole span around the move is compared with what it must hold;
+//! - `__aeabi_memclr` at every alignment 0..8 and the same lengths, with guard bytes
+//!   either side.
+//!
+//! It logs `memcpy check: <cases> cases, <failed> failed` (and the same for `memmove`
+//! and `memclr`, each with its first failure's parameters) and ends QEMU with success
+//! when none failed. `scripts/test-firmware.sh` boots it.
+//!
+//! The calls are `core::ptr::copy_nonoverlapping`, `core::ptr::copy` and
+//! `core::ptr::write_bytes` (with 0) on pointers and lengths passed through `black_box`,
+//! so that LLVM cannot inline them: each is a call to the `__aeabi_` function (the
+//! disassembly of the check's image shows it). The buffers are the services' rings,
+//! which this image never hands to the stack.
 
 use core::hint::black_box;
 use core::ptr;
@@ -44,6 +54,11 @@ struct Failure {
     len: usize,
     at: isize,
 }
+
+/// The span a move case uses: the guard, the source's alignment and the shift down
+/// before the source, the longest move, the shift up and the guard after it.
+const MOVE_SPAN: usize = GUARD + 8 + 8 + MAX_LEN + 8 + GUARD;
+const _: () = assert!(MOVE_SPAN <= SRC_SPAN.next_multiple_of(8) + DEST_SPAN);
 
 /// What `run` needs: both spans, each rounded up to an 8-byte boundary.
 const AREA: usize = 8 + SRC_SPAN.next_multiple_of(8) + DEST_SPAN;
@@ -85,20 +100,77 @@ pub unsafe fn run(area: *mut u8, area_len: usize) -> ! {
         }
     }
     fw_info!("memcpy check: {} cases, {} failed", cases, failed);
-    let Some(f) = first else {
+    let copy_failure = first;
+    // The move and the clear over the area from `base` (both spans; see `MOVE_SPAN`).
+    let (mut move_cases, mut move_failed, mut move_first) = (0u32, 0u32, None);
+    for src_align in 0..8 {
+        for shift in -8..=8isize {
+            for len in (0..=96).chain(LONG) {
+                // SAFETY: as above; `move_case` stays within `MOVE_SPAN`, which fits.
+                let fault = unsafe { move_case(base, src_align, shift, len, move_cases) };
+                move_cases += 1;
+                if let Some(at) = fault {
+                    move_failed += 1;
+                    move_first.get_or_insert((src_align, shift, len, at));
+                }
+            }
+        }
+    }
+    fw_info!(
+        "memmove check: {} cases, {} failed",
+        move_cases,
+        move_failed
+    );
+    let (mut clear_cases, mut clear_failed, mut clear_first) = (0u32, 0u32, None);
+    for align in 0..8 {
+        for len in (0..=96).chain(LONG) {
+            // SAFETY: as above; `clear_case` stays within `DEST_SPAN`.
+            let fault = unsafe { clear_case(base, align, len, clear_cases) };
+            clear_cases += 1;
+            if let Some(at) = fault {
+                clear_failed += 1;
+                clear_first.get_or_insert((align, len, at));
+            }
+        }
+    }
+    fw_info!(
+        "memclr check: {} cases, {} failed",
+        clear_cases,
+        clear_failed
+    );
+    if let Some(f) = copy_failure {
+        fw_error!(
+            "memcpy check: first failure at src align {}, dest align {}, length {}: byte {} wrong",
+            f.src_align,
+            f.dest_align,
+            f.len,
+            f.at
+        );
+    }
+    if let Some((src_align, shift, len, at)) = move_first {
+        fw_error!(
+            "memmove check: first failure at src align {}, shift {}, length {}: byte {} wrong",
+            src_align,
+            shift,
+            len,
+            at
+        );
+    }
+    if let Some((align, len, at)) = clear_first {
+        fw_error!(
+            "memclr check: first failure at align {}, length {}: byte {} wrong",
+            align,
+            len,
+            at
+        );
+    }
+    if failed + move_failed + clear_failed == 0 {
         cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
         // Without a debugger attached, as `exit_failure`.
         loop {
             cortex_m::asm::bkpt();
         }
-    };
-    fw_error!(
-        "memcpy check: first failure at src align {}, dest align {}, length {}: byte {} wrong",
-        f.src_align,
-        f.dest_align,
-        f.len,
-        f.at
-    );
+    }
     crate::exit_failure()
 }
 
@@ -137,6 +209,78 @@ unsafe fn case(
                 GUARD_BYTE
             };
             if ptr::read_volatile(dest.add(i)) != want {
+                return Some(i as isize - start as isize);
+            }
+        }
+    }
+    None
+}
+
+/// One move case in the span at `base`: fills it with the pattern (each byte by its
+/// place), moves `len` bytes from `src_align` past the start (after the guard and room
+/// for the shift) to `shift` bytes from there through `ptr::copy`, and returns the offset
+/// from the destination's start of the first byte that differs from what a move leaves:
+/// the source's bytes, as they were, in the destination; every other byte unchanged.
+///
+/// # Safety
+///
+/// `base` valid for `MOVE_SPAN` bytes.
+unsafe fn move_case(
+    base: *mut u8,
+    src_align: usize,
+    shift: isize,
+    len: usize,
+    case: u32,
+) -> Option<isize> {
+    let from = GUARD + 8 + src_align;
+    let to = from.wrapping_add_signed(shift);
+    let window = from + len + 8 + GUARD;
+    // SAFETY (all below): offsets within the span the caller gave (`window` is at most
+    // `MOVE_SPAN`); volatile so that LLVM makes no memset or memmove of these loops.
+    unsafe {
+        for i in 0..window {
+            ptr::write_volatile(base.add(i), pattern(case, i));
+        }
+        let dest = black_box(base.add(to));
+        let src = black_box(base.add(from)).cast_const();
+        ptr::copy(src, dest, black_box(len));
+        for i in 0..window {
+            let want = if (to..to + len).contains(&i) {
+                pattern(case, i - to + from)
+            } else {
+                pattern(case, i)
+            };
+            if ptr::read_volatile(base.add(i)) != want {
+                return Some(i as isize - to as isize);
+            }
+        }
+    }
+    None
+}
+
+/// One clear case: fills the guarded span at `base` with the pattern, zeroes `len` bytes
+/// at `align` past the guard through `ptr::write_bytes`, and returns the offset from the
+/// cleared bytes' start of the first wrong byte, if any.
+///
+/// # Safety
+///
+/// `base` valid for `DEST_SPAN` bytes.
+unsafe fn clear_case(base: *mut u8, align: usize, len: usize, case: u32) -> Option<isize> {
+    let start = GUARD + align;
+    let window = start + len + GUARD;
+    // SAFETY (all below): offsets within the span the caller gave; volatile as above.
+    unsafe {
+        for i in 0..window {
+            ptr::write_volatile(base.add(i), pattern(case, i) | 1);
+        }
+        ptr::write_bytes(black_box(base.add(start)), 0, black_box(len));
+        for i in 0..window {
+            let want = if (start..start + len).contains(&i) {
+                0
+            } else {
+                pattern(case, i) | 1
+            };
+            if ptr::read_volatile(base.add(i)) != want {
                 return Some(i as isize - start as isize);
             }
         }
