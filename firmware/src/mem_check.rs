@@ -9,10 +9,15 @@
 //!   of the destination from -8 to 8 bytes (overlapping both ways), at the same lengths;
 //!   the whole span around the move is compared with what it must hold;
 //! - `__aeabi_memclr` at every alignment 0..8 and the same lengths, with guard bytes
-//!   either side.
+//!   either side;
+//! - `__aeabi_uldivmod` (`div`) for every pair of 64 dividends and 62 divisors (the
+//!   edges of 32 and 64 bits, the divisors the firmware uses, and pseudo-random values of
+//!   every width), its quotient `q` and remainder `r` checked by multiplication alone:
+//!   `q * d + r == n` without overflow and `r < d`.
 //!
 //! It logs `memcpy check: <cases> cases, <failed> failed` (and the same for `memmove`
-//! and `memclr`, each with its first failure's parameters) and ends QEMU with success
+//! and `memclr`, and `uldivmod check: ...`, each with its first failure's parameters)
+//! and ends QEMU with success
 //! when none failed. `scripts/test-firmware.sh` boots it.
 //!
 //! The calls are `core::ptr::copy_nonoverlapping`, `core::ptr::copy` and
@@ -164,7 +169,12 @@ pub unsafe fn run(area: *mut u8, area_len: usize) -> ! {
             at
         );
     }
-    if failed + move_failed + clear_failed == 0 {
+    let (div_cases, div_failed, div_first) = divisions();
+    fw_info!("uldivmod check: {} cases, {} failed", div_cases, div_failed);
+    if let Some((n, d)) = div_first {
+        fw_error!("uldivmod check: first failure at {} / {}", n, d);
+    }
+    if failed + move_failed + clear_failed + div_failed == 0 {
         cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
         // Without a debugger attached, as `exit_failure`.
         loop {
@@ -286,4 +296,62 @@ unsafe fn clear_case(base: *mut u8, align: usize, len: usize, case: u32) -> Opti
         }
     }
     None
+}
+
+/// The dividends and divisors of the division check that are not pseudo-random: the
+/// edges of 16, 32 and 64 bits, and what the firmware divides by.
+const DIV_EDGES: [u64; 20] = [
+    0,
+    1,
+    2,
+    3,
+    7,
+    1_000,
+    0xffff,
+    0x1_0000,
+    1_000_000,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_ffff,
+    1 << 32,
+    (1 << 32) + 1,
+    0x1_2345_6789,
+    999_999_999_999,
+    1 << 63,
+    (1 << 63) + 1,
+    u64::MAX - 1,
+    u64::MAX,
+];
+
+/// The division check: every pair of the edges and 44 pseudo-random values (xorshift,
+/// each shifted right by a varying count so that every width occurs) as dividend and, but
+/// for 0, as divisor, through `black_box` so that LLVM calls `__aeabi_uldivmod` for
+/// each. Returns the cases, the failures and the first failure's operands.
+fn divisions() -> (u32, u32, Option<(u64, u64)>) {
+    let mut values = [0u64; 64];
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for (i, value) in values.iter_mut().enumerate() {
+        *value = match DIV_EDGES.get(i) {
+            Some(&edge) => edge,
+            None => {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x >> (i * 7 % 64)
+            }
+        };
+    }
+    let (mut cases, mut failed, mut first) = (0u32, 0u32, None);
+    for &n in &values {
+        for &d in values.iter().filter(|&&d| d != 0) {
+            let (q, r) = (black_box(n) / black_box(d), black_box(n) % black_box(d));
+            cases += 1;
+            let holds = r < d && q.checked_mul(d).and_then(|m| m.checked_add(r)) == Some(n);
+            if !holds {
+                failed += 1;
+                first.get_or_insert((n, d));
+            }
+        }
+    }
+    (cases, failed, first)
 }
