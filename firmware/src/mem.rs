@@ -193,21 +193,26 @@ pub unsafe extern "C" fn __aeabi_memmove8(dest: *mut u8, src: *const u8, n: usiz
 }
 
 /// Zeroes `n` bytes at `dest` (the ARM EABI's `__aeabi_memclr`, `memset` to 0): bytes
-/// until `dest` is on a word boundary, then four words at a time through `STM`, then
-/// words, then the last bytes.
+/// until `dest` is on a word boundary, then eight words at a time through `STM` (SHA-256
+/// zeroes its 256-byte message schedule for every block it hashes), then words, then
+/// the last bytes.
 ///
 /// # Safety
 ///
 /// As `memset`: `dest` valid for writes of `n` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn __aeabi_memclr(dest: *mut u8, n: usize) {
-    // SAFETY: the caller's contract; only r3, r4, r5, r12, the two operands and the flags
-    // are written.
+    // SAFETY: the caller's contract; only r3-r5, r8-r12, the two operands and the
+    // flags are written.
     unsafe {
         asm!(
             "movs r3, #0",
             "movs r4, #0",
             "movs r5, #0",
+            "mov r8, #0",
+            "mov r9, #0",
+            "mov r10, #0",
+            "mov r11, #0",
             "mov r12, #0",
             "2:",
             "cmp {n}, #0",
@@ -218,14 +223,14 @@ pub unsafe extern "C" fn __aeabi_memclr(dest: *mut u8, n: usize) {
             "subs {n}, {n}, #1",
             "b 2b",
             "3:",
-            "subs {n}, {n}, #16",
+            "subs {n}, {n}, #32",
             "blo 4f",
             "13:",
-            "stmia {d}!, {{r3, r4, r5, r12}}",
-            "subs {n}, {n}, #16",
+            "stmia {d}!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "subs {n}, {n}, #32",
             "bhs 13b",
             "4:",
-            "adds {n}, {n}, #16",
+            "adds {n}, {n}, #32",
             "subs {n}, {n}, #4",
             "blo 6f",
             "14:",
@@ -242,7 +247,8 @@ pub unsafe extern "C" fn __aeabi_memclr(dest: *mut u8, n: usize) {
             "9:",
             d = inout(reg) dest => _,
             n = inout(reg) n => _,
-            out("r3") _, out("r4") _, out("r5") _, out("r12") _,
+            out("r3") _, out("r4") _, out("r5") _, out("r8") _,
+            out("r9") _, out("r10") _, out("r11") _, out("r12") _,
             options(nostack),
         );
     }
