@@ -4,7 +4,7 @@
 //! `__aeabi_memmove` and `__aeabi_memclr` (each with its `4` and `8` forms) too, for
 //! flash: `compiler_builtins`' are unrolled for speed (its `memmove` 1 586 B, its three
 //! `memclr` 600 B), and here every move and clear is small (a queue's entries moved down
-//! one, a table entry or a hash block zeroed) or rare.
+//! one, a table entry or a hash block zeroed) or rare. And `memcmp`, a byte at a time.
 //!
 //! The stack's copies between a socket ring and a frame are a bulk transfer's per-byte
 //! work besides the pattern and the checksum (a TCP payload of up to 1460 bytes each
@@ -274,4 +274,42 @@ pub unsafe extern "C" fn __aeabi_memclr4(dest: *mut u8, n: usize) {
 pub unsafe extern "C" fn __aeabi_memclr8(dest: *mut u8, n: usize) {
     // SAFETY: the caller's contract.
     unsafe { __aeabi_memclr(dest, n) }
+}
+
+/// Compares `n` bytes at `a` and `b` (C's `memcmp`, which slice and `str` comparisons call):
+/// the difference of the first pair of bytes that differ, as unsigned bytes, or 0. A byte
+/// at a time, in place of `compiler_builtins`' word-at-a-time one (116 B): the image
+/// compares only short strings (HTTP methods and header names, file names, a trailer's
+/// magic).
+///
+/// # Safety
+///
+/// As `memcmp`: `a` and `b` valid for reads of `n` bytes.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let diff: i32;
+    // SAFETY: the caller's contract; only the operands, r12 and the flags are written.
+    unsafe {
+        asm!(
+            "movs {r}, #0",
+            "2:",
+            "cmp {n}, #0",
+            "beq 9f",
+            "ldrb {r}, [{a}], #1",
+            "ldrb r12, [{b}], #1",
+            "subs {r}, {r}, r12",
+            "bne 9f",
+            "subs {n}, {n}, #1",
+            "b 2b",
+            "9:",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            n = inout(reg) n => _,
+            r = out(reg) diff,
+            out("r12") _,
+            options(nostack, readonly),
+        );
+    }
+    diff
 }

@@ -10,6 +10,9 @@
 //!   the whole span around the move is compared with what it must hold;
 //! - `__aeabi_memclr` at every alignment 0..8 and the same lengths, with guard bytes
 //!   either side;
+//! - `memcmp` at every alignment 0..4 of each side and every length 0..=40 and 1500,
+//!   equal and with one byte differing (first, middle, last; greater and smaller, by
+//!   its top bit, so that bytes compare unsigned), its sign checked;
 //! - `__aeabi_uldivmod` (`div`) for every pair of 64 dividends and 62 divisors (the
 //!   edges of 32 and 64 bits, the divisors the firmware uses, and pseudo-random values of
 //!   every width), its quotient `q` and remainder `r` checked by multiplication alone:
@@ -169,12 +172,23 @@ pub unsafe fn run(area: *mut u8, area_len: usize) -> ! {
             at
         );
     }
+    let (cmp_cases, cmp_failed, cmp_first) = comparisons(base);
+    fw_info!("memcmp check: {} cases, {} failed", cmp_cases, cmp_failed);
+    if let Some((a_align, b_align, len, at)) = cmp_first {
+        fw_error!(
+            "memcmp check: first failure at align {} and {}, length {}, difference at {}",
+            a_align,
+            b_align,
+            len,
+            at
+        );
+    }
     let (div_cases, div_failed, div_first) = divisions();
     fw_info!("uldivmod check: {} cases, {} failed", div_cases, div_failed);
     if let Some((n, d)) = div_first {
         fw_error!("uldivmod check: first failure at {} / {}", n, d);
     }
-    if failed + move_failed + clear_failed + div_failed == 0 {
+    if failed + move_failed + clear_failed + cmp_failed + div_failed == 0 {
         cortex_m_semihosting::debug::exit(cortex_m_semihosting::debug::EXIT_SUCCESS);
         // Without a debugger attached, as `exit_failure`.
         loop {
@@ -350,6 +364,64 @@ fn divisions() -> (u32, u32, Option<(u64, u64)>) {
             if !holds {
                 failed += 1;
                 first.get_or_insert((n, d));
+            }
+        }
+    }
+    (cases, failed, first)
+}
+
+/// A comparison's failure: both alignments, the length, the place of the difference.
+type CmpFailure = (usize, usize, usize, isize);
+
+/// The comparison check over the area at `base` (two spans of 1504 bytes): every
+/// alignment of each side, every length to 40 and 1500, each equal, then with one byte of
+/// the second side's top bit flipped (at the first, the middle and the last byte), so
+/// that it compares greater or smaller as the first side's byte has its top bit set or
+/// not. Compares through `<[u8] as Ord>::cmp` on slices passed through `black_box` (core
+/// calls `memcmp` for it). Returns the cases, the failures and the first failure's
+/// alignments, length and place of the difference (-1: none).
+///
+/// # Safety
+///
+/// `base` valid for `2 * 1504` bytes, used by nothing else.
+unsafe fn comparisons(base: *mut u8) -> (u32, u32, Option<CmpFailure>) {
+    const SIDE: usize = 1504;
+    let (a, b) = (base, base.wrapping_add(SIDE));
+    let (mut cases, mut failed, mut first) = (0u32, 0u32, None);
+    for a_align in 0..4 {
+        for b_align in 0..4 {
+            for len in (0..=40usize).chain([1500]) {
+                let places = [None, Some(0), Some(len / 2), Some(len.wrapping_sub(1))];
+                for at in places.into_iter().filter(|at| at.is_none_or(|at| at < len)) {
+                    // SAFETY (all below): offsets within the two spans (alignment under 4
+                    // plus at most 1500 bytes each); volatile so that LLVM makes no
+                    // memcpy or memcmp of the loops.
+                    let order = unsafe {
+                        for i in 0..len {
+                            let byte = pattern(cases, i);
+                            ptr::write_volatile(a.add(a_align + i), byte);
+                            let flip = if at == Some(i) { 0x80 } else { 0 };
+                            ptr::write_volatile(b.add(b_align + i), byte ^ flip);
+                        }
+                        let x = core::slice::from_raw_parts(black_box(a.add(a_align)), len);
+                        let y = core::slice::from_raw_parts(black_box(b.add(b_align)), len);
+                        black_box(x).cmp(black_box(y))
+                    };
+                    let want = match at {
+                        None => core::cmp::Ordering::Equal,
+                        // SAFETY: as above.
+                        Some(i) if unsafe { ptr::read_volatile(a.add(a_align + i)) } >= 0x80 => {
+                            core::cmp::Ordering::Greater
+                        }
+                        Some(_) => core::cmp::Ordering::Less,
+                    };
+                    cases += 1;
+                    if order != want {
+                        failed += 1;
+                        let place = at.map_or(-1, |i| i as isize);
+                        first.get_or_insert((a_align, b_align, len, place));
+                    }
+                }
             }
         }
     }
