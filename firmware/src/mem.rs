@@ -91,6 +91,7 @@ unsafe fn copy(dest: *mut u8, src: *const u8, n: usize) {
 ///
 /// As `memcpy`.
 #[no_mangle]
+#[inline(never)]
 pub unsafe extern "C" fn __aeabi_memcpy(dest: *mut u8, src: *const u8, n: usize) {
     // SAFETY: the caller's contract.
     unsafe { copy(dest, src, n) }
@@ -130,7 +131,7 @@ pub unsafe extern "C" fn __aeabi_memcpy8(dest: *mut u8, src: *const u8, n: usize
 pub unsafe extern "C" fn __aeabi_memmove(dest: *mut u8, src: *const u8, n: usize) {
     if (dest as usize).wrapping_sub(src as usize) >= n {
         // SAFETY: the caller's contract; forward is safe here (above).
-        unsafe { copy(dest, src, n) }
+        unsafe { __aeabi_memcpy(dest, src, n) }
         return;
     }
     // SAFETY: the caller's contract; `dest` lies within the source above `src`, so a
