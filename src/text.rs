@@ -191,6 +191,14 @@ impl<'s> Text<'s> {
     }
 }
 
+/// Whether `bytes` holds `byte`, by a plain loop: `<[u8]>::contains` goes through core's
+/// word-at-a-time `memchr` (154 B of flash in the firmware), and what is searched here is
+/// short (a file name, a header value, a request head).
+#[allow(clippy::manual_contains)]
+pub(crate) fn contains_byte(bytes: &[u8], byte: u8) -> bool {
+    bytes.iter().any(|&b| b == byte)
+}
+
 /// `n` in decimal, written into the end of `digits` (20 places: `u64::MAX` has 20 digits),
 /// a digit a time from the last.
 fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
