@@ -3,7 +3,7 @@
 //!
 //! `core::fmt` costs a firmware image several KiB of flash (its machinery, a `Display`
 //! impl per type, padding logic), and every service answers in text. [`Text`] appends
-//! strings and decimal numbers ([`itoa`]) to any [`Sink`]: a `heapless` string or byte
+//! strings and decimal numbers to any [`Sink`]: a `heapless` string or byte
 //! vector, or a `core::fmt` writer, so that the `Display` impls a host uses are written
 //! from the same code as the bytes a device sends. Like `write!` into a full `heapless`
 //! string, each piece goes in whole or not at all, and nothing goes in after the first
@@ -114,17 +114,16 @@ impl<'s> Text<'s> {
     /// Appends `n` in decimal (`{}`).
     #[inline(never)]
     pub fn num(&mut self, n: u64) -> &mut Self {
-        let mut digits = itoa::Buffer::new();
-        let s = digits.format(n);
-        self.str(s)
+        let mut digits = [0; 20];
+        self.str(decimal(n, &mut digits))
     }
 
     /// Appends `n` in decimal, padded with spaces to `width` on the left (`{:>width$}`)
     /// or, with `left` set, on the right (`{:<width$}`).
     #[inline(never)]
     pub fn num_padded(&mut self, n: u64, width: usize, left: bool) -> &mut Self {
-        let mut digits = itoa::Buffer::new();
-        let s = digits.format(n);
+        let mut digits = [0; 20];
+        let s = decimal(n, &mut digits);
         let pad = width.saturating_sub(s.len());
         if left {
             self.str(s).spaces(pad)
@@ -192,6 +191,30 @@ impl<'s> Text<'s> {
     }
 }
 
+/// Whether `bytes` holds `byte`, by a plain loop: `<[u8]>::contains` goes through core's
+/// word-at-a-time `memchr` (154 B of flash in the firmware), and what is searched here is
+/// short (a file name, a header value, a request head).
+#[allow(clippy::manual_contains)]
+pub(crate) fn contains_byte(bytes: &[u8], byte: u8) -> bool {
+    bytes.iter().any(|&b| b == byte)
+}
+
+/// `n` in decimal, written into the end of `digits` (20 places: `u64::MAX` has 20 digits),
+/// a digit a time from the last.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
+    let mut start = digits.len();
+    for place in digits.iter_mut().rev() {
+        *place = b'0' + (n % 10) as u8;
+        start -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written: never the empty fallback.
+    core::str::from_utf8(&digits[start..]).unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -208,7 +231,20 @@ mod tests {
 
     #[test]
     fn numbers_read_as_core_fmt_writes_them() {
-        for n in [0, 1, 9, 10, 99, 4096, u64::from(u32::MAX), u64::MAX] {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            4096,
+            999_999,
+            1_000_000,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ] {
             assert_eq!(
                 written(|t| {
                     t.num(n);

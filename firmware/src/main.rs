@@ -10,6 +10,7 @@ mod logging;
 mod board;
 mod clock;
 mod config;
+mod div;
 #[cfg(feature = "sf2")]
 mod emac;
 #[cfg(not(feature = "sf2"))]

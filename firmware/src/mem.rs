@@ -1,6 +1,10 @@
 //! The image's `__aeabi_memcpy`, `__aeabi_memcpy4` and `__aeabi_memcpy8` (the ARM EABI
 //! names LLVM calls for every copy it does not inline), in place of `compiler_builtins`'
-//! weak ones: word-aligned copies go eight words at a time through `LDM`/`STM`.
+//! weak ones: word-aligned copies go eight words at a time through `LDM`/`STM`. Its
+//! `__aeabi_memmove` and `__aeabi_memclr` (each with its `4` and `8` forms) too, for
+//! flash: `compiler_builtins`' are unrolled for speed (its `memmove` 1 586 B, its three
+//! `memclr` 600 B), and here every move and clear is small (a queue's entries moved down
+//! one, a table entry or a hash block zeroed) or rare. And `memcmp`, a byte at a time.
 //!
 //! The stack's copies between a socket ring and a frame are a bulk transfer's per-byte
 //! work besides the pattern and the checksum (a TCP payload of up to 1460 bytes each
@@ -87,6 +91,7 @@ unsafe fn copy(dest: *mut u8, src: *const u8, n: usize) {
 ///
 /// As `memcpy`.
 #[no_mangle]
+#[inline(never)]
 pub unsafe extern "C" fn __aeabi_memcpy(dest: *mut u8, src: *const u8, n: usize) {
     // SAFETY: the caller's contract.
     unsafe { copy(dest, src, n) }
@@ -112,4 +117,200 @@ pub unsafe extern "C" fn __aeabi_memcpy4(dest: *mut u8, src: *const u8, n: usize
 pub unsafe extern "C" fn __aeabi_memcpy8(dest: *mut u8, src: *const u8, n: usize) {
     // SAFETY: the caller's contract.
     unsafe { copy(dest, src, n) }
+}
+
+/// `memmove` (the ARM EABI's `__aeabi_memmove`): `memcpy`'s forward copy when `dest` lies
+/// below `src` or past the source's end (a forward copy reads each block before it
+/// writes it, and writes only below what it has still to read); otherwise backwards,
+/// a word at a time when both ends are word-aligned, else a byte at a time.
+///
+/// # Safety
+///
+/// As `memmove`: `dest` and `src` valid for `n` bytes; they may overlap.
+#[no_mangle]
+pub unsafe extern "C" fn __aeabi_memmove(dest: *mut u8, src: *const u8, n: usize) {
+    if (dest as usize).wrapping_sub(src as usize) >= n {
+        // SAFETY: the caller's contract; forward is safe here (above).
+        unsafe { __aeabi_memcpy(dest, src, n) }
+        return;
+    }
+    // SAFETY: the caller's contract; `dest` lies within the source above `src`, so a
+    // copy from the end down reads every byte before it is overwritten. Only r3, the
+    // three operands and the flags are written.
+    unsafe {
+        asm!(
+            "adds {d}, {d}, {n}",
+            "adds {s}, {s}, {n}",
+            "orr r3, {d}, {s}",
+            "tst r3, #3",
+            "bne 5f",
+            "subs {n}, {n}, #4",
+            "blo 4f",
+            "13:",
+            "ldr r3, [{s}, #-4]!",
+            "str r3, [{d}, #-4]!",
+            "subs {n}, {n}, #4",
+            "bhs 13b",
+            "4:",
+            "adds {n}, {n}, #4",
+            "5:",
+            "cmp {n}, #0",
+            "beq 9f",
+            "15:",
+            "ldrb r3, [{s}, #-1]!",
+            "strb r3, [{d}, #-1]!",
+            "subs {n}, {n}, #1",
+            "bne 15b",
+            "9:",
+            d = inout(reg) dest => _,
+            s = inout(reg) src => _,
+            n = inout(reg) n => _,
+            out("r3") _,
+            options(nostack),
+        );
+    }
+}
+
+/// `memmove` with `dest` and `src` word-aligned (the ARM EABI's `__aeabi_memmove4`).
+///
+/// # Safety
+///
+/// As `memmove`.
+#[no_mangle]
+pub unsafe extern "C" fn __aeabi_memmove4(dest: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { __aeabi_memmove(dest, src, n) }
+}
+
+/// `memmove` with `dest` and `src` aligned to 8 (the ARM EABI's `__aeabi_memmove8`).
+///
+/// # Safety
+///
+/// As `memmove`.
+#[no_mangle]
+pub unsafe extern "C" fn __aeabi_memmove8(dest: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { __aeabi_memmove(dest, src, n) }
+}
+
+/// Zeroes `n` bytes at `dest` (the ARM EABI's `__aeabi_memclr`, `memset` to 0): bytes
+/// until `dest` is on a word boundary, then eight words at a time through `STM` (SHA-256
+/// zeroes its 256-byte message schedule for every block it hashes), then words, then
+/// the last bytes.
+///
+/// # Safety
+///
+/// As `memset`: `dest` valid for writes of `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn __aeabi_memclr(dest: *mut u8, n: usize) {
+    // SAFETY: the caller's contract; only r3-r5, r8-r12, the two operands and the
+    // flags are written.
+    unsafe {
+        asm!(
+            "movs r3, #0",
+            "movs r4, #0",
+            "movs r5, #0",
+            "mov r8, #0",
+            "mov r9, #0",
+            "mov r10, #0",
+            "mov r11, #0",
+            "mov r12, #0",
+            "2:",
+            "cmp {n}, #0",
+            "beq 9f",
+            "tst {d}, #3",
+            "beq 3f",
+            "strb r3, [{d}], #1",
+            "subs {n}, {n}, #1",
+            "b 2b",
+            "3:",
+            "subs {n}, {n}, #32",
+            "blo 4f",
+            "13:",
+            "stmia {d}!, {{r3, r4, r5, r8, r9, r10, r11, r12}}",
+            "subs {n}, {n}, #32",
+            "bhs 13b",
+            "4:",
+            "adds {n}, {n}, #32",
+            "subs {n}, {n}, #4",
+            "blo 6f",
+            "14:",
+            "str r3, [{d}], #4",
+            "subs {n}, {n}, #4",
+            "bhs 14b",
+            "6:",
+            "adds {n}, {n}, #4",
+            "beq 9f",
+            "15:",
+            "strb r3, [{d}], #1",
+            "subs {n}, {n}, #1",
+            "bne 15b",
+            "9:",
+            d = inout(reg) dest => _,
+            n = inout(reg) n => _,
+            out("r3") _, out("r4") _, out("r5") _, out("r8") _,
+            out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+            options(nostack),
+        );
+    }
+}
+
+/// `memclr` with `dest` word-aligned (the ARM EABI's `__aeabi_memclr4`).
+///
+/// # Safety
+///
+/// As `memset`.
+#[no_mangle]
+pub unsafe extern "C" fn __aeabi_memclr4(dest: *mut u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { __aeabi_memclr(dest, n) }
+}
+
+/// `memclr` with `dest` aligned to 8 (the ARM EABI's `__aeabi_memclr8`).
+///
+/// # Safety
+///
+/// As `memset`.
+#[no_mangle]
+pub unsafe extern "C" fn __aeabi_memclr8(dest: *mut u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { __aeabi_memclr(dest, n) }
+}
+
+/// Compares `n` bytes at `a` and `b` (C's `memcmp`, which slice and `str` comparisons call):
+/// the difference of the first pair of bytes that differ, as unsigned bytes, or 0. A byte
+/// at a time, in place of `compiler_builtins`' word-at-a-time one (116 B): the image
+/// compares only short strings (HTTP methods and header names, file names, a trailer's
+/// magic).
+///
+/// # Safety
+///
+/// As `memcmp`: `a` and `b` valid for reads of `n` bytes.
+#[no_mangle]
+#[inline(never)]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let diff: i32;
+    // SAFETY: the caller's contract; only the operands, r12 and the flags are written.
+    unsafe {
+        asm!(
+            "movs {r}, #0",
+            "2:",
+            "cmp {n}, #0",
+            "beq 9f",
+            "ldrb {r}, [{a}], #1",
+            "ldrb r12, [{b}], #1",
+            "subs {r}, {r}, r12",
+            "bne 9f",
+            "subs {n}, {n}, #1",
+            "b 2b",
+            "9:",
+            a = inout(reg) a => _,
+            b = inout(reg) b => _,
+            n = inout(reg) n => _,
+            r = out(reg) diff,
+            out("r12") _,
+            options(nostack, readonly),
+        );
+    }
+    diff
 }

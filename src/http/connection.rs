@@ -107,7 +107,7 @@ fn read_head<S: Store, const N: usize>(
         return Step::Again;
     }
     if conn.head.is_full() {
-        let answer = if conn.head.contains(&b'\n') {
+        let answer = if crate::text::contains_byte(&conn.head, b'\n') {
             Answer::HeadTooLarge
         } else {
             Answer::LineTooLong

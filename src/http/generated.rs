@@ -38,7 +38,7 @@ fn json_row(out: &mut Text<'_>, row: &StatsRow, first: bool) {
 /// exactly one space and its name works in a URL as it is.
 fn write_path_name(out: &mut Text<'_>, name: &str) {
     for (i, byte) in name.bytes().enumerate() {
-        if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte) {
+        if byte.is_ascii_alphanumeric() || crate::text::contains_byte(b"-._~!$&'()*+,;=:@", byte) {
             // An ASCII byte of `name` is a whole character.
             out.str(name.get(i..=i).unwrap_or(""));
         } else {

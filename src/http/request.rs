@@ -109,7 +109,7 @@ fn split_at_byte(text: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
 /// several ranges, or a malformed one), as RFC 9110 allows.
 fn parse_range(value: &[u8]) -> Option<RangeSpec> {
     let spec = trim_ows(value).strip_prefix(b"bytes=")?;
-    if spec.contains(&b',') {
+    if crate::text::contains_byte(spec, b',') {
         return None;
     }
     let (start, end) = split_at_byte(spec, b'-')?;

@@ -157,7 +157,7 @@ pub fn validate_name(name: &[u8]) -> Result<&str, NameError> {
     if !name.iter().all(|b| (0x20..0x7f).contains(b)) {
         return Err(NameError::NotPrintable);
     }
-    if name.contains(&b'/') || name.contains(&b'\\') {
+    if text::contains_byte(name, b'/') || text::contains_byte(name, b'\\') {
         return Err(NameError::Separator);
     }
     if name.starts_with(b".") || name.windows(2).any(|w| w == b"..") || name.ends_with(b".part") {
