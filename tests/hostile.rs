@@ -438,9 +438,10 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
                     s.half_open_evicted,
                     s.orphans_expired,
                     s.orphans_evicted,
-                    s.idle_timeouts
+                    s.idle_timeouts,
+                    s.slow_requests
                 ),
-                (0, 0, 0, 0, 0),
+                (0, 0, 0, 0, 0, 0),
                 "{}: {row}",
                 stack.name()
             );
