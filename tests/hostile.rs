@@ -663,3 +663,91 @@ fn one_datagram_between_two_hosts_udp_services_does_not_bounce_for_ever() {
         "{answers} answers: the report and the stats table"
     );
 }
+
+/// An ARP `operation` aimed at B from `sender` (its MAC made of the address), spoofed:
+/// no host has that address.
+fn spoofed_arp(sender: Ipv4Address, operation: ringnet::smoltcp::wire::ArpOperation) -> Vec<u8> {
+    use ringnet::smoltcp::wire::{
+        ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
+    };
+    let [_, _, c, d] = sender.octets();
+    let sender_mac = EthernetAddress([0x02, 0, 0, 0xa9, c, d]);
+    let arp = ArpRepr::EthernetIpv4 {
+        operation,
+        source_hardware_addr: sender_mac,
+        source_protocol_addr: sender,
+        target_hardware_addr: mac(B),
+        target_protocol_addr: ip(B),
+    };
+    let eth = EthernetRepr {
+        src_addr: sender_mac,
+        dst_addr: mac(B),
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
+    let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut ethernet);
+    arp.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+    frame
+}
+
+/// The frames B sends to put one datagram on the wire to A: 1 when B knows A's MAC,
+/// 2 when it must ask for it first (an ARP request, then the datagram).
+fn frames_for_a_datagram_from_b_to_a(w: &mut World<2>, from: ringnet::SocketHandle) -> u64 {
+    let before = w.stacks[B].frame_counts().1;
+    w.stacks[B].send_to(from, b"reply", ep(A, 5000)).unwrap();
+    w.settle();
+    w.stacks[B].frame_counts().1 - before
+}
+
+#[test]
+fn spoofed_arp_from_every_other_address_of_the_subnet_does_not_evict_a_real_client() {
+    // smoltcp fills its neighbour cache from every ARP request or reply aimed at this host
+    // from an address on the subnet, and when the cache is full evicts the entry that
+    // expires first: with the 8 entries of smoltcp's default, a LAN peer spoofing 8
+    // addresses evicted a real client, whose every reply then waited for an ARP round
+    // trip (smoltcp drops the packet that found no entry, and asks at most once a second).
+    // A host build's cache holds every address of a /24.
+    use ringnet::smoltcp::wire::ArpOperation;
+    let mut w = pair(Faults::NONE, 133);
+    let a_client = udp_socket(&mut w.stacks[A], 4, 1024);
+    w.stacks[A].udp_bind(a_client, 5000).unwrap();
+    let b_server = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(b_server, 6000).unwrap();
+    // A talks to B first: its ARP request puts A in B's cache.
+    w.stacks[A]
+        .send_to(a_client, b"hello", ep(B, 6000))
+        .unwrap();
+    w.settle();
+    assert_eq!(frames_for_a_datagram_from_b_to_a(&mut w, b_server), 1);
+    w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
+    // Every other address of 10.0.0.0/24 (not A, B, the network or the broadcast),
+    // spoofed, requests or replies in turn.
+    let mut spoofed = 0;
+    for host in 3..=254u8 {
+        let operation = if host % 2 == 0 {
+            ArpOperation::Request
+        } else {
+            ArpOperation::Reply
+        };
+        let frame = spoofed_arp(Ipv4Address::new(10, 0, 0, host), operation);
+        w.wire.inject(A, &frame).unwrap();
+        spoofed += 1;
+        if spoofed % 16 == 0 {
+            w.settle();
+        }
+    }
+    w.settle();
+    assert_eq!(spoofed, 252);
+    assert_eq!(
+        frames_for_a_datagram_from_b_to_a(&mut w, b_server),
+        1,
+        "B still knows A: no ARP request before its datagram"
+    );
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    while w.stacks[A].recv_from(a_client, &mut buf).is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 2, "both datagrams reached A");
+}
