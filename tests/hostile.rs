@@ -751,3 +751,116 @@ fn spoofed_arp_from_every_other_address_of_the_subnet_does_not_evict_a_real_clie
     }
     assert_eq!(got, 2, "both datagrams reached A");
 }
+
+/// A UDP datagram from `from` (its frame from `from_mac`) to `to` at `to_mac`.
+fn udp_frame(
+    from_mac: EthernetAddress,
+    from: (Ipv4Address, u16),
+    to_mac: EthernetAddress,
+    to: (Ipv4Address, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    use ringnet::smoltcp::phy::ChecksumCapabilities;
+    use ringnet::smoltcp::wire::{
+        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    };
+    let udp = UdpRepr {
+        src_port: from.1,
+        dst_port: to.1,
+    };
+    let ip4 = Ipv4Repr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let mut frame = vec![0u8; 14 + ip4.buffer_len() + udp.header_len() + payload.len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_src_addr(from_mac);
+    eth.set_dst_addr(to_mac);
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let checksums = ChecksumCapabilities::default();
+    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip4.emit(&mut ip_packet, &checksums);
+    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
+    udp.emit(
+        &mut udp_packet,
+        &from.0.into(),
+        &to.0.into(),
+        payload.len(),
+        |p| p.copy_from_slice(payload),
+        &checksums,
+    );
+    frame
+}
+
+#[test]
+fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
+    // A 1-byte query to the stats port got the whole table back, several 1400-byte
+    // datagrams; sent to the subnet's broadcast, its source spoofed as a victim, it made
+    // every ringnet host on the subnet send its table to the victim (an amplifier, like
+    // ICMP echo to a broadcast, which Linux ignores). The report port answered too.
+    use ringnet::services::{StatsQuery, UdpReport, REPORT_PORT, STATS_PORT};
+    let mut w = world_with::<3>(Faults::NONE, 134, ETHERNET_MTU, 256 * 1024);
+    let mut services: Vec<(UdpReport<512>, StatsQuery)> = (B..=2)
+        .map(|host| {
+            let stack = &mut w.stacks[host];
+            let report = udp_socket(stack, 8, 4096);
+            let stats = udp_socket(stack, 8, 8192);
+            (
+                UdpReport::new(stack, report, REPORT_PORT).unwrap(),
+                StatsQuery::new(stack, stats, STATS_PORT).unwrap(),
+            )
+        })
+        .collect();
+    let run = |w: &mut World<3>, services: &mut Vec<(UdpReport<512>, StatsQuery)>| {
+        for _ in 0..100 {
+            let now = w.wire.now();
+            for host in 0..3 {
+                let stack = &mut w.stacks[host];
+                stack.poll(now, &mut w.wire.port(host));
+                if let Some((report, stats)) = host.checked_sub(B).map(|i| &mut services[i]) {
+                    report.poll(stack);
+                    stats.poll(stack);
+                }
+            }
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+    };
+    w.settle();
+    let frames_out = |w: &World<3>| (w.stacks[B].frame_counts().1, w.stacks[2].frame_counts().1);
+    let before = frames_out(&w);
+    let groups = [
+        (EthernetAddress::BROADCAST, Ipv4Address::new(10, 0, 0, 255)),
+        (EthernetAddress::BROADCAST, Ipv4Address::BROADCAST),
+        (
+            EthernetAddress([0x01, 0x00, 0x5e, 0, 0, 1]),
+            Ipv4Address::new(224, 0, 0, 1),
+        ),
+    ];
+    for (to_mac, to) in groups {
+        for port in [STATS_PORT, REPORT_PORT] {
+            let query = udp_frame(mac(A), (ip(A), 40_000), to_mac, (to, port), b"?");
+            w.wire.inject(A, &query).unwrap();
+        }
+    }
+    run(&mut w, &mut services);
+    assert_eq!(frames_out(&w), before, "neither B nor C answered A");
+    for (report, stats) in &services {
+        assert_eq!((report.unanswered(), stats.unanswered()), (3, 3));
+    }
+    // A query to a host's own address is answered in full, and counts nothing.
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    w.stacks[A]
+        .send_to(client, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    run(&mut w, &mut services);
+    let mut buf = [0u8; 2048];
+    let mut answer = String::new();
+    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+        answer.push_str(std::str::from_utf8(&buf[..d.len]).unwrap());
+    }
+    assert!(answer.contains("end of table"), "{answer}");
+    assert_eq!(services[0].1.unanswered(), 3);
+}

@@ -4,28 +4,36 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 use super::{ServiceError, ServicePlan, REPORT_PORT, STATS_PORT};
 use crate::handle::SocketHandle;
 use crate::observe::StatsRow;
-use crate::socket::udp::SendError;
+use crate::socket::udp::{Datagram, SendError};
 use crate::socket::SocketOption;
 use crate::stack::Stack;
 use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
-/// Whether a datagram from source `port` may be answered: not when the port is one that
-/// answers datagrams itself, a well-known port (below 1024: echo, chargen, DNS, NTP; 0 asks
-/// for no reply) or a ringnet UDP service's. Two such services answering each other
-/// never stop: one spoofed datagram from one host's stats port to another's report
-/// port kept both busy for ever (CERT CA-1996-01, the echo and chargen loop).
+/// Whether datagram `d`, received by `stack`, may be answered. Not when its source port
+/// is one that answers datagrams itself, a well-known port (below 1024: echo, chargen,
+/// DNS, NTP; 0 asks for no reply) or a ringnet UDP service's: two such services
+/// answering each other never stop, and one spoofed datagram from one host's stats port
+/// to another's report port kept both busy for ever (CERT CA-1996-01, the echo and
+/// chargen loop). Nor when it was sent to a broadcast or multicast address, as Linux
+/// ignores an ICMP echo to one (`icmp_echo_ignore_broadcasts`): one spoofed query to the
+/// subnet's broadcast made every host send its whole table to the victim.
 #[inline(never)]
-fn answerable(port: u16) -> bool {
-    port >= 1024 && port != REPORT_PORT && port != STATS_PORT
+fn answerable(stack: &Stack<'_>, d: &Datagram) -> bool {
+    let port = d.from.port;
+    let to_us =
+        d.to.is_none_or(|to| to == IpAddress::Ipv4(stack.ipv4_addr()));
+    to_us && port >= 1024 && port != REPORT_PORT && port != STATS_PORT
 }
 
 /// UDP receive-and-report: takes each datagram with a buffer of `BUF` bytes (so larger
 /// ones are visibly truncated), logs it, and answers the sender with one line:
 /// `"<n> bytes from <addr>[, truncated: <lost> lost]\n"`; a sender on a port that answers
-/// datagrams itself is not answered.
+/// datagrams itself, or a datagram to a broadcast or multicast address, is not answered
+/// (counted in [`UdpReport::unanswered`]).
 pub struct UdpReport<const BUF: usize> {
     socket: SocketHandle,
+    unanswered: u32,
 }
 
 impl<const BUF: usize> UdpReport<BUF> {
@@ -36,12 +44,21 @@ impl<const BUF: usize> UdpReport<BUF> {
         port: u16,
     ) -> Result<Self, ServiceError> {
         stack.udp_bind(socket, port)?;
-        Ok(UdpReport { socket })
+        Ok(UdpReport {
+            socket,
+            unanswered: 0,
+        })
     }
 
     /// The service's socket.
     pub fn socket(&self) -> SocketHandle {
         self.socket
+    }
+
+    /// Datagrams taken and not answered: from a port that answers datagrams, or to a
+    /// broadcast or multicast address.
+    pub fn unanswered(&self) -> u32 {
+        self.unanswered
     }
 
     /// Receives and answers everything queued; call after every poll of the stack.
@@ -59,7 +76,8 @@ impl<const BUF: usize> UdpReport<BUF> {
             }
             net_info!("{}: udp-report {}", name, line);
             // Logged, counted, not answered.
-            if !answerable(d.from.port) {
+            if !answerable(stack, &d) {
+                self.unanswered += 1;
                 continue;
             }
             let _ = line.push('\n');
@@ -71,7 +89,9 @@ impl<const BUF: usize> UdpReport<BUF> {
 }
 
 /// UDP stats query: answers any datagram (from a port that does not answer datagrams
-/// itself) with this stack's stats table, in as many
+/// itself, to this host's own address: a query to a broadcast or multicast address is
+/// counted in [`StatsQuery::unanswered`], not answered) with this stack's stats table, in
+/// as many
 /// datagrams as it takes, each of whole lines: the first starts with the stack's line and
 /// the column header, and the last ends with `end of table: N rows`. A client that reads
 /// one datagram still gets whole rows. The datagrams go out as the tx ring has room; a
@@ -79,6 +99,7 @@ impl<const BUF: usize> UdpReport<BUF> {
 pub struct StatsQuery {
     socket: SocketHandle,
     answering: Option<Answer>,
+    unanswered: u32,
 }
 
 /// A stats answer under way.
@@ -102,7 +123,14 @@ impl StatsQuery {
         Ok(StatsQuery {
             socket,
             answering: None,
+            unanswered: 0,
         })
+    }
+
+    /// Queries taken and not answered: from a port that answers datagrams, or to a
+    /// broadcast or multicast address.
+    pub fn unanswered(&self) -> u32 {
+        self.unanswered
     }
 
     /// Answers queued queries, a datagram at a time as the tx ring takes them; call after
@@ -116,7 +144,8 @@ impl StatsQuery {
                 };
                 // Taken and counted, not answered (nor logged: the stats query logs
                 // none of its queries).
-                if !answerable(query.from.port) {
+                if !answerable(stack, &query) {
+                    self.unanswered += 1;
                     continue;
                 }
                 self.answering = Some(Answer {
