@@ -800,7 +800,8 @@ fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
     // A 1-byte query to the stats port got the whole table back, several 1400-byte
     // datagrams; sent to the subnet's broadcast, its source spoofed as a victim, it made
     // every ringnet host on the subnet send its table to the victim (an amplifier, like
-    // ICMP echo to a broadcast, which Linux ignores). The report port answered too.
+    // ICMP echo to a broadcast, which Linux ignores). The report port still answers a
+    // broadcast with its one line (it shows what reached the host).
     use ringnet::services::{StatsQuery, UdpReport, REPORT_PORT, STATS_PORT};
     let mut w = world_with::<3>(Faults::NONE, 134, ETHERNET_MTU, 256 * 1024);
     let mut services: Vec<(UdpReport<512>, StatsQuery)> = (B..=2)
@@ -840,15 +841,13 @@ fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
         ),
     ];
     for (to_mac, to) in groups {
-        for port in [STATS_PORT, REPORT_PORT] {
-            let query = udp_frame(mac(A), (ip(A), 40_000), to_mac, (to, port), b"?");
-            w.wire.inject(A, &query).unwrap();
-        }
+        let query = udp_frame(mac(A), (ip(A), 40_000), to_mac, (to, STATS_PORT), b"?");
+        w.wire.inject(A, &query).unwrap();
     }
     run(&mut w, &mut services);
     assert_eq!(frames_out(&w), before, "neither B nor C answered A");
-    for (report, stats) in &services {
-        assert_eq!((report.unanswered(), stats.unanswered()), (3, 3));
+    for (_, stats) in &services {
+        assert_eq!(stats.unanswered(), 3);
     }
     // A query to a host's own address is answered in full, and counts nothing.
     let client = udp_socket(&mut w.stacks[A], 8, 8192);

@@ -10,30 +10,34 @@ use crate::stack::Stack;
 use crate::text::Text;
 use smoltcp::time::{Duration, Instant};
 
-/// Whether datagram `d`, received by `stack`, may be answered. Not when its source port
-/// is one that answers datagrams itself, a well-known port (below 1024: echo, chargen,
-/// DNS, NTP; 0 asks for no reply) or a ringnet UDP service's: two such services
-/// answering each other never stop, and one spoofed datagram from one host's stats port
-/// to another's report port kept both busy for ever (CERT CA-1996-01, the echo and
-/// chargen loop). Nor when it was sent to a broadcast or multicast address, as Linux
-/// ignores an ICMP echo to one (`icmp_echo_ignore_broadcasts`): one spoofed query to the
-/// subnet's broadcast made every host send its whole table to the victim.
+/// Whether a datagram from source `port` may be answered: not when the port is one that
+/// answers datagrams itself, a well-known port (below 1024: echo, chargen, DNS, NTP; 0 asks
+/// for no reply) or a ringnet UDP service's. Two such services answering each other
+/// never stop: one spoofed datagram from one host's stats port to another's report
+/// port kept both busy for ever (CERT CA-1996-01, the echo and chargen loop).
 #[inline(never)]
-fn answerable(stack: &Stack<'_>, d: &Datagram) -> bool {
-    let port = d.from.port;
+fn answerable(port: u16) -> bool {
+    port >= 1024 && port != REPORT_PORT && port != STATS_PORT
+}
+
+/// Whether a stats query `d` to `stack` may be answered: from a port `answerable`, and
+/// sent to this host's own address. A query to a broadcast or multicast address is not
+/// answered, as Linux ignores an ICMP echo to one (`icmp_echo_ignore_broadcasts`): one
+/// spoofed 1-byte query to the subnet's broadcast made every host send its whole table,
+/// several 1400-byte datagrams, to the victim.
+fn query_answerable(stack: &Stack<'_>, d: &Datagram) -> bool {
     let to_us =
         d.to.is_none_or(|to| to == IpAddress::Ipv4(stack.ipv4_addr()));
-    to_us && port >= 1024 && port != REPORT_PORT && port != STATS_PORT
+    to_us && answerable(d.from.port)
 }
 
 /// UDP receive-and-report: takes each datagram with a buffer of `BUF` bytes (so larger
 /// ones are visibly truncated), logs it, and answers the sender with one line:
 /// `"<n> bytes from <addr>[, truncated: <lost> lost]\n"`; a sender on a port that answers
-/// datagrams itself, or a datagram to a broadcast or multicast address, is not answered
-/// (counted in [`UdpReport::unanswered`]).
+/// datagrams itself is not answered. A datagram to a broadcast address is answered (the
+/// service shows what reached the host): one line, under 64 bytes.
 pub struct UdpReport<const BUF: usize> {
     socket: SocketHandle,
-    unanswered: u32,
 }
 
 impl<const BUF: usize> UdpReport<BUF> {
@@ -44,21 +48,12 @@ impl<const BUF: usize> UdpReport<BUF> {
         port: u16,
     ) -> Result<Self, ServiceError> {
         stack.udp_bind(socket, port)?;
-        Ok(UdpReport {
-            socket,
-            unanswered: 0,
-        })
+        Ok(UdpReport { socket })
     }
 
     /// The service's socket.
     pub fn socket(&self) -> SocketHandle {
         self.socket
-    }
-
-    /// Datagrams taken and not answered: from a port that answers datagrams, or to a
-    /// broadcast or multicast address.
-    pub fn unanswered(&self) -> u32 {
-        self.unanswered
     }
 
     /// Receives and answers everything queued; call after every poll of the stack.
@@ -76,8 +71,7 @@ impl<const BUF: usize> UdpReport<BUF> {
             }
             net_info!("{}: udp-report {}", name, line);
             // Logged, counted, not answered.
-            if !answerable(stack, &d) {
-                self.unanswered += 1;
+            if !answerable(d.from.port) {
                 continue;
             }
             let _ = line.push('\n');
@@ -144,7 +138,7 @@ impl StatsQuery {
                 };
                 // Taken and counted, not answered (nor logged: the stats query logs
                 // none of its queries).
-                if !answerable(stack, &query) {
+                if !query_answerable(stack, &query) {
                     self.unanswered += 1;
                     continue;
                 }
