@@ -438,9 +438,10 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
                     s.half_open_evicted,
                     s.orphans_expired,
                     s.orphans_evicted,
-                    s.idle_timeouts
+                    s.idle_timeouts,
+                    s.slow_requests
                 ),
-                (0, 0, 0, 0, 0),
+                (0, 0, 0, 0, 0, 0),
                 "{}: {row}",
                 stack.name()
             );
@@ -661,4 +662,204 @@ fn one_datagram_between_two_hosts_udp_services_does_not_bounce_for_ever() {
         answers >= 2,
         "{answers} answers: the report and the stats table"
     );
+}
+
+/// An ARP `operation` aimed at B from `sender` (its MAC made of the address), spoofed:
+/// no host has that address.
+fn spoofed_arp(sender: Ipv4Address, operation: ringnet::smoltcp::wire::ArpOperation) -> Vec<u8> {
+    use ringnet::smoltcp::wire::{
+        ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
+    };
+    let [_, _, c, d] = sender.octets();
+    let sender_mac = EthernetAddress([0x02, 0, 0, 0xa9, c, d]);
+    let arp = ArpRepr::EthernetIpv4 {
+        operation,
+        source_hardware_addr: sender_mac,
+        source_protocol_addr: sender,
+        target_hardware_addr: mac(B),
+        target_protocol_addr: ip(B),
+    };
+    let eth = EthernetRepr {
+        src_addr: sender_mac,
+        dst_addr: mac(B),
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
+    let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut ethernet);
+    arp.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+    frame
+}
+
+/// The frames B sends to put one datagram on the wire to A: 1 when B knows A's MAC,
+/// 2 when it must ask for it first (an ARP request, then the datagram).
+fn frames_for_a_datagram_from_b_to_a(w: &mut World<2>, from: ringnet::SocketHandle) -> u64 {
+    let before = w.stacks[B].frame_counts().1;
+    w.stacks[B].send_to(from, b"reply", ep(A, 5000)).unwrap();
+    w.settle();
+    w.stacks[B].frame_counts().1 - before
+}
+
+#[test]
+fn spoofed_arp_from_every_other_address_of_the_subnet_does_not_evict_a_real_client() {
+    // smoltcp fills its neighbour cache from every ARP request or reply aimed at this host
+    // from an address on the subnet, and when the cache is full evicts the entry that
+    // expires first: with the 8 entries of smoltcp's default, a LAN peer spoofing 8
+    // addresses evicted a real client, whose every reply then waited for an ARP round
+    // trip (smoltcp drops the packet that found no entry, and asks at most once a second).
+    // A host build's cache holds every address of a /24.
+    use ringnet::smoltcp::wire::ArpOperation;
+    let mut w = pair(Faults::NONE, 133);
+    let a_client = udp_socket(&mut w.stacks[A], 4, 1024);
+    w.stacks[A].udp_bind(a_client, 5000).unwrap();
+    let b_server = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(b_server, 6000).unwrap();
+    // A talks to B first: its ARP request puts A in B's cache.
+    w.stacks[A]
+        .send_to(a_client, b"hello", ep(B, 6000))
+        .unwrap();
+    w.settle();
+    assert_eq!(frames_for_a_datagram_from_b_to_a(&mut w, b_server), 1);
+    w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
+    // Every other address of 10.0.0.0/24 (not A, B, the network or the broadcast),
+    // spoofed, requests or replies in turn.
+    let mut spoofed = 0;
+    for host in 3..=254u8 {
+        let operation = if host % 2 == 0 {
+            ArpOperation::Request
+        } else {
+            ArpOperation::Reply
+        };
+        let frame = spoofed_arp(Ipv4Address::new(10, 0, 0, host), operation);
+        w.wire.inject(A, &frame).unwrap();
+        spoofed += 1;
+        if spoofed % 16 == 0 {
+            w.settle();
+        }
+    }
+    w.settle();
+    assert_eq!(spoofed, 252);
+    assert_eq!(
+        frames_for_a_datagram_from_b_to_a(&mut w, b_server),
+        1,
+        "B still knows A: no ARP request before its datagram"
+    );
+    let mut buf = [0u8; 16];
+    let mut got = 0;
+    while w.stacks[A].recv_from(a_client, &mut buf).is_ok() {
+        got += 1;
+    }
+    assert_eq!(got, 2, "both datagrams reached A");
+}
+
+/// A UDP datagram from `from` (its frame from `from_mac`) to `to` at `to_mac`.
+fn udp_frame(
+    from_mac: EthernetAddress,
+    from: (Ipv4Address, u16),
+    to_mac: EthernetAddress,
+    to: (Ipv4Address, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    use ringnet::smoltcp::phy::ChecksumCapabilities;
+    use ringnet::smoltcp::wire::{
+        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    };
+    let udp = UdpRepr {
+        src_port: from.1,
+        dst_port: to.1,
+    };
+    let ip4 = Ipv4Repr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let mut frame = vec![0u8; 14 + ip4.buffer_len() + udp.header_len() + payload.len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_src_addr(from_mac);
+    eth.set_dst_addr(to_mac);
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let checksums = ChecksumCapabilities::default();
+    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip4.emit(&mut ip_packet, &checksums);
+    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
+    udp.emit(
+        &mut udp_packet,
+        &from.0.into(),
+        &to.0.into(),
+        payload.len(),
+        |p| p.copy_from_slice(payload),
+        &checksums,
+    );
+    frame
+}
+
+#[test]
+fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
+    // A 1-byte query to the stats port got the whole table back, several 1400-byte
+    // datagrams; sent to the subnet's broadcast, its source spoofed as a victim, it made
+    // every ringnet host on the subnet send its table to the victim (an amplifier, like
+    // ICMP echo to a broadcast, which Linux ignores). The report port still answers a
+    // broadcast with its one line (it shows what reached the host).
+    use ringnet::services::{StatsQuery, UdpReport, REPORT_PORT, STATS_PORT};
+    let mut w = world_with::<3>(Faults::NONE, 134, ETHERNET_MTU, 256 * 1024);
+    let mut services: Vec<(UdpReport<512>, StatsQuery)> = (B..=2)
+        .map(|host| {
+            let stack = &mut w.stacks[host];
+            let report = udp_socket(stack, 8, 4096);
+            let stats = udp_socket(stack, 8, 8192);
+            (
+                UdpReport::new(stack, report, REPORT_PORT).unwrap(),
+                StatsQuery::new(stack, stats, STATS_PORT).unwrap(),
+            )
+        })
+        .collect();
+    let run = |w: &mut World<3>, services: &mut Vec<(UdpReport<512>, StatsQuery)>| {
+        for _ in 0..100 {
+            let now = w.wire.now();
+            for host in 0..3 {
+                let stack = &mut w.stacks[host];
+                stack.poll(now, &mut w.wire.port(host));
+                if let Some((report, stats)) = host.checked_sub(B).map(|i| &mut services[i]) {
+                    report.poll(stack);
+                    stats.poll(stack);
+                }
+            }
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+    };
+    w.settle();
+    let frames_out = |w: &World<3>| (w.stacks[B].frame_counts().1, w.stacks[2].frame_counts().1);
+    let before = frames_out(&w);
+    let groups = [
+        (EthernetAddress::BROADCAST, Ipv4Address::new(10, 0, 0, 255)),
+        (EthernetAddress::BROADCAST, Ipv4Address::BROADCAST),
+        (
+            EthernetAddress([0x01, 0x00, 0x5e, 0, 0, 1]),
+            Ipv4Address::new(224, 0, 0, 1),
+        ),
+    ];
+    for (to_mac, to) in groups {
+        let query = udp_frame(mac(A), (ip(A), 40_000), to_mac, (to, STATS_PORT), b"?");
+        w.wire.inject(A, &query).unwrap();
+    }
+    run(&mut w, &mut services);
+    assert_eq!(frames_out(&w), before, "neither B nor C answered A");
+    for (_, stats) in &services {
+        assert_eq!(stats.unanswered(), 3);
+    }
+    // A query to a host's own address is answered in full, and counts nothing.
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    w.stacks[A]
+        .send_to(client, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    run(&mut w, &mut services);
+    let mut buf = [0u8; 2048];
+    let mut answer = String::new();
+    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+        answer.push_str(std::str::from_utf8(&buf[..d.len]).unwrap());
+    }
+    assert!(answer.contains("end of table"), "{answer}");
+    assert_eq!(services[0].1.unanswered(), 3);
 }

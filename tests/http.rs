@@ -286,6 +286,14 @@ fn a_client_that_stops_half_way_gets_408_and_its_socket_is_freed() {
         assert_eq!(r.header("Connection"), Some("close"));
     }
     assert_eq!(server.active(), 0);
+    // A silent client is an idle timeout, not a slow request: each 408 in its own column.
+    let rows: Vec<_> = w.stacks[B]
+        .stats_rows()
+        .filter(|r| r.local_port == PORT)
+        .collect();
+    let idle: u32 = rows.iter().map(|r| r.stats.idle_timeouts).sum();
+    let slow: u32 = rows.iter().map(|r| r.stats.slow_requests).sum();
+    assert_eq!((idle, slow), (1, 0));
 }
 
 #[test]

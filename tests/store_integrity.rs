@@ -408,6 +408,16 @@ fn a_head_trickled_a_byte_at_a_time_is_cut_off_at_the_head_deadline() {
     let raw = read_to_end(&mut sock, conn);
     assert_eq!(status_of(&raw), 408, "{raw}");
     assert!(sock.stack().now() - start < Duration::from_secs(6));
+    // Counted once, as a slow request: no byte-less idling happened.
+    let b = sock.waiter().peer();
+    let total = |f: fn(&ringnet::observe::SocketStats) -> u32| -> u32 {
+        b.stats_rows()
+            .filter(|r| r.local_port == PORT)
+            .map(|r| f(&r.stats))
+            .sum()
+    };
+    assert_eq!(total(|s| s.slow_requests), 1);
+    assert_eq!(total(|s| s.idle_timeouts), 0);
 }
 
 #[test]

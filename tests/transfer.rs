@@ -974,5 +974,16 @@ fn requests_and_trailers_trickled_a_byte_at_a_time_are_cut_off_and_told_why() {
         Ok(digest_of(&pattern(5_000))),
         "a real client is served while the tricklers go on"
     );
+    // Each trickler counted once as a slow request on the server's rows, none as idle,
+    // and the real client's put counted nothing.
+    let b = sock.waiter().peer();
+    let total = |f: fn(&ringnet::observe::SocketStats) -> u32| -> u32 {
+        b.stats_rows()
+            .filter(|r| r.local_port == TRANSFER_PORT)
+            .map(|r| f(&r.stats))
+            .sum()
+    };
+    assert_eq!(total(|s| s.slow_requests), 2);
+    assert_eq!(total(|s| s.idle_timeouts), 0);
     assert_eq!(server.store().size("slow.bin"), Err(StoreError::NotFound));
 }

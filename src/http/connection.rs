@@ -7,7 +7,7 @@ use super::response::{text_response, Answer};
 use super::route::{start, store_refusal};
 use super::state::{Body, Conn, Phase, Shared, CHUNK, HEAD_MAX};
 use crate::convert::{room, wide};
-use crate::services::connection::{Chunk, Ending, Flush};
+use crate::services::connection::{count_slow_request, Chunk, Ending, Flush};
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
 use crate::transfer::{Store, StoreError};
@@ -326,17 +326,18 @@ fn check_timeout<S: Store, const N: usize>(
     now: Instant,
 ) -> bool {
     let (idle, head) = shared.timeouts;
-    let head_late = match conn.phase {
-        Phase::Head { since: Some(since) } => now - since > head,
-        _ => false,
+    let head_took = match conn.phase {
+        Phase::Head { since: Some(since) } if now - since > head => Some(now - since),
+        _ => None,
     };
-    if head_late {
+    if let Some(took) = head_took {
         net_warn!(
             "{}: http tcp{}: request head took longer than {}: 408",
             stack.name(),
             conn.io.socket(),
             head
         );
+        count_slow_request(stack, conn.io.socket(), took);
     } else if !conn.io.idle_expired(stack, now, idle, "http", "408") {
         return true;
     }

@@ -160,6 +160,13 @@ pub enum Timer {
         /// How long it was silent.
         silent: Duration,
     },
+    /// A service cut off a connection whose request (an HTTP head, a transfer frame) was
+    /// not whole within its deadline, however many bytes trickled in meanwhile (a
+    /// slowloris client).
+    SlowRequest {
+        /// How long the request had been coming.
+        took: Duration,
+    },
 }
 
 impl Timer {
@@ -173,6 +180,7 @@ impl Timer {
             } => "half-open gave way",
             Timer::GaveWay { .. } => "orphan gave way",
             Timer::IdleTimeout { .. } => "idle timeout",
+            Timer::SlowRequest { .. } => "slow request",
         }
     }
 }

@@ -146,6 +146,11 @@ pub struct SocketStats {
     /// connection's own row; a backlog socket keeps its row from one connection to the
     /// next, so a service's rows add up to its total).
     pub idle_timeouts: u32,
+    /// Connections a service cut off because a request begun was not whole within its
+    /// deadline (HTTP's head deadline, answered `408`; the transfer server's frame
+    /// deadline, answered status 10), bytes trickling in or not: slowloris clients, which
+    /// the idle timeout never meets. On the connection's own row, as `idle_timeouts`.
+    pub slow_requests: u32,
 }
 
 #[cfg(test)]

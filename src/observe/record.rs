@@ -116,6 +116,7 @@ impl SocketStats {
                 } => self.half_open_evicted += 1,
                 Timer::GaveWay { .. } => self.orphans_evicted += 1,
                 Timer::IdleTimeout { .. } => self.idle_timeouts += 1,
+                Timer::SlowRequest { .. } => self.slow_requests += 1,
             },
         }
     }

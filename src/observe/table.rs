@@ -9,7 +9,7 @@ use crate::text::{self, Text};
 use smoltcp::wire::Ipv4Address;
 
 /// Each field's JSON name, in the table's order.
-const NAMES: [&str; 20] = [
+const NAMES: [&str; 21] = [
     "port",
     "rx",
     "tx",
@@ -30,11 +30,12 @@ const NAMES: [&str; 20] = [
     "orphans_expired",
     "orphans_evicted",
     "idle_timeouts",
+    "slow_requests",
 ];
 
 /// Each field's column width in the table (each half's, for a ring).
-const WIDTHS: [u8; 20] = [
-    6, 6, 6, 12, 13, 6, 6, 7, 6, 11, 8, 7, 5, 6, 6, 7, 6, 6, 6, 5,
+const WIDTHS: [u8; 21] = [
+    6, 6, 6, 12, 13, 6, 6, 7, 6, 11, 8, 7, 5, 6, 6, 7, 6, 6, 6, 5, 5,
 ];
 
 /// One row of the stats table: a socket's identity, ring occupancy and counters.
@@ -56,14 +57,14 @@ pub struct StatsRow {
 
 impl StatsRow {
     /// The table's header line, matching [`StatsRow`]'s `Display`.
-    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle";
+    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle  slow";
 
     /// The row's figures after the socket's name, in the table's column order: the one
     /// list both the table and the JSON of `GET /stats` are written from.
-    pub fn fields(&self) -> [StatField; 20] {
+    pub fn fields(&self) -> [StatField; 21] {
         let s = &self.stats;
         // The counts in column order, the two rings left out (columns 1 and 2).
-        let counts: [u64; 18] = [
+        let counts: [u64; 19] = [
             self.local_port.into(),
             s.bytes_in,
             s.bytes_out,
@@ -82,6 +83,7 @@ impl StatsRow {
             s.orphans_expired.into(),
             s.orphans_evicted.into(),
             s.idle_timeouts.into(),
+            s.slow_requests.into(),
         ];
         let mut counts = counts.into_iter();
         // One loop over a table of names and widths: built field by field, the list was
@@ -90,7 +92,7 @@ impl StatsRow {
             let value = match column {
                 1 => StatValue::Ring(self.rx.0, self.rx.1),
                 2 => StatValue::Ring(self.tx.0, self.tx.1),
-                // Never short: 18 counts for the 18 other columns.
+                // Never short: 19 counts for the 19 other columns.
                 _ => StatValue::Count(counts.next().unwrap_or(0)),
             };
             StatField {
@@ -213,10 +215,11 @@ mod tests {
                 orphans_expired: 3,
                 orphans_evicted: 4,
                 idle_timeouts: 5,
+                slow_requests: 6,
                 ..SocketStats::default()
             },
         };
-        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9       1      2      3      4     5";
+        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9       1      2      3      4     5     6";
         assert_eq!(std::format!("{row}"), expected);
     }
 }

@@ -223,6 +223,14 @@ impl<const OUT: usize> Connection<OUT> {
     }
 }
 
+/// Counts a connection cut off for a request not whole within its deadline (a slowloris
+/// client; the service logs it with its answer): one call for every server, out of
+/// their polls.
+#[inline(never)]
+pub(crate) fn count_slow_request(stack: &mut Stack<'_>, socket: SocketHandle, took: Duration) {
+    stack.record(socket, EventKind::Timer(Timer::SlowRequest { took }));
+}
+
 /// Logs and counts a connection's idle timeout: not generic over the queue's size, so
 /// built once for every server (and out of their polls, where it is the rare case).
 #[inline(never)]

@@ -4,7 +4,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 use super::{ServiceError, ServicePlan, REPORT_PORT, STATS_PORT};
 use crate::handle::SocketHandle;
 use crate::observe::StatsRow;
-use crate::socket::udp::SendError;
+use crate::socket::udp::{Datagram, SendError};
 use crate::socket::SocketOption;
 use crate::stack::Stack;
 use crate::text::Text;
@@ -20,10 +20,22 @@ fn answerable(port: u16) -> bool {
     port >= 1024 && port != REPORT_PORT && port != STATS_PORT
 }
 
+/// Whether a stats query `d` to `stack` may be answered: from a port `answerable`, and
+/// sent to this host's own address. A query to a broadcast or multicast address is not
+/// answered, as Linux ignores an ICMP echo to one (`icmp_echo_ignore_broadcasts`): one
+/// spoofed 1-byte query to the subnet's broadcast made every host send its whole table,
+/// several 1400-byte datagrams, to the victim.
+fn query_answerable(stack: &Stack<'_>, d: &Datagram) -> bool {
+    let to_us =
+        d.to.is_none_or(|to| to == IpAddress::Ipv4(stack.ipv4_addr()));
+    to_us && answerable(d.from.port)
+}
+
 /// UDP receive-and-report: takes each datagram with a buffer of `BUF` bytes (so larger
 /// ones are visibly truncated), logs it, and answers the sender with one line:
 /// `"<n> bytes from <addr>[, truncated: <lost> lost]\n"`; a sender on a port that answers
-/// datagrams itself is not answered.
+/// datagrams itself is not answered. A datagram to a broadcast address is answered (the
+/// service shows what reached the host): one line, under 64 bytes.
 pub struct UdpReport<const BUF: usize> {
     socket: SocketHandle,
 }
@@ -71,7 +83,9 @@ impl<const BUF: usize> UdpReport<BUF> {
 }
 
 /// UDP stats query: answers any datagram (from a port that does not answer datagrams
-/// itself) with this stack's stats table, in as many
+/// itself, to this host's own address: a query to a broadcast or multicast address is
+/// counted in [`StatsQuery::unanswered`], not answered) with this stack's stats table, in
+/// as many
 /// datagrams as it takes, each of whole lines: the first starts with the stack's line and
 /// the column header, and the last ends with `end of table: N rows`. A client that reads
 /// one datagram still gets whole rows. The datagrams go out as the tx ring has room; a
@@ -79,6 +93,7 @@ impl<const BUF: usize> UdpReport<BUF> {
 pub struct StatsQuery {
     socket: SocketHandle,
     answering: Option<Answer>,
+    unanswered: u32,
 }
 
 /// A stats answer under way.
@@ -102,7 +117,14 @@ impl StatsQuery {
         Ok(StatsQuery {
             socket,
             answering: None,
+            unanswered: 0,
         })
+    }
+
+    /// Queries taken and not answered: from a port that answers datagrams, or to a
+    /// broadcast or multicast address.
+    pub fn unanswered(&self) -> u32 {
+        self.unanswered
     }
 
     /// Answers queued queries, a datagram at a time as the tx ring takes them; call after
@@ -116,7 +138,8 @@ impl StatsQuery {
                 };
                 // Taken and counted, not answered (nor logged: the stats query logs
                 // none of its queries).
-                if !answerable(query.from.port) {
+                if !query_answerable(stack, &query) {
+                    self.unanswered += 1;
                     continue;
                 }
                 self.answering = Some(Answer {

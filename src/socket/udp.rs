@@ -67,6 +67,9 @@ pub struct Datagram {
     pub from: IpEndpoint,
     /// Bytes of the datagram that did not fit and are lost (`MSG_TRUNC`); 0 if whole.
     pub lost: usize,
+    /// The address it was sent to: this host's, or a broadcast or multicast address
+    /// (Linux's `IP_PKTINFO`, `ipi_addr`).
+    pub to: Option<smoltcp::wire::IpAddress>,
 }
 
 impl Datagram {
@@ -235,6 +238,7 @@ impl<'a> Stack<'a> {
             len,
             from: meta.endpoint,
             lost: whole - len,
+            to: meta.local_address,
         };
         u.rx_bytes_seen = socket.recv_queue();
         u.queued = u.queued.saturating_sub(1);

@@ -285,9 +285,9 @@ mod tests {
     use super::*;
 
     const TABLE: &str = "A: 10.0.0.1 (12 frames in, 14 out)
-socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle
-tcp#0           7    256/256        12/512            2048            17    256    512       1      2          30        4       5     6      0      0       0      0      0      0     0
-udp#1        9000      0/1024        0/1024            600             0      0      0       0      0           0        0       0     0      3      1       0      0      0      0     0
+socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle  slow
+tcp#0           7    256/256        12/512            2048            17    256    512       1      2          30        4       5     6      0      0       0      0      0      0     0     0
+udp#1        9000      0/1024        0/1024            600             0      0      0       0      0           0        0       0     0      3      1       0      0      0      0     0     0
 end of table: 2 rows
 ";
 

@@ -340,7 +340,7 @@ impl Writer {
                     Timer::HalfOpenExpired { socket, .. }
                     | Timer::OrphanExpired { socket, .. }
                     | Timer::GaveWay { socket, .. } => socket.fileno() as i64,
-                    Timer::IdleTimeout { .. } => -1,
+                    Timer::IdleTimeout { .. } | Timer::SlowRequest { .. } => -1,
                 };
                 instant(
                     "timer",

@@ -201,9 +201,10 @@ fn advance<S: Store>(
         Phase::Trailer { since, have, .. } if have > 0 => Some(since),
         _ => None,
     };
-    if frame_since.is_some_and(|since| now > since + timeout) {
+    if let Some(since) = frame_since.filter(|since| now > *since + timeout) {
         let reason = "frame too slow";
         refuse(stack, store, conn, Status::TimedOut, reason);
+        connection::count_slow_request(stack, conn.io.socket(), now - since);
         return Next::Keep;
     }
     if conn
