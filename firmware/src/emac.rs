@@ -313,19 +313,23 @@ impl Emac {
         let waiting = (status >> 16) & 0xff;
         self.stats.rx_high_water = self.stats.rx_high_water.max(waiting);
         let capacity = EMAC_RX_DESCRIPTORS as u32;
-        if waiting >= capacity && !self.rx_full {
+        // A stop of DMA means the MAC found no free descriptor: the ring is full even when
+        // the frame count says one less (the descriptor lent to the stack holds a frame the
+        // count no longer has).
+        let overflow = status & RX_OVERFLOW != 0;
+        if (waiting >= capacity || overflow) && !self.rx_full {
             self.rx_full = true;
             self.stats.rx_ring_full += 1;
             fw_debug!(
                 "emac: RX ring FULL ({}/{} descriptors hold frames)",
-                waiting,
+                capacity,
                 capacity
             );
         } else if waiting == 0 && self.rx_full {
             self.rx_full = false;
             fw_debug!("emac: RX ring empty after full: frames flow again");
         }
-        if status & RX_OVERFLOW != 0 && !self.rx_stopped {
+        if overflow && !self.rx_stopped {
             self.rx_stopped = true;
             self.stats.rx_exhausted += 1;
             fw_warn!("emac: RX descriptors exhausted ({}/{} hold frames): DMA stopped, a frame lost; QEMU holds further frames back", waiting, capacity);
