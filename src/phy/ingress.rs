@@ -20,8 +20,9 @@
 //! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
 //!
 //! One step is ringnet's own, not smoltcp's: a TCP segment to a broadcast or multicast
-//! address is [`Discard::NotForUs`] (RFC 1122 4.2.3.10: a SYN to one MUST be silently
-//! discarded; Linux's TCP drops every segment not addressed to the host alone). smoltcp's
+//! address, or in a broadcast or multicast Ethernet frame, is [`Discard::NotForUs`] (RFC
+//! 1122 4.2.3.10: a SYN to one MUST be silently discarded; Linux's TCP drops every segment
+//! not addressed to the host alone, at either layer). smoltcp's
 //! listeners take a SYN to any destination and answer from that address, so the
 //! [`Inspector`](super::Inspector) withholds such a frame from smoltcp.
 //!
@@ -272,7 +273,8 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
     };
     let discard = |reason| Some(Ingress::Discarded { reason, src, dst });
     let to = eth.dst_addr();
-    if !to.is_broadcast() && !to.is_multicast() && to != accept.mac {
+    let to_our_mac = to == accept.mac;
+    if !to_our_mac && !to.is_broadcast() && !to.is_multicast() {
         return discard(Discard::NotForUs);
     }
     let Ok(ip) = ip else {
@@ -294,8 +296,10 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
         return discard(Discard::NotForUs);
     }
     if ip.next_header() != IpProtocol::Udp {
-        // TCP is for this host alone; smoltcp would answer a broadcast SYN.
-        if ip.next_header() == IpProtocol::Tcp && dst != accept.cidr.address() {
+        // TCP is for this host alone, at both layers (Linux: a frame not `PACKET_HOST`);
+        // smoltcp would answer a broadcast SYN.
+        let to_us_alone = to_our_mac && dst == accept.cidr.address();
+        if ip.next_header() == IpProtocol::Tcp && !to_us_alone {
             return discard(Discard::NotForUs);
         }
         return None;
@@ -467,6 +471,19 @@ mod tests {
             frame[14 + 9] = 6;
             refresh_ip_checksum(&mut frame);
             assert_eq!(reason(&frame), Some(Discard::NotForUs), "{dst}");
+        }
+    }
+
+    #[test]
+    fn a_tcp_segment_to_us_in_a_broadcast_or_multicast_frame_is_not_for_us() {
+        for to in [
+            EthernetAddress::BROADCAST,
+            EthernetAddress([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]),
+        ] {
+            let mut frame = udp_frame(to, PEER, US);
+            frame[14 + 9] = 6;
+            refresh_ip_checksum(&mut frame);
+            assert_eq!(reason(&frame), Some(Discard::NotForUs), "{to}");
         }
     }
 
