@@ -6,50 +6,24 @@
 
 use ringnet::phy::Discards;
 use ringnet::sim::Faults;
-use ringnet::smoltcp::phy::ChecksumCapabilities;
-use ringnet::smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket,
-    UdpRepr,
-};
+use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Packet};
 use ringnet::{Duration, IpEndpoint, Ipv4Address, SocketOption};
 use ringnet_testkit::*;
 
-/// A UDP datagram as a frame from `from` to `to_mac`, built with smoltcp's `Repr`s.
+/// A UDP datagram as a frame from `from` (a stranger's MAC) to `to_mac`.
 fn udp_frame(
     to_mac: EthernetAddress,
     from: (Ipv4Address, u16),
     to: (Ipv4Address, u16),
     payload: &[u8],
 ) -> Vec<u8> {
-    let udp = UdpRepr {
-        src_port: from.1,
-        dst_port: to.1,
-    };
-    let ip = Ipv4Repr {
-        src_addr: from.0,
-        dst_addr: to.0,
-        next_header: IpProtocol::Udp,
-        payload_len: udp.header_len() + payload.len(),
-        hop_limit: 64,
-    };
-    let mut frame = vec![0u8; 14 + ip.buffer_len() + udp.header_len() + payload.len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-    eth.set_src_addr(EthernetAddress([2, 0, 0, 0, 0, 0x99]));
-    eth.set_dst_addr(to_mac);
-    eth.set_ethertype(EthernetProtocol::Ipv4);
-    let checksums = ChecksumCapabilities::default();
-    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip.emit(&mut ip_packet, &checksums);
-    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
-    udp.emit(
-        &mut udp_packet,
-        &from.0.into(),
-        &to.0.into(),
-        payload.len(),
-        |p| p.copy_from_slice(payload),
-        &checksums,
-    );
-    frame
+    udp_datagram_frame(
+        EthernetAddress([2, 0, 0, 0, 0, 0x99]),
+        from,
+        to_mac,
+        to,
+        payload,
+    )
 }
 
 /// An IPv4 header's offset in a frame, and the UDP header's.

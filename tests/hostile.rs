@@ -752,49 +752,6 @@ fn spoofed_arp_from_every_other_address_of_the_subnet_does_not_evict_a_real_clie
     assert_eq!(got, 2, "both datagrams reached A");
 }
 
-/// A UDP datagram from `from` (its frame from `from_mac`) to `to` at `to_mac`.
-fn udp_frame(
-    from_mac: EthernetAddress,
-    from: (Ipv4Address, u16),
-    to_mac: EthernetAddress,
-    to: (Ipv4Address, u16),
-    payload: &[u8],
-) -> Vec<u8> {
-    use ringnet::smoltcp::phy::ChecksumCapabilities;
-    use ringnet::smoltcp::wire::{
-        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
-    };
-    let udp = UdpRepr {
-        src_port: from.1,
-        dst_port: to.1,
-    };
-    let ip4 = Ipv4Repr {
-        src_addr: from.0,
-        dst_addr: to.0,
-        next_header: IpProtocol::Udp,
-        payload_len: udp.header_len() + payload.len(),
-        hop_limit: 64,
-    };
-    let mut frame = vec![0u8; 14 + ip4.buffer_len() + udp.header_len() + payload.len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-    eth.set_src_addr(from_mac);
-    eth.set_dst_addr(to_mac);
-    eth.set_ethertype(EthernetProtocol::Ipv4);
-    let checksums = ChecksumCapabilities::default();
-    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip4.emit(&mut ip_packet, &checksums);
-    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
-    udp.emit(
-        &mut udp_packet,
-        &from.0.into(),
-        &to.0.into(),
-        payload.len(),
-        |p| p.copy_from_slice(payload),
-        &checksums,
-    );
-    frame
-}
-
 #[test]
 fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
     // A 1-byte query to the stats port got the whole table back, several 1400-byte
@@ -841,7 +798,7 @@ fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
         ),
     ];
     for (to_mac, to) in groups {
-        let query = udp_frame(mac(A), (ip(A), 40_000), to_mac, (to, STATS_PORT), b"?");
+        let query = udp_datagram_frame(mac(A), (ip(A), 40_000), to_mac, (to, STATS_PORT), b"?");
         w.wire.inject(A, &query).unwrap();
     }
     run(&mut w, &mut services);

@@ -97,28 +97,6 @@ pub unsafe extern "C" fn __aeabi_memcpy(dest: *mut u8, src: *const u8, n: usize)
     unsafe { copy(dest, src, n) }
 }
 
-/// `memcpy` with `dest` and `src` word-aligned (the ARM EABI's `__aeabi_memcpy4`).
-///
-/// # Safety
-///
-/// As `memcpy`.
-#[no_mangle]
-pub unsafe extern "C" fn __aeabi_memcpy4(dest: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { copy(dest, src, n) }
-}
-
-/// `memcpy` with `dest` and `src` aligned to 8 (the ARM EABI's `__aeabi_memcpy8`).
-///
-/// # Safety
-///
-/// As `memcpy`.
-#[no_mangle]
-pub unsafe extern "C" fn __aeabi_memcpy8(dest: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { copy(dest, src, n) }
-}
-
 /// `memmove` (the ARM EABI's `__aeabi_memmove`): `memcpy`'s forward copy when `dest` lies
 /// below `src` or past the source's end (a forward copy reads each block before it
 /// writes it, and writes only below what it has still to read); otherwise backwards,
@@ -169,28 +147,6 @@ pub unsafe extern "C" fn __aeabi_memmove(dest: *mut u8, src: *const u8, n: usize
             options(nostack),
         );
     }
-}
-
-/// `memmove` with `dest` and `src` word-aligned (the ARM EABI's `__aeabi_memmove4`).
-///
-/// # Safety
-///
-/// As `memmove`.
-#[no_mangle]
-pub unsafe extern "C" fn __aeabi_memmove4(dest: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { __aeabi_memmove(dest, src, n) }
-}
-
-/// `memmove` with `dest` and `src` aligned to 8 (the ARM EABI's `__aeabi_memmove8`).
-///
-/// # Safety
-///
-/// As `memmove`.
-#[no_mangle]
-pub unsafe extern "C" fn __aeabi_memmove8(dest: *mut u8, src: *const u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { __aeabi_memmove(dest, src, n) }
 }
 
 /// Zeroes `n` bytes at `dest` (the ARM EABI's `__aeabi_memclr`, `memset` to 0): bytes
@@ -255,27 +211,42 @@ pub unsafe extern "C" fn __aeabi_memclr(dest: *mut u8, n: usize) {
     }
 }
 
-/// `memclr` with `dest` word-aligned (the ARM EABI's `__aeabi_memclr4`).
-///
-/// # Safety
-///
-/// As `memset`.
-#[no_mangle]
-pub unsafe extern "C" fn __aeabi_memclr4(dest: *mut u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { __aeabi_memclr(dest, n) }
+/// The ARM EABI's forms of a routine for operands aligned to 4 and to 8: these routines
+/// need no alignment, so each form does what the routine does (`by` the function the
+/// routine's body calls, where it only calls one: the linker then folds all three).
+macro_rules! aligned_forms {
+    ($routine:ident by $body:ident($($arg:ident: $ty:ty),*) => $four:ident, $eight:ident) => {
+        aligned_forms!(@form $routine by $body($($arg: $ty),*) => $four, "4");
+        aligned_forms!(@form $routine by $body($($arg: $ty),*) => $eight, "8");
+    };
+    ($routine:ident($($arg:ident: $ty:ty),*) => $four:ident, $eight:ident) => {
+        aligned_forms!($routine by $routine($($arg: $ty),*) => $four, $eight);
+    };
+    (@form $routine:ident by $body:ident($($arg:ident: $ty:ty),*)
+        => $form:ident, $align:literal) => {
+        #[doc = concat!("`", stringify!($routine), "` with its operands aligned to ", $align)]
+        #[doc = concat!(" (the ARM EABI's `", stringify!($form), "`).")]
+        ///
+        /// # Safety
+        ///
+        #[doc = concat!("As `", stringify!($routine), "`.")]
+        #[no_mangle]
+        pub unsafe extern "C" fn $form($($arg: $ty),*) {
+            // SAFETY: the caller's contract.
+            unsafe { $body($($arg),*) }
+        }
+    };
 }
 
-/// `memclr` with `dest` aligned to 8 (the ARM EABI's `__aeabi_memclr8`).
-///
-/// # Safety
-///
-/// As `memset`.
-#[no_mangle]
-pub unsafe extern "C" fn __aeabi_memclr8(dest: *mut u8, n: usize) {
-    // SAFETY: the caller's contract.
-    unsafe { __aeabi_memclr(dest, n) }
-}
+aligned_forms!(
+    __aeabi_memcpy by copy(dest: *mut u8, src: *const u8, n: usize)
+        => __aeabi_memcpy4, __aeabi_memcpy8
+);
+aligned_forms!(
+    __aeabi_memmove(dest: *mut u8, src: *const u8, n: usize)
+        => __aeabi_memmove4, __aeabi_memmove8
+);
+aligned_forms!(__aeabi_memclr(dest: *mut u8, n: usize) => __aeabi_memclr4, __aeabi_memclr8);
 
 /// Compares `n` bytes at `a` and `b` (C's `memcmp`, which slice and `str` comparisons call):
 /// the difference of the first pair of bytes that differ, as unsigned bytes, or 0. A byte

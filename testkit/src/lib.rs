@@ -328,6 +328,50 @@ pub fn mac(port: usize) -> EthernetAddress {
     EthernetAddress([0x02, 0, 0, 0, 0, port as u8 + 1])
 }
 
+/// A UDP datagram as a raw Ethernet frame, from `from` at `from_mac` to `to` at `to_mac`,
+/// built with smoltcp's `Repr`s: what a raw socket sends, spoofed or not.
+pub fn udp_datagram_frame(
+    from_mac: EthernetAddress,
+    from: (Ipv4Address, u16),
+    to_mac: EthernetAddress,
+    to: (Ipv4Address, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    use ringnet::smoltcp::phy::ChecksumCapabilities;
+    use ringnet::smoltcp::wire::{
+        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    };
+    let udp = UdpRepr {
+        src_port: from.1,
+        dst_port: to.1,
+    };
+    let ip4 = Ipv4Repr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        next_header: IpProtocol::Udp,
+        payload_len: udp.header_len() + payload.len(),
+        hop_limit: 64,
+    };
+    let mut frame = vec![0u8; 14 + ip4.buffer_len() + udp.header_len() + payload.len()];
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_src_addr(from_mac);
+    eth.set_dst_addr(to_mac);
+    eth.set_ethertype(EthernetProtocol::Ipv4);
+    let checksums = ChecksumCapabilities::default();
+    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip4.emit(&mut ip_packet, &checksums);
+    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
+    udp.emit(
+        &mut udp_packet,
+        &from.0.into(),
+        &to.0.into(),
+        payload.len(),
+        |p| p.copy_from_slice(payload),
+        &checksums,
+    );
+    frame
+}
+
 /// A connection request (SYN) as a raw Ethernet frame, from `from` at `from_mac` to `to`
 /// at `to_mac`: what a raw socket sends to spoof a client that never answers the SYN-ACK.
 pub fn tcp_syn(
