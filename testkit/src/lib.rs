@@ -337,10 +337,7 @@ pub fn udp_datagram_frame(
     to: (Ipv4Address, u16),
     payload: &[u8],
 ) -> Vec<u8> {
-    use ringnet::smoltcp::phy::ChecksumCapabilities;
-    use ringnet::smoltcp::wire::{
-        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
-    };
+    use ringnet::smoltcp::wire::{IpProtocol, Ipv4Repr, UdpPacket, UdpRepr};
     let udp = UdpRepr {
         src_port: from.1,
         dst_port: to.1,
@@ -352,24 +349,16 @@ pub fn udp_datagram_frame(
         payload_len: udp.header_len() + payload.len(),
         hop_limit: 64,
     };
-    let mut frame = vec![0u8; 14 + ip4.buffer_len() + udp.header_len() + payload.len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-    eth.set_src_addr(from_mac);
-    eth.set_dst_addr(to_mac);
-    eth.set_ethertype(EthernetProtocol::Ipv4);
-    let checksums = ChecksumCapabilities::default();
-    let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
-    ip4.emit(&mut ip_packet, &checksums);
-    let mut udp_packet = UdpPacket::new_unchecked(ip_packet.payload_mut());
-    udp.emit(
-        &mut udp_packet,
-        &from.0.into(),
-        &to.0.into(),
-        payload.len(),
-        |p| p.copy_from_slice(payload),
-        &checksums,
-    );
-    frame
+    ipv4_frame(from_mac, to_mac, &ip4, |ip_payload, checksums| {
+        udp.emit(
+            &mut UdpPacket::new_unchecked(ip_payload),
+            &from.0.into(),
+            &to.0.into(),
+            payload.len(),
+            |p| p.copy_from_slice(payload),
+            checksums,
+        )
+    })
 }
 
 /// A connection request (SYN) as a raw Ethernet frame, from `from` at `from_mac` to `to`
@@ -381,10 +370,8 @@ pub fn tcp_syn(
     to: (Ipv4Address, u16),
     seq: u32,
 ) -> Vec<u8> {
-    use ringnet::smoltcp::phy::ChecksumCapabilities;
     use ringnet::smoltcp::wire::{
-        EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket,
-        TcpRepr, TcpSeqNumber,
+        IpProtocol, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
     };
     let tcp = TcpRepr {
         src_port: from.1,
@@ -407,7 +394,27 @@ pub fn tcp_syn(
         payload_len: tcp.buffer_len(),
         hop_limit: 64,
     };
-    let mut frame = vec![0u8; 14 + ip.buffer_len() + tcp.buffer_len()];
+    ipv4_frame(from_mac, to_mac, &ip, |ip_payload, checksums| {
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(ip_payload),
+            &from.0.into(),
+            &to.0.into(),
+            checksums,
+        )
+    })
+}
+
+/// An IPv4 packet `ip` in an Ethernet frame from `from_mac` to `to_mac`, its payload
+/// written by `emit` (given the payload's bytes and the checksums to fill in).
+fn ipv4_frame(
+    from_mac: EthernetAddress,
+    to_mac: EthernetAddress,
+    ip: &ringnet::smoltcp::wire::Ipv4Repr,
+    emit: impl FnOnce(&mut [u8], &ringnet::smoltcp::phy::ChecksumCapabilities),
+) -> Vec<u8> {
+    use ringnet::smoltcp::phy::ChecksumCapabilities;
+    use ringnet::smoltcp::wire::{EthernetFrame, EthernetProtocol, Ipv4Packet};
+    let mut frame = vec![0u8; 14 + ip.buffer_len() + ip.payload_len];
     let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
     eth.set_src_addr(from_mac);
     eth.set_dst_addr(to_mac);
@@ -415,8 +422,7 @@ pub fn tcp_syn(
     let checksums = ChecksumCapabilities::default();
     let mut ip_packet = Ipv4Packet::new_unchecked(eth.payload_mut());
     ip.emit(&mut ip_packet, &checksums);
-    let mut tcp_packet = TcpPacket::new_unchecked(ip_packet.payload_mut());
-    tcp.emit(&mut tcp_packet, &from.0.into(), &to.0.into(), &checksums);
+    emit(ip_packet.payload_mut(), &checksums);
     frame
 }
 
