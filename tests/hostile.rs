@@ -62,22 +62,6 @@ fn file_out_on_b(w: &mut World<2>, backlog: usize, file: &'static [u8]) -> FileO
     FileOut::new(&mut w.stacks[B], FILE_OUT_PORT, &sockets, source).unwrap()
 }
 
-/// Reads `conn` to its end.
-fn read_to_end<W: ringnet::blocking::Waiter>(
-    sock: &mut Blocking<'_, 'static, W>,
-    conn: ringnet::SocketHandle,
-) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        match sock.recv(conn, &mut buf) {
-            Ok(0) => return got,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!("recv: {e} after {} bytes", got.len()),
-        }
-    }
-}
-
 #[test]
 fn a_syn_burst_from_a_host_that_never_answers_does_not_lock_echo_out() {
     let mut w = pair(Faults::NONE, 101);

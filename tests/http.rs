@@ -407,13 +407,8 @@ fn a_transfer_encoding_of_any_bytes_is_a_body_the_server_cannot_frame() {
     let first = read_response(&mut sock, conn, false);
     assert_eq!(first.status, 200);
     assert_eq!(first.header("Connection"), Some("close"), "{}", first.head);
-    let mut rest = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
-        rest.extend_from_slice(&buf[..n]);
-    }
     assert_eq!(
-        String::from_utf8_lossy(&rest),
+        String::from_utf8_lossy(&read_until_gone(&mut sock, conn)),
         "",
         "the body was never answered as a request"
     );
@@ -514,13 +509,8 @@ fn a_refused_put_never_has_its_body_answered_as_a_request() {
             "{}",
             refused.head
         );
-        let mut rest = Vec::new();
-        let mut buf = [0u8; 512];
-        while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
-            rest.extend_from_slice(&buf[..n]);
-        }
         assert_eq!(
-            String::from_utf8_lossy(&rest),
+            String::from_utf8_lossy(&read_until_gone(&mut sock, conn)),
             "",
             "the body was never answered as a request"
         );

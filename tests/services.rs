@@ -45,21 +45,6 @@ fn device_world(seed: u64, file: &'static [u8]) -> (World<2>, Device) {
     (w, device)
 }
 
-/// Reads a stream until its end.
-fn read_to_end(
-    sock: &mut Blocking<'_, 'static, impl ringnet::blocking::Waiter>,
-    conn: SocketHandle,
-) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match sock.recv(conn, &mut buf).unwrap() {
-            0 => return all,
-            n => all.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 #[test]
 fn echo_sends_back_everything_even_to_a_slow_client() {
     let (mut w, mut device) = device_world(40, b"");

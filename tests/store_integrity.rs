@@ -146,14 +146,9 @@ fn http_world<S: Store>(store: S) -> (World<2>, HttpServer<S, 4>) {
     (w, server)
 }
 
-/// Reads what the server sends until it closes (or resets): the raw bytes.
-fn read_to_end<D: Waiter>(sock: &mut Blocking<'_, 'static, D>, conn: SocketHandle) -> String {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 1024];
-    while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
-        raw.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&raw).into_owned()
+/// What the server sends until it closes (or resets), as text.
+fn read_text<D: Waiter>(sock: &mut Blocking<'_, 'static, D>, conn: SocketHandle) -> String {
+    String::from_utf8_lossy(&read_until_gone(sock, conn)).into_owned()
 }
 
 fn status_of(raw: &str) -> u16 {
@@ -172,7 +167,7 @@ macro_rules! exchange {
             (8192, 8192)
         );
         sock.send_all(conn, $request).unwrap();
-        let raw = read_to_end(&mut sock, conn);
+        let raw = read_text(&mut sock, conn);
         let _ = sock.stack().close(conn);
         raw
     }};
@@ -405,7 +400,7 @@ fn a_head_trickled_a_byte_at_a_time_is_cut_off_at_the_head_deadline() {
             break;
         }
     }
-    let raw = read_to_end(&mut sock, conn);
+    let raw = read_text(&mut sock, conn);
     assert_eq!(status_of(&raw), 408, "{raw}");
     assert!(sock.stack().now() - start < Duration::from_secs(6));
     // Counted once, as a slow request: no byte-less idling happened.
@@ -447,7 +442,7 @@ fn a_get_cut_short_by_a_reused_ram_slot_is_reset_never_switched() {
     sock.recv_exact(conn, &mut got).unwrap();
     put(&mut server.borrow_mut(), "f", b'n');
     put(&mut server.borrow_mut(), "g", b'g');
-    let raw = read_to_end(&mut sock, conn);
+    let raw = read_text(&mut sock, conn);
     let body_start = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let body: Vec<u8> = got[body_start..]
         .iter()

@@ -22,9 +22,9 @@
 //! One step is ringnet's own, not smoltcp's: a TCP segment to a broadcast or multicast
 //! address, or in a broadcast or multicast Ethernet frame, is [`Discard::NotForUs`] (RFC
 //! 1122 4.2.3.10: a SYN to one MUST be silently discarded; Linux's TCP drops every segment
-//! not addressed to the host alone, at either layer). smoltcp's
-//! listeners take a SYN to any destination and answer from that address, so the
-//! [`Inspector`](super::Inspector) withholds such a frame from smoltcp.
+//! not addressed to the host alone, at either layer). smoltcp's listeners take a SYN to
+//! any destination and answer from that address, so the [`Inspector`](super::Inspector)
+//! withholds such a frame from smoltcp.
 //!
 //! What passes is a UDP datagram smoltcp hands to the first UDP socket that accepts it
 //! (the stack matches that in `stack::frames`, and counts [`Discard::NoSocket`] when none
@@ -57,8 +57,9 @@ use smoltcp::wire::{
 pub enum Discard {
     /// For another host: another unicast MAC address (a hub or a flooding switch carries
     /// those), or an IP destination that is none of this interface's (Linux:
-    /// `InAddrErrors`); or a TCP segment to a broadcast or multicast address, which no
-    /// connection can have (RFC 1122 4.2.3.10; the inspector keeps it from smoltcp).
+    /// `InAddrErrors`); or a TCP segment to a broadcast or multicast address, or in a
+    /// broadcast or multicast frame, which no connection can have (RFC 1122 4.2.3.10;
+    /// the inspector keeps it from smoltcp).
     NotForUs,
     /// A wrong IPv4 header checksum or a wrong non-zero UDP checksum (Linux:
     /// `InHdrErrors`, `Udp: InCsumErrors`); TCP's own checksum is smoltcp's to check.

@@ -84,9 +84,8 @@ impl<const BUF: usize> UdpReport<BUF> {
 
 /// UDP stats query: answers any datagram (from a port that does not answer datagrams
 /// itself, to this host's own address: a query to a broadcast or multicast address is
-/// counted in [`StatsQuery::unanswered`], not answered) with this stack's stats table, in
-/// as many
-/// datagrams as it takes, each of whole lines: the first starts with the stack's line and
+/// counted in [`StatsQuery::unanswered`], not answered) with this stack's stats table,
+/// in as many datagrams as it takes, each of whole lines: the first starts with the stack's line and
 /// the column header, and the last ends with `end of table: N rows`. A client that reads
 /// one datagram still gets whole rows. The datagrams go out as the tx ring has room; a
 /// query that arrives meanwhile waits in the rx ring for the answer before it.

@@ -456,6 +456,37 @@ pub fn send_to_slow_reader(
     received
 }
 
+/// Everything `conn` receives until the peer closes (`recv` returns 0); an error first
+/// fails the test.
+pub fn read_to_end<W: ringnet::blocking::Waiter>(
+    sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,
+    conn: SocketHandle,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.recv(conn, &mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("recv: {e} after {} bytes", got.len()),
+        }
+    }
+}
+
+/// Everything `conn` receives until the peer closes or the connection fails (a reset,
+/// a timeout): what a client reads of an answer that may end either way.
+pub fn read_until_gone<W: ringnet::blocking::Waiter>(
+    sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,
+    conn: SocketHandle,
+) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
 /// Echoes `data` through `conn` with blocking calls and checks it comes back whole.
 pub fn echo_round<W: ringnet::blocking::Waiter>(
     sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,

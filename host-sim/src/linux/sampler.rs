@@ -73,7 +73,8 @@ fn int_ioctl(fd: RawFd, request: libc::Ioctl) -> io::Result<u32> {
     Ok(value.max(0) as u32)
 }
 
-fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<u32> {
+/// A socket option's int value (`getsockopt(2)`), a negative one as 0.
+pub(crate) fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<u32> {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `value`.
@@ -91,6 +92,30 @@ fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<u3
         return Err(io::Error::last_os_error());
     }
     Ok(value.max(0) as u32)
+}
+
+/// Sets a socket option whose value is an int (`setsockopt(2)`).
+pub(crate) fn set_int_option(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads `len` bytes from `value`, which outlives the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Samples the TCP socket `fd` once.

@@ -410,26 +410,15 @@ const WAKE_BYTES: usize = TRANSFER_BUFFER / 4;
 /// Sets the socket's `SO_RCVLOWAT`: a read then sleeps until `bytes` are queued (or the
 /// connection ends, or the read times out), instead of waking for every segment that the
 /// sender's poll brought. The caller asks for no more than are still to come.
-#[allow(unsafe_code)]
 fn wake_at_bytes(stream: &TcpStream, bytes: usize) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let value = libc::c_int::try_from(bytes.max(1)).unwrap_or(libc::c_int::MAX);
-    // SAFETY: the descriptor is open (borrowed from `stream`), and the option's value is
-    // a c_int that outlives the call, its size passed with it.
-    let done = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVLOWAT,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if done == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    super::sampler::set_int_option(
+        stream.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_RCVLOWAT,
+        value,
+    )
 }
 
 struct HashWriter<'h>(&'h mut Sha256);
@@ -451,24 +440,11 @@ mod tests {
     use std::net::TcpListener;
 
     /// The socket's `SO_RCVLOWAT`.
-    #[allow(unsafe_code)]
-    fn wake_mark(stream: &TcpStream) -> libc::c_int {
+    fn wake_mark(stream: &TcpStream) -> u32 {
         use std::os::fd::AsRawFd;
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: the descriptor is open (borrowed from `stream`); `value` and `len` are
-        // valid out-parameters of the sizes given, and outlive the call.
-        let done = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&raw mut value).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(done, 0, "getsockopt: {}", io::Error::last_os_error());
-        value
+        let fd = stream.as_raw_fd();
+        crate::linux::sampler::int_option(fd, libc::SOL_SOCKET, libc::SO_RCVLOWAT)
+            .unwrap_or_else(|e| panic!("getsockopt: {e}"))
     }
 
     #[test]
@@ -512,7 +488,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             marks.first(),
-            Some(&(WAKE_BYTES as libc::c_int)),
+            Some(&(WAKE_BYTES as u32)),
             "the reader waits for a quarter block"
         );
         assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&data)));

@@ -449,18 +449,13 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         theirs.set_nonblocking(true).unwrap();
         // A small send buffer, so that a full queue comes after a few frames on any host.
-        let size: libc::c_int = 16 * 1024;
-        // SAFETY: `size` is a live c_int and its length is given.
-        let set = unsafe {
-            libc::setsockopt(
-                ours.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(set, 0, "{}", io::Error::last_os_error());
+        crate::linux::sampler::set_int_option(
+            ours.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            16 * 1024,
+        )
+        .unwrap();
         (FrameLink::new(ours, 1514), theirs)
     }
 
