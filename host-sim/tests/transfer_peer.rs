@@ -100,7 +100,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 #[test]
 fn an_interrupted_get_resumes_and_the_whole_file_is_verified() {
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let output = dir.join("out.bin");
     let file = pattern(300_000);
     let cut = scripted_get_server(file.clone(), Script::CutAfter(120_000));
@@ -126,7 +127,8 @@ fn an_interrupted_get_resumes_and_the_whole_file_is_verified() {
 fn a_resume_longer_than_the_file_now_is_discarded_and_the_next_get_fetches_it_whole() {
     // The part file kept from an interrupted get is longer than the file the server
     // has now (it was replaced by a shorter one): it cannot be a prefix of it.
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let output = dir.join("out.bin");
     let cut = scripted_get_server(pattern(300_000), Script::CutAfter(120_000));
     assert!(get_file(cut, "f", &output, true, TIMEOUT, true).is_err());
@@ -156,7 +158,8 @@ fn a_resume_longer_than_the_file_now_is_discarded_and_the_next_get_fetches_it_wh
 #[test]
 fn the_command_line_reaches_a_transfer_host_on_a_forwarded_port() {
     // `peer get NAME IP --port P`: as for the firmware's 7003, forwarded by QEMU.
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let output = dir.join("fetched.bin");
     let file = pattern(50_000);
     let server = scripted_get_server(file.clone(), Script::Honest);
@@ -179,7 +182,8 @@ fn the_command_line_reaches_a_transfer_host_on_a_forwarded_port() {
 
 #[test]
 fn a_corrupted_get_is_a_clear_error_and_leaves_no_file() {
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let output = dir.join("out.bin");
     let server = scripted_get_server(pattern(50_000), Script::Corrupt);
     let error = get_file(server, "f", &output, false, TIMEOUT, true).unwrap_err();
@@ -193,7 +197,8 @@ fn a_corrupted_get_is_a_clear_error_and_leaves_no_file() {
 
 #[test]
 fn put_sends_the_file_then_its_digest_in_the_trailer() {
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let local = dir.join("in.bin");
     // Three whole blocks of the client's reader thread and a part: in order, each once.
     let len = 3 * (1 << 20) + 12_345;
@@ -266,9 +271,10 @@ fn dir_store_server(w: &mut World<2>, dir: &Path) -> TransferServer<DirStore> {
 
 #[test]
 fn a_directory_store_commits_verified_uploads_only() {
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let mut w = pair(Faults::NONE, 60);
-    let mut server = dir_store_server(&mut w, &dir);
+    let mut server = dir_store_server(&mut w, dir);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
@@ -315,14 +321,15 @@ fn a_directory_store_commits_verified_uploads_only() {
         "a status frame came back"
     );
     assert!(!dir.join("bad.bin").exists() && !dir.join("bad.bin.part").exists());
-    assert_eq!(file_names(&dir), ["good.bin"]);
+    assert_eq!(file_names(dir), ["good.bin"]);
 }
 
 #[test]
 fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_whole() {
     // The store's writer thread hashes and writes what the server copies out of the
     // ring: segments lost, corrupted, duplicated and reordered must not change a byte.
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let faults = Faults {
         loss: 0.2,
         corrupt: 0.2,
@@ -332,7 +339,7 @@ fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_who
         rate: None,
     };
     let mut w = pair(faults, 62);
-    let mut server = dir_store_server(&mut w, &dir);
+    let mut server = dir_store_server(&mut w, dir);
     // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death.
     server.set_idle_timeout(ringnet::Duration::from_secs(600));
     let wire = w.wire;
@@ -376,7 +383,7 @@ fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_who
     .unwrap();
     assert_eq!((len, digest), (size, want));
     assert_eq!(got, pattern(size as usize));
-    assert_eq!(file_names(&dir), ["faulty.bin"], "no temporaries");
+    assert_eq!(file_names(dir), ["faulty.bin"], "no temporaries");
 }
 
 #[test]
@@ -384,11 +391,12 @@ fn a_get_from_a_directory_store_whole_or_resumed_verifies_the_whole_file() {
     // A whole get is read ahead and hashed by the store; a resume is hashed by the
     // server, its kept prefix first: either way the digest covers the whole file, a kept
     // prefix that matches verifies, and one that differs is a mismatch.
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let size = 700_001;
     std::fs::write(dir.join("f.bin"), pattern(size)).unwrap();
     let mut w = pair(Faults::NONE, 63);
-    let mut server = dir_store_server(&mut w, &dir);
+    let mut server = dir_store_server(&mut w, dir);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
@@ -427,7 +435,6 @@ fn a_get_from_a_directory_store_whole_or_resumed_verifies_the_whole_file() {
     }
 }
 
-/// A fresh directory under the target dir (no temp-dir crate needed for four tests).
 /// The names in `dir`, sorted.
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
@@ -438,14 +445,12 @@ fn file_names(dir: &Path) -> Vec<String> {
     names
 }
 
-fn tempdir() -> std::path::PathBuf {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("transfer-peer-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory under the target dir, removed with the value.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("transfer-peer-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
 }
 
 /// Frames of a put: the request, or the trailer.
@@ -457,9 +462,10 @@ fn frame_of(message: Message<'_>) -> Vec<u8> {
 
 #[test]
 fn overlapping_puts_of_one_name_into_a_directory_store_the_newer_whole_the_older_conflict() {
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let mut w = pair(Faults::NONE, 61);
-    let mut server = dir_store_server(&mut w, &dir);
+    let mut server = dir_store_server(&mut w, dir);
     let wire = w.wire;
     let (a, b) = w.two(A, B);
     let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
@@ -500,15 +506,16 @@ fn overlapping_puts_of_one_name_into_a_directory_store_the_newer_whole_the_older
     assert_eq!(&status[..5], b"RNT2\x04");
     assert_eq!(status[5], Status::Conflict as u8, "{reply:?}");
     assert_eq!(std::fs::read(dir.join("f")).unwrap(), pattern(50_000));
-    assert_eq!(file_names(&dir), ["f"], "no temporaries left");
+    assert_eq!(file_names(dir), ["f"], "no temporaries left");
 }
 
 #[test]
 fn a_put_larger_than_the_disk_allows_is_no_space_before_any_data() {
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let mut w = pair(Faults::NONE, 62);
     let backlog = tcp_socket(&mut w.stacks[B], 4096, 4096);
-    let store = DirStore::new(&dir).unwrap().with_max_upload(Some(10_000));
+    let store = DirStore::new(dir).unwrap().with_max_upload(Some(10_000));
     let mut server: TransferServer<_> =
         TransferServer::new(&mut w.stacks[B], TRANSFER_PORT, &[backlog], store).unwrap();
     let wire = w.wire;
@@ -538,7 +545,7 @@ fn a_put_larger_than_the_disk_allows_is_no_space_before_any_data() {
     );
     assert_eq!(sent, 0, "refused before a byte of data");
     assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
+        std::fs::read_dir(dir).unwrap().count(),
         0,
         "nothing on disk"
     );
@@ -560,7 +567,8 @@ fn a_version_2_client_facing_a_version_1_server_says_so() {
         reply[4..8].copy_from_slice(b"RNT1");
         stream.write_all(&reply).unwrap();
     });
-    let dir = tempdir();
+    let scratch = tempdir();
+    let dir = scratch.path();
     let local = dir.join("in.bin");
     std::fs::write(&local, b"hello").unwrap();
     let error = put_file(addr, &local, "in.bin", TIMEOUT, true).unwrap_err();
