@@ -44,7 +44,7 @@ pub(crate) fn log_event(
             capacity,
         } => {
             if admitted(throttle) {
-                let why = level_change(socket_type, ring, from, to);
+                let why = log_level_change(socket_type, ring, from, to);
                 net_debug!("{} {} ring {}/{}: {}", who, ring, used, capacity, why);
             }
         }
@@ -84,11 +84,11 @@ pub(crate) fn log_event(
         } => net_debug!(
             "{} {} BLOCKS: {} ring {}/{}, {}",
             who,
-            call.name(),
+            call.log_name(),
             ring,
             used,
             capacity,
-            call.waits_for()
+            call.log_waits_for()
         ),
         EventKind::BlockEnd {
             call,
@@ -100,7 +100,7 @@ pub(crate) fn log_event(
             capacity,
             ..
         } => {
-            let call = call.name();
+            let call = call.log_name();
             match outcome {
                 Unblocked::Completed(why) => net_debug!(
                     "{} {} unblocked after {} ({} polls): {}; {} ring {}/{}",
@@ -195,6 +195,14 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             peer,
             port,
         } => {
+            // Interned under defmt, so that the words take no flash.
+            #[cfg(feature = "defmt")]
+            let what = if half_open {
+                defmt::intern!("a half-open connection")
+            } else {
+                defmt::intern!("an orphan")
+            };
+            #[cfg(not(feature = "defmt"))]
             let what = if half_open {
                 "a half-open connection"
             } else {
@@ -210,26 +218,32 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
     }
 }
 
-/// What a change of a ring's fill level means, in the words of its log line.
-pub fn level_change(kind: SocketType, ring: Ring, before: Fill, level: Fill) -> &'static str {
-    match (ring, before, level) {
-        (Ring::Rx, _, Fill::Full) => "FULL: the peer is told to stop sending",
-        (Ring::Rx, Fill::Empty, Fill::Partial) => "data arrived",
-        (Ring::Rx, Fill::Full, Fill::Empty) => "drained after full: recv would block",
-        (Ring::Rx, Fill::Full, _) => "room again after full",
-        (Ring::Rx, _, Fill::Empty) => "drained: recv would block",
-        (Ring::Tx, _, Fill::Full) => "FULL: send would block",
-        (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
-        (Ring::Tx, Fill::Full, Fill::Empty) if kind == SocketType::Datagram => {
-            "empty after full: all datagrams sent"
+texts! {
+    /// What a change of a ring's fill level means, in the words of its log line.
+    pub fn level_change / log_level_change(
+        kind: SocketType,
+        ring: Ring,
+        before: Fill,
+        level: Fill
+    ) {
+        match (ring, before, level) {
+            (Ring::Rx, _, Fill::Full) => "FULL: the peer is told to stop sending",
+            (Ring::Rx, Fill::Empty, Fill::Partial) => "data arrived",
+            (Ring::Rx, Fill::Full, Fill::Empty) => "drained after full: recv would block",
+            (Ring::Rx, Fill::Full, _) => "room again after full",
+            (Ring::Rx, _, Fill::Empty) => "drained: recv would block",
+            (Ring::Tx, _, Fill::Full) => "FULL: send would block",
+            (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
+            (Ring::Tx, Fill::Full, Fill::Empty) if kind == SocketType::Datagram =>
+                "empty after full: all datagrams sent",
+            (Ring::Tx, Fill::Full, Fill::Empty) =>
+                "empty after full: all acknowledged, send can proceed",
+            (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
+            (Ring::Tx, _, Fill::Empty) if kind == SocketType::Datagram =>
+                "empty: all datagrams sent",
+            (Ring::Tx, _, Fill::Empty) => "empty: everything sent and acknowledged",
+            _ => "changed",
         }
-        (Ring::Tx, Fill::Full, Fill::Empty) => {
-            "empty after full: all acknowledged, send can proceed"
-        }
-        (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
-        (Ring::Tx, _, Fill::Empty) if kind == SocketType::Datagram => "empty: all datagrams sent",
-        (Ring::Tx, _, Fill::Empty) => "empty: everything sent and acknowledged",
-        _ => "changed",
     }
 }
 

@@ -74,11 +74,13 @@ pub enum Ring {
 }
 
 impl Ring {
-    /// The ring's name in log lines and traces.
-    pub fn name(self) -> &'static str {
-        match self {
-            Ring::Rx => "rx",
-            Ring::Tx => "tx",
+    texts! {
+        /// The ring's name in log lines and traces.
+        pub fn name / log_text(self) {
+            match self {
+                Ring::Rx => "rx",
+                Ring::Tx => "tx",
+            }
         }
     }
 }
@@ -89,7 +91,7 @@ impl fmt::Display for Ring {
     }
 }
 
-format_as_str!(Ring, |ring| ring.name());
+format_interned!(Ring, log_text);
 
 /// Per-socket counters, the figures of the stats table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -46,17 +46,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// What went wrong, in words (the `Display` text, also sent as a status's reason).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            StoreError::NotFound => "no such file",
-            StoreError::NoSpace => "no space for the file",
-            StoreError::Busy => "another upload is in progress",
-            StoreError::Io => "storage I/O error",
-            StoreError::Unreadable => "this store keeps digests only",
-            StoreError::Conflict => "a newer upload of this name won",
-            StoreError::Replaced => "the file was replaced while being read",
-            StoreError::ReadOnly => "the file is read-only",
+    texts! {
+        /// What went wrong, in words (the `Display` text, also sent as a status's reason).
+        pub const fn as_str / log_text(self) {
+            match self {
+                StoreError::NotFound => "no such file",
+                StoreError::NoSpace => "no space for the file",
+                StoreError::Busy => "another upload is in progress",
+                StoreError::Io => "storage I/O error",
+                StoreError::Unreadable => "this store keeps digests only",
+                StoreError::Conflict => "a newer upload of this name won",
+                StoreError::Replaced => "the file was replaced while being read",
+                StoreError::ReadOnly => "the file is read-only",
+            }
         }
     }
 }
@@ -69,7 +71,7 @@ impl fmt::Display for StoreError {
 
 impl core::error::Error for StoreError {}
 
-format_as_str!(StoreError, |this| this.as_str());
+format_interned!(StoreError, log_text);
 
 /// A place to keep files by name.
 pub trait Store {
