@@ -72,16 +72,16 @@ macro_rules! texts {
         $(#[$meta:meta])*
         $vis:vis const fn $fn:ident / $log:ident ($($params:tt)*) { $($body:tt)* }
     ) => {
-        texts!(@emit [$(#[$meta])*] [$vis const] $fn $log ($($params)*) { $($body)* });
+        texts!(@emit [$(#[$meta])*] [$vis] [$vis const] $fn $log ($($params)*) { $($body)* });
     };
     (
         $(#[$meta:meta])*
         $vis:vis fn $fn:ident / $log:ident ($($params:tt)*) { $($body:tt)* }
     ) => {
-        texts!(@emit [$(#[$meta])*] [$vis] $fn $log ($($params)*) { $($body)* });
+        texts!(@emit [$(#[$meta])*] [$vis] [$vis] $fn $log ($($params)*) { $($body)* });
     };
     (
-        @emit [$($meta:tt)*] [$($qual:tt)*] $fn:ident $log:ident ($($params:tt)*) {
+        @emit [$($meta:tt)*] [$($vis:tt)*] [$($qual:tt)*] $fn:ident $log:ident ($($params:tt)*) {
             match $scrut:tt { $( $pat:pat $(if $guard:expr)? => $text:literal, )* }
         }
     ) => {
@@ -92,15 +92,13 @@ macro_rules! texts {
 
         /// The same text for a log line: interned under `defmt`, else the `&str` itself.
         #[cfg(feature = "defmt")]
-        #[allow(dead_code)]
-        pub(crate) fn $log($($params)*) -> defmt::Str {
+        $($vis)* fn $log($($params)*) -> defmt::Str {
             match $scrut { $( $pat $(if $guard)? => defmt::intern!($text), )* }
         }
 
         /// The same text for a log line: interned under `defmt`, else the `&str` itself.
         #[cfg(not(feature = "defmt"))]
-        #[allow(dead_code)]
-        pub(crate) fn $log($($params)*) -> &'static str {
+        $($vis)* fn $log($($params)*) -> &'static str {
             match $scrut { $( $pat $(if $guard)? => $text, )* }
         }
     };

@@ -157,7 +157,7 @@ static SOURCE: StaticFile<'static> = StaticFile(WELCOME);
 
 /// A set-up step failed: only a mistake in config.rs can cause this, so say what and
 /// stop, ending QEMU with a failure status.
-fn setup_failed<E: logging::Reason + ?Sized>(what: &str, error: &E) -> ! {
+fn setup_failed<E: logging::Reason + ?Sized>(what: logging::Text, error: &E) -> ! {
     fw_error!("setting up {}: {}", what, error);
     exit_failure()
 }
@@ -168,7 +168,12 @@ fn stream<const RX: usize, const TX: usize>(
     stack: &mut Stack<'static>,
     ring: Option<&'static mut RingPair<RX, TX>>,
 ) -> Result<SocketHandle, OpenError> {
-    let ring = ring.unwrap_or_else(|| setup_failed("a stream socket", &"no ring left for it"));
+    let ring = ring.unwrap_or_else(|| {
+        setup_failed(
+            fw_text!("a stream socket"),
+            &fw_text!("no ring left for it"),
+        )
+    });
     stack.tcp_socket(&mut ring.rx, &mut ring.tx)
 }
 
@@ -180,8 +185,12 @@ fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
         &'static mut (Slots<SLOTS>, Slots<SLOTS>),
     )>,
 ) -> Result<SocketHandle, OpenError> {
-    let (rings, slots) =
-        rings.unwrap_or_else(|| setup_failed("a datagram socket", &"its rings are taken"));
+    let (rings, slots) = rings.unwrap_or_else(|| {
+        setup_failed(
+            fw_text!("a datagram socket"),
+            &fw_text!("its rings are taken"),
+        )
+    });
     let rx = UdpBuffer {
         slots: &mut slots.0,
         payload: &mut rings.rx,
@@ -209,13 +218,13 @@ fn start_transfer(
         backlog,
         ringnet::transfer::DigestSink::new(),
     )
-    .unwrap_or_else(|e| setup_failed("transfer", &e));
+    .unwrap_or_else(|e| setup_failed(fw_text!("transfer"), &e));
     let server = TRANSFER.init(server);
     // Puts need the token too when the image was built with RINGNET_TOKEN.
     if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
         setup_failed(
-            "transfer",
-            &"RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII",
+            fw_text!("transfer"),
+            &fw_text!("RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII"),
         );
     }
     Ok(server)
@@ -235,11 +244,14 @@ fn start_http(
         backlog,
         store::FirmwareStore::new(WELCOME),
     )
-    .unwrap_or_else(|e| setup_failed("http", &e));
+    .unwrap_or_else(|e| setup_failed(fw_text!("http"), &e));
     let server = HTTP.init(server);
     // Writes need `Authorization: Bearer …` when the image was built with RINGNET_TOKEN.
     if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
-        setup_failed("http", &"RINGNET_TOKEN is longer than 64 bytes");
+        setup_failed(
+            fw_text!("http"),
+            &fw_text!("RINGNET_TOKEN is longer than 64 bytes"),
+        );
     }
     Ok(server)
 }
@@ -293,7 +305,7 @@ fn start_services(
             Ok(handle)
         }
         Member::Beacon => datagram(stack, beacon.take()),
-        _ => setup_failed(member.name(), &"no rings in this image"),
+        _ => setup_failed(member.log_name(), &fw_text!("no rings in this image")),
     };
     let servers = Servers {
         #[cfg(feature = "transfer")]
@@ -307,8 +319,9 @@ fn start_services(
     };
     services
         .start_in_place(stack, &mut socket, &SOURCE, servers)
-        .unwrap_or_else(|e| setup_failed("the services", &e));
-    stats_socket.unwrap_or_else(|| setup_failed("the stats query", &"no socket"))
+        .unwrap_or_else(|e| setup_failed(fw_text!("the services"), &e));
+    stats_socket
+        .unwrap_or_else(|| setup_failed(fw_text!("the stats query"), &fw_text!("no socket")))
 }
 
 /// Logs what every static buffer is for, and their total.
@@ -367,8 +380,8 @@ fn log_memory_map() {
 fn main() -> ! {
     board::init();
     stack_usage::paint();
-    let core =
-        cortex_m::Peripherals::take().unwrap_or_else(|| setup_failed("the core", &"taken twice"));
+    let core = cortex_m::Peripherals::take()
+        .unwrap_or_else(|| setup_failed(fw_text!("the core"), &fw_text!("taken twice")));
     clock::start(core.SYST);
     logging::start();
 
