@@ -312,9 +312,9 @@ fn decide(
         match stack.recv(conn, &mut byte) {
             Ok(1) if byte[0] == b'\n' => {
                 let text = core::str::from_utf8(request).unwrap_or("").trim_ascii();
-                return match text.parse::<u64>() {
-                    Ok(len) => Decision::Send(Some(len)),
-                    Err(_) => Decision::Refuse,
+                return match crate::text::parse_u64(text) {
+                    Some(len) => Decision::Send(Some(len)),
+                    None => Decision::Refuse,
                 };
             }
             Ok(1) => {
