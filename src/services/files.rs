@@ -3,7 +3,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
 use super::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
-use crate::digest::{Digest, DigestHex};
+use crate::digest::{finish, DigestHex};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
@@ -400,8 +400,7 @@ impl FileIn {
                     let hasher = &mut incoming.hasher;
                     match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
                         Ok(0) => {
-                            let digest: Digest =
-                                core::mem::take(&mut incoming.hasher).finalize().into();
+                            let digest = finish(core::mem::take(&mut incoming.hasher));
                             let mut line = String::new();
                             let mut text = Text::new(&mut line);
                             text.num(incoming.received).str(" ");

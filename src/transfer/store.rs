@@ -566,7 +566,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
 
     fn commit(&mut self, mut upload: SinkUpload) -> Result<(), StoreError> {
         let digest: Digest = match &mut upload.digest {
-            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
+            SinkDigest::Hashing(hasher) => crate::digest::finish(core::mem::take(hasher)),
             // Begun for a caller that hashes, and committed without its digest: there is
             // no digest to record, and a made-up one would be a lie.
             SinkDigest::Verified => {
@@ -584,7 +584,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
     ) -> Result<(), StoreError> {
         // A plain upload is hashed here, whatever the caller says.
         let digest: Digest = match &mut upload.digest {
-            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
+            SinkDigest::Hashing(hasher) => crate::digest::finish(core::mem::take(hasher)),
             SinkDigest::Verified => *sha256,
         };
         self.record_upload(&upload, digest)
