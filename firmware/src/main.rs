@@ -111,34 +111,18 @@ static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
     },
 });
 
-/// A datagram ring's slot table (one entry per queued datagram).
-type Slots<const N: usize> = [PacketMetadata; N];
-
 /// The socket table. Its empty state is not all zeros, so as a constant image it would
 /// take its size in flash (`.data`); it is built at boot where it lies instead.
 static RESOURCES: StaticCell<StackResources<'static, SOCKETS>> = StaticCell::new();
 
-/// The datagram sockets' slot tables (small: their image in `.data` costs little).
-struct SlotTables {
-    report: (Slots<REPORT_SLOTS>, Slots<REPORT_SLOTS>),
-    stats: (Slots<STATS_SLOTS>, Slots<STATS_SLOTS>),
-    beacon: (Slots<BEACON_SLOTS>, Slots<BEACON_SLOTS>),
-}
+/// The datagram sockets' slot tables (one entry per queued datagram), the rx and the tx
+/// table of each datagram service in a row: report, stats, beacon.
+type SlotTables = [PacketMetadata; 2 * (REPORT_SLOTS + STATS_SLOTS + BEACON_SLOTS)];
 
-static SLOT_TABLES: ConstStaticCell<SlotTables> = ConstStaticCell::new(SlotTables {
-    report: (
-        [PacketMetadata::EMPTY; REPORT_SLOTS],
-        [PacketMetadata::EMPTY; REPORT_SLOTS],
-    ),
-    stats: (
-        [PacketMetadata::EMPTY; STATS_SLOTS],
-        [PacketMetadata::EMPTY; STATS_SLOTS],
-    ),
-    beacon: (
-        [PacketMetadata::EMPTY; BEACON_SLOTS],
-        [PacketMetadata::EMPTY; BEACON_SLOTS],
-    ),
-});
+/// Built at boot where they lie: an empty slot is not all zeros, so as a constant image
+/// the tables would take their size in flash (`.data`, 260 B), where the loop that
+/// fills them takes a few instructions.
+static SLOT_TABLES: StaticCell<SlotTables> = StaticCell::new();
 
 #[cfg(feature = "http")]
 type Http = ringnet::http::HttpServer<store::FirmwareStore, HTTP_BACKLOG, HTTP_SNAPSHOT>;
@@ -177,13 +161,11 @@ fn stream<const RX: usize, const TX: usize>(
     stack.tcp_socket(&mut ring.rx, &mut ring.tx)
 }
 
-/// A datagram socket on `rings`, with `slots` for the rx and tx rings (once per service).
-fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
+/// A datagram socket on `rings`, with `slots` for the rx ring (the first half) and the tx
+/// ring (once per service).
+fn datagram<const RX: usize, const TX: usize>(
     stack: &mut Stack<'static>,
-    rings: Option<(
-        &'static mut RingPair<RX, TX>,
-        &'static mut (Slots<SLOTS>, Slots<SLOTS>),
-    )>,
+    rings: Option<(&'static mut RingPair<RX, TX>, &'static mut [PacketMetadata])>,
 ) -> Result<SocketHandle, OpenError> {
     let (rings, slots) = rings.unwrap_or_else(|| {
         setup_failed(
@@ -191,12 +173,13 @@ fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
             &fw_text!("its rings are taken"),
         )
     });
+    let (rx_slots, tx_slots) = slots.split_at_mut(slots.len() / 2);
     let rx = UdpBuffer {
-        slots: &mut slots.0,
+        slots: rx_slots,
         payload: &mut rings.rx,
     };
     let tx = UdpBuffer {
-        slots: &mut slots.1,
+        slots: tx_slots,
         payload: &mut rings.tx,
     };
     stack.udp_socket(rx, tx)
@@ -286,9 +269,11 @@ fn start_services(
     let mut transfer = rings.transfer.iter_mut();
     #[cfg(feature = "http")]
     let mut http = rings.http.iter_mut();
-    let mut report = Some((&mut rings.report, &mut tables.report));
-    let mut stats = Some((&mut rings.stats, &mut tables.stats));
-    let mut beacon = Some((&mut rings.beacon, &mut tables.beacon));
+    let (report_slots, tables) = tables.split_at_mut(2 * REPORT_SLOTS);
+    let (stats_slots, beacon_slots) = tables.split_at_mut(2 * STATS_SLOTS);
+    let mut report = Some((&mut rings.report, report_slots));
+    let mut stats = Some((&mut rings.stats, stats_slots));
+    let mut beacon = Some((&mut rings.beacon, beacon_slots));
     let mut stats_socket = None;
     let mut socket = |stack: &mut Stack<'static>, member: Member| match member {
         Member::Echo => stream(stack, echo.next()),
@@ -386,7 +371,7 @@ fn main() -> ! {
     logging::start();
 
     let rings = RINGS.take();
-    let tables = SLOT_TABLES.take();
+    let tables = SLOT_TABLES.init_with(|| [PacketMetadata::EMPTY; _]);
     let resources = StackResources::new_in(RESOURCES.uninit());
     let mut device = board::Nic::new(&mut rings.nic);
     let config = StackConfig {
