@@ -267,3 +267,43 @@ impl defmt::Format for Who<'_> {
         defmt::write!(f, "{=str}: {}{}", self.stack, self.kind, self.handle)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log's form of a transition's words (`texts!`'s second function, the one the log
+    /// lines call) is the text `level_change` gives, for every socket type, ring and pair
+    /// of levels, the guarded arms included.
+    #[test]
+    fn the_logged_transition_words_are_level_changes_words() {
+        let fills = [Fill::Empty, Fill::Partial, Fill::Full];
+        let mut texts = 0;
+        for kind in [
+            SocketType::Stream,
+            SocketType::Listener,
+            SocketType::Datagram,
+        ] {
+            for ring in [Ring::Rx, Ring::Tx] {
+                for before in fills {
+                    for level in fills {
+                        assert_eq!(
+                            log_level_change(kind, ring, before, level),
+                            level_change(kind, ring, before, level)
+                        );
+                        texts += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(texts, 54);
+        assert_eq!(
+            level_change(SocketType::Datagram, Ring::Tx, Fill::Full, Fill::Empty),
+            "empty after full: all datagrams sent"
+        );
+        assert_eq!(
+            level_change(SocketType::Stream, Ring::Tx, Fill::Full, Fill::Empty),
+            "empty after full: all acknowledged, send can proceed"
+        );
+    }
+}
