@@ -61,6 +61,24 @@ macro_rules! net_error {
     ($($arg:tt)+) => { net_log!(error, $($arg)+) };
 }
 
+/// A fixed text for a log line's argument, as `texts!` gives one: interned under `defmt`
+/// (a [`LogText`](crate::observe::LogText) the line writes with `{}`), the literal itself
+/// otherwise.
+#[cfg(feature = "defmt")]
+macro_rules! log_text {
+    ($text:literal) => {
+        defmt::intern!($text)
+    };
+}
+
+/// A fixed text for a log line's argument: without `defmt`, the literal itself.
+#[cfg(not(feature = "defmt"))]
+macro_rules! log_text {
+    ($text:literal) => {
+        $text
+    };
+}
+
 /// A function from a value to a fixed text, written once as a `match` whose arms are string
 /// literals: `$fn` returns the text (the `Display` words, the trace's); under the `defmt`
 /// feature `$log` returns the same text interned (`defmt::Str`), which a log line writes

@@ -289,7 +289,7 @@ impl<'f> FileOut<'f> {
                     }
                 }
             };
-            keep && !idle.expired(stack, *conn, timeout, "file-out")
+            keep && !idle.expired(stack, *conn, timeout, log_text!("file-out"))
         });
     }
 }
@@ -441,7 +441,9 @@ impl FileIn {
                 }
                 true
             };
-            keep && !incoming.idle.expired(stack, conn, timeout, "file-in")
+            keep && !incoming
+                .idle
+                .expired(stack, conn, timeout, log_text!("file-in"))
         });
     }
 }
