@@ -384,7 +384,7 @@ fn main() -> ! {
     fw_info!(
         "ringnet firmware {} on {} {}, log level {}",
         env!("CARGO_PKG_VERSION"),
-        board::NAME,
+        board::name(),
         config.mac,
         LOG_LEVEL
     );
