@@ -195,18 +195,10 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             peer,
             port,
         } => {
-            // Interned under defmt, so that the words take no flash.
-            #[cfg(feature = "defmt")]
             let what = if half_open {
-                defmt::intern!("a half-open connection")
+                log_text!("a half-open connection")
             } else {
-                defmt::intern!("an orphan")
-            };
-            #[cfg(not(feature = "defmt"))]
-            let what = if half_open {
-                "a half-open connection"
-            } else {
-                "an orphan"
+                log_text!("an orphan")
             };
             match peer {
                 Some(peer) => net_warn!("{}: listen{} port {} has no socket listening: tcp{} ({} in {} with {}) gives way to a new SYN", name, counted_on, port, socket, what, state, peer),
