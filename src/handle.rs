@@ -45,13 +45,15 @@ pub enum SocketType {
 }
 
 impl SocketType {
-    /// The prefix of a socket's name in log lines and the stats table: `tcp`, `listen`,
-    /// `udp` (the `Display` text).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SocketType::Stream => "tcp",
-            SocketType::Listener => "listen",
-            SocketType::Datagram => "udp",
+    texts! {
+        /// The prefix of a socket's name in log lines and the stats table: `tcp`, `listen`,
+        /// `udp` (the `Display` text).
+        pub const fn as_str / log_text(self) {
+            match self {
+                SocketType::Stream => "tcp",
+                SocketType::Listener => "listen",
+                SocketType::Datagram => "udp",
+            }
         }
     }
 }
@@ -62,7 +64,7 @@ impl fmt::Display for SocketType {
     }
 }
 
-format_as_str!(SocketType, |this| this.as_str());
+format_interned!(SocketType, log_text);
 
 /// The address family, as `s.family` reports it. ringnet speaks IPv4 only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

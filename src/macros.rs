@@ -61,15 +61,75 @@ macro_rules! net_error {
     ($($arg:tt)+) => { net_log!(error, $($arg)+) };
 }
 
-/// Implements `defmt::Format` (under the `defmt` feature) for a type whose `Display` text is a
-/// fixed string per value, given by `$text`: the same words in a defmt log as in a text log.
-macro_rules! format_as_str {
-    ($name:ty, |$this:ident| $text:expr) => {
+/// A fixed text for a log line's argument, as `texts!` gives one: interned under `defmt`
+/// (a [`LogText`](crate::observe::LogText) the line writes with `{}`), the literal itself
+/// otherwise.
+#[cfg(feature = "defmt")]
+macro_rules! log_text {
+    ($text:literal) => {
+        defmt::intern!($text)
+    };
+}
+
+/// A fixed text for a log line's argument: without `defmt`, the literal itself.
+#[cfg(not(feature = "defmt"))]
+macro_rules! log_text {
+    ($text:literal) => {
+        $text
+    };
+}
+
+/// A function from a value to a fixed text, written once as a `match` whose arms are string
+/// literals: `$fn` returns the text (the `Display` words, the trace's); under the `defmt`
+/// feature `$log` returns the same text interned (`defmt::Str`), which a log line writes
+/// with `{=istr}`: defmt keeps interned text in the ELF, so it takes no flash, where a
+/// `&str` argument keeps its bytes in flash and sends them on every line. The decoded log
+/// reads the same.
+macro_rules! texts {
+    (
+        $(#[$meta:meta])*
+        $vis:vis const fn $fn:ident / $log:ident ($($params:tt)*) { $($body:tt)* }
+    ) => {
+        texts!(@emit [$(#[$meta])*] [$vis] [$vis const] $fn $log ($($params)*) { $($body)* });
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $fn:ident / $log:ident ($($params:tt)*) { $($body:tt)* }
+    ) => {
+        texts!(@emit [$(#[$meta])*] [$vis] [$vis] $fn $log ($($params)*) { $($body)* });
+    };
+    (
+        @emit [$($meta:tt)*] [$($vis:tt)*] [$($qual:tt)*] $fn:ident $log:ident ($($params:tt)*) {
+            match $scrut:tt { $( $pat:pat $(if $guard:expr)? => $text:literal, )* }
+        }
+    ) => {
+        $($meta)*
+        $($qual)* fn $fn($($params)*) -> &'static str {
+            match $scrut { $( $pat $(if $guard)? => $text, )* }
+        }
+
+        /// The same text for a log line: interned under `defmt`, else the `&str` itself.
+        #[cfg(feature = "defmt")]
+        $($vis)* fn $log($($params)*) -> defmt::Str {
+            match $scrut { $( $pat $(if $guard)? => defmt::intern!($text), )* }
+        }
+
+        /// The same text for a log line: interned under `defmt`, else the `&str` itself.
+        #[cfg(not(feature = "defmt"))]
+        $($vis)* fn $log($($params)*) -> &'static str {
+            match $scrut { $( $pat $(if $guard)? => $text, )* }
+        }
+    };
+}
+
+/// Implements `defmt::Format` (under the `defmt` feature) for a type whose text comes from
+/// a `texts!` function: its interned form, so that the words stay out of flash.
+macro_rules! format_interned {
+    ($name:ty, $log:ident) => {
         #[cfg(feature = "defmt")]
         impl defmt::Format for $name {
             fn format(&self, f: defmt::Formatter<'_>) {
-                let $this = self;
-                defmt::write!(f, "{=str}", $text)
+                defmt::write!(f, "{=istr}", self.$log())
             }
         }
     };
@@ -101,6 +161,13 @@ macro_rules! error_enum {
 
         impl core::error::Error for $name {}
 
-        format_as_str!($name, |this| this.as_str());
+        /// The same text as `Display`, interned: defmt keeps it in the ELF, not in flash.
+        #[cfg(feature = "defmt")]
+        impl defmt::Format for $name {
+            fn format(&self, f: defmt::Formatter<'_>) {
+                let text = match self { $( $name::$variant => defmt::intern!($text), )* };
+                defmt::write!(f, "{=istr}", text)
+            }
+        }
     };
 }

@@ -74,9 +74,11 @@ impl defmt::Format for StartError {
     fn format(&self, f: defmt::Formatter<'_>) {
         match self {
             StartError::Socket(member, e) => {
-                defmt::write!(f, "{=str}: socket: {}", member.name(), e)
+                defmt::write!(f, "{=istr}: socket: {}", member.log_name(), e)
             }
-            StartError::Service(member, e) => defmt::write!(f, "{=str}: {}", member.name(), e),
+            StartError::Service(member, e) => {
+                defmt::write!(f, "{=istr}: {}", member.log_name(), e)
+            }
         }
     }
 }

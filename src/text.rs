@@ -191,6 +191,14 @@ impl<'s> Text<'s> {
     }
 }
 
+/// `text` as a decimal `u64`, as `str::parse` reads it (an optional `+`, then digits, no
+/// overflow), or `None`. Built once: file out's size line and the firmware's pattern names
+/// both read one, and each inlined copy of core's parser costs flash.
+#[inline(never)]
+pub fn parse_u64(text: &str) -> Option<u64> {
+    text.parse().ok()
+}
+
 /// Whether `bytes` holds `byte`, by a plain loop: `<[u8]>::contains` goes through core's
 /// word-at-a-time `memchr` (154 B of flash in the firmware), and what is searched here is
 /// short (a file name, a header value, a request head).

@@ -44,6 +44,28 @@ macro_rules! fw_error {
     ($($arg:tt)+) => { fw_log!(error, $($arg)+) };
 }
 
+/// A fixed text for a log line's argument: interned under defmt (the ELF keeps it, flash
+/// does not; the decoded line reads the same), the `&str` itself in the text log.
+#[cfg(feature = "defmt")]
+macro_rules! fw_text {
+    ($text:literal) => {
+        defmt::intern!($text)
+    };
+}
+#[cfg(not(feature = "defmt"))]
+macro_rules! fw_text {
+    ($text:literal) => {
+        $text
+    };
+}
+
+/// What [`fw_text!`] gives: an interned string under defmt, else a `&str`.
+#[cfg(feature = "defmt")]
+pub type Text = defmt::Str;
+/// What [`fw_text!`] gives: an interned string under defmt, else a `&str`.
+#[cfg(not(feature = "defmt"))]
+pub type Text = &'static str;
+
 /// What a set-up failure or a fault may be described with: whatever the log form can
 /// write (`defmt::Format`, or `Display` for the text log).
 #[cfg(feature = "defmt")]

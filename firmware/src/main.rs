@@ -111,34 +111,18 @@ static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
     },
 });
 
-/// A datagram ring's slot table (one entry per queued datagram).
-type Slots<const N: usize> = [PacketMetadata; N];
-
 /// The socket table. Its empty state is not all zeros, so as a constant image it would
 /// take its size in flash (`.data`); it is built at boot where it lies instead.
 static RESOURCES: StaticCell<StackResources<'static, SOCKETS>> = StaticCell::new();
 
-/// The datagram sockets' slot tables (small: their image in `.data` costs little).
-struct SlotTables {
-    report: (Slots<REPORT_SLOTS>, Slots<REPORT_SLOTS>),
-    stats: (Slots<STATS_SLOTS>, Slots<STATS_SLOTS>),
-    beacon: (Slots<BEACON_SLOTS>, Slots<BEACON_SLOTS>),
-}
+/// The datagram sockets' slot tables (one entry per queued datagram), the rx and the tx
+/// table of each datagram service in a row: report, stats, beacon.
+type SlotTables = [PacketMetadata; 2 * (REPORT_SLOTS + STATS_SLOTS + BEACON_SLOTS)];
 
-static SLOT_TABLES: ConstStaticCell<SlotTables> = ConstStaticCell::new(SlotTables {
-    report: (
-        [PacketMetadata::EMPTY; REPORT_SLOTS],
-        [PacketMetadata::EMPTY; REPORT_SLOTS],
-    ),
-    stats: (
-        [PacketMetadata::EMPTY; STATS_SLOTS],
-        [PacketMetadata::EMPTY; STATS_SLOTS],
-    ),
-    beacon: (
-        [PacketMetadata::EMPTY; BEACON_SLOTS],
-        [PacketMetadata::EMPTY; BEACON_SLOTS],
-    ),
-});
+/// Built at boot where they lie: an empty slot is not all zeros, so as a constant image
+/// the tables would take their size in flash (`.data`, 260 B), where the loop that
+/// fills them takes a few instructions.
+static SLOT_TABLES: StaticCell<SlotTables> = StaticCell::new();
 
 #[cfg(feature = "http")]
 type Http = ringnet::http::HttpServer<store::FirmwareStore, HTTP_BACKLOG, HTTP_SNAPSHOT>;
@@ -157,7 +141,7 @@ static SOURCE: StaticFile<'static> = StaticFile(WELCOME);
 
 /// A set-up step failed: only a mistake in config.rs can cause this, so say what and
 /// stop, ending QEMU with a failure status.
-fn setup_failed<E: logging::Reason + ?Sized>(what: &str, error: &E) -> ! {
+fn setup_failed<E: logging::Reason + ?Sized>(what: logging::Text, error: &E) -> ! {
     fw_error!("setting up {}: {}", what, error);
     exit_failure()
 }
@@ -168,26 +152,34 @@ fn stream<const RX: usize, const TX: usize>(
     stack: &mut Stack<'static>,
     ring: Option<&'static mut RingPair<RX, TX>>,
 ) -> Result<SocketHandle, OpenError> {
-    let ring = ring.unwrap_or_else(|| setup_failed("a stream socket", &"no ring left for it"));
+    let ring = ring.unwrap_or_else(|| {
+        setup_failed(
+            fw_text!("a stream socket"),
+            &fw_text!("no ring left for it"),
+        )
+    });
     stack.tcp_socket(&mut ring.rx, &mut ring.tx)
 }
 
-/// A datagram socket on `rings`, with `slots` for the rx and tx rings (once per service).
-fn datagram<const RX: usize, const TX: usize, const SLOTS: usize>(
+/// A datagram socket on `rings`, with `slots` for the rx ring (the first half) and the tx
+/// ring (once per service).
+fn datagram<const RX: usize, const TX: usize>(
     stack: &mut Stack<'static>,
-    rings: Option<(
-        &'static mut RingPair<RX, TX>,
-        &'static mut (Slots<SLOTS>, Slots<SLOTS>),
-    )>,
+    rings: Option<(&'static mut RingPair<RX, TX>, &'static mut [PacketMetadata])>,
 ) -> Result<SocketHandle, OpenError> {
-    let (rings, slots) =
-        rings.unwrap_or_else(|| setup_failed("a datagram socket", &"its rings are taken"));
+    let (rings, slots) = rings.unwrap_or_else(|| {
+        setup_failed(
+            fw_text!("a datagram socket"),
+            &fw_text!("its rings are taken"),
+        )
+    });
+    let (rx_slots, tx_slots) = slots.split_at_mut(slots.len() / 2);
     let rx = UdpBuffer {
-        slots: &mut slots.0,
+        slots: rx_slots,
         payload: &mut rings.rx,
     };
     let tx = UdpBuffer {
-        slots: &mut slots.1,
+        slots: tx_slots,
         payload: &mut rings.tx,
     };
     stack.udp_socket(rx, tx)
@@ -209,13 +201,13 @@ fn start_transfer(
         backlog,
         ringnet::transfer::DigestSink::new(),
     )
-    .unwrap_or_else(|e| setup_failed("transfer", &e));
+    .unwrap_or_else(|e| setup_failed(fw_text!("transfer"), &e));
     let server = TRANSFER.init(server);
     // Puts need the token too when the image was built with RINGNET_TOKEN.
     if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
         setup_failed(
-            "transfer",
-            &"RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII",
+            fw_text!("transfer"),
+            &fw_text!("RINGNET_TOKEN is not 1 to 64 bytes of visible ASCII"),
         );
     }
     Ok(server)
@@ -235,11 +227,14 @@ fn start_http(
         backlog,
         store::FirmwareStore::new(WELCOME),
     )
-    .unwrap_or_else(|e| setup_failed("http", &e));
+    .unwrap_or_else(|e| setup_failed(fw_text!("http"), &e));
     let server = HTTP.init(server);
     // Writes need `Authorization: Bearer …` when the image was built with RINGNET_TOKEN.
     if server.set_token(option_env!("RINGNET_TOKEN")).is_err() {
-        setup_failed("http", &"RINGNET_TOKEN is longer than 64 bytes");
+        setup_failed(
+            fw_text!("http"),
+            &fw_text!("RINGNET_TOKEN is longer than 64 bytes"),
+        );
     }
     Ok(server)
 }
@@ -274,9 +269,11 @@ fn start_services(
     let mut transfer = rings.transfer.iter_mut();
     #[cfg(feature = "http")]
     let mut http = rings.http.iter_mut();
-    let mut report = Some((&mut rings.report, &mut tables.report));
-    let mut stats = Some((&mut rings.stats, &mut tables.stats));
-    let mut beacon = Some((&mut rings.beacon, &mut tables.beacon));
+    let (report_slots, tables) = tables.split_at_mut(2 * REPORT_SLOTS);
+    let (stats_slots, beacon_slots) = tables.split_at_mut(2 * STATS_SLOTS);
+    let mut report = Some((&mut rings.report, report_slots));
+    let mut stats = Some((&mut rings.stats, stats_slots));
+    let mut beacon = Some((&mut rings.beacon, beacon_slots));
     let mut stats_socket = None;
     let mut socket = |stack: &mut Stack<'static>, member: Member| match member {
         Member::Echo => stream(stack, echo.next()),
@@ -293,7 +290,7 @@ fn start_services(
             Ok(handle)
         }
         Member::Beacon => datagram(stack, beacon.take()),
-        _ => setup_failed(member.name(), &"no rings in this image"),
+        _ => setup_failed(member.log_name(), &fw_text!("no rings in this image")),
     };
     let servers = Servers {
         #[cfg(feature = "transfer")]
@@ -307,8 +304,9 @@ fn start_services(
     };
     services
         .start_in_place(stack, &mut socket, &SOURCE, servers)
-        .unwrap_or_else(|e| setup_failed("the services", &e));
-    stats_socket.unwrap_or_else(|| setup_failed("the stats query", &"no socket"))
+        .unwrap_or_else(|e| setup_failed(fw_text!("the services"), &e));
+    stats_socket
+        .unwrap_or_else(|| setup_failed(fw_text!("the stats query"), &fw_text!("no socket")))
 }
 
 /// Logs what every static buffer is for, and their total.
@@ -367,13 +365,13 @@ fn log_memory_map() {
 fn main() -> ! {
     board::init();
     stack_usage::paint();
-    let core =
-        cortex_m::Peripherals::take().unwrap_or_else(|| setup_failed("the core", &"taken twice"));
+    let core = cortex_m::Peripherals::take()
+        .unwrap_or_else(|| setup_failed(fw_text!("the core"), &fw_text!("taken twice")));
     clock::start(core.SYST);
     logging::start();
 
     let rings = RINGS.take();
-    let tables = SLOT_TABLES.take();
+    let tables = SLOT_TABLES.init_with(|| [PacketMetadata::EMPTY; _]);
     let resources = StackResources::new_in(RESOURCES.uninit());
     let mut device = board::Nic::new(&mut rings.nic);
     let config = StackConfig {
@@ -386,7 +384,7 @@ fn main() -> ! {
     fw_info!(
         "ringnet firmware {} on {} {}, log level {}",
         env!("CARGO_PKG_VERSION"),
-        board::NAME,
+        board::name(),
         config.mac,
         LOG_LEVEL
     );

@@ -372,7 +372,7 @@ pub fn run(nic: &mut Nic, mac: EthernetAddress, ip: Ipv4Address) -> ! {
     unsafe { cortex_m::peripheral::NVIC::unmask(board::NicIrq) };
     fw_info!(
         "ready: NIC limit on {}, udp {}: D... counted, rx? answered, tx <bytes> <size> sent",
-        board::NAME,
+        board::name(),
         PORT
     );
     let mut count = RxCount::default();

@@ -32,7 +32,7 @@ impl FirmwareStore {
         if digits.starts_with('0') && digits.len() > 1 {
             return None;
         }
-        digits.parse().ok().map(Pattern)
+        ringnet::text::parse_u64(digits).map(Pattern)
     }
 }
 

@@ -338,7 +338,10 @@ fn check_timeout<S: Store, const N: usize>(
             head
         );
         count_slow_request(stack, conn.io.socket(), took);
-    } else if !conn.io.idle_expired(stack, now, idle, "http", "408") {
+    } else if !conn
+        .io
+        .idle_expired(stack, now, idle, log_text!("http"), log_text!("408"))
+    {
         return true;
     }
     conn.io.discard_queue();

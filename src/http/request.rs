@@ -284,7 +284,7 @@ impl Request {
         for field in parsed.headers.iter() {
             let Some(which) = FIELDS
                 .iter()
-                .position(|name| field.name.eq_ignore_ascii_case(name))
+                .position(|name| same_ignoring_case(field.name.as_bytes(), name.as_bytes()))
             else {
                 continue;
             };
@@ -297,7 +297,7 @@ impl Request {
                 request.wants_close |= field
                     .value
                     .split(|b| *b == b',')
-                    .any(|option| trim_ows(option).eq_ignore_ascii_case(b"close"));
+                    .any(|option| same_ignoring_case(trim_ows(option), b"close"));
                 continue;
             }
             if seen & 1 << which != 0 {
@@ -311,7 +311,7 @@ impl Request {
                     request.authorized = token.is_none_or(|token| {
                         let value = trim_ows(value);
                         value.len() > 7
-                            && value[..7].eq_ignore_ascii_case(b"bearer ")
+                            && same_ignoring_case(&value[..7], b"bearer ")
                             && constant_time_eq(trim_ows(&value[7..]), token.as_bytes())
                     })
                 }
@@ -319,11 +319,18 @@ impl Request {
                 // proxy in front may read it as chunked (RFC 9112 6.1, 6.3).
                 2 => request.chunked = true,
                 3 => request.range = parse_range(value),
-                _ => request.expect_continue = value.eq_ignore_ascii_case(b"100-continue"),
+                _ => request.expect_continue = same_ignoring_case(value, b"100-continue"),
             }
         }
         Ok((request, length))
     }
+}
+
+/// `a.eq_ignore_ascii_case(b)`, built once for the head's four comparisons (field names,
+/// `close`, `bearer `, `100-continue`) instead of inlined into each.
+#[inline(never)]
+fn same_ignoring_case(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
 }
 
 /// Whether `a` and `b` are equal, in a time that does not depend on where they differ.

@@ -48,29 +48,33 @@ pub enum Call {
 }
 
 impl Call {
-    /// What the call waits for, as its log line says.
-    pub fn waits_for(self) -> &'static str {
-        match self {
-            Call::Accept => "waiting for a connection",
-            Call::Connect => "handshake in progress",
-            Call::Recv => "waiting for data",
-            Call::RecvFrom => "waiting for a datagram",
-            Call::Send => "waiting for the peer to acknowledge",
-            Call::SendTo => "waiting for queued datagrams to leave",
-            Call::Flush => "waiting for the peer to acknowledge everything",
+    texts! {
+        /// What the call waits for, as its log line says.
+        pub fn waits_for / log_waits_for(self) {
+            match self {
+                Call::Accept => "waiting for a connection",
+                Call::Connect => "handshake in progress",
+                Call::Recv => "waiting for data",
+                Call::RecvFrom => "waiting for a datagram",
+                Call::Send => "waiting for the peer to acknowledge",
+                Call::SendTo => "waiting for queued datagrams to leave",
+                Call::Flush => "waiting for the peer to acknowledge everything",
+            }
         }
     }
 
-    /// The call's name, as the log lines and the trace write it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Call::Accept => "accept",
-            Call::Connect => "connect",
-            Call::Recv => "recv",
-            Call::RecvFrom => "recv_from",
-            Call::Send => "send",
-            Call::SendTo => "send_to",
-            Call::Flush => "flush",
+    texts! {
+        /// The call's name, as the log lines and the trace write it.
+        pub fn name / log_name(self) {
+            match self {
+                Call::Accept => "accept",
+                Call::Connect => "connect",
+                Call::Recv => "recv",
+                Call::RecvFrom => "recv_from",
+                Call::Send => "send",
+                Call::SendTo => "send_to",
+                Call::Flush => "flush",
+            }
         }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) fn log_event(
             capacity,
         } => {
             if admitted(throttle) {
-                let why = level_change(socket_type, ring, from, to);
+                let why = log_level_change(socket_type, ring, from, to);
                 net_debug!("{} {} ring {}/{}: {}", who, ring, used, capacity, why);
             }
         }
@@ -84,11 +84,11 @@ pub(crate) fn log_event(
         } => net_debug!(
             "{} {} BLOCKS: {} ring {}/{}, {}",
             who,
-            call.name(),
+            call.log_name(),
             ring,
             used,
             capacity,
-            call.waits_for()
+            call.log_waits_for()
         ),
         EventKind::BlockEnd {
             call,
@@ -100,7 +100,7 @@ pub(crate) fn log_event(
             capacity,
             ..
         } => {
-            let call = call.name();
+            let call = call.log_name();
             match outcome {
                 Unblocked::Completed(why) => net_debug!(
                     "{} {} unblocked after {} ({} polls): {}; {} ring {}/{}",
@@ -196,9 +196,9 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             port,
         } => {
             let what = if half_open {
-                "a half-open connection"
+                log_text!("a half-open connection")
             } else {
-                "an orphan"
+                log_text!("an orphan")
             };
             match peer {
                 Some(peer) => net_warn!("{}: listen{} port {} has no socket listening: tcp{} ({} in {} with {}) gives way to a new SYN", name, counted_on, port, socket, what, state, peer),
@@ -210,26 +210,32 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
     }
 }
 
-/// What a change of a ring's fill level means, in the words of its log line.
-pub fn level_change(kind: SocketType, ring: Ring, before: Fill, level: Fill) -> &'static str {
-    match (ring, before, level) {
-        (Ring::Rx, _, Fill::Full) => "FULL: the peer is told to stop sending",
-        (Ring::Rx, Fill::Empty, Fill::Partial) => "data arrived",
-        (Ring::Rx, Fill::Full, Fill::Empty) => "drained after full: recv would block",
-        (Ring::Rx, Fill::Full, _) => "room again after full",
-        (Ring::Rx, _, Fill::Empty) => "drained: recv would block",
-        (Ring::Tx, _, Fill::Full) => "FULL: send would block",
-        (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
-        (Ring::Tx, Fill::Full, Fill::Empty) if kind == SocketType::Datagram => {
-            "empty after full: all datagrams sent"
+texts! {
+    /// What a change of a ring's fill level means, in the words of its log line.
+    pub fn level_change / log_level_change(
+        kind: SocketType,
+        ring: Ring,
+        before: Fill,
+        level: Fill
+    ) {
+        match (ring, before, level) {
+            (Ring::Rx, _, Fill::Full) => "FULL: the peer is told to stop sending",
+            (Ring::Rx, Fill::Empty, Fill::Partial) => "data arrived",
+            (Ring::Rx, Fill::Full, Fill::Empty) => "drained after full: recv would block",
+            (Ring::Rx, Fill::Full, _) => "room again after full",
+            (Ring::Rx, _, Fill::Empty) => "drained: recv would block",
+            (Ring::Tx, _, Fill::Full) => "FULL: send would block",
+            (Ring::Tx, Fill::Empty, Fill::Partial) => "data queued",
+            (Ring::Tx, Fill::Full, Fill::Empty) if kind == SocketType::Datagram =>
+                "empty after full: all datagrams sent",
+            (Ring::Tx, Fill::Full, Fill::Empty) =>
+                "empty after full: all acknowledged, send can proceed",
+            (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
+            (Ring::Tx, _, Fill::Empty) if kind == SocketType::Datagram =>
+                "empty: all datagrams sent",
+            (Ring::Tx, _, Fill::Empty) => "empty: everything sent and acknowledged",
+            _ => "changed",
         }
-        (Ring::Tx, Fill::Full, Fill::Empty) => {
-            "empty after full: all acknowledged, send can proceed"
-        }
-        (Ring::Tx, Fill::Full, _) => "room again after full: send can proceed",
-        (Ring::Tx, _, Fill::Empty) if kind == SocketType::Datagram => "empty: all datagrams sent",
-        (Ring::Tx, _, Fill::Empty) => "empty: everything sent and acknowledged",
-        _ => "changed",
     }
 }
 
@@ -251,5 +257,45 @@ impl core::fmt::Display for Who<'_> {
 impl defmt::Format for Who<'_> {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(f, "{=str}: {}{}", self.stack, self.kind, self.handle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The log's form of a transition's words (`texts!`'s second function, the one the log
+    /// lines call) is the text `level_change` gives, for every socket type, ring and pair
+    /// of levels, the guarded arms included.
+    #[test]
+    fn the_logged_transition_words_are_level_changes_words() {
+        let fills = [Fill::Empty, Fill::Partial, Fill::Full];
+        let mut texts = 0;
+        for kind in [
+            SocketType::Stream,
+            SocketType::Listener,
+            SocketType::Datagram,
+        ] {
+            for ring in [Ring::Rx, Ring::Tx] {
+                for before in fills {
+                    for level in fills {
+                        assert_eq!(
+                            log_level_change(kind, ring, before, level),
+                            level_change(kind, ring, before, level)
+                        );
+                        texts += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(texts, 54);
+        assert_eq!(
+            level_change(SocketType::Datagram, Ring::Tx, Fill::Full, Fill::Empty),
+            "empty after full: all datagrams sent"
+        );
+        assert_eq!(
+            level_change(SocketType::Stream, Ring::Tx, Fill::Full, Fill::Empty),
+            "empty after full: all acknowledged, send can proceed"
+        );
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct LogThrottle {
 
 impl LogThrottle {
     /// Whether a transition or drop line may be logged now; counts it as left out if not.
+    /// Not inlined: the event log asks it for four kinds of line.
+    #[inline(never)]
     pub(crate) fn admit(
         &mut self,
         gate: &Recorder<'_>,

@@ -29,6 +29,14 @@ pub use event::{Call, DropReason, Event, EventKind, EventSink, Source, Timer, Un
 pub use lines::level_change;
 pub(crate) use lines::Who;
 pub use log_limit::LogLimit;
+
+/// A fixed text a log line names (`log_text!`): interned under `defmt`, so that its bytes
+/// stay in the ELF and out of a firmware's flash.
+#[cfg(feature = "defmt")]
+pub(crate) type LogText = defmt::Str;
+/// A fixed text a log line names (`log_text!`): the `&str` itself without `defmt`.
+#[cfg(not(feature = "defmt"))]
+pub(crate) type LogText = &'static str;
 pub(crate) use log_limit::LogThrottle;
 pub(crate) use record::{Account, Recorder};
 pub use table::{StatField, StatValue, StatsRow, StatsTable};
@@ -74,11 +82,13 @@ pub enum Ring {
 }
 
 impl Ring {
-    /// The ring's name in log lines and traces.
-    pub fn name(self) -> &'static str {
-        match self {
-            Ring::Rx => "rx",
-            Ring::Tx => "tx",
+    texts! {
+        /// The ring's name in log lines and traces.
+        pub fn name / log_text(self) {
+            match self {
+                Ring::Rx => "rx",
+                Ring::Tx => "tx",
+            }
         }
     }
 }
@@ -89,7 +99,7 @@ impl fmt::Display for Ring {
     }
 }
 
-format_as_str!(Ring, |ring| ring.name());
+format_interned!(Ring, log_text);
 
 /// Per-socket counters, the figures of the stats table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

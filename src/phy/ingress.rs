@@ -109,15 +109,17 @@ impl Discard {
 }
 
 impl Discard {
-    /// The reason in words, for log lines (the `Display` text).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Discard::NotForUs => "not for this host",
-            Discard::BadChecksum => "bad checksum",
-            Discard::Fragment => "IP fragment (no reassembly)",
-            Discard::NoSocket => "no socket bound to the port",
-            Discard::Malformed => "malformed header",
-            Discard::DuplicateSyn => "SYN of a connection already made",
+    texts! {
+        /// The reason in words, for log lines (the `Display` text).
+        pub const fn as_str / log_text(self) {
+            match self {
+                Discard::NotForUs => "not for this host",
+                Discard::BadChecksum => "bad checksum",
+                Discard::Fragment => "IP fragment (no reassembly)",
+                Discard::NoSocket => "no socket bound to the port",
+                Discard::Malformed => "malformed header",
+                Discard::DuplicateSyn => "SYN of a connection already made",
+            }
         }
     }
 }
@@ -128,7 +130,7 @@ impl fmt::Display for Discard {
     }
 }
 
-format_as_str!(Discard, |this| this.as_str());
+format_interned!(Discard, log_text);
 
 /// Frames an interface discarded before any socket, by [`Discard`] reason: the
 /// interface's counters, beside the sockets' own (a datagram that reached its socket but

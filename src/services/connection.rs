@@ -14,7 +14,7 @@ use heapless::Vec;
 
 use super::tx_room_or_error;
 use crate::handle::SocketHandle;
-use crate::observe::{EventKind, Timer};
+use crate::observe::{EventKind, LogText, Timer};
 use crate::socket::tcp::SendError;
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
@@ -188,8 +188,8 @@ impl<const OUT: usize> Connection<OUT> {
         stack: &mut Stack<'_>,
         now: Instant,
         timeout: Duration,
-        service: &str,
-        outcome: &str,
+        service: LogText,
+        outcome: LogText,
     ) -> bool {
         let silent = now - self.last_activity;
         if silent <= timeout {
@@ -238,8 +238,8 @@ fn idle_timed_out(
     stack: &mut Stack<'_>,
     socket: SocketHandle,
     silent: Duration,
-    service: &str,
-    outcome: &str,
+    service: LogText,
+    outcome: LogText,
 ) {
     net_warn!(
         "{}: {} tcp{}: silent for {}: {}",

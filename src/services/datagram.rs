@@ -173,7 +173,9 @@ impl StatsQuery {
 /// stack's line and the header first and the end line last. Returns how many rows it
 /// holds and whether it ends the answer.
 fn fill_datagram(stack: &Stack<'_>, first: usize, out: &mut String<STATS_REPLY>) -> (usize, bool) {
-    // Each piece is written whole or not at all: a line is never cut.
+    // Each piece is written whole or not at all: a line is never cut. Not inlined into its
+    // three callers.
+    #[inline(never)]
     fn put(out: &mut String<STATS_REPLY>, line: &dyn Fn(&mut Text<'_>)) -> bool {
         let mut piece: String<256> = String::new();
         let mut text = Text::new(&mut piece);

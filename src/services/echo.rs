@@ -55,7 +55,7 @@ impl Echo {
         }
         let timeout = self.idle_timeout;
         retain_connections(&mut self.connections, |(conn, idle)| {
-            echo_what_fits(stack, *conn) && !idle.expired(stack, *conn, timeout, "echo")
+            echo_what_fits(stack, *conn) && !idle.expired(stack, *conn, timeout, log_text!("echo"))
         });
     }
 }
@@ -104,7 +104,7 @@ impl Discard {
         }
         let timeout = self.idle_timeout;
         retain_connections(&mut self.connections, |(conn, idle)| {
-            drain(stack, *conn) && !idle.expired(stack, *conn, timeout, "discard")
+            drain(stack, *conn) && !idle.expired(stack, *conn, timeout, log_text!("discard"))
         });
     }
 }

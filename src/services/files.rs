@@ -3,7 +3,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
 use super::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
-use crate::digest::{Digest, DigestHex};
+use crate::digest::{finish, DigestHex};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
@@ -289,7 +289,7 @@ impl<'f> FileOut<'f> {
                     }
                 }
             };
-            keep && !idle.expired(stack, *conn, timeout, "file-out")
+            keep && !idle.expired(stack, *conn, timeout, log_text!("file-out"))
         });
     }
 }
@@ -312,9 +312,9 @@ fn decide(
         match stack.recv(conn, &mut byte) {
             Ok(1) if byte[0] == b'\n' => {
                 let text = core::str::from_utf8(request).unwrap_or("").trim_ascii();
-                return match text.parse::<u64>() {
-                    Ok(len) => Decision::Send(Some(len)),
-                    Err(_) => Decision::Refuse,
+                return match crate::text::parse_u64(text) {
+                    Some(len) => Decision::Send(Some(len)),
+                    None => Decision::Refuse,
                 };
             }
             Ok(1) => {
@@ -400,8 +400,7 @@ impl FileIn {
                     let hasher = &mut incoming.hasher;
                     match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
                         Ok(0) => {
-                            let digest: Digest =
-                                core::mem::take(&mut incoming.hasher).finalize().into();
+                            let digest = finish(core::mem::take(&mut incoming.hasher));
                             let mut line = String::new();
                             let mut text = Text::new(&mut line);
                             text.num(incoming.received).str(" ");
@@ -442,7 +441,9 @@ impl FileIn {
                 }
                 true
             };
-            keep && !incoming.idle.expired(stack, conn, timeout, "file-in")
+            keep && !incoming
+                .idle
+                .expired(stack, conn, timeout, log_text!("file-in"))
         });
     }
 }

@@ -6,7 +6,7 @@
 use smoltcp::time::{Duration, Instant};
 
 use crate::handle::SocketHandle;
-use crate::observe::{EventKind, Timer};
+use crate::observe::{EventKind, LogText, Timer};
 use crate::stack::Stack;
 
 /// The idle timeout of every service unless set otherwise: Linux's `tcp_fin_timeout`, the
@@ -41,7 +41,7 @@ impl IdleWatch {
         stack: &mut Stack<'_>,
         conn: SocketHandle,
         timeout: Duration,
-        service: &str,
+        service: LogText,
     ) -> bool {
         let now = stack.now();
         let seen = progress(stack, conn);

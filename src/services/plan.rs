@@ -80,18 +80,20 @@ impl Member {
         }
     }
 
-    /// Its name in port lists and logs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Member::Echo => "echo",
-            Member::Discard => "discard",
-            Member::FileOut => "file out",
-            Member::FileIn => "file in",
-            Member::Transfer => "transfer",
-            Member::Http => "http",
-            Member::Report => "udp report",
-            Member::Stats => "stats",
-            Member::Beacon => "beacon",
+    texts! {
+        /// Its name in port lists and logs.
+        pub const fn name / log_name(self) {
+            match self {
+                Member::Echo => "echo",
+                Member::Discard => "discard",
+                Member::FileOut => "file out",
+                Member::FileIn => "file in",
+                Member::Transfer => "transfer",
+                Member::Http => "http",
+                Member::Report => "udp report",
+                Member::Stats => "stats",
+                Member::Beacon => "beacon",
+            }
         }
     }
 }
@@ -230,7 +232,7 @@ impl defmt::Format for ServicePlan {
             if any {
                 defmt::write!(f, ", ");
             }
-            defmt::write!(f, "{=str} {=u16}", member.name(), member.port());
+            defmt::write!(f, "{=istr} {=u16}", member.log_name(), member.port());
             any = true;
         }
         if !any {

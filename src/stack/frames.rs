@@ -227,9 +227,9 @@ pub(super) fn drain_frame_events(
                 incoming,
             } => {
                 let (whose, ring) = if incoming {
-                    ("offered by", "tx")
+                    (log_text!("offered by"), log_text!("tx"))
                 } else {
-                    ("offered to", "rx")
+                    (log_text!("offered to"), log_text!("rx"))
                 };
                 net_debug!(
                     "{}: port {}: MSS {} {} {} lowered to {} (two segments per {} ring)",

@@ -97,11 +97,12 @@ pub(crate) struct ListenerSlot {
     pub nothing_ready_at: Option<u32>,
 }
 
+/// In [`SocketType`]'s order, so that [`Slot::socket_type`] is the discriminant itself.
 #[derive(Debug)]
 pub(crate) enum SlotKind {
     Tcp(TcpSlot),
-    Udp(UdpSlot),
     Listener(ListenerSlot),
+    Udp(UdpSlot),
 }
 
 /// The table's listeners, each with its handle and port.

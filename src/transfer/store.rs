@@ -46,17 +46,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// What went wrong, in words (the `Display` text, also sent as a status's reason).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            StoreError::NotFound => "no such file",
-            StoreError::NoSpace => "no space for the file",
-            StoreError::Busy => "another upload is in progress",
-            StoreError::Io => "storage I/O error",
-            StoreError::Unreadable => "this store keeps digests only",
-            StoreError::Conflict => "a newer upload of this name won",
-            StoreError::Replaced => "the file was replaced while being read",
-            StoreError::ReadOnly => "the file is read-only",
+    texts! {
+        /// What went wrong, in words (the `Display` text, also sent as a status's reason).
+        pub const fn as_str / log_text(self) {
+            match self {
+                StoreError::NotFound => "no such file",
+                StoreError::NoSpace => "no space for the file",
+                StoreError::Busy => "another upload is in progress",
+                StoreError::Io => "storage I/O error",
+                StoreError::Unreadable => "this store keeps digests only",
+                StoreError::Conflict => "a newer upload of this name won",
+                StoreError::Replaced => "the file was replaced while being read",
+                StoreError::ReadOnly => "the file is read-only",
+            }
         }
     }
 }
@@ -69,7 +71,7 @@ impl fmt::Display for StoreError {
 
 impl core::error::Error for StoreError {}
 
-format_as_str!(StoreError, |this| this.as_str());
+format_interned!(StoreError, log_text);
 
 /// A place to keep files by name.
 pub trait Store {
@@ -564,7 +566,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
 
     fn commit(&mut self, mut upload: SinkUpload) -> Result<(), StoreError> {
         let digest: Digest = match &mut upload.digest {
-            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
+            SinkDigest::Hashing(hasher) => crate::digest::finish(core::mem::take(hasher)),
             // Begun for a caller that hashes, and committed without its digest: there is
             // no digest to record, and a made-up one would be a lie.
             SinkDigest::Verified => {
@@ -582,7 +584,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
     ) -> Result<(), StoreError> {
         // A plain upload is hashed here, whatever the caller says.
         let digest: Digest = match &mut upload.digest {
-            SinkDigest::Hashing(hasher) => hasher.finalize_reset().into(),
+            SinkDigest::Hashing(hasher) => crate::digest::finish(core::mem::take(hasher)),
             SinkDigest::Verified => *sha256,
         };
         self.record_upload(&upload, digest)

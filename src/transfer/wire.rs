@@ -99,23 +99,25 @@ impl Status {
 }
 
 impl Status {
-    /// The status in words (the `Display` text).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::BadRequest => "bad request",
-            Status::BadName => "bad name",
-            Status::NotFound => "not found",
-            Status::NoSpace => "no space",
-            Status::DigestMismatch => "digest mismatch",
-            Status::OffsetBeyondEnd => "offset beyond end",
-            Status::SizeMismatch => "size mismatch",
-            Status::Storage => "storage error",
-            Status::Busy => "busy",
-            Status::TimedOut => "timed out",
-            Status::Conflict => "conflict",
-            Status::Replaced => "replaced while read",
-            Status::Unauthorized => "unauthorized",
+    texts! {
+        /// The status in words (the `Display` text).
+        pub const fn as_str / log_text(self) {
+            match self {
+                Status::Ok => "ok",
+                Status::BadRequest => "bad request",
+                Status::BadName => "bad name",
+                Status::NotFound => "not found",
+                Status::NoSpace => "no space",
+                Status::DigestMismatch => "digest mismatch",
+                Status::OffsetBeyondEnd => "offset beyond end",
+                Status::SizeMismatch => "size mismatch",
+                Status::Storage => "storage error",
+                Status::Busy => "busy",
+                Status::TimedOut => "timed out",
+                Status::Conflict => "conflict",
+                Status::Replaced => "replaced while read",
+                Status::Unauthorized => "unauthorized",
+            }
         }
     }
 }
@@ -126,7 +128,7 @@ impl fmt::Display for Status {
     }
 }
 
-format_as_str!(Status, |this| this.as_str());
+format_interned!(Status, log_text);
 
 error_enum! {
     /// Why a name is refused.

@@ -5,8 +5,10 @@ pub use crate::enet::{
     EthernetIrq as NicIrq, FrameBuffers as NicMemory, FrameLayout as NicLayout, Stellaris as Nic,
 };
 
-/// The board and its NIC, as the boot banner names them.
-pub const NAME: &str = "LM3S6965 (Cortex-M3), Stellaris Ethernet";
+/// The board and its NIC, as the boot banner names them (interned under defmt: no flash).
+pub fn name() -> crate::logging::Text {
+    fw_text!("LM3S6965 (Cortex-M3), Stellaris Ethernet")
+}
 
 /// SysTick's clock (the core clock) under QEMU's lm3s6965evb.
 pub const CLOCK_HZ: u32 = 12_000_000;

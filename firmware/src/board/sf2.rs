@@ -10,8 +10,10 @@ pub use crate::emac::{
     DmaLayout as NicLayout, DmaRings as NicMemory, Emac as Nic, EmacIrq as NicIrq,
 };
 
-/// The board and its NIC, as the boot banner names them.
-pub const NAME: &str = "SmartFusion2 M2S010 (Cortex-M3), MSS Ethernet MAC";
+/// The board and its NIC, as the boot banner names them (interned under defmt: no flash).
+pub fn name() -> crate::logging::Text {
+    fw_text!("SmartFusion2 M2S010 (Cortex-M3), MSS Ethernet MAC")
+}
 
 /// SysTick's clock (the core clock, M3_CLK) on Emcraft's SOM.
 pub const CLOCK_HZ: u32 = 142_000_000;

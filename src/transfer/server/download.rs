@@ -79,7 +79,7 @@ pub(super) fn send_data<S: Store>(
     loop {
         if *sent == *size {
             let digest: Digest = match hasher.take() {
-                Some(hasher) => hasher.finalize().into(),
+                Some(hasher) => crate::digest::finish(hasher),
                 None => match store.read_digest(reader) {
                     Ok(digest) => digest,
                     Err(e) => {

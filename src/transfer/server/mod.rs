@@ -207,10 +207,13 @@ fn advance<S: Store>(
         connection::count_slow_request(stack, conn.io.socket(), now - since);
         return Next::Keep;
     }
-    if conn
-        .io
-        .idle_expired(stack, now, timeout, "transfer", "giving up")
-    {
+    if conn.io.idle_expired(
+        stack,
+        now,
+        timeout,
+        log_text!("transfer"),
+        log_text!("giving up"),
+    ) {
         return give_up(stack, store, conn);
     }
     Next::Keep

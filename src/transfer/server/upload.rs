@@ -187,7 +187,7 @@ pub(super) fn end_of_data<U, R>(conn: &mut Connection<U, R>, now: Instant) -> bo
                 since: now,
                 upload: upload.take(),
                 size: *size,
-                digest: hasher.take().map(|h| h.finalize().into()),
+                digest: hasher.take().map(crate::digest::finish),
                 frame: [0; TRAILER_FRAME],
                 have: 0,
             };
