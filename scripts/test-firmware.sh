@@ -77,8 +77,9 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, just over the last cut (83 884 B), so that growth fails.
-  flash_budget=$((82 * 1024))
+  # within the budget below, so that growth fails: 84 B over the last cut (83 884 B), and
+  # the 1 420 B the minimum rate of a body takes (83 888 -> 85 308 B on the same source).
+  flash_budget=$((82 * 1024 + 1420))
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")
