@@ -3,8 +3,10 @@
 //! survives each; a fixed backlog must too.
 
 use ringnet::blocking::Blocking;
-use ringnet::observe::{SocketStats, StatsRow};
-use ringnet::services::{Echo, FileOut, StaticFile, ECHO_PORT, FILE_OUT_PORT};
+use ringnet::observe::StatsRow;
+use ringnet::services::{
+    Echo, FileIn, FileOut, StaticFile, ECHO_PORT, FILE_IN_PORT, FILE_OUT_PORT,
+};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::tcp::{ConnectError, RecvError};
@@ -34,15 +36,6 @@ fn listener_row(stack: &Stack<'_>, port: u16) -> StatsRow {
         .stats_rows()
         .find(|r| r.kind == SocketType::Listener && r.local_port == port)
         .unwrap_or_else(|| panic!("no listener on {port}"))
-}
-
-/// The counters of every row on `port`, added up.
-fn port_total(stack: &Stack<'_>, port: u16, f: impl Fn(&SocketStats) -> u32) -> u32 {
-    stack
-        .stats_rows()
-        .filter(|r| r.local_port == port)
-        .map(|r| f(&r.stats))
-        .sum()
 }
 
 /// Echo on B with `backlog` sockets.
@@ -392,12 +385,14 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
     let mut w = pair(Faults::NONE, 107);
     let mut echo = echo_on_b(&mut w, 2);
     let mut file_out = file_out_on_b(&mut w, 2, FILE);
+    let mut file_in = file_in_on_b(&mut w, 2);
     {
         let wire = w.wire;
         let (a, b) = w.two(A, B);
         let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
             echo.poll(b);
-            file_out.poll(b)
+            file_out.poll(b);
+            file_in.poll(b)
         });
         let mut sock = Blocking::new(a, &mut waiter);
         for _ in 0..5 {
@@ -409,7 +404,14 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
             sock.connect(conn, ep(B, FILE_OUT_PORT)).unwrap();
             assert_eq!(read_to_end(&mut sock, conn), FILE);
             sock.stack().close(conn).unwrap();
+            let conn = tcp_socket(sock.stack(), 1024, 1024);
+            sock.connect(conn, ep(B, FILE_IN_PORT)).unwrap();
+            sock.send_all(conn, FILE).unwrap();
+            sock.stack().shutdown_write(conn).unwrap();
+            assert!(read_to_end(&mut sock, conn).starts_with(b"6 "));
+            sock.stack().close(conn).unwrap();
         }
+        // Past every idle timeout and every minimum rate's grace.
         sock.sleep(Duration::from_secs(70));
     }
     for stack in &w.stacks {
@@ -803,4 +805,142 @@ fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
     }
     assert!(answer.contains("end of table"), "{answer}");
     assert_eq!(services[0].1.unanswered(), 3);
+}
+
+/// File in on B with `backlog` sockets.
+fn file_in_on_b(w: &mut World<2>, backlog: usize) -> FileIn {
+    let sockets: Vec<_> = (0..backlog)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    FileIn::new(&mut w.stacks[B], FILE_IN_PORT, &sockets).unwrap()
+}
+
+/// The slow and idle counts on `port` of B.
+fn slow_and_idle(stack: &Stack<'_>, port: u16) -> (u32, u32) {
+    (
+        port_total(stack, port, |s| s.slow_requests),
+        port_total(stack, port, |s| s.idle_timeouts),
+    )
+}
+
+/// The bound of the default minimum rate (20 s, then 500 B/s) on a phase that has moved
+/// `moved` bytes, with a poll's slack.
+fn rate_bound(moved: u64) -> (Duration, Duration) {
+    let deadline = Duration::from_secs(20) + Duration::from_micros(moved * 2000);
+    (
+        deadline - Duration::from_millis(200),
+        deadline + Duration::from_millis(300),
+    )
+}
+
+#[test]
+fn a_file_in_sender_that_trickles_a_byte_inside_each_idle_timeout_is_cut_off_at_the_minimum_rate() {
+    // One socket: a sender that moves a byte every 59 s keeps the 60 s idle timeout away
+    // for ever, and without the rate nobody else is ever served.
+    let mut w = pair(Faults::NONE, 108);
+    let mut file_in = file_in_on_b(&mut w, 1);
+    {
+        client_of!(w, poll file_in, sock, conn, FILE_IN_PORT, (1024, 1024));
+        sock.send_all(conn, &[b'x'; 100]).unwrap();
+        let cut = trickle_until_slow(
+            &mut sock,
+            FILE_IN_PORT,
+            Duration::from_secs(59),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.send(conn, b"x");
+            },
+        )
+        .expect("the trickler is cut off");
+        let (early, late) = rate_bound(100);
+        assert!(early <= cut && cut <= late, "cut off after {cut}");
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Err(RecvError::ConnectionReset),
+            "no status in this protocol: a reset"
+        );
+        // The socket is free for the next sender.
+        let next = tcp_socket(sock.stack(), 1024, 1024);
+        sock.connect(next, ep(B, FILE_IN_PORT)).unwrap();
+        sock.send_all(next, b"hi").unwrap();
+        sock.stack().shutdown_write(next).unwrap();
+        let reply = read_to_end(&mut sock, next);
+        assert!(reply.starts_with(b"2 "), "{reply:?}");
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_IN_PORT), (1, 0));
+}
+
+#[test]
+fn a_file_in_sender_slow_but_above_the_minimum_rate_is_served_whole() {
+    // 60 bytes every 100 ms (600 B/s) for 40 s: twice the grace, never below 500 B/s.
+    let mut w = pair(Faults::NONE, 109);
+    let mut file_in = file_in_on_b(&mut w, 1);
+    {
+        client_of!(w, poll file_in, sock, conn, FILE_IN_PORT, (1024, 1024));
+        for _ in 0..400 {
+            sock.send_all(conn, &[b'x'; 60]).unwrap();
+            sock.sleep(Duration::from_millis(100));
+        }
+        sock.stack().shutdown_write(conn).unwrap();
+        let reply = read_to_end(&mut sock, conn);
+        assert!(reply.starts_with(b"24000 "), "{reply:?}");
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_IN_PORT), (0, 0));
+}
+
+#[test]
+fn a_file_out_reader_that_opens_its_window_a_byte_at_a_time_is_cut_off_at_the_minimum_rate() {
+    static FILE: &[u8] = &[7; 100_000];
+    let mut w = pair(Faults::NONE, 110);
+    let mut file_out = file_out_on_b(&mut w, 1, FILE);
+    {
+        // A 256-byte ring: 256 bytes arrive, then the window opens a byte a read.
+        client_of!(w, poll file_out, sock, conn, FILE_OUT_PORT, (256, 256));
+        let cut = trickle_until_slow(
+            &mut sock,
+            FILE_OUT_PORT,
+            Duration::from_secs(59),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.recv(conn, &mut [0u8; 1]);
+            },
+        )
+        .expect("the reader is cut off");
+        // What it acknowledged: the ring's 256 bytes (its first read found nothing yet,
+        // the next came after the cut).
+        let (early, late) = rate_bound(256);
+        assert!(early <= cut && cut <= late, "cut off after {cut}");
+        let mut buf = [0u8; 512];
+        assert_eq!(sock.recv(conn, &mut buf), Ok(256), "the ring's bytes first");
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Err(RecvError::ConnectionReset),
+            "then the reset: no status can follow the file's bytes"
+        );
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_OUT_PORT), (1, 0));
+}
+
+#[test]
+fn a_file_out_reader_slow_but_above_the_minimum_rate_gets_the_whole_file() {
+    // 64 bytes every 100 ms (640 B/s) of a 25 600-byte file: 40 s, twice the grace.
+    static FILE: &[u8] = &[7; 25_600];
+    let mut w = pair(Faults::NONE, 111);
+    let mut file_out = file_out_on_b(&mut w, 1, FILE);
+    {
+        client_of!(w, poll file_out, sock, conn, FILE_OUT_PORT, (256, 256));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match sock.recv(conn, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("{e} after {} bytes", got.len()),
+            }
+            sock.sleep(Duration::from_millis(100));
+        }
+        assert_eq!(got, FILE);
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_OUT_PORT), (0, 0));
 }

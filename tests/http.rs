@@ -517,3 +517,114 @@ fn a_refused_put_never_has_its_body_answered_as_a_request() {
     }
     assert_eq!(server.served(), 1, "one response: the refusal");
 }
+
+/// The slow and idle counts on the HTTP port of `b`.
+fn slow_and_idle(b: &Stack<'_>) -> (u32, u32) {
+    (
+        port_total(b, PORT, |s| s.slow_requests),
+        port_total(b, PORT, |s| s.idle_timeouts),
+    )
+}
+
+#[test]
+fn a_put_body_trickled_a_byte_inside_each_idle_timeout_gets_408_at_the_minimum_rate() {
+    // The head and 100 bytes of body at once, then a byte every 9 s: the 10 s idle
+    // timeout never comes, and the 10 000 bytes would take a day.
+    let (mut w, mut server) = setup::<4>(&[]);
+    {
+        client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
+        let mut start = b"PUT /slow HTTP/1.1\r\nContent-Length: 10000\r\n\r\n".to_vec();
+        start.extend_from_slice(&[b'x'; 100]);
+        sock.send_all(conn, &start).unwrap();
+        let cut = trickle_until_slow(
+            &mut sock,
+            PORT,
+            Duration::from_secs(9),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.send(conn, b"x");
+            },
+        )
+        .expect("the trickler is cut off");
+        // 20 s of grace and the first trickled byte's 2 ms (the body that came with the
+        // head is the phase's start).
+        assert!(
+            Duration::from_secs(20) <= cut && cut <= Duration::from_millis(20_300),
+            "cut off after {cut}"
+        );
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, 408);
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (1, 0));
+    }
+    assert_eq!(server.store().files.get("slow"), None, "nothing stored");
+    assert_eq!(server.active(), 0);
+}
+
+#[test]
+fn a_get_whose_reader_opens_its_window_a_byte_at_a_time_is_reset_at_the_minimum_rate() {
+    let (mut w, mut server) = setup::<4>(&[("big", pattern(100_000))]);
+    {
+        client_of!(w, poll server, sock, conn, PORT, (1024, 1024));
+        sock.send_all(conn, b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+        let cut = trickle_until_slow(
+            &mut sock,
+            PORT,
+            Duration::from_secs(9),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.recv(conn, &mut [0u8; 1]);
+            },
+        )
+        .expect("the reader is cut off");
+        // 20 s of grace, then what it acknowledged, its 1024-byte ring, at 500 B/s.
+        assert!(
+            Duration::from_millis(22_000) <= cut && cut <= Duration::from_millis(22_300),
+            "cut off after {cut}"
+        );
+        // The ring's bytes (the head and the start of the body), then a reset: a response
+        // begun cannot turn into a 408.
+        let mut buf = [0u8; 2048];
+        assert_eq!(sock.recv(conn, &mut buf), Ok(1024));
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Err(ringnet::socket::tcp::RecvError::ConnectionReset)
+        );
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (1, 0));
+    }
+    assert_eq!(server.active(), 0);
+}
+
+#[test]
+fn a_put_and_a_get_slow_but_above_the_minimum_rate_are_served_whole() {
+    // 60 bytes every 100 ms (600 B/s) each way, 40 s each: twice the grace.
+    let (mut w, mut server) = setup::<4>(&[]);
+    let data = pattern(24_000);
+    {
+        client_of!(w, poll server, sock, conn, PORT, (1024, 1024));
+        sock.send_all(
+            conn,
+            b"PUT /steady HTTP/1.1\r\nContent-Length: 24000\r\n\r\n",
+        )
+        .unwrap();
+        for piece in data.chunks(60) {
+            sock.sleep(Duration::from_millis(100));
+            sock.send_all(conn, piece).unwrap();
+        }
+        assert_eq!(read_response(&mut sock, conn, false).status, 201);
+        // Kept alive: the response ends where its length says.
+        sock.send_all(conn, b"GET /steady HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 60];
+        while !(got.ends_with(&data) && got.starts_with(b"HTTP/1.1 200")) {
+            match sock.recv(conn, &mut buf) {
+                Ok(n @ 1..) => got.extend_from_slice(&buf[..n]),
+                other => panic!("{other:?} after {} bytes", got.len()),
+            }
+            sock.sleep(Duration::from_millis(100));
+        }
+        sock.stack().close(conn).unwrap();
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (0, 0));
+    }
+}

@@ -104,6 +104,9 @@ fn read_head<S: Store, const N: usize>(
 ) -> Step {
     if let Some(head_end) = complete_head(&mut conn.head) {
         start(stack, shared, conn, head_end, now);
+        // A body either way (the request's, the response's): the minimum rate counts
+        // from here.
+        conn.io.start_rate(stack, now);
         return Step::Again;
     }
     if conn.head.is_full() {
@@ -317,8 +320,9 @@ fn close<U, R>(stack: &mut Stack<'_>, conn: &mut Conn<U, R>) -> Step {
 }
 
 /// Answers `408` and closes once the client has been silent (or has not read) past the
-/// idle timeout, or its request head has taken longer than the head timeout; `false`
-/// when it has.
+/// idle timeout, its request head has taken longer than the head timeout, or its body
+/// fell below the minimum rate; a response below it, already begun, is reset instead.
+/// `false` when it has.
 fn check_timeout<S: Store, const N: usize>(
     stack: &mut Stack<'_>,
     shared: &mut Shared<'_, S, N>,
@@ -330,6 +334,8 @@ fn check_timeout<S: Store, const N: usize>(
         Phase::Head { since: Some(since) } if now - since > head => Some(now - since),
         _ => None,
     };
+    // A response already begun cannot become a 408: it is reset.
+    let mut ending = Ending::Close;
     if let Some(took) = head_took {
         net_warn!(
             "{}: http tcp{}: request head took longer than {}: 408",
@@ -342,17 +348,29 @@ fn check_timeout<S: Store, const N: usize>(
         .io
         .idle_expired(stack, now, idle, log_text!("http"), log_text!("408"))
     {
-        return true;
+        // Not silent: a body, either way, must still keep the minimum rate.
+        let upload = match conn.phase {
+            Phase::Upload { .. } => true,
+            Phase::Respond { .. } => false,
+            _ => return true,
+        };
+        let what = if upload {
+            log_text!("http: 408")
+        } else {
+            log_text!("http: reset")
+        };
+        if !conn.io.too_slow(stack, &shared.min_rate, what) {
+            return true;
+        }
+        if !upload {
+            ending = Ending::Abort;
+        }
     }
     conn.io.discard_queue();
     text_response(conn.io.queue(), Answer::Timeout, false);
     let store = &mut *shared.store;
-    conn.io.give_up(
-        stack,
-        &mut conn.phase,
-        |upload| store.abort(upload),
-        Ending::Close,
-    );
+    conn.io
+        .give_up(stack, &mut conn.phase, |upload| store.abort(upload), ending);
     false
 }
 

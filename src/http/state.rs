@@ -7,6 +7,8 @@ use heapless::Vec;
 use super::response::{text_response, Answer};
 use crate::handle::SocketHandle;
 use crate::services::connection::{self, HoldsUpload};
+use crate::services::MinRate;
+use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
 /// Longest request head (request line and headers) accepted.
@@ -83,9 +85,9 @@ pub(super) struct Conn<U, R> {
 
 impl<U, R> Conn<U, R> {
     /// A connection accepted on `socket` at `now`, waiting for a head.
-    pub fn new(socket: SocketHandle, now: Instant) -> Self {
+    pub fn new(stack: &Stack<'_>, socket: SocketHandle, now: Instant) -> Self {
         Conn {
-            io: connection::Connection::new(socket, now),
+            io: connection::Connection::new(stack, socket, now),
             phase: Phase::Head { since: None },
             head: Vec::new(),
         }
@@ -125,4 +127,6 @@ pub(super) struct Shared<'s, S, const N: usize> {
     pub token: Option<&'s str>,
     /// The idle and the head timeouts.
     pub timeouts: (Duration, Duration),
+    /// The rate a body must keep, either way.
+    pub min_rate: MinRate,
 }

@@ -166,9 +166,9 @@ pub enum Timer {
     },
     /// A service cut off a connection whose request (an HTTP head, a transfer frame) was
     /// not whole within its deadline, however many bytes trickled in meanwhile (a
-    /// slowloris client).
+    /// slowloris client), or whose body, either way, fell below its minimum rate.
     SlowRequest {
-        /// How long the request had been coming.
+        /// How long the request (or the body) had been coming.
         took: Duration,
     },
 }

@@ -158,8 +158,10 @@ pub struct SocketStats {
     pub idle_timeouts: u32,
     /// Connections a service cut off because a request begun was not whole within its
     /// deadline (HTTP's head deadline, answered `408`; the transfer server's frame
-    /// deadline, answered status 10), bytes trickling in or not: slowloris clients, which
-    /// the idle timeout never meets. On the connection's own row, as `idle_timeouts`.
+    /// deadline, answered status 10), bytes trickling in or not, or because a body either
+    /// way fell below its minimum rate ([`MinRate`](crate::services::MinRate)): slowloris
+    /// clients, which the idle timeout never meets. On the connection's own row, as
+    /// `idle_timeouts`.
     pub slow_requests: u32,
 }
 

@@ -23,7 +23,7 @@ mod plan;
 pub use datagram::{Beacon, StatsQuery, UdpReport};
 pub use echo::{Discard, Echo};
 pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, ReadError, StaticFile};
-pub use idle::DEFAULT_IDLE_TIMEOUT;
+pub use idle::{MinRate, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE};
 pub use plan::{Announcement, Member, Protocol, ServicePlan};
 
 use core::fmt;
