@@ -184,7 +184,7 @@ impl StatsQuery {
             return;
         }
         net_warn!(
-            "{}: stats query: {} quer(ies) not answered, the latest from {}: answers over the rate limit ({} in all; at most one line a second)",
+            "{}: stats query: {} not answered, the latest from {}: answers over the rate limit ({} in all; at most one line a second)",
             stack.name(),
             self.limited - self.limited_logged,
             from,
