@@ -381,20 +381,26 @@ fn a_thousand_short_downloads_from_two_clients_are_never_refused() {
 
 #[test]
 fn without_hostile_peers_every_new_counter_stays_at_zero() {
+    use ringnet::services::{StatsQuery, STATS_PORT};
     static FILE: &[u8] = b"polite";
     let mut w = pair(Faults::NONE, 107);
     let mut echo = echo_on_b(&mut w, 2);
     let mut file_out = file_out_on_b(&mut w, 2, FILE);
     let mut file_in = file_in_on_b(&mut w, 2);
+    let stats_socket = udp_socket(&mut w.stacks[B], 8, 8192);
+    let mut stats = StatsQuery::new(&mut w.stacks[B], stats_socket, STATS_PORT).unwrap();
+    let mut tables = 0;
     {
         let wire = w.wire;
         let (a, b) = w.two(A, B);
         let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+            stats.poll(b);
             echo.poll(b);
             file_out.poll(b);
             file_in.poll(b)
         });
         let mut sock = Blocking::new(a, &mut waiter);
+        let client = udp_socket(sock.stack(), 8, 8192);
         for _ in 0..5 {
             let conn = tcp_socket(sock.stack(), 1024, 1024);
             sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
@@ -410,12 +416,29 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
             sock.stack().shutdown_write(conn).unwrap();
             assert!(read_to_end(&mut sock, conn).starts_with(b"6 "));
             sock.stack().close(conn).unwrap();
+            // The stats table, as `top` asks for it, and a datagram to a port nobody
+            // listens on (its ICMP port unreachable is sent).
+            sock.stack()
+                .send_to(client, b"?", ep(B, STATS_PORT))
+                .unwrap();
+            sock.stack().send_to(client, b"?", ep(B, 7777)).unwrap();
+            sock.sleep(Duration::from_millis(100));
+            let mut buf = [0u8; 2048];
+            while let Ok(d) = sock.stack().recv_from(client, &mut buf) {
+                tables +=
+                    usize::from(String::from_utf8_lossy(&buf[..d.len]).contains("end of table: "));
+            }
         }
         // Past every idle timeout and every minimum rate's grace.
         sock.sleep(Duration::from_secs(70));
     }
+    assert_eq!(tables, 5, "every query answered whole");
+    assert_eq!(stats.unanswered(), 0);
+    assert_eq!(w.stacks[B].discards().no_socket, 5);
     for stack in &w.stacks {
-        assert_eq!(stack.discards().duplicate_syn, 0, "{}", stack.name());
+        let discards = stack.discards();
+        assert_eq!(discards.duplicate_syn, 0, "{}", stack.name());
+        assert_eq!(discards.icmp_limited, 0, "{}", stack.name());
         for row in stack.stats_rows() {
             let s = row.stats;
             assert_eq!(
@@ -425,9 +448,10 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
                     s.orphans_expired,
                     s.orphans_evicted,
                     s.idle_timeouts,
-                    s.slow_requests
+                    s.slow_requests,
+                    s.rate_limited
                 ),
-                (0, 0, 0, 0, 0, 0),
+                (0, 0, 0, 0, 0, 0, 0),
                 "{}: {row}",
                 stack.name()
             );
@@ -943,4 +967,260 @@ fn a_file_out_reader_slow_but_above_the_minimum_rate_gets_the_whole_file() {
         assert_eq!(got, FILE);
     }
     assert_eq!(slow_and_idle(&w.stacks[B], FILE_OUT_PORT), (0, 0));
+}
+
+/// A frame sniffed on the hub: its length, and its IPv4 source, destination, protocol
+/// and payload.
+struct Sniffed {
+    len: usize,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    protocol: ringnet::smoltcp::wire::IpProtocol,
+    payload: Vec<u8>,
+}
+
+/// Every IPv4 frame waiting at `port` (a port of the hub no stack polls, which sees every
+/// frame but those it injects itself).
+fn sniff<const PORTS: usize>(
+    wire: &ringnet::sim::Wire<'static, PORTS>,
+    port: usize,
+) -> Vec<Sniffed> {
+    use ringnet::smoltcp::phy::{Device, RxToken};
+    use ringnet::smoltcp::wire::{EthernetFrame, Ipv4Packet};
+    let mut frames = Vec::new();
+    let mut sniffer = wire.port(port);
+    while let Some((rx, _)) = sniffer.receive(wire.now()) {
+        rx.consume(|frame| {
+            let Ok(eth) = EthernetFrame::new_checked(frame) else {
+                return;
+            };
+            let Ok(ip4) = Ipv4Packet::new_checked(eth.payload()) else {
+                return;
+            };
+            frames.push(Sniffed {
+                len: frame.len(),
+                src: ip4.src_addr(),
+                dst: ip4.dst_addr(),
+                protocol: ip4.next_header(),
+                payload: ip4.payload().to_vec(),
+            });
+        });
+    }
+    frames
+}
+
+/// The stats answers B sent to A among `frames`: (datagrams, UDP payload bytes, frame
+/// bytes, answers ended by `end of table`).
+fn stats_answers_to_a(frames: &[Sniffed]) -> (usize, usize, usize, usize) {
+    use ringnet::services::STATS_PORT;
+    use ringnet::smoltcp::wire::{IpProtocol, UdpPacket};
+    let mut figures = (0, 0, 0, 0);
+    for f in frames {
+        if f.src != ip(B) || f.dst != ip(A) || f.protocol != IpProtocol::Udp {
+            continue;
+        }
+        let Ok(udp) = UdpPacket::new_checked(&f.payload[..]) else {
+            continue;
+        };
+        if udp.src_port() != STATS_PORT {
+            continue;
+        }
+        figures.0 += 1;
+        figures.1 += udp.payload().len();
+        figures.2 += f.len;
+        let text = String::from_utf8_lossy(udp.payload());
+        figures.3 += usize::from(text.contains("end of table: "));
+    }
+    figures
+}
+
+#[test]
+fn a_flood_of_spoofed_stats_queries_gets_at_most_the_buckets_worth_of_answers() {
+    // A 1-byte query to 9001 got the whole table, whoever its source claimed to be: a
+    // flood of them with a victim's address as their source made the host send the
+    // victim its table again and again (amplification, as DNS, NTP's monlist and
+    // memcached were used). The host's answers now go through one bucket of bytes.
+    use ringnet::services::{StatsQuery, STATS_BURST, STATS_PER_SECOND, STATS_PORT};
+    let mut w = world_with::<3>(Faults::NONE, 135, ETHERNET_MTU, 256 * 1024);
+    // A table of three datagrams: the query socket's row and 12 others.
+    for _ in 0..12 {
+        tcp_socket(&mut w.stacks[B], 256, 256);
+    }
+    let socket = udp_socket(&mut w.stacks[B], 8, 8192);
+    let mut stats = StatsQuery::new(&mut w.stacks[B], socket, STATS_PORT).unwrap();
+    let victim = udp_socket(&mut w.stacks[A], 64, 64 * 1024);
+    w.stacks[A].udp_bind(victim, 40_000).unwrap();
+    // Polls A and B every millisecond for `ms`, sniffing at C; `inject` puts C's frames
+    // for that millisecond on the wire first.
+    let run = |w: &mut World<3>,
+               stats: &mut StatsQuery,
+               ms: u32,
+               inject: &mut dyn FnMut(&World<3>, u32)| {
+        let mut seen = Vec::new();
+        for tick in 0..ms {
+            inject(w, tick);
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            stats.poll(&mut w.stacks[B]);
+            let mut buf = [0u8; 2048];
+            while w.stacks[A].recv_from(victim, &mut buf).is_ok() {}
+            seen.extend(sniff(w.wire, C));
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+        seen
+    };
+    // The victim's own polite query first: it is answered whole (and B learns A's MAC).
+    w.stacks[A]
+        .send_to(victim, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    let polite = stats_answers_to_a(&run(&mut w, &mut stats, 50, &mut |_, _| {}));
+    assert_eq!((polite.0, polite.3), (3, 1), "one table in three datagrams");
+    let table_bytes = polite.1;
+    // The flood: two 1-byte queries a millisecond for half a second, from the victim's
+    // address and port, put on the wire by C.
+    const QUERIES: u32 = 1000;
+    let query = udp_datagram_frame(mac(C), (ip(A), 40_000), mac(B), (ip(B), STATS_PORT), b"?");
+    let flood_ms = QUERIES / 2;
+    let frames = run(&mut w, &mut stats, flood_ms + 100, &mut |w, tick| {
+        if tick < flood_ms {
+            for _ in 0..2 {
+                w.wire.inject(C, &query).unwrap();
+            }
+        }
+    });
+    let (datagrams, bytes, frame_bytes, answers) = stats_answers_to_a(&frames);
+    let drops = w.stacks[B].stats(socket).unwrap().rx_drops;
+    println!(
+        "flood of {QUERIES} queries ({} B of UDP payload, {} B of frames): {answers} answers, {datagrams} datagrams, {bytes} B of UDP payload ({:.1}x), {frame_bytes} B of frames ({:.1}x); {} rate-limited, {drops} dropped at the full rx ring; one table {table_bytes} B",
+        QUERIES,
+        QUERIES as usize * query.len(),
+        bytes as f64 / QUERIES as f64,
+        frame_bytes as f64 / (QUERIES as usize * query.len()) as f64,
+        stats.rate_limited(),
+    );
+    // The flood took 0.6 s: the bucket let out its burst, the refill, and the rest of
+    // the answer under way.
+    let bound = STATS_BURST as usize + STATS_PER_SECOND as usize * 6 / 10 + table_bytes;
+    assert!(bytes <= bound, "{bytes} B answered, bound {bound}");
+    assert!(answers > 1, "the bucket answers its burst");
+    // Every query is accounted for, exactly: answered, rate-limited, or dropped at the
+    // full ring before the service saw it.
+    assert_eq!(answers as u32 + stats.rate_limited() + drops, QUERIES);
+    assert_eq!(stats.unanswered(), stats.rate_limited());
+    let row = w.stacks[B]
+        .stats_rows()
+        .find(|r| r.handle == socket)
+        .unwrap();
+    assert_eq!(row.stats.rate_limited, stats.rate_limited(), "{row}");
+    // A second later the bucket has refilled: the polite query gets its whole table.
+    w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
+    w.stacks[A]
+        .send_to(victim, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    let again = stats_answers_to_a(&run(&mut w, &mut stats, 50, &mut |_, _| {}));
+    assert_eq!((again.0, again.3), (3, 1), "the whole table again");
+}
+
+#[test]
+fn a_flood_to_a_closed_port_gets_at_most_the_icmp_buckets_worth_of_errors() {
+    // smoltcp answers every datagram to a port no socket is bound to with ICMP port
+    // unreachable, and a protocol it does not handle with protocol unreachable: a flood
+    // with a victim's address as its source made the host reflect one error per frame.
+    // The host's ICMP errors now go through one bucket, Linux's: 50 at once, 1000 a
+    // second.
+    use ringnet::phy::{ICMP_BURST, ICMP_PER_SECOND};
+    use ringnet::smoltcp::wire::{Icmpv4Packet, IpProtocol, Ipv4Repr};
+    assert_eq!((ICMP_BURST, ICMP_PER_SECOND), (50, 1000));
+    let mut w = world_with::<3>(Faults::NONE, 136, ETHERNET_MTU, 256 * 1024);
+    let a_socket = udp_socket(&mut w.stacks[A], 4, 1024);
+    let b_socket = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(b_socket, 6000).unwrap();
+    // A talks to B first, so B knows where A is (its ARP request).
+    w.stacks[A]
+        .send_to(a_socket, b"hello", ep(B, 6000))
+        .unwrap();
+    let run = |w: &mut World<3>, ms: u32| {
+        let mut seen = Vec::new();
+        for _ in 0..ms {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            seen.extend(sniff(w.wire, C));
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+        seen
+    };
+    run(&mut w, 20);
+    let closed_port = udp_datagram_frame(mac(C), (ip(A), 5555), mac(B), (ip(B), 7777), b"x");
+    let protocol = Ipv4Repr {
+        src_addr: ip(A),
+        dst_addr: ip(B),
+        next_header: IpProtocol::Unknown(253),
+        payload_len: 8,
+        hop_limit: 64,
+    };
+    let unhandled = ipv4_frame(mac(C), mac(B), &protocol, |payload, _| payload.fill(7));
+    // Codes of the ICMP errors among `frames` from B to A: 3 port, 2 protocol unreachable.
+    let errors = |frames: &[Sniffed]| -> Vec<u8> {
+        frames
+            .iter()
+            .filter(|f| f.src == ip(B) && f.dst == ip(A) && f.protocol == IpProtocol::Icmp)
+            .filter_map(|f| {
+                let icmp = Icmpv4Packet::new_checked(&f.payload[..]).ok()?;
+                (u8::from(icmp.msg_type()) == 3).then(|| icmp.msg_code())
+            })
+            .collect()
+    };
+    // 200 datagrams and 20 frames of protocol 253, all at once.
+    for _ in 0..200 {
+        w.wire.inject(C, &closed_port).unwrap();
+    }
+    for _ in 0..20 {
+        w.wire.inject(C, &unhandled).unwrap();
+    }
+    let sent = errors(&run(&mut w, 5));
+    println!("220 frames at once: {} ICMP errors", sent.len());
+    assert_eq!(sent, vec![3; 50], "the burst, all port unreachable");
+    let discards = w.stacks[B].discards();
+    assert_eq!(discards.no_socket, 200);
+    assert_eq!(discards.icmp_limited, 170, "every error not sent, counted");
+    let table = w.stacks[B].stats_table().to_string();
+    assert!(table.ends_with(", icmp_limited 170\n"), "{table}");
+    // A second later the bucket is full again (50, not 1000): the protocol errors go.
+    w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
+    for _ in 0..20 {
+        w.wire.inject(C, &unhandled).unwrap();
+    }
+    let sent = errors(&run(&mut w, 5));
+    assert_eq!(sent, vec![2; 20]);
+    // A sustained flood, 10 a millisecond for 100 ms: the refill's one a millisecond
+    // (and the 30 left of the burst), no more.
+    let since = w.wire.now();
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        for _ in 0..10 {
+            w.wire.inject(C, &closed_port).unwrap();
+        }
+        sent.extend(errors(&run(&mut w, 1)));
+    }
+    sent.extend(errors(&run(&mut w, 5)));
+    println!("1000 frames in 100 ms: {} ICMP errors", sent.len());
+    let refill = (w.wire.now() - since).total_millis() as usize;
+    assert!(
+        sent.len() <= 30 + refill,
+        "{} errors in {refill} ms",
+        sent.len()
+    );
+    let limited = w.stacks[B].discards().icmp_limited - 170;
+    assert_eq!(
+        sent.len() as u32 + limited,
+        1000,
+        "each error sent or counted"
+    );
+    // The socket on 6000 still got A's datagram, and a datagram to it gets no error.
+    let mut buf = [0u8; 16];
+    assert!(w.stacks[B].recv_from(b_socket, &mut buf).is_ok());
 }

@@ -163,6 +163,10 @@ pub struct SocketStats {
     /// clients, which the idle timeout never meets. On the connection's own row, as
     /// `idle_timeouts`.
     pub slow_requests: u32,
+    /// Requests a service left unanswered because its rate limit had no credit left (the
+    /// stats query's, on its socket's row; Linux counts its rate-limited ICMP errors in
+    /// `IcmpOutRateLimitGlobal`).
+    pub rate_limited: u32,
 }
 
 #[cfg(test)]

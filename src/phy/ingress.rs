@@ -42,6 +42,11 @@
 //! [`Discard::DuplicateSyn`], a bare SYN whose four-tuple a connection holds already,
 //! which the [`Inspector`](super::Inspector) holds back until the stack has looked
 //! (`FrameLog::syn_to_check`).
+//!
+//! And one counts no frame received but an answer not sent: [`Discard::IcmpLimited`], a
+//! frame smoltcp would answer with an ICMP error (port unreachable for a datagram no
+//! socket takes, protocol unreachable for a protocol it does not handle), withheld from
+//! smoltcp while the host's ICMP bucket is empty (`FrameLog::set_icmp_limit`).
 
 use core::fmt;
 
@@ -82,17 +87,26 @@ pub enum Discard {
     /// 4.2; `TCPChallengeACK`). Dropped: the connection's own timer resends its SYN-ACK
     /// if the peer still waits for one.
     DuplicateSyn,
+    /// Not a frame received but the ICMP error smoltcp would have sent for one: the
+    /// answer to a datagram for a port no socket is bound to (counted `no_socket` too)
+    /// or to a protocol smoltcp does not handle, left unsent because the host's ICMP
+    /// bucket was empty (Linux's `icmp_msgs_per_sec` = 1000, `icmp_msgs_burst` = 50;
+    /// `TcpExt: IcmpOutRateLimitGlobal`). A flood with a victim's address as its source
+    /// no longer makes the host reflect one ICMP error per datagram
+    /// ([`FrameLog::set_icmp_limit`](super::FrameLog::set_icmp_limit)).
+    IcmpLimited,
 }
 
 impl Discard {
     /// Every reason, in the order the stats table prints them.
-    pub const ALL: [Discard; 6] = [
+    pub const ALL: [Discard; 7] = [
         Discard::NotForUs,
         Discard::BadChecksum,
         Discard::Fragment,
         Discard::NoSocket,
         Discard::Malformed,
         Discard::DuplicateSyn,
+        Discard::IcmpLimited,
     ];
 
     /// The reason's name in the stats table and in JSON.
@@ -104,6 +118,7 @@ impl Discard {
             Discard::NoSocket => "no_socket",
             Discard::Malformed => "malformed",
             Discard::DuplicateSyn => "duplicate_syn",
+            Discard::IcmpLimited => "icmp_limited",
         }
     }
 }
@@ -119,6 +134,7 @@ impl Discard {
                 Discard::NoSocket => "no socket bound to the port",
                 Discard::Malformed => "malformed header",
                 Discard::DuplicateSyn => "SYN of a connection already made",
+                Discard::IcmpLimited => "its ICMP error over the rate limit",
             }
         }
     }
@@ -149,6 +165,8 @@ pub struct Discards {
     pub malformed: u32,
     /// [`Discard::DuplicateSyn`].
     pub duplicate_syn: u32,
+    /// [`Discard::IcmpLimited`].
+    pub icmp_limited: u32,
 }
 
 impl Discards {
@@ -163,6 +181,7 @@ impl Discards {
             Discard::NoSocket => self.no_socket,
             Discard::Malformed => self.malformed,
             Discard::DuplicateSyn => self.duplicate_syn,
+            Discard::IcmpLimited => self.icmp_limited,
         }
     }
 
@@ -175,11 +194,13 @@ impl Discards {
             Discard::NoSocket => &mut self.no_socket,
             Discard::Malformed => &mut self.malformed,
             Discard::DuplicateSyn => &mut self.duplicate_syn,
+            Discard::IcmpLimited => &mut self.icmp_limited,
         };
         *counter = counter.saturating_add(1);
     }
 
-    /// Every discard, whatever its reason.
+    /// Every discard, whatever its reason (an ICMP error not sent is counted with the
+    /// datagram it answered, which is `no_socket` too).
     pub fn total(&self) -> u64 {
         Discard::ALL.iter().map(|&r| u64::from(self.get(r))).sum()
     }
@@ -511,13 +532,20 @@ mod tests {
         d.count(Discard::BadChecksum);
         d.count(Discard::NoSocket);
         d.count(Discard::DuplicateSyn);
+        d.count(Discard::IcmpLimited);
         assert_eq!(
-            (d.bad_checksum, d.no_socket, d.duplicate_syn, d.total()),
-            (2, 1, 1, 4)
+            (
+                d.bad_checksum,
+                d.no_socket,
+                d.duplicate_syn,
+                d.icmp_limited,
+                d.total()
+            ),
+            (2, 1, 1, 1, 5)
         );
         assert_eq!(
             std::format!("{d}"),
-            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1"
+            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1"
         );
     }
 }

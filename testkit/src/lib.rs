@@ -406,7 +406,7 @@ pub fn tcp_syn(
 
 /// An IPv4 packet `ip` in an Ethernet frame from `from_mac` to `to_mac`, its payload
 /// written by `emit` (given the payload's bytes and the checksums to fill in).
-fn ipv4_frame(
+pub fn ipv4_frame(
     from_mac: EthernetAddress,
     to_mac: EthernetAddress,
     ip: &ringnet::smoltcp::wire::Ipv4Repr,
