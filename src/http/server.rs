@@ -109,7 +109,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
         self.connections
             .iter()
             .map(|conn| match conn.phase {
-                Phase::Linger { until, cap } => until.min(cap),
+                Phase::Linger { until, cap, .. } => until.min(cap),
                 Phase::Head { since: Some(since) } => {
                     (since + head_timeout).min(conn.io.deadline(timeout))
                 }
