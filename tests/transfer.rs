@@ -1149,3 +1149,53 @@ fn a_put_and_a_get_slow_but_above_the_minimum_rate_are_served_whole() {
     ));
     assert_eq!(slow_and_idle(sock.waiter().peer()), (0, 0));
 }
+
+#[test]
+fn a_slow_reader_of_a_get_gets_the_data_and_the_status_and_a_fin() {
+    // The server closes once the status is queued behind the data, while thousands of
+    // bytes are still in its tx ring: `close()` sends them all and then a FIN (HTTP's
+    // lingering close once reset there instead).
+    let data = pattern(24_000);
+    let (mut w, mut server, client) = setup(Faults::NONE, 58, 1024);
+    server.store().files.insert("big".into(), data.clone());
+    served!(w, server, sock, 20);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let mut get = b"RNT2".to_vec();
+    get.extend_from_slice(&[2, 3]);
+    get.extend_from_slice(b"big");
+    get.extend_from_slice(&0u64.to_be_bytes());
+    let mut request = (get.len() as u32).to_be_bytes().to_vec();
+    request.extend_from_slice(&get);
+    sock.send_all(client, &request).unwrap();
+    // 60 bytes every 100 ms: 600 B/s, fewer than the client's ring holds.
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 60];
+    let give_up = sock.stack().now() + Duration::from_secs(120);
+    let end = loop {
+        match sock.stack().recv(client, &mut buf) {
+            Ok(0) => break Ok(0),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(RecvError::WouldBlock) if sock.stack().now() < give_up => {}
+            Err(e) => break Err(e),
+        }
+        sock.sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        end,
+        Ok(0),
+        "a FIN, not a reset, after {} bytes",
+        reply.len()
+    );
+    let accept_len = 4 + u32::from_be_bytes(reply[..4].try_into().unwrap()) as usize;
+    assert!(matches!(
+        Message::parse(&reply[4..accept_len]),
+        Ok(Message::Accept { size: 24_000, .. })
+    ));
+    let (got, status) = reply[accept_len..].split_at(data.len());
+    assert_eq!(got, &data[..]);
+    assert!(
+        matches!(frames_of(status)[..], [Message::Status { status: Status::Ok, digest, .. }] if digest == digest_of(&data)),
+        "{:?}",
+        frames_of(status)
+    );
+}

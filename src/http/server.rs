@@ -123,7 +123,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
             .map(|conn| {
                 let idle = conn.io.deadline(timeout);
                 match conn.phase {
-                    Phase::Linger { until, cap } => until.min(cap),
+                    Phase::Linger { until, cap, .. } => until.min(cap),
                     Phase::Head { since: Some(since) } => (since + head_timeout).min(idle),
                     Phase::Head { since: None } => idle,
                     Phase::Upload { .. } | Phase::Respond { .. } => {

@@ -57,11 +57,17 @@ pub(super) enum Phase<U, R> {
     },
     /// Sending `out` and then the body.
     Respond { body: Body<R>, keep_alive: bool },
-    /// The response is out and writing is shut down: reading and discarding what the
-    /// client still sends until it closes (or pauses until `until`, or `cap` passes), so
-    /// that closing with unread data (which resets the connection) cannot destroy the
-    /// response in flight.
-    Linger { until: Instant, cap: Instant },
+    /// The response is queued whole and writing is shut down: reading and discarding
+    /// what the client still sends until it closes (or pauses until `until`, or `cap`
+    /// passes), so that closing with unread data (which resets the connection) cannot
+    /// destroy the response in flight. `room`: the tx ring's free room when last
+    /// looked at; more of it (the client acknowledged more of the response's tail)
+    /// moves `until` on.
+    Linger {
+        until: Instant,
+        cap: Instant,
+        room: usize,
+    },
 }
 
 impl<U, R> HoldsUpload for Phase<U, R> {
