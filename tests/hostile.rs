@@ -804,3 +804,68 @@ fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
     assert!(answer.contains("end of table"), "{answer}");
     assert_eq!(services[0].1.unanswered(), 3);
 }
+
+#[test]
+fn segments_and_datagrams_from_a_martian_source_take_no_socket_and_get_no_answer() {
+    // A source no packet on the wire may carry (Linux's "martian source", dropped in
+    // `ip_route_input_slow` and `fib_validate_source`): the host's own address (the
+    // "land" attack), a loopback address, or 0.0.0.0 to anything but the limited
+    // broadcast (a DHCP client's). smoltcp took them: a SYN from B's own address held a
+    // backlog socket half-open while B asked the wire, once a second, who has its own
+    // address; a datagram from it reached its socket, whose answer then waited for ever
+    // for an ARP reply that never comes.
+    let mut w = pair(Faults::NONE, 137);
+    let mut echo = echo_on_b(&mut w, 1);
+    let server = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(server, 6000).unwrap();
+    w.settle();
+    let frames_out = w.stacks[B].frame_counts().1;
+    let martians = [
+        ip(B),
+        Ipv4Address::new(127, 0, 0, 1),
+        Ipv4Address::UNSPECIFIED,
+    ];
+    for (n, src) in martians.into_iter().enumerate() {
+        let port = 40_000 + n as u16;
+        let syn = tcp_syn(mac(A), (src, port), mac(B), (ip(B), ECHO_PORT), 1000);
+        w.wire.inject(A, &syn).unwrap();
+        let datagram = udp_datagram_frame(mac(A), (src, port), mac(B), (ip(B), 6000), b"who");
+        w.wire.inject(A, &datagram).unwrap();
+        w.settle();
+    }
+    w.run_for(Duration::from_secs(3));
+    assert_eq!(
+        w.stacks[B].frame_counts().1,
+        frames_out,
+        "B sent nothing: no SYN-ACK, no ARP request for its own address"
+    );
+    assert_eq!(
+        w.stacks[B].discards().malformed,
+        6,
+        "each counted as malformed"
+    );
+    let mut buf = [0u8; 16];
+    assert!(
+        w.stacks[B].recv_from(server, &mut buf).is_err(),
+        "no datagram reached the socket"
+    );
+    // The backlog's one socket still listens: a real client takes it, nothing evicted.
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"served by the only socket");
+        sock.stack().close(conn).unwrap();
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        (row.stats.half_open_expired, row.stats.half_open_evicted),
+        (0, 0),
+        "{row}"
+    );
+}
