@@ -869,3 +869,107 @@ fn segments_and_datagrams_from_a_martian_source_take_no_socket_and_get_no_answer
         "{row}"
     );
 }
+
+/// One datagram from [`SPOOFED`] (an address no host holds) to B's `port`, then a real
+/// client on A asking B's `port` once a second for 10 s, with `service` polled on B:
+/// the answers the client got, and the counters of B's `socket` and the client's.
+fn asks_after_a_spoofed_datagram<S>(
+    port: u16,
+    start: impl FnOnce(&mut Stack<'static>) -> (ringnet::SocketHandle, S),
+    poll: impl Fn(&mut S, &mut Stack<'static>),
+) -> (usize, SocketStats, SocketStats) {
+    let mut w = pair(Faults::NONE, 138);
+    let (server, mut service) = start(&mut w.stacks[B]);
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    let mut run = |w: &mut World<2>, duration: Duration| {
+        let until = w.wire.now() + duration;
+        while w.wire.now() < until {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            poll(&mut service, &mut w.stacks[B]);
+            let next = [w.stacks[A].poll_at(), w.stacks[B].poll_at()]
+                .into_iter()
+                .flatten()
+                .chain(w.wire.next_delivery())
+                .min()
+                .unwrap_or(until)
+                .min(now + Duration::from_millis(10));
+            w.wire
+                .advance_to(next.max(now + Duration::from_micros(100)));
+        }
+    };
+    let spoofed = udp_datagram_frame(SPOOFED_MAC, (SPOOFED, 4000), mac(B), (ip(B), port), b"?");
+    w.wire.inject(A, &spoofed).unwrap();
+    run(&mut w, Duration::from_millis(100));
+    let mut answers = 0;
+    let mut buf = [0u8; 2048];
+    for round in 0..10 {
+        w.stacks[A]
+            .send_to(client, format!("? {round}").as_bytes(), ep(B, port))
+            .unwrap();
+        run(&mut w, Duration::from_secs(1));
+        while w.stacks[A].recv_from(client, &mut buf).is_ok() {
+            answers += 1;
+        }
+    }
+    let server_stats = w.stacks[B].stats(server).unwrap();
+    let client_stats = w.stacks[A].stats(client).unwrap();
+    (answers, server_stats, client_stats)
+}
+
+#[test]
+fn one_datagram_from_an_address_no_host_holds_does_not_stop_the_report_answering() {
+    // smoltcp keeps a datagram whose next hop does not answer ARP at the head of its
+    // socket's tx ring and sends nothing else from that socket meanwhile, for as long as
+    // no reply comes. One datagram to the report (9000) from an address of the subnet
+    // that no host holds, spoofed, stopped the report's answers to everyone for good.
+    // Linux queues on the neighbour and drops what it queued once three ARP probes go
+    // unanswered.
+    use ringnet::services::{UdpReport, REPORT_PORT};
+    let (answers, stats, client) = asks_after_a_spoofed_datagram(
+        REPORT_PORT,
+        |b| {
+            let socket = udp_socket(b, 8, 4096);
+            let report: UdpReport<512> = UdpReport::new(b, socket, REPORT_PORT).unwrap();
+            (socket, report)
+        },
+        |report, b| report.poll(b),
+    );
+    assert!(
+        answers >= 6,
+        "{answers} of 10 asks answered: the report must answer once the spoofed source's \
+         answer is given up"
+    );
+    assert_eq!(
+        stats.datagrams_in, 11,
+        "the spoofed datagram and the ten asks"
+    );
+    assert!(
+        stats.unresolved_dropped_bytes > 0,
+        "what waited for the spoofed source's ARP reply is counted: {stats:?}"
+    );
+    // The client's datagrams, to a host that answers ARP, all left: nothing dropped.
+    assert_eq!(client.datagrams_out, 10);
+    assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
+
+#[test]
+fn one_query_from_an_address_no_host_holds_does_not_stop_the_stats_answering() {
+    // The same for the stats query (9001), which reads no query while an answer waits
+    // for room: its rx ring fills meanwhile, and what it held goes with the tx ring,
+    // counted as drops.
+    use ringnet::services::{StatsQuery, STATS_PORT};
+    let (answers, stats, client) = asks_after_a_spoofed_datagram(
+        STATS_PORT,
+        |b| {
+            let socket = udp_socket(b, 8, 8192);
+            (socket, StatsQuery::new(b, socket, STATS_PORT).unwrap())
+        },
+        |query, b| query.poll(b),
+    );
+    assert!(answers > 0, "the stats table reached the client: {stats:?}");
+    assert!(stats.unresolved_dropped_bytes > 0, "{stats:?}");
+    assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
