@@ -77,9 +77,10 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, just over the last image (84 220 B, with the UDP tx ring's
-  # unresolved datagrams dropped), so that growth fails.
-  flash_budget=84224
+  # within the budget below, just over the last image (84 516 B, with the UDP tx ring's
+  # unresolved datagrams dropped and the challenge ACK to a SYN of a connection), so that
+  # growth fails.
+  flash_budget=84544
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")

@@ -973,3 +973,68 @@ fn one_query_from_an_address_no_host_holds_does_not_stop_the_stats_answering() {
     assert!(stats.unresolved_dropped_bytes > 0, "{stats:?}");
     assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
 }
+
+#[test]
+fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_syn() {
+    // A client that restarts (a board reset) and connects again from the port its last
+    // connection had (a ringnet host picks the same first ephemeral port from the same
+    // seed) finds that connection still established here, silent. Its SYN is a duplicate
+    // of the connection's four-tuple, which the stack dropped (a listening socket would
+    // answer it for another connection): every retransmission was dropped until the
+    // service's idle timeout reset the old connection (60 s for echo). Linux answers a
+    // SYN to a synchronized connection with a challenge ACK (RFC 5961 4.2): the client,
+    // in SYN-SENT, answers that with a RST, which ends the old connection, and its next
+    // SYN is served.
+    let seed = 139;
+    let mut w = pair(Faults::NONE, seed);
+    let mut echo = echo_on_b(&mut w, 2);
+    let before = {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"before the restart");
+        sock.stack().local_addr(conn).unwrap()
+    };
+    // A restarts: a new stack with the same configuration, and nothing sent on the way.
+    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(ringnet::StackResources::new()));
+    let config = ringnet::StackConfig {
+        name: "A",
+        mac: mac(A),
+        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
+        gateway: None,
+        seed,
+    };
+    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    let restarted = w.wire.now();
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        assert_eq!(
+            sock.stack().local_addr(conn).unwrap(),
+            before,
+            "the restarted client connects from the same port"
+        );
+        echo_round(&mut sock, conn, b"after the restart");
+    }
+    let waited = w.wire.now() - restarted;
+    assert!(
+        waited < Duration::from_secs(5),
+        "served after {waited} of the wire's time: its SYN retransmission, not B's idle timeout"
+    );
+    assert!(
+        w.stacks[B].discards().duplicate_syn >= 1,
+        "the first SYN met the old connection"
+    );
+}
