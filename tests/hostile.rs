@@ -1224,3 +1224,237 @@ fn a_flood_to_a_closed_port_gets_at_most_the_icmp_buckets_worth_of_errors() {
     let mut buf = [0u8; 16];
     assert!(w.stacks[B].recv_from(b_socket, &mut buf).is_ok());
 }
+
+#[test]
+fn segments_and_datagrams_from_a_martian_source_take_no_socket_and_get_no_answer() {
+    // A source no packet on the wire may carry (Linux's "martian source", dropped in
+    // `ip_route_input_slow` and `fib_validate_source`): the host's own address (the
+    // "land" attack), a loopback address, or 0.0.0.0 to anything but the limited
+    // broadcast (a DHCP client's). smoltcp took them: a SYN from B's own address held a
+    // backlog socket half-open while B asked the wire, once a second, who has its own
+    // address; a datagram from it reached its socket, whose answer then waited for ever
+    // for an ARP reply that never comes.
+    let mut w = pair(Faults::NONE, 137);
+    let mut echo = echo_on_b(&mut w, 1);
+    let server = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(server, 6000).unwrap();
+    w.settle();
+    let frames_out = w.stacks[B].frame_counts().1;
+    let martians = [
+        ip(B),
+        Ipv4Address::new(127, 0, 0, 1),
+        Ipv4Address::UNSPECIFIED,
+    ];
+    for (n, src) in martians.into_iter().enumerate() {
+        let port = 40_000 + n as u16;
+        let syn = tcp_syn(mac(A), (src, port), mac(B), (ip(B), ECHO_PORT), 1000);
+        w.wire.inject(A, &syn).unwrap();
+        let datagram = udp_datagram_frame(mac(A), (src, port), mac(B), (ip(B), 6000), b"who");
+        w.wire.inject(A, &datagram).unwrap();
+        w.settle();
+    }
+    w.run_for(Duration::from_secs(3));
+    assert_eq!(
+        w.stacks[B].frame_counts().1,
+        frames_out,
+        "B sent nothing: no SYN-ACK, no ARP request for its own address"
+    );
+    assert_eq!(
+        w.stacks[B].discards().malformed,
+        6,
+        "each counted as malformed"
+    );
+    let mut buf = [0u8; 16];
+    assert!(
+        w.stacks[B].recv_from(server, &mut buf).is_err(),
+        "no datagram reached the socket"
+    );
+    // The backlog's one socket still listens: a real client takes it, nothing evicted.
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"served by the only socket");
+        sock.stack().close(conn).unwrap();
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        (row.stats.half_open_expired, row.stats.half_open_evicted),
+        (0, 0),
+        "{row}"
+    );
+}
+
+/// One datagram from [`SPOOFED`] (an address no host holds) to B's `port`, then a real
+/// client on A asking B's `port` once a second for 10 s, with `service` polled on B:
+/// the answers the client got, and the counters of B's `socket` and the client's.
+fn asks_after_a_spoofed_datagram<S>(
+    port: u16,
+    start: impl FnOnce(&mut Stack<'static>) -> (ringnet::SocketHandle, S),
+    poll: impl Fn(&mut S, &mut Stack<'static>),
+) -> (usize, SocketStats, SocketStats) {
+    let mut w = pair(Faults::NONE, 138);
+    let (server, mut service) = start(&mut w.stacks[B]);
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    let mut run = |w: &mut World<2>, duration: Duration| {
+        let until = w.wire.now() + duration;
+        while w.wire.now() < until {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            poll(&mut service, &mut w.stacks[B]);
+            let next = [w.stacks[A].poll_at(), w.stacks[B].poll_at()]
+                .into_iter()
+                .flatten()
+                .chain(w.wire.next_delivery())
+                .min()
+                .unwrap_or(until)
+                .min(now + Duration::from_millis(10));
+            w.wire
+                .advance_to(next.max(now + Duration::from_micros(100)));
+        }
+    };
+    let spoofed = udp_datagram_frame(SPOOFED_MAC, (SPOOFED, 4000), mac(B), (ip(B), port), b"?");
+    w.wire.inject(A, &spoofed).unwrap();
+    run(&mut w, Duration::from_millis(100));
+    let mut answers = 0;
+    let mut buf = [0u8; 2048];
+    for round in 0..10 {
+        w.stacks[A]
+            .send_to(client, format!("? {round}").as_bytes(), ep(B, port))
+            .unwrap();
+        run(&mut w, Duration::from_secs(1));
+        while w.stacks[A].recv_from(client, &mut buf).is_ok() {
+            answers += 1;
+        }
+    }
+    let server_stats = w.stacks[B].stats(server).unwrap();
+    let client_stats = w.stacks[A].stats(client).unwrap();
+    (answers, server_stats, client_stats)
+}
+
+#[test]
+fn one_datagram_from_an_address_no_host_holds_does_not_stop_the_report_answering() {
+    // smoltcp keeps a datagram whose next hop does not answer ARP at the head of its
+    // socket's tx ring and sends nothing else from that socket meanwhile, for as long as
+    // no reply comes. One datagram to the report (9000) from an address of the subnet
+    // that no host holds, spoofed, stopped the report's answers to everyone for good.
+    // Linux queues on the neighbour and drops what it queued once three ARP probes go
+    // unanswered.
+    use ringnet::services::{UdpReport, REPORT_PORT};
+    let (answers, stats, client) = asks_after_a_spoofed_datagram(
+        REPORT_PORT,
+        |b| {
+            let socket = udp_socket(b, 8, 4096);
+            let report: UdpReport<512> = UdpReport::new(b, socket, REPORT_PORT).unwrap();
+            (socket, report)
+        },
+        |report, b| report.poll(b),
+    );
+    assert!(
+        answers >= 6,
+        "{answers} of 10 asks answered: the report must answer once the spoofed source's \
+         answer is given up"
+    );
+    assert_eq!(
+        stats.datagrams_in, 11,
+        "the spoofed datagram and the ten asks"
+    );
+    assert!(
+        stats.unresolved_dropped_bytes > 0,
+        "what waited for the spoofed source's ARP reply is counted: {stats:?}"
+    );
+    // The client's datagrams, to a host that answers ARP, all left: nothing dropped.
+    assert_eq!(client.datagrams_out, 10);
+    assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
+
+#[test]
+fn one_query_from_an_address_no_host_holds_does_not_stop_the_stats_answering() {
+    // The same for the stats query (9001), which reads no query while an answer waits
+    // for room: its rx ring fills meanwhile, and what it held goes with the tx ring,
+    // counted as drops.
+    use ringnet::services::{StatsQuery, STATS_PORT};
+    let (answers, stats, client) = asks_after_a_spoofed_datagram(
+        STATS_PORT,
+        |b| {
+            let socket = udp_socket(b, 8, 8192);
+            (socket, StatsQuery::new(b, socket, STATS_PORT).unwrap())
+        },
+        |query, b| query.poll(b),
+    );
+    assert!(answers > 0, "the stats table reached the client: {stats:?}");
+    assert!(stats.unresolved_dropped_bytes > 0, "{stats:?}");
+    assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
+
+#[test]
+fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_syn() {
+    // A client that restarts (a board reset) and connects again from the port its last
+    // connection had (a ringnet host picks the same first ephemeral port from the same
+    // seed) finds that connection still established here, silent. Its SYN is a duplicate
+    // of the connection's four-tuple, which the stack dropped (a listening socket would
+    // answer it for another connection): every retransmission was dropped until the
+    // service's idle timeout reset the old connection (60 s for echo). Linux answers a
+    // SYN to a synchronized connection with a challenge ACK (RFC 5961 4.2): the client,
+    // in SYN-SENT, answers that with a RST, which ends the old connection, and its next
+    // SYN is served.
+    let seed = 139;
+    let mut w = pair(Faults::NONE, seed);
+    let mut echo = echo_on_b(&mut w, 2);
+    let before = {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"before the restart");
+        sock.stack().local_addr(conn).unwrap()
+    };
+    // A restarts: a new stack with the same configuration, and nothing sent on the way.
+    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(ringnet::StackResources::new()));
+    let config = ringnet::StackConfig {
+        name: "A",
+        mac: mac(A),
+        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
+        gateway: None,
+        seed,
+    };
+    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    let restarted = w.wire.now();
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        assert_eq!(
+            sock.stack().local_addr(conn).unwrap(),
+            before,
+            "the restarted client connects from the same port"
+        );
+        echo_round(&mut sock, conn, b"after the restart");
+    }
+    let waited = w.wire.now() - restarted;
+    assert!(
+        waited < Duration::from_secs(5),
+        "served after {waited} of the wire's time: its SYN retransmission, not B's idle timeout"
+    );
+    assert!(
+        w.stacks[B].discards().duplicate_syn >= 1,
+        "the first SYN met the old connection"
+    );
+}

@@ -140,6 +140,11 @@ pub struct SocketStats {
     pub truncations: u32,
     /// Bytes lost to those truncations.
     pub truncated_bytes: u64,
+    /// Bytes queued by `send_to` and dropped unsent because the datagram at the head of
+    /// the tx ring waited [`UNRESOLVED_AFTER`](crate::stack::UNRESOLVED_AFTER) for its
+    /// next hop to answer ARP, and every datagram behind it with it (UDP; Linux drops
+    /// what it queued for a neighbour whose resolution failed: `unresolved_discards`).
+    pub unresolved_dropped_bytes: u64,
     /// Half-open connections (SYN-RECEIVED, the SYN-ACK unanswered) that went back to
     /// listening when their timer ran out (TCP; counted on the listener's row).
     pub half_open_expired: u32,

@@ -15,6 +15,7 @@
 //! | IPv4 header checksum (when the device's capabilities verify it) | [`Discard::BadChecksum`] |
 //! | not a fragment (`MF` clear, offset 0): smoltcp is built without reassembly | [`Discard::Fragment`] |
 //! | source unicast or unspecified | [`Discard::Malformed`] |
+//! | *ringnet's own:* source not martian (this interface's address, loopback, or 0.0.0.0 to anything but `255.255.255.255`), as Linux's routing input checks | [`Discard::Malformed`] |
 //! | destination the interface's address, `224.0.0.1`, `255.255.255.255` or the subnet's broadcast | [`Discard::NotForUs`] |
 //! | UDP: `UdpPacket::new_checked`, destination port not 0 | [`Discard::Malformed`] |
 //! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
@@ -76,7 +77,10 @@ pub enum Discard {
     /// unreachable (Linux: `NoPorts`).
     NoSocket,
     /// A header smoltcp refuses: lengths that do not add up, not IP version 4, a
-    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`).
+    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`); or
+    /// a martian source ringnet refuses before smoltcp, as Linux's routing input does:
+    /// this host's own address, a loopback address, 0.0.0.0 to other than the limited
+    /// broadcast.
     Malformed,
     /// A bare SYN (no ACK) whose four-tuple a connection of this stack already holds, in
     /// SYN-RECEIVED or later (not TIME-WAIT): the wire's duplicate or the peer's
@@ -255,6 +259,17 @@ impl Acceptance {
         !(addr.is_multicast() || addr.is_unspecified() || self.is_broadcast(addr))
     }
 
+    /// A source smoltcp lets through that no packet from the wire may carry, Linux's
+    /// "martian source" (`ip_route_input_slow`, `fib_validate_source`): this interface's
+    /// own address (the "land" attack: smoltcp answered it, to itself, and asked the wire
+    /// once a second who has its own address), a loopback address, or 0.0.0.0 to anything
+    /// but the limited broadcast (a DHCP client's address before it has one).
+    fn is_martian(&self, src: Ipv4Address, dst: Ipv4Address) -> bool {
+        src == self.cidr.address()
+            || src.is_loopback()
+            || (src.is_unspecified() && !dst.is_broadcast())
+    }
+
     fn accepts_destination(&self, addr: Ipv4Address) -> bool {
         addr == self.cidr.address() || addr == ALL_SYSTEMS || self.is_broadcast(addr)
     }
@@ -314,6 +329,9 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
         return discard(Discard::Fragment);
     }
     if !accept.is_unicast(src) && !src.is_unspecified() {
+        return discard(Discard::Malformed);
+    }
+    if accept.is_martian(src, dst) {
         return discard(Discard::Malformed);
     }
     if !accept.accepts_destination(dst) {
@@ -482,6 +500,29 @@ mod tests {
             );
         }
         assert_eq!(classify(&frame[..13], &accept()), None, "not even Ethernet");
+    }
+
+    #[test]
+    fn a_martian_source_is_malformed_and_0_0_0_0_to_the_limited_broadcast_is_not() {
+        for src in [
+            US,
+            Ipv4Address::new(127, 0, 0, 1),
+            Ipv4Address::new(127, 9, 9, 9),
+        ] {
+            let frame = udp_frame(OUR_MAC, src, US);
+            assert_eq!(reason(&frame), Some(Discard::Malformed), "{src}");
+        }
+        let unspecified = udp_frame(OUR_MAC, Ipv4Address::UNSPECIFIED, US);
+        assert_eq!(reason(&unspecified), Some(Discard::Malformed));
+        let dhcp = udp_frame(
+            EthernetAddress::BROADCAST,
+            Ipv4Address::UNSPECIFIED,
+            Ipv4Address::BROADCAST,
+        );
+        assert!(matches!(
+            classify(&dhcp, &accept()),
+            Some(Ingress::Udp { .. })
+        ));
     }
 
     #[test]

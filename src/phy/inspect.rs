@@ -393,7 +393,14 @@ impl FrameLog {
     /// connection holds its four-tuple) is dropped and recorded as
     /// [`Discard::DuplicateSyn`]; any other goes to smoltcp next, or waits for room if its
     /// port is starved ([`FrameLog::set_starved`]).
-    pub fn checked_held_syn(&mut self, duplicate: bool) {
+    ///
+    /// With `challenge` (the connection is synchronized), the duplicate goes to smoltcp
+    /// all the same, as a SYN-ACK acknowledging `challenge`: no listening socket takes a
+    /// segment with an ACK, the connection does, and smoltcp answers an acknowledgment of
+    /// data never sent with an ACK of what it has, Linux's challenge ACK to a SYN in a
+    /// synchronized state (RFC 5961 4.2). A peer that restarted and reuses the port
+    /// answers it with a RST, which ends the old connection, and its next SYN is served.
+    pub fn checked_held_syn(&mut self, duplicate: bool, challenge: Option<u32>) {
         let Some(held) = self.held.as_mut().filter(|h| h.hold == Hold::Check) else {
             return;
         };
@@ -412,7 +419,12 @@ impl FrameLog {
             dst: held.dst,
             port: held.port,
         };
-        self.held = None;
+        match challenge {
+            Some(ack) if super::mss::acknowledge(&mut held.frame, ack).is_some() => {
+                held.hold = Hold::Released;
+            }
+            _ => self.held = None,
+        }
         self.record(event);
     }
 
@@ -911,7 +923,7 @@ mod tests {
         assert!(!log.held_syn_released());
         assert!(!log.hold(&syn(None, false), t0), "one held at a time");
 
-        log.checked_held_syn(true);
+        log.checked_held_syn(true, None);
         assert_eq!(log.syn_to_check(), None);
         assert!(!log.held_syn_released(), "dropped, never given to smoltcp");
         assert_eq!(
@@ -933,17 +945,17 @@ mod tests {
         let mut log = FrameLog::for_interface(acceptance());
         let t0 = Instant::from_millis(5);
         assert!(log.hold(&syn(Some(1460), false), t0));
-        log.checked_held_syn(false);
+        log.checked_held_syn(false, None);
         assert!(log.held_syn_released());
         assert_eq!(log.pop_front(), None, "nothing discarded");
         log.held = None;
 
         log.set_starved([80].into_iter());
         assert!(log.hold(&syn(Some(1460), false), t0));
-        log.checked_held_syn(false);
+        log.checked_held_syn(false, None);
         assert_eq!(log.held_syn(), Some((80, syn_sender(), t0)));
         assert!(!log.held_syn_released());
-        log.checked_held_syn(true);
+        log.checked_held_syn(true, None);
         assert_eq!(log.held_syn(), Some((80, syn_sender(), t0)), "checked once");
         assert_eq!(log.pop_front(), None);
 

@@ -19,6 +19,7 @@ mod lifecycle;
 mod mss;
 mod table;
 mod tcp_slot;
+mod unresolved;
 mod watch;
 
 pub use lifecycle::CloseError;
@@ -26,6 +27,7 @@ pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
 pub use tcp_slot::TcpTimers;
 pub(crate) use tcp_slot::{NoConnection, TcpSlot};
+pub use unresolved::UNRESOLVED_AFTER;
 
 use core::cell::RefCell;
 
@@ -327,6 +329,9 @@ impl<'a> Stack<'a> {
             }
         }
         drain!();
+        if part != Part::Ingress {
+            self.drop_unresolved_datagrams();
+        }
         // A connection that is over is reaped only once an egress has run: what its last
         // observation queued (an expired orphan's RST, the ACK of a FIN) must leave first.
         self.observe_sockets(part != Part::Ingress);
