@@ -3,7 +3,7 @@
 //! survives each; a fixed backlog must too.
 
 use ringnet::blocking::Blocking;
-use ringnet::observe::StatsRow;
+use ringnet::observe::{SocketStats, StatsRow};
 use ringnet::services::{
     Echo, FileIn, FileOut, StaticFile, ECHO_PORT, FILE_IN_PORT, FILE_OUT_PORT,
 };
