@@ -64,6 +64,7 @@ pub mod handle;
 pub mod http;
 pub mod observe;
 pub mod phy;
+pub mod rate;
 pub mod run;
 pub mod service_set;
 pub mod services;

@@ -10,7 +10,7 @@ use crate::handle::SocketHandle;
 use crate::http::HttpServer;
 use crate::run::Service;
 use crate::services::{
-    Beacon, Discard, Echo, FileIn, FileOut, FileSource, Member, ServiceError, ServicePlan,
+    Beacon, Discard, Echo, FileIn, FileOut, FileSource, Member, MinRate, ServiceError, ServicePlan,
     StatsQuery, UdpReport, BEACON_INTERVAL,
 };
 use crate::stack::{OpenError, Stack};
@@ -262,6 +262,19 @@ impl<'f, T, H, const REPORT: usize, D: DiscardMember> ServiceSet<'f, T, H, REPOR
         }
         if let Some(file_in) = &mut self.file_in {
             file_in.set_idle_timeout(timeout);
+        }
+    }
+
+    /// Sets the minimum rate of file out's and file in's data (default
+    /// [`DEFAULT_MIN_RATE`](crate::services::DEFAULT_MIN_RATE)): a connection below it after
+    /// the grace is reset and counted as slow. The transfer and HTTP servers keep their own
+    /// (`set_min_rate` on each).
+    pub fn set_min_rate(&mut self, rule: MinRate) {
+        if let Some(file_out) = &mut self.file_out {
+            file_out.set_min_rate(rule);
+        }
+        if let Some(file_in) = &mut self.file_in {
+            file_in.set_min_rate(rule);
         }
     }
 

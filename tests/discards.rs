@@ -93,13 +93,14 @@ fn each_kind_of_discard_counts_under_its_own_reason_and_never_as_a_drop() {
             no_socket: 1,
             malformed: 1,
             duplicate_syn: 0,
+            icmp_limited: 0,
         }
     );
     assert_eq!(w.stacks[A].discards(), Discards::default());
     let table = w.stacks[B].stats_table().to_string();
     assert!(
         table.ends_with(
-            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1, duplicate_syn 0\n"
+            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1, duplicate_syn 0, icmp_limited 0\n"
         ),
         "{table}"
     );
@@ -301,5 +302,68 @@ fn a_late_duplicate_of_a_connections_syn_is_dropped_not_answered_by_the_backlog(
         log_capture::lines_with("reset")
     );
     let table = w.stacks[B].stats_table().to_string();
-    assert!(table.ends_with(", duplicate_syn 1\n"), "{table}");
+    assert!(
+        table.ends_with(", duplicate_syn 1, icmp_limited 0\n"),
+        "{table}"
+    );
+}
+
+#[test]
+fn icmp_errors_and_stats_answers_over_their_limits_are_counted_and_logged_once_a_second() {
+    use ringnet::services::{StatsQuery, STATS_PORT};
+    let _one = log_capture::capture();
+    let mut w = pair(Faults::NONE, 65);
+    let client = udp_socket(&mut w.stacks[A], 16, 16 * 1024);
+    let stats_socket = udp_socket(&mut w.stacks[B], 16, 8192);
+    let mut stats = StatsQuery::new(&mut w.stacks[B], stats_socket, STATS_PORT).unwrap();
+    // One error, one answer, then nothing: no refill.
+    w.stacks[B].set_icmp_limit(1, 0);
+    stats.set_rate_limit(1, 0);
+    let run = |w: &mut World<2>, stats: &mut StatsQuery, ms: u32| {
+        for _ in 0..ms {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            stats.poll(&mut w.stacks[B]);
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+    };
+    // A's own query makes B learn A's address; it is answered (the bucket's one).
+    w.stacks[A]
+        .send_to(client, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    run(&mut w, &mut stats, 20);
+    for _ in 0..4 {
+        w.stacks[A]
+            .send_to(client, b"?", ep(B, STATS_PORT))
+            .unwrap();
+    }
+    let closed = udp_frame(mac(B), (ip(A), 5555), (ip(B), 7777), b"x");
+    for _ in 0..20 {
+        w.wire.inject(A, &closed).unwrap();
+    }
+    run(&mut w, &mut stats, 1100);
+    // One more of each, past the interval.
+    w.stacks[A]
+        .send_to(client, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    w.wire.inject(A, &closed).unwrap();
+    run(&mut w, &mut stats, 20);
+    let discards = w.stacks[B].discards();
+    assert_eq!((discards.no_socket, discards.icmp_limited), (21, 20));
+    assert_eq!(stats.rate_limited(), 5);
+    // The flood's first at once, the rest of it when the interval is over; the last one,
+    // within the next interval, waits for its line (the count has it).
+    let icmp = log_capture::lines_with("its ICMP error over the rate limit");
+    assert_eq!(icmp.len(), 2, "{icmp:#?}");
+    assert!(
+        icmp[0].starts_with("B: discarded 1 IPv4 frame(s), the latest 10.0.0.1 -> 10.0.0.2:7777")
+            && icmp[0].contains("(1 in all")
+    );
+    assert!(icmp[1].contains("discarded 18 IPv4 frame(s)") && icmp[1].contains("(19 in all"));
+    let limited = log_capture::lines_with("B: stats query:");
+    assert_eq!(limited.len(), 2, "{limited:#?}");
+    assert!(limited[0].contains("stats query: 1 not answered") && limited[0].contains("(1 in all"));
+    assert!(limited[1].contains("stats query: 4 not answered") && limited[1].contains("(5 in all"));
 }

@@ -4,7 +4,9 @@
 
 use ringnet::blocking::Blocking;
 use ringnet::observe::{SocketStats, StatsRow};
-use ringnet::services::{Echo, FileOut, StaticFile, ECHO_PORT, FILE_OUT_PORT};
+use ringnet::services::{
+    Echo, FileIn, FileOut, StaticFile, ECHO_PORT, FILE_IN_PORT, FILE_OUT_PORT,
+};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::tcp::{ConnectError, RecvError};
@@ -34,15 +36,6 @@ fn listener_row(stack: &Stack<'_>, port: u16) -> StatsRow {
         .stats_rows()
         .find(|r| r.kind == SocketType::Listener && r.local_port == port)
         .unwrap_or_else(|| panic!("no listener on {port}"))
-}
-
-/// The counters of every row on `port`, added up.
-fn port_total(stack: &Stack<'_>, port: u16, f: impl Fn(&SocketStats) -> u32) -> u32 {
-    stack
-        .stats_rows()
-        .filter(|r| r.local_port == port)
-        .map(|r| f(&r.stats))
-        .sum()
 }
 
 /// Echo on B with `backlog` sockets.
@@ -388,18 +381,26 @@ fn a_thousand_short_downloads_from_two_clients_are_never_refused() {
 
 #[test]
 fn without_hostile_peers_every_new_counter_stays_at_zero() {
+    use ringnet::services::{StatsQuery, STATS_PORT};
     static FILE: &[u8] = b"polite";
     let mut w = pair(Faults::NONE, 107);
     let mut echo = echo_on_b(&mut w, 2);
     let mut file_out = file_out_on_b(&mut w, 2, FILE);
+    let mut file_in = file_in_on_b(&mut w, 2);
+    let stats_socket = udp_socket(&mut w.stacks[B], 8, 8192);
+    let mut stats = StatsQuery::new(&mut w.stacks[B], stats_socket, STATS_PORT).unwrap();
+    let mut tables = 0;
     {
         let wire = w.wire;
         let (a, b) = w.two(A, B);
         let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+            stats.poll(b);
             echo.poll(b);
-            file_out.poll(b)
+            file_out.poll(b);
+            file_in.poll(b)
         });
         let mut sock = Blocking::new(a, &mut waiter);
+        let client = udp_socket(sock.stack(), 8, 8192);
         for _ in 0..5 {
             let conn = tcp_socket(sock.stack(), 1024, 1024);
             sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
@@ -409,11 +410,35 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
             sock.connect(conn, ep(B, FILE_OUT_PORT)).unwrap();
             assert_eq!(read_to_end(&mut sock, conn), FILE);
             sock.stack().close(conn).unwrap();
+            let conn = tcp_socket(sock.stack(), 1024, 1024);
+            sock.connect(conn, ep(B, FILE_IN_PORT)).unwrap();
+            sock.send_all(conn, FILE).unwrap();
+            sock.stack().shutdown_write(conn).unwrap();
+            assert!(read_to_end(&mut sock, conn).starts_with(b"6 "));
+            sock.stack().close(conn).unwrap();
+            // The stats table, as `top` asks for it, and a datagram to a port nobody
+            // listens on (its ICMP port unreachable is sent).
+            sock.stack()
+                .send_to(client, b"?", ep(B, STATS_PORT))
+                .unwrap();
+            sock.stack().send_to(client, b"?", ep(B, 7777)).unwrap();
+            sock.sleep(Duration::from_millis(100));
+            let mut buf = [0u8; 2048];
+            while let Ok(d) = sock.stack().recv_from(client, &mut buf) {
+                tables +=
+                    usize::from(String::from_utf8_lossy(&buf[..d.len]).contains("end of table: "));
+            }
         }
+        // Past every idle timeout and every minimum rate's grace.
         sock.sleep(Duration::from_secs(70));
     }
+    assert_eq!(tables, 5, "every query answered whole");
+    assert_eq!(stats.unanswered(), 0);
+    assert_eq!(w.stacks[B].discards().no_socket, 5);
     for stack in &w.stacks {
-        assert_eq!(stack.discards().duplicate_syn, 0, "{}", stack.name());
+        let discards = stack.discards();
+        assert_eq!(discards.duplicate_syn, 0, "{}", stack.name());
+        assert_eq!(discards.icmp_limited, 0, "{}", stack.name());
         for row in stack.stats_rows() {
             let s = row.stats;
             assert_eq!(
@@ -423,9 +448,10 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
                     s.orphans_expired,
                     s.orphans_evicted,
                     s.idle_timeouts,
-                    s.slow_requests
+                    s.slow_requests,
+                    s.rate_limited
                 ),
-                (0, 0, 0, 0, 0, 0),
+                (0, 0, 0, 0, 0, 0, 0),
                 "{}: {row}",
                 stack.name()
             );
@@ -803,4 +829,632 @@ fn a_stats_query_to_a_broadcast_or_multicast_address_is_not_answered() {
     }
     assert!(answer.contains("end of table"), "{answer}");
     assert_eq!(services[0].1.unanswered(), 3);
+}
+
+/// File in on B with `backlog` sockets.
+fn file_in_on_b(w: &mut World<2>, backlog: usize) -> FileIn {
+    let sockets: Vec<_> = (0..backlog)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    FileIn::new(&mut w.stacks[B], FILE_IN_PORT, &sockets).unwrap()
+}
+
+/// The slow and idle counts on `port` of B.
+fn slow_and_idle(stack: &Stack<'_>, port: u16) -> (u32, u32) {
+    (
+        port_total(stack, port, |s| s.slow_requests),
+        port_total(stack, port, |s| s.idle_timeouts),
+    )
+}
+
+/// The bound of the default minimum rate (20 s, then 500 B/s) on a phase that has moved
+/// `moved` bytes, with a poll's slack.
+fn rate_bound(moved: u64) -> (Duration, Duration) {
+    let deadline = Duration::from_secs(20) + Duration::from_micros(moved * 2000);
+    (
+        deadline - Duration::from_millis(200),
+        deadline + Duration::from_millis(300),
+    )
+}
+
+#[test]
+fn a_file_in_sender_that_trickles_a_byte_inside_each_idle_timeout_is_cut_off_at_the_minimum_rate() {
+    // One socket: a sender that moves a byte every 59 s keeps the 60 s idle timeout away
+    // for ever, and without the rate nobody else is ever served.
+    let mut w = pair(Faults::NONE, 108);
+    let mut file_in = file_in_on_b(&mut w, 1);
+    {
+        client_of!(w, poll file_in, sock, conn, FILE_IN_PORT, (1024, 1024));
+        sock.send_all(conn, &[b'x'; 100]).unwrap();
+        let cut = trickle_until_slow(
+            &mut sock,
+            FILE_IN_PORT,
+            Duration::from_secs(59),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.send(conn, b"x");
+            },
+        )
+        .expect("the trickler is cut off");
+        let (early, late) = rate_bound(100);
+        assert!(early <= cut && cut <= late, "cut off after {cut}");
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Err(RecvError::ConnectionReset),
+            "no status in this protocol: a reset"
+        );
+        // The socket is free for the next sender.
+        let next = tcp_socket(sock.stack(), 1024, 1024);
+        sock.connect(next, ep(B, FILE_IN_PORT)).unwrap();
+        sock.send_all(next, b"hi").unwrap();
+        sock.stack().shutdown_write(next).unwrap();
+        let reply = read_to_end(&mut sock, next);
+        assert!(reply.starts_with(b"2 "), "{reply:?}");
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_IN_PORT), (1, 0));
+}
+
+#[test]
+fn a_file_in_sender_slow_but_above_the_minimum_rate_is_served_whole() {
+    // 60 bytes every 100 ms (600 B/s) for 40 s: twice the grace, never below 500 B/s.
+    let mut w = pair(Faults::NONE, 109);
+    let mut file_in = file_in_on_b(&mut w, 1);
+    {
+        client_of!(w, poll file_in, sock, conn, FILE_IN_PORT, (1024, 1024));
+        for _ in 0..400 {
+            sock.send_all(conn, &[b'x'; 60]).unwrap();
+            sock.sleep(Duration::from_millis(100));
+        }
+        sock.stack().shutdown_write(conn).unwrap();
+        let reply = read_to_end(&mut sock, conn);
+        assert!(reply.starts_with(b"24000 "), "{reply:?}");
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_IN_PORT), (0, 0));
+}
+
+#[test]
+fn a_file_out_reader_that_opens_its_window_a_byte_at_a_time_is_cut_off_at_the_minimum_rate() {
+    static FILE: &[u8] = &[7; 100_000];
+    let mut w = pair(Faults::NONE, 110);
+    let mut file_out = file_out_on_b(&mut w, 1, FILE);
+    {
+        // A 256-byte ring: 256 bytes arrive, then the window opens a byte a read.
+        client_of!(w, poll file_out, sock, conn, FILE_OUT_PORT, (256, 256));
+        let cut = trickle_until_slow(
+            &mut sock,
+            FILE_OUT_PORT,
+            Duration::from_secs(59),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.recv(conn, &mut [0u8; 1]);
+            },
+        )
+        .expect("the reader is cut off");
+        // What it acknowledged: the ring's 256 bytes (its first read found nothing yet,
+        // the next came after the cut).
+        let (early, late) = rate_bound(256);
+        assert!(early <= cut && cut <= late, "cut off after {cut}");
+        let mut buf = [0u8; 512];
+        assert_eq!(sock.recv(conn, &mut buf), Ok(256), "the ring's bytes first");
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Err(RecvError::ConnectionReset),
+            "then the reset: no status can follow the file's bytes"
+        );
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_OUT_PORT), (1, 0));
+}
+
+#[test]
+fn a_file_out_reader_slow_but_above_the_minimum_rate_gets_the_whole_file() {
+    // 64 bytes every 100 ms (640 B/s) of a 25 600-byte file: 40 s, twice the grace.
+    static FILE: &[u8] = &[7; 25_600];
+    let mut w = pair(Faults::NONE, 111);
+    let mut file_out = file_out_on_b(&mut w, 1, FILE);
+    {
+        client_of!(w, poll file_out, sock, conn, FILE_OUT_PORT, (256, 256));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match sock.recv(conn, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("{e} after {} bytes", got.len()),
+            }
+            sock.sleep(Duration::from_millis(100));
+        }
+        assert_eq!(got, FILE);
+    }
+    assert_eq!(slow_and_idle(&w.stacks[B], FILE_OUT_PORT), (0, 0));
+}
+
+/// A frame sniffed on the hub: its length, and its IPv4 source, destination, protocol
+/// and payload.
+struct Sniffed {
+    len: usize,
+    src: Ipv4Address,
+    dst: Ipv4Address,
+    protocol: ringnet::smoltcp::wire::IpProtocol,
+    payload: Vec<u8>,
+}
+
+/// Every IPv4 frame waiting at `port` (a port of the hub no stack polls, which sees every
+/// frame but those it injects itself).
+fn sniff<const PORTS: usize>(
+    wire: &ringnet::sim::Wire<'static, PORTS>,
+    port: usize,
+) -> Vec<Sniffed> {
+    use ringnet::smoltcp::phy::{Device, RxToken};
+    use ringnet::smoltcp::wire::{EthernetFrame, Ipv4Packet};
+    let mut frames = Vec::new();
+    let mut sniffer = wire.port(port);
+    while let Some((rx, _)) = sniffer.receive(wire.now()) {
+        rx.consume(|frame| {
+            let Ok(eth) = EthernetFrame::new_checked(frame) else {
+                return;
+            };
+            let Ok(ip4) = Ipv4Packet::new_checked(eth.payload()) else {
+                return;
+            };
+            frames.push(Sniffed {
+                len: frame.len(),
+                src: ip4.src_addr(),
+                dst: ip4.dst_addr(),
+                protocol: ip4.next_header(),
+                payload: ip4.payload().to_vec(),
+            });
+        });
+    }
+    frames
+}
+
+/// The stats answers B sent to A among `frames`: (datagrams, UDP payload bytes, frame
+/// bytes, answers ended by `end of table`).
+fn stats_answers_to_a(frames: &[Sniffed]) -> (usize, usize, usize, usize) {
+    use ringnet::services::STATS_PORT;
+    use ringnet::smoltcp::wire::{IpProtocol, UdpPacket};
+    let mut figures = (0, 0, 0, 0);
+    for f in frames {
+        if f.src != ip(B) || f.dst != ip(A) || f.protocol != IpProtocol::Udp {
+            continue;
+        }
+        let Ok(udp) = UdpPacket::new_checked(&f.payload[..]) else {
+            continue;
+        };
+        if udp.src_port() != STATS_PORT {
+            continue;
+        }
+        figures.0 += 1;
+        figures.1 += udp.payload().len();
+        figures.2 += f.len;
+        let text = String::from_utf8_lossy(udp.payload());
+        figures.3 += usize::from(text.contains("end of table: "));
+    }
+    figures
+}
+
+#[test]
+fn a_flood_of_spoofed_stats_queries_gets_at_most_the_buckets_worth_of_answers() {
+    // A 1-byte query to 9001 got the whole table, whoever its source claimed to be: a
+    // flood of them with a victim's address as their source made the host send the
+    // victim its table again and again (amplification, as DNS, NTP's monlist and
+    // memcached were used). The host's answers now go through one bucket of bytes.
+    use ringnet::services::{StatsQuery, STATS_BURST, STATS_PER_SECOND, STATS_PORT};
+    let mut w = world_with::<3>(Faults::NONE, 135, ETHERNET_MTU, 256 * 1024);
+    // A table of three datagrams: the query socket's row and 12 others.
+    for _ in 0..12 {
+        tcp_socket(&mut w.stacks[B], 256, 256);
+    }
+    let socket = udp_socket(&mut w.stacks[B], 8, 8192);
+    let mut stats = StatsQuery::new(&mut w.stacks[B], socket, STATS_PORT).unwrap();
+    let victim = udp_socket(&mut w.stacks[A], 64, 64 * 1024);
+    w.stacks[A].udp_bind(victim, 40_000).unwrap();
+    // Polls A and B every millisecond for `ms`, sniffing at C; `inject` puts C's frames
+    // for that millisecond on the wire first.
+    let run = |w: &mut World<3>,
+               stats: &mut StatsQuery,
+               ms: u32,
+               inject: &mut dyn FnMut(&World<3>, u32)| {
+        let mut seen = Vec::new();
+        for tick in 0..ms {
+            inject(w, tick);
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            stats.poll(&mut w.stacks[B]);
+            let mut buf = [0u8; 2048];
+            while w.stacks[A].recv_from(victim, &mut buf).is_ok() {}
+            seen.extend(sniff(w.wire, C));
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+        seen
+    };
+    // The victim's own polite query first: it is answered whole (and B learns A's MAC).
+    w.stacks[A]
+        .send_to(victim, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    let polite = stats_answers_to_a(&run(&mut w, &mut stats, 50, &mut |_, _| {}));
+    assert_eq!((polite.0, polite.3), (3, 1), "one table in three datagrams");
+    let table_bytes = polite.1;
+    // The flood: two 1-byte queries a millisecond for half a second, from the victim's
+    // address and port, put on the wire by C.
+    const QUERIES: u32 = 1000;
+    let query = udp_datagram_frame(mac(C), (ip(A), 40_000), mac(B), (ip(B), STATS_PORT), b"?");
+    let flood_ms = QUERIES / 2;
+    let frames = run(&mut w, &mut stats, flood_ms + 100, &mut |w, tick| {
+        if tick < flood_ms {
+            for _ in 0..2 {
+                w.wire.inject(C, &query).unwrap();
+            }
+        }
+    });
+    let (datagrams, bytes, frame_bytes, answers) = stats_answers_to_a(&frames);
+    let drops = w.stacks[B].stats(socket).unwrap().rx_drops;
+    println!(
+        "flood of {QUERIES} queries ({} B of UDP payload, {} B of frames): {answers} answers, {datagrams} datagrams, {bytes} B of UDP payload ({:.1}x), {frame_bytes} B of frames ({:.1}x); {} rate-limited, {drops} dropped at the full rx ring; one table {table_bytes} B",
+        QUERIES,
+        QUERIES as usize * query.len(),
+        bytes as f64 / QUERIES as f64,
+        frame_bytes as f64 / (QUERIES as usize * query.len()) as f64,
+        stats.rate_limited(),
+    );
+    // The flood took 0.6 s: the bucket let out its burst, the refill, and the rest of
+    // the answer under way.
+    let bound = STATS_BURST as usize + STATS_PER_SECOND as usize * 6 / 10 + table_bytes;
+    assert!(bytes <= bound, "{bytes} B answered, bound {bound}");
+    assert!(answers > 1, "the bucket answers its burst");
+    // Every query is accounted for, exactly: answered, rate-limited, or dropped at the
+    // full ring before the service saw it.
+    assert_eq!(answers as u32 + stats.rate_limited() + drops, QUERIES);
+    assert_eq!(stats.unanswered(), stats.rate_limited());
+    let row = w.stacks[B]
+        .stats_rows()
+        .find(|r| r.handle == socket)
+        .unwrap();
+    assert_eq!(row.stats.rate_limited, stats.rate_limited(), "{row}");
+    // A second later the bucket has refilled: the polite query gets its whole table.
+    w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
+    w.stacks[A]
+        .send_to(victim, b"?", ep(B, STATS_PORT))
+        .unwrap();
+    let again = stats_answers_to_a(&run(&mut w, &mut stats, 50, &mut |_, _| {}));
+    assert_eq!((again.0, again.3), (3, 1), "the whole table again");
+}
+
+#[test]
+fn a_flood_to_a_closed_port_gets_at_most_the_icmp_buckets_worth_of_errors() {
+    // smoltcp answers every datagram to a port no socket is bound to with ICMP port
+    // unreachable, and a protocol it does not handle with protocol unreachable: a flood
+    // with a victim's address as its source made the host reflect one error per frame.
+    // The host's ICMP errors now go through one bucket, Linux's: 50 at once, 1000 a
+    // second.
+    use ringnet::phy::{ICMP_BURST, ICMP_PER_SECOND};
+    use ringnet::smoltcp::wire::{Icmpv4Packet, IpProtocol, Ipv4Repr};
+    assert_eq!((ICMP_BURST, ICMP_PER_SECOND), (50, 1000));
+    let mut w = world_with::<3>(Faults::NONE, 136, ETHERNET_MTU, 256 * 1024);
+    let a_socket = udp_socket(&mut w.stacks[A], 4, 1024);
+    let b_socket = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(b_socket, 6000).unwrap();
+    // A talks to B first, so B knows where A is (its ARP request).
+    w.stacks[A]
+        .send_to(a_socket, b"hello", ep(B, 6000))
+        .unwrap();
+    let run = |w: &mut World<3>, ms: u32| {
+        let mut seen = Vec::new();
+        for _ in 0..ms {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            seen.extend(sniff(w.wire, C));
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+        seen
+    };
+    run(&mut w, 20);
+    let closed_port = udp_datagram_frame(mac(C), (ip(A), 5555), mac(B), (ip(B), 7777), b"x");
+    let protocol = Ipv4Repr {
+        src_addr: ip(A),
+        dst_addr: ip(B),
+        next_header: IpProtocol::Unknown(253),
+        payload_len: 8,
+        hop_limit: 64,
+    };
+    let unhandled = ipv4_frame(mac(C), mac(B), &protocol, |payload, _| payload.fill(7));
+    // Codes of the ICMP errors among `frames` from B to A: 3 port, 2 protocol unreachable.
+    let errors = |frames: &[Sniffed]| -> Vec<u8> {
+        frames
+            .iter()
+            .filter(|f| f.src == ip(B) && f.dst == ip(A) && f.protocol == IpProtocol::Icmp)
+            .filter_map(|f| {
+                let icmp = Icmpv4Packet::new_checked(&f.payload[..]).ok()?;
+                (u8::from(icmp.msg_type()) == 3).then(|| icmp.msg_code())
+            })
+            .collect()
+    };
+    // 200 datagrams and 20 frames of protocol 253, all at once.
+    for _ in 0..200 {
+        w.wire.inject(C, &closed_port).unwrap();
+    }
+    for _ in 0..20 {
+        w.wire.inject(C, &unhandled).unwrap();
+    }
+    let sent = errors(&run(&mut w, 5));
+    println!("220 frames at once: {} ICMP errors", sent.len());
+    assert_eq!(sent, vec![3; 50], "the burst, all port unreachable");
+    let discards = w.stacks[B].discards();
+    assert_eq!(discards.no_socket, 200);
+    assert_eq!(discards.icmp_limited, 170, "every error not sent, counted");
+    let table = w.stacks[B].stats_table().to_string();
+    assert!(table.ends_with(", icmp_limited 170\n"), "{table}");
+    // A second later the bucket is full again (50, not 1000): the protocol errors go.
+    w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
+    for _ in 0..20 {
+        w.wire.inject(C, &unhandled).unwrap();
+    }
+    let sent = errors(&run(&mut w, 5));
+    assert_eq!(sent, vec![2; 20]);
+    // A sustained flood, 10 a millisecond for 100 ms: the refill's one a millisecond
+    // (and the 30 left of the burst), no more.
+    let since = w.wire.now();
+    let mut sent = Vec::new();
+    for _ in 0..100 {
+        for _ in 0..10 {
+            w.wire.inject(C, &closed_port).unwrap();
+        }
+        sent.extend(errors(&run(&mut w, 1)));
+    }
+    sent.extend(errors(&run(&mut w, 5)));
+    println!("1000 frames in 100 ms: {} ICMP errors", sent.len());
+    let refill = (w.wire.now() - since).total_millis() as usize;
+    assert!(
+        sent.len() <= 30 + refill,
+        "{} errors in {refill} ms",
+        sent.len()
+    );
+    let limited = w.stacks[B].discards().icmp_limited - 170;
+    assert_eq!(
+        sent.len() as u32 + limited,
+        1000,
+        "each error sent or counted"
+    );
+    // The socket on 6000 still got A's datagram, and a datagram to it gets no error.
+    let mut buf = [0u8; 16];
+    assert!(w.stacks[B].recv_from(b_socket, &mut buf).is_ok());
+}
+
+#[test]
+fn segments_and_datagrams_from_a_martian_source_take_no_socket_and_get_no_answer() {
+    // A source no packet on the wire may carry (Linux's "martian source", dropped in
+    // `ip_route_input_slow` and `fib_validate_source`): the host's own address (the
+    // "land" attack), a loopback address, or 0.0.0.0 to anything but the limited
+    // broadcast (a DHCP client's). smoltcp took them: a SYN from B's own address held a
+    // backlog socket half-open while B asked the wire, once a second, who has its own
+    // address; a datagram from it reached its socket, whose answer then waited for ever
+    // for an ARP reply that never comes.
+    let mut w = pair(Faults::NONE, 137);
+    let mut echo = echo_on_b(&mut w, 1);
+    let server = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(server, 6000).unwrap();
+    w.settle();
+    let frames_out = w.stacks[B].frame_counts().1;
+    let martians = [
+        ip(B),
+        Ipv4Address::new(127, 0, 0, 1),
+        Ipv4Address::UNSPECIFIED,
+    ];
+    for (n, src) in martians.into_iter().enumerate() {
+        let port = 40_000 + n as u16;
+        let syn = tcp_syn(mac(A), (src, port), mac(B), (ip(B), ECHO_PORT), 1000);
+        w.wire.inject(A, &syn).unwrap();
+        let datagram = udp_datagram_frame(mac(A), (src, port), mac(B), (ip(B), 6000), b"who");
+        w.wire.inject(A, &datagram).unwrap();
+        w.settle();
+    }
+    w.run_for(Duration::from_secs(3));
+    assert_eq!(
+        w.stacks[B].frame_counts().1,
+        frames_out,
+        "B sent nothing: no SYN-ACK, no ARP request for its own address"
+    );
+    assert_eq!(
+        w.stacks[B].discards().malformed,
+        6,
+        "each counted as malformed"
+    );
+    let mut buf = [0u8; 16];
+    assert!(
+        w.stacks[B].recv_from(server, &mut buf).is_err(),
+        "no datagram reached the socket"
+    );
+    // The backlog's one socket still listens: a real client takes it, nothing evicted.
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"served by the only socket");
+        sock.stack().close(conn).unwrap();
+    }
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        (row.stats.half_open_expired, row.stats.half_open_evicted),
+        (0, 0),
+        "{row}"
+    );
+}
+
+/// One datagram from [`SPOOFED`] (an address no host holds) to B's `port`, then a real
+/// client on A asking B's `port` once a second for 10 s, with `service` polled on B:
+/// the answers the client got, and the counters of B's `socket` and the client's.
+fn asks_after_a_spoofed_datagram<S>(
+    port: u16,
+    start: impl FnOnce(&mut Stack<'static>) -> (ringnet::SocketHandle, S),
+    poll: impl Fn(&mut S, &mut Stack<'static>),
+) -> (usize, SocketStats, SocketStats) {
+    let mut w = pair(Faults::NONE, 138);
+    let (server, mut service) = start(&mut w.stacks[B]);
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    let mut run = |w: &mut World<2>, duration: Duration| {
+        let until = w.wire.now() + duration;
+        while w.wire.now() < until {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            poll(&mut service, &mut w.stacks[B]);
+            let next = [w.stacks[A].poll_at(), w.stacks[B].poll_at()]
+                .into_iter()
+                .flatten()
+                .chain(w.wire.next_delivery())
+                .min()
+                .unwrap_or(until)
+                .min(now + Duration::from_millis(10));
+            w.wire
+                .advance_to(next.max(now + Duration::from_micros(100)));
+        }
+    };
+    let spoofed = udp_datagram_frame(SPOOFED_MAC, (SPOOFED, 4000), mac(B), (ip(B), port), b"?");
+    w.wire.inject(A, &spoofed).unwrap();
+    run(&mut w, Duration::from_millis(100));
+    let mut answers = 0;
+    let mut buf = [0u8; 2048];
+    for round in 0..10 {
+        w.stacks[A]
+            .send_to(client, format!("? {round}").as_bytes(), ep(B, port))
+            .unwrap();
+        run(&mut w, Duration::from_secs(1));
+        while w.stacks[A].recv_from(client, &mut buf).is_ok() {
+            answers += 1;
+        }
+    }
+    let server_stats = w.stacks[B].stats(server).unwrap();
+    let client_stats = w.stacks[A].stats(client).unwrap();
+    (answers, server_stats, client_stats)
+}
+
+#[test]
+fn one_datagram_from_an_address_no_host_holds_does_not_stop_the_report_answering() {
+    // smoltcp keeps a datagram whose next hop does not answer ARP at the head of its
+    // socket's tx ring and sends nothing else from that socket meanwhile, for as long as
+    // no reply comes. One datagram to the report (9000) from an address of the subnet
+    // that no host holds, spoofed, stopped the report's answers to everyone for good.
+    // Linux queues on the neighbour and drops what it queued once three ARP probes go
+    // unanswered.
+    use ringnet::services::{UdpReport, REPORT_PORT};
+    let (answers, stats, client) = asks_after_a_spoofed_datagram(
+        REPORT_PORT,
+        |b| {
+            let socket = udp_socket(b, 8, 4096);
+            let report: UdpReport<512> = UdpReport::new(b, socket, REPORT_PORT).unwrap();
+            (socket, report)
+        },
+        |report, b| report.poll(b),
+    );
+    assert!(
+        answers >= 6,
+        "{answers} of 10 asks answered: the report must answer once the spoofed source's \
+         answer is given up"
+    );
+    assert_eq!(
+        stats.datagrams_in, 11,
+        "the spoofed datagram and the ten asks"
+    );
+    assert!(
+        stats.unresolved_dropped_bytes > 0,
+        "what waited for the spoofed source's ARP reply is counted: {stats:?}"
+    );
+    // The client's datagrams, to a host that answers ARP, all left: nothing dropped.
+    assert_eq!(client.datagrams_out, 10);
+    assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
+
+#[test]
+fn one_query_from_an_address_no_host_holds_does_not_stop_the_stats_answering() {
+    // The same for the stats query (9001), which reads no query while an answer waits
+    // for room: its rx ring fills meanwhile, and what it held goes with the tx ring,
+    // counted as drops.
+    use ringnet::services::{StatsQuery, STATS_PORT};
+    let (answers, stats, client) = asks_after_a_spoofed_datagram(
+        STATS_PORT,
+        |b| {
+            let socket = udp_socket(b, 8, 8192);
+            (socket, StatsQuery::new(b, socket, STATS_PORT).unwrap())
+        },
+        |query, b| query.poll(b),
+    );
+    assert!(answers > 0, "the stats table reached the client: {stats:?}");
+    assert!(stats.unresolved_dropped_bytes > 0, "{stats:?}");
+    assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
+
+#[test]
+fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_syn() {
+    // A client that restarts (a board reset) and connects again from the port its last
+    // connection had (a ringnet host picks the same first ephemeral port from the same
+    // seed) finds that connection still established here, silent. Its SYN is a duplicate
+    // of the connection's four-tuple, which the stack dropped (a listening socket would
+    // answer it for another connection): every retransmission was dropped until the
+    // service's idle timeout reset the old connection (60 s for echo). Linux answers a
+    // SYN to a synchronized connection with a challenge ACK (RFC 5961 4.2): the client,
+    // in SYN-SENT, answers that with a RST, which ends the old connection, and its next
+    // SYN is served.
+    let seed = 139;
+    let mut w = pair(Faults::NONE, seed);
+    let mut echo = echo_on_b(&mut w, 2);
+    let before = {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"before the restart");
+        sock.stack().local_addr(conn).unwrap()
+    };
+    // A restarts: a new stack with the same configuration, and nothing sent on the way.
+    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(ringnet::StackResources::new()));
+    let config = ringnet::StackConfig {
+        name: "A",
+        mac: mac(A),
+        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
+        gateway: None,
+        seed,
+    };
+    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    let restarted = w.wire.now();
+    {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        assert_eq!(
+            sock.stack().local_addr(conn).unwrap(),
+            before,
+            "the restarted client connects from the same port"
+        );
+        echo_round(&mut sock, conn, b"after the restart");
+    }
+    let waited = w.wire.now() - restarted;
+    assert!(
+        waited < Duration::from_secs(5),
+        "served after {waited} of the wire's time: its SYN retransmission, not B's idle timeout"
+    );
+    assert!(
+        w.stacks[B].discards().duplicate_syn >= 1,
+        "the first SYN met the old connection"
+    );
 }

@@ -4,6 +4,8 @@ use ringnet::blocking::Blocking;
 use ringnet::http::HttpServer;
 use ringnet::services::pattern_byte;
 use ringnet::sim::{Faults, PeerWaiter};
+use ringnet::socket::tcp::{RecvError, SendError};
+use ringnet::stack::TcpTimers;
 use ringnet::transfer::{Store, StoreError};
 use ringnet::{Duration, Instant, SocketHandle, SocketOption, Stack};
 use ringnet_testkit::*;
@@ -516,4 +518,284 @@ fn a_refused_put_never_has_its_body_answered_as_a_request() {
         );
     }
     assert_eq!(server.served(), 1, "one response: the refusal");
+}
+
+/// The slow and idle counts on the HTTP port of `b`.
+fn slow_and_idle(b: &Stack<'_>) -> (u32, u32) {
+    (
+        port_total(b, PORT, |s| s.slow_requests),
+        port_total(b, PORT, |s| s.idle_timeouts),
+    )
+}
+
+#[test]
+fn a_put_body_trickled_a_byte_inside_each_idle_timeout_gets_408_at_the_minimum_rate() {
+    // The head and 100 bytes of body at once, then a byte every 9 s: the 10 s idle
+    // timeout never comes, and the 10 000 bytes would take a day.
+    let (mut w, mut server) = setup::<4>(&[]);
+    {
+        client_of!(w, poll server, sock, conn, PORT, (4096, 4096));
+        let mut start = b"PUT /slow HTTP/1.1\r\nContent-Length: 10000\r\n\r\n".to_vec();
+        start.extend_from_slice(&[b'x'; 100]);
+        sock.send_all(conn, &start).unwrap();
+        let cut = trickle_until_slow(
+            &mut sock,
+            PORT,
+            Duration::from_secs(9),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.send(conn, b"x");
+            },
+        )
+        .expect("the trickler is cut off");
+        // 20 s of grace and the first trickled byte's 2 ms (the body that came with the
+        // head is the phase's start).
+        assert!(
+            Duration::from_secs(20) <= cut && cut <= Duration::from_millis(20_300),
+            "cut off after {cut}"
+        );
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!(r.status, 408);
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (1, 0));
+    }
+    assert_eq!(server.store().files.get("slow"), None, "nothing stored");
+    assert_eq!(server.active(), 0);
+}
+
+#[test]
+fn a_get_whose_reader_opens_its_window_a_byte_at_a_time_is_reset_at_the_minimum_rate() {
+    let (mut w, mut server) = setup::<4>(&[("big", pattern(100_000))]);
+    {
+        client_of!(w, poll server, sock, conn, PORT, (1024, 1024));
+        sock.send_all(conn, b"GET /big HTTP/1.1\r\n\r\n").unwrap();
+        let cut = trickle_until_slow(
+            &mut sock,
+            PORT,
+            Duration::from_secs(9),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.recv(conn, &mut [0u8; 1]);
+            },
+        )
+        .expect("the reader is cut off");
+        // 20 s of grace, then what it acknowledged, its 1024-byte ring, at 500 B/s.
+        assert!(
+            Duration::from_millis(22_000) <= cut && cut <= Duration::from_millis(22_300),
+            "cut off after {cut}"
+        );
+        // The ring's bytes (the head and the start of the body), then a reset: a response
+        // begun cannot turn into a 408.
+        let mut buf = [0u8; 2048];
+        assert_eq!(sock.recv(conn, &mut buf), Ok(1024));
+        assert_eq!(
+            sock.recv(conn, &mut buf),
+            Err(ringnet::socket::tcp::RecvError::ConnectionReset)
+        );
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (1, 0));
+    }
+    assert_eq!(server.active(), 0);
+}
+
+#[test]
+fn a_put_and_a_get_slow_but_above_the_minimum_rate_are_served_whole() {
+    // 60 bytes every 100 ms (600 B/s) each way, 40 s each: twice the grace.
+    let (mut w, mut server) = setup::<4>(&[]);
+    let data = pattern(24_000);
+    {
+        client_of!(w, poll server, sock, conn, PORT, (1024, 1024));
+        sock.send_all(
+            conn,
+            b"PUT /steady HTTP/1.1\r\nContent-Length: 24000\r\n\r\n",
+        )
+        .unwrap();
+        for piece in data.chunks(60) {
+            sock.sleep(Duration::from_millis(100));
+            sock.send_all(conn, piece).unwrap();
+        }
+        assert_eq!(read_response(&mut sock, conn, false).status, 201);
+        // Kept alive: the response ends where its length says.
+        sock.send_all(conn, b"GET /steady HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 60];
+        while !(got.ends_with(&data) && got.starts_with(b"HTTP/1.1 200")) {
+            match sock.recv(conn, &mut buf) {
+                Ok(n @ 1..) => got.extend_from_slice(&buf[..n]),
+                other => panic!("{other:?} after {} bytes", got.len()),
+            }
+            sock.sleep(Duration::from_millis(100));
+        }
+        sock.stack().close(conn).unwrap();
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (0, 0));
+    }
+}
+
+/// A client reading a `Connection: close` GET of a 24 000-byte file as a slow client
+/// does: 60 bytes every 100 ms (600 B/s, fewer than its 1024-byte ring holds), sending
+/// `stray` once when it has read `at` bytes, if given. Returns what it read and how the
+/// stream ended: `Ok(0)` for a FIN, the error of a reset (or `WouldBlock` if neither
+/// came within 120 s); and the server's connections left after.
+fn read_closing_response_slowly(
+    stray: Option<(usize, &[u8])>,
+) -> (Vec<u8>, Result<usize, RecvError>, usize) {
+    let (mut w, mut server) = setup::<2>(&[("big.bin", pattern(24_000))]);
+    let (got, end) = {
+        client_of!(w, poll server, sock, conn, PORT, (1024, 1024));
+        sock.send_all(conn, b"GET /big.bin HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut stray = stray;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 60];
+        let end = sock.stack().now() + Duration::from_secs(120);
+        let mut ended = Err(RecvError::WouldBlock);
+        while sock.stack().now() < end {
+            if let Some((_, bytes)) = stray.filter(|&(at, _)| got.len() >= at) {
+                sock.send_all(conn, bytes).unwrap();
+                stray = None;
+            }
+            match sock.stack().recv(conn, &mut buf) {
+                Ok(0) => {
+                    ended = Ok(0);
+                    break;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(RecvError::WouldBlock) => {}
+                Err(e) => {
+                    ended = Err(e);
+                    break;
+                }
+            }
+            sock.sleep(Duration::from_millis(100));
+        }
+        sock.stack().close(conn).unwrap();
+        sock.sleep(Duration::from_secs(1));
+        (got, ended)
+    };
+    (got, end, server.active())
+}
+
+/// The body of a response read whole (`None` without a whole head).
+fn body_of(response: &[u8]) -> Option<&[u8]> {
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n")?;
+    Some(&response[end + 4..])
+}
+
+#[test]
+fn a_slow_reader_of_a_closing_response_gets_all_of_it_and_a_fin() {
+    // The last of the body is queued while the client has thousands of bytes still to
+    // read: the lingering close's pause ran from there and reset the connection 2 s
+    // later, throwing away the tail still in the tx ring (23 204 of 24 000 bytes read).
+    let (got, end, active) = read_closing_response_slowly(None);
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    let body = body_of(&got).expect("a head");
+    assert_eq!(
+        (body.len(), end),
+        (24_000, Ok(0)),
+        "every byte, then a FIN (not a reset)"
+    );
+    assert_eq!(body, &pattern(24_000)[..]);
+    assert_eq!(active, 0);
+}
+
+#[test]
+fn a_slow_reader_that_sends_a_stray_line_end_late_still_gets_all_of_the_response() {
+    // A client that sends a stray CRLF after its request (as some do), while the tail of
+    // the response is still in the server's tx ring past the 2 s pause: a server that had
+    // closed at the pause met the bytes as an orphan and reset, losing the tail. The
+    // response's tail leaving the ring keeps the lingering close (and its draining) on.
+    let (got, end, active) = read_closing_response_slowly(Some((23_000, b"\r\n")));
+    let body = body_of(&got).expect("a head");
+    assert_eq!(
+        (body.len(), end),
+        (24_000, Ok(0)),
+        "every byte, then a FIN (not a reset)"
+    );
+    assert_eq!(active, 0);
+}
+
+#[test]
+fn a_client_that_never_reads_a_closing_response_is_still_cut_off() {
+    // The response fits in the server's tx ring, so it is queued whole and the server
+    // lingers; the client's window stays shut. The lingering close ends at its pause
+    // (no byte read, none acknowledged) and the orphan's retries cut the client off.
+    let (mut w, mut server) = setup::<2>(&[("f.bin", pattern(1500))]);
+    w.stacks[B].set_tcp_timers(TcpTimers {
+        orphan_retries: 2,
+        orphan_timeout: Duration::from_secs(3600),
+        ..TcpTimers::DEFAULT
+    });
+    {
+        let active = std::cell::Cell::new(0);
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| {
+                server.poll(b);
+                active.set(server.active());
+            },
+            sock,
+            conn,
+            PORT,
+            (256, 256)
+        );
+        sock.send_all(conn, b"GET /f.bin HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        sock.sleep(Duration::from_millis(1500));
+        assert_eq!(active.get(), 1, "lingering");
+        sock.sleep(Duration::from_secs(1));
+        assert_eq!(active.get(), 0, "the pause passed with nothing read");
+        sock.sleep(Duration::from_secs(30));
+    }
+    let expired: u32 = w.stacks[B]
+        .stats_rows()
+        .filter(|r| r.local_port == PORT)
+        .map(|r| r.stats.orphans_expired)
+        .sum();
+    assert_eq!(expired, 1, "the orphan was reset after its retries");
+}
+
+#[test]
+fn a_client_that_keeps_sending_after_a_closing_response_is_reset_at_the_cap() {
+    let (mut w, mut server) = setup::<2>(&[("f.bin", pattern(100))]);
+    {
+        let active = std::cell::Cell::new(0);
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| {
+                server.poll(b);
+                active.set(server.active());
+            },
+            sock,
+            conn,
+            PORT,
+            (4096, 4096)
+        );
+        sock.send_all(conn, b"GET /f.bin HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let r = read_response(&mut sock, conn, false);
+        assert_eq!((r.status, r.body.len()), (200, 100));
+        // A byte a second: each keeps the 2 s pause away.
+        let mut sent_for = Duration::ZERO;
+        let mut reset = None;
+        while sent_for < Duration::from_secs(40) && reset.is_none() {
+            // The response's FIN came long ago (writing was shut down), so reading says
+            // only end of stream: a send tells the reset.
+            if let Err(e) = sock.stack().send(conn, b"x") {
+                assert_eq!(e, SendError::BrokenPipe, "after {sent_for}");
+                reset = Some(sent_for);
+                break;
+            }
+            sock.sleep(Duration::from_secs(1));
+            sent_for += Duration::from_secs(1);
+            if sent_for == Duration::from_secs(29) {
+                assert_eq!(active.get(), 1, "still draining before the cap");
+            }
+        }
+        let reset = reset.expect("reset");
+        assert!(
+            reset >= Duration::from_secs(30) && reset <= Duration::from_secs(31),
+            "reset at the 30 s cap, after {reset}"
+        );
+    }
+    assert_eq!(server.active(), 0);
 }

@@ -3,7 +3,7 @@
 
 use ringnet::blocking::Blocking;
 use ringnet::phy::Discards;
-use ringnet::services::{pattern_byte, Pattern, ServiceError, TRANSFER_PORT};
+use ringnet::services::{pattern_byte, MinRate, Pattern, ServiceError, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::socket::tcp::RecvError;
 use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
@@ -71,8 +71,11 @@ fn pattern(size: u64) -> Vec<u8> {
 /// B's interface discarded.
 fn put_then_get(faults: Faults, seed: u64, size: u64, rings: usize) -> Discards {
     let (mut w, mut server, client) = setup(faults, seed, rings);
-    // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death.
+    // At 20% loss smoltcp's retransmission backoff reaches a minute; silence is no death,
+    // and an average below the minimum rate (about 400 B/s here) is the wire's, not a
+    // hostile client's.
     server.set_idle_timeout(Duration::from_secs(600));
+    server.set_min_rate(MinRate::OFF);
     served!(w, server, sock, 100);
     sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
     let digest = transfer::put(
@@ -853,7 +856,9 @@ fn the_upload_is_staged_until_the_trailer_checks() {
 #[test]
 fn a_resumed_get_over_twenty_percent_faults_verifies_the_whole_file() {
     let (mut w, mut server, client) = setup(lossy(0.2), 60, 4096);
+    // As in `put_then_get`: the wire, not the client, is slow.
     server.set_idle_timeout(Duration::from_secs(600));
+    server.set_min_rate(MinRate::OFF);
     let file = pattern(150_000);
     server.store().files.insert("big".into(), file.clone());
     served!(w, server, sock, 100);
@@ -986,4 +991,211 @@ fn requests_and_trailers_trickled_a_byte_at_a_time_are_cut_off_and_told_why() {
     assert_eq!(total(|s| s.slow_requests), 2);
     assert_eq!(total(|s| s.idle_timeouts), 0);
     assert_eq!(server.store().size("slow.bin"), Err(StoreError::NotFound));
+}
+
+/// A get request frame for `name` from its start.
+fn get_frame(name: &str) -> Vec<u8> {
+    let mut frame = [0u8; 300];
+    let n = Message::Get { name, offset: 0 }.emit(&mut frame).unwrap();
+    frame[..n].to_vec()
+}
+
+/// The slow and idle counts on the transfer port of B.
+fn slow_and_idle(b: &Stack<'_>) -> (u32, u32) {
+    (
+        port_total(b, TRANSFER_PORT, |s| s.slow_requests),
+        port_total(b, TRANSFER_PORT, |s| s.idle_timeouts),
+    )
+}
+
+#[test]
+fn a_put_whose_data_trickles_a_byte_inside_each_idle_timeout_is_cut_off_and_told_why() {
+    // The request and 100 bytes of data at once, then a byte every 59 s: the 60 s idle
+    // timeout never comes, and the put's 10 000 bytes would take 6 days.
+    let (mut w, mut server, _) = setup(Faults::NONE, 17, 4096);
+    {
+        served!(w, server, sock, 100);
+        let mut start = put_frame(b"slow.bin", 10_000);
+        start.extend_from_slice(&[b'x'; 100]);
+        let conn = connected_with(&mut sock, &start);
+        let cut = trickle_until_slow(
+            &mut sock,
+            TRANSFER_PORT,
+            Duration::from_secs(59),
+            Duration::from_secs(600),
+            |a| {
+                let _ = a.send(conn, b"x");
+            },
+        )
+        .expect("the trickler is cut off");
+        // 20 s of grace, and a fraction of a second for what moved (the accept frame, the
+        // first trickled byte; the data that came with the request is the phase's start).
+        assert!(
+            Duration::from_secs(20) <= cut && cut <= Duration::from_millis(20_500),
+            "cut off after {cut}"
+        );
+        let reply = read_until_gone(&mut sock, conn);
+        assert!(
+            matches!(
+                frames_of(&reply)[..],
+                [
+                    Message::Accept { .. },
+                    Message::Status {
+                        status: Status::TimedOut,
+                        reason: "data too slow",
+                        ..
+                    }
+                ]
+            ),
+            "told why: {:?}",
+            frames_of(&reply)
+        );
+        assert_eq!(slow_and_idle(sock.waiter().peer()), (1, 0));
+        assert_eq!(
+            a_new_clients_put(&mut sock, None),
+            Ok(digest_of(&pattern(5_000)))
+        );
+    }
+    assert_eq!(
+        slow_and_idle(&w.stacks[B]),
+        (1, 0),
+        "the put after counted nothing"
+    );
+    assert_eq!(server.store().size("slow.bin"), Err(StoreError::NotFound));
+}
+
+#[test]
+fn a_get_whose_reader_opens_its_window_a_byte_at_a_time_is_reset_at_the_minimum_rate() {
+    let (mut w, mut server, _) = setup(Faults::NONE, 18, 4096);
+    server.store().files.insert("big".into(), pattern(100_000));
+    served!(w, server, sock, 100);
+    let conn = connected_with(&mut sock, &get_frame("big"));
+    let cut = trickle_until_slow(
+        &mut sock,
+        TRANSFER_PORT,
+        Duration::from_secs(59),
+        Duration::from_secs(600),
+        |a| {
+            let _ = a.recv(conn, &mut [0u8; 1]);
+        },
+    )
+    .expect("the reader is cut off");
+    // 20 s of grace, then what it acknowledged: its 4096-byte ring (and the accept frame)
+    // at 500 B/s, 8.2 s more.
+    assert!(
+        Duration::from_millis(28_100) <= cut && cut <= Duration::from_millis(28_700),
+        "cut off after {cut}"
+    );
+    // The ring's bytes (the accept and the data), then a reset: no status can follow data.
+    let mut buf = [0u8; 8192];
+    assert_eq!(sock.recv(conn, &mut buf), Ok(4096));
+    assert_eq!(sock.recv(conn, &mut buf), Err(RecvError::ConnectionReset));
+    assert_eq!(slow_and_idle(sock.waiter().peer()), (1, 0));
+}
+
+#[test]
+fn a_put_and_a_get_slow_but_above_the_minimum_rate_are_served_whole() {
+    // 60 bytes every 100 ms (600 B/s) each way, 40 s each: twice the grace.
+    let (mut w, mut server, _) = setup(Faults::NONE, 19, 4096);
+    served!(w, server, sock, 100);
+    let data = pattern(24_000);
+    let mut whole = whole_put(b"steady.bin", &data, digest_of(&data));
+    let trailer = whole.split_off(whole.len() - 41);
+    let conn = connected_with(&mut sock, &whole[..60]);
+    for piece in whole[60..].chunks(60) {
+        sock.sleep(Duration::from_millis(100));
+        sock.send_all(conn, piece).unwrap();
+    }
+    sock.send_all(conn, &trailer).unwrap();
+    let reply = read_until_gone(&mut sock, conn);
+    assert!(
+        matches!(
+            frames_of(&reply)[..],
+            [
+                Message::Accept { .. },
+                Message::Status {
+                    status: Status::Ok,
+                    ..
+                }
+            ]
+        ),
+        "{:?}",
+        frames_of(&reply)
+    );
+    let conn = connected_with(&mut sock, &get_frame("steady.bin"));
+    let mut got = Vec::new();
+    let mut buf = [0u8; 60];
+    loop {
+        match sock.recv(conn, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{e} after {} bytes", got.len()),
+        }
+        sock.sleep(Duration::from_millis(100));
+    }
+    // The accept frame, the data, the status frame.
+    let accept = 4 + u32::from_be_bytes(got[..4].try_into().unwrap()) as usize;
+    assert!(matches!(
+        frames_of(&got[..accept])[..],
+        [Message::Accept { size: 24_000, .. }]
+    ));
+    assert!(got[accept..accept + data.len()] == data[..], "bytes differ");
+    assert!(matches!(
+        frames_of(&got[accept + data.len()..])[..],
+        [Message::Status {
+            status: Status::Ok,
+            ..
+        }]
+    ));
+    assert_eq!(slow_and_idle(sock.waiter().peer()), (0, 0));
+}
+
+#[test]
+fn a_slow_reader_of_a_get_gets_the_data_and_the_status_and_a_fin() {
+    // The server closes once the status is queued behind the data, while thousands of
+    // bytes are still in its tx ring: `close()` sends them all and then a FIN (HTTP's
+    // lingering close once reset there instead).
+    let data = pattern(24_000);
+    let (mut w, mut server, client) = setup(Faults::NONE, 58, 1024);
+    server.store().files.insert("big".into(), data.clone());
+    served!(w, server, sock, 20);
+    sock.connect(client, ep(B, TRANSFER_PORT)).unwrap();
+    let mut get = b"RNT2".to_vec();
+    get.extend_from_slice(&[2, 3]);
+    get.extend_from_slice(b"big");
+    get.extend_from_slice(&0u64.to_be_bytes());
+    let mut request = (get.len() as u32).to_be_bytes().to_vec();
+    request.extend_from_slice(&get);
+    sock.send_all(client, &request).unwrap();
+    // 60 bytes every 100 ms: 600 B/s, fewer than the client's ring holds.
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 60];
+    let give_up = sock.stack().now() + Duration::from_secs(120);
+    let end = loop {
+        match sock.stack().recv(client, &mut buf) {
+            Ok(0) => break Ok(0),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(RecvError::WouldBlock) if sock.stack().now() < give_up => {}
+            Err(e) => break Err(e),
+        }
+        sock.sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        end,
+        Ok(0),
+        "a FIN, not a reset, after {} bytes",
+        reply.len()
+    );
+    let accept_len = 4 + u32::from_be_bytes(reply[..4].try_into().unwrap()) as usize;
+    assert!(matches!(
+        Message::parse(&reply[4..accept_len]),
+        Ok(Message::Accept { size: 24_000, .. })
+    ));
+    let (got, status) = reply[accept_len..].split_at(data.len());
+    assert_eq!(got, &data[..]);
+    assert!(
+        matches!(frames_of(status)[..], [Message::Status { status: Status::Ok, digest, .. }] if digest == digest_of(&data)),
+        "{:?}",
+        frames_of(status)
+    );
 }

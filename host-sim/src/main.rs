@@ -11,7 +11,7 @@ use host_sim::programs::demo;
 use host_sim::programs::send::{self, SendConfig};
 use host_sim::programs::serve::{self, ServeConfig};
 use host_sim::tap::TapConfig;
-use ringnet::services::TRANSFER_PORT;
+use ringnet::services::{MinRate, TRANSFER_PORT};
 use ringnet::smoltcp::wire::Ipv4Cidr;
 use ringnet::stack::TcpTimers;
 use ringnet::{Duration, IpEndpoint};
@@ -135,6 +135,14 @@ enum Command {
         /// Seconds a whole HTTP request head may take from its first byte.
         #[arg(long, default_value_t = 5)]
         head_timeout: u64,
+        /// Bytes a second a body must average (file out, file in, transfer data, HTTP
+        /// bodies either way) once --min-rate-grace has passed, or it is cut off as slow
+        /// (Apache's mod_reqtimeout MinRate); 0 turns the rule off.
+        #[arg(long, default_value_t = 500)]
+        min_rate: u32,
+        /// Seconds a body may take before --min-rate counts.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=86400))]
+        min_rate_grace: u64,
     },
     /// ringnet as the client: send FILE over TCP to a Linux listener, print its answer.
     Send {
@@ -412,6 +420,8 @@ fn run(command: Command) -> Result<(), String> {
             token,
             max_upload,
             head_timeout,
+            min_rate,
+            min_rate_grace,
         } => {
             init_logging();
             if tap.rx_buf == 0 || tap.tx_buf == 0 {
@@ -435,6 +445,10 @@ fn run(command: Command) -> Result<(), String> {
                 token,
                 max_upload,
                 head_timeout: Duration::from_secs(head_timeout),
+                min_rate: MinRate {
+                    grace: Duration::from_secs(min_rate_grace),
+                    bytes_per_sec: min_rate,
+                },
             })
             .map_err(|e| e.to_string())
         }

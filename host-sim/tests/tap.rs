@@ -753,14 +753,15 @@ fn listener_columns(stats: &str, port: u16) -> Vec<u64> {
 }
 
 /// The five hostile-peer counters of a listener row: half-opens expired and evicted,
-/// orphans expired and evicted, idle timeouts (the five columns before the last, `slow`).
+/// orphans expired and evicted, idle timeouts (the five columns before the last two,
+/// `slow` and `limit`).
 fn hostile_counters(stats: &str, port: u16) -> [u64; 5] {
     let columns = listener_columns(stats, port);
-    let last: Vec<u64> = columns[columns.len() - 6..].to_vec();
+    let last: Vec<u64> = columns[columns.len() - 7..].to_vec();
     [last[0], last[1], last[2], last[3], last[4]]
 }
 
-/// The sum of the idle-timeout column (the last but one) over every row of `port`.
+/// The sum of the idle-timeout column (the last but two) over every row of `port`.
 fn idle_timeouts_on(stats: &str, port: u16) -> u64 {
     stats
         .lines()
@@ -768,7 +769,7 @@ fn idle_timeouts_on(stats: &str, port: u16) -> u64 {
             (l.starts_with("tcp#") || l.starts_with("listen#"))
                 && l.split_whitespace().nth(1) == Some(&port.to_string())
         })
-        .filter_map(|l| l.split_whitespace().nth_back(1)?.parse::<u64>().ok())
+        .filter_map(|l| l.split_whitespace().nth_back(2)?.parse::<u64>().ok())
         .sum()
 }
 

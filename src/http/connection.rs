@@ -8,6 +8,7 @@ use super::route::{start, store_refusal};
 use super::state::{Body, Conn, Phase, Shared, CHUNK, HEAD_MAX};
 use crate::convert::{room, wide};
 use crate::services::connection::{count_slow_request, Chunk, Ending, Flush};
+use crate::services::tx_room;
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
 use crate::transfer::{Store, StoreError};
@@ -79,7 +80,9 @@ pub(super) fn advance<S: Store, const N: usize>(
                 Phase::Head { .. } => read_head(stack, shared, conn, &mut buf, now),
                 Phase::Upload { .. } => receive_body(stack, shared, conn, &mut buf, now),
                 Phase::Respond { .. } => send_response(stack, shared, conn, &mut buf, now),
-                Phase::Linger { until, cap } => linger(stack, conn, &mut buf, now, until, cap),
+                Phase::Linger { until, cap, room } => {
+                    linger(stack, conn, &mut buf, now, (until, cap, room))
+                }
             },
             Ok(Flush::Pending) => Step::Wait,
             Err(_) => Step::Reset,
@@ -104,6 +107,9 @@ fn read_head<S: Store, const N: usize>(
 ) -> Step {
     if let Some(head_end) = complete_head(&mut conn.head) {
         start(stack, shared, conn, head_end, now);
+        // A body either way (the request's, the response's): the minimum rate counts
+        // from here.
+        conn.io.start_rate(stack, now);
         return Step::Again;
     }
     if conn.head.is_full() {
@@ -281,44 +287,59 @@ fn send_response<S: Store, const N: usize>(
         Phase::Linger {
             until: now + LINGER,
             cap: now + LINGER_MAX,
+            room: tx_room(stack, socket),
         }
     };
     Step::Again
 }
 
 /// [`Phase::Linger`]: reads and drops what the client still sends, until it closes or
-/// pauses for the linger time (or the cap passes).
+/// pauses for the linger time (or the cap passes). The client acknowledging more of the
+/// response's tail (the tx ring's room growing) is progress too, so a slow reader is
+/// never cut off while it reads.
+/// Then the socket is closed as Apache's lingering close ends: `close()` with nothing
+/// unread, a FIN after whatever is still queued, which the orphan delivers (a reader
+/// that stopped is then the orphan rules' to cut off). Only a client still sending at
+/// the cap, or a failed socket, is reset.
 fn linger<U, R>(
     stack: &mut Stack<'_>,
     conn: &mut Conn<U, R>,
     buf: &mut [u8; CHUNK],
     now: Instant,
-    until: Instant,
-    cap: Instant,
+    (until, cap, before): (Instant, Instant, usize),
 ) -> Step {
-    match receive(stack, conn, buf, now) {
-        Received::Closed => close(stack, conn),
-        Received::Bytes(_) if now < cap => {
-            conn.phase = Phase::Linger {
-                until: now + LINGER,
-                cap,
-            };
-            Step::Again
-        }
-        Received::Nothing if now < until && now < cap => Step::Keep,
-        _ => Step::Reset,
+    let (step, sent) = match receive(stack, conn, buf, now) {
+        Received::Closed => return close(stack, conn),
+        Received::Bytes(_) if now < cap => (Step::Again, true),
+        Received::Nothing => (Step::Keep, false),
+        _ => return Step::Reset,
+    };
+    let room = tx_room(stack, conn.io.socket());
+    let until = if sent || room > before {
+        now + LINGER
+    } else {
+        until
+    };
+    if now < until && now < cap {
+        conn.phase = Phase::Linger { until, cap, room };
+        step
+    } else {
+        close(stack, conn)
     }
 }
 
-/// The client closed its side after a whole exchange: so does the server.
+/// Closes the socket after a whole exchange (the client closed its side, or stopped
+/// sending while the server lingered): a FIN after what is still queued, with nothing
+/// unread.
 fn close<U, R>(stack: &mut Stack<'_>, conn: &mut Conn<U, R>) -> Step {
     let _ = stack.close(conn.io.socket());
     Step::Closed
 }
 
 /// Answers `408` and closes once the client has been silent (or has not read) past the
-/// idle timeout, or its request head has taken longer than the head timeout; `false`
-/// when it has.
+/// idle timeout, its request head has taken longer than the head timeout, or its body
+/// fell below the minimum rate; a response below it, already begun, is reset instead.
+/// `false` when it has.
 fn check_timeout<S: Store, const N: usize>(
     stack: &mut Stack<'_>,
     shared: &mut Shared<'_, S, N>,
@@ -330,6 +351,8 @@ fn check_timeout<S: Store, const N: usize>(
         Phase::Head { since: Some(since) } if now - since > head => Some(now - since),
         _ => None,
     };
+    // A response already begun cannot become a 408: it is reset.
+    let mut ending = Ending::Close;
     if let Some(took) = head_took {
         net_warn!(
             "{}: http tcp{}: request head took longer than {}: 408",
@@ -342,17 +365,29 @@ fn check_timeout<S: Store, const N: usize>(
         .io
         .idle_expired(stack, now, idle, log_text!("http"), log_text!("408"))
     {
-        return true;
+        // Not silent: a body, either way, must still keep the minimum rate.
+        let upload = match conn.phase {
+            Phase::Upload { .. } => true,
+            Phase::Respond { .. } => false,
+            _ => return true,
+        };
+        let what = if upload {
+            log_text!("http: 408")
+        } else {
+            log_text!("http: reset")
+        };
+        if !conn.io.too_slow(stack, &shared.min_rate, what) {
+            return true;
+        }
+        if !upload {
+            ending = Ending::Abort;
+        }
     }
     conn.io.discard_queue();
     text_response(conn.io.queue(), Answer::Timeout, false);
     let store = &mut *shared.store;
-    conn.io.give_up(
-        stack,
-        &mut conn.phase,
-        |upload| store.abort(upload),
-        Ending::Close,
-    );
+    conn.io
+        .give_up(stack, &mut conn.phase, |upload| store.abort(upload), ending);
     false
 }
 

@@ -137,7 +137,7 @@ mod tests {
                 r#""rx_blocks":2,"tx_blocks":1,"blocked_ms":1500,"rx_full":4,"tx_full":5,"#,
                 r#""zero_windows":6,"drops":8,"truncations":9,"half_open_expired":0,"#,
                 r#""half_open_evicted":0,"orphans_expired":0,"orphans_evicted":0,"idle_timeouts":3,"#,
-                r#""slow_requests":0}"#
+                r#""slow_requests":0,"rate_limited":0}"#
             )
         );
     }

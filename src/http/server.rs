@@ -9,6 +9,7 @@ use super::state::{Conn, Phase, Shared, Snapshot, SNAPSHOT_DEFAULT, TOKEN_MAX};
 use super::state::{DEFAULT_HEAD_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 use crate::handle::SocketHandle;
 use crate::services::{listen_for_service, retain_connections, ServiceError};
+use crate::services::{MinRate, DEFAULT_MIN_RATE};
 use crate::stack::Stack;
 use crate::transfer::Store;
 use smoltcp::time::{Duration, Instant};
@@ -35,6 +36,7 @@ pub struct HttpServer<S: Store, const CONNS: usize, const SNAPSHOT: usize = SNAP
     snapshot: Snapshot<SNAPSHOT>,
     idle_timeout: Duration,
     head_timeout: Duration,
+    min_rate: MinRate,
     token: Option<String<TOKEN_MAX>>,
     served: u32,
 }
@@ -59,6 +61,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
             },
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             head_timeout: DEFAULT_HEAD_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
             token: None,
             served: 0,
         })
@@ -72,6 +75,14 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
     /// Changes how long a whole request head may take from its first byte.
     pub fn set_head_timeout(&mut self, timeout: Duration) {
         self.head_timeout = timeout;
+    }
+
+    /// Changes the rate a request's body, or a response's, must keep once the head is in
+    /// (default [`DEFAULT_MIN_RATE`]): an upload below it is answered `408`, a response
+    /// below it (its head already queued) is reset. [`MinRate::OFF`] leaves bodies to the
+    /// idle timeout.
+    pub fn set_min_rate(&mut self, rule: MinRate) {
+        self.min_rate = rule;
     }
 
     /// Requires `Authorization: Bearer TOKEN` on every write (`PUT`, `POST`, `DELETE`):
@@ -101,19 +112,24 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
     }
 
     /// When the server needs a poll even if nothing arrives: the soonest a silent client
-    /// times out or a lingering close gives up (`None` without connections). Like
-    /// [`Stack::poll_at`], for a caller that sleeps between polls.
+    /// times out, a lingering close gives up, or a body falls below the minimum rate
+    /// (`None` without connections). Like [`Stack::poll_at`], for a caller that sleeps
+    /// between polls.
     pub fn poll_at(&self) -> Option<Instant> {
         let timeout = self.idle_timeout;
         let head_timeout = self.head_timeout;
         self.connections
             .iter()
-            .map(|conn| match conn.phase {
-                Phase::Linger { until, cap } => until.min(cap),
-                Phase::Head { since: Some(since) } => {
-                    (since + head_timeout).min(conn.io.deadline(timeout))
+            .map(|conn| {
+                let idle = conn.io.deadline(timeout);
+                match conn.phase {
+                    Phase::Linger { until, cap, .. } => until.min(cap),
+                    Phase::Head { since: Some(since) } => (since + head_timeout).min(idle),
+                    Phase::Head { since: None } => idle,
+                    Phase::Upload { .. } | Phase::Respond { .. } => {
+                        conn.io.rate_deadline().min(idle)
+                    }
                 }
-                _ => conn.io.deadline(timeout),
             })
             .min()
     }
@@ -127,7 +143,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
                 continue;
             }
             // Built where it lies in the table: a connection is kilobytes of buffers.
-            let _ = self.connections.push(Conn::new(socket, now));
+            let _ = self.connections.push(Conn::new(stack, socket, now));
             if self.connections.len() >= CONNS {
                 net_warn!(
                     "{}: http tcp{}: every connection busy: 503",
@@ -145,6 +161,7 @@ impl<S: Store, const CONNS: usize, const SNAPSHOT: usize> HttpServer<S, CONNS, S
             served: &mut self.served,
             token: self.token.as_deref(),
             timeouts: (self.idle_timeout, self.head_timeout),
+            min_rate: self.min_rate,
         };
         retain_connections(&mut self.connections, |conn| {
             let keep = advance(stack, &mut shared, conn, now);

@@ -7,6 +7,8 @@ use heapless::Vec;
 use super::response::{text_response, Answer};
 use crate::handle::SocketHandle;
 use crate::services::connection::{self, HoldsUpload};
+use crate::services::MinRate;
+use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
 /// Longest request head (request line and headers) accepted.
@@ -55,11 +57,17 @@ pub(super) enum Phase<U, R> {
     },
     /// Sending `out` and then the body.
     Respond { body: Body<R>, keep_alive: bool },
-    /// The response is out and writing is shut down: reading and discarding what the
-    /// client still sends until it closes (or pauses until `until`, or `cap` passes), so
-    /// that closing with unread data (which resets the connection) cannot destroy the
-    /// response in flight.
-    Linger { until: Instant, cap: Instant },
+    /// The response is queued whole and writing is shut down: reading and discarding
+    /// what the client still sends until it closes (or pauses until `until`, or `cap`
+    /// passes), so that closing with unread data (which resets the connection) cannot
+    /// destroy the response in flight. `room`: the tx ring's free room when last
+    /// looked at; more of it (the client acknowledged more of the response's tail)
+    /// moves `until` on.
+    Linger {
+        until: Instant,
+        cap: Instant,
+        room: usize,
+    },
 }
 
 impl<U, R> HoldsUpload for Phase<U, R> {
@@ -83,9 +91,9 @@ pub(super) struct Conn<U, R> {
 
 impl<U, R> Conn<U, R> {
     /// A connection accepted on `socket` at `now`, waiting for a head.
-    pub fn new(socket: SocketHandle, now: Instant) -> Self {
+    pub fn new(stack: &Stack<'_>, socket: SocketHandle, now: Instant) -> Self {
         Conn {
-            io: connection::Connection::new(socket, now),
+            io: connection::Connection::new(stack, socket, now),
             phase: Phase::Head { since: None },
             head: Vec::new(),
         }
@@ -125,4 +133,6 @@ pub(super) struct Shared<'s, S, const N: usize> {
     pub token: Option<&'s str>,
     /// The idle and the head timeouts.
     pub timeouts: (Duration, Duration),
+    /// The rate a body must keep, either way.
+    pub min_rate: MinRate,
 }

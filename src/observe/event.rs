@@ -121,8 +121,9 @@ impl DropReason {
     }
 }
 
-/// A timer of the TCP lifecycle or of a service that fired, or a backlog socket that gave
-/// way; counted on the listener's row for a backlog socket.
+/// A timer of the TCP lifecycle or of a service that fired, a backlog socket that gave
+/// way, or a service's rate limit that withheld an answer; counted on the listener's row
+/// for a backlog socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
     /// A half-open connection (SYN-RECEIVED) went back to listening after `waited`.
@@ -166,11 +167,16 @@ pub enum Timer {
     },
     /// A service cut off a connection whose request (an HTTP head, a transfer frame) was
     /// not whole within its deadline, however many bytes trickled in meanwhile (a
-    /// slowloris client).
+    /// slowloris client), or whose body, either way, fell below its minimum rate.
     SlowRequest {
-        /// How long the request had been coming.
+        /// How long the request (or the body) had been coming.
         took: Duration,
     },
+    /// A service left a request unanswered because its rate limit had no credit left:
+    /// the stats query's answers, which a flood of queries with a victim's address as
+    /// their source would otherwise reflect to the victim
+    /// ([`StatsQuery`](crate::services::StatsQuery)).
+    RateLimited,
 }
 
 impl Timer {
@@ -185,6 +191,7 @@ impl Timer {
             Timer::GaveWay { .. } => "orphan gave way",
             Timer::IdleTimeout { .. } => "idle timeout",
             Timer::SlowRequest { .. } => "slow request",
+            Timer::RateLimited => "rate limited",
         }
     }
 }

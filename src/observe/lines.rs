@@ -206,7 +206,7 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             }
         }
         // The service that timed the connection out says so, naming itself.
-        Timer::IdleTimeout { .. } | Timer::SlowRequest { .. } => {}
+        Timer::IdleTimeout { .. } | Timer::SlowRequest { .. } | Timer::RateLimited => {}
     }
 }
 

@@ -140,6 +140,11 @@ pub struct SocketStats {
     pub truncations: u32,
     /// Bytes lost to those truncations.
     pub truncated_bytes: u64,
+    /// Bytes queued by `send_to` and dropped unsent because the datagram at the head of
+    /// the tx ring waited [`UNRESOLVED_AFTER`](crate::stack::UNRESOLVED_AFTER) for its
+    /// next hop to answer ARP, and every datagram behind it with it (UDP; Linux drops
+    /// what it queued for a neighbour whose resolution failed: `unresolved_discards`).
+    pub unresolved_dropped_bytes: u64,
     /// Half-open connections (SYN-RECEIVED, the SYN-ACK unanswered) that went back to
     /// listening when their timer ran out (TCP; counted on the listener's row).
     pub half_open_expired: u32,
@@ -158,9 +163,15 @@ pub struct SocketStats {
     pub idle_timeouts: u32,
     /// Connections a service cut off because a request begun was not whole within its
     /// deadline (HTTP's head deadline, answered `408`; the transfer server's frame
-    /// deadline, answered status 10), bytes trickling in or not: slowloris clients, which
-    /// the idle timeout never meets. On the connection's own row, as `idle_timeouts`.
+    /// deadline, answered status 10), bytes trickling in or not, or because a body either
+    /// way fell below its minimum rate ([`MinRate`](crate::services::MinRate)): slowloris
+    /// clients, which the idle timeout never meets. On the connection's own row, as
+    /// `idle_timeouts`.
     pub slow_requests: u32,
+    /// Requests a service left unanswered because its rate limit had no credit left (the
+    /// stats query's, on its socket's row; Linux counts its rate-limited ICMP errors in
+    /// `IcmpOutRateLimitGlobal`).
+    pub rate_limited: u32,
 }
 
 #[cfg(test)]

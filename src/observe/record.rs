@@ -117,6 +117,7 @@ impl SocketStats {
                 Timer::GaveWay { .. } => self.orphans_evicted += 1,
                 Timer::IdleTimeout { .. } => self.idle_timeouts += 1,
                 Timer::SlowRequest { .. } => self.slow_requests += 1,
+                Timer::RateLimited => self.rate_limited += 1,
             },
         }
     }

@@ -9,7 +9,7 @@ use crate::text::{self, Text};
 use smoltcp::wire::Ipv4Address;
 
 /// Each field's JSON name, in the table's order.
-const NAMES: [&str; 21] = [
+const NAMES: [&str; 22] = [
     "port",
     "rx",
     "tx",
@@ -31,11 +31,12 @@ const NAMES: [&str; 21] = [
     "orphans_evicted",
     "idle_timeouts",
     "slow_requests",
+    "rate_limited",
 ];
 
 /// Each field's column width in the table (each half's, for a ring).
-const WIDTHS: [u8; 21] = [
-    6, 6, 6, 12, 13, 6, 6, 7, 6, 11, 8, 7, 5, 6, 6, 7, 6, 6, 6, 5, 5,
+const WIDTHS: [u8; 22] = [
+    6, 6, 6, 12, 13, 6, 6, 7, 6, 11, 8, 7, 5, 6, 6, 7, 6, 6, 6, 5, 5, 5,
 ];
 
 /// One row of the stats table: a socket's identity, ring occupancy and counters.
@@ -57,14 +58,14 @@ pub struct StatsRow {
 
 impl StatsRow {
     /// The table's header line, matching [`StatsRow`]'s `Display`.
-    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle  slow";
+    pub const HEADER: &'static str = "socket       port  rx used/cap   tx used/cap      bytes in     bytes out  rx-hw  tx-hw  blk-rx blk-tx  blocked-ms  full-rx full-tx  zwin  drops  trunc  ho-exp ho-evi or-exp or-evi  idle  slow limit";
 
     /// The row's figures after the socket's name, in the table's column order: the one
     /// list both the table and the JSON of `GET /stats` are written from.
-    pub fn fields(&self) -> [StatField; 21] {
+    pub fn fields(&self) -> [StatField; 22] {
         let s = &self.stats;
         // The counts in column order, the two rings left out (columns 1 and 2).
-        let counts: [u64; 19] = [
+        let counts: [u64; 20] = [
             self.local_port.into(),
             s.bytes_in,
             s.bytes_out,
@@ -84,6 +85,7 @@ impl StatsRow {
             s.orphans_evicted.into(),
             s.idle_timeouts.into(),
             s.slow_requests.into(),
+            s.rate_limited.into(),
         ];
         let mut counts = counts.into_iter();
         // One loop over a table of names and widths: built field by field, the list was
@@ -92,7 +94,7 @@ impl StatsRow {
             let value = match column {
                 1 => StatValue::Ring(self.rx.0, self.rx.1),
                 2 => StatValue::Ring(self.tx.0, self.tx.1),
-                // Never short: 19 counts for the 19 other columns.
+                // Never short: 20 counts for the 20 other columns.
                 _ => StatValue::Count(counts.next().unwrap_or(0)),
             };
             StatField {
@@ -216,10 +218,11 @@ mod tests {
                 orphans_evicted: 4,
                 idle_timeouts: 5,
                 slow_requests: 6,
+                rate_limited: 7,
                 ..SocketStats::default()
             },
         };
-        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9       1      2      3      4     5     6";
+        let expected = "tcp#3        7003     10/4096        0/2048         123456             7   4096    512       2      1        1500        4       5     6      8      9       1      2      3      4     5     6     7";
         assert_eq!(std::format!("{row}"), expected);
     }
 }

@@ -15,6 +15,7 @@
 //! | IPv4 header checksum (when the device's capabilities verify it) | [`Discard::BadChecksum`] |
 //! | not a fragment (`MF` clear, offset 0): smoltcp is built without reassembly | [`Discard::Fragment`] |
 //! | source unicast or unspecified | [`Discard::Malformed`] |
+//! | *ringnet's own:* source not martian (this interface's address, loopback, or 0.0.0.0 to anything but `255.255.255.255`), as Linux's routing input checks | [`Discard::Malformed`] |
 //! | destination the interface's address, `224.0.0.1`, `255.255.255.255` or the subnet's broadcast | [`Discard::NotForUs`] |
 //! | UDP: `UdpPacket::new_checked`, destination port not 0 | [`Discard::Malformed`] |
 //! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
@@ -42,6 +43,11 @@
 //! [`Discard::DuplicateSyn`], a bare SYN whose four-tuple a connection holds already,
 //! which the [`Inspector`](super::Inspector) holds back until the stack has looked
 //! (`FrameLog::syn_to_check`).
+//!
+//! And one counts no frame received but an answer not sent: [`Discard::IcmpLimited`], a
+//! frame smoltcp would answer with an ICMP error (port unreachable for a datagram no
+//! socket takes, protocol unreachable for a protocol it does not handle), withheld from
+//! smoltcp while the host's ICMP bucket is empty (`FrameLog::set_icmp_limit`).
 
 use core::fmt;
 
@@ -71,7 +77,10 @@ pub enum Discard {
     /// unreachable (Linux: `NoPorts`).
     NoSocket,
     /// A header smoltcp refuses: lengths that do not add up, not IP version 4, a
-    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`).
+    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`); or
+    /// a martian source ringnet refuses before smoltcp, as Linux's routing input does:
+    /// this host's own address, a loopback address, 0.0.0.0 to other than the limited
+    /// broadcast.
     Malformed,
     /// A bare SYN (no ACK) whose four-tuple a connection of this stack already holds, in
     /// SYN-RECEIVED or later (not TIME-WAIT): the wire's duplicate or the peer's
@@ -82,17 +91,26 @@ pub enum Discard {
     /// 4.2; `TCPChallengeACK`). Dropped: the connection's own timer resends its SYN-ACK
     /// if the peer still waits for one.
     DuplicateSyn,
+    /// Not a frame received but the ICMP error smoltcp would have sent for one: the
+    /// answer to a datagram for a port no socket is bound to (counted `no_socket` too)
+    /// or to a protocol smoltcp does not handle, left unsent because the host's ICMP
+    /// bucket was empty (Linux's `icmp_msgs_per_sec` = 1000, `icmp_msgs_burst` = 50;
+    /// `TcpExt: IcmpOutRateLimitGlobal`). A flood with a victim's address as its source
+    /// no longer makes the host reflect one ICMP error per datagram
+    /// ([`FrameLog::set_icmp_limit`](super::FrameLog::set_icmp_limit)).
+    IcmpLimited,
 }
 
 impl Discard {
     /// Every reason, in the order the stats table prints them.
-    pub const ALL: [Discard; 6] = [
+    pub const ALL: [Discard; 7] = [
         Discard::NotForUs,
         Discard::BadChecksum,
         Discard::Fragment,
         Discard::NoSocket,
         Discard::Malformed,
         Discard::DuplicateSyn,
+        Discard::IcmpLimited,
     ];
 
     /// The reason's name in the stats table and in JSON.
@@ -104,6 +122,7 @@ impl Discard {
             Discard::NoSocket => "no_socket",
             Discard::Malformed => "malformed",
             Discard::DuplicateSyn => "duplicate_syn",
+            Discard::IcmpLimited => "icmp_limited",
         }
     }
 }
@@ -119,6 +138,7 @@ impl Discard {
                 Discard::NoSocket => "no socket bound to the port",
                 Discard::Malformed => "malformed header",
                 Discard::DuplicateSyn => "SYN of a connection already made",
+                Discard::IcmpLimited => "its ICMP error over the rate limit",
             }
         }
     }
@@ -149,6 +169,8 @@ pub struct Discards {
     pub malformed: u32,
     /// [`Discard::DuplicateSyn`].
     pub duplicate_syn: u32,
+    /// [`Discard::IcmpLimited`].
+    pub icmp_limited: u32,
 }
 
 impl Discards {
@@ -163,6 +185,7 @@ impl Discards {
             Discard::NoSocket => self.no_socket,
             Discard::Malformed => self.malformed,
             Discard::DuplicateSyn => self.duplicate_syn,
+            Discard::IcmpLimited => self.icmp_limited,
         }
     }
 
@@ -175,11 +198,13 @@ impl Discards {
             Discard::NoSocket => &mut self.no_socket,
             Discard::Malformed => &mut self.malformed,
             Discard::DuplicateSyn => &mut self.duplicate_syn,
+            Discard::IcmpLimited => &mut self.icmp_limited,
         };
         *counter = counter.saturating_add(1);
     }
 
-    /// Every discard, whatever its reason.
+    /// Every discard, whatever its reason (an ICMP error not sent is counted with the
+    /// datagram it answered, which is `no_socket` too).
     pub fn total(&self) -> u64 {
         Discard::ALL.iter().map(|&r| u64::from(self.get(r))).sum()
     }
@@ -232,6 +257,17 @@ impl Acceptance {
     /// smoltcp's `is_unicast_v4`.
     fn is_unicast(&self, addr: Ipv4Address) -> bool {
         !(addr.is_multicast() || addr.is_unspecified() || self.is_broadcast(addr))
+    }
+
+    /// A source smoltcp lets through that no packet from the wire may carry, Linux's
+    /// "martian source" (`ip_route_input_slow`, `fib_validate_source`): this interface's
+    /// own address (the "land" attack: smoltcp answered it, to itself, and asked the wire
+    /// once a second who has its own address), a loopback address, or 0.0.0.0 to anything
+    /// but the limited broadcast (a DHCP client's address before it has one).
+    fn is_martian(&self, src: Ipv4Address, dst: Ipv4Address) -> bool {
+        src == self.cidr.address()
+            || src.is_loopback()
+            || (src.is_unspecified() && !dst.is_broadcast())
     }
 
     fn accepts_destination(&self, addr: Ipv4Address) -> bool {
@@ -293,6 +329,9 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
         return discard(Discard::Fragment);
     }
     if !accept.is_unicast(src) && !src.is_unspecified() {
+        return discard(Discard::Malformed);
+    }
+    if accept.is_martian(src, dst) {
         return discard(Discard::Malformed);
     }
     if !accept.accepts_destination(dst) {
@@ -464,6 +503,29 @@ mod tests {
     }
 
     #[test]
+    fn a_martian_source_is_malformed_and_0_0_0_0_to_the_limited_broadcast_is_not() {
+        for src in [
+            US,
+            Ipv4Address::new(127, 0, 0, 1),
+            Ipv4Address::new(127, 9, 9, 9),
+        ] {
+            let frame = udp_frame(OUR_MAC, src, US);
+            assert_eq!(reason(&frame), Some(Discard::Malformed), "{src}");
+        }
+        let unspecified = udp_frame(OUR_MAC, Ipv4Address::UNSPECIFIED, US);
+        assert_eq!(reason(&unspecified), Some(Discard::Malformed));
+        let dhcp = udp_frame(
+            EthernetAddress::BROADCAST,
+            Ipv4Address::UNSPECIFIED,
+            Ipv4Address::BROADCAST,
+        );
+        assert!(matches!(
+            classify(&dhcp, &accept()),
+            Some(Ingress::Udp { .. })
+        ));
+    }
+
+    #[test]
     fn a_tcp_segment_to_a_broadcast_or_multicast_address_is_not_for_us() {
         for dst in [
             Ipv4Address::BROADCAST,
@@ -511,13 +573,20 @@ mod tests {
         d.count(Discard::BadChecksum);
         d.count(Discard::NoSocket);
         d.count(Discard::DuplicateSyn);
+        d.count(Discard::IcmpLimited);
         assert_eq!(
-            (d.bad_checksum, d.no_socket, d.duplicate_syn, d.total()),
-            (2, 1, 1, 4)
+            (
+                d.bad_checksum,
+                d.no_socket,
+                d.duplicate_syn,
+                d.icmp_limited,
+                d.total()
+            ),
+            (2, 1, 1, 1, 5)
         );
         assert_eq!(
             std::format!("{d}"),
-            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1"
+            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1"
         );
     }
 }

@@ -9,6 +9,7 @@ use smoltcp::wire::{
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
 use super::mss::{tcp_flags, MssOption, ACK, SYN};
+use crate::rate::TokenBucket;
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +81,32 @@ const MSS_LISTENERS: usize = 8;
 /// Connections being made whose MSS bounds a [`FrameLog`] keeps: the most recent ones;
 /// a bound is needed only until the handshake is over.
 const MSS_CONNECTS: usize = 4;
+
+/// UDP ports a [`FrameLog`] can name as bound: with more bound, a datagram's port may be
+/// one not listed, and no port unreachable is held back ([`FrameLog::set_udp_ports`]).
+const UDP_PORTS: usize = 8;
+
+/// Linux's `net.ipv4.icmp_msgs_burst`: ICMP errors the host sends at once.
+pub const ICMP_BURST: u32 = 50;
+
+/// Linux's `net.ipv4.icmp_msgs_per_sec`: ICMP errors the host sends a second after its
+/// burst.
+pub const ICMP_PER_SECOND: u32 = 1000;
+
+/// Linux's `net.ipv4.icmp_ratemask` (0x1818): the ICMP types its bucket bounds,
+/// destination unreachable (3), source quench (4), time exceeded (11) and parameter
+/// problem (12), the errors; an echo reply is not among them.
+const ICMP_RATEMASK: u32 = 0x1818;
+
+/// The host's bucket of ICMP errors, full at Linux's figures.
+#[derive(Debug)]
+struct IcmpBucket(TokenBucket);
+
+impl Default for IcmpBucket {
+    fn default() -> Self {
+        IcmpBucket(TokenBucket::new(ICMP_BURST, ICMP_PER_SECOND))
+    }
+}
 
 /// Where a sent TCP segment ends in sequence space ([`FrameEvent::TcpOut`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,9 +184,18 @@ pub struct FrameLog {
     mss_listeners: heapless::Vec<PortMss, MSS_LISTENERS>,
     /// The MSS bounds of connections being made, oldest first.
     mss_connects: heapless::Vec<PortMss, MSS_CONNECTS>,
+    /// The ICMP errors this host may still send: spent by each one leaving, refilled
+    /// with time ([`FrameLog::set_icmp_limit`]).
+    icmp: IcmpBucket,
+    /// The UDP ports bound to a socket ([`FrameLog::set_udp_ports`]).
+    udp_ports: heapless::Vec<u16, UDP_PORTS>,
+    /// Every bound UDP port is in `udp_ports` (none left out for want of room).
+    udp_ports_all: bool,
 }
 
 impl FrameLog {
+    // Out of line: every kind of event is recorded from its own place.
+    #[inline(never)]
     fn record(&mut self, event: FrameEvent) {
         if self.events.push(event).is_err() {
             self.overflowed += 1;
@@ -185,6 +221,71 @@ impl FrameLog {
                 break;
             }
         }
+    }
+
+    /// Names the UDP ports a socket is bound to (replacing the last list): a datagram for
+    /// any other port is one smoltcp answers with ICMP port unreachable, which is held
+    /// back when the ICMP bucket is empty. With more ports than the log keeps, none is
+    /// held back (the limit is not applied rather than a datagram lost).
+    pub fn set_udp_ports(&mut self, ports: impl Iterator<Item = u16>) {
+        self.udp_ports.clear();
+        self.udp_ports_all = true;
+        for port in ports {
+            if self.udp_ports.push(port).is_err() {
+                self.udp_ports_all = false;
+                break;
+            }
+        }
+    }
+
+    /// Sets the host's bound on ICMP errors: at most `burst` at once, refilled at
+    /// `per_second` (Linux's `icmp_msgs_burst` and `icmp_msgs_per_sec`; [`ICMP_BURST`]
+    /// and [`ICMP_PER_SECOND`] by default). The bucket starts full.
+    pub fn set_icmp_limit(&mut self, burst: u32, per_second: u32) {
+        self.icmp = IcmpBucket(TokenBucket::new(burst, per_second));
+    }
+
+    /// Whether smoltcp answers `frame`, which passed the interface as `event` says, with
+    /// an ICMP error that the host's bucket has no credit for at `now`; if so, it is
+    /// recorded as [`Discard::IcmpLimited`] and the frame is to be withheld from smoltcp.
+    /// smoltcp 0.14 (with ringnet's features: no raw sockets, no multicast, no echo
+    /// replies) makes exactly two ICMP errors, each the answer to the frame it processes:
+    /// port unreachable for a UDP datagram no socket accepts and protocol unreachable for
+    /// an IPv4 protocol other than ICMP, UDP and TCP, both only for a unicast packet to
+    /// the interface's own address from a unicast source (`icmpv4_reply`). Withholding
+    /// such a frame loses nothing: smoltcp would drop it after answering.
+    #[inline(never)]
+    fn icmp_error_withheld(
+        &mut self,
+        frame: &[u8],
+        event: Option<FrameEvent>,
+        now: Instant,
+    ) -> bool {
+        let (src, dst, port) = match event {
+            Some(FrameEvent::UdpIn { dst, src, .. }) => {
+                let listed = !self.udp_ports_all || self.udp_ports.contains(&dst.port);
+                if listed {
+                    return false;
+                }
+                let (IpAddress::Ipv4(src), IpAddress::Ipv4(dst_ip)) = (src.addr, dst.addr);
+                (src, dst_ip, dst.port)
+            }
+            Some(_) => return false,
+            None => match unhandled_protocol(frame) {
+                Some((src, dst)) => (src, dst, 0),
+                None => return false,
+            },
+        };
+        if Some(dst) != self.local_ip || src.is_unspecified() || self.icmp.0.allows(now) {
+            return false;
+        }
+        self.record(FrameEvent::Discarded {
+            reason: Discard::IcmpLimited,
+            src,
+            dst,
+            port,
+        });
+        true
     }
 
     /// Names the MSS bounds of the listening ports (replacing the last list); ports
@@ -292,7 +393,14 @@ impl FrameLog {
     /// connection holds its four-tuple) is dropped and recorded as
     /// [`Discard::DuplicateSyn`]; any other goes to smoltcp next, or waits for room if its
     /// port is starved ([`FrameLog::set_starved`]).
-    pub fn checked_held_syn(&mut self, duplicate: bool) {
+    ///
+    /// With `challenge` (the connection is synchronized), the duplicate goes to smoltcp
+    /// all the same, as a SYN-ACK acknowledging `challenge`: no listening socket takes a
+    /// segment with an ACK, the connection does, and smoltcp answers an acknowledgment of
+    /// data never sent with an ACK of what it has, Linux's challenge ACK to a SYN in a
+    /// synchronized state (RFC 5961 4.2). A peer that restarted and reuses the port
+    /// answers it with a RST, which ends the old connection, and its next SYN is served.
+    pub fn checked_held_syn(&mut self, duplicate: bool, challenge: Option<u32>) {
         let Some(held) = self.held.as_mut().filter(|h| h.hold == Hold::Check) else {
             return;
         };
@@ -311,7 +419,12 @@ impl FrameLog {
             dst: held.dst,
             port: held.port,
         };
-        self.held = None;
+        match challenge {
+            Some(ack) if super::mss::acknowledge(&mut held.frame, ack).is_some() => {
+                held.hold = Hold::Released;
+            }
+            _ => self.held = None,
+        }
         self.record(event);
     }
 
@@ -436,12 +549,43 @@ fn checksums_hold(frame: &[u8], caps: &ChecksumCapabilities) -> bool {
         && (!caps.tcp.rx() || tcp.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()))
 }
 
-fn inspect_outgoing(frame: &[u8]) -> Option<FrameEvent> {
+/// The source and destination of an IPv4 frame that passed the interface (`classify`
+/// said nothing of it, so its IPv4 header was read whole and checked) whose protocol
+/// smoltcp does not handle: not ICMP, UDP or TCP. Read at the header's fixed offsets.
+fn unhandled_protocol(frame: &[u8]) -> Option<(Ipv4Address, Ipv4Address)> {
+    if frame.get(12..14)? != [0x08, 0x00] || matches!(frame.get(14 + 9)?, 1 | 6 | 17) {
+        return None;
+    }
+    let address = |at: usize| {
+        Some(Ipv4Address::from_octets(
+            frame.get(at..at + 4)?.try_into().ok()?,
+        ))
+    };
+    Some((address(14 + 12)?, address(14 + 16)?))
+}
+
+/// Records what a frame leaving says: a TCP segment's window and sequence space, and an
+/// ICMP error (a type in [`ICMP_RATEMASK`]), which spends the host's ICMP bucket: each
+/// is the answer to a frame the bucket had credit for (`icmp_error_withheld`).
+fn inspect_outgoing(frame: &[u8], log: &mut FrameLog) {
+    if let Some(event) = outgoing_event(frame, log) {
+        log.record(event);
+    }
+}
+
+fn outgoing_event(frame: &[u8], log: &mut FrameLog) -> Option<FrameEvent> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Ipv4 {
         return None;
     }
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() == IpProtocol::Icmp {
+        let kind = u32::from(*ip.payload().first()?);
+        if kind < 32 && ICMP_RATEMASK >> kind & 1 == 1 {
+            log.icmp.0.spend(1);
+        }
+        return None;
+    }
     if ip.next_header() != IpProtocol::Tcp {
         return None;
     }
@@ -492,11 +636,11 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
             let (held, lowered) = 'look: {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
-                if let Some(event) = log
+                let event = log
                     .acceptance
                     .as_ref()
-                    .and_then(|a| inspect_incoming(frame, a))
-                {
+                    .and_then(|a| inspect_incoming(frame, a));
+                if let Some(event) = event {
                     log.record(event);
                     // A frame the interface discards never reaches smoltcp: smoltcp
                     // would drop each but a TCP segment to a broadcast or multicast
@@ -504,6 +648,10 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                     if let FrameEvent::Discarded { .. } = event {
                         break 'look (true, None);
                     }
+                }
+                // Nor one whose answer would be an ICMP error over the host's limit.
+                if log.icmp_error_withheld(frame, event, now) {
+                    break 'look (true, None);
                 }
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
@@ -559,9 +707,7 @@ impl<T: TxToken> TxToken for InspectTxToken<'_, T> {
             let mut log = log.borrow_mut();
             log.frames_out += 1;
             log.bound_mss(frame, false);
-            if let Some(event) = inspect_outgoing(frame) {
-                log.record(event);
-            }
+            inspect_outgoing(frame, &mut log);
             result
         })
     }
@@ -667,7 +813,10 @@ mod tests {
                 "cut at {cut}: {event:?}"
             );
         }
-        assert_eq!(inspect_outgoing(&frame), None, "UDP is not a TCP event");
+        let mut log = FrameLog::default();
+        inspect_outgoing(&frame, &mut log);
+        assert_eq!(log.pop_front(), None, "UDP is not a TCP event");
+        assert_eq!(log.icmp.0.tokens(), ICMP_BURST as i32, "nor an ICMP error");
     }
 
     #[test]
@@ -774,7 +923,7 @@ mod tests {
         assert!(!log.held_syn_released());
         assert!(!log.hold(&syn(None, false), t0), "one held at a time");
 
-        log.checked_held_syn(true);
+        log.checked_held_syn(true, None);
         assert_eq!(log.syn_to_check(), None);
         assert!(!log.held_syn_released(), "dropped, never given to smoltcp");
         assert_eq!(
@@ -796,17 +945,17 @@ mod tests {
         let mut log = FrameLog::for_interface(acceptance());
         let t0 = Instant::from_millis(5);
         assert!(log.hold(&syn(Some(1460), false), t0));
-        log.checked_held_syn(false);
+        log.checked_held_syn(false, None);
         assert!(log.held_syn_released());
         assert_eq!(log.pop_front(), None, "nothing discarded");
         log.held = None;
 
         log.set_starved([80].into_iter());
         assert!(log.hold(&syn(Some(1460), false), t0));
-        log.checked_held_syn(false);
+        log.checked_held_syn(false, None);
         assert_eq!(log.held_syn(), Some((80, syn_sender(), t0)));
         assert!(!log.held_syn_released());
-        log.checked_held_syn(true);
+        log.checked_held_syn(true, None);
         assert_eq!(log.held_syn(), Some((80, syn_sender(), t0)), "checked once");
         assert_eq!(log.pop_front(), None);
 
@@ -818,6 +967,81 @@ mod tests {
             !elsewhere.hold(&syn(Some(1460), false), t0),
             "for another address"
         );
+    }
+
+    #[test]
+    fn a_frame_smoltcp_answers_with_an_icmp_error_is_withheld_only_when_the_bucket_is_empty() {
+        let t0 = Instant::from_millis(5);
+        let frame = udp_frame(b"x");
+        let event = inspect_incoming(&frame, &acceptance());
+        let mut log = FrameLog::for_interface(acceptance());
+        log.set_udp_ports([53, 7000].into_iter());
+        assert!(
+            !log.icmp_error_withheld(&frame, event, t0),
+            "the bucket is full"
+        );
+        log.set_icmp_limit(0, 0);
+        assert!(
+            log.icmp_error_withheld(&frame, event, t0),
+            "9000: no socket"
+        );
+        assert_eq!(
+            log.pop_front(),
+            Some(FrameEvent::Discarded {
+                reason: Discard::IcmpLimited,
+                src: Ipv4Address::new(10, 0, 0, 1),
+                dst: Ipv4Address::new(10, 0, 0, 2),
+                port: 9000,
+            })
+        );
+        log.set_udp_ports([9000].into_iter());
+        assert!(
+            !log.icmp_error_withheld(&frame, event, t0),
+            "a socket takes it"
+        );
+        log.set_udp_ports(1..=UDP_PORTS as u16 + 1);
+        assert!(
+            !log.icmp_error_withheld(&frame, event, t0),
+            "ports left out: never withheld"
+        );
+        // Protocol 253 to us is answered protocol unreachable; TCP and ICMP are not.
+        log.set_udp_ports(core::iter::empty());
+        let mut other = frame.clone();
+        for (protocol, withheld) in [(253u8, true), (6, false), (1, false)] {
+            other[14 + 9] = protocol;
+            assert_eq!(
+                log.icmp_error_withheld(&other, None, t0),
+                withheld,
+                "{protocol}"
+            );
+        }
+        // Nothing for a broadcast, nor from an unspecified source.
+        let broadcast = crate::phy::test_frames::udp(
+            EthernetAddress::BROADCAST,
+            Ipv4Address::new(10, 0, 0, 1),
+            Ipv4Address::BROADCAST,
+            b"x",
+        );
+        let event = inspect_incoming(&broadcast, &acceptance());
+        assert!(!log.icmp_error_withheld(&broadcast, event, t0));
+        other[14 + 12..14 + 16].fill(0);
+        other[14 + 9] = 253;
+        assert!(!log.icmp_error_withheld(&other, None, t0));
+        while log.pop_front().is_some() {}
+    }
+
+    #[test]
+    fn an_icmp_error_leaving_spends_the_bucket_and_an_echo_reply_does_not() {
+        let mut frame = udp_frame(b"12345678");
+        frame[14 + 9] = 1;
+        let mut log = FrameLog::default();
+        for (kind, spent) in [(3u8, 1), (11, 1), (12, 1), (0, 0), (8, 0)] {
+            frame[14 + 20] = kind;
+            let before = log.icmp.0.tokens();
+            inspect_outgoing(&frame, &mut log);
+            assert_eq!(before - log.icmp.0.tokens(), spent, "type {kind}");
+        }
+        assert_eq!(log.pop_front(), None);
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub mod mss;
 mod test_frames;
 
 pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
-pub use inspect::{FrameEvent, FrameLog, Inspector, PortMss, TcpSeqEnd};
+pub use inspect::{
+    FrameEvent, FrameLog, Inspector, PortMss, TcpSeqEnd, ICMP_BURST, ICMP_PER_SECOND,
+};
 
 /// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into
 /// the receive ring, handed to the stack without a copy.

@@ -168,6 +168,19 @@ impl MssOption {
     }
 }
 
+/// Turns the IPv4 TCP segment in `frame` into one with the ACK flag set and `ack` as its
+/// acknowledgment number, its TCP checksum computed again; `None` (the frame left as it
+/// was) when the frame does not hold IPv4 and TCP headers.
+pub(crate) fn acknowledge(frame: &mut [u8], ack: u32) -> Option<()> {
+    let mut ip = Ipv4Packet::new_checked(frame.get_mut(ETH..)?).ok()?;
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    let mut tcp = smoltcp::wire::TcpPacket::new_checked(ip.payload_mut()).ok()?;
+    tcp.set_ack(true);
+    tcp.set_ack_number(smoltcp::wire::TcpSeqNumber(ack as i32));
+    tcp.fill_checksum(&src, &dst);
+    Some(())
+}
+
 /// Lowers the MSS option of the SYN in `frame` to `limit` if it offers more, updating the
 /// TCP checksum to match. Returns the MSS offered and the one left, when it changed it;
 /// `None` leaves the frame as it was (not such a SYN, or no more than `limit` offered).
@@ -254,6 +267,23 @@ pub(crate) mod tests {
         assert_eq!(mss_bound(536), 536);
         assert_eq!(mss_bound(256), 256);
         assert_eq!(mss_bound(16), 48, "never below smoltcp's smallest");
+    }
+
+    #[test]
+    fn a_syn_turned_into_a_syn_ack_of_a_number_keeps_a_valid_checksum() {
+        for ack in [0u32, 1, 0x4000_0000, 0xdead_beef, u32::MAX] {
+            let mut frame = syn(Some(1460), false);
+            assert_eq!(acknowledge(&mut frame, ack), Some(()));
+            let packet = TcpPacket::new_checked(&frame[ETH + 20..]).unwrap();
+            assert!(packet.syn() && packet.ack(), "{ack}");
+            assert_eq!(packet.ack_number(), TcpSeqNumber(ack as i32));
+            assert_eq!(parsed(&frame), (Some(1460), true), "{ack:#x}");
+        }
+        let mut short = syn(None, false);
+        short.truncate(ETH + 30);
+        let before = short.clone();
+        assert_eq!(acknowledge(&mut short, 7), None);
+        assert_eq!(short, before, "a frame too short is left as it was");
     }
 
     #[test]

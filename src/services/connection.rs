@@ -8,10 +8,12 @@
 //! | [`Connection::flush`] | writes the queued bytes (a frame, a response head) as the tx ring takes them |
 //! | [`Connection::send_chunk`] | sends the next piece of a body, read straight into the tx ring's free room |
 //! | [`Connection::idle_expired`] | says (and logs) when the peer has been silent past the timeout |
+//! | [`Connection::too_slow`] | says (logs and counts) when a data phase is below its minimum rate |
 //! | [`Connection::give_up`] | aborts the upload in progress, then resets or closes the socket |
 
 use heapless::Vec;
 
+use super::idle::{MinRate, RateWatch};
 use super::tx_room_or_error;
 use crate::handle::SocketHandle;
 use crate::observe::{EventKind, LogText, Timer};
@@ -61,24 +63,48 @@ pub(crate) enum Chunk {
     Failed(SendError),
 }
 
-/// One connection of a TCP service: its socket, up to `OUT` bytes queued for it, and the
-/// instant of the last progress either way.
+/// One connection of a TCP service: its socket, up to `OUT` bytes queued for it, the
+/// instant of the last progress either way, and what its data phase has moved.
 pub(crate) struct Connection<const OUT: usize> {
     socket: SocketHandle,
     out: Vec<u8, OUT>,
     out_sent: usize,
     last_activity: Instant,
+    rate: RateWatch,
 }
 
 impl<const OUT: usize> Connection<OUT> {
     /// A connection accepted on `socket` at `now`, with nothing queued.
-    pub(crate) fn new(socket: SocketHandle, now: Instant) -> Self {
+    pub(crate) fn new(stack: &Stack<'_>, socket: SocketHandle, now: Instant) -> Self {
         Connection {
             socket,
             out: Vec::new(),
             out_sent: 0,
             last_activity: now,
+            rate: RateWatch::new(stack, socket, now),
         }
+    }
+
+    /// A data phase (a body either way) begins at `now`: its minimum rate counts from here.
+    pub(crate) fn start_rate(&mut self, stack: &Stack<'_>, now: Instant) {
+        self.rate = RateWatch::new(stack, self.socket, now);
+    }
+
+    /// When the data phase falls below its minimum rate unless it moves more, as of the
+    /// last look ([`RateWatch::deadline`]), for `poll_at`.
+    pub(crate) fn rate_deadline(&self) -> Instant {
+        self.rate.deadline()
+    }
+
+    /// Whether the data phase is below `rule` ([`RateWatch::too_slow`]: logged, with
+    /// `what`, and counted as slow when it is).
+    pub(crate) fn too_slow(
+        &mut self,
+        stack: &mut Stack<'_>,
+        rule: &MinRate,
+        what: LogText,
+    ) -> bool {
+        self.rate.too_slow(stack, self.socket, rule, what)
     }
 
     /// The connection's socket.

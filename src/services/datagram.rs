@@ -3,7 +3,8 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::{ServiceError, ServicePlan, REPORT_PORT, STATS_PORT};
 use crate::handle::SocketHandle;
-use crate::observe::StatsRow;
+use crate::observe::{EventKind, StatsRow, Timer};
+use crate::rate::TokenBucket;
 use crate::socket::udp::{Datagram, SendError};
 use crate::socket::SocketOption;
 use crate::stack::Stack;
@@ -89,11 +90,40 @@ impl<const BUF: usize> UdpReport<BUF> {
 /// the column header, and the last ends with `end of table: N rows`. A client that reads
 /// one datagram still gets whole rows. The datagrams go out as the tx ring has room; a
 /// query that arrives meanwhile waits in the rx ring for the answer before it.
+///
+/// A 1-byte query gets the whole table, several 1400-byte datagrams: an amplifier for a
+/// flood of queries whose source is a victim's address, as DNS, NTP's `monlist` and
+/// memcached's UDP were. So the answers of the whole host go through one token bucket of
+/// bytes, as Linux bounds its ICMP errors with `icmp_msgs_per_sec` ([`TokenBucket`]):
+/// a query is answered, whole, while the bucket has credit left, and every datagram sent
+/// is charged to it ([`STATS_BURST`] at once, [`STATS_PER_SECOND`] after that, by
+/// default; [`StatsQuery::set_rate_limit`]). A query that finds no credit is not answered,
+/// counted in the socket's `limit` column ([`Timer::RateLimited`]) and in
+/// [`StatsQuery::rate_limited`], and logged at most once a second.
 pub struct StatsQuery {
     socket: SocketHandle,
     answering: Option<Answer>,
     unanswered: u32,
+    bucket: TokenBucket,
+    /// Queries not answered for want of credit, and how many of them were logged when.
+    limited: u32,
+    limited_logged: u32,
+    limited_logged_at: Instant,
 }
+
+/// Bytes of stats answers the host sends at once ([`StatsQuery`]): 23 tables of 14 rows
+/// (2 827 B, as in `tests/hostile.rs`).
+pub const STATS_BURST: u32 = 64 * 1024;
+
+/// Bytes of stats answers the host sends a second after its burst ([`StatsQuery`]), one
+/// every 16 µs: `top` asking every 100 ms is answered in full while a table is at most
+/// 6 250 B (14 rows take 2 827 B); a flood of queries,
+/// whatever its rate and source, gets no more than this out of the host (about a tenth
+/// of what Linux's ICMP bucket lets out: 1000 errors a second of up to 576 bytes).
+pub const STATS_PER_SECOND: u32 = 62_500;
+
+/// At most one line a second says how many queries the rate limit left unanswered.
+const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A stats answer under way.
 struct Answer {
@@ -117,13 +147,51 @@ impl StatsQuery {
             socket,
             answering: None,
             unanswered: 0,
+            bucket: TokenBucket::new(STATS_BURST, STATS_PER_SECOND),
+            limited: 0,
+            limited_logged: 0,
+            limited_logged_at: Instant::ZERO,
         })
     }
 
-    /// Queries taken and not answered: from a port that answers datagrams, or to a
-    /// broadcast or multicast address.
+    /// Queries taken and not answered: from a port that answers datagrams, to a
+    /// broadcast or multicast address, or over the rate limit.
     pub fn unanswered(&self) -> u32 {
         self.unanswered
+    }
+
+    /// Queries not answered because the rate limit had no credit left (among
+    /// [`StatsQuery::unanswered`]).
+    pub fn rate_limited(&self) -> u32 {
+        self.limited
+    }
+
+    /// Bounds the bytes of answers: `burst` at once, refilled at `per_second` (the
+    /// bucket starts full).
+    pub fn set_rate_limit(&mut self, burst: u32, per_second: u32) {
+        self.bucket = TokenBucket::new(burst, per_second);
+    }
+
+    /// Counts a query the bucket had no credit for, and logs the count at most once per
+    /// [`LIMIT_LOG_INTERVAL`].
+    #[inline(never)]
+    fn limit(&mut self, stack: &mut Stack<'_>, from: IpEndpoint) {
+        self.unanswered += 1;
+        self.limited += 1;
+        stack.record(self.socket, EventKind::Timer(Timer::RateLimited));
+        let now = stack.now();
+        if self.limited_logged != 0 && now < self.limited_logged_at + LIMIT_LOG_INTERVAL {
+            return;
+        }
+        net_warn!(
+            "{}: stats query: {} not answered, the latest from {}: answers over the rate limit ({} in all; at most one line a second)",
+            stack.name(),
+            self.limited - self.limited_logged,
+            from,
+            self.limited
+        );
+        self.limited_logged = self.limited;
+        self.limited_logged_at = now;
     }
 
     /// Answers queued queries, a datagram at a time as the tx ring takes them; call after
@@ -141,6 +209,10 @@ impl StatsQuery {
                     self.unanswered += 1;
                     continue;
                 }
+                if !self.bucket.allows(stack.now()) {
+                    self.limit(stack, query.from);
+                    continue;
+                }
                 self.answering = Some(Answer {
                     to: query.from,
                     rows_sent: 0,
@@ -152,7 +224,7 @@ impl StatsQuery {
             let mut datagram: String<STATS_REPLY> = String::new();
             let (rows, done) = fill_datagram(stack, answer.rows_sent, &mut datagram);
             match stack.send_to(self.socket, datagram.as_bytes(), answer.to) {
-                Ok(_) => {}
+                Ok(_) => self.bucket.spend(datagram.len() as u32),
                 // Room comes as earlier datagrams leave: the rest goes in a later poll.
                 Err(SendError::WouldBlock) => return,
                 Err(e) => {

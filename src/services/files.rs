@@ -1,7 +1,7 @@
 use heapless::{String, Vec};
 use sha2::{Digest as _, Sha256};
 
-use super::idle::{IdleWatch, DEFAULT_IDLE_TIMEOUT};
+use super::idle::{IdleWatch, MinRate, RateWatch, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE};
 use super::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
 use crate::digest::{finish, DigestHex};
 use crate::handle::SocketHandle;
@@ -151,8 +151,9 @@ enum OutState {
 pub struct FileOut<'f> {
     listener: SocketHandle,
     source: &'f dyn FileSource,
-    connections: Vec<(SocketHandle, OutState, IdleWatch), MAX_CONNECTIONS>,
+    connections: Vec<(SocketHandle, OutState, IdleWatch, RateWatch), MAX_CONNECTIONS>,
     idle_timeout: Duration,
+    min_rate: MinRate,
 }
 
 impl<'f> FileOut<'f> {
@@ -168,6 +169,7 @@ impl<'f> FileOut<'f> {
             source,
             connections: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
         })
     }
 
@@ -177,15 +179,26 @@ impl<'f> FileOut<'f> {
         self.idle_timeout = timeout;
     }
 
+    /// Changes the rate a reader must take the file at, on average from its connect
+    /// (default [`DEFAULT_MIN_RATE`]): a reader that opens its window a byte at a time,
+    /// just inside each idle timeout, is reset once below it.
+    pub fn set_min_rate(&mut self, rule: MinRate) {
+        self.min_rate = rule;
+    }
+
     /// When the first connection still waiting for a size line stops waiting and gets
-    /// the file, or the first one times out unless it moves.
+    /// the file, or the first one times out unless it moves, or falls below the minimum
+    /// rate.
     pub fn poll_at(&self) -> Option<Instant> {
         let timeout = self.idle_timeout;
         self.connections
             .iter()
-            .map(|(_, state, idle)| match state {
-                OutState::Deciding { until, .. } => (*until).min(idle.deadline(timeout)),
-                OutState::Sending { .. } => idle.deadline(timeout),
+            .map(|(_, state, idle, rate)| {
+                let soonest = idle.deadline(timeout).min(rate.deadline());
+                match state {
+                    OutState::Deciding { until, .. } => (*until).min(soonest),
+                    OutState::Sending { .. } => soonest,
+                }
             })
             .min()
     }
@@ -198,14 +211,16 @@ impl<'f> FileOut<'f> {
                 until: now + REQUEST_WAIT,
                 request: Vec::new(),
             };
-            let _ = self
-                .connections
-                .push((conn, state, IdleWatch::new(stack, conn, now)));
+            let watches = (
+                IdleWatch::new(stack, conn, now),
+                RateWatch::new(stack, conn, now),
+            );
+            let _ = self.connections.push((conn, state, watches.0, watches.1));
         }
         let source = self.source;
         let name = stack.name();
-        let timeout = self.idle_timeout;
-        retain_connections(&mut self.connections, |(conn, state, idle)| {
+        let (timeout, rule) = (self.idle_timeout, self.min_rate);
+        retain_connections(&mut self.connections, |(conn, state, idle, rate)| {
             let keep = 'serve: {
                 let conn = *conn;
                 if let OutState::Deciding { until, request } = state {
@@ -290,6 +305,7 @@ impl<'f> FileOut<'f> {
                 }
             };
             keep && !idle.expired(stack, *conn, timeout, log_text!("file-out"))
+                && !rate.reset_if_slow(stack, *conn, &rule, log_text!("file-out: reset"))
         });
     }
 }
@@ -335,6 +351,7 @@ fn decide(
 struct Incoming {
     conn: SocketHandle,
     idle: IdleWatch,
+    rate: RateWatch,
     received: u64,
     hasher: Sha256,
     reply: Option<(String<96>, usize)>,
@@ -346,6 +363,7 @@ pub struct FileIn {
     listener: SocketHandle,
     connections: Vec<Incoming, MAX_CONNECTIONS>,
     idle_timeout: Duration,
+    min_rate: MinRate,
 }
 
 impl FileIn {
@@ -359,6 +377,7 @@ impl FileIn {
             listener: listen_for_service(stack, port, backlog, MAX_CONNECTIONS)?,
             connections: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
         })
     }
 
@@ -368,12 +387,25 @@ impl FileIn {
         self.idle_timeout = timeout;
     }
 
-    /// When the first connection times out unless it moves.
+    /// Changes the rate a sender must keep, on average from its connect (default
+    /// [`DEFAULT_MIN_RATE`]): one that sends a byte just inside each idle timeout is reset
+    /// once below it.
+    pub fn set_min_rate(&mut self, rule: MinRate) {
+        self.min_rate = rule;
+    }
+
+    /// When the first connection times out unless it moves, or falls below the minimum
+    /// rate.
     pub fn poll_at(&self) -> Option<Instant> {
         let timeout = self.idle_timeout;
         self.connections
             .iter()
-            .map(|incoming| incoming.idle.deadline(timeout))
+            .map(|incoming| {
+                incoming
+                    .idle
+                    .deadline(timeout)
+                    .min(incoming.rate.deadline())
+            })
             .min()
     }
 
@@ -384,13 +416,14 @@ impl FileIn {
             let _ = self.connections.push(Incoming {
                 conn,
                 idle: IdleWatch::new(stack, conn, now),
+                rate: RateWatch::new(stack, conn, now),
                 received: 0,
                 hasher: Sha256::new(),
                 reply: None,
             });
         }
         let name = stack.name();
-        let timeout = self.idle_timeout;
+        let (timeout, rule) = (self.idle_timeout, self.min_rate);
         retain_connections(&mut self.connections, |incoming| {
             let conn = incoming.conn;
             let keep = 'serve: {
@@ -444,6 +477,9 @@ impl FileIn {
             keep && !incoming
                 .idle
                 .expired(stack, conn, timeout, log_text!("file-in"))
+                && !incoming
+                    .rate
+                    .reset_if_slow(stack, conn, &rule, log_text!("file-in: reset"))
         });
     }
 }

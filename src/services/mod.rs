@@ -20,10 +20,10 @@ mod files;
 mod idle;
 mod plan;
 
-pub use datagram::{Beacon, StatsQuery, UdpReport};
+pub use datagram::{Beacon, StatsQuery, UdpReport, STATS_BURST, STATS_PER_SECOND};
 pub use echo::{Discard, Echo};
 pub use files::{pattern_byte, FileIn, FileOut, FileSource, Pattern, ReadError, StaticFile};
-pub use idle::DEFAULT_IDLE_TIMEOUT;
+pub use idle::{MinRate, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE};
 pub use plan::{Announcement, Member, Protocol, ServicePlan};
 
 use core::fmt;

@@ -166,6 +166,7 @@ impl<'a> Stack<'a> {
                 rx_bytes_seen: 0,
                 queued: 0,
                 queued_bytes: 0,
+                tx_stall: None,
             })),
         );
         Ok(handle)

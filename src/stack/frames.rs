@@ -134,7 +134,12 @@ impl DiscardAccount {
                 total,
                 interval_ms
             ),
-            Discard::BadChecksum | Discard::Fragment | Discard::Malformed => net_warn!(
+            // A frame withheld from smoltcp for its ICMP error (the datagram counted as
+            // `no_socket` too): a flood, perhaps with a victim's address as its source.
+            Discard::BadChecksum
+            | Discard::Fragment
+            | Discard::Malformed
+            | Discard::IcmpLimited => net_warn!(
                 "{}: discarded {} IPv4 frame(s){}: {} ({} in all; at most one line per {} ms)",
                 name,
                 new,
@@ -197,6 +202,19 @@ fn accepting_socket(
         #[allow(unreachable_patterns)]
         _ => None,
     })
+}
+
+/// The ports of the UDP sockets bound, for the inspector to tell a datagram smoltcp
+/// answers with port unreachable (`FrameLog::set_udp_ports`).
+#[inline(never)]
+pub(super) fn name_udp_ports(frames: &RefCell<FrameLog>, sockets: &SocketSet<'_>) {
+    frames
+        .borrow_mut()
+        .set_udp_ports(sockets.iter().filter_map(|(_, socket)| match socket {
+            Socket::Udp(u) if u.is_open() => Some(u.endpoint().port),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }));
 }
 
 /// Matches the inspector's frame events against the sockets.

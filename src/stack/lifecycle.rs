@@ -6,7 +6,7 @@
 use core::cell::RefCell;
 
 use smoltcp::iface::SocketSet;
-use smoltcp::socket::{tcp, Socket};
+use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::IpEndpoint;
 
@@ -223,8 +223,10 @@ pub(super) fn guard_backlogs(
     let now = rec.now;
     let to_check = frames.borrow().syn_to_check();
     if let Some((local, from)) = to_check {
-        let duplicate = connection_holds(sockets, local, from);
-        frames.borrow_mut().checked_held_syn(duplicate);
+        let duplicate = connection_of(slots, sockets, local, from);
+        frames
+            .borrow_mut()
+            .checked_held_syn(duplicate.is_some(), duplicate.flatten());
     }
     let (syn_seen, held) = {
         let mut frames = frames.borrow_mut();
@@ -262,28 +264,43 @@ fn listening(slots: &[Option<Slot>], sockets: &SocketSet<'_>, listener: SocketHa
     })
 }
 
-/// Whether a TCP connection between `local` and `remote` exists in SYN-RECEIVED or later,
-/// TIME-WAIT excepted: a bare SYN with that four-tuple is then a duplicate, which a
-/// listening socket of the port must not take (Linux finds the connection first). In
-/// TIME-WAIT a new SYN may open a new connection, as Linux allows.
-fn connection_holds(sockets: &SocketSet<'_>, local: IpEndpoint, remote: IpEndpoint) -> bool {
+/// The connection of this stack with the four-tuple `local`, `remote` in SYN-RECEIVED or
+/// later (TIME-WAIT excepted: a bare SYN with that four-tuple is then a duplicate, which a
+/// listening socket must not take), if any; with the acknowledgment number that makes
+/// smoltcp answer a SYN of that four-tuple with a challenge ACK when the connection is
+/// synchronized (RFC 5961 4.2): its `SND.NXT` plus 2^30, an acknowledgment of data never
+/// sent, to which smoltcp answers with an ACK of what it has (once a second at most).
+/// A half-open connection gets none: its peer is still in its handshake.
+fn connection_of(
+    slots: &[Option<Slot>],
+    sockets: &SocketSet<'_>,
+    local: IpEndpoint,
+    remote: IpEndpoint,
+) -> Option<Option<u32>> {
     use tcp::State;
-    sockets.iter().any(|(_, socket)| match socket {
-        Socket::Tcp(t) => {
-            matches!(
-                t.state(),
-                State::SynReceived
-                    | State::Established
-                    | State::FinWait1
-                    | State::FinWait2
-                    | State::CloseWait
-                    | State::Closing
-                    | State::LastAck
-            ) && t.local_endpoint() == Some(local)
-                && t.remote_endpoint() == Some(remote)
+    slots.iter().flatten().find_map(|slot| {
+        let SlotKind::Tcp(t) = &slot.kind else {
+            return None;
+        };
+        let socket = sockets.get::<tcp::Socket>(t.inner());
+        let synchronized = match socket.state() {
+            State::SynReceived => false,
+            State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait
+            | State::Closing
+            | State::LastAck => true,
+            _ => return None,
+        };
+        if socket.local_endpoint() != Some(local) || socket.remote_endpoint() != Some(remote) {
+            return None;
         }
-        #[allow(unreachable_patterns)]
-        _ => false,
+        Some(
+            t.sent_end()
+                .filter(|_| synchronized)
+                .map(|end| end.wrapping_add(1 << 30)),
+        )
     })
 }
 

@@ -19,6 +19,7 @@ mod lifecycle;
 mod mss;
 mod table;
 mod tcp_slot;
+mod unresolved;
 mod watch;
 
 pub use lifecycle::CloseError;
@@ -26,6 +27,7 @@ pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
 pub use tcp_slot::TcpTimers;
 pub(crate) use tcp_slot::{NoConnection, TcpSlot};
+pub use unresolved::UNRESOLVED_AFTER;
 
 use core::cell::RefCell;
 
@@ -38,7 +40,7 @@ use crate::observe::{
     Account, EventKind, EventSink, LogLimit, Recorder, Source, StatsRow, StatsTable,
 };
 use crate::phy::{Acceptance, Discards, FrameLog, Inspector};
-use frames::{drain_frame_events, DiscardAccount};
+use frames::{drain_frame_events, name_udp_ports, DiscardAccount};
 use lifecycle::guard_backlogs;
 use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
@@ -234,6 +236,17 @@ impl<'a> Stack<'a> {
         self.discards.counts
     }
 
+    /// Bounds the ICMP errors this host sends (smoltcp's port and protocol unreachable):
+    /// at most `burst` at once, refilled at `per_second`, for the whole host, as Linux's
+    /// `net.ipv4.icmp_msgs_burst` and `icmp_msgs_per_sec` do (50 and 1000, the
+    /// defaults: [`ICMP_BURST`](crate::phy::ICMP_BURST),
+    /// [`ICMP_PER_SECOND`](crate::phy::ICMP_PER_SECOND)). The frame an error would answer
+    /// is not given to smoltcp while the bucket is empty; each is counted in
+    /// [`Discards::icmp_limited`]. The bucket starts full.
+    pub fn set_icmp_limit(&mut self, burst: u32, per_second: u32) {
+        self.frames.get_mut().set_icmp_limit(burst, per_second);
+    }
+
     /// Moves frames between `device` and the sockets, and updates every socket's counters
     /// and watches. Returns `true` if any socket's state may have changed.
     ///
@@ -290,6 +303,8 @@ impl<'a> Stack<'a> {
             };
         }
         if part != Part::Egress {
+            // Bound only by the calls between polls, never within one.
+            name_udp_ports(&self.frames, &self.sockets);
             guard!();
             self.iface.poll_maintenance(now);
             for _ in 0..INGRESS_BUDGET {
@@ -314,6 +329,9 @@ impl<'a> Stack<'a> {
             }
         }
         drain!();
+        if part != Part::Ingress {
+            self.drop_unresolved_datagrams();
+        }
         // A connection that is over is reaped only once an egress has run: what its last
         // observation queued (an expired orphan's RST, the ACK of a FIN) must leave first.
         self.observe_sockets(part != Part::Ingress);

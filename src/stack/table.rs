@@ -87,6 +87,18 @@ pub(crate) struct UdpSlot {
     /// Their bytes: fewer than `rx_bytes_seen` when smoltcp's padding (one slot) lies
     /// before a datagram that wrapped around the ring.
     pub queued_bytes: usize,
+    /// Since when the tx ring has held datagrams none of which left, if it has
+    /// ([`super::unresolved`]).
+    pub tx_stall: Option<TxStall>,
+}
+
+/// A UDP tx ring seen holding datagrams that do not leave: when they are given up, and
+/// how many bytes had left the ring when it was last seen (`bytes_out` less what is
+/// queued, modulo 2^32).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxStall {
+    pub until: smoltcp::time::Instant,
+    pub left: u32,
 }
 
 #[derive(Debug)]

@@ -225,6 +225,12 @@ impl TcpSlot {
     }
 
     /// smoltcp's handle of the socket.
+    /// Where the furthest segment it sent ends in sequence space (its `SND.NXT`), once it
+    /// has sent one that occupies sequence space.
+    pub(crate) fn sent_end(&self) -> Option<u32> {
+        self.sent_end
+    }
+
     pub(crate) fn inner(&self) -> smoltcp::iface::SocketHandle {
         self.inner
     }

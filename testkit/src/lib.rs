@@ -406,7 +406,7 @@ pub fn tcp_syn(
 
 /// An IPv4 packet `ip` in an Ethernet frame from `from_mac` to `to_mac`, its payload
 /// written by `emit` (given the payload's bytes and the checksums to fill in).
-fn ipv4_frame(
+pub fn ipv4_frame(
     from_mac: EthernetAddress,
     to_mac: EthernetAddress,
     ip: &ringnet::smoltcp::wire::Ipv4Repr,
@@ -497,4 +497,55 @@ pub fn echo_round<W: ringnet::blocking::Waiter>(
     let mut back = vec![0u8; data.len()];
     sock.recv_exact(conn, &mut back).unwrap();
     assert_eq!(back, data);
+}
+
+/// The counters of every row of `stack` on `port` (a listener and its backlog), added up
+/// with `f`: what a service counted over all its connections.
+pub fn port_total(
+    stack: &Stack<'_>,
+    port: u16,
+    f: impl Fn(&ringnet::observe::SocketStats) -> u32,
+) -> u32 {
+    stack
+        .stats_rows()
+        .filter(|r| r.local_port == port)
+        .map(|r| f(&r.stats))
+        .sum()
+}
+
+/// A client of B that trickles: `trickle` runs on A's stack at once and then every
+/// `every` of the wire's time (to send or to read a byte), while B's rows on `port` are
+/// looked at every 100 ms. Returns how long after the start B first counted a slow
+/// request there (its `slow_requests`: the minimum rate, or a request's deadline, cut the
+/// client off), or `None` if it did not within `limit`.
+pub fn trickle_until_slow<F>(
+    sock: &mut ringnet::blocking::Blocking<
+        '_,
+        'static,
+        ringnet::sim::PeerWaiter<'_, '_, 'static, F, 2>,
+    >,
+    port: u16,
+    every: ringnet::Duration,
+    limit: ringnet::Duration,
+    mut trickle: impl FnMut(&mut Stack<'static>),
+) -> Option<ringnet::Duration>
+where
+    F: FnMut(&mut Stack<'static>, Instant),
+{
+    let start = sock.stack().now();
+    let mut next = start;
+    loop {
+        let now = sock.stack().now();
+        if port_total(sock.waiter().peer(), port, |s| s.slow_requests) > 0 {
+            return Some(now - start);
+        }
+        if now - start > limit {
+            return None;
+        }
+        if now >= next {
+            trickle(sock.stack());
+            next = now + every;
+        }
+        sock.sleep(ringnet::Duration::from_millis(100));
+    }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ringnet::http::HttpServer;
 use ringnet::run;
 use ringnet::service_set::{Servers, ServiceSet};
-use ringnet::services::{FileSource, Member, Pattern, ServicePlan};
+use ringnet::services::{FileSource, Member, MinRate, Pattern, ServicePlan};
 use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::EthernetAddress;
 use ringnet::socket::udp::UdpBuffer;
@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub max_upload: Option<u64>,
     /// How long a whole HTTP request head may take.
     pub head_timeout: Duration,
+    /// The rate a body must keep, in every service that moves one.
+    pub min_rate: MinRate,
 }
 
 /// Why `serve` stopped with an error.
@@ -154,6 +156,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     }
     let transfer_token = token.clone();
     let head_timeout = config.head_timeout;
+    let min_rate = config.min_rate;
     let source: &'static dyn FileSource = match (&config.file, &config.files) {
         (Some(name), Some(dir)) => {
             let path = dir.join(name);
@@ -184,6 +187,7 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
         http: |stack: &mut Stack<'static>, backlog: &[SocketHandle]| {
             let mut http = HostHttp::new(stack, Member::Http.port(), backlog, http_store)?;
             http.set_head_timeout(head_timeout);
+            http.set_min_rate(min_rate);
             // Checked above.
             let _ = http.set_token(token.as_deref());
             Ok(http)
@@ -201,8 +205,10 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     );
     stack.set_tcp_timers(config.timers);
     services.set_idle_timeout(config.idle_timeout);
+    services.set_min_rate(config.min_rate);
     if let Some(transfer) = &mut services.transfer {
         transfer.set_idle_timeout(config.idle_timeout);
+        transfer.set_min_rate(config.min_rate);
     }
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -340,7 +340,9 @@ impl Writer {
                     Timer::HalfOpenExpired { socket, .. }
                     | Timer::OrphanExpired { socket, .. }
                     | Timer::GaveWay { socket, .. } => socket.fileno() as i64,
-                    Timer::IdleTimeout { .. } | Timer::SlowRequest { .. } => -1,
+                    Timer::IdleTimeout { .. }
+                    | Timer::SlowRequest { .. }
+                    | Timer::RateLimited => -1,
                 };
                 instant(
                     "timer",
@@ -372,6 +374,7 @@ fn drop_name(reason: DropReason) -> &'static str {
             ringnet::phy::Discard::NoSocket => "no socket",
             ringnet::phy::Discard::Malformed => "malformed",
             ringnet::phy::Discard::DuplicateSyn => "duplicate SYN",
+            ringnet::phy::Discard::IcmpLimited => "ICMP error rate-limited",
         },
     }
 }

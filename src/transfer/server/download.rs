@@ -71,6 +71,8 @@ pub(super) fn send_data<S: Store>(
             }
         }
         conn.io.touch(now);
+        // The server's own work, not the client's: the rate counts from the first byte.
+        conn.io.start_rate(stack, now);
         return Continue(());
     }
     if !flushed {

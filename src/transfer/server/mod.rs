@@ -24,6 +24,7 @@ use crate::framing::LengthPrefixDecoder;
 use crate::handle::SocketHandle;
 use crate::services::connection::{self, Flush};
 use crate::services::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
+use crate::services::{MinRate, DEFAULT_MIN_RATE};
 use crate::stack::Stack;
 use smoltcp::time::{Duration, Instant};
 
@@ -55,6 +56,7 @@ pub struct TransferServer<S: Store, const CONNS: usize = MAX_CONNECTIONS> {
     store: S,
     connections: Vec<Connection<S::Upload, S::Reader>, CONNS>,
     idle_timeout: Duration,
+    min_rate: MinRate,
     token: Option<String<MAX_TOKEN>>,
     completed: u32,
 }
@@ -73,6 +75,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
             store,
             connections: Vec::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            min_rate: DEFAULT_MIN_RATE,
             token: None,
             completed: 0,
         })
@@ -99,6 +102,13 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         self.idle_timeout = timeout;
     }
 
+    /// Changes the rate a put's or a get's data must keep (default [`DEFAULT_MIN_RATE`]):
+    /// a put below it is answered [`Status::TimedOut`], a get below it is reset (its data
+    /// flowing, no status can follow). [`MinRate::OFF`] leaves data to the idle timeout.
+    pub fn set_min_rate(&mut self, rule: MinRate) {
+        self.min_rate = rule;
+    }
+
     /// The store.
     pub fn store(&mut self) -> &mut S {
         &mut self.store
@@ -115,19 +125,26 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
     }
 
     /// When the server needs a poll even if nothing arrives: the soonest a silent peer
-    /// times out, or an upload asks its full store again (`None` without connections).
-    /// Like [`Stack::poll_at`], for a caller that sleeps between polls.
+    /// times out, an upload asks its full store again, or a put's or get's data falls below
+    /// the minimum rate (`None` without connections). Like [`Stack::poll_at`], for a
+    /// caller that sleeps between polls.
     pub fn poll_at(&self) -> Option<Instant> {
         let timeout = self.idle_timeout;
         self.connections
             .iter()
-            .map(|conn| match conn.phase {
-                Phase::Closing { drain: Some(drain) } => drain.until.min(conn.io.deadline(timeout)),
-                Phase::Receiving {
-                    store_full: Some((_, retry)),
-                    ..
-                } => retry.min(conn.io.deadline(timeout)),
-                _ => conn.io.deadline(timeout),
+            .map(|conn| {
+                let idle = conn.io.deadline(timeout);
+                match conn.phase {
+                    Phase::Closing { drain: Some(drain) } => drain.until.min(idle),
+                    Phase::Receiving {
+                        store_full: Some((_, retry)),
+                        ..
+                    } => retry.min(idle),
+                    Phase::Receiving { .. } | Phase::Sending { .. } => {
+                        conn.io.rate_deadline().min(idle)
+                    }
+                    _ => idle,
+                }
             })
             .min()
     }
@@ -143,7 +160,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
                 peer
             );
             let _ = self.connections.push(Connection {
-                io: connection::Connection::new(socket, now),
+                io: connection::Connection::new(stack, socket, now),
                 phase: Phase::Request { since: now },
                 decoder: LengthPrefixDecoder::new(),
             });
@@ -153,9 +170,9 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
             token: self.token.as_deref(),
             completed: &mut self.completed,
         };
-        let timeout = self.idle_timeout;
+        let limits = (self.idle_timeout, self.min_rate);
         retain_connections(&mut self.connections, |conn| {
-            matches!(advance(stack, &mut shared, conn, now, timeout), Next::Keep)
+            matches!(advance(stack, &mut shared, conn, now, limits), Next::Keep)
         })
     }
 }
@@ -175,7 +192,7 @@ fn advance<S: Store>(
     shared: &mut Shared<'_, S>,
     conn: &mut Connection<S::Upload, S::Reader>,
     now: Instant,
-    timeout: Duration,
+    (timeout, rule): (Duration, MinRate),
 ) -> Next {
     let (store, token, completed) = (&mut *shared.store, shared.token, &mut *shared.completed);
     // Flush the pending frame first.
@@ -201,21 +218,40 @@ fn advance<S: Store>(
         Phase::Trailer { since, have, .. } if have > 0 => Some(since),
         _ => None,
     };
-    if let Some(since) = frame_since.filter(|since| now > *since + timeout) {
-        let reason = "frame too slow";
-        refuse(stack, store, conn, Status::TimedOut, reason);
-        connection::count_slow_request(stack, conn.io.socket(), now - since);
-        return Next::Keep;
-    }
-    if conn.io.idle_expired(
-        stack,
-        now,
-        timeout,
-        log_text!("transfer"),
-        log_text!("giving up"),
-    ) {
-        return give_up(stack, store, conn);
-    }
+    let reason = match frame_since.filter(|since| now > *since + timeout) {
+        Some(since) => {
+            connection::count_slow_request(stack, conn.io.socket(), now - since);
+            "frame too slow"
+        }
+        None => {
+            let idle = conn.io.idle_expired(
+                stack,
+                now,
+                timeout,
+                log_text!("transfer"),
+                log_text!("giving up"),
+            );
+            // A put's or a get's data below the minimum rate: one byte just inside each
+            // idle timeout keeps that away, and would hold the socket for ever. A put is
+            // told why; a get's data is flowing, so no status can follow it: it is reset.
+            let put = matches!(conn.phase, Phase::Receiving { .. });
+            let data = put || matches!(conn.phase, Phase::Sending { .. });
+            let what = if put {
+                log_text!("transfer: status 10")
+            } else {
+                log_text!("transfer: reset")
+            };
+            let slow = !idle && data && conn.io.too_slow(stack, &rule, what);
+            if idle || (slow && !put) {
+                return give_up(stack, store, conn);
+            }
+            if !slow {
+                return Next::Keep;
+            }
+            "data too slow"
+        }
+    };
+    refuse(stack, store, conn, Status::TimedOut, reason);
     Next::Keep
 }
 

@@ -62,6 +62,8 @@ pub(super) fn read_request<S: Store>(
             frame_copy[..frame.len()].copy_from_slice(frame);
             let frame = &frame_copy[..frame.len()];
             start(stack, store, token, conn, frame, used < n);
+            // A put's data or a get's: the minimum rate counts from here.
+            conn.io.start_rate(stack, now);
             if let Phase::Receiving { .. } = conn.phase {
                 // Data (and a trailer) that came with the request belong to the upload.
                 receive(stack, store, conn, &buf[used..n], completed);

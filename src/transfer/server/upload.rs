@@ -35,6 +35,9 @@ pub(super) fn receive_data<S: Store>(
     }
     let socket = conn.io.socket();
     let Some(want) = store_room(stack.name(), socket, store, &mut conn.phase, want, now) else {
+        // A store behind closes the window: the client is not slow, and its rate counts
+        // again from when the store takes data.
+        conn.io.start_rate(stack, now);
         return Continue(());
     };
     // Hashed and stored where the bytes lie in the rx ring: no copy.
