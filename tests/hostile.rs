@@ -621,22 +621,11 @@ fn one_datagram_between_two_hosts_udp_services_does_not_bounce_for_ever() {
     w.stacks[A]
         .send_to(a_stats, b"?", ep(B, REPORT_PORT))
         .unwrap();
-    let until = w.wire.now() + Duration::from_secs(2);
-    while w.wire.now() < until {
-        let now = w.wire.now();
-        for (host, (report, stats)) in services.iter_mut().enumerate() {
-            let stack = &mut w.stacks[host];
-            stack.poll(now, &mut w.wire.port(host));
-            report.poll(stack);
-            stats.poll(stack);
-        }
-        let next = w
-            .wire
-            .next_delivery()
-            .unwrap_or(now + Duration::from_millis(10));
-        w.wire
-            .advance_to(next.max(now + Duration::from_micros(100)));
-    }
+    w.step_for(Duration::from_secs(2), |host, stack| {
+        let (report, stats) = &mut services[host];
+        report.poll(stack);
+        stats.poll(stack);
+    });
     let datagrams_in = |host: usize, socket| w.stacks[host].stats(socket).unwrap().datagrams_in;
     assert_eq!(
         datagrams_in(B, sockets[B].0),
@@ -1302,23 +1291,11 @@ fn asks_after_a_spoofed_datagram<S>(
     let (server, mut service) = start(&mut w.stacks[B]);
     let client = udp_socket(&mut w.stacks[A], 8, 8192);
     let mut run = |w: &mut World<2>, duration: Duration| {
-        let until = w.wire.now() + duration;
-        while w.wire.now() < until {
-            let now = w.wire.now();
-            for host in [A, B] {
-                w.stacks[host].poll(now, &mut w.wire.port(host));
+        w.step_for(duration, |host, stack| {
+            if host == B {
+                poll(&mut service, stack);
             }
-            poll(&mut service, &mut w.stacks[B]);
-            let next = [w.stacks[A].poll_at(), w.stacks[B].poll_at()]
-                .into_iter()
-                .flatten()
-                .chain(w.wire.next_delivery())
-                .min()
-                .unwrap_or(until)
-                .min(now + Duration::from_millis(10));
-            w.wire
-                .advance_to(next.max(now + Duration::from_micros(100)));
-        }
+        })
     };
     let spoofed = udp_datagram_frame(SPOOFED_MAC, (SPOOFED, 4000), mac(B), (ip(B), port), b"?");
     w.wire.inject(A, &spoofed).unwrap();

@@ -444,27 +444,6 @@ fn zero_copy_send_queues_what_the_filler_wrote_and_blocks_when_full() {
     assert_eq!(w.stacks[B].stats(server).unwrap().bytes_out, 100);
 }
 
-/// Polls both stacks for `duration` of virtual time, waking when a stack or the wire is due
-/// (never waiting out a quiet period, unlike `settle`).
-fn step_for(w: &mut World<2>, duration: Duration) {
-    let until = w.wire.now() + duration;
-    while w.wire.now() < until {
-        let now = w.wire.now();
-        for (port, stack) in w.stacks.iter_mut().enumerate() {
-            stack.poll(now, &mut w.wire.port(port));
-        }
-        let next = w
-            .stacks
-            .iter_mut()
-            .filter_map(|stack| stack.poll_at())
-            .chain(w.wire.next_delivery())
-            .min()
-            .unwrap_or(until)
-            .clamp(now + Duration::from_micros(1), until);
-        w.wire.advance_to(next);
-    }
-}
-
 #[test]
 fn a_backlog_socket_in_time_wait_makes_way_for_the_next_syn() {
     let mut w = pair(Faults::NONE, 17);
@@ -472,17 +451,17 @@ fn a_backlog_socket_in_time_wait_makes_way_for_the_next_syn() {
     // The server closes first, so its socket, the backlog's only one, ends in TIME-WAIT.
     w.stacks[B].send(server, b"bye").unwrap();
     w.stacks[B].close(server).unwrap();
-    step_for(&mut w, Duration::from_millis(5));
+    w.step_for(Duration::from_millis(5), |_, _| {});
     let mut buf = [0u8; 8];
     assert_eq!(w.stacks[A].recv(client, &mut buf), Ok(3));
     assert_eq!(w.stacks[A].recv(client, &mut buf), Ok(0));
     w.stacks[A].close(client).unwrap();
     // Well inside the 50 ms short TIME-WAIT: once the ACK of the client's FIN is out, the
     // starved backlog takes its socket back, and the next client is served, not refused.
-    step_for(&mut w, Duration::from_millis(2));
+    w.step_for(Duration::from_millis(2), |_, _| {});
     let again = tcp_socket(&mut w.stacks[A], 256, 256);
     w.stacks[A].connect(again, ep(B, 7003)).unwrap();
-    step_for(&mut w, Duration::from_millis(5));
+    w.step_for(Duration::from_millis(5), |_, _| {});
     assert_eq!(w.stacks[A].poll_connect(again), Ok(()));
     assert!(w.stacks[B].accept(listener).is_ok());
 }
@@ -497,12 +476,12 @@ fn a_backlog_socket_in_time_wait_rejoins_after_a_short_wait_that_poll_at_announc
     let listener = w.stacks[B].listen(7003, &backlog).unwrap();
     let client = tcp_socket(&mut w.stacks[A], 256, 256);
     w.stacks[A].connect(client, ep(B, 7003)).unwrap();
-    step_for(&mut w, Duration::from_millis(5));
+    w.step_for(Duration::from_millis(5), |_, _| {});
     let (server, _) = w.stacks[B].accept(listener).unwrap();
     w.stacks[B].close(server).unwrap();
-    step_for(&mut w, Duration::from_millis(5));
+    w.step_for(Duration::from_millis(5), |_, _| {});
     w.stacks[A].close(client).unwrap();
-    step_for(&mut w, Duration::from_millis(5));
+    w.step_for(Duration::from_millis(5), |_, _| {});
     // The other backlog socket still listens, so this one waits out the short TIME-WAIT,
     // and the stack says when to poll for it (nothing else is due).
     let now = w.wire.now();
@@ -513,7 +492,7 @@ fn a_backlog_socket_in_time_wait_rejoins_after_a_short_wait_that_poll_at_announc
         due > now && due <= now + Duration::from_millis(50),
         "{due:?}"
     );
-    step_for(&mut w, Duration::from_millis(50));
+    w.step_for(Duration::from_millis(50), |_, _| {});
     assert_eq!(
         w.stacks[B].poll_at(),
         None,

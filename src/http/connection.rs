@@ -371,6 +371,8 @@ fn check_timeout<S: Store, const N: usize>(
             Phase::Respond { .. } => false,
             _ => return true,
         };
+        // Under defmt each text is an interned symbol, whose code reads alike for every text.
+        #[allow(clippy::if_same_then_else)]
         let what = if upload {
             log_text!("http: 408")
         } else {

@@ -195,6 +195,8 @@ fn log_timer(name: &str, counted_on: SocketHandle, timer: Timer) {
             peer,
             port,
         } => {
+            // Under defmt each text is an interned symbol, whose code reads alike for every text.
+            #[allow(clippy::if_same_then_else)]
             let what = if half_open {
                 log_text!("a half-open connection")
             } else {

@@ -244,6 +244,8 @@ pub(super) fn drain_frame_events(
                 left,
                 incoming,
             } => {
+                // Under defmt each text is an interned symbol, whose code reads alike for every text.
+                #[allow(clippy::if_same_then_else)]
                 let (whose, ring) = if incoming {
                     (log_text!("offered by"), log_text!("tx"))
                 } else {

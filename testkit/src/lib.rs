@@ -225,6 +225,33 @@ impl<const PORTS: usize> World<PORTS> {
         }
     }
 
+    /// Polls every stack for `duration` of virtual time, each followed by `services` (given
+    /// the stack's port and the stack), waking when a stack or the wire is due and at least
+    /// every 10 ms (a service's own timers), never waiting out a quiet period as
+    /// [`World::settle`] does.
+    pub fn step_for(
+        &mut self,
+        duration: ringnet::Duration,
+        mut services: impl FnMut(usize, &mut Stack<'static>),
+    ) {
+        let until = self.wire.now() + duration;
+        while self.wire.now() < until {
+            let now = self.wire.now();
+            for (port, stack) in self.stacks.iter_mut().enumerate() {
+                stack.poll(now, &mut self.wire.port(port));
+                services(port, stack);
+            }
+            let next = self
+                .stacks
+                .iter_mut()
+                .filter_map(|stack| stack.poll_at())
+                .chain(self.wire.next_delivery())
+                .fold(now + ringnet::Duration::from_millis(10), Instant::min)
+                .clamp(now + ringnet::Duration::from_micros(1), until);
+            self.wire.advance_to(next);
+        }
+    }
+
     /// Connects a new socket on A to a new listener on B at `port`; returns
     /// `(client on A, accepted on B, listener on B)`.
     pub fn connect(
