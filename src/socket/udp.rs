@@ -204,6 +204,7 @@ impl<'a> Stack<'a> {
             u.port = port;
             net_info!("{}: udp{} bound to port {}", name, handle, port);
         }
+        self.name_udp_ports();
     }
 
     /// `recvfrom()`: takes one datagram from the rx ring. If it is longer than `buf`, the

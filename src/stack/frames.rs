@@ -12,6 +12,7 @@ use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::table::{Slot, SlotKind};
+use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 use crate::observe::{Account, DropReason, EventKind, IntervalLog, Recorder, Source};
 use crate::phy::{Discard, Discards, FrameEvent, FrameLog};
@@ -201,17 +202,24 @@ fn accepting_socket(
     })
 }
 
-/// The ports of the UDP sockets bound, for the inspector to tell a datagram smoltcp
-/// answers with port unreachable (`FrameLog::set_udp_ports`).
-#[inline(never)]
-pub(super) fn name_udp_ports(frames: &RefCell<FrameLog>, sockets: &SocketSet<'_>) {
-    frames
-        .borrow_mut()
-        .set_udp_ports(sockets.iter().filter_map(|(_, socket)| match socket {
-            Socket::Udp(u) if u.is_open() => Some(u.endpoint().port),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }));
+impl Stack<'_> {
+    /// Names the ports of the UDP sockets bound to the inspector, for it to tell a
+    /// datagram smoltcp answers with port unreachable (`FrameLog::set_udp_ports`). Called
+    /// by the one bind (`bind_udp_port`: `udp_bind` and `send_to`'s implicit bind) and the
+    /// one close of a UDP socket, which are the only calls that change the list and never
+    /// run within a poll; the list is not rebuilt before every ingress.
+    #[inline(never)]
+    pub(crate) fn name_udp_ports(&mut self) {
+        let ports = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| match &slot.kind {
+                SlotKind::Udp(u) if u.port != 0 => Some(u.port),
+                _ => None,
+            });
+        self.frames.get_mut().set_udp_ports(ports);
+    }
 }
 
 /// Matches the inspector's frame events against the sockets.

@@ -40,7 +40,7 @@ use crate::observe::{
     Account, EventKind, EventSink, LogLimit, Recorder, Source, StatsRow, StatsTable,
 };
 use crate::phy::{Acceptance, Discards, FrameLog, Inspector};
-use frames::{drain_frame_events, name_udp_ports, DiscardAccount};
+use frames::{drain_frame_events, DiscardAccount};
 use lifecycle::guard_backlogs;
 use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
@@ -130,12 +130,16 @@ impl<'a> Stack<'a> {
             N,
             mtu
         );
+        let mut frames = FrameLog::for_interface(acceptance);
+        // No UDP port is bound yet, and the list says so whole; each bind and close of a
+        // UDP socket names the ports again (`Stack::name_udp_ports`).
+        frames.set_udp_ports(core::iter::empty());
         Stack {
             name: config.name,
             iface,
             sockets: SocketSet::new(&mut resources.sockets[..]),
             slots: &mut resources.slots[..],
-            frames: RefCell::new(FrameLog::for_interface(acceptance)),
+            frames: RefCell::new(frames),
             discards: DiscardAccount::default(),
             now,
             mtu,
@@ -303,8 +307,6 @@ impl<'a> Stack<'a> {
             };
         }
         if part != Part::Egress {
-            // Bound only by the calls between polls, never within one.
-            name_udp_ports(&self.frames, &self.sockets);
             guard!();
             self.iface.poll_maintenance(now);
             for _ in 0..INGRESS_BUDGET {
