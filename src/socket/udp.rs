@@ -312,6 +312,7 @@ impl<'a> Stack<'a> {
             Ok(()) => {
                 stats.bytes_out += data.len() as u64;
                 stats.datagrams_out += 1;
+                self.udp_tx_queued = true;
                 self.observe_slot(handle.fileno());
                 Ok(data.len())
             }

@@ -82,6 +82,10 @@ pub struct Stack<'a> {
     pub(crate) timers: TcpTimers,
     /// A TCP socket's state changed since the starved backlogs were last named.
     pub(crate) backlogs_changed: bool,
+    /// Some UDP socket's tx ring may hold datagrams: set by every `send_to` that queues
+    /// one, cleared by the walk after an egress once it found every UDP tx ring empty
+    /// (`unresolved`), which it skips while this is clear.
+    pub(crate) udp_tx_queued: bool,
 }
 
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
@@ -149,6 +153,7 @@ impl<'a> Stack<'a> {
             sink: None,
             timers: TcpTimers::DEFAULT,
             backlogs_changed: false,
+            udp_tx_queued: false,
         }
     }
 
