@@ -367,3 +367,77 @@ fn icmp_errors_and_stats_answers_over_their_limits_are_counted_and_logged_once_a
     assert!(limited[0].contains("stats query: 1 not answered") && limited[0].contains("(1 in all"));
     assert!(limited[1].contains("stats query: 4 not answered") && limited[1].contains("(5 in all"));
 }
+
+#[test]
+fn a_udp_port_closed_and_bound_again_is_seen_so_by_the_inspector_each_time() {
+    // The inspector holds back a datagram whose ICMP port unreachable the host's bucket
+    // has no credit for, and so must know the ports bound: the stack names them at every
+    // bind and close. A list gone stale loses a datagram to a port bound again (withheld
+    // as if no socket took it), or lets an error out for a port closed.
+    let mut w = pair(Faults::NONE, 66);
+    // No ICMP error may leave: every datagram to a closed port is withheld and counted.
+    w.stacks[B].set_icmp_limit(0, 0);
+    let run = |w: &mut World<2>| {
+        for _ in 0..5 {
+            let now = w.wire.now();
+            for host in [A, B] {
+                w.stacks[host].poll(now, &mut w.wire.port(host));
+            }
+            w.wire.advance_to(now + Duration::from_millis(1));
+        }
+    };
+    let to = |port| udp_frame(mac(B), (ip(A), 5555), (ip(B), port), b"x");
+    let counts = |w: &World<2>| {
+        let d = w.stacks[B].discards();
+        (d.no_socket, d.icmp_limited)
+    };
+    let mut buf = [0u8; 8];
+    let first = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(first, 7777).unwrap();
+    w.wire.inject(A, &to(7777)).unwrap();
+    run(&mut w);
+    assert_eq!(w.stacks[B].recv_from(first, &mut buf).map(|d| d.len), Ok(1));
+    assert_eq!(counts(&w), (0, 0));
+    // Closed: the next datagram to 7777 finds no socket and its error is withheld.
+    w.stacks[B].close(first).unwrap();
+    w.wire.inject(A, &to(7777)).unwrap();
+    run(&mut w);
+    assert_eq!(
+        counts(&w),
+        (1, 1),
+        "7777 closed: no socket, its error withheld"
+    );
+    // Bound again by another socket: delivered, nothing withheld.
+    let second = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].udp_bind(second, 7777).unwrap();
+    w.wire.inject(A, &to(7777)).unwrap();
+    run(&mut w);
+    assert_eq!(
+        w.stacks[B].recv_from(second, &mut buf).map(|d| d.len),
+        Ok(1),
+        "7777 bound again: the datagram reaches the new socket"
+    );
+    assert_eq!(counts(&w), (1, 1));
+    // The implicit bind of `send_to` names its ephemeral port too.
+    let implicit = udp_socket(&mut w.stacks[B], 4, 1024);
+    w.stacks[B].send_to(implicit, b"hi", ep(A, 9)).unwrap();
+    let port = w.stacks[B].local_addr(implicit).unwrap().port;
+    w.wire.inject(A, &to(port)).unwrap();
+    run(&mut w);
+    assert_eq!(
+        w.stacks[B].recv_from(implicit, &mut buf).map(|d| d.len),
+        Ok(1)
+    );
+    assert_eq!(counts(&w), (1, 1));
+    // Closing one of two leaves the other's port listed, and only that one.
+    w.stacks[B].close(second).unwrap();
+    for port in [7777, port] {
+        w.wire.inject(A, &to(port)).unwrap();
+    }
+    run(&mut w);
+    assert_eq!(counts(&w), (2, 2), "7777 closed again, {port} still bound");
+    assert_eq!(
+        w.stacks[B].recv_from(implicit, &mut buf).map(|d| d.len),
+        Ok(1)
+    );
+}

@@ -1372,6 +1372,47 @@ fn one_query_from_an_address_no_host_holds_does_not_stop_the_stats_answering() {
 }
 
 #[test]
+fn a_lone_datagram_to_an_address_no_host_holds_is_given_up_after_its_three_seconds() {
+    // The stack looks for stalled tx rings only while some UDP ring holds a datagram. One
+    // datagram, sent after the socket's earlier ones have all left and followed by none,
+    // must still be given up at its deadline, and the socket send again after it.
+    let mut w = pair(Faults::NONE, 139);
+    let socket = udp_socket(&mut w.stacks[B], 4, 1024);
+    let client = udp_socket(&mut w.stacks[A], 4, 1024);
+    w.stacks[A].udp_bind(client, 5000).unwrap();
+    let dropped = |w: &World<2>| w.stacks[B].stats(socket).unwrap().unresolved_dropped_bytes;
+    w.stacks[B].send_to(socket, b"to A", ep(A, 5000)).unwrap();
+    w.step_for(Duration::from_millis(500), |_, _| {});
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        w.stacks[A].recv_from(client, &mut buf).map(|d| d.len),
+        Ok(4)
+    );
+    w.stacks[B]
+        .send_to(
+            socket,
+            b"nobody",
+            ringnet::IpEndpoint::new(SPOOFED.into(), 4000),
+        )
+        .unwrap();
+    w.step_for(Duration::from_millis(2900), |_, _| {});
+    assert_eq!(dropped(&w), 0, "within its 3 s the datagram still waits");
+    w.step_for(Duration::from_millis(1200), |_, _| {});
+    assert_eq!(
+        dropped(&w),
+        6,
+        "given up at its deadline, with nothing sent after it"
+    );
+    w.stacks[B].send_to(socket, b"again", ep(A, 5000)).unwrap();
+    w.step_for(Duration::from_millis(500), |_, _| {});
+    assert_eq!(
+        w.stacks[A].recv_from(client, &mut buf).map(|d| d.len),
+        Ok(5)
+    );
+    assert_eq!(dropped(&w), 6);
+}
+
+#[test]
 fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_syn() {
     // A client that restarts (a board reset) and connects again from the port its last
     // connection had (a ringnet host picks the same first ephemeral port from the same

@@ -1,4 +1,5 @@
-//! A cap on transition lines, after Linux's `net_ratelimit()`.
+//! Caps on log lines: [`LogLimit`], a burst of transition lines per interval after
+//! Linux's `net_ratelimit()`, and [`IntervalLog`], a count logged at most once an interval.
 
 use super::record::Recorder;
 use crate::handle::{SocketHandle, SocketType};
@@ -80,11 +81,81 @@ impl LogThrottle {
     }
 }
 
+/// A count that a line reports at most once per interval, each line saying how many are
+/// new since the last (the interface's discards per reason, the stats queries over the
+/// rate limit): what the count was at the last line, and when that line was written.
+/// Which line, at what level, stays the caller's.
+///
+/// Packed to 12 bytes (16 with the `Instant`'s alignment): the stack keeps one per
+/// discard reason, and the firmware's stack lives in `main`'s frame. Fields are only
+/// ever copied, never borrowed, so the packing costs nothing but a load.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, packed(4))]
+pub(crate) struct IntervalLog {
+    /// The count as of the last line (0: no line yet).
+    logged: u32,
+    /// When the last line was written.
+    at: Instant,
+}
+
+impl IntervalLog {
+    /// No line written yet: the first is due at once.
+    pub(crate) const NEW: IntervalLog = IntervalLog {
+        logged: 0,
+        at: Instant::ZERO,
+    };
+
+    /// Whether the count has reached `total` since the last line.
+    pub(crate) fn behind(&self, total: u32) -> bool {
+        self.logged != total
+    }
+
+    /// Whether a line about the count, now `total`, is due at `now`: the first always, a
+    /// later one once `interval` has passed since the last. If it is, it is taken as
+    /// written (at `now`, with `total`), and the count new since the last line is
+    /// returned for the caller to log; otherwise `None`, and nothing changes.
+    pub(crate) fn due(&mut self, total: u32, now: Instant, interval: Duration) -> Option<u32> {
+        let (logged, at) = (self.logged, self.at);
+        if logged != 0 && now < at + interval {
+            return None;
+        }
+        self.logged = total;
+        self.at = now;
+        // Counts only grow (they saturate), so this is the count since the last line.
+        Some(total.wrapping_sub(logged))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::observe::record::Account;
     use crate::observe::{Ring, RingWatch, SocketStats, Source};
+
+    #[test]
+    fn an_interval_log_writes_a_line_at_most_once_an_interval_with_the_count_since_the_last() {
+        let second = Duration::from_secs(1);
+        let at = Instant::from_millis;
+        let mut log = IntervalLog::NEW;
+        assert!(log.behind(1));
+        // The first line is due at once, whenever it comes.
+        assert_eq!(log.due(1, at(5000), second), Some(1));
+        assert!(!log.behind(1));
+        // Within the interval nothing is due, and nothing is taken as written.
+        assert_eq!(log.due(2, at(5100), second), None);
+        assert_eq!(log.due(7, at(5999), second), None);
+        assert!(log.behind(7));
+        // At its end, one line with the six since the first; the next interval starts
+        // from this line, not from the first.
+        assert_eq!(log.due(7, at(6000), second), Some(6));
+        assert_eq!(log.due(9, at(6999), second), None);
+        assert_eq!(log.due(9, at(7000), second), Some(2));
+        // Another interval, another figure: the next line comes that much later.
+        let tenth = Duration::from_millis(100);
+        assert_eq!(log.due(10, at(7050), tenth), None);
+        assert_eq!(log.due(10, at(7100), tenth), Some(1));
+        assert_eq!(core::mem::size_of::<IntervalLog>(), 12);
+    }
 
     #[test]
     fn a_log_limit_admits_its_burst_per_interval_and_counts_the_rest() {

@@ -11,7 +11,8 @@
 //!   to the sink, so the stats table, the log and a trace are views of the same events.
 //! - `lines`: the log's view: the line of each event.
 //! - `watch`: [`RingWatch`] and [`WindowWatch`], which turn occupancy into events.
-//! - `log_limit`: [`LogLimit`], the `net_ratelimit()`-style cap on transition lines.
+//! - `log_limit`: [`LogLimit`], the `net_ratelimit()`-style cap on transition lines, and
+//!   `IntervalLog`, a count logged at most once an interval.
 //! - `table`: [`StatsRow`] and [`StatsTable`], the stats table.
 //!
 //! This layer knows sockets only by their [`SocketHandle`](crate::SocketHandle) and
@@ -37,7 +38,7 @@ pub(crate) type LogText = defmt::Str;
 /// A fixed text a log line names (`log_text!`): the `&str` itself without `defmt`.
 #[cfg(not(feature = "defmt"))]
 pub(crate) type LogText = &'static str;
-pub(crate) use log_limit::LogThrottle;
+pub(crate) use log_limit::{IntervalLog, LogThrottle};
 pub(crate) use record::{Account, Recorder};
 pub use table::{StatField, StatValue, StatsRow, StatsTable};
 pub use watch::{RingWatch, WindowWatch};

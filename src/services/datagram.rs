@@ -3,7 +3,7 @@ use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::{ServiceError, ServicePlan, REPORT_PORT, STATS_PORT};
 use crate::handle::SocketHandle;
-use crate::observe::{EventKind, StatsRow, Timer};
+use crate::observe::{EventKind, IntervalLog, StatsRow, Timer};
 use crate::rate::TokenBucket;
 use crate::socket::udp::{Datagram, SendError};
 use crate::socket::SocketOption;
@@ -107,8 +107,7 @@ pub struct StatsQuery {
     bucket: TokenBucket,
     /// Queries not answered for want of credit, and how many of them were logged when.
     limited: u32,
-    limited_logged: u32,
-    limited_logged_at: Instant,
+    limited_log: IntervalLog,
 }
 
 /// Bytes of stats answers the host sends at once ([`StatsQuery`]): 23 tables of 14 rows
@@ -149,8 +148,7 @@ impl StatsQuery {
             unanswered: 0,
             bucket: TokenBucket::new(STATS_BURST, STATS_PER_SECOND),
             limited: 0,
-            limited_logged: 0,
-            limited_logged_at: Instant::ZERO,
+            limited_log: IntervalLog::NEW,
         })
     }
 
@@ -179,19 +177,19 @@ impl StatsQuery {
         self.unanswered += 1;
         self.limited += 1;
         stack.record(self.socket, EventKind::Timer(Timer::RateLimited));
-        let now = stack.now();
-        if self.limited_logged != 0 && now < self.limited_logged_at + LIMIT_LOG_INTERVAL {
+        let Some(new) = self
+            .limited_log
+            .due(self.limited, stack.now(), LIMIT_LOG_INTERVAL)
+        else {
             return;
-        }
+        };
         net_warn!(
             "{}: stats query: {} not answered, the latest from {}: answers over the rate limit ({} in all; at most one line a second)",
             stack.name(),
-            self.limited - self.limited_logged,
+            new,
             from,
             self.limited
         );
-        self.limited_logged = self.limited;
-        self.limited_logged_at = now;
     }
 
     /// Answers queued queries, a datagram at a time as the tx ring takes them; call after

@@ -204,6 +204,7 @@ impl<'a> Stack<'a> {
             u.port = port;
             net_info!("{}: udp{} bound to port {}", name, handle, port);
         }
+        self.name_udp_ports();
     }
 
     /// `recvfrom()`: takes one datagram from the rx ring. If it is longer than `buf`, the
@@ -311,6 +312,7 @@ impl<'a> Stack<'a> {
             Ok(()) => {
                 stats.bytes_out += data.len() as u64;
                 stats.datagrams_out += 1;
+                self.udp_tx_queued = true;
                 self.observe_slot(handle.fileno());
                 Ok(data.len())
             }

@@ -8,12 +8,13 @@ use core::cell::RefCell;
 
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::{tcp, udp, Socket};
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Duration;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::table::{Slot, SlotKind};
+use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
-use crate::observe::{Account, DropReason, EventKind, Recorder, Source};
+use crate::observe::{Account, DropReason, EventKind, IntervalLog, Recorder, Source};
 use crate::phy::{Discard, Discards, FrameEvent, FrameLog};
 
 /// Lines about one discard reason: at most one per this interval (or the stack's
@@ -27,20 +28,20 @@ const DISCARD_LOG_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) struct DiscardAccount {
     /// Every discard so far.
     pub counts: Discards,
-    /// Each reason's count as of its last line (0: never logged).
-    logged: [u32; Discard::ALL.len()],
-    /// When each reason was last logged.
-    logged_at: [Instant; Discard::ALL.len()],
+    /// Each reason's count as of its last line, and when that was.
+    logged: [IntervalLog; Discard::ALL.len()],
     /// Some reason may have discards not yet logged (`counts` and `logged` differ).
     unlogged: bool,
 }
 
 impl Default for DiscardAccount {
     fn default() -> Self {
+        // A constant, which the compiler clears with the rest instead of writing each
+        // entry in a loop of its own.
+        const UNLOGGED: [IntervalLog; Discard::ALL.len()] = [IntervalLog::NEW; Discard::ALL.len()];
         DiscardAccount {
             counts: Discards::default(),
-            logged: [0; Discard::ALL.len()],
-            logged_at: [Instant::ZERO; Discard::ALL.len()],
+            logged: UNLOGGED,
             unlogged: false,
         }
     }
@@ -82,9 +83,9 @@ impl DiscardAccount {
         }
         let mut unlogged = false;
         for (i, &reason) in Discard::ALL.iter().enumerate() {
-            if self.counts.get(reason) != self.logged[i] {
+            if self.logged[i].behind(self.counts.get(reason)) {
                 self.log_due(gate, reason, None);
-                unlogged |= self.counts.get(reason) != self.logged[i];
+                unlogged |= self.logged[i].behind(self.counts.get(reason));
             }
         }
         self.unlogged = unlogged;
@@ -95,11 +96,10 @@ impl DiscardAccount {
     fn log_due(&mut self, gate: &Recorder<'_>, reason: Discard, detail: Option<Detail>) {
         let i = Self::index(reason);
         let interval = gate.limit.map_or(DISCARD_LOG_INTERVAL, |l| l.interval);
-        if self.logged[i] != 0 && gate.now < self.logged_at[i] + interval {
-            return;
-        }
         let total = self.counts.get(reason);
-        let new = total - self.logged[i];
+        let Some(new) = self.logged[i].due(total, gate.now, interval) else {
+            return;
+        };
         let name = gate.stack;
         let interval_ms = interval.total_millis();
         let latest = Latest(detail);
@@ -149,8 +149,6 @@ impl DiscardAccount {
                 interval_ms
             ),
         }
-        self.logged_at[i] = gate.now;
-        self.logged[i] = total;
     }
 }
 
@@ -204,17 +202,24 @@ fn accepting_socket(
     })
 }
 
-/// The ports of the UDP sockets bound, for the inspector to tell a datagram smoltcp
-/// answers with port unreachable (`FrameLog::set_udp_ports`).
-#[inline(never)]
-pub(super) fn name_udp_ports(frames: &RefCell<FrameLog>, sockets: &SocketSet<'_>) {
-    frames
-        .borrow_mut()
-        .set_udp_ports(sockets.iter().filter_map(|(_, socket)| match socket {
-            Socket::Udp(u) if u.is_open() => Some(u.endpoint().port),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }));
+impl Stack<'_> {
+    /// Names the ports of the UDP sockets bound to the inspector, for it to tell a
+    /// datagram smoltcp answers with port unreachable (`FrameLog::set_udp_ports`). Called
+    /// by the one bind (`bind_udp_port`: `udp_bind` and `send_to`'s implicit bind) and the
+    /// one close of a UDP socket, which are the only calls that change the list and never
+    /// run within a poll; the list is not rebuilt before every ingress.
+    #[inline(never)]
+    pub(crate) fn name_udp_ports(&mut self) {
+        let ports = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| match &slot.kind {
+                SlotKind::Udp(u) if u.port != 0 => Some(u.port),
+                _ => None,
+            });
+        self.frames.get_mut().set_udp_ports(ports);
+    }
 }
 
 /// Matches the inspector's frame events against the sockets.

@@ -47,6 +47,7 @@ impl<'a> Stack<'a> {
                     self.sockets.remove(u.inner);
                 }
                 self.slots[handle.fileno()] = None;
+                self.name_udp_ports();
             }
         }
         let who = crate::observe::Who {

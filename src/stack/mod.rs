@@ -40,7 +40,7 @@ use crate::observe::{
     Account, EventKind, EventSink, LogLimit, Recorder, Source, StatsRow, StatsTable,
 };
 use crate::phy::{Acceptance, Discards, FrameLog, Inspector};
-use frames::{drain_frame_events, name_udp_ports, DiscardAccount};
+use frames::{drain_frame_events, DiscardAccount};
 use lifecycle::guard_backlogs;
 use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
@@ -82,6 +82,10 @@ pub struct Stack<'a> {
     pub(crate) timers: TcpTimers,
     /// A TCP socket's state changed since the starved backlogs were last named.
     pub(crate) backlogs_changed: bool,
+    /// Some UDP socket's tx ring may hold datagrams: set by every `send_to` that queues
+    /// one, cleared by the walk after an egress once it found every UDP tx ring empty
+    /// (`unresolved`), which it skips while this is clear.
+    pub(crate) udp_tx_queued: bool,
 }
 
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
@@ -130,12 +134,16 @@ impl<'a> Stack<'a> {
             N,
             mtu
         );
+        let mut frames = FrameLog::for_interface(acceptance);
+        // No UDP port is bound yet, and the list says so whole; each bind and close of a
+        // UDP socket names the ports again (`Stack::name_udp_ports`).
+        frames.set_udp_ports(core::iter::empty());
         Stack {
             name: config.name,
             iface,
             sockets: SocketSet::new(&mut resources.sockets[..]),
             slots: &mut resources.slots[..],
-            frames: RefCell::new(FrameLog::for_interface(acceptance)),
+            frames: RefCell::new(frames),
             discards: DiscardAccount::default(),
             now,
             mtu,
@@ -145,6 +153,7 @@ impl<'a> Stack<'a> {
             sink: None,
             timers: TcpTimers::DEFAULT,
             backlogs_changed: false,
+            udp_tx_queued: false,
         }
     }
 
@@ -303,8 +312,6 @@ impl<'a> Stack<'a> {
             };
         }
         if part != Part::Egress {
-            // Bound only by the calls between polls, never within one.
-            name_udp_ports(&self.frames, &self.sockets);
             guard!();
             self.iface.poll_maintenance(now);
             for _ in 0..INGRESS_BUDGET {

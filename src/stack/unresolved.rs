@@ -30,9 +30,19 @@ pub const UNRESOLVED_AFTER: Duration = Duration::from_secs(3);
 
 impl Stack<'_> {
     /// After an egress: every UDP socket whose queued datagrams have not moved for
-    /// [`UNRESOLVED_AFTER`] drops them ([module docs](self)).
+    /// [`UNRESOLVED_AFTER`] drops them ([module docs](self)). Nothing to look at while
+    /// no UDP tx ring holds a datagram (`Stack::udp_tx_queued`, which only `send_to`
+    /// sets): a TCP transfer's every egress skips the walk. While one does, every UDP
+    /// slot is looked at: which ones hold datagrams would take a set of slots sized by
+    /// the table (whose length is the host's choice), to save reading the tx queue of the
+    /// few UDP sockets a host has.
     pub(super) fn drop_unresolved_datagrams(&mut self) {
+        if !self.udp_tx_queued {
+            return;
+        }
         let now = self.now;
+        // Set again below by any ring that still holds datagrams after this walk.
+        self.udp_tx_queued = false;
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let Some(Slot {
                 kind: SlotKind::Udp(u),
@@ -62,6 +72,7 @@ impl Stack<'_> {
             };
             u.tx_stall = Some(stall);
             if now < stall.until {
+                self.udp_tx_queued = true;
                 continue;
             }
             let endpoint = socket.endpoint();
