@@ -97,7 +97,10 @@ done
 # run's figures and ratios are printed, then the medians, and the CPU time per GB that
 # serve took for the raw streams in and out, the put and the get (its poll loop's thread,
 # "main", and its other threads: the store's writer and reader) and that the Linux client
-# took (its user and system time).
+# took (its user and system time). Then, in a second serve without --files (the digest
+# store, which keeps each upload's size and SHA-256 as the firmware's does), the raw
+# stream into discard and a put again: the protocol's own cost, without the tmpfs's, whose
+# new pages cost this VM's kernel about 2 s per GB (docs/transfer.md, "How fast").
 # TRANSFER_BASE=PATH (another build of host-sim) runs each round with that binary too,
 # serve and client alike, the two taking turns, and prints the new build's ratio to it.
 # TRANSFER_RUNS=0 skips this; TRANSFER_RUNS=3 RUNS=0 runs only this.
@@ -151,29 +154,44 @@ if [ "$transfer_runs" -gt 0 ]; then
     get=$(gbits <<<"$got")
     grep -q "sha256 $source_sha verified" <<<"$got" || { echo "$bin: the get did not verify the source's digest: $got" >&2; exit 1; }
     [ "$(sha256sum <"$shm/files/up.bin" | cut -d' ' -f1)" = "$source_sha" ] || { echo "$bin: the stored file differs from the source" >&2; exit 1; }
-    echo "CPU s per GB: raw in: $raw_cpu; raw out: $out_cpu; put: $put_cpu; get: $get_cpu" >&2
-    echo "$raw $raw_out $put $get"
+    # shellcheck disable=SC2086
+    RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "${TRANSFER_MTU:-1500}" --rx-buf 65535 --tx-buf 65535 \
+      --duration 900 ${TRANSFER_SERVE_ARGS:-} >/dev/null 2>&1 &
+    serve=$!
+    tries=0
+    until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
+    local digest_raw digest_put digest_raw_cpu digest_put_cpu
+    cpu_of in_ns timeout 300 "$bin" peer blast 192.168.69.1:9 --bytes "$bytes" -q
+    digest_raw=$(gbits <<<"$answer"); digest_raw_cpu=$cpu
+    cpu_of in_ns timeout 300 "$bin" peer put "$shm/source.bin" 192.168.69.1 --name up.bin -q --timeout 60
+    grep -q "sha256 $source_sha verified" <<<"$answer" || { echo "$bin: the put into the digest store did not verify: $answer" >&2; exit 1; }
+    digest_put=$(gbits <<<"$answer"); digest_put_cpu=$cpu
+    kill "$serve"; wait "$serve" 2>/dev/null || true
+    echo "CPU s per GB: raw in: $raw_cpu; raw out: $out_cpu; put: $put_cpu; get: $get_cpu; digest store: raw in: $digest_raw_cpu; put: $digest_put_cpu" >&2
+    echo "$raw $raw_out $put $get $digest_raw $digest_put"
   }
-  ratios() { awk -v r="$1" -v o="$2" -v p="$3" -v g="$4" 'BEGIN { printf "%.2f %.2f %.2f\n", p/r, g/r, g/o }'; }
+  ratios() { awk -v r="$1" -v o="$2" -v p="$3" -v g="$4" -v dr="$5" -v dp="$6" 'BEGIN { printf "%.2f %.2f %.2f %.2f\n", p/r, g/r, g/o, dp/dr }'; }
   echo "verified transfer v2 over a tap, $bytes bytes, MTU ${TRANSFER_MTU:-1500}, serve ${TRANSFER_SERVE_ARGS:-(no extra flags)}, $transfer_runs runs, Gbit/s (shared CPUs: compare within a run)${TRANSFER_BASE:+; against $TRANSFER_BASE, taking turns}"
   t_raw=(); t_out=(); t_put=(); t_get=(); t_put_ratio=(); t_get_ratio=(); t_get_out_ratio=()
+  t_digest_raw=(); t_digest_put=(); t_digest_ratio=()
   b_put_ratio=(); b_get_ratio=(); new_put=(); new_get=()
   base_round() {
-    read -r raw raw_out put get < <(transfer_round "$TRANSFER_BASE" 2> >(sed "s/^/run $run: base: /" >&2))
-    read -r put_ratio get_ratio get_out_ratio < <(ratios "$raw" "$raw_out" "$put" "$get")
+    read -r raw raw_out put get digest_raw digest_put < <(transfer_round "$TRANSFER_BASE" 2> >(sed "s/^/run $run: base: /" >&2))
+    read -r put_ratio get_ratio get_out_ratio digest_ratio < <(ratios "$raw" "$raw_out" "$put" "$get" "$digest_raw" "$digest_put")
     b_put_ratio+=("$put_ratio"); b_get_ratio+=("$get_ratio"); base_put=$put; base_get=$get
-    echo "run $run: base: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out)"
+    echo "run $run: base: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out); digest store: raw into discard $digest_raw, verified put $digest_put ($digest_ratio of raw in)"
   }
   for run in $(seq "$transfer_runs"); do
     # The base goes first in odd runs and last in even ones, so that the order weighs on
     # both builds alike (with --offload, the second round of a run was the slower one
     # more often than the builds explained, in its put as well as its get).
     if [ -n "${TRANSFER_BASE:-}" ] && [ $((run % 2)) -eq 1 ]; then base_round; fi
-    read -r raw raw_out put get < <(transfer_round "$bin" 2> >(sed "s/^/run $run: /" >&2))
-    read -r put_ratio get_ratio get_out_ratio < <(ratios "$raw" "$raw_out" "$put" "$get")
+    read -r raw raw_out put get digest_raw digest_put < <(transfer_round "$bin" 2> >(sed "s/^/run $run: /" >&2))
+    read -r put_ratio get_ratio get_out_ratio digest_ratio < <(ratios "$raw" "$raw_out" "$put" "$get" "$digest_raw" "$digest_put")
+    t_digest_raw+=("$digest_raw"); t_digest_put+=("$digest_put"); t_digest_ratio+=("$digest_ratio")
     t_raw+=("$raw"); t_out+=("$raw_out"); t_put+=("$put"); t_get+=("$get")
     t_put_ratio+=("$put_ratio"); t_get_ratio+=("$get_ratio"); t_get_out_ratio+=("$get_out_ratio")
-    echo "run $run: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out)"
+    echo "run $run: raw into discard $raw, raw out of file out $raw_out; verified put $put ($put_ratio of raw in); verified get $get ($get_ratio of raw in, $get_out_ratio of raw out); digest store: raw into discard $digest_raw, verified put $digest_put ($digest_ratio of raw in)"
     if [ -n "${TRANSFER_BASE:-}" ] && [ $((run % 2)) -eq 0 ]; then
       new_put_rate=$put; new_get_rate=$get
       base_round
@@ -187,5 +205,6 @@ if [ "$transfer_runs" -gt 0 ]; then
   done
   m() { printf '%s\n' "$@" | median; }
   echo "medians of $transfer_runs: raw into discard $(m "${t_raw[@]}"), raw out $(m "${t_out[@]}"), verified put $(m "${t_put[@]}"), verified get $(m "${t_get[@]}"); ratios to raw into discard: put $(m "${t_put_ratio[@]}"), get $(m "${t_get_ratio[@]}") (goal: a put or a get at 0.90 or more); get to raw out $(m "${t_get_out_ratio[@]}")"
+  echo "digest store (serve without --files), medians of $transfer_runs: raw into discard $(m "${t_digest_raw[@]}"), verified put $(m "${t_digest_put[@]}"), put to raw in $(m "${t_digest_ratio[@]}")"
   [ -z "${TRANSFER_BASE:-}" ] || echo "base, medians of $transfer_runs: ratios to its raw into discard: put $(m "${b_put_ratio[@]}"), get $(m "${b_get_ratio[@]}"); this build against the base: put $(m "${new_put[@]}")x, get $(m "${new_get[@]}")x"
 fi

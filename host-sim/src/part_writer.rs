@@ -1,5 +1,6 @@
 //! An upload's temporary file, written (and hashed, when asked) by a thread of its own, on
-//! the device side: the poll loop copies each piece out of the receive ring into a block
+//! the device side (or, for a store that keeps only digests, no file at all: the thread
+//! hashes and writes into [`io::Sink`]): the poll loop copies each piece out of the receive ring into a block
 //! and goes back to the wire, as a NIC's DMA engine and checksum unit leave the CPU free;
 //! the writer thread hashes the block and writes it with one `write(2)`. The ring is
 //! emptied as fast as a raw stream into discard empties it, so the sender's window stays
@@ -37,9 +38,9 @@ const REOPEN_BLOCKS: usize = QUEUED_BLOCKS / 2;
 
 /// What the writer thread leaves once every block is written.
 #[derive(Debug)]
-pub struct Written {
+pub struct Written<W = File> {
     /// The temporary file, every byte written (not yet synced).
-    pub file: File,
+    pub file: W,
     /// The SHA-256 of every byte written, if the writer was asked to hash.
     pub sha256: Option<Digest>,
     /// Bytes written.
@@ -58,7 +59,7 @@ struct Shared {
 /// A temporary file written by a thread of its own (see the module docs). Dropping it
 /// waits for the thread to end, so the file is closed when it has gone.
 #[derive(Debug)]
-pub struct PartWriter {
+pub struct PartWriter<W = File> {
     block: Vec<u8>,
     to_thread: Option<SyncSender<Vec<u8>>>,
     spare: Receiver<Vec<u8>>,
@@ -66,15 +67,15 @@ pub struct PartWriter {
     shared: Arc<Shared>,
     /// The queue was full, and has not yet drained to [`REOPEN_BLOCKS`].
     draining: Cell<bool>,
-    thread: Option<JoinHandle<io::Result<Written>>>,
+    thread: Option<JoinHandle<io::Result<Written<W>>>>,
     /// The thread's outcome once [`PartWriter::finish`] waited for it: the error is kept
     /// as its kind, for every later call.
-    finished: Option<Result<Written, io::ErrorKind>>,
+    finished: Option<Result<Written<W>, io::ErrorKind>>,
 }
 
-impl PartWriter {
+impl<W: Write + Send + 'static> PartWriter<W> {
     /// Starts the writer thread on `file`, hashing what it writes if `hash`.
-    pub fn start(file: File, hash: bool) -> io::Result<PartWriter> {
+    pub fn start(file: W, hash: bool) -> io::Result<PartWriter<W>> {
         let (to_thread, blocks) = mpsc::sync_channel(QUEUED_BLOCKS);
         let (give_back, spare) = mpsc::sync_channel(QUEUED_BLOCKS + 2);
         let shared = Arc::new(Shared {
@@ -156,7 +157,7 @@ impl PartWriter {
     /// Hands over the last block and waits until the thread wrote (and hashed) every
     /// byte; then what it wrote, or the first write that failed. Later calls answer the
     /// same.
-    pub fn finish(&mut self) -> io::Result<&Written> {
+    pub fn finish(&mut self) -> io::Result<&Written<W>> {
         if self.finished.is_none() {
             if !self.block.is_empty() && self.to_thread.is_some() {
                 let block = std::mem::take(&mut self.block);
@@ -182,7 +183,7 @@ impl PartWriter {
     }
 }
 
-impl PartWriter {
+impl<W> PartWriter<W> {
     /// Tells the thread to write nothing more: it ends after the block it is writing,
     /// and the blocks still queued are dropped unwritten.
     fn cancel(&self) {
@@ -190,7 +191,7 @@ impl PartWriter {
     }
 }
 
-impl Drop for PartWriter {
+impl<W> Drop for PartWriter<W> {
     fn drop(&mut self) {
         // An upload dropped unfinished is aborted: its file is deleted next. A channel's
         // blocks outlive its sender, so without the flag the thread would write every
@@ -206,13 +207,13 @@ impl Drop for PartWriter {
 
 /// The writer thread: hashes and writes each block as it comes, and gives its buffer back;
 /// once `cancelled`, it ends without writing the blocks still queued.
-fn write_blocks(
-    mut file: File,
+fn write_blocks<W: Write>(
+    mut file: W,
     hash: bool,
     blocks: Receiver<Vec<u8>>,
     give_back: SyncSender<Vec<u8>>,
     shared: &Shared,
-) -> io::Result<Written> {
+) -> io::Result<Written<W>> {
     let mut hasher = hash.then(Sha256::new);
     let mut len = 0u64;
     for mut block in blocks {

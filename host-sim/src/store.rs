@@ -1,7 +1,8 @@
 //! The device's file store, on the device side of the wire: what `host-sim serve`'s
 //! transfer and HTTP services read and write. [`DirStore`] keeps files in a directory
 //! (`--files DIR`); [`HostStore`] is that or, without a directory, a digest sink that keeps
-//! only the size and SHA-256 of each upload; [`SharedStore`] is the one handle to it that
+//! only the size and SHA-256 of each upload (a transfer's put hashed on a thread of its
+//! own, as a directory's upload is); [`SharedStore`] is the one handle to it that
 //! both servers hold, so that both see every commit at once.
 
 use std::cell::RefCell;
@@ -373,7 +374,27 @@ pub enum HostUpload {
     /// Into the directory.
     Dir(DirUpload),
     /// Into the digest sink.
-    Digests(Box<<DigestSink<16> as Store>::Upload>),
+    Digests(Box<DigestsUpload>),
+}
+
+/// An upload into a [`HostStore`]'s digest sink: the sink's record of it and, for an
+/// upload begun with [`Store::begin_verified`], the thread that hashes its data
+/// ([`PartWriter`] into [`io::Sink`]), so that the poll loop only copies each piece out of
+/// the receive ring, as it does for a directory's upload.
+pub struct DigestsUpload {
+    upload: <DigestSink<16> as Store>::Upload,
+    hasher: Option<PartWriter<io::Sink>>,
+}
+
+impl DigestsUpload {
+    fn new(upload: <DigestSink<16> as Store>::Upload, hashed: bool) -> Result<Self, StoreError> {
+        let hasher = if hashed {
+            Some(PartWriter::start(io::sink(), true).map_err(store_error)?)
+        } else {
+            None
+        };
+        Ok(DigestsUpload { upload, hasher })
+    }
 }
 
 impl Store for HostStore {
@@ -433,6 +454,7 @@ impl Store for HostStore {
             HostStore::Dir(s) => s.begin(name, size).map(HostUpload::Dir),
             HostStore::Digests(s) => s
                 .begin(name, size)
+                .and_then(|u| DigestsUpload::new(u, false))
                 .map(|u| HostUpload::Digests(Box::new(u))),
         }
     }
@@ -442,6 +464,7 @@ impl Store for HostStore {
             HostStore::Dir(s) => s.begin_verified(name, size).map(HostUpload::Dir),
             HostStore::Digests(s) => s
                 .begin_verified(name, size)
+                .and_then(|u| DigestsUpload::new(u, true))
                 .map(|u| HostUpload::Digests(Box::new(u))),
         }
     }
@@ -449,7 +472,12 @@ impl Store for HostStore {
     fn write(&mut self, upload: &mut HostUpload, data: &[u8]) -> Result<(), StoreError> {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.write(u, data),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.write(u, data),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => {
+                if let Some(hasher) = &mut u.hasher {
+                    hasher.write(data).map_err(store_error)?;
+                }
+                s.write(&mut u.upload, data)
+            }
             _ => Err(StoreError::Io),
         }
     }
@@ -457,7 +485,9 @@ impl Store for HostStore {
     fn upload_room(&mut self, upload: &HostUpload) -> usize {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.upload_room(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.upload_room(u),
+            (HostStore::Digests(_), HostUpload::Digests(u)) => {
+                u.hasher.as_ref().map_or(usize::MAX, PartWriter::room)
+            }
             _ => usize::MAX,
         }
     }
@@ -465,7 +495,7 @@ impl Store for HostStore {
     fn hashes(&self, upload: &HostUpload) -> bool {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.hashes(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.hashes(u),
+            (HostStore::Digests(_), HostUpload::Digests(u)) => u.hasher.is_some(),
             _ => false,
         }
     }
@@ -473,7 +503,11 @@ impl Store for HostStore {
     fn upload_digest(&mut self, upload: &mut HostUpload) -> Result<Digest, StoreError> {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.upload_digest(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.upload_digest(u),
+            (HostStore::Digests(_), HostUpload::Digests(u)) => match &mut u.hasher {
+                Some(hasher) => hasher.finish().map_err(store_error)?.sha256,
+                None => None,
+            }
+            .ok_or(StoreError::Io),
             _ => Err(StoreError::Io),
         }
     }
@@ -481,7 +515,7 @@ impl Store for HostStore {
     fn commit(&mut self, upload: HostUpload) -> Result<(), StoreError> {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.commit(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit(*u),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit(u.upload),
             _ => Err(StoreError::Io),
         }
     }
@@ -489,7 +523,7 @@ impl Store for HostStore {
     fn commit_verified(&mut self, upload: HostUpload, sha256: &Digest) -> Result<(), StoreError> {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.commit_verified(u, sha256),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit_verified(*u, sha256),
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.commit_verified(u.upload, sha256),
             _ => Err(StoreError::Io),
         }
     }
@@ -497,7 +531,8 @@ impl Store for HostStore {
     fn abort(&mut self, upload: HostUpload) {
         match (self, upload) {
             (HostStore::Dir(s), HostUpload::Dir(u)) => s.abort(u),
-            (HostStore::Digests(s), HostUpload::Digests(u)) => s.abort(*u),
+            // Dropping the hasher stops its thread without hashing what is still queued.
+            (HostStore::Digests(s), HostUpload::Digests(u)) => s.abort(u.upload),
             _ => {}
         }
     }
@@ -764,5 +799,35 @@ mod tests {
         transfer.commit(up).unwrap();
         assert_eq!(http.size("f"), Ok(2));
         fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_digest_store_hashes_a_verified_upload_on_its_thread_and_records_it() {
+        let mut store = HostStore::Digests(Box::default());
+        let data: Vec<u8> = (0..2 * crate::part_writer::BLOCK + 999)
+            .map(|i| (i * 11 % 251) as u8)
+            .collect();
+        let want: Digest = Sha256::digest(&data).into();
+        let mut up = store.begin_verified("v", data.len() as u64).unwrap();
+        assert!(store.hashes(&up), "the thread hashes, not the caller");
+        assert!(store.upload_room(&up) > 0);
+        for piece in data.chunks(65_521) {
+            store.write(&mut up, piece).unwrap();
+        }
+        assert_eq!(store.upload_digest(&mut up), Ok(want));
+        store.commit_verified(up, &want).unwrap();
+        assert_eq!(store.size("v"), Ok(data.len() as u64));
+        // A plain upload (HTTP's PUT) is hashed by the sink itself, and has no thread.
+        let mut plain = store.begin("p", 3).unwrap();
+        assert!(!store.hashes(&plain));
+        store.write(&mut plain, b"abc").unwrap();
+        assert_eq!(store.upload_digest(&mut plain), Err(StoreError::Io));
+        store.commit(plain).unwrap();
+        assert_eq!(store.size("p"), Ok(3));
+        // An aborted verified upload leaves no record.
+        let mut gone = store.begin_verified("g", 5).unwrap();
+        store.write(&mut gone, b"12345").unwrap();
+        store.abort(gone);
+        assert_eq!(store.size("g"), Err(StoreError::NotFound));
     }
 }

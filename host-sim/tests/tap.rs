@@ -732,6 +732,35 @@ fn linux_puts_and_gets_files_with_the_transfer_protocol() {
     );
 }
 
+#[test]
+fn a_put_into_the_digest_store_is_hashed_beside_the_stream_and_verified() {
+    // serve without --files keeps only each upload's size and digest, hashed on a thread
+    // of its own: a file of many 256 KiB blocks must come out with the client's digest.
+    let Some(mut ns) = Netns::create("digests") else {
+        return;
+    };
+    let digest = write_pattern_file(&ns.dir.join("local.bin"), 3_000_000);
+    ns.serve("", "info");
+    for round in 0..2 {
+        let put = ns.ok(
+            &format!("{HOST_SIM} peer put local.bin {DEVICE} --name kept.bin -q"),
+            60,
+        );
+        assert!(
+            put.contains(&digest) && put.contains("verified"),
+            "round {round}: {put}"
+        );
+    }
+    // The store keeps no data: a get is refused, and says so.
+    let get = ns.sh(
+        &format!("{HOST_SIM} peer get kept.bin {DEVICE} -o x.bin -q"),
+        30,
+    );
+    assert!(!get.status.success());
+    let said = String::from_utf8_lossy(&get.stderr);
+    assert!(said.contains("keeps digests only"), "{said}");
+}
+
 /// The spoofed SYN sender of the hostile-peer tests (and the soak).
 const SYN_FLOOD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/syn_flood.py");
 
