@@ -11,7 +11,7 @@ use super::phase::{Connection, Phase};
 use super::reply::{refuse, store_status};
 use super::trailer::{check_trailer, read_trailer, take_trailer};
 use super::Step;
-use crate::convert::{room, wide};
+use crate::convert::{elapsed, room, wide};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
 use crate::stack::Stack;
@@ -128,7 +128,7 @@ fn store_room<S: Store>(
                 "{}: transfer tcp{}: store took data again after {} ms",
                 name,
                 socket,
-                (now - since).total_millis()
+                elapsed(now, since).total_millis()
             );
             *store_full = None;
             Some(take)
