@@ -570,7 +570,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
 
     fn write(&mut self, upload: &mut SinkUpload, data: &[u8]) -> Result<(), StoreError> {
         if let SinkDigest::Hashing(hasher) = &mut upload.digest {
-            hasher.update(data);
+            crate::digest::update(hasher, data);
         }
         upload.size += wide(data.len());
         Ok(())

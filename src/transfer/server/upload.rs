@@ -2,8 +2,6 @@
 
 use core::ops::ControlFlow::{Break, Continue};
 
-use sha2::Digest as _;
-
 use super::super::store::{Store, StoreError};
 use super::super::wire::{Status, TRAILER_FRAME};
 use super::closing::give_up;
@@ -218,7 +216,7 @@ pub(super) fn absorb<S: Store>(
         return Ok(());
     };
     if let Some(hasher) = hasher {
-        hasher.update(data);
+        crate::digest::update(hasher, data);
     }
     *received += wide(data.len());
     match upload.as_mut() {
