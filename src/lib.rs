@@ -20,9 +20,9 @@
 //!   recv, send, shutdown, close), [`socket::udp`] for datagrams (recv_from with `MSG_TRUNC`
 //!   reporting, send_to, `SO_BROADCAST`), [`socket::SocketOption`] for `setsockopt` and
 //!   `getsockopt`.
-//! - [`blocking`]: the blocking forms of those calls. A [`blocking::Waiter`] makes the world
-//!   progress (polls devices, sleeps, or advances a virtual clock); each block is logged when
-//!   it starts and when it ends.
+//! - `blocking` (feature `blocking`, a default): the blocking forms of those calls. A
+//!   `blocking::Waiter` makes the world progress (polls devices, sleeps, or advances a
+//!   virtual clock); each block is logged when it starts and when it ends.
 //! - [`observe`]: per-socket counters, ring occupancy levels and the stats table.
 //! - [`text`]: the text the services send (tables, HTTP heads, JSON) written without
 //!   `core::fmt`, which a firmware image has no room for.
@@ -56,6 +56,7 @@
 #[macro_use]
 mod macros;
 
+#[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod convert;
 pub mod digest;

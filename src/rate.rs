@@ -14,6 +14,7 @@
 //! the refill before the next one). So over any interval `t` a bucket lets out at most
 //! `burst + per_second · t` plus one answer.
 
+use crate::convert::elapsed;
 use smoltcp::time::Instant;
 
 const MICROS_PER_SECOND: u32 = 1_000_000;
@@ -84,7 +85,7 @@ impl TokenBucket {
             return;
         }
         let step = u64::from(self.micros_per_token);
-        let add = (now - self.at).total_micros() / step;
+        let add = elapsed(now, self.at).total_micros() / step;
         let room = (self.burst as i64 - self.tokens as i64) as u64;
         if add >= room {
             self.tokens = self.burst;

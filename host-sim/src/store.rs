@@ -592,6 +592,9 @@ impl<S: Store> Store for SharedStore<S> {
     fn open_verified(&mut self, name: &str) -> Result<(S::Reader, u64), StoreError> {
         self.0.borrow_mut().open_verified(name)
     }
+    fn reader_exists(reader: &S::Reader) {
+        S::reader_exists(reader)
+    }
     fn reads_hashed(&self, reader: &S::Reader) -> bool {
         self.0.borrow().reads_hashed(reader)
     }

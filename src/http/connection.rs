@@ -6,7 +6,7 @@ use super::request::complete_head;
 use super::response::{text_response, Answer};
 use super::route::{start, store_refusal};
 use super::state::{Body, Conn, Phase, Shared, CHUNK, HEAD_MAX};
-use crate::convert::{room, wide};
+use crate::convert::{elapsed, room, wide};
 use crate::services::connection::{count_slow_request, Chunk, Ending, Flush};
 use crate::services::tx_room;
 use crate::socket::tcp::{RecvError, SendError};
@@ -348,7 +348,7 @@ fn check_timeout<S: Store, const N: usize>(
 ) -> bool {
     let (idle, head) = shared.timeouts;
     let head_took = match conn.phase {
-        Phase::Head { since: Some(since) } if now - since > head => Some(now - since),
+        Phase::Head { since: Some(since) } => Some(elapsed(now, since)).filter(|took| *took > head),
         _ => None,
     };
     // A response already begun cannot become a 408: it is reset.

@@ -62,34 +62,9 @@ impl RangeSpec {
     }
 }
 
-/// A decimal of digits only (no sign, no space: RFC 9110's `1*DIGIT`), and whether it
-/// fits a `u64`; past `u64::MAX` it saturates there (a position beyond any file is still
-/// a position, a length beyond any is not a length).
-#[inline(never)]
-fn decimal(text: &[u8]) -> Option<(u64, bool)> {
-    if text.is_empty() {
-        return None;
-    }
-    let mut n = 0u64;
-    let mut exact = true;
-    for &b in text {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        match n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(b - b'0')))
-        {
-            Some(next) => n = next,
-            None => (n, exact) = (u64::MAX, false),
-        }
-    }
-    Some((n, exact))
-}
-
-/// [`decimal`], saturating.
+/// A decimal of digits only (RFC 9110's `1*DIGIT`), saturating.
 fn digits(text: &[u8]) -> Option<u64> {
-    decimal(text).map(|(n, _)| n)
+    crate::text::decimal_digits(text).map(|(n, _)| n)
 }
 
 /// `text` without the spaces and tabs around it (RFC 9110's `OWS`): a field value that
@@ -133,7 +108,7 @@ pub(super) struct BadLength;
 /// is malformed: digits only, within `u64`).
 fn add_content_length(length: &mut Option<Result<u64, BadLength>>, value: &[u8]) {
     for item in value.split(|&b| b == b',') {
-        let said = match decimal(trim_ows(item)) {
+        let said = match crate::text::decimal_digits(trim_ows(item)) {
             Some((n, true)) => Ok(n),
             _ => Err(BadLength),
         };

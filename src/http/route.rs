@@ -7,6 +7,7 @@ use super::response::{
     head, head_start, length_field, Answer, ALLOW_FIELD, CONTINUE, JSON, OCTETS, TEXT_PLAIN,
 };
 use super::state::{Body, Conn, Phase, Shared};
+use crate::convert::elapsed;
 use crate::stack::Stack;
 use crate::transfer::{Store, StoreError};
 use smoltcp::time::{Duration, Instant};
@@ -223,7 +224,7 @@ fn start_generated<S: Store, const N: usize>(
     let snapshot = &mut *shared.snapshot;
     let socket = conn.io.socket();
     if let Some(owner) = snapshot.owner.filter(|&owner| owner != socket) {
-        if now - snapshot.progress <= SNAPSHOT_HOLD {
+        if elapsed(now, snapshot.progress) <= SNAPSHOT_HOLD {
             return Err((Answer::SnapshotBusy, keep_alive));
         }
         // A response that cannot be sent does not keep the buffer from everyone else:

@@ -2,7 +2,9 @@
 //! transitions and blocks, `warn` for loss), transitions, zero windows and drops within
 //! the socket's [`LogLimit`](super::LogLimit).
 
-use super::event::{EventKind, Source, Timer, Unblocked};
+#[cfg(feature = "blocking")]
+use super::event::Unblocked;
+use super::event::{EventKind, Source, Timer};
 use super::record::Recorder;
 use super::{Fill, LogThrottle, Ring, SocketStats};
 use crate::handle::{SocketHandle, SocketType};
@@ -76,6 +78,7 @@ pub(crate) fn log_event(
                 );
             }
         }
+        #[cfg(feature = "blocking")]
         EventKind::BlockStart {
             call,
             ring,
@@ -90,6 +93,7 @@ pub(crate) fn log_event(
             capacity,
             call.log_waits_for()
         ),
+        #[cfg(feature = "blocking")]
         EventKind::BlockEnd {
             call,
             ring,
@@ -132,6 +136,9 @@ pub(crate) fn log_event(
                 ),
             }
         }
+        // Only the blocking calls start a block: without them there is none to log.
+        #[cfg(not(feature = "blocking"))]
+        EventKind::BlockStart { .. } | EventKind::BlockEnd { .. } => {}
         EventKind::Drop {
             bytes,
             from,

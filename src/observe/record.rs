@@ -5,7 +5,9 @@
 //! socket's [`LogLimit`]), and passes the event to the [`EventSink`], so the stats
 //! table, the log and a trace cannot disagree.
 
-use super::event::{Event, EventKind, EventSink, Source, Timer};
+#[cfg(feature = "events")]
+use super::event::Event;
+use super::event::{EventKind, EventSink, Source, Timer};
 use super::{lines, Fill, LogLimit, LogThrottle, Ring, SocketStats};
 use smoltcp::time::Instant;
 
@@ -54,6 +56,7 @@ impl Recorder<'_> {
             }
             None => lines::log_event(self, source, &kind, None, &SocketStats::default()),
         }
+        #[cfg(feature = "events")]
         if let Some(sink) = self.sink {
             sink.record(
                 self.stack,
@@ -66,9 +69,10 @@ impl Recorder<'_> {
         }
     }
 
-    /// Whether anything beyond the counters and the log wants the events.
+    /// Whether anything beyond the counters and the log wants the events (never without
+    /// feature `events`, which alone lets a host give the stack a sink).
     pub(crate) fn has_sink(&self) -> bool {
-        self.sink.is_some()
+        cfg!(feature = "events") && self.sink.is_some()
     }
 }
 

@@ -11,6 +11,7 @@
 //! | [`Connection::too_slow`] | says (logs and counts) when a data phase is below its minimum rate |
 //! | [`Connection::give_up`] | aborts the upload in progress, then resets or closes the socket |
 
+use crate::convert::elapsed;
 use heapless::Vec;
 
 use super::idle::{MinRate, RateWatch};
@@ -217,7 +218,7 @@ impl<const OUT: usize> Connection<OUT> {
         service: LogText,
         outcome: LogText,
     ) -> bool {
-        let silent = now - self.last_activity;
+        let silent = elapsed(now, self.last_activity);
         if silent <= timeout {
             return false;
         }

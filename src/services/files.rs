@@ -3,7 +3,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::idle::{IdleWatch, MinRate, RateWatch, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE};
 use super::{listen_for_service, retain_connections, ServiceError, MAX_CONNECTIONS};
-use crate::digest::{finish, DigestHex};
+use crate::digest::{finish, update, DigestHex};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::{RecvError, SendError};
 use crate::stack::Stack;
@@ -431,7 +431,7 @@ impl FileIn {
                 while incoming.reply.is_none() {
                     // Hashed where they lie in the rx ring: no buffer, no copy.
                     let hasher = &mut incoming.hasher;
-                    match stack.recv_with(conn, usize::MAX, |bytes| hasher.update(bytes)) {
+                    match stack.recv_with(conn, usize::MAX, |bytes| update(hasher, bytes)) {
                         Ok(0) => {
                             let digest = finish(core::mem::take(&mut incoming.hasher));
                             let mut line = String::new();

@@ -7,6 +7,7 @@
 //! a body (file out, file in, the transfer and HTTP servers): a byte sent or read just
 //! before each idle timeout keeps the idle timeout away for ever, the rate does not.
 
+use crate::convert::elapsed;
 use smoltcp::time::{Duration, Instant};
 
 use super::connection::count_slow_request;
@@ -62,12 +63,12 @@ impl IdleWatch {
             stack.name(),
             service,
             conn,
-            (now - self.since).total_millis()
+            elapsed(now, self.since).total_millis()
         );
         stack.record(
             conn,
             EventKind::Timer(Timer::IdleTimeout {
-                silent: now - self.since,
+                silent: elapsed(now, self.since),
             }),
         );
         let _ = stack.abort(conn);
@@ -178,7 +179,7 @@ impl RateWatch {
         if now < self.deadline {
             return false;
         }
-        let took = now - self.since;
+        let took = elapsed(now, self.since);
         net_warn!(
             "{}: tcp{}: {} bytes in {}, below the minimum rate: {}",
             stack.name(),

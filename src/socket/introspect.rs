@@ -6,7 +6,9 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use crate::handle::{AddressFamily, SocketHandle, SocketType};
-use crate::observe::{Ring, SocketStats};
+#[cfg(feature = "blocking")]
+use crate::observe::Ring;
+use crate::observe::SocketStats;
 use crate::stack::{Slot, SlotKind, Stack};
 
 error_enum! {
@@ -82,6 +84,7 @@ impl<'a> Stack<'a> {
 
     /// Bytes used and capacity of one of the socket's rings, for the blocking layer's
     /// logs; `(0, 0)` for a listener or a handle that names no socket.
+    #[cfg(feature = "blocking")]
     pub(crate) fn ring_of(&self, handle: SocketHandle, ring: Ring) -> (usize, usize) {
         self.ring_usage(handle)
             .map(|(rx, tx)| match ring {

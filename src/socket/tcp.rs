@@ -340,13 +340,15 @@ impl<'a> Stack<'a> {
     /// - `ConnectionReset`: the peer sent RST; data that arrived before it is still
     ///   returned first.
     pub fn recv(&mut self, handle: SocketHandle, buf: &mut [u8]) -> Result<usize, RecvError> {
-        self.recv_from_ring(handle, buf.is_empty(), |socket, t| {
-            match socket.recv_slice(buf) {
-                Ok(0) => Err(RecvError::WouldBlock),
-                Ok(n) => Ok(n),
-                Err(tcp::RecvError::Finished) => Ok(0),
-                Err(tcp::RecvError::InvalidState) => recv_without_connection(socket, t),
+        // The pieces copied out by `recv_with`'s loop: a second copy of the checks, the
+        // counting and the watching around smoltcp's `recv_slice` was 0.4 KB of flash.
+        let mut copied = 0;
+        self.recv_lent(handle, buf.len(), &mut |piece| {
+            // Never short: the pieces together are at most `buf.len()` bytes.
+            if let Some(to) = buf.get_mut(copied..copied + piece.len()) {
+                to.copy_from_slice(piece);
             }
+            copied += piece.len();
         })
     }
 
@@ -404,8 +406,8 @@ impl<'a> Stack<'a> {
         })
     }
 
-    /// What `recv` and `recv_with` share: the checks before `read` runs on the stream's
-    /// smoltcp socket, and the counting and watching after.
+    /// What `recv_lent` does around its loop: the checks before `read` runs on the
+    /// stream's smoltcp socket, and the counting and watching after.
     fn recv_from_ring(
         &mut self,
         handle: SocketHandle,

@@ -172,6 +172,8 @@ impl<'a> Stack<'a> {
     /// transitions, windows, blocks, drops, state changes, timers) to `sink` as well as
     /// to the counters and the log; `None`, the default, keeps only those two. What
     /// `strace`, `ss` and `perf` together would show of a kernel socket, as one stream.
+    /// With feature `events` (a default).
+    #[cfg(feature = "events")]
     pub fn set_event_sink(&mut self, sink: Option<&'a dyn EventSink>) {
         self.sink = sink;
     }

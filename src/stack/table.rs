@@ -43,7 +43,10 @@ impl<'a, const N: usize> StackResources<'a, N> {
             let sockets = core::ptr::addr_of_mut!((*table).sockets).cast::<SocketStorage<'a>>();
             let slots = core::ptr::addr_of_mut!((*table).slots).cast::<Option<Slot>>();
             for i in 0..N {
-                sockets.add(i).write(SocketStorage::EMPTY);
+                // `default()`, the same empty storage as `EMPTY`: built from the constant,
+                // each entry was a copy of its whole image (336 B of zeros in flash on
+                // the firmware); built by `default()`, only the variant is written.
+                sockets.add(i).write(SocketStorage::default());
                 slots.add(i).write(None);
             }
             place.assume_init_mut()

@@ -11,6 +11,7 @@
 //! `tcp_fin_timeout` bounds it, and while it still delivers data or its FIN by a count of
 //! retransmissions without progress, as Linux's `tcp_orphan_retries` does.
 
+use crate::convert::elapsed;
 use smoltcp::socket::tcp;
 
 use smoltcp::time::{Duration, Instant};
@@ -678,7 +679,7 @@ impl TcpSlot {
             if socket.state() == tcp::State::SynReceived && self.returns_to_backlog() {
                 step.expired = Some(Timer::HalfOpenExpired {
                     socket: handle,
-                    waited: now - self.half_open.unwrap_or(at),
+                    waited: elapsed(now, self.half_open.unwrap_or(at)),
                     port: self.backlog_port,
                 });
                 self.relisten(socket);
@@ -688,7 +689,7 @@ impl TcpSlot {
                 step.expired = Some(Timer::OrphanExpired {
                     socket: handle,
                     state: socket.state(),
-                    idle: now - self.orphan.map_or(at, |o| o.progress_at),
+                    idle: elapsed(now, self.orphan.map_or(at, |o| o.progress_at)),
                     retransmits: self.orphan.map_or(0, |o| o.retransmits),
                 });
                 socket.abort();

@@ -99,6 +99,11 @@ pub trait Store {
     fn open_verified(&mut self, name: &str) -> Result<(Self::Reader, u64), StoreError> {
         self.open(name)
     }
+    /// Nothing, by default; never returns for a store whose [`Store::Reader`] has no values
+    /// (one that keeps no data, such as [`DigestSink`]: `match *reader {}`). The transfer
+    /// server calls it before a get's work, so that for such a store the compiler drops
+    /// the whole download path, which no reader can reach.
+    fn reader_exists(_reader: &Self::Reader) {}
     /// Whether the store hashes the whole file `reader` reads itself, off the caller's
     /// path (a host store hashes in the thread that reads ahead): the transfer server then
     /// leaves that get's data unhashed and asks [`Store::read_digest`] for the SHA-256
@@ -193,6 +198,9 @@ impl<S: Store> Store for &RefCell<S> {
     }
     fn open_verified(&mut self, name: &str) -> Result<(S::Reader, u64), StoreError> {
         self.borrow_mut().open_verified(name)
+    }
+    fn reader_exists(reader: &S::Reader) {
+        S::reader_exists(reader)
     }
     fn reads_hashed(&self, reader: &S::Reader) -> bool {
         self.borrow().reads_hashed(reader)
@@ -548,6 +556,10 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
         match *reader {}
     }
 
+    fn reader_exists(reader: &Self::Reader) {
+        match *reader {}
+    }
+
     fn begin(&mut self, name: &str, _: u64) -> Result<SinkUpload, StoreError> {
         self.start(name, SinkDigest::Hashing(Sha256::new()))
     }
@@ -558,7 +570,7 @@ impl<const N: usize, const UPLOADS: usize> Store for DigestSink<N, UPLOADS> {
 
     fn write(&mut self, upload: &mut SinkUpload, data: &[u8]) -> Result<(), StoreError> {
         if let SinkDigest::Hashing(hasher) = &mut upload.digest {
-            hasher.update(data);
+            crate::digest::update(hasher, data);
         }
         upload.size += wide(data.len());
         Ok(())

@@ -44,6 +44,7 @@ pub(super) fn send_data<S: Store>(
     else {
         return Continue(());
     };
+    S::reader_exists(reader);
     if *hashed < *start {
         let mut buf = [0u8; 2048];
         let want = room(*start - *hashed).min(PREFIX_HASH_PER_POLL);

@@ -14,6 +14,7 @@ mod request;
 mod trailer;
 mod upload;
 
+use crate::convert::elapsed;
 use core::ops::ControlFlow;
 
 use heapless::{String, Vec};
@@ -220,7 +221,7 @@ fn advance<S: Store>(
     };
     let reason = match frame_since.filter(|since| now > *since + timeout) {
         Some(since) => {
-            connection::count_slow_request(stack, conn.io.socket(), now - since);
+            connection::count_slow_request(stack, conn.io.socket(), elapsed(now, since));
             "frame too slow"
         }
         None => {

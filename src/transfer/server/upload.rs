@@ -2,8 +2,6 @@
 
 use core::ops::ControlFlow::{Break, Continue};
 
-use sha2::Digest as _;
-
 use super::super::store::{Store, StoreError};
 use super::super::wire::{Status, TRAILER_FRAME};
 use super::closing::give_up;
@@ -11,7 +9,7 @@ use super::phase::{Connection, Phase};
 use super::reply::{refuse, store_status};
 use super::trailer::{check_trailer, read_trailer, take_trailer};
 use super::Step;
-use crate::convert::{room, wide};
+use crate::convert::{elapsed, room, wide};
 use crate::handle::SocketHandle;
 use crate::socket::tcp::RecvError;
 use crate::stack::Stack;
@@ -128,7 +126,7 @@ fn store_room<S: Store>(
                 "{}: transfer tcp{}: store took data again after {} ms",
                 name,
                 socket,
-                (now - since).total_millis()
+                elapsed(now, since).total_millis()
             );
             *store_full = None;
             Some(take)
@@ -218,7 +216,7 @@ pub(super) fn absorb<S: Store>(
         return Ok(());
     };
     if let Some(hasher) = hasher {
-        hasher.update(data);
+        crate::digest::update(hasher, data);
     }
     *received += wide(data.len());
     match upload.as_mut() {
