@@ -193,7 +193,7 @@ impl<'s> Text<'s> {
 
 /// `text` as a decimal `u64`, as `str::parse` reads it (an optional `+`, then digits, no
 /// overflow), or `None`. Built once: file out's size line and the firmware's pattern names
-/// both read one; read by [`decimal_digits`], which HTTP's numbers use too, instead of
+/// both read one; read by `decimal_digits`, which HTTP's numbers use too, instead of
 /// core's parser (184 B of flash in the firmware).
 #[inline(never)]
 pub fn parse_u64(text: &str) -> Option<u64> {

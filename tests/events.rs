@@ -2,6 +2,9 @@
 //! views of the same changes. Each test records every event of both stacks, then counts
 //! the events again and compares them with the stats table and with the log.
 //! Its own test binary, since it installs the process's logger to read the lines back.
+//! A sink is feature `events` (a default): without it there is no stream to compare.
+
+#![cfg(feature = "events")]
 
 use std::collections::HashMap;
 use std::sync::Mutex;

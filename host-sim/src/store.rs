@@ -833,4 +833,46 @@ mod tests {
         store.abort(gone);
         assert_eq!(store.size("g"), Err(StoreError::NotFound));
     }
+
+    #[test]
+    fn overlapping_verified_uploads_into_the_digest_store_the_older_conflict() {
+        let mut store = HostStore::Digests(Box::default());
+        let blocks = vec![b'x'; 3 * crate::part_writer::BLOCK];
+        let put = |store: &mut HostStore, data: &[u8]| {
+            let mut up = store.begin_verified("f", data.len() as u64).unwrap();
+            store.write(&mut up, data).unwrap();
+            up
+        };
+        // The older finishes first: refused, whatever its digest; the newer is kept.
+        let mut older = put(&mut store, &blocks);
+        let mut newer = put(&mut store, b"new");
+        let old_digest = store.upload_digest(&mut older).unwrap();
+        assert_eq!(old_digest, <Digest>::from(Sha256::digest(&blocks)));
+        assert_eq!(
+            store.commit_verified(older, &old_digest),
+            Err(StoreError::Conflict)
+        );
+        let new_digest = store.upload_digest(&mut newer).unwrap();
+        store.commit_verified(newer, &new_digest).unwrap();
+        assert_eq!(store.size("f"), Ok(3));
+        // The newer finishes first: the older, later, does not replace it.
+        let mut older = put(&mut store, &blocks);
+        let mut newer = put(&mut store, b"newest");
+        let digest = store.upload_digest(&mut newer).unwrap();
+        store.commit_verified(newer, &digest).unwrap();
+        let old_digest = store.upload_digest(&mut older).unwrap();
+        assert_eq!(
+            store.commit_verified(older, &old_digest),
+            Err(StoreError::Conflict)
+        );
+        assert_eq!(store.size("f"), Ok(6));
+        // One aborted with blocks still queued for its thread holds nothing back: the
+        // next upload of the name is kept.
+        let cut = put(&mut store, &blocks);
+        store.abort(cut);
+        let mut next = put(&mut store, b"next!!!");
+        let digest = store.upload_digest(&mut next).unwrap();
+        store.commit_verified(next, &digest).unwrap();
+        assert_eq!(store.size("f"), Ok(7));
+    }
 }

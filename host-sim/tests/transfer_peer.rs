@@ -8,12 +8,12 @@ use std::thread;
 use std::time::Duration;
 
 use host_sim::linux::transfer_client::{get_file, put_file, put_file_traced, PeerError};
-use host_sim::store::DirStore;
-use ringnet::blocking::Blocking;
+use host_sim::store::{DirStore, HostStore};
+use ringnet::blocking::{Blocking, Waiter};
 use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
-use ringnet::transfer::{self, Message, Status, TransferError, TransferServer};
-use ringnet::{Instant, Stack};
+use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
+use ringnet::{Instant, SocketHandle, Stack};
 use ringnet_testkit::{ep, pair, tcp_socket, World, A, B};
 use sha2::{Digest, Sha256};
 
@@ -579,4 +579,133 @@ fn a_version_2_client_facing_a_version_1_server_says_so() {
         "{error}"
     );
     assert!(error.to_string().contains("version 1"), "{error}");
+}
+
+/// The status frame that ends `conn`'s exchange: its status byte and reason, read once
+/// the server closed.
+fn final_status<W: Waiter>(sock: &mut Blocking<'_, '_, W>, conn: SocketHandle) -> (Status, String) {
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n @ 1..) = sock.recv(conn, &mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+    }
+    // The status is the last frame: its 4-byte length, then its message.
+    let at = reply
+        .windows(5)
+        .rposition(|w| w == b"RNT2\x04")
+        .unwrap_or_else(|| panic!("no status frame in {reply:?}"));
+    let message = &reply[at..];
+    let (status, reason) = match Message::parse(message).unwrap() {
+        Message::Status { status, reason, .. } => (status, reason.to_string()),
+        other => panic!("expected a status, got {other:?}"),
+    };
+    (status, reason)
+}
+
+#[test]
+fn puts_into_the_digest_store_cut_wrong_or_overlapping_leave_no_record_and_the_next_is_kept() {
+    // serve without --files: the digest store hashes a put on a thread of its own. A put
+    // cut midway by a reset, one whose trailer is wrong, and the older of two overlapping
+    // puts of one name must each leave no record, and the next put of the name be kept.
+    let mut w = pair(Faults::NONE, 63);
+    let backlog: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
+        .collect();
+    let mut server: TransferServer<HostStore> = TransferServer::new(
+        &mut w.stacks[B],
+        TRANSFER_PORT,
+        &backlog,
+        HostStore::Digests(Box::default()),
+    )
+    .unwrap();
+    let server_cell = std::cell::RefCell::new(&mut server);
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        server_cell.borrow_mut().poll(b)
+    });
+    let mut sock = Blocking::new(a, &mut driver);
+    let data = pattern(700_000);
+    let digest: [u8; 32] = Sha256::digest(&data).into();
+    let put_request = frame_of(Message::Put {
+        name: "f",
+        size: data.len() as u64,
+    });
+
+    // Cut by a reset after 300 000 bytes, more than one of the thread's blocks.
+    let cut = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(cut, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(cut, &put_request).unwrap();
+    sock.send_all(cut, &data[..300_000]).unwrap();
+    sock.flush(cut).unwrap();
+    sock.stack().abort(cut).unwrap();
+    // The wrong trailer: all the data, a digest of other data.
+    let wrong = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(wrong, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(wrong, &put_request).unwrap();
+    sock.send_all(wrong, &data).unwrap();
+    sock.send_all(wrong, &frame_of(Message::Trailer { sha256: [7; 32] }))
+        .unwrap();
+    let (status, reason) = final_status(&mut sock, wrong);
+    assert_eq!(status, Status::DigestMismatch, "{reason}");
+    sock.stack().close(wrong).unwrap();
+    assert_eq!(
+        server_cell.borrow_mut().store().size("f"),
+        Err(StoreError::NotFound),
+        "neither the cut put nor the wrong one is recorded"
+    );
+
+    // Overlapping: the older put's request and part of its data, then a newer put of the
+    // name runs whole; the older, finished with a right trailer, is a conflict.
+    let older = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(older, ep(B, TRANSFER_PORT)).unwrap();
+    let old_data = vec![b'o'; 400_000];
+    sock.send_all(
+        older,
+        &frame_of(Message::Put {
+            name: "f",
+            size: old_data.len() as u64,
+        }),
+    )
+    .unwrap();
+    sock.send_all(older, &old_data[..300_000]).unwrap();
+    sock.flush(older).unwrap();
+    let newer = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(newer, ep(B, TRANSFER_PORT)).unwrap();
+    let kept = transfer::put(
+        &mut sock.stream(newer),
+        "f",
+        &Pattern(data.len() as u64),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(kept, digest);
+    sock.send_all(older, &old_data[300_000..]).unwrap();
+    let old_digest: [u8; 32] = Sha256::digest(&old_data).into();
+    sock.send_all(older, &frame_of(Message::Trailer { sha256: old_digest }))
+        .unwrap();
+    let (status, reason) = final_status(&mut sock, older);
+    assert_eq!(status, Status::Conflict, "{reason}");
+    {
+        let mut server = server_cell.borrow_mut();
+        let HostStore::Digests(sink) = server.store() else {
+            unreachable!("built as a digest store")
+        };
+        assert_eq!(sink.record("f"), Some((data.len() as u64, digest)));
+    }
+
+    // A get: refused, and says why.
+    let get = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(get, ep(B, TRANSFER_PORT)).unwrap();
+    sock.send_all(
+        get,
+        &frame_of(Message::Get {
+            name: "f",
+            offset: 0,
+        }),
+    )
+    .unwrap();
+    let (status, reason) = final_status(&mut sock, get);
+    assert_eq!(status, Status::Storage);
+    assert_eq!(reason, "this store keeps digests only");
 }

@@ -24,7 +24,7 @@
 //! | `connection` | one connection's steps: read a head, take an upload, send a body, linger; timeouts |
 //! | `route` | acting on a request: what each method and target gets |
 //! | `state` | what a connection keeps (its phase, head and queue), the shared snapshot, the limits |
-//! | `request` | where a head ends, and the small [`Request`](request) parsed from it (`httparse`) |
+//! | `request` | where a head ends, and the small `Request` parsed from it (`httparse`) |
 //! | `target` | a request target's path and the store name it decodes to |
 //! | `generated` | the file list and the stats as JSON |
 //! | `response` | status lines, framing fields, and the table of short text answers |

@@ -135,7 +135,7 @@ pub enum Timer {
         /// Its port.
         port: u16,
     },
-    /// An orphan made no progress within its timers ([`TcpTimers`](crate::TcpTimers)) and
+    /// An orphan made no progress within its timers ([`TcpTimers`](crate::stack::TcpTimers)) and
     /// was reset.
     OrphanExpired {
         /// The orphan.

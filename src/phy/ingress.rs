@@ -298,7 +298,7 @@ pub enum Ingress {
     },
 }
 
-/// What smoltcp will do with `frame` ([module docs](self)); `None` for a frame that is
+/// What smoltcp will do with `frame` (the module docs); `None` for a frame that is
 /// not IPv4 over Ethernet, or a TCP segment or ICMP message that passes the IP layer.
 pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
     let eth = EthernetFrame::new_checked(frame).ok()?;

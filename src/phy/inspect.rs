@@ -289,7 +289,7 @@ impl FrameLog {
     }
 
     /// Names the MSS bounds of the listening ports (replacing the last list); ports
-    /// beyond [`MSS_LISTENERS`] keep the MSS smoltcp chooses.
+    /// beyond `MSS_LISTENERS` (8) keep the MSS smoltcp chooses.
     pub fn set_listener_mss(&mut self, ports: impl Iterator<Item = PortMss>) {
         self.mss_listeners.clear();
         for port in ports {
@@ -300,7 +300,7 @@ impl FrameLog {
     }
 
     /// Adds the MSS bounds of a connection being made, forgetting the oldest one when
-    /// [`MSS_CONNECTS`] are kept already.
+    /// `MSS_CONNECTS` (4) are kept already.
     pub fn add_connect_mss(&mut self, port: PortMss) {
         self.mss_connects.retain(|p| p.port != port.port);
         if self.mss_connects.is_full() {

@@ -33,7 +33,7 @@ const TCP_MSS_DEFAULT: usize = 536;
 const MIN_MSS: usize = 48;
 
 /// The largest MSS a ring of `capacity` bytes keeps two segments of: half the ring, or
-/// the whole ring when it is no larger than [`TCP_MSS_DEFAULT`] (Linux's
+/// the whole ring when it is no larger than `TCP_MSS_DEFAULT` (536 B; Linux's
 /// `tcp_bound_to_half_wnd` over a window of that size), never below smoltcp's smallest.
 pub fn mss_bound(capacity: usize) -> u16 {
     let bound = if capacity > TCP_MSS_DEFAULT {

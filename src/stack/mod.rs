@@ -65,7 +65,7 @@ pub struct StackConfig {
 /// Create sockets with [`Stack::tcp_socket`] and [`Stack::udp_socket`], drive the stack with
 /// [`Stack::poll`], and sleep until [`Stack::poll_at`]. The socket calls themselves are
 /// documented in [`crate::socket::tcp`] and [`crate::socket::udp`]; their blocking forms in
-/// [`crate::blocking`].
+/// `ringnet::blocking` (feature `blocking`, a default).
 pub struct Stack<'a> {
     pub(crate) name: &'static str,
     pub(crate) iface: Interface,

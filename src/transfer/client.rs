@@ -1,5 +1,5 @@
 //! The transfer client: put and get over any blocking byte stream with the `embedded-io`
-//! traits: a ringnet [`TcpStream`](crate::blocking::TcpStream) (every block shows in the
+//! traits: a ringnet `blocking::TcpStream` (feature `blocking`; every block shows in the
 //! log), or a kernel socket on the host through an `embedded-io` adapter.
 
 use core::fmt;

@@ -82,7 +82,7 @@ impl<S: Store, const CONNS: usize> TransferServer<S, CONNS> {
         })
     }
 
-    /// Requires `token` on every put (a [`Message::PutWithToken`] carrying it): any other
+    /// Requires `token` on every put (a [`Message::PutWithToken`](crate::transfer::Message::PutWithToken) carrying it): any other
     /// put is answered [`Status::Unauthorized`] and nothing is stored. `None` (the
     /// default) leaves puts open. Gets stay open either way, as HTTP's GETs do. Refused
     /// unless 1 to [`MAX_TOKEN`] bytes of visible ASCII ([`validate_token`]).
