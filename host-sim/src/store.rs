@@ -387,11 +387,24 @@ pub struct DigestsUpload {
 }
 
 impl DigestsUpload {
-    fn new(upload: <DigestSink<16> as Store>::Upload, hashed: bool) -> Result<Self, StoreError> {
+    /// Begins an upload of `name` in `sink`, hashed by a thread of its own if `hashed`
+    /// ([`Store::begin_verified`]). The thread starts first: a thread that cannot start
+    /// leaves no upload in progress behind in the sink (its places are few).
+    fn begin(
+        sink: &mut DigestSink<16>,
+        name: &str,
+        size: u64,
+        hashed: bool,
+    ) -> Result<Self, StoreError> {
         let hasher = if hashed {
             Some(PartWriter::start(io::sink(), true).map_err(store_error)?)
         } else {
             None
+        };
+        let upload = if hashed {
+            sink.begin_verified(name, size)?
+        } else {
+            sink.begin(name, size)?
         };
         Ok(DigestsUpload { upload, hasher })
     }
@@ -452,20 +465,18 @@ impl Store for HostStore {
     fn begin(&mut self, name: &str, size: u64) -> Result<HostUpload, StoreError> {
         match self {
             HostStore::Dir(s) => s.begin(name, size).map(HostUpload::Dir),
-            HostStore::Digests(s) => s
-                .begin(name, size)
-                .and_then(|u| DigestsUpload::new(u, false))
-                .map(|u| HostUpload::Digests(Box::new(u))),
+            HostStore::Digests(s) => {
+                DigestsUpload::begin(s, name, size, false).map(|u| HostUpload::Digests(Box::new(u)))
+            }
         }
     }
 
     fn begin_verified(&mut self, name: &str, size: u64) -> Result<HostUpload, StoreError> {
         match self {
             HostStore::Dir(s) => s.begin_verified(name, size).map(HostUpload::Dir),
-            HostStore::Digests(s) => s
-                .begin_verified(name, size)
-                .and_then(|u| DigestsUpload::new(u, true))
-                .map(|u| HostUpload::Digests(Box::new(u))),
+            HostStore::Digests(s) => {
+                DigestsUpload::begin(s, name, size, true).map(|u| HostUpload::Digests(Box::new(u)))
+            }
         }
     }
 
