@@ -447,30 +447,39 @@ impl TcpSlot {
             Established | FinWait1 | FinWait2 | CloseWait | Closing | LastAck | TimeWait
         );
         let now_connected = synchronised && !self.connected_once;
+        let who = crate::observe::Who {
+            stack: name,
+            kind: crate::handle::SocketType::Stream,
+            handle,
+        };
         if now_connected {
             self.connected_once = true;
             if let (Some(local), Some(remote)) = (socket.local_endpoint(), socket.remote_endpoint())
             {
-                net_info!("{}: tcp{} connected {} <-> {}", name, handle, local, remote);
+                net_info!("{} connected {} <-> {}", who, local, remote);
             }
         }
         match state {
             Established => {}
-            CloseWait => net_info!("{}: tcp{} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read", name, handle, socket.recv_queue()),
+            CloseWait => net_info!(
+                "{} peer closed its side (FIN): recv returns 0 once {} buffered bytes are read",
+                who,
+                socket.recv_queue()
+            ),
             Closed => match before {
                 SynSent if self.end.is_none() => {
                     self.end = Some(TcpEnd::Refused);
-                    net_warn!("{}: tcp{} connection refused (RST)", name, handle);
+                    net_warn!("{} connection refused (RST)", who);
                 }
                 SynReceived | Established | FinWait1 | FinWait2 | CloseWait | Closing
                     if self.end.is_none() =>
                 {
                     self.end = Some(TcpEnd::Reset);
-                    net_warn!("{}: tcp{} connection reset by peer (RST) in {}", name, handle, before);
+                    net_warn!("{} connection reset by peer (RST) in {}", who, before);
                 }
-                _ => net_info!("{}: tcp{} closed (was {})", name, handle, before),
+                _ => net_info!("{} closed (was {})", who, before),
             },
-            _ => net_debug!("{}: tcp{} {} -> {}", name, handle, before, state),
+            _ => net_debug!("{} {} -> {}", who, before, state),
         }
         now_connected
     }
