@@ -396,15 +396,11 @@ impl DigestsUpload {
         size: u64,
         hashed: bool,
     ) -> Result<Self, StoreError> {
-        let hasher = if hashed {
-            Some(PartWriter::start(io::sink(), true).map_err(store_error)?)
+        let (hasher, upload) = if hashed {
+            let hasher = PartWriter::start(io::sink(), true).map_err(store_error)?;
+            (Some(hasher), sink.begin_verified(name, size)?)
         } else {
-            None
-        };
-        let upload = if hashed {
-            sink.begin_verified(name, size)?
-        } else {
-            sink.begin(name, size)?
+            (None, sink.begin(name, size)?)
         };
         Ok(DigestsUpload { upload, hasher })
     }
