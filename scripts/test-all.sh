@@ -63,9 +63,10 @@ cargo build --lib --target thumbv7m-none-eabi --no-default-features
 # which the build above is).
 cargo clippy --lib --target thumbv7m-none-eabi --no-default-features --features defmt -- -D warnings
 
-step "the core's docs, warnings denied (broken intra-doc links), with and without the default features"
+step "the docs, warnings denied (broken intra-doc links): the core with and without the default features, the host programs"
 RUSTDOCFLAGS="-D warnings" cargo doc -p ringnet --no-deps
 RUSTDOCFLAGS="-D warnings" cargo doc -p ringnet --no-deps --no-default-features
+RUSTDOCFLAGS="-D warnings" cargo doc -p host-sim --no-deps
 
 step "unit, scenario and tap tests (the tap tests make their own network namespaces; root)"
 cargo test --workspace

@@ -244,7 +244,7 @@ const ANSWER_GAP: Duration = Duration::from_millis(300);
 
 /// Sends one datagram to `addr` (with `SO_BROADCAST` when `broadcast`), waits up to
 /// `timeout` for an answer, and takes every further datagram that follows within
-/// [`ANSWER_GAP`] of the one before (empty: no answer).
+/// 300 ms of the one before (empty: no answer).
 pub fn udp(
     addr: SocketAddr,
     payload: &[u8],

@@ -1,7 +1,7 @@
 //! `host-sim plot`: ring buffers over time, drawn from trace files (docs/plot.md).
 //!
 //! [`model`] reads traces (the device's, written by `--trace`, and the Linux side's,
-//! written by `peer … --trace`) onto one time axis; [`render`] draws them as an SVG with
+//! written by `peer … --trace`) onto one time axis; [`render`](mod@render) draws them as an SVG with
 //! one panel per socket; [`uart`] builds a trace from a device's log lines (the
 //! firmware's UART).
 

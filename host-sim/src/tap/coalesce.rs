@@ -9,7 +9,7 @@
 //! `caps.segmentation.tcpv6`, which exists only with IPv6), and ringnet's core is IPv4
 //! only. So the link does it instead: smoltcp sends MSS-sized segments as always, and
 //! consecutive ones of one connection, back to back in one poll, are joined here into
-//! one frame of up to 64 KiB that the virtio-net header marks [`GSO_TCPV4`] with the
+//! one frame of up to 64 KiB that the virtio-net header marks [`GSO_TCPV4`](super::vnet::GSO_TCPV4) with the
 //! first segment's payload as the size to cut by. The kernel gets the very segments
 //! smoltcp made, in one write instead of one each.
 //!
@@ -191,7 +191,7 @@ impl Coalescer {
 
     /// The held frame, made whole for the kernel: its IP length and header checksum, the
     /// pseudo-header sum in the TCP checksum field, and the virtio-net header before it
-    /// ([`GSO_TCPV4`] when it holds more than one segment). Returns the bytes to write
+    /// ([`GSO_TCPV4`](super::vnet::GSO_TCPV4) when it holds more than one segment). Returns the bytes to write
     /// and the number of segments in them; nothing is held afterwards.
     pub fn take(&mut self) -> Option<(&[u8], u32)> {
         let held = self.held.take()?;
