@@ -342,19 +342,24 @@ fn make_room(
     if listening(slots, sockets, listener) {
         return true;
     }
-    let chosen = slots
-        .iter()
-        .enumerate()
-        .filter_map(|(index, slot)| match slot {
-            Some(Slot {
-                kind: SlotKind::Tcp(t),
-                ..
-            }) => t
-                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()), rec.now)
-                .map(|(why, since)| (index, why, since)),
-            _ => None,
-        })
-        .min_by_key(|(_, why, since)| (*why, *since));
+    // The first of the least (reason, since), as `min_by_key` finds it: a plain loop
+    // (the adapters' fold over the key tuples built 0.3 KB more).
+    let mut chosen: Option<(usize, GaveWay, Instant)> = None;
+    for (index, slot) in slots.iter().enumerate() {
+        let Some(Slot {
+            kind: SlotKind::Tcp(t),
+            ..
+        }) = slot
+        else {
+            continue;
+        };
+        let socket = sockets.get::<tcp::Socket>(t.inner());
+        if let Some((why, since)) = t.may_give_way(listener, socket, rec.now) {
+            if chosen.is_none_or(|(_, w, s)| (why, since) < (w, s)) {
+                chosen = Some((index, why, since));
+            }
+        }
+    }
     let Some((index, why, _)) = chosen else {
         return false;
     };
