@@ -184,7 +184,7 @@ impl<'f, T, H, const REPORT: usize, D: DiscardMember> ServiceSet<'f, T, H, REPOR
         let plan = self.plan;
         // Every socket first, in the members' order, then every service: a host's
         // socket numbers are its backlogs in a row, its listeners after them.
-        let mut backlogs: [Backlog; Member::ALL.len()] = Default::default();
+        let mut backlogs = [const { Backlog::new() }; Member::ALL.len()];
         for (member, backlog) in Member::ALL.into_iter().zip(backlogs.iter_mut()) {
             for _ in 0..plan.backlog(member) {
                 let handle = socket(stack, member).map_err(|e| StartError::Socket(member, e))?;

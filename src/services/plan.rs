@@ -44,7 +44,9 @@ pub enum Member {
 }
 
 impl Member {
-    /// Every member, in the order a set starts, polls and lists them.
+    /// Every member, in the order a set starts, polls and lists them: the TCP members
+    /// before the UDP ones (the beacon's announcement writes each protocol's ports in one
+    /// run).
     pub const ALL: [Member; 9] = [
         Member::Echo,
         Member::Discard,
@@ -248,28 +250,24 @@ pub struct Announcement<'p>(&'p ServicePlan);
 impl Announcement<'_> {
     /// Writes the announcement as its `Display` does, without `core::fmt`.
     pub fn write_text(&self, out: &mut Text<'_>) {
-        let mut first_part = true;
-        for (protocol, label) in [(Protocol::Tcp, "tcp:"), (Protocol::Udp, "udp:")] {
-            let mut ports = self
-                .0
-                .members()
-                .filter(|m| m.protocol() == protocol && *m != Member::Beacon)
-                .map(Member::port)
-                .peekable();
-            if ports.peek().is_none() {
-                continue;
-            }
-            if !first_part {
-                out.str(" ");
-            }
-            first_part = false;
-            out.str(label);
-            for (i, port) in ports.enumerate() {
-                if i > 0 {
-                    out.str(",");
+        // One pass: [`Member::ALL`] lists the TCP members before the UDP ones, so each
+        // protocol's ports come in one run (two filtered passes were 0.4 KB of flash).
+        let mut part = None;
+        for member in self.0.members().filter(|m| *m != Member::Beacon) {
+            let protocol = member.protocol();
+            if part == Some(protocol) {
+                out.str(",");
+            } else {
+                if part.is_some() {
+                    out.str(" ");
                 }
-                out.num(port.into());
+                out.str(match protocol {
+                    Protocol::Tcp => "tcp:",
+                    Protocol::Udp => "udp:",
+                });
+                part = Some(protocol);
             }
+            out.num(member.port().into());
         }
     }
 }
@@ -290,6 +288,17 @@ mod tests {
         for (index, member) in Member::ALL.into_iter().enumerate() {
             assert_eq!(member as usize, index, "{member:?}");
         }
+    }
+
+    #[test]
+    fn the_tcp_members_come_before_the_udp_ones() {
+        let first_udp = Member::ALL
+            .iter()
+            .position(|m| m.protocol() == Protocol::Udp)
+            .unwrap();
+        assert!(Member::ALL[first_udp..]
+            .iter()
+            .all(|m| m.protocol() == Protocol::Udp));
     }
 
     #[test]

@@ -117,24 +117,27 @@ impl<'a> Stack<'a> {
     /// in TIME-WAIT rejoining its backlog, or a timer of [`TcpTimers`](super::TcpTimers)
     /// firing.
     pub(super) fn next_lifecycle_event(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter_map(|slot| match &slot.kind {
-                // Without a timer of its own running, a socket has no event to come.
-                SlotKind::Tcp(t) if t.may_time_out() => {
-                    let socket = self.sockets.get::<tcp::Socket>(t.inner());
-                    // Whether the backlog is starved matters only in TIME-WAIT: asked
-                    // there alone, the search of the table stays rare.
-                    let rejoins = t
-                        .time_wait_listener()
-                        .and_then(|l| t.backlog_return_at(socket, self.backlog_starved(l)));
-                    let timer = t.timer_at(socket, &self.timers);
-                    rejoins.into_iter().chain(timer).min()
-                }
-                _ => None,
-            })
-            .min()
+        let mut next: Option<Instant> = None;
+        let mut take = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        for t in tcp_slots(self.slots) {
+            // Without a timer of its own running, a socket has no event to come.
+            if !t.may_time_out() {
+                continue;
+            }
+            let socket = self.sockets.get::<tcp::Socket>(t.inner());
+            // Whether the backlog is starved matters only in TIME-WAIT: asked there
+            // alone, the search of the table stays rare.
+            take(
+                t.time_wait_listener()
+                    .and_then(|l| t.backlog_return_at(socket, self.backlog_starved(l))),
+            );
+            take(t.timer_at(socket, &self.timers));
+        }
+        next
     }
 
     /// Whether no socket of `listener`'s backlog is listening: a SYN would meet a RST.
@@ -342,19 +345,24 @@ fn make_room(
     if listening(slots, sockets, listener) {
         return true;
     }
-    let chosen = slots
-        .iter()
-        .enumerate()
-        .filter_map(|(index, slot)| match slot {
-            Some(Slot {
-                kind: SlotKind::Tcp(t),
-                ..
-            }) => t
-                .may_give_way(listener, sockets.get::<tcp::Socket>(t.inner()), rec.now)
-                .map(|(why, since)| (index, why, since)),
-            _ => None,
-        })
-        .min_by_key(|(_, why, since)| (*why, *since));
+    // The first of the least (reason, since), as `min_by_key` finds it: a plain loop
+    // (the adapters' fold over the key tuples built 0.3 KB more).
+    let mut chosen: Option<(usize, GaveWay, Instant)> = None;
+    for (index, slot) in slots.iter().enumerate() {
+        let Some(Slot {
+            kind: SlotKind::Tcp(t),
+            ..
+        }) = slot
+        else {
+            continue;
+        };
+        let socket = sockets.get::<tcp::Socket>(t.inner());
+        if let Some((why, since)) = t.may_give_way(listener, socket, rec.now) {
+            if chosen.is_none_or(|(_, w, s)| (why, since) < (w, s)) {
+                chosen = Some((index, why, since));
+            }
+        }
+    }
     let Some((index, why, _)) = chosen else {
         return false;
     };
