@@ -77,8 +77,8 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, the last figure rounded up to 256 B (81 768 B: eight cuts,
-  # -2 292 B from 83 880 B, then +44 B, then two cuts, -216 B, then +352 B for the RST
+  # within the budget below, the last figure rounded up to 256 B (81 864 B: eight cuts,
+  # -2 292 B from 83 880 B, then +44 B, then two cuts, -216 B, then +448 B for the RST
   # check of RFC 5961 3.2; docs/firmware.md has each row), so that growth fails.
   flash_budget=81920
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)

@@ -35,9 +35,10 @@ pub enum FrameEvent {
         /// The sequence number after it, when it occupies sequence space (data, SYN or
         /// FIN; a bare ACK does not): a retransmission ends at or before what was sent.
         seq_end: Option<TcpSeqEnd>,
-        /// Its acknowledgment number, if it has one: the next sequence number this stack
-        /// expected when it sent it, at which alone a RST ends the connection.
-        ack: Option<u32>,
+        /// Its acknowledgment number (0 without the ACK flag: a SYN): the next sequence
+        /// number this stack expected when it sent it, at which alone a RST ends the
+        /// connection. Not an `Option`, which would grow every event of the log by 4 B.
+        ack: u32,
     },
     /// The MSS option of a SYN was lowered to what the socket's rings keep two segments
     /// of ([`mss`](super::mss)).
@@ -658,7 +659,11 @@ fn outgoing_event(frame: &[u8], log: &mut FrameLog) -> Option<FrameEvent> {
             end: (tcp.seq_number() + occupied).0 as u32,
             syn: tcp.syn(),
         }),
-        ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
+        ack: if tcp.ack() {
+            tcp.ack_number().0 as u32
+        } else {
+            0
+        },
     })
 }
 
@@ -1155,7 +1160,7 @@ mod tests {
             dst: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 2),
             window_field: 0,
             seq_end: None,
-            ack: None,
+            ack: 0,
         };
         for _ in 0..FRAME_LOG_CAPACITY + 3 {
             log.record(event);

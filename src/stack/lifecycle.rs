@@ -296,6 +296,9 @@ fn connection_of(
 /// it carries, which the connection obeys.
 ///
 /// [`FrameLog::checked_held_syn`]: crate::phy::FrameLog::checked_held_syn
+// Not inlined: what it looks at stays out of the poll's frame, which smoltcp's deepest
+// path sits on.
+#[inline(never)]
 fn inexact_rst(
     slots: &[Option<Slot>],
     sockets: &SocketSet<'_>,

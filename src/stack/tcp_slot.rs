@@ -334,13 +334,13 @@ impl TcpSlot {
         source: Source,
         account: &mut Account<'_>,
         window_field: u16,
-        (seq_end, ack): (Option<TcpSeqEnd>, Option<u32>),
+        (seq_end, ack): (Option<TcpSeqEnd>, u32),
     ) {
         if let Some(seq) = seq_end {
             self.count_retransmit(seq);
         }
-        if ack.is_some() {
-            self.ack_sent = ack;
+        if ack != 0 {
+            self.ack_sent = Some(ack);
         }
         if socket.state() == tcp::State::TimeWait {
             // This segment may leave in the very poll that entered TIME-WAIT, before the
