@@ -439,6 +439,7 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
         let discards = stack.discards();
         assert_eq!(discards.duplicate_syn, 0, "{}", stack.name());
         assert_eq!(discards.icmp_limited, 0, "{}", stack.name());
+        assert_eq!(discards.inexact_rst, 0, "{}", stack.name());
         for row in stack.stats_rows() {
             let s = row.stats;
             assert_eq!(
@@ -1177,7 +1178,10 @@ fn a_flood_to_a_closed_port_gets_at_most_the_icmp_buckets_worth_of_errors() {
     assert_eq!(discards.no_socket, 200);
     assert_eq!(discards.icmp_limited, 170, "every error not sent, counted");
     let table = w.stacks[B].stats_table().to_string();
-    assert!(table.ends_with(", icmp_limited 170\n"), "{table}");
+    assert!(
+        table.ends_with(", icmp_limited 170, inexact_rst 0\n"),
+        "{table}"
+    );
     // A second later the bucket is full again (50, not 1000): the protocol errors go.
     w.wire.advance_to(w.wire.now() + Duration::from_secs(1));
     for _ in 0..20 {
@@ -1475,4 +1479,193 @@ fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_
         w.stacks[B].discards().duplicate_syn >= 1,
         "the first SYN met the old connection"
     );
+}
+
+/// The TCP segments among `frames` from `src`: (sequence number, where it ends in
+/// sequence space, acknowledgment number, RST flag).
+fn tcp_segments_from(frames: &[Sniffed], src: Ipv4Address) -> Vec<(u32, u32, Option<u32>, bool)> {
+    use ringnet::smoltcp::wire::{IpProtocol, TcpPacket};
+    frames
+        .iter()
+        .filter(|f| f.src == src && f.protocol == IpProtocol::Tcp)
+        .filter_map(|f| {
+            let tcp = TcpPacket::new_checked(&f.payload[..]).ok()?;
+            let seq = tcp.seq_number().0 as u32;
+            let occupied = tcp.payload().len() + usize::from(tcp.syn()) + usize::from(tcp.fin());
+            let ack = tcp.ack().then(|| tcp.ack_number().0 as u32);
+            Some((seq, seq.wrapping_add(occupied as u32), ack, tcp.rst()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_reset_in_the_window_but_not_at_the_next_sequence_number_is_dropped() {
+    // smoltcp ends a connection on any RST whose sequence number falls in its receive
+    // window (RFC 793): a peer off the path that knows the four-tuple needs to guess only
+    // one number per window's worth of the 2^32 (4 million RSTs for a 1024-byte ring,
+    // fewer for larger ones) to reset it. RFC 5961 3.2, as Linux does: a RST ends the
+    // connection only at exactly the next sequence number expected (one elsewhere in the
+    // window gets a challenge ACK there; here it is dropped, and the connection's next
+    // ACK does the challenge's work).
+    use ringnet::smoltcp::wire::TcpControl;
+    let mut w = world_with::<3>(Faults::NONE, 140, ETHERNET_MTU, 256 * 1024);
+    let sockets: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    let mut echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap();
+    let wire = w.wire;
+    client_of!(
+        w,
+        |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+        sock,
+        conn,
+        ECHO_PORT,
+        (1024, 1024)
+    );
+    echo_round(&mut sock, conn, b"before the blind resets");
+    sock.sleep(Duration::from_millis(100));
+    let from = sock.stack().local_addr(conn).unwrap();
+    let from = (ip(A), from.port);
+    let sent = tcp_segments_from(&sniff(wire, C), ip(A));
+    let rcv_nxt = sent.last().unwrap().1;
+    // RSTs spoofed as A's, in B's window but not at its next number: with and without
+    // an ACK, one of them carrying bytes.
+    for (offset, ack, payload) in [
+        (1u32, None, &b""[..]),
+        (300, Some(0), &b""[..]),
+        (1000, None, &b"diagnostic"[..]),
+    ] {
+        let rst = tcp_segment(
+            mac(A),
+            from,
+            mac(B),
+            (ip(B), ECHO_PORT),
+            rcv_nxt.wrapping_add(offset),
+            ack,
+            TcpControl::Rst,
+            payload,
+        );
+        wire.inject(C, &rst).unwrap();
+        sock.sleep(Duration::from_millis(1100));
+    }
+    let answers = tcp_segments_from(&sniff(wire, C), ip(B));
+    assert!(answers.is_empty(), "B sends nothing: {answers:?}");
+    assert_eq!(sock.waiter().peer().discards().inexact_rst, 3);
+    echo_round(&mut sock, conn, b"the connection lives");
+    // A RST at exactly the next number ends the connection, as before.
+    let sent = tcp_segments_from(&sniff(wire, C), ip(A));
+    let rcv_nxt = sent.last().unwrap().1;
+    let rst = tcp_segment(
+        mac(A),
+        from,
+        mac(B),
+        (ip(B), ECHO_PORT),
+        rcv_nxt,
+        None,
+        TcpControl::Rst,
+        &[],
+    );
+    wire.inject(C, &rst).unwrap();
+    sock.sleep(Duration::from_millis(100));
+    assert_eq!(sock.waiter().peer().discards().inexact_rst, 3);
+    // B answers what A sends next with a RST (or A's delayed ACK got one already).
+    let reset = sock.send_all(conn, b"gone?").is_err() || {
+        let mut back = [0u8; 5];
+        matches!(
+            sock.recv_exact(conn, &mut back),
+            Err(RecvError::ConnectionReset)
+        )
+    };
+    assert!(reset, "B's connection ended at the exact RST");
+}
+
+#[test]
+fn a_peer_that_sends_and_resets_at_once_still_ends_the_connection_at_the_next_ack() {
+    // The price of dropping a RST not at the number last acknowledged: a peer that sends
+    // data and resets before it is acknowledged (its RST beyond that number). The
+    // connection's ACK of the data follows within the delayed ACK's 10 ms (echo's answer
+    // with it), the peer, which has no connection any more, answers it with a RST at the
+    // number it carries, and the connection ends there.
+    use ringnet::smoltcp::wire::TcpControl;
+    let seed = 141;
+    let mut w = world_with::<3>(Faults::NONE, seed, ETHERNET_MTU, 256 * 1024);
+    let sockets: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    let mut echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap();
+    let wire = w.wire;
+    let from = {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"before the reset");
+        sock.sleep(Duration::from_millis(100));
+        sock.stack().local_addr(conn).unwrap()
+    };
+    let connected =
+        |b: &Stack<'static>| sockets.iter().filter(|&&s| b.peer_addr(s).is_ok()).count();
+    assert_eq!(connected(&w.stacks[B]), 1);
+    // A's connection is gone with nothing sent (a new stack of the same configuration),
+    // and the last of its data and its RST arrive together.
+    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(ringnet::StackResources::new()));
+    let config = ringnet::StackConfig {
+        name: "A",
+        mac: mac(A),
+        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
+        gateway: None,
+        seed,
+    };
+    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    let frames = sniff(wire, C);
+    let rcv_nxt = tcp_segments_from(&frames, ip(A)).last().unwrap().1;
+    let ack = Some(tcp_segments_from(&frames, ip(B)).last().unwrap().1);
+    let from = (ip(A), from.port);
+    let to = (ip(B), ECHO_PORT);
+    let data = tcp_segment(
+        mac(A),
+        from,
+        mac(B),
+        to,
+        rcv_nxt,
+        ack,
+        TcpControl::Psh,
+        b"last",
+    );
+    let rst = tcp_segment(
+        mac(A),
+        from,
+        mac(B),
+        to,
+        rcv_nxt + 4,
+        ack,
+        TcpControl::Rst,
+        &[],
+    );
+    wire.inject(C, &data).unwrap();
+    wire.inject(C, &rst).unwrap();
+    let start = wire.now();
+    while connected(&w.stacks[B]) > 0 && wire.now() - start < Duration::from_secs(5) {
+        w.step_for(Duration::from_millis(10), |host, stack| {
+            if host == B {
+                echo.poll(stack)
+            }
+        });
+    }
+    assert_eq!(
+        w.stacks[B].discards().inexact_rst,
+        1,
+        "the RST came before B's ACK"
+    );
+    assert_eq!(connected(&w.stacks[B]), 0, "the connection ended");
+    let took = wire.now() - start;
+    // A's new stack asks B's address by ARP before its first RST, which smoltcp drops
+    // meanwhile: B's retransmission 1 s later is answered (a peer that just reset has
+    // the address already, and answers the first).
+    assert!(took < Duration::from_secs(2), "ended {took} after the RST");
 }

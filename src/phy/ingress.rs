@@ -99,11 +99,20 @@ pub enum Discard {
     /// no longer makes the host reflect one ICMP error per datagram
     /// ([`FrameLog::set_icmp_limit`](super::FrameLog::set_icmp_limit)).
     IcmpLimited,
+    /// A RST whose four-tuple a synchronized connection holds, in its window but not at
+    /// the next sequence number expected (the acknowledgment number of the last segment
+    /// the connection sent): a peer off the path guessing numbers (RFC 5961 3.2). smoltcp
+    /// ends a connection on any RST in its window; Linux only on one at exactly that
+    /// number, answering any other with a challenge ACK (`TCPChallengeACK`), to which the
+    /// real peer answers with a RST at that number. The inspector turns it into a bare
+    /// ACK of data never sent, which smoltcp answers with that challenge ACK; a RST too
+    /// long to hold (over 80 bytes of payload) is dropped.
+    InexactRst,
 }
 
 impl Discard {
     /// Every reason, in the order the stats table prints them.
-    pub const ALL: [Discard; 7] = [
+    pub const ALL: [Discard; 8] = [
         Discard::NotForUs,
         Discard::BadChecksum,
         Discard::Fragment,
@@ -111,6 +120,7 @@ impl Discard {
         Discard::Malformed,
         Discard::DuplicateSyn,
         Discard::IcmpLimited,
+        Discard::InexactRst,
     ];
 
     /// The reason's name in the stats table and in JSON.
@@ -123,6 +133,7 @@ impl Discard {
             Discard::Malformed => "malformed",
             Discard::DuplicateSyn => "duplicate_syn",
             Discard::IcmpLimited => "icmp_limited",
+            Discard::InexactRst => "inexact_rst",
         }
     }
 }
@@ -139,6 +150,7 @@ impl Discard {
                 Discard::Malformed => "malformed header",
                 Discard::DuplicateSyn => "SYN of a connection already made",
                 Discard::IcmpLimited => "its ICMP error over the rate limit",
+                Discard::InexactRst => "RST in the window, not at the next number",
             }
         }
     }
@@ -171,6 +183,8 @@ pub struct Discards {
     pub duplicate_syn: u32,
     /// [`Discard::IcmpLimited`].
     pub icmp_limited: u32,
+    /// [`Discard::InexactRst`].
+    pub inexact_rst: u32,
 }
 
 impl Discards {
@@ -186,6 +200,7 @@ impl Discards {
             Discard::Malformed => self.malformed,
             Discard::DuplicateSyn => self.duplicate_syn,
             Discard::IcmpLimited => self.icmp_limited,
+            Discard::InexactRst => self.inexact_rst,
         }
     }
 
@@ -199,6 +214,7 @@ impl Discards {
             Discard::Malformed => &mut self.malformed,
             Discard::DuplicateSyn => &mut self.duplicate_syn,
             Discard::IcmpLimited => &mut self.icmp_limited,
+            Discard::InexactRst => &mut self.inexact_rst,
         };
         *counter = counter.saturating_add(1);
     }
@@ -586,7 +602,7 @@ mod tests {
         );
         assert_eq!(
             std::format!("{d}"),
-            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1"
+            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1, inexact_rst 0"
         );
     }
 }

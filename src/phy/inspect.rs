@@ -8,7 +8,7 @@ use smoltcp::wire::{
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
-use super::mss::{tcp_flags, MssOption, ACK, SYN};
+use super::mss::{tcp_flags, MssOption, ACK, RST, SYN};
 use crate::rate::TokenBucket;
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
@@ -35,6 +35,10 @@ pub enum FrameEvent {
         /// The sequence number after it, when it occupies sequence space (data, SYN or
         /// FIN; a bare ACK does not): a retransmission ends at or before what was sent.
         seq_end: Option<TcpSeqEnd>,
+        /// Its acknowledgment number (0 without the ACK flag: a SYN): the next sequence
+        /// number this stack expected when it sent it, at which alone a RST ends the
+        /// connection. Not an `Option`, which would grow every event of the log by 4 B.
+        ack: u32,
     },
     /// The MSS option of a SYN was lowered to what the socket's rings keep two segments
     /// of ([`mss`](super::mss)).
@@ -142,10 +146,12 @@ enum Hold {
     Released,
 }
 
-/// A SYN held back from smoltcp ([`Hold`]).
+/// A SYN, or a RST, held back from smoltcp ([`Hold`]).
 #[derive(Debug)]
 struct HeldSyn {
     frame: heapless::Vec<u8, HELD_SYN>,
+    /// A RST's sequence number; `None` for a SYN.
+    rst_seq: Option<u32>,
     /// Its destination address and port.
     dst: Ipv4Address,
     port: u16,
@@ -380,13 +386,14 @@ impl FrameLog {
         self.held.as_ref().is_some_and(|h| h.hold == Hold::Released)
     }
 
-    /// The destination and the sender of a SYN just held back until the stack has looked
-    /// whether a connection holds its four-tuple ([`FrameLog::checked_held_syn`] says).
-    pub fn syn_to_check(&self) -> Option<(IpEndpoint, IpEndpoint)> {
+    /// The destination and the sender of a SYN (or a RST, with its sequence number) just
+    /// held back until the stack has looked whether a connection holds its four-tuple
+    /// ([`FrameLog::checked_held_syn`] says).
+    pub fn syn_to_check(&self) -> Option<(IpEndpoint, IpEndpoint, Option<u32>)> {
         self.held
             .as_ref()
             .filter(|h| h.hold == Hold::Check)
-            .map(|h| (IpEndpoint::new(h.dst.into(), h.port), h.src))
+            .map(|h| (IpEndpoint::new(h.dst.into(), h.port), h.src, h.rst_seq))
     }
 
     /// The stack has looked at the SYN of [`FrameLog::syn_to_check`]: a `duplicate` (a
@@ -400,12 +407,16 @@ impl FrameLog {
     /// data never sent with an ACK of what it has, Linux's challenge ACK to a SYN in a
     /// synchronized state (RFC 5961 4.2). A peer that restarted and reuses the port
     /// answers it with a RST, which ends the old connection, and its next SYN is served.
+    ///
+    /// A held RST is a `duplicate` when it is in a synchronized connection's window but
+    /// not at the next sequence number expected (RFC 5961 3.2): it is dropped and
+    /// recorded as [`Discard::InexactRst`]; any other RST goes to smoltcp as it came.
     pub fn checked_held_syn(&mut self, duplicate: bool, challenge: Option<u32>) {
         let Some(held) = self.held.as_mut().filter(|h| h.hold == Hold::Check) else {
             return;
         };
         if !duplicate {
-            held.hold = if self.starved.contains(&held.port) {
+            held.hold = if held.rst_seq.is_none() && self.starved.contains(&held.port) {
                 Hold::Room
             } else {
                 Hold::Released
@@ -414,7 +425,11 @@ impl FrameLog {
         }
         let IpAddress::Ipv4(src) = held.src.addr;
         let event = FrameEvent::Discarded {
-            reason: Discard::DuplicateSyn,
+            reason: if held.rst_seq.is_some() {
+                Discard::InexactRst
+            } else {
+                Discard::DuplicateSyn
+            },
             src,
             dst: held.dst,
             port: held.port,
@@ -428,15 +443,27 @@ impl FrameLog {
         self.record(event);
     }
 
-    /// Holds `frame` back if it is a SYN for this stack and nothing is held yet, until
-    /// the stack has looked at it ([`Hold::Check`]); returns whether it did. A SYN too
-    /// long to copy (one carrying data) is not held, nor one whose checksums fail: a
-    /// damaged segment whose flags read SYN is no duplicate SYN (smoltcp drops it).
+    /// Holds `frame` back if it is a SYN or a RST for this stack and nothing is held yet,
+    /// until the stack has looked at it ([`Hold::Check`]); returns whether it did. A SYN
+    /// too long to copy (one carrying data) is not held, nor a segment whose checksums
+    /// fail: a damaged segment whose flags read SYN is no duplicate SYN (smoltcp drops
+    /// it). A RST too long to copy (over 80 bytes of payload) is dropped, counted as
+    /// [`Discard::InexactRst`]: its number cannot be checked, and a peer that meant it
+    /// answers the next segment with another.
+    // Not inlined: its copy of the frame is gone before smoltcp takes the deepest path.
+    #[inline(never)]
     fn hold(&mut self, frame: &[u8], now: Instant) -> bool {
         if self.held.is_some() {
             return false;
         }
-        let Some((dst, port, src)) = syn_destination(frame) else {
+        // A bare SYN, or else a RST (with its sequence number).
+        let Some((dst, port, src, rst_seq)) = tcp_destination(frame, SYN | ACK, SYN)
+            .map(|(dst, port, src, _)| (dst, port, src, None))
+            .or_else(|| {
+                tcp_destination(frame, RST, RST)
+                    .map(|(dst, port, src, seq)| (dst, port, src, Some(seq)))
+            })
+        else {
             return false;
         };
         if Some(dst) != self.local_ip {
@@ -447,10 +474,21 @@ impl FrameLog {
             return false;
         }
         let Ok(copy) = heapless::Vec::<u8, HELD_SYN>::from_slice(frame) else {
+            if rst_seq.is_some() {
+                let IpAddress::Ipv4(src) = src.addr;
+                self.record(FrameEvent::Discarded {
+                    reason: Discard::InexactRst,
+                    src,
+                    dst,
+                    port,
+                });
+                return true;
+            }
             return false;
         };
         self.held = Some(HeldSyn {
             frame: copy,
+            rst_seq,
             dst,
             port,
             src,
@@ -516,8 +554,19 @@ fn inspect_incoming(frame: &[u8], acceptance: &Acceptance) -> Option<FrameEvent>
 /// The destination address and port, and the sender, of a connection request (SYN
 /// without ACK).
 fn syn_destination(frame: &[u8]) -> Option<(Ipv4Address, u16, IpEndpoint)> {
-    // Every frame arriving passes here: the full parse only for a bare SYN.
-    if tcp_flags(frame)? & (SYN | ACK) != SYN {
+    tcp_destination(frame, SYN | ACK, SYN).map(|(dst, port, src, _)| (dst, port, src))
+}
+
+/// The destination address and port, the sender and the sequence number of an IPv4 TCP
+/// segment whose flags, masked with `mask`, are `flags`.
+#[inline(never)]
+fn tcp_destination(
+    frame: &[u8],
+    mask: u8,
+    flags: u8,
+) -> Option<(Ipv4Address, u16, IpEndpoint, u32)> {
+    // Every frame arriving passes here: the full parse only for a bare SYN or a RST.
+    if tcp_flags(frame)? & mask != flags {
         return None;
     }
     let eth = EthernetFrame::new_checked(frame).ok()?;
@@ -530,7 +579,15 @@ fn syn_destination(frame: &[u8]) -> Option<(Ipv4Address, u16, IpEndpoint)> {
     }
     let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
     let src = IpEndpoint::new(ip.src_addr().into(), tcp.src_port());
-    (tcp.syn() && !tcp.ack()).then(|| (ip.dst_addr(), tcp.dst_port(), src))
+    // The flags again, in the header the views checked.
+    (ip.payload().get(13)? & mask == flags).then(|| {
+        (
+            ip.dst_addr(),
+            tcp.dst_port(),
+            src,
+            tcp.seq_number().0 as u32,
+        )
+    })
 }
 
 /// Whether an IPv4 TCP frame's header and segment checksums are right, where the
@@ -602,6 +659,11 @@ fn outgoing_event(frame: &[u8], log: &mut FrameLog) -> Option<FrameEvent> {
             end: (tcp.seq_number() + occupied).0 as u32,
             syn: tcp.syn(),
         }),
+        ack: if tcp.ack() {
+            tcp.ack_number().0 as u32
+        } else {
+            0
+        },
     })
 }
 
@@ -918,7 +980,7 @@ mod tests {
         assert!(!log.hold(&damaged, t0), "its TCP checksum fails");
         assert_eq!(log.syn_to_check(), None);
         assert!(log.hold(&syn(Some(1460), false), t0));
-        assert_eq!(log.syn_to_check(), Some((us, syn_sender())));
+        assert_eq!(log.syn_to_check(), Some((us, syn_sender(), None)));
         assert_eq!(log.held_syn(), None, "not waiting for room");
         assert!(!log.held_syn_released());
         assert!(!log.hold(&syn(None, false), t0), "one held at a time");
@@ -937,6 +999,52 @@ mod tests {
         );
         assert_eq!(log.pop_front(), None);
         assert!(log.hold(&syn(None, false), t0), "the slot is free again");
+    }
+
+    /// The SYN of `mss::tests::syn` turned into a RST (sequence number 1000), its
+    /// checksum right.
+    fn rst() -> std::vec::Vec<u8> {
+        let mut frame = crate::phy::mss::tests::syn(None, false);
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+        let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+        let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+        tcp.set_syn(false);
+        tcp.set_rst(true);
+        tcp.fill_checksum(&src, &dst);
+        frame
+    }
+
+    #[test]
+    fn a_rst_for_us_waits_for_the_check_and_an_inexact_one_is_dropped() {
+        let us = IpEndpoint::new(Ipv4Address::new(10, 0, 0, 2).into(), 80);
+        let mut log = FrameLog::for_interface(acceptance());
+        let t0 = Instant::from_millis(5);
+        // A RST to a starved port goes on at once all the same: it takes no socket.
+        log.set_starved([80].into_iter());
+        assert!(log.hold(&rst(), t0));
+        assert_eq!(log.syn_to_check(), Some((us, syn_sender(), Some(1000))));
+        log.checked_held_syn(false, None);
+        assert!(
+            log.held_syn_released(),
+            "obeyed: smoltcp gets it as it came"
+        );
+        assert_eq!(log.held.as_ref().map(|h| &h.frame[..]), Some(&rst()[..]));
+        assert_eq!(log.pop_front(), None, "nothing discarded");
+        log.held = None;
+
+        assert!(log.hold(&rst(), t0));
+        log.checked_held_syn(true, None);
+        assert!(log.held.is_none(), "dropped, never given to smoltcp");
+        assert_eq!(
+            log.pop_front(),
+            Some(FrameEvent::Discarded {
+                reason: Discard::InexactRst,
+                src: Ipv4Address::new(10, 0, 0, 1),
+                dst: Ipv4Address::new(10, 0, 0, 2),
+                port: 80,
+            })
+        );
+        assert_eq!(log.pop_front(), None);
     }
 
     #[test]
@@ -1052,6 +1160,7 @@ mod tests {
             dst: IpEndpoint::new(Ipv4Address::new(10, 0, 0, 1).into(), 2),
             window_field: 0,
             seq_end: None,
+            ack: 0,
         };
         for _ in 0..FRAME_LOG_CAPACITY + 3 {
             log.record(event);

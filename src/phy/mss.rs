@@ -81,6 +81,8 @@ pub struct MssOption {
 /// TCP's SYN and ACK flags, in the low byte of its flags field (byte 13 of its header).
 pub(crate) const SYN: u8 = 0x02;
 pub(crate) const ACK: u8 = 0x10;
+/// TCP's RST flag.
+pub(crate) const RST: u8 = 0x04;
 
 /// The byte of an IPv4 TCP segment's flags in an Ethernet `frame`, read where the
 /// headers put it without checking them; `None` when the frame is not IPv4 TCP or is too

@@ -136,10 +136,12 @@ impl DiscardAccount {
             ),
             // A frame withheld from smoltcp for its ICMP error (the datagram counted as
             // `no_socket` too): a flood, perhaps with a victim's address as its source.
+            // A RST out of place: a peer off the path guessing numbers, perhaps.
             Discard::BadChecksum
             | Discard::Fragment
             | Discard::Malformed
-            | Discard::IcmpLimited => net_warn!(
+            | Discard::IcmpLimited
+            | Discard::InexactRst => net_warn!(
                 "{}: discarded {} IPv4 frame(s){}: {} ({} in all; at most one line per {} ms)",
                 name,
                 new,
@@ -333,6 +335,7 @@ pub(super) fn drain_frame_events(
                 dst,
                 window_field,
                 seq_end,
+                ack,
             } => {
                 let hint = frames.tcp_out_hint.min(slots.len());
                 let (wrapped, from_hint) = slots.split_at_mut(hint);
@@ -360,7 +363,14 @@ pub(super) fn drain_frame_events(
                             kind: SocketType::Stream,
                         };
                         let mut account = Account::new(stats, log_throttle);
-                        t.segment_sent(socket, gate, source, &mut account, window_field, seq_end);
+                        t.segment_sent(
+                            socket,
+                            gate,
+                            source,
+                            &mut account,
+                            window_field,
+                            (seq_end, ack),
+                        );
                         frames.tcp_out_hint = index;
                         break;
                     }

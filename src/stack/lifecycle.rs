@@ -226,8 +226,11 @@ pub(super) fn guard_backlogs(
 ) {
     let now = rec.now;
     let to_check = frames.borrow().syn_to_check();
-    if let Some((local, from)) = to_check {
-        let duplicate = connection_of(slots, sockets, local, from);
+    if let Some((local, from, rst_seq)) = to_check {
+        let duplicate = match rst_seq {
+            None => connection_of(slots, sockets, local, from),
+            Some(seq) => inexact_rst(slots, sockets, local, from, seq),
+        };
         frames
             .borrow_mut()
             .checked_held_syn(duplicate.is_some(), duplicate.flatten());
@@ -281,6 +284,53 @@ fn connection_of(
     local: IpEndpoint,
     remote: IpEndpoint,
 ) -> Option<Option<u32>> {
+    connection_with(slots, sockets, local, remote).map(|c| c.challenge)
+}
+
+/// Whether a RST with sequence number `seq` from `remote` to `local` is one to drop
+/// rather than obey (RFC 5961 3.2): a synchronized connection holds the four-tuple and
+/// `seq` lies in its window (its rx ring's reach beyond the acknowledgment number it
+/// sent last) but not at that number. `Some(None)` then: [`FrameLog::checked_held_syn`]
+/// drops it. `None` lets smoltcp have the RST as it came (it obeys one at the next
+/// number, and drops one outside its window). Linux answers such a RST with a challenge
+/// ACK; here the connection's own next ACK does that: a peer's RST beyond the number last
+/// acknowledged follows data not acknowledged yet, whose ACK leaves within the delayed
+/// ACK's 10 ms, and a peer that meant its RST answers that ACK with a RST at the number
+/// it carries, which the connection obeys.
+///
+/// [`FrameLog::checked_held_syn`]: crate::phy::FrameLog::checked_held_syn
+// Not inlined: what it looks at stays out of the poll's frame, which smoltcp's deepest
+// path sits on.
+#[inline(never)]
+fn inexact_rst(
+    slots: &[Option<Slot>],
+    sockets: &SocketSet<'_>,
+    local: IpEndpoint,
+    remote: IpEndpoint,
+    seq: u32,
+) -> Option<Option<u32>> {
+    let found = connection_with(slots, sockets, local, remote)?;
+    let ahead = seq.wrapping_sub(found.ack_sent?);
+    (found.challenge.is_some() && ahead != 0 && (ahead as usize) < found.window).then_some(None)
+}
+
+/// A connection [`connection_with`] found.
+struct Found {
+    /// What [`connection_of`] gives.
+    challenge: Option<u32>,
+    /// The acknowledgment number of the last segment it sent.
+    ack_sent: Option<u32>,
+    /// Its rx ring's capacity: the furthest its window reaches.
+    window: usize,
+}
+
+/// The connection with the four-tuple `local`, `remote`, as [`connection_of`] looks.
+fn connection_with(
+    slots: &[Option<Slot>],
+    sockets: &SocketSet<'_>,
+    local: IpEndpoint,
+    remote: IpEndpoint,
+) -> Option<Found> {
     use tcp::State;
     slots.iter().flatten().find_map(|slot| {
         let SlotKind::Tcp(t) = &slot.kind else {
@@ -300,11 +350,14 @@ fn connection_of(
         if socket.local_endpoint() != Some(local) || socket.remote_endpoint() != Some(remote) {
             return None;
         }
-        Some(
-            t.sent_end()
+        Some(Found {
+            challenge: t
+                .sent_end()
                 .filter(|_| synchronized)
                 .map(|end| end.wrapping_add(1 << 30)),
-        )
+            ack_sent: t.ack_sent(),
+            window: socket.recv_capacity(),
+        })
     })
 }
 

@@ -187,6 +187,9 @@ pub(crate) struct TcpSlot {
     /// Where the furthest segment it sent ends in sequence space: a segment ending at or
     /// before it is a retransmission.
     sent_end: Option<u32>,
+    /// The acknowledgment number of the last segment it sent: the next sequence number
+    /// it expected then, at which alone a RST ends the connection (RFC 5961 3.2).
+    ack_sent: Option<u32>,
     /// Since when it has been SYN-RECEIVED (half-open).
     half_open: Option<Instant>,
     backlog: Option<Membership>,
@@ -212,6 +215,7 @@ impl TcpSlot {
             write_shut: false,
             orphan: None,
             sent_end: None,
+            ack_sent: None,
             half_open: None,
             backlog: None,
             backlog_port: 0,
@@ -230,6 +234,11 @@ impl TcpSlot {
     /// has sent one that occupies sequence space.
     pub(crate) fn sent_end(&self) -> Option<u32> {
         self.sent_end
+    }
+
+    /// The acknowledgment number of the last segment it sent, if any.
+    pub(crate) fn ack_sent(&self) -> Option<u32> {
+        self.ack_sent
     }
 
     pub(crate) fn inner(&self) -> smoltcp::iface::SocketHandle {
@@ -325,10 +334,13 @@ impl TcpSlot {
         source: Source,
         account: &mut Account<'_>,
         window_field: u16,
-        seq_end: Option<TcpSeqEnd>,
+        (seq_end, ack): (Option<TcpSeqEnd>, u32),
     ) {
         if let Some(seq) = seq_end {
             self.count_retransmit(seq);
+        }
+        if ack != 0 {
+            self.ack_sent = Some(ack);
         }
         if socket.state() == tcp::State::TimeWait {
             // This segment may leave in the very poll that entered TIME-WAIT, before the

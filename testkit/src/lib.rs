@@ -431,6 +431,53 @@ pub fn tcp_syn(
     })
 }
 
+/// A TCP segment as a raw Ethernet frame, from `from` at `from_mac` to `to` at `to_mac`:
+/// sequence number `seq`, acknowledgment `ack` (the ACK flag with it), `control` (a RST,
+/// a FIN, or none) and `payload`, a window of 1024 and no options. What a raw socket
+/// sends into a connection whose numbers it has seen, or guessed.
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_segment(
+    from_mac: EthernetAddress,
+    from: (Ipv4Address, u16),
+    to_mac: EthernetAddress,
+    to: (Ipv4Address, u16),
+    seq: u32,
+    ack: Option<u32>,
+    control: ringnet::smoltcp::wire::TcpControl,
+    payload: &[u8],
+) -> Vec<u8> {
+    use ringnet::smoltcp::wire::{IpProtocol, Ipv4Repr, TcpPacket, TcpRepr, TcpSeqNumber};
+    let tcp = TcpRepr {
+        src_port: from.1,
+        dst_port: to.1,
+        control,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: ack.map(|ack| TcpSeqNumber(ack as i32)),
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload,
+    };
+    let ip = Ipv4Repr {
+        src_addr: from.0,
+        dst_addr: to.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    ipv4_frame(from_mac, to_mac, &ip, |ip_payload, checksums| {
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(ip_payload),
+            &from.0.into(),
+            &to.0.into(),
+            checksums,
+        )
+    })
+}
+
 /// An IPv4 packet `ip` in an Ethernet frame from `from_mac` to `to_mac`, its payload
 /// written by `emit` (given the payload's bytes and the checksums to fill in).
 pub fn ipv4_frame(

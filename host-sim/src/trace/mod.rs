@@ -375,6 +375,7 @@ fn drop_name(reason: DropReason) -> &'static str {
             ringnet::phy::Discard::Malformed => "malformed",
             ringnet::phy::Discard::DuplicateSyn => "duplicate SYN",
             ringnet::phy::Discard::IcmpLimited => "ICMP error rate-limited",
+            ringnet::phy::Discard::InexactRst => "RST not at the next number",
         },
     }
 }
