@@ -120,8 +120,10 @@ fn small_files_survive_a_wire_with_twenty_percent_faults() {
 #[test]
 fn a_get_after_a_put_survives_the_wires_duplicates_of_its_syn() {
     // Each of these once failed: the get's SYN, duplicated by the wire, reached the
-    // backlog socket the put had left listening, which reset the get's connection.
-    for (seed, rings) in [(61, 4096), (62, 8192), (67, 8192)] {
+    // backlog socket the put had left listening, which reset the get's connection. (Seed
+    // 66 stands for 67, whose wire no longer duplicates the get's SYN since the server's
+    // answers leave in the poll that makes them.)
+    for (seed, rings) in [(61, 4096), (62, 8192), (66, 8192)] {
         let discards = put_then_get(lossy(0.2), seed, 300_000, rings);
         assert!(
             discards.duplicate_syn > 0,
