@@ -227,7 +227,14 @@ pub fn serve(config: ServeConfig) -> Result<(), ServeError> {
     );
     while !stop.load(Ordering::SeqCst) && end.is_none_or(|end| clock.now() < end) {
         let now = clock.now();
-        let turn = run::step(now, &mut stack, &mut device, &mut *services);
+        // The services between the stack's ingress and its egress, as the firmware's turn:
+        // the ACK that follows the data a service has just read leaves in this turn,
+        // advertising the room the read made.
+        let changed = run::act_between(now, &mut stack, &mut device, &mut *services);
+        let turn = run::Turn {
+            changed,
+            next: run::next_due(&mut stack, &*services),
+        };
         // Sleep only when nothing is due: what the services just queued makes the stack
         // due at once, and the next turn sends it without a system call in between.
         let wait = turn.wait(clock.now(), MAX_WAIT);

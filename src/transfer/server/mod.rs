@@ -187,8 +187,28 @@ struct Shared<'s, S> {
     completed: &'s mut u32,
 }
 
-/// Moves one connection forward: flushes what is queued, then takes the step of its phase.
+/// Moves one connection forward: flushes what is queued, takes the step of its phase, and
+/// flushes what that step queued.
 fn advance<S: Store>(
+    stack: &mut Stack<'_>,
+    shared: &mut Shared<'_, S>,
+    conn: &mut Connection<S::Upload, S::Reader>,
+    now: Instant,
+    limits: (Duration, MinRate),
+) -> Next {
+    let next = take_step(stack, shared, conn, now, limits);
+    // What the step queued (an Accept, a Status) goes into the tx ring in this poll: left
+    // for the next one, it waited for whatever polled the host next, the delayed ACK's
+    // timer (an Accept, 10 ms) or the host's longest sleep (a put's last Status, 100 ms
+    // on the tap, while the client waits for it with nothing more to send).
+    if matches!(next, Next::Keep) && !conn.io.is_flushed() && conn.io.flush(stack, now).is_err() {
+        return give_up(stack, shared.store, conn);
+    }
+    next
+}
+
+/// The body of [`advance`]: flushes what is queued, then takes the step of its phase.
+fn take_step<S: Store>(
     stack: &mut Stack<'_>,
     shared: &mut Shared<'_, S>,
     conn: &mut Connection<S::Upload, S::Reader>,
