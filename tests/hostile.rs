@@ -1416,6 +1416,21 @@ fn a_lone_datagram_to_an_address_no_host_holds_is_given_up_after_its_three_secon
     assert_eq!(dropped(&w), 6);
 }
 
+/// A restarts: a new stack of A's configuration in its place, nothing sent on the way
+/// (a board reset), its connections gone without a word to their peers.
+fn restart_a<const PORTS: usize>(w: &mut World<PORTS>, seed: u64) {
+    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(ringnet::StackResources::new()));
+    let config = ringnet::StackConfig {
+        name: "A",
+        mac: mac(A),
+        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
+        gateway: None,
+        seed,
+    };
+    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+}
+
 #[test]
 fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_syn() {
     // A client that restarts (a board reset) and connects again from the port its last
@@ -1442,17 +1457,7 @@ fn a_client_that_restarts_and_connects_from_the_same_port_is_served_at_its_next_
         echo_round(&mut sock, conn, b"before the restart");
         sock.stack().local_addr(conn).unwrap()
     };
-    // A restarts: a new stack with the same configuration, and nothing sent on the way.
-    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
-        Box::leak(Box::new(ringnet::StackResources::new()));
-    let config = ringnet::StackConfig {
-        name: "A",
-        mac: mac(A),
-        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
-        gateway: None,
-        seed,
-    };
-    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    restart_a(&mut w, seed);
     let restarted = w.wire.now();
     {
         client_of!(
@@ -1498,6 +1503,17 @@ fn tcp_segments_from(frames: &[Sniffed], src: Ipv4Address) -> Vec<(u32, u32, Opt
         .collect()
 }
 
+/// A and B with C on the wire to sniff and spoof, and echo on B with two 1 KiB sockets
+/// (their handles and the service).
+fn echo_on_b_with_a_sniffer(seed: u64) -> (World<3>, Vec<ringnet::SocketHandle>, Echo) {
+    let mut w = world_with::<3>(Faults::NONE, seed, ETHERNET_MTU, 256 * 1024);
+    let sockets: Vec<_> = (0..2)
+        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
+        .collect();
+    let echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap();
+    (w, sockets, echo)
+}
+
 #[test]
 fn a_reset_in_the_window_but_not_at_the_next_sequence_number_is_dropped() {
     // smoltcp ends a connection on any RST whose sequence number falls in its receive
@@ -1508,11 +1524,7 @@ fn a_reset_in_the_window_but_not_at_the_next_sequence_number_is_dropped() {
     // window gets a challenge ACK there; here it is dropped, and the connection's next
     // ACK does the challenge's work).
     use ringnet::smoltcp::wire::TcpControl;
-    let mut w = world_with::<3>(Faults::NONE, 140, ETHERNET_MTU, 256 * 1024);
-    let sockets: Vec<_> = (0..2)
-        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
-        .collect();
-    let mut echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap();
+    let (mut w, _, mut echo) = echo_on_b_with_a_sniffer(140);
     let wire = w.wire;
     client_of!(
         w,
@@ -1588,11 +1600,7 @@ fn a_peer_that_sends_and_resets_at_once_still_ends_the_connection_at_the_next_ac
     // number it carries, and the connection ends there.
     use ringnet::smoltcp::wire::TcpControl;
     let seed = 141;
-    let mut w = world_with::<3>(Faults::NONE, seed, ETHERNET_MTU, 256 * 1024);
-    let sockets: Vec<_> = (0..2)
-        .map(|_| tcp_socket(&mut w.stacks[B], 1024, 1024))
-        .collect();
-    let mut echo = Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap();
+    let (mut w, sockets, mut echo) = echo_on_b_with_a_sniffer(seed);
     let wire = w.wire;
     let from = {
         client_of!(
@@ -1612,16 +1620,7 @@ fn a_peer_that_sends_and_resets_at_once_still_ends_the_connection_at_the_next_ac
     assert_eq!(connected(&w.stacks[B]), 1);
     // A's connection is gone with nothing sent (a new stack of the same configuration),
     // and the last of its data and its RST arrive together.
-    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
-        Box::leak(Box::new(ringnet::StackResources::new()));
-    let config = ringnet::StackConfig {
-        name: "A",
-        mac: mac(A),
-        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
-        gateway: None,
-        seed,
-    };
-    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    restart_a(&mut w, seed);
     let frames = sniff(wire, C);
     let rcv_nxt = tcp_segments_from(&frames, ip(A)).last().unwrap().1;
     let ack = Some(tcp_segments_from(&frames, ip(B)).last().unwrap().1);

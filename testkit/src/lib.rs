@@ -388,6 +388,33 @@ pub fn udp_datagram_frame(
     })
 }
 
+/// `tcp` in an IPv4 packet from `from` to `to`, in an Ethernet frame from `from_mac` to
+/// `to_mac`, its checksums filled in.
+fn tcp_frame(
+    from_mac: EthernetAddress,
+    from: Ipv4Address,
+    to_mac: EthernetAddress,
+    to: Ipv4Address,
+    tcp: &ringnet::smoltcp::wire::TcpRepr<'_>,
+) -> Vec<u8> {
+    use ringnet::smoltcp::wire::{IpProtocol, Ipv4Repr, TcpPacket};
+    let ip = Ipv4Repr {
+        src_addr: from,
+        dst_addr: to,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    ipv4_frame(from_mac, to_mac, &ip, |ip_payload, checksums| {
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(ip_payload),
+            &from.into(),
+            &to.into(),
+            checksums,
+        )
+    })
+}
+
 /// A connection request (SYN) as a raw Ethernet frame, from `from` at `from_mac` to `to`
 /// at `to_mac`: what a raw socket sends to spoof a client that never answers the SYN-ACK.
 pub fn tcp_syn(
@@ -397,9 +424,7 @@ pub fn tcp_syn(
     to: (Ipv4Address, u16),
     seq: u32,
 ) -> Vec<u8> {
-    use ringnet::smoltcp::wire::{
-        IpProtocol, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-    };
+    use ringnet::smoltcp::wire::{TcpControl, TcpRepr, TcpSeqNumber};
     let tcp = TcpRepr {
         src_port: from.1,
         dst_port: to.1,
@@ -414,21 +439,7 @@ pub fn tcp_syn(
         timestamp: None,
         payload: &[],
     };
-    let ip = Ipv4Repr {
-        src_addr: from.0,
-        dst_addr: to.0,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    ipv4_frame(from_mac, to_mac, &ip, |ip_payload, checksums| {
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(ip_payload),
-            &from.0.into(),
-            &to.0.into(),
-            checksums,
-        )
-    })
+    tcp_frame(from_mac, from.0, to_mac, to.0, &tcp)
 }
 
 /// A TCP segment as a raw Ethernet frame, from `from` at `from_mac` to `to` at `to_mac`:
@@ -446,7 +457,7 @@ pub fn tcp_segment(
     control: ringnet::smoltcp::wire::TcpControl,
     payload: &[u8],
 ) -> Vec<u8> {
-    use ringnet::smoltcp::wire::{IpProtocol, Ipv4Repr, TcpPacket, TcpRepr, TcpSeqNumber};
+    use ringnet::smoltcp::wire::{TcpRepr, TcpSeqNumber};
     let tcp = TcpRepr {
         src_port: from.1,
         dst_port: to.1,
@@ -461,21 +472,7 @@ pub fn tcp_segment(
         timestamp: None,
         payload,
     };
-    let ip = Ipv4Repr {
-        src_addr: from.0,
-        dst_addr: to.0,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    ipv4_frame(from_mac, to_mac, &ip, |ip_payload, checksums| {
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(ip_payload),
-            &from.0.into(),
-            &to.0.into(),
-            checksums,
-        )
-    })
+    tcp_frame(from_mac, from.0, to_mac, to.0, &tcp)
 }
 
 /// An IPv4 packet `ip` in an Ethernet frame from `from_mac` to `to_mac`, its payload
