@@ -104,9 +104,9 @@ pub enum Discard {
     /// the connection sent): a peer off the path guessing numbers (RFC 5961 3.2). smoltcp
     /// ends a connection on any RST in its window; Linux only on one at exactly that
     /// number, answering any other with a challenge ACK (`TCPChallengeACK`), to which the
-    /// real peer answers with a RST at that number. The inspector turns it into a bare
-    /// ACK of data never sent, which smoltcp answers with that challenge ACK; a RST too
-    /// long to hold (over 80 bytes of payload) is dropped.
+    /// real peer answers with a RST at that number. Here it is dropped, and the
+    /// connection's own next ACK does the challenge's work; a RST too long to hold (over
+    /// 80 bytes of payload) is dropped too.
     InexactRst,
 }
 
