@@ -388,6 +388,32 @@ pub fn udp_datagram_frame(
     })
 }
 
+/// A TCP header from port `from` to port `to` at sequence number `seq` carrying
+/// `payload`: no flags, no acknowledgment, a window of 1024 and no options, for the
+/// raw-frame builders below to set what their segment differs in.
+fn tcp_repr<'p>(
+    from: u16,
+    to: u16,
+    seq: u32,
+    payload: &'p [u8],
+) -> ringnet::smoltcp::wire::TcpRepr<'p> {
+    use ringnet::smoltcp::wire::{TcpControl, TcpRepr, TcpSeqNumber};
+    TcpRepr {
+        src_port: from,
+        dst_port: to,
+        control: TcpControl::None,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: None,
+        window_len: 1024,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload,
+    }
+}
+
 /// `tcp` in an IPv4 packet from `from` to `to`, in an Ethernet frame from `from_mac` to
 /// `to_mac`, its checksums filled in.
 fn tcp_frame(
@@ -424,20 +450,12 @@ pub fn tcp_syn(
     to: (Ipv4Address, u16),
     seq: u32,
 ) -> Vec<u8> {
-    use ringnet::smoltcp::wire::{TcpControl, TcpRepr, TcpSeqNumber};
+    use ringnet::smoltcp::wire::{TcpControl, TcpRepr};
     let tcp = TcpRepr {
-        src_port: from.1,
-        dst_port: to.1,
         control: TcpControl::Syn,
-        seq_number: TcpSeqNumber(seq as i32),
-        ack_number: None,
         window_len: 64240,
-        window_scale: None,
         max_seg_size: Some(1460),
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
+        ..tcp_repr(from.1, to.1, seq, &[])
     };
     tcp_frame(from_mac, from.0, to_mac, to.0, &tcp)
 }
@@ -459,18 +477,9 @@ pub fn tcp_segment(
 ) -> Vec<u8> {
     use ringnet::smoltcp::wire::{TcpRepr, TcpSeqNumber};
     let tcp = TcpRepr {
-        src_port: from.1,
-        dst_port: to.1,
         control,
-        seq_number: TcpSeqNumber(seq as i32),
         ack_number: ack.map(|ack| TcpSeqNumber(ack as i32)),
-        window_len: 1024,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload,
+        ..tcp_repr(from.1, to.1, seq, payload)
     };
     tcp_frame(from_mac, from.0, to_mac, to.0, &tcp)
 }
