@@ -9,6 +9,7 @@ use smoltcp::wire::{
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
 use super::mss::{tcp_flags, MssOption, ACK, RST, SYN};
+use super::neighbours::HeardNeighbours;
 use crate::rate::TokenBucket;
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
@@ -197,6 +198,8 @@ pub struct FrameLog {
     udp_ports: heapless::Vec<u16, UDP_PORTS>,
     /// Every bound UDP port is in `udp_ports` (none left out for want of room).
     udp_ports_all: bool,
+    /// The next hops heard from, as smoltcp's neighbour cache holds them.
+    pub neighbours: HeardNeighbours,
 }
 
 impl FrameLog {
@@ -698,6 +701,9 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
             let (held, lowered) = 'look: {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
+                if let Some(cidr) = log.acceptance.as_ref().map(|a| a.cidr) {
+                    log.neighbours.hear(frame, cidr, now);
+                }
                 let event = log
                     .acceptance
                     .as_ref()

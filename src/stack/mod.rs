@@ -14,6 +14,7 @@
 //! [`crate::phy`] and [`crate::observe`]. The socket calls on top of it are in
 //! [`crate::socket`].
 
+mod arp_queue;
 mod frames;
 mod lifecycle;
 mod mss;
@@ -22,6 +23,8 @@ mod tcp_slot;
 mod unresolved;
 mod watch;
 
+pub(crate) use arp_queue::ArpQueued;
+pub use arp_queue::{ArpQueueResources, ArpQueueStats};
 pub use lifecycle::CloseError;
 pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
@@ -86,6 +89,13 @@ pub struct Stack<'a> {
     /// one, cleared by the walk after an egress once it found every UDP tx ring empty
     /// (`unresolved`), which it skips while this is clear.
     pub(crate) udp_tx_queued: bool,
+    /// The interface's address and subnet, and its gateway: where a datagram's next hop
+    /// is.
+    cidr: Ipv4Cidr,
+    gateway: Option<Ipv4Address>,
+    /// The queue for datagrams whose next hop has not been heard from, once set
+    /// ([`Stack::set_arp_queue`]).
+    arp_queue: Option<arp_queue::ArpQueue<'a>>,
 }
 
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
@@ -143,6 +153,9 @@ impl<'a> Stack<'a> {
             iface,
             sockets: SocketSet::new(&mut resources.sockets[..]),
             slots: &mut resources.slots[..],
+            arp_queue: None,
+            cidr: config.ip,
+            gateway: config.gateway,
             frames: RefCell::new(frames),
             discards: DiscardAccount::default(),
             now,
@@ -336,6 +349,11 @@ impl<'a> Stack<'a> {
                 changed = true;
                 drain!();
             }
+            if let Some(queue) = &mut self.arp_queue {
+                while self.iface.poll_egress(now, &mut device, &mut queue.set)
+                    == PollResult::SocketStateChanged
+                {}
+            }
         }
         drain!();
         if part != Part::Ingress {
@@ -355,10 +373,15 @@ impl<'a> Stack<'a> {
     /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
         let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        [smoltcp, self.next_lifecycle_event(), self.held_syn_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            smoltcp,
+            self.arp_queue_poll_at(),
+            self.next_lifecycle_event(),
+            self.held_syn_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the stack needs a poll by `now` though no frame arrives: exactly
@@ -369,6 +392,7 @@ impl<'a> Stack<'a> {
     pub fn due_by(&mut self, now: Instant) -> bool {
         let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
         let answer = due(self.iface.poll_at(self.now, &self.sockets))
+            || due(self.arp_queue_poll_at())
             || due(self.held_syn_at())
             || due(self.next_lifecycle_event());
         if cfg!(debug_assertions) {
@@ -381,6 +405,13 @@ impl<'a> Stack<'a> {
             );
         }
         answer
+    }
+
+    /// When the ARP queue's socket next needs a poll: smoltcp asks again for its next hop
+    /// once a second.
+    fn arp_queue_poll_at(&mut self) -> Option<Instant> {
+        let queue = self.arp_queue.as_ref()?;
+        self.iface.poll_at(self.now, &queue.set)
     }
 
     /// When a held SYN goes to smoltcp: at once when released (left over by the ingress

@@ -67,6 +67,8 @@ error_enum! {
         TableFull => "socket table full",
         /// A ring of zero capacity was supplied: such a socket could never move a byte.
         ZeroCapacity => "a ring buffer of zero capacity was supplied",
+        /// The stack has an ARP queue already ([`Stack::set_arp_queue`]).
+        AlreadySet => "the stack has an ARP queue already",
     }
 }
 
