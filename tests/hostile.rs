@@ -1534,6 +1534,31 @@ fn datagrams_to_a_host_not_yet_heard_from_wait_on_the_arp_queue_and_leave_in_ord
 }
 
 #[test]
+fn a_burst_larger_than_the_arp_queue_overflows_into_the_socket_ring_and_still_arrives_in_order() {
+    // Twelve datagrams to a host not yet heard from, with room for eight on the queue:
+    // the first eight wait there, the other four in the socket's ring behind them, and
+    // the queue's go out first.
+    let mut w = pair(Faults::NONE, 145);
+    let socket = udp_socket(&mut w.stacks[B], 16, 8192);
+    let client = udp_socket(&mut w.stacks[A], 16, 8192);
+    w.stacks[A].udp_bind(client, 5000).unwrap();
+    for i in 0..12u8 {
+        w.stacks[B].send_to(socket, &[i; 10], ep(A, 5000)).unwrap();
+    }
+    assert_eq!(
+        w.stacks[B].arp_queue_stats().unwrap().datagrams_queued,
+        ARP_QUEUE_SLOTS as u32
+    );
+    w.settle();
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+        got.push(buf[..d.len][0]);
+    }
+    assert_eq!(got, (0..12u8).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_datagram_that_finds_the_arp_queue_holding_another_destinations_is_dropped_and_counted() {
     // The queue holds one destination's datagrams at a time, as Linux's per neighbour
     // queue holds its own: a datagram for another next hop not heard from meanwhile is

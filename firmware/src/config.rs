@@ -50,10 +50,12 @@ pub const FILE_IN_RX: usize = 9 * 1024;
 pub const FILE_IN_TX: usize = 256;
 
 /// UDP report (9000): its rings, and its read buffer, smaller than the largest datagram
-/// so that truncation shows.
+/// so that truncation shows. The rx ring holds a 600-byte datagram and small ones
+/// behind it, the tx ring four answers of under 64 bytes (1 KiB of the rx ring and 256 B
+/// of the tx ring went to the ARP queue and the stack).
 pub const REPORT_SLOTS: usize = 4;
-pub const REPORT_RX: usize = 2048;
-pub const REPORT_TX: usize = 512;
+pub const REPORT_RX: usize = 1024;
+pub const REPORT_TX: usize = 256;
 pub const REPORT_BUFFER: usize = 256;
 
 /// UDP stats query (9001): the reply is up to 1400 bytes.
@@ -65,6 +67,14 @@ pub const STATS_TX: usize = 1536;
 pub const BEACON_SLOTS: usize = 2;
 pub const BEACON_RX: usize = 64;
 pub const BEACON_TX: usize = 512;
+
+/// The stack's ARP queue (`Stack::set_arp_queue`): datagrams whose next hop has not been
+/// heard from wait here, not in their socket's ring. It holds the report's answers (under
+/// 100 bytes); a stats answer (up to 1400 bytes) to such a host is dropped and counted,
+/// and the host is answered once it has been heard from (a Linux client asks for this
+/// host's address again within about 5 s of using a stale entry).
+pub const ARP_QUEUE_SLOTS: usize = 2;
+pub const ARP_QUEUE_BYTES: usize = 512;
 
 /// The largest frame: the MTU, Ethernet header included.
 pub const FRAME: usize = 1514;

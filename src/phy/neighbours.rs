@@ -32,6 +32,7 @@ pub const NEIGHBOURS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Neighbour {
+    addr: Ipv4Address,
     mac: EthernetAddress,
     expires_at: Instant,
 }
@@ -39,7 +40,7 @@ struct Neighbour {
 /// The next hops heard from, with their MAC addresses and when each entry expires.
 #[derive(Debug, Default)]
 pub struct HeardNeighbours {
-    entries: heapless::LinearMap<Ipv4Address, Neighbour, NEIGHBOURS>,
+    entries: [Option<Neighbour>; NEIGHBOURS],
 }
 
 impl HeardNeighbours {
@@ -58,7 +59,7 @@ impl HeardNeighbours {
                 if ip.dst_addr() != cidr.address() {
                     return;
                 }
-                if let Some(entry) = self.entries.get_mut(&ip.src_addr()) {
+                if let Some(entry) = self.entry(ip.src_addr()) {
                     if entry.mac == eth.src_addr() {
                         entry.expires_at = now + ENTRY_LIFETIME;
                     }
@@ -66,6 +67,10 @@ impl HeardNeighbours {
             }
             _ => {}
         }
+    }
+
+    fn entry(&mut self, addr: Ipv4Address) -> Option<&mut Neighbour> {
+        self.entries.iter_mut().flatten().find(|n| n.addr == addr)
     }
 
     fn hear_arp(&mut self, payload: &[u8], cidr: Ipv4Cidr, now: Instant) {
@@ -94,27 +99,31 @@ impl HeardNeighbours {
         {
             return;
         }
-        let entry = Neighbour {
-            mac,
-            expires_at: now + ENTRY_LIFETIME,
-        };
-        if let Err((addr, entry)) = self.entries.insert(addr, entry) {
-            // Full: the entry that expires first goes, as in smoltcp.
-            let oldest = self
-                .entries
-                .iter()
-                .min_by_key(|(_, n)| n.expires_at)
-                .map(|(addr, _)| *addr);
-            if let Some(oldest) = oldest {
-                self.entries.remove(&oldest);
-            }
-            let _ = self.entries.insert(addr, entry);
+        let expires_at = now + ENTRY_LIFETIME;
+        if let Some(entry) = self.entry(addr) {
+            (entry.mac, entry.expires_at) = (mac, expires_at);
+            return;
         }
+        // A free entry, else the one that expires first, as smoltcp evicts.
+        let place = match self.entries.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => (0..NEIGHBOURS)
+                .min_by_key(|&i| self.entries[i].map(|n| n.expires_at))
+                .unwrap_or(0),
+        };
+        self.entries[place] = Some(Neighbour {
+            addr,
+            mac,
+            expires_at,
+        });
     }
 
     /// Whether `addr` has an entry that has not expired at `now`.
     pub fn heard(&self, addr: Ipv4Address, now: Instant) -> bool {
-        self.entries.get(&addr).is_some_and(|n| now < n.expires_at)
+        self.entries
+            .iter()
+            .flatten()
+            .any(|n| n.addr == addr && now < n.expires_at)
     }
 }
 

@@ -17,7 +17,13 @@
 //! smoltcp's private cache holds), or when the queue holds the same socket's datagrams
 //! for the same destination already (so that they leave in order). The queue holds one
 //! socket's datagrams for one destination at a time; a datagram that finds it holding
-//! another's, or full, is dropped, as Linux drops past `unres_qlen`; one whose next hop
+//! another's is dropped, as Linux drops past `unres_qlen`. Datagrams on the queue count
+//! against their socket's tx ring, as Linux charges them to the socket's send buffer: a
+//! datagram that would take the ring, with them, past its capacity is `WouldBlock`. One
+//! that finds the queue full of its socket's own datagrams for its destination, or that
+//! is larger than the whole queue, goes to the socket's ring as it would without a queue
+//! (and the datagrams after it for that destination, so that they leave in order: the
+//! queue's egress comes first). One whose next hop
 //! does not answer for [`UNRESOLVED_AFTER`] is dropped with the rest of the queue. Both are
 //! counted in the sending socket's `unresolved_dropped_bytes` and in
 //! [`ArpQueueStats`], and logged at most once a second.
@@ -45,7 +51,7 @@ pub struct ArpQueueStats {
     /// Bytes that left it, their next hop resolved.
     pub sent_bytes: u64,
     /// Datagrams dropped at `send_to` because the queue held another socket's or another
-    /// destination's datagrams, or had no room.
+    /// destination's datagrams.
     pub datagrams_dropped_busy: u32,
     /// Their bytes.
     pub dropped_busy_bytes: u64,
@@ -76,6 +82,29 @@ impl<const SLOTS: usize, const BYTES: usize> ArpQueueResources<'_, SLOTS, BYTES>
     }
 }
 
+impl<'a, const SLOTS: usize, const BYTES: usize> ArpQueueResources<'a, SLOTS, BYTES> {
+    /// Empty memory for the queue, built where it lies: for a queue in a `static` cell on
+    /// a small microcontroller, as [`StackResources::new_in`](super::StackResources::new_in).
+    #[allow(unsafe_code)]
+    pub fn new_in(place: &mut core::mem::MaybeUninit<Self>) -> &mut Self {
+        let queue = place.as_mut_ptr();
+        // SAFETY: `queue` points to writable memory for a whole `Self`; every field is
+        // written once, element by element, before the whole is treated as initialised,
+        // and `write` drops nothing.
+        unsafe {
+            core::ptr::addr_of_mut!((*queue).socket)
+                .cast::<SocketStorage<'a>>()
+                .write(SocketStorage::default());
+            let slots = core::ptr::addr_of_mut!((*queue).slots).cast::<udp::PacketMetadata>();
+            for i in 0..SLOTS {
+                slots.add(i).write(udp::PacketMetadata::EMPTY);
+            }
+            core::ptr::addr_of_mut!((*queue).payload).write_bytes(0, 1);
+            place.assume_init_mut()
+        }
+    }
+}
+
 impl<const SLOTS: usize, const BYTES: usize> Default for ArpQueueResources<'_, SLOTS, BYTES> {
     fn default() -> Self {
         Self::new()
@@ -88,6 +117,9 @@ struct Owner {
     handle: SocketHandle,
     port: u16,
     to: IpAddress,
+    /// A datagram of its found the queue full and went to the socket's ring: the rest
+    /// follow it there, in order.
+    overflowed: bool,
 }
 
 /// The queue: its own socket set of one UDP socket, and what it holds.
@@ -216,31 +248,49 @@ impl<'a> Stack<'a> {
         }
         let mine = q
             .owner
-            .is_some_and(|o| o.handle == handle && o.port == port && o.to == to.addr);
-        if heard && !mine {
+            .filter(|o| o.handle == handle && o.port == port && o.to == to.addr);
+        if mine.is_some_and(|o| o.overflowed) || (heard && mine.is_none()) {
             return ArpQueued::No;
         }
-        let held_mine = if mine { socket.send_queue() } else { 0 };
+        let held_mine = if mine.is_some() {
+            socket.send_queue()
+        } else {
+            0
+        };
         if held_mine + ring.0 + data.len() > ring.1 {
             return ArpQueued::WouldBlock;
         }
-        let queued = match q.owner {
-            None => {
+        let queued = match (q.owner, mine) {
+            (None, _) => {
                 if socket.endpoint().port != port {
                     socket.close();
                     // Cannot fail: a bound socket's port is not 0.
                     let _ = socket.bind(port);
                 }
+                (q.queued, q.left, q.stall) = (0, 0, None);
+                if socket.send_slice(data, to).is_err() {
+                    // Larger than the whole queue: the socket's ring, as without one.
+                    return ArpQueued::No;
+                }
                 q.owner = Some(Owner {
                     handle,
                     port,
                     to: to.addr,
+                    overflowed: false,
                 });
-                (q.queued, q.left, q.stall) = (0, 0, None);
-                socket.send_slice(data, to).is_ok()
+                true
             }
-            Some(_) if mine => socket.send_slice(data, to).is_ok(),
-            Some(_) => false,
+            (Some(owner), Some(_)) => {
+                if socket.send_slice(data, to).is_err() {
+                    q.owner = Some(Owner {
+                        overflowed: true,
+                        ..owner
+                    });
+                    return ArpQueued::No;
+                }
+                true
+            }
+            (Some(_), None) => false,
         };
         if queued {
             q.queued = q.queued.wrapping_add(data.len() as u32);
@@ -263,7 +313,7 @@ impl<'a> Stack<'a> {
         let total = q.stats.datagrams_dropped_busy;
         if let Some(new) = q.drops_log.due(total, now, DROPS_LOG_INTERVAL) {
             net_warn!(
-                "{}: udp{} {} bytes to {} dropped: the ARP queue holds another's datagrams or is full ({} so dropped, {} new; at most one line a second)",
+                "{}: udp{} {} bytes to {} dropped: the ARP queue holds another socket's or destination's ({} so dropped, {} new; at most one line a second)",
                 name,
                 handle,
                 data.len(),

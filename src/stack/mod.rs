@@ -101,6 +101,21 @@ pub struct Stack<'a> {
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
 
+/// smoltcp's egress over one socket set: the sockets' or the ARP queue's.
+fn egress<D: Device + ?Sized>(
+    iface: &mut Interface,
+    now: Instant,
+    device: &mut D,
+    sockets: &mut SocketSet<'_>,
+) -> PollResult {
+    iface.poll_egress(now, device, sockets)
+}
+
+/// smoltcp's next timer over one socket set, as [`egress`].
+fn next_poll(iface: &mut Interface, now: Instant, sockets: &SocketSet<'_>) -> Option<Instant> {
+    iface.poll_at(now, sockets)
+}
+
 /// Which part of a poll [`Stack::poll_part`] does.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Part {
@@ -343,16 +358,18 @@ impl<'a> Stack<'a> {
             }
         }
         if part != Part::Ingress {
-            while self.iface.poll_egress(now, &mut device, &mut self.sockets)
+            // The ARP queue first: a socket's datagrams that overflowed into its ring
+            // came after the ones it holds.
+            if let Some(queue) = &mut self.arp_queue {
+                while egress(&mut self.iface, now, &mut device, &mut queue.set)
+                    == PollResult::SocketStateChanged
+                {}
+            }
+            while egress(&mut self.iface, now, &mut device, &mut self.sockets)
                 == PollResult::SocketStateChanged
             {
                 changed = true;
                 drain!();
-            }
-            if let Some(queue) = &mut self.arp_queue {
-                while self.iface.poll_egress(now, &mut device, &mut queue.set)
-                    == PollResult::SocketStateChanged
-                {}
             }
         }
         drain!();
@@ -372,7 +389,7 @@ impl<'a> Stack<'a> {
     /// its backlog, when a half-open connection or an orphan runs out of time
     /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
-        let smoltcp = self.iface.poll_at(self.now, &self.sockets);
+        let smoltcp = next_poll(&mut self.iface, self.now, &self.sockets);
         [
             smoltcp,
             self.arp_queue_poll_at(),
@@ -391,7 +408,7 @@ impl<'a> Stack<'a> {
     /// against [`Stack::poll_at`] in debug builds).
     pub fn due_by(&mut self, now: Instant) -> bool {
         let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-        let answer = due(self.iface.poll_at(self.now, &self.sockets))
+        let answer = due(next_poll(&mut self.iface, self.now, &self.sockets))
             || due(self.arp_queue_poll_at())
             || due(self.held_syn_at())
             || due(self.next_lifecycle_event());
@@ -411,7 +428,7 @@ impl<'a> Stack<'a> {
     /// once a second.
     fn arp_queue_poll_at(&mut self) -> Option<Instant> {
         let queue = self.arp_queue.as_ref()?;
-        self.iface.poll_at(self.now, &queue.set)
+        next_poll(&mut self.iface, self.now, &queue.set)
     }
 
     /// When a held SYN goes to smoltcp: at once when released (left over by the ingress

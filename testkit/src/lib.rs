@@ -160,7 +160,16 @@ pub fn world_named<const PORTS: usize>(
                 seed: seed.wrapping_add(port as u64 * 7919),
             };
             let mut stack = Stack::new(config, &mut wire.port(port), resources, Instant::ZERO);
-            set_arp_queue(&mut stack);
+            // The same for the ARP queue.
+            let queue: &'static mut ArpQueueResources<'static, ARP_QUEUE_SLOTS, ARP_QUEUE_BYTES> =
+                if port % 2 == 1 {
+                    ArpQueueResources::new_in(Box::leak(Box::new_uninit()))
+                } else {
+                    Box::leak(Box::new(ArpQueueResources::new()))
+                };
+            stack
+                .set_arp_queue(queue)
+                .expect("a stack's first ARP queue");
             stack
         })
         .collect();
