@@ -27,7 +27,14 @@ use smoltcp::wire::{
 /// How long an entry lasts unless renewed: smoltcp's `ENTRY_LIFETIME`.
 pub const ENTRY_LIFETIME: Duration = Duration::from_secs(60);
 
+/// Entries held: smoltcp's `IFACE_NEIGHBOR_CACHE_COUNT` as ringnet builds it (256 with
+/// the `neighbor-cache-256` feature, a default, else smoltcp's 8). Were it fewer, ARP
+/// spoofed from that many addresses would push a real client out of this table while
+/// smoltcp still held it.
+#[cfg(feature = "neighbor-cache-256")]
+pub const NEIGHBOURS: usize = 256;
 /// Entries held: smoltcp's `IFACE_NEIGHBOR_CACHE_COUNT` as ringnet builds it.
+#[cfg(not(feature = "neighbor-cache-256"))]
 pub const NEIGHBOURS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +45,20 @@ struct Neighbour {
 }
 
 /// The next hops heard from, with their MAC addresses and when each entry expires.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HeardNeighbours {
     entries: [Option<Neighbour>; NEIGHBOURS],
+    /// The entry found last: a bulk transfer's every frame is from one peer.
+    last: usize,
+}
+
+impl Default for HeardNeighbours {
+    fn default() -> Self {
+        HeardNeighbours {
+            entries: [None; NEIGHBOURS],
+            last: 0,
+        }
+    }
 }
 
 impl HeardNeighbours {
@@ -70,7 +88,11 @@ impl HeardNeighbours {
     }
 
     fn entry(&mut self, addr: Ipv4Address) -> Option<&mut Neighbour> {
-        self.entries.iter_mut().flatten().find(|n| n.addr == addr)
+        let is = |n: &Option<Neighbour>| n.is_some_and(|n| n.addr == addr);
+        if !is(&self.entries[self.last]) {
+            self.last = self.entries.iter().position(is)?;
+        }
+        self.entries[self.last].as_mut()
     }
 
     fn hear_arp(&mut self, payload: &[u8], cidr: Ipv4Cidr, now: Instant) {
