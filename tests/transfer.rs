@@ -270,7 +270,6 @@ fn an_older_put_into_a_digest_sink_is_a_conflict_even_once_the_newer_ones_record
     let status = &reply[25..];
     assert_eq!(&status[4..9], b"RNT2\x04", "{reply:?}");
     assert_eq!(status[9], Status::Conflict as u8, "the older put's status");
-    drop(sock);
     assert_eq!(
         server.store().record("f"),
         None,
