@@ -227,6 +227,57 @@ fn a_get_from_a_digest_sink_is_refused_before_any_data_not_cut_off() {
     assert_eq!(received, 0);
 }
 
+#[test]
+fn an_older_put_into_a_digest_sink_is_a_conflict_even_once_the_newer_ones_record_gave_way() {
+    // A sink of one record: the newer put of `f` is recorded, then `g`'s record takes its
+    // place, and only then does the older put of `f` send the rest of its data and a
+    // right trailer. It lost the race all the same: never verified, never recorded.
+    let (mut w, mut server, first) =
+        setup_with(Faults::NONE, 57, 4096, transfer::DigestSink::<1, 2>::new());
+    served!(w, server, sock, 100);
+    let older = pattern(6000);
+    sock.connect(first, ep(B, TRANSFER_PORT)).unwrap();
+    let mut frame = [0u8; 300];
+    let n = Message::Put {
+        name: "f",
+        size: 6000,
+    }
+    .emit(&mut frame)
+    .unwrap();
+    sock.send_all(first, &frame[..n]).unwrap();
+    sock.send_all(first, &older[..3000]).unwrap();
+    sock.flush(first).unwrap();
+    for (name, size) in [("f", 100), ("g", 10)] {
+        let conn = tcp_socket(sock.stack(), 4096, 4096);
+        sock.connect(conn, ep(B, TRANSFER_PORT)).unwrap();
+        let put = transfer::put(&mut sock.stream(conn), name, &Pattern(size), &mut |_, _| {});
+        assert_eq!(put, Ok(digest_of(&pattern(size))), "{name}");
+        sock.stack().close(conn).unwrap();
+    }
+    sock.send_all(first, &older[3000..]).unwrap();
+    let n = Message::Trailer {
+        sha256: digest_of(&older),
+    }
+    .emit(&mut frame)
+    .unwrap();
+    sock.send_all(first, &frame[..n]).unwrap();
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 256];
+    while let Ok(n @ 1..) = sock.recv(first, &mut buf) {
+        reply.extend_from_slice(&buf[..n]);
+    }
+    // The accept (25 bytes), then the status frame: its length, magic, kind, status.
+    let status = &reply[25..];
+    assert_eq!(&status[4..9], b"RNT2\x04", "{reply:?}");
+    assert_eq!(status[9], Status::Conflict as u8, "the older put's status");
+    assert_eq!(
+        server.store().record("f"),
+        None,
+        "the older put was never recorded"
+    );
+    assert_eq!(server.completed(), 2, "the two later puts only");
+}
+
 /// Sends raw bytes as a client; returns every byte the server answered with, how the
 /// stream ended (`Ok` at EOF), and the server.
 fn exchange(

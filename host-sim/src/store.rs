@@ -6,7 +6,6 @@
 //! both servers hold, so that both see every commit at once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -46,10 +45,17 @@ pub struct DirStore {
     max_upload: Option<u64>,
     /// The number of the next upload.
     next_seq: u64,
-    /// Every upload in progress: its name and number.
-    pending: Vec<(String, u64)>,
-    /// The number of the upload last committed under each name.
-    committed: HashMap<String, u64>,
+    /// Every upload in progress.
+    pending: Vec<Pending>,
+}
+
+/// An upload of a [`DirStore`] in progress. Only these are remembered: a name whose
+/// uploads have all ended leaves nothing behind, however many names a peer makes up.
+struct Pending {
+    name: String,
+    seq: u64,
+    /// A newer upload of the name committed while this one was in progress.
+    lost: bool,
 }
 
 /// A file of a [`DirStore`] opened for reading: the open file itself ([`Store::open`], for
@@ -96,7 +102,6 @@ impl DirStore {
             max_upload: None,
             next_seq: 0,
             pending: Vec::new(),
-            committed: HashMap::new(),
         })
     }
 
@@ -113,19 +118,13 @@ impl DirStore {
 
     /// Whether `upload` lost to a newer upload of its name.
     fn superseded(&self, upload: &DirUpload) -> bool {
-        let newer_pending = self
-            .pending
+        self.pending
             .iter()
-            .any(|(name, seq)| *name == upload.name && *seq > upload.seq);
-        let newer_committed = self
-            .committed
-            .get(&upload.name)
-            .is_some_and(|&seq| seq > upload.seq);
-        newer_pending || newer_committed
+            .any(|p| p.name == upload.name && (p.seq > upload.seq || p.seq == upload.seq && p.lost))
     }
 
     fn forget(&mut self, upload: &DirUpload) {
-        self.pending.retain(|(_, seq)| *seq != upload.seq);
+        self.pending.retain(|p| p.seq != upload.seq);
     }
 
     /// [`Store::begin`], with the writer thread hashing the data if `hashed`.
@@ -153,7 +152,11 @@ impl DirStore {
                 return Err(store_error(e));
             }
         };
-        self.pending.push((name.to_string(), seq));
+        self.pending.push(Pending {
+            name: name.to_string(),
+            seq,
+            lost: false,
+        });
         Ok(DirUpload {
             name: name.to_string(),
             seq,
@@ -317,7 +320,11 @@ impl Store for DirStore {
         match done {
             Ok(()) => {
                 self.forget(&upload);
-                self.committed.insert(upload.name, upload.seq);
+                // Every upload of the name still in progress is older (a newer one would
+                // have refused this commit): each has lost.
+                for p in self.pending.iter_mut().filter(|p| p.name == upload.name) {
+                    p.lost = true;
+                }
                 Ok(())
             }
             Err(e) => {

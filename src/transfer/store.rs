@@ -424,17 +424,18 @@ impl<const FILES: usize, const MAX: usize> Store for RamStore<FILES, MAX> {
 /// one name the one begun last wins, as in every store (a server with one socket passes 1).
 pub struct DigestSink<const N: usize, const UPLOADS: usize = N> {
     records: Vec<SinkRecord, N>,
-    /// The uploads in progress: their names and the order they began in.
-    pending: Vec<(String<MAX_NAME>, u64), UPLOADS>,
+    /// The uploads in progress: their names, the order they began in, and whether a
+    /// newer upload of the name was recorded meanwhile (so that each lost, even once that
+    /// record gives way to others).
+    pending: Vec<(String<MAX_NAME>, u64, bool), UPLOADS>,
     next_seq: u64,
 }
 
-/// A file a [`DigestSink`] took: its size, its SHA-256, and which upload it was.
+/// A file a [`DigestSink`] took: its size and its SHA-256.
 struct SinkRecord {
     name: String<MAX_NAME>,
     size: u64,
     digest: Digest,
-    seq: u64,
 }
 
 /// An upload into a [`DigestSink`]: its name is kept by the sink, with the uploads in
@@ -468,7 +469,7 @@ impl<const N: usize, const UPLOADS: usize> DigestSink<N, UPLOADS> {
         let name = String::try_from(name).map_err(|_| StoreError::NoSpace)?;
         let seq = self.next_seq;
         self.pending
-            .push((name, seq))
+            .push((name, seq, false))
             .map_err(|_| StoreError::Busy)?;
         self.next_seq += 1;
         Ok(SinkUpload {
@@ -479,18 +480,20 @@ impl<const N: usize, const UPLOADS: usize> DigestSink<N, UPLOADS> {
     }
 
     /// Ends `upload`'s time in progress: its name, and whether an upload of that name
-    /// begun after it is still in progress or already recorded (its commit must then be
+    /// begun after it is still in progress or was recorded (its commit must then be
     /// refused).
     #[inline(never)]
     fn finish(&mut self, upload: &SinkUpload) -> Option<(String<MAX_NAME>, bool)> {
         let index = self
             .pending
             .iter()
-            .position(|(_, seq)| *seq == upload.seq)?;
-        let (name, _) = self.pending.swap_remove(index);
-        let newer = |other: &String<MAX_NAME>, seq: u64| seq > upload.seq && *other == name;
-        let superseded = self.pending.iter().any(|(other, seq)| newer(other, *seq))
-            || self.records.iter().any(|r| newer(&r.name, r.seq));
+            .position(|(_, seq, _)| *seq == upload.seq)?;
+        let (name, _, lost) = self.pending.swap_remove(index);
+        let superseded = lost
+            || self
+                .pending
+                .iter()
+                .any(|(other, seq, _)| *seq > upload.seq && *other == name);
         Some((name, superseded))
     }
 
@@ -501,6 +504,12 @@ impl<const N: usize, const UPLOADS: usize> DigestSink<N, UPLOADS> {
         if superseded {
             return Err(StoreError::Conflict);
         }
+        // Every upload of the name still in progress is older (a newer one would have
+        // refused this): each has lost, whether or not this record is still kept when it
+        // ends.
+        for (other, _, lost) in self.pending.iter_mut() {
+            *lost |= *other == name;
+        }
         if let Some(old) = self.records.iter().position(|r| r.name == name) {
             self.records.remove(old);
         } else if self.records.is_full() {
@@ -510,7 +519,6 @@ impl<const N: usize, const UPLOADS: usize> DigestSink<N, UPLOADS> {
             name,
             size: upload.size,
             digest,
-            seq: upload.seq,
         });
         Ok(())
     }
@@ -699,6 +707,29 @@ mod tests {
         assert_eq!(sink.commit(e), Ok(()));
         assert_eq!(sink.record("f"), Some((1, digest(b"E"))));
         assert_eq!(sink.record("g"), Some((1, digest(b"G"))));
+    }
+
+    #[test]
+    fn an_older_sink_upload_still_loses_once_the_newer_ones_record_is_gone() {
+        // One record: the newer upload's record of `f` gives way to `g`'s before the
+        // older upload of `f` ends. The older one lost all the same.
+        let mut sink = DigestSink::<1, 2>::new();
+        let mut older = sink.begin("f", 3).unwrap();
+        sink.write(&mut older, b"old").unwrap();
+        let mut newer = sink.begin("f", 3).unwrap();
+        sink.write(&mut newer, b"new").unwrap();
+        assert_eq!(sink.commit(newer), Ok(()));
+        let mut other = sink.begin("g", 1).unwrap();
+        sink.write(&mut other, b"g").unwrap();
+        assert_eq!(sink.commit(other), Ok(()));
+        assert_eq!(sink.record("f"), None, "g's record took f's place");
+        assert_eq!(sink.commit(older), Err(StoreError::Conflict));
+        assert_eq!(sink.record("f"), None, "never recorded as f");
+        // A name whose uploads have all ended holds nothing back.
+        let mut again = sink.begin("f", 5).unwrap();
+        sink.write(&mut again, b"again").unwrap();
+        assert_eq!(sink.commit(again), Ok(()));
+        assert_eq!(sink.record("f").map(|(size, _)| size), Some(5));
     }
 
     #[test]
