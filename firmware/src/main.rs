@@ -345,7 +345,7 @@ fn log_memory_map() {
         core::mem::size_of::<Http>()
     );
     fw_info!(
-        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}; {}",
+        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}, ARP queue {} ({} datagrams); {}",
         REPORT_RX,
         REPORT_TX,
         REPORT_SLOTS,
@@ -354,6 +354,8 @@ fn log_memory_map() {
         STATS_TX,
         BEACON_RX,
         BEACON_TX,
+        ARP_QUEUE_BYTES,
+        ARP_QUEUE_SLOTS,
         board::NicLayout
     );
     fw_info!(

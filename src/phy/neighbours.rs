@@ -37,6 +37,8 @@ pub const NEIGHBOURS: usize = 256;
 #[cfg(not(feature = "neighbor-cache-256"))]
 pub const NEIGHBOURS: usize = 8;
 
+/// One entry. A free entry has the unspecified address, which is never filled, and
+/// expires at the clock's zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Neighbour {
     addr: Ipv4Address,
@@ -44,10 +46,18 @@ struct Neighbour {
     expires_at: Instant,
 }
 
+impl Neighbour {
+    const FREE: Neighbour = Neighbour {
+        addr: Ipv4Address::UNSPECIFIED,
+        mac: EthernetAddress([0; 6]),
+        expires_at: Instant::ZERO,
+    };
+}
+
 /// The next hops heard from, with their MAC addresses and when each entry expires.
 #[derive(Debug)]
 pub struct HeardNeighbours {
-    entries: [Option<Neighbour>; NEIGHBOURS],
+    entries: [Neighbour; NEIGHBOURS],
     /// The entry found last: a bulk transfer's every frame is from one peer.
     last: usize,
 }
@@ -55,7 +65,7 @@ pub struct HeardNeighbours {
 impl Default for HeardNeighbours {
     fn default() -> Self {
         HeardNeighbours {
-            entries: [None; NEIGHBOURS],
+            entries: [Neighbour::FREE; NEIGHBOURS],
             last: 0,
         }
     }
@@ -88,11 +98,13 @@ impl HeardNeighbours {
     }
 
     fn entry(&mut self, addr: Ipv4Address) -> Option<&mut Neighbour> {
-        let is = |n: &Option<Neighbour>| n.is_some_and(|n| n.addr == addr);
-        if !is(&self.entries[self.last]) {
-            self.last = self.entries.iter().position(is)?;
+        if addr.is_unspecified() {
+            return None;
         }
-        self.entries[self.last].as_mut()
+        if self.entries[self.last].addr != addr {
+            self.last = self.entries.iter().position(|n| n.addr == addr)?;
+        }
+        Some(&mut self.entries[self.last])
     }
 
     fn hear_arp(&mut self, payload: &[u8], cidr: Ipv4Cidr, now: Instant) {
@@ -126,26 +138,28 @@ impl HeardNeighbours {
             (entry.mac, entry.expires_at) = (mac, expires_at);
             return;
         }
-        // A free entry, else the one that expires first, as smoltcp evicts.
-        let place = match self.entries.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => (0..NEIGHBOURS)
-                .min_by_key(|&i| self.entries[i].map(|n| n.expires_at))
-                .unwrap_or(0),
-        };
-        self.entries[place] = Some(Neighbour {
+        // A free entry (which expires at the clock's zero), else the one that expires first, as smoltcp
+        // evicts.
+        let mut place = 0;
+        for (i, n) in self.entries.iter().enumerate() {
+            if n.expires_at < self.entries[place].expires_at {
+                place = i;
+            }
+        }
+        self.entries[place] = Neighbour {
             addr,
             mac,
             expires_at,
-        });
+        };
     }
 
     /// Whether `addr` has an entry that has not expired at `now`.
     pub fn heard(&self, addr: Ipv4Address, now: Instant) -> bool {
-        self.entries
-            .iter()
-            .flatten()
-            .any(|n| n.addr == addr && now < n.expires_at)
+        !addr.is_unspecified()
+            && self
+                .entries
+                .iter()
+                .any(|n| n.addr == addr && now < n.expires_at)
     }
 }
 
@@ -284,16 +298,18 @@ mod tests {
 
     #[test]
     fn a_full_table_gives_up_the_entry_that_expires_first() {
+        // A /16, so that the subnet has more addresses than the table has entries.
+        let wide = Ipv4Cidr::new(US, 16);
         let mut table = HeardNeighbours::default();
-        let addr = |i: u8| Ipv4Address::new(10, 0, 0, 10 + i);
-        for i in 0..NEIGHBOURS as u8 + 1 {
-            let mac = EthernetAddress([2, 0, 0, 0, 1, i]);
-            let now = Instant::from_secs(i64::from(i));
-            table.hear(&arp(ArpOperation::Request, (mac, addr(i)), US), cidr(), now);
+        let addr = |i: usize| Ipv4Address::new(10, 0, 1 + (i / 200) as u8, 1 + (i % 200) as u8);
+        let at = |i: usize| Instant::from_millis(i as i64 * 10);
+        for i in 0..=NEIGHBOURS {
+            let mac = EthernetAddress([2, 0, 0, 0, (i >> 8) as u8, i as u8]);
+            table.hear(&arp(ArpOperation::Request, (mac, addr(i)), US), wide, at(i));
         }
-        let now = Instant::from_secs(NEIGHBOURS as i64);
+        let now = at(NEIGHBOURS);
         assert!(!table.heard(addr(0), now), "the first heard went");
-        for i in 1..NEIGHBOURS as u8 + 1 {
+        for i in 1..=NEIGHBOURS {
             assert!(table.heard(addr(i), now), "{}", addr(i));
         }
     }

@@ -328,6 +328,7 @@ impl<'a> Stack<'a> {
                 if let ArpQueued::Dropped = queued {
                     slot.stats.unresolved_dropped_bytes += data.len() as u64;
                 }
+                self.observe_slot(handle.fileno());
                 return Ok(data.len());
             }
         }

@@ -136,6 +136,18 @@ pub(crate) struct ArpQueue<'a> {
     drops_log: IntervalLog,
 }
 
+impl ArpQueue<'_> {
+    /// Bytes it holds for the socket at table index `index`.
+    fn held_for(&self, index: usize) -> usize {
+        match self.owner {
+            Some(owner) if owner.handle.fileno() == index => {
+                self.set.get::<udp::Socket>(self.inner).send_queue()
+            }
+            _ => 0,
+        }
+    }
+}
+
 /// Where `send_to` puts a datagram.
 pub(crate) enum ArpQueued {
     /// Not on the queue: into the socket's own tx ring, as before.
@@ -199,6 +211,13 @@ impl<'a> Stack<'a> {
         Ok(())
     }
 
+    /// Bytes the ARP queue holds for the socket at table index `index`: part of that
+    /// socket's tx occupancy, as Linux's `SIOCOUTQ` counts a datagram on a neighbour's
+    /// queue in its socket's send buffer.
+    pub(crate) fn arp_queue_held(&self, index: usize) -> usize {
+        self.arp_queue.as_ref().map_or(0, |q| q.held_for(index))
+    }
+
     /// What the ARP queue has done, if the stack has one.
     pub fn arp_queue_stats(&self) -> Option<ArpQueueStats> {
         self.arp_queue.as_ref().map(|q| q.stats)
@@ -249,7 +268,7 @@ impl<'a> Stack<'a> {
         let mine = q
             .owner
             .filter(|o| o.handle == handle && o.port == port && o.to == to.addr);
-        if mine.is_some_and(|o| o.overflowed) || (heard && mine.is_none()) {
+        if heard && mine.is_none() {
             return ArpQueued::No;
         }
         let held_mine = if mine.is_some() {
@@ -259,6 +278,9 @@ impl<'a> Stack<'a> {
         };
         if held_mine + ring.0 + data.len() > ring.1 {
             return ArpQueued::WouldBlock;
+        }
+        if mine.is_some_and(|o| o.overflowed) {
+            return ArpQueued::No;
         }
         let queued = match (q.owner, mine) {
             (None, _) => {

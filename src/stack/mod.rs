@@ -474,7 +474,7 @@ impl<'a> Stack<'a> {
     #[inline(never)]
     fn stats_row(&self, index: usize) -> Option<StatsRow> {
         let slot = self.slots.get(index)?.as_ref()?;
-        let (rx, tx) = self.usage_of(&slot.kind);
+        let (rx, tx) = self.usage_of(index, &slot.kind);
         Some(StatsRow {
             handle: SocketHandle(index as u16),
             kind: slot.socket_type(),
