@@ -1491,6 +1491,16 @@ fn spoofed_queries_every_second_from_addresses_no_host_holds_do_not_stop_the_sta
     assert_eq!(queue.sent_bytes, 0, "{queue:?}");
 }
 
+/// Every datagram waiting at A's `client`: its length and first byte.
+fn datagrams_at_a(w: &mut World<2>, client: ringnet::SocketHandle) -> Vec<(usize, u8)> {
+    let mut buf = [0u8; 256];
+    let mut got = Vec::new();
+    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+        got.push((d.len, buf[0]));
+    }
+    got
+}
+
 #[test]
 fn datagrams_to_a_host_not_yet_heard_from_wait_on_the_arp_queue_and_leave_in_order() {
     // B has heard nothing from A: its datagrams to A go on the ARP queue while A's
@@ -1510,12 +1520,10 @@ fn datagrams_to_a_host_not_yet_heard_from_wait_on_the_arp_queue_and_leave_in_ord
         w.stacks[B].send_to(socket, &[i; 100], ep(A, 5000)).unwrap();
     }
     w.settle();
-    let mut buf = [0u8; 256];
-    let mut got = Vec::new();
-    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
-        got.push((d.len, buf[0]));
-    }
-    assert_eq!(got, (0..8u8).map(|i| (100, i)).collect::<Vec<_>>());
+    assert_eq!(
+        datagrams_at_a(&mut w, client),
+        (0..8u8).map(|i| (100, i)).collect::<Vec<_>>()
+    );
     let queue = w.stacks[B].arp_queue_stats().unwrap();
     assert_eq!(
         (queue.datagrams_queued, queue.sent_bytes, queue.high_water),
@@ -1550,12 +1558,10 @@ fn a_burst_larger_than_the_arp_queue_overflows_into_the_socket_ring_and_still_ar
         ARP_QUEUE_SLOTS as u32
     );
     w.settle();
-    let mut buf = [0u8; 64];
-    let mut got = Vec::new();
-    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
-        got.push(buf[..d.len][0]);
-    }
-    assert_eq!(got, (0..12u8).collect::<Vec<_>>());
+    assert_eq!(
+        datagrams_at_a(&mut w, client),
+        (0..12u8).map(|i| (10, i)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
