@@ -185,6 +185,151 @@ mod tests {
         frame
     }
 
+    /// A device that gives smoltcp the frames put in `rx` and keeps those it sends.
+    #[derive(Default)]
+    struct Frames {
+        rx: std::collections::VecDeque<std::vec::Vec<u8>>,
+        tx: std::vec::Vec<std::vec::Vec<u8>>,
+    }
+
+    struct Rx(std::vec::Vec<u8>);
+    struct Tx<'a>(&'a mut std::vec::Vec<std::vec::Vec<u8>>);
+
+    impl smoltcp::phy::RxToken for Rx {
+        fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+            f(&self.0)
+        }
+    }
+
+    impl smoltcp::phy::TxToken for Tx<'_> {
+        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+            let mut frame = std::vec![0u8; len];
+            let result = f(&mut frame);
+            self.0.push(frame);
+            result
+        }
+    }
+
+    impl smoltcp::phy::Device for Frames {
+        type RxToken<'a> = Rx;
+        type TxToken<'a> = Tx<'a>;
+        fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+            let frame = self.rx.pop_front()?;
+            Some((Rx(frame), Tx(&mut self.tx)))
+        }
+        fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+            Some(Tx(&mut self.tx))
+        }
+        fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+            let mut caps = smoltcp::phy::DeviceCapabilities::default();
+            caps.medium = smoltcp::phy::Medium::Ethernet;
+            caps.max_transmission_unit = 1514;
+            caps
+        }
+    }
+
+    /// The addresses of `addrs` that smoltcp's interface `iface` sends a datagram to at
+    /// `now` without asking for their MAC address first: those in its neighbour cache.
+    fn in_smoltcps_cache(
+        iface: &mut smoltcp::iface::Interface,
+        device: &mut Frames,
+        addrs: &[Ipv4Address],
+        now: Instant,
+    ) -> std::vec::Vec<Ipv4Address> {
+        use smoltcp::socket::udp;
+        let storage = std::vec::Vec::leak(std::vec![smoltcp::iface::SocketStorage::EMPTY]);
+        let mut set = smoltcp::iface::SocketSet::new(&mut storage[..]);
+        let mut resolved = std::vec::Vec::new();
+        for &addr in addrs {
+            // A socket of its own for each: smoltcp holds back a socket whose last
+            // datagram waits for its next hop.
+            let socket = udp::Socket::new(
+                udp::PacketBuffer::new(
+                    std::vec::Vec::leak(std::vec![udp::PacketMetadata::EMPTY; 1]),
+                    std::vec::Vec::leak(std::vec![0u8; 16]),
+                ),
+                udp::PacketBuffer::new(
+                    std::vec::Vec::leak(std::vec![udp::PacketMetadata::EMPTY; 1]),
+                    std::vec::Vec::leak(std::vec![0u8; 16]),
+                ),
+            );
+            let handle = set.add(socket);
+            let s = set.get_mut::<udp::Socket>(handle);
+            s.bind(4000).unwrap();
+            s.send_slice(b"?", (addr, 9000)).unwrap();
+            device.tx.clear();
+            iface.poll_egress(now, device, &mut set);
+            let sent = device.tx.iter().any(|frame| {
+                let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+                eth.ethertype() == EthernetProtocol::Ipv4
+                    && Ipv4Packet::new_checked(eth.payload()).unwrap().dst_addr() == addr
+            });
+            if sent {
+                resolved.push(addr);
+            }
+            set.remove(handle);
+        }
+        resolved
+    }
+
+    #[test]
+    fn the_table_holds_what_smoltcps_cache_holds_when_more_addresses_are_heard_than_it_keeps() {
+        // ARP requests from more addresses than smoltcp's cache keeps, all but the last
+        // two at one instant (one poll of a burst), those two a millisecond later: a
+        // full cache gives up one of the entries that expire first, and which one is
+        // the map's order. Each address is then heard or not here exactly as smoltcp
+        // holds it or not: one taken for heard that smoltcp does not hold stalls its
+        // socket's ring (smoltcp asks for it), one taken for unheard that smoltcp holds
+        // finds the stack's queue held by another.
+        use smoltcp::iface::{Config, Interface};
+        use smoltcp::wire::{HardwareAddress, IpCidr};
+        let count = smoltcp::config::IFACE_NEIGHBOR_CACHE_COUNT + 2;
+        let addr = |i: usize| Ipv4Address::new(10, 0, (1 + i / 250) as u8, (1 + i % 250) as u8);
+        let mac = |i: usize| EthernetAddress([2, 1, 0, 0, (i >> 8) as u8, i as u8]);
+        let us = Ipv4Address::new(10, 0, 0, 1);
+        let cidr = Ipv4Cidr::new(us, 16);
+        let mut device = Frames::default();
+        let t0 = Instant::from_secs(10);
+        let mut iface = Interface::new(
+            Config::new(HardwareAddress::Ethernet(US_MAC)),
+            &mut device,
+            t0,
+        );
+        iface.update_ip_addrs(|addrs| {
+            addrs.push(IpCidr::Ipv4(cidr)).unwrap();
+        });
+        let mut table = HeardNeighbours::default();
+        let storage = std::vec::Vec::leak(std::vec![smoltcp::iface::SocketStorage::EMPTY]);
+        let mut sockets = smoltcp::iface::SocketSet::new(&mut storage[..]);
+        let t1 = t0 + Duration::from_millis(1);
+        for (batch, now) in [(0..count - 2, t0), (count - 2..count, t1)] {
+            for i in batch {
+                let frame = arp(ArpOperation::Request, (mac(i), addr(i)), us);
+                table.hear(&frame, cidr, now);
+                device.rx.push_back(frame);
+            }
+            while iface.poll_ingress_single(now, &mut device, &mut sockets)
+                != smoltcp::iface::PollIngressSingleResult::None
+            {}
+        }
+        let addrs: std::vec::Vec<_> = (0..count).map(addr).collect();
+        let held = in_smoltcps_cache(&mut iface, &mut device, &addrs, t1);
+        assert_eq!(held.len(), count - 2, "smoltcp gave up two: {held:?}");
+        let heard: std::vec::Vec<_> = addrs
+            .iter()
+            .copied()
+            .filter(|&a| table.heard(a, t1))
+            .collect();
+        let only_here: std::vec::Vec<_> = heard.iter().filter(|a| !held.contains(a)).collect();
+        let only_smoltcp: std::vec::Vec<_> = held.iter().filter(|a| !heard.contains(a)).collect();
+        assert!(
+            only_here.is_empty() && only_smoltcp.is_empty(),
+            "heard here only: {only_here:?}; in smoltcp's cache only: {} of them, {:?}",
+            only_smoltcp.len(),
+            &only_smoltcp[..only_smoltcp.len().min(4)]
+        );
+    }
+
     #[test]
     fn an_arp_request_or_reply_aimed_at_us_is_heard_for_a_minute() {
         for operation in [ArpOperation::Request, ArpOperation::Reply] {
