@@ -8,58 +8,76 @@
 //! and queues a datagram for a next hop not heard from on a queue of its own, as Linux
 //! queues it on the neighbour (`arp_queue`).
 //!
-//! The table follows smoltcp 0.14's `process_arp` and `neighbor::Cache` step by step: an
-//! ARP request or reply aimed at this host's address, from a unicast address of its
-//! subnet and a unicast MAC, fills an entry for [`ENTRY_LIFETIME`]; an IPv4 frame to
-//! this host from an entry's address and MAC renews it (`reset_expiry_if_existing`); a
-//! full table gives up the entry that expires first. Where the two could part (smoltcp
-//! asks itself and takes a reply to its own request, which is an ARP reply aimed at this
-//! host too, so the table sees it as well), a wrong answer costs only time: a next hop
-//! taken for heard waits in its socket's ring, as before, and one taken for unheard
-//! resolves on the stack's queue.
+//! The table follows smoltcp 0.14's `process_ethernet`, `process_arp` and
+//! `neighbor::Cache` step by step, from the frames smoltcp is given (not those the
+//! inspector keeps from it): an ARP request or reply in a frame to this host's MAC
+//! address or a broadcast or multicast one, aimed at this host's address, from a unicast
+//! address of its subnet and a unicast MAC, fills an entry for [`ENTRY_LIFETIME`]; a
+//! valid IPv4 packet to this host from an entry's address and MAC renews it
+//! (`reset_expiry_if_existing`); a full table gives up the first of the entries that
+//! expire first, in the same `heapless::LinearMap` as smoltcp's and so in its order. It
+//! holds as many entries as smoltcp's cache ([`NEIGHBOURS`]). A wrong answer would cost
+//! more than time: a next hop taken for heard that smoltcp does not hold waits at the
+//! head of its socket's ring, every datagram behind it, and one taken for unheard that
+//! smoltcp holds is dropped while the stack's queue holds another's.
 
+use heapless::LinearMap;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    Ipv4Address, Ipv4Cidr, Ipv4Packet,
+    Ipv4Address, Ipv4Packet, Ipv4Repr,
 };
+
+use super::ingress::Acceptance;
 
 /// How long an entry lasts unless renewed: smoltcp's `ENTRY_LIFETIME`.
 pub const ENTRY_LIFETIME: Duration = Duration::from_secs(60);
 
-/// Entries held: smoltcp's `IFACE_NEIGHBOR_CACHE_COUNT` as ringnet builds it.
-pub const NEIGHBOURS: usize = 8;
+/// Entries held: smoltcp's `IFACE_NEIGHBOR_CACHE_COUNT` as this build sets it (8, or 256
+/// with the `neighbor-cache-256` feature).
+pub const NEIGHBOURS: usize = smoltcp::config::IFACE_NEIGHBOR_CACHE_COUNT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Neighbour {
-    addr: Ipv4Address,
     mac: EthernetAddress,
     expires_at: Instant,
 }
 
-/// The next hops heard from, with their MAC addresses and when each entry expires.
+/// The next hops heard from, with their MAC addresses and when each entry expires: in
+/// the map smoltcp keeps them in, so that a full table gives up the entry smoltcp gives
+/// up, ties among the entries that expire first included.
 #[derive(Debug, Default)]
 pub struct HeardNeighbours {
-    entries: [Option<Neighbour>; NEIGHBOURS],
+    entries: LinearMap<Ipv4Address, Neighbour, NEIGHBOURS>,
 }
 
 impl HeardNeighbours {
-    /// Takes what a frame arriving at `now`, for an interface at `cidr`, tells of the
-    /// neighbours.
-    pub fn hear(&mut self, frame: &[u8], cidr: Ipv4Cidr, now: Instant) {
+    /// Takes what a frame that smoltcp is given at `now`, by an interface that accepts
+    /// `accept`, tells of the neighbours. A frame the interface keeps from smoltcp must
+    /// not be given here: smoltcp learns nothing from it.
+    pub fn hear(&mut self, frame: &[u8], accept: &Acceptance, now: Instant) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return;
         };
+        // smoltcp's `process_ethernet`: a frame to another host's MAC address is ignored.
+        let to = eth.dst_addr();
+        if !(to == accept.mac || to.is_broadcast() || to.is_multicast()) {
+            return;
+        }
         match eth.ethertype() {
-            EthernetProtocol::Arp => self.hear_arp(eth.payload(), cidr, now),
+            EthernetProtocol::Arp => self.hear_arp(eth.payload(), accept, now),
             EthernetProtocol::Ipv4 => {
                 let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
                     return;
                 };
-                if ip.dst_addr() != cidr.address() {
+                let Ok(ip) = Ipv4Repr::parse(&ip, &accept.checksum) else {
+                    return;
+                };
+                if ip.dst_addr != accept.cidr.address() {
                     return;
                 }
-                if let Some(entry) = self.entry(ip.src_addr()) {
+                // smoltcp's `reset_expiry_if_existing`.
+                if let Some(entry) = self.entries.get_mut(&ip.src_addr) {
                     if entry.mac == eth.src_addr() {
                         entry.expires_at = now + ENTRY_LIFETIME;
                     }
@@ -69,11 +87,8 @@ impl HeardNeighbours {
         }
     }
 
-    fn entry(&mut self, addr: Ipv4Address) -> Option<&mut Neighbour> {
-        self.entries.iter_mut().flatten().find(|n| n.addr == addr)
-    }
-
-    fn hear_arp(&mut self, payload: &[u8], cidr: Ipv4Cidr, now: Instant) {
+    fn hear_arp(&mut self, payload: &[u8], accept: &Acceptance, now: Instant) {
+        let cidr = accept.cidr;
         let Ok(packet) = ArpPacket::new_checked(payload) else {
             return;
         };
@@ -99,37 +114,37 @@ impl HeardNeighbours {
         {
             return;
         }
-        let expires_at = now + ENTRY_LIFETIME;
-        if let Some(entry) = self.entry(addr) {
-            (entry.mac, entry.expires_at) = (mac, expires_at);
-            return;
-        }
-        // A free entry, else the one that expires first, as smoltcp evicts.
-        let place = match self.entries.iter().position(Option::is_none) {
-            Some(free) => free,
-            None => (0..NEIGHBOURS)
-                .min_by_key(|&i| self.entries[i].map(|n| n.expires_at))
-                .unwrap_or(0),
-        };
-        self.entries[place] = Some(Neighbour {
-            addr,
+        // smoltcp's `Cache::fill`: a full map gives up the first of the entries that
+        // expire first (the map's order: its `remove` moves the last entry into the
+        // place), and takes the new one at its end.
+        let neighbour = Neighbour {
             mac,
-            expires_at,
-        });
+            expires_at: now + ENTRY_LIFETIME,
+        };
+        if let Err((addr, neighbour)) = self.entries.insert(addr, neighbour) {
+            let first = self
+                .entries
+                .iter()
+                .min_by_key(|(_, n)| n.expires_at)
+                .map(|(addr, _)| *addr);
+            if let Some(first) = first {
+                self.entries.remove(&first);
+            }
+            // Cannot fail: an entry was just given up (the map holds at least one).
+            let _ = self.entries.insert(addr, neighbour);
+        }
     }
 
     /// Whether `addr` has an entry that has not expired at `now`.
     pub fn heard(&self, addr: Ipv4Address, now: Instant) -> bool {
-        self.entries
-            .iter()
-            .flatten()
-            .any(|n| n.addr == addr && now < n.expires_at)
+        self.entries.get(&addr).is_some_and(|n| now < n.expires_at)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::Ipv4Cidr;
     use smoltcp::wire::{ArpHardware, EthernetRepr};
 
     const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -137,8 +152,12 @@ mod tests {
     const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
     const US_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 
-    fn cidr() -> Ipv4Cidr {
-        Ipv4Cidr::new(US, 24)
+    fn accept() -> Acceptance {
+        Acceptance {
+            mac: US_MAC,
+            cidr: Ipv4Cidr::new(US, 24),
+            checksum: smoltcp::phy::ChecksumCapabilities::default(),
+        }
     }
 
     fn arp(
@@ -180,8 +199,10 @@ mod tests {
         ip.set_version(4);
         ip.set_header_len(20);
         ip.set_total_len(20);
+        ip.set_hop_limit(64);
         ip.set_src_addr(from.1);
         ip.set_dst_addr(to);
+        ip.fill_checksum();
         frame
     }
 
@@ -305,7 +326,15 @@ mod tests {
         for (batch, now) in [(0..count - 2, t0), (count - 2..count, t1)] {
             for i in batch {
                 let frame = arp(ArpOperation::Request, (mac(i), addr(i)), us);
-                table.hear(&frame, cidr, now);
+                table.hear(
+                    &frame,
+                    &Acceptance {
+                        mac: US_MAC,
+                        cidr,
+                        checksum: smoltcp::phy::ChecksumCapabilities::default(),
+                    },
+                    now,
+                );
                 device.rx.push_back(frame);
             }
             while iface.poll_ingress_single(now, &mut device, &mut sockets)
@@ -336,7 +365,7 @@ mod tests {
             let mut table = HeardNeighbours::default();
             let t0 = Instant::from_secs(5);
             assert!(!table.heard(PEER, t0));
-            table.hear(&arp(operation, (PEER_MAC, PEER), US), cidr(), t0);
+            table.hear(&arp(operation, (PEER_MAC, PEER), US), &accept(), t0);
             assert!(table.heard(PEER, t0));
             assert!(table.heard(PEER, t0 + Duration::from_millis(59_999)));
             assert!(!table.heard(PEER, t0 + ENTRY_LIFETIME));
@@ -350,19 +379,19 @@ mod tests {
         let other = Ipv4Address::new(10, 0, 0, 9);
         table.hear(
             &arp(ArpOperation::Request, (PEER_MAC, PEER), other),
-            cidr(),
+            &accept(),
             now,
         );
         let far = Ipv4Address::new(192, 168, 1, 2);
         table.hear(
             &arp(ArpOperation::Request, (PEER_MAC, far), US),
-            cidr(),
+            &accept(),
             now,
         );
         let broadcast = Ipv4Address::BROADCAST;
         table.hear(
             &arp(ArpOperation::Request, (PEER_MAC, broadcast), US),
-            cidr(),
+            &accept(),
             now,
         );
         table.hear(
@@ -371,12 +400,12 @@ mod tests {
                 (EthernetAddress::BROADCAST, PEER),
                 US,
             ),
-            cidr(),
+            &accept(),
             now,
         );
         table.hear(
             &arp(ArpOperation::Unknown(7), (PEER_MAC, PEER), US),
-            cidr(),
+            &accept(),
             now,
         );
         assert!(!table.heard(PEER, now));
@@ -389,35 +418,76 @@ mod tests {
     fn a_datagram_to_us_from_the_entrys_mac_renews_it_and_one_from_another_mac_does_not() {
         let mut table = HeardNeighbours::default();
         let t0 = Instant::from_secs(0);
-        table.hear(&arp(ArpOperation::Reply, (PEER_MAC, PEER), US), cidr(), t0);
+        table.hear(
+            &arp(ArpOperation::Reply, (PEER_MAC, PEER), US),
+            &accept(),
+            t0,
+        );
         let t1 = t0 + Duration::from_secs(50);
         let spoofer = EthernetAddress([2, 0, 0, 0, 0, 66]);
-        table.hear(&ipv4((spoofer, PEER), US), cidr(), t1);
+        table.hear(&ipv4((spoofer, PEER), US), &accept(), t1);
         assert!(
             !table.heard(PEER, t0 + ENTRY_LIFETIME),
             "renewed by another MAC"
         );
-        table.hear(&ipv4((PEER_MAC, PEER), US), cidr(), t1);
+        table.hear(&ipv4((PEER_MAC, PEER), US), &accept(), t1);
         assert!(table.heard(PEER, t1 + Duration::from_secs(59)));
         // Nor does a datagram from an address never heard fill an entry.
         let stranger = Ipv4Address::new(10, 0, 0, 77);
-        table.hear(&ipv4((spoofer, stranger), US), cidr(), t1);
+        table.hear(&ipv4((spoofer, stranger), US), &accept(), t1);
         assert!(!table.heard(stranger, t1));
     }
 
     #[test]
     fn a_full_table_gives_up_the_entry_that_expires_first() {
+        // A /16, for as many entries as the build's cache holds (256 with
+        // `neighbor-cache-256`), each heard a millisecond after the one before.
         let mut table = HeardNeighbours::default();
-        let addr = |i: u8| Ipv4Address::new(10, 0, 0, 10 + i);
-        for i in 0..NEIGHBOURS as u8 + 1 {
-            let mac = EthernetAddress([2, 0, 0, 0, 1, i]);
-            let now = Instant::from_secs(i64::from(i));
-            table.hear(&arp(ArpOperation::Request, (mac, addr(i)), US), cidr(), now);
+        let accept = Acceptance {
+            cidr: Ipv4Cidr::new(US, 16),
+            ..accept()
+        };
+        let addr = |i: usize| Ipv4Address::new(10, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
+        for i in 0..NEIGHBOURS + 1 {
+            let mac = EthernetAddress([2, 0, 0, 1, (i >> 8) as u8, i as u8]);
+            let now = Instant::from_millis(i as i64);
+            table.hear(
+                &arp(ArpOperation::Request, (mac, addr(i)), US),
+                &accept,
+                now,
+            );
         }
-        let now = Instant::from_secs(NEIGHBOURS as i64);
+        let now = Instant::from_millis(NEIGHBOURS as i64);
         assert!(!table.heard(addr(0), now), "the first heard went");
-        for i in 1..NEIGHBOURS as u8 + 1 {
+        for i in 1..NEIGHBOURS + 1 {
             assert!(table.heard(addr(i), now), "{}", addr(i));
         }
+    }
+
+    #[test]
+    fn arp_in_a_frame_to_another_mac_and_a_packet_with_a_bad_checksum_are_not_heard() {
+        // smoltcp ignores both: a frame to another host's MAC (a hub, or a switch that
+        // floods a frame to an unknown MAC, carries it here) and an IPv4 header whose
+        // checksum is wrong (verified, as this device does not offload it).
+        let mut table = HeardNeighbours::default();
+        let t0 = Instant::from_secs(1);
+        let mut frame = arp(ArpOperation::Request, (PEER_MAC, PEER), US);
+        EthernetFrame::new_unchecked(&mut frame[..])
+            .set_dst_addr(EthernetAddress([2, 0, 0, 0, 0, 9]));
+        table.hear(&frame, &accept(), t0);
+        assert!(!table.heard(PEER, t0), "to another MAC");
+        let mut frame = arp(ArpOperation::Request, (PEER_MAC, PEER), US);
+        EthernetFrame::new_unchecked(&mut frame[..]).set_dst_addr(US_MAC);
+        table.hear(&frame, &accept(), t0);
+        assert!(table.heard(PEER, t0), "to this host's MAC");
+        let t1 = t0 + Duration::from_secs(30);
+        let mut bad = ipv4((PEER_MAC, PEER), US);
+        let checksum = Ipv4Packet::new_unchecked(&bad[14..]).checksum();
+        Ipv4Packet::new_unchecked(&mut bad[14..]).set_checksum(checksum ^ 1);
+        table.hear(&bad, &accept(), t1);
+        assert!(
+            !table.heard(PEER, t0 + ENTRY_LIFETIME),
+            "renewed by a bad header"
+        );
     }
 }
