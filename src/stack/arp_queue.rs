@@ -124,6 +124,9 @@ struct Owner {
     handle: SocketHandle,
     port: u16,
     to: IpAddress,
+    /// The socket is still open: once closed, its number and port may be another
+    /// socket's, which neither joins its datagrams nor is charged with their drop.
+    open: bool,
 }
 
 /// The queue: its own socket set of one UDP socket, and what it holds.
@@ -253,7 +256,7 @@ impl<'a> Stack<'a> {
         }
         let mine = q
             .owner
-            .filter(|o| o.handle == handle && o.port == port && o.to == to.addr);
+            .filter(|o| o.open && o.handle == handle && o.port == port && o.to == to.addr);
         if heard && mine.is_none() {
             return ArpQueued::No;
         }
@@ -280,6 +283,7 @@ impl<'a> Stack<'a> {
                         handle,
                         port,
                         to: to.addr,
+                        open: true,
                     });
                 }
                 (true, taken)
@@ -323,6 +327,20 @@ impl<'a> Stack<'a> {
             );
         }
         ArpQueued::Dropped
+    }
+
+    /// Socket `handle` is closed: what it has on the ARP queue stays there, to leave
+    /// once its next hop answers (as Linux keeps a closed socket's packets on their
+    /// neighbour), and is no longer its number's.
+    pub(super) fn arp_queue_socket_closed(&mut self, handle: SocketHandle) {
+        if let Some(owner) = self
+            .arp_queue
+            .as_mut()
+            .and_then(|q| q.owner.as_mut())
+            .filter(|o| o.handle == handle)
+        {
+            owner.open = false;
+        }
     }
 
     /// After an egress: what left the ARP queue counted, and what it held given up once
@@ -375,7 +393,7 @@ impl<'a> Stack<'a> {
             ..
         })) = self.slots.get_mut(owner.handle.fileno())
         {
-            if u.port == owner.port {
+            if owner.open && u.port == owner.port {
                 stats.unresolved_dropped_bytes += u64::from(dropped);
             }
         }
