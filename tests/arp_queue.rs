@@ -161,60 +161,67 @@ fn a_burst_of_spoofed_queries_larger_than_the_arp_queue_does_not_stall_the_repor
     assert_eq!(answers, 30, "{queue:?}");
 }
 
-/// UDP datagrams seen on a sniffer's port: (source, destination, UDP payload bytes).
-fn udp_sniffed<const PORTS: usize>(
+/// The frames waiting on a sniffer's port, taken off it.
+fn drain<const PORTS: usize>(
     wire: &ringnet::sim::Wire<'static, PORTS>,
     port: usize,
-) -> Vec<(Ipv4Address, Ipv4Address, usize)> {
+) -> Vec<Vec<u8>> {
     use ringnet::smoltcp::phy::{Device, RxToken};
-    let mut seen = Vec::new();
+    let mut frames = Vec::new();
     let mut sniffer = wire.port(port);
     while let Some((rx, _)) = sniffer.receive(wire.now()) {
-        rx.consume(|frame| {
-            let Ok(eth) = EthernetFrame::new_checked(frame) else {
-                return;
-            };
-            let Ok(ip4) = Ipv4Packet::new_checked(eth.payload()) else {
-                return;
-            };
-            if ip4.next_header() != IpProtocol::Udp {
-                return;
-            }
-            let Ok(udp) = UdpPacket::new_checked(ip4.payload()) else {
-                return;
-            };
-            seen.push((ip4.src_addr(), ip4.dst_addr(), udp.payload().len()));
-        });
+        rx.consume(|frame| frames.push(frame.to_vec()));
+    }
+    frames
+}
+
+/// Runs `w` for `duration`, the sniffer's port C drained into `seen` after every poll
+/// (frames left on it would wake the world at once, again and again).
+fn step_sniffing(w: &mut World<3>, duration: Duration, seen: &mut Vec<Vec<u8>>) {
+    let wire = w.wire;
+    w.step_for(duration, |_, _| seen.extend(drain(wire, C)));
+}
+
+/// UDP datagrams among `frames`: (source, destination, UDP payload bytes).
+fn udp_sniffed(frames: &[Vec<u8>]) -> Vec<(Ipv4Address, Ipv4Address, usize)> {
+    let mut seen = Vec::new();
+    for frame in frames {
+        let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+            continue;
+        };
+        let Ok(ip4) = Ipv4Packet::new_checked(eth.payload()) else {
+            continue;
+        };
+        if ip4.next_header() != IpProtocol::Udp {
+            continue;
+        }
+        let Ok(udp) = UdpPacket::new_checked(ip4.payload()) else {
+            continue;
+        };
+        seen.push((ip4.src_addr(), ip4.dst_addr(), udp.payload().len()));
     }
     seen
 }
 
-/// ARP requests seen on a sniffer's port: (asker, address asked for).
-fn arp_requests_sniffed<const PORTS: usize>(
-    wire: &ringnet::sim::Wire<'static, PORTS>,
-    port: usize,
-) -> Vec<(Ipv4Address, Ipv4Address)> {
-    use ringnet::smoltcp::phy::{Device, RxToken};
+/// ARP requests among `frames`: (asker, address asked for).
+fn arp_requests_sniffed(frames: &[Vec<u8>]) -> Vec<(Ipv4Address, Ipv4Address)> {
     let mut seen = Vec::new();
-    let mut sniffer = wire.port(port);
-    while let Some((rx, _)) = sniffer.receive(wire.now()) {
-        rx.consume(|frame| {
-            let Ok(eth) = EthernetFrame::new_checked(frame) else {
-                return;
-            };
-            let Ok(packet) = ArpPacket::new_checked(eth.payload()) else {
-                return;
-            };
-            if let Ok(ArpRepr::EthernetIpv4 {
-                operation: ArpOperation::Request,
-                source_protocol_addr,
-                target_protocol_addr,
-                ..
-            }) = ArpRepr::parse(&packet)
-            {
-                seen.push((source_protocol_addr, target_protocol_addr));
-            }
-        });
+    for frame in frames {
+        let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+            continue;
+        };
+        let Ok(packet) = ArpPacket::new_checked(eth.payload()) else {
+            continue;
+        };
+        if let Ok(ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_protocol_addr,
+            target_protocol_addr,
+            ..
+        }) = ArpRepr::parse(&packet)
+        {
+            seen.push((source_protocol_addr, target_protocol_addr));
+        }
     }
     seen
 }
@@ -240,15 +247,16 @@ fn the_arp_queues_sent_bytes_are_the_payload_seen_leaving_it() {
             .send_to(socket, &vec![i as u8; 100 + i], ep(A, 5000))
             .unwrap();
     }
-    w.step_for(Duration::from_secs(2), |_, _| {});
+    let mut frames = Vec::new();
+    step_sniffing(&mut w, Duration::from_secs(2), &mut frames);
     let nobody = IpEndpoint::new(NOBODY.into(), 4000);
     for i in 0..5usize {
         w.stacks[B]
             .send_to(socket, &vec![i as u8; 200 + i], nobody)
             .unwrap();
     }
-    w.step_for(Duration::from_secs(4), |_, _| {});
-    let seen = udp_sniffed(w.wire, C);
+    step_sniffing(&mut w, Duration::from_secs(4), &mut frames);
+    let seen = udp_sniffed(&frames);
     let to_a: usize = seen
         .iter()
         .filter(|(s, d, _)| *s == ip(B) && *d == ip(A))
@@ -288,7 +296,7 @@ fn a_stack_with_datagrams_on_its_arp_queue_asks_again_every_second_and_gives_up_
         w.wire.advance_to(at.max(now + Duration::from_micros(1)));
         wakes += 1;
     }
-    let asked: Vec<_> = arp_requests_sniffed(w.wire, C)
+    let asked: Vec<_> = arp_requests_sniffed(&drain(w.wire, C))
         .into_iter()
         .filter(|&(from, what)| from == ip(B) && what == NOBODY)
         .collect();
@@ -353,13 +361,14 @@ fn a_stack_behind_a_gateway_queues_for_the_gateway_and_sends_through_it_once_hea
         .unwrap();
     let queue = w.stacks[B].arp_queue_stats().unwrap();
     assert_eq!(queue.datagrams_queued, 1, "{queue:?}");
-    w.step_for(Duration::from_secs(1), |_, _| {});
+    let mut frames = Vec::new();
+    step_sniffing(&mut w, Duration::from_secs(1), &mut frames);
     // Once A is heard, the next goes through the ring, and both leave.
     w.stacks[B]
         .send_to(socket, b"far again", IpEndpoint::new(far.into(), 4000))
         .unwrap();
-    w.step_for(Duration::from_secs(1), |_, _| {});
-    let seen = udp_sniffed(w.wire, C);
+    step_sniffing(&mut w, Duration::from_secs(1), &mut frames);
+    let seen = udp_sniffed(&frames);
     let far_sent: Vec<_> = seen
         .iter()
         .filter(|(_, d, _)| *d == far)
