@@ -1542,25 +1542,37 @@ fn datagrams_to_a_host_not_yet_heard_from_wait_on_the_arp_queue_and_leave_in_ord
 }
 
 #[test]
-fn a_burst_larger_than_the_arp_queue_overflows_into_the_socket_ring_and_still_arrives_in_order() {
+fn a_burst_larger_than_the_arp_queue_loses_what_it_cannot_hold_and_the_rest_arrives_in_order() {
     // Twelve datagrams to a host not yet heard from, with room for eight on the queue:
-    // the first eight wait there, the other four in the socket's ring behind them, and
-    // the queue's go out first.
+    // the first eight wait there and arrive in order; the other four are dropped and
+    // counted, as Linux drops past `unres_qlen_bytes` (in the socket's ring they would
+    // wait at its head, every datagram of the socket behind them).
     let mut w = pair(Faults::NONE, 145);
     let socket = udp_socket(&mut w.stacks[B], 16, 8192);
     let client = udp_socket(&mut w.stacks[A], 16, 8192);
     w.stacks[A].udp_bind(client, 5000).unwrap();
     for i in 0..12u8 {
-        w.stacks[B].send_to(socket, &[i; 10], ep(A, 5000)).unwrap();
+        assert_eq!(w.stacks[B].send_to(socket, &[i; 10], ep(A, 5000)), Ok(10));
     }
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
     assert_eq!(
-        w.stacks[B].arp_queue_stats().unwrap().datagrams_queued,
-        ARP_QUEUE_SLOTS as u32
+        (
+            queue.datagrams_queued,
+            queue.datagrams_dropped_full,
+            queue.dropped_full_bytes
+        ),
+        (ARP_QUEUE_SLOTS as u32, 4, 40),
+        "{queue:?}"
     );
     w.settle();
     assert_eq!(
         datagrams_at_a(&mut w, client),
-        (0..12u8).map(|i| (10, i)).collect::<Vec<_>>()
+        (0..8u8).map(|i| (10, i)).collect::<Vec<_>>()
+    );
+    let stats = w.stacks[B].stats(socket).unwrap();
+    assert_eq!(
+        (stats.datagrams_out, stats.unresolved_dropped_bytes),
+        (12, 40)
     );
 }
 

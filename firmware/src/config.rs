@@ -78,8 +78,8 @@ pub const BEACON_TX: usize = 512;
 
 /// The stack's ARP queue (`Stack::set_arp_queue`): datagrams whose next hop has not been
 /// heard from wait here, not in their socket's ring. The Stellaris's holds the report's
-/// answers (under 100 bytes); a stats datagram (up to 1400 bytes) goes through the stats
-/// socket's ring, as without a queue.
+/// answers (under 100 bytes); a stats datagram (up to 1400 bytes) to such a host is
+/// dropped and counted, and the host answered once it has been heard from.
 #[cfg(not(feature = "sf2"))]
 pub const ARP_QUEUE_SLOTS: usize = 2;
 #[cfg(not(feature = "sf2"))]

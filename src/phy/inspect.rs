@@ -211,6 +211,13 @@ impl FrameLog {
         }
     }
 
+    /// What a frame smoltcp is given at `now` tells of the neighbours.
+    fn hear_neighbours(&mut self, frame: &[u8], now: Instant) {
+        if let Some(accept) = &self.acceptance {
+            self.neighbours.hear(frame, accept, now);
+        }
+    }
+
     /// An empty log for an interface that accepts what `acceptance` says.
     pub fn for_interface(acceptance: Acceptance) -> FrameLog {
         FrameLog {
@@ -692,6 +699,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 log.syn_seen = true;
                 let mut frame = log.held.take().map(|h| h.frame).unwrap_or_default();
                 log.bound_mss(&mut frame, true);
+                log.hear_neighbours(&frame, now);
                 frame
             };
             return f(&frame);
@@ -701,9 +709,6 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
             let (held, lowered) = 'look: {
                 let mut log = log.borrow_mut();
                 log.frames_in += 1;
-                if let Some(cidr) = log.acceptance.as_ref().map(|a| a.cidr) {
-                    log.neighbours.hear(frame, cidr, now);
-                }
                 let event = log
                     .acceptance
                     .as_ref()
@@ -729,6 +734,11 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 let lowered = MssOption::find(frame)
                     .filter(|_| !held && frame.len() <= HELD_SYN)
                     .and_then(|option| Some((option, log.lowered_mss(&option, true)?)));
+                // What smoltcp is given now tells of the neighbours (a SYN held, when it
+                // is given).
+                if !held {
+                    log.hear_neighbours(frame, now);
+                }
                 (held, lowered)
             };
             if held {

@@ -358,18 +358,18 @@ impl<'a> Stack<'a> {
             }
         }
         if part != Part::Ingress {
-            // The ARP queue first: a socket's datagrams that overflowed into its ring
-            // came after the ones it holds.
-            if let Some(queue) = &mut self.arp_queue {
-                while egress(&mut self.iface, now, &mut device, &mut queue.set)
-                    == PollResult::SocketStateChanged
-                {}
-            }
             while egress(&mut self.iface, now, &mut device, &mut self.sockets)
                 == PollResult::SocketStateChanged
             {
                 changed = true;
                 drain!();
+            }
+            // The ARP queue after the sockets: what a socket's ring holds for a next hop
+            // that has just gone unheard was sent before what the queue holds for it.
+            if let Some(queue) = &mut self.arp_queue {
+                while egress(&mut self.iface, now, &mut device, &mut queue.set)
+                    == PollResult::SocketStateChanged
+                {}
             }
         }
         drain!();
