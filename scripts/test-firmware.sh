@@ -77,10 +77,10 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, the last figure rounded up to 256 B (84 312 B: +3 160 B from
+  # within the budget below, the last figure rounded up to 256 B (84 628 B: +3 476 B from
   # 81 152 B for the ARP queue, which keeps a spoofed source's answers out of the
   # services' rings; docs/firmware.md has each row), so that growth fails.
-  flash_budget=84480
+  flash_budget=84736
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")
@@ -382,7 +382,7 @@ PY
 # from tap0's), each from its own port, with a wrong or the right TCP checksum, and prints
 # how many of them a SYN-ACK answered within 3 s (sniffed on the same raw socket).
 import socket, struct, sys, time
-from fw_frames import FW_IP, OWN_IP, csum, ethernet, ipv4, open_tap
+from fw_frames import FW_IP, FW_MAC, OWN_IP, csum, ethernet, ipv4, open_tap
 mode, count = sys.argv[1], int(sys.argv[2])
 s, own_mac = open_tap()
 def syn(sport, seq):

@@ -336,7 +336,7 @@ impl<'a> Stack<'a> {
         let total = q.stats.datagrams_dropped_busy + q.stats.datagrams_dropped_full;
         if let Some(new) = q.drops_log.due(total, now, DROPS_LOG_INTERVAL) {
             net_warn!(
-                "{}: udp{} {} bytes to {} dropped: the ARP queue holds another socket's or destination's, or has no room ({} so dropped, {} new; at most one line a second)",
+                "{}: udp{} {} bytes to {} dropped: the ARP queue holds another socket's or destination's, or is full ({} so dropped, {} new; at most one line a second)",
                 name,
                 handle,
                 data.len(),
