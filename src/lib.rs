@@ -81,4 +81,4 @@ pub use smoltcp;
 pub use smoltcp::time::{Duration, Instant};
 pub use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 pub use socket::SocketOption;
-pub use stack::{Stack, StackConfig, StackResources};
+pub use stack::{ArpQueueResources, ArpQueueStats, Stack, StackConfig, StackResources};

@@ -440,6 +440,12 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
         assert_eq!(discards.duplicate_syn, 0, "{}", stack.name());
         assert_eq!(discards.icmp_limited, 0, "{}", stack.name());
         assert_eq!(discards.inexact_rst, 0, "{}", stack.name());
+        assert_eq!(
+            stack.arp_queue_stats(),
+            Some(ringnet::ArpQueueStats::default()),
+            "every next hop heard from: nothing queued, {}",
+            stack.name()
+        );
         for row in stack.stats_rows() {
             let s = row.stats;
             assert_eq!(
@@ -1373,6 +1379,272 @@ fn one_query_from_an_address_no_host_holds_does_not_stop_the_stats_answering() {
     assert!(answers > 0, "the stats table reached the client: {stats:?}");
     assert!(stats.unresolved_dropped_bytes > 0, "{stats:?}");
     assert_eq!(client.unresolved_dropped_bytes, 0, "{client:?}");
+}
+
+/// A spoofed datagram to B's `port` every `spoof_every` from an address of the subnet
+/// that no host holds (a new one each time), and a real client on A asking once a second
+/// for 30 s, with `service` polled on B: the answers the client got, B's ARP queue's
+/// counters, and the spoofed datagrams sent.
+fn asks_among_spoofed_datagrams<S>(
+    port: u16,
+    spoof_every: Duration,
+    start: impl FnOnce(&mut Stack<'static>) -> S,
+    poll: impl Fn(&mut S, &mut Stack<'static>),
+) -> (usize, ringnet::ArpQueueStats, u32) {
+    let mut w = pair(Faults::NONE, 141);
+    let mut service = start(&mut w.stacks[B]);
+    let client = udp_socket(&mut w.stacks[A], 8, 8192);
+    let (mut answers, mut spoofed, mut buf) = (0, 0u32, [0u8; 2048]);
+    let mut next_spoof = w.wire.now();
+    let mut next_ask = w.wire.now() + Duration::from_millis(300);
+    let mut asks = 0;
+    let end = w.wire.now() + Duration::from_secs(31);
+    while w.wire.now() < end {
+        if w.wire.now() >= next_spoof {
+            let source = Ipv4Address::new(10, 0, 0, 100 + (spoofed % 100) as u8);
+            let frame =
+                udp_datagram_frame(SPOOFED_MAC, (source, 4000), mac(B), (ip(B), port), b"?");
+            w.wire.inject(A, &frame).unwrap();
+            spoofed += 1;
+            next_spoof += spoof_every;
+        }
+        if w.wire.now() >= next_ask && asks < 30 {
+            w.stacks[A]
+                .send_to(client, format!("? {asks}").as_bytes(), ep(B, port))
+                .unwrap();
+            asks += 1;
+            next_ask += Duration::from_secs(1);
+        }
+        w.step_for(Duration::from_millis(100), |host, stack| {
+            if host == B {
+                poll(&mut service, stack);
+            }
+        });
+        while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+            answers += usize::from(
+                port != ringnet::services::STATS_PORT || buf[..d.len].ends_with(b"rows\n"),
+            );
+        }
+    }
+    assert_eq!(asks, 30);
+    (answers, w.stacks[B].arp_queue_stats().unwrap(), spoofed)
+}
+
+#[test]
+fn spoofed_datagrams_every_second_from_addresses_no_host_holds_do_not_stop_the_report() {
+    // One spoofed datagram every 3 s or faster kept the report's tx ring stalled behind
+    // ARP for good (0 of 30 asks answered at one a second, 6 of 30 at one every 2.5 s):
+    // each answer to a spoofed source waited at the ring's head for a reply that never
+    // came, and the real client's answers behind it. The ARP queue takes the answers to
+    // next hops not heard from out of the ring.
+    use ringnet::services::{UdpReport, REPORT_PORT};
+    for every in [Duration::from_millis(1000), Duration::from_millis(300)] {
+        let (answers, queue, spoofed) = asks_among_spoofed_datagrams(
+            REPORT_PORT,
+            every,
+            |b| {
+                let socket = udp_socket(b, 8, 4096);
+                let report: UdpReport<512> = UdpReport::new(b, socket, REPORT_PORT).unwrap();
+                report
+            },
+            |report, b| report.poll(b),
+        );
+        assert_eq!(answers, 30, "one spoofed datagram every {every}: {queue:?}");
+        // Each spoofed source's answer was queued or, while another's held the queue,
+        // dropped; every queued one was given up after its 3 s, none sent.
+        assert_eq!(
+            queue.datagrams_queued + queue.datagrams_dropped_busy,
+            spoofed,
+            "{queue:?}"
+        );
+        // Each queued answer holds the queue for its 3 s; the first spoofed datagram
+        // after that takes it.
+        assert!(queue.datagrams_queued >= 6, "{queue:?}");
+        assert_eq!(queue.sent_bytes, 0, "{queue:?}");
+        assert!(
+            queue.queued_bytes - queue.dropped_unresolved_bytes <= 64,
+            "all but the last answer given up: {queue:?}"
+        );
+    }
+}
+
+#[test]
+fn spoofed_queries_every_second_from_addresses_no_host_holds_do_not_stop_the_stats() {
+    // The same for the stats query, whose answer to each spoofed source is several
+    // datagrams: the first goes on the ARP queue, the rest are dropped with it.
+    use ringnet::services::{StatsQuery, STATS_PORT};
+    let (answers, queue, spoofed) = asks_among_spoofed_datagrams(
+        STATS_PORT,
+        Duration::from_millis(1000),
+        |b| {
+            let socket = udp_socket(b, 8, 8192);
+            StatsQuery::new(b, socket, STATS_PORT).unwrap()
+        },
+        |query, b| query.poll(b),
+    );
+    assert_eq!(
+        answers, 30,
+        "every table reached the client whole: {queue:?} {spoofed}"
+    );
+    // Each queued answer holds the queue for its 3 s.
+    assert!(queue.datagrams_queued >= 6, "{queue:?}");
+    assert_eq!(queue.sent_bytes, 0, "{queue:?}");
+}
+
+/// Every datagram waiting at A's `client`: its length and first byte.
+fn datagrams_at_a(w: &mut World<2>, client: ringnet::SocketHandle) -> Vec<(usize, u8)> {
+    let mut buf = [0u8; 256];
+    let mut got = Vec::new();
+    while let Ok(d) = w.stacks[A].recv_from(client, &mut buf) {
+        got.push((d.len, buf[0]));
+    }
+    got
+}
+
+#[test]
+fn datagrams_to_a_host_not_yet_heard_from_wait_on_the_arp_queue_and_leave_in_order() {
+    // B has heard nothing from A: its datagrams to A go on the ARP queue while A's
+    // address is asked for, leave once A answers, in the order sent; later ones, A
+    // heard from, go through the socket's own ring.
+    let mut w = pair(Faults::NONE, 142);
+    let socket = udp_socket(&mut w.stacks[B], 8, 4096);
+    let client = udp_socket(&mut w.stacks[A], 16, 8192);
+    w.stacks[A].udp_bind(client, 5000).unwrap();
+    for i in 0..5u8 {
+        w.stacks[B].send_to(socket, &[i; 100], ep(A, 5000)).unwrap();
+    }
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!((queue.datagrams_queued, queue.queued_bytes), (5, 500));
+    w.settle();
+    for i in 5..8u8 {
+        w.stacks[B].send_to(socket, &[i; 100], ep(A, 5000)).unwrap();
+    }
+    w.settle();
+    assert_eq!(
+        datagrams_at_a(&mut w, client),
+        (0..8u8).map(|i| (100, i)).collect::<Vec<_>>()
+    );
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!(
+        (queue.datagrams_queued, queue.sent_bytes, queue.high_water),
+        (5, 500, 500),
+        "the first five queued and sent, the rest not queued: {queue:?}"
+    );
+    assert_eq!(
+        (queue.datagrams_dropped_busy, queue.dropped_unresolved_bytes),
+        (0, 0)
+    );
+    let stats = w.stacks[B].stats(socket).unwrap();
+    assert_eq!(
+        (stats.datagrams_out, stats.unresolved_dropped_bytes),
+        (8, 0)
+    );
+}
+
+#[test]
+fn a_burst_larger_than_the_arp_queue_loses_what_it_cannot_hold_and_the_rest_arrives_in_order() {
+    // Twelve datagrams to a host not yet heard from, with room for eight on the queue:
+    // the first eight wait there and arrive in order; the other four are dropped and
+    // counted, as Linux drops past `unres_qlen_bytes` (in the socket's ring they would
+    // wait at its head, every datagram of the socket behind them).
+    let mut w = pair(Faults::NONE, 145);
+    let socket = udp_socket(&mut w.stacks[B], 16, 8192);
+    let client = udp_socket(&mut w.stacks[A], 16, 8192);
+    w.stacks[A].udp_bind(client, 5000).unwrap();
+    for i in 0..12u8 {
+        assert_eq!(w.stacks[B].send_to(socket, &[i; 10], ep(A, 5000)), Ok(10));
+    }
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!(
+        (
+            queue.datagrams_queued,
+            queue.datagrams_dropped_full,
+            queue.dropped_full_bytes
+        ),
+        (ARP_QUEUE_SLOTS as u32, 4, 40),
+        "{queue:?}"
+    );
+    w.settle();
+    assert_eq!(
+        datagrams_at_a(&mut w, client),
+        (0..8u8).map(|i| (10, i)).collect::<Vec<_>>()
+    );
+    let stats = w.stacks[B].stats(socket).unwrap();
+    assert_eq!(
+        (stats.datagrams_out, stats.unresolved_dropped_bytes),
+        (12, 40)
+    );
+}
+
+#[test]
+fn a_datagram_that_finds_the_arp_queue_holding_another_destinations_is_dropped_and_counted() {
+    // The queue holds one destination's datagrams at a time, as Linux's per neighbour
+    // queue holds its own: a datagram for another next hop not heard from meanwhile is
+    // dropped (Linux drops past `unres_qlen`), counted on its socket, and the call
+    // succeeds, as `sendto` does.
+    let mut w = pair(Faults::NONE, 143);
+    let first = udp_socket(&mut w.stacks[B], 4, 1024);
+    let second = udp_socket(&mut w.stacks[B], 4, 1024);
+    let nobody = ringnet::IpEndpoint::new(SPOOFED.into(), 4000);
+    assert_eq!(w.stacks[B].send_to(first, b"held", nobody), Ok(4));
+    assert_eq!(w.stacks[B].send_to(second, b"dropped", ep(A, 5000)), Ok(7));
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!(
+        (
+            queue.datagrams_queued,
+            queue.datagrams_dropped_busy,
+            queue.dropped_busy_bytes
+        ),
+        (1, 1, 7)
+    );
+    assert_eq!(
+        w.stacks[B].stats(second).unwrap().unresolved_dropped_bytes,
+        7
+    );
+    w.step_for(Duration::from_millis(3500), |_, _| {});
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!(queue.dropped_unresolved_bytes, 4, "{queue:?}");
+    assert_eq!(
+        w.stacks[B].stats(first).unwrap().unresolved_dropped_bytes,
+        4
+    );
+    // Free again: the next datagram for A is queued, and reaches A.
+    let client = udp_socket(&mut w.stacks[A], 4, 1024);
+    w.stacks[A].udp_bind(client, 5000).unwrap();
+    assert_eq!(w.stacks[B].send_to(second, b"again", ep(A, 5000)), Ok(5));
+    // smoltcp sends at most one ARP request a second, whatever it asks for: its last
+    // one, for the dropped datagrams' next hop, was under a second ago.
+    w.step_for(Duration::from_millis(1500), |_, _| {});
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        w.stacks[A].recv_from(client, &mut buf).map(|d| d.len),
+        Ok(5)
+    );
+}
+
+#[test]
+fn a_stack_without_an_arp_queue_gives_up_a_stalled_tx_ring_after_three_seconds() {
+    // Without an ARP queue a datagram for a next hop that never answers waits at the head
+    // of its socket's ring, and the ring is given up after 3 s (A restarted: a stack
+    // with no queue set).
+    let mut w = pair(Faults::NONE, 144);
+    restart_a(&mut w, 144);
+    assert_eq!(w.stacks[A].arp_queue_stats(), None);
+    let socket = udp_socket(&mut w.stacks[A], 4, 1024);
+    let nobody = ringnet::IpEndpoint::new(SPOOFED.into(), 4000);
+    w.stacks[A].send_to(socket, b"nobody", nobody).unwrap();
+    w.stacks[A].send_to(socket, b"to B", ep(B, 5000)).unwrap();
+    w.step_for(Duration::from_millis(2900), |_, _| {});
+    assert_eq!(
+        w.stacks[A].stats(socket).unwrap().unresolved_dropped_bytes,
+        0
+    );
+    w.step_for(Duration::from_millis(1200), |_, _| {});
+    assert_eq!(
+        w.stacks[A].stats(socket).unwrap().unresolved_dropped_bytes,
+        10,
+        "the stalled head and the datagram behind it"
+    );
 }
 
 #[test]

@@ -50,9 +50,19 @@ pub const FILE_IN_RX: usize = 9 * 1024;
 pub const FILE_IN_TX: usize = 256;
 
 /// UDP report (9000): its rings, and its read buffer, smaller than the largest datagram
-/// so that truncation shows.
+/// so that truncation shows. The rx ring holds a 600-byte datagram and small ones
+/// behind it, the tx ring four answers of under 64 bytes (1280 B of the rx ring and 256 B
+/// of the tx ring went to the ARP queue and to the stack, which holds the neighbour table
+/// and the queue's state in `main`'s frame).
 pub const REPORT_SLOTS: usize = 4;
+#[cfg(not(feature = "sf2"))]
+pub const REPORT_RX: usize = 768;
+#[cfg(not(feature = "sf2"))]
+pub const REPORT_TX: usize = 256;
+/// The SmartFusion2's rings lie in its DDR: its report keeps 2 KiB and 512 B.
+#[cfg(feature = "sf2")]
 pub const REPORT_RX: usize = 2048;
+#[cfg(feature = "sf2")]
 pub const REPORT_TX: usize = 512;
 pub const REPORT_BUFFER: usize = 256;
 
@@ -65,6 +75,21 @@ pub const STATS_TX: usize = 1536;
 pub const BEACON_SLOTS: usize = 2;
 pub const BEACON_RX: usize = 64;
 pub const BEACON_TX: usize = 512;
+
+/// The stack's ARP queue (`Stack::set_arp_queue`): datagrams whose next hop has not been
+/// heard from wait here, not in their socket's ring. The Stellaris's holds the report's
+/// answers (under 100 bytes); a stats datagram (up to 1400 bytes) to such a host is
+/// dropped and counted, and the host answered once it has been heard from.
+#[cfg(not(feature = "sf2"))]
+pub const ARP_QUEUE_SLOTS: usize = 2;
+#[cfg(not(feature = "sf2"))]
+pub const ARP_QUEUE_BYTES: usize = 512;
+/// The SmartFusion2 has SRAM to spare (its rings lie in the DDR): a queue that holds a
+/// whole stats answer, so that its stats query too answers through spoofing.
+#[cfg(feature = "sf2")]
+pub const ARP_QUEUE_SLOTS: usize = 4;
+#[cfg(feature = "sf2")]
+pub const ARP_QUEUE_BYTES: usize = 4096;
 
 /// The largest frame: the MTU, Ethernet header included.
 pub const FRAME: usize = 1514;

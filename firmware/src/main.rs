@@ -34,7 +34,7 @@ use ringnet::smoltcp::socket::udp::PacketMetadata;
 use ringnet::smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 use ringnet::socket::udp::UdpBuffer;
 use ringnet::stack::OpenError;
-use ringnet::{run, Duration, SocketHandle, Stack, StackConfig, StackResources};
+use ringnet::{run, ArpQueueResources, Duration, SocketHandle, Stack, StackConfig, StackResources};
 use static_cell::{ConstStaticCell, StaticCell};
 
 use config::*;
@@ -114,6 +114,10 @@ static RINGS: ConstStaticCell<Rings> = ConstStaticCell::new(Rings {
 /// The socket table. Its empty state is not all zeros, so as a constant image it would
 /// take its size in flash (`.data`); it is built at boot where it lies instead.
 static RESOURCES: StaticCell<StackResources<'static, SOCKETS>> = StaticCell::new();
+
+/// The ARP queue, built at boot where it lies, as the socket table.
+static ARP_QUEUE: StaticCell<ArpQueueResources<'static, ARP_QUEUE_SLOTS, ARP_QUEUE_BYTES>> =
+    StaticCell::new();
 
 /// The datagram sockets' slot tables (one entry per queued datagram), the rx and the tx
 /// table of each datagram service in a row: report, stats, beacon.
@@ -341,7 +345,7 @@ fn log_memory_map() {
         core::mem::size_of::<Http>()
     );
     fw_info!(
-        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}; {}",
+        "memory: udp rings rx/tx: report {}/{} ({} datagrams, reads {} B), stats {}/{}, beacon {}/{}, ARP queue {} ({} datagrams); {}",
         REPORT_RX,
         REPORT_TX,
         REPORT_SLOTS,
@@ -350,6 +354,8 @@ fn log_memory_map() {
         STATS_TX,
         BEACON_RX,
         BEACON_TX,
+        ARP_QUEUE_BYTES,
+        ARP_QUEUE_SLOTS,
         board::NicLayout
     );
     fw_info!(
@@ -406,6 +412,9 @@ fn main() -> ! {
     #[cfg(not(feature = "sf2"))]
     device.verify_tcp();
     let mut stack = Stack::new(config, &mut device, resources, clock::now());
+    if let Err(e) = stack.set_arp_queue(ArpQueueResources::new_in(ARP_QUEUE.uninit())) {
+        setup_failed(fw_text!("the ARP queue"), &e);
+    }
     stack.set_log_limit(Some(LogLimit {
         burst: LOG_BURST,
         interval: Duration::from_secs(1),

@@ -9,6 +9,7 @@ use smoltcp::wire::{
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
 use super::mss::{tcp_flags, MssOption, ACK, RST, SYN};
+use super::neighbours::HeardNeighbours;
 use crate::rate::TokenBucket;
 
 /// What the [`Inspector`] saw in one frame that the stack cares about.
@@ -197,6 +198,8 @@ pub struct FrameLog {
     udp_ports: heapless::Vec<u16, UDP_PORTS>,
     /// Every bound UDP port is in `udp_ports` (none left out for want of room).
     udp_ports_all: bool,
+    /// The next hops heard from, as smoltcp's neighbour cache holds them.
+    pub neighbours: HeardNeighbours,
 }
 
 impl FrameLog {
@@ -205,6 +208,13 @@ impl FrameLog {
     fn record(&mut self, event: FrameEvent) {
         if self.events.push(event).is_err() {
             self.overflowed += 1;
+        }
+    }
+
+    /// What a frame smoltcp is given at `now` tells of the neighbours.
+    fn hear_neighbours(&mut self, frame: &[u8], now: Instant) {
+        if let Some(accept) = &self.acceptance {
+            self.neighbours.hear(frame, accept, now);
         }
     }
 
@@ -689,6 +699,7 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 log.syn_seen = true;
                 let mut frame = log.held.take().map(|h| h.frame).unwrap_or_default();
                 log.bound_mss(&mut frame, true);
+                log.hear_neighbours(&frame, now);
                 frame
             };
             return f(&frame);
@@ -723,6 +734,11 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 let lowered = MssOption::find(frame)
                     .filter(|_| !held && frame.len() <= HELD_SYN)
                     .and_then(|option| Some((option, log.lowered_mss(&option, true)?)));
+                // What smoltcp is given now tells of the neighbours (a SYN held, when it
+                // is given).
+                if !held {
+                    log.hear_neighbours(frame, now);
+                }
                 (held, lowered)
             };
             if held {

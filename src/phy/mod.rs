@@ -10,7 +10,8 @@
 //! want of ring room.
 //!
 //! The inspector also keeps each socket's MSS to what its rings hold two segments of, as
-//! Linux keeps it to half the window ([`mss`]).
+//! Linux keeps it to half the window ([`mss`]), and the next hops heard from beside
+//! smoltcp's private neighbour cache ([`HeardNeighbours`]).
 //!
 //! [`BorrowedFrame`] is the receive token of a device that reads each whole frame into a
 //! buffer of its own (a tap, a NIC drained a FIFO word at a time), as the host and the
@@ -19,6 +20,7 @@
 mod ingress;
 mod inspect;
 pub mod mss;
+mod neighbours;
 #[cfg(test)]
 mod test_frames;
 
@@ -26,6 +28,7 @@ pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
 pub use inspect::{
     FrameEvent, FrameLog, Inspector, PortMss, TcpSeqEnd, ICMP_BURST, ICMP_PER_SECOND,
 };
+pub use neighbours::{HeardNeighbours, ENTRY_LIFETIME, NEIGHBOURS};
 
 /// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into
 /// the receive ring, handed to the stack without a copy.

@@ -74,7 +74,7 @@ impl<'a> Stack<'a> {
     /// `((rx_used, rx_capacity), (tx_used, tx_capacity))`. Listeners hold no rings.
     pub fn ring_usage(&self, handle: SocketHandle) -> Option<((usize, usize), (usize, usize))> {
         let slot = self.slot(handle)?;
-        Some(self.usage_of(&slot.kind))
+        Some(self.usage_of(handle.fileno(), &slot.kind))
     }
 
     /// The socket's counters.

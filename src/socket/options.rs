@@ -180,7 +180,7 @@ impl Stack<'_> {
         name: OptionName,
     ) -> Result<SocketOption, OptionError> {
         let slot = self.slot(handle).ok_or(OptionError::BadHandle)?;
-        let ((_, rx_capacity), (_, tx_capacity)) = self.usage_of(&slot.kind);
+        let ((_, rx_capacity), (_, tx_capacity)) = self.usage_of(handle.fileno(), &slot.kind);
         let tcp = match &slot.kind {
             SlotKind::Tcp(t) => Some(self.sockets.get::<tcp::Socket>(t.inner())),
             _ => None,

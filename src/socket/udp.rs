@@ -15,7 +15,7 @@ use smoltcp::wire::IpEndpoint;
 
 use crate::handle::SocketHandle;
 use crate::observe::EventKind;
-use crate::stack::{visible_mut, OpenError, Slot, SlotKind, Stack, UdpSlot};
+use crate::stack::{visible_mut, ArpQueued, OpenError, Slot, SlotKind, Stack, UdpSlot};
 
 /// Ethernet, IPv4 and UDP headers: what an MTU must hold besides the payload.
 const HEADERS: usize = 14 + 20 + 8;
@@ -298,6 +298,39 @@ impl<'a> Stack<'a> {
                 .ephemeral_port(false)
                 .ok_or(SendError::NoEphemeralPort)?;
             self.bind_udp_port(handle, port);
+        }
+        let Some(Slot {
+            kind: SlotKind::Udp(u),
+            ..
+        }) = visible_mut(self.slots, handle)
+        else {
+            return Err(SendError::BadHandle);
+        };
+        let port = u.port;
+        let ring = {
+            let socket = self.sockets.get::<udp::Socket>(u.inner);
+            (socket.send_queue(), socket.payload_send_capacity())
+        };
+        match self.arp_queue_send(handle, port, ring, data, to) {
+            ArpQueued::No => {}
+            ArpQueued::WouldBlock => {
+                if let Some(slot) = visible_mut(self.slots, handle) {
+                    slot.stats.tx_would_block += 1;
+                }
+                return Err(SendError::WouldBlock);
+            }
+            queued => {
+                let Some(slot) = visible_mut(self.slots, handle) else {
+                    return Err(SendError::BadHandle);
+                };
+                slot.stats.bytes_out += data.len() as u64;
+                slot.stats.datagrams_out += 1;
+                if let ArpQueued::Dropped = queued {
+                    slot.stats.unresolved_dropped_bytes += data.len() as u64;
+                }
+                self.observe_slot(handle.fileno());
+                return Ok(data.len());
+            }
         }
         let Some(Slot {
             kind: SlotKind::Udp(u),

@@ -47,6 +47,7 @@ impl<'a> Stack<'a> {
                     self.sockets.remove(u.inner);
                 }
                 self.slots[handle.fileno()] = None;
+                self.arp_queue_socket_closed(handle);
                 self.name_udp_ports();
             }
         }

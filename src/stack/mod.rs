@@ -14,6 +14,7 @@
 //! [`crate::phy`] and [`crate::observe`]. The socket calls on top of it are in
 //! [`crate::socket`].
 
+mod arp_queue;
 mod frames;
 mod lifecycle;
 mod mss;
@@ -22,6 +23,8 @@ mod tcp_slot;
 mod unresolved;
 mod watch;
 
+pub(crate) use arp_queue::ArpQueued;
+pub use arp_queue::{ArpQueueResources, ArpQueueStats};
 pub use lifecycle::CloseError;
 pub(crate) use table::{visible_mut, ListenerSlot, Slot, SlotKind, UdpSlot};
 pub use table::{OpenError, StackResources};
@@ -86,10 +89,32 @@ pub struct Stack<'a> {
     /// one, cleared by the walk after an egress once it found every UDP tx ring empty
     /// (`unresolved`), which it skips while this is clear.
     pub(crate) udp_tx_queued: bool,
+    /// The interface's address and subnet, and its gateway: where a datagram's next hop
+    /// is.
+    cidr: Ipv4Cidr,
+    gateway: Option<Ipv4Address>,
+    /// The queue for datagrams whose next hop has not been heard from, once set
+    /// ([`Stack::set_arp_queue`]).
+    arp_queue: Option<arp_queue::ArpQueue<'a>>,
 }
 
 /// At most this many frames are taken in one poll, so a flood cannot starve egress.
 const INGRESS_BUDGET: usize = 256;
+
+/// smoltcp's egress over one socket set: the sockets' or the ARP queue's.
+fn egress<D: Device + ?Sized>(
+    iface: &mut Interface,
+    now: Instant,
+    device: &mut D,
+    sockets: &mut SocketSet<'_>,
+) -> PollResult {
+    iface.poll_egress(now, device, sockets)
+}
+
+/// smoltcp's next timer over one socket set, as [`egress`].
+fn next_poll(iface: &mut Interface, now: Instant, sockets: &SocketSet<'_>) -> Option<Instant> {
+    iface.poll_at(now, sockets)
+}
 
 /// Which part of a poll [`Stack::poll_part`] does.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -143,6 +168,9 @@ impl<'a> Stack<'a> {
             iface,
             sockets: SocketSet::new(&mut resources.sockets[..]),
             slots: &mut resources.slots[..],
+            arp_queue: None,
+            cidr: config.ip,
+            gateway: config.gateway,
             frames: RefCell::new(frames),
             discards: DiscardAccount::default(),
             now,
@@ -330,11 +358,18 @@ impl<'a> Stack<'a> {
             }
         }
         if part != Part::Ingress {
-            while self.iface.poll_egress(now, &mut device, &mut self.sockets)
+            while egress(&mut self.iface, now, &mut device, &mut self.sockets)
                 == PollResult::SocketStateChanged
             {
                 changed = true;
                 drain!();
+            }
+            // The ARP queue after the sockets: what a socket's ring holds for a next hop
+            // that has just gone unheard was sent before what the queue holds for it.
+            if let Some(queue) = &mut self.arp_queue {
+                while egress(&mut self.iface, now, &mut device, &mut queue.set)
+                    == PollResult::SocketStateChanged
+                {}
             }
         }
         drain!();
@@ -354,11 +389,16 @@ impl<'a> Stack<'a> {
     /// its backlog, when a half-open connection or an orphan runs out of time
     /// ([`TcpTimers`]), and when a SYN held back for want of room goes to smoltcp.
     pub fn poll_at(&mut self) -> Option<Instant> {
-        let smoltcp = self.iface.poll_at(self.now, &self.sockets);
-        [smoltcp, self.next_lifecycle_event(), self.held_syn_at()]
-            .into_iter()
-            .flatten()
-            .min()
+        let smoltcp = next_poll(&mut self.iface, self.now, &self.sockets);
+        [
+            smoltcp,
+            self.arp_queue_poll_at(),
+            self.next_lifecycle_event(),
+            self.held_syn_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether the stack needs a poll by `now` though no frame arrives: exactly
@@ -368,7 +408,8 @@ impl<'a> Stack<'a> {
     /// against [`Stack::poll_at`] in debug builds).
     pub fn due_by(&mut self, now: Instant) -> bool {
         let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-        let answer = due(self.iface.poll_at(self.now, &self.sockets))
+        let answer = due(next_poll(&mut self.iface, self.now, &self.sockets))
+            || due(self.arp_queue_poll_at())
             || due(self.held_syn_at())
             || due(self.next_lifecycle_event());
         if cfg!(debug_assertions) {
@@ -381,6 +422,13 @@ impl<'a> Stack<'a> {
             );
         }
         answer
+    }
+
+    /// When the ARP queue's socket next needs a poll: smoltcp asks again for its next hop
+    /// once a second.
+    fn arp_queue_poll_at(&mut self) -> Option<Instant> {
+        let queue = self.arp_queue.as_ref()?;
+        next_poll(&mut self.iface, self.now, &queue.set)
     }
 
     /// When a held SYN goes to smoltcp: at once when released (left over by the ingress
@@ -426,7 +474,7 @@ impl<'a> Stack<'a> {
     #[inline(never)]
     fn stats_row(&self, index: usize) -> Option<StatsRow> {
         let slot = self.slots.get(index)?.as_ref()?;
-        let (rx, tx) = self.usage_of(&slot.kind);
+        let (rx, tx) = self.usage_of(index, &slot.kind);
         Some(StatsRow {
             handle: SocketHandle(index as u16),
             kind: slot.socket_type(),

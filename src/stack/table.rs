@@ -67,6 +67,8 @@ error_enum! {
         TableFull => "socket table full",
         /// A ring of zero capacity was supplied: such a socket could never move a byte.
         ZeroCapacity => "a ring buffer of zero capacity was supplied",
+        /// The stack has an ARP queue already ([`Stack::set_arp_queue`]).
+        AlreadySet => "the stack has an ARP queue already",
     }
 }
 
@@ -265,9 +267,16 @@ impl<'a> Stack<'a> {
         })
     }
 
-    /// Bytes used and capacity of a slot's rx and tx rings; listeners hold none.
-    pub(crate) fn usage_of(&self, kind: &SlotKind) -> ((usize, usize), (usize, usize)) {
-        ring_usage(&self.sockets, kind)
+    /// Bytes used and capacity of the rx and tx rings of the slot at `index`, whose kind
+    /// is `kind`, the bytes the ARP queue holds for it counted in its tx ring's; listeners
+    /// hold none.
+    pub(crate) fn usage_of(
+        &self,
+        index: usize,
+        kind: &SlotKind,
+    ) -> ((usize, usize), (usize, usize)) {
+        let (rx, (tx, capacity)) = ring_usage(&self.sockets, kind);
+        (rx, (tx + self.arp_queue_held(index), capacity))
     }
 
     /// The local port a slot shows in the stats table: a backlog socket that is not

@@ -42,7 +42,7 @@ impl Stack<'_> {
         }
         let now = self.now;
         // Set again below by any ring that still holds datagrams after this walk.
-        self.udp_tx_queued = false;
+        self.udp_tx_queued = self.drop_unresolved_queue();
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let Some(Slot {
                 kind: SlotKind::Udp(u),

@@ -23,9 +23,10 @@ impl Stack<'_> {
     /// over: for them the update would be a no-op.
     pub(crate) fn observe_sockets(&mut self, reap: bool) {
         for index in 0..self.slots.len() {
+            let queued = self.arp_queue_held(index);
             let settled = self.slots[index]
                 .as_ref()
-                .is_none_or(|slot| slot.settled(&self.sockets));
+                .is_none_or(|slot| slot.settled(&self.sockets, queued));
             if !settled {
                 self.observe_slot_with(index, reap);
             } else if cfg!(debug_assertions) {
@@ -69,6 +70,7 @@ impl Stack<'_> {
 
     fn observe_slot_with(&mut self, index: usize, reap: bool) {
         let handle = SocketHandle(index as u16);
+        let queued = self.arp_queue_held(index);
         let rec = self.recorder();
         let Some(slot) = self.slots[index].as_mut() else {
             return;
@@ -78,7 +80,9 @@ impl Stack<'_> {
         if let SlotKind::Listener(_) = slot.kind {
             return;
         }
-        let (rx, tx) = ring_usage(&self.sockets, &slot.kind);
+        let (rx, (tx, capacity)) = ring_usage(&self.sockets, &slot.kind);
+        // The datagrams the ARP queue holds for it are in its send buffer, as in Linux's.
+        let tx = (tx + queued, capacity);
         let source = Source::Socket { handle, kind };
         let mut account = Account::new(&mut slot.stats, &mut slot.log_throttle);
         slot.rx_watch
@@ -97,7 +101,8 @@ impl Slot {
     /// its watch last saw, and a TCP socket is settled in its lifecycle
     /// ([`TcpSlot::settled`](super::TcpSlot::settled)). Exact, not a heuristic: every
     /// ring change, state change and timer still goes through the full observation.
-    pub(crate) fn settled(&self, sockets: &SocketSet<'_>) -> bool {
+    /// `queued` is what the ARP queue holds for it, part of its tx occupancy.
+    pub(crate) fn settled(&self, sockets: &SocketSet<'_>, queued: usize) -> bool {
         if self.log_throttle.has_left_out() {
             return false;
         }
@@ -115,6 +120,6 @@ impl Slot {
                 (s.recv_queue(), s.send_queue())
             }
         };
-        self.rx_watch.used() == rx && self.tx_watch.used() == tx
+        self.rx_watch.used() == rx && self.tx_watch.used() == tx + queued
     }
 }

@@ -19,7 +19,10 @@ use ringnet::smoltcp::storage::PacketMetadata as WireMetadata;
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 use ringnet::socket::udp::UdpBuffer;
 use ringnet::transfer::{Store, StoreError};
-use ringnet::{Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig, StackResources};
+use ringnet::{
+    ArpQueueResources, Instant, IpEndpoint, Ipv4Address, SocketHandle, Stack, StackConfig,
+    StackResources,
+};
 
 /// Binds `$sock`, the blocking view of A, while `$app` (a closure of B's stack and the
 /// time) runs on B whenever A waits, and at least every `$tick` of the wire's time.
@@ -156,7 +159,18 @@ pub fn world_named<const PORTS: usize>(
                 gateway: None,
                 seed: seed.wrapping_add(port as u64 * 7919),
             };
-            Stack::new(config, &mut wire.port(port), resources, Instant::ZERO)
+            let mut stack = Stack::new(config, &mut wire.port(port), resources, Instant::ZERO);
+            // The same for the ARP queue.
+            let queue: &'static mut ArpQueueResources<'static, ARP_QUEUE_SLOTS, ARP_QUEUE_BYTES> =
+                if port % 2 == 1 {
+                    ArpQueueResources::new_in(Box::leak(Box::new_uninit()))
+                } else {
+                    Box::leak(Box::new(ArpQueueResources::new()))
+                };
+            stack
+                .set_arp_queue(queue)
+                .expect("a stack's first ARP queue");
+            stack
         })
         .collect();
     World { wire, stacks }
@@ -173,6 +187,21 @@ pub fn tcp_socket(stack: &mut Stack<'static>, rx: usize, tx: usize) -> SocketHan
         .tcp_socket(leak(rx), leak(tx))
         .expect("socket table has room")
 }
+
+/// Gives `stack` an ARP queue of [`ARP_QUEUE_SLOTS`] datagrams, [`ARP_QUEUE_BYTES`] bytes,
+/// as every stack of a [`World`] has.
+pub fn set_arp_queue(stack: &mut Stack<'static>) {
+    let queue: &'static mut ArpQueueResources<'static, ARP_QUEUE_SLOTS, ARP_QUEUE_BYTES> =
+        Box::leak(Box::new(ArpQueueResources::new()));
+    stack
+        .set_arp_queue(queue)
+        .expect("a stack's first ARP queue");
+}
+
+/// Datagrams a [`World`] stack's ARP queue holds.
+pub const ARP_QUEUE_SLOTS: usize = 8;
+/// Its payload bytes.
+pub const ARP_QUEUE_BYTES: usize = 8192;
 
 /// A datagram socket with `slots` datagrams and `bytes` payload bytes per ring.
 pub fn udp_socket(stack: &mut Stack<'static>, slots: usize, bytes: usize) -> SocketHandle {

@@ -24,7 +24,7 @@ use ringnet::blocking::{Progress, Waiter};
 use ringnet::observe::LogLimit;
 use ringnet::smoltcp::phy::{self, Device, DeviceCapabilities, PcapMode, PcapWriter};
 use ringnet::smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
-use ringnet::{run, Duration, Instant, Stack, StackConfig, StackResources};
+use ringnet::{run, ArpQueueResources, Duration, Instant, Stack, StackConfig, StackResources};
 
 use crate::trace::{FinishOnDrop, TraceClock, TraceFile};
 
@@ -311,6 +311,11 @@ pub struct TapConfig {
 /// firmware allows 10 a second for its UART; a terminal takes a little more.
 pub const DEFAULT_LOG_BURST: u16 = 20;
 
+/// Datagrams the tap stack's ARP queue holds ([`Stack::set_arp_queue`]).
+const ARP_QUEUE_SLOTS: usize = 16;
+/// Its payload bytes: a whole stats answer and more.
+const ARP_QUEUE_BYTES: usize = 16 * 1024;
+
 /// Brings a device up on the tap: attaches to it ([`TapDevice::open`]), starts the clock,
 /// and makes the stack `dev` at `mac` with a socket table of `SOCKETS` slots (leaked for
 /// `'static`), seeded with the process id. The device and the clock come back as the
@@ -335,6 +340,13 @@ pub fn bring_up<const SOCKETS: usize>(
         seed: std::process::id() as u64,
     };
     let mut stack = Stack::new(stack_config, &mut device, resources, clock.now());
+    let arp_queue = Box::leak(Box::new(ArpQueueResources::<
+        'static,
+        ARP_QUEUE_SLOTS,
+        ARP_QUEUE_BYTES,
+    >::new()));
+    // The stack's first queue: cannot be refused.
+    let _ = stack.set_arp_queue(arp_queue);
     let trace = match &config.trace {
         Some(path) => {
             let file = TraceFile::create(path, clock.trace_clock())
