@@ -24,7 +24,7 @@ mod test_frames;
 
 pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
 pub use inspect::{
-    FrameEvent, FrameLog, Inspector, PortMss, TcpSeqEnd, ICMP_BURST, ICMP_PER_SECOND,
+    FrameEvent, FrameLog, Inspector, PeerFin, PortMss, TcpSeqEnd, ICMP_BURST, ICMP_PER_SECOND,
 };
 
 /// A received frame lent from its driver's buffer: a kernel driver's `skb` pointing into

@@ -327,7 +327,9 @@ impl<'a> Stack<'a> {
                 }
                 drain!();
                 guard!();
+                lifecycle::track_peer_fins(&self.frames, self.slots, &self.sockets, false);
             }
+            lifecycle::track_peer_fins(&self.frames, self.slots, &self.sockets, true);
         }
         if part != Part::Ingress {
             while self.iface.poll_egress(now, &mut device, &mut self.sockets)
