@@ -79,8 +79,9 @@ if [ "$board" = lm3s6965evb ]; then
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
   # within the budget below, the last figure rounded up to 256 B (81 200 B: four cuts,
   # -696 B from 81 416 B, +448 B for the RST check of RFC 5961 3.2, -4 B for the transfer
-  # server's flush after a step; docs/firmware.md has each row), so that growth fails.
-  flash_budget=81408
+  # server's flush after a step; 82 104 B with +952 B for the check of bytes after a
+  # peer's FIN; docs/firmware.md has each row), so that growth fails.
+  flash_budget=82176
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")
