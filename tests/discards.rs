@@ -95,13 +95,14 @@ fn each_kind_of_discard_counts_under_its_own_reason_and_never_as_a_drop() {
             duplicate_syn: 0,
             icmp_limited: 0,
             inexact_rst: 0,
+            after_fin: 0,
         }
     );
     assert_eq!(w.stacks[A].discards(), Discards::default());
     let table = w.stacks[B].stats_table().to_string();
     assert!(
         table.ends_with(
-            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1, duplicate_syn 0, icmp_limited 0, inexact_rst 0\n"
+            "discarded before any socket: not_for_us 2, bad_checksum 2, fragment 1, no_socket 1, malformed 1, duplicate_syn 0, icmp_limited 0, inexact_rst 0, after_fin 0\n"
         ),
         "{table}"
     );
@@ -304,7 +305,7 @@ fn a_late_duplicate_of_a_connections_syn_is_dropped_not_answered_by_the_backlog(
     );
     let table = w.stacks[B].stats_table().to_string();
     assert!(
-        table.ends_with(", duplicate_syn 1, icmp_limited 0, inexact_rst 0\n"),
+        table.ends_with(", duplicate_syn 1, icmp_limited 0, inexact_rst 0, after_fin 0\n"),
         "{table}"
     );
 }

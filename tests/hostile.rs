@@ -440,6 +440,7 @@ fn without_hostile_peers_every_new_counter_stays_at_zero() {
         assert_eq!(discards.duplicate_syn, 0, "{}", stack.name());
         assert_eq!(discards.icmp_limited, 0, "{}", stack.name());
         assert_eq!(discards.inexact_rst, 0, "{}", stack.name());
+        assert_eq!(discards.after_fin, 0, "{}", stack.name());
         assert_eq!(
             stack.arp_queue_stats(),
             Some(ringnet::ArpQueueStats::default()),
@@ -1185,7 +1186,7 @@ fn a_flood_to_a_closed_port_gets_at_most_the_icmp_buckets_worth_of_errors() {
     assert_eq!(discards.icmp_limited, 170, "every error not sent, counted");
     let table = w.stacks[B].stats_table().to_string();
     assert!(
-        table.ends_with(", icmp_limited 170, inexact_rst 0\n"),
+        table.ends_with(", icmp_limited 170, inexact_rst 0, after_fin 0\n"),
         "{table}"
     );
     // A second later the bucket is full again (50, not 1000): the protocol errors go.
@@ -1939,4 +1940,121 @@ fn a_peer_that_sends_and_resets_at_once_still_ends_the_connection_at_the_next_ac
     // meanwhile: B's retransmission 1 s later is answered (a peer that just reset has
     // the address already, and answers the first).
     assert!(took < Duration::from_secs(2), "ended {took} after the RST");
+}
+
+/// The payload of every TCP segment among `frames` from `src`, in the order sent (a
+/// retransmission appears twice).
+fn tcp_payloads_from(frames: &[Sniffed], src: Ipv4Address) -> Vec<u8> {
+    use ringnet::smoltcp::wire::{IpProtocol, TcpPacket};
+    frames
+        .iter()
+        .filter(|f| f.src == src && f.protocol == IpProtocol::Tcp)
+        .filter_map(|f| {
+            Some(
+                TcpPacket::new_checked(&f.payload[..])
+                    .ok()?
+                    .payload()
+                    .to_vec(),
+            )
+        })
+        .flatten()
+        .collect()
+}
+
+#[test]
+fn bytes_a_peer_sends_after_its_fin_never_reach_the_service() {
+    // A FIN ends what the peer sends: RFC 9293 (3.10.7.4, CLOSE-WAIT and on) says to
+    // ignore the text of any later segment, and Linux does (`tcp_rcv_state_process`:
+    // nothing at or past RCV.NXT is queued once the FIN is in). smoltcp, in CLOSE-WAIT,
+    // takes a segment at the number after the FIN as the next in order and queues its
+    // bytes behind the FIN's, where the service reads them as if the peer had sent them
+    // before it closed.
+    use ringnet::smoltcp::wire::TcpControl;
+    let seed = 142;
+    let (mut w, _, mut echo) = echo_on_b_with_a_sniffer(seed);
+    let wire = w.wire;
+    let from = {
+        client_of!(
+            w,
+            |b: &mut Stack<'static>, _: Instant| echo.poll(b),
+            sock,
+            conn,
+            ECHO_PORT,
+            (1024, 1024)
+        );
+        echo_round(&mut sock, conn, b"before the FIN");
+        sock.sleep(Duration::from_millis(100));
+        sock.stack().local_addr(conn).unwrap()
+    };
+    // A's connection is gone with nothing sent (a new stack of the same configuration):
+    // its last segments are spoofed from C, a FIN with data and data after it, together.
+    restart_a(&mut w, seed);
+    let frames = sniff(wire, C);
+    let rcv_nxt = tcp_segments_from(&frames, ip(A)).last().unwrap().1;
+    let ack = Some(tcp_segments_from(&frames, ip(B)).last().unwrap().1);
+    let from = (ip(A), from.port);
+    let to = (ip(B), ECHO_PORT);
+    let fin = tcp_segment(
+        mac(A),
+        from,
+        mac(B),
+        to,
+        rcv_nxt,
+        ack,
+        TcpControl::Fin,
+        b"bye",
+    );
+    let after = tcp_segment(
+        mac(A),
+        from,
+        mac(B),
+        to,
+        rcv_nxt + 4,
+        ack,
+        TcpControl::Psh,
+        b"sent after the FIN",
+    );
+    wire.inject(C, &fin).unwrap();
+    wire.inject(C, &after).unwrap();
+    // B alone runs (C's stack would take the frames the sniffer reads, and A's new one
+    // has nothing to say).
+    let run_b = |w: &mut World<3>, echo: &mut Echo, for_ms: u64| {
+        let until = wire.now() + Duration::from_millis(for_ms);
+        while wire.now() < until {
+            w.stacks[B].poll(wire.now(), &mut wire.port(B));
+            echo.poll(&mut w.stacks[B]);
+            wire.advance_to(wire.now() + Duration::from_millis(1));
+        }
+    };
+    run_b(&mut w, &mut echo, 500);
+    let echoed = tcp_payloads_from(&sniff(wire, C), ip(B));
+    assert_eq!(
+        String::from_utf8_lossy(&echoed),
+        "bye",
+        "echo answers what came before the FIN, and only that"
+    );
+    assert_eq!(w.stacks[B].discards().after_fin, 1);
+    // The FIN's segment again (a peer whose ACK of it was lost) is acknowledged again and
+    // not counted; bytes after the FIN once the connection is LAST-ACK (echo has closed)
+    // are counted and withheld the same.
+    wire.inject(C, &fin).unwrap();
+    run_b(&mut w, &mut echo, 100);
+    let answers = tcp_segments_from(&sniff(wire, C), ip(B));
+    assert!(
+        answers
+            .iter()
+            .any(|&(_, _, ack, _)| ack == Some(rcv_nxt + 4)),
+        "B acknowledges the FIN again: {answers:?}"
+    );
+    assert_eq!(w.stacks[B].discards().after_fin, 1);
+    wire.inject(C, &after).unwrap();
+    run_b(&mut w, &mut echo, 100);
+    assert_eq!(w.stacks[B].discards().after_fin, 2);
+    let answers = tcp_segments_from(&sniff(wire, C), ip(B));
+    assert!(
+        answers
+            .iter()
+            .all(|&(_, _, ack, rst)| ack == Some(rcv_nxt + 4) && !rst),
+        "B takes nothing after the FIN: {answers:?}"
+    );
 }

@@ -108,11 +108,17 @@ pub enum Discard {
     /// connection's own next ACK does the challenge's work; a RST too long to hold (over
     /// 80 bytes of payload) is dropped too.
     InexactRst,
+    /// A TCP segment whose bytes reach past the FIN its peer sent already, to a connection
+    /// that took that FIN (CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT): nothing may follow a
+    /// FIN, and RFC 9293 (3.10.7.4) says to ignore such text, as Linux does. smoltcp
+    /// queued it behind the FIN's bytes, where the service read it as if sent before the
+    /// close; the inspector withholds the segment from smoltcp instead.
+    AfterFin,
 }
 
 impl Discard {
     /// Every reason, in the order the stats table prints them.
-    pub const ALL: [Discard; 8] = [
+    pub const ALL: [Discard; 9] = [
         Discard::NotForUs,
         Discard::BadChecksum,
         Discard::Fragment,
@@ -121,6 +127,7 @@ impl Discard {
         Discard::DuplicateSyn,
         Discard::IcmpLimited,
         Discard::InexactRst,
+        Discard::AfterFin,
     ];
 
     /// The reason's name in the stats table and in JSON.
@@ -134,6 +141,7 @@ impl Discard {
             Discard::DuplicateSyn => "duplicate_syn",
             Discard::IcmpLimited => "icmp_limited",
             Discard::InexactRst => "inexact_rst",
+            Discard::AfterFin => "after_fin",
         }
     }
 }
@@ -151,6 +159,7 @@ impl Discard {
                 Discard::DuplicateSyn => "SYN of a connection already made",
                 Discard::IcmpLimited => "its ICMP error over the rate limit",
                 Discard::InexactRst => "RST in the window, not at the next number",
+                Discard::AfterFin => "data after the peer's FIN",
             }
         }
     }
@@ -185,6 +194,8 @@ pub struct Discards {
     pub icmp_limited: u32,
     /// [`Discard::InexactRst`].
     pub inexact_rst: u32,
+    /// [`Discard::AfterFin`].
+    pub after_fin: u32,
 }
 
 impl Discards {
@@ -201,6 +212,7 @@ impl Discards {
             Discard::DuplicateSyn => self.duplicate_syn,
             Discard::IcmpLimited => self.icmp_limited,
             Discard::InexactRst => self.inexact_rst,
+            Discard::AfterFin => self.after_fin,
         }
     }
 
@@ -215,6 +227,7 @@ impl Discards {
             Discard::DuplicateSyn => &mut self.duplicate_syn,
             Discard::IcmpLimited => &mut self.icmp_limited,
             Discard::InexactRst => &mut self.inexact_rst,
+            Discard::AfterFin => &mut self.after_fin,
         };
         *counter = counter.saturating_add(1);
     }
@@ -602,7 +615,7 @@ mod tests {
         );
         assert_eq!(
             std::format!("{d}"),
-            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1, inexact_rst 0"
+            "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1, inexact_rst 0, after_fin 0"
         );
     }
 }

@@ -8,7 +8,7 @@ use smoltcp::wire::{
 };
 
 use super::ingress::{classify, Acceptance, Discard, Ingress};
-use super::mss::{tcp_flags, MssOption, ACK, RST, SYN};
+use super::mss::{tcp_flags, MssOption, ACK, FIN, RST, SYN};
 use super::neighbours::HeardNeighbours;
 use crate::rate::TokenBucket;
 
@@ -90,6 +90,22 @@ const MSS_CONNECTS: usize = 4;
 /// UDP ports a [`FrameLog`] can name as bound: with more bound, a datagram's port may be
 /// one not listed, and no port unreachable is held back ([`FrameLog::set_udp_ports`]).
 const UDP_PORTS: usize = 8;
+
+/// Connections whose peer's FIN a [`FrameLog`] keeps, so that nothing after it reaches
+/// smoltcp: with more closed by their peers at once, the oldest is forgotten (its later
+/// bytes go to smoltcp, as before the check).
+const PEER_FINS: usize = 8;
+
+/// A connection's peer sent its FIN: nothing it sends may reach past `fin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerFin {
+    /// The peer.
+    pub peer: IpEndpoint,
+    /// The local port.
+    pub port: u16,
+    /// The FIN's sequence number (after the segment's bytes).
+    pub fin: u32,
+}
 
 /// Linux's `net.ipv4.icmp_msgs_burst`: ICMP errors the host sends at once.
 pub const ICMP_BURST: u32 = 50;
@@ -200,6 +216,13 @@ pub struct FrameLog {
     udp_ports_all: bool,
     /// The next hops heard from, as smoltcp's neighbour cache holds them.
     pub neighbours: HeardNeighbours,
+    /// Connections that took their peer's FIN ([`FrameLog::peer_closed`]), and where
+    /// the next goes when none is free: a ring, so the one noted first gives way.
+    peer_fins: [Option<PeerFin>; PEER_FINS],
+    peer_fins_next: usize,
+    /// A FIN for this stack of a connection not in `peer_fins`, in the frame just given
+    /// to smoltcp: the stack looks whether the connection took it.
+    pub fin_in: Option<PeerFin>,
 }
 
 impl FrameLog {
@@ -471,7 +494,7 @@ impl FrameLog {
             .map(|(dst, port, src, _)| (dst, port, src, None))
             .or_else(|| {
                 tcp_destination(frame, RST, RST)
-                    .map(|(dst, port, src, seq)| (dst, port, src, Some(seq)))
+                    .map(|(dst, port, src, (seq, _))| (dst, port, src, Some(seq)))
             })
         else {
             return false;
@@ -504,6 +527,87 @@ impl FrameLog {
             src,
             at: now,
             hold: Hold::Check,
+        });
+        true
+    }
+
+    /// The connection of `fin` took its peer's FIN (it is CLOSE-WAIT or later): a segment
+    /// of it whose bytes reach past the FIN is withheld from smoltcp from now on,
+    /// recorded as [`Discard::AfterFin`]. When `PEER_FINS` (8) are kept already, the
+    /// one noted first gives way.
+    pub fn peer_closed(&mut self, fin: PeerFin) {
+        let free = self.peer_fins.iter().position(Option::is_none);
+        let at = free.unwrap_or(self.peer_fins_next % PEER_FINS);
+        self.peer_fins[at] = Some(fin);
+        self.peer_fins_next = at + 1;
+    }
+
+    /// Keeps of the connections that took their peer's FIN those for which `open` says
+    /// so (the connection is still there, past its peer's FIN).
+    pub fn retain_peer_fins(&mut self, mut open: impl FnMut(&PeerFin) -> bool) {
+        for kept in &mut self.peer_fins {
+            if kept.as_ref().is_some_and(|fin| !open(fin)) {
+                *kept = None;
+            }
+        }
+    }
+
+    /// Whether connections that took their peer's FIN are kept.
+    pub fn has_peer_fins(&self) -> bool {
+        self.peer_fins.iter().any(Option::is_some)
+    }
+
+    /// Whether `frame`, a TCP segment for this stack (no SYN, no RST), carries bytes past
+    /// the FIN its connection took already ([`FrameLog::peer_closed`]); if so it is
+    /// recorded as [`Discard::AfterFin`] and to be withheld from smoltcp. A FIN of a
+    /// connection not kept is noted in `fin_in` for the stack to look at.
+    // Out of line: every segment passes here, and all but a close's are done in the
+    // first lines.
+    #[inline(never)]
+    fn after_fin(&mut self, frame: &[u8]) -> bool {
+        let Some(flags) = tcp_flags(frame) else {
+            return false;
+        };
+        if flags & (SYN | RST) != 0 || (flags & FIN == 0 && !self.has_peer_fins()) {
+            return false;
+        }
+        let Some((dst, port, peer, (seq, len))) = tcp_destination(frame, 0, 0) else {
+            return false;
+        };
+        if Some(dst) != self.local_ip {
+            return false;
+        }
+        let Some(kept) = self
+            .peer_fins
+            .iter()
+            .flatten()
+            .find(|f| f.peer == peer && f.port == port)
+        else {
+            if flags & FIN != 0 {
+                self.fin_in = Some(PeerFin {
+                    peer,
+                    port,
+                    fin: seq.wrapping_add(len),
+                });
+            }
+            return false;
+        };
+        // Bytes at the FIN's number or beyond (a retransmission of what came with the FIN
+        // ends at it, and goes on to smoltcp to be acknowledged again).
+        let past = seq.wrapping_add(len).wrapping_sub(kept.fin) as i32;
+        if len == 0 || past <= 0 {
+            return false;
+        }
+        let checksum = self.acceptance.as_ref().map(|a| a.checksum.clone());
+        if !checksums_hold(frame, &checksum.unwrap_or_default()) {
+            return false;
+        }
+        let IpAddress::Ipv4(src) = peer.addr;
+        self.record(FrameEvent::Discarded {
+            reason: Discard::AfterFin,
+            src,
+            dst,
+            port,
         });
         true
     }
@@ -567,15 +671,16 @@ fn syn_destination(frame: &[u8]) -> Option<(Ipv4Address, u16, IpEndpoint)> {
     tcp_destination(frame, SYN | ACK, SYN).map(|(dst, port, src, _)| (dst, port, src))
 }
 
-/// The destination address and port, the sender and the sequence number of an IPv4 TCP
-/// segment whose flags, masked with `mask`, are `flags`.
+/// The destination address and port, the sender, and the sequence number and payload
+/// length of an IPv4 TCP segment whose flags, masked with `mask`, are `flags`.
 #[inline(never)]
 fn tcp_destination(
     frame: &[u8],
     mask: u8,
     flags: u8,
-) -> Option<(Ipv4Address, u16, IpEndpoint, u32)> {
-    // Every frame arriving passes here: the full parse only for a bare SYN or a RST.
+) -> Option<(Ipv4Address, u16, IpEndpoint, (u32, u32))> {
+    // Every frame arriving passes here: the full parse only for a bare SYN or a RST (or,
+    // with no mask, a segment the FIN check looks at).
     if tcp_flags(frame)? & mask != flags {
         return None;
     }
@@ -595,7 +700,7 @@ fn tcp_destination(
             ip.dst_addr(),
             tcp.dst_port(),
             src,
-            tcp.seq_number().0 as u32,
+            (tcp.seq_number().0 as u32, tcp.payload().len() as u32),
         )
     })
 }
@@ -728,6 +833,10 @@ impl<T: RxToken> RxToken for InspectRxToken<'_, T> {
                 }
                 if syn_destination(frame).is_some() {
                     log.syn_seen = true;
+                }
+                // Nor bytes a peer sent after its FIN.
+                if log.after_fin(frame) {
+                    break 'look (true, None);
                 }
                 let held = log.hold(frame, now);
                 // (A SYN too long to copy, carrying data, keeps its MSS.)
@@ -1061,6 +1170,58 @@ mod tests {
             })
         );
         assert_eq!(log.pop_front(), None);
+    }
+
+    #[test]
+    fn bytes_past_a_fin_taken_are_withheld_and_the_fins_own_segment_is_not() {
+        use crate::phy::test_frames::tcp;
+        let mut log = FrameLog::for_interface(acceptance());
+        let fin = PeerFin {
+            peer: syn_sender(),
+            port: 80,
+            fin: 1003,
+        };
+        // Nothing kept: data goes on, and a FIN is noted for the stack to look at.
+        assert!(!log.after_fin(&tcp(1004, b"late", false)));
+        assert_eq!(log.fin_in, None);
+        assert!(!log.after_fin(&tcp(1000, b"bye", true)));
+        assert_eq!(log.fin_in.take(), Some(fin));
+        // The stack found the connection past it.
+        log.peer_closed(fin);
+        assert!(
+            !log.after_fin(&tcp(1000, b"bye", true)),
+            "the FIN's segment again"
+        );
+        assert!(
+            !log.after_fin(&tcp(1001, b"ye", false)),
+            "a part of it again"
+        );
+        assert!(!log.after_fin(&tcp(1003, b"", false)), "a bare ACK");
+        assert_eq!(
+            log.fin_in, None,
+            "a FIN of a connection kept is not noted again"
+        );
+        assert_eq!(log.pop_front(), None);
+        for (seq, payload) in [(1004, &b"late"[..]), (1003, b"x"), (1001, b"ye!")] {
+            assert!(log.after_fin(&tcp(seq, payload, false)), "{seq}");
+            assert_eq!(
+                log.pop_front(),
+                Some(FrameEvent::Discarded {
+                    reason: Discard::AfterFin,
+                    src: Ipv4Address::new(10, 0, 0, 1),
+                    dst: Ipv4Address::new(10, 0, 0, 2),
+                    port: 80,
+                })
+            );
+        }
+        let mut damaged = tcp(1004, b"late", false);
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0x5a;
+        assert!(!log.after_fin(&damaged), "smoltcp drops it as damaged");
+        // Gone once the stack says the connection is.
+        log.retain_peer_fins(|_| false);
+        assert!(!log.has_peer_fins());
+        assert!(!log.after_fin(&tcp(1004, b"late", false)));
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod test_frames;
 
 pub use ingress::{classify, Acceptance, Discard, Discards, Ingress};
 pub use inspect::{
-    FrameEvent, FrameLog, Inspector, PortMss, TcpSeqEnd, ICMP_BURST, ICMP_PER_SECOND,
+    FrameEvent, FrameLog, Inspector, PeerFin, PortMss, TcpSeqEnd, ICMP_BURST, ICMP_PER_SECOND,
 };
 pub use neighbours::{HeardNeighbours, ENTRY_LIFETIME, NEIGHBOURS};
 

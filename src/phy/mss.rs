@@ -83,6 +83,8 @@ pub(crate) const SYN: u8 = 0x02;
 pub(crate) const ACK: u8 = 0x10;
 /// TCP's RST flag.
 pub(crate) const RST: u8 = 0x04;
+/// TCP's FIN flag.
+pub(crate) const FIN: u8 = 0x01;
 
 /// The byte of an IPv4 TCP segment's flags in an Ethernet `frame`, read where the
 /// headers put it without checking them; `None` when the frame is not IPv4 TCP or is too

@@ -175,7 +175,9 @@ const DROPS_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 impl<'a> Stack<'a> {
     /// Gives the stack a queue for datagrams whose next hop has not been heard from, in
-    /// `resources` ([module docs](self)). Without one, such a datagram waits in its
+    /// `resources`: Linux's `arp_queue`, one for the whole stack, holding one socket's
+    /// datagrams for one destination at a time, each given up after [`UNRESOLVED_AFTER`]
+    /// without an answer (docs/counters.md). Without one, such a datagram waits in its
     /// socket's tx ring, and the ring is given up after [`UNRESOLVED_AFTER`] (Linux with
     /// `unres_qlen_bytes` of 0). A stack takes one queue: a second is
     /// [`OpenError::AlreadySet`].

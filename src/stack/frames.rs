@@ -136,12 +136,14 @@ impl DiscardAccount {
             ),
             // A frame withheld from smoltcp for its ICMP error (the datagram counted as
             // `no_socket` too): a flood, perhaps with a victim's address as its source.
-            // A RST out of place: a peer off the path guessing numbers, perhaps.
+            // A RST out of place: a peer off the path guessing numbers, perhaps; bytes
+            // after a FIN: a peer that means the service to read what it must not.
             Discard::BadChecksum
             | Discard::Fragment
             | Discard::Malformed
             | Discard::IcmpLimited
-            | Discard::InexactRst => net_warn!(
+            | Discard::InexactRst
+            | Discard::AfterFin => net_warn!(
                 "{}: discarded {} IPv4 frame(s){}: {} ({} in all; at most one line per {} ms)",
                 name,
                 new,

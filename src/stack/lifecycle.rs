@@ -15,7 +15,7 @@ use super::tcp_slot::GaveWay;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 use crate::observe::{Account, EventKind, Recorder, Source, Timer};
-use crate::phy::FrameLog;
+use crate::phy::{FrameLog, PeerFin};
 
 error_enum! {
     /// Error from [`Stack::close`] and [`Stack::abort`].
@@ -360,6 +360,54 @@ fn connection_with(
             window: socket.recv_capacity(),
         })
     })
+}
+
+/// Whether a connection of this stack with the four-tuple of `fin` took its peer's FIN:
+/// it is CLOSE-WAIT, CLOSING, LAST-ACK or TIME-WAIT.
+#[inline(never)]
+fn past_peer_fin(
+    slots: &[Option<Slot>],
+    sockets: &SocketSet<'_>,
+    local: Option<smoltcp::wire::Ipv4Address>,
+    fin: &PeerFin,
+) -> bool {
+    use tcp::State;
+    let Some(local) = local else {
+        return false;
+    };
+    let local = IpEndpoint::new(local.into(), fin.port);
+    tcp_slots(slots).any(|t| {
+        let socket = sockets.get::<tcp::Socket>(t.inner());
+        matches!(
+            socket.state(),
+            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
+        ) && socket.local_endpoint() == Some(local)
+            && socket.remote_endpoint() == Some(fin.peer)
+    })
+}
+
+/// Keeps the inspector's list of connections past their peer's FIN: after a frame
+/// carrying a FIN of a connection not listed, the connection is listed if it took the
+/// FIN (the inspector then withholds any later bytes of its peer from smoltcp, which
+/// would queue them behind the FIN's); with `prune`, connections gone or reused since
+/// leave the list.
+#[inline(never)]
+pub(super) fn track_peer_fins(
+    frames: &RefCell<FrameLog>,
+    slots: &[Option<Slot>],
+    sockets: &SocketSet<'_>,
+    prune: bool,
+) {
+    let mut frames = frames.borrow_mut();
+    let local = frames.local_ip;
+    if let Some(fin) = frames.fin_in.take() {
+        if past_peer_fin(slots, sockets, local, &fin) {
+            frames.peer_closed(fin);
+        }
+    }
+    if prune && frames.has_peer_fins() {
+        frames.retain_peer_fins(|fin| past_peer_fin(slots, sockets, local, fin));
+    }
 }
 
 /// Makes room in the backlog of the listener on `port` for a SYN from `from` that found

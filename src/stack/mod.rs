@@ -355,7 +355,9 @@ impl<'a> Stack<'a> {
                 }
                 drain!();
                 guard!();
+                lifecycle::track_peer_fins(&self.frames, self.slots, &self.sockets, false);
             }
+            lifecycle::track_peer_fins(&self.frames, self.slots, &self.sockets, true);
         }
         if part != Part::Ingress {
             while egress(&mut self.iface, now, &mut device, &mut self.sockets)

@@ -376,6 +376,7 @@ fn drop_name(reason: DropReason) -> &'static str {
             ringnet::phy::Discard::DuplicateSyn => "duplicate SYN",
             ringnet::phy::Discard::IcmpLimited => "ICMP error rate-limited",
             ringnet::phy::Discard::InexactRst => "RST not at the next number",
+            ringnet::phy::Discard::AfterFin => "data after the peer's FIN",
         },
     }
 }
