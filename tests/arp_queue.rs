@@ -5,8 +5,8 @@
 use ringnet::services::{UdpReport, REPORT_PORT};
 use ringnet::sim::Faults;
 use ringnet::smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpProtocol, Ipv4Packet, UdpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet,
+    UdpPacket,
 };
 use ringnet::{Duration, IpEndpoint, Ipv4Address, Stack};
 use ringnet_testkit::*;
@@ -15,33 +15,6 @@ use ringnet_testkit::*;
 const SPOOFER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x77]);
 /// A host no stack is: nothing answers ARP for it.
 const NOBODY: Ipv4Address = Ipv4Address::new(10, 0, 0, 77);
-
-/// An ARP `operation` from `from` (MAC, address) asking for or answering `to`, in an
-/// Ethernet frame to `eth_dst`.
-fn arp_frame(
-    operation: ArpOperation,
-    from: (EthernetAddress, Ipv4Address),
-    to: Ipv4Address,
-    eth_dst: EthernetAddress,
-) -> Vec<u8> {
-    let repr = ArpRepr::EthernetIpv4 {
-        operation,
-        source_hardware_addr: from.0,
-        source_protocol_addr: from.1,
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: to,
-    };
-    let mut frame = vec![0u8; 14 + repr.buffer_len()];
-    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-    EthernetRepr {
-        src_addr: from.0,
-        dst_addr: eth_dst,
-        ethertype: EthernetProtocol::Arp,
-    }
-    .emit(&mut eth);
-    repr.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
-    frame
-}
 
 /// The report on B and a client on A asking it once a second for 30 s, while `attack`
 /// (given the wire, its tick number, one every 100 ms, and the time) injects frames: the
@@ -111,7 +84,7 @@ fn spoofed_arp_from_eight_addresses_does_not_make_the_stack_drop_a_heard_clients
                 let frame = arp_frame(
                     ArpOperation::Request,
                     from,
-                    ip(B),
+                    (EthernetAddress([0; 6]), ip(B)),
                     EthernetAddress::BROADCAST,
                 );
                 wire.inject(A, &frame).unwrap();
@@ -136,7 +109,7 @@ fn arp_aimed_at_the_stack_but_sent_to_another_mac_is_not_taken_for_heard() {
             let frame = arp_frame(
                 ArpOperation::Request,
                 (SPOOFER_MAC, source),
-                ip(B),
+                (EthernetAddress([0; 6]), ip(B)),
                 elsewhere,
             );
             wire.inject(A, &frame).unwrap();

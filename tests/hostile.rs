@@ -674,28 +674,9 @@ fn one_datagram_between_two_hosts_udp_services_does_not_bounce_for_ever() {
 /// An ARP `operation` aimed at B from `sender` (its MAC made of the address), spoofed:
 /// no host has that address.
 fn spoofed_arp(sender: Ipv4Address, operation: ringnet::smoltcp::wire::ArpOperation) -> Vec<u8> {
-    use ringnet::smoltcp::wire::{
-        ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
-    };
     let [_, _, c, d] = sender.octets();
     let sender_mac = EthernetAddress([0x02, 0, 0, 0xa9, c, d]);
-    let arp = ArpRepr::EthernetIpv4 {
-        operation,
-        source_hardware_addr: sender_mac,
-        source_protocol_addr: sender,
-        target_hardware_addr: mac(B),
-        target_protocol_addr: ip(B),
-    };
-    let eth = EthernetRepr {
-        src_addr: sender_mac,
-        dst_addr: mac(B),
-        ethertype: EthernetProtocol::Arp,
-    };
-    let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
-    let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
-    eth.emit(&mut ethernet);
-    arp.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
-    frame
+    arp_frame(operation, (sender_mac, sender), (mac(B), ip(B)), mac(B))
 }
 
 /// The frames B sends to put one datagram on the wire to A: 1 when B knows A's MAC,

@@ -90,7 +90,8 @@ pub struct Stack<'a> {
     /// (`unresolved`), which it skips while this is clear.
     pub(crate) udp_tx_queued: bool,
     /// The interface's address and subnet, and its gateway: where a datagram's next hop
-    /// is.
+    /// is. Both are fixed at `new`; smoltcp's routes can be read only through `&mut`, so
+    /// the gateway is kept here rather than looked up in them.
     cidr: Ipv4Cidr,
     gateway: Option<Ipv4Address>,
     /// The queue for datagrams whose next hop has not been heard from, once set

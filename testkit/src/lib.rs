@@ -384,6 +384,37 @@ pub fn mac(port: usize) -> EthernetAddress {
     EthernetAddress([0x02, 0, 0, 0, 0, port as u8 + 1])
 }
 
+/// An ARP `operation` as a raw Ethernet frame to `eth_dst`, from `from` (its MAC and
+/// address) about `to` (the target's MAC, zero in a request, and address), built with
+/// smoltcp's `Repr`s: a request or reply, spoofed or not.
+pub fn arp_frame(
+    operation: ringnet::smoltcp::wire::ArpOperation,
+    from: (EthernetAddress, Ipv4Address),
+    to: (EthernetAddress, Ipv4Address),
+    eth_dst: EthernetAddress,
+) -> Vec<u8> {
+    use ringnet::smoltcp::wire::{
+        ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
+    };
+    let arp = ArpRepr::EthernetIpv4 {
+        operation,
+        source_hardware_addr: from.0,
+        source_protocol_addr: from.1,
+        target_hardware_addr: to.0,
+        target_protocol_addr: to.1,
+    };
+    let eth = EthernetRepr {
+        src_addr: from.0,
+        dst_addr: eth_dst,
+        ethertype: EthernetProtocol::Arp,
+    };
+    let mut frame = vec![0u8; eth.buffer_len() + arp.buffer_len()];
+    let mut ethernet = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut ethernet);
+    arp.emit(&mut ArpPacket::new_unchecked(ethernet.payload_mut()));
+    frame
+}
+
 /// A UDP datagram as a raw Ethernet frame, from `from` at `from_mac` to `to` at `to_mac`,
 /// built with smoltcp's `Repr`s: what a raw socket sends, spoofed or not.
 pub fn udp_datagram_frame(
