@@ -315,18 +315,7 @@ fn a_datagram_dropped_from_the_arp_queue_after_its_socket_closed_is_not_charged_
 fn a_stack_behind_a_gateway_queues_for_the_gateway_and_sends_through_it_once_heard() {
     // B routes off-subnet datagrams through A. Before A is heard from, one for an
     // off-subnet host waits on the queue for A's address; it then leaves to A's MAC.
-    let mut w = pair_with_a_sniffer(207);
-    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
-        Box::leak(Box::new(ringnet::StackResources::new()));
-    let config = ringnet::StackConfig {
-        name: "B",
-        mac: mac(B),
-        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(B), 24),
-        gateway: Some(ip(A)),
-        seed: 207,
-    };
-    w.stacks[B] = Stack::new(config, &mut w.wire.port(B), resources, w.wire.now());
-    set_arp_queue(&mut w.stacks[B]);
+    let mut w = b_behind_gateway_a(207);
     let socket = udp_socket(&mut w.stacks[B], 8, 4096);
     let far = Ipv4Address::new(192, 168, 7, 9);
     w.stacks[B]
@@ -354,6 +343,62 @@ fn a_stack_behind_a_gateway_queues_for_the_gateway_and_sends_through_it_once_hea
         (1, 8),
         "{queue:?}"
     );
+}
+
+/// The sniffed pair, whose B routes off-subnet datagrams through A, with an
+/// ARP queue; A not yet heard from.
+fn b_behind_gateway_a(seed: u64) -> World<3> {
+    let mut w = pair_with_a_sniffer(seed);
+    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(ringnet::StackResources::new()));
+    let config = ringnet::StackConfig {
+        name: "B",
+        mac: mac(B),
+        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(B), 24),
+        gateway: Some(ip(A)),
+        seed,
+    };
+    w.stacks[B] = Stack::new(config, &mut w.wire.port(B), resources, w.wire.now());
+    set_arp_queue(&mut w.stacks[B]);
+    w
+}
+
+#[test]
+fn datagrams_to_two_hosts_behind_one_unheard_gateway_both_wait_for_it() {
+    // Linux queues on the neighbour a packet goes to, the gateway for both hosts here.
+    // Keyed by destination, the queue took the first and dropped the second as busy,
+    // though both wait for the same ARP answer.
+    let mut w = b_behind_gateway_a(209);
+    let socket = udp_socket(&mut w.stacks[B], 8, 4096);
+    let far = [
+        Ipv4Address::new(192, 168, 7, 9),
+        Ipv4Address::new(172, 16, 0, 3),
+    ];
+    for (k, to) in far.iter().enumerate() {
+        w.stacks[B]
+            .send_to(
+                socket,
+                &b"to far host"[..10 + k],
+                IpEndpoint::new((*to).into(), 4000),
+            )
+            .unwrap();
+    }
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!(
+        (queue.datagrams_queued, queue.datagrams_dropped_busy),
+        (2, 0),
+        "{queue:?}"
+    );
+    let mut frames = Vec::new();
+    step_sniffing(&mut w, Duration::from_secs(2), &mut frames);
+    let seen: Vec<_> = udp_sniffed(&frames)
+        .into_iter()
+        .filter(|(_, d, _)| far.contains(d))
+        .map(|(_, d, len)| (d, len))
+        .collect();
+    assert_eq!(seen, vec![(far[0], 10), (far[1], 11)]);
+    let queue = w.stacks[B].arp_queue_stats().unwrap();
+    assert_eq!(queue.sent_bytes, 21, "{queue:?}");
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! (`super::unresolved` gives the ring up after 3 s). A spoofed datagram from an address
 //! of the subnet that no host holds, every 3 s or faster, kept a service that answers
 //! datagrams from answering anyone. Linux queues a packet on its neighbour instead
-//! (`arp_queue`, at most `unres_qlen_bytes`), so other destinations never wait, and drops
+//! (`arp_queue`, at most `unres_qlen_bytes`), so other neighbours never wait, and drops
 //! what it queued when the neighbour does not answer, or when the queue is full, both
 //! counted in `/proc/net/stat/arp_cache` as `unresolved_discards`.
 //!
@@ -15,12 +15,13 @@
 //! it never takes a datagram that arrives. `send_to` puts a datagram there when its next
 //! hop is not in the neighbours heard from ([`crate::phy::HeardNeighbours`], what
 //! smoltcp's private cache holds), or when the queue holds the same socket's datagrams
-//! for the same destination already (so that they leave in order). The queue holds one
-//! socket's datagrams for one destination at a time; a datagram that finds it holding
+//! for the same next hop already (so that they leave in order). The queue holds one
+//! socket's datagrams for one next hop at a time (the destination on the subnet, else the
+//! gateway: two hosts behind one gateway wait for it together); a datagram that finds it holding
 //! another's is dropped, as Linux drops past `unres_qlen`. Datagrams on the queue count
 //! against their socket's tx ring, as Linux charges them to the socket's send buffer: a
 //! datagram that would take the ring, with them, past its capacity is `WouldBlock`. One
-//! that finds the queue full of its socket's own datagrams for its destination, or that
+//! that finds the queue full of its socket's own datagrams for its next hop, or that
 //! is larger than the whole queue, is dropped too, as Linux drops past
 //! `unres_qlen_bytes`: in the socket's ring it would wait at the head for the same next
 //! hop, every datagram of the socket behind it, the stall the queue is for (twelve
@@ -33,7 +34,7 @@
 use smoltcp::iface::{SocketSet, SocketStorage};
 use smoltcp::socket::udp;
 use smoltcp::time::Duration;
-use smoltcp::wire::{IpAddress, IpEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 use super::table::{OpenError, Slot, SlotKind};
 use super::unresolved::UNRESOLVED_AFTER;
@@ -52,13 +53,13 @@ pub struct ArpQueueStats {
     pub queued_bytes: u64,
     /// Bytes that left it, their next hop resolved.
     pub sent_bytes: u64,
-    /// Datagrams dropped at `send_to` because the queue held another socket's or another
-    /// destination's datagrams.
+    /// Datagrams dropped at `send_to` because the queue held another socket's datagrams,
+    /// or datagrams for another next hop.
     pub datagrams_dropped_busy: u32,
     /// Their bytes.
     pub dropped_busy_bytes: u64,
     /// Datagrams dropped at `send_to` because the queue had no room for them: full of
-    /// their socket's datagrams for their destination, or smaller than the datagram.
+    /// their socket's datagrams for their next hop, or smaller than the datagram.
     pub datagrams_dropped_full: u32,
     /// Their bytes.
     pub dropped_full_bytes: u64,
@@ -118,12 +119,13 @@ impl<const SLOTS: usize, const BYTES: usize> Default for ArpQueueResources<'_, S
     }
 }
 
-/// The socket and destination whose datagrams the queue holds.
+/// The socket and next hop whose datagrams the queue holds.
 #[derive(Debug, Clone, Copy)]
 struct Owner {
     handle: SocketHandle,
     port: u16,
-    to: IpAddress,
+    /// The neighbour they wait for: the destination on the subnet, else the gateway.
+    next_hop: Ipv4Address,
     /// The socket is still open: once closed, its number and port may be another
     /// socket's, which neither joins its datagrams nor is charged with their drop.
     open: bool,
@@ -161,7 +163,7 @@ pub(crate) enum ArpQueued {
     No,
     /// On the queue.
     Queued,
-    /// Dropped: the queue holds another socket's or destination's datagrams, or has no
+    /// Dropped: the queue holds another socket's or next hop's datagrams, or has no
     /// room for this one.
     Dropped,
     /// Not taken: with what the queue holds for it, the socket's own tx ring would be
@@ -176,7 +178,7 @@ const DROPS_LOG_INTERVAL: Duration = Duration::from_secs(1);
 impl<'a> Stack<'a> {
     /// Gives the stack a queue for datagrams whose next hop has not been heard from, in
     /// `resources`: Linux's `arp_queue`, one for the whole stack, holding one socket's
-    /// datagrams for one destination at a time, each given up after [`UNRESOLVED_AFTER`]
+    /// datagrams for one next hop at a time, each given up after [`UNRESOLVED_AFTER`]
     /// without an answer (docs/counters.md). Without one, such a datagram waits in its
     /// socket's tx ring, and the ring is given up after [`UNRESOLVED_AFTER`] (Linux with
     /// `unres_qlen_bytes` of 0). A stack takes one queue: a second is
@@ -233,23 +235,18 @@ impl<'a> Stack<'a> {
         self.arp_queue.as_ref().map(|q| q.stats)
     }
 
-    /// Whether `to`'s next hop has been heard from: itself on the subnet, else the
-    /// gateway. A broadcast or multicast destination needs no neighbour.
-    fn next_hop_heard(&self, to: IpAddress) -> bool {
+    /// The neighbour a datagram to `to` goes to: `to` itself on the subnet, else the
+    /// gateway. None for a broadcast or multicast destination, which needs no
+    /// neighbour, and for one with no route (smoltcp refuses it as before).
+    fn next_hop(&self, to: IpAddress) -> Option<Ipv4Address> {
         let IpAddress::Ipv4(addr) = to;
         if self.is_broadcast(to) || addr.is_multicast() {
-            return true;
-        }
-        let next_hop = if self.cidr.contains_addr(&addr) {
-            addr
+            None
+        } else if self.cidr.contains_addr(&addr) {
+            Some(addr)
         } else {
-            match self.gateway {
-                Some(gateway) => gateway,
-                // No route: smoltcp refuses it as before.
-                None => return true,
-            }
-        };
-        self.frames.borrow().neighbours.heard(next_hop, self.now)
+            self.gateway
+        }
     }
 
     /// Puts a datagram of socket `handle` (bound to `port`, its tx ring holding `ring.0`
@@ -266,7 +263,10 @@ impl<'a> Stack<'a> {
         if self.arp_queue.is_none() {
             return ArpQueued::No;
         }
-        let heard = self.next_hop_heard(to.addr);
+        let Some(next_hop) = self.next_hop(to.addr) else {
+            return ArpQueued::No;
+        };
+        let heard = self.frames.borrow().neighbours.heard(next_hop, self.now);
         let (name, now) = (self.name, self.now);
         let Some(q) = self.arp_queue.as_mut() else {
             return ArpQueued::No;
@@ -277,7 +277,7 @@ impl<'a> Stack<'a> {
         }
         let mine = q
             .owner
-            .filter(|o| o.open && o.handle == handle && o.port == port && o.to == to.addr);
+            .filter(|o| o.open && o.handle == handle && o.port == port && o.next_hop == next_hop);
         if heard && mine.is_none() {
             return ArpQueued::No;
         }
@@ -303,7 +303,7 @@ impl<'a> Stack<'a> {
                     q.owner = Some(Owner {
                         handle,
                         port,
-                        to: to.addr,
+                        next_hop,
                         open: true,
                     });
                 }
@@ -338,7 +338,7 @@ impl<'a> Stack<'a> {
         let total = q.stats.datagrams_dropped_busy + q.stats.datagrams_dropped_full;
         if let Some(new) = q.drops_log.due(total, now, DROPS_LOG_INTERVAL) {
             net_warn!(
-                "{}: udp{} {} bytes to {} dropped: the ARP queue holds another socket's or destination's, or is full ({} so dropped, {} new; at most one line a second)",
+                "{}: udp{} {} bytes to {} dropped: the ARP queue holds another socket's or next hop's, or is full ({} so dropped, {} new; at most one line a second)",
                 name,
                 handle,
                 data.len(),
@@ -419,11 +419,11 @@ impl<'a> Stack<'a> {
             }
         }
         net_warn!(
-            "{}: udp{} {} bytes to {} dropped from the ARP queue: their next hop did not answer ARP in 3 s",
+            "{}: udp{} {} bytes for next hop {} dropped from the ARP queue: their next hop did not answer ARP in 3 s",
             self.name,
             owner.handle,
             dropped,
-            owner.to
+            owner.next_hop
         );
         false
     }
