@@ -202,7 +202,8 @@ pub fn set_arp_queue(stack: &mut Stack<'static>) {
 /// nothing is sent on the way, and its connections are gone without a word to their
 /// peers. It routes off-subnet traffic through `gateway` and has an ARP queue of
 /// `SLOTS` datagrams and `BYTES` payload bytes ([`ARP_QUEUE_SLOTS`] and
-/// [`ARP_QUEUE_BYTES`] for a queue like every [`World`] stack's).
+/// [`ARP_QUEUE_BYTES`] for a queue like every [`World`] stack's), or none with either 0
+/// (a stack that never called `set_arp_queue`).
 pub fn new_stack<const PORTS: usize, const SLOTS: usize, const BYTES: usize>(
     w: &mut World<PORTS>,
     port: usize,
@@ -220,11 +221,13 @@ pub fn new_stack<const PORTS: usize, const SLOTS: usize, const BYTES: usize>(
         seed,
     };
     let mut stack = Stack::new(config, &mut w.wire.port(port), resources, w.wire.now());
-    let queue: &'static mut ArpQueueResources<'static, SLOTS, BYTES> =
-        Box::leak(Box::new(ArpQueueResources::new()));
-    stack
-        .set_arp_queue(queue)
-        .expect("a stack's first ARP queue");
+    if SLOTS > 0 && BYTES > 0 {
+        let queue: &'static mut ArpQueueResources<'static, SLOTS, BYTES> =
+            Box::leak(Box::new(ArpQueueResources::new()));
+        stack
+            .set_arp_queue(queue)
+            .expect("a stack's first ARP queue");
+    }
     w.stacks[port] = stack;
 }
 
