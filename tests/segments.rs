@@ -724,3 +724,27 @@ fn one_spoofed_segment_gets_at_most_one_answer_and_challenge_acks_one_a_second()
     assert_eq!(w.stacks[B].recv(conn, &mut buf), Ok(10));
     assert_eq!(&buf[..10], b"still here");
 }
+
+#[test]
+fn a_syn_with_two_mss_options_is_bounded_by_the_one_smoltcp_takes() {
+    // smoltcp, like Linux (`tcp_parse_options`), takes the last MSS option of a SYN; the
+    // inspector lowers a SYN's MSS to what the socket's tx ring keeps two segments of
+    // (512 for echo's 1 KiB ring). Lowering the first of two options left the second
+    // for smoltcp: B then sent by the peer's 1460, a 1000-byte answer in one segment.
+    let mut w = pair(Faults::NONE, 323);
+    let (_, mut echo) = echo_on_b(&mut w, 2);
+    let data = pattern(b'q', 1000);
+    for (from, options) in [
+        (45_000, &[2, 4, 0x05, 0xb4, 1, 1, 1, 1][..]),
+        (45_001, &[2, 4, 0x05, 0xb4, 2, 4, 0x05, 0xb4]),
+        (45_002, &[2, 4, 0x02, 0x00, 2, 4, 0x05, 0xb4]),
+    ] {
+        let frame = syn_with_options(from, ECHO_PORT, 5000, options);
+        let peer = Hostile::connect_with(&mut w, frame, from, ECHO_PORT, |b| echo.poll(b));
+        inject(&w, &peer.data(0, &data, 0));
+        let segs = run_acking(&mut w, &peer, 1000, 50, |b| echo.poll(b));
+        assert_eq!(stream(&segs, peer.b_start), data);
+        let largest = segs.iter().map(|s| s.payload.len()).max();
+        assert_eq!(largest, Some(512), "options {options:?}");
+    }
+}
