@@ -732,7 +732,7 @@ fn a_syn_with_two_mss_options_is_bounded_by_the_one_smoltcp_takes() {
     // (512 for echo's 1 KiB ring). Lowering the first of two options left the second
     // for smoltcp: B then sent by the peer's 1460, a 1000-byte answer in one segment.
     let mut w = pair(Faults::NONE, 323);
-    let (_, mut echo) = echo_on_b(&mut w, 2);
+    let (_, mut echo) = echo_on_b(&mut w, 3);
     let data = pattern(b'q', 1000);
     for (from, options) in [
         (45_000, &[2, 4, 0x05, 0xb4, 1, 1, 1, 1][..]),
