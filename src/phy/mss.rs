@@ -294,6 +294,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn of_two_mss_options_the_last_is_lowered_the_one_smoltcp_takes() {
+        let mut frame = syn(Some(1460), false);
+        let options = ETH + 20 + 20;
+        assert_eq!(frame[options..options + 9], [2, 4, 5, 0xb4, 3, 3, 7, 4, 2]);
+        // Window scale and SACK give way to a second MSS option and a no-operation.
+        frame[options + 4..options + 9].copy_from_slice(&[2, 4, 0xff, 0xd7, 1]);
+        let tcp_start = ETH + 20;
+        TcpPacket::new_unchecked(&mut frame[tcp_start..])
+            .fill_checksum(&IpAddress::Ipv4(SRC), &IpAddress::Ipv4(DST));
+        assert_eq!(parsed(&frame), (Some(65495), true));
+        assert_eq!(clamp_mss(&mut frame, 1024), Some((65495, 1024)));
+        assert_eq!(parsed(&frame), (Some(1024), true));
+        assert_eq!(
+            frame[options..options + 4],
+            [2, 4, 5, 0xb4],
+            "the first untouched"
+        );
+    }
+
+    #[test]
     fn a_larger_mss_is_lowered_and_the_checksum_stays_valid() {
         for ack in [false, true] {
             for (offered, limit) in [(65481u16, 32767u16), (8960, 4096), (1460, 1024)] {
