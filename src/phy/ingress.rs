@@ -661,7 +661,8 @@ mod tests {
             None,
             "the checksum is smoltcp's"
         );
-        let mutations: [(&str, fn(&mut [u8])); 5] = [
+        type Mutation = (&'static str, fn(&mut [u8]));
+        let mutations: [Mutation; 5] = [
             ("data offset 4", |f| f[14 + 20 + 12] = 4 << 4),
             ("data offset 15", |f| f[14 + 20 + 12] = 15 << 4),
             // "da" of the payload read as an option: kind 0x64, length 0x61.
