@@ -747,3 +747,72 @@ fn a_syn_with_two_mss_options_is_bounded_by_the_one_smoltcp_takes() {
         assert_eq!(largest, Some(512), "options {options:?}");
     }
 }
+
+#[test]
+fn thousands_of_damaged_tcp_headers_are_each_counted_once_or_left_to_smoltcp_and_never_answered() {
+    // Random bytes of the TCP header (and the options) of a SYN to the listener and of a
+    // data segment of a connection, the IPv4 header left whole: each frame smoltcp's own
+    // `TcpRepr::parse` refuses without its checksum must be counted `malformed` exactly
+    // once; each other one fails only its TCP checksum, which smoltcp drops uncounted. No
+    // frame may be answered, take a socket, or hurt the connection. (A damaged frame that
+    // happens to be valid, checksum and all, is not sent.)
+    use ringnet::phy::Discard::Malformed;
+    let mut w = pair(Faults::NONE, 324);
+    let (sockets, mut echo) = echo_on_b(&mut w, 2);
+    let peer = Hostile::connect(&mut w, 46_000, ECHO_PORT, |b| echo.poll(b));
+    let bases = [
+        syn_with_options(
+            46_001,
+            ECHO_PORT,
+            9,
+            &[2, 4, 5, 0xb4, 3, 3, 7, 1, 4, 2, 1, 1],
+        ),
+        peer.data(0, b"0123456789", 0),
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut sent, mut malformed, mut valid) = (0, 0, 0);
+    for n in 0..3000 {
+        let mut frame = bases[n % 2].clone();
+        let header = usize::from(frame[TCP + 12] >> 4) * 4;
+        for _ in 0..1 + random() % 3 {
+            let at = TCP + (random() as usize) % header;
+            frame[at] = random() as u8;
+        }
+        let ip4 = Ipv4Packet::new_checked(&frame[IP..]).unwrap();
+        let tcp = TcpPacket::new_unchecked(ip4.payload());
+        let parse = |caps: &ChecksumCapabilities| {
+            TcpRepr::parse(&tcp, &HOSTILE.into(), &ip(B).into(), caps).is_ok()
+        };
+        if parse(&ChecksumCapabilities::default()) {
+            valid += 1;
+            continue;
+        }
+        let refused = !parse(&ChecksumCapabilities::ignored());
+        let (answers, discarded) = answer_to(&mut w, &mut echo, &frame);
+        sent += 1;
+        assert!(answers.is_empty(), "frame {n} answered: {answers:?}");
+        let expected = if refused {
+            malformed += 1;
+            one(Malformed)
+        } else {
+            Discards::default()
+        };
+        assert_eq!(discarded, expected, "frame {n}: {frame:02x?}");
+    }
+    assert!(valid < 10, "{valid} damaged frames still valid");
+    assert!(malformed > 300 && malformed < sent, "{malformed} of {sent}");
+    let connected = sockets
+        .iter()
+        .filter(|&&s| w.stacks[B].peer_addr(s).is_ok())
+        .count();
+    assert_eq!(connected, 1, "no socket taken");
+    inject(&w, &peer.data(0, b"unhurt", 0));
+    let segs = run_acking(&mut w, &peer, 6, 30, |b| echo.poll(b));
+    assert_eq!(stream(&segs, peer.b_start), b"unhurt");
+}
