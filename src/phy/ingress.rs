@@ -680,6 +680,9 @@ mod tests {
         cut[14 + 2..14 + 4].copy_from_slice(&(20u16 + 19).to_be_bytes());
         refresh_ip_checksum(&mut cut);
         assert_eq!(reason(&cut), Some(Discard::Malformed));
-        assert!(cut.len() > tcp + 20, "the frame itself holds the whole header");
+        assert!(
+            cut.len() > tcp + 20,
+            "the frame itself holds the whole header"
+        );
     }
 }
