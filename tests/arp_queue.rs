@@ -8,7 +8,7 @@ use ringnet::smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet,
     UdpPacket,
 };
-use ringnet::{Duration, IpEndpoint, Ipv4Address, Stack};
+use ringnet::{Duration, IpEndpoint, Ipv4Address};
 use ringnet_testkit::*;
 
 /// The MAC address the spoofing host sends from.
@@ -349,17 +349,7 @@ fn a_stack_behind_a_gateway_queues_for_the_gateway_and_sends_through_it_once_hea
 /// ARP queue; A not yet heard from.
 fn b_behind_gateway_a(seed: u64) -> World<3> {
     let mut w = pair_with_a_sniffer(seed);
-    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
-        Box::leak(Box::new(ringnet::StackResources::new()));
-    let config = ringnet::StackConfig {
-        name: "B",
-        mac: mac(B),
-        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(B), 24),
-        gateway: Some(ip(A)),
-        seed,
-    };
-    w.stacks[B] = Stack::new(config, &mut w.wire.port(B), resources, w.wire.now());
-    set_arp_queue(&mut w.stacks[B]);
+    new_stack::<_, ARP_QUEUE_SLOTS, ARP_QUEUE_BYTES>(&mut w, B, Some(ip(A)), seed);
     w
 }
 
@@ -409,19 +399,7 @@ fn a_stats_answer_larger_than_a_small_arp_queue_does_not_stall_the_stats() {
     // client's tables behind it, for 3 s: the attack the queue is for, on the firmware.
     use ringnet::services::{StatsQuery, STATS_PORT};
     let mut w = pair(Faults::NONE, 208);
-    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
-        Box::leak(Box::new(ringnet::StackResources::new()));
-    let config = ringnet::StackConfig {
-        name: "B",
-        mac: mac(B),
-        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(B), 24),
-        gateway: None,
-        seed: 208,
-    };
-    w.stacks[B] = Stack::new(config, &mut w.wire.port(B), resources, w.wire.now());
-    let queue: &'static mut ringnet::ArpQueueResources<'static, 2, 512> =
-        Box::leak(Box::new(ringnet::ArpQueueResources::new()));
-    w.stacks[B].set_arp_queue(queue).unwrap();
+    new_stack::<_, 2, 512>(&mut w, B, None, 208);
     let socket = udp_socket(&mut w.stacks[B], 2, 1536);
     let mut stats = StatsQuery::new(&mut w.stacks[B], socket, STATS_PORT).unwrap();
     // Rows enough for a table of more than 512 bytes, as the firmware's.

@@ -1671,18 +1671,10 @@ fn a_lone_datagram_to_an_address_no_host_holds_is_given_up_after_its_three_secon
 }
 
 /// A restarts: a new stack of A's configuration in its place, nothing sent on the way
-/// (a board reset), its connections gone without a word to their peers.
+/// (a board reset), its connections gone without a word to their peers; without an ARP
+/// queue.
 fn restart_a<const PORTS: usize>(w: &mut World<PORTS>, seed: u64) {
-    let resources: &'static mut ringnet::StackResources<'static, SOCKETS> =
-        Box::leak(Box::new(ringnet::StackResources::new()));
-    let config = ringnet::StackConfig {
-        name: "A",
-        mac: mac(A),
-        ip: ringnet::smoltcp::wire::Ipv4Cidr::new(ip(A), 24),
-        gateway: None,
-        seed,
-    };
-    w.stacks[A] = Stack::new(config, &mut w.wire.port(A), resources, w.wire.now());
+    new_stack::<_, 0, 0>(w, A, None, seed);
 }
 
 #[test]

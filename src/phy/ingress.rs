@@ -17,6 +17,7 @@
 //! | source unicast or unspecified | [`Discard::Malformed`] |
 //! | *ringnet's own:* source not martian (this interface's address, loopback, or 0.0.0.0 to anything but `255.255.255.255`), as Linux's routing input checks | [`Discard::Malformed`] |
 //! | destination the interface's address, `224.0.0.1`, `255.255.255.255` or the subnet's broadcast | [`Discard::NotForUs`] |
+//! | TCP: `TcpPacket::new_checked` and `TcpRepr::parse` but its checksum (data offset from 5 to the segment's end, ports not 0, not two of SYN, FIN and RST, options well formed) | [`Discard::Malformed`] |
 //! | UDP: `UdpPacket::new_checked`, destination port not 0 | [`Discard::Malformed`] |
 //! | UDP checksum valid or zero (IPv4 allows none), when verified | [`Discard::BadChecksum`] |
 //!
@@ -29,10 +30,10 @@
 //!
 //! What passes is a UDP datagram smoltcp hands to the first UDP socket that accepts it
 //! (the stack matches that in `stack::frames`, and counts [`Discard::NoSocket`] when none
-//! does), or a TCP segment or ICMP message, which this module does not follow further:
-//! smoltcp checks a TCP segment's checksum itself, and verifying it here too would cost a
-//! second pass over every byte of a bulk transfer, for a loss TCP repairs by
-//! retransmission. Only IPv4 frames are
+//! does), or a TCP segment whose header smoltcp parses, or an ICMP message, which this
+//! module does not follow further: smoltcp checks a TCP segment's checksum itself, and
+//! verifying it here too would cost a second pass over every byte of a bulk transfer, for
+//! a loss TCP repairs by retransmission. Only IPv4 frames are
 //! counted: ARP and other ethertypes are smoltcp's alone.
 //!
 //! Linux keeps the same figures in `/proc/net/snmp`: `Ip: InHdrErrors` (malformed, bad
@@ -55,7 +56,7 @@ use crate::text::{self, Text};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, IpEndpoint, IpProtocol, Ipv4Address,
-    Ipv4Cidr, Ipv4Packet, UdpPacket,
+    Ipv4Cidr, Ipv4Packet, TcpPacket, TcpRepr, UdpPacket,
 };
 
 /// Why the interface discarded a frame before any socket saw it.
@@ -77,7 +78,10 @@ pub enum Discard {
     /// unreachable (Linux: `NoPorts`).
     NoSocket,
     /// A header smoltcp refuses: lengths that do not add up, not IP version 4, a
-    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`); or
+    /// broadcast or multicast source, UDP destination port 0 (Linux: `InHdrErrors`), a
+    /// TCP header smoltcp cannot parse (a data offset below 5 or past the segment, an
+    /// option of a length its kind does not allow or past the header, SYN with FIN or
+    /// RST, port 0: Linux's `TcpInErrs`, which smoltcp dropped without a count); or
     /// a martian source ringnet refuses before smoltcp, as Linux's routing input does:
     /// this host's own address, a loopback address, 0.0.0.0 to other than the limited
     /// broadcast.
@@ -369,9 +373,14 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
     if ip.next_header() != IpProtocol::Udp {
         // TCP is for this host alone, at both layers (Linux: a frame not `PACKET_HOST`);
         // smoltcp would answer a broadcast SYN.
-        let to_us_alone = to_our_mac && dst == accept.cidr.address();
-        if ip.next_header() == IpProtocol::Tcp && !to_us_alone {
-            return discard(Discard::NotForUs);
+        if ip.next_header() == IpProtocol::Tcp {
+            let to_us_alone = to_our_mac && dst == accept.cidr.address();
+            if !to_us_alone {
+                return discard(Discard::NotForUs);
+            }
+            if !tcp_header_parses(&ip) {
+                return discard(Discard::Malformed);
+            }
         }
         return None;
     }
@@ -392,6 +401,24 @@ pub fn classify(frame: &[u8], accept: &Acceptance) -> Option<Ingress> {
         src: IpEndpoint::new(src.into(), udp.src_port()),
         payload_len: udp.payload().len(),
     })
+}
+
+/// Whether smoltcp takes the TCP header in `ip` (`TcpPacket::new_checked`, then
+/// `TcpRepr::parse`): its data offset between 5 and the segment's end, no port 0, at most
+/// one of SYN, FIN and RST, every option of a length its kind allows and inside the
+/// header. The checksum is left to smoltcp, as before: the header alone is read here, no
+/// pass over the payload.
+// Inlined into `classify`: out of line it took the firmware 64 B more of flash.
+#[inline(always)]
+fn tcp_header_parses(ip: &Ipv4Packet<&[u8]>) -> bool {
+    // `parse` checks the lengths first, as `new_checked` would.
+    TcpRepr::parse(
+        &TcpPacket::new_unchecked(ip.payload()),
+        &ip.src_addr().into(),
+        &ip.dst_addr().into(),
+        &ChecksumCapabilities::ignored(),
+    )
+    .is_ok()
 }
 
 #[cfg(test)]
@@ -583,10 +610,13 @@ mod tests {
 
     #[test]
     fn a_tcp_segment_is_left_to_smoltcp_once_the_ip_layer_passes_it() {
-        let mut frame = udp_frame(OUR_MAC, PEER, US);
-        frame[14 + 9] = 6;
-        refresh_ip_checksum(&mut frame);
+        let mut frame = crate::phy::test_frames::tcp(1000, b"hello", false);
         assert_eq!(classify(&frame, &accept()), None);
+        // A UDP datagram labelled TCP: no TCP header smoltcp would parse.
+        let mut relabelled = udp_frame(OUR_MAC, PEER, US);
+        relabelled[14 + 9] = 6;
+        refresh_ip_checksum(&mut relabelled);
+        assert_eq!(reason(&relabelled), Some(Discard::Malformed));
         frame[14 + 8] ^= 1;
         assert_eq!(
             reason(&frame),
@@ -616,6 +646,43 @@ mod tests {
         assert_eq!(
             std::format!("{d}"),
             "discarded before any socket: not_for_us 0, bad_checksum 2, fragment 0, no_socket 1, malformed 0, duplicate_syn 1, icmp_limited 1, inexact_rst 0, after_fin 0"
+        );
+    }
+
+    #[test]
+    fn a_tcp_header_smoltcp_cannot_parse_is_malformed_and_its_checksum_is_not_looked_at() {
+        let good = crate::phy::test_frames::tcp(1000, b"data", false);
+        assert_eq!(classify(&good, &accept()), None, "smoltcp's to take");
+        let tcp = 14 + 20;
+        let mut damaged = good.clone();
+        *damaged.last_mut().unwrap() ^= 0x20;
+        assert_eq!(
+            classify(&damaged, &accept()),
+            None,
+            "the checksum is smoltcp's"
+        );
+        type Mutation = (&'static str, fn(&mut [u8]));
+        let mutations: [Mutation; 5] = [
+            ("data offset 4", |f| f[14 + 20 + 12] = 4 << 4),
+            ("data offset 15", |f| f[14 + 20 + 12] = 15 << 4),
+            // "da" of the payload read as an option: kind 0x64, length 0x61.
+            ("an option past the header", |f| f[14 + 20 + 12] = 6 << 4),
+            ("FIN and RST", |f| f[14 + 20 + 13] |= 0x05),
+            ("source port 0", |f| f[14 + 20..14 + 20 + 2].fill(0)),
+        ];
+        for (name, mutate) in mutations {
+            let mut frame = good.clone();
+            mutate(&mut frame);
+            assert_eq!(reason(&frame), Some(Discard::Malformed), "{name}");
+        }
+        // A header cut by the IP total length.
+        let mut cut = good.clone();
+        cut[14 + 2..14 + 4].copy_from_slice(&(20u16 + 19).to_be_bytes());
+        refresh_ip_checksum(&mut cut);
+        assert_eq!(reason(&cut), Some(Discard::Malformed));
+        assert!(
+            cut.len() > tcp + 20,
+            "the frame itself holds the whole header"
         );
     }
 }

@@ -99,7 +99,8 @@ pub(crate) fn tcp_flags(frame: &[u8]) -> Option<u8> {
 }
 
 impl MssOption {
-    /// The MSS option of the SYN in `frame`; `None` for anything but an IPv4 TCP segment
+    /// The MSS option of the SYN in `frame`, the last of several (smoltcp takes the last,
+    /// as Linux's `tcp_parse_options` does); `None` for anything but an IPv4 TCP segment
     /// with SYN set and a well-formed MSS option.
     pub fn find(frame: &[u8]) -> Option<MssOption> {
         // Every segment passes here, and all but a handshake's two are no SYN.
@@ -121,10 +122,11 @@ impl MssOption {
             return None;
         }
         let options = tcp.get(20..usize::from(tcp[12] >> 4) * 4)?;
-        let mut at = 0;
+        // Where the last MSS option's value lies in the TCP header.
+        let (mut at, mut value) = (0, None);
         while at < options.len() {
             match options[at] {
-                OPT_END => return None,
+                OPT_END => break,
                 OPT_NOP => at += 1,
                 kind => {
                     let len = usize::from(*options.get(at + 1)?);
@@ -135,24 +137,25 @@ impl MssOption {
                         if len != 4 {
                             return None;
                         }
-                        let word = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
-                        return Some(MssOption {
-                            offered: word(20 + at + 2),
-                            ends: SynEnds {
-                                src: ip.src_addr(),
-                                src_port: word(0),
-                                dst: ip.dst_addr(),
-                                dst_port: word(2),
-                            },
-                            value_at: tcp_start + 20 + at + 2,
-                            checksum_at: tcp_start + 16,
-                        });
+                        value = Some(20 + at + 2);
                     }
                     at += len;
                 }
             }
         }
-        None
+        let value = value?;
+        let word = |i: usize| u16::from_be_bytes([tcp[i], tcp[i + 1]]);
+        Some(MssOption {
+            offered: word(value),
+            ends: SynEnds {
+                src: ip.src_addr(),
+                src_port: word(0),
+                dst: ip.dst_addr(),
+                dst_port: word(2),
+            },
+            value_at: tcp_start + value,
+            checksum_at: tcp_start + 16,
+        })
     }
 
     /// Writes `mss` into the option in `frame` (the frame it was found in, or a copy)
@@ -288,6 +291,26 @@ pub(crate) mod tests {
         let before = short.clone();
         assert_eq!(acknowledge(&mut short, 7), None);
         assert_eq!(short, before, "a frame too short is left as it was");
+    }
+
+    #[test]
+    fn of_two_mss_options_the_last_is_lowered_the_one_smoltcp_takes() {
+        let mut frame = syn(Some(1460), false);
+        let options = ETH + 20 + 20;
+        assert_eq!(frame[options..options + 9], [2, 4, 5, 0xb4, 3, 3, 7, 4, 2]);
+        // Window scale and SACK give way to a second MSS option and a no-operation.
+        frame[options + 4..options + 9].copy_from_slice(&[2, 4, 0xff, 0xd7, 1]);
+        let tcp_start = ETH + 20;
+        TcpPacket::new_unchecked(&mut frame[tcp_start..])
+            .fill_checksum(&IpAddress::Ipv4(SRC), &IpAddress::Ipv4(DST));
+        assert_eq!(parsed(&frame), (Some(65495), true));
+        assert_eq!(clamp_mss(&mut frame, 1024), Some((65495, 1024)));
+        assert_eq!(parsed(&frame), (Some(1024), true));
+        assert_eq!(
+            frame[options..options + 4],
+            [2, 4, 5, 0xb4],
+            "the first untouched"
+        );
     }
 
     #[test]

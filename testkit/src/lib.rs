@@ -198,6 +198,39 @@ pub fn set_arp_queue(stack: &mut Stack<'static>) {
         .expect("a stack's first ARP queue");
 }
 
+/// Puts a new stack of `port`'s configuration in its place, as a board reset does:
+/// nothing is sent on the way, and its connections are gone without a word to their
+/// peers. It routes off-subnet traffic through `gateway` and has an ARP queue of
+/// `SLOTS` datagrams and `BYTES` payload bytes ([`ARP_QUEUE_SLOTS`] and
+/// [`ARP_QUEUE_BYTES`] for a queue like every [`World`] stack's), or none with either 0
+/// (a stack that never called `set_arp_queue`).
+pub fn new_stack<const PORTS: usize, const SLOTS: usize, const BYTES: usize>(
+    w: &mut World<PORTS>,
+    port: usize,
+    gateway: Option<Ipv4Address>,
+    seed: u64,
+) {
+    let names = ["A", "B", "C", "D"];
+    let resources: &'static mut StackResources<'static, SOCKETS> =
+        Box::leak(Box::new(StackResources::new()));
+    let config = StackConfig {
+        name: names[port],
+        mac: mac(port),
+        ip: Ipv4Cidr::new(ip(port), 24),
+        gateway,
+        seed,
+    };
+    let mut stack = Stack::new(config, &mut w.wire.port(port), resources, w.wire.now());
+    if SLOTS > 0 && BYTES > 0 {
+        let queue: &'static mut ArpQueueResources<'static, SLOTS, BYTES> =
+            Box::leak(Box::new(ArpQueueResources::new()));
+        stack
+            .set_arp_queue(queue)
+            .expect("a stack's first ARP queue");
+    }
+    w.stacks[port] = stack;
+}
+
 /// Datagrams a [`World`] stack's ARP queue holds.
 pub const ARP_QUEUE_SLOTS: usize = 8;
 /// Its payload bytes.
