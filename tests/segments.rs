@@ -759,6 +759,9 @@ fn thousands_of_damaged_tcp_headers_are_each_counted_once_or_left_to_smoltcp_and
     use ringnet::phy::Discard::Malformed;
     let mut w = pair(Faults::NONE, 324);
     let (sockets, mut echo) = echo_on_b(&mut w, 2);
+    // The frames take minutes of the wire's time: the one connection, which they must
+    // not hurt, is not to be closed as idle meanwhile.
+    echo.set_idle_timeout(Duration::from_secs(3600));
     let peer = Hostile::connect(&mut w, 46_000, ECHO_PORT, |b| echo.poll(b));
     let bases = [
         syn_with_options(
@@ -781,8 +784,11 @@ fn thousands_of_damaged_tcp_headers_are_each_counted_once_or_left_to_smoltcp_and
         let mut frame = bases[n % 2].clone();
         let header = usize::from(frame[TCP + 12] >> 4) * 4;
         for _ in 0..1 + random() % 3 {
-            let at = TCP + (random() as usize) % header;
-            frame[at] = random() as u8;
+            // Reduced as u64 first so that a 32-bit target damages the same bytes; each
+            // write changes its byte, so that only two writes undoing each other leave
+            // a frame valid.
+            let at = TCP + (random() % header as u64) as usize;
+            frame[at] ^= (1 + random() % 255) as u8;
         }
         let ip4 = Ipv4Packet::new_checked(&frame[IP..]).unwrap();
         let tcp = TcpPacket::new_unchecked(ip4.payload());
