@@ -1,0 +1,229 @@
+//! One name written and read by both of `serve`'s protocols at once: the HTTP server and
+//! the transfer server share one [`DirStore`] (as `serve --files DIR` runs them), and a
+//! peer that overlaps an HTTP `PUT` with a transfer put of the same name, or reads with
+//! one protocol while the other overwrites, must never be told "stored" or "verified" for
+//! bytes that are not the file's, nor leave a file mixed of two uploads or a temporary
+//! behind. The newer upload wins, as [`DirStore`] promises; the older is refused
+//! (`409 Conflict`, the transfer's conflict status); a reader reads the version it opened.
+
+use std::path::Path;
+
+use host_sim::store::{DirStore, HostStore, SharedStore};
+use ringnet::blocking::{Blocking, Progress, Waiter};
+use ringnet::http::HttpServer;
+use ringnet::services::{StaticFile, TRANSFER_PORT};
+use ringnet::sim::{Faults, PeerWaiter};
+use ringnet::transfer::{self, Status, TransferError, TransferServer};
+use ringnet::{Duration, Instant, SocketHandle, Stack};
+use ringnet_testkit::{ep, pair, tcp_socket, A, B};
+use sha2::{Digest as _, Sha256};
+
+const HTTP_PORT: u16 = 80;
+const SIZE: usize = 200_000;
+
+/// The world's waiter, its type (a closure's) left unnamed.
+struct Driver<'w>(&'w mut dyn Waiter);
+
+impl Waiter for Driver<'_> {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn wait(&mut self, stack: &mut Stack<'_>, deadline: Option<Instant>) -> Progress {
+        self.0.wait(stack, deadline)
+    }
+}
+
+type Client<'c, 'w> = Blocking<'c, 'static, Driver<'w>>;
+
+/// The world's B runs both servers on one store in `dir`; `client` plays A, given the
+/// blocking socket layer and two fresh connected sockets of 4 KiB rings: one to the HTTP
+/// server, one to the transfer server.
+fn with_both_servers(dir: &Path, client: impl FnOnce(&mut Client, SocketHandle, SocketHandle)) {
+    let mut w = pair(Faults::NONE, 77);
+    let store = SharedStore::new(HostStore::Dir(DirStore::new(dir).unwrap()));
+    let mut backlog = || -> Vec<SocketHandle> {
+        (0..2)
+            .map(|_| tcp_socket(&mut w.stacks[B], 4096, 4096))
+            .collect()
+    };
+    let (http_backlog, transfer_backlog) = (backlog(), backlog());
+    let mut http: HttpServer<SharedStore, 2> =
+        HttpServer::new(&mut w.stacks[B], HTTP_PORT, &http_backlog, store.clone()).unwrap();
+    let mut transfer: TransferServer<SharedStore, 2> =
+        TransferServer::new(&mut w.stacks[B], TRANSFER_PORT, &transfer_backlog, store).unwrap();
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut driver = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _: Instant| {
+        http.poll(b);
+        transfer.poll(b);
+    })
+    .with_app_tick(Duration::from_millis(20));
+    let mut driver = Driver(&mut driver);
+    let mut sock = Blocking::new(a, &mut driver);
+    let web = tcp_socket(sock.stack(), 4096, 4096);
+    let framed = tcp_socket(sock.stack(), 4096, 4096);
+    sock.connect(web, ep(B, HTTP_PORT)).unwrap();
+    sock.connect(framed, ep(B, TRANSFER_PORT)).unwrap();
+    client(&mut sock, web, framed);
+}
+
+/// Reads one response head and its `Content-Length` body: the status and the body.
+fn response<W: Waiter>(sock: &mut Blocking<'_, 'static, W>, conn: SocketHandle) -> (u16, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(sock.recv(conn, &mut byte), Ok(1), "the head ended early");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    assert_eq!(sock.recv_exact(conn, &mut body), Ok(true));
+    (head[9..12].parse().unwrap(), body)
+}
+
+fn put_head(name: &str, size: usize) -> String {
+    format!("PUT /{name} HTTP/1.1\r\nContent-Length: {size}\r\n\r\n")
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cross-protocol-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+/// The names in `dir`, temporaries (`.NAME.SEQ.part`) included.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn digest(data: &[u8]) -> transfer::Digest {
+    Sha256::digest(data).into()
+}
+
+/// Two versions of a file, each byte telling which: `old` and `new`, `SIZE` bytes each.
+fn versions() -> (Vec<u8>, Vec<u8>) {
+    (vec![b'o'; SIZE], vec![b'n'; SIZE])
+}
+
+#[test]
+fn an_http_put_overtaken_by_a_transfer_put_is_409_and_the_file_is_the_transfers() {
+    let dir = scratch();
+    let (http_body, transfer_body) = versions();
+    with_both_servers(dir.path(), |sock, web, framed| {
+        // The HTTP upload begins and sends half its body...
+        sock.send_all(web, put_head("f", SIZE).as_bytes()).unwrap();
+        sock.send_all(web, &http_body[..SIZE / 2]).unwrap();
+        // ...a transfer put of the name, begun after it, is stored and verified...
+        let put = transfer::put(
+            &mut sock.stream(framed),
+            "f",
+            &StaticFile(&transfer_body),
+            &mut |_, _| {},
+        );
+        assert_eq!(put, Ok(digest(&transfer_body)));
+        // ...and the older HTTP upload, finished after, is refused, never 201.
+        sock.send_all(web, &http_body[SIZE / 2..]).unwrap();
+        let (status, _) = response(sock, web);
+        assert_eq!(status, 409, "the older upload's commit");
+    });
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), transfer_body);
+    assert_eq!(names_in(dir.path()), ["f"], "no temporary left");
+}
+
+#[test]
+fn a_transfer_put_overtaken_by_an_http_put_is_the_conflict_status_and_the_file_is_https() {
+    let dir = scratch();
+    let (http_body, transfer_body) = versions();
+    with_both_servers(dir.path(), |sock, web, framed| {
+        transfer::put_request(&mut sock.stream(framed), "f", None, SIZE as u64).unwrap();
+        sock.send_all(framed, &transfer_body[..SIZE / 2]).unwrap();
+        // The newer HTTP upload is stored whole.
+        sock.send_all(web, put_head("f", SIZE).as_bytes()).unwrap();
+        sock.send_all(web, &http_body).unwrap();
+        assert_eq!(response(sock, web).0, 201);
+        // The older transfer put, its data and its true digest sent after, is refused.
+        sock.send_all(framed, &transfer_body[SIZE / 2..]).unwrap();
+        let trailer = transfer::put_trailer(&mut sock.stream(framed), digest(&transfer_body));
+        match trailer {
+            Err(TransferError::Refused { status, .. }) => assert_eq!(status, Status::Conflict),
+            other => panic!("expected the conflict status, got {other:?}"),
+        }
+    });
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), http_body);
+    assert_eq!(names_in(dir.path()), ["f"], "no temporary left");
+}
+
+#[test]
+fn an_http_get_overwritten_midway_by_a_transfer_put_reads_the_version_it_opened() {
+    let dir = scratch();
+    let (old, new) = versions();
+    std::fs::write(dir.path().join("f"), &old).unwrap();
+    with_both_servers(dir.path(), |sock, web, framed| {
+        sock.send_all(web, b"GET /f HTTP/1.1\r\n\r\n").unwrap();
+        // The response's first bytes: the rest waits in the server's ring and the
+        // window while the file is replaced.
+        let mut first = [0u8; 1000];
+        sock.recv_exact(web, &mut first).unwrap();
+        let put = transfer::put(
+            &mut sock.stream(framed),
+            "f",
+            &StaticFile(&new),
+            &mut |_, _| {},
+        );
+        assert_eq!(put, Ok(digest(&new)));
+        let mut rest = Vec::new();
+        let mut buf = [0u8; 4096];
+        let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        rest.extend_from_slice(&first[head_end..]);
+        while rest.len() < SIZE {
+            let n = sock.recv(web, &mut buf).unwrap();
+            assert!(n > 0, "the body ended after {} bytes", rest.len());
+            rest.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(rest.len(), SIZE);
+        assert!(rest == old, "the body is the old version, whole");
+        // A get begun after the commit is the new version.
+        sock.send_all(web, b"GET /f HTTP/1.1\r\n\r\n").unwrap();
+        let (status, body) = response(sock, web);
+        assert_eq!(status, 200);
+        assert!(body == new, "the new version");
+    });
+    assert_eq!(names_in(dir.path()), ["f"]);
+}
+
+#[test]
+fn a_transfer_get_overwritten_midway_by_an_http_put_verifies_the_version_it_opened() {
+    let dir = scratch();
+    let (old, new) = versions();
+    std::fs::write(dir.path().join("f"), &old).unwrap();
+    with_both_servers(dir.path(), |sock, web, framed| {
+        let size = transfer::get_request(&mut sock.stream(framed), "f", 0).unwrap();
+        assert_eq!(size, SIZE as u64);
+        let mut got = vec![0u8; 1000];
+        sock.recv_exact(framed, &mut got).unwrap();
+        sock.send_all(web, put_head("f", SIZE).as_bytes()).unwrap();
+        sock.send_all(web, &new).unwrap();
+        assert_eq!(response(sock, web).0, 201);
+        let mut rest = vec![0u8; SIZE - got.len()];
+        sock.recv_exact(framed, &mut rest).unwrap();
+        got.extend_from_slice(&rest);
+        assert!(got == old, "the old version, whole");
+        // The status's digest is the old version's: verified, as what was read.
+        assert_eq!(
+            transfer::get_status(&mut sock.stream(framed), digest(&old)),
+            Ok(())
+        );
+    });
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), new);
+    assert_eq!(names_in(dir.path()), ["f"]);
+}
