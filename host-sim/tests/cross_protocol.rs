@@ -15,7 +15,7 @@ use ringnet::services::{StaticFile, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Status, TransferError, TransferServer};
 use ringnet::{Duration, Instant, SocketHandle, Stack};
-use ringnet_testkit::{ep, pair, tcp_socket, A, B};
+use ringnet_testkit::{ep, http_response, names_in, pair, tcp_socket, A, B};
 use sha2::{Digest as _, Sha256};
 
 const HTTP_PORT: u16 = 80;
@@ -67,26 +67,30 @@ fn with_both_servers(dir: &Path, client: impl FnOnce(&mut Client, SocketHandle, 
     client(&mut sock, web, framed);
 }
 
-/// Reads one response head and its `Content-Length` body: the status and the body.
-fn response<W: Waiter>(sock: &mut Blocking<'_, 'static, W>, conn: SocketHandle) -> (u16, Vec<u8>) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(sock.recv(conn, &mut byte), Ok(1), "the head ended early");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; length];
-    assert_eq!(sock.recv_exact(conn, &mut body), Ok(true));
-    (head[9..12].parse().unwrap(), body)
-}
-
 fn put_head(name: &str, size: usize) -> String {
     format!("PUT /{name} HTTP/1.1\r\nContent-Length: {size}\r\n\r\n")
+}
+
+/// An HTTP `PUT` of `body` as `f`, whole: the status.
+fn http_put(sock: &mut Client, web: SocketHandle, body: &[u8]) -> u16 {
+    sock.send_all(web, put_head("f", body.len()).as_bytes())
+        .unwrap();
+    sock.send_all(web, body).unwrap();
+    http_response(sock, web).0
+}
+
+/// A transfer put of `data` as `f`, whole: what the client's put returns.
+fn transfer_put(
+    sock: &mut Client,
+    framed: SocketHandle,
+    data: &[u8],
+) -> Result<transfer::Digest, TransferError> {
+    transfer::put(
+        &mut sock.stream(framed),
+        "f",
+        &StaticFile(data),
+        &mut |_, _| {},
+    )
 }
 
 fn scratch() -> tempfile::TempDir {
@@ -94,16 +98,6 @@ fn scratch() -> tempfile::TempDir {
         .prefix("cross-protocol-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .unwrap()
-}
-
-/// The names in `dir`, temporaries (`.NAME.SEQ.part`) included.
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
 }
 
 fn digest(data: &[u8]) -> transfer::Digest {
@@ -124,16 +118,13 @@ fn an_http_put_overtaken_by_a_transfer_put_is_409_and_the_file_is_the_transfers(
         sock.send_all(web, put_head("f", SIZE).as_bytes()).unwrap();
         sock.send_all(web, &http_body[..SIZE / 2]).unwrap();
         // ...a transfer put of the name, begun after it, is stored and verified...
-        let put = transfer::put(
-            &mut sock.stream(framed),
-            "f",
-            &StaticFile(&transfer_body),
-            &mut |_, _| {},
+        assert_eq!(
+            transfer_put(sock, framed, &transfer_body),
+            Ok(digest(&transfer_body))
         );
-        assert_eq!(put, Ok(digest(&transfer_body)));
         // ...and the older HTTP upload, finished after, is refused, never 201.
         sock.send_all(web, &http_body[SIZE / 2..]).unwrap();
-        let (status, _) = response(sock, web);
+        let (status, _) = http_response(sock, web);
         assert_eq!(status, 409, "the older upload's commit");
     });
     assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), transfer_body);
@@ -148,9 +139,7 @@ fn a_transfer_put_overtaken_by_an_http_put_is_the_conflict_status_and_the_file_i
         transfer::put_request(&mut sock.stream(framed), "f", None, SIZE as u64).unwrap();
         sock.send_all(framed, &transfer_body[..SIZE / 2]).unwrap();
         // The newer HTTP upload is stored whole.
-        sock.send_all(web, put_head("f", SIZE).as_bytes()).unwrap();
-        sock.send_all(web, &http_body).unwrap();
-        assert_eq!(response(sock, web).0, 201);
+        assert_eq!(http_put(sock, web, &http_body), 201);
         // The older transfer put, its data and its true digest sent after, is refused.
         sock.send_all(framed, &transfer_body[SIZE / 2..]).unwrap();
         let trailer = transfer::put_trailer(&mut sock.stream(framed), digest(&transfer_body));
@@ -174,27 +163,20 @@ fn an_http_get_overwritten_midway_by_a_transfer_put_reads_the_version_it_opened(
         // window while the file is replaced.
         let mut first = [0u8; 1000];
         sock.recv_exact(web, &mut first).unwrap();
-        let put = transfer::put(
-            &mut sock.stream(framed),
-            "f",
-            &StaticFile(&new),
-            &mut |_, _| {},
-        );
-        assert_eq!(put, Ok(digest(&new)));
-        let mut rest = Vec::new();
-        let mut buf = [0u8; 4096];
+        assert_eq!(transfer_put(sock, framed, &new), Ok(digest(&new)));
         let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        rest.extend_from_slice(&first[head_end..]);
-        while rest.len() < SIZE {
-            let n = sock.recv(web, &mut buf).unwrap();
-            assert!(n > 0, "the body ended after {} bytes", rest.len());
-            rest.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(rest.len(), SIZE);
-        assert!(rest == old, "the body is the old version, whole");
+        let mut body = first[head_end..].to_vec();
+        let mut rest = vec![0u8; SIZE - body.len()];
+        assert_eq!(
+            sock.recv_exact(web, &mut rest),
+            Ok(true),
+            "the body ended early"
+        );
+        body.extend_from_slice(&rest);
+        assert!(body == old, "the body is the old version, whole");
         // A get begun after the commit is the new version.
         sock.send_all(web, b"GET /f HTTP/1.1\r\n\r\n").unwrap();
-        let (status, body) = response(sock, web);
+        let (status, body) = http_response(sock, web);
         assert_eq!(status, 200);
         assert!(body == new, "the new version");
     });
@@ -211,9 +193,7 @@ fn a_transfer_get_overwritten_midway_by_an_http_put_verifies_the_version_it_open
         assert_eq!(size, SIZE as u64);
         let mut got = vec![0u8; 1000];
         sock.recv_exact(framed, &mut got).unwrap();
-        sock.send_all(web, put_head("f", SIZE).as_bytes()).unwrap();
-        sock.send_all(web, &new).unwrap();
-        assert_eq!(response(sock, web).0, 201);
+        assert_eq!(http_put(sock, web, &new), 201);
         let mut rest = vec![0u8; SIZE - got.len()];
         sock.recv_exact(framed, &mut rest).unwrap();
         got.extend_from_slice(&rest);

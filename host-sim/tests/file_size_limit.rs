@@ -15,21 +15,12 @@ use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Instant, Stack};
-use ringnet_testkit::{ep, pair, tcp_socket, A, B};
+use ringnet_testkit::{ep, names_in, pair, tcp_socket, A, B};
 
 /// Set in the child: the directory it stores into.
 const CHILD: &str = "RINGNET_FSIZE_CHILD_DIR";
 /// The child's file-size limit.
 const LIMIT: u64 = 64 * 1024;
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Sets this process's file-size limit (the soft one, which the kernel enforces) to `bytes`.
 #[allow(unsafe_code)]

@@ -8,11 +8,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use host_sim::store::{DirStore, HostStore, SharedStore};
-use ringnet::blocking::{Blocking, Waiter};
+use ringnet::blocking::Blocking;
 use ringnet::http::HttpServer;
 use ringnet::sim::{Faults, PeerWaiter};
-use ringnet::{Instant, SocketHandle, Stack};
-use ringnet_testkit::{ep, pair, tcp_socket, A, B};
+use ringnet::{Instant, Stack};
+use ringnet_testkit::{ep, http_response, pair, tcp_socket, A, B};
 
 /// The system allocator, counting the bytes live.
 struct Counting;
@@ -38,24 +38,6 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 const PORT: u16 = 80;
-
-/// Reads one response head and its `Content-Length` body; returns the status.
-fn status<W: Waiter>(sock: &mut Blocking<'_, 'static, W>, conn: SocketHandle) -> u16 {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(sock.recv(conn, &mut byte), Ok(1), "the head ended early");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|line| line.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; length];
-    assert_eq!(sock.recv_exact(conn, &mut body), Ok(true));
-    head[9..12].parse().unwrap()
-}
 
 #[test]
 fn a_peer_putting_and_deleting_fresh_names_does_not_grow_the_stores_memory() {
@@ -84,10 +66,10 @@ fn a_peer_putting_and_deleting_fresh_names_does_not_grow_the_stores_memory() {
     let cycle = |sock: &mut Blocking<'_, 'static, _>, i: usize| {
         let put = format!("PUT /{} HTTP/1.1\r\nContent-Length: 1\r\n\r\nx", name(i));
         sock.send_all(conn, put.as_bytes()).unwrap();
-        assert_eq!(status(sock, conn), 201);
+        assert_eq!(http_response(sock, conn).0, 201);
         let delete = format!("DELETE /{} HTTP/1.1\r\n\r\n", name(i));
         sock.send_all(conn, delete.as_bytes()).unwrap();
-        assert_eq!(status(sock, conn), 204);
+        assert_eq!(http_response(sock, conn).0, 204);
     };
     // Warm up: every buffer of the wire, the stacks and the store at its working size.
     for i in 0..100 {

@@ -14,7 +14,7 @@ use ringnet::services::{pattern_byte, Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Message, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Instant, SocketHandle, Stack};
-use ringnet_testkit::{ep, pair, tcp_socket, World, A, B};
+use ringnet_testkit::{ep, names_in, pair, tcp_socket, World, A, B};
 use sha2::{Digest, Sha256};
 
 fn pattern(size: usize) -> Vec<u8> {
@@ -321,7 +321,7 @@ fn a_directory_store_commits_verified_uploads_only() {
         "a status frame came back"
     );
     assert!(!dir.join("bad.bin").exists() && !dir.join("bad.bin.part").exists());
-    assert_eq!(file_names(dir), ["good.bin"]);
+    assert_eq!(names_in(dir), ["good.bin"]);
 }
 
 #[test]
@@ -385,7 +385,7 @@ fn a_put_into_a_directory_store_over_a_wire_with_20_percent_faults_is_stored_who
     .unwrap();
     assert_eq!((len, digest), (size, want));
     assert_eq!(got, pattern(size as usize));
-    assert_eq!(file_names(dir), ["faulty.bin"], "no temporaries");
+    assert_eq!(names_in(dir), ["faulty.bin"], "no temporaries");
 }
 
 #[test]
@@ -435,16 +435,6 @@ fn a_get_from_a_directory_store_whole_or_resumed_verifies_the_whole_file() {
         }
         sock.stack().close(conn).unwrap();
     }
-}
-
-/// The names in `dir`, sorted.
-fn file_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// A fresh directory under the target dir, removed with the value.
@@ -508,7 +498,7 @@ fn overlapping_puts_of_one_name_into_a_directory_store_the_newer_whole_the_older
     assert_eq!(&status[..5], b"RNT2\x04");
     assert_eq!(status[5], Status::Conflict as u8, "{reply:?}");
     assert_eq!(std::fs::read(dir.join("f")).unwrap(), pattern(50_000));
-    assert_eq!(file_names(dir), ["f"], "no temporaries left");
+    assert_eq!(names_in(dir), ["f"], "no temporaries left");
 }
 
 #[test]

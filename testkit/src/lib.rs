@@ -646,6 +646,47 @@ pub fn read_to_end<W: ringnet::blocking::Waiter>(
     }
 }
 
+/// One HTTP response head on `conn` and its `Content-Length` body (none without one):
+/// the status and the body. A head or body cut short fails the test.
+pub fn http_response<W: ringnet::blocking::Waiter>(
+    sock: &mut ringnet::blocking::Blocking<'_, 'static, W>,
+    conn: SocketHandle,
+) -> (u16, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(sock.recv(conn, &mut byte), Ok(1), "the head ended early");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).expect("a text head");
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().expect("a length"));
+    let mut body = vec![0u8; length];
+    assert_eq!(
+        sock.recv_exact(conn, &mut body),
+        Ok(true),
+        "the body ended early"
+    );
+    (head[9..12].parse().expect("a status"), body)
+}
+
+/// The names in `dir`, sorted: what a store left on disk, temporaries included.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .expect("a directory")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
 /// Everything `conn` receives until the peer closes or the connection fails (a reset,
 /// a timeout): what a client reads of an answer that may end either way.
 pub fn read_until_gone<W: ringnet::blocking::Waiter>(

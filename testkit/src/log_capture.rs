@@ -35,8 +35,8 @@ fn lock<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
 }
 
 /// Starts capturing ringnet's lines at `debug` and below, from none, logged by the
-/// calling thread; the guard keeps the
-/// binary's other capturing tests waiting until this one ends.
+/// calling thread; the guard keeps the binary's other capturing tests waiting until this
+/// one ends.
 pub fn capture() -> MutexGuard<'static, ()> {
     let guard = lock(&ONE_AT_A_TIME);
     // Fails only when a logger is installed already: this one, by an earlier test.
