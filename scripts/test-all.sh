@@ -28,6 +28,9 @@ command -v python3 >/dev/null || missing+=(python3)
 # host-sim top is driven under tmux in a tap test.
 command -v tmux >/dev/null || missing+=(tmux)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+# The full-disk tests mount a tmpfs in a mount namespace of their own.
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v mount >/dev/null || missing+=(mount)
 # Linking the 32-bit (i686) test binaries.
 dpkg -s gcc-multilib >/dev/null 2>&1 || missing+=(gcc-multilib)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -140,8 +140,9 @@ fn read_head<S: Store, const N: usize>(
 }
 
 /// [`Phase::Upload`]: stores a PUT's body (what came with the head first), then commits
-/// it and answers `201`. A store that fails mid-body gets the upload aborted, and the
-/// client `507` (no space) or `500`.
+/// it and answers `201`. A store that fails mid-body or at the commit gets the upload
+/// aborted, and the client `507` (no space) or `500` (`409` for a commit that lost to a
+/// newer upload).
 fn receive_body<S: Store, const N: usize>(
     stack: &mut Stack<'_>,
     shared: &mut Shared<'_, S, N>,
@@ -175,7 +176,13 @@ fn receive_body<S: Store, const N: usize>(
                     conn.io.socket(),
                     e
                 );
-                conn.answer(store_refusal(e), false);
+                // No space at the commit is the disk filling mid-body, as below: 507,
+                // not the 413 of an upload refused before its body.
+                let answer = match e {
+                    StoreError::NoSpace => Answer::StoreFull,
+                    e => store_refusal(e),
+                };
+                conn.answer(answer, false);
                 return Step::Again;
             }
         }
