@@ -77,12 +77,14 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, the last figure and 252 B (85 720 B: +3 476 B from
+  # within the budget below, the last figure and 252 B (85 952 B: +240 B for a SYN
+  # flood's half-opens giving way before a client's handshake, -8 B for a PUT found full
+  # at its commit answered 507; 85 720 B before them: +3 476 B from
   # 81 152 B for the ARP queue, which keeps a spoofed source's answers out of the
   # services' rings, +932 B for the check of bytes after a peer's FIN, −52 B with the
   # queue keyed by next hop, +212 B for the TCP headers smoltcp cannot parse counted and
   # a SYN's last MSS option bounded; docs/firmware.md has each row), so that growth fails.
-  flash_budget=85972
+  flash_budget=86204
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")

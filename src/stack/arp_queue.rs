@@ -34,7 +34,7 @@
 use smoltcp::iface::{SocketSet, SocketStorage};
 use smoltcp::socket::udp;
 use smoltcp::time::Duration;
-use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
 use super::table::{OpenError, Slot, SlotKind};
 use super::unresolved::UNRESOLVED_AFTER;
@@ -242,10 +242,8 @@ impl<'a> Stack<'a> {
         let IpAddress::Ipv4(addr) = to;
         if self.is_broadcast(to) || addr.is_multicast() {
             None
-        } else if self.cidr.contains_addr(&addr) {
-            Some(addr)
         } else {
-            self.gateway
+            neighbour_for(self.cidr, self.gateway, addr)
         }
     }
 
@@ -426,5 +424,19 @@ impl<'a> Stack<'a> {
             owner.next_hop
         );
         false
+    }
+}
+
+/// The neighbour a unicast packet to `addr` goes to on an interface in `cidr` with
+/// `gateway`: `addr` itself on the subnet, else the gateway (none without one).
+pub(super) fn neighbour_for(
+    cidr: Ipv4Cidr,
+    gateway: Option<Ipv4Address>,
+    addr: Ipv4Address,
+) -> Option<Ipv4Address> {
+    if cidr.contains_addr(&addr) {
+        Some(addr)
+    } else {
+        gateway
     }
 }

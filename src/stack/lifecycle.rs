@@ -8,14 +8,15 @@ use core::cell::RefCell;
 use smoltcp::iface::SocketSet;
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::IpEndpoint;
+use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address, Ipv4Cidr};
 
+use super::arp_queue::neighbour_for;
 use super::table::{listeners, tcp_slots, Slot, SlotKind};
 use super::tcp_slot::GaveWay;
 use super::Stack;
 use crate::handle::{SocketHandle, SocketType};
 use crate::observe::{Account, EventKind, Recorder, Source, Timer};
-use crate::phy::{FrameLog, PeerFin};
+use crate::phy::{FrameLog, HeardNeighbours, PeerFin};
 
 error_enum! {
     /// Error from [`Stack::close`] and [`Stack::abort`].
@@ -224,6 +225,7 @@ pub(super) fn guard_backlogs(
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
     changed: &mut bool,
+    route: Route,
 ) {
     let now = rec.now;
     let to_check = frames.borrow().syn_to_check();
@@ -241,7 +243,10 @@ pub(super) fn guard_backlogs(
         (core::mem::take(&mut frames.syn_seen), frames.held_syn())
     };
     if let Some((port, from, at)) = held {
-        if make_room(rec, slots, sockets, port, from) || now >= at + SYN_HOLD {
+        let made = make_room(rec, slots, sockets, port, from, &|peer| {
+            route.heard(&frames.borrow().neighbours, peer, now)
+        });
+        if made || now >= at + SYN_HOLD {
             frames.borrow_mut().release_held_syn();
             *changed = true;
         }
@@ -410,18 +415,38 @@ pub(super) fn track_peer_fins(
     }
 }
 
+/// Where the interface's packets go: its subnet and its gateway.
+#[derive(Clone, Copy)]
+pub(super) struct Route {
+    pub cidr: Ipv4Cidr,
+    pub gateway: Option<Ipv4Address>,
+}
+
+impl Route {
+    /// Whether `peer`'s next hop has been heard from at `now`: a SYN-ACK to it leaves at
+    /// once, where one to a next hop that never answers ARP waits for ever.
+    fn heard(self, neighbours: &HeardNeighbours, peer: IpEndpoint, now: Instant) -> bool {
+        let IpAddress::Ipv4(addr) = peer.addr;
+        neighbour_for(self.cidr, self.gateway, addr).is_some_and(|hop| neighbours.heard(hop, now))
+    }
+}
+
 /// Makes room in the backlog of the listener on `port` for a SYN from `from` that found
 /// no socket listening: the oldest orphan in TIME-WAIT or with all its data acknowledged
-/// gives way, or else the oldest half-open connection; live connections never do. Counted on the listener,
-/// logged once. A SYN `from` a peer whose handshake is under way already is a
-/// retransmission: it goes to that connection, and nothing gives way. Returns whether
-/// the SYN has somewhere to go now.
+/// gives way, or else the oldest half-open connection whose peer's next hop `answered`
+/// says was never heard from (its SYN-ACK still waits on ARP: a spoofed source), or else
+/// the oldest half-open one; live connections never do. A spoofed SYN flood so takes the
+/// place of its own half-opens and not of a real client's handshake, which Linux keeps
+/// with SYN cookies. Counted on the listener, logged once. A SYN `from` a peer whose
+/// handshake is under way already is a retransmission: it goes to that connection, and
+/// nothing gives way. Returns whether the SYN has somewhere to go now.
 fn make_room(
     rec: &Recorder<'_>,
     slots: &mut [Option<Slot>],
     sockets: &mut SocketSet<'_>,
     port: u16,
     from: IpEndpoint,
+    answered: &dyn Fn(IpEndpoint) -> bool,
 ) -> bool {
     let retransmitted = tcp_slots(slots).any(|t| {
         let socket = sockets.get::<tcp::Socket>(t.inner());
@@ -447,9 +472,11 @@ fn make_room(
     if listening(slots, sockets, listener) {
         return true;
     }
-    // The first of the least (reason, since), as `min_by_key` finds it: a plain loop
-    // (the adapters' fold over the key tuples built 0.3 KB more).
-    let mut chosen: Option<(usize, GaveWay, Instant)> = None;
+    // The first of the least (reason, answered, since), as `min_by_key` finds it: a
+    // plain loop (the adapters' fold over the key tuples built 0.3 KB more). Of the
+    // half-open ones, those whose SYN-ACK cannot have left (a next hop never heard from:
+    // a spoofed source) give way before those whose peer can finish its handshake.
+    let mut chosen: Option<(usize, (GaveWay, bool, Instant))> = None;
     for (index, slot) in slots.iter().enumerate() {
         let Some(Slot {
             kind: SlotKind::Tcp(t),
@@ -460,12 +487,17 @@ fn make_room(
         };
         let socket = sockets.get::<tcp::Socket>(t.inner());
         if let Some((why, since)) = t.may_give_way(listener, socket, rec.now) {
-            if chosen.is_none_or(|(_, w, s)| (why, since) < (w, s)) {
-                chosen = Some((index, why, since));
+            let key = (
+                why,
+                why == GaveWay::HalfOpen && socket.remote_endpoint().is_some_and(answered),
+                since,
+            );
+            if chosen.is_none_or(|(_, k)| key < k) {
+                chosen = Some((index, key));
             }
         }
     }
-    let Some((index, why, _)) = chosen else {
+    let Some((index, (why, _, _))) = chosen else {
         return false;
     };
     if let Some(Some(Slot {

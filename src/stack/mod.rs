@@ -44,7 +44,7 @@ use crate::observe::{
 };
 use crate::phy::{Acceptance, Discards, FrameLog, Inspector};
 use frames::{drain_frame_events, DiscardAccount};
-use lifecycle::guard_backlogs;
+use lifecycle::{guard_backlogs, Route};
 use smoltcp::time::{Duration, Instant};
 use table::EPHEMERAL_FIRST;
 
@@ -339,6 +339,10 @@ impl<'a> Stack<'a> {
                     self.slots,
                     &mut self.sockets,
                     &mut self.backlogs_changed,
+                    Route {
+                        cidr: self.cidr,
+                        gateway: self.gateway,
+                    },
                 )
             };
         }
