@@ -10,6 +10,9 @@
 # (`peer get -o /dev/null --no-digest`, `peer blast`). Runs in a throwaway network
 # namespace; needs root. A benchmark, not a test: it prints figures, per run and medians.
 # RING sets ringnet's socket rings (default 65535, smoltcp's example's; it cannot change).
+# RING_LARGE (default 262144; 0 leaves it out) runs ringnet --offload once more in each
+# round with rings of that size: at 64 KiB a sender has at most 64 KiB in flight, which
+# bounds offload's large frames by the round trip before the CPU (docs/tap.md).
 #   RUNS=5 BYTES=1000000000 MTUS="1500 9000 65521" RING=65535 sudo scripts/bench-tap.sh
 # RUNS=0 skips the bulk rounds (only the transfer section below runs, TRANSFER_RUNS times).
 set -euo pipefail
@@ -18,6 +21,8 @@ runs=${RUNS:-5}
 bytes=${BYTES:-1000000000}
 mtus=${MTUS:-1500 9000 65521}
 ring=${RING:-65535}
+large=${RING_LARGE:-262144}
+[ "$large" != "$ring" ] || large=0
 ns=rn-bench-$$
 log=$(mktemp)
 cleanup() { ip netns del "$ns" 2>/dev/null || true; rm -f "$log"; }
@@ -44,10 +49,11 @@ smoltcp() {
   echo "${figure:-nan}"
 }
 
-# One ringnet round: out, in, hashed in, in Gbit/s, on one line.
+# One ringnet round: out, in, hashed in, in Gbit/s, on one line; rings of $rings bytes.
+rings=$ring
 ringnet() {
   local mtu=$1; shift
-  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf "$ring" --tx-buf "$ring" --duration 900 "$@" >/dev/null 2>"$log" &
+  RUST_LOG=warn ip netns exec "$ns" "$bin" serve --tap tap0 --mtu "$mtu" --rx-buf "$rings" --tx-buf "$rings" --duration 900 "$@" >/dev/null 2>"$log" &
   local serve=$!
   local tries=0
   until in_ns nc -z -w 1 192.168.69.1 7 2>/dev/null || [ $tries -ge 50 ]; do sleep 0.1; tries=$((tries+1)); done
@@ -66,6 +72,7 @@ ringnet() {
 for mtu in $mtus; do
   in_ns ip link set tap0 mtu "$mtu"
   s_out=(); s_in=(); p_out=(); p_in=(); p_hash=(); o_out=(); o_in=(); o_hash=()
+  l_out=(); l_in=(); l_hash=(); l_rout=(); l_rin=()
   for round in $(seq "$runs"); do
     read -r a b c < <(ringnet "$mtu")
     p_out+=("$a"); p_in+=("$b"); p_hash+=("$c")
@@ -76,6 +83,15 @@ for mtu in $mtus; do
     s_out+=("$(smoltcp reader)")
     s_in+=("$(smoltcp writer)")
     echo "MTU $mtu round $round: device -> Linux: smoltcp ${s_out[-1]}, ringnet ${p_out[-1]}, offload ${o_out[-1]}; Linux -> device: smoltcp ${s_in[-1]}, ringnet ${p_in[-1]}, offload ${o_in[-1]}; hashed in: ringnet ${p_hash[-1]}, offload ${o_hash[-1]}"
+    if [ "$large" -gt 0 ]; then
+      rings=$large
+      read -r a b c < <(ringnet "$mtu" --offload)
+      rings=$ring
+      l_out+=("$a"); l_in+=("$b"); l_hash+=("$c")
+      l_rout+=("$(awk -v a="$a" -v s="${s_out[-1]}" 'BEGIN {printf "%.2f", a / s}')")
+      l_rin+=("$(awk -v b="$b" -v s="${s_in[-1]}" 'BEGIN {printf "%.2f", b / s}')")
+      echo "MTU $mtu round $round: ringnet --offload with $large-byte rings: device -> Linux $a (${l_rout[-1]}x smoltcp's), Linux -> device $b (${l_rin[-1]}x), hashed in $c"
+    fi
   done
   m() { printf '%s\n' "$@" | median; }
   awk -v mtu="$mtu" -v so="$(m "${s_out[@]}")" -v si="$(m "${s_in[@]}")" \
@@ -85,6 +101,15 @@ for mtu in $mtus; do
     printf "MTU %s medians: Linux -> device: smoltcp %.2f, ringnet %.2f (%.2fx), ringnet --offload %.2f (%.2fx)\n", mtu, si, pi, pi/si, oi, oi/si
     printf "MTU %s medians: Linux -> device with SHA-256 of every byte (file in): ringnet %.2f, ringnet --offload %.2f\n", mtu, ph, oh
   }'
+  if [ "$large" -gt 0 ]; then
+    range() { printf '%s\n' "$@" | sort -g | sed -n '1p;$p' | paste -sd- -; }
+    awk -v mtu="$mtu" -v large="$large" -v so="$(m "${s_out[@]}")" -v si="$(m "${s_in[@]}")" \
+        -v lo="$(m "${l_out[@]}")" -v li="$(m "${l_in[@]}")" -v lh="$(m "${l_hash[@]}")" \
+        -v ro="$(m "${l_rout[@]}")" -v ri="$(m "${l_rin[@]}")" \
+        -v rro="$(range "${l_rout[@]}")" -v rri="$(range "${l_rin[@]}")" 'BEGIN {
+      printf "MTU %s medians: ringnet --offload with %s-byte rings: device -> Linux %.2f (%.2fx smoltcp; the rounds own ratios %.2f, %s), Linux -> device %.2f (%.2fx; %.2f, %s), hashed in %.2f (goal: 2x both ways)\n", mtu, large, lo, lo/so, ro, rro, li, li/si, ri, rri, lh
+    }'
+  fi
 done
 
 # ---------------------------------------------------------------------------------------
