@@ -46,6 +46,42 @@ fn echo_on_b(w: &mut World<2>, backlog: usize) -> Echo {
     Echo::new(&mut w.stacks[B], ECHO_PORT, &sockets).unwrap()
 }
 
+/// A world whose wire takes 2 ms each way, so that a handshake stays half-open long
+/// enough for a flood to meet it, with echo on B with `backlog` sockets.
+fn echo_two_ms_away(seed: u64, backlog: usize) -> (World<2>, Echo) {
+    let faults = Faults {
+        latency: Duration::from_millis(2),
+        ..Faults::NONE
+    };
+    let mut w = pair(faults, seed);
+    let echo = echo_on_b(&mut w, backlog);
+    (w, echo)
+}
+
+/// Runs `$client` with `$sock`, A's blocking socket layer, while B's `$echo` serves and
+/// one spoofed SYN to echo comes every millisecond, at most 3000: the SYNs sent.
+macro_rules! under_a_syn_flood {
+    ($w:ident, $echo:ident, |$sock:ident| $client:block) => {{
+        let wire = $w.wire;
+        let mut sent = 0u32;
+        let mut next_syn = Instant::ZERO;
+        {
+            let (a, b) = $w.two(A, B);
+            let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
+                if now >= next_syn && sent < 3000 {
+                    wire.inject(A, &spoofed_syn(sent, ECHO_PORT)).unwrap();
+                    sent += 1;
+                    next_syn = now + Duration::from_millis(1);
+                }
+                $echo.poll(b)
+            });
+            let mut $sock = Blocking::new(a, &mut waiter);
+            $client
+        }
+        sent
+    }};
+}
+
 /// File out on B with `backlog` sockets, sending `file`.
 fn file_out_on_b(w: &mut World<2>, backlog: usize, file: &'static [u8]) -> FileOut<'static> {
     let sockets: Vec<_> = (0..backlog)
@@ -99,36 +135,16 @@ fn a_syn_burst_from_a_host_that_never_answers_does_not_lock_echo_out() {
 
 #[test]
 fn a_sustained_syn_flood_does_not_stop_a_real_client() {
-    // A wire with some latency, so that the exchange lasts long enough for a flood.
-    let faults = Faults {
-        latency: Duration::from_millis(2),
-        ..Faults::NONE
-    };
-    let mut w = pair(faults, 102);
-    let mut echo = echo_on_b(&mut w, 2);
-    let wire = w.wire;
-    let mut sent = 0u32;
-    let mut next_syn = Instant::ZERO;
+    let (mut w, mut echo) = echo_two_ms_away(102, 2);
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-    {
-        let (a, b) = w.two(A, B);
-        // One spoofed SYN every millisecond, at most 3000, while the client talks.
-        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
-            if now >= next_syn && sent < 3000 {
-                wire.inject(A, &spoofed_syn(sent, ECHO_PORT)).unwrap();
-                sent += 1;
-                next_syn = now + Duration::from_millis(1);
-            }
-            echo.poll(b)
-        });
-        let mut sock = Blocking::new(a, &mut waiter);
+    let sent = under_a_syn_flood!(w, echo, |sock| {
         let conn = tcp_socket(sock.stack(), 2048, 2048);
         sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
         for chunk in data.chunks(1000) {
             echo_round(&mut sock, conn, chunk);
         }
         sock.stack().close(conn).unwrap();
-    }
+    });
     assert!(sent > 200, "the flood ran during the exchange: {sent} SYNs");
     let row = listener_row(&w.stacks[B], ECHO_PORT);
     // Every SYN but the first two and those that came while the client's connection
@@ -166,35 +182,17 @@ fn a_spoofed_syn_flood_takes_the_place_of_its_own_half_opens_not_a_clients_hands
     // 2 ms each way: a client's handshake is half-open on B for 4 ms, while a spoofed SYN
     // comes every millisecond to a backlog of 2, so that the client's half-open is soon
     // the oldest. The spoofed ones' SYN-ACKs wait on ARP for ever: they give way first.
-    let faults = Faults {
-        latency: Duration::from_millis(2),
-        ..Faults::NONE
-    };
-    let mut w = pair(faults, 104);
-    let mut echo = echo_on_b(&mut w, 2);
+    let (mut w, mut echo) = echo_two_ms_away(104, 2);
     let gave_way: &'static HalfOpensGivingWay = Box::leak(Box::default());
     w.stacks[B].set_event_sink(Some(gave_way));
-    let wire = w.wire;
-    let mut sent = 0u32;
-    let mut next_syn = Instant::ZERO;
-    {
-        let (a, b) = w.two(A, B);
-        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
-            if now >= next_syn && sent < 3000 {
-                wire.inject(A, &spoofed_syn(sent, ECHO_PORT)).unwrap();
-                sent += 1;
-                next_syn = now + Duration::from_millis(1);
-            }
-            echo.poll(b)
-        });
-        let mut sock = Blocking::new(a, &mut waiter);
+    let sent = under_a_syn_flood!(w, echo, |sock| {
         for round in 0..20 {
             let conn = tcp_socket(sock.stack(), 1024, 1024);
             sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
             echo_round(&mut sock, conn, format!("round {round}").as_bytes());
             sock.stack().close(conn).unwrap();
         }
-    }
+    });
     assert!(sent > 100, "the flood ran during the rounds: {sent} SYNs");
     let peers = gave_way.0.lock().unwrap();
     let spoofed = peers.iter().filter(|p| **p == Some(SPOOFED.into())).count();
@@ -219,12 +217,7 @@ fn a_syn_from_a_heard_host_waits_for_a_young_handshake_instead_of_evicting_it() 
     // another connection from A's address (a second client of that host, or a LAN peer
     // spoofing it) comes. A's half-open is younger than a SYN-ACK's first retransmission:
     // it is left to finish, and the new SYN waits, instead of A being reset at its ACK.
-    let faults = Faults {
-        latency: Duration::from_millis(2),
-        ..Faults::NONE
-    };
-    let mut w = pair(faults, 105);
-    let mut echo = echo_on_b(&mut w, 1);
+    let (mut w, mut echo) = echo_two_ms_away(105, 1);
     let wire = w.wire;
     let mut injected = false;
     {
