@@ -107,7 +107,7 @@ for mtu in $mtus; do
         -v lo="$(m "${l_out[@]}")" -v li="$(m "${l_in[@]}")" -v lh="$(m "${l_hash[@]}")" \
         -v ro="$(m "${l_rout[@]}")" -v ri="$(m "${l_rin[@]}")" \
         -v rro="$(range "${l_rout[@]}")" -v rri="$(range "${l_rin[@]}")" 'BEGIN {
-      printf "MTU %s medians: ringnet --offload with %s-byte rings: device -> Linux %.2f (%.2fx smoltcp; the rounds' own ratios %.2f, %s), Linux -> device %.2f (%.2fx; %.2f, %s), hashed in %.2f (goal: 2x both ways)\n", mtu, large, lo, lo/so, ro, rro, li, li/si, ri, rri, lh
+      printf "MTU %s medians: ringnet --offload with %s-byte rings: device -> Linux %.2f (%.2fx smoltcp; the rounds own ratios %.2f, %s), Linux -> device %.2f (%.2fx; %.2f, %s), hashed in %.2f (goal: 2x both ways)\n", mtu, large, lo, lo/so, ro, rro, li, li/si, ri, rri, lh
     }'
   fi
 done

@@ -212,40 +212,6 @@ fn a_spoofed_syn_flood_takes_the_place_of_its_own_half_opens_not_a_clients_hands
 }
 
 #[test]
-fn a_syn_from_a_heard_host_waits_for_a_young_handshake_instead_of_evicting_it() {
-    // 2 ms each way and a backlog of 1: A's handshake is half-open on B when a SYN of
-    // another connection from A's address (a second client of that host, or a LAN peer
-    // spoofing it) comes. A's half-open is younger than a SYN-ACK's first retransmission:
-    // it is left to finish, and the new SYN waits, instead of A being reset at its ACK.
-    let (mut w, mut echo) = echo_two_ms_away(105, 1);
-    let wire = w.wire;
-    let mut injected = false;
-    {
-        let (a, b) = w.two(A, B);
-        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
-            if !injected && now >= Instant::from_millis(3) {
-                let syn = tcp_syn(mac(A), (ip(A), 40_000), mac(B), (ip(B), ECHO_PORT), 1);
-                wire.inject(A, &syn).unwrap();
-                injected = true;
-            }
-            echo.poll(b)
-        });
-        let mut sock = Blocking::new(a, &mut waiter);
-        let conn = tcp_socket(sock.stack(), 1024, 1024);
-        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
-        echo_round(
-            &mut sock,
-            conn,
-            b"the handshake under way was not given away",
-        );
-        sock.stack().close(conn).unwrap();
-    }
-    assert!(injected, "the second SYN came during the handshake");
-    let row = listener_row(&w.stacks[B], ECHO_PORT);
-    assert_eq!(row.stats.half_open_evicted, 0, "{row}");
-}
-
-#[test]
 fn half_open_connections_expire_and_listen_again() {
     let mut w = pair(Faults::NONE, 103);
     let mut echo = echo_on_b(&mut w, 2);

@@ -212,13 +212,6 @@ impl<'a> Stack<'a> {
 /// would wait, without the RST that makes it give up.
 pub(super) const SYN_HOLD: Duration = Duration::from_millis(500);
 
-/// How long a half-open connection whose peer's next hop was heard from (a real host's
-/// handshake, its SYN-ACK gone out) is left to finish before it may give way to a new
-/// SYN: smoltcp's first SYN-ACK retransmission. Younger, it would only trade one real
-/// client for another, the one evicted reset at its ACK; the new SYN waits instead, and
-/// is refused if no room comes within [`SYN_HOLD`].
-pub(super) const HANDSHAKE_GRACE: Duration = Duration::from_secs(1);
-
 /// Keeps every listener ready for the next SYN, as Linux keeps its accept queue apart
 /// from the connections: after a frame, drops a SYN the inspector held whose four-tuple a
 /// connection holds already (a duplicate, which a listening socket would answer for
@@ -442,7 +435,7 @@ impl Route {
 /// no socket listening: the oldest orphan in TIME-WAIT or with all its data acknowledged
 /// gives way, or else the oldest half-open connection whose peer's next hop `answered`
 /// says was never heard from (its SYN-ACK still waits on ARP: a spoofed source), or else
-/// the oldest half-open one older than [`HANDSHAKE_GRACE`]; live connections never do. A spoofed SYN flood so takes the
+/// the oldest half-open one; live connections never do. A spoofed SYN flood so takes the
 /// place of its own half-opens and not of a real client's handshake, which Linux keeps
 /// with SYN cookies. Counted on the listener, logged once. A SYN `from` a peer whose
 /// handshake is under way already is a retransmission: it goes to that connection, and
@@ -494,11 +487,11 @@ fn make_room(
         };
         let socket = sockets.get::<tcp::Socket>(t.inner());
         if let Some((why, since)) = t.may_give_way(listener, socket, rec.now) {
-            let heard = why == GaveWay::HalfOpen && socket.remote_endpoint().is_some_and(answered);
-            if heard && rec.now < since + HANDSHAKE_GRACE {
-                continue;
-            }
-            let key = (why, heard, since);
+            let key = (
+                why,
+                why == GaveWay::HalfOpen && socket.remote_endpoint().is_some_and(answered),
+                since,
+            );
             if chosen.is_none_or(|(_, k)| key < k) {
                 chosen = Some((index, key));
             }
