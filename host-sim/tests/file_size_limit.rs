@@ -7,7 +7,6 @@
 //! test runner.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use host_sim::store::DirStore;
 use ringnet::blocking::Blocking;
@@ -15,6 +14,7 @@ use ringnet::services::{Pattern, TRANSFER_PORT};
 use ringnet::sim::{Faults, PeerWaiter};
 use ringnet::transfer::{self, Status, Store, StoreError, TransferError, TransferServer};
 use ringnet::{Instant, Stack};
+use ringnet_testkit::child_test::{self, ChildTestError};
 use ringnet_testkit::{ep, names_in, pair, tcp_socket, A, B};
 
 /// Set in the child: the directory it stores into.
@@ -102,29 +102,19 @@ fn a_put_past_the_file_size_limit_is_no_space_and_the_process_lives() {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fsize-limit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_put_past_the_file_size_limit_is_no_space_and_the_process_lives",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, &dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let outcome = child_test::rerun(
+        "a_put_past_the_file_size_limit_is_no_space_and_the_process_lives",
+        (CHILD, dir.as_os_str()),
+        None,
     );
-    assert!(
-        out.status.success(),
-        "the child under a {LIMIT}-byte file-size limit failed ({}):\n{text}",
-        out.status
-    );
-    assert!(
-        text.contains("1 passed"),
-        "the child ran the check:\n{text}"
-    );
+    match outcome {
+        Ok(_) => {}
+        Err(ChildTestError::NotStarted(e)) => panic!("starting the child: {e}"),
+        Err(ChildTestError::Failed(out)) => panic!(
+            "the child under a {LIMIT}-byte file-size limit failed ({}):\n{out}",
+            out.status
+        ),
+        Err(ChildTestError::NotRun(out)) => panic!("the child ran the check:\n{out}"),
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

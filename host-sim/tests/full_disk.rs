@@ -16,6 +16,7 @@ use std::process::Command;
 
 use both_servers::{digest, http_put, put_head, transfer_put, with_both_servers};
 use ringnet::transfer::{self, Status, TransferError};
+use ringnet_testkit::child_test::{self, ChildTestError};
 use ringnet_testkit::{http_response, names_in};
 
 /// Set in the child: the directory to mount the tmpfs on.
@@ -39,34 +40,24 @@ fn on_a_small_tmpfs(test: &str, check: fn(&Path)) {
         .join(format!("full-disk-{test}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private"])
-        .arg(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, &dir)
-        .output();
+    let outcome = child_test::rerun(
+        test,
+        (CHILD, dir.as_os_str()),
+        Some(("unshare", &["--mount", "--propagation", "private"])),
+    );
     let _ = fs::remove_dir_all(&dir);
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => return cannot_run(test, &format!("unshare: {e}")),
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() && text.contains("unshare failed") {
-        return cannot_run(test, text.trim());
+    match outcome {
+        Ok(_) => {}
+        Err(ChildTestError::NotStarted(e)) => cannot_run(test, &format!("unshare: {e}")),
+        Err(ChildTestError::Failed(out)) if out.to_string().contains("unshare failed") => {
+            cannot_run(test, out.to_string().trim())
+        }
+        Err(ChildTestError::Failed(out)) => panic!(
+            "the child on a {DISK} tmpfs failed ({}):\n{out}",
+            out.status
+        ),
+        Err(ChildTestError::NotRun(out)) => panic!("the child ran the check:\n{out}"),
     }
-    assert!(
-        out.status.success(),
-        "the child on a {DISK} tmpfs failed ({}):\n{text}",
-        out.status
-    );
-    assert!(
-        text.contains("1 passed"),
-        "the child ran the check:\n{text}"
-    );
 }
 
 /// Says why a test could not run: a failure under CI, a note otherwise.

@@ -6,9 +6,11 @@
 //! sockets with leaked rings, [`ep`] for an address on the wire, [`beside!`] for A's
 //! blocking view while a server program runs on the other stack, [`client_of!`] for a
 //! client connected that way, and [`MemStore`] for a transfer store in memory;
-//! [`log_capture`] for the tests that read the log back.
+//! [`log_capture`] for the tests that read the log back; [`child_test`] for a test run
+//! again in a child process.
 #![deny(missing_docs)]
 
+pub mod child_test;
 pub mod log_capture;
 
 use std::collections::HashMap;
