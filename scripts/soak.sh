@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak (a benchmark, not part of the test command): ringnet serves on a tap inside a
+# Soak (bounded: the test command runs it for 20 s; longer runs are a benchmark): ringnet serves on a tap inside a
 # namespace this script creates and deletes, while many Linux clients at once use every
 # service and some of them misbehave (SYN floods, slowloris, downloads never closed,
 # uploads aborted half way). Afterwards every service must still answer, serve's RSS must

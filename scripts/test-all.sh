@@ -116,6 +116,16 @@ step "firmware: clippy and format for both boards and both log forms, then boot 
 bash scripts/test-firmware.sh
 BOARD=emcraft-sf2 bash scripts/test-firmware.sh
 
+step "a bounded soak on a tap: ${SOAK_SECONDS:-20} s of 24 clients at once, 6 of them hostile (SYN floods, slowloris, downloads never closed, uploads aborted); every service must answer afterwards, with no panic and no RSS growth (root: a namespace of its own)"
+if [ "$(id -u)" = 0 ]; then
+  SOAK_SECONDS=${SOAK_SECONDS:-20} bash scripts/soak.sh
+elif [ -n "${CI:-}" ]; then
+  echo "the soak needs root for its network namespace" >&2
+  exit 1
+else
+  echo "skipped: the soak needs root for its network namespace (sudo SOAK_SECONDS=20 bash scripts/soak.sh)"
+fi
+
 step "the demo runs to the end and checks what it shows (the test build's binary: no release build)"
 cargo run -p host-sim -- demo > target/demo.log
 tail -n 1 target/demo.log
