@@ -77,14 +77,17 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, the last figure and 252 B (85 952 B: +240 B for a SYN
+  # within the budget below, the last figure and 252 B (86 712 B: +760 B for a backlog
+  # socket renewed in smoltcp's set when it listens again, a heard peer's handshake given
+  # a grace of four of its listener's handshakes against a spoofed SYN, and a spoofed SYN that finds no room
+  # not left waiting in the hold; 85 952 B before: +240 B for a SYN
   # flood's half-opens giving way before a client's handshake, -8 B for a PUT found full
   # at its commit answered 507; 85 720 B before them: +3 476 B from
   # 81 152 B for the ARP queue, which keeps a spoofed source's answers out of the
   # services' rings, +932 B for the check of bytes after a peer's FIN, −52 B with the
   # queue keyed by next hop, +212 B for the TCP headers smoltcp cannot parse counted and
   # a SYN's last MSS option bounded; docs/firmware.md has each row), so that growth fails.
-  flash_budget=86204
+  flash_budget=86964
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")
@@ -368,8 +371,9 @@ PY
     grep -q 'dropped from the ARP queue: their next hop did not answer ARP in 3 s' "$log"
   # A spoofed SYN flood (scripts/syn_flood.py, from an address no host holds) at echo
   # and HTTP, 300 a second to each for 5 s, while a Linux client uses both: every one of
-  # its rounds is served (a handshake of its own can give way and connect on its SYN's
-  # retransmission), and the listeners count the half-opens that gave way.
+  # its rounds is served (its young handshake never gives way to a spoofed SYN, and its
+  # SYN-ACK leaves at once from a socket a spoofed half-open gave up), and the listeners
+  # count the half-opens that gave way.
   cat >"$work/flood_clients.py" <<'PY'
 # flood_clients.py: 30 echo rounds and GETs of /welcome.txt against 10.0.2.15, one every
 # 0.1 s; prints how many were served whole and the slowest round's seconds.

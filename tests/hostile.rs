@@ -2102,3 +2102,123 @@ fn bytes_a_peer_sends_after_its_fin_never_reach_the_service() {
         "B takes nothing after the FIN: {answers:?}"
     );
 }
+
+#[test]
+fn a_client_that_takes_a_spoofed_half_opens_place_gets_its_syn_ack_at_once() {
+    // 2 ms each way and a backlog of 1: a spoofed SYN holds echo's only socket, whose
+    // SYN-ACK waits on ARP, and smoltcp keeps a socket that found no neighbour silent for
+    // a second. A real client's SYN takes the half-open's place: its SYN-ACK must leave
+    // at once, not a second later at the client's SYN retransmission.
+    let (mut w, mut echo) = echo_two_ms_away(106, 1);
+    w.wire.inject(A, &spoofed_syn(0, ECHO_PORT)).unwrap();
+    w.run_for(Duration::from_millis(10));
+    let handshake = {
+        let wire = w.wire;
+        let (a, b) = w.two(A, B);
+        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _| echo.poll(b));
+        let mut sock = Blocking::new(a, &mut waiter);
+        let conn = tcp_socket(sock.stack(), 1024, 1024);
+        let start = sock.stack().now();
+        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+        let handshake = sock.stack().now() - start;
+        echo_round(&mut sock, conn, b"served on the first SYN");
+        sock.stack().close(conn).unwrap();
+        handshake
+    };
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_evicted, 1, "{row}");
+    assert!(
+        handshake < Duration::from_millis(100),
+        "the client's handshake took {handshake} (a round trip is 4 ms)"
+    );
+}
+
+#[test]
+fn a_spoofed_syn_does_not_take_the_place_of_a_young_handshake_even_when_it_is_the_only_one() {
+    // 2 ms each way and a backlog of 1. A first round teaches B's listener how long a
+    // handshake takes (4 ms). Then A's second handshake is half-open on B, the backlog's
+    // only socket, when a spoofed SYN comes: A's half-open is younger than four
+    // handshakes, so it is left to finish and the spoofed SYN finds no room, instead of
+    // A being reset at its ACK.
+    let (mut w, mut echo) = echo_two_ms_away(105, 1);
+    {
+        client_of!(w, poll echo, sock, conn, ECHO_PORT, (1024, 1024));
+        echo_round(&mut sock, conn, b"a first handshake, timed by B");
+        sock.stack().close(conn).unwrap();
+    }
+    w.run_for(Duration::from_millis(200));
+    let wire = w.wire;
+    let mut injected = false;
+    {
+        let (a, b) = w.two(A, B);
+        // The client's SYN reaches B at +2 ms, the spoofed one at +5 ms.
+        let inject_at = a.now() + Duration::from_millis(3);
+        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
+            if !injected && now >= inject_at {
+                wire.inject(A, &spoofed_syn(1, ECHO_PORT)).unwrap();
+                injected = true;
+            }
+            echo.poll(b)
+        });
+        let mut sock = Blocking::new(a, &mut waiter);
+        let conn = tcp_socket(sock.stack(), 1024, 1024);
+        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+        echo_round(
+            &mut sock,
+            conn,
+            b"the handshake under way was not given away",
+        );
+        sock.stack().close(conn).unwrap();
+    }
+    assert!(injected, "the spoofed SYN came during the handshake");
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(row.stats.half_open_evicted, 0, "{row}");
+}
+
+#[test]
+fn a_spoofed_syn_that_finds_no_room_leaves_the_hold_to_a_clients_syn_to_another_port() {
+    // 2 ms each way, echo and a second echo on 7070 each with a backlog of 1. A spoofed
+    // half-open holds 7070's socket. A spoofed SYN to echo comes during a real client's
+    // young handshake there, which it may not evict, and then echo's socket holds a live
+    // connection. Its SYN-ACK could never leave, so it must not wait in the inspector's
+    // one hold: the client's next SYN, to 7070, needs the hold to make room there.
+    const OTHER_PORT: u16 = 7070;
+    let (mut w, mut echo) = echo_two_ms_away(107, 1);
+    let other_socket = tcp_socket(&mut w.stacks[B], 1024, 1024);
+    let mut other = Echo::new(&mut w.stacks[B], OTHER_PORT, &[other_socket]).unwrap();
+    {
+        client_of!(w, poll echo, sock, conn, ECHO_PORT, (1024, 1024));
+        echo_round(&mut sock, conn, b"a first handshake, timed by B");
+        sock.stack().close(conn).unwrap();
+    }
+    w.run_for(Duration::from_millis(200));
+    w.wire.inject(A, &spoofed_syn(1, OTHER_PORT)).unwrap();
+    w.run_for(Duration::from_millis(10));
+    let wire = w.wire;
+    let mut injected = false;
+    let to_other = {
+        let (a, b) = w.two(A, B);
+        // The client's SYN reaches B at +2 ms, the spoofed one at +5 ms, its ACK at +6 ms.
+        let inject_at = a.now() + Duration::from_millis(3);
+        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, now| {
+            if !injected && now >= inject_at {
+                wire.inject(A, &spoofed_syn(2, ECHO_PORT)).unwrap();
+                injected = true;
+            }
+            echo.poll(b);
+            other.poll(b);
+        });
+        let mut sock = Blocking::new(a, &mut waiter);
+        let live = tcp_socket(sock.stack(), 1024, 1024);
+        sock.connect(live, ep(B, ECHO_PORT)).unwrap();
+        let conn = tcp_socket(sock.stack(), 1024, 1024);
+        let to_other = sock.connect(conn, ep(B, OTHER_PORT));
+        if to_other.is_ok() {
+            echo_round(&mut sock, conn, b"served beside a held SYN");
+        }
+        echo_round(&mut sock, live, b"and the live one still is");
+        to_other
+    };
+    assert!(injected, "the spoofed SYN came during the handshake");
+    assert_eq!(to_other, Ok(()), "the SYN to {OTHER_PORT} met a RST");
+}

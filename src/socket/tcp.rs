@@ -194,6 +194,7 @@ impl<'a> Stack<'a> {
             Slot::new(SlotKind::Listener(ListenerSlot {
                 port,
                 nothing_ready_at: None,
+                handshake: None,
             })),
         );
         self.refresh_listener_mss();

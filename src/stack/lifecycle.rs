@@ -182,6 +182,9 @@ impl<'a> Stack<'a> {
             reap,
             &mut self.ready_counter,
         );
+        if step.relistened {
+            t.renew(&mut self.sockets);
+        }
         if t.last_state() != state_before || step.expired.is_some() {
             self.backlogs_changed = true;
         }
@@ -198,6 +201,15 @@ impl<'a> Stack<'a> {
         if let Some(timer) = step.expired {
             // A backlog's timers are the listener's story; elsewhere the socket's own.
             self.record(listener.unwrap_or(handle), EventKind::Timer(timer));
+        }
+        if let (Some(took), Some(listener)) = (step.handshake, listener) {
+            if let Some(Some(Slot {
+                kind: SlotKind::Listener(l),
+                ..
+            })) = self.slots.get_mut(listener.fileno())
+            {
+                l.note_handshake(took);
+            }
         }
         if step.freed {
             self.sockets.remove(inner);
@@ -218,7 +230,10 @@ pub(super) const SYN_HOLD: Duration = Duration::from_millis(500);
 /// another connection, resetting it) and lets any other go on; names the listeners whose backlog has no socket
 /// listening but one that could give way or soon will (the inspector then holds a SYN
 /// for them back), and makes room for a SYN the inspector holds; one that finds no room
-/// within [`SYN_HOLD`] goes to smoltcp, which answers RST as before.
+/// within [`SYN_HOLD`], or at once if its peer's next hop was never heard from (a
+/// spoofed source), goes to smoltcp, which answers RST as before: the inspector holds
+/// one SYN, and a spoofed one waiting in vain would leave a real client's SYN to another
+/// port no hold.
 pub(super) fn guard_backlogs(
     rec: &Recorder<'_>,
     frames: &RefCell<FrameLog>,
@@ -243,10 +258,11 @@ pub(super) fn guard_backlogs(
         (core::mem::take(&mut frames.syn_seen), frames.held_syn())
     };
     if let Some((port, from, at)) = held {
-        let made = make_room(rec, slots, sockets, port, from, &|peer| {
-            route.heard(&frames.borrow().neighbours, peer, now)
-        });
-        if made || now >= at + SYN_HOLD {
+        let heard = |peer| route.heard(&frames.borrow().neighbours, peer, now);
+        let made = make_room(rec, slots, sockets, port, from, &heard);
+        // A SYN whose SYN-ACK could not leave (a spoofed source's) waits for nothing: the
+        // inspector holds one SYN, which a real client's, to any port, may need.
+        if made || now >= at + SYN_HOLD || !heard(from) {
             frames.borrow_mut().release_held_syn();
             *changed = true;
         }
@@ -255,18 +271,27 @@ pub(super) fn guard_backlogs(
         *changed = false;
         let starved = listeners(slots)
             .filter(|(listener, _)| {
-                !listening(slots, sockets, *listener) && {
-                    tcp_slots(slots).any(|t| {
-                        let socket = sockets.get::<tcp::Socket>(t.inner());
-                        t.may_give_way(*listener, socket, now).is_some()
-                            || t.delivering_for(*listener, socket)
-                    })
-                }
+                !listening(slots, sockets, *listener)
+                    && room_may_come(slots, sockets, *listener, now)
             })
             .map(|(_, port)| port);
         frames.borrow_mut().set_starved(starved);
     }
 }
+/// Whether `listener`'s backlog holds a socket that could give way to a SYN, or will once
+/// it is older or has delivered its last data.
+fn room_may_come(
+    slots: &[Option<Slot>],
+    sockets: &SocketSet<'_>,
+    listener: SocketHandle,
+    now: Instant,
+) -> bool {
+    tcp_slots(slots).any(|t| {
+        let socket = sockets.get::<tcp::Socket>(t.inner());
+        t.may_give_way(listener, socket, now).is_some() || t.delivering_for(listener, socket)
+    })
+}
+
 /// Whether a socket of `listener`'s backlog is listening (can take a SYN now). Not
 /// inlined: the backlog guard and `make_room` both ask.
 #[inline(never)]
@@ -435,7 +460,10 @@ impl Route {
 /// no socket listening: the oldest orphan in TIME-WAIT or with all its data acknowledged
 /// gives way, or else the oldest half-open connection whose peer's next hop `answered`
 /// says was never heard from (its SYN-ACK still waits on ARP: a spoofed source), or else
-/// the oldest half-open one; live connections never do. A spoofed SYN flood so takes the
+/// the oldest half-open one, which for a SYN from a next hop never heard from must be older
+/// than its listener's grace
+/// ([`ListenerSlot::grace`](super::table::ListenerSlot::grace): a few of its handshakes);
+/// live connections never do. A spoofed SYN flood so takes the
 /// place of its own half-opens and not of a real client's handshake, which Linux keeps
 /// with SYN cookies. Counted on the listener, logged once. A SYN `from` a peer whose
 /// handshake is under way already is a retransmission: it goes to that connection, and
@@ -456,14 +484,16 @@ fn make_room(
     if retransmitted {
         return true;
     }
-    let Some(listener) = slots
+    // A spoofed SYN may not take a real client's young handshake's place.
+    let spoofed = !answered(from);
+    let Some((listener, grace)) = slots
         .iter()
         .enumerate()
         .find_map(|(index, slot)| match slot {
             Some(Slot {
                 kind: SlotKind::Listener(l),
                 ..
-            }) if l.port == port => Some(SocketHandle(index as u16)),
+            }) if l.port == port => Some((SocketHandle(index as u16), l.grace())),
             _ => None,
         })
     else {
@@ -487,11 +517,11 @@ fn make_room(
         };
         let socket = sockets.get::<tcp::Socket>(t.inner());
         if let Some((why, since)) = t.may_give_way(listener, socket, rec.now) {
-            let key = (
-                why,
-                why == GaveWay::HalfOpen && socket.remote_endpoint().is_some_and(answered),
-                since,
-            );
+            let heard = why == GaveWay::HalfOpen && socket.remote_endpoint().is_some_and(answered);
+            if heard && spoofed && rec.now < since + grace {
+                continue;
+            }
+            let key = (why, heard, since);
             if chosen.is_none_or(|(_, k)| key < k) {
                 chosen = Some((index, key));
             }
@@ -514,6 +544,7 @@ fn make_room(
             port,
         };
         t.give_way(socket);
+        t.renew(sockets);
         if let Some(Some(slot)) = slots.get_mut(listener.fileno()) {
             let source = Source::Socket {
                 handle: listener,

@@ -112,6 +112,33 @@ pub(crate) struct ListenerSlot {
     /// The stack's ready counter when `accept` last found nothing: until it moves, no
     /// backlog socket has become ready and `accept` need not search the table.
     pub nothing_ready_at: Option<u32>,
+    /// How long its backlog's handshakes take: the longest one just finished, or else a
+    /// mean that forgets an eighth of the old figure at each ([`ListenerSlot::grace`]).
+    pub handshake: Option<Duration>,
+}
+
+/// The most a real client's half-open handshake is left to finish before it may give way:
+/// smoltcp's first SYN-ACK retransmission, after which the handshake has been lost once.
+pub(crate) const HANDSHAKE_GRACE_MAX: Duration = Duration::from_secs(1);
+
+impl ListenerSlot {
+    /// Takes a handshake of its backlog that finished after `took`.
+    pub(crate) fn note_handshake(&mut self, took: Duration) {
+        self.handshake = Some(match self.handshake {
+            Some(mean) if mean - mean / 8 + took / 8 > took => mean - mean / 8 + took / 8,
+            _ => took,
+        });
+    }
+
+    /// How long a half-open connection of its backlog whose peer's next hop was heard from
+    /// (its SYN-ACK gone out) is left to finish before a SYN from a next hop never heard
+    /// from (a spoofed source) may take its place: four of its handshakes, at most
+    /// [`HANDSHAKE_GRACE_MAX`]; none before one has finished. Younger, its ACK is most
+    /// likely on its way; a flood's half-opens never finish, so never make it longer.
+    pub(crate) fn grace(&self) -> Duration {
+        self.handshake
+            .map_or(Duration::ZERO, |h| (h * 4).min(HANDSHAKE_GRACE_MAX))
+    }
 }
 
 /// In [`SocketType`]'s order, so that [`Slot::socket_type`] is the discriminant itself.
@@ -316,5 +343,48 @@ pub(crate) fn ring_usage(
             )
         }
         SlotKind::Listener(_) => ((0, 0), (0, 0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener() -> ListenerSlot {
+        ListenerSlot {
+            port: 7,
+            nothing_ready_at: None,
+            handshake: None,
+        }
+    }
+
+    #[test]
+    fn no_grace_before_a_handshake_has_finished() {
+        assert_eq!(listener().grace(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_grace_is_four_handshakes_rising_at_once_and_falling_by_an_eighth() {
+        let mut l = listener();
+        l.note_handshake(Duration::from_millis(4));
+        assert_eq!(l.grace(), Duration::from_millis(16));
+        l.note_handshake(Duration::from_millis(20));
+        assert_eq!(
+            l.handshake,
+            Some(Duration::from_millis(20)),
+            "the longest at once"
+        );
+        l.note_handshake(Duration::from_millis(4));
+        assert_eq!(
+            l.handshake,
+            Some(Duration::from_millis(18)),
+            "20 - 20/8 + 4/8"
+        );
+        l.note_handshake(Duration::from_secs(5));
+        assert_eq!(
+            l.grace(),
+            HANDSHAKE_GRACE_MAX,
+            "at most a SYN-ACK retransmission"
+        );
     }
 }

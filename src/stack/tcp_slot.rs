@@ -12,7 +12,8 @@
 //! retransmissions without progress, as Linux's `tcp_orphan_retries` does.
 
 use crate::convert::elapsed;
-use smoltcp::socket::tcp;
+use smoltcp::iface::SocketSet;
+use smoltcp::socket::{tcp, Socket};
 
 use smoltcp::time::{Duration, Instant};
 
@@ -86,6 +87,11 @@ pub(crate) struct Step {
     /// A timer fired ([`Timer::HalfOpenExpired`] or [`Timer::OrphanExpired`]); the stack
     /// records it on the socket's listener (or on the socket, outside a backlog).
     pub expired: Option<Timer>,
+    /// It went back to listening: [`TcpSlot::renew`] is due.
+    pub relistened: bool,
+    /// Its handshake finished, after it had been half-open this long (the SYN-ACK's round
+    /// trip and the peer's turn).
+    pub handshake: Option<Duration>,
 }
 
 /// Why a backlog socket gave its place to a new connection ([`TcpSlot::give_way`]).
@@ -229,7 +235,6 @@ impl TcpSlot {
         self.last_state
     }
 
-    /// smoltcp's handle of the socket.
     /// Where the furthest segment it sent ends in sequence space (its `SND.NXT`), once it
     /// has sent one that occupies sequence space.
     pub(crate) fn sent_end(&self) -> Option<u32> {
@@ -241,6 +246,7 @@ impl TcpSlot {
         self.ack_sent
     }
 
+    /// smoltcp's handle of the socket.
     pub(crate) fn inner(&self) -> smoltcp::iface::SocketHandle {
         self.inner
     }
@@ -632,6 +638,18 @@ impl TcpSlot {
         }
     }
 
+    /// After it went back to listening ([`Step::relistened`], or it gave way), takes it out of smoltcp's socket set and puts it
+    /// back, as a fresh socket: the set keeps beside each socket the neighbour its last
+    /// segment waited for, and keeps the socket silent for a second
+    /// (`DISCOVERY_SILENT_TIME`) unless that neighbour answers ARP. A half-open
+    /// connection of a spoofed source that gave way would so hold back the SYN-ACK to
+    /// the real client that took its place until the client's SYN came again.
+    pub(crate) fn renew(&mut self, sockets: &mut SocketSet<'_>) {
+        if let Socket::Tcp(socket) = sockets.remove(self.inner) {
+            self.inner = sockets.add(socket);
+        }
+    }
+
     /// When it goes back to listening, if it is a backlog socket in TIME-WAIT.
     pub(crate) fn backlog_return_at(&self, socket: &tcp::Socket, starved: bool) -> Option<Instant> {
         if self.time_wait.is_some() && self.returns_to_backlog() {
@@ -687,6 +705,14 @@ impl TcpSlot {
         if let Some(orphan) = &mut self.orphan {
             orphan.watch(now, socket);
         }
+        if let Some(since) = self.half_open.filter(|_| {
+            !matches!(
+                state,
+                tcp::State::SynReceived | tcp::State::Listen | tcp::State::Closed
+            )
+        }) {
+            step.handshake = Some(elapsed(now, since));
+        }
         match state {
             tcp::State::TimeWait => {
                 self.enter_time_wait(now);
@@ -704,6 +730,7 @@ impl TcpSlot {
                     port: self.backlog_port,
                 });
                 self.relisten(socket);
+                step.relistened = true;
                 return step;
             }
             if socket.state() != tcp::State::SynReceived {
@@ -737,6 +764,7 @@ impl TcpSlot {
         if self.returns_to_backlog() {
             let port = self.backlog_port;
             self.relisten(socket);
+            step.relistened = true;
             net_debug!(
                 "{}: tcp{} back in the backlog of port {}",
                 name,
