@@ -3,7 +3,8 @@
 # namespace this script creates and deletes, while many Linux clients at once use every
 # service and some of them misbehave (SYN floods, slowloris, downloads never closed,
 # uploads aborted half way). Afterwards every service must still answer, serve's RSS must
-# not have grown by more than RSS_GROWTH_KB over its first minute's figure, and no panic
+# not have grown by more than RSS_GROWTH_KB over its figure after the first minute (after
+# half the run, for a run shorter than two minutes), and no panic
 # may have been logged. Bounded: SOAK_SECONDS (default 600), then everything stops.
 #   sudo bash scripts/soak.sh            # SOAK_SECONDS=60 WORKERS=24 HOSTILE=6 to change
 set -euo pipefail

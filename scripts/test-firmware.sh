@@ -77,7 +77,7 @@ if [ "$board" = lm3s6965evb ]; then
   # The footprint with every service and the debug-level defmt log (firmware/footprint.txt
   # has the breakdown). Static RAM must meet its 60 KiB target. Flash does not meet its
   # 64 KiB target yet (docs/firmware.md says what is left): until it does, it must stay
-  # within the budget below, the last figure and 252 B (86 712 B: +760 B for a backlog
+  # within the budget below, the last figure and 252 B (86 756 B: +804 B for a backlog
   # socket renewed in smoltcp's set when it listens again, a heard peer's handshake given
   # a grace of four of its listener's handshakes against a spoofed SYN, and a spoofed SYN that finds no room
   # not left waiting in the hold; 85 952 B before: +240 B for a SYN
@@ -87,7 +87,7 @@ if [ "$board" = lm3s6965evb ]; then
   # services' rings, +932 B for the check of bytes after a peer's FIN, −52 B with the
   # queue keyed by next hop, +212 B for the TCP headers smoltcp cannot parse counted and
   # a SYN's last MSS option bounded; docs/firmware.md has each row), so that growth fails.
-  flash_budget=86964
+  flash_budget=87008
   footprint=$(bash scripts/footprint-firmware.sh "$image" || true)
   flash=$(sed -n 's/^flash \([0-9]*\) B.*/\1/p' <<<"$footprint")
   ram=$(sed -n 's/^static_ram \([0-9]*\) B.*/\1/p' <<<"$footprint")

@@ -2222,3 +2222,48 @@ fn a_spoofed_syn_that_finds_no_room_leaves_the_hold_to_a_clients_syn_to_another_
     assert!(injected, "the spoofed SYN came during the handshake");
     assert_eq!(to_other, Ok(()), "the SYN to {OTHER_PORT} met a RST");
 }
+
+#[test]
+fn a_spoofed_syn_and_its_reset_leave_no_silence_on_the_socket_for_the_next_client() {
+    // A spoofed SYN takes echo's only socket, whose SYN-ACK waits on ARP (smoltcp then
+    // keeps the socket silent for a second); a RST at the sequence number after the
+    // spoofer's own ISN takes it back to listening in smoltcp itself, with nothing given
+    // way. The next real client's SYN-ACK must still leave at once.
+    let (mut w, mut echo) = echo_two_ms_away(108, 1);
+    w.wire.inject(A, &spoofed_syn(0, ECHO_PORT)).unwrap();
+    w.run_for(Duration::from_millis(10));
+    let rst = tcp_segment(
+        SPOOFED_MAC,
+        (SPOOFED, 30_000),
+        mac(B),
+        (ip(B), ECHO_PORT),
+        1,
+        None,
+        ringnet::smoltcp::wire::TcpControl::Rst,
+        &[],
+    );
+    w.wire.inject(A, &rst).unwrap();
+    w.run_for(Duration::from_millis(10));
+    let handshake = {
+        let wire = w.wire;
+        let (a, b) = w.two(A, B);
+        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _| echo.poll(b));
+        let mut sock = Blocking::new(a, &mut waiter);
+        let conn = tcp_socket(sock.stack(), 1024, 1024);
+        let start = sock.stack().now();
+        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+        let handshake = sock.stack().now() - start;
+        echo_round(&mut sock, conn, b"served on the first SYN");
+        sock.stack().close(conn).unwrap();
+        handshake
+    };
+    let row = listener_row(&w.stacks[B], ECHO_PORT);
+    assert_eq!(
+        row.stats.half_open_evicted, 0,
+        "smoltcp's RST did it: {row}"
+    );
+    assert!(
+        handshake < Duration::from_millis(100),
+        "the client's handshake took {handshake} (a round trip is 4 ms)"
+    );
+}

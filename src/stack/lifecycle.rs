@@ -260,8 +260,9 @@ pub(super) fn guard_backlogs(
     if let Some((port, from, at)) = held {
         let heard = |peer| route.heard(&frames.borrow().neighbours, peer, now);
         let made = make_room(rec, slots, sockets, port, from, &heard);
-        // A SYN whose SYN-ACK could not leave (a spoofed source's) waits for nothing: the
-        // inspector holds one SYN, which a real client's, to any port, may need.
+        // A SYN whose next hop was never heard from (a spoofed source's, whose SYN-ACK
+        // cannot leave; or a host silent for the neighbours' 60 s) waits for nothing: the
+        // inspector holds one SYN, which a heard client's, to any port, may need.
         if made || now >= at + SYN_HOLD || !heard(from) {
             frames.borrow_mut().release_held_syn();
             *changed = true;
@@ -279,7 +280,7 @@ pub(super) fn guard_backlogs(
     }
 }
 /// Whether `listener`'s backlog holds a socket that could give way to a SYN, or will once
-/// it is older or has delivered its last data.
+/// it has delivered its last data.
 fn room_may_come(
     slots: &[Option<Slot>],
     sockets: &SocketSet<'_>,

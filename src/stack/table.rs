@@ -122,8 +122,11 @@ pub(crate) struct ListenerSlot {
 pub(crate) const HANDSHAKE_GRACE_MAX: Duration = Duration::from_secs(1);
 
 impl ListenerSlot {
-    /// Takes a handshake of its backlog that finished after `took`.
+    /// Takes a handshake of its backlog that finished after `took`, counted as at most a
+    /// quarter of [`HANDSHAKE_GRACE_MAX`]: one that took its time (a peer, heard, that
+    /// waits to send its ACK) would otherwise keep the grace at its most for dozens more.
     pub(crate) fn note_handshake(&mut self, took: Duration) {
+        let took = took.min(HANDSHAKE_GRACE_MAX / 4);
         self.handshake = Some(match self.handshake {
             Some(mean) if mean - mean / 8 + took / 8 > took => mean - mean / 8 + took / 8,
             _ => took,
@@ -385,6 +388,16 @@ mod tests {
             l.grace(),
             HANDSHAKE_GRACE_MAX,
             "at most a SYN-ACK retransmission"
+        );
+        assert_eq!(
+            l.handshake,
+            Some(HANDSHAKE_GRACE_MAX / 4),
+            "counted as 250 ms"
+        );
+        l.note_handshake(Duration::from_millis(4));
+        assert!(
+            l.grace() < HANDSHAKE_GRACE_MAX,
+            "and forgotten as any other"
         );
     }
 }

@@ -87,7 +87,8 @@ pub(crate) struct Step {
     /// A timer fired ([`Timer::HalfOpenExpired`] or [`Timer::OrphanExpired`]); the stack
     /// records it on the socket's listener (or on the socket, outside a backlog).
     pub expired: Option<Timer>,
-    /// It went back to listening: [`TcpSlot::renew`] is due.
+    /// It went back to listening (by ringnet's timers, or smoltcp's at a RST to a half-open
+    /// connection): [`TcpSlot::renew`] is due.
     pub relistened: bool,
     /// Its handshake finished, after it had been half-open this long (the SYN-ACK's round
     /// trip and the peer's turn).
@@ -687,6 +688,8 @@ impl TcpSlot {
     ) -> Step {
         let mut step = Step::default();
         let state = socket.state();
+        // smoltcp itself takes a half-open socket back to listening at a RST in its window.
+        step.relistened = self.last_state == tcp::State::SynReceived && state == tcp::State::Listen;
         if state != self.last_state && self.transition(name, handle, state, socket) {
             if let Some(m) = &mut self.backlog {
                 *ready_counter = ready_counter.wrapping_add(1);
