@@ -2103,6 +2103,22 @@ fn bytes_a_peer_sends_after_its_fin_never_reach_the_service() {
     );
 }
 
+/// How long a client on A took to connect to B's `echo` (its handshake, in the wire's
+/// time), then one echo round on the connection.
+fn timed_echo_round(w: &mut World<2>, echo: &mut Echo) -> Duration {
+    let wire = w.wire;
+    let (a, b) = w.two(A, B);
+    let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _| echo.poll(b));
+    let mut sock = Blocking::new(a, &mut waiter);
+    let conn = tcp_socket(sock.stack(), 1024, 1024);
+    let start = sock.stack().now();
+    sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
+    let handshake = sock.stack().now() - start;
+    echo_round(&mut sock, conn, b"served on the first SYN");
+    sock.stack().close(conn).unwrap();
+    handshake
+}
+
 #[test]
 fn a_client_that_takes_a_spoofed_half_opens_place_gets_its_syn_ack_at_once() {
     // 2 ms each way and a backlog of 1: a spoofed SYN holds echo's only socket, whose
@@ -2112,19 +2128,7 @@ fn a_client_that_takes_a_spoofed_half_opens_place_gets_its_syn_ack_at_once() {
     let (mut w, mut echo) = echo_two_ms_away(106, 1);
     w.wire.inject(A, &spoofed_syn(0, ECHO_PORT)).unwrap();
     w.run_for(Duration::from_millis(10));
-    let handshake = {
-        let wire = w.wire;
-        let (a, b) = w.two(A, B);
-        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _| echo.poll(b));
-        let mut sock = Blocking::new(a, &mut waiter);
-        let conn = tcp_socket(sock.stack(), 1024, 1024);
-        let start = sock.stack().now();
-        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
-        let handshake = sock.stack().now() - start;
-        echo_round(&mut sock, conn, b"served on the first SYN");
-        sock.stack().close(conn).unwrap();
-        handshake
-    };
+    let handshake = timed_echo_round(&mut w, &mut echo);
     let row = listener_row(&w.stacks[B], ECHO_PORT);
     assert_eq!(row.stats.half_open_evicted, 1, "{row}");
     assert!(
@@ -2244,19 +2248,7 @@ fn a_spoofed_syn_and_its_reset_leave_no_silence_on_the_socket_for_the_next_clien
     );
     w.wire.inject(A, &rst).unwrap();
     w.run_for(Duration::from_millis(10));
-    let handshake = {
-        let wire = w.wire;
-        let (a, b) = w.two(A, B);
-        let mut waiter = PeerWaiter::new(wire, A, b, B, |b: &mut Stack<'static>, _| echo.poll(b));
-        let mut sock = Blocking::new(a, &mut waiter);
-        let conn = tcp_socket(sock.stack(), 1024, 1024);
-        let start = sock.stack().now();
-        sock.connect(conn, ep(B, ECHO_PORT)).unwrap();
-        let handshake = sock.stack().now() - start;
-        echo_round(&mut sock, conn, b"served on the first SYN");
-        sock.stack().close(conn).unwrap();
-        handshake
-    };
+    let handshake = timed_echo_round(&mut w, &mut echo);
     let row = listener_row(&w.stacks[B], ECHO_PORT);
     assert_eq!(
         row.stats.half_open_evicted, 0,
