@@ -279,6 +279,7 @@ pub(super) fn guard_backlogs(
         frames.borrow_mut().set_starved(starved);
     }
 }
+
 /// Whether `listener`'s backlog holds a socket that could give way to a SYN, or will once
 /// it has delivered its last data.
 fn room_may_come(

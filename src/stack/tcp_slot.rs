@@ -639,8 +639,8 @@ impl TcpSlot {
         }
     }
 
-    /// After it went back to listening ([`Step::relistened`], or it gave way), takes it out of smoltcp's socket set and puts it
-    /// back, as a fresh socket: the set keeps beside each socket the neighbour its last
+    /// After it went back to listening ([`Step::relistened`], or it gave way), takes it out
+    /// of smoltcp's socket set and puts it back, as a fresh socket: the set keeps beside each socket the neighbour its last
     /// segment waited for, and keeps the socket silent for a second
     /// (`DISCOVERY_SILENT_TIME`) unless that neighbour answers ARP. A half-open
     /// connection of a spoofed source that gave way would so hold back the SYN-ACK to
